@@ -1,0 +1,321 @@
+/*
+ * compiler.h - the compiler's one internal header, in sections by the file
+ * that defines them (chibicc.h style).  Nothing here is public: the public
+ * API lives in include/gradc.h.
+ *
+ * Data flows one way:  source -> lex -> parse (+ shape rules) -> Graph -> dump.
+ * Everything of one compilation lives in one Arena freed at once.
+ */
+#ifndef GRADC_COMPILER_H
+#define GRADC_COMPILER_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ops.h"
+
+/* Our own bugs abort with file:line; user mistakes are diagnostics. */
+#define GRADC_ASSERT(c)                                                        \
+  do {                                                                         \
+    if (!(c)) gradc_die(__FILE__, __LINE__, #c);                               \
+  } while (0)
+_Noreturn void gradc_die(const char *file, int line, const char *what);
+
+/* Limits against abuse: each one is a clear error, never an overflow. */
+enum {
+  MAX_RANK = 8,                  /* tensor rank */
+  MAX_SYMS = 16,                 /* symbolic dimension names per model */
+  MAX_DEPTH = 200,               /* expression nesting */
+  MAX_OPERANDS = 64,             /* operands of a variadic op (concat) */
+};
+#define MAX_SOURCE_BYTES (16u << 20)     /* model file size */
+#define MAX_ELEMENTS ((int64_t)1 << 40)  /* elements of one tensor */
+
+/* ---------------------------------------------------------------- arena.c */
+
+typedef struct Arena Arena;
+
+/* Allocation failure longjmps to the handler installed with arena_on_oom:
+ * one reporting place instead of a NULL check at every call. */
+Arena *arena_new(void);
+void arena_free(Arena *a);                     /* NULL is fine */
+void *arena_alloc(Arena *a, size_t size);      /* zeroed, 16-byte aligned */
+char *arena_strndup(Arena *a, const char *s, size_t n);
+char *arena_strdup(Arena *a, const char *s);
+char *arena_printf(Arena *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void arena_on_oom(Arena *a, jmp_buf *jb);
+size_t arena_bytes(const Arena *a);
+/* Test hook: make the Nth allocation from now fail (0 = never). */
+void arena_fail_after(Arena *a, long n);
+
+/* ----------------------------------------------------------------- diag.c */
+
+typedef struct Source {
+  const char *name;      /* file name as given by the user */
+  const char *text;      /* NUL-terminated copy */
+  size_t len;            /* bytes, may contain NULs that the lexer rejects */
+} Source;
+
+typedef struct Loc {
+  const Source *src;
+  int line, col;         /* 1-based */
+  int len;               /* bytes to underline (>= 1) */
+  size_t off;            /* byte offset of the first character */
+} Loc;
+
+typedef enum { DIAG_ERROR, DIAG_WARNING, DIAG_NOTE } DiagLevel;
+
+typedef struct Diag {
+  DiagLevel level;
+  Loc loc;
+  char *msg;
+  struct Diag *next;
+} Diag;
+
+typedef struct Diags {
+  Diag *first, *last;
+  int errors, warnings;
+} Diags;
+
+void diag_add(Arena *a, Diags *d, DiagLevel level, Loc loc, const char *fmt,
+              ...) __attribute__((format(printf, 5, 6)));
+void diag_vadd(Arena *a, Diags *d, DiagLevel level, Loc loc, const char *fmt,
+               va_list ap);
+/* file:line:col: error: msg, the source line, a caret under the token. */
+void diag_print(FILE *out, const Diags *d);
+void diag_format(FILE *out, const Diag *g);
+int edit_distance(const char *a, const char *b);
+
+/* ------------------------------------------------------------------ lex.c */
+
+typedef enum {
+  T_EOF, T_NEWLINE, T_IDENT, T_INT, T_FLOAT, T_PUNCT,
+} TokenKind;
+
+typedef struct Token {
+  TokenKind kind;
+  const char *text;      /* points into the source */
+  int len;
+  Loc loc;
+  int64_t ival;
+  double fval;
+  struct Token *next;
+} Token;
+
+/* Returns the token list, or NULL after adding an error to d. */
+Token *lex(Arena *a, const Source *src, Diags *d);
+bool tok_is(const Token *t, const char *s);
+
+/* ---------------------------------------------------------------- graph.c */
+
+typedef enum { DT_F32, DT_F64, DT_I32, DT_BOOL, DT_COUNT } DType;
+
+/* A dimension is n * sym, where sym 0 means the constant 1 and sym k > 0 is
+ * the k-th symbolic name of the graph (e.g. batch).  This covers what reshape
+ * needs ([batch,28,28] -> [28*... ] flattens to 784*batch) without sentinels. */
+typedef struct Dim {
+  int64_t n;
+  int sym;
+} Dim;
+
+typedef struct Shape {
+  int rank;
+  Dim d[MAX_RANK];
+} Shape;
+
+typedef enum {
+#define OP(e, name, arity, kind, shape, flags) OP_##e,
+  GRADC_OPS(OP)
+#undef OP
+  OP_COUNT
+} OpKind;
+
+typedef enum {
+  K_LEAF, K_BINARY, K_UNARY, K_TERNARY, K_MATMUL, K_AXIS, K_REDUCE,
+  K_LAYOUT, K_LOSS,
+} OpClass;
+
+enum {
+  F_COMMUTATIVE = 1 << 0,
+  F_NO_GRAD = 1 << 1,        /* gradients stop here by definition */
+};
+
+typedef struct Graph Graph;
+typedef struct Node Node;
+typedef bool ShapeFn(Graph *g, Node *n);
+
+typedef struct OpInfo {
+  const char *name;
+  int arity;
+  OpClass kind;
+  ShapeFn *shape;
+  unsigned flags;
+} OpInfo;
+
+extern const OpInfo op_info[OP_COUNT];
+
+/* Parameter initializers, Keras definitions (keras/initializers). */
+typedef enum {
+  INIT_ZEROS, INIT_ONES, INIT_CONSTANT, INIT_UNIFORM, INIT_NORMAL,
+  INIT_TRUNCATED_NORMAL, INIT_GLOROT_UNIFORM, INIT_GLOROT_NORMAL,
+  INIT_HE_NORMAL, INIT_HE_UNIFORM, INIT_LECUN_NORMAL, INIT_LECUN_UNIFORM,
+  INIT_VALUES, INIT_COUNT
+} InitKind;
+
+typedef struct Init {
+  InitKind kind;
+  double a, b;           /* constant v; uniform lo,hi; normal mean,std */
+} Init;
+
+extern const char *const init_names[INIT_COUNT];
+
+/* Node attributes: a plain struct, each op reads the fields it owns. */
+typedef struct Attrs {
+  int axis;              /* softmax, log_softmax, argmax, concat */
+  uint32_t axes;         /* reductions: bit i = reduce axis i */
+  bool keepdims;
+  int perm[MAX_RANK];    /* transpose */
+  Shape to;              /* reshape, broadcast_to target */
+  int64_t begin[MAX_RANK], end[MAX_RANK], step[MAX_RANK]; /* slice */
+  double lo, hi;         /* clip bounds */
+  DType dtype;           /* cast target */
+  int64_t depth;         /* one_hot */
+  Init init;             /* param */
+  double *values;        /* const and INIT_VALUES data, row-major */
+} Attrs;
+
+enum {
+  N_INPUT = 1 << 0,
+  N_PARAM = 1 << 1,
+  N_OUTPUT = 1 << 2,
+  N_LOSS = 1 << 3,
+  N_METRIC = 1 << 4,
+  N_USED = 1 << 5,       /* some node reads it (for the unused-param warning) */
+  N_WEAK = 1 << 6,       /* a literal scalar: takes its partner's dtype */
+};
+
+struct Node {
+  int id;                /* index in g->nodes: topological order */
+  OpKind op;
+  DType dtype;
+  Shape shape;
+  int nsrc;
+  Node **src;
+  Attrs a;
+  const char *name;      /* declared or bound name, or NULL */
+  unsigned flags;
+  Loc loc;               /* the token that made it */
+};
+
+typedef enum { OPT_SGD, OPT_RMSPROP, OPT_ADAM, OPT_ADAGRAD, OPT_COUNT } OptKind;
+
+extern const char *const opt_names[OPT_COUNT];
+
+/* Hyperparameters with Keras defaults (keras/optimizers, TF 2.x). */
+typedef struct Optimizer {
+  OptKind kind;
+  double lr, momentum, rho, eps, beta1, beta2, initial_accumulator;
+  bool nesterov, centered;
+  Loc loc;
+} Optimizer;
+
+typedef struct Binding {
+  const char *name;
+  Node *node;
+} Binding;
+
+struct Graph {
+  Arena *arena;
+  Diags *diags;
+  const Source *src;
+  const char *model_name;      /* file stem, used for symbols and summaries */
+  Node **nodes;
+  int nnodes, cap;
+  const char *sym[MAX_SYMS + 1];  /* symbolic dim names, 1-based */
+  int nsym;
+  Binding *outputs, *metrics;
+  int noutputs, nmetrics;
+  Node *loss;
+  bool has_train;
+  Optimizer opt;
+};
+
+extern const char *const dtype_names[DT_COUNT];
+size_t dtype_size(DType t);
+bool dtype_is_float(DType t);
+
+Graph *graph_new(Arena *a, Diags *d, const Source *src);
+/* Checked constructor: computes the shape with the op's rule; on a rule
+ * violation it adds a diagnostic at loc and returns NULL. */
+Node *graph_node(Graph *g, OpKind op, Node **src, int nsrc, const Attrs *a,
+                 Loc loc);
+Node *graph_leaf(Graph *g, OpKind op, const char *name, DType t,
+                 const Shape *s, Loc loc);
+void graph_add_output(Graph *g, Binding **list, int *n, const char *name,
+                      Node *node);
+int graph_sym(Graph *g, const char *name);   /* intern, 0 when full */
+bool graph_error(Graph *g, Loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Shapes */
+bool shape_eq(const Shape *a, const Shape *b);
+bool dim_eq(Dim a, Dim b);
+bool dim_is_one(Dim a);
+/* Element count with symbols bound to 1; -1 on overflow past MAX_ELEMENTS. */
+int64_t shape_static_count(const Shape *s);
+/* "[batch,784]" into buf; returns buf. */
+char *shape_str(const Graph *g, const Shape *s, char *buf, size_t n);
+char *dim_str(const Graph *g, Dim d, char *buf, size_t n);
+enum { SHAPE_STR_MAX = 160 };
+
+/* ---------------------------------------------------------------- shape.c */
+
+#define OP(e, name, arity, kind, shape, flags) ShapeFn shape;
+GRADC_OPS(OP)
+#undef OP
+/* numpy broadcasting of two shapes; false (and a diagnostic) if impossible */
+bool shape_broadcast2(Graph *g, const Shape *a, const Shape *b, Shape *out,
+                      Loc loc, const char *opname);
+int64_t fan_in(const Shape *s);
+int64_t fan_out(const Shape *s);
+/* "+" for OP_ADD and so on, or the op's name. */
+const char *op_symbol(OpKind op);
+
+/* ---------------------------------------------------------------- parse.c */
+
+/* The front end's entry point: source text -> checked graph.  Returns NULL
+ * when an error was reported (diagnostics in d).  Warnings do not fail. */
+Graph *parse(Arena *a, const Source *src, Diags *d);
+
+/* ----------------------------------------------------------------- dump.c */
+
+typedef enum { DUMP_TEXT, DUMP_DOT, DUMP_NN } DumpFormat;
+
+void dump_graph(FILE *out, const Graph *g, DumpFormat f, const char *stage);
+void dump_summary(FILE *out, const Graph *g);
+int64_t graph_param_count(const Graph *g);
+
+/* -------------------------------------------------------------- compile.c */
+
+/* One compilation: its arena owns the source copy, graph and diagnostics. */
+typedef struct Compilation {
+  Arena *arena;
+  Source src;
+  Diags diags;
+  Graph *graph;          /* NULL when an error was reported */
+} Compilation;
+
+/* The pipeline's entry point (the stages grow here, in order).  Never returns
+ * NULL except when even the arena cannot be made; out of memory inside the
+ * pipeline becomes an ordinary error diagnostic. */
+Compilation *compile_source(const char *name, const char *text, size_t len);
+/* Reads the file, or reports why it cannot (diagnostic without position). */
+Compilation *compile_file(const char *path);
+void compilation_free(Compilation *c);       /* NULL is fine */
+
+#endif

@@ -1,0 +1,388 @@
+/*
+ * dump.c - the graph as text people read and tools diff.
+ *
+ *   text  one node per line: id, op, operands, attributes, dtype[shape], the
+ *         bound name and the source position; stable across runs.
+ *   dot   Graphviz; inputs, params, constants and outputs drawn differently.
+ *   nn    the graph written back as a model file of primitive ops, which the
+ *         parser reads into the same graph (tests check the fixed point).
+ *
+ * dump_summary prints the Keras-style parameter table.
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include "compiler.h"
+
+static void put_num(FILE *out, double v) { fprintf(out, "%.9g", v); }
+
+static void put_axes(FILE *out, uint32_t axes) {
+  fputc('[', out);
+  for (int i = 0, first = 1; i < MAX_RANK; i++)
+    if (axes & (1u << i)) fprintf(out, "%s%d", first ? "" : ",", i), first = 0;
+  fputc(']', out);
+}
+
+static void put_init(FILE *out, const Node *n) {
+  const Init *in = &n->a.init;
+  fputs(init_names[in->kind], out);
+  switch (in->kind) {
+  case INIT_CONSTANT: fprintf(out, "(%.9g)", in->a); break;
+  case INIT_UNIFORM:
+  case INIT_NORMAL: fprintf(out, "(%.9g, %.9g)", in->a, in->b); break;
+  case INIT_TRUNCATED_NORMAL:
+    if (in->a != 0) fprintf(out, "(%.9g, mean=%.9g)", in->b, in->a);
+    else fprintf(out, "(%.9g)", in->b);
+    break;
+  default: break;
+  }
+}
+
+/* Nested list literal of a const's values (at most `limit` shown, 0 = all). */
+static void put_values(FILE *out, const Node *n, int64_t limit) {
+  const Shape *s = &n->shape;
+  int64_t count = shape_static_count(s);
+  if (s->rank == 0) {
+    put_num(out, n->a.values[0]);
+    return;
+  }
+  int64_t idx[MAX_RANK] = {0};
+  for (int i = 0; i < s->rank; i++) fputc('[', out);
+  for (int64_t k = 0; k < count; k++) {
+    if (limit && k == limit) {
+      fputs(", ...", out);
+      for (int i = 0; i < s->rank; i++) fputc(']', out);
+      return;
+    }
+    put_num(out, n->a.values[k]);
+    int closed = 0;
+    for (int i = s->rank - 1; i >= 0; i--) {
+      if (++idx[i] < s->d[i].n) break;
+      idx[i] = 0;
+      closed++;
+    }
+    for (int i = 0; i < closed; i++) fputc(']', out);
+    if (k + 1 < count) {
+      fputs(", ", out);
+      for (int i = 0; i < closed; i++) fputc('[', out);
+    }
+  }
+  if (count == 0)
+    for (int i = 0; i < s->rank; i++) fputc(']', out);
+}
+
+/* Attributes as "key=value" words; text and nn share the spelling. */
+static void put_attrs(FILE *out, const Graph *g, const Node *n, bool nn) {
+  const Attrs *a = &n->a;
+  switch (n->op) {
+  case OP_CLIP: fprintf(out, "%s%.9g, %.9g", nn ? ", " : " min=", a->lo, a->hi); break;
+  case OP_CAST: fprintf(out, "%s%s", nn ? ", " : " to=", dtype_names[a->dtype]); break;
+  case OP_SOFTMAX:
+  case OP_LOG_SOFTMAX:
+  case OP_CONCAT: fprintf(out, "%saxis=%d", nn ? ", " : " ", a->axis); break;
+  case OP_ARGMAX:
+  case OP_ARGMIN:
+    fprintf(out, "%saxis=%d", nn ? ", " : " ", a->axis);
+    if (a->keepdims) fprintf(out, "%skeepdims=true", nn ? ", " : " ");
+    break;
+  case OP_SUM:
+  case OP_MEAN:
+  case OP_MAX:
+  case OP_MIN:
+    fprintf(out, "%saxis=", nn ? ", " : " ");
+    put_axes(out, a->axes);
+    if (a->keepdims) fprintf(out, "%skeepdims=true", nn ? ", " : " ");
+    break;
+  case OP_RESHAPE:
+  case OP_BROADCAST: {
+    fprintf(out, "%s[", nn ? ", " : " shape=");
+    for (int i = 0; i < a->to.rank; i++) {
+      Dim d = a->to.d[i];
+      char b[48];
+      /* n*sym products are not spelled in model files: -1 infers them. */
+      if (nn && d.sym && d.n != 1) fprintf(out, "%s-1", i ? ", " : "");
+      else fprintf(out, "%s%s", i ? ", " : "", dim_str(g, d, b, sizeof b));
+    }
+    fputc(']', out);
+    break;
+  }
+  case OP_TRANSPOSE:
+    fprintf(out, "%s[", nn ? ", perm=" : " perm=");
+    for (int i = 0; i < n->shape.rank; i++) fprintf(out, "%s%d", i ? ", " : "", a->perm[i]);
+    fputc(']', out);
+    break;
+  case OP_ONE_HOT: fprintf(out, "%s%" PRId64, nn ? ", " : " depth=", a->depth); break;
+  default: break;
+  }
+}
+
+static void put_slice(FILE *out, const Node *n) {
+  const Shape *s = &n->src[0]->shape;
+  fputc('[', out);
+  for (int i = 0; i < s->rank; i++) {
+    int64_t b = n->a.begin[i], e = n->a.end[i], st = n->a.step[i];
+    if (i) fputs(", ", out);
+    if (s->d[i].sym) {
+      fputc(':', out);
+      continue;
+    }
+    fprintf(out, "%" PRId64 ":", b);
+    if (!(st < 0 && e == -1)) fprintf(out, "%" PRId64, e);
+    fprintf(out, ":%" PRId64, st);
+  }
+  fputc(']', out);
+}
+
+static const char *nn_name(const Graph *g, const Node *n, char *buf, size_t len) {
+  (void)g;
+  if (n->name) return n->name;
+  snprintf(buf, len, "_t%d", n->id);
+  return buf;
+}
+
+static void dump_text(FILE *out, const Graph *g, const char *stage) {
+  fprintf(out, "# gradc graph '%s', stage %s: %d nodes", g->model_name, stage,
+          g->nnodes);
+  if (g->nsym) {
+    fputs(", symbolic dims:", out);
+    for (int i = 1; i <= g->nsym; i++) fprintf(out, " %s", g->sym[i]);
+  }
+  fputc('\n', out);
+  for (int i = 0; i < g->nnodes; i++) {
+    const Node *n = g->nodes[i];
+    char head[512];
+    FILE *mem = fmemopen(head, sizeof head, "w");
+    fprintf(mem, "%%%d = %s", n->id, op_info[n->op].name);
+    for (int k = 0; k < n->nsrc; k++) fprintf(mem, "%s%%%d", k ? ", " : " ", n->src[k]->id);
+    if (n->op == OP_INPUT || n->op == OP_PARAM) fprintf(mem, " %s", n->name);
+    if (n->op == OP_PARAM) {
+      fputs(" init=", mem);
+      if (n->a.init.kind == INIT_VALUES) fputs("values", mem);
+      else put_init(mem, n);
+    }
+    if (n->op == OP_CONST) {
+      fputc(' ', mem);
+      put_values(mem, n, 8);
+    }
+    if (n->op == OP_SLICE) {
+      fputc(' ', mem);
+      put_slice(mem, n);
+    }
+    put_attrs(mem, g, n, false);
+    fputc(0, mem);
+    fclose(mem);
+    head[sizeof head - 1] = 0;
+    char b[SHAPE_STR_MAX], ty[SHAPE_STR_MAX + 8];
+    snprintf(ty, sizeof ty, "%s%s", dtype_names[n->dtype],
+             shape_str(g, &n->shape, b, sizeof b));
+    fprintf(out, "%-44s : %-20s", head, ty);
+    fprintf(out, " @%d:%d", n->loc.line, n->loc.col);
+    if (n->name && n->op != OP_INPUT && n->op != OP_PARAM) fprintf(out, " %s", n->name);
+    if (n->flags & N_OUTPUT) fputs(" [output]", out);
+    if (n->flags & N_METRIC) fputs(" [metric]", out);
+    if (n->flags & N_LOSS) fputs(" [loss]", out);
+    fputc('\n', out);
+  }
+  for (int i = 0; i < g->noutputs; i++)
+    fprintf(out, "output %s = %%%d\n", g->outputs[i].name, g->outputs[i].node->id);
+  for (int i = 0; i < g->nmetrics; i++)
+    fprintf(out, "metric %s = %%%d\n", g->metrics[i].name, g->metrics[i].node->id);
+  if (g->has_train) {
+    const Optimizer *o = &g->opt;
+    fprintf(out, "train %%%d with %s(lr=%.9g", g->loss->id, opt_names[o->kind], o->lr);
+    switch (o->kind) {
+    case OPT_SGD:
+      fprintf(out, ", momentum=%.9g, nesterov=%s", o->momentum, o->nesterov ? "true" : "false");
+      break;
+    case OPT_RMSPROP:
+      fprintf(out, ", rho=%.9g, momentum=%.9g, eps=%.9g, centered=%s", o->rho,
+              o->momentum, o->eps, o->centered ? "true" : "false");
+      break;
+    case OPT_ADAM:
+      fprintf(out, ", beta1=%.9g, beta2=%.9g, eps=%.9g", o->beta1, o->beta2, o->eps);
+      break;
+    case OPT_ADAGRAD:
+      fprintf(out, ", initial_accumulator=%.9g, eps=%.9g", o->initial_accumulator, o->eps);
+      break;
+    case OPT_COUNT: break;
+    }
+    fputs(")\n", out);
+  }
+}
+
+static void dump_dot(FILE *out, const Graph *g, const char *stage) {
+  fprintf(out, "digraph \"%s\" {\n  label=\"%s (stage %s)\";\n  rankdir=TB;\n"
+          "  node [fontname=\"Helvetica\", fontsize=10];\n",
+          g->model_name, g->model_name, stage);
+  for (int i = 0; i < g->nnodes; i++) {
+    const Node *n = g->nodes[i];
+    char b[SHAPE_STR_MAX];
+    const char *style = "shape=box, style=rounded";
+    if (n->op == OP_INPUT) style = "shape=invhouse, style=filled, fillcolor=\"#c8e6c9\"";
+    else if (n->op == OP_PARAM) style = "shape=box, style=filled, fillcolor=\"#bbdefb\"";
+    else if (n->op == OP_CONST) style = "shape=plaintext";
+    if (n->flags & N_LOSS) style = "shape=doubleoctagon, style=filled, fillcolor=\"#ffcdd2\"";
+    else if (n->flags & (N_OUTPUT | N_METRIC))
+      style = "shape=octagon, style=filled, fillcolor=\"#fff9c4\"";
+    fprintf(out, "  n%d [%s, label=\"%s", n->id, style, op_info[n->op].name);
+    if (n->name) fprintf(out, "\\n%s", n->name);
+    if (n->op == OP_CONST && n->shape.rank == 0) fprintf(out, "\\n%.6g", n->a.values[0]);
+    fprintf(out, "\\n%s%s\"];\n", dtype_names[n->dtype], shape_str(g, &n->shape, b, sizeof b));
+    for (int k = 0; k < n->nsrc; k++) fprintf(out, "  n%d -> n%d;\n", n->src[k]->id, n->id);
+  }
+  fputs("}\n", out);
+}
+
+static void dump_nn(FILE *out, const Graph *g) {
+  fprintf(out, "# %s, written back by gradc dump --format nn\n", g->model_name);
+  for (int i = 0; i < g->nnodes; i++) {
+    const Node *n = g->nodes[i];
+    char nb[32], sb[32], b[SHAPE_STR_MAX];
+    const char *name = nn_name(g, n, nb, sizeof nb);
+    switch (n->op) {
+    case OP_INPUT:
+    case OP_PARAM:
+      fprintf(out, "%s %s : %s%s", n->op == OP_INPUT ? "input" : "param", name,
+              dtype_names[n->dtype], shape_str(g, &n->shape, b, sizeof b));
+      if (n->op == OP_PARAM) {
+        fputs(" = ", out);
+        if (n->a.init.kind == INIT_VALUES) {
+          Node flat = *n;
+          put_values(out, &flat, 0);
+        } else {
+          put_init(out, n);
+        }
+      }
+      fputc('\n', out);
+      continue;
+    case OP_CONST:
+      fprintf(out, "const %s : %s%s = ", name, dtype_names[n->dtype],
+              shape_str(g, &n->shape, b, sizeof b));
+      put_values(out, n, 0);
+      fputc('\n', out);
+      continue;
+    default: break;
+    }
+    if (n->flags & N_OUTPUT) fputs("output ", out);
+    else if (n->flags & N_METRIC) fputs("metric ", out);
+    fprintf(out, "%s = ", name);
+    if (n->op == OP_SLICE) {
+      fputs(nn_name(g, n->src[0], sb, sizeof sb), out);
+      put_slice(out, n);
+    } else {
+      fprintf(out, "%s(", op_info[n->op].name);
+      for (int k = 0; k < n->nsrc; k++)
+        fprintf(out, "%s%s", k ? ", " : "", nn_name(g, n->src[k], sb, sizeof sb));
+      put_attrs(out, g, n, true);
+      fputc(')', out);
+    }
+    fprintf(out, "  # %s%s\n", dtype_names[n->dtype], shape_str(g, &n->shape, b, sizeof b));
+  }
+  /* Outputs whose name differs from their node's (aliases) are re-bound. */
+  for (int i = 0; i < g->noutputs; i++)
+    if (!g->outputs[i].node->name || strcmp(g->outputs[i].name, g->outputs[i].node->name))
+      fprintf(out, "output %s\n", g->outputs[i].name);
+  if (g->has_train) {
+    const Optimizer *o = &g->opt;
+    char lb[32];
+    fprintf(out, "train %s with %s(lr=%.17g", nn_name(g, g->loss, lb, sizeof lb),
+            opt_names[o->kind], o->lr);
+    switch (o->kind) {
+    case OPT_SGD:
+      fprintf(out, ", momentum=%.17g, nesterov=%s", o->momentum, o->nesterov ? "true" : "false");
+      break;
+    case OPT_RMSPROP:
+      fprintf(out, ", rho=%.17g, momentum=%.17g, eps=%.17g, centered=%s", o->rho,
+              o->momentum, o->eps, o->centered ? "true" : "false");
+      break;
+    case OPT_ADAM:
+      fprintf(out, ", beta1=%.17g, beta2=%.17g, eps=%.17g", o->beta1, o->beta2, o->eps);
+      break;
+    case OPT_ADAGRAD:
+      fprintf(out, ", initial_accumulator=%.17g, eps=%.17g", o->initial_accumulator, o->eps);
+      break;
+    case OPT_COUNT: break;
+    }
+    fputs(")\n", out);
+  }
+}
+
+void dump_graph(FILE *out, const Graph *g, DumpFormat f, const char *stage) {
+  switch (f) {
+  case DUMP_TEXT: dump_text(out, g, stage); break;
+  case DUMP_DOT: dump_dot(out, g, stage); break;
+  case DUMP_NN: dump_nn(out, g); break;
+  }
+}
+
+int64_t graph_param_count(const Graph *g) {
+  int64_t total = 0;
+  for (int i = 0; i < g->nnodes; i++)
+    if (g->nodes[i]->op == OP_PARAM) total += shape_static_count(&g->nodes[i]->shape);
+  return total;
+}
+
+/* 407050 -> "407,050" */
+static char *grouped(int64_t v, char *buf, size_t n) {
+  char tmp[32];
+  int len = snprintf(tmp, sizeof tmp, "%" PRId64, v), o = 0;
+  for (int i = 0; i < len && (size_t)o + 2 < n; i++) {
+    if (i && (len - i) % 3 == 0 && tmp[i - 1] != '-') buf[o++] = ',';
+    buf[o++] = tmp[i];
+  }
+  buf[o] = 0;
+  return buf;
+}
+
+/* Keras prints shapes as Python tuples: (784, 512), (512,), (). */
+static char *tuple_str(const Graph *g, const Shape *s, char *buf, size_t n) {
+  size_t o = (size_t)snprintf(buf, n, "(");
+  for (int i = 0; i < s->rank && o < n; i++) {
+    char d[48];
+    const char *ds = s->d[i].sym ? "None" : dim_str(g, s->d[i], d, sizeof d);
+    o += (size_t)snprintf(buf + o, n - o, "%s%s", i ? ", " : "", ds);
+  }
+  if (o < n) snprintf(buf + o, n - o, s->rank == 1 ? ",)" : ")");
+  return buf;
+}
+
+void dump_summary(FILE *out, const Graph *g) {
+  static const char *rule = "_________________________________________________________________________";
+  static const char *dbl = "=========================================================================";
+  fprintf(out, "Model: \"%s\"\n%s\n", g->model_name, rule);
+  fprintf(out, " %-30s %-18s %-12s %s\n%s\n", "Parameter", "Shape", "Param #", "Initializer", dbl);
+  int64_t total = 0;
+  for (int i = 0; i < g->nnodes; i++) {
+    const Node *n = g->nodes[i];
+    if (n->op != OP_PARAM) continue;
+    char sb[SHAPE_STR_MAX], cb[32];
+    int64_t c = shape_static_count(&n->shape);
+    total += c;
+    fprintf(out, " %-30s %-18s %-12s ", n->name, tuple_str(g, &n->shape, sb, sizeof sb),
+            grouped(c, cb, sizeof cb));
+    if (n->a.init.kind == INIT_VALUES) fputs("values", out);
+    else put_init(out, n);
+    fputc('\n', out);
+  }
+  char tb[32];
+  fprintf(out, "%s\nTotal params: %s\nTrainable params: %s\nNon-trainable params: 0\n%s\n",
+          dbl, grouped(total, tb, sizeof tb), tb, rule);
+  for (int i = 0; i < g->nnodes; i++) {
+    const Node *n = g->nodes[i];
+    char b[SHAPE_STR_MAX];
+    if (n->op == OP_INPUT)
+      fprintf(out, "Input:  %-12s %s%s\n", n->name, dtype_names[n->dtype],
+              shape_str(g, &n->shape, b, sizeof b));
+  }
+  for (int i = 0; i < g->noutputs; i++) {
+    char b[SHAPE_STR_MAX];
+    const Node *n = g->outputs[i].node;
+    fprintf(out, "Output: %-12s %s%s\n", g->outputs[i].name, dtype_names[n->dtype],
+            shape_str(g, &n->shape, b, sizeof b));
+  }
+  for (int i = 0; i < g->nmetrics; i++)
+    fprintf(out, "Metric: %s\n", g->metrics[i].name);
+  if (g->has_train)
+    fprintf(out, "Train:  %s with %s(lr=%g)\n", g->loss->name ? g->loss->name : "loss",
+            opt_names[g->opt.kind], g->opt.lr);
+}

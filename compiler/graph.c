@@ -1,0 +1,160 @@
+/*
+ * graph.c - the IR: nodes, the op table, checked constructors.
+ *
+ * A Graph is an array of nodes in topological order: a node is appended only
+ * after its operands exist, so creation order is a valid schedule and later
+ * stages walk it forwards (evaluation) or backwards (autodiff).  Nodes are
+ * made only by graph_node/graph_leaf, which run the op's shape rule and refuse
+ * bad operands with a diagnostic, so an ill-shaped node never exists.
+ */
+#include <string.h>
+
+#include "compiler.h"
+
+const OpInfo op_info[OP_COUNT] = {
+#define OP(e, nm, ar, kd, sh, fl) [OP_##e] = {nm, ar, kd, sh, fl},
+    GRADC_OPS(OP)
+#undef OP
+};
+
+const char *const dtype_names[DT_COUNT] = {"f32", "f64", "i32", "bool"};
+
+const char *const init_names[INIT_COUNT] = {
+    "zeros", "ones", "constant", "uniform", "normal", "truncated_normal",
+    "glorot_uniform", "glorot_normal", "he_normal", "he_uniform",
+    "lecun_normal", "lecun_uniform", "values",
+};
+
+const char *const opt_names[OPT_COUNT] = {"sgd", "rmsprop", "adam", "adagrad"};
+
+size_t dtype_size(DType t) {
+  static const size_t sz[DT_COUNT] = {4, 8, 4, 1};
+  return sz[t];
+}
+
+bool dtype_is_float(DType t) { return t == DT_F32 || t == DT_F64; }
+
+Graph *graph_new(Arena *a, Diags *d, const Source *src) {
+  Graph *g = arena_alloc(a, sizeof *g);
+  g->arena = a;
+  g->diags = d;
+  g->src = src;
+  g->cap = 64;
+  g->nodes = arena_alloc(a, sizeof(Node *) * (size_t)g->cap);
+  return g;
+}
+
+bool graph_error(Graph *g, Loc loc, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  diag_vadd(g->arena, g->diags, DIAG_ERROR, loc, fmt, ap);
+  va_end(ap);
+  return false;
+}
+
+static Node *append(Graph *g, Node *n) {
+  if (g->nnodes == g->cap) {
+    Node **grown = arena_alloc(g->arena, sizeof(Node *) * (size_t)g->cap * 2);
+    memcpy(grown, g->nodes, sizeof(Node *) * (size_t)g->cap);
+    g->nodes = grown;
+    g->cap *= 2;
+  }
+  n->id = g->nnodes;
+  g->nodes[g->nnodes++] = n;
+  return n;
+}
+
+Node *graph_node(Graph *g, OpKind op, Node **src, int nsrc, const Attrs *a,
+                 Loc loc) {
+  const OpInfo *info = &op_info[op];
+  GRADC_ASSERT(info->arity < 0 || info->arity == nsrc);
+  Node *n = arena_alloc(g->arena, sizeof *n);
+  n->op = op;
+  n->loc = loc;
+  if (a) n->a = *a;
+  n->nsrc = nsrc;
+  n->src = arena_alloc(g->arena, sizeof(Node *) * (size_t)(nsrc ? nsrc : 1));
+  for (int i = 0; i < nsrc; i++) {
+    n->src[i] = src[i];
+    src[i]->flags |= N_USED;
+  }
+  if (!info->shape(g, n)) return NULL;
+  if (shape_static_count(&n->shape) < 0) {
+    char b[SHAPE_STR_MAX];
+    graph_error(g, loc, "%s result %s has more than 2^40 elements", info->name,
+                shape_str(g, &n->shape, b, sizeof b));
+    return NULL;
+  }
+  return append(g, n);
+}
+
+Node *graph_leaf(Graph *g, OpKind op, const char *name, DType t,
+                 const Shape *s, Loc loc) {
+  Node *n = arena_alloc(g->arena, sizeof *n);
+  n->op = op;
+  n->name = name;
+  n->dtype = t;
+  n->shape = *s;
+  n->loc = loc;
+  n->src = arena_alloc(g->arena, sizeof(Node *));
+  if (op == OP_INPUT) n->flags |= N_INPUT;
+  if (op == OP_PARAM) n->flags |= N_PARAM;
+  return append(g, n);
+}
+
+void graph_add_output(Graph *g, Binding **list, int *n, const char *name,
+                      Node *node) {
+  Binding *grown = arena_alloc(g->arena, sizeof(Binding) * (size_t)(*n + 1));
+  if (*n) memcpy(grown, *list, sizeof(Binding) * (size_t)*n);
+  grown[*n] = (Binding){name, node};
+  *list = grown;
+  (*n)++;
+}
+
+int graph_sym(Graph *g, const char *name) {
+  for (int i = 1; i <= g->nsym; i++)
+    if (strcmp(g->sym[i], name) == 0) return i;
+  if (g->nsym == MAX_SYMS) return 0;
+  g->sym[++g->nsym] = arena_strdup(g->arena, name);
+  return g->nsym;
+}
+
+bool dim_eq(Dim a, Dim b) { return a.n == b.n && a.sym == b.sym; }
+bool dim_is_one(Dim a) { return a.n == 1 && a.sym == 0; }
+
+bool shape_eq(const Shape *a, const Shape *b) {
+  if (a->rank != b->rank) return false;
+  for (int i = 0; i < a->rank; i++)
+    if (!dim_eq(a->d[i], b->d[i])) return false;
+  return true;
+}
+
+int64_t shape_static_count(const Shape *s) {
+  int64_t c = 1;
+  for (int i = 0; i < s->rank; i++) {
+    int64_t n = s->d[i].n;
+    if (n < 0 || (n > 0 && c > MAX_ELEMENTS / n)) return -1;
+    c *= n;
+  }
+  return c;
+}
+
+char *dim_str(const Graph *g, Dim d, char *buf, size_t n) {
+  if (!d.sym) snprintf(buf, n, "%lld", (long long)d.n);
+  else if (d.n == 1) snprintf(buf, n, "%s", g->sym[d.sym]);
+  else snprintf(buf, n, "%lld*%s", (long long)d.n, g->sym[d.sym]);
+  return buf;
+}
+
+char *shape_str(const Graph *g, const Shape *s, char *buf, size_t n) {
+  size_t used = 0;
+  buf[0] = 0;
+  used += (size_t)snprintf(buf, n, "[");
+  for (int i = 0; i < s->rank && used < n; i++) {
+    char d[48];
+    used += (size_t)snprintf(buf + used, n - used, "%s%s", i ? "," : "",
+                             dim_str(g, s->d[i], d, sizeof d));
+  }
+  if (used < n) snprintf(buf + used, n - used, "]");
+  return buf;
+}

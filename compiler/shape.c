@@ -1,0 +1,474 @@
+/*
+ * shape.c - the shape and dtype rule of every op (the "shape rule" column of
+ * ops.h).
+ *
+ * A rule reads n->src and n->a, sets n->shape and n->dtype, and returns true;
+ * or it reports why the operands are wrong at n->loc and returns false.  The
+ * rules follow numpy/TF: right-aligned broadcasting, TF reduction shapes, TF
+ * dtype strictness (f32 + i32 is an error, not a silent promotion), except
+ * that a bare numeric literal takes the dtype of the tensor it meets, so
+ * `x / 255` works on f32 x as it does in numpy.
+ */
+#include <string.h>
+
+#include "compiler.h"
+
+const char *op_symbol(OpKind op) {
+  switch (op) {
+  case OP_ADD: return "+";
+  case OP_SUB: return "-";
+  case OP_MUL: return "*";
+  case OP_DIV: return "/";
+  case OP_POW: return "**";
+  case OP_EQ: return "==";
+  case OP_NE: return "!=";
+  case OP_LT: return "<";
+  case OP_LE: return "<=";
+  case OP_GT: return ">";
+  case OP_GE: return ">=";
+  case OP_MATMUL: return "@";
+  default: return op_info[op].name;
+  }
+}
+
+static const char *sh(const Graph *g, const Shape *s, char *b) {
+  return shape_str(g, s, b, SHAPE_STR_MAX);
+}
+
+bool shape_broadcast2(Graph *g, const Shape *a, const Shape *b, Shape *out,
+                      Loc loc, const char *opname) {
+  int r = a->rank > b->rank ? a->rank : b->rank;
+  Shape o = {.rank = r};
+  for (int i = 0; i < r; i++) {
+    int ia = a->rank - r + i, ib = b->rank - r + i;
+    Dim da = ia >= 0 ? a->d[ia] : (Dim){1, 0};
+    Dim db = ib >= 0 ? b->d[ib] : (Dim){1, 0};
+    if (dim_eq(da, db) || dim_is_one(db)) o.d[i] = da;
+    else if (dim_is_one(da)) o.d[i] = db;
+    else {
+      char b1[SHAPE_STR_MAX], b2[SHAPE_STR_MAX], d1[48], d2[48];
+      return graph_error(g, loc,
+                         "shape mismatch: %s %s %s cannot be broadcast "
+                         "(axis %d: %s vs %s)",
+                         sh(g, a, b1), opname, sh(g, b, b2), i,
+                         dim_str(g, da, d1, sizeof d1),
+                         dim_str(g, db, d2, sizeof d2));
+    }
+  }
+  *out = o;
+  return true;
+}
+
+/* Unify the dtypes of n's first k operands; weak literals adopt. */
+static bool unify(Graph *g, Node *n, int first, int k, DType *out) {
+  Node *strong = NULL;
+  for (int i = first; i < first + k; i++)
+    if (!(n->src[i]->flags & N_WEAK)) {
+      if (strong && strong->dtype != n->src[i]->dtype)
+        return graph_error(g, n->loc,
+                           "dtype mismatch in %s: %s and %s; convert one with "
+                           "cast(x, %s)",
+                           op_symbol(n->op), dtype_names[strong->dtype],
+                           dtype_names[n->src[i]->dtype],
+                           dtype_names[strong->dtype]);
+      if (!strong) strong = n->src[i];
+    }
+  DType t = n->src[first]->dtype;
+  if (strong) t = strong->dtype;
+  else
+    for (int i = first; i < first + k; i++)
+      if (dtype_is_float(n->src[i]->dtype)) t = n->src[i]->dtype;
+  for (int i = first; i < first + k; i++) {
+    Node *s = n->src[i];
+    if ((s->flags & N_WEAK) && s->dtype != t) {
+      /* An integer literal can become a float, never the reverse. */
+      if (dtype_is_float(s->dtype) && !dtype_is_float(t))
+        return graph_error(g, s->loc,
+                           "literal %g is not an integer but the other operand "
+                           "of %s is %s",
+                           s->a.values[0], op_symbol(n->op), dtype_names[t]);
+      s->dtype = t;
+    }
+  }
+  *out = t;
+  return true;
+}
+
+static bool need_numeric(Graph *g, Node *n, Node *x) {
+  if (x->dtype != DT_BOOL) return true;
+  return graph_error(g, n->loc, "%s needs a numeric operand, got bool; use "
+                     "cast(x, f32)", op_symbol(n->op));
+}
+
+static bool need_float(Graph *g, Node *n, Node *x) {
+  if (dtype_is_float(x->dtype)) return true;
+  if (x->flags & N_WEAK) {
+    x->dtype = DT_F32;
+    return true;
+  }
+  return graph_error(g, n->loc,
+                     "%s needs a floating-point operand, got %s; use "
+                     "cast(x, f32)", op_symbol(n->op), dtype_names[x->dtype]);
+}
+
+bool shape_leaf(Graph *g, Node *n) {
+  (void)g, (void)n;
+  return true;
+}
+
+bool shape_arith(Graph *g, Node *n) {
+  DType t = DT_F32;
+  if (!unify(g, n, 0, 2, &t)) return false;
+  if (!need_numeric(g, n, n->src[0])) return false;
+  n->dtype = t;
+  return shape_broadcast2(g, &n->src[0]->shape, &n->src[1]->shape, &n->shape,
+                          n->loc, op_symbol(n->op));
+}
+
+bool shape_float_arith(Graph *g, Node *n) {
+  if (!shape_arith(g, n)) return false;
+  if (!need_float(g, n, n->src[0]) || !need_float(g, n, n->src[1])) return false;
+  n->dtype = n->src[0]->dtype;
+  return true;
+}
+
+bool shape_compare(Graph *g, Node *n) {
+  DType t = DT_F32;
+  if (!unify(g, n, 0, 2, &t)) return false;
+  if (t == DT_BOOL && n->op != OP_EQ && n->op != OP_NE)
+    return graph_error(g, n->loc, "'%s' orders numbers, got bool operands",
+                       op_symbol(n->op));
+  n->dtype = DT_BOOL;
+  return shape_broadcast2(g, &n->src[0]->shape, &n->src[1]->shape, &n->shape,
+                          n->loc, op_symbol(n->op));
+}
+
+bool shape_same_signed(Graph *g, Node *n) {
+  if (!need_numeric(g, n, n->src[0])) return false;
+  n->dtype = n->src[0]->dtype;
+  n->shape = n->src[0]->shape;
+  return true;
+}
+
+bool shape_same_num(Graph *g, Node *n) {
+  if (n->op == OP_CLIP && n->a.lo > n->a.hi)
+    return graph_error(g, n->loc, "clip bounds are reversed: min %g > max %g",
+                       n->a.lo, n->a.hi);
+  return shape_same_signed(g, n);
+}
+
+bool shape_same_float(Graph *g, Node *n) {
+  Node *x = n->src[0];
+  if (!need_float(g, n, x)) return false;
+  n->dtype = x->dtype;
+  n->shape = x->shape;
+  if (op_info[n->op].kind == K_AXIS) {
+    if (x->shape.rank == 0)
+      return graph_error(g, n->loc, "%s needs a tensor of rank >= 1, got a "
+                         "scalar", op_info[n->op].name);
+    GRADC_ASSERT(n->a.axis >= 0 && n->a.axis < x->shape.rank);
+  }
+  return true;
+}
+
+bool shape_cast(Graph *g, Node *n) {
+  (void)g;
+  n->dtype = n->a.dtype;
+  n->shape = n->src[0]->shape;
+  return true;
+}
+
+bool shape_where(Graph *g, Node *n) {
+  Node *c = n->src[0];
+  if (c->dtype != DT_BOOL)
+    return graph_error(g, n->loc, "where needs a bool condition, got %s; "
+                       "compare it first, e.g. where(x > 0, a, b)",
+                       dtype_names[c->dtype]);
+  DType t = DT_F32;
+  if (!unify(g, n, 1, 2, &t)) return false;
+  Shape ab;
+  if (!shape_broadcast2(g, &n->src[1]->shape, &n->src[2]->shape, &ab, n->loc,
+                        ","))
+    return false;
+  n->dtype = t;
+  return shape_broadcast2(g, &c->shape, &ab, &n->shape, n->loc, ",");
+}
+
+bool shape_matmul(Graph *g, Node *n) {
+  const Shape *a = &n->src[0]->shape, *b = &n->src[1]->shape;
+  char b1[SHAPE_STR_MAX], b2[SHAPE_STR_MAX];
+  if (a->rank < 2 || b->rank < 2)
+    return graph_error(g, n->loc,
+                       "matmul needs operands of rank >= 2, got %s @ %s; use "
+                       "expand_dims or reshape for vectors",
+                       sh(g, a, b1), sh(g, b, b2));
+  DType t = DT_F32;
+  if (!unify(g, n, 0, 2, &t) || !need_numeric(g, n, n->src[0])) return false;
+  Dim k1 = a->d[a->rank - 1], k2 = b->d[b->rank - 2];
+  if (!dim_eq(k1, k2)) {
+    char d1[48], d2[48];
+    return graph_error(g, n->loc,
+                       "matmul inner dimensions differ: %s @ %s (%s vs %s)",
+                       sh(g, a, b1), sh(g, b, b2), dim_str(g, k1, d1, sizeof d1),
+                       dim_str(g, k2, d2, sizeof d2));
+  }
+  Shape ba = {.rank = a->rank - 2}, bb = {.rank = b->rank - 2}, out;
+  memcpy(ba.d, a->d, sizeof(Dim) * (size_t)ba.rank);
+  memcpy(bb.d, b->d, sizeof(Dim) * (size_t)bb.rank);
+  if (!shape_broadcast2(g, &ba, &bb, &out, n->loc, "@ (batch dimensions)"))
+    return false;
+  out.d[out.rank++] = a->d[a->rank - 2];
+  out.d[out.rank++] = b->d[b->rank - 1];
+  n->shape = out;
+  n->dtype = t;
+  return true;
+}
+
+static void reduce_dims(Node *n, uint32_t axes) {
+  const Shape *x = &n->src[0]->shape;
+  Shape o = {0};
+  for (int i = 0; i < x->rank; i++) {
+    if (axes & (1u << i)) {
+      if (n->a.keepdims) o.d[o.rank++] = (Dim){1, 0};
+    } else {
+      o.d[o.rank++] = x->d[i];
+    }
+  }
+  n->shape = o;
+}
+
+bool shape_reduce(Graph *g, Node *n) {
+  Node *x = n->src[0];
+  GRADC_ASSERT((n->a.axes >> x->shape.rank) == 0);
+  reduce_dims(n, n->a.axes);
+  if (n->op == OP_MEAN) n->dtype = dtype_is_float(x->dtype) ? x->dtype : DT_F32;
+  else if (n->op == OP_SUM) n->dtype = x->dtype == DT_BOOL ? DT_I32 : x->dtype;
+  else n->dtype = x->dtype;
+  (void)g;
+  return true;
+}
+
+bool shape_argreduce(Graph *g, Node *n) {
+  Node *x = n->src[0];
+  if (x->shape.rank == 0)
+    return graph_error(g, n->loc, "%s needs a tensor of rank >= 1, got a scalar",
+                       op_info[n->op].name);
+  GRADC_ASSERT(n->a.axis >= 0 && n->a.axis < x->shape.rank);
+  if (!need_numeric(g, n, x)) return false;
+  reduce_dims(n, 1u << n->a.axis);
+  n->dtype = DT_I32;
+  return true;
+}
+
+/* Element count as K * (product of symbols), symbols as a count per name. */
+typedef struct Count {
+  int64_t k;
+  int syms[MAX_SYMS + 1];
+} Count;
+
+static void count_of(const Shape *s, Count *c, int skip) {
+  memset(c, 0, sizeof *c);
+  c->k = 1;
+  for (int i = 0; i < s->rank; i++) {
+    if (i == skip) continue;
+    c->k *= s->d[i].n;         /* bounded: shapes were checked on creation */
+    c->syms[s->d[i].sym]++;
+  }
+  c->syms[0] = 0;
+}
+
+bool shape_reshape(Graph *g, Node *n) {
+  const Shape *x = &n->src[0]->shape;
+  Shape to = n->a.to;
+  int infer = -1;
+  for (int i = 0; i < to.rank; i++)
+    if (to.d[i].n == -1) infer = i;
+  Count cin, cout;
+  count_of(x, &cin, -1);
+  count_of(&to, &cout, infer);
+  bool ok = true;
+  if (infer >= 0) {
+    int left = 0;
+    for (int s = 1; s <= MAX_SYMS; s++) {
+      int d = cin.syms[s] - cout.syms[s];
+      if (d < 0) ok = false;
+      else if (d > 0) {
+        if (d > 1 || left) ok = false;
+        left = s;
+      }
+    }
+    if (cout.k == 0 || cin.k % cout.k != 0) ok = false;
+    if (ok) to.d[infer] = (Dim){cin.k / cout.k, left};
+  } else {
+    ok = cin.k == cout.k && memcmp(cin.syms, cout.syms, sizeof cin.syms) == 0;
+  }
+  if (!ok) {
+    char b1[SHAPE_STR_MAX], b2[SHAPE_STR_MAX];
+    return graph_error(g, n->loc,
+                       "cannot reshape %s to %s: the element counts differ",
+                       sh(g, x, b1), sh(g, &n->a.to, b2));
+  }
+  n->a.to = to;
+  n->shape = to;
+  n->dtype = n->src[0]->dtype;
+  return true;
+}
+
+bool shape_transpose(Graph *g, Node *n) {
+  const Shape *x = &n->src[0]->shape;
+  unsigned seen = 0;
+  for (int i = 0; i < x->rank; i++) {
+    int p = n->a.perm[i];
+    if (p < 0 || p >= x->rank || (seen & (1u << p)))
+      return graph_error(g, n->loc, "transpose: the permutation is not a "
+                         "permutation of 0..%d", x->rank - 1);
+    seen |= 1u << p;
+    n->shape.d[i] = x->d[p];
+  }
+  n->shape.rank = x->rank;
+  n->dtype = n->src[0]->dtype;
+  return true;
+}
+
+bool shape_broadcast(Graph *g, Node *n) {
+  const Shape *x = &n->src[0]->shape, *to = &n->a.to;
+  Shape out;
+  if (x->rank > to->rank ||
+      !shape_broadcast2(g, x, to, &out, n->loc, "broadcast_to") ||
+      !shape_eq(&out, to)) {
+    char b1[SHAPE_STR_MAX], b2[SHAPE_STR_MAX];
+    if (g->diags->last && g->diags->last->loc.off == n->loc.off)
+      return false;                /* shape_broadcast2 already said why */
+    return graph_error(g, n->loc, "cannot broadcast %s to %s", sh(g, x, b1),
+                       sh(g, to, b2));
+  }
+  n->shape = *to;
+  n->dtype = n->src[0]->dtype;
+  return true;
+}
+
+bool shape_slice(Graph *g, Node *n) {
+  const Shape *x = &n->src[0]->shape;
+  n->shape.rank = x->rank;
+  for (int i = 0; i < x->rank; i++) {
+    int64_t b = n->a.begin[i], e = n->a.end[i], s = n->a.step[i];
+    if (x->d[i].sym) {
+      /* Only the whole of a symbolic axis can be taken: its size is unknown. */
+      if (!(b == 0 && e == INT64_MAX && s == 1))
+        return graph_error(g, n->loc, "cannot slice the symbolic dimension "
+                           "'%s' (its size is only known at run time)",
+                           g->sym[x->d[i].sym]);
+      n->shape.d[i] = x->d[i];
+      continue;
+    }
+    GRADC_ASSERT(s != 0);
+    int64_t len = s > 0 ? (e - b + s - 1) / s : (b - e - s - 1) / -s;
+    n->shape.d[i] = (Dim){len > 0 ? len : 0, 0};
+  }
+  n->dtype = n->src[0]->dtype;
+  return true;
+}
+
+bool shape_concat(Graph *g, Node *n) {
+  DType t = DT_F32;
+  if (!unify(g, n, 0, n->nsrc, &t)) return false;
+  const Shape *f = &n->src[0]->shape;
+  int ax = n->a.axis;
+  GRADC_ASSERT(ax >= 0 && ax < f->rank);
+  Shape o = *f;
+  for (int k = 1; k < n->nsrc; k++) {
+    const Shape *s = &n->src[k]->shape;
+    char b1[SHAPE_STR_MAX], b2[SHAPE_STR_MAX];
+    bool ok = s->rank == f->rank;
+    for (int i = 0; ok && i < f->rank; i++)
+      if (i != ax && !dim_eq(s->d[i], f->d[i])) ok = false;
+    if (ok && s->d[ax].sym != o.d[ax].sym) ok = false;
+    if (!ok)
+      return graph_error(g, n->loc,
+                         "concat along axis %d: operand %d has shape %s, which "
+                         "does not match %s",
+                         ax, k + 1, sh(g, s, b1), sh(g, f, b2));
+    o.d[ax].n += s->d[ax].n;
+  }
+  n->shape = o;
+  n->dtype = t;
+  return true;
+}
+
+bool shape_one_hot(Graph *g, Node *n) {
+  Node *x = n->src[0];
+  if (x->dtype != DT_I32)
+    return graph_error(g, n->loc, "one_hot needs i32 class indices, got %s",
+                       dtype_names[x->dtype]);
+  if (x->shape.rank == MAX_RANK)
+    return graph_error(g, n->loc, "one_hot result would exceed rank %d", MAX_RANK);
+  n->shape = x->shape;
+  n->shape.d[n->shape.rank++] = (Dim){n->a.depth, 0};
+  n->dtype = DT_F32;
+  return true;
+}
+
+bool shape_softmax_ce(Graph *g, Node *n) {
+  Node *lg = n->src[0], *lb = n->src[1];
+  char b1[SHAPE_STR_MAX], b2[SHAPE_STR_MAX];
+  if (!need_float(g, n, lg)) return false;
+  if (lg->shape.rank == 0)
+    return graph_error(g, n->loc, "softmax_cross_entropy needs logits of rank "
+                       ">= 1 (classes on the last axis), got a scalar");
+  Shape per = lg->shape;
+  per.rank--;
+  if (lb->dtype == DT_I32) {           /* sparse: one class index per row */
+    if (!shape_eq(&lb->shape, &per))
+      return graph_error(g, n->loc,
+                         "softmax_cross_entropy: integer labels must have shape "
+                         "%s (the logits %s without the class axis), got %s",
+                         sh(g, &per, b1), sh(g, &lg->shape, b2),
+                         sh(g, &lb->shape, (char[SHAPE_STR_MAX]){0}));
+  } else if (dtype_is_float(lb->dtype)) { /* dense: a distribution per row */
+    if (lb->dtype != lg->dtype || !shape_eq(&lb->shape, &lg->shape))
+      return graph_error(g, n->loc,
+                         "softmax_cross_entropy: probability targets must match "
+                         "the logits: %s %s vs %s %s",
+                         dtype_names[lb->dtype], sh(g, &lb->shape, b1),
+                         dtype_names[lg->dtype], sh(g, &lg->shape, b2));
+  } else {
+    return graph_error(g, n->loc, "softmax_cross_entropy: labels must be i32 "
+                       "class indices or float probabilities, got bool");
+  }
+  n->shape = per;
+  n->dtype = lg->dtype;
+  return true;
+}
+
+bool shape_sigmoid_ce(Graph *g, Node *n) {
+  Node *lg = n->src[0], *lb = n->src[1];
+  if (!need_float(g, n, lg)) return false;
+  DType t = DT_F32;
+  if (!unify(g, n, 0, 2, &t)) return false;
+  if (!shape_eq(&lg->shape, &lb->shape)) {
+    char b1[SHAPE_STR_MAX], b2[SHAPE_STR_MAX];
+    return graph_error(g, n->loc, "sigmoid_cross_entropy: logits %s and labels "
+                       "%s must have the same shape",
+                       sh(g, &lg->shape, b1), sh(g, &lb->shape, b2));
+  }
+  n->shape = lg->shape;
+  n->dtype = t;
+  return true;
+}
+
+/* Keras' _compute_fans (keras/initializers/initializers_v2.py). */
+int64_t fan_in(const Shape *s) {
+  if (s->rank < 1) return 1;
+  if (s->rank == 1) return s->d[0].n;
+  int64_t rf = 1;
+  for (int i = 0; i < s->rank - 2; i++) rf *= s->d[i].n;
+  return s->d[s->rank - 2].n * rf;
+}
+
+int64_t fan_out(const Shape *s) {
+  if (s->rank < 1) return 1;
+  if (s->rank == 1) return s->d[0].n;
+  int64_t rf = 1;
+  for (int i = 0; i < s->rank - 2; i++) rf *= s->d[i].n;
+  return s->d[s->rank - 1].n * rf;
+}

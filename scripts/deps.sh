@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Install what gradc needs to build and test, and nothing that is already there.
+# Idempotent: when every package is present it only runs dpkg-query and exits.
+set -euo pipefail
+
+# LLVM is pinned to 19 (its C API drifts between versions); clang-19 and its
+# runtime are for the sanitizer and fuzz builds.
+PACKAGES=(
+    build-essential cmake pkg-config
+    llvm-19-dev libopenblas-dev zlib1g-dev libcmocka-dev
+    dataset-fashion-mnist
+    clang-19 libclang-rt-19-dev
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    if [ "$status" != "install ok installed" ]; then
+        missing+=("$pkg")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "deps: all present"
+    exit 0
+fi
+
+# Root needs no sudo; anyone else uses it only if it exists.
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        SUDO=(sudo)
+    else
+        echo "deps: missing ${missing[*]}, and not root without sudo" >&2
+        exit 1
+    fi
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! { "${SUDO[@]}" apt-get update -q &&
+       "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+           apt-get install -y -q --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "deps: failed to install ${missing[*]}" >&2
+    exit 1
+fi
+echo "deps: installed ${missing[*]}"

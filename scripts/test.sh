@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The one test command: install what is missing, then build and run every test
+# twice: in build/ (Release, -O2 -g, -Werror) and in build-asan/ (Debug, -O1,
+# AddressSanitizer + UndefinedBehaviorSanitizer). Ends with "N passed, N failed"
+# summed over both runs, and exits non-zero if any build or test failed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/deps.sh
+
+JOBS=2
+TEST_TIMEOUT=900   # seconds per test; a hung test must not eat CI's time
+passed=0
+failed=0
+skipped=0
+status=0
+
+# run_suite LABEL BUILD_DIR CMAKE_ARGS...
+run_suite() {
+    local label=$1 dir=$2
+    shift 2
+    echo "==> $label: configure and build $dir"
+    if ! cmake -S . -B "$dir" "$@" || ! cmake --build "$dir" -j"$JOBS"; then
+        echo "==> $label: BUILD FAILED"
+        failed=$((failed + 1))   # counted so the summary never reads as all-green
+        status=1
+        return 0
+    fi
+
+    echo "==> $label: ctest"
+    local log="$dir/ctest-output.log" rc
+    set +e
+    ctest --test-dir "$dir" --output-on-failure --timeout "$TEST_TIMEOUT" 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    set -e
+
+    # ctest's closing line: "NN% tests passed, F tests failed out of T".
+    # T includes tests that skipped themselves (SKIP_RETURN_CODE) but not
+    # DISABLED ones; both are listed under "The following tests did not run:".
+    local line total=0 nfail=0 nskip ndisabled
+    line=$(sed 's/\x1b\[[0-9;]*m//g' "$log" |
+           grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' | tail -n 1 || true)
+    if [ -n "$line" ]; then
+        nfail=$(sed -E 's/.* ([0-9]+) tests? failed out of.*/\1/' <<<"$line")
+        total=$(sed -E 's/.* failed out of ([0-9]+).*/\1/' <<<"$line")
+    elif [ "$rc" -ne 0 ]; then
+        nfail=1   # ctest itself failed before summarizing
+    fi
+    nskip=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -cE '^[[:space:]]*[0-9]+ - .*\(Skipped\)[[:space:]]*$' || true)
+    ndisabled=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -cE '^[[:space:]]*[0-9]+ - .*\(Disabled\)[[:space:]]*$' || true)
+    passed=$((passed + total - nfail - nskip))
+    failed=$((failed + nfail))
+    skipped=$((skipped + nskip + ndisabled))
+    if [ "$rc" -ne 0 ]; then
+        status=1
+    fi
+}
+
+run_suite "release" build \
+    -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE="-O2 -g" \
+    -DGRADC_WERROR=ON -DGRADC_SANITIZE=OFF
+
+# -Werror is enforced by the release build; the sanitizer build leaves it off
+# because GCC's instrumentation causes false -Wmaybe-uninitialized and friends.
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+run_suite "asan+ubsan" build-asan \
+    -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-O1 -g" \
+    -DGRADC_WERROR=OFF -DGRADC_SANITIZE=ON
+
+summary="$passed passed, $failed failed"
+if [ "$skipped" -gt 0 ]; then
+    summary="$summary, $skipped skipped"
+fi
+echo "$summary"
+exit "$status"
