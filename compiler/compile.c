@@ -12,9 +12,14 @@
 
 #include "compiler.h"
 
+static long fail_after;
+
+void compile_fail_after(long n) { fail_after = n; }
+
 Compilation *compile_source(const char *name, const char *text, size_t len) {
   Arena *a = arena_new();
   if (!a) return NULL;
+  arena_fail_after(a, fail_after);
   jmp_buf oom;
   Compilation *volatile c = NULL;
   arena_on_oom(a, &oom);

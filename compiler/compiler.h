@@ -292,6 +292,89 @@ const char *op_symbol(OpKind op);
  * when an error was reported (diagnostics in d).  Warnings do not fail. */
 Graph *parse(Arena *a, const Source *src, Diags *d);
 
+/* ------------------------------------------------------- parse.c, call.c */
+
+/* Parser state, shared by the two halves of the front end: parse.c
+ * (statements, expressions, literals) and call.c (calls and sugar). */
+typedef struct Sym {
+  const char *name;
+  Node *node;
+  Loc loc;
+  struct Sym *next;
+} Sym;
+
+typedef struct Parser {
+  Arena *arena;
+  Graph *g;
+  Diags *diags;
+  Token *tok;
+  Sym *syms;
+  int depth;
+  int ndense;              /* Keras-style numbering of unnamed layers */
+  const char *bind_name;   /* the name a let-binding is about to get */
+  jmp_buf fail;            /* the first error unwinds the whole parse */
+} Parser;
+
+
+/* A call argument before the callee decides what it must be. */
+typedef enum { V_NODE, V_NUM, V_LIST, V_NAME } ValKind;
+
+typedef struct Item {      /* an element of a bracketed list */
+  double v;
+  bool is_int;
+  const char *name;
+  Loc loc;
+} Item;
+
+typedef struct Val {
+  ValKind kind;
+  const char *key;         /* keyword argument name, or NULL */
+  Loc keyloc;
+  Loc loc;
+  Node *node;
+  double num;
+  bool is_int;
+  const char *name;
+  Item *items;             /* V_LIST, flattened row-major */
+  Shape lshape;            /* V_LIST nesting */
+  bool used;
+} Val;
+
+enum { MAX_ARGS = MAX_OPERANDS + 8, MAX_LITERAL = 1 << 20 };
+
+typedef struct Call {
+  Token *fn;
+  Val args[MAX_ARGS];
+  int nargs, npos;
+} Call;
+
+
+_Noreturn void parse_fail(Parser *p, Loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+_Noreturn void parse_expected(Parser *p, const char *what);
+_Noreturn void parse_unknown(Parser *p, const char *name, Loc loc);
+/* Node constructors that unwind the parse when a shape rule refuses. */
+Node *parse_mk(Parser *p, OpKind op, Node **src, int nsrc, const Attrs *a, Loc loc);
+Node *parse_mk1(Parser *p, OpKind op, Node *x, const Attrs *a, Loc loc);
+Node *parse_mk2(Parser *p, OpKind op, Node *x, Node *y, Loc loc);
+char *parse_str(Parser *p, const Token *t);
+bool parse_at(Parser *p, const char *s);
+bool parse_accept(Parser *p, const char *s);
+void parse_skip(Parser *p, const char *s);
+Token *parse_ident(Parser *p, const char *what);
+Sym *parse_lookup(Parser *p, const char *name);
+void parse_define(Parser *p, const char *name, Node *n, Loc loc);
+Node *parse_scalar(Parser *p, double v, bool is_int, Loc loc);
+bool parse_number(Parser *p, double *v, bool *is_int, Loc *loc);
+void parse_list_value(Parser *p, Val *v);
+Node *parse_list_tensor(Parser *p, Val *v);
+Node *parse_expr(Parser *p);
+/* call.c */
+Node *parse_call(Parser *p);
+void parse_init(Parser *p, Node *param);
+Optimizer parse_optimizer(Parser *p, Token *ot);
+DType parse_dtype(const char *s, bool *ok);
+
 /* ----------------------------------------------------------------- dump.c */
 
 typedef enum { DUMP_TEXT, DUMP_DOT, DUMP_NN } DumpFormat;
@@ -317,5 +400,7 @@ Compilation *compile_source(const char *name, const char *text, size_t len);
 /* Reads the file, or reports why it cannot (diagnostic without position). */
 Compilation *compile_file(const char *path);
 void compilation_free(Compilation *c);       /* NULL is fine */
+/* Test hook: the Nth arena allocation of each later compilation fails. */
+void compile_fail_after(long n);
 
 #endif
