@@ -283,6 +283,14 @@ static Node *fn_binary(Parser *p, Call *c, OpKind op) {
   return parse_mk2(p, op, a, b, c->fn->loc);
 }
 
+/* matmul(a, b, transpose_a=false, transpose_b=false), as tf.matmul */
+static Node *fn_matmul(Parser *p, Call *c, OpKind op) {
+  Node *s[2] = {tensor_arg(p, c, 0, NULL), tensor_arg(p, c, 1, NULL)};
+  Val *ta = kwarg(c, "transpose_a"), *tb = kwarg(c, "transpose_b");
+  Attrs a = {.ta = ta && bool_arg(p, c, ta), .tb = tb && bool_arg(p, c, tb)};
+  return parse_mk(p, op, s, 2, &a, c->fn->loc);
+}
+
 static Node *fn_where(Parser *p, Call *c, OpKind op) {
   Node *s[3] = {tensor_arg(p, c, 0, NULL), tensor_arg(p, c, 1, NULL),
                 tensor_arg(p, c, 2, NULL)};
@@ -472,7 +480,7 @@ static const struct Builtin {
     {"less_equal", fn_binary, OP_LE, 2, 2, ""},
     {"greater", fn_binary, OP_GT, 2, 2, ""},
     {"greater_equal", fn_binary, OP_GE, 2, 2, ""},
-    {"matmul", fn_binary, OP_MATMUL, 2, 2, ""},
+    {"matmul", fn_matmul, OP_MATMUL, 2, 2, "transpose_a,transpose_b"},
     {"neg", fn_unary, OP_NEG, 1, 1, ""},
     {"abs", fn_unary, OP_ABS, 1, 1, ""},
     {"square", fn_unary, OP_SQUARE, 1, 1, ""},

@@ -16,7 +16,9 @@ static long fail_after;
 
 void compile_fail_after(long n) { fail_after = n; }
 
-Compilation *compile_source(const char *name, const char *text, size_t len) {
+const char *const stage_names[STAGE_COUNT] = {"parse", "grad"};
+
+Compilation *compile_model(const char *name, const char *text, size_t len, Stage last) {
   Arena *a = arena_new();
   if (!a) return NULL;
   arena_fail_after(a, fail_after);
@@ -41,12 +43,23 @@ Compilation *compile_source(const char *name, const char *text, size_t len) {
   c->src.name = arena_strdup(a, name);
   c->src.text = arena_strndup(a, text, len);
   c->src.len = len;
-  c->graph = parse(a, &c->src, &c->diags);
+  Graph *g = parse(a, &c->src, &c->diags);
+  if (g) g->stage = stage_names[STAGE_PARSE];
+  if (g && last >= STAGE_GRAD && !autodiff(g)) g = NULL;
+  c->graph = g;
   arena_on_oom(a, NULL);
   return c;
 }
 
+Compilation *compile_source(const char *name, const char *text, size_t len) {
+  return compile_model(name, text, len, STAGE_PARSE);
+}
+
 Compilation *compile_file(const char *path) {
+  return compile_model_file(path, STAGE_PARSE);
+}
+
+Compilation *compile_model_file(const char *path, Stage last) {
   FILE *f = fopen(path, "rb");
   const char *why = NULL;
   char *buf = NULL;
@@ -73,7 +86,7 @@ Compilation *compile_file(const char *path) {
       diag_add(a, &c->diags, DIAG_ERROR, (Loc){0}, "cannot read '%s': %s", path, why);
     }
   } else {
-    c = compile_source(path, buf, len);
+    c = compile_model(path, buf, len, last);
   }
   free(buf);
   return c;

@@ -129,7 +129,7 @@ typedef struct Shape {
 } Shape;
 
 typedef enum {
-#define OP(e, name, arity, kind, shape, flags) OP_##e,
+#define OP(e, name, arity, kind, shape, grad, eval, flags) OP_##e,
   GRADC_OPS(OP)
 #undef OP
   OP_COUNT
@@ -137,7 +137,7 @@ typedef enum {
 
 typedef enum {
   K_LEAF, K_BINARY, K_UNARY, K_TERNARY, K_MATMUL, K_AXIS, K_REDUCE,
-  K_LAYOUT, K_LOSS,
+  K_LAYOUT, K_LOSS, K_UPDATE,
 } OpClass;
 
 enum {
@@ -147,13 +147,21 @@ enum {
 
 typedef struct Graph Graph;
 typedef struct Node Node;
+typedef struct AD AD;
+typedef struct Eval Eval;
 typedef bool ShapeFn(Graph *g, Node *n);
+/* Vector-Jacobian rule: given node n and the gradient gy of the loss with
+ * respect to n, add the gradients of n's operands (ad_accum). */
+typedef void GradFn(AD *ad, Node *n, Node *gy);
+typedef void EvalFn(Eval *e, const Node *n);
 
 typedef struct OpInfo {
   const char *name;
   int arity;
   OpClass kind;
   ShapeFn *shape;
+  GradFn *grad;
+  EvalFn *eval;
   unsigned flags;
 } OpInfo;
 
@@ -183,6 +191,7 @@ typedef struct Attrs {
   Shape to;              /* reshape, broadcast_to target */
   int64_t begin[MAX_RANK], end[MAX_RANK], step[MAX_RANK]; /* slice */
   double lo, hi;         /* clip bounds */
+  bool ta, tb;           /* matmul: operand a / b transposed (last two axes) */
   DType dtype;           /* cast target */
   int64_t depth;         /* one_hot */
   Init init;             /* param */
@@ -197,6 +206,7 @@ enum {
   N_METRIC = 1 << 4,
   N_USED = 1 << 5,       /* some node reads it (for the unused-param warning) */
   N_WEAK = 1 << 6,       /* a literal scalar: takes its partner's dtype */
+  N_GRAD = 1 << 7,       /* the full gradient of a parameter */
 };
 
 struct Node {
@@ -210,6 +220,9 @@ struct Node {
   const char *name;      /* declared or bound name, or NULL */
   unsigned flags;
   Loc loc;               /* the token that made it */
+  /* Backward and update nodes: the forward node and the rule that made them. */
+  Node *fwd;
+  const char *rule;
 };
 
 typedef enum { OPT_SGD, OPT_RMSPROP, OPT_ADAM, OPT_ADAGRAD, OPT_COUNT } OptKind;
@@ -229,6 +242,11 @@ typedef struct Binding {
   Node *node;
 } Binding;
 
+typedef struct Grad {
+  Node *param;
+  Node *grad;            /* d(loss)/d(param), same shape */
+} Grad;
+
 struct Graph {
   Arena *arena;
   Diags *diags;
@@ -243,6 +261,10 @@ struct Graph {
   Node *loss;
   bool has_train;
   Optimizer opt;
+  const char *stage;           /* the last stage that ran: parse, grad */
+  /* After autodiff: the gradient of the loss for each trained parameter. */
+  Grad *grads;
+  int ngrads;
 };
 
 extern const char *const dtype_names[DT_COUNT];
@@ -275,7 +297,7 @@ enum { SHAPE_STR_MAX = 160 };
 
 /* ---------------------------------------------------------------- shape.c */
 
-#define OP(e, name, arity, kind, shape, flags) ShapeFn shape;
+#define OP(e, name, arity, kind, shape, grad, eval, flags) ShapeFn shape;
 GRADC_OPS(OP)
 #undef OP
 /* numpy broadcasting of two shapes; false (and a diagnostic) if impossible */
@@ -285,6 +307,50 @@ int64_t fan_in(const Shape *s);
 int64_t fan_out(const Shape *s);
 /* "+" for OP_ADD and so on, or the op's name. */
 const char *op_symbol(OpKind op);
+
+/* ------------------------------------------------------------- autodiff.c */
+
+/* The backward stage: appends the backward graph and the optimizer update to
+ * g (see the essay in autodiff.c).  False after a diagnostic. */
+bool autodiff(Graph *g);
+void ad_accum(AD *ad, Node *x, Node *dx);
+#define OP(e, name, arity, kind, shape, grad, eval, flags) GradFn grad;
+GRADC_OPS(OP)
+#undef OP
+
+/* ----------------------------------------------------------------- init.c */
+
+uint64_t rng_stream(uint64_t seed, const char *name);
+double rng_uniform(uint64_t stream, uint64_t i);
+double rng_normal(uint64_t stream, uint64_t i);
+/* The initial values of a PARAM or STATE node (count elements), as doubles
+ * rounded to the node's dtype. */
+void init_values(const Node *n, uint64_t seed, double *out, int64_t count);
+
+/* ----------------------------------------------------------------- eval.c */
+
+/* The reference evaluator (see eval.c): doubles, one node at a time. */
+Eval *eval_new(const Graph *g);              /* NULL when out of memory */
+void eval_free(Eval *e);                     /* NULL is fine */
+/* Binds a symbolic dimension (e.g. "batch") to value >= 1 and sizes the
+ * buffers; false when out of memory or the value is out of range. */
+bool eval_bind(Eval *e, const char *sym, int64_t value);
+void eval_init(Eval *e, uint64_t seed);      /* params and optimizer state */
+double *eval_data(Eval *e, const Node *n);   /* a node's values */
+int64_t eval_count(const Eval *e, const Node *n);
+void eval_run(Eval *e, Node *const *roots, int nroots);
+void eval_forward(Eval *e);                  /* outputs, metrics, loss */
+void eval_train_step(Eval *e);               /* and the whole update */
+
+#define OP(e, name, arity, kind, shape, grad, eval, flags) EvalFn eval;
+GRADC_OPS(OP)
+#undef OP
+
+/* ---------------------------------------------------------------- check.c */
+
+/* gradc check: prints a table to out; 0 = every gradient within tol, 1 = a
+ * mismatch or nothing to check, 2 = out of memory. */
+int check_gradients(const Graph *g, uint64_t seed, int64_t batch, double tol, FILE *out);
 
 /* ---------------------------------------------------------------- parse.c */
 
@@ -385,6 +451,10 @@ int64_t graph_param_count(const Graph *g);
 
 /* -------------------------------------------------------------- compile.c */
 
+/* Stages in pipeline order; a compilation runs up to and including one. */
+typedef enum { STAGE_PARSE, STAGE_GRAD, STAGE_COUNT } Stage;
+extern const char *const stage_names[STAGE_COUNT];
+
 /* One compilation: its arena owns the source copy, graph and diagnostics. */
 typedef struct Compilation {
   Arena *arena;
@@ -393,11 +463,14 @@ typedef struct Compilation {
   Graph *graph;          /* NULL when an error was reported */
 } Compilation;
 
-/* The pipeline's entry point (the stages grow here, in order).  Never returns
+/* The pipeline's entry point: runs the stages up to `last`.  Never returns
  * NULL except when even the arena cannot be made; out of memory inside the
  * pipeline becomes an ordinary error diagnostic. */
-Compilation *compile_source(const char *name, const char *text, size_t len);
+Compilation *compile_model(const char *name, const char *text, size_t len, Stage last);
 /* Reads the file, or reports why it cannot (diagnostic without position). */
+Compilation *compile_model_file(const char *path, Stage last);
+/* The front end only (STAGE_PARSE). */
+Compilation *compile_source(const char *name, const char *text, size_t len);
 Compilation *compile_file(const char *path);
 void compilation_free(Compilation *c);       /* NULL is fine */
 /* Test hook: the Nth arena allocation of each later compilation fails. */

@@ -112,12 +112,26 @@ static void put_attrs(FILE *out, const Graph *g, const Node *n, bool nn) {
     fputc(']', out);
     break;
   case OP_ONE_HOT: fprintf(out, "%s%" PRId64, nn ? ", " : " depth=", a->depth); break;
+  case OP_MATMUL:
+    if (a->ta) fprintf(out, "%stranspose_a=true", nn ? ", " : " ");
+    if (a->tb) fprintf(out, "%stranspose_b=true", nn ? ", " : " ");
+    break;
+  case OP_SIZE: {
+    char b[SHAPE_STR_MAX];
+    fprintf(out, " of=%s", shape_str(g, &a->to, b, sizeof b));
+    break;
+  }
+  case OP_UNSLICE: {
+    char b[SHAPE_STR_MAX];
+    fprintf(out, " into=%s", shape_str(g, &a->to, b, sizeof b));
+    break;
+  }
   default: break;
   }
 }
 
 static void put_slice(FILE *out, const Node *n) {
-  const Shape *s = &n->src[0]->shape;
+  const Shape *s = n->op == OP_UNSLICE ? &n->a.to : &n->src[0]->shape;
   fputc('[', out);
   for (int i = 0; i < s->rank; i++) {
     int64_t b = n->a.begin[i], e = n->a.end[i], st = n->a.step[i];
@@ -154,8 +168,8 @@ static void dump_text(FILE *out, const Graph *g, const char *stage) {
     FILE *mem = fmemopen(head, sizeof head, "w");
     fprintf(mem, "%%%d = %s", n->id, op_info[n->op].name);
     for (int k = 0; k < n->nsrc; k++) fprintf(mem, "%s%%%d", k ? ", " : " ", n->src[k]->id);
-    if (n->op == OP_INPUT || n->op == OP_PARAM) fprintf(mem, " %s", n->name);
-    if (n->op == OP_PARAM) {
+    if (n->op == OP_INPUT || n->op == OP_PARAM || n->op == OP_STATE) fprintf(mem, " %s", n->name);
+    if (n->op == OP_PARAM || n->op == OP_STATE) {
       fputs(" init=", mem);
       if (n->a.init.kind == INIT_VALUES) fputs("values", mem);
       else put_init(mem, n);
@@ -164,7 +178,7 @@ static void dump_text(FILE *out, const Graph *g, const char *stage) {
       fputc(' ', mem);
       put_values(mem, n, 8);
     }
-    if (n->op == OP_SLICE) {
+    if (n->op == OP_SLICE || n->op == OP_UNSLICE) {
       fputc(' ', mem);
       put_slice(mem, n);
     }
@@ -177,7 +191,10 @@ static void dump_text(FILE *out, const Graph *g, const char *stage) {
              shape_str(g, &n->shape, b, sizeof b));
     fprintf(out, "%-44s : %-20s", head, ty);
     fprintf(out, " @%d:%d", n->loc.line, n->loc.col);
-    if (n->name && n->op != OP_INPUT && n->op != OP_PARAM) fprintf(out, " %s", n->name);
+    if (n->name && n->op != OP_INPUT && n->op != OP_PARAM && n->op != OP_STATE)
+      fprintf(out, " %s", n->name);
+    if (n->fwd) fprintf(out, " <- %s %%%d", n->rule, n->fwd->id);
+    if (n->flags & N_GRAD) fputs(" [grad]", out);
     if (n->flags & N_OUTPUT) fputs(" [output]", out);
     if (n->flags & N_METRIC) fputs(" [metric]", out);
     if (n->flags & N_LOSS) fputs(" [loss]", out);
@@ -187,6 +204,8 @@ static void dump_text(FILE *out, const Graph *g, const char *stage) {
     fprintf(out, "output %s = %%%d\n", g->outputs[i].name, g->outputs[i].node->id);
   for (int i = 0; i < g->nmetrics; i++)
     fprintf(out, "metric %s = %%%d\n", g->metrics[i].name, g->metrics[i].node->id);
+  for (int i = 0; i < g->ngrads; i++)
+    fprintf(out, "grad %s = %%%d\n", g->grads[i].param->name, g->grads[i].grad->id);
   if (g->has_train) {
     const Optimizer *o = &g->opt;
     fprintf(out, "train %%%d with %s(lr=%.9g", g->loss->id, opt_names[o->kind], o->lr);
@@ -221,6 +240,9 @@ static void dump_dot(FILE *out, const Graph *g, const char *stage) {
     if (n->op == OP_INPUT) style = "shape=invhouse, style=filled, fillcolor=\"#c8e6c9\"";
     else if (n->op == OP_PARAM) style = "shape=box, style=filled, fillcolor=\"#bbdefb\"";
     else if (n->op == OP_CONST) style = "shape=plaintext";
+    else if (n->op == OP_STATE) style = "shape=box, style=\"filled,dashed\", fillcolor=\"#e1bee7\"";
+    else if (n->op == OP_ASSIGN) style = "shape=cds, style=filled, fillcolor=\"#e1bee7\"";
+    else if (n->fwd) style = "shape=box, style=\"rounded,filled\", fillcolor=\"#eeeeee\"";
     if (n->flags & N_LOSS) style = "shape=doubleoctagon, style=filled, fillcolor=\"#ffcdd2\"";
     else if (n->flags & (N_OUTPUT | N_METRIC))
       style = "shape=octagon, style=filled, fillcolor=\"#fff9c4\"";

@@ -12,7 +12,7 @@
 #include "compiler.h"
 
 const OpInfo op_info[OP_COUNT] = {
-#define OP(e, nm, ar, kd, sh, fl) [OP_##e] = {nm, ar, kd, sh, fl},
+#define OP(e, nm, ar, kd, sh, gr, ev, fl) [OP_##e] = {nm, ar, kd, sh, gr, ev, fl},
     GRADC_OPS(OP)
 #undef OP
 };

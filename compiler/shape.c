@@ -204,7 +204,12 @@ bool shape_matmul(Graph *g, Node *n) {
                        sh(g, a, b1), sh(g, b, b2));
   DType t = DT_F32;
   if (!unify(g, n, 0, 2, &t) || !need_numeric(g, n, n->src[0])) return false;
-  Dim k1 = a->d[a->rank - 1], k2 = b->d[b->rank - 2];
+  /* ta/tb: the operand's last two axes are read transposed (set by autodiff
+   * so backward products need no transpose copies). */
+  int ar = a->rank, br = b->rank;
+  Dim am = a->d[ar - (n->a.ta ? 1 : 2)], ak = a->d[ar - (n->a.ta ? 2 : 1)];
+  Dim bk = b->d[br - (n->a.tb ? 1 : 2)], bn = b->d[br - (n->a.tb ? 2 : 1)];
+  Dim k1 = ak, k2 = bk;
   if (!dim_eq(k1, k2)) {
     char d1[48], d2[48];
     return graph_error(g, n->loc,
@@ -217,8 +222,8 @@ bool shape_matmul(Graph *g, Node *n) {
   memcpy(bb.d, b->d, sizeof(Dim) * (size_t)bb.rank);
   if (!shape_broadcast2(g, &ba, &bb, &out, n->loc, "@ (batch dimensions)"))
     return false;
-  out.d[out.rank++] = a->d[a->rank - 2];
-  out.d[out.rank++] = b->d[b->rank - 1];
+  out.d[out.rank++] = am;
+  out.d[out.rank++] = bn;
   n->shape = out;
   n->dtype = t;
   return true;
@@ -366,6 +371,25 @@ bool shape_slice(Graph *g, Node *n) {
     n->shape.d[i] = (Dim){len > 0 ? len : 0, 0};
   }
   n->dtype = n->src[0]->dtype;
+  return true;
+}
+
+/* The gradient of a slice: the slice's values placed back into zeros of
+ * the sliced operand's shape (a.to), at the same begin/end/step. */
+bool shape_unslice(Graph *g, Node *n) {
+  (void)g;
+  n->shape = n->a.to;
+  n->dtype = n->src[0]->dtype;
+  return true;
+}
+
+bool shape_assign(Graph *g, Node *n) {
+  Node *dst = n->src[0], *v = n->src[1];
+  GRADC_ASSERT(dst->op == OP_PARAM || dst->op == OP_STATE);
+  GRADC_ASSERT(dst->dtype == v->dtype && shape_eq(&dst->shape, &v->shape));
+  (void)g;
+  n->shape = dst->shape;
+  n->dtype = dst->dtype;
   return true;
 }
 

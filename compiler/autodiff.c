@@ -1,0 +1,567 @@
+/*
+ * autodiff.c - reverse-mode differentiation into the same IR, then the
+ * optimizer's update of every parameter.
+ *
+ * Input: a checked forward graph with a scalar loss (g->loss).  Output: the
+ * same graph with backward nodes appended (each records the forward node and
+ * the rule that made it), g->grads listing d(loss)/d(param) per trained
+ * parameter, and the train step's update nodes: new values for parameters and
+ * optimizer slots, then one ASSIGN per state, all at the very end.
+ *
+ * Invariants the rest of the pipeline relies on:
+ *  - the backward graph is built once, at compile time; nothing is recorded
+ *    at run time (no tape);
+ *  - ASSIGN nodes come after every other node, and their values are computed
+ *    before the first ASSIGN, so "all reads, then all writes" holds by
+ *    executing the array in order;
+ *  - a value that fans out gets the sum of its consumers' gradients
+ *    (ad_accum), and a broadcast operand gets its gradient summed back to its
+ *    own shape (unbroadcast) - the bias of [512] added to [batch,512].
+ */
+#include <string.h>
+
+#include "compiler.h"
+
+struct AD {
+  Graph *g;
+  Node **grad;          /* by forward node id */
+  bool *wants;          /* float and depends on some parameter */
+  int nfwd;
+  Node *fwd;            /* the forward node whose rule runs now */
+  const char *rule;
+};
+
+/* ------------------------------------------------------------ builders */
+
+static Node *node(AD *ad, OpKind op, Node **src, int n, const Attrs *a) {
+  Node *r = graph_node(ad->g, op, src, n, a, ad->fwd->loc);
+  GRADC_ASSERT(r);      /* backward shapes follow from checked forward ones */
+  r->fwd = ad->fwd;
+  r->rule = ad->rule;
+  return r;
+}
+
+static Node *un(AD *ad, OpKind op, Node *x) { return node(ad, op, &x, 1, NULL); }
+
+static Node *bin(AD *ad, OpKind op, Node *x, Node *y) {
+  Node *s[2] = {x, y};
+  return node(ad, op, s, 2, NULL);
+}
+
+static Node *konst(AD *ad, double v, DType t) {
+  Shape s = {0};
+  Node *k = graph_leaf(ad->g, OP_CONST, NULL, t, &s, ad->fwd->loc);
+  k->a.values = arena_alloc(ad->g->arena, sizeof(double));
+  k->a.values[0] = v;
+  k->fwd = ad->fwd;
+  k->rule = ad->rule;
+  return k;
+}
+
+static Node *choose(AD *ad, Node *c, Node *a, Node *b) {
+  Node *s[3] = {c, a, b};
+  return node(ad, OP_WHERE, s, 3, NULL);
+}
+
+static Node *reshape(AD *ad, Node *x, const Shape *to) {
+  if (shape_eq(&x->shape, to)) return x;
+  Attrs a = {.to = *to};
+  return node(ad, OP_RESHAPE, &x, 1, &a);
+}
+
+static Node *matmul(AD *ad, Node *x, Node *y, bool ta, bool tb) {
+  Node *s[2] = {x, y};
+  Attrs a = {.ta = ta, .tb = tb};
+  return node(ad, OP_MATMUL, s, 2, &a);
+}
+
+static Node *sum_keep(AD *ad, Node *x, uint32_t axes) {
+  Attrs a = {.axes = axes, .keepdims = true};
+  return node(ad, OP_SUM, &x, 1, &a);
+}
+
+/* Sum dx (a broadcast result) back down to shape s. */
+static Node *unbroadcast(AD *ad, Node *dx, const Shape *s) {
+  const Shape *o = &dx->shape;
+  int lead = o->rank - s->rank;
+  GRADC_ASSERT(lead >= 0);
+  uint32_t axes = 0;
+  for (int i = 0; i < o->rank; i++)
+    if (i < lead || (dim_is_one(s->d[i - lead]) && !dim_is_one(o->d[i])))
+      axes |= 1u << i;
+  if (axes) dx = sum_keep(ad, dx, axes);
+  return reshape(ad, dx, s);
+}
+
+/* The reverse of a reduction: gy back to the operand's shape, repeated. */
+static Node *expand(AD *ad, Node *gy, const Node *n) {
+  const Shape *xs = &n->src[0]->shape;
+  uint32_t axes = n->op == OP_ARGMAX || n->op == OP_ARGMIN ? 1u << n->a.axis : n->a.axes;
+  Shape kept = *xs;
+  for (int i = 0; i < xs->rank; i++)
+    if (axes & (1u << i)) kept.d[i] = (Dim){1, 0};
+  gy = reshape(ad, gy, &kept);
+  if (shape_eq(&kept, xs)) return gy;
+  Attrs a = {.to = *xs};
+  return node(ad, OP_BROADCAST, &gy, 1, &a);
+}
+
+static bool wants(const AD *ad, const Node *x) {
+  return x->id < ad->nfwd && ad->wants[x->id];
+}
+
+/* add_or_set: accumulate a gradient contribution for x. */
+void ad_accum(AD *ad, Node *x, Node *dx) {
+  if (!wants(ad, x)) return;
+  if (!shape_eq(&dx->shape, &x->shape)) dx = unbroadcast(ad, dx, &x->shape);
+  GRADC_ASSERT(dx->dtype == x->dtype);
+  Node **slot = &ad->grad[x->id];
+  *slot = *slot ? bin(ad, OP_ADD, *slot, dx) : dx;
+}
+
+/* ------------------------------------------------------------ rules */
+
+void grad_none(AD *ad, Node *n, Node *gy) {
+  (void)ad, (void)n, (void)gy;
+  GRADC_ASSERT(!"grad_none is a marker and never runs");
+}
+
+void grad_add(AD *ad, Node *n, Node *gy) {
+  ad_accum(ad, n->src[0], gy);
+  ad_accum(ad, n->src[1], gy);
+}
+
+void grad_sub(AD *ad, Node *n, Node *gy) {
+  ad_accum(ad, n->src[0], gy);
+  if (wants(ad, n->src[1])) ad_accum(ad, n->src[1], un(ad, OP_NEG, gy));
+}
+
+void grad_mul(AD *ad, Node *n, Node *gy) {
+  Node *a = n->src[0], *b = n->src[1];
+  if (wants(ad, a)) ad_accum(ad, a, bin(ad, OP_MUL, gy, b));
+  if (wants(ad, b)) ad_accum(ad, b, bin(ad, OP_MUL, gy, a));
+}
+
+/* d(a/b) = g/b, -g*(a/b)/b */
+void grad_div(AD *ad, Node *n, Node *gy) {
+  Node *a = n->src[0], *b = n->src[1];
+  if (wants(ad, a)) ad_accum(ad, a, bin(ad, OP_DIV, gy, b));
+  if (wants(ad, b))
+    ad_accum(ad, b, un(ad, OP_NEG, bin(ad, OP_DIV, bin(ad, OP_MUL, gy, n), b)));
+}
+
+/* d(a^b) = g*b*a^(b-1), g*a^b*log(a) where a > 0 (TF's choice: 0 elsewhere) */
+void grad_pow(AD *ad, Node *n, Node *gy) {
+  Node *a = n->src[0], *b = n->src[1];
+  DType t = n->dtype;
+  if (wants(ad, a)) {
+    Node *am1 = bin(ad, OP_POW, a, bin(ad, OP_SUB, b, konst(ad, 1, t)));
+    ad_accum(ad, a, bin(ad, OP_MUL, bin(ad, OP_MUL, gy, b), am1));
+  }
+  if (wants(ad, b)) {
+    Node *pos = bin(ad, OP_GT, a, konst(ad, 0, t));
+    Node *safe = choose(ad, pos, a, konst(ad, 1, t));
+    Node *d = bin(ad, OP_MUL, bin(ad, OP_MUL, gy, n), un(ad, OP_LOG, safe));
+    ad_accum(ad, b, choose(ad, pos, d, konst(ad, 0, t)));
+  }
+}
+
+/* maximum: a gets the gradient where a >= b, b elsewhere (TF). */
+void grad_minmax(AD *ad, Node *n, Node *gy) {
+  Node *a = n->src[0], *b = n->src[1], *zero = konst(ad, 0, n->dtype);
+  Node *mask = bin(ad, n->op == OP_MAXIMUM ? OP_GE : OP_LE, a, b);
+  if (wants(ad, a)) ad_accum(ad, a, choose(ad, mask, gy, zero));
+  if (wants(ad, b)) ad_accum(ad, b, choose(ad, mask, zero, gy));
+}
+
+void grad_neg(AD *ad, Node *n, Node *gy) {
+  ad_accum(ad, n->src[0], un(ad, OP_NEG, gy));
+}
+
+/* sign(x) * g, with sign(0) = 0 */
+void grad_abs(AD *ad, Node *n, Node *gy) {
+  Node *x = n->src[0], *zero = konst(ad, 0, n->dtype);
+  Node *neg = choose(ad, bin(ad, OP_LT, x, zero), un(ad, OP_NEG, gy), zero);
+  ad_accum(ad, x, choose(ad, bin(ad, OP_GT, x, zero), gy, neg));
+}
+
+void grad_square(AD *ad, Node *n, Node *gy) {
+  Node *x = n->src[0];
+  ad_accum(ad, x, bin(ad, OP_MUL, bin(ad, OP_MUL, gy, x), konst(ad, 2, n->dtype)));
+}
+
+/* relu'(0) = 0, as TF (the seed's notes say 1; tests at exactly 0 differ). */
+void grad_relu(AD *ad, Node *n, Node *gy) {
+  Node *x = n->src[0], *zero = konst(ad, 0, n->dtype);
+  ad_accum(ad, x, choose(ad, bin(ad, OP_GT, x, zero), gy, zero));
+}
+
+void grad_sigmoid(AD *ad, Node *n, Node *gy) {
+  Node *one_minus = bin(ad, OP_SUB, konst(ad, 1, n->dtype), n);
+  ad_accum(ad, n->src[0], bin(ad, OP_MUL, bin(ad, OP_MUL, gy, n), one_minus));
+}
+
+void grad_tanh(AD *ad, Node *n, Node *gy) {
+  Node *d = bin(ad, OP_SUB, konst(ad, 1, n->dtype), un(ad, OP_SQUARE, n));
+  ad_accum(ad, n->src[0], bin(ad, OP_MUL, gy, d));
+}
+
+void grad_exp(AD *ad, Node *n, Node *gy) {
+  ad_accum(ad, n->src[0], bin(ad, OP_MUL, gy, n));
+}
+
+void grad_log(AD *ad, Node *n, Node *gy) {
+  ad_accum(ad, n->src[0], bin(ad, OP_DIV, gy, n->src[0]));
+}
+
+void grad_sqrt(AD *ad, Node *n, Node *gy) {
+  ad_accum(ad, n->src[0],
+           bin(ad, OP_DIV, gy, bin(ad, OP_MUL, n, konst(ad, 2, n->dtype))));
+}
+
+/* TF's clip_by_value passes the gradient where lo <= x <= hi. */
+void grad_clip(AD *ad, Node *n, Node *gy) {
+  Node *x = n->src[0], *zero = konst(ad, 0, n->dtype);
+  Node *in_hi = choose(ad, bin(ad, OP_LE, x, konst(ad, n->a.hi, n->dtype)), gy, zero);
+  ad_accum(ad, x, choose(ad, bin(ad, OP_GE, x, konst(ad, n->a.lo, n->dtype)), in_hi, zero));
+}
+
+/* Between float types the gradient is cast back; to int or bool it stops. */
+void grad_cast(AD *ad, Node *n, Node *gy) {
+  Node *x = n->src[0];
+  if (!dtype_is_float(n->dtype) || !wants(ad, x)) return;
+  Attrs a = {.dtype = x->dtype};
+  ad_accum(ad, x, x->dtype == gy->dtype ? gy : node(ad, OP_CAST, &gy, 1, &a));
+}
+
+void grad_where(AD *ad, Node *n, Node *gy) {
+  Node *c = n->src[0], *zero = konst(ad, 0, n->dtype);
+  if (wants(ad, n->src[1])) ad_accum(ad, n->src[1], choose(ad, c, gy, zero));
+  if (wants(ad, n->src[2])) ad_accum(ad, n->src[2], choose(ad, c, zero, gy));
+}
+
+/* C = op(A) op(B) with op = transpose or not; the products that give dA and
+ * dB carry transpose flags instead of materialising transposes. */
+void grad_matmul(AD *ad, Node *n, Node *gy) {
+  Node *a = n->src[0], *b = n->src[1];
+  bool ta = n->a.ta, tb = n->a.tb;
+  if (wants(ad, a))
+    ad_accum(ad, a, ta ? matmul(ad, b, gy, tb, true) : matmul(ad, gy, b, false, !tb));
+  if (wants(ad, b))
+    ad_accum(ad, b, tb ? matmul(ad, gy, a, true, ta) : matmul(ad, a, gy, !ta, false));
+}
+
+/* dx = y * (g - sum(g*y, axis)); the Jacobian is never materialised. */
+void grad_softmax(AD *ad, Node *n, Node *gy) {
+  Node *s = sum_keep(ad, bin(ad, OP_MUL, gy, n), 1u << n->a.axis);
+  ad_accum(ad, n->src[0], bin(ad, OP_MUL, n, bin(ad, OP_SUB, gy, s)));
+}
+
+/* dx = g - exp(y) * sum(g, axis) */
+void grad_log_softmax(AD *ad, Node *n, Node *gy) {
+  Node *s = sum_keep(ad, gy, 1u << n->a.axis);
+  ad_accum(ad, n->src[0], bin(ad, OP_SUB, gy, bin(ad, OP_MUL, un(ad, OP_EXP, n), s)));
+}
+
+void grad_sum(AD *ad, Node *n, Node *gy) {
+  ad_accum(ad, n->src[0], expand(ad, gy, n));
+}
+
+/* The count may involve the symbolic batch: a SIZE node carries it to run time. */
+static Node *reduced_count(AD *ad, const Node *n) {
+  const Shape *xs = &n->src[0]->shape;
+  Attrs a = {0};
+  bool symbolic = false;
+  double k = 1;
+  for (int i = 0; i < xs->rank; i++)
+    if (n->a.axes & (1u << i)) {
+      a.to.d[a.to.rank++] = xs->d[i];
+      symbolic |= xs->d[i].sym != 0;
+      k *= (double)xs->d[i].n;
+    }
+  if (!symbolic) return konst(ad, k, n->dtype);
+  Shape s = {0};
+  Node *c = graph_leaf(ad->g, OP_SIZE, NULL, n->dtype, &s, ad->fwd->loc);
+  c->a.to = a.to;
+  c->fwd = ad->fwd;
+  c->rule = ad->rule;
+  return c;
+}
+
+void grad_mean(AD *ad, Node *n, Node *gy) {
+  ad_accum(ad, n->src[0], bin(ad, OP_DIV, expand(ad, gy, n), reduced_count(ad, n)));
+}
+
+/* max/min: the gradient is shared equally by the elements equal to the
+ * result (TF's reduce_max gradient). */
+void grad_reduce_max(AD *ad, Node *n, Node *gy) {
+  Node *x = n->src[0];
+  Attrs c = {.dtype = n->dtype};
+  Node *eq = bin(ad, OP_EQ, x, expand(ad, n, n));
+  Node *mask = node(ad, OP_CAST, &eq, 1, &c);
+  Node *cnt = sum_keep(ad, mask, n->a.axes);
+  ad_accum(ad, x, bin(ad, OP_DIV, bin(ad, OP_MUL, mask, expand(ad, gy, n)), cnt));
+}
+
+void grad_reshape(AD *ad, Node *n, Node *gy) {
+  ad_accum(ad, n->src[0], reshape(ad, gy, &n->src[0]->shape));
+}
+
+void grad_transpose(AD *ad, Node *n, Node *gy) {
+  Attrs a = {0};
+  for (int i = 0; i < n->shape.rank; i++) a.perm[n->a.perm[i]] = i;
+  ad_accum(ad, n->src[0], node(ad, OP_TRANSPOSE, &gy, 1, &a));
+}
+
+void grad_broadcast(AD *ad, Node *n, Node *gy) {
+  ad_accum(ad, n->src[0], gy);          /* ad_accum sums it back down */
+}
+
+void grad_slice(AD *ad, Node *n, Node *gy) {
+  Attrs a = n->a;
+  a.to = n->src[0]->shape;
+  ad_accum(ad, n->src[0], node(ad, OP_UNSLICE, &gy, 1, &a));
+}
+
+void grad_unslice(AD *ad, Node *n, Node *gy) {
+  ad_accum(ad, n->src[0], node(ad, OP_SLICE, &gy, 1, &n->a));
+}
+
+void grad_concat(AD *ad, Node *n, Node *gy) {
+  int ax = n->a.axis;
+  int64_t off = 0;
+  for (int k = 0; k < n->nsrc; k++) {
+    Node *x = n->src[k];
+    Attrs a = {0};
+    for (int i = 0; i < n->shape.rank; i++) {
+      Dim d = n->shape.d[i];
+      a.begin[i] = 0, a.step[i] = 1;
+      a.end[i] = d.sym ? INT64_MAX : d.n;
+    }
+    int64_t len = x->shape.d[ax].n;
+    a.begin[ax] = off, a.end[ax] = off + len;
+    off += len;
+    if (wants(ad, x)) ad_accum(ad, x, node(ad, OP_SLICE, &gy, 1, &a));
+  }
+}
+
+/* The fused form: d/dlogits = (softmax(logits) - target) * g per row. */
+void grad_softmax_ce(AD *ad, Node *n, Node *gy) {
+  Node *x = n->src[0], *y = n->src[1];
+  Shape col = gy->shape;
+  col.d[col.rank++] = (Dim){1, 0};
+  Node *g = reshape(ad, gy, &col);
+  int last = x->shape.rank - 1;
+  if (wants(ad, x)) {
+    Attrs sa = {.axis = last};
+    Node *p = node(ad, OP_SOFTMAX, &x, 1, &sa);
+    Node *t = y;
+    if (y->dtype == DT_I32) {
+      Attrs oh = {.depth = x->shape.d[last].n};
+      t = node(ad, OP_ONE_HOT, &y, 1, &oh);
+      if (t->dtype != x->dtype) {
+        Attrs c = {.dtype = x->dtype};
+        t = node(ad, OP_CAST, &t, 1, &c);
+      }
+    }
+    ad_accum(ad, x, bin(ad, OP_MUL, bin(ad, OP_SUB, p, t), g));
+  }
+  if (wants(ad, y)) {
+    Attrs sa = {.axis = last};
+    Node *ls = node(ad, OP_LOG_SOFTMAX, &x, 1, &sa);
+    ad_accum(ad, y, un(ad, OP_NEG, bin(ad, OP_MUL, ls, g)));
+  }
+}
+
+/* l = max(x,0) - x*z + log(1 + exp(-|x|)):  dl/dx = sigmoid(x) - z, dl/dz = -x */
+void grad_sigmoid_ce(AD *ad, Node *n, Node *gy) {
+  Node *x = n->src[0], *z = n->src[1];
+  if (wants(ad, x))
+    ad_accum(ad, x, bin(ad, OP_MUL, gy, bin(ad, OP_SUB, un(ad, OP_SIGMOID, x), z)));
+  if (wants(ad, z)) ad_accum(ad, z, un(ad, OP_NEG, bin(ad, OP_MUL, gy, x)));
+}
+
+/* ------------------------------------------------------------ optimizers */
+
+typedef struct Update {
+  Node *dst, *value;
+} Update;
+
+static Node *slot(AD *ad, Node *p, const char *what, InitKind init, double v) {
+  Node *s = graph_leaf(ad->g, OP_STATE,
+                       arena_printf(ad->g->arena, "%s/%s", p->name, what),
+                       p->dtype, &p->shape, p->loc);
+  s->a.init = (Init){init, v, 0};
+  s->fwd = p;
+  s->rule = ad->rule;
+  return s;
+}
+
+/* new = a*x + b*y, the exponential moving average step */
+static Node *lerp(AD *ad, double a, Node *x, double b, Node *y, DType t) {
+  return bin(ad, OP_ADD, bin(ad, OP_MUL, konst(ad, a, t), x),
+             bin(ad, OP_MUL, konst(ad, b, t), y));
+}
+
+/* lr * g / (sqrt(denom) + eps): Keras adds eps outside the square root. */
+static Node *scaled(AD *ad, Node *num, Node *denom, double eps, DType t) {
+  Node *d = bin(ad, OP_ADD, un(ad, OP_SQRT, denom), konst(ad, eps, t));
+  return bin(ad, OP_DIV, num, d);
+}
+
+/* Keras 2.x update rules (keras/optimizers/optimizer_v2, one file each); the seed quotes
+ * RMSprop's.  Each returns the parameter's new value and adds slot updates. */
+static Node *update_param(AD *ad, Node *p, Node *g, Node *adam_alpha,
+                          Update *ups, int *nups) {
+  const Optimizer *o = &ad->g->opt;
+  DType t = p->dtype;
+  Node *lr = konst(ad, o->lr, t);
+  switch (o->kind) {
+  case OPT_SGD:
+    if (o->momentum == 0) return bin(ad, OP_SUB, p, bin(ad, OP_MUL, lr, g));
+    {
+      /* v = m*v - lr*g;  p += v  (nesterov: p += m*v - lr*g) */
+      Node *v = slot(ad, p, "momentum", INIT_ZEROS, 0);
+      Node *lrg = bin(ad, OP_MUL, lr, g);
+      Node *vn = bin(ad, OP_SUB, bin(ad, OP_MUL, konst(ad, o->momentum, t), v), lrg);
+      ups[(*nups)++] = (Update){v, vn};
+      if (o->nesterov)
+        return bin(ad, OP_ADD, p,
+                   bin(ad, OP_SUB, bin(ad, OP_MUL, konst(ad, o->momentum, t), vn), lrg));
+      return bin(ad, OP_ADD, p, vn);
+    }
+  case OPT_RMSPROP: {
+    Node *rms = slot(ad, p, "rms", INIT_ZEROS, 0);
+    Node *rn = lerp(ad, o->rho, rms, 1 - o->rho, un(ad, OP_SQUARE, g), t);
+    ups[(*nups)++] = (Update){rms, rn};
+    Node *denom = rn;
+    if (o->centered) {
+      Node *mg = slot(ad, p, "mg", INIT_ZEROS, 0);
+      Node *mn = lerp(ad, o->rho, mg, 1 - o->rho, g, t);
+      ups[(*nups)++] = (Update){mg, mn};
+      denom = bin(ad, OP_SUB, rn, un(ad, OP_SQUARE, mn));
+    }
+    Node *step = scaled(ad, bin(ad, OP_MUL, lr, g), denom, o->eps, t);
+    if (o->momentum > 0) {
+      Node *mom = slot(ad, p, "momentum", INIT_ZEROS, 0);
+      step = bin(ad, OP_ADD, bin(ad, OP_MUL, konst(ad, o->momentum, t), mom), step);
+      ups[(*nups)++] = (Update){mom, step};
+    }
+    return bin(ad, OP_SUB, p, step);
+  }
+  case OPT_ADAM: {
+    Node *m = slot(ad, p, "m", INIT_ZEROS, 0), *v = slot(ad, p, "v", INIT_ZEROS, 0);
+    Node *mn = bin(ad, OP_ADD, m, bin(ad, OP_MUL, bin(ad, OP_SUB, g, m), konst(ad, 1 - o->beta1, t)));
+    Node *vn = bin(ad, OP_ADD, v, bin(ad, OP_MUL, bin(ad, OP_SUB, un(ad, OP_SQUARE, g), v),
+                                      konst(ad, 1 - o->beta2, t)));
+    ups[(*nups)++] = (Update){m, mn};
+    ups[(*nups)++] = (Update){v, vn};
+    return bin(ad, OP_SUB, p, scaled(ad, bin(ad, OP_MUL, mn, adam_alpha), vn, o->eps, t));
+  }
+  case OPT_ADAGRAD: {
+    Node *acc = slot(ad, p, "accumulator", INIT_CONSTANT, o->initial_accumulator);
+    Node *an = bin(ad, OP_ADD, acc, un(ad, OP_SQUARE, g));
+    ups[(*nups)++] = (Update){acc, an};
+    return bin(ad, OP_SUB, p, scaled(ad, bin(ad, OP_MUL, lr, g), an, o->eps, t));
+  }
+  case OPT_COUNT: break;
+  }
+  GRADC_ASSERT(!"unknown optimizer");
+  return NULL;
+}
+
+static void build_updates(AD *ad) {
+  Graph *g = ad->g;
+  const Optimizer *o = &g->opt;
+  Update *ups = arena_alloc(g->arena, sizeof(Update) * (size_t)(g->ngrads * 4 + 2));
+  int nups = 0;
+  ad->rule = opt_names[o->kind];
+  Node *alpha = NULL;
+  if (o->kind == OPT_ADAM && g->ngrads) {
+    /* Keras: t = iterations + 1; alpha = lr * sqrt(1 - b2^t) / (1 - b1^t) */
+    ad->fwd = g->loss;
+    Shape s = {0};
+    Node *it = graph_leaf(g, OP_STATE, "optimizer/iterations", DT_I32, &s, o->loc);
+    it->a.init = (Init){INIT_ZEROS, 0, 0};
+    it->rule = ad->rule;
+    Node *t1 = bin(ad, OP_ADD, it, konst(ad, 1, DT_I32));
+    ups[nups++] = (Update){it, t1};
+    Attrs c = {.dtype = DT_F32};
+    Node *tf = node(ad, OP_CAST, &t1, 1, &c);
+    Node *b1p = bin(ad, OP_POW, konst(ad, o->beta1, DT_F32), tf);
+    Node *b2p = bin(ad, OP_POW, konst(ad, o->beta2, DT_F32), tf);
+    Node *one = konst(ad, 1, DT_F32);
+    alpha = bin(ad, OP_DIV,
+                bin(ad, OP_MUL, konst(ad, o->lr, DT_F32),
+                    un(ad, OP_SQRT, bin(ad, OP_SUB, one, b2p))),
+                bin(ad, OP_SUB, one, b1p));
+  }
+  for (int i = 0; i < g->ngrads; i++) {
+    Node *p = g->grads[i].param, *gr = g->grads[i].grad;
+    ad->fwd = p;
+    Node *a = alpha;
+    if (a && a->dtype != p->dtype) {
+      Attrs c = {.dtype = p->dtype};
+      a = node(ad, OP_CAST, &a, 1, &c);
+    }
+    Node *np = update_param(ad, p, gr, a, ups, &nups);
+    ups[nups++] = (Update){p, np};
+  }
+  /* All writes after all reads: the assigns close the step. */
+  for (int i = 0; i < nups; i++) {
+    ad->fwd = ups[i].dst;
+    Node *s[2] = {ups[i].dst, ups[i].value};
+    node(ad, OP_ASSIGN, s, 2, NULL);
+  }
+}
+
+/* ------------------------------------------------------------ the stage */
+
+bool autodiff(Graph *g) {
+  if (!g->has_train) return true;
+  AD adv = {.g = g, .nfwd = g->nnodes};
+  AD *ad = &adv;
+  ad->grad = arena_alloc(g->arena, sizeof(Node *) * (size_t)g->nnodes);
+  ad->wants = arena_alloc(g->arena, (size_t)g->nnodes);
+  for (int i = 0; i < g->nnodes; i++) {
+    Node *n = g->nodes[i];
+    bool w = n->op == OP_PARAM;
+    for (int k = 0; k < n->nsrc && !w; k++) w = ad->wants[n->src[k]->id];
+    ad->wants[i] = w && dtype_is_float(n->dtype) && !(op_info[n->op].flags & F_NO_GRAD);
+  }
+  ad->fwd = g->loss;
+  ad->rule = "seed";
+  ad->grad[g->loss->id] = konst(ad, 1, g->loss->dtype);
+  for (int i = g->loss->id; i >= 0; i--) {
+    Node *n = g->nodes[i];
+    Node *gy = ad->grad[i];
+    if (!gy || !ad->wants[i] || op_info[n->op].kind == K_LEAF) continue;
+    const OpInfo *info = &op_info[n->op];
+    if (info->grad == grad_none) {
+      graph_error(g, n->loc, "cannot differentiate through '%s': it has no "
+                  "gradient rule", info->name);
+      return false;
+    }
+    ad->fwd = n;
+    ad->rule = info->name;
+    info->grad(ad, n, gy);
+  }
+  int nparams = 0;
+  for (int i = 0; i < ad->nfwd; i++) nparams += g->nodes[i]->op == OP_PARAM;
+  g->grads = arena_alloc(g->arena, sizeof(Grad) * (size_t)(nparams ? nparams : 1));
+  for (int i = 0; i < ad->nfwd; i++) {
+    Node *p = g->nodes[i];
+    if (p->op != OP_PARAM) continue;
+    if (ad->grad[i]) {
+      g->grads[g->ngrads++] = (Grad){p, ad->grad[i]};
+      ad->grad[i]->flags |= N_GRAD;
+    } else if (p->flags & N_USED) {
+      diag_add(g->arena, g->diags, DIAG_WARNING, p->loc,
+               "parameter '%s' does not affect the loss '%s'; it will not be trained",
+               p->name, g->loss->name ? g->loss->name : "loss");
+    }
+  }
+  build_updates(ad);
+  g->stage = "grad";
+  return true;
+}

@@ -1,0 +1,499 @@
+/*
+ * eval.c - the reference evaluator: the oracle for tests and gradc check.
+ *
+ * Plain loops, one node at a time, in double precision whatever the declared
+ * dtype (integers and bools are held exactly as doubles), no fusion, no
+ * cleverness: it exists to be obviously right, not fast.  The compiled code
+ * is checked against it.
+ *
+ * Usage: eval_new(graph), eval_bind(batch and other symbols), eval_init(seed)
+ * for parameters and optimizer state, fill the INPUT buffers (eval_data),
+ * then eval_run with the roots to compute (eval_forward, eval_train_step).
+ * Parameters and state keep their own storage across binds and runs.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compiler.h"
+
+struct Eval {
+  const Graph *g;
+  int64_t sym[MAX_SYMS + 1];
+  double **v;           /* value buffer per node id */
+  int64_t *count;       /* elements per node id, under the current binding */
+  bool *mark;
+  bool bound;
+};
+
+static bool persistent(const Node *n) { return n->op == OP_PARAM || n->op == OP_STATE; }
+
+static void dims(const Eval *e, const Shape *s, int64_t *d) {
+  for (int i = 0; i < s->rank; i++) d[i] = s->d[i].n * e->sym[s->d[i].sym];
+}
+
+static int64_t count_of(const Eval *e, const Shape *s) {
+  int64_t d[MAX_RANK], c = 1;
+  dims(e, s, d);
+  for (int i = 0; i < s->rank; i++) c *= d[i];
+  return c;
+}
+
+Eval *eval_new(const Graph *g) {
+  Eval *e = calloc(1, sizeof *e);
+  if (!e) return NULL;
+  e->g = g;
+  for (int i = 0; i <= MAX_SYMS; i++) e->sym[i] = 1;
+  e->v = calloc((size_t)g->nnodes, sizeof(double *));
+  e->count = calloc((size_t)g->nnodes, sizeof(int64_t));
+  e->mark = calloc((size_t)g->nnodes, 1);
+  if (!e->v || !e->count || !e->mark) {
+    eval_free(e);
+    return NULL;
+  }
+  for (int i = 0; i < g->nnodes; i++) {
+    const Node *n = g->nodes[i];
+    if (!persistent(n)) continue;
+    e->count[i] = count_of(e, &n->shape);
+    e->v[i] = calloc((size_t)(e->count[i] ? e->count[i] : 1), sizeof(double));
+    if (!e->v[i]) {
+      eval_free(e);
+      return NULL;
+    }
+  }
+  return e;
+}
+
+void eval_free(Eval *e) {
+  if (!e) return;
+  if (e->v)
+    for (int i = 0; i < e->g->nnodes; i++) free(e->v[i]);
+  free(e->v);
+  free(e->count);
+  free(e->mark);
+  free(e);
+}
+
+/* Binds a symbolic dimension and sizes every non-persistent buffer. */
+bool eval_bind(Eval *e, const char *sym, int64_t value) {
+  if (value < 1 || value > ((int64_t)1 << 31)) return false;
+  for (int k = 1; k <= e->g->nsym; k++)
+    if (!strcmp(e->g->sym[k], sym)) e->sym[k] = value;
+  for (int i = 0; i < e->g->nnodes; i++) {
+    const Node *n = e->g->nodes[i];
+    if (persistent(n) || n->op == OP_ASSIGN) continue;
+    free(e->v[i]);
+    e->count[i] = count_of(e, &n->shape);
+    e->v[i] = calloc((size_t)(e->count[i] ? e->count[i] : 1), sizeof(double));
+    if (!e->v[i]) {
+      e->bound = false;
+      return false;
+    }
+    if (n->op == OP_CONST) memcpy(e->v[i], n->a.values, sizeof(double) * (size_t)e->count[i]);
+  }
+  /* Leaves that depend only on the binding are filled now. */
+  for (int i = 0; i < e->g->nnodes; i++)
+    if (e->g->nodes[i]->op == OP_SIZE) eval_size(e, e->g->nodes[i]);
+  e->bound = true;
+  return true;
+}
+
+double *eval_data(Eval *e, const Node *n) {
+  if (n->op == OP_ASSIGN) return e->v[n->src[0]->id];
+  return e->v[n->id];
+}
+
+int64_t eval_count(const Eval *e, const Node *n) { return e->count[n->id]; }
+
+void eval_init(Eval *e, uint64_t seed) {
+  for (int i = 0; i < e->g->nnodes; i++) {
+    const Node *n = e->g->nodes[i];
+    if (persistent(n)) init_values(n, seed, e->v[i], e->count[i]);
+  }
+}
+
+void eval_run(Eval *e, Node *const *roots, int nroots) {
+  GRADC_ASSERT(e->bound);
+  const Graph *g = e->g;
+  memset(e->mark, 0, (size_t)g->nnodes);
+  for (int i = 0; i < nroots; i++) e->mark[roots[i]->id] = true;
+  for (int i = g->nnodes - 1; i >= 0; i--)
+    if (e->mark[i])
+      for (int k = 0; k < g->nodes[i]->nsrc; k++) e->mark[g->nodes[i]->src[k]->id] = true;
+  for (int i = 0; i < g->nnodes; i++) {
+    const Node *n = g->nodes[i];
+    if (e->mark[i] && op_info[n->op].kind != K_LEAF) op_info[n->op].eval(e, n);
+  }
+}
+
+/* Outputs, metrics and the loss: no backward nodes, no updates. */
+void eval_forward(Eval *e) {
+  const Graph *g = e->g;
+  Node *roots[256];
+  int n = 0;
+  for (int i = 0; i < g->noutputs && n < 255; i++) roots[n++] = g->outputs[i].node;
+  for (int i = 0; i < g->nmetrics && n < 255; i++) roots[n++] = g->metrics[i].node;
+  if (g->loss) roots[n++] = g->loss;
+  eval_run(e, roots, n);
+}
+
+/* The whole train step: loss, metrics, and every update of the state. */
+void eval_train_step(Eval *e) {
+  const Graph *g = e->g;
+  int cap = g->nnodes + 2, n = 0;
+  Node **roots = malloc(sizeof(Node *) * (size_t)cap);
+  GRADC_ASSERT(roots);
+  for (int i = 0; i < g->nnodes; i++)
+    if (g->nodes[i]->op == OP_ASSIGN) roots[n++] = g->nodes[i];
+  for (int i = 0; i < g->nmetrics && n < cap; i++) roots[n++] = g->metrics[i].node;
+  if (g->loss) roots[n++] = g->loss;
+  eval_run(e, roots, n);
+  free(roots);
+}
+
+/* ------------------------------------------------------------ iteration */
+
+/* Walks the elements of a shape in row-major order, keeping an offset into
+ * each of up to three operands with their own strides (0 = broadcast). */
+typedef struct It {
+  int rank, nin;
+  int64_t d[MAX_RANK], idx[MAX_RANK];
+  int64_t st[3][MAX_RANK], off[3];
+} It;
+
+static void it_next(It *t) {
+  for (int i = t->rank - 1; i >= 0; i--) {
+    t->idx[i]++;
+    for (int m = 0; m < t->nin; m++) t->off[m] += t->st[m][i];
+    if (t->idx[i] < t->d[i]) return;
+    for (int m = 0; m < t->nin; m++) t->off[m] -= t->st[m][i] * t->d[i];
+    t->idx[i] = 0;
+  }
+}
+
+/* Strides of operand shape `in` read as if broadcast to out dims od[R]. */
+static void bstrides(const Eval *e, const Shape *in, int R, const int64_t *od, int64_t *st) {
+  int64_t d[MAX_RANK], stride = 1;
+  dims(e, in, d);
+  for (int i = R - 1; i >= 0; i--) {
+    int j = i - (R - in->rank);
+    if (j < 0) {
+      st[i] = 0;
+      continue;
+    }
+    st[i] = d[j] == 1 && od[i] != 1 ? 0 : stride;
+    stride *= d[j];
+  }
+}
+
+static void row_strides(const int64_t *d, int r, int64_t *st) {
+  int64_t s = 1;
+  for (int i = r - 1; i >= 0; i--) st[i] = s, s *= d[i];
+}
+
+static It it_out(const Eval *e, const Node *n, int nin) {
+  It t = {.rank = n->shape.rank, .nin = nin};
+  dims(e, &n->shape, t.d);
+  for (int m = 0; m < nin; m++) bstrides(e, &n->src[m]->shape, t.rank, t.d, t.st[m]);
+  return t;
+}
+
+/* ------------------------------------------------------------ kernels */
+
+void eval_leaf(Eval *e, const Node *n) { (void)e, (void)n; }
+
+void eval_size(Eval *e, const Node *n) { e->v[n->id][0] = (double)count_of(e, &n->a.to); }
+
+static double ifloor_div(double a, double b) { return b == 0 ? 0 : floor(a / b); }
+
+void eval_binary(Eval *e, const Node *n) {
+  double *y = e->v[n->id], *a = e->v[n->src[0]->id], *b = e->v[n->src[1]->id];
+  It t = it_out(e, n, 2);
+  bool ints = !dtype_is_float(n->src[0]->dtype);
+  for (int64_t k = 0, c = e->count[n->id]; k < c; k++, it_next(&t)) {
+    double x = a[t.off[0]], z = b[t.off[1]], r = 0;
+    switch (n->op) {
+    case OP_ADD: r = x + z; break;
+    case OP_SUB: r = x - z; break;
+    case OP_MUL: r = x * z; break;
+    case OP_DIV: r = ints ? ifloor_div(x, z) : x / z; break;
+    case OP_POW: r = pow(x, z); break;
+    case OP_MAXIMUM: r = x >= z ? x : z; break;
+    case OP_MINIMUM: r = x <= z ? x : z; break;
+    case OP_EQ: r = x == z; break;
+    case OP_NE: r = x != z; break;
+    case OP_LT: r = x < z; break;
+    case OP_LE: r = x <= z; break;
+    case OP_GT: r = x > z; break;
+    case OP_GE: r = x >= z; break;
+    default: GRADC_ASSERT(!"not a binary op");
+    }
+    y[k] = r;
+  }
+}
+
+static double sigmoid(double x) {
+  if (x >= 0) return 1 / (1 + exp(-x));
+  double z = exp(x);
+  return z / (1 + z);
+}
+
+void eval_unary(Eval *e, const Node *n) {
+  double *y = e->v[n->id], *a = e->v[n->src[0]->id];
+  for (int64_t k = 0, c = e->count[n->id]; k < c; k++) {
+    double x = a[k], r = 0;
+    switch (n->op) {
+    case OP_NEG: r = -x; break;
+    case OP_ABS: r = fabs(x); break;
+    case OP_SQUARE: r = x * x; break;
+    case OP_RELU: r = x > 0 ? x : 0; break;
+    case OP_SIGMOID: r = sigmoid(x); break;
+    case OP_TANH: r = tanh(x); break;
+    case OP_EXP: r = exp(x); break;
+    case OP_LOG: r = log(x); break;
+    case OP_SQRT: r = sqrt(x); break;
+    case OP_CLIP: r = x < n->a.lo ? n->a.lo : x > n->a.hi ? n->a.hi : x; break;
+    case OP_CAST:
+      switch (n->a.dtype) {
+      case DT_F32: r = (double)(float)x; break;
+      case DT_F64: r = x; break;
+      case DT_I32: r = trunc(x); break;
+      case DT_BOOL: r = x != 0; break;
+      case DT_COUNT: GRADC_ASSERT(0);
+      }
+      break;
+    default: GRADC_ASSERT(!"not a unary op");
+    }
+    y[k] = r;
+  }
+}
+
+void eval_where(Eval *e, const Node *n) {
+  double *y = e->v[n->id], *c = e->v[n->src[0]->id];
+  double *a = e->v[n->src[1]->id], *b = e->v[n->src[2]->id];
+  It t = it_out(e, n, 3);
+  for (int64_t k = 0, cnt = e->count[n->id]; k < cnt; k++, it_next(&t))
+    y[k] = c[t.off[0]] != 0 ? a[t.off[1]] : b[t.off[2]];
+}
+
+void eval_matmul(Eval *e, const Node *n) {
+  const Shape *as = &n->src[0]->shape, *bs = &n->src[1]->shape;
+  int64_t ad[MAX_RANK], bd[MAX_RANK];
+  dims(e, as, ad);
+  dims(e, bs, bd);
+  int ar = as->rank, br = bs->rank;
+  int64_t m = n->a.ta ? ad[ar - 1] : ad[ar - 2], k = n->a.ta ? ad[ar - 2] : ad[ar - 1];
+  int64_t nn = n->a.tb ? bd[br - 2] : bd[br - 1];
+  /* Batch dims broadcast like elementwise ops, in units of whole matrices. */
+  Shape ab = {.rank = ar - 2}, bb = {.rank = br - 2};
+  memcpy(ab.d, as->d, sizeof(Dim) * (size_t)ab.rank);
+  memcpy(bb.d, bs->d, sizeof(Dim) * (size_t)bb.rank);
+  It t = {.rank = n->shape.rank - 2, .nin = 2};
+  dims(e, &n->shape, t.d);
+  bstrides(e, &ab, t.rank, t.d, t.st[0]);
+  bstrides(e, &bb, t.rank, t.d, t.st[1]);
+  int64_t batches = 1;
+  for (int i = 0; i < t.rank; i++) batches *= t.d[i];
+  const double *A = e->v[n->src[0]->id], *B = e->v[n->src[1]->id];
+  double *C = e->v[n->id];
+  for (int64_t bi = 0; bi < batches; bi++, it_next(&t)) {
+    const double *a = A + t.off[0] * m * k, *b = B + t.off[1] * k * nn;
+    double *c = C + bi * m * nn;
+    for (int64_t i = 0; i < m; i++)
+      for (int64_t j = 0; j < nn; j++) {
+        double s = 0;
+        for (int64_t p = 0; p < k; p++)
+          s += (n->a.ta ? a[p * m + i] : a[i * k + p]) * (n->a.tb ? b[j * k + p] : b[p * nn + j]);
+        c[i * nn + j] = s;
+      }
+  }
+}
+
+/* outer x len x inner decomposition around one axis */
+static void around(const Eval *e, const Shape *s, int axis, int64_t *outer, int64_t *len,
+                   int64_t *inner) {
+  int64_t d[MAX_RANK];
+  dims(e, s, d);
+  *outer = 1, *inner = 1, *len = d[axis];
+  for (int i = 0; i < axis; i++) *outer *= d[i];
+  for (int i = axis + 1; i < s->rank; i++) *inner *= d[i];
+}
+
+void eval_softmax(Eval *e, const Node *n) {
+  int64_t outer, len, inner;
+  around(e, &n->shape, n->a.axis, &outer, &len, &inner);
+  const double *x = e->v[n->src[0]->id];
+  double *y = e->v[n->id];
+  for (int64_t o = 0; o < outer; o++)
+    for (int64_t in = 0; in < inner; in++) {
+      int64_t base = o * len * inner + in;
+      double mx = -INFINITY, s = 0;
+      for (int64_t j = 0; j < len; j++) mx = fmax(mx, x[base + j * inner]);
+      for (int64_t j = 0; j < len; j++) s += exp(x[base + j * inner] - mx);
+      for (int64_t j = 0; j < len; j++) {
+        double z = x[base + j * inner] - mx;
+        y[base + j * inner] = n->op == OP_SOFTMAX ? exp(z) / s : z - log(s);
+      }
+    }
+}
+
+/* An iterator over the operand with, as offset 0, the output element that
+ * each input element reduces into. */
+static It it_reduce(const Eval *e, const Node *n, uint32_t axes) {
+  const Shape *xs = &n->src[0]->shape;
+  It t = {.rank = xs->rank, .nin = 1};
+  dims(e, xs, t.d);
+  int64_t s = 1;
+  for (int i = xs->rank - 1; i >= 0; i--) {
+    t.st[0][i] = axes & (1u << i) ? 0 : s;
+    if (!(axes & (1u << i))) s *= t.d[i];
+  }
+  return t;
+}
+
+void eval_reduce(Eval *e, const Node *n) {
+  const double *x = e->v[n->src[0]->id];
+  double *y = e->v[n->id];
+  int64_t cy = e->count[n->id], cx = e->count[n->src[0]->id];
+  double init = n->op == OP_MAX ? -INFINITY : n->op == OP_MIN ? INFINITY : 0;
+  for (int64_t k = 0; k < cy; k++) y[k] = init;
+  It t = it_reduce(e, n, n->a.axes);
+  for (int64_t k = 0; k < cx; k++, it_next(&t)) {
+    double *o = &y[t.off[0]];
+    if (n->op == OP_MAX) *o = fmax(*o, x[k]);
+    else if (n->op == OP_MIN) *o = fmin(*o, x[k]);
+    else *o += x[k];
+  }
+  if (n->op == OP_MEAN && cy) {
+    double per = (double)cx / (double)cy;
+    for (int64_t k = 0; k < cy; k++) y[k] /= per;
+  }
+}
+
+/* The first index of the extreme value along the axis (TF's tie rule). */
+void eval_argreduce(Eval *e, const Node *n) {
+  const double *x = e->v[n->src[0]->id];
+  double *y = e->v[n->id];
+  int64_t cy = e->count[n->id], cx = e->count[n->src[0]->id];
+  double *best = malloc(sizeof(double) * (size_t)(cy ? cy : 1));
+  GRADC_ASSERT(best);
+  It t = it_reduce(e, n, 1u << n->a.axis);
+  for (int64_t k = 0; k < cx; k++, it_next(&t)) {
+    int64_t o = t.off[0], i = t.idx[n->a.axis];
+    bool better = n->op == OP_ARGMAX ? x[k] > best[o] : x[k] < best[o];
+    if (i == 0 || better) best[o] = x[k], y[o] = (double)i;
+  }
+  free(best);
+}
+
+void eval_copy(Eval *e, const Node *n) {
+  memcpy(e->v[n->id], e->v[n->src[0]->id], sizeof(double) * (size_t)e->count[n->id]);
+}
+
+void eval_transpose(Eval *e, const Node *n) {
+  int64_t xd[MAX_RANK], xs[MAX_RANK];
+  dims(e, &n->src[0]->shape, xd);
+  row_strides(xd, n->shape.rank, xs);
+  It t = {.rank = n->shape.rank, .nin = 1};
+  dims(e, &n->shape, t.d);
+  for (int i = 0; i < t.rank; i++) t.st[0][i] = xs[n->a.perm[i]];
+  const double *x = e->v[n->src[0]->id];
+  double *y = e->v[n->id];
+  for (int64_t k = 0, c = e->count[n->id]; k < c; k++, it_next(&t)) y[k] = x[t.off[0]];
+}
+
+void eval_broadcast(Eval *e, const Node *n) {
+  It t = it_out(e, n, 1);
+  const double *x = e->v[n->src[0]->id];
+  double *y = e->v[n->id];
+  for (int64_t k = 0, c = e->count[n->id]; k < c; k++, it_next(&t)) y[k] = x[t.off[0]];
+}
+
+/* Iterates the slice's elements with offsets into the full tensor `full`. */
+static It it_slice(const Eval *e, const Node *n, const Shape *sliced, const Shape *full) {
+  int64_t fd[MAX_RANK], fs[MAX_RANK];
+  dims(e, full, fd);
+  row_strides(fd, full->rank, fs);
+  It t = {.rank = sliced->rank, .nin = 1};
+  dims(e, sliced, t.d);
+  for (int i = 0; i < t.rank; i++) {
+    t.st[0][i] = n->a.step[i] * fs[i];
+    t.off[0] += n->a.begin[i] * fs[i];
+  }
+  return t;
+}
+
+void eval_slice(Eval *e, const Node *n) {
+  It t = it_slice(e, n, &n->shape, &n->src[0]->shape);
+  const double *x = e->v[n->src[0]->id];
+  double *y = e->v[n->id];
+  for (int64_t k = 0, c = e->count[n->id]; k < c; k++, it_next(&t)) y[k] = x[t.off[0]];
+}
+
+void eval_unslice(Eval *e, const Node *n) {
+  double *y = e->v[n->id];
+  const double *x = e->v[n->src[0]->id];
+  memset(y, 0, sizeof(double) * (size_t)e->count[n->id]);
+  It t = it_slice(e, n, &n->src[0]->shape, &n->shape);
+  for (int64_t k = 0, c = e->count[n->src[0]->id]; k < c; k++, it_next(&t)) y[t.off[0]] = x[k];
+}
+
+void eval_concat(Eval *e, const Node *n) {
+  int64_t outer, len, inner;
+  around(e, &n->shape, n->a.axis, &outer, &len, &inner);
+  double *y = e->v[n->id];
+  int64_t at = 0;
+  for (int k = 0; k < n->nsrc; k++) {
+    int64_t o2, lk, i2;
+    around(e, &n->src[k]->shape, n->a.axis, &o2, &lk, &i2);
+    const double *x = e->v[n->src[k]->id];
+    for (int64_t o = 0; o < outer; o++)
+      memcpy(y + (o * len + at) * inner, x + o * lk * inner, sizeof(double) * (size_t)(lk * inner));
+    at += lk;
+  }
+}
+
+/* Out-of-range class indices give an all-zero row, as in TF. */
+void eval_one_hot(Eval *e, const Node *n) {
+  double *y = e->v[n->id];
+  const double *x = e->v[n->src[0]->id];
+  int64_t d = n->a.depth;
+  memset(y, 0, sizeof(double) * (size_t)e->count[n->id]);
+  for (int64_t i = 0, c = e->count[n->src[0]->id]; i < c; i++)
+    if (x[i] >= 0 && x[i] < (double)d) y[i * d + (int64_t)x[i]] = 1;
+}
+
+/* Per row: logsumexp(x) - x[label], or sum(t * (logsumexp(x) - x)). */
+void eval_softmax_ce(Eval *e, const Node *n) {
+  const Node *lg = n->src[0], *lb = n->src[1];
+  const double *x = e->v[lg->id], *l = e->v[lb->id];
+  double *y = e->v[n->id];
+  int64_t rows = e->count[n->id], C = lg->shape.d[lg->shape.rank - 1].n;
+  for (int64_t r = 0; r < rows; r++) {
+    const double *xr = x + r * C;
+    double mx = -INFINITY, s = 0;
+    for (int64_t j = 0; j < C; j++) mx = fmax(mx, xr[j]);
+    for (int64_t j = 0; j < C; j++) s += exp(xr[j] - mx);
+    double lse = mx + log(s);
+    if (lb->dtype == DT_I32) {
+      double c = l[r];
+      y[r] = c >= 0 && c < (double)C ? lse - xr[(int64_t)c] : NAN;
+    } else {
+      double acc = 0;
+      for (int64_t j = 0; j < C; j++) acc += l[r * C + j] * (lse - xr[j]);
+      y[r] = acc;
+    }
+  }
+}
+
+void eval_sigmoid_ce(Eval *e, const Node *n) {
+  const double *x = e->v[n->src[0]->id], *z = e->v[n->src[1]->id];
+  double *y = e->v[n->id];
+  for (int64_t k = 0, c = e->count[n->id]; k < c; k++)
+    y[k] = fmax(x[k], 0) - x[k] * z[k] + log1p(exp(-fabs(x[k])));
+}
+
+void eval_assign(Eval *e, const Node *n) {
+  memcpy(e->v[n->src[0]->id], e->v[n->src[1]->id],
+         sizeof(double) * (size_t)e->count[n->src[0]->id]);
+}

@@ -1,0 +1,96 @@
+/*
+ * init.c - parameter and optimizer-state initial values, Keras definitions.
+ *
+ * A counter-based generator: value i of a tensor is a pure function of (seed,
+ * the tensor's name, i), so the same seed gives the same numbers in any order,
+ * in the reference evaluator and in compiled code alike, and adding a
+ * parameter leaves the others' values unchanged.
+ *
+ * Keras (keras/initializers/initializers_v2.py): glorot_uniform U(-l, l) with
+ * l = sqrt(6 / (fan_in + fan_out)); he_uniform l = sqrt(6 / fan_in);
+ * lecun_uniform l = sqrt(3 / fan_in); the *_normal variants draw a normal
+ * truncated at 2 standard deviations with std = sqrt(scale / n) /
+ * 0.87962566103423978 (the std of a unit normal truncated there), scale and n
+ * as for the uniform ones (2/(fi+fo), 2/fi, 1/fi).  Values are rounded to the
+ * tensor's dtype.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "compiler.h"
+
+static uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+uint64_t rng_stream(uint64_t seed, const char *name) {
+  uint64_t h = 0xcbf29ce484222325ull;           /* FNV-1a of the name */
+  for (const char *c = name ? name : ""; *c; c++) h = (h ^ (unsigned char)*c) * 0x100000001b3ull;
+  return splitmix64(seed ^ splitmix64(h));
+}
+
+/* Uniform in [0, 1) from counter i of a stream. */
+double rng_uniform(uint64_t stream, uint64_t i) {
+  return (double)(splitmix64(stream + splitmix64(i)) >> 11) * 0x1.0p-53;
+}
+
+/* Standard normal by Box-Muller from counters 2i and 2i+1. */
+double rng_normal(uint64_t stream, uint64_t i) {
+  double u1 = 1.0 - rng_uniform(stream, 2 * i), u2 = rng_uniform(stream, 2 * i + 1);
+  return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* Normal redrawn until within 2 std: try k = 0, 1, ... on counter i*64+k.
+ * 64 misses in a row have probability 0.0455^64; then 0 is returned. */
+static double truncated(uint64_t stream, uint64_t i) {
+  for (uint64_t k = 0; k < 64; k++) {
+    double z = rng_normal(stream, i * 64 + k);
+    if (fabs(z) <= 2.0) return z;
+  }
+  return 0.0;
+}
+
+static const double TRUNC_STD = 0.87962566103423978;
+
+void init_values(const Node *n, uint64_t seed, double *out, int64_t count) {
+  const Init *in = &n->a.init;
+  double fi = (double)fan_in(&n->shape), fo = (double)fan_out(&n->shape);
+  uint64_t st = rng_stream(seed, n->name);
+  double lim = 0, std = 0, mean = 0;
+  switch (in->kind) {
+  case INIT_GLOROT_UNIFORM: lim = sqrt(6.0 / (fi + fo)); break;
+  case INIT_HE_UNIFORM: lim = sqrt(6.0 / fi); break;
+  case INIT_LECUN_UNIFORM: lim = sqrt(3.0 / fi); break;
+  case INIT_GLOROT_NORMAL: std = sqrt(2.0 / (fi + fo)) / TRUNC_STD; break;
+  case INIT_HE_NORMAL: std = sqrt(2.0 / fi) / TRUNC_STD; break;
+  case INIT_LECUN_NORMAL: std = sqrt(1.0 / fi) / TRUNC_STD; break;
+  case INIT_TRUNCATED_NORMAL:
+  case INIT_NORMAL: mean = in->a, std = in->b; break;
+  default: break;
+  }
+  for (int64_t i = 0; i < count; i++) {
+    double v = 0;
+    switch (in->kind) {
+    case INIT_ZEROS: v = 0; break;
+    case INIT_ONES: v = 1; break;
+    case INIT_CONSTANT: v = in->a; break;
+    case INIT_VALUES: v = n->a.values[i]; break;
+    case INIT_UNIFORM: v = in->a + (in->b - in->a) * rng_uniform(st, (uint64_t)i); break;
+    case INIT_GLOROT_UNIFORM:
+    case INIT_HE_UNIFORM:
+    case INIT_LECUN_UNIFORM: v = lim * (2 * rng_uniform(st, (uint64_t)i) - 1); break;
+    case INIT_NORMAL: v = mean + std * rng_normal(st, (uint64_t)i); break;
+    case INIT_TRUNCATED_NORMAL:
+    case INIT_GLOROT_NORMAL:
+    case INIT_HE_NORMAL:
+    case INIT_LECUN_NORMAL: v = mean + std * truncated(st, (uint64_t)i); break;
+    case INIT_COUNT: GRADC_ASSERT(0);
+    }
+    if (n->dtype == DT_F32) v = (double)(float)v;
+    else if (n->dtype == DT_I32) v = trunc(v);
+    out[i] = v;
+  }
+}
