@@ -561,6 +561,10 @@ bool autodiff(Graph *g) {
                p->name, g->loss->name ? g->loss->name : "loss");
     }
   }
+  if (!g->ngrads)
+    diag_add(g->arena, g->diags, DIAG_WARNING, g->loss->loc,
+             "the loss '%s' does not depend on any parameter: training changes nothing",
+             g->loss->name ? g->loss->name : "loss");
   build_updates(ad);
   g->stage = "grad";
   return true;

@@ -50,8 +50,7 @@ static void parse_arg(Parser *p, Call *c) {
       v->node = parse_expr(p);
     }
   } else if ((t->kind == T_INT || t->kind == T_FLOAT || tok_is(t, "-")) && ends) {
-    Loc l;
-    parse_number(p, &v->num, &v->is_int, &l);
+    parse_number(p, &v->num, &v->is_int, &v->loc);
     v->kind = V_NUM;
   } else if (t->kind == T_IDENT && ends && !parse_lookup(p, parse_str(p, t))) {
     v->kind = V_NAME;
@@ -207,10 +206,23 @@ DType parse_dtype(const char *s, bool *ok) {
 static Node *parse_init_into(Parser *p, Node *param, Call *c, Val *v);
 
 static Node *new_param(Parser *p, const char *name, const Shape *s, Init init, Loc loc) {
+  if (shape_static_count(s) < 0)
+    parse_fail(p, loc, "parameter '%s' would have more than 2^40 elements", name);
   Node *n = graph_leaf(p->g, OP_PARAM, NULL, DT_F32, s, loc);
   n->a.init = init;
   parse_define(p, name, n, loc);
   return n;
+}
+
+/* The closest of names to s, if it is close enough to be a likely typo. */
+static const char *nearest(const char *s, const char *const *names, int n) {
+  const char *best = NULL;
+  int bd = 1 << 30;
+  for (int i = 0; i < n; i++) {
+    int d = edit_distance(s, names[i]);
+    if (d < bd) bd = d, best = names[i];
+  }
+  return bd <= (strlen(s) < 5 ? 1 : 2) ? best : NULL;
 }
 
 /* Activation names allowed in layer sugar: the unary ops plus linear. */
@@ -228,6 +240,11 @@ static Node *activate(Parser *p, Call *c, Val *v, Node *x) {
       return parse_mk1(p, OP_SOFTMAX, x, &a, v->loc);
     }
   }
+  static const char *const names[] = {"relu", "sigmoid", "tanh", "exp", "softmax", "linear"};
+  const char *near = v->kind == V_NAME ? nearest(v->name, names, 6) : NULL;
+  if (near)
+    parse_fail(p, v->loc, "%s: unknown activation '%s'; did you mean '%s'?", fn_name(p, c),
+               v->name, near);
   parse_fail(p, v->loc, "%s: unknown activation; use relu, sigmoid, tanh, exp, "
           "softmax or linear", fn_name(p, c));
 }
@@ -628,6 +645,8 @@ static Node *parse_init_into(Parser *p, Node *param, Call *outer, Val *v) {
     if (!found || in.kind == INIT_CONSTANT || in.kind == INIT_UNIFORM ||
         in.kind == INIT_NORMAL || in.kind == INIT_TRUNCATED_NORMAL) {
       if (found) goto defaults;
+      const char *near = nearest(v->name, init_names, INIT_VALUES);
+      if (near) parse_fail(p, loc, "unknown initializer '%s'; did you mean '%s'?", v->name, near);
       parse_fail(p, loc, "unknown initializer '%s'; use zeros, ones, constant(v), "
               "uniform(a,b), normal(mean,std), truncated_normal(std), "
               "glorot_uniform, glorot_normal, he_normal, he_uniform, "
@@ -734,6 +753,7 @@ void parse_init(Parser *p, Node *param) {
 Optimizer parse_optimizer(Parser *p, Token *ot) {
   char *on = parse_str(p, ot);
   Optimizer o = {.loc = ot->loc, .eps = 1e-7};
+  Loc lr_loc = ot->loc;
   bool found = false;
   for (int k = 0; k < OPT_COUNT; k++)
     if (strcmp(on, opt_names[k]) == 0) o.kind = (OptKind)k, found = true;
@@ -779,6 +799,7 @@ Optimizer parse_optimizer(Parser *p, Token *ot) {
     if (!v->key) {
       if (i > 0) parse_fail(p, v->loc, "%s: only the learning rate may be positional", on);
       o.lr = num_arg(p, c, v, false);
+      lr_loc = v->loc;
       continue;
     }
     if (!in_list(keys, v->key))
@@ -788,7 +809,7 @@ Optimizer parse_optimizer(Parser *p, Token *ot) {
     else if (!strcmp(k, "centered")) o.centered = bool_arg(p, c, v);
     else {
       double x = num_arg(p, c, v, false);
-      if (!strcmp(k, "lr") || !strcmp(k, "learning_rate")) o.lr = x;
+      if (!strcmp(k, "lr") || !strcmp(k, "learning_rate")) o.lr = x, lr_loc = v->loc;
       else if (!strcmp(k, "momentum")) o.momentum = x;
       else if (!strcmp(k, "rho")) o.rho = x;
       else if (!strcmp(k, "eps") || !strcmp(k, "epsilon")) o.eps = x;
@@ -797,7 +818,7 @@ Optimizer parse_optimizer(Parser *p, Token *ot) {
       else o.initial_accumulator = x;
     }
   }
-  if (!(o.lr > 0)) parse_fail(p, ot->loc, "%s: the learning rate must be positive", on);
+  if (!(o.lr > 0)) parse_fail(p, lr_loc, "%s: the learning rate must be positive, got %g", on, o.lr);
   if (o.momentum < 0 || o.momentum >= 1 || o.rho < 0 || o.rho >= 1 ||
       o.beta1 < 0 || o.beta1 >= 1 || o.beta2 < 0 || o.beta2 >= 1)
     parse_fail(p, ot->loc, "%s: momentum, rho and betas must lie in [0, 1)", on);

@@ -346,6 +346,37 @@ void eval_train_step(Eval *e);               /* and the whole update */
 GRADC_OPS(OP)
 #undef OP
 
+/* -------------------------------------------------------- codegen.c, jit.c */
+
+/* The storage node of n: itself, the operand a reshape aliases, or NULL for
+ * nodes without a buffer (scalar and tensor constants, sizes, assigns). */
+const Node *cg_buffer_node(const Node *n);
+
+/* A compiled entry point: buf[i] is node i's storage, sym[k] the value of
+ * symbolic dimension k (sym[0] = 1). */
+typedef void StepFn(void **buf, const int64_t *sym);
+
+typedef struct JitSymbol {
+  const char *name;
+  uintptr_t addr;
+} JitSymbol;
+
+typedef struct JitOptions {
+  int opt_level;              /* 0..3 */
+  bool keep_ir, keep_asm;     /* keep the text for gradc dump */
+  const JitSymbol *symbols;   /* external functions the code calls */
+  int nsymbols;
+} JitOptions;
+
+typedef struct Jit Jit;
+/* NULL after writing the reason into err. */
+Jit *jit_compile(const Graph *g, const JitOptions *o, char *err, size_t errlen);
+StepFn *jit_forward(const Jit *j);
+StepFn *jit_train_step(const Jit *j);
+const char *jit_ir(const Jit *j, bool optimised);   /* NULL unless keep_ir */
+const char *jit_asm(const Jit *j);                  /* NULL unless keep_asm */
+void jit_free(Jit *j);                              /* NULL is fine */
+
 /* ---------------------------------------------------------------- check.c */
 
 /* gradc check: prints a table to out; 0 = every gradient within tol, 1 = a

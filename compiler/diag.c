@@ -56,6 +56,7 @@ void diag_format(FILE *out, const Diag *g) {
   size_t start = off, end = off;
   while (start > 0 && src->text[start - 1] != '\n') start--;
   while (end < src->len && src->text[end] != '\n') end++;
+  if (end > start && src->text[end - 1] == '\r') end--;     /* CRLF files */
   if (end - start > 200) return;      /* a minified wall of text: no excerpt */
   fprintf(out, "%5d | ", g->loc.line);
   for (size_t i = start; i < end; i++) {

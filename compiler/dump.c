@@ -147,10 +147,21 @@ static void put_slice(FILE *out, const Node *n) {
   fputc(']', out);
 }
 
-static const char *nn_name(const Graph *g, const Node *n, char *buf, size_t len) {
-  (void)g;
+/* Unnamed nodes are written as <prefix><id>, with a prefix that no name in
+ * the model starts with, so a user's own _t3 cannot collide. */
+static void temp_prefix(const Graph *g, char *prefix, size_t n) {
+  snprintf(prefix, n, "_t");
+  for (bool clash = true; clash && strlen(prefix) + 2 < n;) {
+    clash = false;
+    for (int i = 0; i < g->nnodes && !clash; i++)
+      clash = g->nodes[i]->name && !strncmp(g->nodes[i]->name, prefix, strlen(prefix));
+    if (clash) strcat(prefix, "_");
+  }
+}
+
+static const char *nn_name(const char *prefix, const Node *n, char *buf, size_t len) {
   if (n->name) return n->name;
-  snprintf(buf, len, "_t%d", n->id);
+  snprintf(buf, len, "%s%d", prefix, n->id);
   return buf;
 }
 
@@ -256,11 +267,13 @@ static void dump_dot(FILE *out, const Graph *g, const char *stage) {
 }
 
 static void dump_nn(FILE *out, const Graph *g) {
+  char pre[24];
+  temp_prefix(g, pre, sizeof pre);
   fprintf(out, "# %s, written back by gradc dump --format nn\n", g->model_name);
   for (int i = 0; i < g->nnodes; i++) {
     const Node *n = g->nodes[i];
-    char nb[32], sb[32], b[SHAPE_STR_MAX];
-    const char *name = nn_name(g, n, nb, sizeof nb);
+    char nb[48], sb[48], b[SHAPE_STR_MAX];
+    const char *name = nn_name(pre, n, nb, sizeof nb);
     switch (n->op) {
     case OP_INPUT:
     case OP_PARAM:
@@ -285,29 +298,33 @@ static void dump_nn(FILE *out, const Graph *g) {
       continue;
     default: break;
     }
-    if (n->flags & N_OUTPUT) fputs("output ", out);
-    else if (n->flags & N_METRIC) fputs("metric ", out);
     fprintf(out, "%s = ", name);
     if (n->op == OP_SLICE) {
-      fputs(nn_name(g, n->src[0], sb, sizeof sb), out);
+      fputs(nn_name(pre, n->src[0], sb, sizeof sb), out);
       put_slice(out, n);
     } else {
       fprintf(out, "%s(", op_info[n->op].name);
       for (int k = 0; k < n->nsrc; k++)
-        fprintf(out, "%s%s", k ? ", " : "", nn_name(g, n->src[k], sb, sizeof sb));
+        fprintf(out, "%s%s", k ? ", " : "", nn_name(pre, n->src[k], sb, sizeof sb));
       put_attrs(out, g, n, true);
       fputc(')', out);
     }
     fprintf(out, "  # %s%s\n", dtype_names[n->dtype], shape_str(g, &n->shape, b, sizeof b));
   }
-  /* Outputs whose name differs from their node's (aliases) are re-bound. */
-  for (int i = 0; i < g->noutputs; i++)
-    if (!g->outputs[i].node->name || strcmp(g->outputs[i].name, g->outputs[i].node->name))
-      fprintf(out, "output %s\n", g->outputs[i].name);
+  /* Outputs and metrics are bound last, in their order, by name: a binding
+   * may name a node under another name (output z = h) or a leaf. */
+  for (int i = 0; i < g->noutputs + g->nmetrics; i++) {
+    const Binding *bd = i < g->noutputs ? &g->outputs[i] : &g->metrics[i - g->noutputs];
+    char nb[48];
+    const char *target = nn_name(pre, bd->node, nb, sizeof nb);
+    fprintf(out, "%s %s", i < g->noutputs ? "output" : "metric", bd->name);
+    if (strcmp(bd->name, target)) fprintf(out, " = %s", target);
+    fputc('\n', out);
+  }
   if (g->has_train) {
     const Optimizer *o = &g->opt;
-    char lb[32];
-    fprintf(out, "train %s with %s(lr=%.17g", nn_name(g, g->loss, lb, sizeof lb),
+    char lb[48];
+    fprintf(out, "train %s with %s(lr=%.17g", nn_name(pre, g->loss, lb, sizeof lb),
             opt_names[o->kind], o->lr);
     switch (o->kind) {
     case OPT_SGD:

@@ -103,7 +103,14 @@ Sym *parse_lookup(Parser *p, const char *name) {
 static const char *const keywords[] = {"input", "param", "const", "output",
                                        "metric", "train", "with"};
 
+static bool is_keyword(const char *name) {
+  for (size_t i = 0; i < sizeof keywords / sizeof *keywords; i++)
+    if (strcmp(name, keywords[i]) == 0) return true;
+  return false;
+}
+
 void parse_define(Parser *p, const char *name, Node *n, Loc loc) {
+  if (is_keyword(name)) parse_fail(p, loc, "'%s' is a keyword and cannot be a name", name);
   Sym *old = parse_lookup(p, name);
   if (old)
     parse_fail(p, loc, "redefinition of '%s' (first defined at line %d)", name,
@@ -161,6 +168,7 @@ bool parse_number(Parser *p, double *v, bool *is_int, Loc *loc) {
   }
   if (t->kind != T_INT && t->kind != T_FLOAT) return false;
   *loc = p->tok->loc;
+  loc->len = (int)(t->loc.off + (size_t)t->len - p->tok->loc.off);
   *v = neg ? -t->fval : t->fval;
   *is_int = t->kind == T_INT;
   p->tok = t->next;
@@ -265,6 +273,7 @@ static Node *postfix_index(Parser *p, Node *x) {
       Loc nl;
       if (parse_number(p, &num, &is_int, &nl)) {
         if (!is_int) parse_fail(p, nl, "index must be an integer");
+        if (part == 0) loc = nl;
         v[part] = (int64_t)num;
         has[part] = true;
       }
@@ -422,11 +431,16 @@ static void parse_type(Parser *p, DType *t, Shape *s) {
       if (s->rank == MAX_RANK)
         parse_fail(p, p->tok->loc, "rank exceeds the limit of %d", MAX_RANK);
       Token *d = p->tok;
-      if (d->kind == T_INT) {
-        if (d->ival < 1 || d->ival > MAX_ELEMENTS)
-          parse_fail(p, d->loc, "dimension %lld must be a positive integer",
-                  (long long)d->ival);
-        s->d[s->rank++] = (Dim){d->ival, 0};
+      double num;
+      bool is_int;
+      Loc nl;
+      if (parse_number(p, &num, &is_int, &nl)) {
+        if (!is_int || num < 1)
+          parse_fail(p, nl, "dimension %g must be a positive integer", num);
+        if (num > (double)MAX_ELEMENTS)
+          parse_fail(p, nl, "dimension %.0f exceeds the limit of 2^40 elements", num);
+        s->d[s->rank++] = (Dim){(int64_t)num, 0};
+        continue;
       } else if (d->kind == T_IDENT) {
         char *name = parse_str(p, d);
         if (parse_lookup(p, name))
@@ -530,6 +544,16 @@ static void stmt_bind(Parser *p, Token *name, unsigned flag) {
     p->bind_name = NULL;
     parse_define(p, nm, n, name->loc);
   }
+  Binding *list = flag == N_OUTPUT ? p->g->outputs : p->g->metrics;
+  int count = flag == N_OUTPUT ? p->g->noutputs : flag == N_METRIC ? p->g->nmetrics : 0;
+  for (int i = 0; i < count; i++)
+    if (!strcmp(list[i].name, nm))
+      parse_fail(p, name->loc, "'%s' is already %s", nm, flag == N_OUTPUT ? "an output" : "a metric");
+  if (flag == N_METRIC && n->shape.rank != 0) {
+    char b[SHAPE_STR_MAX];
+    parse_fail(p, name->loc, "metric '%s' must be a scalar, but it has shape %s; reduce it, "
+               "e.g. mean(...)", nm, shape_str(p->g, &n->shape, b, sizeof b));
+  }
   n->flags |= flag;
   if (flag == N_OUTPUT) graph_add_output(p->g, &p->g->outputs, &p->g->noutputs, nm, n);
   if (flag == N_METRIC) graph_add_output(p->g, &p->g->metrics, &p->g->nmetrics, nm, n);
@@ -571,6 +595,8 @@ static void statement(Parser *p) {
   }
   if (t->kind != T_IDENT) parse_expected(p, "a statement");
   p->tok = t->next;
+  if (parse_at(p, "=") && is_keyword(parse_str(p, t)))
+    parse_fail(p, t->loc, "'%.*s' is a keyword and cannot be a name", t->len, t->text);
   if (tok_is(t, "input")) stmt_input(p, false);
   else if (tok_is(t, "param")) stmt_input(p, true);
   else if (tok_is(t, "const")) stmt_const(p);
@@ -578,10 +604,6 @@ static void statement(Parser *p) {
     stmt_bind(p, parse_ident(p, "a name"), tok_is(t, "output") ? N_OUTPUT : N_METRIC);
   else if (tok_is(t, "train")) stmt_train(p, t);
   else if (parse_at(p, "=")) {
-    char *nm = parse_str(p, t);
-    for (size_t i = 0; i < sizeof keywords / sizeof *keywords; i++)
-      if (strcmp(nm, keywords[i]) == 0)
-        parse_fail(p, t->loc, "'%s' is a keyword and cannot be a name", nm);
     stmt_bind(p, t, 0);
   } else {
     char *nm = parse_str(p, t);
@@ -629,7 +651,7 @@ Graph *parse(Arena *a, const Source *src, Diags *d) {
   while (p->tok->kind != T_EOF) statement(p);
   for (int i = 0; i < p->g->nnodes; i++) {
     Node *n = p->g->nodes[i];
-    if (n->op == OP_PARAM && !(n->flags & N_USED))
+    if (n->op == OP_PARAM && !(n->flags & (N_USED | N_OUTPUT | N_METRIC | N_LOSS)))
       diag_add(a, d, DIAG_WARNING, n->loc, "parameter '%s' is never used", n->name);
   }
   return p->g;

@@ -271,15 +271,20 @@ typedef struct Count {
   int syms[MAX_SYMS + 1];
 } Count;
 
-static void count_of(const Shape *s, Count *c, int skip) {
+/* False when the count passes MAX_ELEMENTS: a target shape is user input,
+ * its product is not bounded yet. */
+static bool count_of(const Shape *s, Count *c, int skip) {
   memset(c, 0, sizeof *c);
   c->k = 1;
   for (int i = 0; i < s->rank; i++) {
     if (i == skip) continue;
-    c->k *= s->d[i].n;         /* bounded: shapes were checked on creation */
+    int64_t n = s->d[i].n;
+    if (n < 1 || c->k > MAX_ELEMENTS / n) return false;
+    c->k *= n;
     c->syms[s->d[i].sym]++;
   }
   c->syms[0] = 0;
+  return true;
 }
 
 bool shape_reshape(Graph *g, Node *n) {
@@ -290,7 +295,11 @@ bool shape_reshape(Graph *g, Node *n) {
     if (to.d[i].n == -1) infer = i;
   Count cin, cout;
   count_of(x, &cin, -1);
-  count_of(&to, &cout, infer);
+  if (!count_of(&to, &cout, infer)) {
+    char b[SHAPE_STR_MAX];
+    return graph_error(g, n->loc, "cannot reshape to %s: more than 2^40 elements",
+                       sh(g, &n->a.to, b));
+  }
   bool ok = true;
   if (infer >= 0) {
     int left = 0;

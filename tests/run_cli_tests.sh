@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# run_cli_tests.sh - the gradc command line: exit statuses, output formats,
+# diagnostics on stderr.
+#
+#   bash tests/run_cli_tests.sh path/to/gradc
+#
+# Run from the repository root (ctest does).  Prints "ok N - what" or
+# "not ok N - what" per check (TAP style), then "P passed, F failed"; exits 1
+# when a check failed.  Exit statuses follow runtime/main.c: 0 success, 1 the
+# model is wrong, 2 the command line is wrong.
+set -u
+
+gradc=${1:?usage: run_cli_tests.sh path/to/gradc}
+case $gradc in /*) ;; *) gradc=$PWD/$gradc ;; esac
+if [ ! -x "$gradc" ]; then
+  echo "run_cli_tests.sh: '$gradc' is not an executable" >&2
+  exit 2
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/gradc_cli.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+n=0 passed=0 failed=0
+out=$tmp/stdout err=$tmp/stderr rc=0
+
+# run ARGS...: runs gradc, keeping stdout, stderr and the exit status.
+run() {
+  "$gradc" "$@" >"$out" 2>"$err"
+  rc=$?
+}
+
+# check DESCRIPTION COMMAND...: one numbered check; on failure shows what the
+# last gradc run printed.
+check() {
+  local desc=$1
+  shift
+  n=$((n + 1))
+  if "$@"; then
+    echo "ok $n - $desc"
+    passed=$((passed + 1))
+  else
+    echo "not ok $n - $desc"
+    echo "#   exit status $rc"
+    sed 's/^/#   stdout: /' "$out" | head -n 15
+    sed 's/^/#   stderr: /' "$err" | head -n 15
+    failed=$((failed + 1))
+  fi
+}
+
+status_is() { [ "$rc" -eq "$1" ]; }
+stdout_has() { grep -qF -- "$1" "$out"; }
+stderr_has() { grep -qF -- "$1" "$err"; }
+stdout_empty() { [ ! -s "$out" ]; }
+stderr_empty() { [ ! -s "$err" ]; }
+all() { local c; for c in "$@"; do eval "$c" || return 1; done; }
+
+mnist=models/mnist_mlp.nn
+
+# ---- help and usage
+run help
+check "help exits 0 and prints usage on stdout" \
+  all 'status_is 0' 'stdout_has "usage: gradc"' 'stderr_empty'
+run --help
+check "--help is help" all 'status_is 0' 'stdout_has "usage: gradc"'
+run
+check "no arguments: exit 2, usage on stderr" \
+  all 'status_is 2' 'stderr_has "usage: gradc"' 'stdout_empty'
+run frobnicate
+check "unknown command: exit 2, names it" \
+  all 'status_is 2' "stderr_has \"unknown command 'frobnicate'\"" 'stdout_empty'
+run version
+check "version exits 0" all 'status_is 0' 'stdout_has "gradc "'
+
+# ---- dump
+run dump "$mnist"
+check "dump mnist_mlp exits 0 with the matmul node and no diagnostics" \
+  all 'status_is 0' 'stdout_has "%6 = matmul %0, %2"' 'stderr_empty'
+check "dump text names the graph and its outputs" \
+  all 'stdout_has "# gradc graph '"'"'mnist_mlp'"'"', stage parse"' \
+      'stdout_has "output probs = %11"' 'stdout_has "metric accuracy = %16"'
+run dump --stage parse "$mnist"
+check "--stage parse is the default stage" \
+  all 'status_is 0' 'stdout_has "%6 = matmul %0, %2"'
+run dump "$mnist" --format dot
+check "--format dot output starts with digraph" \
+  all 'status_is 0' '[ "$(head -c 7 "$out")" = digraph ]' 'stdout_has "}"'
+
+# The nn dump, written to a file of the same name (the header names the
+# model), dumps again to the same text.
+mkdir -p "$tmp/a" "$tmp/b"
+run dump --format nn "$mnist"
+cp "$out" "$tmp/a/mnist_mlp.nn"
+check "--format nn exits 0" all 'status_is 0' 'stdout_has "train loss with rmsprop("'
+run dump --format nn "$tmp/a/mnist_mlp.nn"
+cp "$out" "$tmp/b/mnist_mlp.nn"
+check "--format nn round trip: the dump of the dump is identical" \
+  all 'status_is 0' 'cmp -s "$tmp/a/mnist_mlp.nn" "$tmp/b/mnist_mlp.nn"'
+# Same nodes, shapes and bindings; the locations and the names of
+# temporaries (h vs _t8) differ, so the text after each '@line:col' goes.
+run dump "$tmp/a/mnist_mlp.nn"
+text_again=$(sed 's/ *@[0-9]*:[0-9].*$//' "$out")
+run dump "$mnist"
+text_orig=$(sed 's/ *@[0-9]*:[0-9].*$//' "$out")
+check "--format nn round trip: same graph (text dump without locations, names)" \
+  all '[ "$text_again" = "$text_orig" ]'
+
+run dump --stage bogus "$mnist"
+check "--stage bogus: exit 2 naming the stages" \
+  all 'status_is 2' "stderr_has \"unknown stage 'bogus'\"" 'stderr_has "stages: parse"' \
+      'stdout_empty'
+run dump --stage grad "$mnist"
+check "--stage grad exits 0 and says so in the header" \
+  all 'status_is 0' 'stdout_has "stage grad"' 'stderr_empty'
+run dump --stage grad --format nn "$mnist"
+check "--stage grad --format nn: exit 2 (nn is the parse stage only)" \
+  all 'status_is 2' 'stdout_empty'
+run dump --format bogus "$mnist"
+check "--format bogus: exit 2 naming the formats" \
+  all 'status_is 2' "stderr_has \"unknown format 'bogus'\"" 'stderr_has "text, dot, nn"'
+run dump "$mnist" --format
+check "--format without a value: exit 2" all 'status_is 2' 'stderr_has "needs a value"'
+run dump --bogus "$mnist"
+check "unknown option: exit 2" all 'status_is 2' "stderr_has \"unknown option '--bogus'\""
+run dump
+check "dump without a file: exit 2" all 'status_is 2' 'stderr_has "needs a model file"'
+run dump "$mnist" "$mnist"
+check "dump with two files: exit 2" all 'status_is 2' 'stderr_has "more than one"'
+
+run dump -o "$tmp/out.txt" "$mnist"
+check "-o FILE writes the dump to FILE, nothing to stdout" \
+  all 'status_is 0' 'stdout_empty' 'grep -qF "%6 = matmul %0, %2" "$tmp/out.txt"'
+run dump --format dot -o "$tmp/out.dot" "$mnist"
+check "-o with --format dot" all 'status_is 0' 'grep -q "^digraph" "$tmp/out.dot"'
+if [ -w /dev/full ]; then
+  run dump -o /dev/full "$mnist"
+  check "-o /dev/full: the write error is reported, exit 1" \
+    all 'status_is 1' 'stderr_has "/dev/full"'
+fi
+run dump -o "$tmp/no/such/dir/out.txt" "$mnist"
+check "-o into a missing directory: exit 1 with the reason" \
+  all 'status_is 1' 'stderr_has "No such file or directory"'
+
+# ---- summary
+run summary "$mnist"
+check "summary prints Total params: 407,050" \
+  all 'status_is 0' 'stdout_has "Total params: 407,050"' \
+      'stdout_has "Trainable params: 407,050"' 'stderr_empty'
+run summary
+check "summary without a file: exit 2" all 'status_is 2'
+run summary "$tmp/missing.nn"
+check "summary of a missing file: exit 1, cannot read" \
+  all 'status_is 1' 'stderr_has "cannot read"'
+
+# ---- diagnostics
+run dump "$tmp/missing.nn"
+check "missing file: exit 1, cannot read, nothing on stdout" \
+  all 'status_is 1' "stderr_has \"gradc: error: cannot read '$tmp/missing.nn'\"" \
+      'stdout_empty'
+run dump models
+check "a directory as the model: exit 1, cannot read" \
+  all 'status_is 1' 'stderr_has "cannot read"'
+
+run dump tests/errors/shape_error.nn
+check "shape error: exit 1, file:line:col: error:, nothing on stdout" \
+  all 'status_is 1' \
+      'stderr_has "tests/errors/shape_error.nn:5:16: error: shape mismatch: [batch,10] + [784]"' \
+      'stdout_empty'
+check "shape error: the source line and a caret under the +" \
+  all 'stderr_has "    5 | logits = x @ W + b"' 'stderr_has "      |                ^"' \
+      '[ "$(wc -l <"$err")" -eq 3 ]'
+
+run dump tests/errors/unused_param.nn
+check "unused parameter: exit 0, the dump, and a warning on stderr" \
+  all 'status_is 0' 'stdout_has "output y = %3"' \
+      "stderr_has \"tests/errors/unused_param.nn:4:8: warning: parameter 'unused' is never used\"" \
+      'stderr_has "    4 | param  unused : f32[3]"' 'stderr_has "      |        ^~~~~~"'
+
+printf 'input x : f32[4]\ny = x \377 1\n' >"$tmp/bad_byte.nn"
+run dump "$tmp/bad_byte.nn"
+check "non-ASCII byte: exit 1, excerpt without the raw byte" \
+  all 'status_is 1' 'stderr_has "unexpected byte 0xff"' 'stderr_has "    2 | y = x ? 1"' \
+      '! LC_ALL=C grep -q "[^[:print:][:space:]]" "$err"'
+
+# ---- every model
+for m in models/*.nn; do
+  run dump "$m"
+  check "dump $m exits 0 without errors" all 'status_is 0' '! stderr_has "error:"'
+  run dump --format nn "$m"
+  name=$(basename "$m")
+  cp "$out" "$tmp/a/$name"
+  run dump --format nn "$tmp/a/$name"
+  check "$m: --format nn round trip" \
+    all 'status_is 0' 'cmp -s "$tmp/a/$name" "$out"'
+  run summary "$m"
+  check "summary $m exits 0" all 'status_is 0' 'stdout_has "Total params: "'
+  run dump --stage grad "$m"
+  check "dump --stage grad $m exits 0" all 'status_is 0' '! stderr_has "error:"'
+done
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
