@@ -43,11 +43,7 @@ typedef struct CG {
 
 /* ------------------------------------------------------------ storage */
 
-const Node *cg_buffer_node(const Node *n) {
-  while (n->op == OP_RESHAPE) n = n->src[0];
-  if (n->op == OP_CONST || n->op == OP_SIZE || n->op == OP_ASSIGN) return NULL;
-  return n;
-}
+const Node *cg_buffer_node(const Node *n) { return n->storage; }
 
 /* ------------------------------------------------------------ helpers */
 
@@ -329,32 +325,58 @@ static LLVMValueRef scalar(CG *cg, const Node *n, LLVMValueRef *a) {
 
 /* ------------------------------------------------------------ kernels */
 
-static bool same_or_scalar(const Node *n) {
-  for (int k = 0; k < n->nsrc; k++) {
-    const Shape *s = &n->src[k]->shape;
-    if (s->rank != 0 && !shape_eq(s, &n->shape)) return false;
+/* The loop an element is computed in: a flat index over `shape` when every
+ * value read has that shape or is a scalar, else a nest of its axes. */
+typedef struct Ctx {
+  const Shape *shape;
+  bool flat;
+  LLVMValueRef i;
+  const Nest *ns;
+} Ctx;
+
+/* One element of n: computed here when fuse() inlined n into this loop,
+ * loaded from n's buffer (broadcast through its strides) otherwise. */
+static LLVMValueRef elem(CG *cg, const Node *n, const Ctx *cx) {
+  if (n->inlined_into) {
+    LLVMValueRef a[3];
+    for (int k = 0; k < n->nsrc; k++) a[k] = elem(cg, n->src[k], cx);
+    return scalar(cg, n, a);
   }
-  return true;
+  if (n->shape.rank == 0) return load(cg, n, ci(cg, 0));
+  if (cx->flat) return load(cg, n, cx->i);
+  LLVMValueRef st[MAX_RANK];
+  bstrides(cg, &n->shape, cx->shape, st);
+  return load(cg, n, offset(cg, cx->ns, st));
+}
+
+/* Does every value the loop reads have the loop's shape (or none)? */
+static bool flat_tree(const Node *n, const Shape *s, bool root) {
+  if (root || n->inlined_into) {
+    for (int k = 0; k < n->nsrc; k++)
+      if (!flat_tree(n->src[k], s, false)) return false;
+    return true;
+  }
+  return n->shape.rank == 0 || shape_eq(&n->shape, s);
 }
 
 static void gen_elementwise(CG *cg, const Node *n) {
   LLVMValueRef a[3];
-  if (same_or_scalar(n)) {
+  Ctx cx = {.shape = &n->shape, .flat = flat_tree(n, &n->shape, true)};
+  if (cx.flat) {
     Loop l;
-    LLVMValueRef i = loop_begin(cg, &l, count(cg, &n->shape));
-    for (int k = 0; k < n->nsrc; k++)
-      a[k] = load(cg, n->src[k], n->src[k]->shape.rank ? i : ci(cg, 0));
-    store(cg, n, i, scalar(cg, n, a));
+    cx.i = loop_begin(cg, &l, count(cg, &n->shape));
+    for (int k = 0; k < n->nsrc; k++) a[k] = elem(cg, n->src[k], &cx);
+    store(cg, n, cx.i, scalar(cg, n, a));
     loop_end(cg, &l);
     return;
   }
-  LLVMValueRef d[MAX_RANK], ost[MAX_RANK], st[3][MAX_RANK];
+  LLVMValueRef d[MAX_RANK], ost[MAX_RANK];
   dims_of(cg, &n->shape, d);
   strides(cg, &n->shape, ost);
-  for (int k = 0; k < n->nsrc; k++) bstrides(cg, &n->src[k]->shape, &n->shape, st[k]);
   Nest ns;
   nest_begin(cg, &ns, n->shape.rank, d);
-  for (int k = 0; k < n->nsrc; k++) a[k] = load(cg, n->src[k], offset(cg, &ns, st[k]));
+  cx.ns = &ns;
+  for (int k = 0; k < n->nsrc; k++) a[k] = elem(cg, n->src[k], &cx);
   store(cg, n, offset(cg, &ns, ost), scalar(cg, n, a));
   nest_end(cg, &ns);
 }
@@ -388,7 +410,8 @@ static void gen_reduce(CG *cg, const Node *n) {
   Nest ns;
   nest_begin(cg, &ns, x->shape.rank, d);
   LLVMValueRef o = offset(cg, &ns, os);
-  LLVMValueRef v = convert(cg, load(cg, x, offset(cg, &ns, xs)), x->dtype, dt);
+  Ctx cx = {.shape = &x->shape, .ns = &ns};
+  LLVMValueRef v = convert(cg, elem(cg, x, &cx), x->dtype, dt);
   LLVMValueRef acc = load(cg, n, o), r;
   LLVMBuilderRef b = cg->b;
   if (n->op == OP_MAX || n->op == OP_MIN) {
@@ -764,14 +787,15 @@ static void gen_function(CG *cg, const char *name, Node *const *roots, int nroot
   for (int i = g->nnodes - 1; i >= 0; i--)
     if (cg->mark[i])
       for (int k = 0; k < g->nodes[i]->nsrc; k++) cg->mark[g->nodes[i]->src[k]->id] = true;
+  memset(cg->base, 0, sizeof(LLVMValueRef) * (size_t)g->nnodes);
   for (int i = 0; i < g->nnodes; i++) {
-    const Node *n = g->nodes[i];
-    if (!cg->mark[i] || cg_buffer_node(n) != n) continue;
-    LLVMValueRef p = LLVMBuildGEP2(cg->b, cg->ptr, bufs, (LLVMValueRef[]){ci(cg, i)}, 1, "");
-    cg->base[i] = LLVMBuildLoad2(cg->b, cg->ptr, p, n->name ? n->name : "");
+    const Node *s = cg_buffer_node(g->nodes[i]);
+    if (!cg->mark[i] || !s || cg->base[s->id]) continue;
+    LLVMValueRef p = LLVMBuildGEP2(cg->b, cg->ptr, bufs, (LLVMValueRef[]){ci(cg, s->id)}, 1, "");
+    cg->base[s->id] = LLVMBuildLoad2(cg->b, cg->ptr, p, s->name ? s->name : "");
   }
   for (int i = 0; i < g->nnodes; i++)
-    if (cg->mark[i]) gen_node(cg, g->nodes[i]);
+    if (cg->mark[i] && !g->nodes[i]->inlined_into) gen_node(cg, g->nodes[i]);
   LLVMBuildRetVoid(cg->b);
 }
 

@@ -46,6 +46,7 @@ Compilation *compile_model(const char *name, const char *text, size_t len, Stage
   Graph *g = parse(a, &c->src, &c->diags);
   if (g) g->stage = stage_names[STAGE_PARSE];
   if (g && last >= STAGE_GRAD && !autodiff(g)) g = NULL;
+  if (g && last >= STAGE_GRAD) fuse(g, true);
   c->graph = g;
   arena_on_oom(a, NULL);
   return c;

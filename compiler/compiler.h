@@ -223,6 +223,10 @@ struct Node {
   /* Backward and update nodes: the forward node and the rule that made them. */
   Node *fwd;
   const char *rule;
+  /* Set by fuse(): the consumer whose loop computes this node, and the node
+   * whose buffer holds its value (itself, an alias, NULL for none). */
+  Node *inlined_into;
+  Node *storage;
 };
 
 typedef enum { OPT_SGD, OPT_RMSPROP, OPT_ADAM, OPT_ADAGRAD, OPT_COUNT } OptKind;
@@ -345,6 +349,13 @@ void eval_train_step(Eval *e);               /* and the whole update */
 #define OP(e, name, arity, kind, shape, grad, eval, flags) EvalFn eval;
 GRADC_OPS(OP)
 #undef OP
+
+/* ----------------------------------------------------------------- fuse.c */
+
+/* Decides which nodes are computed inside their consumer's loop and which
+ * values share storage (see fuse.c); run after autodiff, before codegen.
+ * enable = false: no fusion, no in-place updates, every value stored. */
+void fuse(Graph *g, bool enable);
 
 /* -------------------------------------------------------- codegen.c, jit.c */
 

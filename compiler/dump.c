@@ -206,6 +206,9 @@ static void dump_text(FILE *out, const Graph *g, const char *stage) {
       fprintf(out, " %s", n->name);
     if (n->fwd) fprintf(out, " <- %s %%%d", n->rule, n->fwd->id);
     if (n->flags & N_GRAD) fputs(" [grad]", out);
+    if (n->inlined_into) fprintf(out, " {fused into %%%d}", n->inlined_into->id);
+    else if (n->storage && n->storage != n && n->op != OP_RESHAPE)
+      fprintf(out, " {in place: %s}", n->storage->name ? n->storage->name : "?");
     if (n->flags & N_OUTPUT) fputs(" [output]", out);
     if (n->flags & N_METRIC) fputs(" [metric]", out);
     if (n->flags & N_LOSS) fputs(" [loss]", out);

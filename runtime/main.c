@@ -11,16 +11,20 @@
 #include <string.h>
 
 #include "compiler.h"
+#include "gradc.h"
+#include "runtime.h"
 
 #define GRADC_VERSION "0.1.0"
+#define DEFAULT_DATA "/usr/share/datasets/fashion-mnist"
 
 static const char usage[] =
     "usage: gradc <command> [options] FILE.nn\n"
     "\n"
     "commands:\n"
     "  dump FILE.nn      print the IR graph\n"
-    "      --stage S       pipeline stage to show: parse (default) or grad\n"
-    "                      (forward, backward and optimizer update)\n"
+    "      --stage S       pipeline stage to show: parse (default), grad\n"
+    "                      (forward, backward and optimizer update), llvm\n"
+    "                      (LLVM IR before and after optimisation), asm\n"
     "      --format F      text (default), dot (Graphviz) or nn (model file,\n"
     "                      parse stage only)\n"
     "      -o FILE         write to FILE instead of standard output\n"
@@ -29,6 +33,25 @@ static const char usage[] =
     "      --seed N        initializer and input seed (default 1)\n"
     "      --batch N       value of every symbolic dimension (default 3)\n"
     "      --tol X         relative error tolerance (default 1e-4)\n"
+    "  train FILE.nn     JIT-compile and train (Fashion-MNIST by default)\n"
+    "      --data DIR      MNIST-format IDX files (default " DEFAULT_DATA ")\n"
+    "      --epochs N      passes over the training set (default 5)\n"
+    "      --batch N       batch size (default 128)\n"
+    "      --lr X          learning rate instead of the model's\n"
+    "      --seed N        initialisation and shuffling seed (default 1)\n"
+    "      --val-split F   hold out this fraction for validation (default 0)\n"
+    "      --save CKPT     write a checkpoint at the end (also on Ctrl-C)\n"
+    "      --resume CKPT   start from a checkpoint\n"
+    "      --history CSV   per-epoch results (default MODEL_history.csv)\n"
+    "      --threads N     BLAS threads (default: all cores)\n"
+    "      -O N            LLVM optimisation level 0..3 (default 3)\n"
+    "      --check-numerics  stop at the first NaN/Inf loss, naming its node\n"
+    "      --profile       report the share of training time in sgemm\n"
+    "      --no-test       skip the test-set evaluation at the end\n"
+    "  eval FILE.nn --load CKPT [--data DIR] [--batch N]\n"
+    "                    test loss and metrics of a checkpoint\n"
+    "  predict FILE.nn --load CKPT [--data DIR] [--count N]\n"
+    "                    predicted classes of the first N test images\n"
     "  help              print this text\n"
     "  version           print the version\n";
 
@@ -55,7 +78,7 @@ static Compilation *load(const char *path, Stage last) {
 }
 
 static int cmd_dump(int argc, char **argv) {
-  const char *file = NULL, *outpath = NULL;
+  const char *file = NULL, *outpath = NULL, *native = NULL;
   Stage stage = STAGE_PARSE;
   DumpFormat fmt = DUMP_TEXT;
   for (int i = 0; i < argc; i++) {
@@ -68,7 +91,8 @@ static int cmd_dump(int argc, char **argv) {
         bool ok = false;
         for (int k = 0; k < STAGE_COUNT; k++)
           if (!strcmp(v, stage_names[k])) stage = (Stage)k, ok = true;
-        if (!ok) return usage_error("unknown stage '%s'; stages: parse, grad", v);
+        if (!strcmp(v, "llvm") || !strcmp(v, "asm")) native = v, stage = STAGE_GRAD, ok = true;
+        if (!ok) return usage_error("unknown stage '%s'; stages: parse, grad, llvm, asm", v);
       } else if (!strcmp(a, "--format")) {
         if (!strcmp(v, "text")) fmt = DUMP_TEXT;
         else if (!strcmp(v, "dot")) fmt = DUMP_DOT;
@@ -97,8 +121,28 @@ static int cmd_dump(int argc, char **argv) {
     compilation_free(c);
     return 1;
   }
-  dump_graph(out, c->graph, fmt, c->graph->stage);
   int rc = 0;
+  if (native) {
+    int nsyms;
+    JitOptions jo = {.opt_level = 3, .keep_ir = !strcmp(native, "llvm"),
+                     .keep_asm = !strcmp(native, "asm")};
+    jo.symbols = rt_symbols(&nsyms);
+    jo.nsymbols = nsyms;
+    char err[2048];
+    Jit *j = jit_compile(c->graph, &jo, err, sizeof err);
+    if (!j) {
+      fprintf(stderr, "gradc: %s\n", err);
+      rc = 1;
+    } else if (jo.keep_ir) {
+      fprintf(out, "; ---- LLVM IR as generated ----\n%s\n; ---- after LLVM's O3 pipeline ----\n%s",
+              jit_ir(j, false), jit_ir(j, true));
+    } else {
+      fputs(jit_asm(j) ? jit_asm(j) : "", out);
+    }
+    jit_free(j);
+  } else {
+    dump_graph(out, c->graph, fmt, c->graph->stage);
+  }
   if (fflush(out) != 0 || ferror(out)) {
     perror(outpath ? outpath : "stdout");
     rc = 1;
@@ -158,6 +202,109 @@ static int cmd_check(int argc, char **argv) {
   return rc == 0 ? 0 : 1;
 }
 
+/* Options shared by train, eval and predict. */
+typedef struct RunArgs {
+  const char *file, *load, *resume;
+  TrainOptions t;
+  gradc_options o;
+  int64_t count;
+  bool history_set;
+} RunArgs;
+
+static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
+  gradc_options_default(&r->o);
+  r->t = (TrainOptions){.data_dir = DEFAULT_DATA, .epochs = 5, .batch = 128, .seed = 1, .test = true};
+  r->count = 10;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    double x;
+#define NEED_VALUE() do { if (!v) return usage_error("%s needs a value", a); i++; } while (0)
+#define NUMBER(lo, hi) do { NEED_VALUE(); if (!number_opt(a, v, lo, hi, &x)) return 2; } while (0)
+    if (!strcmp(a, "--data")) { NEED_VALUE(); r->t.data_dir = v; }
+    else if (!strcmp(a, "--epochs")) { NUMBER(1, 1e6); r->t.epochs = (int)x; }
+    else if (!strcmp(a, "--batch")) { NUMBER(1, 1 << 24); r->t.batch = (int64_t)x; }
+    else if (!strcmp(a, "--lr")) { NUMBER(1e-12, 1e6); r->o.lr = x; }
+    else if (!strcmp(a, "--seed")) { NUMBER(0, 9007199254740991.0); r->o.seed = r->t.seed = (uint64_t)x; }
+    else if (!strcmp(a, "--val-split")) { NUMBER(0, 0.99); r->t.val_split = x; }
+    else if (!strcmp(a, "--save")) { NEED_VALUE(); r->t.save = v; }
+    else if (!strcmp(a, "--resume")) { NEED_VALUE(); r->resume = v; }
+    else if (!strcmp(a, "--load")) { NEED_VALUE(); r->load = v; }
+    else if (!strcmp(a, "--history")) { NEED_VALUE(); r->t.history = v; r->history_set = true; }
+    else if (!strcmp(a, "--threads")) { NUMBER(1, 1024); r->o.threads = (int)x; }
+    else if (!strcmp(a, "--count")) { NUMBER(1, 1e6); r->count = (int64_t)x; }
+    else if (!strcmp(a, "-O")) { NUMBER(0, 3); r->o.opt_level = (int)x; }
+    else if (!strcmp(a, "--check-numerics")) r->o.check_numerics = 1;
+    else if (!strcmp(a, "--profile")) r->t.profile = true;
+    else if (!strcmp(a, "--no-test")) r->t.test = false;
+    else if (a[0] == '-' && a[1]) return usage_error("unknown option '%s'", a);
+    else if (r->file) return usage_error("more than one model file given ('%s')", a);
+    else r->file = a;
+#undef NUMBER
+#undef NEED_VALUE
+  }
+  if (!r->file) {
+    fprintf(stderr, "gradc: %s needs a model file\n(run 'gradc help' for usage)\n", cmd);
+    return 2;
+  }
+  return 0;
+}
+
+static int report(gradc_status s, const char *msg) {
+  if (!s) return 0;
+  fprintf(stderr, "gradc: error: %s\n", msg);
+  return 1;
+}
+
+static int cmd_run(int argc, char **argv, const char *cmd) {
+  RunArgs r = {0};
+  int rc = parse_run_args(argc, argv, &r, cmd);
+  if (rc) return rc;
+  bool training = !strcmp(cmd, "train");
+  if (!training && !r.load)
+    return usage_error("%s needs --load CKPT (a checkpoint from gradc train --save)", cmd);
+  gradc_model *m;
+  rt_profile(r.t.profile);
+  gradc_status s = gradc_compile_file(r.file, &r.o, &m);
+  if (s) {
+    fputs(gradc_last_error(NULL), stderr);
+    if (s != GRADC_ERR_MODEL) fputc('\n', stderr);
+    return 1;
+  }
+  fputs(gradc_warnings(m), stderr);
+  const char *ckpt = training ? r.resume : r.load;
+  if (ckpt && (s = gradc_load(m, ckpt))) {
+    rc = report(s, gradc_last_error(m));
+    gradc_free(m);
+    return rc;
+  }
+  RtError err = {{0}};
+  char hist[512];
+  if (training) {
+    dump_summary(stdout, rt_graph(m));
+    printf("compiled in %.0f ms (LLVM -O%d, %d BLAS threads)\n", gradc_compile_ms(m), r.o.opt_level,
+           rt_threads());
+    if (ckpt) printf("resumed from %s\n", ckpt);
+    if (!r.history_set) {
+      snprintf(hist, sizeof hist, "%s_history.csv", rt_graph(m)->model_name);
+      r.t.history = hist;
+    }
+    s = rt_train(m, &r.t, &err);
+    if (!s && r.t.history) printf("history: %s\n", r.t.history);
+    if (!s && rt_interrupted()) {
+      gradc_free(m);
+      return 130;                 /* the shell's convention for SIGINT */
+    }
+  } else if (!strcmp(cmd, "eval")) {
+    s = rt_evaluate(m, &r.t, &err);
+  } else {
+    s = rt_predict(m, &r.t, r.count, &err);
+  }
+  rc = report(s, err.msg);
+  gradc_free(m);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fputs(usage, stderr);
@@ -175,5 +322,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "dump")) return cmd_dump(argc - 2, argv + 2);
   if (!strcmp(cmd, "summary")) return cmd_summary(argc - 2, argv + 2);
   if (!strcmp(cmd, "check")) return cmd_check(argc - 2, argv + 2);
+  if (!strcmp(cmd, "train") || !strcmp(cmd, "eval") || !strcmp(cmd, "predict"))
+    return cmd_run(argc - 2, argv + 2, cmd);
   return usage_error("unknown command '%s'", cmd);
 }

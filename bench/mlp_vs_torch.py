@@ -1,0 +1,104 @@
+#!/usr/bin/python3
+"""One epoch of the DLwP MLP (784-512-10, RMSprop 1e-3, batch 128) on
+Fashion-MNIST: gradc against PyTorch, same data, optimizer, batch size and
+thread count, in one run.  Prints epoch seconds, samples/second, the ratio,
+and gradc's share of training time inside cblas_sgemm.
+
+Fair setup (shared/BENCHMARKS.md): torch.set_num_threads(n) with
+OMP_WAIT_POLICY=PASSIVE, Glorot-uniform weights and zero biases as the model
+file, RMSprop(alpha=0.9, eps=1e-7) which matches Keras', a shuffled epoch,
+timing the training loop only (data already in memory for both).
+
+usage: /usr/bin/python3 bench/mlp_vs_torch.py (Debian's python3 with python3-torch) [--threads 1,2] [--repeats 3] [--model models/mnist_mlp.nn]
+"""
+import argparse, csv, gzip, os, re, statistics, struct, subprocess, sys, tempfile, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+DATA = "/usr/share/datasets/fashion-mnist"
+
+
+def load_idx(path):
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    magic, = struct.unpack(">I", raw[:4])
+    ndim = magic & 0xFF
+    dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
+    return dims, raw[4 + 4 * ndim:]
+
+
+def torch_epoch(threads, repeats, hidden=(512,), opt_name="rmsprop"):
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    import numpy as np
+    import torch
+    torch.set_num_threads(threads)
+    dims, xb = load_idx(os.path.join(DATA, "train-images-idx3-ubyte.gz"))
+    _, yb = load_idx(os.path.join(DATA, "train-labels-idx1-ubyte.gz"))
+    x = torch.from_numpy(np.frombuffer(xb, dtype=np.uint8).reshape(dims[0], -1).astype(np.float32) / 255.0)
+    y = torch.from_numpy(np.frombuffer(yb, dtype=np.uint8).astype(np.int64))
+    times = []
+    for r in range(repeats):
+        torch.manual_seed(r)
+        layers, d = [], 784
+        for h in hidden:
+            layers += [torch.nn.Linear(d, h), torch.nn.ReLU()]
+            d = h
+        layers.append(torch.nn.Linear(d, 10))
+        net = torch.nn.Sequential(*layers)
+        for m in net:
+            if isinstance(m, torch.nn.Linear):
+                torch.nn.init.xavier_uniform_(m.weight)
+                torch.nn.init.zeros_(m.bias)
+        if opt_name == "adam":
+            opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
+        else:
+            opt = torch.optim.RMSprop(net.parameters(), lr=1e-3, alpha=0.9, eps=1e-7)
+        lossf = torch.nn.CrossEntropyLoss()
+        perm = torch.randperm(x.shape[0])
+        t0 = time.perf_counter()
+        for i in range(0, x.shape[0], 128):
+            idx = perm[i:i + 128]
+            opt.zero_grad(set_to_none=True)
+            loss = lossf(net(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def gradc_epoch(gradc, model, threads, repeats):
+    times, shares = [], []
+    for r in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            hist = os.path.join(tmp, "h.csv")
+            out = subprocess.run([gradc, "train", model, "--epochs", "1", "--batch", "128",
+                                  "--threads", str(threads), "--seed", str(r + 1), "--no-test",
+                                  "--profile", "--history", hist],
+                                 capture_output=True, text=True, check=True).stdout
+            with open(hist) as f:
+                row = list(csv.DictReader(f))[-1]
+            times.append(float(row["seconds"]))
+            m = re.search(r"cblas_sgemm \(([\d.]+)%", out)
+            shares.append(float(m.group(1)) if m else float("nan"))
+    return statistics.median(times), statistics.median(shares)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--model", default=os.path.join(ROOT, "models", "mnist_mlp.nn"))
+    ap.add_argument("--gradc", default=os.path.join(ROOT, "build", "gradc"))
+    args = ap.parse_args()
+    n = 60000
+    print(f"{'threads':>7} {'gradc s':>9} {'torch s':>9} {'torch/gradc':>12} {'gradc smp/s':>12} "
+          f"{'torch smp/s':>12} {'sgemm share':>12}")
+    for t in [int(s) for s in args.threads.split(",")]:
+        g, share = gradc_epoch(args.gradc, args.model, t, args.repeats)
+        p = torch_epoch(t, args.repeats)
+        print(f"{t:>7} {g:>9.3f} {p:>9.3f} {p / g:>12.2f} {n / g:>12.0f} {n / p:>12.0f} {share:>11.1f}%")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+/*
+ * gradc.h - compile a model file to native code and train it from C.
+ *
+ *   gradc_options opt;
+ *   gradc_options_default(&opt);
+ *   gradc_model *m;
+ *   if (gradc_compile_file("models/mnist_mlp.nn", &opt, &m) != GRADC_OK) {
+ *     fprintf(stderr, "%s\n", gradc_last_error(NULL));
+ *     return 1;
+ *   }
+ *   gradc_bind(m, 128);                        // batch size: sizes buffers
+ *   float *x = gradc_data(m, "x", NULL);       // fill inputs ...
+ *   gradc_train_step(m);                       // ... and step
+ *   gradc_free(m);
+ *
+ * Conventions.  Every function that can fail returns a gradc_status
+ * (GRADC_OK is 0) and records a message, read with gradc_last_error(m), or
+ * gradc_last_error(NULL) when no model exists yet (per thread).  Handles are
+ * opaque; whatever a function returns a pointer into stays owned by the
+ * model and is valid until the next gradc_bind or gradc_free.  Functions
+ * accept NULL handles and return GRADC_ERR_ARG rather than crashing.
+ */
+#ifndef GRADC_H
+#define GRADC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum gradc_status {
+  GRADC_OK = 0,
+  GRADC_ERR_MODEL,       /* the model file is wrong: diagnostics in the message */
+  GRADC_ERR_IO,          /* a file could not be read or written */
+  GRADC_ERR_DATA,        /* a data file is malformed or does not fit the model */
+  GRADC_ERR_CHECKPOINT,  /* a checkpoint is corrupt or belongs to another model */
+  GRADC_ERR_SHAPE,       /* sizes disagree (batch size, buffer sizes) */
+  GRADC_ERR_NOMEM,       /* out of memory; nothing was changed */
+  GRADC_ERR_ARG,         /* a bad argument: NULL handle, unknown name */
+  GRADC_ERR_JIT,         /* LLVM could not compile the model for this machine */
+  GRADC_ERR_NUMERIC,     /* a NaN or infinity appeared (with check_numerics) */
+  GRADC_STATUS_COUNT
+} gradc_status;
+
+/* A short English name of a status ("out of memory"); never NULL. */
+const char *gradc_status_str(gradc_status s);
+
+typedef enum gradc_dtype { GRADC_F32, GRADC_F64, GRADC_I32, GRADC_BOOL } gradc_dtype;
+
+typedef struct gradc_options {
+  int opt_level;         /* LLVM optimisation level 0..3 (default 3) */
+  uint64_t seed;         /* parameter initialisation seed (default 1) */
+  int threads;           /* BLAS threads, 0 = all cores (default 0) */
+  double lr;             /* > 0 overrides the model's learning rate */
+  int check_numerics;    /* non-zero: train_step checks loss for NaN/Inf */
+} gradc_options;
+
+/* Fills o with the defaults above. */
+void gradc_options_default(gradc_options *o);
+
+typedef struct gradc_model gradc_model;
+
+/* Compiles a model file (or source text) to native code and initialises its
+ * parameters from opt->seed.  On success *out owns the model (free it with
+ * gradc_free); on failure *out is NULL and gradc_last_error(NULL) holds the
+ * diagnostics (file:line:col: error: ...). opt may be NULL for defaults. */
+gradc_status gradc_compile_file(const char *path, const gradc_options *opt, gradc_model **out);
+gradc_status gradc_compile_string(const char *name, const char *source, const gradc_options *opt,
+                                  gradc_model **out);
+
+/* Frees the model and everything it owns; NULL is fine. */
+void gradc_free(gradc_model *m);
+
+/* The last error message of m (or of this thread when m is NULL), "" if none.
+ * Valid until the next call on m. */
+const char *gradc_last_error(const gradc_model *m);
+
+/* Warnings of the compilation (unused parameters, ...), formatted like
+ * errors; "" if none. */
+const char *gradc_warnings(const gradc_model *m);
+
+/* Milliseconds spent compiling (parse, autodiff, LLVM codegen and JIT). */
+double gradc_compile_ms(const gradc_model *m);
+
+/* Sets the batch size (the value of the symbolic dimension `batch`, and of
+ * any other symbolic dimension) and allocates the workspace for it: one
+ * block, allocated here and never inside a step.  Inputs and outputs are
+ * then addressable with gradc_data.  Rebinding keeps parameters and
+ * optimizer state. */
+gradc_status gradc_bind(gradc_model *m, int64_t batch);
+
+/* Tensors by kind, for discovery (gradc_tensor_info). */
+typedef enum gradc_kind {
+  GRADC_INPUT, GRADC_PARAM, GRADC_STATE, GRADC_OUTPUT, GRADC_METRIC, GRADC_LOSS
+} gradc_kind;
+
+typedef struct gradc_tensor {
+  const char *name;
+  gradc_kind kind;
+  gradc_dtype dtype;
+  int rank;
+  int64_t dims[8];       /* under the current binding; -1 before gradc_bind
+                            for symbolic dimensions */
+  int symbolic[8];       /* non-zero where the model declared a symbolic dim */
+  int64_t count;         /* elements under the current binding */
+} gradc_tensor;
+
+/* Number of named tensors, and the i-th one's description. */
+int gradc_tensor_count(const gradc_model *m);
+gradc_status gradc_tensor_info(const gradc_model *m, int i, gradc_tensor *out);
+
+/* A named tensor's storage (inputs to fill; parameters and state to read or
+ * write; outputs, metrics and the loss to read after a step), with its
+ * element count in *count (may be NULL).  NULL when the name is unknown or
+ * the model is not bound yet (see gradc_last_error).  The dtype is the
+ * declared one: float for f32, int32_t for i32, and so on. */
+void *gradc_data(gradc_model *m, const char *name, int64_t *count);
+
+/* Runs the forward function: outputs and metrics from inputs and parameters
+ * (and the loss, when its inputs are given). */
+gradc_status gradc_forward(gradc_model *m);
+
+/* Runs one training step on the bound batch: forward, backward, and the
+ * optimizer update of every parameter and slot, in place.  *loss (may be
+ * NULL) receives the batch's loss before the update. */
+gradc_status gradc_train_step(gradc_model *m, float *loss);
+
+/* Re-initialises parameters and optimizer state from seed. */
+gradc_status gradc_init(gradc_model *m, uint64_t seed);
+
+/* Checkpoints: all parameters and optimizer state in one file, written
+ * atomically (the previous file survives any failure).  Loading checks the
+ * model name, tensor names, dtypes and shapes and says what differs; on
+ * failure the model is unchanged. */
+gradc_status gradc_save(gradc_model *m, const char *path);
+gradc_status gradc_load(gradc_model *m, const char *path);
+
+/* Datasets in MNIST's IDX format (gzip'd or not), as the examples and the
+ * CLI use them: images scaled to [0, 1] feed the model's float input, labels
+ * its i32 input. */
+typedef struct gradc_dataset gradc_dataset;
+
+/* Loads train-* (train != 0) or t10k-* images and labels from dir, e.g.
+ * "/usr/share/datasets/fashion-mnist".  *out is NULL on failure. */
+gradc_status gradc_dataset_load(const char *dir, int train, gradc_dataset **out);
+int64_t gradc_dataset_size(const gradc_dataset *d);
+void gradc_dataset_free(gradc_dataset *d);              /* NULL is fine */
+
+/* Binds the model to `count` samples and copies samples order[start ..
+ * start+count-1] (or start.. when order is NULL) into its inputs.  Fails
+ * with GRADC_ERR_DATA when the model's inputs do not fit the data. */
+gradc_status gradc_dataset_feed(const gradc_dataset *d, gradc_model *m, const int64_t *order,
+                                int64_t start, int64_t count);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

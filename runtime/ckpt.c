@@ -1,0 +1,554 @@
+/*
+ * ckpt.c - checkpoints: a model's parameters and optimizer state in one
+ * file, saved atomically and loaded only when everything matches.
+ *
+ * The file (all integers little-endian):
+ *
+ *   "GRADCKPT"       8 bytes
+ *   u32 version      1
+ *   u64 size         of the uncompressed payload
+ *   u32 crc          CRC-32 (zlib's crc32) of the uncompressed payload
+ *   u64 csize        of the compressed payload that follows
+ *   csize bytes      the payload, compressed with zlib's compress2
+ *
+ * and the payload:
+ *
+ *   u32 len, bytes   the model name
+ *   u32 count        of tensors, then per tensor:
+ *     u32 len, bytes   its name
+ *     u32 dtype        gradc_dtype (f32 0, f64 1, i32 2, bool 3)
+ *     u32 rank         at most 8
+ *     u64 dims[rank]
+ *     the elements     as in memory (4, 8, 4 and 1 bytes; little-endian)
+ *
+ * Saving never touches the previous checkpoint until the new one is safely
+ * on disk: it writes `<path>.tmp.<pid>` in the same directory (O_EXCL, so
+ * two savers never share a file), checks every write, fsyncs, renames over
+ * path - atomic within one file system - and fsyncs the directory so the
+ * rename itself survives a crash.  Any failure removes the temporary file
+ * and reports the OS's reason.
+ *
+ * Loading trusts nothing in the file: every length is checked against the
+ * bytes that remain before it is used, sizes are multiplied with overflow
+ * checks, and the CRC catches the corruption zlib's own check might not
+ * (a damaged byte in a stored block).  All differences from the model are
+ * collected into one message, and data is copied only when there are
+ * none, so a failed load leaves the model as it was.
+ *
+ * Elements are written as they lie in memory; gradc targets little-endian
+ * machines (x86-64, AArch64), where that is the documented byte order.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "runtime.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "ckpt.c writes tensor data as in memory, which the format defines as little-endian"
+#endif
+
+/* CkptTensor.dims holds 8; compiler.h's MAX_RANK is the same limit. */
+enum { HEADER_BYTES = 32, FORMAT_VERSION = 1, CKPT_MAX_RANK = 8 };
+
+/* Loading reads the whole file into memory; beyond this it refuses rather
+ * than ask for the memory.  Saving refuses to write what loading refuses. */
+#define MAX_FILE_BYTES (UINT64_C(4) << 30)
+
+static const char *const dtype_name[] = {"f32", "f64", "i32", "bool"};
+static const unsigned dtype_bytes[] = {4, 8, 4, 1};
+
+/* ------------------------------------------------------- sizes and shapes */
+
+/* Bytes of a tensor of the given dtype and dims, or false on overflow. */
+static bool tensor_bytes(gradc_dtype dtype, int rank, const uint64_t *dims, uint64_t *bytes) {
+  uint64_t n = dtype_bytes[dtype];
+  for (int k = 0; k < rank; k++)
+    if (dims[k] == 0) n = 0;
+  for (int k = 0; k < rank && n; k++) {
+    if (dims[k] > UINT64_MAX / n) return false;
+    n *= dims[k];
+  }
+  *bytes = n;
+  return true;
+}
+
+static void shape_text(int rank, const uint64_t *dims, char *buf, size_t size) {
+  size_t at = (size_t)snprintf(buf, size, "[");
+  for (int k = 0; k < rank && at < size; k++)
+    at += (size_t)snprintf(buf + at, size - at, "%s%llu", k ? "," : "", (unsigned long long)dims[k]);
+  if (at < size) snprintf(buf + at, size - at, "]");
+}
+
+/* The caller's tensors: NULLs, unknown dtypes, ranks and sizes are our
+ * callers' bugs, but reported as GRADC_ERR_ARG rather than trusted. */
+static gradc_status check_tensors(const char *who, const CkptTensor *t, int n, uint64_t *bytes, RtError *err) {
+  for (int i = 0; i < n; i++) {
+    if (!t[i].name) return rt_fail(err, GRADC_ERR_ARG, "%s: tensor %d has no name", who, i);
+    if ((unsigned)t[i].dtype > GRADC_BOOL || t[i].rank < 0 || t[i].rank > CKPT_MAX_RANK)
+      return rt_fail(err, GRADC_ERR_ARG, "%s: tensor '%s' has dtype %d and rank %d", who, t[i].name,
+                     (int)t[i].dtype, t[i].rank);
+    uint64_t dims[CKPT_MAX_RANK];
+    for (int k = 0; k < t[i].rank; k++) {
+      if (t[i].dims[k] < 0)
+        return rt_fail(err, GRADC_ERR_ARG, "%s: tensor '%s' has dimension %lld", who, t[i].name,
+                       (long long)t[i].dims[k]);
+      dims[k] = (uint64_t)t[i].dims[k];
+    }
+    if (!tensor_bytes(t[i].dtype, t[i].rank, dims, &bytes[i]) || bytes[i] > MAX_FILE_BYTES)
+      return rt_fail(err, GRADC_ERR_ARG, "%s: tensor '%s' is larger than a checkpoint can hold", who, t[i].name);
+    if (bytes[i] && !t[i].data) return rt_fail(err, GRADC_ERR_ARG, "%s: tensor '%s' has no data", who, t[i].name);
+    /* Names identify tensors in the file, so two alike could not be told
+     * apart when loading. */
+    for (int j = 0; j < i; j++)
+      if (!strcmp(t[i].name, t[j].name))
+        return rt_fail(err, GRADC_ERR_ARG, "%s: two tensors are named '%s'", who, t[i].name);
+  }
+  return GRADC_OK;
+}
+
+/* ------------------------------------------------------------------ save */
+
+static unsigned char *put_le(unsigned char *p, uint64_t v, int bytes) {
+  for (int k = 0; k < bytes; k++) p[k] = (unsigned char)(v >> (8 * k));
+  return p + bytes;
+}
+
+/* The directory part of path, for the fsync that makes a rename durable. */
+static char *dir_of(const char *path) {
+  const char *slash = strrchr(path, '/');
+  if (!slash) return strdup(".");
+  if (slash == path) return strdup("/");
+  return strndup(path, (size_t)(slash - path));
+}
+
+/* Writes len bytes of buf to path through a temporary file and a rename. */
+static gradc_status write_atomically(const char *path, const unsigned char *buf, size_t len, RtError *err) {
+  /* Renaming over a device or a directory would replace it (run as root,
+   * saving to /dev/null would delete the device node); refused up front. */
+  struct stat st;
+  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+    return rt_fail(err, GRADC_ERR_IO, "cannot save the checkpoint to '%s': it exists and is not a regular file",
+                   path);
+  size_t tmp_size = strlen(path) + 48;
+  char *tmp = malloc(tmp_size);
+  if (!tmp) return rt_fail(err, GRADC_ERR_NOMEM, "out of memory saving '%s'", path);
+  /* <path>.tmp.<pid>; taken names get a counter, since a crashed run in a
+   * container with recycled pids can leave one behind, and O_EXCL means we
+   * never write into a file someone else may still be writing. */
+  int fd = -1;
+  for (int k = 0; k < 100 && fd < 0; k++) {
+    if (k == 0) snprintf(tmp, tmp_size, "%s.tmp.%ld", path, (long)getpid());
+    else snprintf(tmp, tmp_size, "%s.tmp.%ld.%d", path, (long)getpid(), k);
+    fd = open(tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0 && errno != EEXIST) break;
+  }
+  if (fd < 0) {
+    gradc_status s = rt_fail(err, GRADC_ERR_IO, "cannot save the checkpoint '%s': cannot create '%s': %s", path,
+                             tmp, strerror(errno));
+    free(tmp);
+    return s;
+  }
+  const char *step = "write";
+  size_t done = 0;
+  while (done < len) {
+    ssize_t w = write(fd, buf + done, len - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      if (w == 0) errno = ENOSPC;  /* no progress and no reason: a full disk is the one known cause */
+      goto fail;
+    }
+    done += (size_t)w;
+  }
+  step = "flush";
+  if (fsync(fd) != 0) goto fail;
+  /* close can report a delayed write error (NFS); fd is gone either way. */
+  int c = close(fd);
+  fd = -1;
+  if (c != 0) goto fail;
+  step = "rename";
+  if (rename(tmp, path) != 0) goto fail;
+  free(tmp);
+
+  /* The new file is in place; the directory's fsync makes the rename
+   * survive a power cut.  File systems that cannot sync a directory say
+   * EINVAL, and there is nothing more to do on them. */
+  char *dir = dir_of(path);
+  if (!dir) return rt_fail(err, GRADC_ERR_NOMEM, "out of memory saving '%s'", path);
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int e = dfd < 0 ? errno : fsync(dfd) != 0 ? errno : 0;
+  if (dfd >= 0) close(dfd);
+  gradc_status synced = GRADC_OK;
+  if (e && e != EINVAL)
+    synced = rt_fail(err, GRADC_ERR_IO, "saved '%s', but could not sync its directory '%s': %s", path, dir,
+                     strerror(e));
+  free(dir);
+  return synced;
+
+fail:;
+  int saved = errno;
+  if (fd >= 0) close(fd);
+  unlink(tmp);
+  gradc_status s = rt_fail(err, GRADC_ERR_IO, "cannot save the checkpoint '%s' (%s of '%s' failed): %s", path, step,
+                           tmp, strerror(saved));
+  free(tmp);
+  return s;
+}
+
+gradc_status ckpt_save(const char *path, const char *model_name, const CkptTensor *t, int n, RtError *err) {
+  if (!path || !model_name || n < 0 || (n > 0 && !t)) return rt_fail(err, GRADC_ERR_ARG, "ckpt_save: bad argument");
+  uint64_t *bytes = calloc((size_t)n + 1, sizeof *bytes);
+  if (!bytes) return rt_fail(err, GRADC_ERR_NOMEM, "out of memory saving '%s'", path);
+  gradc_status s = check_tensors("ckpt_save", t, n, bytes, err);
+  if (s) {
+    free(bytes);
+    return s;
+  }
+  /* Every term is bounded (names by memory, tensors by MAX_FILE_BYTES), so
+   * the sum is checked against the limit as it grows, never overflowing. */
+  uint64_t size = 4 + strlen(model_name) + 4;
+  for (int i = 0; i < n && size <= MAX_FILE_BYTES; i++)
+    size += 4 + strlen(t[i].name) + 4 + 4 + 8 * (uint64_t)t[i].rank + bytes[i];
+  if (size > MAX_FILE_BYTES) {
+    free(bytes);
+    return rt_fail(err, GRADC_ERR_ARG, "cannot save '%s': the checkpoint would exceed the 4 GiB limit", path);
+  }
+  unsigned char *payload = malloc((size_t)size);
+  uLong bound = compressBound((uLong)size);
+  unsigned char *file = malloc(HEADER_BYTES + (size_t)bound);
+  if (!payload || !file) {
+    s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory saving '%s'", path);
+    goto done;
+  }
+  unsigned char *p = payload;
+  size_t len = strlen(model_name);
+  p = put_le(p, len, 4);
+  memcpy(p, model_name, len), p += len;
+  p = put_le(p, (uint64_t)n, 4);
+  for (int i = 0; i < n; i++) {
+    len = strlen(t[i].name);
+    p = put_le(p, len, 4);
+    memcpy(p, t[i].name, len), p += len;
+    p = put_le(p, (uint64_t)t[i].dtype, 4);
+    p = put_le(p, (uint64_t)t[i].rank, 4);
+    for (int k = 0; k < t[i].rank; k++) p = put_le(p, (uint64_t)t[i].dims[k], 8);
+    if (bytes[i]) memcpy(p, t[i].data, (size_t)bytes[i]), p += bytes[i];
+  }
+  /* Level 1: trained float weights barely compress at any level, and a
+   * save should not stall training. */
+  uLong clen = bound;
+  int z = compress2(file + HEADER_BYTES, &clen, payload, (uLong)size, 1);
+  if (z != Z_OK) {
+    s = rt_fail(err, z == Z_MEM_ERROR ? GRADC_ERR_NOMEM : GRADC_ERR_IO, "cannot compress the checkpoint '%s': %s",
+                path, zError(z));
+    goto done;
+  }
+  if (HEADER_BYTES + (uint64_t)clen > MAX_FILE_BYTES) {
+    s = rt_fail(err, GRADC_ERR_ARG, "cannot save '%s': the checkpoint would exceed the 4 GiB limit", path);
+    goto done;
+  }
+  unsigned char *h = file;
+  memcpy(h, "GRADCKPT", 8), h += 8;
+  h = put_le(h, FORMAT_VERSION, 4);
+  h = put_le(h, size, 8);
+  h = put_le(h, crc32_z(0, payload, (z_size_t)size), 4);
+  put_le(h, clen, 8);
+  s = write_atomically(path, file, HEADER_BYTES + (size_t)clen, err);
+
+done:
+  free(payload);
+  free(file);
+  free(bytes);
+  return s;
+}
+
+/* ------------------------------------------------------------------ load */
+
+/* Reads all of path into *buf (malloc'd). */
+static gradc_status read_file(const char *path, unsigned char **buf, size_t *len, RtError *err) {
+  *buf = NULL;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return rt_fail(err, GRADC_ERR_IO, "cannot open the checkpoint '%s': %s", path, strerror(errno));
+  struct stat st;
+  gradc_status s = GRADC_OK;
+  if (fstat(fd, &st) != 0) {
+    s = rt_fail(err, GRADC_ERR_IO, "cannot read the checkpoint '%s': %s", path, strerror(errno));
+  } else if (!S_ISREG(st.st_mode)) {
+    s = rt_fail(err, GRADC_ERR_IO, "cannot read the checkpoint '%s': not a regular file", path);
+  } else if ((uint64_t)st.st_size > MAX_FILE_BYTES) {
+    s = rt_fail(err, GRADC_ERR_CHECKPOINT, "'%s' is %lld bytes; gradc reads checkpoints of at most 4 GiB", path,
+                (long long)st.st_size);
+  } else if (!(*buf = malloc((size_t)st.st_size + 1))) {
+    s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory reading '%s' (%lld bytes)", path, (long long)st.st_size);
+  } else {
+    size_t want = (size_t)st.st_size;
+    *len = 0;
+    while (*len < want) {
+      ssize_t r = read(fd, *buf + *len, want - *len);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) {
+        s = rt_fail(err, GRADC_ERR_IO, "cannot read the checkpoint '%s': %s", path, strerror(errno));
+        break;
+      }
+      if (r == 0) break;   /* shrank while we read: what is there is checked below */
+      *len += (size_t)r;
+    }
+  }
+  close(fd);
+  if (s) {
+    free(*buf);
+    *buf = NULL;
+  }
+  return s;
+}
+
+/* A cursor over the payload: every read checks the bytes that remain. */
+typedef struct Reader {
+  const unsigned char *p;
+  size_t left;
+} Reader;
+
+static bool get_le(Reader *r, int bytes, uint64_t *v) {
+  if (r->left < (size_t)bytes) return false;
+  *v = 0;
+  for (int k = 0; k < bytes; k++) *v |= (uint64_t)r->p[k] << (8 * k);
+  r->p += bytes, r->left -= (size_t)bytes;
+  return true;
+}
+
+static bool get_bytes(Reader *r, uint64_t n, const unsigned char **at) {
+  if (r->left < n) return false;
+  *at = r->p;
+  r->p += n, r->left -= (size_t)n;
+  return true;
+}
+
+/* A tensor as the file describes it; data points into the payload. */
+typedef struct FileTensor {
+  const char *name;
+  size_t name_len;
+  gradc_dtype dtype;
+  int rank;
+  uint64_t dims[CKPT_MAX_RANK];
+  const unsigned char *data;
+  uint64_t bytes;
+  bool matched;
+} FileTensor;
+
+/* Parses tensor i of the payload; on failure *why says what was wrong. */
+static bool get_tensor(Reader *r, FileTensor *ft, const char **why) {
+  uint64_t v;
+  const unsigned char *name;
+  *why = "a name runs past the end of the data";
+  if (!get_le(r, 4, &v) || !get_bytes(r, v, &name)) return false;
+  ft->name = (const char *)name, ft->name_len = (size_t)v;
+  *why = "a dtype is unknown";
+  if (!get_le(r, 4, &v) || v > GRADC_BOOL) return false;
+  ft->dtype = (gradc_dtype)v;
+  *why = "a rank is over 8";
+  if (!get_le(r, 4, &v) || v > CKPT_MAX_RANK) return false;
+  ft->rank = (int)v;
+  *why = "a shape runs past the end of the data";
+  for (int k = 0; k < ft->rank; k++)
+    if (!get_le(r, 8, &ft->dims[k])) return false;
+  *why = "a tensor's data runs past the end of the file";
+  if (!tensor_bytes(ft->dtype, ft->rank, ft->dims, &ft->bytes) || !get_bytes(r, ft->bytes, &ft->data))
+    return false;
+  return true;
+}
+
+/* The differences between the file and the model, as one message: what
+ * fits in an RtError after its opening words is listed, the rest counted. */
+typedef struct Diff {
+  char text[sizeof ((RtError *)0)->msg];
+  size_t len, room;
+  int count, omitted;
+} Diff;
+
+static void add_diff(Diff *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add_diff(Diff *d, const char *fmt, ...) {
+  char one[400];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(one, sizeof one, fmt, ap);
+  va_end(ap);
+  size_t n = strlen(one) + 2;
+  if (d->omitted || d->len + n > d->room) {
+    d->omitted++;      /* once one is left out, so are the rest: the list stays in order */
+  } else {
+    d->len += (size_t)snprintf(d->text + d->len, sizeof d->text - d->len, "%s%s", d->count ? "; " : "", one);
+    d->count++;
+  }
+}
+
+static FileTensor *find_tensor(FileTensor *ft, uint32_t count, const char *name, bool *twice) {
+  FileTensor *found = NULL;
+  size_t len = strlen(name);
+  *twice = false;
+  for (uint32_t j = 0; j < count; j++)
+    if (ft[j].name_len == len && !memcmp(ft[j].name, name, len)) {
+      if (found) *twice = true;
+      found = &ft[j];
+    }
+  return found;
+}
+
+/* Checks the file's tensors against t; copies nothing. */
+static gradc_status match_tensors(const char *path, FileTensor *ft, uint32_t count, const CkptTensor *t, int n,
+                                  RtError *err) {
+  static const char opening[] = "checkpoint '%s' does not match the model: %s%s";
+  /* Room for the opening words, the path and "; and 1234567 more". */
+  size_t used = sizeof opening + strlen(path) + 24;
+  Diff d = {.room = used < sizeof d.text ? sizeof d.text - used : 0};
+  char a[200], b[200];
+  for (int i = 0; i < n; i++) {
+    bool twice;
+    FileTensor *f = find_tensor(ft, count, t[i].name, &twice);
+    if (twice) return rt_fail(err, GRADC_ERR_CHECKPOINT, "'%s' is corrupted: it holds '%s' twice", path, t[i].name);
+    if (!f) {
+      add_diff(&d, "'%s' is missing from the file", t[i].name);
+      continue;
+    }
+    f->matched = true;
+    uint64_t dims[CKPT_MAX_RANK];
+    for (int k = 0; k < t[i].rank; k++) dims[k] = (uint64_t)t[i].dims[k];
+    bool same_shape = f->rank == t[i].rank && !memcmp(f->dims, dims, sizeof(uint64_t) * (size_t)f->rank);
+    if (f->dtype != t[i].dtype) {
+      shape_text(f->rank, f->dims, a, sizeof a);
+      shape_text(t[i].rank, dims, b, sizeof b);
+      add_diff(&d, "'%s' is %s%s in the file but %s%s in the model", t[i].name, dtype_name[f->dtype], a,
+               dtype_name[t[i].dtype], b);
+    } else if (!same_shape) {
+      shape_text(f->rank, f->dims, a, sizeof a);
+      shape_text(t[i].rank, dims, b, sizeof b);
+      add_diff(&d, "'%s' has shape %s in the file but %s in the model", t[i].name, a, b);
+    }
+  }
+  for (uint32_t j = 0; j < count; j++)
+    if (!ft[j].matched)
+      add_diff(&d, "'%.*s' is in the file but not in the model", ft[j].name_len > 200 ? 200 : (int)ft[j].name_len,
+               ft[j].name);
+  if (!d.count && !d.omitted) return GRADC_OK;
+  char more[40] = "";
+  if (d.omitted) snprintf(more, sizeof more, d.count ? "; and %d more" : "%d differences", d.omitted);
+  return rt_fail(err, GRADC_ERR_CHECKPOINT, opening, path, d.text, more);
+}
+
+/* Checks the payload's structure and its tensors against t; on success
+ * copies every tensor, and not one byte otherwise. */
+static gradc_status load_payload(const char *path, const unsigned char *payload, size_t size, const char *model_name,
+                                 const CkptTensor *t, int n, const uint64_t *bytes, RtError *err) {
+  Reader r = {payload, size};
+  uint64_t v;
+  const unsigned char *name;
+  if (!get_le(&r, 4, &v) || !get_bytes(&r, v, &name))
+    return rt_fail(err, GRADC_ERR_CHECKPOINT, "'%s' is corrupted: the model name runs past the end of the data", path);
+  if (v != strlen(model_name) || memcmp(name, model_name, (size_t)v))
+    return rt_fail(err, GRADC_ERR_CHECKPOINT, "checkpoint '%s' is for model '%.*s', not '%s'", path,
+                   v > 200 ? 200 : (int)v, (const char *)name, model_name);
+  if (!get_le(&r, 4, &v))
+    return rt_fail(err, GRADC_ERR_CHECKPOINT, "'%s' is corrupted: the tensor count is missing", path);
+  /* Each tensor takes at least 12 bytes (name length, dtype, rank), which
+   * bounds the allocation below by the payload actually present. */
+  uint32_t count = (uint32_t)v;
+  if (count > r.left / 12)
+    return rt_fail(err, GRADC_ERR_CHECKPOINT, "'%s' is corrupted: it claims %u tensors in %zu bytes", path, count,
+                   r.left);
+  FileTensor *ft = calloc((size_t)count + 1, sizeof *ft);
+  if (!ft) return rt_fail(err, GRADC_ERR_NOMEM, "out of memory loading '%s'", path);
+  gradc_status s = GRADC_OK;
+  for (uint32_t j = 0; j < count && !s; j++) {
+    const char *why;
+    if (!get_tensor(&r, &ft[j], &why))
+      s = rt_fail(err, GRADC_ERR_CHECKPOINT, "'%s' is corrupted: in tensor %u of %u, %s", path, j + 1, count, why);
+  }
+  if (!s && r.left)
+    s = rt_fail(err, GRADC_ERR_CHECKPOINT, "'%s' is corrupted: %zu stray bytes after the last tensor", path, r.left);
+  if (!s) s = match_tensors(path, ft, count, t, n, err);
+  if (!s)
+    for (int i = 0; i < n; i++) {
+      bool twice;
+      const FileTensor *f = find_tensor(ft, count, t[i].name, &twice);
+      if (bytes[i]) memcpy(t[i].data, f->data, (size_t)bytes[i]);
+    }
+  free(ft);
+  return s;
+}
+
+gradc_status ckpt_load(const char *path, const char *model_name, const CkptTensor *t, int n, RtError *err) {
+  if (!path || !model_name || n < 0 || (n > 0 && !t)) return rt_fail(err, GRADC_ERR_ARG, "ckpt_load: bad argument");
+  uint64_t *bytes = calloc((size_t)n + 1, sizeof *bytes);
+  if (!bytes) return rt_fail(err, GRADC_ERR_NOMEM, "out of memory loading '%s'", path);
+  unsigned char *file = NULL, *payload = NULL;
+  size_t len = 0;
+  gradc_status s = check_tensors("ckpt_load", t, n, bytes, err);
+  if (s || (s = read_file(path, &file, &len, err))) goto done;
+
+  if (len < 8 || memcmp(file, "GRADCKPT", 8)) {
+    s = rt_fail(err, GRADC_ERR_CHECKPOINT, "'%s' is not a gradc checkpoint (it does not start with GRADCKPT)", path);
+    goto done;
+  }
+  if (len < HEADER_BYTES) {
+    s = rt_fail(err, GRADC_ERR_CHECKPOINT, "'%s' is truncated: %zu bytes, less than the %d-byte header", path, len,
+                HEADER_BYTES);
+    goto done;
+  }
+  Reader h = {file + 8, HEADER_BYTES - 8};
+  uint64_t version, size, crc, csize;
+  get_le(&h, 4, &version), get_le(&h, 8, &size), get_le(&h, 4, &crc), get_le(&h, 8, &csize);
+  if (version != FORMAT_VERSION) {
+    s = rt_fail(err, GRADC_ERR_CHECKPOINT, "'%s': checkpoint format version %llu; this gradc reads %d", path,
+                (unsigned long long)version, FORMAT_VERSION);
+    goto done;
+  }
+  if (csize != len - HEADER_BYTES) {
+    s = rt_fail(err, GRADC_ERR_CHECKPOINT, "'%s' is %s: its header says %llu compressed bytes follow, but %zu do",
+                path, csize > len - HEADER_BYTES ? "truncated" : "corrupted (trailing data)",
+                (unsigned long long)csize, len - HEADER_BYTES);
+    goto done;
+  }
+  /* zlib never expands more than 1032:1, so a larger claim is a damaged
+   * header - refused before it becomes an allocation. */
+  if (size > csize * 1032 + 1024) {
+    s = rt_fail(err, GRADC_ERR_CHECKPOINT, "'%s' is corrupted: its header claims %llu bytes from %llu compressed",
+                path, (unsigned long long)size, (unsigned long long)csize);
+    goto done;
+  }
+  payload = malloc((size_t)size + 1);
+  if (!payload) {
+    s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory loading '%s' (%llu bytes)", path, (unsigned long long)size);
+    goto done;
+  }
+  uLongf got = (uLongf)size;
+  uLong used = (uLong)csize;
+  int z = uncompress2(payload, &got, file + HEADER_BYTES, &used);
+  if (z == Z_MEM_ERROR) {
+    s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory decompressing '%s'", path);
+    goto done;
+  }
+  /* Z_BUF_ERROR: more data than the header says, or a cut-off stream;
+   * either way the file is not what was written. */
+  if (z != Z_OK || got != size || used != csize) {
+    s = rt_fail(err, GRADC_ERR_CHECKPOINT,
+                "'%s' is corrupted: its compressed data does not decompress to the %llu bytes its header says (%s)",
+                path, (unsigned long long)size, z != Z_OK ? zError(z) : "size differs");
+    goto done;
+  }
+  if (crc32_z(0, payload, (z_size_t)size) != crc) {
+    s = rt_fail(err, GRADC_ERR_CHECKPOINT, "'%s': checksum mismatch: the file is corrupted", path);
+    goto done;
+  }
+  s = load_payload(path, payload, (size_t)size, model_name, t, n, bytes, err);
+
+done:
+  free(payload);
+  free(file);
+  free(bytes);
+  return s;
+}

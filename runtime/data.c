@@ -1,0 +1,499 @@
+/*
+ * data.c - datasets from disk for the training loop: MNIST-format IDX
+ * files, CSV tables of numbers, the validation split and the per-epoch
+ * shuffle.
+ *
+ * IDX (the format of LeCun's MNIST files, which Fashion-MNIST copies) is a
+ * big-endian header - a magic number whose third byte is the element type
+ * (0x08, unsigned byte) and whose fourth is the number of dimensions, then
+ * one u32 per dimension - followed by the elements.  Images are 0x00000803
+ * (count, rows, cols), labels 0x00000801 (count).  The files usually come
+ * gzip'd; zlib's gzread reads both forms, so the format is detected by
+ * content and a renamed or uncompressed file still loads.
+ *
+ * Nothing in a file is trusted.  The header's sizes are checked against
+ * limits before any arithmetic, and the body is read in growing chunks
+ * rather than allocated from the header, so a header that claims 2^31
+ * images in a 10-byte file costs a few kilobytes and a clear message, not
+ * an out-of-memory failure.  Every error names the file and says what was
+ * expected and what was found: a user looking at "truncated: 47040016
+ * bytes expected, 23520000 found" knows to download again.
+ *
+ * zlib is used here and in ckpt.c only (STYLE: the I/O files).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include "runtime.h"
+
+/* Far beyond any real dataset (MNIST has 60000 samples of 784 values) and
+ * small enough that counts, sizes and their product fit in 64 bits. */
+#define MAX_SAMPLES (UINT64_C(1) << 31)
+#define MAX_SAMPLE_VALUES (UINT64_C(1) << 24)
+
+enum { IDX_IMAGES = 0x00000803, IDX_LABELS = 0x00000801 };
+
+static const char debian_dir[] = "/usr/share/datasets/fashion-mnist";
+
+/* ------------------------------------------------------------ IDX files */
+
+/* One IDX file's contents: the header's dimensions and the raw bytes. */
+typedef struct Idx {
+  uint32_t dims[3];
+  int ndims;
+  uint64_t count;            /* elements: the product of dims */
+  unsigned char *body;
+} Idx;
+
+static uint32_t get_be32(const unsigned char *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static const char *idx_kind(uint32_t magic) {
+  return magic == IDX_IMAGES ? " (an IDX image file)"
+         : magic == IDX_LABELS ? " (an IDX label file)"
+                               : "";
+}
+
+/* Reads up to n bytes into buf, *got of them before the end of the data.
+ * A short read is an error here only when the OS or zlib reports one (an
+ * I/O error, a damaged or cut-off gzip stream); what a clean short read
+ * means is the caller's to say.  `already` counts the bytes read before,
+ * and `expect` is the file's promised size (0 while the header is still
+ * unknown), both for the message. */
+static gradc_status read_some(gzFile f, const char *path, unsigned char *buf, size_t n, size_t *got,
+                              uint64_t already, uint64_t expect, RtError *err) {
+  *got = 0;
+  int saved_errno = 0;
+  while (*got < n) {
+    /* gzread takes an unsigned and returns an int: at most 1 GiB a call. */
+    size_t want = n - *got < (size_t)1 << 30 ? n - *got : (size_t)1 << 30;
+    errno = 0;
+    int r = gzread(f, buf + *got, (unsigned)want);
+    saved_errno = errno;
+    if (r <= 0) break;
+    *got += (size_t)r;
+  }
+  /* A read that got everything it asked for leaves a pending error (zlib
+   * can return the last good bytes and flag the cut-off in one call) to
+   * the next read, which then knows how much was expected. */
+  if (*got == n) return GRADC_OK;
+  int code;
+  const char *zmsg = gzerror(f, &code);
+  /* gzerror's text starts with the path, which our message gives already. */
+  size_t plen = strlen(path);
+  if (!strncmp(zmsg, path, plen) && !strncmp(zmsg + plen, ": ", 2)) zmsg += plen + 2;
+  if (code == Z_ERRNO)
+    return rt_fail(err, GRADC_ERR_IO, "cannot read '%s': %s", path, strerror(saved_errno));
+  if (code == Z_MEM_ERROR) return rt_fail(err, GRADC_ERR_NOMEM, "out of memory reading '%s'", path);
+  /* Z_BUF_ERROR is zlib's "unexpected end of file": a gzip stream cut off
+   * in the middle, as a broken download leaves it. */
+  if (code != Z_OK) {
+    char promise[80] = "";
+    if (expect) snprintf(promise, sizeof promise, ", and its header promises %llu", (unsigned long long)expect);
+    return rt_fail(err, GRADC_ERR_DATA,
+                   "'%s' is a truncated or damaged gzip file (zlib: %s): it gave %llu bytes before the error%s",
+                   path, zmsg, (unsigned long long)(already + *got), promise);
+  }
+  return GRADC_OK;
+}
+
+/* Reads the IDX file at path, whose magic number must be `magic`. */
+static gradc_status read_idx(const char *path, uint32_t magic, Idx *out, RtError *err) {
+  memset(out, 0, sizeof *out);
+  errno = 0;
+  gzFile f = gzopen(path, "rb");
+  if (!f)
+    return errno ? rt_fail(err, GRADC_ERR_IO, "cannot open '%s': %s", path, strerror(errno))
+                 : rt_fail(err, GRADC_ERR_NOMEM, "out of memory opening '%s'", path);
+  gzbuffer(f, 1 << 17);      /* fewer read calls than zlib's default 8 KiB */
+
+  gradc_status s;
+  unsigned char head[16];
+  size_t head_bytes = magic == IDX_IMAGES ? 16 : 8, got;
+  if ((s = read_some(f, path, head, head_bytes, &got, 0, 0, err))) goto fail;
+  if (got < 4 || get_be32(head) != magic) {
+    if (got < 4)
+      s = rt_fail(err, GRADC_ERR_DATA, "'%s' is not an IDX file: it holds only %zu bytes", path, got);
+    else
+      s = rt_fail(err, GRADC_ERR_DATA, "'%s' is not an IDX %s file: its magic number is 0x%08x%s, expected 0x%08x (%u)",
+                  path, magic == IDX_IMAGES ? "image" : "label", get_be32(head), idx_kind(get_be32(head)),
+                  magic, magic == IDX_IMAGES ? 2051u : 2049u);
+    goto fail;
+  }
+  if (got < head_bytes) {
+    s = rt_fail(err, GRADC_ERR_DATA, "'%s' is truncated: %zu bytes, less than its %zu-byte header", path, got,
+                head_bytes);
+    goto fail;
+  }
+  out->ndims = (int)(head_bytes / 4 - 1);
+  for (int k = 0; k < out->ndims; k++) out->dims[k] = get_be32(head + 4 + 4 * k);
+  bool gz = !gzdirect(f);
+
+  /* Limits before arithmetic: with both in bounds, n * per_sample and the
+   * byte counts below cannot overflow 64 bits. */
+  uint64_t n = out->dims[0], per_sample = 1;
+  for (int k = 1; k < out->ndims; k++) per_sample *= out->dims[k];
+  if (n > MAX_SAMPLES) {
+    s = rt_fail(err, GRADC_ERR_DATA, "'%s': the header claims %llu samples; gradc refuses more than 2^31", path,
+                (unsigned long long)n);
+    goto fail;
+  }
+  if (per_sample > MAX_SAMPLE_VALUES) {
+    s = rt_fail(err, GRADC_ERR_DATA,
+                "'%s': the header claims images of %ux%u = %llu pixels; gradc refuses more than 2^24", path,
+                out->dims[1], out->dims[2], (unsigned long long)per_sample);
+    goto fail;
+  }
+  if (n == 0 || per_sample == 0) {
+    s = rt_fail(err, GRADC_ERR_DATA, "'%s' holds no data: its header says %u samples%s", path, out->dims[0],
+                per_sample ? "" : " of 0 values each");
+    goto fail;
+  }
+  out->count = n * per_sample;
+  uint64_t expect = head_bytes + out->count;
+
+  /* The body, in chunks that double up to the promised size: memory
+   * follows what the file really holds, not what its header claims. */
+  size_t cap = 0, have = 0;
+  while (have < out->count) {
+    size_t next = cap ? cap * 2 : (size_t)1 << 20;
+    if (next > out->count) next = (size_t)out->count;
+    unsigned char *grown = realloc(out->body, next);
+    if (!grown) {
+      s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory reading '%s' (%zu bytes)", path, next);
+      goto fail;
+    }
+    out->body = grown;
+    cap = next;
+    if ((s = read_some(f, path, out->body + have, cap - have, &got, head_bytes + have, expect, err))) goto fail;
+    have += got;
+    if (have < cap) break;
+  }
+  if (have < out->count) {
+    s = rt_fail(err, GRADC_ERR_DATA,
+                "'%s' is truncated: its header promises %llu %s, %llu bytes%s in all, but it holds %llu", path,
+                (unsigned long long)n, magic == IDX_IMAGES ? "images" : "labels", (unsigned long long)expect,
+                gz ? " after decompression" : "", (unsigned long long)(head_bytes + have));
+    goto fail;
+  }
+  /* Anything after the promised bytes means the header and the data
+   * disagree; counted to the end so the message can say how much. */
+  uint64_t extra = 0;
+  unsigned char scratch[4096];
+  do {
+    if ((s = read_some(f, path, scratch, sizeof scratch, &got, expect + extra, expect, err))) goto fail;
+    extra += got;
+  } while (got == sizeof scratch);
+  if (extra) {
+    s = rt_fail(err, GRADC_ERR_DATA,
+                "'%s' has %llu bytes of trailing data: its header promises %llu %s, %llu bytes%s in all", path,
+                (unsigned long long)extra, (unsigned long long)n, magic == IDX_IMAGES ? "images" : "labels",
+                (unsigned long long)expect, gz ? " after decompression" : "");
+    goto fail;
+  }
+  gzclose(f);
+  return GRADC_OK;
+
+fail:
+  gzclose(f);
+  free(out->body);
+  out->body = NULL;
+  return s;
+}
+
+gradc_status data_load_idx(const char *images_path, const char *labels_path, Dataset *out, RtError *err) {
+  if (!out || !images_path) return rt_fail(err, GRADC_ERR_ARG, "data_load_idx: NULL argument");
+  memset(out, 0, sizeof *out);
+  Idx img, lab = {0};
+  gradc_status s = read_idx(images_path, IDX_IMAGES, &img, err);
+  if (s) return s;
+  if (labels_path && (s = read_idx(labels_path, IDX_LABELS, &lab, err))) goto done;
+  if (labels_path && lab.dims[0] != img.dims[0]) {
+    s = rt_fail(err, GRADC_ERR_DATA, "'%s' holds %u images but '%s' holds %u labels", images_path, img.dims[0],
+                labels_path, lab.dims[0]);
+    goto done;
+  }
+  Dataset d = {.n = img.dims[0], .rank = 2, .dims = {img.dims[1], img.dims[2]},
+               .sample_size = (int64_t)img.dims[1] * img.dims[2]};
+  d.x = malloc(sizeof(float) * (size_t)img.count);
+  d.y = labels_path ? malloc(sizeof(int32_t) * (size_t)d.n) : NULL;
+  if (!d.x || (labels_path && !d.y)) {
+    s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory for %lld images of %lldx%lld", (long long)d.n,
+                (long long)d.dims[0], (long long)d.dims[1]);
+    data_free(&d);
+    goto done;
+  }
+  for (uint64_t i = 0; i < img.count; i++) d.x[i] = (float)img.body[i] / 255.0f;
+  for (int64_t i = 0; d.y && i < d.n; i++) d.y[i] = lab.body[i];
+  *out = d;
+
+done:
+  free(img.body);
+  free(lab.body);
+  return s;
+}
+
+/* ----------------------------------------------------- MNIST directories */
+
+/* dir is the Debian package's location (trailing slashes aside). */
+static bool is_debian_dir(const char *dir) {
+  size_t len = strlen(dir);
+  while (len > 1 && dir[len - 1] == '/') len--;
+  return len == sizeof debian_dir - 1 && !memcmp(dir, debian_dir, len);
+}
+
+/* Sets path to dir/name.gz, or dir/name when only that exists. */
+static gradc_status find_file(const char *dir, const char *name, char *path, size_t size, RtError *err) {
+  size_t len = strlen(dir);
+  while (len > 1 && dir[len - 1] == '/') len--;
+  struct stat st;
+  for (int gz = 1; gz >= 0; gz--) {
+    int w = snprintf(path, size, "%.*s/%s%s", (int)len, dir, name, gz ? ".gz" : "");
+    if (w < 0 || (size_t)w >= size) return rt_fail(err, GRADC_ERR_ARG, "the dataset path '%s' is too long", dir);
+    if (stat(path, &st) == 0) return GRADC_OK;
+  }
+  return rt_fail(err, GRADC_ERR_IO, "the dataset directory '%s' has neither %s.gz nor %s%s", dir, name, name,
+                 is_debian_dir(dir) ? "; reinstall it with: apt-get install --reinstall dataset-fashion-mnist"
+                                    : "");
+}
+
+gradc_status data_load_mnist_dir(const char *dir, bool train, Dataset *out, RtError *err) {
+  if (!dir || !out) return rt_fail(err, GRADC_ERR_ARG, "data_load_mnist_dir: NULL argument");
+  memset(out, 0, sizeof *out);
+  struct stat st;
+  if (stat(dir, &st) != 0) {
+    if (errno == ENOENT)
+      return rt_fail(err, GRADC_ERR_IO, "the dataset directory '%s' does not exist%s", dir,
+                     is_debian_dir(dir) ? "; install it with: apt-get install dataset-fashion-mnist" : "");
+    return rt_fail(err, GRADC_ERR_IO, "cannot open the dataset directory '%s': %s", dir, strerror(errno));
+  }
+  if (!S_ISDIR(st.st_mode)) return rt_fail(err, GRADC_ERR_IO, "the dataset path '%s' is not a directory", dir);
+  const char *split = train ? "train" : "t10k";
+  char name[64], images[4096], labels[4096];
+  snprintf(name, sizeof name, "%s-images-idx3-ubyte", split);
+  gradc_status s = find_file(dir, name, images, sizeof images, err);
+  if (s) return s;
+  snprintf(name, sizeof name, "%s-labels-idx1-ubyte", split);
+  if ((s = find_file(dir, name, labels, sizeof labels, err))) return s;
+  return data_load_idx(images, labels, out, err);
+}
+
+/* ------------------------------------------------------------- CSV files */
+
+static bool is_blank(char c) { return c == ' ' || c == '\t'; }
+
+/* A field (already trimmed, NUL-terminated by the caller) as a number:
+ * strtod must consume all of it, and an overflow is not a number we can
+ * train on.  Underflow to 0 or a subnormal is accepted. */
+static bool csv_number(const char *s, double *v) {
+  if (!*s) return false;
+  char *end;
+  errno = 0;
+  *v = strtod(s, &end);
+  if (*end) return false;
+  return !(errno == ERANGE && isinf(*v));
+}
+
+/* Appends one row's fields to *vals (growing it), or reports the first
+ * field that is not a number: *bad_col is its 1-based column and the
+ * field is copied into bad (a line that may be the header). */
+static bool parse_row(char *line, double **vals, int64_t *nvals, int64_t *cap, int64_t *nfields,
+                      int64_t *bad_col, char *bad, size_t bad_size, bool *oom) {
+  *nfields = 0;
+  char *p = line;
+  for (;;) {
+    char *start = p;
+    while (*p && *p != ',') p++;
+    char *end = p, saved = *p;
+    while (start < end && is_blank(*start)) start++;
+    while (end > start && is_blank(end[-1])) end--;
+    char keep = *end;
+    *end = '\0';
+    double v;
+    bool ok = csv_number(start, &v);
+    if (!ok) {
+      *bad_col = start - line + 1;
+      snprintf(bad, bad_size, "%s", start);
+    }
+    *end = keep;
+    if (!ok) return false;
+    if (*nvals == *cap) {
+      int64_t grown = *cap ? *cap * 2 : 1024;
+      double *g = realloc(*vals, sizeof(double) * (size_t)grown);
+      if (!g) {
+        *oom = true;
+        return false;
+      }
+      *vals = g;
+      *cap = grown;
+    }
+    (*vals)[(*nvals)++] = v;
+    ++*nfields;
+    if (saved != ',') return true;
+    p++;
+  }
+}
+
+gradc_status data_load_csv(const char *path, double **out, int64_t *rows, int64_t *cols, RtError *err) {
+  if (!path || !out || !rows || !cols) return rt_fail(err, GRADC_ERR_ARG, "data_load_csv: NULL argument");
+  *out = NULL;
+  *rows = *cols = 0;
+  FILE *f = fopen(path, "r");
+  if (!f) return rt_fail(err, GRADC_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+  double *vals = NULL;
+  int64_t nvals = 0, cap = 0, nrows = 0, ncols = -1, header_cols = -1, first_row_line = 0;
+  char *line = NULL;
+  size_t line_cap = 0;
+  ssize_t len;
+  long long lineno = 0;
+  gradc_status s = GRADC_OK;
+  while ((errno = 0, len = getline(&line, &line_cap, f)) >= 0) {
+    lineno++;
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
+    char *text = line;
+    /* A UTF-8 byte-order mark, as spreadsheet exports write it. */
+    if (lineno == 1 && !strncmp(text, "\xEF\xBB\xBF", 3)) text += 3;
+    const char *first = text;
+    while (is_blank(*first)) first++;
+    if (!*first || *first == '#') continue;
+    int64_t nfields, bad_col, before = nvals;
+    char bad[80];
+    bool oom = false;
+    if (!parse_row(text, &vals, &nvals, &cap, &nfields, &bad_col, bad, sizeof bad, &oom)) {
+      if (oom) {
+        s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory reading '%s'", path);
+        break;
+      }
+      /* Only the very first line may be a header: a word further down is
+       * a broken row, and skipping it would shift every row after it. */
+      if (lineno == 1) {
+        nvals = before;
+        header_cols = 1;
+        for (const char *c = text; *c; c++) header_cols += *c == ',';
+        continue;
+      }
+      s = rt_fail(err, GRADC_ERR_DATA, "%s:%lld:%lld: bad number '%s'", path, lineno, (long long)bad_col, bad);
+      break;
+    }
+    if (ncols < 0 && header_cols >= 0 && nfields != header_cols) {
+      s = rt_fail(err, GRADC_ERR_DATA, "%s:%lld: %lld fields, but the header on line 1 has %lld", path, lineno,
+                  (long long)nfields, (long long)header_cols);
+      break;
+    }
+    if (ncols < 0) {
+      ncols = nfields;
+      first_row_line = lineno;
+    } else if (nfields != ncols) {
+      s = rt_fail(err, GRADC_ERR_DATA, "%s:%lld: %lld fields, but line %lld has %lld", path, lineno,
+                  (long long)nfields, (long long)first_row_line, (long long)ncols);
+      break;
+    }
+    nrows++;
+  }
+  /* getline's -1 is the end of the file or an error (ENOMEM among them);
+   * only feof tells which. */
+  if (!s && (ferror(f) || !feof(f)))
+    s = rt_fail(err, errno == ENOMEM ? GRADC_ERR_NOMEM : GRADC_ERR_IO, "cannot read '%s': %s", path,
+                strerror(errno));
+  if (!s && nrows == 0)
+    s = rt_fail(err, GRADC_ERR_DATA, "'%s' holds no rows of numbers%s", path,
+                header_cols >= 0 ? ", only a header" : "");
+  free(line);
+  fclose(f);
+  if (s) {
+    free(vals);
+    return s;
+  }
+  *out = vals;
+  *rows = nrows;
+  *cols = ncols;
+  return GRADC_OK;
+}
+
+/* ------------------------------------------------------ split and shuffle */
+
+void data_free(Dataset *d) {
+  if (!d) return;
+  free(d->x);
+  free(d->y);
+  memset(d, 0, sizeof *d);
+}
+
+gradc_status data_split(Dataset *d, double frac, Dataset *val, RtError *err) {
+  if (!d || !val || val == d) return rt_fail(err, GRADC_ERR_ARG, "data_split: NULL or aliased argument");
+  /* Written as a negation so that NaN is refused too. */
+  if (!(frac >= 0 && frac < 1))
+    return rt_fail(err, GRADC_ERR_ARG, "the validation split must be at least 0 and less than 1, got %g", frac);
+  /* floor(n * frac), forgiving the rounding of a decimal fraction: 0.29 is
+   * stored as 0.28999999999999998, and 100 * 0.29 must still give 29.  The
+   * product is within a few ulps of the exact one, hence the 2^-50. */
+  Dataset v = *d;
+  v.n = (int64_t)floor((double)d->n * frac * (1 + 0x1p-50));
+  v.x = NULL;
+  v.y = NULL;
+  if (v.n > 0) {
+    int64_t keep = d->n - v.n;
+    size_t xbytes = sizeof(float) * (size_t)(v.n * d->sample_size);
+    v.x = malloc(xbytes);
+    v.y = d->y ? malloc(sizeof(int32_t) * (size_t)v.n) : NULL;
+    if (!v.x || (d->y && !v.y)) {
+      data_free(&v);
+      return rt_fail(err, GRADC_ERR_NOMEM, "out of memory splitting off %lld validation samples",
+                     (long long)v.n);
+    }
+    memcpy(v.x, d->x + keep * d->sample_size, xbytes);
+    if (d->y) memcpy(v.y, d->y + keep, sizeof(int32_t) * (size_t)v.n);
+    d->n = keep;
+    /* Giving the tail back is a nicety: when realloc cannot shrink in
+     * place and fails, the larger block still holds the first part. */
+    if (keep > 0) {
+      float *x = realloc(d->x, sizeof(float) * (size_t)(keep * d->sample_size));
+      if (x) d->x = x;
+      int32_t *y = d->y ? realloc(d->y, sizeof(int32_t) * (size_t)keep) : NULL;
+      if (y) d->y = y;
+    }
+  }
+  *val = v;
+  return GRADC_OK;
+}
+
+/* splitmix64 (Steele, Lea and Flood, "Fast splittable pseudorandom number
+ * generators", 2014): one add and a bijective mix per output, so nearby
+ * seeds and epochs still give unrelated streams. */
+static uint64_t splitmix64(uint64_t *state) {
+  uint64_t z = (*state += UINT64_C(0x9E3779B97F4A7C15));
+  z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+  z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+  return z ^ (z >> 31);
+}
+
+/* Uniform in [0, bound) without modulo bias: values below 2^64 mod bound
+ * would make the small results likelier, so they are drawn again. */
+static uint64_t uniform_below(uint64_t *state, uint64_t bound) {
+  uint64_t threshold = (0 - bound) % bound;
+  for (;;) {
+    uint64_t r = splitmix64(state);
+    if (r >= threshold) return r % bound;
+  }
+}
+
+void data_permutation(int64_t *idx, int64_t n, uint64_t seed, int64_t epoch) {
+  if (!idx || n <= 0) return;
+  uint64_t e = (uint64_t)epoch, state = seed;
+  state ^= splitmix64(&e);
+  for (int64_t i = 0; i < n; i++) idx[i] = i;
+  /* Fisher-Yates: position i takes a uniform pick of the i+1 not yet placed. */
+  for (int64_t i = n - 1; i > 0; i--) {
+    int64_t j = (int64_t)uniform_below(&state, (uint64_t)i + 1);
+    int64_t t = idx[i];
+    idx[i] = idx[j];
+    idx[j] = t;
+  }
+}

@@ -1,0 +1,141 @@
+/*
+ * runtime.h - the runtime's one internal header, in sections by file.
+ *
+ * Errors are values: every function that can fail returns a gradc_status
+ * and writes a complete sentence into the caller's RtError (what was
+ * expected, what was found, which file), which the API or the CLI reports.
+ */
+#ifndef GRADC_RUNTIME_H
+#define GRADC_RUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "compiler.h"
+#include "gradc.h"
+
+typedef struct RtError {
+  char msg[1024];
+} RtError;
+
+/* Formats msg into e (if e is not NULL) and returns status. */
+gradc_status rt_fail(RtError *e, gradc_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ----------------------------------------------------------------- blas.c */
+
+/* Addresses of the functions compiled code calls (cblas_sgemm, libm). */
+const JitSymbol *rt_symbols(int *n);
+void rt_set_threads(int n);                /* 0 leaves OpenBLAS's default */
+/* Time cblas_sgemm in models compiled after this call. */
+void rt_profile(bool on);
+double rt_sgemm_seconds(long *calls);
+void rt_profile_reset(void);
+int rt_threads(void);
+
+/* ---------------------------------------------------------------- model.c */
+
+const Graph *rt_graph(const gradc_model *m);
+/* Records msg as the thread's last API error (gradc_last_error(NULL)). */
+gradc_status rt_api_fail(gradc_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const Jit *rt_jit(const gradc_model *m);
+
+/* ---------------------------------------------------------------- train.c */
+
+typedef struct TrainOptions {
+  const char *data_dir;      /* MNIST-format directory */
+  int epochs;
+  int64_t batch;
+  double val_split;          /* fraction of the training set held out */
+  uint64_t seed;             /* shuffling */
+  const char *save;          /* checkpoint written at the end (or on Ctrl-C) */
+  const char *history;       /* CSV of per-epoch means, or NULL */
+  bool test;                 /* evaluate on the test split at the end */
+  bool profile;              /* report the share of step time in sgemm */
+  FILE *out;                 /* progress and results; NULL = stdout */
+} TrainOptions;
+
+/* Keras-style fit: progress per epoch, validation, history, test results. */
+gradc_status rt_train(gradc_model *m, const TrainOptions *o, RtError *err);
+/* Did the last rt_train stop on SIGINT? */
+bool rt_interrupted(void);
+/* Loss and metrics on the test split. */
+gradc_status rt_evaluate(gradc_model *m, const TrainOptions *o, RtError *err);
+/* Predicted classes of the first count test samples. */
+gradc_status rt_predict(gradc_model *m, const TrainOptions *o, int64_t count, RtError *err);
+
+/* ----------------------------------------------------------------- data.c */
+
+/* A labelled dataset in memory: n samples of sample_size f32 values each
+ * (images scaled to [0, 1]), and n i32 labels (NULL for unlabelled data). */
+typedef struct Dataset {
+  int64_t n;
+  int rank;                  /* per-sample rank: 2 for 28x28 images */
+  int64_t dims[4];           /* per-sample dims */
+  int64_t sample_size;       /* product of dims */
+  float *x;
+  int32_t *y;
+} Dataset;
+
+/* MNIST-format IDX files, gzip'd or not (detected by content, not name).
+ * Checks the magic numbers (2051 images of unsigned bytes, 2049 labels),
+ * the sizes against the file length, and that both files hold the same
+ * number of samples; a truncated or corrupt file is an error that says
+ * which and what was found.  labels_path may be NULL. */
+gradc_status data_load_idx(const char *images_path, const char *labels_path, Dataset *out,
+                           RtError *err);
+
+/* The four standard files in dir: train-images-idx3-ubyte(.gz),
+ * train-labels-idx1-ubyte(.gz) (train = true) or t10k-* (train = false).
+ * A missing directory or file says so, with a hint to install the Debian
+ * package dataset-fashion-mnist when dir is its default location. */
+gradc_status data_load_mnist_dir(const char *dir, bool train, Dataset *out, RtError *err);
+
+/* A CSV file of numbers (comma-separated, optional header line of
+ * non-numbers, '#' comments): rows x cols doubles, row-major in *out
+ * (malloc'd).  Every row must have the same number of columns; a bad number
+ * is reported with its line and column. */
+gradc_status data_load_csv(const char *path, double **out, int64_t *rows, int64_t *cols,
+                           RtError *err);
+
+void data_free(Dataset *d);                /* frees x and y; NULL-safe */
+
+/* Splits off the last `frac` of d (0 <= frac < 1) into val (copies). */
+gradc_status data_split(Dataset *d, double frac, Dataset *val, RtError *err);
+
+/* A permutation of 0..n-1 for epoch `epoch`, from a seeded generator:
+ * the same (seed, epoch) always gives the same order. */
+void data_permutation(int64_t *idx, int64_t n, uint64_t seed, int64_t epoch);
+
+/* ----------------------------------------------------------------- ckpt.c */
+
+/* One tensor of a checkpoint. */
+typedef struct CkptTensor {
+  const char *name;
+  gradc_dtype dtype;
+  int rank;
+  int64_t dims[8];
+  void *data;                /* rank/dims/dtype bytes */
+} CkptTensor;
+
+/* Writes all tensors to path atomically: a temporary file in the same
+ * directory, flushed and fsync'd, then renamed over path, so the previous
+ * checkpoint survives any failure (disk full, read-only directory, a crash).
+ * Format (little-endian; details in ckpt.c): magic "GRADCKPT", u32 format
+ * version, u64 payload size, u32 CRC-32 of the uncompressed payload, u64
+ * compressed size, then the zlib-compressed payload (model name, tensor
+ * count, each tensor's name, dtype, rank, dims, data). */
+gradc_status ckpt_save(const char *path, const char *model_name, const CkptTensor *t, int n,
+                       RtError *err);
+
+/* Reads path and copies each expected tensor's data into t[i].data, after
+ * checking the magic, version, checksum, model name, and that the file
+ * holds exactly the tensors expected with the same dtypes and shapes; any
+ * difference is reported by name (missing, unexpected, shape [a,b] vs [c,d]).
+ * On failure nothing in t is modified. */
+gradc_status ckpt_load(const char *path, const char *model_name, const CkptTensor *t, int n,
+                       RtError *err);
+
+#endif

@@ -1,0 +1,423 @@
+/*
+ * train.c - the training loop behind `gradc train`, `eval` and `predict`.
+ *
+ * Data meets the model by dtype: a dataset's images feed the model's one
+ * float input (shaped to its declaration: [batch,784] or [batch,28,28,1]
+ * alike, as long as the per-sample sizes agree) and its labels the one i32
+ * input.  A CSV feeds the inputs in declaration order, one column per value
+ * of a sample.  A model without inputs (Himmelblau) takes one step per epoch.
+ *
+ * Output follows Keras' fit(): a live progress bar per epoch on a terminal
+ * (the final line only otherwise), running means of the loss and metrics
+ * weighted by batch size, validation after each epoch, a history CSV, and
+ * test loss and metrics at the end.  SIGINT stops after the current step;
+ * with --save the checkpoint is written before exiting.
+ */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "compiler.h"
+#include "runtime.h"
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig) {
+  (void)sig;
+  interrupted = 1;
+}
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* How a dataset feeds the model. */
+typedef struct Feed {
+  const Node *x, *y;         /* float input, i32 input (either may be NULL) */
+  int64_t x_per_sample;
+} Feed;
+
+static gradc_status plan_feed(const Graph *g, const Dataset *d, Feed *f, RtError *err) {
+  memset(f, 0, sizeof *f);
+  for (int i = 0; i < g->nnodes; i++) {
+    const Node *n = g->nodes[i];
+    if (n->op != OP_INPUT) continue;
+    const Node **slot = dtype_is_float(n->dtype) ? &f->x : n->dtype == DT_I32 ? &f->y : NULL;
+    if (!slot || *slot)
+      return rt_fail(err, GRADC_ERR_DATA,
+                     "cannot feed input '%s' (%s) from an image dataset: it feeds one float input "
+                     "(images) and one i32 input (labels)",
+                     n->name, dtype_names[n->dtype]);
+    if (n->shape.rank < 1 || n->shape.d[0].sym == 0 || n->shape.d[0].n != 1)
+      return rt_fail(err, GRADC_ERR_DATA, "input '%s' must have the symbolic batch as its first dimension",
+                     n->name);
+    for (int k = 1; k < n->shape.rank; k++)
+      if (n->shape.d[k].sym)
+        return rt_fail(err, GRADC_ERR_DATA, "input '%s' may only have the batch dimension symbolic", n->name);
+    *slot = n;
+  }
+  if (f->x) {
+    Shape s = f->x->shape;
+    f->x_per_sample = 1;
+    for (int k = 1; k < s.rank; k++) f->x_per_sample *= s.d[k].n;
+    if (f->x_per_sample != d->sample_size) {
+      char b[SHAPE_STR_MAX];
+      return rt_fail(err, GRADC_ERR_DATA,
+                     "input '%s' is %s, %lld values per sample, but the data has %lld values per "
+                     "sample (%lldx%lld images)",
+                     f->x->name, shape_str(g, &s, b, sizeof b), (long long)f->x_per_sample,
+                     (long long)d->sample_size, (long long)d->dims[0], (long long)d->dims[1]);
+    }
+  }
+  if (f->y && f->y->shape.rank != 1)
+    return rt_fail(err, GRADC_ERR_DATA, "label input '%s' must be i32[batch]", f->y->name);
+  if (f->y && !d->y) return rt_fail(err, GRADC_ERR_DATA, "the data has no labels for input '%s'", f->y->name);
+  return GRADC_OK;
+}
+
+/* Copies samples idx[0..bs-1] into the bound input buffers. */
+static void gather(gradc_model *m, const Feed *f, const Dataset *d, const int64_t *idx, int64_t bs) {
+  if (f->x) {
+    void *x = gradc_data(m, f->x->name, NULL);
+    for (int64_t i = 0; i < bs; i++) {
+      const float *src = d->x + idx[i] * d->sample_size;
+      if (f->x->dtype == DT_F32) memcpy((float *)x + i * d->sample_size, src, sizeof(float) * (size_t)d->sample_size);
+      else
+        for (int64_t k = 0; k < d->sample_size; k++) ((double *)x)[i * d->sample_size + k] = src[k];
+    }
+  }
+  if (f->y) {
+    int32_t *y = gradc_data(m, f->y->name, NULL);
+    for (int64_t i = 0; i < bs; i++) y[i] = d->y[idx[i]];
+  }
+}
+
+static double scalar_of(gradc_model *m, const Node *n, const char *name) {
+  void *p = gradc_data(m, name, NULL);
+  if (!p) return NAN;
+  switch (n->dtype) {
+  case DT_F32: return *(float *)p;
+  case DT_F64: return *(double *)p;
+  case DT_I32: return *(int32_t *)p;
+  case DT_BOOL: return *(uint8_t *)p;
+  case DT_COUNT: break;
+  }
+  return NAN;
+}
+
+/* Running sums of the loss and each metric, weighted by batch size. */
+typedef struct Means {
+  double loss, metric[16], weight;
+} Means;
+
+static void accumulate(gradc_model *m, const Graph *g, Means *a, double loss, int64_t bs) {
+  a->loss += loss * (double)bs;
+  for (int i = 0; i < g->nmetrics && i < 16; i++)
+    a->metric[i] += scalar_of(m, g->metrics[i].node, g->metrics[i].name) * (double)bs;
+  a->weight += (double)bs;
+}
+
+static void put_means(FILE *out, const Graph *g, const Means *a, const char *prefix) {
+  double w = a->weight > 0 ? a->weight : 1;
+  if (g->loss) fprintf(out, " - %sloss: %.4f", prefix, a->loss / w);
+  for (int i = 0; i < g->nmetrics && i < 16; i++)
+    fprintf(out, " - %s%s: %.4f", prefix, g->metrics[i].name, a->metric[i] / w);
+}
+
+static void progress(FILE *out, int64_t step, int64_t steps, double elapsed, const Graph *g,
+                     const Means *a, bool final) {
+  int width = 30, done = steps ? (int)(width * step / steps) : width;
+  char bar[64];
+  for (int i = 0; i < width; i++) bar[i] = i < done ? '=' : '.';
+  if (!final && done < width) bar[done] = '>';
+  bar[width] = 0;
+  int digits = snprintf(NULL, 0, "%lld", (long long)steps);
+  fprintf(out, "\r%*lld/%lld [%s] - ", digits, (long long)step, (long long)steps, bar);
+  if (final) {
+    double per = step ? elapsed / (double)step : 0;
+    fprintf(out, "%.0fs %.0fms/step", elapsed, per * 1e3);
+  } else {
+    double eta = step ? elapsed / (double)step * (double)(steps - step) : 0;
+    fprintf(out, "ETA: %.0fs", eta);
+  }
+  put_means(out, g, a, "");
+}
+
+/* Loss and metrics over a whole dataset, forward only. */
+static gradc_status evaluate(gradc_model *m, const Graph *g, const Feed *f, const Dataset *d,
+                             int64_t batch, Means *out, RtError *err) {
+  memset(out, 0, sizeof *out);
+  int64_t *idx = malloc(sizeof(int64_t) * (size_t)batch);
+  if (!idx) return rt_fail(err, GRADC_ERR_NOMEM, "out of memory");
+  for (int64_t at = 0; at < d->n; at += batch) {
+    int64_t bs = d->n - at < batch ? d->n - at : batch;
+    gradc_status s = gradc_bind(m, bs);
+    if (s) {
+      free(idx);
+      return rt_fail(err, s, "%s", gradc_last_error(m));
+    }
+    for (int64_t i = 0; i < bs; i++) idx[i] = at + i;
+    gather(m, f, d, idx, bs);
+    gradc_forward(m);
+    double loss = g->loss ? scalar_of(m, g->loss, g->loss->name ? g->loss->name : "loss") : 0;
+    accumulate(m, g, out, loss, bs);
+  }
+  free(idx);
+  return GRADC_OK;
+}
+
+static gradc_status load_data(const TrainOptions *o, bool train, Dataset *d, RtError *err) {
+  return data_load_mnist_dir(o->data_dir, train, d, err);
+}
+
+bool rt_interrupted(void) { return interrupted != 0; }
+
+gradc_status rt_train(gradc_model *m, const TrainOptions *o, RtError *err) {
+  const Graph *g = rt_graph(m);
+  FILE *out = o->out ? o->out : stdout;
+  bool tty = isatty(fileno(out));
+  if (!g->has_train) return rt_fail(err, GRADC_ERR_ARG, "the model has no train statement");
+  if (o->batch < 1) return rt_fail(err, GRADC_ERR_ARG, "batch size must be at least 1, got %lld", (long long)o->batch);
+  if (o->epochs < 1) return rt_fail(err, GRADC_ERR_ARG, "epochs must be at least 1, got %d", o->epochs);
+  bool has_inputs = false;
+  for (int i = 0; i < g->nnodes; i++) has_inputs |= g->nodes[i]->op == OP_INPUT;
+
+  Dataset train = {0}, val = {0}, test = {0};
+  Feed feed = {0};
+  gradc_status s = GRADC_OK;
+  if (has_inputs) {
+    if ((s = load_data(o, true, &train, err))) goto done;
+    if ((s = plan_feed(g, &train, &feed, err))) goto done;
+    if (o->val_split > 0 && (s = data_split(&train, o->val_split, &val, err))) goto done;
+    if (train.n < 1) {
+      s = rt_fail(err, GRADC_ERR_DATA, "no training samples left after the validation split");
+      goto done;
+    }
+    if (o->batch > train.n) {
+      s = rt_fail(err, GRADC_ERR_ARG, "batch size %lld is larger than the %lld training samples",
+                  (long long)o->batch, (long long)train.n);
+      goto done;
+    }
+  }
+  FILE *hist = NULL;
+  if (o->history) {
+    hist = fopen(o->history, "w");
+    if (!hist) {
+      s = rt_fail(err, GRADC_ERR_IO, "cannot write the history file '%s': %s", o->history, strerror(errno));
+      goto done;
+    }
+    fprintf(hist, "epoch,loss");
+    for (int i = 0; i < g->nmetrics; i++) fprintf(hist, ",%s", g->metrics[i].name);
+    if (val.n) {
+      fprintf(hist, ",val_loss");
+      for (int i = 0; i < g->nmetrics; i++) fprintf(hist, ",val_%s", g->metrics[i].name);
+    }
+    fprintf(hist, ",seconds\n");
+  }
+  interrupted = 0;
+  struct sigaction sa = {0}, old;
+  sa.sa_handler = on_sigint;
+  sigaction(SIGINT, &sa, &old);
+
+  int64_t n = has_inputs ? train.n : 1;
+  int64_t steps = has_inputs ? (n + o->batch - 1) / o->batch : 1;
+  int64_t *perm = malloc(sizeof(int64_t) * (size_t)n);
+  double step_seconds = 0;
+  rt_profile_reset();
+  if (!perm) s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory");
+  for (int epoch = 0; !s && epoch < o->epochs && !interrupted; epoch++) {
+    if (o->epochs > 1 || !tty) fprintf(out, "Epoch %d/%d\n", epoch + 1, o->epochs);
+    data_permutation(perm, n, o->seed, epoch);
+    Means acc = {0};
+    double t0 = now_s(), last = 0;
+    int64_t step;
+    for (step = 0; step < steps && !interrupted; step++) {
+      int64_t at = step * o->batch, bs = n - at < o->batch ? n - at : o->batch;
+      if (!has_inputs) bs = 1;
+      if ((s = gradc_bind(m, bs))) {
+        rt_fail(err, s, "%s", gradc_last_error(m));
+        break;
+      }
+      if (has_inputs) gather(m, &feed, &train, perm + at, bs);
+      float loss;
+      if ((s = gradc_train_step(m, &loss))) {
+        rt_fail(err, s, "epoch %d, step %lld: %s", epoch + 1, (long long)step + 1, gradc_last_error(m));
+        break;
+      }
+      accumulate(m, g, &acc, loss, bs);
+      double t = now_s() - t0;
+      if (tty && t - last > 0.1) {
+        progress(out, step + 1, steps, t, g, &acc, false);
+        fflush(out);
+        last = t;
+      }
+    }
+    if (s) break;
+    double secs = now_s() - t0;
+    step_seconds += secs;
+    progress(out, step, steps, secs, g, &acc, true);
+    Means vm = {0};
+    if (val.n && !interrupted) {
+      if ((s = evaluate(m, g, &feed, &val, o->batch, &vm, err))) break;
+      put_means(out, g, &vm, "val_");
+    }
+    fputc('\n', out);
+    fflush(out);
+    if (hist) {
+      double w = acc.weight > 0 ? acc.weight : 1, vw = vm.weight > 0 ? vm.weight : 1;
+      fprintf(hist, "%d,%.6f", epoch + 1, acc.loss / w);
+      for (int i = 0; i < g->nmetrics; i++) fprintf(hist, ",%.6f", acc.metric[i] / w);
+      if (val.n) {
+        fprintf(hist, ",%.6f", vm.loss / vw);
+        for (int i = 0; i < g->nmetrics; i++) fprintf(hist, ",%.6f", vm.metric[i] / vw);
+      }
+      fprintf(hist, ",%.3f\n", secs);
+      fflush(hist);
+    }
+  }
+  free(perm);
+  sigaction(SIGINT, &old, NULL);
+  if (o->profile && step_seconds > 0) {
+    long calls;
+    double t = rt_sgemm_seconds(&calls);
+    fprintf(out, "profile: %.3f s of %.3f s training time in cblas_sgemm (%.1f%%, %ld calls); "
+            "%.0f samples/s\n", t, step_seconds, 100 * t / step_seconds, calls,
+            (double)n * o->epochs / step_seconds);
+  }
+  if (hist && fclose(hist) != 0 && !s)
+    s = rt_fail(err, GRADC_ERR_IO, "cannot write the history file '%s'", o->history);
+  if (interrupted) fprintf(out, "\ninterrupted: stopping after the current step\n");
+  /* A failed run (NaN parameters, bad data) must not overwrite a good
+   * checkpoint; an interrupted one saves what it has. */
+  if (o->save && !s) {
+    gradc_status ss = gradc_save(m, o->save);
+    if (ss && !s) s = rt_fail(err, ss, "%s", gradc_last_error(m));
+    else if (!ss) fprintf(out, "saved checkpoint %s\n", o->save);
+  }
+  if (!s && !interrupted && has_inputs && o->test) {
+    if ((s = load_data(o, false, &test, err))) goto done;
+    Means tm;
+    if ((s = evaluate(m, g, &feed, &test, o->batch, &tm, err))) goto done;
+    fprintf(out, "test: %lld samples", (long long)test.n);
+    put_means(out, g, &tm, "test_");
+    fputc('\n', out);
+  }
+done:
+  data_free(&train);
+  data_free(&val);
+  data_free(&test);
+  return s;
+}
+
+/* ------------------------------------------------------------ public API */
+
+struct gradc_dataset {
+  Dataset d;
+};
+
+gradc_status gradc_dataset_load(const char *dir, int train, gradc_dataset **out) {
+  RtError err = {{0}};
+  if (!out || !dir) return rt_api_fail(GRADC_ERR_ARG, "gradc_dataset_load: NULL argument");
+  *out = calloc(1, sizeof **out);
+  if (!*out) return rt_api_fail(GRADC_ERR_NOMEM, "out of memory");
+  gradc_status s = data_load_mnist_dir(dir, train != 0, &(*out)->d, &err);
+  if (s) {
+    free(*out);
+    *out = NULL;
+    return rt_api_fail(s, "%s", err.msg);
+  }
+  return GRADC_OK;
+}
+
+int64_t gradc_dataset_size(const gradc_dataset *d) { return d ? d->d.n : 0; }
+
+void gradc_dataset_free(gradc_dataset *d) {
+  if (!d) return;
+  data_free(&d->d);
+  free(d);
+}
+
+gradc_status gradc_dataset_feed(const gradc_dataset *d, gradc_model *m, const int64_t *order,
+                                int64_t start, int64_t count) {
+  if (!d || !m) return rt_api_fail(GRADC_ERR_ARG, "gradc_dataset_feed: NULL argument");
+  if (start < 0 || count < 1 || start > d->d.n - count)
+    return rt_api_fail(GRADC_ERR_ARG, "samples %lld..%lld are outside the dataset of %lld",
+                       (long long)start, (long long)(start + count - 1), (long long)d->d.n);
+  RtError err = {{0}};
+  Feed f;
+  gradc_status s = plan_feed(rt_graph(m), &d->d, &f, &err);
+  if (s) return rt_api_fail(s, "%s", err.msg);
+  if ((s = gradc_bind(m, count))) return s;
+  int64_t *idx = malloc(sizeof(int64_t) * (size_t)count);
+  if (!idx) return rt_api_fail(GRADC_ERR_NOMEM, "out of memory");
+  for (int64_t i = 0; i < count; i++) idx[i] = order ? order[start + i] : start + i;
+  gather(m, &f, &d->d, idx, count);
+  free(idx);
+  return GRADC_OK;
+}
+
+gradc_status rt_evaluate(gradc_model *m, const TrainOptions *o, RtError *err) {
+  const Graph *g = rt_graph(m);
+  FILE *out = o->out ? o->out : stdout;
+  Dataset test = {0};
+  Feed feed;
+  gradc_status s = load_data(o, false, &test, err);
+  if (!s) s = plan_feed(g, &test, &feed, err);
+  Means tm;
+  if (!s) s = evaluate(m, g, &feed, &test, o->batch, &tm, err);
+  if (!s) {
+    fprintf(out, "test: %lld samples", (long long)test.n);
+    put_means(out, g, &tm, "test_");
+    fputc('\n', out);
+  }
+  data_free(&test);
+  return s;
+}
+
+/* Prints the predicted class (argmax of the first output) of the first
+ * `count` test samples, with its probability when the output sums to 1. */
+gradc_status rt_predict(gradc_model *m, const TrainOptions *o, int64_t count, RtError *err) {
+  const Graph *g = rt_graph(m);
+  FILE *out = o->out ? o->out : stdout;
+  if (!g->noutputs) return rt_fail(err, GRADC_ERR_ARG, "the model declares no output to predict");
+  const Node *y = g->outputs[0].node;
+  if (y->shape.rank != 2 || !dtype_is_float(y->dtype))
+    return rt_fail(err, GRADC_ERR_ARG, "predict needs a float output of shape [batch, classes]; '%s' is not",
+                   g->outputs[0].name);
+  Dataset test = {0};
+  Feed feed;
+  gradc_status s = load_data(o, false, &test, err);
+  if (!s) s = plan_feed(g, &test, &feed, err);
+  if (!s && count > test.n) count = test.n;
+  int64_t *idx = s ? NULL : malloc(sizeof(int64_t) * (size_t)(count ? count : 1));
+  if (!s && !idx) s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory");
+  if (!s && (s = gradc_bind(m, count))) rt_fail(err, s, "%s", gradc_last_error(m));
+  if (!s) {
+    for (int64_t i = 0; i < count; i++) idx[i] = i;
+    gather(m, &feed, &test, idx, count);
+    gradc_forward(m);
+    int64_t C = y->shape.d[1].n, right = 0;
+    const float *p = gradc_data(m, g->outputs[0].name, NULL);
+    fprintf(out, "%8s %9s %7s %11s\n", "sample", "predicted", "label", "probability");
+    for (int64_t i = 0; i < count; i++) {
+      int64_t best = 0;
+      for (int64_t c = 1; c < C; c++)
+        if (p[i * C + c] > p[i * C + best]) best = c;
+      right += test.y && best == test.y[i];
+      fprintf(out, "%8lld %9lld %7d %11.4f\n", (long long)i, (long long)best, test.y ? test.y[i] : -1,
+              (double)p[i * C + best]);
+    }
+    if (test.y) fprintf(out, "%lld of %lld correct\n", (long long)right, (long long)count);
+  }
+  free(idx);
+  data_free(&test);
+  return s;
+}

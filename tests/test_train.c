@@ -1,0 +1,317 @@
+/*
+ * test_train.c - the runtime end to end on small synthetic data: IDX files
+ * written to a temporary directory, compiled models trained through the
+ * public API and the training loop, checkpoints saved, resumed and refused,
+ * the example driver's API calls, and numeric checks.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "gradc.h"
+#include "runtime.h"
+
+static char dir[256];
+
+static void put_be32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16);
+  p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v;
+}
+
+/* 8x8 images of 4 classes: class c lights rows 2c and 2c+1, plus noise
+ * from a fixed LCG, so a linear model separates them. */
+static void write_split(const char *prefix, int n, uint32_t seed, bool gz) {
+  unsigned char *img = malloc((size_t)n * 64 + 16), *lab = malloc((size_t)n + 8);
+  put_be32(img, 2051), put_be32(img + 4, (uint32_t)n), put_be32(img + 8, 8), put_be32(img + 12, 8);
+  put_be32(lab, 2049), put_be32(lab + 4, (uint32_t)n);
+  for (int i = 0; i < n; i++) {
+    int c = i % 4;
+    lab[8 + i] = (unsigned char)c;
+    for (int p = 0; p < 64; p++) {
+      seed = seed * 1664525u + 1013904223u;
+      int noise = (int)(seed >> 26);              /* 0..63 */
+      int row = p / 8;
+      img[16 + i * 64 + p] = (unsigned char)((row / 2 == c ? 180 : 20) + noise);
+    }
+  }
+  char path[512];
+  const char *ext = gz ? ".gz" : "";
+  snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte%s", dir, prefix, ext);
+  if (gz) {
+    gzFile f = gzopen(path, "wb");
+    gzwrite(f, img, (unsigned)(n * 64 + 16));
+    gzclose(f);
+  } else {
+    FILE *f = fopen(path, "wb");
+    fwrite(img, 1, (size_t)n * 64 + 16, f);
+    fclose(f);
+  }
+  snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte%s", dir, prefix, ext);
+  FILE *f = fopen(path, "wb");
+  fwrite(lab, 1, (size_t)n + 8, f);   /* plain labels: gz optional per file */
+  fclose(f);
+  if (gz) {                            /* the loader finds x.gz or x: rename */
+    char plain[512];
+    snprintf(plain, sizeof plain, "%s/%s-labels-idx1-ubyte", dir, prefix);
+    rename(path, plain);
+  }
+  free(img);
+  free(lab);
+}
+
+static int setup(void **state) {
+  (void)state;
+  snprintf(dir, sizeof dir, "/tmp/gradc-train-XXXXXX");
+  if (!mkdtemp(dir)) return -1;
+  write_split("train", 400, 1, true);
+  write_split("t10k", 100, 2, false);
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  return system(cmd);
+}
+
+static const char *model_src =
+    "input x : f32[batch, 8, 8]\n"
+    "input y : i32[batch]\n"
+    "h = dense(flatten(x), 16, activation=relu)\n"
+    "logits = dense(h, 4)\n"
+    "output probs = softmax(logits)\n"
+    "loss = mean(softmax_cross_entropy(logits, y))\n"
+    "metric accuracy = mean(argmax(logits, axis=-1) == y)\n"
+    "train loss with adam(lr=0.01)\n";
+
+static gradc_model *compile(void) {
+  gradc_options o;
+  gradc_options_default(&o);
+  o.threads = 1;
+  gradc_model *m = NULL;
+  gradc_status s = gradc_compile_string("blobs.nn", model_src, &o, &m);
+  if (s) print_error("%s\n", gradc_last_error(NULL));
+  assert_int_equal(s, GRADC_OK);
+  return m;
+}
+
+static double accuracy_line(const char *text, const char *key) {
+  const char *p = strstr(text, key);
+  assert_non_null(p);
+  return atof(p + strlen(key));
+}
+
+static char *run_train(gradc_model *m, TrainOptions *t, gradc_status want) {
+  char *text = NULL;
+  size_t len = 0;
+  t->out = open_memstream(&text, &len);
+  RtError err = {{0}};
+  gradc_status s = rt_train(m, t, &err);
+  fclose(t->out);
+  if (s != want) print_error("rt_train: %s\n%s\n", err.msg, text);
+  assert_int_equal(s, want);
+  return text;
+}
+
+static void test_train_loop(void **state) {
+  (void)state;
+  gradc_model *m = compile();
+  char hist[300], ckpt[300];
+  snprintf(hist, sizeof hist, "%s/history.csv", dir);
+  snprintf(ckpt, sizeof ckpt, "%s/blobs.ckpt", dir);
+  TrainOptions t = {.data_dir = dir, .epochs = 8, .batch = 32, .seed = 3, .val_split = 0.2,
+                    .history = hist, .save = ckpt, .test = true};
+  char *text = run_train(m, &t, GRADC_OK);
+  /* Keras-style lines, validation, the test result and the checkpoint. */
+  assert_non_null(strstr(text, "Epoch 8/8"));
+  assert_non_null(strstr(text, "10/10 [==============================]"));   /* 320/32 */
+  assert_non_null(strstr(text, "val_accuracy: "));
+  assert_true(accuracy_line(text, "test_accuracy: ") > 0.95);
+  assert_non_null(strstr(text, "saved checkpoint"));
+  free(text);
+  FILE *f = fopen(hist, "r");
+  assert_non_null(f);
+  char line[512];
+  assert_non_null(fgets(line, sizeof line, f));
+  assert_string_equal(line, "epoch,loss,accuracy,val_loss,val_accuracy,seconds\n");
+  int rows = 0;
+  while (fgets(line, sizeof line, f)) rows++;
+  fclose(f);
+  assert_int_equal(rows, 8);
+
+  /* A fresh model from the checkpoint evaluates like the trained one. */
+  gradc_model *m2 = compile();
+  assert_int_equal(gradc_load(m2, ckpt), GRADC_OK);
+  const char *names[] = {"h.kernel", "h.bias", "logits.kernel", "h.kernel/m", "optimizer/iterations"};
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+    int64_t c1, c2;
+    void *a = gradc_data(m, names[i], &c1), *b = gradc_data(m2, names[i], &c2);
+    assert_non_null(a);
+    assert_int_equal(c1, c2);
+    assert_memory_equal(a, b, (size_t)c1 * 4);
+  }
+  gradc_free(m2);
+  gradc_free(m);
+}
+
+static void test_checkpoint_mismatch(void **state) {
+  (void)state;
+  gradc_model *m = compile();
+  char ckpt[300];
+  snprintf(ckpt, sizeof ckpt, "%s/other.ckpt", dir);
+  assert_int_equal(gradc_save(m, ckpt), GRADC_OK);
+  gradc_options o;
+  gradc_options_default(&o);
+  gradc_model *other = NULL;
+  assert_int_equal(gradc_compile_string("blobs.nn",
+                                        "input x : f32[batch, 64]\ninput y : i32[batch]\n"
+                                        "logits = dense(x, 4)\n"
+                                        "loss = mean(softmax_cross_entropy(logits, y))\n"
+                                        "train loss with sgd()\n",
+                                        &o, &other),
+                   GRADC_OK);
+  float before = *(float *)gradc_data(other, "logits.kernel", NULL);
+  gradc_status s = gradc_load(other, ckpt);
+  assert_int_equal(s, GRADC_ERR_CHECKPOINT);
+  assert_non_null(strstr(gradc_last_error(other), "logits.kernel"));
+  assert_true(*(float *)gradc_data(other, "logits.kernel", NULL) == before);  /* unchanged */
+  gradc_free(other);
+  gradc_free(m);
+}
+
+static void test_data_errors(void **state) {
+  (void)state;
+  gradc_model *m = compile();
+  TrainOptions t = {.data_dir = "/nonexistent/gradc-data", .epochs = 1, .batch = 32, .seed = 1};
+  char *text = run_train(m, &t, GRADC_ERR_IO);
+  free(text);
+  t.data_dir = dir;
+  t.batch = 100000;                     /* larger than the dataset */
+  text = run_train(m, &t, GRADC_ERR_ARG);
+  free(text);
+  gradc_free(m);
+  /* A model whose input does not fit 8x8 images. */
+  gradc_options o;
+  gradc_options_default(&o);
+  gradc_model *w = NULL;
+  assert_int_equal(gradc_compile_string("wide.nn",
+                                        "input x : f32[batch, 784]\ninput y : i32[batch]\n"
+                                        "loss = mean(softmax_cross_entropy(dense(x, 10), y))\n"
+                                        "train loss with sgd()\n",
+                                        &o, &w),
+                   GRADC_OK);
+  t.batch = 32;
+  RtError err = {{0}};
+  t.out = fopen("/dev/null", "w");
+  assert_int_equal(rt_train(w, &t, &err), GRADC_ERR_DATA);
+  fclose(t.out);
+  assert_non_null(strstr(err.msg, "784 values per sample"));
+  assert_non_null(strstr(err.msg, "64 values per sample"));
+  gradc_free(w);
+}
+
+/* The calls the example driver makes (docs/example_train.c). */
+static void test_dataset_api(void **state) {
+  (void)state;
+  gradc_model *m = compile();
+  gradc_dataset *d = NULL;
+  assert_int_equal(gradc_dataset_load(dir, 1, &d), GRADC_OK);
+  assert_int_equal(gradc_dataset_size(d), 400);
+  float first = 0, loss;
+  for (int e = 0; e < 5; e++)
+    for (int64_t at = 0; at < 400; at += 64) {
+      int64_t bs = 400 - at < 64 ? 400 - at : 64;      /* a final partial batch */
+      assert_int_equal(gradc_dataset_feed(d, m, NULL, at, bs), GRADC_OK);
+      assert_int_equal(gradc_train_step(m, &loss), GRADC_OK);
+      if (e == 0 && at == 0) first = loss;
+    }
+  assert_true(loss < first / 4);
+  assert_int_equal(gradc_dataset_feed(d, m, NULL, 390, 20), GRADC_ERR_ARG);
+  gradc_dataset *none = NULL;
+  assert_int_not_equal(gradc_dataset_load("/nonexistent", 1, &none), GRADC_OK);
+  assert_null(none);
+  assert_non_null(strstr(gradc_last_error(NULL), "/nonexistent"));
+  gradc_dataset_free(d);
+  gradc_free(m);
+}
+
+/* --check-numerics: the first non-finite node is named with its line. */
+static void test_check_numerics(void **state) {
+  (void)state;
+  gradc_options o;
+  gradc_options_default(&o);
+  o.check_numerics = 1;
+  gradc_model *m = NULL;
+  assert_int_equal(gradc_compile_string("nan.nn",
+                                        "input x : f32[batch, 2]\n"
+                                        "param w : f32[2] = 1\n"
+                                        "z = log(x * w)\n"
+                                        "loss = mean(z)\n"
+                                        "train loss with sgd()\n",
+                                        &o, &m),
+                   GRADC_OK);
+  assert_int_equal(gradc_bind(m, 2), GRADC_OK);
+  float *x = gradc_data(m, "x", NULL);
+  x[0] = 1, x[1] = 2, x[2] = -1, x[3] = 3;      /* log of a negative number */
+  float loss;
+  assert_int_equal(gradc_train_step(m, &loss), GRADC_ERR_NUMERIC);
+  assert_true(isnan(loss));
+  assert_non_null(strstr(gradc_last_error(m), "log"));
+  assert_non_null(strstr(gradc_last_error(m), "nan.nn:3:"));
+  gradc_free(m);
+}
+
+static void test_api_misuse(void **state) {
+  (void)state;
+  assert_int_equal(gradc_bind(NULL, 4), GRADC_ERR_ARG);
+  assert_int_equal(gradc_train_step(NULL, NULL), GRADC_ERR_ARG);
+  gradc_free(NULL);
+  gradc_model *m = compile();
+  assert_int_equal(gradc_forward(m), GRADC_ERR_ARG);          /* not bound yet */
+  assert_non_null(strstr(gradc_last_error(m), "gradc_bind"));
+  assert_null(gradc_data(m, "x", NULL));
+  assert_int_equal(gradc_bind(m, 0), GRADC_ERR_SHAPE);
+  assert_int_equal(gradc_bind(m, 3), GRADC_OK);
+  assert_null(gradc_data(m, "nope", NULL));
+  assert_non_null(strstr(gradc_last_error(m), "nope"));
+  int64_t c;
+  assert_non_null(gradc_data(m, "x", &c));
+  assert_int_equal(c, 3 * 64);
+  gradc_tensor t;
+  bool saw_state = false;
+  for (int i = 0; i < gradc_tensor_count(m); i++) {
+    assert_int_equal(gradc_tensor_info(m, i, &t), GRADC_OK);
+    saw_state |= t.kind == GRADC_STATE;
+    if (!strcmp(t.name, "x")) {
+      assert_int_equal(t.rank, 3);
+      assert_true(t.symbolic[0]);
+      assert_int_equal(t.dims[0], 3);
+    }
+  }
+  assert_true(saw_state);
+  gradc_model *bad = NULL;
+  assert_int_equal(gradc_compile_string("bad.nn", "input x : f32[2]\ny = x @ x\n", NULL, &bad),
+                   GRADC_ERR_MODEL);
+  assert_null(bad);
+  assert_non_null(strstr(gradc_last_error(NULL), "bad.nn:2:7: error:"));
+  gradc_free(m);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_train_loop),     cmocka_unit_test(test_checkpoint_mismatch),
+      cmocka_unit_test(test_data_errors),    cmocka_unit_test(test_dataset_api),
+      cmocka_unit_test(test_check_numerics), cmocka_unit_test(test_api_misuse),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
