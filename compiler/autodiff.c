@@ -441,13 +441,17 @@ static Node *update_param(AD *ad, Node *p, Node *g, Node *adam_alpha,
       ups[(*nups)++] = (Update){mg, mn};
       denom = bin(ad, OP_SUB, rn, un(ad, OP_SQUARE, mn));
     }
-    Node *step = scaled(ad, bin(ad, OP_MUL, lr, g), denom, o->eps, t);
     if (o->momentum > 0) {
+      /* Keras hands this case to TF's fused ApplyRMSProp, whose eps sits
+       * inside the square root: mom = m*mom + lr*g / sqrt(denom + eps). */
       Node *mom = slot(ad, p, "momentum", INIT_ZEROS, 0);
-      step = bin(ad, OP_ADD, bin(ad, OP_MUL, konst(ad, o->momentum, t), mom), step);
+      Node *root = un(ad, OP_SQRT, bin(ad, OP_ADD, denom, konst(ad, o->eps, t)));
+      Node *step = bin(ad, OP_ADD, bin(ad, OP_MUL, konst(ad, o->momentum, t), mom),
+                       bin(ad, OP_DIV, bin(ad, OP_MUL, lr, g), root));
       ups[(*nups)++] = (Update){mom, step};
+      return bin(ad, OP_SUB, p, step);
     }
-    return bin(ad, OP_SUB, p, step);
+    return bin(ad, OP_SUB, p, scaled(ad, bin(ad, OP_MUL, lr, g), denom, o->eps, t));
   }
   case OPT_ADAM: {
     Node *m = slot(ad, p, "m", INIT_ZEROS, 0), *v = slot(ad, p, "v", INIT_ZEROS, 0);

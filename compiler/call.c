@@ -222,7 +222,7 @@ static const char *nearest(const char *s, const char *const *names, int n) {
     int d = edit_distance(s, names[i]);
     if (d < bd) bd = d, best = names[i];
   }
-  return bd <= (strlen(s) < 5 ? 1 : 2) ? best : NULL;
+  return bd <= (strlen(s) < 4 ? 1 : 2) ? best : NULL;
 }
 
 /* Activation names allowed in layer sugar: the unary ops plus linear. */
@@ -571,7 +571,7 @@ Node *parse_call(Parser *p) {
     parse_fail(p, c->fn->loc, "unknown function '%s'", name);
   }
   const char *outer = p->bind_name;
-  if (b->fn != fn_dense_call) p->bind_name = NULL;  /* only the outermost call */
+  p->bind_name = NULL;        /* a binding names only the outermost call */
   p->tok = p->tok->next;
   parse_skip(p, "(");
   if (!parse_at(p, ")")) {

@@ -207,6 +207,8 @@ enum {
   N_USED = 1 << 5,       /* some node reads it (for the unused-param warning) */
   N_WEAK = 1 << 6,       /* a literal scalar: takes its partner's dtype */
   N_GRAD = 1 << 7,       /* the full gradient of a parameter */
+  N_FLOAT_LIT = 1 << 8,  /* a literal written with a fraction or exponent */
+  N_ADOPTED = 1 << 9,    /* a weak literal whose dtype a consumer has fixed */
 };
 
 struct Node {

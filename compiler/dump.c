@@ -285,8 +285,10 @@ static void dump_nn(FILE *out, const Graph *g) {
       if (n->op == OP_PARAM) {
         fputs(" = ", out);
         if (n->a.init.kind == INIT_VALUES) {
-          Node flat = *n;
-          put_values(out, &flat, 0);
+          /* a bare number would read back as constant(v): keep the list */
+          if (n->shape.rank == 0) fputc('[', out);
+          put_values(out, n, 0);
+          if (n->shape.rank == 0) fputc(']', out);
         } else {
           put_init(out, n);
         }

@@ -255,7 +255,7 @@ void eval_unary(Eval *e, const Node *n) {
     case OP_CLIP: r = x < n->a.lo ? n->a.lo : x > n->a.hi ? n->a.hi : x; break;
     case OP_CAST:
       switch (n->a.dtype) {
-      case DT_F32: r = (double)(float)x; break;
+      case DT_F32:                /* floats stay double, like every f32 here */
       case DT_F64: r = x; break;
       case DT_I32: r = trunc(x); break;
       case DT_BOOL: r = x != 0; break;

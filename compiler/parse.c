@@ -156,7 +156,9 @@ Node *parse_scalar(Parser *p, double v, bool is_int, Loc loc) {
   double *d = arena_alloc(p->arena, sizeof *d);
   *d = v;
   Shape s = {0};
-  return const_node(p, is_int ? DT_I32 : DT_F32, &s, d, true, loc);
+  Node *n = const_node(p, is_int ? DT_I32 : DT_F32, &s, d, true, loc);
+  if (!is_int) n->flags |= N_FLOAT_LIT;
+  return n;
 }
 
 bool parse_number(Parser *p, double *v, bool *is_int, Loc *loc) {
@@ -244,7 +246,9 @@ Node *parse_list_tensor(Parser *p, Val *v) {
     d[i] = v->items[i].v;
     all_int &= v->items[i].is_int;
   }
-  return const_node(p, all_int ? DT_I32 : DT_F32, &v->lshape, d, true, v->loc);
+  Node *t = const_node(p, all_int ? DT_I32 : DT_F32, &v->lshape, d, true, v->loc);
+  if (!all_int) t->flags |= N_FLOAT_LIT;
+  return t;
 }
 
 /* ------------------------------------------------------------ expressions */
@@ -364,7 +368,16 @@ static Node *unary(Parser *p) {
             MAX_DEPTH);
   Node *n;
   Token *t = p->tok;
-  if (parse_accept(p, "-")) {
+  Token *num = t->next;
+  if (tok_is(t, "-") && (num->kind == T_INT || num->kind == T_FLOAT) && !tok_is(num->next, "**") &&
+      !tok_is(num->next, "[")) {
+    /* -0.5 is one literal (it adopts its partner's dtype); -2**2 is -(2**2) */
+    double v = 0;
+    bool is_int = false;
+    Loc loc = t->loc;
+    parse_number(p, &v, &is_int, &loc);
+    n = parse_scalar(p, v, is_int, loc);
+  } else if (parse_accept(p, "-")) {
     n = parse_mk1(p, OP_NEG, unary(p), NULL, t->loc);
   } else {
     n = postfix(p);

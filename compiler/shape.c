@@ -80,15 +80,30 @@ static bool unify(Graph *g, Node *n, int first, int k, DType *out) {
       if (dtype_is_float(n->src[i]->dtype)) t = n->src[i]->dtype;
   for (int i = first; i < first + k; i++) {
     Node *s = n->src[i];
-    if ((s->flags & N_WEAK) && s->dtype != t) {
-      /* An integer literal can become a float, never the reverse. */
-      if (dtype_is_float(s->dtype) && !dtype_is_float(t))
-        return graph_error(g, s->loc,
-                           "literal %g is not an integer but the other operand "
-                           "of %s is %s",
-                           s->a.values[0], op_symbol(n->op), dtype_names[t]);
-      s->dtype = t;
+    if (!(s->flags & N_WEAK)) continue;
+    /* An integer literal can become a float, never the reverse. */
+    if ((s->flags & N_FLOAT_LIT) && !dtype_is_float(t)) {
+      int64_t cnt = shape_static_count(&s->shape), at = 0;
+      for (int64_t e = 0; e < cnt; e++)
+        if (s->a.values[e] != (double)(int64_t)s->a.values[e]) {
+          at = e;                 /* name the value that is not whole */
+          break;
+        }
+      return graph_error(g, s->loc,
+                         "literal %g is not an integer but the other operand "
+                         "of %s is %s",
+                         s->a.values[at], op_symbol(n->op), dtype_names[t]);
     }
+    if (s->dtype != t && (s->flags & N_ADOPTED)) {
+      /* A literal bound to a name can meet an f32 here and an i32 there:
+       * each use gets its own typed copy. */
+      Node *c = graph_leaf(g, OP_CONST, NULL, t, &s->shape, s->loc);
+      c->a.values = s->a.values;
+      c->flags |= N_WEAK | N_USED | (s->flags & N_FLOAT_LIT);
+      n->src[i] = s = c;
+    }
+    s->dtype = t;
+    s->flags |= N_ADOPTED;
   }
   *out = t;
   return true;
