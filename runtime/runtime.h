@@ -77,6 +77,7 @@ typedef struct Dataset {
   int64_t sample_size;       /* product of dims */
   float *x;
   int32_t *y;
+  bool table;                /* from a CSV: columns feed inputs in order */
 } Dataset;
 
 /* MNIST-format IDX files, gzip'd or not (detected by content, not name).

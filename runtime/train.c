@@ -4,8 +4,8 @@
  * Data meets the model by dtype: a dataset's images feed the model's one
  * float input (shaped to its declaration: [batch,784] or [batch,28,28,1]
  * alike, as long as the per-sample sizes agree) and its labels the one i32
- * input.  A CSV feeds the inputs in declaration order, one column per value
- * of a sample.  A model without inputs (Himmelblau) takes one step per epoch.
+ * input.  A CSV file (--data points.csv) feeds the inputs in declaration
+ * order, one column per value of a sample; it has no test split.  A model without inputs (Himmelblau) takes one step per epoch.
  *
  * Output follows Keras' fit(): a live progress bar per epoch on a terminal
  * (the final line only otherwise), running means of the loss and metrics
@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "compiler.h"
@@ -39,64 +40,98 @@ static double now_s(void) {
   return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-/* How a dataset feeds the model. */
+/* How a dataset feeds the model: each input takes a run of columns of a
+ * sample (images: the whole image), or the labels. */
+enum { MAX_FEED = 16 };
+
+typedef struct FeedPart {
+  const Node *in;
+  int64_t col, width;
+  bool labels;
+} FeedPart;
+
 typedef struct Feed {
-  const Node *x, *y;         /* float input, i32 input (either may be NULL) */
-  int64_t x_per_sample;
+  int n;
+  FeedPart part[MAX_FEED];
 } Feed;
+
+static int64_t per_sample(const Node *n) {
+  int64_t c = 1;
+  for (int k = 1; k < n->shape.rank; k++) c *= n->shape.d[k].n;
+  return c;
+}
 
 static gradc_status plan_feed(const Graph *g, const Dataset *d, Feed *f, RtError *err) {
   memset(f, 0, sizeof *f);
+  bool have_x = false, have_y = false;
+  int64_t col = 0;
   for (int i = 0; i < g->nnodes; i++) {
     const Node *n = g->nodes[i];
     if (n->op != OP_INPUT) continue;
-    const Node **slot = dtype_is_float(n->dtype) ? &f->x : n->dtype == DT_I32 ? &f->y : NULL;
-    if (!slot || *slot)
-      return rt_fail(err, GRADC_ERR_DATA,
-                     "cannot feed input '%s' (%s) from an image dataset: it feeds one float input "
-                     "(images) and one i32 input (labels)",
-                     n->name, dtype_names[n->dtype]);
     if (n->shape.rank < 1 || n->shape.d[0].sym == 0 || n->shape.d[0].n != 1)
       return rt_fail(err, GRADC_ERR_DATA, "input '%s' must have the symbolic batch as its first dimension",
                      n->name);
     for (int k = 1; k < n->shape.rank; k++)
       if (n->shape.d[k].sym)
         return rt_fail(err, GRADC_ERR_DATA, "input '%s' may only have the batch dimension symbolic", n->name);
-    *slot = n;
-  }
-  if (f->x) {
-    Shape s = f->x->shape;
-    f->x_per_sample = 1;
-    for (int k = 1; k < s.rank; k++) f->x_per_sample *= s.d[k].n;
-    if (f->x_per_sample != d->sample_size) {
+    if (f->n == MAX_FEED) return rt_fail(err, GRADC_ERR_DATA, "more than %d inputs to feed", MAX_FEED);
+    int64_t w = per_sample(n);
+    if (d->table) {               /* CSV: inputs take columns in declaration order */
+      f->part[f->n++] = (FeedPart){n, col, w, false};
+      col += w;
+      continue;
+    }
+    bool labels = n->dtype == DT_I32 && !have_y;
+    if ((labels && n->shape.rank != 1) || (!labels && (!dtype_is_float(n->dtype) || have_x)))
+      return rt_fail(err, GRADC_ERR_DATA,
+                     "cannot feed input '%s' (%s) from an image dataset: it feeds one float input "
+                     "(images) and one i32[batch] input (labels)",
+                     n->name, dtype_names[n->dtype]);
+    if (!labels && w != d->sample_size) {
       char b[SHAPE_STR_MAX];
       return rt_fail(err, GRADC_ERR_DATA,
                      "input '%s' is %s, %lld values per sample, but the data has %lld values per "
                      "sample (%lldx%lld images)",
-                     f->x->name, shape_str(g, &s, b, sizeof b), (long long)f->x_per_sample,
+                     n->name, shape_str(g, &n->shape, b, sizeof b), (long long)w,
                      (long long)d->sample_size, (long long)d->dims[0], (long long)d->dims[1]);
     }
+    if (labels && !d->y) return rt_fail(err, GRADC_ERR_DATA, "the data has no labels for input '%s'", n->name);
+    have_x |= !labels, have_y |= labels;
+    f->part[f->n++] = (FeedPart){n, 0, w, labels};
   }
-  if (f->y && f->y->shape.rank != 1)
-    return rt_fail(err, GRADC_ERR_DATA, "label input '%s' must be i32[batch]", f->y->name);
-  if (f->y && !d->y) return rt_fail(err, GRADC_ERR_DATA, "the data has no labels for input '%s'", f->y->name);
+  if (d->table && col != d->sample_size)
+    return rt_fail(err, GRADC_ERR_DATA,
+                   "the model's inputs take %lld values per sample but the CSV has %lld columns "
+                   "(inputs are fed from the columns in declaration order)",
+                   (long long)col, (long long)d->sample_size);
   return GRADC_OK;
 }
 
 /* Copies samples idx[0..bs-1] into the bound input buffers. */
 static void gather(gradc_model *m, const Feed *f, const Dataset *d, const int64_t *idx, int64_t bs) {
-  if (f->x) {
-    void *x = gradc_data(m, f->x->name, NULL);
+  for (int p = 0; p < f->n; p++) {
+    const Node *n = f->part[p].in;
+    void *dst = gradc_data(m, n->name, NULL);
+    int64_t w = f->part[p].width;
     for (int64_t i = 0; i < bs; i++) {
-      const float *src = d->x + idx[i] * d->sample_size;
-      if (f->x->dtype == DT_F32) memcpy((float *)x + i * d->sample_size, src, sizeof(float) * (size_t)d->sample_size);
-      else
-        for (int64_t k = 0; k < d->sample_size; k++) ((double *)x)[i * d->sample_size + k] = src[k];
+      if (f->part[p].labels) {
+        ((int32_t *)dst)[i] = d->y[idx[i]];
+        continue;
+      }
+      const float *src = d->x + idx[i] * d->sample_size + f->part[p].col;
+      if (n->dtype == DT_F32) {
+        memcpy((float *)dst + i * w, src, sizeof(float) * (size_t)w);
+        continue;
+      }
+      for (int64_t k = 0; k < w; k++) {
+        switch (n->dtype) {
+        case DT_F64: ((double *)dst)[i * w + k] = src[k]; break;
+        case DT_I32: ((int32_t *)dst)[i * w + k] = (int32_t)src[k]; break;
+        case DT_BOOL: ((uint8_t *)dst)[i * w + k] = src[k] != 0; break;
+        default: break;
+        }
+      }
     }
-  }
-  if (f->y) {
-    int32_t *y = gradc_data(m, f->y->name, NULL);
-    for (int64_t i = 0; i < bs; i++) y[i] = d->y[idx[i]];
   }
 }
 
@@ -174,8 +209,28 @@ static gradc_status evaluate(gradc_model *m, const Graph *g, const Feed *f, cons
   return GRADC_OK;
 }
 
+/* A directory holds MNIST-format files; a file is a CSV table. */
+static bool is_table(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 static gradc_status load_data(const TrainOptions *o, bool train, Dataset *d, RtError *err) {
-  return data_load_mnist_dir(o->data_dir, train, d, err);
+  if (!is_table(o->data_dir)) return data_load_mnist_dir(o->data_dir, train, d, err);
+  double *v = NULL;
+  int64_t rows, cols;
+  gradc_status s = data_load_csv(o->data_dir, &v, &rows, &cols, err);
+  if (s) return s;
+  memset(d, 0, sizeof *d);
+  d->x = malloc(sizeof(float) * (size_t)(rows * cols > 0 ? rows * cols : 1));
+  if (!d->x) {
+    free(v);
+    return rt_fail(err, GRADC_ERR_NOMEM, "out of memory for '%s'", o->data_dir);
+  }
+  for (int64_t i = 0; i < rows * cols; i++) d->x[i] = (float)v[i];
+  free(v);
+  d->n = rows, d->rank = 1, d->dims[0] = cols, d->sample_size = cols, d->table = true;
+  return GRADC_OK;
 }
 
 bool rt_interrupted(void) { return interrupted != 0; }
@@ -302,7 +357,7 @@ gradc_status rt_train(gradc_model *m, const TrainOptions *o, RtError *err) {
     if (ss && !s) s = rt_fail(err, ss, "%s", gradc_last_error(m));
     else if (!ss) fprintf(out, "saved checkpoint %s\n", o->save);
   }
-  if (!s && !interrupted && has_inputs && o->test) {
+  if (!s && !interrupted && has_inputs && o->test && !train.table) {
     if ((s = load_data(o, false, &test, err))) goto done;
     Means tm;
     if ((s = evaluate(m, g, &feed, &test, o->batch, &tm, err))) goto done;

@@ -271,6 +271,46 @@ static void test_check_numerics(void **state) {
   gradc_free(m);
 }
 
+/* A CSV feeds the inputs in declaration order: x then y. */
+static void test_csv_regression(void **state) {
+  (void)state;
+  char path[300];
+  snprintf(path, sizeof path, "%s/points.csv", dir);
+  FILE *f = fopen(path, "w");
+  fprintf(f, "x,y\n");
+  for (int i = 0; i < 50; i++) fprintf(f, "%g,%g\n", i / 10.0, 2.0 * (i / 10.0) + 1.0);
+  fclose(f);
+  gradc_model *m = NULL;
+  assert_int_equal(gradc_compile_string("lr.nn",
+                                        "input x : f32[batch]\ninput y : f32[batch]\n"
+                                        "param w : f32 = 0\nparam b : f32 = 0\n"
+                                        "loss = mean(square(w * x + b - y))\n"
+                                        "train loss with sgd(lr=0.05)\n",
+                                        NULL, &m),
+                   GRADC_OK);
+  TrainOptions t = {.data_dir = path, .epochs = 400, .batch = 50, .seed = 1, .test = true};
+  char *text = run_train(m, &t, GRADC_OK);
+  assert_null(strstr(text, "test:"));              /* a CSV has no test split */
+  free(text);
+  assert_true(fabsf(*(float *)gradc_data(m, "w", NULL) - 2.0f) < 0.01f);
+  assert_true(fabsf(*(float *)gradc_data(m, "b", NULL) - 1.0f) < 0.03f);
+  /* Three inputs' worth of columns expected, two present. */
+  gradc_model *wide = NULL;
+  assert_int_equal(gradc_compile_string("wide.nn",
+                                        "input x : f32[batch, 2]\ninput y : f32[batch]\n"
+                                        "param w : f32[2] = 0\nloss = mean(square(sum(w * x, axis=1) - y))\n"
+                                        "train loss with sgd()\n",
+                                        NULL, &wide),
+                   GRADC_OK);
+  RtError err = {{0}};
+  t.out = fopen("/dev/null", "w");
+  assert_int_equal(rt_train(wide, &t, &err), GRADC_ERR_DATA);
+  fclose(t.out);
+  assert_non_null(strstr(err.msg, "3 values per sample but the CSV has 2 columns"));
+  gradc_free(wide);
+  gradc_free(m);
+}
+
 static void test_api_misuse(void **state) {
   (void)state;
   assert_int_equal(gradc_bind(NULL, 4), GRADC_ERR_ARG);
@@ -312,6 +352,7 @@ int main(void) {
       cmocka_unit_test(test_train_loop),     cmocka_unit_test(test_checkpoint_mismatch),
       cmocka_unit_test(test_data_errors),    cmocka_unit_test(test_dataset_api),
       cmocka_unit_test(test_check_numerics), cmocka_unit_test(test_api_misuse),
+      cmocka_unit_test(test_csv_regression),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
