@@ -62,6 +62,14 @@ static int usage_error(const char *fmt, const char *arg) {
   return 2;
 }
 
+/* A non-option argument is the model file; an unknown option is an error. */
+static int take_file(const char *a, const char **file) {
+  if (a[0] == '-' && a[1]) return usage_error("unknown option '%s'", a);
+  if (*file) return usage_error("more than one model file given ('%s')", a);
+  *file = a;
+  return 0;
+}
+
 /* Compiles the file and prints its diagnostics; NULL graph means failure. */
 static Compilation *load(const char *path, Stage last) {
   Compilation *c = compile_model_file(path, last);
@@ -80,6 +88,7 @@ static Compilation *load(const char *path, Stage last) {
 static int cmd_dump(int argc, char **argv) {
   const char *file = NULL, *outpath = NULL, *native = NULL;
   Stage stage = STAGE_PARSE;
+  int rc;
   DumpFormat fmt = DUMP_TEXT;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
@@ -101,12 +110,8 @@ static int cmd_dump(int argc, char **argv) {
       } else {
         outpath = v;
       }
-    } else if (a[0] == '-' && a[1]) {
-      return usage_error("unknown option '%s'", a);
-    } else if (file) {
-      return usage_error("more than one model file given ('%s')", a);
-    } else {
-      file = a;
+    } else if ((rc = take_file(a, &file))) {
+      return rc;
     }
   }
   if (!file) return usage_error("%s", "dump needs a model file");
@@ -121,7 +126,7 @@ static int cmd_dump(int argc, char **argv) {
     compilation_free(c);
     return 1;
   }
-  int rc = 0;
+  rc = 0;
   if (native) {
     int nsyms;
     JitOptions jo = {.opt_level = 3, .keep_ir = !strcmp(native, "llvm"),
@@ -177,6 +182,7 @@ static bool number_opt(const char *name, const char *v, double lo, double hi, do
 static int cmd_check(int argc, char **argv) {
   const char *file = NULL;
   double seed = 1, batch = 3, tol = 1e-4;
+  int rc;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
     double *dst = !strcmp(a, "--seed") ? &seed : !strcmp(a, "--batch") ? &batch
@@ -186,18 +192,14 @@ static int cmd_check(int argc, char **argv) {
       double hi = dst == &tol ? 1 : dst == &batch ? 4096 : 9007199254740991.0;
       if (!number_opt(a, argv[++i], dst == &tol ? 0 : dst == &batch ? 1 : 0, hi, dst)) return 2;
       if (dst != &tol && *dst != (double)(int64_t)*dst) return usage_error("%s must be an integer", a);
-    } else if (a[0] == '-' && a[1]) {
-      return usage_error("unknown option '%s'", a);
-    } else if (file) {
-      return usage_error("more than one model file given ('%s')", a);
-    } else {
-      file = a;
+    } else if ((rc = take_file(a, &file))) {
+      return rc;
     }
   }
   if (!file) return usage_error("%s", "check needs a model file");
   Compilation *c = load(file, STAGE_GRAD);
   if (!c) return 1;
-  int rc = check_gradients(c->graph, (uint64_t)seed, (int64_t)batch, tol, stdout);
+  rc = check_gradients(c->graph, (uint64_t)seed, (int64_t)batch, tol, stdout);
   compilation_free(c);
   return rc == 0 ? 0 : 1;
 }
@@ -215,6 +217,7 @@ static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
   gradc_options_default(&r->o);
   r->t = (TrainOptions){.data_dir = DEFAULT_DATA, .epochs = 5, .batch = 128, .seed = 1, .test = true};
   r->count = 10;
+  int rc;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -237,9 +240,7 @@ static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
     else if (!strcmp(a, "--check-numerics")) r->o.check_numerics = 1;
     else if (!strcmp(a, "--profile")) r->t.profile = true;
     else if (!strcmp(a, "--no-test")) r->t.test = false;
-    else if (a[0] == '-' && a[1]) return usage_error("unknown option '%s'", a);
-    else if (r->file) return usage_error("more than one model file given ('%s')", a);
-    else r->file = a;
+    else if ((rc = take_file(a, &r->file))) return rc;
 #undef NUMBER
 #undef NEED_VALUE
   }
