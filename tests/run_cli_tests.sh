@@ -111,6 +111,12 @@ check "--stage bogus: exit 2 naming the stages" \
 run dump --stage grad "$mnist"
 check "--stage grad exits 0 and says so in the header" \
   all 'status_is 0' 'stdout_has "stage grad"' 'stderr_empty'
+run dump --stage llvm "$mnist"
+check "--stage llvm prints the IR before and after LLVM's pipeline" \
+  all 'status_is 0' 'stdout_has "define void @train_step"' 'stdout_has "after LLVM"' 'stdout_has "cblas_sgemm"'
+run dump --stage asm "$mnist"
+check "--stage asm prints the machine code of both entry points" \
+  all 'status_is 0' 'stdout_has "train_step:"' 'stdout_has "forward:"'
 run dump --stage grad --format nn "$mnist"
 check "--stage grad --format nn: exit 2 (nn is the parse stage only)" \
   all 'status_is 2' 'stdout_empty'
