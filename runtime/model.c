@@ -92,9 +92,15 @@ static double now_ms(void) {
 
 static bool persistent(const Node *n) { return n->op == OP_PARAM || n->op == OP_STATE; }
 
+/* Elements under the current binding; -1 past 2^62 (a static count is
+ * below 2^40, but times a batch of up to 2^24 it can overflow). */
 static int64_t bound_count(const gradc_model *m, const Shape *s) {
   int64_t c = 1;
-  for (int i = 0; i < s->rank; i++) c *= s->d[i].n * m->sym[s->d[i].sym];
+  for (int i = 0; i < s->rank; i++) {
+    int64_t d = s->d[i].n * m->sym[s->d[i].sym];
+    if (d != 0 && c > ((int64_t)1 << 62) / d) return -1;
+    c *= d;
+  }
   return c;
 }
 
@@ -255,7 +261,15 @@ static gradc_status make_workspace(gradc_model *m, int64_t batch, Workspace *w) 
     const Node *n = g->nodes[i];
     w->offset[i] = SIZE_MAX;
     if (persistent(n) || cg_buffer_node(n) != n) continue;
-    size_t bytes = (size_t)bound_count(m, &n->shape) * dtype_size(n->dtype);
+    int64_t c = bound_count(m, &n->shape);
+    size_t bytes = (size_t)c * dtype_size(n->dtype);
+    if (c < 0 || bytes / dtype_size(n->dtype) != (size_t)c || at > SIZE_MAX / 2 - bytes) {
+      free(w->offset);
+      w->offset = NULL;
+      return fail(m, GRADC_ERR_NOMEM, "the workspace for batch %lld would need more than 2^62 bytes "
+                  "(node %%%d, %s, at %s:%d)", (long long)batch, n->id, op_info[n->op].name,
+                  m->g->src->name, n->loc.line);
+    }
     w->offset[i] = at;
     at += (bytes + 63) & ~(size_t)63;
   }

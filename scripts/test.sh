@@ -62,7 +62,8 @@ run_suite "release" build \
 
 # -Werror is enforced by the release build; the sanitizer build leaves it off
 # because GCC's instrumentation causes false -Wmaybe-uninitialized and friends.
-export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+# allocator_may_return_null: the out-of-memory paths are tested, and must see NULL
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run_suite "asan+ubsan" build-asan \
     -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-O1 -g" \

@@ -311,6 +311,35 @@ static void test_csv_regression(void **state) {
   gradc_free(m);
 }
 
+/* A workspace that cannot be allocated is an error naming the batch size
+ * and the bytes; the model stays usable at a size that fits. */
+static void test_workspace_allocation_failure(void **state) {
+  (void)state;
+  gradc_model *m = NULL;
+  assert_int_equal(gradc_compile_string("big.nn",
+                                        "input x : f32[batch, 549755813888]\n"
+                                        "output y = x * 2\n", NULL, &m),
+                   GRADC_OK);
+  /* 2 x 2^39 floats x 2 buffers: 8 TB, more than any machine here. */
+  assert_int_equal(gradc_bind(m, 2), GRADC_ERR_NOMEM);
+  assert_non_null(strstr(gradc_last_error(m), "batch 2 "));
+  assert_int_equal(gradc_forward(m), GRADC_ERR_ARG);      /* not bound */
+  /* Past 2^62 bytes: reported, not wrapped around. */
+  assert_int_equal(gradc_bind(m, 1 << 24), GRADC_ERR_NOMEM);
+  assert_non_null(strstr(gradc_last_error(m), "2^62"));
+  gradc_free(m);
+  gradc_model *small = NULL;
+  assert_int_equal(gradc_compile_string("small.nn", "input x : f32[batch, 4]\noutput y = x * 2\n",
+                                        NULL, &small),
+                   GRADC_OK);
+  assert_int_equal(gradc_bind(small, 3), GRADC_OK);
+  float *x = gradc_data(small, "x", NULL);
+  for (int i = 0; i < 12; i++) x[i] = (float)i;
+  assert_int_equal(gradc_forward(small), GRADC_OK);
+  assert_true(((float *)gradc_data(small, "y", NULL))[11] == 22.0f);
+  gradc_free(small);
+}
+
 static void test_api_misuse(void **state) {
   (void)state;
   assert_int_equal(gradc_bind(NULL, 4), GRADC_ERR_ARG);
@@ -352,7 +381,7 @@ int main(void) {
       cmocka_unit_test(test_train_loop),     cmocka_unit_test(test_checkpoint_mismatch),
       cmocka_unit_test(test_data_errors),    cmocka_unit_test(test_dataset_api),
       cmocka_unit_test(test_check_numerics), cmocka_unit_test(test_api_misuse),
-      cmocka_unit_test(test_csv_regression),
+      cmocka_unit_test(test_csv_regression), cmocka_unit_test(test_workspace_allocation_failure),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
