@@ -7,6 +7,7 @@
  * to compile_source in pipeline order.
  */
 #include <errno.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,7 +17,46 @@ static long fail_after;
 
 void compile_fail_after(long n) { fail_after = n; }
 
-const char *const stage_names[STAGE_COUNT] = {"parse", "grad"};
+const char *const stage_names[STAGE_COUNT] = {"parse", "grad", "opt"};
+const char *const pass_names[PASS_COUNT] = {"fold", "simplify", "cse", "dce", "fuse"};
+
+static double now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+/* The optimizer: one pass after another, each recorded.  Level 0 runs
+ * none of them (every value stored, nothing rewritten): the reference for
+ * "no pass changes results" and the mode that keeps every intermediate
+ * value in memory for --check-numerics. */
+void optimize(Graph *g, int level, const char *stop_after, PassStats *st) {
+  if (st) memset(st, 0, sizeof *st);
+  for (int p = 0; p < PASS_COUNT; p++) {
+    int before = g->nnodes, changed = 0;
+    double t0 = now_ms();
+    if (level <= 0) {
+      if (p == PASS_FUSE) fuse(g, false);
+      continue;
+    }
+    switch ((Pass)p) {
+    case PASS_FOLD: changed = fold(g); break;
+    case PASS_SIMPLIFY: changed = simplify(g); break;
+    case PASS_CSE: changed = cse(g); break;
+    case PASS_DCE: changed = graph_dce(g); break;
+    case PASS_FUSE: changed = fuse(g, true); break;
+    case PASS_COUNT: break;
+    }
+    if (st) st->pass[st->n++] = (PassStat){pass_names[p], before, g->nnodes, changed, now_ms() - t0};
+    g->stage = pass_names[p];
+    if (stop_after && !strcmp(stop_after, pass_names[p])) {
+      if (p < PASS_DCE) graph_dce(g);      /* keep ids dense for the dump */
+      if (p < PASS_FUSE) fuse(g, false);
+      return;
+    }
+  }
+  g->stage = stage_names[STAGE_OPT];
+}
 
 Compilation *compile_model(const char *name, const char *text, size_t len, Stage last) {
   Arena *a = arena_new();
@@ -46,7 +86,8 @@ Compilation *compile_model(const char *name, const char *text, size_t len, Stage
   Graph *g = parse(a, &c->src, &c->diags);
   if (g) g->stage = stage_names[STAGE_PARSE];
   if (g && last >= STAGE_GRAD && !autodiff(g)) g = NULL;
-  if (g && last >= STAGE_GRAD) fuse(g, true);
+  if (g && last == STAGE_GRAD) fuse(g, false);          /* storage, no fusion */
+  if (g && last >= STAGE_OPT) optimize(g, 3, NULL, NULL);
   c->graph = g;
   arena_on_oom(a, NULL);
   return c;

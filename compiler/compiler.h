@@ -352,12 +352,30 @@ void eval_train_step(Eval *e);               /* and the whole update */
 GRADC_OPS(OP)
 #undef OP
 
+/* -------------------------------------------------------------- rewrite.c */
+
+/* Redirects every use of old (operands, bindings, the loss, the gradient
+ * table) to new_node, which takes over old's roles. */
+void graph_replace(Graph *g, Node *old, Node *new_node);
+/* Drops nodes no root reaches and renumbers the rest in topological order,
+ * assignments last; returns how many were removed. */
+int graph_dce(Graph *g);
+bool graph_same_node(const Node *a, const Node *b);
+
+/* ------------------------------------------------- fold.c, simplify.c, cse.c */
+
+/* Each returns the number of nodes it folded, rewrote or merged. */
+int fold(Graph *g);
+int simplify(Graph *g);
+int cse(Graph *g);
+bool eval_constant(const Graph *g, const Node *n, double *out);
+
 /* ----------------------------------------------------------------- fuse.c */
 
 /* Decides which nodes are computed inside their consumer's loop and which
  * values share storage (see fuse.c); run after autodiff, before codegen.
  * enable = false: no fusion, no in-place updates, every value stored. */
-void fuse(Graph *g, bool enable);
+int fuse(Graph *g, bool enable);        /* returns the number of nodes fused */
 
 /* -------------------------------------------------------- codegen.c, jit.c */
 
@@ -496,7 +514,7 @@ int64_t graph_param_count(const Graph *g);
 /* -------------------------------------------------------------- compile.c */
 
 /* Stages in pipeline order; a compilation runs up to and including one. */
-typedef enum { STAGE_PARSE, STAGE_GRAD, STAGE_COUNT } Stage;
+typedef enum { STAGE_PARSE, STAGE_GRAD, STAGE_OPT, STAGE_COUNT } Stage;
 extern const char *const stage_names[STAGE_COUNT];
 
 /* One compilation: its arena owns the source copy, graph and diagnostics. */
@@ -513,6 +531,26 @@ typedef struct Compilation {
 Compilation *compile_model(const char *name, const char *text, size_t len, Stage last);
 /* Reads the file, or reports why it cannot (diagnostic without position). */
 Compilation *compile_model_file(const char *path, Stage last);
+/* The graph optimizer's passes, in pipeline order. */
+typedef enum { PASS_FOLD, PASS_SIMPLIFY, PASS_CSE, PASS_DCE, PASS_FUSE, PASS_COUNT } Pass;
+extern const char *const pass_names[PASS_COUNT];
+
+typedef struct PassStat {
+  const char *name;
+  int before, after;       /* node counts */
+  int changed;             /* nodes folded, rewritten, merged, removed, fused */
+  double ms;
+} PassStat;
+
+typedef struct PassStats {
+  PassStat pass[PASS_COUNT];
+  int n;
+} PassStats;
+
+/* Runs the passes at level (0 = none: every value stored), stopping after
+ * the pass named stop_after if not NULL; st (may be NULL) gets the record. */
+void optimize(Graph *g, int level, const char *stop_after, PassStats *st);
+
 /* The front end only (STAGE_PARSE). */
 Compilation *compile_source(const char *name, const char *text, size_t len);
 Compilation *compile_file(const char *path);

@@ -497,3 +497,30 @@ void eval_assign(Eval *e, const Node *n) {
   memcpy(e->v[n->src[0]->id], e->v[n->src[1]->id],
          sizeof(double) * (size_t)e->count[n->src[0]->id]);
 }
+
+/* Constant folding's calculator: computes n, whose operands are all
+ * constants with static shapes, into out (n's element count).  The kernels
+ * are the evaluator's, so a folded value is what the oracle computes. */
+bool eval_constant(const Graph *g, const Node *n, double *out) {
+  Eval e = {.g = g};
+  for (int i = 0; i <= MAX_SYMS; i++) e.sym[i] = 1;
+  e.v = calloc((size_t)g->nnodes, sizeof(double *));
+  e.count = calloc((size_t)g->nnodes, sizeof(int64_t));
+  if (!e.v || !e.count) {
+    free(e.v);
+    free(e.count);
+    return false;
+  }
+  for (int k = 0; k < n->nsrc; k++) {
+    const Node *s = n->src[k];
+    GRADC_ASSERT(s->op == OP_CONST);
+    e.v[s->id] = s->a.values;
+    e.count[s->id] = shape_static_count(&s->shape);
+  }
+  e.v[n->id] = out;
+  e.count[n->id] = shape_static_count(&n->shape);
+  op_info[n->op].eval(&e, n);
+  free(e.v);
+  free(e.count);
+  return true;
+}

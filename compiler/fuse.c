@@ -41,7 +41,7 @@ static bool fusible(const Node *n, const Node *c) {
   return false;
 }
 
-void fuse(Graph *g, bool enable) {
+int fuse(Graph *g, bool enable) {
   int *uses = arena_alloc(g->arena, sizeof(int) * (size_t)g->nnodes);
   Node **user = arena_alloc(g->arena, sizeof(Node *) * (size_t)g->nnodes);
   for (int i = 0; i < g->nnodes; i++) {
@@ -80,4 +80,7 @@ void fuse(Graph *g, bool enable) {
     }
     if (!read_later) v->storage = dst;
   }
+  int fused = 0;
+  for (int i = 0; i < g->nnodes; i++) fused += g->nodes[i]->inlined_into != NULL;
+  return fused;
 }

@@ -23,8 +23,12 @@ static const char usage[] =
     "commands:\n"
     "  dump FILE.nn      print the IR graph\n"
     "      --stage S       pipeline stage to show: parse (default), grad\n"
-    "                      (forward, backward and optimizer update), llvm\n"
-    "                      (LLVM IR before and after optimisation), asm\n"
+    "                      (forward, backward and optimizer update), opt\n"
+    "                      (after the graph passes), llvm (LLVM IR before\n"
+    "                      and after LLVM's pipeline), asm\n"
+    "      --after PASS    the graph after one pass: fold, simplify, cse,\n"
+    "                      dce, fuse\n"
+    "      --stats         what each graph pass changed\n"
     "      --format F      text (default), dot (Graphviz) or nn (model file,\n"
     "                      parse stage only)\n"
     "      -o FILE         write to FILE instead of standard output\n"
@@ -86,22 +90,32 @@ static Compilation *load(const char *path, Stage last) {
 }
 
 static int cmd_dump(int argc, char **argv) {
-  const char *file = NULL, *outpath = NULL, *native = NULL;
+  const char *file = NULL, *outpath = NULL, *native = NULL, *after = NULL;
   Stage stage = STAGE_PARSE;
+  bool stats = false;
   int rc;
   DumpFormat fmt = DUMP_TEXT;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
     bool has_val = i + 1 < argc;
-    if (!strcmp(a, "--stage") || !strcmp(a, "--format") || !strcmp(a, "-o")) {
+    if (!strcmp(a, "--stats")) {
+      stats = true;
+    } else if (!strcmp(a, "--after")) {
+      if (!has_val) return usage_error("%s needs a value", a);
+      after = argv[++i];
+      bool ok = false;
+      for (int k = 0; k < PASS_COUNT; k++) ok |= !strcmp(after, pass_names[k]);
+      if (!ok) return usage_error("unknown pass '%s'; passes: fold, simplify, cse, dce, fuse", after);
+      stage = STAGE_OPT;
+    } else if (!strcmp(a, "--stage") || !strcmp(a, "--format") || !strcmp(a, "-o")) {
       if (!has_val) return usage_error("%s needs a value", a);
       const char *v = argv[++i];
       if (!strcmp(a, "--stage")) {
         bool ok = false;
         for (int k = 0; k < STAGE_COUNT; k++)
           if (!strcmp(v, stage_names[k])) stage = (Stage)k, ok = true;
-        if (!strcmp(v, "llvm") || !strcmp(v, "asm")) native = v, stage = STAGE_GRAD, ok = true;
-        if (!ok) return usage_error("unknown stage '%s'; stages: parse, grad, llvm, asm", v);
+        if (!strcmp(v, "llvm") || !strcmp(v, "asm")) native = v, stage = STAGE_OPT, ok = true;
+        if (!ok) return usage_error("unknown stage '%s'; stages: parse, grad, opt, llvm, asm", v);
       } else if (!strcmp(a, "--format")) {
         if (!strcmp(v, "text")) fmt = DUMP_TEXT;
         else if (!strcmp(v, "dot")) fmt = DUMP_DOT;
@@ -118,7 +132,10 @@ static int cmd_dump(int argc, char **argv) {
   if (fmt == DUMP_NN && stage != STAGE_PARSE)
     return usage_error("%s", "--format nn writes the parse stage only (optimizer "
                        "state and updates have no model-file syntax)");
-  Compilation *c = load(file, stage);
+  if (stats && stage < STAGE_OPT) stage = STAGE_OPT;
+  Compilation *c = load(file, stage < STAGE_OPT ? stage : STAGE_GRAD);
+  PassStats st;
+  if (c && stage == STAGE_OPT) optimize(c->graph, 3, after, &st);
   if (!c) return 1;
   FILE *out = stdout;
   if (outpath && !(out = fopen(outpath, "w"))) {
@@ -147,6 +164,12 @@ static int cmd_dump(int argc, char **argv) {
     jit_free(j);
   } else {
     dump_graph(out, c->graph, fmt, c->graph->stage);
+  }
+  if (stats && c) {
+    fprintf(out, "# %-10s %8s %8s %8s %9s\n", "pass", "before", "after", "changed", "ms");
+    for (int k = 0; k < st.n; k++)
+      fprintf(out, "# %-10s %8d %8d %8d %9.3f\n", st.pass[k].name, st.pass[k].before, st.pass[k].after,
+              st.pass[k].changed, st.pass[k].ms);
   }
   if (fflush(out) != 0 || ferror(out)) {
     perror(outpath ? outpath : "stdout");

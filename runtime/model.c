@@ -213,7 +213,8 @@ static Compilation *compile_with(const char *name, const char *src, size_t len, 
   } else if (!autodiff(g)) {
     c->graph = NULL;
   } else {
-    fuse(g, !o->check_numerics);   /* every value in memory to find a NaN */
+    /* -O0, and --check-numerics, which needs every value in memory. */
+    optimize(g, o->check_numerics ? 0 : o->opt_level, NULL, NULL);
   }
   arena_on_oom(c->arena, NULL);
   return c;

@@ -152,6 +152,64 @@ static void run_model(const char *name, const char *src, int64_t batch, int step
   gradc_free(m);
 }
 
+/* The graph passes and LLVM at -O3 against no passes and LLVM -O0: the
+ * same losses and the same parameters and optimizer state after training. */
+static void run_opt_levels(const char *name, const char *src, int64_t batch, int steps) {
+  gradc_model *m[2];
+  for (int k = 0; k < 2; k++) {
+    gradc_options o;
+    gradc_options_default(&o);
+    o.threads = 1;
+    o.opt_level = k ? 3 : 0;
+    assert_int_equal(gradc_compile_string(name, src, &o, &m[k]), GRADC_OK);
+    assert_int_equal(gradc_bind(m[k], batch), GRADC_OK);
+  }
+  const Graph *g = rt_graph(m[0]);
+  for (int i = 0; i < g->nnodes; i++) {
+    const Node *n = g->nodes[i];
+    if (n->op != OP_INPUT) continue;
+    int64_t c0, c1;
+    void *a = gradc_data(m[0], n->name, &c0), *b = gradc_data(m[1], n->name, &c1);
+    assert_int_equal(c0, c1);
+    uint64_t st = rng_stream(11, n->name);
+    for (int64_t k = 0; k < c0; k++) {
+      double u = rng_uniform(st, (uint64_t)k);
+      double v = n->dtype == DT_I32 ? floor(u * 3) : n->dtype == DT_BOOL ? u < 0.5 : 2 * u - 1;
+      set_from_double(a, (gradc_dtype)n->dtype, k, v);
+      set_from_double(b, (gradc_dtype)n->dtype, k, v);
+    }
+  }
+  for (int s = 0; g->has_train && s < steps; s++) {
+    float l0, l1;
+    assert_int_equal(gradc_train_step(m[0], &l0), GRADC_OK);
+    assert_int_equal(gradc_train_step(m[1], &l1), GRADC_OK);
+    if (!close_to(l1, l0, 1e-5, 1e-4)) {
+      print_error("%s step %d: optimized loss %.9g vs unoptimized %.9g\n", name, s, (double)l1, (double)l0);
+      fail();
+    }
+  }
+  /* Outputs are defined by forward, not by a train step. */
+  assert_int_equal(gradc_forward(m[0]), GRADC_OK);
+  assert_int_equal(gradc_forward(m[1]), GRADC_OK);
+  for (int i = 0; i < gradc_tensor_count(m[0]); i++) {
+    gradc_tensor t;
+    gradc_tensor_info(m[0], i, &t);
+    if (t.kind == GRADC_INPUT || (t.kind == GRADC_LOSS && !g->has_train)) continue;
+    int64_t c0, c1;
+    const void *a = gradc_data(m[0], t.name, &c0), *b = gradc_data(m[1], t.name, &c1);
+    assert_non_null(b);
+    assert_int_equal(c0, c1);
+    for (int64_t k = 0; k < c0; k++)
+      if (!close_to(as_double(b, t.dtype, k), as_double(a, t.dtype, k), 1e-5, 1e-3)) {
+        print_error("%s '%s'[%lld]: optimized %.9g vs unoptimized %.9g\n", name, t.name, (long long)k,
+                    as_double(b, t.dtype, k), as_double(a, t.dtype, k));
+        fail();
+      }
+  }
+  gradc_free(m[0]);
+  gradc_free(m[1]);
+}
+
 static char *slurp(const char *path) {
   FILE *f = fopen(path, "rb");
   assert_non_null(f);
@@ -179,6 +237,7 @@ static void test_model_files(void **state) {
     snprintf(path, sizeof path, "models/%s", ent->d_name);
     char *src = slurp(path);
     run_model(path, src, 5, 3);
+    run_opt_levels(path, src, 5, 3);
     free(src);
     seen++;
   }
@@ -254,6 +313,7 @@ static void test_ops(void **state) {
     snprintf(name, sizeof name, "op_model_%zu.nn", i);
     run_model(name, models[i], 4, 3);
     run_model(name, models[i], 1, 2);
+    run_opt_levels(name, models[i], 4, 3);
   }
 }
 

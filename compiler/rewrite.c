@@ -1,0 +1,122 @@
+/*
+ * rewrite.c - what every optimizer pass needs to change a graph safely.
+ *
+ * graph_replace redirects every use of one node to another (operands, the
+ * graph's outputs, metrics, loss and gradient table); the old node stays in
+ * the array, dead.  graph_dce then drops every node that no root reaches
+ * and renumbers the rest, so ids stay dense indices in topological order,
+ * which the evaluator, codegen and the runtime index their tables by.
+ *
+ * Roots: outputs, metrics, the loss, parameter gradients, every ASSIGN, and
+ * the graph's leaves that carry state (inputs, parameters, optimizer slots:
+ * the runtime addresses them by name even when nothing reads them).
+ */
+#include <string.h>
+
+#include "compiler.h"
+
+void graph_replace(Graph *g, Node *old, Node *new_node) {
+  GRADC_ASSERT(old != new_node);
+  for (int i = 0; i < g->nnodes; i++) {
+    Node *n = g->nodes[i];
+    for (int k = 0; k < n->nsrc; k++)
+      if (n->src[k] == old) n->src[k] = new_node;
+  }
+  for (int i = 0; i < g->noutputs; i++)
+    if (g->outputs[i].node == old) g->outputs[i].node = new_node;
+  for (int i = 0; i < g->nmetrics; i++)
+    if (g->metrics[i].node == old) g->metrics[i].node = new_node;
+  for (int i = 0; i < g->ngrads; i++)
+    if (g->grads[i].grad == old) g->grads[i].grad = new_node;
+  if (g->loss == old) g->loss = new_node;
+  /* Roles move with the value; a name moves if the new node has none. */
+  new_node->flags |= old->flags & (N_OUTPUT | N_METRIC | N_LOSS | N_GRAD);
+  if (!new_node->name) new_node->name = old->name;
+}
+
+static bool is_root(const Graph *g, const Node *n) {
+  if (n->flags & (N_OUTPUT | N_METRIC | N_LOSS | N_GRAD)) return true;
+  if (n->op == OP_ASSIGN || n->op == OP_INPUT || n->op == OP_PARAM || n->op == OP_STATE) return true;
+  (void)g;
+  return false;
+}
+
+/* Appends n and everything it reads, operands first (iteratively: a long
+ * chain of bindings must not exhaust the C stack). */
+static void place(Graph *g, Node *root, bool *seen, Node **order, int *n, Node **stack, int *at) {
+  if (seen[root->id]) return;
+  int top = 0;
+  stack[top] = root;
+  at[top++] = 0;
+  seen[root->id] = true;
+  while (top) {
+    Node *x = stack[top - 1];
+    if (at[top - 1] < x->nsrc) {
+      Node *s = x->src[at[top - 1]++];
+      if (!seen[s->id]) {
+        seen[s->id] = true;
+        stack[top] = s;
+        at[top++] = 0;
+      }
+    } else {
+      order[(*n)++] = x;
+      top--;
+    }
+  }
+  (void)g;
+}
+
+int graph_dce(Graph *g) {
+  int total = g->nnodes;
+  bool *seen = arena_alloc(g->arena, (size_t)total);
+  Node **order = arena_alloc(g->arena, sizeof(Node *) * (size_t)total);
+  Node **stack = arena_alloc(g->arena, sizeof(Node *) * (size_t)total);
+  int *at = arena_alloc(g->arena, sizeof(int) * (size_t)total);
+  int n = 0;
+  /* Everything but the assigns first, then the assigns: all reads of the
+   * step before any write (see autodiff.c). */
+  for (int i = 0; i < total; i++) {
+    Node *x = g->nodes[i];
+    if (x->op == OP_ASSIGN) {
+      place(g, x->src[0], seen, order, &n, stack, at);
+      place(g, x->src[1], seen, order, &n, stack, at);
+    } else if (is_root(g, x)) {
+      place(g, x, seen, order, &n, stack, at);
+    }
+  }
+  for (int i = 0; i < total; i++)
+    if (g->nodes[i]->op == OP_ASSIGN) {
+      seen[g->nodes[i]->id] = true;
+      order[n++] = g->nodes[i];
+    }
+  for (int i = 0; i < n; i++) {
+    g->nodes[i] = order[i];
+    g->nodes[i]->id = i;
+  }
+  g->nnodes = n;
+  return total - n;
+}
+
+/* Two nodes compute the same value if op, dtype, shape, operands and
+ * attributes agree (attributes compared field by field: the struct has
+ * padding, and values are compared by content). */
+bool graph_same_node(const Node *a, const Node *b) {
+  if (a->op != b->op || a->dtype != b->dtype || a->nsrc != b->nsrc || !shape_eq(&a->shape, &b->shape))
+    return false;
+  for (int k = 0; k < a->nsrc; k++)
+    if (a->src[k] != b->src[k]) return false;
+  const Attrs *x = &a->a, *y = &b->a;
+  if (x->axis != y->axis || x->axes != y->axes || x->keepdims != y->keepdims || x->lo != y->lo ||
+      x->hi != y->hi || x->ta != y->ta || x->tb != y->tb || x->dtype != y->dtype || x->depth != y->depth ||
+      !shape_eq(&x->to, &y->to))
+    return false;
+  for (int i = 0; i < MAX_RANK; i++)
+    if (x->perm[i] != y->perm[i] || x->begin[i] != y->begin[i] || x->end[i] != y->end[i] ||
+        x->step[i] != y->step[i])
+      return false;
+  if (a->op == OP_CONST) {
+    int64_t c = shape_static_count(&a->shape);
+    return memcmp(x->values, y->values, sizeof(double) * (size_t)(c ? c : 1)) == 0;
+  }
+  return true;
+}

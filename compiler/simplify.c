@@ -1,0 +1,80 @@
+/*
+ * simplify.c - algebraic rewrites that are exact: x*1, 1*x, x/1, x+0, 0+x,
+ * x-0, -(-x), a cast or broadcast to what x already is, a reshape to x's own
+ * shape, reshape of a reshape (one reshape), transpose of a transpose (one
+ * transpose, or none).  Each keeps x's shape and dtype, so no consumer sees
+ * a difference; a rewrite that would change the result's shape through
+ * broadcasting (x[3] * ones[2,3]) is not made.
+ */
+#include <string.h>
+
+#include "compiler.h"
+
+static bool all_equal(const Node *n, double v) {
+  if (n->op != OP_CONST) return false;
+  int64_t c = shape_static_count(&n->shape);
+  for (int64_t i = 0; i < c; i++)
+    if (n->a.values[i] != v) return false;
+  return c > 0;
+}
+
+/* The operand that n reduces to, or NULL. */
+static Node *identity_of(Graph *g, Node *n) {
+  Node *a = n->nsrc > 0 ? n->src[0] : NULL, *b = n->nsrc > 1 ? n->src[1] : NULL;
+  #define SAME(x) (shape_eq(&(x)->shape, &n->shape) && (x)->dtype == n->dtype)
+  switch (n->op) {
+  case OP_MUL:
+    if (all_equal(b, 1) && SAME(a)) return a;
+    if (all_equal(a, 1) && SAME(b)) return b;
+    return NULL;
+  case OP_ADD:
+    if (all_equal(b, 0) && SAME(a)) return a;
+    if (all_equal(a, 0) && SAME(b)) return b;
+    return NULL;
+  case OP_SUB:
+  case OP_DIV:
+    return all_equal(b, n->op == OP_SUB ? 0 : 1) && SAME(a) ? a : NULL;
+  case OP_NEG: return a->op == OP_NEG ? a->src[0] : NULL;
+  case OP_CAST:
+  case OP_BROADCAST:
+  case OP_RESHAPE: return SAME(a) ? a : NULL;
+  default: return NULL;
+  }
+  #undef SAME
+  (void)g;
+}
+
+int simplify(Graph *g) {
+  int changed = 0, n = g->nnodes;
+  for (int i = 0; i < n; i++) {
+    Node *x = g->nodes[i];
+    if (x->flags & (N_OUTPUT | N_METRIC | N_LOSS | N_GRAD)) continue;
+    Node *r = identity_of(g, x);
+    if (r) {
+      graph_replace(g, x, r);
+      changed++;
+      continue;
+    }
+    /* reshape(reshape(y)) reads y directly; transposes compose. */
+    if (x->op == OP_RESHAPE && x->src[0]->op == OP_RESHAPE) {
+      x->src[0] = x->src[0]->src[0];
+      changed++;
+    } else if (x->op == OP_TRANSPOSE && x->src[0]->op == OP_TRANSPOSE) {
+      Node *inner = x->src[0];
+      int perm[MAX_RANK];
+      bool ident = true;
+      for (int k = 0; k < x->shape.rank; k++) {
+        perm[k] = inner->a.perm[x->a.perm[k]];
+        ident &= perm[k] == k;
+      }
+      if (ident && inner->src[0]->dtype == x->dtype) {
+        graph_replace(g, x, inner->src[0]);
+      } else {
+        memcpy(x->a.perm, perm, sizeof perm);
+        x->src[0] = inner->src[0];
+      }
+      changed++;
+    }
+  }
+  return changed;
+}
