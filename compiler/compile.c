@@ -32,6 +32,7 @@ static double now_ms(void) {
  * value in memory for --check-numerics. */
 void optimize(Graph *g, int level, const char *stop_after, PassStats *st) {
   if (st) memset(st, 0, sizeof *st);
+  g->reuse_memory = level > 0;
   for (int p = 0; p < PASS_COUNT; p++) {
     int before = g->nnodes, changed = 0;
     double t0 = now_ms();

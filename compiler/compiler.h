@@ -268,6 +268,7 @@ struct Graph {
   bool has_train;
   Optimizer opt;
   const char *stage;           /* the last stage that ran: parse, grad */
+  bool reuse_memory;           /* set by optimize(): buffers may share bytes */
   /* After autodiff: the gradient of the loss for each trained parameter. */
   Grad *grads;
   int ngrads;
@@ -376,6 +377,16 @@ bool eval_constant(const Graph *g, const Node *n, double *out);
  * values share storage (see fuse.c); run after autodiff, before codegen.
  * enable = false: no fusion, no in-place updates, every value stored. */
 int fuse(Graph *g, bool enable);        /* returns the number of nodes fused */
+
+/* ----------------------------------------------------------------- plan.c */
+
+/* Does n own a workspace buffer (not fused away, not an alias, not state)? */
+bool plan_is_buffer(const Node *n);
+/* Workspace offsets of every buffer for the symbol values sym (offset[i] =
+ * SIZE_MAX for nodes without one), sharing bytes between buffers whose live
+ * ranges do not meet when reuse is set.  Returns the workspace size, SIZE_MAX
+ * on overflow; *naive (may be NULL) gets the sum of all buffers. */
+size_t plan_offsets(const Graph *g, const int64_t *sym, bool reuse, size_t *offset, size_t *naive);
 
 /* -------------------------------------------------------- codegen.c, jit.c */
 
@@ -510,6 +521,8 @@ typedef enum { DUMP_TEXT, DUMP_DOT, DUMP_NN } DumpFormat;
 void dump_graph(FILE *out, const Graph *g, DumpFormat f, const char *stage);
 void dump_summary(FILE *out, const Graph *g);
 int64_t graph_param_count(const Graph *g);
+/* The workspace plan at one batch size; false when it cannot be computed. */
+bool dump_memory(FILE *out, const Graph *g, int64_t batch);
 
 /* -------------------------------------------------------------- compile.c */
 

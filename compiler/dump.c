@@ -10,6 +10,7 @@
  * dump_summary prints the Keras-style parameter table.
  */
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "compiler.h"
@@ -429,4 +430,38 @@ void dump_summary(FILE *out, const Graph *g) {
   if (g->has_train)
     fprintf(out, "Train:  %s with %s(lr=%g)\n", g->loss->name ? g->loss->name : "loss",
             opt_names[g->opt.kind], g->opt.lr);
+}
+
+/* The workspace plan for one batch size: each buffer's bytes and offset,
+ * then the arena against the sum of all buffers. */
+bool dump_memory(FILE *out, const Graph *g, int64_t batch) {
+  int64_t sym[MAX_SYMS + 1];
+  for (int k = 0; k <= MAX_SYMS; k++) sym[k] = k ? batch : 1;
+  size_t *off = malloc(sizeof(size_t) * (size_t)(g->nnodes ? g->nnodes : 1)), naive = 0;
+  if (!off) return false;
+  size_t total = plan_offsets(g, sym, g->reuse_memory, off, &naive);
+  if (total == SIZE_MAX) {
+    free(off);
+    return false;
+  }
+  fprintf(out, "# workspace plan of '%s' at batch %lld (stage %s)\n", g->model_name, (long long)batch,
+          g->stage);
+  fprintf(out, "# %-6s %-22s %-22s %12s %12s\n", "node", "op", "type", "bytes", "offset");
+  int buffers = 0;
+  for (int i = 0; i < g->nnodes; i++) {
+    const Node *n = g->nodes[i];
+    if (off[i] == SIZE_MAX) continue;
+    char b[SHAPE_STR_MAX], t[SHAPE_STR_MAX + 8], id[16];
+    int64_t c = 1;
+    for (int k = 0; k < n->shape.rank; k++) c *= n->shape.d[k].n * sym[n->shape.d[k].sym];
+    snprintf(t, sizeof t, "%s%s", dtype_names[n->dtype], shape_str(g, &n->shape, b, sizeof b));
+    snprintf(id, sizeof id, "%%%d", n->id);
+    fprintf(out, "  %-6s %-22s %-22s %12zu %12zu\n", id, op_info[n->op].name, t,
+            (size_t)c * dtype_size(n->dtype), off[i]);
+    buffers++;
+  }
+  fprintf(out, "# %d buffers; arena %zu bytes, %zu without reuse (%.1f%%)\n", buffers, total, naive,
+          naive ? 100.0 * (double)total / (double)naive : 100.0);
+  free(off);
+  return true;
 }

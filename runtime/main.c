@@ -26,6 +26,7 @@ static const char usage[] =
     "                      (forward, backward and optimizer update), opt\n"
     "                      (after the graph passes), llvm (LLVM IR before\n"
     "                      and after LLVM's pipeline), asm\n"
+    "                      memory (the workspace plan; --batch N, default 128)\n"
     "      --after PASS    the graph after one pass: fold, simplify, cse,\n"
     "                      dce, fuse\n"
     "      --stats         what each graph pass changed\n"
@@ -89,10 +90,23 @@ static Compilation *load(const char *path, Stage last) {
   return c;
 }
 
+/* Parses "--name VALUE" as a number in [lo, hi]; false with a message. */
+static bool number_opt(const char *name, const char *v, double lo, double hi, double *out) {
+  char *end;
+  double x = strtod(v, &end);
+  if (end == v || *end || !(x >= lo && x <= hi)) {
+    fprintf(stderr, "gradc: %s expects a number in [%g, %g], got '%s'\n", name, lo, hi, v);
+    return false;
+  }
+  *out = x;
+  return true;
+}
+
 static int cmd_dump(int argc, char **argv) {
   const char *file = NULL, *outpath = NULL, *native = NULL, *after = NULL;
   Stage stage = STAGE_PARSE;
   bool stats = false;
+  int64_t batch = 128;
   int rc;
   DumpFormat fmt = DUMP_TEXT;
   for (int i = 0; i < argc; i++) {
@@ -100,6 +114,11 @@ static int cmd_dump(int argc, char **argv) {
     bool has_val = i + 1 < argc;
     if (!strcmp(a, "--stats")) {
       stats = true;
+    } else if (!strcmp(a, "--batch")) {
+      if (!has_val) return usage_error("%s needs a value", a);
+      double x;
+      if (!number_opt(a, argv[++i], 1, 1 << 24, &x)) return 2;
+      batch = (int64_t)x;
     } else if (!strcmp(a, "--after")) {
       if (!has_val) return usage_error("%s needs a value", a);
       after = argv[++i];
@@ -114,8 +133,9 @@ static int cmd_dump(int argc, char **argv) {
         bool ok = false;
         for (int k = 0; k < STAGE_COUNT; k++)
           if (!strcmp(v, stage_names[k])) stage = (Stage)k, ok = true;
-        if (!strcmp(v, "llvm") || !strcmp(v, "asm")) native = v, stage = STAGE_OPT, ok = true;
-        if (!ok) return usage_error("unknown stage '%s'; stages: parse, grad, opt, llvm, asm", v);
+        if (!strcmp(v, "llvm") || !strcmp(v, "asm") || !strcmp(v, "memory"))
+          native = v, stage = STAGE_OPT, ok = true;
+        if (!ok) return usage_error("unknown stage '%s'; stages: parse, grad, opt, memory, llvm, asm", v);
       } else if (!strcmp(a, "--format")) {
         if (!strcmp(v, "text")) fmt = DUMP_TEXT;
         else if (!strcmp(v, "dot")) fmt = DUMP_DOT;
@@ -144,7 +164,12 @@ static int cmd_dump(int argc, char **argv) {
     return 1;
   }
   rc = 0;
-  if (native) {
+  if (native && !strcmp(native, "memory")) {
+    if (!dump_memory(out, c->graph, batch)) {
+      fprintf(stderr, "gradc: the workspace at batch %lld is too large to plan\n", (long long)batch);
+      rc = 1;
+    }
+  } else if (native) {
     int nsyms;
     JitOptions jo = {.opt_level = 3, .keep_ir = !strcmp(native, "llvm"),
                      .keep_asm = !strcmp(native, "asm")};
@@ -188,18 +213,6 @@ static int cmd_summary(int argc, char **argv) {
   dump_summary(stdout, c->graph);
   compilation_free(c);
   return 0;
-}
-
-/* Parses "--name VALUE" as a number in [lo, hi]; false with a message. */
-static bool number_opt(const char *name, const char *v, double lo, double hi, double *out) {
-  char *end;
-  double x = strtod(v, &end);
-  if (end == v || *end || !(x >= lo && x <= hi)) {
-    fprintf(stderr, "gradc: %s expects a number in [%g, %g], got '%s'\n", name, lo, hi, v);
-    return false;
-  }
-  *out = x;
-  return true;
 }
 
 static int cmd_check(int argc, char **argv) {

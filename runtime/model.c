@@ -252,27 +252,18 @@ void gradc_free(gradc_model *m) {
   free(m);
 }
 
+/* The static memory plan (plan.c) for this batch size: one block. */
 static gradc_status make_workspace(gradc_model *m, int64_t batch, Workspace *w) {
   const Graph *g = m->g;
   w->batch = batch;
   w->offset = malloc(sizeof(size_t) * (size_t)g->nnodes);
   if (!w->offset) return fail(m, GRADC_ERR_NOMEM, "out of memory");
-  size_t at = 0;
-  for (int i = 0; i < g->nnodes; i++) {
-    const Node *n = g->nodes[i];
-    w->offset[i] = SIZE_MAX;
-    if (persistent(n) || cg_buffer_node(n) != n) continue;
-    int64_t c = bound_count(m, &n->shape);
-    size_t bytes = (size_t)c * dtype_size(n->dtype);
-    if (c < 0 || bytes / dtype_size(n->dtype) != (size_t)c || at > SIZE_MAX / 2 - bytes) {
-      free(w->offset);
-      w->offset = NULL;
-      return fail(m, GRADC_ERR_NOMEM, "the workspace for batch %lld would need more than 2^62 bytes "
-                  "(node %%%d, %s, at %s:%d)", (long long)batch, n->id, op_info[n->op].name,
-                  m->g->src->name, n->loc.line);
-    }
-    w->offset[i] = at;
-    at += (bytes + 63) & ~(size_t)63;
+  size_t at = plan_offsets(g, m->sym, g->reuse_memory, w->offset, NULL);
+  if (at == SIZE_MAX) {
+    free(w->offset);
+    w->offset = NULL;
+    return fail(m, GRADC_ERR_NOMEM, "the workspace for batch %lld would need more than 2^62 bytes",
+                (long long)batch);
   }
   w->bytes = at;
   w->mem = aligned_alloc(64, at ? at : 64);

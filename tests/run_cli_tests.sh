@@ -117,6 +117,16 @@ check "--stage llvm prints the IR before and after LLVM's pipeline" \
 run dump --stage asm "$mnist"
 check "--stage asm prints the machine code of both entry points" \
   all 'status_is 0' 'stdout_has "train_step:"' 'stdout_has "forward:"'
+run dump --stage memory --batch 64 "$mnist"
+check "--stage memory prints the workspace plan with its total against no reuse" \
+  all 'status_is 0' 'stdout_has "at batch 64"' 'stdout_has "without reuse"'
+run dump --stats "$mnist"
+check "--stats prints what each pass changed" \
+  all 'status_is 0' 'stdout_has "# fold"' 'stdout_has "# cse"' 'stdout_has "# fuse"'
+run dump --after cse "$mnist"
+check "--after cse stops after that pass" all 'status_is 0' 'stdout_has "stage cse"'
+run dump --after bogus "$mnist"
+check "--after bogus: exit 2 naming the passes" all 'status_is 2' 'stderr_has "fold, simplify, cse, dce, fuse"'
 run dump --stage grad --format nn "$mnist"
 check "--stage grad --format nn: exit 2 (nn is the parse stage only)" \
   all 'status_is 2' 'stdout_empty'
