@@ -244,29 +244,53 @@ static void dump_text(FILE *out, const Graph *g, const char *stage) {
   }
 }
 
+static void dot_node(FILE *out, const Graph *g, const Node *n, const char *indent) {
+  char b[SHAPE_STR_MAX];
+  const char *style = "shape=box, style=rounded";
+  if (n->op == OP_INPUT) style = "shape=invhouse, style=filled, fillcolor=\"#c8e6c9\"";
+  else if (n->op == OP_PARAM) style = "shape=box, style=filled, fillcolor=\"#bbdefb\"";
+  else if (n->op == OP_CONST) style = "shape=plaintext";
+  else if (n->op == OP_STATE) style = "shape=box, style=\"filled,dashed\", fillcolor=\"#e1bee7\"";
+  else if (n->op == OP_ASSIGN) style = "shape=cds, style=filled, fillcolor=\"#e1bee7\"";
+  else if (n->fwd) style = "shape=box, style=\"rounded,filled\", fillcolor=\"#eeeeee\"";
+  if (n->flags & N_LOSS) style = "shape=doubleoctagon, style=filled, fillcolor=\"#ffcdd2\"";
+  else if (n->flags & (N_OUTPUT | N_METRIC))
+    style = "shape=octagon, style=filled, fillcolor=\"#fff9c4\"";
+  fprintf(out, "%sn%d [%s, label=\"%s", indent, n->id, style, op_info[n->op].name);
+  if (n->name) fprintf(out, "\\n%s", n->name);
+  if (n->op == OP_CONST && n->shape.rank == 0) fprintf(out, "\\n%.6g", n->a.values[0]);
+  fprintf(out, "\\n%s%s\"];\n", dtype_names[n->dtype], shape_str(g, &n->shape, b, sizeof b));
+}
+
+static const Node *kernel_of(const Node *n) {
+  while (n->inlined_into) n = n->inlined_into;
+  return n;
+}
+
+/* Graphviz: inputs, parameters, state, constants and outputs drawn apart;
+ * after fusion one cluster per fused kernel (a loop and what it computes). */
 static void dump_dot(FILE *out, const Graph *g, const char *stage) {
   fprintf(out, "digraph \"%s\" {\n  label=\"%s (stage %s)\";\n  rankdir=TB;\n"
           "  node [fontname=\"Helvetica\", fontsize=10];\n",
           g->model_name, g->model_name, stage);
   for (int i = 0; i < g->nnodes; i++) {
     const Node *n = g->nodes[i];
-    char b[SHAPE_STR_MAX];
-    const char *style = "shape=box, style=rounded";
-    if (n->op == OP_INPUT) style = "shape=invhouse, style=filled, fillcolor=\"#c8e6c9\"";
-    else if (n->op == OP_PARAM) style = "shape=box, style=filled, fillcolor=\"#bbdefb\"";
-    else if (n->op == OP_CONST) style = "shape=plaintext";
-    else if (n->op == OP_STATE) style = "shape=box, style=\"filled,dashed\", fillcolor=\"#e1bee7\"";
-    else if (n->op == OP_ASSIGN) style = "shape=cds, style=filled, fillcolor=\"#e1bee7\"";
-    else if (n->fwd) style = "shape=box, style=\"rounded,filled\", fillcolor=\"#eeeeee\"";
-    if (n->flags & N_LOSS) style = "shape=doubleoctagon, style=filled, fillcolor=\"#ffcdd2\"";
-    else if (n->flags & (N_OUTPUT | N_METRIC))
-      style = "shape=octagon, style=filled, fillcolor=\"#fff9c4\"";
-    fprintf(out, "  n%d [%s, label=\"%s", n->id, style, op_info[n->op].name);
-    if (n->name) fprintf(out, "\\n%s", n->name);
-    if (n->op == OP_CONST && n->shape.rank == 0) fprintf(out, "\\n%.6g", n->a.values[0]);
-    fprintf(out, "\\n%s%s\"];\n", dtype_names[n->dtype], shape_str(g, &n->shape, b, sizeof b));
-    for (int k = 0; k < n->nsrc; k++) fprintf(out, "  n%d -> n%d;\n", n->src[k]->id, n->id);
+    bool has_fused = false;
+    for (int k = 0; k < g->nnodes && !has_fused; k++)
+      has_fused = g->nodes[k] != n && kernel_of(g->nodes[k]) == n;
+    if (n->inlined_into) continue;             /* drawn in its kernel's cluster */
+    if (!has_fused) {
+      dot_node(out, g, n, "  ");
+      continue;
+    }
+    fprintf(out, "  subgraph cluster_%d {\n    label=\"kernel %%%d\";\n    style=dashed;\n", n->id, n->id);
+    for (int k = 0; k < g->nnodes; k++)
+      if (kernel_of(g->nodes[k]) == n) dot_node(out, g, g->nodes[k], "    ");
+    fputs("  }\n", out);
   }
+  for (int i = 0; i < g->nnodes; i++)
+    for (int k = 0; k < g->nodes[i]->nsrc; k++)
+      fprintf(out, "  n%d -> n%d;\n", g->nodes[i]->src[k]->id, g->nodes[i]->id);
   fputs("}\n", out);
 }
 

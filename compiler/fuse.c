@@ -5,7 +5,8 @@
  *  - n->inlined_into: an elementwise node used once, by an elementwise node
  *    or a reduction that walks exactly n's elements, is computed inside that
  *    consumer's loop and never stored (chains and trees of elementwise ops
- *    become one loop; sum(g * y) reads g and y once);
+ *    become one loop; sum(g * y) reads g and y once); a broadcast is never
+ *    stored at all, however many loops read it;
  *  - n->storage: where n's value lives - n itself, the operand a reshape
  *    aliases, or, for the new value of a parameter or optimizer slot, the
  *    parameter's own storage when nothing after it reads the old value
@@ -57,6 +58,27 @@ int fuse(Graph *g, bool enable) {
     Node *n = g->nodes[i];
     if (n->flags & (N_OUTPUT | N_METRIC | N_LOSS)) continue;
     if (uses[i] == 1 && fusible(n, user[i])) n->inlined_into = user[i];
+  }
+  /* A broadcast read by several loops is never stored either: each loop
+   * reads its operand through zero strides.  It is attributed to the
+   * consumer that runs last, so its operand stays live until then. */
+  for (int i = 0; enable && i < g->nnodes; i++) {
+    Node *n = g->nodes[i];
+    if (n->op != OP_BROADCAST || uses[i] < 2 || (n->flags & (N_OUTPUT | N_METRIC | N_LOSS))) continue;
+    Node *last = NULL;
+    int last_at = -1;
+    bool all = true;
+    for (int k = i + 1; k < g->nnodes && all; k++) {
+      Node *c = g->nodes[k];
+      for (int s = 0; s < c->nsrc; s++) {
+        if (c->src[s] != n) continue;
+        if (!fusible(n, c)) all = false;
+        const Node *kern = c;
+        while (kern->inlined_into) kern = kern->inlined_into;
+        if (kern->id > last_at) last_at = kern->id, last = c;
+      }
+    }
+    if (all && last) n->inlined_into = last;
   }
   /* Storage, in order, so a reshape finds its operand's decision. */
   for (int i = 0; i < g->nnodes; i++) {

@@ -257,8 +257,9 @@ static void test_ops(void **state) {
       "b = sigmoid(a) + tanh(a) * exp(-abs(a)) + sqrt(w) + log(w) + square(a) / (1 + w ** 2)\n"
       "c = maximum(b, 0.1) - minimum(a, 0.2) + clip(a, -0.5, 0.5) + relu(-a)\n"
       "d = where(a > 0, c, -c)\n"
+      "q = broadcast_to(w, [batch, 3])\n"
       "output d\n"
-      "loss = mean(d * d) + sum(mean(c, axis=0))\n"
+      "loss = mean(d * d) + sum(mean(c, axis=0)) + mean(q * x) + sum(mean(q - x * x, axis=1))\n"
       "metric m = max(d)\n"
       "train loss with sgd(lr=0.05, momentum=0.9, nesterov=true)\n",
 
