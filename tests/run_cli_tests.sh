@@ -197,6 +197,46 @@ check "non-ASCII byte: exit 1, excerpt without the raw byte" \
   all 'status_is 1' 'stderr_has "unexpected byte 0xff"' 'stderr_has "    2 | y = x ? 1"' \
       '! LC_ALL=C grep -q "[^[:print:][:space:]]" "$err"'
 
+# ---- training on small synthetic IDX data
+# be32 N: four big-endian bytes, as IDX headers are written.
+be32() { printf "\\x%02x\\x%02x\\x%02x\\x%02x" $(($1 >> 24 & 255)) $(($1 >> 16 & 255)) $(($1 >> 8 & 255)) $(($1 & 255)); }
+mkdir -p "$tmp/data"
+for split in train:2000 t10k:200; do
+  name=${split%%:*} count=${split##*:}
+  { printf '\x00\x00\x08\x03'; printf "$(be32 "$count")$(be32 8)$(be32 8)"; head -c $((count * 64)) /dev/urandom; } \
+    >"$tmp/data/$name-images-idx3-ubyte"
+  { printf '\x00\x00\x08\x01'; printf "$(be32 "$count")"; head -c "$count" /dev/zero | tr '\000' '\003'; } \
+    >"$tmp/data/$name-labels-idx1-ubyte"
+done
+cat >"$tmp/tiny.nn" <<'NN'
+input x : f32[batch, 8, 8, 1]
+input y : i32[batch]
+logits = dense(flatten(x), 4)
+loss = mean(softmax_cross_entropy(logits, y))
+metric accuracy = mean(argmax(logits, axis=-1) == y)
+train loss with sgd(lr=0.1)
+NN
+run train "$tmp/tiny.nn" --data "$tmp/data" --epochs 2 --batch 64 --history "$tmp/h.csv" --save "$tmp/t.ckpt"
+check "train on IDX data: Keras-style epochs, test accuracy, checkpoint, history" \
+  all 'status_is 0' 'stdout_has "32/32 [=============================="' 'stdout_has "test_accuracy: 1.0000"' \
+      '[ -s "$tmp/t.ckpt" ]' '[ "$(wc -l <"$tmp/h.csv")" -eq 3 ]'
+run eval "$tmp/tiny.nn" --load "$tmp/t.ckpt" --data "$tmp/data"
+check "eval of the checkpoint" all 'status_is 0' 'stdout_has "test: 200 samples"'
+run train "$tmp/tiny.nn" --data "$tmp/missing"
+check "train with a missing data directory: exit 1 naming it" all 'status_is 1' 'stderr_has "$tmp/missing"'
+# Ctrl-C: stops after the current step, writes the checkpoint, exits 130.
+"$gradc" train "$tmp/tiny.nn" --data "$tmp/data" --epochs 100000 --batch 64 --no-test \
+  --history "$tmp/h2.csv" --save "$tmp/int.ckpt" >"$out" 2>"$err" &
+pid=$!
+for _ in $(seq 50); do grep -q "Epoch 3/" "$out" 2>/dev/null && break; sleep 0.1; done
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+check "SIGINT during training: exit 130, checkpoint written" \
+  all 'status_is 130' 'stdout_has "interrupted"' '[ -s "$tmp/int.ckpt" ]'
+run eval "$tmp/tiny.nn" --load "$tmp/int.ckpt" --data "$tmp/data"
+check "the interrupted checkpoint loads" all 'status_is 0'
+
 # ---- every model
 for m in models/*.nn; do
   run dump "$m"
