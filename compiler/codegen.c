@@ -336,11 +336,28 @@ typedef struct Ctx {
 
 /* One element of n: computed here when fuse() inlined n into this loop,
  * loaded from n's buffer (broadcast through its strides) otherwise. */
-static LLVMValueRef elem(CG *cg, const Node *n, const Ctx *cx) {
-  if (n->inlined_into) {
+static LLVMValueRef elem(CG *cg, const Node *n, const Node *reader, const Ctx *cx) {
+  /* Computed here if fused into this reader; a value that is also stored
+   * (several readers) is computed only by the loop it was fused into and
+   * loaded by the others - its operands may be gone by then. */
+  if (n->inlined_into && (!cg_buffer_node(n) || n->inlined_into == reader)) {
     LLVMValueRef a[3];
-    for (int k = 0; k < n->nsrc; k++) a[k] = elem(cg, n->src[k], cx);
-    return scalar(cg, n, a);
+    for (int k = 0; k < n->nsrc; k++) a[k] = elem(cg, n->src[k], n, cx);
+    LLVMValueRef v = scalar(cg, n, a);
+    if (cg_buffer_node(n)) {
+      /* computed here and stored for readers in later loops; n has the
+       * loop's shape, so its element is at the loop's own offset */
+      LLVMValueRef off;
+      if (cx->flat) {
+        off = cx->i;
+      } else {
+        LLVMValueRef st[MAX_RANK];
+        strides(cg, &n->shape, st);
+        off = offset(cg, cx->ns, st);
+      }
+      store(cg, n, off, v);
+    }
+    return v;
   }
   if (n->shape.rank == 0) return load(cg, n, ci(cg, 0));
   if (cx->flat) return load(cg, n, cx->i);
@@ -350,10 +367,10 @@ static LLVMValueRef elem(CG *cg, const Node *n, const Ctx *cx) {
 }
 
 /* Does every value the loop reads have the loop's shape (or none)? */
-static bool flat_tree(const Node *n, const Shape *s, bool root) {
-  if (root || n->inlined_into) {
+static bool flat_tree(const Node *n, const Node *reader, const Shape *s) {
+  if (!reader || (n->inlined_into && (!cg_buffer_node(n) || n->inlined_into == reader))) {
     for (int k = 0; k < n->nsrc; k++)
-      if (!flat_tree(n->src[k], s, false)) return false;
+      if (!flat_tree(n->src[k], n, s)) return false;
     return true;
   }
   return n->shape.rank == 0 || shape_eq(&n->shape, s);
@@ -361,11 +378,11 @@ static bool flat_tree(const Node *n, const Shape *s, bool root) {
 
 static void gen_elementwise(CG *cg, const Node *n) {
   LLVMValueRef a[3];
-  Ctx cx = {.shape = &n->shape, .flat = flat_tree(n, &n->shape, true)};
+  Ctx cx = {.shape = &n->shape, .flat = flat_tree(n, NULL, &n->shape)};
   if (cx.flat) {
     Loop l;
     cx.i = loop_begin(cg, &l, count(cg, &n->shape));
-    for (int k = 0; k < n->nsrc; k++) a[k] = elem(cg, n->src[k], &cx);
+    for (int k = 0; k < n->nsrc; k++) a[k] = elem(cg, n->src[k], n, &cx);
     store(cg, n, cx.i, scalar(cg, n, a));
     loop_end(cg, &l);
     return;
@@ -376,7 +393,7 @@ static void gen_elementwise(CG *cg, const Node *n) {
   Nest ns;
   nest_begin(cg, &ns, n->shape.rank, d);
   cx.ns = &ns;
-  for (int k = 0; k < n->nsrc; k++) a[k] = elem(cg, n->src[k], &cx);
+  for (int k = 0; k < n->nsrc; k++) a[k] = elem(cg, n->src[k], n, &cx);
   store(cg, n, offset(cg, &ns, ost), scalar(cg, n, a));
   nest_end(cg, &ns);
 }
@@ -411,7 +428,7 @@ static void gen_reduce(CG *cg, const Node *n) {
   nest_begin(cg, &ns, x->shape.rank, d);
   LLVMValueRef o = offset(cg, &ns, os);
   Ctx cx = {.shape = &x->shape, .ns = &ns};
-  LLVMValueRef v = convert(cg, elem(cg, x, &cx), x->dtype, dt);
+  LLVMValueRef v = convert(cg, elem(cg, x, n, &cx), x->dtype, dt);
   LLVMValueRef acc = load(cg, n, o), r;
   LLVMBuilderRef b = cg->b;
   if (n->op == OP_MAX || n->op == OP_MIN) {

@@ -23,12 +23,40 @@ static uint64_t key(const Node *n) {
   return h;
 }
 
+/* Operands before readers, whatever the array order: fold appends its
+ * constants after the nodes that read them, and a node must be filed under
+ * its operands' final representatives. */
+static int topo(Graph *g, Node **order) {
+  int n = g->nnodes, count = 0;
+  bool *seen = arena_alloc(g->arena, (size_t)(n ? n : 1));
+  Node **stack = arena_alloc(g->arena, sizeof(Node *) * (size_t)(n ? n : 1));
+  int *at = arena_alloc(g->arena, sizeof(int) * (size_t)(n ? n : 1));
+  for (int i = 0; i < n; i++) {
+    if (seen[i]) continue;
+    int top = 0;
+    stack[top] = g->nodes[i], at[top++] = 0, seen[i] = true;
+    while (top) {
+      Node *x = stack[top - 1];
+      if (at[top - 1] < x->nsrc) {
+        Node *s = x->src[at[top - 1]++];
+        if (!seen[s->id]) stack[top] = s, at[top++] = 0, seen[s->id] = true;
+      } else {
+        order[count++] = x;
+        top--;
+      }
+    }
+  }
+  return count;
+}
+
 int cse(Graph *g) {
   int n = g->nnodes, size = 1, merged = 0;
   while (size < 2 * n) size *= 2;
   Node **table = arena_alloc(g->arena, sizeof(Node *) * (size_t)size);
+  Node **order = arena_alloc(g->arena, sizeof(Node *) * (size_t)(n ? n : 1));
+  n = topo(g, order);
   for (int i = 0; i < n; i++) {
-    Node *x = g->nodes[i];
+    Node *x = order[i];
     if (x->op == OP_INPUT || x->op == OP_PARAM || x->op == OP_STATE || x->op == OP_ASSIGN) continue;
     for (uint64_t at = key(x) & (uint64_t)(size - 1);; at = (at + 1) & (uint64_t)(size - 1)) {
       Node *y = table[at];

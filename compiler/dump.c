@@ -207,7 +207,11 @@ static void dump_text(FILE *out, const Graph *g, const char *stage) {
       fprintf(out, " %s", n->name);
     if (n->fwd) fprintf(out, " <- %s %%%d", n->rule, n->fwd->id);
     if (n->flags & N_GRAD) fputs(" [grad]", out);
-    if (n->inlined_into) fprintf(out, " {fused into %%%d}", n->inlined_into->id);
+    if (n->inlined_into && n->storage && n->storage != n)
+      fprintf(out, " {fused into %%%d, in place: %s}", n->inlined_into->id,
+              n->storage->name ? n->storage->name : "?");
+    else if (n->inlined_into)
+      fprintf(out, " {fused into %%%d%s}", n->inlined_into->id, n->storage ? ", stored" : "");
     else if (n->storage && n->storage != n && n->op != OP_RESHAPE)
       fprintf(out, " {in place: %s}", n->storage->name ? n->storage->name : "?");
     if (n->flags & N_OUTPUT) fputs(" [output]", out);

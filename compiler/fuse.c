@@ -7,6 +7,8 @@
  *    consumer's loop and never stored (chains and trees of elementwise ops
  *    become one loop; sum(g * y) reads g and y once); a broadcast is never
  *    stored at all, however many loops read it;
+ *    a value with several readers may still be computed inside the loop of
+ *    its first reader, which stores it for the others (storage kept);
  *  - n->storage: where n's value lives - n itself, the operand a reshape
  *    aliases, or, for the new value of a parameter or optimizer slot, the
  *    parameter's own storage when nothing after it reads the old value
@@ -42,67 +44,115 @@ static bool fusible(const Node *n, const Node *c) {
   return false;
 }
 
+/* Where n runs: the position of the outermost loop that computes it. */
+static int kernel_at(const Node *n) {
+  while (n->inlined_into) n = n->inlined_into;
+  return n->id;
+}
+
+/* Is r computed inside v's expression (r == v or fused, transitively, into v)? */
+static bool inside(const Node *r, const Node *v) {
+  for (; r; r = r->inlined_into)
+    if (r == v) return true;
+  return false;
+}
+
+/* Readers of n, later in the array, by id: CSR lists built once. */
+typedef struct Readers {
+  int *start, *list;
+} Readers;
+
+static Readers readers_of(Graph *g) {
+  Readers r;
+  r.start = arena_alloc(g->arena, sizeof(int) * (size_t)(g->nnodes + 1));
+  int total = 0;
+  for (int i = 0; i < g->nnodes; i++) total += g->nodes[i]->nsrc;
+  r.list = arena_alloc(g->arena, sizeof(int) * (size_t)(total ? total : 1));
+  for (int i = 0; i < g->nnodes; i++)
+    for (int k = 0; k < g->nodes[i]->nsrc; k++) r.start[g->nodes[i]->src[k]->id + 1]++;
+  for (int i = 0; i < g->nnodes; i++) r.start[i + 1] += r.start[i];
+  int *fill = arena_alloc(g->arena, sizeof(int) * (size_t)(g->nnodes ? g->nnodes : 1));
+  for (int i = 0; i < g->nnodes; i++)
+    for (int k = 0; k < g->nodes[i]->nsrc; k++) {
+      int s = g->nodes[i]->src[k]->id;
+      r.list[r.start[s] + fill[s]++] = i;
+    }
+  return r;
+}
+
 int fuse(Graph *g, bool enable) {
-  int *uses = arena_alloc(g->arena, sizeof(int) * (size_t)g->nnodes);
-  Node **user = arena_alloc(g->arena, sizeof(Node *) * (size_t)g->nnodes);
-  for (int i = 0; i < g->nnodes; i++) {
-    Node *n = g->nodes[i];
-    n->inlined_into = NULL;
-    n->storage = n;
-    for (int k = 0; k < n->nsrc; k++) {
-      uses[n->src[k]->id]++;
-      user[n->src[k]->id] = n;
-    }
+  int n = g->nnodes;
+  bool *stored = arena_alloc(g->arena, (size_t)(n ? n : 1));
+  Readers rd = readers_of(g);
+  for (int i = 0; i < n; i++) {
+    g->nodes[i]->inlined_into = NULL;
+    g->nodes[i]->storage = g->nodes[i];
   }
-  for (int i = 0; enable && i < g->nnodes; i++) {
-    Node *n = g->nodes[i];
-    if (n->flags & (N_OUTPUT | N_METRIC | N_LOSS)) continue;
-    if (uses[i] == 1 && fusible(n, user[i])) n->inlined_into = user[i];
+  /* 1. A value read once, by a loop of its shape, is computed in that loop. */
+  for (int i = 0; enable && i < n; i++) {
+    Node *x = g->nodes[i];
+    int uses = rd.start[i + 1] - rd.start[i];
+    if (x->flags & (N_OUTPUT | N_METRIC | N_LOSS) || uses != 1) continue;
+    Node *c = g->nodes[rd.list[rd.start[i]]];
+    if (fusible(x, c)) x->inlined_into = c;
   }
-  /* A broadcast read by several loops is never stored either: each loop
-   * reads its operand through zero strides.  It is attributed to the
-   * consumer that runs last, so its operand stays live until then. */
-  for (int i = 0; enable && i < g->nnodes; i++) {
-    Node *n = g->nodes[i];
-    if (n->op != OP_BROADCAST || uses[i] < 2 || (n->flags & (N_OUTPUT | N_METRIC | N_LOSS))) continue;
-    Node *last = NULL;
-    int last_at = -1;
+  /* 2. From the last node back, so every reader's loop is already final:
+   *  - a broadcast read by several loops is never stored: each reads its
+   *    operand through zero strides; it is attributed to the loop that runs
+   *    last, so its operand stays live until then;
+   *  - a value with several readers whose first reader is a loop of its own
+   *    shape is computed and stored there; the others read it later. */
+  for (int i = n - 1; enable && i >= 0; i--) {
+    Node *x = g->nodes[i];
+    int uses = rd.start[i + 1] - rd.start[i];
+    if (x->inlined_into || uses < 2 || !elementwise(x) || (x->flags & (N_OUTPUT | N_METRIC | N_LOSS)))
+      continue;
+    Node *first = NULL, *last = NULL;
+    int first_at = 1 << 30, second_at = 1 << 30, last_at = -1;
     bool all = true;
-    for (int k = i + 1; k < g->nnodes && all; k++) {
-      Node *c = g->nodes[k];
-      for (int s = 0; s < c->nsrc; s++) {
-        if (c->src[s] != n) continue;
-        if (!fusible(n, c)) all = false;
-        const Node *kern = c;
-        while (kern->inlined_into) kern = kern->inlined_into;
-        if (kern->id > last_at) last_at = kern->id, last = c;
-      }
+    for (int k = rd.start[i]; k < rd.start[i + 1]; k++) {
+      Node *c = g->nodes[rd.list[k]];
+      int at = kernel_at(c);
+      all &= fusible(x, c);
+      if (at > last_at) last_at = at, last = c;
+      if (at < first_at) second_at = first_at, first_at = at, first = fusible(x, c) && elementwise(c) ? c : NULL;
+      else if (at < second_at) second_at = at;
     }
-    if (all && last) n->inlined_into = last;
+    if (x->op == OP_BROADCAST && all) {
+      x->inlined_into = last;
+    } else if (first && second_at > first_at) {
+      x->inlined_into = first;
+      stored[i] = true;
+    }
   }
-  /* Storage, in order, so a reshape finds its operand's decision. */
-  for (int i = 0; i < g->nnodes; i++) {
-    Node *n = g->nodes[i];
-    if (n->inlined_into || n->op == OP_CONST || n->op == OP_SIZE || n->op == OP_ASSIGN) n->storage = NULL;
-    else if (n->op == OP_RESHAPE) n->storage = n->src[0]->storage;
+  /* 3. Storage, in order, so a reshape finds its operand's decision. */
+  for (int i = 0; i < n; i++) {
+    Node *x = g->nodes[i];
+    if ((x->inlined_into && !stored[i]) || x->op == OP_CONST || x->op == OP_SIZE || x->op == OP_ASSIGN)
+      x->storage = NULL;
+    else if (x->op == OP_RESHAPE)
+      x->storage = x->src[0]->storage;
   }
-  for (int i = 0; enable && i < g->nnodes; i++) {
+  /* 4. Updates in place: the new value of a parameter or slot is written
+   * over the old one when nothing reads the old one afterwards, neither a
+   * later loop nor, in the same loop, anything outside the new value's own
+   * expression (which reads the old value before the store). */
+  for (int i = 0; enable && i < n; i++) {
     Node *a = g->nodes[i];
     if (a->op != OP_ASSIGN) continue;
     Node *dst = a->src[0], *v = a->src[1];
-    if (!elementwise(v) || v->inlined_into || v->storage != v || (v->flags & (N_OUTPUT | N_METRIC | N_LOSS)))
-      continue;
-    /* An inlined node runs where its outermost consumer runs. */
+    if (!elementwise(v) || v->storage != v || (v->flags & (N_OUTPUT | N_METRIC | N_LOSS))) continue;
+    int at = kernel_at(v);
     bool read_later = false;
-    for (int k = 0; k < g->nnodes && !read_later; k++) {
-      const Node *r = g->nodes[k], *at = r;
-      while (at->inlined_into) at = at->inlined_into;
-      if (r == a || at->id <= v->id) continue;
+    for (int k = 0; k < n && !read_later; k++) {
+      const Node *r = g->nodes[k];
+      int rat = kernel_at(r);
+      if (r == a || rat < at || (rat == at && inside(r, v))) continue;
       for (int s = 0; s < r->nsrc; s++) read_later |= r->src[s]->storage == dst;
     }
     if (!read_later) v->storage = dst;
   }
   int fused = 0;
-  for (int i = 0; i < g->nnodes; i++) fused += g->nodes[i]->inlined_into != NULL;
+  for (int i = 0; i < n; i++) fused += g->nodes[i]->inlined_into != NULL;
   return fused;
 }

@@ -64,21 +64,38 @@ static int by_offset(const void *a, const void *b) {
   return x->off < y->off ? -1 : x->off > y->off;
 }
 
+static const int *sort_begin;
+
+static int by_begin(const void *a, const void *b) {
+  int x = *(const int *)a, y = *(const int *)b;
+  if (sort_begin[x] != sort_begin[y]) return sort_begin[x] < sort_begin[y] ? -1 : 1;
+  return x < y ? -1 : x > y;
+}
+
 size_t plan_offsets(const Graph *g, const int64_t *sym, bool reuse, size_t *offset, size_t *naive) {
   int n = g->nnodes;
   int *begin = malloc(sizeof(int) * (size_t)(n ? n : 1)), *end = malloc(sizeof(int) * (size_t)(n ? n : 1));
+  int *order = malloc(sizeof(int) * (size_t)(n ? n : 1));
   Block *live = malloc(sizeof(Block) * (size_t)(n ? n : 1));
-  if (!begin || !end || !live) {
-    free(begin), free(end), free(live);
+  if (!begin || !end || !live || !order) {
+    free(begin), free(end), free(live), free(order);
     return SIZE_MAX;
   }
   live_ranges(g, begin, end);
+  /* Buffers in order of the position that first writes them: a node fused
+   * into a later loop starts there, not at its place in the array. */
+  int nbuf = 0;
+  for (int i = 0; i < n; i++) {
+    offset[i] = SIZE_MAX;
+    if (plan_is_buffer(g->nodes[i])) order[nbuf++] = i;
+  }
+  sort_begin = begin;
+  qsort(order, (size_t)nbuf, sizeof *order, by_begin);
   size_t top = 0, sum = 0;
   int nlive = 0;
-  for (int i = 0; i < n; i++) {
+  for (int o = 0; o < nbuf; o++) {
+    int i = order[o];
     const Node *x = g->nodes[i];
-    offset[i] = SIZE_MAX;
-    if (!plan_is_buffer(x)) continue;
     int64_t c = 1;
     for (int k = 0; k < x->shape.rank; k++) {
       int64_t d = x->shape.d[k].n * sym[x->shape.d[k].sym];
@@ -87,7 +104,7 @@ size_t plan_offsets(const Graph *g, const int64_t *sym, bool reuse, size_t *offs
       c *= d;
     }
     if (c < 0) {
-      free(begin), free(end), free(live);
+      free(begin), free(end), free(live), free(order);
       return SIZE_MAX;
     }
     size_t bytes = ((size_t)c * dtype_size(x->dtype) + 63) & ~(size_t)63;
@@ -109,7 +126,7 @@ size_t plan_offsets(const Graph *g, const int64_t *sym, bool reuse, size_t *offs
     live[nlive++] = (Block){at, bytes, end[i]};
     if (at + bytes > top) top = at + bytes;
   }
-  free(begin), free(end), free(live);
+  free(begin), free(end), free(live), free(order);
   if (naive) *naive = sum;
   return top;
 }

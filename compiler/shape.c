@@ -309,7 +309,13 @@ bool shape_reshape(Graph *g, Node *n) {
   for (int i = 0; i < to.rank; i++)
     if (to.d[i].n == -1) infer = i;
   Count cin, cout;
-  count_of(x, &cin, -1);
+  /* x's count is bounded when x is built, so this fails only on an axis of
+   * length 0 (an empty slice); its count would be wrong, and no target
+   * (dims >= 1) could hold 0 elements anyway. */
+  if (!count_of(x, &cin, -1)) {
+    char b[SHAPE_STR_MAX];
+    return graph_error(g, n->loc, "cannot reshape %s: it has no elements", sh(g, x, b));
+  }
   if (!count_of(&to, &cout, infer)) {
     char b[SHAPE_STR_MAX];
     return graph_error(g, n->loc, "cannot reshape to %s: more than 2^40 elements",
