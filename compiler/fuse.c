@@ -115,7 +115,7 @@ int fuse(Graph *g, bool enable) {
       int at = kernel_at(c);
       all &= fusible(x, c);
       if (at > last_at) last_at = at, last = c;
-      if (at < first_at) second_at = first_at, first_at = at, first = fusible(x, c) && elementwise(c) ? c : NULL;
+      if (at < first_at) second_at = first_at, first_at = at, first = fusible(x, c) ? c : NULL;
       else if (at < second_at) second_at = at;
     }
     if (x->op == OP_BROADCAST && all) {

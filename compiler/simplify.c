@@ -2,7 +2,7 @@
  * simplify.c - algebraic rewrites that are exact: x*1, 1*x, x/1, x+0, 0+x,
  * x-0, -(-x), a cast or broadcast to what x already is, a reshape to x's own
  * shape, reshape of a reshape (one reshape), transpose of a transpose (one
- * transpose, or none).  Each keeps x's shape and dtype, so no consumer sees
+ * transpose, or none), and relu's backward mask read from relu's output.  Each keeps x's shape and dtype, so no consumer sees
  * a difference; a rewrite that would change the result's shape through
  * broadcasting (x[3] * ones[2,3]) is not made.
  */
@@ -44,10 +44,29 @@ static Node *identity_of(Graph *g, Node *n) {
   (void)g;
 }
 
+/* relu's gradient mask x > 0 equals relu(x) > 0: reading the forward
+ * output lets the pre-activation x die right after the forward pass. */
+static bool relu_mask(Graph *g, Node *x) {
+  if (x->op != OP_GT || !all_equal(x->src[1], 0) || x->src[1]->shape.rank != 0) return false;
+  Node *pre = x->src[0];
+  for (int i = pre->id + 1; i < g->nnodes; i++) {
+    Node *r = g->nodes[i];
+    if (r->op == OP_RELU && r->src[0] == pre) {
+      x->src[0] = r;
+      return true;
+    }
+  }
+  return false;
+}
+
 int simplify(Graph *g) {
   int changed = 0, n = g->nnodes;
   for (int i = 0; i < n; i++) {
     Node *x = g->nodes[i];
+    if (relu_mask(g, x)) {
+      changed++;
+      continue;
+    }
     if (x->flags & (N_OUTPUT | N_METRIC | N_LOSS | N_GRAD)) continue;
     Node *r = identity_of(g, x);
     if (r) {
