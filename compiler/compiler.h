@@ -387,6 +387,8 @@ bool plan_is_buffer(const Node *n);
  * ranges do not meet when reuse is set.  Returns the workspace size, SIZE_MAX
  * on overflow; *naive (may be NULL) gets the sum of all buffers. */
 size_t plan_offsets(const Graph *g, const int64_t *sym, bool reuse, size_t *offset, size_t *naive);
+/* The workspace with every value of this graph stored and none shared. */
+size_t plan_unfused_bytes(const Graph *g, const int64_t *sym);
 
 /* -------------------------------------------------------- codegen.c, jit.c */
 

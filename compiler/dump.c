@@ -488,8 +488,9 @@ bool dump_memory(FILE *out, const Graph *g, int64_t batch) {
             (size_t)c * dtype_size(n->dtype), off[i]);
     buffers++;
   }
-  fprintf(out, "# %d buffers; arena %zu bytes, %zu without reuse (%.1f%%)\n", buffers, total, naive,
-          naive ? 100.0 * (double)total / (double)naive : 100.0);
+  fprintf(out, "# %d buffers; arena %zu bytes, %zu without reuse (%.1f%%), %zu with every value "
+          "stored\n", buffers, total, naive, naive ? 100.0 * (double)total / (double)naive : 100.0,
+          plan_unfused_bytes(g, sym));
   free(off);
   return true;
 }

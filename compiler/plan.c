@@ -130,3 +130,17 @@ size_t plan_offsets(const Graph *g, const int64_t *sym, bool reuse, size_t *offs
   if (naive) *naive = sum;
   return top;
 }
+
+/* What the workspace would be with every value stored (-O0, no reuse). */
+size_t plan_unfused_bytes(const Graph *g, const int64_t *sym) {
+  size_t total = 0;
+  for (int i = 0; i < g->nnodes; i++) {
+    const Node *x = g->nodes[i];
+    if (persistent(x) || x->op == OP_CONST || x->op == OP_SIZE || x->op == OP_ASSIGN || x->op == OP_RESHAPE)
+      continue;
+    int64_t c = 1;
+    for (int k = 0; k < x->shape.rank; k++) c *= x->shape.d[k].n * sym[x->shape.d[k].sym];
+    total += ((size_t)c * dtype_size(x->dtype) + 63) & ~(size_t)63;
+  }
+  return total;
+}

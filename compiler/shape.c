@@ -9,6 +9,7 @@
  * that a bare numeric literal takes the dtype of the tensor it meets, so
  * `x / 255` works on f32 x as it does in numpy.
  */
+#include <math.h>
 #include <string.h>
 
 #include "compiler.h"
@@ -85,7 +86,8 @@ static bool unify(Graph *g, Node *n, int first, int k, DType *out) {
     if ((s->flags & N_FLOAT_LIT) && !dtype_is_float(t)) {
       int64_t cnt = shape_static_count(&s->shape), at = 0;
       for (int64_t e = 0; e < cnt; e++)
-        if (s->a.values[e] != (double)(int64_t)s->a.values[e]) {
+        /* floor, not a cast to int64_t: 1e308 is out of its range (UB). */
+        if (s->a.values[e] != floor(s->a.values[e])) {
           at = e;                 /* name the value that is not whole */
           break;
         }

@@ -195,6 +195,14 @@ static int cmd_dump(int argc, char **argv) {
     for (int k = 0; k < st.n; k++)
       fprintf(out, "# %-10s %8d %8d %8d %9.3f\n", st.pass[k].name, st.pass[k].before, st.pass[k].after,
               st.pass[k].changed, st.pass[k].ms);
+    int64_t sym[MAX_SYMS + 1];
+    for (int k = 0; k <= MAX_SYMS; k++) sym[k] = k ? batch : 1;
+    size_t *off = malloc(sizeof(size_t) * (size_t)(c->graph->nnodes + 1)), naive = 0;
+    size_t arena = off ? plan_offsets(c->graph, sym, c->graph->reuse_memory, off, &naive) : SIZE_MAX;
+    if (arena != SIZE_MAX)
+      fprintf(out, "# plan: workspace at batch %lld: %zu bytes; %zu without reuse; %zu with every "
+              "value stored\n", (long long)batch, arena, naive, plan_unfused_bytes(c->graph, sym));
+    free(off);
   }
   if (fflush(out) != 0 || ferror(out)) {
     perror(outpath ? outpath : "stdout");
