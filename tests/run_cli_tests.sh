@@ -199,7 +199,7 @@ check "non-ASCII byte: exit 1, excerpt without the raw byte" \
 
 # ---- training on small synthetic IDX data
 # be32 N: four big-endian bytes, as IDX headers are written.
-be32() { printf "\\x%02x\\x%02x\\x%02x\\x%02x" $(($1 >> 24 & 255)) $(($1 >> 16 & 255)) $(($1 >> 8 & 255)) $(($1 & 255)); }
+be32() { printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 >> 24 & 255)) $(($1 >> 16 & 255)) $(($1 >> 8 & 255)) $(($1 & 255)); }
 mkdir -p "$tmp/data"
 for split in train:2000 t10k:200; do
   name=${split%%:*} count=${split##*:}
