@@ -229,6 +229,8 @@ struct Node {
    * whose buffer holds its value (itself, an alias, NULL for none). */
   Node *inlined_into;
   Node *storage;
+  /* Set by graph_replace: the node that now stands for this one. */
+  Node *moved;
 };
 
 typedef enum { OPT_SGD, OPT_RMSPROP, OPT_ADAM, OPT_ADAGRAD, OPT_COUNT } OptKind;
@@ -355,9 +357,14 @@ GRADC_OPS(OP)
 
 /* -------------------------------------------------------------- rewrite.c */
 
-/* Redirects every use of old (operands, bindings, the loss, the gradient
- * table) to new_node, which takes over old's roles. */
+/* Makes new_node stand for old: it takes over old's roles (outputs, the
+ * loss, the gradient table) at once; operands follow lazily, through
+ * graph_resolve, so that a pass replacing many nodes stays linear.  A pass
+ * resolves each node before it looks at its operands, and every pass ends
+ * with graph_resolve_all. */
 void graph_replace(Graph *g, Node *old, Node *new_node);
+void graph_resolve(Node *n);
+void graph_resolve_all(Graph *g);
 /* Drops nodes no root reaches and renumbers the rest in topological order,
  * assignments last; returns how many were removed. */
 int graph_dce(Graph *g);

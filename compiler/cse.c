@@ -57,6 +57,8 @@ int cse(Graph *g) {
   n = topo(g, order);
   for (int i = 0; i < n; i++) {
     Node *x = order[i];
+    if (x->moved) continue;     /* dead: replaced by an earlier pass */
+    graph_resolve(x);
     if (x->op == OP_INPUT || x->op == OP_PARAM || x->op == OP_STATE || x->op == OP_ASSIGN) continue;
     for (uint64_t at = key(x) & (uint64_t)(size - 1);; at = (at + 1) & (uint64_t)(size - 1)) {
       Node *y = table[at];
@@ -71,5 +73,6 @@ int cse(Graph *g) {
       }
     }
   }
+  graph_resolve_all(g);
   return merged;
 }

@@ -24,6 +24,8 @@ int fold(Graph *g) {
   int folded = 0, n = g->nnodes;      /* nodes appended here are constants */
   for (int i = 0; i < n; i++) {
     Node *x = g->nodes[i];
+    if (x->moved) continue;     /* dead: replaced by an earlier pass */
+    graph_resolve(x);
     const OpInfo *info = &op_info[x->op];
     if (info->kind == K_LEAF || info->kind == K_UPDATE) {
       if (x->op != OP_SIZE || !static_shape(&x->a.to)) continue;
@@ -45,5 +47,6 @@ int fold(Graph *g) {
     graph_replace(g, x, k);
     folded++;
   }
+  graph_resolve_all(g);
   return folded;
 }

@@ -44,10 +44,15 @@ static bool fusible(const Node *n, const Node *c) {
   return false;
 }
 
-/* Where n runs: the position of the outermost loop that computes it. */
-static int kernel_at(const Node *n) {
-  while (n->inlined_into) n = n->inlined_into;
-  return n->id;
+/* Where n runs: the position of the outermost loop that computes it,
+ * memoized in kat[] (-1: not yet known) so that long fused chains stay
+ * linear.  Valid once n's inlined_into chain is final. */
+static int kernel_at(int *kat, const Node *n) {
+  const Node *r = n;
+  while (kat[r->id] < 0 && r->inlined_into) r = r->inlined_into;
+  int at = kat[r->id] >= 0 ? kat[r->id] : r->id;
+  for (; n != r; n = n->inlined_into) kat[n->id] = at;
+  return kat[r->id] = at;
 }
 
 /* Is r computed inside v's expression (r == v or fused, transitively, into v)? */
@@ -83,6 +88,8 @@ static Readers readers_of(Graph *g) {
 int fuse(Graph *g, bool enable) {
   int n = g->nnodes;
   bool *stored = arena_alloc(g->arena, (size_t)(n ? n : 1));
+  int *kat = arena_alloc(g->arena, sizeof(int) * (size_t)(n ? n : 1));
+  for (int i = 0; i < n; i++) kat[i] = -1;
   Readers rd = readers_of(g);
   for (int i = 0; i < n; i++) {
     g->nodes[i]->inlined_into = NULL;
@@ -112,7 +119,7 @@ int fuse(Graph *g, bool enable) {
     bool all = true;
     for (int k = rd.start[i]; k < rd.start[i + 1]; k++) {
       Node *c = g->nodes[rd.list[k]];
-      int at = kernel_at(c);
+      int at = kernel_at(kat, c);
       all &= fusible(x, c);
       if (at > last_at) last_at = at, last = c;
       if (at < first_at) second_at = first_at, first_at = at, first = fusible(x, c) ? c : NULL;
@@ -142,11 +149,11 @@ int fuse(Graph *g, bool enable) {
     if (a->op != OP_ASSIGN) continue;
     Node *dst = a->src[0], *v = a->src[1];
     if (!elementwise(v) || v->storage != v || (v->flags & (N_OUTPUT | N_METRIC | N_LOSS))) continue;
-    int at = kernel_at(v);
+    int at = kernel_at(kat, v);
     bool read_later = false;
     for (int k = 0; k < n && !read_later; k++) {
       const Node *r = g->nodes[k];
-      int rat = kernel_at(r);
+      int rat = kernel_at(kat, r);
       if (r == a || rat < at || (rat == at && inside(r, v))) continue;
       for (int s = 0; s < r->nsrc; s++) read_later |= r->src[s]->storage == dst;
     }

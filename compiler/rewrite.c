@@ -1,9 +1,9 @@
 /*
  * rewrite.c - what every optimizer pass needs to change a graph safely.
  *
- * graph_replace redirects every use of one node to another (operands, the
- * graph's outputs, metrics, loss and gradient table); the old node stays in
- * the array, dead.  graph_dce then drops every node that no root reaches
+ * graph_replace redirects every use of one node to another (the graph's
+ * outputs, metrics, loss and gradient table at once, operands lazily: see
+ * compiler.h); the old node stays in the array, dead.  graph_dce then drops every node that no root reaches
  * and renumbers the rest, so ids stay dense indices in topological order,
  * which the evaluator, codegen and the runtime index their tables by.
  *
@@ -15,13 +15,23 @@
 
 #include "compiler.h"
 
+static Node *current(Node *n) {
+  while (n->moved) n = n->moved;
+  return n;
+}
+
+void graph_resolve(Node *n) {
+  for (int k = 0; k < n->nsrc; k++) n->src[k] = current(n->src[k]);
+}
+
+void graph_resolve_all(Graph *g) {
+  for (int i = 0; i < g->nnodes; i++) graph_resolve(g->nodes[i]);
+}
+
 void graph_replace(Graph *g, Node *old, Node *new_node) {
-  GRADC_ASSERT(old != new_node);
-  for (int i = 0; i < g->nnodes; i++) {
-    Node *n = g->nodes[i];
-    for (int k = 0; k < n->nsrc; k++)
-      if (n->src[k] == old) n->src[k] = new_node;
-  }
+  new_node = current(new_node);
+  GRADC_ASSERT(old != new_node && !old->moved);
+  old->moved = new_node;
   for (int i = 0; i < g->noutputs; i++)
     if (g->outputs[i].node == old) g->outputs[i].node = new_node;
   for (int i = 0; i < g->nmetrics; i++)
@@ -67,6 +77,7 @@ static void place(Graph *g, Node *root, bool *seen, Node **order, int *n, Node *
 }
 
 int graph_dce(Graph *g) {
+  graph_resolve_all(g);
   int total = g->nnodes;
   bool *seen = arena_alloc(g->arena, (size_t)total);
   Node **order = arena_alloc(g->arena, sizeof(Node *) * (size_t)total);

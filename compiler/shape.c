@@ -311,9 +311,8 @@ bool shape_reshape(Graph *g, Node *n) {
   for (int i = 0; i < to.rank; i++)
     if (to.d[i].n == -1) infer = i;
   Count cin, cout;
-  /* x's count is bounded when x is built, so this fails only on an axis of
-   * length 0 (an empty slice); its count would be wrong, and no target
-   * (dims >= 1) could hold 0 elements anyway. */
+  /* x's count is bounded when x is built and no axis is empty (slices
+   * refuse that), so this is only a guard. */
   if (!count_of(x, &cin, -1)) {
     char b[SHAPE_STR_MAX];
     return graph_error(g, n->loc, "cannot reshape %s: it has no elements", sh(g, x, b));
@@ -400,7 +399,12 @@ bool shape_slice(Graph *g, Node *n) {
     }
     GRADC_ASSERT(s != 0);
     int64_t len = s > 0 ? (e - b + s - 1) / s : (b - e - s - 1) / -s;
-    n->shape.d[i] = (Dim){len > 0 ? len : 0, 0};
+    /* numpy allows empty results; a model has no use for one, and every
+     * later count assumes each axis holds at least one element. */
+    if (len <= 0)
+      return graph_error(g, n->loc, "the slice of axis %d (length %lld) is empty", i,
+                         (long long)x->d[i].n);
+    n->shape.d[i] = (Dim){len, 0};
   }
   n->dtype = n->src[0]->dtype;
   return true;
@@ -439,6 +443,11 @@ bool shape_concat(Graph *g, Node *n) {
     for (int i = 0; ok && i < f->rank; i++)
       if (i != ax && !dim_eq(s->d[i], f->d[i])) ok = false;
     if (ok && s->d[ax].sym != o.d[ax].sym) ok = false;
+    /* [batch] + [batch] would be [2*batch], which no later slice (the
+     * gradient) or count could take apart. */
+    if (ok && o.d[ax].sym)
+      return graph_error(g, n->loc, "cannot concat along the symbolic dimension '%s' "
+                         "(axis %d)", g->sym[o.d[ax].sym], ax);
     if (!ok)
       return graph_error(g, n->loc,
                          "concat along axis %d: operand %d has shape %s, which "

@@ -63,6 +63,8 @@ int simplify(Graph *g) {
   int changed = 0, n = g->nnodes;
   for (int i = 0; i < n; i++) {
     Node *x = g->nodes[i];
+    if (x->moved) continue;     /* dead: replaced by an earlier pass */
+    graph_resolve(x);
     if (relu_mask(g, x)) {
       changed++;
       continue;
@@ -95,5 +97,6 @@ int simplify(Graph *g) {
       changed++;
     }
   }
+  graph_resolve_all(g);
   return changed;
 }

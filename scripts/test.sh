@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The one test command: install what is missing, then build and run every test
 # twice: in build/ (Release, -O2 -g, -Werror) and in build-asan/ (Debug, -O1,
-# AddressSanitizer + UndefinedBehaviorSanitizer). Ends with "N passed, N failed"
-# summed over both runs, and exits non-zero if any build or test failed.
+# AddressSanitizer + UndefinedBehaviorSanitizer); in CI (CI=true) or when
+# GRADC_FUZZ_SECONDS is set, also run each fuzz target for a bounded time
+# (scripts/fuzz.sh). Ends with "N passed, N failed" summed over all runs, and
+# exits non-zero if any build, test or fuzz target failed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -68,6 +70,31 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run_suite "asan+ubsan" build-asan \
     -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-O1 -g" \
     -DGRADC_WERROR=OFF -DGRADC_SANITIZE=ON
+
+# Fuzzing (scripts/fuzz.sh): in CI, or when GRADC_FUZZ_SECONDS is set, each
+# target for that many seconds (30 in CI) from the fixed seed corpus; each
+# target counts as one test.  A build failure counts as one failed test.
+if [ "${CI:-}" = true ] || [ -n "${GRADC_FUZZ_SECONDS:-}" ]; then
+    fuzz_secs=${GRADC_FUZZ_SECONDS:-30}
+    fuzz_log=$(mktemp)
+    echo "==> fuzz: each target for $fuzz_secs s"
+    set +e
+    bash scripts/fuzz.sh "$fuzz_secs" 2>&1 | tee "$fuzz_log"
+    rc=${PIPESTATUS[0]}
+    set -e
+    nok=$(grep -cE '^fuzz_[a-z]+: ok:' "$fuzz_log" || true)
+    nfail=$(grep -cE '^fuzz_[a-z]+: FAILED:' "$fuzz_log" || true)
+    rm -f "$fuzz_log"
+    if [ "$rc" -ne 0 ]; then
+        status=1
+        if [ "$nfail" -eq 0 ]; then
+            echo "==> fuzz: FAILED before running a target"
+            nfail=1
+        fi
+    fi
+    passed=$((passed + nok))
+    failed=$((failed + nfail))
+fi
 
 summary="$passed passed, $failed failed"
 if [ "$skipped" -gt 0 ]; then

@@ -221,7 +221,7 @@ static const char every_op[] =
     "tr = transpose(img, perm=[0, 3, 1, 2])\n"
     "mt = transpose(m)\n"
     "cc = concat(img, img, axis=-1)\n"
-    "c2 = concat(flat, flat, axis=0)\n"
+    "c2 = concat(flat, flat, axis=1)\n"
     "bt = broadcast_to(c, [3, 2])\n"
     "bb = broadcast_to(b, [batch, 10])\n"
     "ed = expand_dims(m, 0)\n"

@@ -635,7 +635,7 @@ static void test_slicing(void **state) {
       {A5 "y = a[-3:]", "y", "f32[3]"},
       {A5 "y = a[:100]", "y", "f32[5]"},
       {A5 "y = a[-100:2]", "y", "f32[2]"},
-      {A5 "y = a[4:1]", "y", "f32[0]"},
+      {A5 "y = a[4:1]", "y", "error: the slice of axis 0 (length 5) is empty"},
       {A5 "y = a[::3]", "y", "f32[2]"},
       {A5 "y = a[1::2]", "y", "f32[2]"},
       {"input n : i32[5]\ny = n[1:3]", "y", "i32[2]"},
@@ -703,7 +703,7 @@ static void test_concat(void **state) {
       {"input a : f32[batch,3]\ninput b : f32[batch,4]\ny = concat(a, b, axis=1)", "y",
        "f32[batch,7]"},
       {"input a : f32[batch,3]\ninput b : f32[batch,3]\ny = concat(a, b, axis=0)", "y",
-       "f32[2*batch,3]"},
+       "error: cannot concat along the symbolic dimension 'batch' (axis 0)"},
       {"input a : i32[2]\ny = concat(a, [1, 2], axis=0)", "y", "i32[4]"},
       {"input a : f32[2]\ny = concat(a, [1, 2], axis=0)", "y", "f32[4]"},
       /* errors */
