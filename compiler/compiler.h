@@ -317,6 +317,12 @@ int64_t fan_out(const Shape *s);
 /* "+" for OP_ADD and so on, or the op's name. */
 const char *op_symbol(OpKind op);
 
+/* ---------------------------------------------------------------- canon.c */
+
+/* Forward rewrites that choose a stabler gradient rule (log of softmax,
+ * the written-out cross-entropy), run before autodiff; returns how many. */
+int canon(Graph *g);
+
 /* ------------------------------------------------------------- autodiff.c */
 
 /* The backward stage: appends the backward graph and the optimizer update to

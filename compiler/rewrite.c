@@ -41,6 +41,7 @@ void graph_replace(Graph *g, Node *old, Node *new_node) {
   if (g->loss == old) g->loss = new_node;
   /* Roles move with the value; a name moves if the new node has none. */
   new_node->flags |= old->flags & (N_OUTPUT | N_METRIC | N_LOSS | N_GRAD);
+  old->flags &= ~(unsigned)(N_OUTPUT | N_METRIC | N_LOSS | N_GRAD);
   if (!new_node->name) new_node->name = old->name;
 }
 

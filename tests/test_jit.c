@@ -299,6 +299,18 @@ static void test_ops(void **state) {
       "loss = mean(softmax_cross_entropy(z, softmax(t * 2)))\n"
       "train loss with adagrad(lr=0.1)\n",
 
+      /* canon's cross-entropy and simplify's reduce of a broadcast */
+      "input x : f32[batch, 4]\n"
+      "input y : i32[batch]\n"
+      "input u : f32[batch, 1]\n"
+      "param w : f32[4, 3] = glorot_uniform\n"
+      "param v : f32[3] = uniform(-1, 1)\n"
+      "z = x @ w + v\n"
+      "pt = softmax(x[:, 0:3])\n"
+      "loss = mean(-sum(one_hot(y, 3) * log(softmax(z)), axis=-1)) - mean(sum(pt * log(softmax(z)), axis=1))"
+      " + mean(sum(broadcast_to(v, [batch, 3]), axis=0)) + mean(mean(broadcast_to(u, [batch, 5]), axis=1, keepdims=true) * z)\n"
+      "train loss with sgd(lr=0.1)\n",
+
       "input x : f64[batch, 3]\n"
       "param w : f64[3, 2] = glorot_uniform\n"
       "loss = mean(tanh(x @ w))\n"
