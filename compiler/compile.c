@@ -86,7 +86,7 @@ Compilation *compile_model(const char *name, const char *text, size_t len, Stage
   c->src.len = len;
   Graph *g = parse(a, &c->src, &c->diags);
   if (g) g->stage = stage_names[STAGE_PARSE];
-  if (g && last >= STAGE_GRAD) canon(g);
+  if (g && last >= STAGE_GRAD) g->canon_rewrites = canon(g);
   if (g && last >= STAGE_GRAD && !autodiff(g)) g = NULL;
   if (g && last == STAGE_GRAD) fuse(g, false);          /* storage, no fusion */
   if (g && last >= STAGE_OPT) optimize(g, 3, NULL, NULL);

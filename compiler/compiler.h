@@ -271,6 +271,7 @@ struct Graph {
   Optimizer opt;
   const char *stage;           /* the last stage that ran: parse, grad */
   bool reuse_memory;           /* set by optimize(): buffers may share bytes */
+  int canon_rewrites;          /* what canon changed before autodiff (--stats) */
   /* After autodiff: the gradient of the loss for each trained parameter. */
   Grad *grads;
   int ngrads;

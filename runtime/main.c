@@ -191,6 +191,7 @@ static int cmd_dump(int argc, char **argv) {
     dump_graph(out, c->graph, fmt, c->graph->stage);
   }
   if (stats && c) {
+    fprintf(out, "# canon (before autodiff): %d rewrites\n", c->graph->canon_rewrites);
     fprintf(out, "# %-10s %8s %8s %8s %9s\n", "pass", "before", "after", "changed", "ms");
     for (int k = 0; k < st.n; k++)
       fprintf(out, "# %-10s %8d %8d %8d %9.3f\n", st.pass[k].name, st.pass[k].before, st.pass[k].after,
