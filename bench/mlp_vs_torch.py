@@ -2,7 +2,8 @@
 """One epoch of the DLwP MLP (784-512-10, RMSprop 1e-3, batch 128) on
 Fashion-MNIST: gradc against PyTorch, same data, optimizer, batch size and
 thread count, in one run.  Prints epoch seconds, samples/second, the ratio,
-and gradc's share of training time inside cblas_sgemm.
+gradc's share of training time inside cblas_sgemm, and gradc with its graph
+passes off (-O 0: every value stored, nothing fused) for comparison.
 
 Fair setup (shared/BENCHMARKS.md): torch.set_num_threads(n) with
 OMP_WAIT_POLICY=PASSIVE, Glorot-uniform weights and zero biases as the model
@@ -66,14 +67,14 @@ def torch_epoch(threads, repeats, hidden=(512,), opt_name="rmsprop"):
     return statistics.median(times)
 
 
-def gradc_epoch(gradc, model, threads, repeats):
+def gradc_epoch(gradc, model, threads, repeats, opt="3"):
     times, shares = [], []
     for r in range(repeats):
         with tempfile.TemporaryDirectory() as tmp:
             hist = os.path.join(tmp, "h.csv")
             out = subprocess.run([gradc, "train", model, "--epochs", "1", "--batch", "128",
                                   "--threads", str(threads), "--seed", str(r + 1), "--no-test",
-                                  "--profile", "--history", hist],
+                                  "-O", opt, "--profile", "--history", hist],
                                  capture_output=True, text=True, check=True).stdout
             with open(hist) as f:
                 row = list(csv.DictReader(f))[-1]
@@ -91,12 +92,15 @@ def main():
     ap.add_argument("--gradc", default=os.path.join(ROOT, "build", "gradc"))
     args = ap.parse_args()
     n = 60000
-    print(f"{'threads':>7} {'gradc s':>9} {'torch s':>9} {'torch/gradc':>12} {'gradc smp/s':>12} "
-          f"{'torch smp/s':>12} {'sgemm share':>12}")
+    print(f"{'threads':>7} {'gradc s':>9} {'-O0 s':>9} {'torch s':>9} {'torch/gradc':>12} {'-O0/gradc':>10} "
+          f"{'gradc smp/s':>12} {'torch smp/s':>12} {'sgemm share':>12}")
     for t in [int(s) for s in args.threads.split(",")]:
+        # Interleaved, so that a noisy neighbour slows all three alike.
         g, share = gradc_epoch(args.gradc, args.model, t, args.repeats)
+        g0, _ = gradc_epoch(args.gradc, args.model, t, args.repeats, opt="0")
         p = torch_epoch(t, args.repeats)
-        print(f"{t:>7} {g:>9.3f} {p:>9.3f} {p / g:>12.2f} {n / g:>12.0f} {n / p:>12.0f} {share:>11.1f}%")
+        print(f"{t:>7} {g:>9.3f} {g0:>9.3f} {p:>9.3f} {p / g:>12.2f} {g0 / g:>10.2f} {n / g:>12.0f} "
+              f"{n / p:>12.0f} {share:>11.1f}%")
         sys.stdout.flush()
 
 
