@@ -312,8 +312,6 @@ GRADC_OPS(OP)
 /* numpy broadcasting of two shapes; false (and a diagnostic) if impossible */
 bool shape_broadcast2(Graph *g, const Shape *a, const Shape *b, Shape *out,
                       Loc loc, const char *opname);
-int64_t fan_in(const Shape *s);
-int64_t fan_out(const Shape *s);
 /* "+" for OP_ADD and so on, or the op's name. */
 const char *op_symbol(OpKind op);
 
@@ -329,12 +327,21 @@ GRADC_OPS(OP)
 
 /* ----------------------------------------------------------------- init.c */
 
+/* Like layout.c, init.c depends on libm only: the support library of
+ * compiled shared objects initialises parameters with this same code. */
 uint64_t rng_stream(uint64_t seed, const char *name);
 double rng_uniform(uint64_t stream, uint64_t i);
 double rng_normal(uint64_t stream, uint64_t i);
 /* The initial values of a PARAM or STATE node (count elements), as doubles
  * rounded to the node's dtype. */
 void init_values(const Node *n, uint64_t seed, double *out, int64_t count);
+/* The same for a tensor described by parts (the AOT support library has no
+ * nodes): its initializer, dtype, Keras fans, name and INIT_VALUES data. */
+void init_fill(const Init *in, DType dtype, double fan_in, double fan_out, const char *name,
+               const double *values, uint64_t seed, double *out, int64_t count);
+/* Keras' _compute_fans of a parameter shape. */
+int64_t fan_in(const Shape *s);
+int64_t fan_out(const Shape *s);
 
 /* ----------------------------------------------------------------- eval.c */
 
@@ -396,6 +403,27 @@ bool plan_is_buffer(const Node *n);
 size_t plan_offsets(const Graph *g, const int64_t *sym, bool reuse, size_t *offset, size_t *naive);
 /* The workspace with every value of this graph stored and none shared. */
 size_t plan_unfused_bytes(const Graph *g, const int64_t *sym);
+/* The workspace buffers in node order with their live ranges [begin, end]
+ * (schedule positions); out has room for g->nnodes.  -1 when out of memory. */
+typedef struct PlanBuffer {
+  const Node *node;
+  int begin, end;
+} PlanBuffer;
+int plan_buffers(const Graph *g, PlanBuffer *out);
+
+/* --------------------------------------------------------------- layout.c */
+
+/* No dependency beyond libc: also built into the support library of
+ * compiled shared objects (runtime/aot.c). */
+typedef struct LayoutBuffer {
+  int begin, end;              /* live range, inclusive */
+  size_t bytes;                /* a multiple of 64 */
+} LayoutBuffer;
+/* Offsets of n buffers in one block (see layout.c); the block's size, or
+ * SIZE_MAX when out of memory. */
+size_t layout_assign(const LayoutBuffer *buf, int n, bool reuse, size_t *offset);
+/* Bytes of a buffer of that shape, rounded up to 64; SIZE_MAX on overflow. */
+size_t layout_bytes(const Dim *d, int rank, const int64_t *sym, size_t esize);
 
 /* -------------------------------------------------------- codegen.c, jit.c */
 
