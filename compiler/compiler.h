@@ -456,6 +456,77 @@ const char *jit_ir(const Jit *j, bool optimised);   /* NULL unless keep_ir */
 const char *jit_asm(const Jit *j);                  /* NULL unless keep_asm */
 void jit_free(Jit *j);                              /* NULL is fine */
 
+/* ------------------------------------------- emit.c, header.c, runtime/aot.c */
+
+/* What a compiled shared object knows about its model.  emit.c writes it
+ * as constant globals; runtime/aot.c (the model-independent support library
+ * linked into every .so) reads it.  Every number is an i64 in one array, so
+ * the layout never depends on a C compiler's struct rules; doubles are
+ * stored as their bits. */
+enum {
+  AOT_VERSION = 1,
+  /* the array starts with a header */
+  AOT_H_VERSION = 0, AOT_H_NNODES, AOT_H_NSYM, AOT_H_REUSE, AOT_H_NTENSORS, AOT_H_NBUFFERS, AOT_H_TRAIN,
+  AOT_H_SIZE,
+  /* then one record per named tensor (inputs, params, state in node order,
+   * then outputs, metrics, the loss: the order of gradc_tensor_info) */
+  AOT_T_KIND = 0,              /* gradc_kind */
+  AOT_T_DTYPE, AOT_T_NODE, AOT_T_RANK, AOT_T_INIT, AOT_T_INIT_A, AOT_T_INIT_B,
+  AOT_T_FAN_IN, AOT_T_FAN_OUT,
+  AOT_T_VALUES,                /* index into AotModel.values, -1 for none */
+  AOT_T_NAME,                  /* index into AotModel.names (0 is the model) */
+  AOT_T_DIM_N, AOT_T_DIM_SYM = AOT_T_DIM_N + MAX_RANK, AOT_T_SIZE = AOT_T_DIM_SYM + MAX_RANK,
+  /* then one record per workspace buffer (plan_buffers) */
+  AOT_B_NODE = 0, AOT_B_BEGIN, AOT_B_END, AOT_B_ESIZE, AOT_B_RANK,
+  AOT_B_DIM_N, AOT_B_DIM_SYM = AOT_B_DIM_N + MAX_RANK, AOT_B_SIZE = AOT_B_DIM_SYM + MAX_RANK,
+  /* then per node the id of its storage node (cg_buffer_node), -1 for none */
+};
+
+typedef struct AotModel {
+  const int64_t *desc;
+  const char *const *names;
+  const double *const *values;
+  StepFn *forward, *train_step;
+} AotModel;
+
+/* The entry points of a compiled .so, <prefix>_<name>, each forwarding to
+ * gradc_aot_<name>(&model, args...).  sig: return type then parameters,
+ * v void, p pointer, i int, l int64_t/size_t. */
+typedef struct AotEntry {
+  const char *name, *sig;
+} AotEntry;
+extern const AotEntry aot_entries[];
+extern const int aot_nentries;
+
+/* Named tensors in gradc_tensor_info order; out has room for nnodes + 1. */
+typedef struct AotTensor {
+  const char *name;
+  int kind;                    /* gradc_kind */
+  const Node *node;
+} AotTensor;
+int aot_tensors(const Graph *g, AotTensor *out);
+
+typedef enum { EMIT_SO, EMIT_OBJ, EMIT_ASM, EMIT_LLVM } EmitKind;
+
+typedef struct EmitOptions {
+  EmitKind kind;               /* EMIT_SO is EMIT_OBJ here; the CLI links */
+  const char *triple;          /* NULL: the host's */
+  const char *cpu;             /* NULL: x86-64-v2 on x86-64, else generic;
+                                  "native": the host's CPU and features */
+  const char *prefix;          /* symbol prefix, a C identifier */
+  int opt_level;               /* 0..3 */
+  /* Filled in: what the code was compiled for. */
+  char triple_used[128], cpu_used[64];
+  bool host_arch;              /* the target's architecture is this machine's */
+} EmitOptions;
+
+/* Writes the model's code and descriptor as an object file, assembly or
+ * LLVM IR to path.  False after writing the reason into err. */
+bool emit_file(const Graph *g, EmitOptions *o, const char *path, char *err, size_t errlen);
+
+/* The C header of a compiled .so: every entry point and tensor documented. */
+void header_write(FILE *out, const Graph *g, const EmitOptions *o);
+
 /* ---------------------------------------------------------------- check.c */
 
 /* gradc check: prints a table to out; 0 = every gradient within tol, 1 = a
