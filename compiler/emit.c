@@ -32,6 +32,7 @@
 #include <llvm-c/TargetMachine.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "compiler.h"
 #include "llvm_internal.h"
@@ -209,6 +210,43 @@ static void gen_entry(Emit *e, const AotEntry *en, LLVMValueRef model) {
 
 static bool is_x86_64(const char *triple) { return !strncmp(triple, "x86_64", 6); }
 
+/* LLVM takes any CPU name, says "'x' is not a recognized processor" on
+ * stderr and goes on - for x86-64 into a fatal error (no 64-bit feature)
+ * at code generation.  The C API has no way to ask whether a name is
+ * known, so the target machine for a user-given CPU is made with stderr
+ * captured, and that message becomes an error; anything else LLVM says
+ * is passed on. */
+static LLVMTargetMachineRef checked_machine(const char *triple, const char *cpu, const char *feat, bool user_cpu,
+                                           char *err, size_t errlen) {
+  FILE *cap = user_cpu ? tmpfile() : NULL;
+  int saved = cap ? dup(2) : -1;
+  if (saved >= 0) {
+    fflush(stderr);
+    dup2(fileno(cap), 2);
+  }
+  LLVMTargetMachineRef tm =
+      llvm_target_machine(triple, cpu, feat, LLVMCodeGenLevelDefault, LLVMCodeModelDefault, err, errlen);
+  if (saved >= 0) {
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char said[2048];
+    size_t n = 0;
+    if (fseek(cap, 0, SEEK_SET) == 0) n = fread(said, 1, sizeof said - 1, cap);
+    said[n] = 0;
+    if (tm && strstr(said, "not a recognized processor")) {
+      snprintf(err, errlen, "unknown CPU '%s' for target '%s' (x86-64: x86-64, x86-64-v2, x86-64-v3, "
+               "x86-64-v4, skylake, znver3, ...; or native)", cpu, triple);
+      LLVMDisposeTargetMachine(tm);
+      tm = NULL;
+    } else {
+      fputs(said, stderr);
+    }
+  }
+  if (cap) fclose(cap);
+  return tm;
+}
+
 bool emit_file(const Graph *g, EmitOptions *o, const char *path, char *err, size_t errlen) {
   char *host = LLVMGetDefaultTargetTriple();
   char *triple = LLVMNormalizeTargetTriple(o->triple ? o->triple : host);
@@ -220,8 +258,7 @@ bool emit_file(const Graph *g, EmitOptions *o, const char *path, char *err, size
   const char *cpu_name = native ? cpu : o->cpu ? o->cpu : is_x86_64(triple) ? "x86-64-v2" : "generic";
   snprintf(o->triple_used, sizeof o->triple_used, "%s", triple);
   snprintf(o->cpu_used, sizeof o->cpu_used, "%s", cpu_name);
-  LLVMTargetMachineRef tm = llvm_target_machine(triple, cpu_name, feat ? feat : "", LLVMCodeGenLevelDefault,
-                                                LLVMCodeModelDefault, err, errlen);
+  LLVMTargetMachineRef tm = checked_machine(triple, cpu_name, feat ? feat : "", !native && o->cpu, err, errlen);
   LLVMDisposeMessage(cpu);
   LLVMDisposeMessage(feat);
   LLVMDisposeMessage(triple);

@@ -5,7 +5,10 @@
  *
  *   gradc compile models/mnist_mlp.nn -o libmnist_mlp.so --header mnist_mlp.h
  *   cc -O2 -I. examples/train_mnist_so.c -L. -lmnist_mlp -Wl,-rpath,'$ORIGIN' -lz -o train_mnist_so
- *   ./train_mnist_so /usr/share/datasets/fashion-mnist [epochs] [batch]
+ *   ./train_mnist_so /usr/share/datasets/fashion-mnist [epochs] [batch] [start.ckpt|-] [end.ckpt]
+ *
+ * Checkpoints are gradc's: start from one `gradc train --save` wrote, or
+ * save one that `gradc eval --load` reads.
  *
  * The IDX reader is a small copy of runtime/data.c's checks (magic numbers,
  * sizes against the file): the program owns its data loading, the .so
@@ -94,10 +97,11 @@ int main(int argc, char **argv) {
   const char *dir = argc > 1 ? argv[1] : "/usr/share/datasets/fashion-mnist";
   int epochs = argc > 2 ? atoi(argv[2]) : 1;
   int64_t batch = argc > 3 ? atoll(argv[3]) : 128;
+  const char *start = argc > 4 && strcmp(argv[4], "-") ? argv[4] : NULL, *end = argc > 5 ? argv[5] : NULL;
   Data train, test;
   if (load(dir, "train", &train) || load(dir, "t10k", &test)) return 1;
   gradc_aot_model *m = mnist_mlp_new();
-  if (!m || mnist_mlp_init(m, 1)) {
+  if (!m || mnist_mlp_init(m, 1) || (start && mnist_mlp_load(m, start))) {
     fprintf(stderr, "train_mnist_so: %s\n", mnist_mlp_last_error(m));
     return 1;
   }
@@ -132,6 +136,7 @@ int main(int argc, char **argv) {
     correct += *(float *)mnist_mlp_data(m, "accuracy", NULL) * (double)bs;
   }
   printf("test accuracy: %.4f\n", correct / (double)test.n);
+  if (end && mnist_mlp_save(m, end)) fprintf(stderr, "train_mnist_so: %s\n", mnist_mlp_last_error(m));
   free(order);
   free(train.x), free(train.y), free(test.x), free(test.y);
   mnist_mlp_free(m);

@@ -20,8 +20,8 @@
  * Checkpoints without zlib: gradc writes its payload as a zlib stream of
  * stored blocks (level 0), which is all this file writes and reads - a
  * 5-byte header per 65535 bytes, an Adler-32 at the end.  A checkpoint
- * compressed at another level (older gradc) is refused with a message that
- * says how to convert it.
+ * compressed at another level (an older gradc) is refused with a message
+ * that says how to convert it.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -470,9 +470,9 @@ static const char *unstore(const unsigned char *z, size_t zlen, unsigned char *o
     if (at >= zlen) return "its zlib stream is cut short";
     unsigned hdr = z[at++];
     if (hdr & 6)
-      return "it is compressed; this shared object reads checkpoints written with stored blocks, as gradc "
-             "writes them since this version: convert it with 'gradc train MODEL.nn --resume OLD --epochs 1 "
-             "--save NEW' or load and save it through the gradc API";
+      return "it is compressed (written by an older gradc); a shared object reads checkpoints of stored "
+             "blocks, as gradc writes them now: convert it by loading and saving it with the gradc API "
+             "(gradc_load, gradc_save)";
     if (zlen - at < 4) return "its zlib stream is cut short";
     size_t n = (size_t)get_le(z + at, 2);
     if ((get_le(z + at + 2, 2) ^ 0xffff) != n) return "a stored block's length check fails";

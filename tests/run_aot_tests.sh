@@ -17,9 +17,6 @@ case $gradc in /*) ;; *) gradc=$PWD/$gradc ;; esac
 case $ref in /*) ;; *) ref=$PWD/$ref ;; esac
 src=$PWD
 export OPENBLAS_NUM_THREADS=1
-# The programs built here are not instrumented; a sanitizer build's
-# settings would only confuse them.
-unset ASAN_OPTIONS UBSAN_OPTIONS
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/gradc_aot.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -157,6 +154,16 @@ run ./train_mnist_so data 1 50
 check "the example trains one epoch and reports the test accuracy" \
   all 'status_is 0' 'stdout_has "1000 training and 200 test images"' 'stdout_has "epoch 1: loss"' \
       'grep -qE "test accuracy: (0\.9|1\.0)" "$out"'
+run "$gradc" train "$src/models/mnist_mlp.nn" --data data --epochs 1 --batch 50 --save train.ckpt --history h.csv
+acc=$(grep -o 'test_accuracy: [0-9.]*' "$out" | cut -d' ' -f2)
+run ./train_mnist_so data 0 50 train.ckpt so_end.ckpt
+check "a checkpoint of gradc train --save loads into the .so: the same test accuracy ($acc)" \
+  all 'status_is 0' '[ -n "$acc" ]' "stdout_has \"test accuracy: $acc\""
+run ./train_mnist_so data 1 50 - so_trained.ckpt
+acc=$(grep -o 'test accuracy: [0-9.]*' "$out" | cut -d' ' -f3)
+run "$gradc" eval "$src/models/mnist_mlp.nn" --load so_trained.ckpt --data data
+check "a checkpoint the .so saved loads into gradc eval: the same test accuracy ($acc)" \
+  all 'status_is 0' '[ -n "$acc" ]' "stdout_has \"test_accuracy: $acc\""
 run ./train_mnist_so "$tmp/missing"
 check "the example names a missing data directory" all 'status_is 1' 'stderr_has "$tmp/missing"'
 
@@ -182,6 +189,9 @@ run "$gradc" compile "$src/models/mnist_mlp.nn" --emit exe
 check "unknown --emit: exit 2 naming the forms" all 'status_is 2' "stderr_has \"unknown --emit 'exe'\""
 run "$gradc" compile "$src/models/mnist_mlp.nn" --target bogus-triple-x --emit obj -o b.o
 check "a bad target triple: exit 1 naming it" all 'status_is 1' "stderr_has \"no LLVM target for 'bogus-triple-x\""
+run "$gradc" compile "$src/models/mnist_mlp.nn" --cpu bogus -o bogus.so
+check "an unknown --cpu: exit 1 naming it (LLVM alone would abort)" \
+  all 'status_is 1' "stderr_has \"unknown CPU 'bogus'\"" '[ ! -e bogus.so ]'
 run "$gradc" compile "$src/models/mnist_mlp.nn" --target aarch64-linux-gnu -o arm.so
 check "a .so for a foreign architecture: exit 1 saying to use --emit obj" \
   all 'status_is 1' 'stderr_has "use --emit obj"' '[ ! -e arm.so ]'
