@@ -521,8 +521,8 @@ int gradc_aot_set_state(const AotModel *am, gradc_aot_model *m, const void *blob
       why = m->err;
     } else {
       p += 4 + len;
-      count = end - p >= 4 ? get_le(p, 4) : UINT64_MAX;
-      p += 4;
+      if (end - p >= 4) count = get_le(p, 4), p += 4;
+      else count = UINT64_MAX;
     }
   }
   uint64_t expected = 0;

@@ -97,6 +97,25 @@ int main(int argc, char **argv) {
   expect(F(get_state)(m, blob, n - 1) == GRADC_AOT_ERR_ARG, "get_state into a short buffer is refused");
   expect(F(get_state)(m, blob, n) == 0, "get_state");
   char *before = state_bytes(m, &len0);
+  /* Every cut-short blob and every flipped bit of the first 512 bytes
+   * (header, zlib and block headers, names, shapes) is refused with a
+   * message, and the state stays as it was. */
+  int refused = 1;
+  for (size_t k = 0; k < n; k += k < 600 ? 1 : 997)
+    refused &= F(set_state)(m, blob, k) == GRADC_AOT_ERR_CHECKPOINT && F(last_error)(m)[0];
+  for (size_t k = 0; k < 512 && k < n; k++)
+    for (int bit = 0; bit < 8; bit++) {
+      if (k == 32 + 2 && bit >= 3) continue;  /* the first block header's padding, unused as in zlib */
+      blob[k] ^= (char)(1 << bit);
+      int s = F(set_state)(m, blob, n);
+      if (s != GRADC_AOT_ERR_CHECKPOINT) fprintf(stderr, "driver: byte %zu bit %d flipped: %d\n", k, bit, s);
+      refused &= s == GRADC_AOT_ERR_CHECKPOINT;
+      blob[k] ^= (char)(1 << bit);
+    }
+  expect(refused, "truncated and damaged blobs are refused");
+  char *still = state_bytes(m, &len1);
+  expect(len0 == len1 && !memcmp(before, still, len0), "refused blobs change nothing");
+  free(still);
   blob[32 + 2 + 5 + 4] ^= 1;                 /* the first letter of the model's name */
   expect(F(set_state)(m, blob, n) == GRADC_AOT_ERR_CHECKPOINT, "a damaged blob is refused");
   blob[32 + 2 + 5 + 4] ^= 1;
