@@ -402,12 +402,14 @@ static int cmd_compile(int argc, char **argv) {
   o.info = info;
   o.info_len = sizeof info;
   RtError err = {{0}};
-  double t0 = (double)clock();
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
   gradc_status s = rt_compile(&o, &err);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
   if (s == GRADC_ERR_MODEL) return 1;          /* diagnostics already printed */
   if (s) return report(s, err.msg);
   printf("wrote %s%s%s (%s) in %.0f ms\n", o.output, o.header ? " and " : "", o.header ? o.header : "", info,
-         ((double)clock() - t0) * 1e3 / CLOCKS_PER_SEC);
+         (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
   return 0;
 }
 
