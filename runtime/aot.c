@@ -18,10 +18,10 @@
  * needs nothing but libc and libm.
  *
  * Checkpoints without zlib: gradc writes its payload as a zlib stream of
- * stored blocks (level 0), which is all this file writes and reads - a
- * 5-byte header per 65535 bytes, an Adler-32 at the end.  A checkpoint
- * compressed at another level (an older gradc) is refused with a message
- * that says how to convert it.
+ * stored blocks (level 0), which is what this file writes too - a 5-byte
+ * header per 65535 bytes, an Adler-32 at the end.  For reading, a small
+ * inflate (after zlib's contrib/puff) also takes the compressed checkpoints
+ * of older gradc versions.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -461,30 +461,200 @@ int gradc_aot_get_state(const AotModel *am, const gradc_aot_model *m, void *blob
   return GRADC_OK;
 }
 
-/* The payload of a stored-block zlib stream into out (size bytes). */
-static const char *unstore(const unsigned char *z, size_t zlen, unsigned char *out, size_t size) {
-  if (zlen < 2 || (z[0] & 0x0f) != 8 || (z[0] * 256u + z[1]) % 31 || (z[1] & 0x20))
-    return "its payload is not a zlib stream";
-  size_t at = 2, got = 0;
-  for (;;) {
-    if (at >= zlen) return "its zlib stream is cut short";
-    unsigned hdr = z[at++];
-    if (hdr & 6)
-      return "it is compressed (written by an older gradc); a shared object reads checkpoints of stored "
-             "blocks, as gradc writes them now: convert it by loading and saving it with the gradc API "
-             "(gradc_load, gradc_save)";
-    if (zlen - at < 4) return "its zlib stream is cut short";
-    size_t n = (size_t)get_le(z + at, 2);
-    if ((get_le(z + at + 2, 2) ^ 0xffff) != n) return "a stored block's length check fails";
-    at += 4;
-    if (zlen - at < n || size - got < n) return "a stored block runs past the end of the data";
-    memcpy(out + got, z + at, n);
-    at += n, got += n;
-    if (hdr & 1) break;
+/* ---------------------------------------------------------- inflate */
+
+/* A zlib stream is decoded here without zlib (RFC 1950/1951), in the
+ * manner of zlib's own reference decoder, contrib/puff: canonical Huffman
+ * codes decoded bit by bit - slow next to zlib, but a checkpoint is read
+ * once.  Every read is checked against the input, every write and every
+ * back-reference against the output, so a damaged or hostile file is an
+ * error, never a read or write out of bounds. */
+
+typedef struct Bits {
+  const unsigned char *p;
+  size_t n, at;              /* input and the next byte to take */
+  uint32_t buf;
+  int cnt;                   /* bits in buf */
+  unsigned char *out;
+  size_t size, got;          /* output capacity and bytes written */
+} Bits;
+
+/* need (<= 16) bits, least significant first; -1 past the end. */
+static int take(Bits *s, int need) {
+  uint32_t v = s->buf;
+  while (s->cnt < need) {
+    if (s->at >= s->n) return -1;
+    v |= (uint32_t)s->p[s->at++] << s->cnt;
+    s->cnt += 8;
   }
-  if (got != size) return "its data is shorter than its header says";
-  if (zlen - at != 4) return "its zlib stream has a bad length";
-  uint32_t ad = (uint32_t)z[at] << 24 | (uint32_t)z[at + 1] << 16 | (uint32_t)z[at + 2] << 8 | z[at + 3];
+  s->buf = v >> need;
+  s->cnt -= need;
+  return (int)(v & ((1u << need) - 1));
+}
+
+enum { MAXBITS = 15, MAXLCODES = 286, MAXDCODES = 30, FIXLCODES = 288 };
+
+typedef struct Huff {
+  short count[MAXBITS + 1];  /* codes of each length */
+  short symbol[FIXLCODES];   /* symbols in canonical order */
+} Huff;
+
+/* Builds h from code lengths; 0 complete, > 0 incomplete, < 0 over-subscribed. */
+static int build(Huff *h, const short *length, int n) {
+  short offs[MAXBITS + 1];
+  memset(h->count, 0, sizeof h->count);
+  for (int sym = 0; sym < n; sym++) h->count[length[sym]]++;
+  if (h->count[0] == n) return 0;
+  int left = 1;
+  for (int len = 1; len <= MAXBITS; len++) {
+    left <<= 1;
+    left -= h->count[len];
+    if (left < 0) return left;
+  }
+  offs[1] = 0;
+  for (int len = 1; len < MAXBITS; len++) offs[len + 1] = (short)(offs[len] + h->count[len]);
+  for (int sym = 0; sym < n; sym++)
+    if (length[sym]) h->symbol[offs[length[sym]]++] = (short)sym;
+  return left;
+}
+
+static int decode(Bits *s, const Huff *h) {
+  int code = 0, first = 0, index = 0;
+  for (int len = 1; len <= MAXBITS; len++) {
+    int b = take(s, 1);
+    if (b < 0) return -1;
+    code |= b;
+    int count = h->count[len];
+    if (code - count < first) return h->symbol[index + (code - first)];
+    index += count;
+    first = (first + count) << 1;
+    code <<= 1;
+  }
+  return -1;
+}
+
+static const char *codes(Bits *s, const Huff *lencode, const Huff *distcode) {
+  static const short lbase[29] = {3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31,
+                                  35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258};
+  static const short lext[29] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0};
+  static const short dbase[30] = {1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193,
+                                  257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577};
+  static const short dext[30] = {0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13};
+  for (;;) {
+    int sym = decode(s, lencode);
+    if (sym < 0) return "its compressed data is damaged (a code)";
+    if (sym < 256) {
+      if (s->got >= s->size) return "its data is longer than its header says";
+      s->out[s->got++] = (unsigned char)sym;
+    } else if (sym == 256) {
+      return NULL;
+    } else {
+      sym -= 257;
+      if (sym >= 29) return "its compressed data is damaged (a length)";
+      int e = take(s, lext[sym]);
+      int dsym = e < 0 ? -1 : decode(s, distcode);
+      if (dsym < 0 || dsym >= 30) return "its compressed data is damaged (a distance)";
+      int de = take(s, dext[dsym]);
+      if (de < 0) return "its compressed data is cut short";
+      size_t len = (size_t)(lbase[sym] + e), dist = (size_t)(dbase[dsym] + de);
+      if (dist > s->got) return "its compressed data is damaged (a distance too far back)";
+      if (s->size - s->got < len) return "its data is longer than its header says";
+      for (size_t k = 0; k < len; k++, s->got++) s->out[s->got] = s->out[s->got - dist];
+    }
+  }
+}
+
+static const char *stored(Bits *s) {
+  s->buf = 0, s->cnt = 0;    /* to the next byte boundary */
+  if (s->n - s->at < 4) return "its zlib stream is cut short";
+  size_t len = (size_t)get_le(s->p + s->at, 2);
+  if ((get_le(s->p + s->at + 2, 2) ^ 0xffff) != len) return "a stored block's length check fails";
+  s->at += 4;
+  if (s->n - s->at < len) return "its zlib stream is cut short";
+  if (s->size - s->got < len) return "its data is longer than its header says";
+  memcpy(s->out + s->got, s->p + s->at, len);
+  s->at += len, s->got += len;
+  return NULL;
+}
+
+static const char *fixed(Bits *s) {
+  short lengths[FIXLCODES];
+  Huff lencode, distcode;
+  int sym = 0;
+  for (; sym < 144; sym++) lengths[sym] = 8;
+  for (; sym < 256; sym++) lengths[sym] = 9;
+  for (; sym < 280; sym++) lengths[sym] = 7;
+  for (; sym < FIXLCODES; sym++) lengths[sym] = 8;
+  build(&lencode, lengths, FIXLCODES);
+  for (sym = 0; sym < MAXDCODES; sym++) lengths[sym] = 5;
+  build(&distcode, lengths, MAXDCODES);
+  return codes(s, &lencode, &distcode);
+}
+
+static const char *dynamic(Bits *s) {
+  static const short order[19] = {16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15};
+  short lengths[MAXLCODES + MAXDCODES];
+  Huff lencode, distcode;
+  int nlen = take(s, 5), ndist = take(s, 5), ncode = take(s, 4);
+  if (nlen < 0 || ndist < 0 || ncode < 0) return "its zlib stream is cut short";
+  nlen += 257, ndist += 1, ncode += 4;
+  if (nlen > MAXLCODES || ndist > MAXDCODES) return "its compressed data is damaged (code counts)";
+  int index = 0;
+  for (; index < ncode; index++) {
+    int b = take(s, 3);
+    if (b < 0) return "its zlib stream is cut short";
+    lengths[order[index]] = (short)b;
+  }
+  for (; index < 19; index++) lengths[order[index]] = 0;
+  if (build(&lencode, lengths, 19) != 0) return "its compressed data is damaged (the code-length code)";
+  for (index = 0; index < nlen + ndist;) {
+    int sym = decode(s, &lencode);
+    if (sym < 0) return "its compressed data is damaged (code lengths)";
+    if (sym < 16) {
+      lengths[index++] = (short)sym;
+      continue;
+    }
+    int len = 0, rep;
+    if (sym == 16) {
+      if (index == 0) return "its compressed data is damaged (a repeat with nothing before)";
+      len = lengths[index - 1];
+      rep = take(s, 2), rep = rep < 0 ? -1 : 3 + rep;
+    } else if (sym == 17) {
+      rep = take(s, 3), rep = rep < 0 ? -1 : 3 + rep;
+    } else {
+      rep = take(s, 7), rep = rep < 0 ? -1 : 11 + rep;
+    }
+    if (rep < 0) return "its zlib stream is cut short";
+    if (index + rep > nlen + ndist) return "its compressed data is damaged (too many lengths)";
+    while (rep--) lengths[index++] = (short)len;
+  }
+  if (lengths[256] == 0) return "its compressed data is damaged (no end-of-block code)";
+  int err = build(&lencode, lengths, nlen);
+  if (err < 0 || (err > 0 && nlen - lencode.count[0] != 1)) return "its compressed data is damaged (literal code)";
+  err = build(&distcode, lengths + nlen, ndist);
+  if (err < 0 || (err > 0 && ndist - distcode.count[0] != 1)) return "its compressed data is damaged (distance code)";
+  return codes(s, &lencode, &distcode);
+}
+
+/* The payload of a zlib stream into out (exactly size bytes). */
+static const char *inflate_zlib(const unsigned char *z, size_t zlen, unsigned char *out, size_t size) {
+  if (zlen < 2 || (z[0] & 0x0f) != 8 || (z[0] >> 4) > 7 || (z[0] * 256u + z[1]) % 31 || (z[1] & 0x20))
+    return "its payload is not a zlib stream";
+  Bits s = {.p = z, .n = zlen, .at = 2, .out = out, .size = size};
+  int last;
+  do {
+    last = take(&s, 1);
+    int type = last < 0 ? -1 : take(&s, 2);
+    const char *why = type < 0 ? "its zlib stream is cut short"
+                      : type == 0 ? stored(&s) : type == 1 ? fixed(&s) : type == 2 ? dynamic(&s)
+                      : "its compressed data is damaged (block type 3)";
+    if (why) return why;
+  } while (!last);
+  if (s.got != size) return "its data is shorter than its header says";
+  /* The Adler-32 follows at the next byte boundary. */
+  if (s.n - s.at != 4) return "its zlib stream has a bad length";
+  const unsigned char *a = z + s.at;
+  uint32_t ad = (uint32_t)a[0] << 24 | (uint32_t)a[1] << 16 | (uint32_t)a[2] << 8 | a[3];
   if (ad != adler32_of(out, size)) return "its Adler-32 check fails";
   return NULL;
 }
@@ -501,10 +671,12 @@ int gradc_aot_set_state(const AotModel *am, gradc_aot_model *m, const void *blob
   if (csize != size - HEADER_BYTES)
     return fail(m, GRADC_ERR_CHECKPOINT, "the checkpoint's header says %llu bytes follow, but %zu do",
                 (unsigned long long)csize, size - HEADER_BYTES);
-  if (psize > csize) return fail(m, GRADC_ERR_CHECKPOINT, "the checkpoint is corrupted: its sizes disagree");
+  /* deflate never expands more than 1032:1, so a larger claim is a damaged
+   * header - refused before it becomes an allocation (as in ckpt.c). */
+  if (psize > csize * 1032 + 1024) return fail(m, GRADC_ERR_CHECKPOINT, "the checkpoint is corrupted: its sizes disagree");
   unsigned char *payload = malloc(psize + 1);
   if (!payload) return fail(m, GRADC_ERR_NOMEM, "out of memory");
-  const char *why = unstore(f + HEADER_BYTES, (size_t)csize, payload, (size_t)psize);
+  const char *why = inflate_zlib(f + HEADER_BYTES, (size_t)csize, payload, (size_t)psize);
   if (!why && crc32_of(payload, (size_t)psize) != crc) why = "its checksum does not match: the file is corrupted";
   /* The payload against the model: name, then each tensor by name with
    * dtype and shape; data is copied only when everything matches. */

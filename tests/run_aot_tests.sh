@@ -100,6 +100,25 @@ for model in mnist_mlp:MNIST_MLP:32 linear_regression:LINEAR_REGRESSION:100; do
   run "$ref" train "$nn" 7 5 "$batch" jit2.ckpt jit2.out so.ckpt
   check "$name: the .so's checkpoint loads into the JIT with identical parameters and state" \
     all 'status_is 0' 'stdout_has "jit_ref: ok"'
+  for level in 1 6 9; do
+    "$ref" recompress jit.ckpt "jit_z$level.ckpt" $level >/dev/null
+    run "./driver_$name" 7 5 "$batch" so.ckpt so.out "jit_z$level.ckpt"
+    check "$name: the JIT's checkpoint compressed at zlib level $level (older gradc) loads into the .so byte for byte" \
+      all 'status_is 0' 'stdout_has "driver: ok"'
+  done
+  # Damaged compressed data: refused with a message, never a crash.
+  size=$(wc -c <jit_z6.ckpt)
+  for at in 34 40 100 1000 $((size / 2)) $((size - 5)); do
+    [ "$at" -lt $((size - 3)) ] || continue
+    cp jit_z6.ckpt bad.ckpt
+    printf '\x5a\xa5\x00' | dd of=bad.ckpt bs=1 seek="$at" conv=notrunc 2>/dev/null
+    run "./driver_$name" 7 5 "$batch" so.ckpt so.out bad.ckpt
+    check "$name: compressed checkpoint damaged at byte $at: refused with a message" \
+      all 'status_is 1' 'stderr_has "driver: bad.ckpt: "'
+  done
+  head -c $((size - 100)) jit_z6.ckpt >bad.ckpt
+  run "./driver_$name" 7 5 "$batch" so.ckpt so.out bad.ckpt
+  check "$name: a cut-short compressed checkpoint is refused" all 'status_is 1' 'stderr_has "driver: bad.ckpt"'
   run "$ref" train "$nn" 7 4 "$batch" jit4.ckpt jit4.out so.ckpt
   check "$name: one step less gives a different state (the comparison can fail)" \
     all 'status_is 1' 'stderr_has "differs"'

@@ -8,11 +8,16 @@
  *   jit_ref close A.bin B.bin TOL
  *       A and B hold the same number of floats, each within TOL relative
  *       (and absolute below 1)
+ *   jit_ref recompress IN.ckpt OUT.ckpt LEVEL
+ *       the same checkpoint with its payload compressed by zlib at LEVEL,
+ *       as gradc wrote them before it wrote stored blocks
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <zlib.h>
 
 #include "gradc.h"
 #include "data.h"
@@ -128,10 +133,35 @@ static int close_enough(char **argv) {
   return rc;
 }
 
+static int recompress(char **argv) {
+  FILE *f = fopen(argv[2], "rb");
+  if (!f) return 1;
+  unsigned char h[32];
+  if (fread(h, 1, 32, f) != 32) return 1;
+  uint64_t size = 0, csize = 0;
+  for (int k = 0; k < 8; k++) size |= (uint64_t)h[12 + k] << (8 * k), csize |= (uint64_t)h[24 + k] << (8 * k);
+  unsigned char *c = malloc(csize), *p = malloc(size);
+  uLongf got = (uLongf)size;
+  int rc = fread(c, 1, csize, f) != csize || uncompress(p, &got, c, (uLong)csize) != Z_OK || got != size;
+  fclose(f);
+  uLongf clen = compressBound((uLong)size);
+  unsigned char *z = malloc(clen);
+  rc |= compress2(z, &clen, p, (uLong)size, atoi(argv[4])) != Z_OK;
+  for (int k = 0; k < 8; k++) h[24 + k] = (unsigned char)((uint64_t)clen >> (8 * k));
+  f = fopen(argv[3], "wb");
+  rc |= !f || fwrite(h, 1, 32, f) != 32 || fwrite(z, 1, clen, f) != clen;
+  if (f) rc |= fclose(f) != 0;
+  printf("jit_ref: %llu payload bytes, %lu compressed at level %s\n", (unsigned long long)size, (unsigned long)clen, argv[4]);
+  free(c), free(p), free(z);
+  return rc;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 5 && !strcmp(argv[1], "recompress")) return recompress(argv);
   if (argc >= 8 && !strcmp(argv[1], "train")) return train(argc, argv);
   if (argc == 5 && !strcmp(argv[1], "close")) return close_enough(argv);
   fprintf(stderr, "usage: jit_ref train MODEL.nn SEED STEPS BATCH STATE.ckpt OUTPUTS.bin [OTHER.ckpt]\n"
-                  "       jit_ref close A.bin B.bin TOL\n");
+                  "       jit_ref close A.bin B.bin TOL\n"
+                  "       jit_ref recompress IN.ckpt OUT.ckpt LEVEL\n");
   return 2;
 }
