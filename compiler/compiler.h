@@ -313,8 +313,6 @@ GRADC_OPS(OP)
 /* numpy broadcasting of two shapes; false (and a diagnostic) if impossible */
 bool shape_broadcast2(Graph *g, const Shape *a, const Shape *b, Shape *out,
                       Loc loc, const char *opname);
-int64_t fan_in(const Shape *s);
-int64_t fan_out(const Shape *s);
 /* "+" for OP_ADD and so on, or the op's name. */
 const char *op_symbol(OpKind op);
 
@@ -336,12 +334,21 @@ GRADC_OPS(OP)
 
 /* ----------------------------------------------------------------- init.c */
 
+/* Like layout.c, init.c depends on libm only: the support library of
+ * compiled shared objects initialises parameters with this same code. */
 uint64_t rng_stream(uint64_t seed, const char *name);
 double rng_uniform(uint64_t stream, uint64_t i);
 double rng_normal(uint64_t stream, uint64_t i);
 /* The initial values of a PARAM or STATE node (count elements), as doubles
  * rounded to the node's dtype. */
 void init_values(const Node *n, uint64_t seed, double *out, int64_t count);
+/* The same for a tensor described by parts (the AOT support library has no
+ * nodes): its initializer, dtype, Keras fans, name and INIT_VALUES data. */
+void init_fill(const Init *in, DType dtype, double fan_in, double fan_out, const char *name,
+               const double *values, uint64_t seed, double *out, int64_t count);
+/* Keras' _compute_fans of a parameter shape. */
+int64_t fan_in(const Shape *s);
+int64_t fan_out(const Shape *s);
 
 /* ----------------------------------------------------------------- eval.c */
 
@@ -403,6 +410,27 @@ bool plan_is_buffer(const Node *n);
 size_t plan_offsets(const Graph *g, const int64_t *sym, bool reuse, size_t *offset, size_t *naive);
 /* The workspace with every value of this graph stored and none shared. */
 size_t plan_unfused_bytes(const Graph *g, const int64_t *sym);
+/* The workspace buffers in node order with their live ranges [begin, end]
+ * (schedule positions); out has room for g->nnodes.  -1 when out of memory. */
+typedef struct PlanBuffer {
+  const Node *node;
+  int begin, end;
+} PlanBuffer;
+int plan_buffers(const Graph *g, PlanBuffer *out);
+
+/* --------------------------------------------------------------- layout.c */
+
+/* No dependency beyond libc: also built into the support library of
+ * compiled shared objects (runtime/aot.c). */
+typedef struct LayoutBuffer {
+  int begin, end;              /* live range, inclusive */
+  size_t bytes;                /* a multiple of 64 */
+} LayoutBuffer;
+/* Offsets of n buffers in one block (see layout.c); the block's size, or
+ * SIZE_MAX when out of memory. */
+size_t layout_assign(const LayoutBuffer *buf, int n, bool reuse, size_t *offset);
+/* Bytes of a buffer of that shape, rounded up to 64; SIZE_MAX on overflow. */
+size_t layout_bytes(const Dim *d, int rank, const int64_t *sym, size_t esize);
 
 /* -------------------------------------------------------- codegen.c, jit.c */
 
@@ -434,6 +462,77 @@ StepFn *jit_train_step(const Jit *j);
 const char *jit_ir(const Jit *j, bool optimised);   /* NULL unless keep_ir */
 const char *jit_asm(const Jit *j);                  /* NULL unless keep_asm */
 void jit_free(Jit *j);                              /* NULL is fine */
+
+/* ------------------------------------------- emit.c, header.c, runtime/aot.c */
+
+/* What a compiled shared object knows about its model.  emit.c writes it
+ * as constant globals; runtime/aot.c (the model-independent support library
+ * linked into every .so) reads it.  Every number is an i64 in one array, so
+ * the layout never depends on a C compiler's struct rules; doubles are
+ * stored as their bits. */
+enum {
+  AOT_VERSION = 1,
+  /* the array starts with a header */
+  AOT_H_VERSION = 0, AOT_H_NNODES, AOT_H_NSYM, AOT_H_REUSE, AOT_H_NTENSORS, AOT_H_NBUFFERS, AOT_H_TRAIN,
+  AOT_H_SIZE,
+  /* then one record per named tensor (inputs, params, state in node order,
+   * then outputs, metrics, the loss: the order of gradc_tensor_info) */
+  AOT_T_KIND = 0,              /* gradc_kind */
+  AOT_T_DTYPE, AOT_T_NODE, AOT_T_RANK, AOT_T_INIT, AOT_T_INIT_A, AOT_T_INIT_B,
+  AOT_T_FAN_IN, AOT_T_FAN_OUT,
+  AOT_T_VALUES,                /* index into AotModel.values, -1 for none */
+  AOT_T_NAME,                  /* index into AotModel.names (0 is the model) */
+  AOT_T_DIM_N, AOT_T_DIM_SYM = AOT_T_DIM_N + MAX_RANK, AOT_T_SIZE = AOT_T_DIM_SYM + MAX_RANK,
+  /* then one record per workspace buffer (plan_buffers) */
+  AOT_B_NODE = 0, AOT_B_BEGIN, AOT_B_END, AOT_B_ESIZE, AOT_B_RANK,
+  AOT_B_DIM_N, AOT_B_DIM_SYM = AOT_B_DIM_N + MAX_RANK, AOT_B_SIZE = AOT_B_DIM_SYM + MAX_RANK,
+  /* then per node the id of its storage node (cg_buffer_node), -1 for none */
+};
+
+typedef struct AotModel {
+  const int64_t *desc;
+  const char *const *names;
+  const double *const *values;
+  StepFn *forward, *train_step;
+} AotModel;
+
+/* The entry points of a compiled .so, <prefix>_<name>, each forwarding to
+ * gradc_aot_<name>(&model, args...).  sig: return type then parameters,
+ * v void, p pointer, i int, l int64_t/size_t. */
+typedef struct AotEntry {
+  const char *name, *sig;
+} AotEntry;
+extern const AotEntry aot_entries[];
+extern const int aot_nentries;
+
+/* Named tensors in gradc_tensor_info order; out has room for nnodes + 1. */
+typedef struct AotTensor {
+  const char *name;
+  int kind;                    /* gradc_kind */
+  const Node *node;
+} AotTensor;
+int aot_tensors(const Graph *g, AotTensor *out);
+
+typedef enum { EMIT_SO, EMIT_OBJ, EMIT_ASM, EMIT_LLVM } EmitKind;
+
+typedef struct EmitOptions {
+  EmitKind kind;               /* EMIT_SO is EMIT_OBJ here; the CLI links */
+  const char *triple;          /* NULL: the host's */
+  const char *cpu;             /* NULL: x86-64-v2 on x86-64, else generic;
+                                  "native": the host's CPU and features */
+  const char *prefix;          /* symbol prefix, a C identifier */
+  int opt_level;               /* 0..3 */
+  /* Filled in: what the code was compiled for. */
+  char triple_used[128], cpu_used[64];
+  bool host_arch;              /* the target's architecture is this machine's */
+} EmitOptions;
+
+/* Writes the model's code and descriptor as an object file, assembly or
+ * LLVM IR to path.  False after writing the reason into err. */
+bool emit_file(const Graph *g, EmitOptions *o, const char *path, char *err, size_t errlen);
+
+/* The C header of a compiled .so: every entry point and tensor documented. */
+void header_write(FILE *out, const Graph *g, const EmitOptions *o);
 
 /* ---------------------------------------------------------------- check.c */
 

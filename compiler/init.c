@@ -13,6 +13,10 @@
  * 0.87962566103423978 (the std of a unit normal truncated there), scale and n
  * as for the uniform ones (2/(fi+fo), 2/fi, 1/fi).  Values are rounded to the
  * tensor's dtype.
+ *
+ * Nothing here needs more than libm (gradc_die aside, which the AOT support
+ * library defines for itself), so compiled shared objects link this file
+ * and initialise exactly like the JIT.
  */
 #include <math.h>
 #include <string.h>
@@ -55,10 +59,31 @@ static double truncated(uint64_t stream, uint64_t i) {
 
 static const double TRUNC_STD = 0.87962566103423978;
 
+/* Keras' _compute_fans (keras/initializers/initializers_v2.py). */
+int64_t fan_in(const Shape *s) {
+  if (s->rank < 1) return 1;
+  if (s->rank == 1) return s->d[0].n;
+  int64_t rf = 1;
+  for (int i = 0; i < s->rank - 2; i++) rf *= s->d[i].n;
+  return s->d[s->rank - 2].n * rf;
+}
+
+int64_t fan_out(const Shape *s) {
+  if (s->rank < 1) return 1;
+  if (s->rank == 1) return s->d[0].n;
+  int64_t rf = 1;
+  for (int i = 0; i < s->rank - 2; i++) rf *= s->d[i].n;
+  return s->d[s->rank - 1].n * rf;
+}
+
 void init_values(const Node *n, uint64_t seed, double *out, int64_t count) {
-  const Init *in = &n->a.init;
-  double fi = (double)fan_in(&n->shape), fo = (double)fan_out(&n->shape);
-  uint64_t st = rng_stream(seed, n->name);
+  init_fill(&n->a.init, n->dtype, (double)fan_in(&n->shape), (double)fan_out(&n->shape), n->name,
+            n->a.values, seed, out, count);
+}
+
+void init_fill(const Init *in, DType dtype, double fi, double fo, const char *name,
+               const double *values, uint64_t seed, double *out, int64_t count) {
+  uint64_t st = rng_stream(seed, name);
   double lim = 0, std = 0, mean = 0;
   switch (in->kind) {
   case INIT_GLOROT_UNIFORM: lim = sqrt(6.0 / (fi + fo)); break;
@@ -77,7 +102,7 @@ void init_values(const Node *n, uint64_t seed, double *out, int64_t count) {
     case INIT_ZEROS: v = 0; break;
     case INIT_ONES: v = 1; break;
     case INIT_CONSTANT: v = in->a; break;
-    case INIT_VALUES: v = n->a.values[i]; break;
+    case INIT_VALUES: v = values[i]; break;
     case INIT_UNIFORM: v = in->a + (in->b - in->a) * rng_uniform(st, (uint64_t)i); break;
     case INIT_GLOROT_UNIFORM:
     case INIT_HE_UNIFORM:
@@ -89,8 +114,8 @@ void init_values(const Node *n, uint64_t seed, double *out, int64_t count) {
     case INIT_LECUN_NORMAL: v = mean + std * truncated(st, (uint64_t)i); break;
     case INIT_COUNT: GRADC_ASSERT(0);
     }
-    if (n->dtype == DT_F32) v = (double)(float)v;
-    else if (n->dtype == DT_I32) v = trunc(v);
+    if (dtype == DT_F32) v = (double)(float)v;
+    else if (dtype == DT_I32) v = trunc(v);
     out[i] = v;
   }
 }

@@ -52,32 +52,68 @@ static char *dup_llvm(char *s) {
   return r;
 }
 
-static LLVMTargetMachineRef host_machine(int opt, char *err, size_t errlen) {
+LLVMTargetMachineRef llvm_target_machine(const char *triple, const char *cpu, const char *features,
+                                         LLVMCodeGenOptLevel level, LLVMCodeModel model, char *err,
+                                         size_t errlen) {
   static int initialised;
   if (!initialised) {
-    LLVMInitializeNativeTarget();
-    LLVMInitializeNativeAsmPrinter();
+    /* Every target this LLVM was built with: the AOT emitter cross-compiles. */
+    LLVMInitializeAllTargetInfos();
+    LLVMInitializeAllTargets();
+    LLVMInitializeAllTargetMCs();
+    LLVMInitializeAllAsmPrinters();
     initialised = 1;
   }
-  char *triple = LLVMGetDefaultTargetTriple();
-  char *cpu = LLVMGetHostCPUName(), *feat = LLVMGetHostCPUFeatures();
   LLVMTargetRef t;
   char *msg = NULL;
-  LLVMTargetMachineRef tm = NULL;
   if (LLVMGetTargetFromTriple(triple, &t, &msg)) {
-    snprintf(err, errlen, "no LLVM target for %s: %s", triple, msg ? msg : "");
+    snprintf(err, errlen, "no LLVM target for '%s': %s", triple, msg ? msg : "");
     LLVMDisposeMessage(msg);
-  } else {
-    static const LLVMCodeGenOptLevel levels[] = {LLVMCodeGenLevelNone, LLVMCodeGenLevelLess,
-                                                 LLVMCodeGenLevelDefault, LLVMCodeGenLevelAggressive};
-    tm = LLVMCreateTargetMachine(t, triple, cpu, feat, levels[opt], LLVMRelocPIC,
-                                 LLVMCodeModelJITDefault);
-    if (!tm) snprintf(err, errlen, "LLVM could not create a target machine for %s", triple);
+    return NULL;
   }
+  LLVMTargetMachineRef tm = LLVMCreateTargetMachine(t, triple, cpu, features, level, LLVMRelocPIC, model);
+  if (!tm) snprintf(err, errlen, "LLVM could not create a target machine for '%s'", triple);
+  return tm;
+}
+
+static LLVMTargetMachineRef host_machine(int opt, char *err, size_t errlen) {
+  static const LLVMCodeGenOptLevel levels[] = {LLVMCodeGenLevelNone, LLVMCodeGenLevelLess,
+                                               LLVMCodeGenLevelDefault, LLVMCodeGenLevelAggressive};
+  char *triple = LLVMGetDefaultTargetTriple();
+  char *cpu = LLVMGetHostCPUName(), *feat = LLVMGetHostCPUFeatures();
+  LLVMTargetMachineRef tm =
+      llvm_target_machine(triple, cpu, feat, levels[opt], LLVMCodeModelJITDefault, err, errlen);
   LLVMDisposeMessage(triple);
   LLVMDisposeMessage(cpu);
   LLVMDisposeMessage(feat);
   return tm;
+}
+
+bool llvm_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt, char **ir_before, char *err,
+                   size_t errlen) {
+  char *triple = LLVMGetTargetMachineTriple(tm);
+  LLVMSetTarget(mod, triple);
+  LLVMDisposeMessage(triple);
+  LLVMTargetDataRef dl = LLVMCreateTargetDataLayout(tm);
+  LLVMSetModuleDataLayout(mod, dl);
+  LLVMDisposeTargetData(dl);
+  char *verr = NULL;
+  if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &verr)) {
+    /* Our bug, not the user's: say so plainly. */
+    snprintf(err, errlen, "internal error: invalid LLVM IR generated: %.600s", verr ? verr : "");
+    LLVMDisposeMessage(verr);
+    return false;
+  }
+  LLVMDisposeMessage(verr);
+  if (ir_before) *ir_before = dup_llvm(LLVMPrintModuleToString(mod));
+  LLVMPassBuilderOptionsRef pbo = LLVMCreatePassBuilderOptions();
+  LLVMPassBuilderOptionsSetLoopVectorization(pbo, opt >= 2);
+  LLVMPassBuilderOptionsSetSLPVectorization(pbo, opt >= 2);
+  char pipeline[32];
+  snprintf(pipeline, sizeof pipeline, "default<O%d>", opt);
+  LLVMErrorRef e = LLVMRunPasses(mod, pipeline, tm, pbo);
+  LLVMDisposePassBuilderOptions(pbo);
+  return !take_error(e, err, errlen, "LLVM optimisation failed");
 }
 
 Jit *jit_compile(const Graph *g, const JitOptions *o, char *err, size_t errlen) {
@@ -96,33 +132,7 @@ Jit *jit_compile(const Graph *g, const JitOptions *o, char *err, size_t errlen) 
   LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
   LLVMContextRef ctx = LLVMOrcThreadSafeContextGetContext(tsc);
   LLVMModuleRef mod = cg_module(ctx, g, "");
-  char *triple = LLVMGetTargetMachineTriple(tm);
-  LLVMSetTarget(mod, triple);
-  LLVMDisposeMessage(triple);
-  LLVMTargetDataRef dl = LLVMCreateTargetDataLayout(tm);
-  LLVMSetModuleDataLayout(mod, dl);
-  LLVMDisposeTargetData(dl);
-  char *verr = NULL;
-  if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &verr)) {
-    /* Our bug, not the user's: say so plainly. */
-    snprintf(err, errlen, "internal error: invalid LLVM IR generated: %.600s", verr ? verr : "");
-    LLVMDisposeMessage(verr);
-    LLVMDisposeModule(mod);
-    LLVMOrcDisposeThreadSafeContext(tsc);
-    LLVMDisposeTargetMachine(tm);
-    free(j);
-    return NULL;
-  }
-  LLVMDisposeMessage(verr);
-  if (o->keep_ir) j->ir_before = dup_llvm(LLVMPrintModuleToString(mod));
-  LLVMPassBuilderOptionsRef pbo = LLVMCreatePassBuilderOptions();
-  LLVMPassBuilderOptionsSetLoopVectorization(pbo, opt >= 2);
-  LLVMPassBuilderOptionsSetSLPVectorization(pbo, opt >= 2);
-  char pipeline[32];
-  snprintf(pipeline, sizeof pipeline, "default<O%d>", opt);
-  LLVMErrorRef e = LLVMRunPasses(mod, pipeline, tm, pbo);
-  LLVMDisposePassBuilderOptions(pbo);
-  bool failed = take_error(e, err, errlen, "LLVM optimisation failed");
+  bool failed = !llvm_optimize(mod, tm, opt, o->keep_ir ? &j->ir_before : NULL, err, errlen);
   if (!failed && o->keep_ir) j->ir_after = dup_llvm(LLVMPrintModuleToString(mod));
   if (!failed && o->keep_asm) {
     LLVMMemoryBufferRef buf = NULL;
@@ -142,6 +152,7 @@ Jit *jit_compile(const Graph *g, const JitOptions *o, char *err, size_t errlen) 
   }
 
   LLVMOrcJITTargetMachineBuilderRef jtmb;
+  LLVMErrorRef e;
   LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
   e = LLVMOrcJITTargetMachineBuilderDetectHost(&jtmb);
   if (!take_error(e, err, errlen, "LLVM cannot target this machine")) {

@@ -14,7 +14,9 @@
  *
  * Offsets depend on the batch size, so plan_offsets assigns them for given
  * symbol values: buffers in order of first use, each at the lowest offset
- * (64-byte aligned) that no live buffer occupies.
+ * (64-byte aligned) that no live buffer occupies (layout.c).  plan_buffers
+ * hands the ranges to the AOT emitter, whose shared objects lay out their
+ * workspace with the same layout.c at run time.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -54,80 +56,41 @@ static void live_ranges(const Graph *g, int *begin, int *end) {
   }
 }
 
-typedef struct Block {
-  size_t off, bytes;
-  int end;
-} Block;
-
-static int by_offset(const void *a, const void *b) {
-  const Block *x = a, *y = b;
-  return x->off < y->off ? -1 : x->off > y->off;
-}
-
-static const int *sort_begin;
-
-static int by_begin(const void *a, const void *b) {
-  int x = *(const int *)a, y = *(const int *)b;
-  if (sort_begin[x] != sort_begin[y]) return sort_begin[x] < sort_begin[y] ? -1 : 1;
-  return x < y ? -1 : x > y;
+int plan_buffers(const Graph *g, PlanBuffer *out) {
+  int n = g->nnodes;
+  int *begin = malloc(sizeof(int) * (size_t)(n ? n : 1)), *end = malloc(sizeof(int) * (size_t)(n ? n : 1));
+  if (!begin || !end) {
+    free(begin), free(end);
+    return -1;
+  }
+  live_ranges(g, begin, end);
+  int nbuf = 0;
+  for (int i = 0; i < n; i++)
+    if (plan_is_buffer(g->nodes[i])) out[nbuf++] = (PlanBuffer){g->nodes[i], begin[i], end[i]};
+  free(begin), free(end);
+  return nbuf;
 }
 
 size_t plan_offsets(const Graph *g, const int64_t *sym, bool reuse, size_t *offset, size_t *naive) {
   int n = g->nnodes;
-  int *begin = malloc(sizeof(int) * (size_t)(n ? n : 1)), *end = malloc(sizeof(int) * (size_t)(n ? n : 1));
-  int *order = malloc(sizeof(int) * (size_t)(n ? n : 1));
-  Block *live = malloc(sizeof(Block) * (size_t)(n ? n : 1));
-  if (!begin || !end || !live || !order) {
-    free(begin), free(end), free(live), free(order);
-    return SIZE_MAX;
+  PlanBuffer *pb = malloc(sizeof(PlanBuffer) * (size_t)(n ? n : 1));
+  LayoutBuffer *lb = malloc(sizeof(LayoutBuffer) * (size_t)(n ? n : 1));
+  size_t *at = malloc(sizeof(size_t) * (size_t)(n ? n : 1));
+  int nbuf = pb && lb && at ? plan_buffers(g, pb) : -1;
+  size_t top = SIZE_MAX, sum = 0;
+  for (int i = 0; i < n; i++) offset[i] = SIZE_MAX;
+  for (int b = 0; b < nbuf; b++) {
+    const Node *x = pb[b].node;
+    lb[b] = (LayoutBuffer){pb[b].begin, pb[b].end,
+                           layout_bytes(x->shape.d, x->shape.rank, sym, dtype_size(x->dtype))};
+    if (lb[b].bytes == SIZE_MAX) nbuf = -1;
+    else sum += lb[b].bytes;
   }
-  live_ranges(g, begin, end);
-  /* Buffers in order of the position that first writes them: a node fused
-   * into a later loop starts there, not at its place in the array. */
-  int nbuf = 0;
-  for (int i = 0; i < n; i++) {
-    offset[i] = SIZE_MAX;
-    if (plan_is_buffer(g->nodes[i])) order[nbuf++] = i;
-  }
-  sort_begin = begin;
-  qsort(order, (size_t)nbuf, sizeof *order, by_begin);
-  size_t top = 0, sum = 0;
-  int nlive = 0;
-  for (int o = 0; o < nbuf; o++) {
-    int i = order[o];
-    const Node *x = g->nodes[i];
-    int64_t c = 1;
-    for (int k = 0; k < x->shape.rank; k++) {
-      int64_t d = x->shape.d[k].n * sym[x->shape.d[k].sym];
-      if (d != 0 && c > ((int64_t)1 << 62) / d) c = -1;
-      if (c < 0) break;
-      c *= d;
-    }
-    if (c < 0) {
-      free(begin), free(end), free(live), free(order);
-      return SIZE_MAX;
-    }
-    size_t bytes = ((size_t)c * dtype_size(x->dtype) + 63) & ~(size_t)63;
-    sum += bytes;
-    /* Blocks whose range ended before this one begins are free again. */
-    int k = 0;
-    for (int j = 0; j < nlive; j++)
-      if (!reuse || live[j].end >= begin[i]) live[k++] = live[j];
-    nlive = k;
-    qsort(live, (size_t)nlive, sizeof *live, by_offset);
-    size_t at = 0;
-    if (reuse) {
-      for (int j = 0; j < nlive && live[j].off < at + bytes; j++)
-        if (live[j].off + live[j].bytes > at) at = live[j].off + live[j].bytes;
-    } else {
-      at = top;
-    }
-    offset[i] = at;
-    live[nlive++] = (Block){at, bytes, end[i]};
-    if (at + bytes > top) top = at + bytes;
-  }
-  free(begin), free(end), free(live), free(order);
-  if (naive) *naive = sum;
+  if (nbuf >= 0) top = layout_assign(lb, nbuf, reuse, at);
+  if (top != SIZE_MAX)
+    for (int b = 0; b < nbuf; b++) offset[pb[b].node->id] = at[b];
+  if (naive && top != SIZE_MAX) *naive = sum;
+  free(pb), free(lb), free(at);
   return top;
 }
 

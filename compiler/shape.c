@@ -520,20 +520,3 @@ bool shape_sigmoid_ce(Graph *g, Node *n) {
   n->dtype = t;
   return true;
 }
-
-/* Keras' _compute_fans (keras/initializers/initializers_v2.py). */
-int64_t fan_in(const Shape *s) {
-  if (s->rank < 1) return 1;
-  if (s->rank == 1) return s->d[0].n;
-  int64_t rf = 1;
-  for (int i = 0; i < s->rank - 2; i++) rf *= s->d[i].n;
-  return s->d[s->rank - 2].n * rf;
-}
-
-int64_t fan_out(const Shape *s) {
-  if (s->rank < 1) return 1;
-  if (s->rank == 1) return s->d[0].n;
-  int64_t rf = 1;
-  for (int i = 0; i < s->rank - 2; i++) rf *= s->d[i].n;
-  return s->d[s->rank - 1].n * rf;
-}

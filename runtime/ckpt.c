@@ -9,7 +9,8 @@
  *   u64 size         of the uncompressed payload
  *   u32 crc          CRC-32 (zlib's crc32) of the uncompressed payload
  *   u64 csize        of the compressed payload that follows
- *   csize bytes      the payload, compressed with zlib's compress2
+ *   csize bytes      the payload as a zlib stream (written with stored
+ *                    blocks, level 0; any level is read)
  *
  * and the payload:
  *
@@ -240,10 +241,13 @@ gradc_status ckpt_save(const char *path, const char *model_name, const CkptTenso
     for (int k = 0; k < t[i].rank; k++) p = put_le(p, (uint64_t)t[i].dims[k], 8);
     if (bytes[i]) memcpy(p, t[i].data, (size_t)bytes[i]), p += bytes[i];
   }
-  /* Level 1: trained float weights barely compress at any level, and a
-   * save should not stall training. */
+  /* Level 0, stored blocks: trained float weights barely compress at any
+   * level, a save should not stall training, and a stored zlib stream is
+   * what the support library of compiled shared objects (runtime/aot.c)
+   * reads and writes without zlib, so their checkpoints and ours are
+   * interchangeable.  Files compressed at any level still load here. */
   uLong clen = bound;
-  int z = compress2(file + HEADER_BYTES, &clen, payload, (uLong)size, 1);
+  int z = compress2(file + HEADER_BYTES, &clen, payload, (uLong)size, 0);
   if (z != Z_OK) {
     s = rt_fail(err, z == Z_MEM_ERROR ? GRADC_ERR_NOMEM : GRADC_ERR_IO, "cannot compress the checkpoint '%s': %s",
                 path, zError(z));

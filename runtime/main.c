@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "compiler.h"
 #include "gradc.h"
@@ -57,6 +58,18 @@ static const char usage[] =
     "                    test loss and metrics of a checkpoint\n"
     "  predict FILE.nn --load CKPT [--data DIR] [--count N]\n"
     "                    predicted classes of the first N test images\n"
+    "  compile FILE.nn   compile to a shared object that needs only libc, libm\n"
+    "                    and OpenBLAS (no LLVM, no gradc) and exports MODEL_*\n"
+    "      -o FILE         output (default libMODEL.so, MODEL.o, MODEL.s, MODEL.ll)\n"
+    "      --emit K        so (default), obj (link it with libgradc_aot.a\n"
+    "                      -lopenblas -lm), asm or llvm\n"
+    "      --header FILE   also write the C header documenting the entry points\n"
+    "      --target T      target triple (default: this machine's); a .so only\n"
+    "                      for this machine's architecture\n"
+    "      --cpu C         CPU to compile for (default x86-64-v2 on x86-64,\n"
+    "                      generic elsewhere; native = this machine's)\n"
+    "      --name P        symbol prefix (default: the model's name)\n"
+    "      -O N            LLVM optimisation level 0..3 (default 3)\n"
     "  help              print this text\n"
     "  version           print the version\n";
 
@@ -351,6 +364,56 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
   return rc;
 }
 
+static int cmd_compile(int argc, char **argv) {
+  AotOptions o = {.kind = EMIT_SO, .opt_level = 3};
+  const char *emit = "so";
+  int rc;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    const char **dst = !strcmp(a, "-o") ? &o.output : !strcmp(a, "--header") ? &o.header
+                     : !strcmp(a, "--target") ? &o.triple : !strcmp(a, "--cpu") ? &o.cpu
+                     : !strcmp(a, "--name") ? &o.prefix : !strcmp(a, "--emit") ? &emit : NULL;
+    if (dst) {
+      if (i + 1 >= argc || !*argv[i + 1]) return usage_error("%s needs a value", a);
+      *dst = argv[++i];
+    } else if (!strcmp(a, "-O")) {
+      double x;
+      if (i + 1 >= argc) return usage_error("%s needs a value", a);
+      if (!number_opt(a, argv[++i], 0, 3, &x)) return 2;
+      o.opt_level = (int)x;
+    } else if ((rc = take_file(a, &o.model))) {
+      return rc;
+    }
+  }
+  if (!o.model) return usage_error("%s", "compile needs a model file");
+  static const char *const kinds[] = {"so", "obj", "asm", "llvm"};
+  static const char *const ext[] = {".so", ".o", ".s", ".ll"};
+  int k = 0;
+  while (k < 4 && strcmp(emit, kinds[k])) k++;
+  if (k == 4) return usage_error("unknown --emit '%s'; forms: so, obj, asm, llvm", emit);
+  o.kind = (EmitKind)k;
+  char def[512], info[300];
+  if (!o.output) {
+    /* The model file's stem, as the compiler names the model. */
+    const char *base = strrchr(o.model, '/') ? strrchr(o.model, '/') + 1 : o.model;
+    size_t len = strcspn(base, ".");
+    snprintf(def, sizeof def, "%s%.*s%s", k == EMIT_SO ? "lib" : "", (int)(len > 200 ? 200 : len), base, ext[k]);
+    o.output = def;
+  }
+  o.info = info;
+  o.info_len = sizeof info;
+  RtError err = {{0}};
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  gradc_status s = rt_compile(&o, &err);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  if (s == GRADC_ERR_MODEL) return 1;          /* diagnostics already printed */
+  if (s) return report(s, err.msg);
+  printf("wrote %s%s%s (%s) in %.0f ms\n", o.output, o.header ? " and " : "", o.header ? o.header : "", info,
+         (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fputs(usage, stderr);
@@ -368,6 +431,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "dump")) return cmd_dump(argc - 2, argv + 2);
   if (!strcmp(cmd, "summary")) return cmd_summary(argc - 2, argv + 2);
   if (!strcmp(cmd, "check")) return cmd_check(argc - 2, argv + 2);
+  if (!strcmp(cmd, "compile")) return cmd_compile(argc - 2, argv + 2);
   if (!strcmp(cmd, "train") || !strcmp(cmd, "eval") || !strcmp(cmd, "predict"))
     return cmd_run(argc - 2, argv + 2, cmd);
   return usage_error("unknown command '%s'", cmd);

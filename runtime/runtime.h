@@ -66,6 +66,24 @@ gradc_status rt_evaluate(gradc_model *m, const TrainOptions *o, RtError *err);
 /* Predicted classes of the first count test samples. */
 gradc_status rt_predict(gradc_model *m, const TrainOptions *o, int64_t count, RtError *err);
 
+/* ----------------------------------------------------------------- link.c */
+
+typedef struct AotOptions {
+  const char *model;         /* the .nn file */
+  const char *output;        /* the .so, object, assembly or IR file */
+  const char *header;        /* the C header, or NULL */
+  EmitKind kind;
+  const char *triple, *cpu;  /* NULL: defaults (emit.c) */
+  const char *prefix;        /* NULL: the model's name */
+  int opt_level;
+  char *info;                /* gets "target ..., CPU ..., symbols ..." */
+  size_t info_len;
+} AotOptions;
+
+/* gradc compile: compiles, emits, links (EMIT_SO) and writes the header.
+ * Diagnostics of the model go to stderr; other failures into err. */
+gradc_status rt_compile(const AotOptions *o, RtError *err);
+
 /* ----------------------------------------------------------------- data.c */
 
 /* A labelled dataset in memory: n samples of sample_size f32 values each

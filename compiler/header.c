@@ -1,0 +1,216 @@
+/*
+ * header.c - the C header of a compiled shared object (gradc compile
+ * --header): plain C, like tfcompile's header but without C++.
+ *
+ * Input: the optimized graph and the target emit.c compiled for.  Output:
+ * declarations of the entry points <prefix>_<name> (emit.c's aot_entries),
+ * each documented; one enum constant per named tensor, its index for
+ * <prefix>_tensor_info, with a table of name, kind, dtype, shape (the batch
+ * shown symbolically) and bytes; the parameter-state and checkpoint sizes as
+ * constants; the workspace size at a few batch sizes and its bound as a
+ * function of the batch; the target triple and CPU.
+ *
+ * The types shared by every model's header (gradc_aot_model, the tensor
+ * description, kinds, dtypes, status codes) sit behind one include guard so
+ * that several models' headers go into one translation unit; the tensor
+ * struct must stay the one runtime/aot.c defines.
+ */
+#include <ctype.h>
+#include <string.h>
+
+#include "compiler.h"
+
+static const char *const kind_names[] = {"input", "param", "state", "output", "metric", "loss"};
+
+static void upper(char *out, size_t n, const char *a, const char *b) {
+  size_t k = 0;
+  for (const char *s = a; s && *s && k + 1 < n; s++) out[k++] = isalnum((unsigned char)*s) ? (char)toupper((unsigned char)*s) : '_';
+  for (const char *s = b; s && *s && k + 1 < n; s++) out[k++] = isalnum((unsigned char)*s) ? (char)toupper((unsigned char)*s) : '_';
+  out[k] = 0;
+}
+
+static const char common[] =
+    "#ifndef GRADC_AOT_TYPES\n"
+    "#define GRADC_AOT_TYPES\n"
+    "/* Shared by the headers of every model gradc compiles. */\n"
+    "typedef struct gradc_aot_model gradc_aot_model;   /* opaque: one model instance */\n"
+    "\n"
+    "/* Status codes (the values of gradc_status in gradc.h). */\n"
+    "enum {\n"
+    "  GRADC_AOT_OK = 0,\n"
+    "  GRADC_AOT_ERR_IO = 2,          /* a file could not be read or written */\n"
+    "  GRADC_AOT_ERR_CHECKPOINT = 4,  /* corrupt, or of another model */\n"
+    "  GRADC_AOT_ERR_SHAPE = 5,       /* a batch size out of range */\n"
+    "  GRADC_AOT_ERR_NOMEM = 6,       /* out of memory; nothing was changed */\n"
+    "  GRADC_AOT_ERR_ARG = 7          /* a bad argument: NULL, unknown name, unbound */\n"
+    "};\n"
+    "\n"
+    "enum { GRADC_AOT_INPUT, GRADC_AOT_PARAM, GRADC_AOT_STATE, GRADC_AOT_OUTPUT, GRADC_AOT_METRIC,\n"
+    "       GRADC_AOT_LOSS };\n"
+    "enum { GRADC_AOT_F32, GRADC_AOT_F64, GRADC_AOT_I32, GRADC_AOT_BOOL };\n"
+    "\n"
+    "/* A named tensor under the model's current batch size. */\n"
+    "typedef struct gradc_aot_tensor {\n"
+    "  const char *name;\n"
+    "  int kind, dtype, rank;      /* GRADC_AOT_INPUT..., GRADC_AOT_F32... */\n"
+    "  int64_t dims[8];            /* -1 for the batch before bind */\n"
+    "  int symbolic[8];            /* non-zero where the dimension is the batch */\n"
+    "  int64_t count;              /* elements (0 before bind if batched) */\n"
+    "  size_t bytes;\n"
+    "  void *data;                 /* NULL without a model or before bind */\n"
+    "} gradc_aot_tensor;\n"
+    "#endif\n\n";
+
+void header_write(FILE *out, const Graph *g, const EmitOptions *o) {
+  const char *p = o->prefix;
+  char up[200], id[300], buf[SHAPE_STR_MAX];
+  upper(up, sizeof up, p, NULL);
+  AotTensor *t = arena_alloc(g->arena, sizeof *t * (size_t)(g->nnodes + 1));
+  int nt = aot_tensors(g, t);
+  size_t state = 0, payload = 4 + strlen(g->model_name) + 4;
+  for (int i = 0; i < nt; i++)
+    if (t[i].kind == 1 || t[i].kind == 2) {
+      size_t bytes = (size_t)shape_static_count(&t[i].node->shape) * dtype_size(t[i].node->dtype);
+      state += (bytes + 63) & ~(size_t)63;
+      payload += 4 + strlen(t[i].name) + 8 + 8 * (size_t)t[i].node->shape.rank + bytes;
+    }
+  size_t blocks = payload ? (payload + 65534) / 65535 : 1;
+  size_t ckpt = 32 + 2 + 5 * blocks + payload + 4;
+
+  fprintf(out, "/*\n * %s.h - the model '%s' (%s) compiled by gradc into a shared object.\n", p, g->model_name,
+          g->src->name);
+  fprintf(out,
+          " * Generated; do not edit.\n *\n"
+          " * Target %s, CPU %s%s.\n"
+          " * The shared object needs libc, libm and OpenBLAS (libopenblas.so.0) only: no\n"
+          " * LLVM, no gradc.  Link it (cc prog.c -L. -l%s) or dlopen it; it exports\n"
+          " * only the %s_* functions below, so several models live in one program.\n *\n",
+          o->triple_used, o->cpu_used,
+          !strcmp(o->cpu_used, "x86-64-v2") ? " (portable: any x86-64 CPU with SSE4.2)" : "", p, p);
+  fprintf(out,
+          " *   gradc_aot_model *m = %s_new();              // parameters from seed 1\n"
+          " *   %s_bind(m, 128, NULL);                      // batch size; allocates the workspace\n"
+          " *   float *x = %s_data(m, \"%s\", NULL);         // fill the inputs, then\n"
+          " *   %s_train_step(m, &loss);                    // or %s_forward(m)\n"
+          " *   %s_save(m, \"model.ckpt\");                   // a gradc checkpoint\n"
+          " *   %s_free(m);\n"
+          " *\n"
+          " * Functions that can fail return 0 or a GRADC_AOT_ERR_* code and leave a\n"
+          " * message for %s_last_error(m).  Pointers into a model stay valid until the\n"
+          " * next %s_bind or %s_free.  A step allocates nothing.\n */\n",
+          p, p, p, nt ? t[0].name : "x", p, p, p, p, p, p, p);
+  fprintf(out, "#ifndef %s_H\n#define %s_H\n\n#include <stddef.h>\n#include <stdint.h>\n\n", up, up);
+  fprintf(out, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n%s", common);
+  fprintf(out, "#define %s_TARGET \"%s\"\n#define %s_CPU \"%s\"\n", up, o->triple_used, up, o->cpu_used);
+  fprintf(out, "/* Bytes of all parameters and optimizer state (each tensor 64-byte aligned). */\n");
+  fprintf(out, "#define %s_STATE_SIZE %zu\n", up, state);
+  fprintf(out, "/* Bytes of the state as a gradc checkpoint (%s_get_state). */\n", p);
+  fprintf(out, "#define %s_CHECKPOINT_SIZE %zu\n", up, ckpt);
+  fprintf(out, "#define %s_TENSOR_COUNT %d\n\n", up, nt);
+
+  fprintf(out, "/* The named tensors: index (for %s_tensor_info), kind, dtype, shape, bytes.\n", p);
+  for (int i = 0; i < nt; i++) {
+    const Node *n = t[i].node;
+    bool batched = false;
+    int64_t c = 1;
+    for (int k = 0; k < n->shape.rank; k++) {
+      batched |= n->shape.d[k].sym != 0;
+      c *= n->shape.d[k].n;
+    }
+    char bytes[64];
+    if (batched) snprintf(bytes, sizeof bytes, "%lld * batch", (long long)(c * (int64_t)dtype_size(n->dtype)));
+    else snprintf(bytes, sizeof bytes, "%lld", (long long)(c * (int64_t)dtype_size(n->dtype)));
+    fprintf(out, " *   %2d %-7s %-14s %-5s %-18s %s\n", i, kind_names[t[i].kind], t[i].name,
+            dtype_names[n->dtype], shape_str(g, &n->shape, buf, sizeof buf), bytes);
+  }
+  fprintf(out, " */\nenum {\n");
+  for (int i = 0; i < nt; i++) {
+    upper(id, sizeof id, p, "_T_");
+    size_t l = strlen(id);
+    upper(id + l, sizeof id - l, t[i].name, NULL);
+    fprintf(out, "  %s = %d,\n", id, i);
+  }
+  fprintf(out, "};\n\n");
+
+  /* The workspace: exact at a few sizes, and the no-reuse bound. */
+  size_t *off = arena_alloc(g->arena, sizeof *off * (size_t)(g->nnodes + 1));
+  fprintf(out, "/* The workspace (inputs, outputs and every intermediate value) for a batch\n"
+               " * size: exactly %s_workspace_size(batch) bytes, for example\n", p);
+  static const int64_t sizes[] = {1, 32, 128, 1024};
+  for (int s = 0; s < 4; s++) {
+    int64_t sym[MAX_SYMS + 1];
+    for (int k = 0; k <= MAX_SYMS; k++) sym[k] = k ? sizes[s] : 1;
+    fprintf(out, " *   batch %5lld: %zu bytes\n", (long long)sizes[s], plan_offsets(g, sym, g->reuse_memory, off, NULL));
+  }
+  PlanBuffer *pb = arena_alloc(g->arena, sizeof *pb * (size_t)(g->nnodes + 1));
+  int nb = plan_buffers(g, pb);
+  int64_t fixed = 0, per = 0;
+  bool linear = true;
+  for (int b = 0; b < nb; b++) {
+    const Node *n = pb[b].node;
+    int nsym = 0;
+    int64_t c = (int64_t)dtype_size(n->dtype);
+    for (int k = 0; k < n->shape.rank; k++) c *= n->shape.d[k].n, nsym += n->shape.d[k].sym != 0;
+    if (nsym > 1) linear = false;
+    if (nsym) fixed += 63, per += c;
+    else fixed += (c + 63) & ~(int64_t)63;
+  }
+  if (linear)
+    fprintf(out, " * and never more than %lld + %lld * batch bytes (buffers placed end to end;\n"
+                 " * the plan shares bytes between values whose lifetimes do not meet).\n",
+            (long long)fixed, (long long)per);
+  fprintf(out, " */\n\n");
+
+  fprintf(out,
+          "/* A new instance: parameters and optimizer state (%s_STATE_SIZE bytes)\n"
+          " * initialised from seed 1.  NULL when out of memory (%s_last_error(NULL)).\n"
+          " * Free it with %s_free (NULL is fine). */\n"
+          "gradc_aot_model *%s_new(void);\n"
+          "void %s_free(gradc_aot_model *m);\n\n",
+          up, p, p, p, p);
+  fprintf(out,
+          "/* Re-initialises parameters and optimizer state with the model's\n"
+          " * initializers from seed: the values `gradc train --seed N` starts from. */\n"
+          "int %s_init(gradc_aot_model *m, uint64_t seed);\n\n", p);
+  fprintf(out,
+          "/* Bytes of the workspace for batch (1..2^24), 0 for a batch out of range. */\n"
+          "size_t %s_workspace_size(int64_t batch);\n"
+          "size_t %s_state_size(void);         /* %s_STATE_SIZE */\n"
+          "size_t %s_checkpoint_size(void);    /* %s_CHECKPOINT_SIZE */\n\n",
+          p, p, up, p, up);
+  fprintf(out,
+          "/* Sets the batch size.  workspace: 64-byte aligned memory of\n"
+          " * %s_workspace_size(batch) bytes that the caller owns and keeps until the\n"
+          " * next bind or free, or NULL for memory the model allocates (and reuses\n"
+          " * when large enough).  Inputs and outputs move: look them up again. */\n"
+          "int %s_bind(gradc_aot_model *m, int64_t batch, void *workspace);\n\n", p, p);
+  fprintf(out,
+          "/* Outputs, metrics and the loss (when the label inputs are filled) from the\n"
+          " * inputs and parameters. */\n"
+          "int %s_forward(gradc_aot_model *m);\n"
+          "/* One training step on the bound batch: forward, backward and the\n"
+          " * optimizer update in place; *loss (may be NULL) gets the batch's loss. */\n"
+          "int %s_train_step(gradc_aot_model *m, float *loss);\n\n", p, p);
+  fprintf(out,
+          "/* The whole parameter and optimizer state as a gradc checkpoint, the bytes\n"
+          " * `gradc train --save` writes and --resume reads: get_state needs\n"
+          " * size >= %s_CHECKPOINT_SIZE; set_state checks model name, tensor names,\n"
+          " * dtypes, shapes and CRC and changes nothing unless all match.  save and load\n"
+          " * do the same with a file (save through a temporary file and a rename). */\n"
+          "int %s_get_state(const gradc_aot_model *m, void *blob, size_t size);\n"
+          "int %s_set_state(gradc_aot_model *m, const void *blob, size_t size);\n"
+          "int %s_save(const gradc_aot_model *m, const char *path);\n"
+          "int %s_load(gradc_aot_model *m, const char *path);\n\n", up, p, p, p, p);
+  fprintf(out,
+          "/* Tensors: their number, the description of tensor i (m may be NULL for\n"
+          " * shapes only), and a tensor's storage by name with its element count in\n"
+          " * *count (may be NULL); NULL for an unknown name or, for batched tensors,\n"
+          " * before bind.  Element types: float f32, double f64, int32_t i32, uint8_t bool. */\n"
+          "int %s_tensor_count(void);\n"
+          "int %s_tensor_info(const gradc_aot_model *m, int i, gradc_aot_tensor *out);\n"
+          "void *%s_data(gradc_aot_model *m, const char *name, int64_t *count);\n\n", p, p, p);
+  fprintf(out,
+          "/* The last error of m, or of this thread when m is NULL; \"\" if none. */\n"
+          "const char *%s_last_error(const gradc_aot_model *m);\n\n", p);
+  fprintf(out, "#ifdef __cplusplus\n}\n#endif\n#endif\n");
+}

@@ -1,0 +1,246 @@
+/*
+ * link.c - gradc compile: a model file to a self-contained shared object,
+ * or to the object, assembly or LLVM IR it is made of, and its C header.
+ *
+ * The pipeline is the JIT's (parse, autodiff, the graph optimizer at the
+ * same level, codegen) up to LLVM; emit.c then writes an object file for
+ * the requested target instead of loading the code into this process.  For
+ * a .so, the system's C compiler driver (cc, or $CC) links that object with
+ * libgradc_aot.a - the support library built next to the gradc binary
+ * (runtime/aot.c) - OpenBLAS and libm:
+ *
+ *   cc -shared -o OUT model.o libgradc_aot.a -Wl,--version-script=V
+ *      -Wl,--no-undefined -lopenblas -lm
+ *
+ * The version script exports <prefix>_* and nothing else; --no-undefined
+ * makes a missing function a link error here instead of a load error on
+ * the user's machine.  The link writes a temporary file beside OUT that is
+ * renamed over it, so a program that has the old .so mapped keeps running
+ * and a failed link leaves no half-written file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "compiler.h"
+#include "runtime.h"
+
+#ifndef GRADC_BLAS_LIBRARY
+#define GRADC_BLAS_LIBRARY "-lopenblas"
+#endif
+
+extern char **environ;
+
+/* The model compiled as gradc_compile_file compiles it for the JIT. */
+static Compilation *compile_graph(const char *path, int opt_level, RtError *err) {
+  Compilation *c = compile_model_file(path, STAGE_PARSE);
+  if (!c) {
+    rt_fail(err, GRADC_ERR_NOMEM, "out of memory");
+    return NULL;
+  }
+  if (c->graph) {
+    jmp_buf oom;
+    arena_on_oom(c->arena, &oom);
+    if (setjmp(oom)) {
+      c->graph = NULL;
+      diag_add(c->arena, &c->diags, DIAG_ERROR, (Loc){0}, "out of memory while compiling");
+    } else if (!autodiff(c->graph)) {
+      c->graph = NULL;
+    } else {
+      optimize(c->graph, opt_level, NULL, NULL);
+    }
+    arena_on_oom(c->arena, NULL);
+  }
+  diag_print(stderr, &c->diags);
+  if (!c->graph) {
+    rt_fail(err, GRADC_ERR_MODEL, "cannot compile '%s'", path);
+    compilation_free(c);
+    return NULL;
+  }
+  return c;
+}
+
+/* libgradc_aot.a next to the running gradc, or in ../lib/gradc from it;
+ * $GRADC_AOT_LIB overrides both. */
+static bool find_support(char *out, size_t n, RtError *err) {
+  const char *env = getenv("GRADC_AOT_LIB");
+  if (env && *env) {
+    snprintf(out, n, "%s", env);
+    if (access(out, R_OK) == 0) return true;
+    rt_fail(err, GRADC_ERR_IO, "the support library '%s' ($GRADC_AOT_LIB) cannot be read: %s", out, strerror(errno));
+    return false;
+  }
+  char exe[4096];
+  ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (len <= 0) {
+    rt_fail(err, GRADC_ERR_IO, "cannot find the gradc binary's directory (/proc/self/exe): %s", strerror(errno));
+    return false;
+  }
+  exe[len] = 0;
+  char *dir = dirname(exe);
+  snprintf(out, n, "%s/libgradc_aot.a", dir);
+  if (access(out, R_OK) == 0) return true;
+  char first[4400];
+  snprintf(first, sizeof first, "%s", out);
+  snprintf(out, n, "%s/../lib/gradc/libgradc_aot.a", dir);
+  if (access(out, R_OK) == 0) return true;
+  rt_fail(err, GRADC_ERR_IO,
+          "the support library libgradc_aot.a is missing (looked for '%s' and '%s'); it is built with gradc "
+          "(cmake --build), or set GRADC_AOT_LIB", first, out);
+  return false;
+}
+
+/* Runs argv, its output into log; the exit status, or -1 with errno set
+ * when it could not be started. */
+static int run(char *const *argv, const char *log) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  pid_t pid;
+  int e = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (e) {
+    errno = e;
+    return -1;
+  }
+  int st;
+  while (waitpid(pid, &st, 0) < 0)
+    if (errno != EINTR) return -1;
+  /* posix_spawnp reports a missing program as exit 127 from the child on glibc. */
+  if (WIFEXITED(st) && WEXITSTATUS(st) == 127) {
+    errno = ENOENT;
+    return -1;
+  }
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void tail_of(const char *path, char *out, size_t n) {
+  out[0] = 0;
+  FILE *f = fopen(path, "r");
+  if (!f) return;
+  size_t got = fread(out, 1, n - 1, f);
+  out[got] = 0;
+  fclose(f);
+}
+
+static gradc_status link_so(const char *obj, const char *out, const char *prefix, const char *dir, RtError *err) {
+  char support[4300];
+  if (!find_support(support, sizeof support, err)) return GRADC_ERR_IO;
+  char script[4200], log[4200], tmp[4300];
+  snprintf(script, sizeof script, "%s/exports.map", dir);
+  snprintf(log, sizeof log, "%s/link.log", dir);
+  FILE *f = fopen(script, "w");
+  if (!f || fprintf(f, "{\n  global: %s_*;\n  local: *;\n};\n", prefix) < 0 || fclose(f) != 0)
+    return rt_fail(err, GRADC_ERR_IO, "cannot write '%s': %s", script, strerror(errno));
+  /* The temporary output beside out: created here so that an unwritable
+   * directory is reported as such, not as a linker failure. */
+  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out, (long)getpid());
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+  if (fd < 0) return rt_fail(err, GRADC_ERR_IO, "cannot write '%s': %s", out, strerror(errno));
+  close(fd);
+  const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
+  char vs[4300];
+  snprintf(vs, sizeof vs, "-Wl,--version-script=%s", script);
+  char *argv[] = {(char *)cc, "-shared", "-o", tmp, (char *)obj, support, vs, "-Wl,--no-undefined",
+                  GRADC_BLAS_LIBRARY, "-lm", NULL};
+  int rc = run(argv, log);
+  if (rc != 0) {
+    int e = errno;
+    unlink(tmp);
+    if (rc < 0)
+      return rt_fail(err, GRADC_ERR_IO,
+                     "cannot run the linker '%s': %s (install build-essential, set CC, or use --emit obj and "
+                     "link yourself)", cc, strerror(e));
+    char text[700];
+    tail_of(log, text, sizeof text);
+    return rt_fail(err, GRADC_ERR_IO, "linking '%s' with '%s' failed (exit %d):\n%s", out, cc, rc, text);
+  }
+  if (rename(tmp, out) != 0) {
+    int e = errno;
+    unlink(tmp);
+    return rt_fail(err, GRADC_ERR_IO, "cannot write '%s': %s", out, strerror(e));
+  }
+  return GRADC_OK;
+}
+
+static bool is_identifier(const char *s) {
+  if (!*s || (*s >= '0' && *s <= '9')) return false;
+  for (; *s; s++)
+    if (!(*s == '_' || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')))
+      return false;
+  return true;
+}
+
+gradc_status rt_compile(const AotOptions *o, RtError *err) {
+  Compilation *c = compile_graph(o->model, o->opt_level, err);
+  if (!c) return GRADC_ERR_MODEL;
+  const Graph *g = c->graph;
+  char prefix[128];
+  if (o->prefix) {
+    snprintf(prefix, sizeof prefix, "%s", o->prefix);
+  } else {
+    /* The model's name as a C identifier: "mnist-mlp" -> mnist_mlp. */
+    size_t k = 0;
+    if (g->model_name[0] >= '0' && g->model_name[0] <= '9') prefix[k++] = '_';
+    for (const char *s = g->model_name; *s && k + 1 < sizeof prefix; s++)
+      prefix[k++] = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ? *s : '_';
+    prefix[k] = 0;
+  }
+  if (!is_identifier(prefix) || strlen(prefix) > 100) {
+    compilation_free(c);
+    return rt_fail(err, GRADC_ERR_ARG, "--name '%s' is not a C identifier of at most 100 characters", prefix);
+  }
+  EmitOptions eo = {.kind = o->kind, .triple = o->triple, .cpu = o->cpu, .prefix = prefix, .opt_level = o->opt_level};
+  char dir[4096], obj[4200], msg[2048];
+  const char *tmp_root = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+  snprintf(dir, sizeof dir, "%s/gradc_compile.XXXXXX", tmp_root);
+  const char *tmpdir = NULL;
+  gradc_status s = GRADC_OK;
+  if (o->kind == EMIT_SO) {
+    tmpdir = mkdtemp(dir);
+    if (!tmpdir) s = rt_fail(err, GRADC_ERR_IO, "cannot create a temporary directory: %s", strerror(errno));
+    snprintf(obj, sizeof obj, "%s/model.o", dir);
+  }
+  if (!s && !emit_file(g, &eo, o->kind == EMIT_SO ? obj : o->output, msg, sizeof msg))
+    s = rt_fail(err, GRADC_ERR_JIT, "%s", msg);
+  if (!s && o->kind == EMIT_SO) {
+    if (!eo.host_arch)
+      s = rt_fail(err, GRADC_ERR_ARG,
+                  "cannot link a shared object for '%s' on this machine (the support library is built for "
+                  "this host); use --emit obj and link it with a libgradc_aot.a built for that target",
+                  eo.triple_used);
+    else
+      s = link_so(obj, o->output, prefix, dir, err);
+  }
+  if (!s && o->header) {
+    FILE *f = fopen(o->header, "w");
+    if (!f) {
+      s = rt_fail(err, GRADC_ERR_IO, "cannot write '%s': %s", o->header, strerror(errno));
+    } else {
+      header_write(f, g, &eo);
+      bool bad = ferror(f);
+      if (fclose(f) != 0 || bad) s = rt_fail(err, GRADC_ERR_IO, "cannot write '%s': %s", o->header, strerror(errno));
+    }
+  }
+  if (tmpdir) {
+    char p[4200];
+    static const char *const files[] = {"model.o", "exports.map", "link.log"};
+    for (int i = 0; i < 3; i++) {
+      snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+      unlink(p);
+    }
+    rmdir(dir);
+  }
+  if (!s && o->info) snprintf(o->info, o->info_len, "target %s, CPU %s, symbols %s_*", eo.triple_used, eo.cpu_used, prefix);
+  compilation_free(c);
+  return s;
+}

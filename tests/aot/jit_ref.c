@@ -1,0 +1,167 @@
+/*
+ * jit_ref.c - the JIT side of tests/run_aot_tests.sh: the same training as
+ * driver.c through include/gradc.h, and a comparison of float files.
+ *
+ *   jit_ref train MODEL.nn SEED STEPS BATCH STATE.ckpt OUTPUTS.bin [OTHER.ckpt]
+ *       as driver.c; OTHER.ckpt (written by the .so) must load and hold
+ *       exactly this model's state
+ *   jit_ref close A.bin B.bin TOL
+ *       A and B hold the same number of floats, each within TOL relative
+ *       (and absolute below 1)
+ *   jit_ref recompress IN.ckpt OUT.ckpt LEVEL
+ *       the same checkpoint with its payload compressed by zlib at LEVEL,
+ *       as gradc wrote them before it wrote stored blocks
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zlib.h>
+
+#include "gradc.h"
+#include "data.h"
+
+static char *state_bytes(gradc_model *m, size_t *len) {
+  size_t n = 0;
+  gradc_tensor t;
+  for (int pass = 0; pass < 2; pass++) {
+    char *b = pass ? malloc(n + 1) : NULL, *p = b;
+    for (int i = 0; i < gradc_tensor_count(m); i++) {
+      gradc_tensor_info(m, i, &t);
+      if (t.kind != GRADC_PARAM && t.kind != GRADC_STATE) continue;
+      size_t bytes = (size_t)t.count * (t.dtype == GRADC_F64 ? 8 : t.dtype == GRADC_BOOL ? 1 : 4);
+      if (pass) memcpy(p, gradc_data(m, t.name, NULL), bytes), p += bytes;
+      else n += bytes;
+    }
+    if (pass) {
+      *len = n;
+      return b;
+    }
+  }
+  return NULL;
+}
+
+static void feed(gradc_model *m, int64_t step) {
+  gradc_tensor t;
+  for (int i = 0, input = 0; i < gradc_tensor_count(m); i++) {
+    gradc_tensor_info(m, i, &t);
+    if (t.kind == GRADC_INPUT) fill_input(gradc_data(m, t.name, NULL), (int)t.dtype, t.count, input++, step);
+  }
+}
+
+static int train(int argc, char **argv) {
+  gradc_options o;
+  gradc_options_default(&o);
+  o.seed = strtoull(argv[3], NULL, 10);
+  int steps = atoi(argv[4]);
+  int64_t batch = atoll(argv[5]);
+  gradc_model *m;
+  if (gradc_compile_file(argv[2], &o, &m)) {
+    fprintf(stderr, "jit_ref: %s\n", gradc_last_error(NULL));
+    return 1;
+  }
+  gradc_bind(m, batch);
+  for (int s = 0; s < steps; s++) {
+    feed(m, s);
+    float loss = -1;
+    gradc_train_step(m, &loss);
+    if (s == 0 || s == steps - 1) printf("step %d: loss %.6f\n", s + 1, (double)loss);
+  }
+  feed(m, steps);
+  gradc_forward(m);
+  FILE *f = fopen(argv[7], "wb");
+  gradc_tensor t;
+  for (int i = 0; f && i < gradc_tensor_count(m); i++) {
+    gradc_tensor_info(m, i, &t);
+    if (t.kind >= GRADC_OUTPUT)
+      fwrite(gradc_data(m, t.name, NULL), 1, (size_t)t.count * (t.dtype == GRADC_F64 ? 8 : t.dtype == GRADC_BOOL ? 1 : 4), f);
+  }
+  int rc = !f || fclose(f) != 0;
+  if (gradc_save(m, argv[6])) {
+    fprintf(stderr, "jit_ref: %s\n", gradc_last_error(m));
+    rc = 1;
+  }
+  if (argc > 8) {
+    size_t n0, n1;
+    char *mine = state_bytes(m, &n0);
+    if (gradc_load(m, argv[8])) {
+      fprintf(stderr, "jit_ref: %s\n", gradc_last_error(m));
+      rc = 1;
+    } else {
+      char *theirs = state_bytes(m, &n1);
+      if (n0 != n1 || memcmp(mine, theirs, n0)) {
+        fprintf(stderr, "jit_ref: the .so's checkpoint differs from the JIT's state\n");
+        rc = 1;
+      }
+      free(theirs);
+    }
+    free(mine);
+  }
+  gradc_free(m);
+  if (!rc) printf("jit_ref: ok\n");
+  return rc;
+}
+
+static float *read_floats(const char *path, long *n) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long bytes = ftell(f);
+  rewind(f);
+  float *v = malloc((size_t)bytes + 4);
+  *n = (long)fread(v, 1, (size_t)bytes, f) / 4;
+  fclose(f);
+  return v;
+}
+
+static int close_enough(char **argv) {
+  long na, nb;
+  float *a = read_floats(argv[2], &na), *b = read_floats(argv[3], &nb);
+  double tol = atof(argv[4]), worst = 0;
+  int rc = !a || !b || na != nb || na == 0;
+  for (long i = 0; !rc && i < na; i++) {
+    double d = fabs((double)a[i] - (double)b[i]) / fmax(1.0, fabs((double)a[i]));
+    if (!(d <= tol)) {
+      fprintf(stderr, "jit_ref: element %ld: %.9g vs %.9g\n", i, (double)a[i], (double)b[i]);
+      rc = 1;
+    }
+    if (d > worst) worst = d;
+  }
+  printf("jit_ref: %ld floats, largest difference %.3g (tolerance %g)%s\n", na, worst, tol, rc ? ": FAILED" : "");
+  free(a), free(b);
+  return rc;
+}
+
+static int recompress(char **argv) {
+  FILE *f = fopen(argv[2], "rb");
+  if (!f) return 1;
+  unsigned char h[32];
+  if (fread(h, 1, 32, f) != 32) return 1;
+  uint64_t size = 0, csize = 0;
+  for (int k = 0; k < 8; k++) size |= (uint64_t)h[12 + k] << (8 * k), csize |= (uint64_t)h[24 + k] << (8 * k);
+  unsigned char *c = malloc(csize), *p = malloc(size);
+  uLongf got = (uLongf)size;
+  int rc = fread(c, 1, csize, f) != csize || uncompress(p, &got, c, (uLong)csize) != Z_OK || got != size;
+  fclose(f);
+  uLongf clen = compressBound((uLong)size);
+  unsigned char *z = malloc(clen);
+  rc |= compress2(z, &clen, p, (uLong)size, atoi(argv[4])) != Z_OK;
+  for (int k = 0; k < 8; k++) h[24 + k] = (unsigned char)((uint64_t)clen >> (8 * k));
+  f = fopen(argv[3], "wb");
+  rc |= !f || fwrite(h, 1, 32, f) != 32 || fwrite(z, 1, clen, f) != clen;
+  if (f) rc |= fclose(f) != 0;
+  printf("jit_ref: %llu payload bytes, %lu compressed at level %s\n", (unsigned long long)size, (unsigned long)clen, argv[4]);
+  free(c), free(p), free(z);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  if (argc == 5 && !strcmp(argv[1], "recompress")) return recompress(argv);
+  if (argc >= 8 && !strcmp(argv[1], "train")) return train(argc, argv);
+  if (argc == 5 && !strcmp(argv[1], "close")) return close_enough(argv);
+  fprintf(stderr, "usage: jit_ref train MODEL.nn SEED STEPS BATCH STATE.ckpt OUTPUTS.bin [OTHER.ckpt]\n"
+                  "       jit_ref close A.bin B.bin TOL\n"
+                  "       jit_ref recompress IN.ckpt OUT.ckpt LEVEL\n");
+  return 2;
+}

@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# run_aot_tests.sh - gradc compile: shared objects that need no LLVM and no
+# gradc, their headers, and that they compute what the JIT computes.
+#
+#   bash tests/run_aot_tests.sh path/to/gradc path/to/aot_jit_ref
+#
+# Run from the repository root (ctest does).  TAP-style "ok N - what" lines,
+# then "P passed, F failed"; exits 1 when a check failed.  Builds the C
+# programs of tests/aot/ and examples/ with the system's cc against the .so
+# and its header only.  OpenBLAS runs single-threaded so that both sides sum
+# in the same order.
+set -u
+
+gradc=${1:?usage: run_aot_tests.sh path/to/gradc path/to/aot_jit_ref}
+ref=${2:?usage: run_aot_tests.sh path/to/gradc path/to/aot_jit_ref}
+case $gradc in /*) ;; *) gradc=$PWD/$gradc ;; esac
+case $ref in /*) ;; *) ref=$PWD/$ref ;; esac
+src=$PWD
+export OPENBLAS_NUM_THREADS=1
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/gradc_aot.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp" || exit 2
+
+n=0 passed=0 failed=0
+out=$tmp/stdout err=$tmp/stderr rc=0
+
+# run CMD...: runs a command, keeping stdout, stderr and the exit status.
+run() {
+  "$@" >"$out" 2>"$err"
+  rc=$?
+}
+
+check() {
+  local desc=$1
+  shift
+  n=$((n + 1))
+  if "$@"; then
+    echo "ok $n - $desc"
+    passed=$((passed + 1))
+  else
+    echo "not ok $n - $desc"
+    echo "#   exit status $rc"
+    sed 's/^/#   stdout: /' "$out" | head -n 15
+    sed 's/^/#   stderr: /' "$err" | head -n 15
+    failed=$((failed + 1))
+  fi
+}
+
+status_is() { [ "$rc" -eq "$1" ]; }
+stdout_has() { grep -qF -- "$1" "$out"; }
+stderr_has() { grep -qF -- "$1" "$err"; }
+all() { local c; for c in "$@"; do eval "$c" || return 1; done; }
+
+# Only these may be needed: libc, libm, OpenBLAS (and the dynamic loader,
+# which libc's thread-local storage brings); a model without a matrix
+# product needs no OpenBLAS (the linker drops unused libraries).
+only_allowed_libs() {
+  ! readelf -d "$1" | grep NEEDED |
+    grep -vE '\[(libc\.so\.6|libm\.so\.6|libopenblas\.so\.0|ld-linux-x86-64\.so\.2)\]' | grep -q . &&
+    readelf -d "$1" | grep -q 'NEEDED.*libc\.so' && ! ldd "$1" | grep -qi -e llvm -e libgradc
+}
+# Every dynamic symbol the .so defines carries the model's prefix.
+only_prefixed() {
+  local bad
+  bad=$(nm -D --defined-only "$1" | awk '{print $3}' | grep -v "^$2_" || true)
+  [ -z "$bad" ] && nm -D --defined-only "$1" | grep -q " $2_train_step$"
+}
+
+# compile_driver NAME UPPER: the driver of tests/aot against libNAME.so.
+compile_driver() {
+  cc -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -DMODEL="$1" -DUPPER="$2" -I"$tmp" -I"$src/tests/aot" \
+    -include "$1.h" "$src/tests/aot/driver.c" -L"$tmp" -l"$1" -Wl,-rpath,"$tmp" -o "driver_$1"
+}
+
+for model in mnist_mlp:MNIST_MLP:32 linear_regression:LINEAR_REGRESSION:100; do
+  name=${model%%:*} rest=${model#*:}
+  upper=${rest%%:*} batch=${rest#*:}
+  nn=$src/models/$name.nn
+
+  # ---- bit for bit with the JIT: the same CPU and features (--cpu native)
+  run "$gradc" compile "$nn" --cpu native -o "lib$name.so" --header "$name.h"
+  check "$name: compile --cpu native writes the .so and the header" \
+    all 'status_is 0' '[ -s "lib$name.so" ]' '[ -s "$name.h" ]' "stdout_has \"symbols ${name}_*\""
+  check "$name: the .so needs only libc, libm and OpenBLAS (readelf -d, ldd)" only_allowed_libs "lib$name.so"
+  check "$name: it exports only ${name}_* symbols (nm -D)" only_prefixed "lib$name.so" "$name"
+  check "$name: the header documents every entry point and tensor, and the target" \
+    all "grep -q 'int ${name}_train_step(gradc_aot_model \*m, float \*loss);' $name.h" \
+        "grep -q 'size_t ${name}_workspace_size(int64_t batch);' $name.h" \
+        "grep -q '#define ${upper}_STATE_SIZE ' $name.h" "grep -q '${upper}_CPU \"' $name.h" \
+        "grep -q 'batch   128: [0-9]* bytes' $name.h"
+  run compile_driver "$name" "$upper"
+  check "$name: a C driver builds against the header and the .so alone" status_is 0
+  run "$ref" train "$nn" 7 5 "$batch" jit.ckpt jit.out
+  check "$name: the JIT trains 5 steps" all 'status_is 0' 'stdout_has "jit_ref: ok"'
+  run "./driver_$name" 7 5 "$batch" so.ckpt so.out jit.ckpt
+  check "$name: the .so trains the same 5 steps, and the JIT's checkpoint loads into it byte for byte" \
+    all 'status_is 0' 'stdout_has "driver: ok"'
+  check "$name: outputs, metrics and loss after 5 steps are identical (cmp)" cmp -s jit.out so.out
+  run "$ref" train "$nn" 7 5 "$batch" jit2.ckpt jit2.out so.ckpt
+  check "$name: the .so's checkpoint loads into the JIT with identical parameters and state" \
+    all 'status_is 0' 'stdout_has "jit_ref: ok"'
+  for level in 1 6 9; do
+    "$ref" recompress jit.ckpt "jit_z$level.ckpt" $level >/dev/null
+    run "./driver_$name" 7 5 "$batch" so.ckpt so.out "jit_z$level.ckpt"
+    check "$name: the JIT's checkpoint compressed at zlib level $level (older gradc) loads into the .so byte for byte" \
+      all 'status_is 0' 'stdout_has "driver: ok"'
+  done
+  # Damaged compressed data: refused with a message, never a crash.
+  size=$(wc -c <jit_z6.ckpt)
+  for at in 34 40 100 1000 $((size / 2)) $((size - 5)); do
+    [ "$at" -lt $((size - 3)) ] || continue
+    cp jit_z6.ckpt bad.ckpt
+    printf '\x5a\xa5\x00' | dd of=bad.ckpt bs=1 seek="$at" conv=notrunc 2>/dev/null
+    run "./driver_$name" 7 5 "$batch" so.ckpt so.out bad.ckpt
+    check "$name: compressed checkpoint damaged at byte $at: refused with a message" \
+      all 'status_is 1' 'stderr_has "driver: bad.ckpt: "'
+  done
+  head -c $((size - 100)) jit_z6.ckpt >bad.ckpt
+  run "./driver_$name" 7 5 "$batch" so.ckpt so.out bad.ckpt
+  check "$name: a cut-short compressed checkpoint is refused" all 'status_is 1' 'stderr_has "driver: bad.ckpt"'
+  run "$ref" train "$nn" 7 4 "$batch" jit4.ckpt jit4.out so.ckpt
+  check "$name: one step less gives a different state (the comparison can fail)" \
+    all 'status_is 1' 'stderr_has "differs"'
+
+  # ---- the portable default (x86-64-v2): same numbers up to rounding
+  run "$gradc" compile "$nn" -o "lib$name.so" --header "$name.h"
+  check "$name: the default CPU is x86-64-v2 and the header says so" \
+    all 'status_is 0' 'stdout_has "CPU x86-64-v2"' "grep -q '${upper}_CPU \"x86-64-v2\"' $name.h"
+  run compile_driver "$name" "$upper"
+  run "./driver_$name" 7 5 "$batch" so.ckpt so.out
+  check "$name: the portable .so trains" all 'status_is 0' 'stdout_has "driver: ok"'
+  run "$ref" close jit.out so.out 1e-5
+  check "$name: its outputs after 5 steps are within 1e-5 of the JIT's" status_is 0
+
+  # ---- -O0: no graph passes, every value stored, no memory reuse
+  run "$gradc" compile "$nn" -O 0 --cpu native -o "lib$name.so" --header "$name.h"
+  run compile_driver "$name" "$upper"
+  run "./driver_$name" 7 5 "$batch" so0.ckpt so0.out
+  check "$name: the -O0 .so trains" all 'status_is 0' 'stdout_has "driver: ok"'
+  run "$ref" close jit.out so0.out 1e-5
+  check "$name: its outputs after 5 steps are within 1e-5 of the optimized JIT's" status_is 0
+done
+
+# The rest uses the default (portable, -O3) objects.
+for name in mnist_mlp linear_regression; do
+  "$gradc" compile "$src/models/$name.nn" -o "lib$name.so" --header "$name.h" >/dev/null
+done
+check "mnist_mlp's .so needs OpenBLAS for its matrix products" \
+  eval 'readelf -d libmnist_mlp.so | grep -q "NEEDED.*libopenblas.so.0"'
+
+# ---- two models in one process that never saw LLVM
+cc -std=c11 -Wall -Werror -D_GNU_SOURCE "$src/tests/aot/dlopen.c" -ldl -o dlopen_test 2>"$err"
+run ./dlopen_test ./libmnist_mlp.so mnist_mlp ./liblinear_regression.so linear_regression
+check "dlopen: both models load and train in one process without LLVM" \
+  all 'status_is 0' 'stdout_has "no LLVM in the process"'
+
+# ---- the example: one epoch on small synthetic IDX data (28x28): class 1
+# images have the top half white, class 2 the bottom half (brightness alone
+# would not do: ReLU layers without bias scale with it)
+be32() { printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 >> 24 & 255)) $(($1 >> 16 & 255)) $(($1 >> 8 & 255)) $(($1 & 255)); }
+mkdir -p data
+# repeat FILE COUNT: COUNT copies of FILE on stdout (by doubling)
+repeat() {
+  cp "$1" data/rep
+  while [ "$(wc -c <data/rep)" -lt $(($2 * $(wc -c <"$1"))) ]; do cat data/rep data/rep >data/rep2; mv data/rep2 data/rep; done
+  head -c $(($2 * $(wc -c <"$1"))) data/rep
+}
+{ head -c 392 /dev/zero | LC_ALL=C tr '\000' '\377'; head -c 392 /dev/zero; } >data/top
+{ head -c 392 /dev/zero; head -c 392 /dev/zero | LC_ALL=C tr '\000' '\377'; } >data/bottom
+printf '\001' >data/one
+printf '\002' >data/two
+for split in train:1000 t10k:200; do
+  name=${split%%:*} count=${split##*:} half=$((${split##*:} / 2))
+  { printf '\x00\x00\x08\x03'; printf "$(be32 "$count")$(be32 28)$(be32 28)"
+    repeat data/top "$half"; repeat data/bottom "$half"; } >"data/$name-images-idx3-ubyte"
+  { printf '\x00\x00\x08\x01'; printf "$(be32 "$count")"
+    repeat data/one "$half"; repeat data/two "$half"; } >"data/$name-labels-idx1-ubyte"
+done
+run cc -std=c11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -I"$tmp" "$src/examples/train_mnist_so.c" -L"$tmp" \
+  -lmnist_mlp -Wl,-rpath,"$tmp" -lz -o train_mnist_so
+check "examples/train_mnist_so.c builds against the .so, its header and zlib, without LLVM" \
+  all 'status_is 0' '! ldd train_mnist_so | grep -qi -e llvm -e libgradc'
+run ./train_mnist_so data 1 50
+check "the example trains one epoch and reports the test accuracy" \
+  all 'status_is 0' 'stdout_has "1000 training and 200 test images"' 'stdout_has "epoch 1: loss"' \
+      'grep -qE "test accuracy: (0\.9|1\.0)" "$out"'
+run "$gradc" train "$src/models/mnist_mlp.nn" --data data --epochs 1 --batch 50 --save train.ckpt --history h.csv
+acc=$(grep -o 'test_accuracy: [0-9.]*' "$out" | cut -d' ' -f2)
+run ./train_mnist_so data 0 50 train.ckpt so_end.ckpt
+check "a checkpoint of gradc train --save loads into the .so: the same test accuracy ($acc)" \
+  all 'status_is 0' '[ -n "$acc" ]' "stdout_has \"test accuracy: $acc\""
+run ./train_mnist_so data 1 50 - so_trained.ckpt
+acc=$(grep -o 'test accuracy: [0-9.]*' "$out" | cut -d' ' -f3)
+run "$gradc" eval "$src/models/mnist_mlp.nn" --load so_trained.ckpt --data data
+check "a checkpoint the .so saved loads into gradc eval: the same test accuracy ($acc)" \
+  all 'status_is 0' '[ -n "$acc" ]' "stdout_has \"test_accuracy: $acc\""
+run ./train_mnist_so "$tmp/missing"
+check "the example names a missing data directory" all 'status_is 1' 'stderr_has "$tmp/missing"'
+
+# ---- the other forms and targets
+run "$gradc" compile "$src/models/mnist_mlp.nn" --emit obj -o m.o
+check "--emit obj writes an x86-64 ELF object" \
+  all 'status_is 0' 'readelf -h m.o | grep -q "X86-64"' 'readelf -h m.o | grep -q "REL (Relocatable"'
+run "$gradc" compile "$src/models/mnist_mlp.nn" --emit asm -o m.s
+check "--emit asm writes assembly of the entry points" all 'status_is 0' 'grep -q "^mnist_mlp_train_step:" m.s'
+run "$gradc" compile "$src/models/mnist_mlp.nn" --emit llvm -o m.ll
+check "--emit llvm writes LLVM IR" all 'status_is 0' 'grep -q "define .*@mnist_mlp__train_step" m.ll'
+run "$gradc" compile "$src/models/mnist_mlp.nn" --emit obj --target aarch64-linux-gnu -o arm.o --header arm.h
+check "--target aarch64-linux-gnu --emit obj cross-compiles; the header names the target" \
+  all 'status_is 0' 'readelf -h arm.o | grep -q AArch64' 'grep -q "aarch64-unknown-linux-gnu" arm.h'
+run "$gradc" compile "$src/models/mnist_mlp.nn" --cpu x86-64-v3 --emit asm -o v3.s
+check "--cpu x86-64-v3 uses AVX registers, the default does not" \
+  all 'status_is 0' 'grep -q "%ymm" v3.s' '! grep -q "%ymm" m.s'
+run "$gradc" compile "$src/models/mnist_mlp.nn" --name mlp_a -o libmlp_a.so
+check "--name sets the symbol prefix" all 'status_is 0' 'only_prefixed libmlp_a.so mlp_a'
+
+# ---- errors: a clear message and a status, never a crash
+run "$gradc" compile "$src/models/mnist_mlp.nn" --emit exe
+check "unknown --emit: exit 2 naming the forms" all 'status_is 2' "stderr_has \"unknown --emit 'exe'\""
+run "$gradc" compile "$src/models/mnist_mlp.nn" --target bogus-triple-x --emit obj -o b.o
+check "a bad target triple: exit 1 naming it" all 'status_is 1' "stderr_has \"no LLVM target for 'bogus-triple-x\""
+run "$gradc" compile "$src/models/mnist_mlp.nn" --cpu bogus -o bogus.so
+check "an unknown --cpu: exit 1 naming it (LLVM alone would abort)" \
+  all 'status_is 1' "stderr_has \"unknown CPU 'bogus'\"" '[ ! -e bogus.so ]'
+run "$gradc" compile "$src/models/mnist_mlp.nn" --target aarch64-linux-gnu -o arm.so
+check "a .so for a foreign architecture: exit 1 saying to use --emit obj" \
+  all 'status_is 1' 'stderr_has "use --emit obj"' '[ ! -e arm.so ]'
+run env CC=/nonexistent/cc "$gradc" compile "$src/models/mnist_mlp.nn" -o nolink.so
+check "a missing linker: exit 1 naming it" \
+  all 'status_is 1' "stderr_has \"cannot run the linker '/nonexistent/cc'\"" '[ ! -e nolink.so ]'
+run env GRADC_AOT_LIB=/nonexistent/libgradc_aot.a "$gradc" compile "$src/models/mnist_mlp.nn" -o nosupport.so
+check "a missing support library: exit 1 naming it" all 'status_is 1' 'stderr_has "/nonexistent/libgradc_aot.a"'
+run "$gradc" compile "$src/models/mnist_mlp.nn" -o "$tmp/no/such/dir/lib.so"
+check "an unwritable output: exit 1 with the reason" all 'status_is 1' 'stderr_has "No such file or directory"'
+run "$gradc" compile "$src/models/mnist_mlp.nn" --emit obj -o "$tmp/no/such/dir/m.o"
+check "an unwritable object file: exit 1 with the reason" all 'status_is 1' "stderr_has \"cannot write\""
+run "$gradc" compile "$src/models/mnist_mlp.nn" --header "$tmp/no/such/dir/m.h" -o libh.so
+check "an unwritable header: exit 1 with the reason" all 'status_is 1' 'stderr_has "m.h"'
+run "$gradc" compile "$src/models/mnist_mlp.nn" --name 9lives
+check "--name that is not a C identifier: exit 1" all 'status_is 1' 'stderr_has "not a C identifier"'
+run "$gradc" compile "$src/tests/errors/shape_error.nn"
+check "a model with an error: exit 1 with the diagnostic" all 'status_is 1' 'stderr_has "error: shape mismatch"'
+run "$gradc" compile
+check "compile without a file: exit 2" all 'status_is 2' 'stderr_has "needs a model file"'
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
