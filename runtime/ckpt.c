@@ -9,8 +9,9 @@
  *   u64 size         of the uncompressed payload
  *   u32 crc          CRC-32 (zlib's crc32) of the uncompressed payload
  *   u64 csize        of the compressed payload that follows
- *   csize bytes      the payload as a zlib stream (written with stored
- *                    blocks, level 0; any level is read)
+ *   csize bytes      the payload as a zlib stream (compress2 level 1
+ *                    here, stored blocks from a shared object; any
+ *                    level is read)
  *
  * and the payload:
  *
@@ -241,13 +242,12 @@ gradc_status ckpt_save(const char *path, const char *model_name, const CkptTenso
     for (int k = 0; k < t[i].rank; k++) p = put_le(p, (uint64_t)t[i].dims[k], 8);
     if (bytes[i]) memcpy(p, t[i].data, (size_t)bytes[i]), p += bytes[i];
   }
-  /* Level 0, stored blocks: trained float weights barely compress at any
-   * level, a save should not stall training, and a stored zlib stream is
-   * what the support library of compiled shared objects (runtime/aot.c)
-   * reads and writes without zlib, so their checkpoints and ours are
-   * interchangeable.  Files compressed at any level still load here. */
+  /* Level 1: trained float weights barely compress at any level, and a
+   * save should not stall training.  The support library of compiled
+   * shared objects (runtime/aot.c) writes stored blocks and inflates any
+   * level, so its checkpoints and ours are interchangeable. */
   uLong clen = bound;
-  int z = compress2(file + HEADER_BYTES, &clen, payload, (uLong)size, 0);
+  int z = compress2(file + HEADER_BYTES, &clen, payload, (uLong)size, 1);
   if (z != Z_OK) {
     s = rt_fail(err, z == Z_MEM_ERROR ? GRADC_ERR_NOMEM : GRADC_ERR_IO, "cannot compress the checkpoint '%s': %s",
                 path, zError(z));
