@@ -381,6 +381,35 @@ void grad_sigmoid_ce(AD *ad, Node *n, Node *gy) {
   if (wants(ad, z)) ad_accum(ad, z, un(ad, OP_NEG, bin(ad, OP_MUL, gy, x)));
 }
 
+/* Windows: each rule's product is the adjoint of the forward map, so the
+ * backward graph is again windows of the same geometry. */
+static Node *window(AD *ad, OpKind op, Node **src, int n, const Window *w, const Shape *to) {
+  Attrs a = {.win = *w};
+  if (to) a.to = *to;
+  return node(ad, op, src, n, &a);
+}
+
+void grad_im2col(AD *ad, Node *n, Node *gy) {
+  ad_accum(ad, n->src[0], window(ad, OP_COL2IM, &gy, 1, &n->a.win, &n->src[0]->shape));
+}
+
+void grad_col2im(AD *ad, Node *n, Node *gy) {
+  ad_accum(ad, n->src[0], window(ad, OP_IM2COL, &gy, 1, &n->a.win, NULL));
+}
+
+void grad_maxpool(AD *ad, Node *n, Node *gy) {
+  Node *s[2] = {n->src[0], gy};
+  ad_accum(ad, n->src[0], window(ad, OP_MAXPOOL_GRAD, s, 2, &n->a.win, NULL));
+}
+
+void grad_avgpool(AD *ad, Node *n, Node *gy) {
+  ad_accum(ad, n->src[0], window(ad, OP_AVGPOOL_GRAD, &gy, 1, &n->a.win, &n->src[0]->shape));
+}
+
+void grad_avgpool_grad(AD *ad, Node *n, Node *gy) {
+  ad_accum(ad, n->src[0], window(ad, OP_AVGPOOL, &gy, 1, &n->a.win, NULL));
+}
+
 /* ------------------------------------------------------------ optimizers */
 
 typedef struct Update {

@@ -738,6 +738,210 @@ static void gen_one_hot(CG *cg, const Node *n) {
   loop_end(cg, &l);
 }
 
+/* ------------------------------------------------------------ windows */
+
+/* if (c) { ...code emitted until if_end... } */
+static LLVMBasicBlockRef if_begin(CG *cg, LLVMValueRef c) {
+  LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "then");
+  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "join");
+  LLVMBuildCondBr(cg->b, c, then, join);
+  LLVMPositionBuilderAtEnd(cg->b, then);
+  return join;
+}
+
+static void if_end(CG *cg, LLVMBasicBlockRef join) {
+  LLVMBuildBr(cg->b, join);
+  LLVMPositionBuilderAtEnd(cg->b, join);
+}
+
+/* The loops of a window op over output positions (b, oh, ow) and kernel
+ * taps (ki, kj), as eval.c's FOR_TAPS: `in` is the tap's offset of channel 0
+ * in the [b, h, w, c] tensor, valid false where it falls into padding, out
+ * the offset of the position's channel 0 in [b, oh, ow, c], col the tap's
+ * offset in im2col's [b, oh, ow, kh*kw*c]. */
+typedef struct Taps {
+  const Window *w;
+  int64_t h, wd, c, oh, ow;
+  Loop lb, lh, lw, li, lj;
+  LLVMValueRef bi, y, x, ki, kj, in, valid, out, col0, col;
+} Taps;
+
+static void positions_begin(CG *cg, Taps *t, const Node *n, const Shape *in) {
+  t->w = &n->a.win;
+  t->h = in->d[1].n, t->wd = in->d[2].n, t->c = in->d[3].n;
+  GRADC_ASSERT(window_out(t->w, in, &t->oh, &t->ow));
+  t->bi = loop_begin(cg, &t->lb, dim(cg, in->d[0]));
+  t->y = loop_begin(cg, &t->lh, ci(cg, t->oh));
+  t->x = loop_begin(cg, &t->lw, ci(cg, t->ow));
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef pos = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, t->bi, ci(cg, t->oh), ""),
+                                                                  t->y, ""), ci(cg, t->ow), ""), t->x, "pos");
+  t->out = LLVMBuildMul(b, pos, ci(cg, t->c), "");
+  t->col0 = LLVMBuildMul(b, pos, ci(cg, t->w->k[0] * t->w->k[1] * t->c), "");
+}
+
+static void taps_begin(CG *cg, Taps *t) {
+  LLVMBuilderRef b = cg->b;
+  t->ki = loop_begin(cg, &t->li, ci(cg, t->w->k[0]));
+  t->kj = loop_begin(cg, &t->lj, ci(cg, t->w->k[1]));
+  LLVMValueRef ih = LLVMBuildSub(b, LLVMBuildAdd(b, LLVMBuildMul(b, t->y, ci(cg, t->w->stride[0]), ""),
+                                                 LLVMBuildMul(b, t->ki, ci(cg, t->w->dil[0]), ""), ""),
+                                 ci(cg, t->w->pad[0]), "ih");
+  LLVMValueRef iw = LLVMBuildSub(b, LLVMBuildAdd(b, LLVMBuildMul(b, t->x, ci(cg, t->w->stride[1]), ""),
+                                                 LLVMBuildMul(b, t->kj, ci(cg, t->w->dil[1]), ""), ""),
+                                 ci(cg, t->w->pad[2]), "iw");
+  /* unsigned compares: a negative index is a huge one */
+  t->valid = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULT, ih, ci(cg, t->h), ""),
+                          LLVMBuildICmp(b, LLVMIntULT, iw, ci(cg, t->wd), ""), "valid");
+  LLVMValueRef row = LLVMBuildAdd(b, LLVMBuildMul(b, t->bi, ci(cg, t->h), ""), ih, "");
+  t->in = LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, row, ci(cg, t->wd), ""), iw, ""), ci(cg, t->c), "in");
+  LLVMValueRef tapk = LLVMBuildAdd(b, LLVMBuildMul(b, t->ki, ci(cg, t->w->k[1]), ""), t->kj, "");
+  t->col = LLVMBuildAdd(b, t->col0, LLVMBuildMul(b, tapk, ci(cg, t->c), ""), "col");
+}
+
+static void taps_end(CG *cg, Taps *t) {
+  loop_end(cg, &t->lj);
+  loop_end(cg, &t->li);
+}
+
+static void positions_end(CG *cg, Taps *t) {
+  loop_end(cg, &t->lw);
+  loop_end(cg, &t->lh);
+  loop_end(cg, &t->lb);
+}
+
+static LLVMValueRef plus(CG *cg, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildAdd(cg->b, a, b, ""); }
+
+/* Patches as rows: a copy of c channels per tap, zeros in the padding. */
+static void gen_im2col(CG *cg, const Node *n) {
+  const Node *x = n->src[0];
+  Taps t;
+  positions_begin(cg, &t, n, &x->shape);
+  taps_begin(cg, &t);
+  Loop lc;
+  LLVMValueRef c = loop_begin(cg, &lc, ci(cg, t.c));
+  LLVMValueRef safe = LLVMBuildSelect(cg->b, t.valid, plus(cg, t.in, c), ci(cg, 0), "");
+  LLVMValueRef v = LLVMBuildSelect(cg->b, t.valid, load(cg, x, safe), cval(cg, n->dtype, 0), "");
+  store(cg, n, plus(cg, t.col, c), v);
+  loop_end(cg, &lc);
+  taps_end(cg, &t);
+  positions_end(cg, &t);
+}
+
+/* The adjoint: every patch value added back where it was read from. */
+static void gen_col2im(CG *cg, const Node *n) {
+  const Node *y = n->src[0];
+  zero(cg, n);
+  Taps t;
+  positions_begin(cg, &t, n, &n->shape);
+  taps_begin(cg, &t);
+  LLVMBasicBlockRef join = if_begin(cg, t.valid);
+  Loop lc;
+  LLVMValueRef c = loop_begin(cg, &lc, ci(cg, t.c));
+  LLVMValueRef at = plus(cg, t.in, c);
+  store(cg, n, at, fm(LLVMBuildFAdd(cg->b, load(cg, n, at), load(cg, y, plus(cg, t.col, c)), "")));
+  loop_end(cg, &lc);
+  if_end(cg, join);
+  taps_end(cg, &t);
+  positions_end(cg, &t);
+}
+
+/* max / average over the taps inside the input, channels innermost. */
+static void gen_pool(CG *cg, const Node *n) {
+  const Node *x = n->src[0];
+  LLVMBuilderRef b = cg->b;
+  bool mx = n->op == OP_MAXPOOL;
+  DType dt = n->dtype;
+  LLVMTypeRef ft = ty(cg, dt);
+  Taps t;
+  positions_begin(cg, &t, n, &x->shape);
+  Loop l0;
+  LLVMValueRef c = loop_begin(cg, &l0, ci(cg, t.c));
+  store(cg, n, plus(cg, t.out, c), cval(cg, dt, mx ? -INFINITY : 0));
+  loop_end(cg, &l0);
+  LLVMValueRef cnt = slot(cg, ft, cval(cg, dt, 0));
+  taps_begin(cg, &t);
+  LLVMBasicBlockRef join = if_begin(cg, t.valid);
+  LLVMBuildStore(b, LLVMBuildFAdd(b, LLVMBuildLoad2(b, ft, cnt, ""), cval(cg, dt, 1), ""), cnt);
+  Loop lc;
+  c = loop_begin(cg, &lc, ci(cg, t.c));
+  LLVMValueRef o = plus(cg, t.out, c), v = load(cg, x, plus(cg, t.in, c)), acc = load(cg, n, o);
+  LLVMValueRef r = mx ? LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, v, acc, ""), v, acc, "")
+                      : fm(LLVMBuildFAdd(b, acc, v, ""));
+  store(cg, n, o, r);
+  loop_end(cg, &lc);
+  if_end(cg, join);
+  taps_end(cg, &t);
+  if (!mx) {
+    LLVMValueRef inv = fm(LLVMBuildFDiv(b, cval(cg, dt, 1), LLVMBuildLoad2(b, ft, cnt, ""), ""));
+    Loop l2;
+    c = loop_begin(cg, &l2, ci(cg, t.c));
+    LLVMValueRef o2 = plus(cg, t.out, c);
+    store(cg, n, o2, fm(LLVMBuildFMul(b, load(cg, n, o2), inv, "")));
+    loop_end(cg, &l2);
+  }
+  positions_end(cg, &t);
+}
+
+/* dx of a max pool: per window and channel, the first maximum gets gy. */
+static void gen_maxpool_grad(CG *cg, const Node *n) {
+  const Node *x = n->src[0], *gy = n->src[1];
+  LLVMBuilderRef b = cg->b;
+  DType dt = n->dtype;
+  LLVMTypeRef ft = ty(cg, dt);
+  zero(cg, n);
+  Taps t;
+  positions_begin(cg, &t, n, &n->shape);
+  Loop lc;
+  LLVMValueRef c = loop_begin(cg, &lc, ci(cg, t.c));
+  LLVMValueRef best = slot(cg, ft, cval(cg, dt, -INFINITY)), at = slot(cg, cg->i64, ci(cg, -1));
+  taps_begin(cg, &t);
+  LLVMBasicBlockRef join = if_begin(cg, t.valid);
+  LLVMValueRef i = plus(cg, t.in, c), v = load(cg, x, i);
+  LLVMValueRef cur = LLVMBuildLoad2(b, cg->i64, at, "");
+  LLVMValueRef better = LLVMBuildOr(b, LLVMBuildICmp(b, LLVMIntSLT, cur, ci(cg, 0), ""),
+                                    LLVMBuildFCmp(b, LLVMRealOGT, v, LLVMBuildLoad2(b, ft, best, ""), ""), "");
+  LLVMBuildStore(b, LLVMBuildSelect(b, better, v, LLVMBuildLoad2(b, ft, best, ""), ""), best);
+  LLVMBuildStore(b, LLVMBuildSelect(b, better, i, cur, ""), at);
+  if_end(cg, join);
+  taps_end(cg, &t);
+  LLVMValueRef a = LLVMBuildLoad2(b, cg->i64, at, "");
+  join = if_begin(cg, LLVMBuildICmp(b, LLVMIntSGE, a, ci(cg, 0), ""));
+  store(cg, n, a, fm(LLVMBuildFAdd(b, load(cg, n, a), load(cg, gy, plus(cg, t.out, c)), "")));
+  if_end(cg, join);
+  loop_end(cg, &lc);
+  positions_end(cg, &t);
+}
+
+/* dx of an average pool: gy / (taps inside) added to each tap. */
+static void gen_avgpool_grad(CG *cg, const Node *n) {
+  const Node *gy = n->src[0];
+  LLVMBuilderRef b = cg->b;
+  DType dt = n->dtype;
+  LLVMTypeRef ft = ty(cg, dt);
+  zero(cg, n);
+  Taps t;
+  positions_begin(cg, &t, n, &n->shape);
+  LLVMValueRef cnt = slot(cg, ft, cval(cg, dt, 0));
+  taps_begin(cg, &t);
+  LLVMBasicBlockRef join = if_begin(cg, t.valid);
+  LLVMBuildStore(b, LLVMBuildFAdd(b, LLVMBuildLoad2(b, ft, cnt, ""), cval(cg, dt, 1), ""), cnt);
+  if_end(cg, join);
+  taps_end(cg, &t);
+  LLVMValueRef inv = fm(LLVMBuildFDiv(b, cval(cg, dt, 1), LLVMBuildLoad2(b, ft, cnt, ""), ""));
+  taps_begin(cg, &t);
+  join = if_begin(cg, t.valid);
+  Loop lc;
+  LLVMValueRef c = loop_begin(cg, &lc, ci(cg, t.c));
+  LLVMValueRef at = plus(cg, t.in, c);
+  LLVMValueRef g = fm(LLVMBuildFMul(b, load(cg, gy, plus(cg, t.out, c)), inv, ""));
+  store(cg, n, at, fm(LLVMBuildFAdd(b, load(cg, n, at), g, "")));
+  loop_end(cg, &lc);
+  if_end(cg, join);
+  taps_end(cg, &t);
+  positions_end(cg, &t);
+}
+
 static void gen_assign(CG *cg, const Node *n) {
   const Node *dst = n->src[0], *v = n->src[1];
   if (cg_buffer_node(v) == dst) return;
@@ -775,6 +979,11 @@ static void gen_node(CG *cg, const Node *n) {
   case OP_ONE_HOT: gen_one_hot(cg, n); return;
   case OP_SOFTMAX_CE: gen_softmax_ce(cg, n); return;
   case OP_SIGMOID_CE: gen_elementwise(cg, n); return;
+  case OP_IM2COL: gen_im2col(cg, n); return;
+  case OP_COL2IM: gen_col2im(cg, n); return;
+  case OP_MAXPOOL: case OP_AVGPOOL: gen_pool(cg, n); return;
+  case OP_MAXPOOL_GRAD: gen_maxpool_grad(cg, n); return;
+  case OP_AVGPOOL_GRAD: gen_avgpool_grad(cg, n); return;
   default: break;
   }
   GRADC_ASSERT(!"no code generator for this op");

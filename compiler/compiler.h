@@ -137,7 +137,7 @@ typedef enum {
 
 typedef enum {
   K_LEAF, K_BINARY, K_UNARY, K_TERNARY, K_MATMUL, K_AXIS, K_REDUCE,
-  K_LAYOUT, K_LOSS, K_UPDATE,
+  K_LAYOUT, K_LOSS, K_UPDATE, K_WINDOW,
 } OpClass;
 
 enum {
@@ -182,6 +182,14 @@ typedef struct Init {
 
 extern const char *const init_names[INIT_COUNT];
 
+/* A 2-D window over an NHWC tensor (im2col, col2im, pooling): kernel size,
+ * strides and dilation per spatial axis, and explicit zero padding (top,
+ * bottom, left, right); padding=same is turned into numbers by the parser,
+ * as TF computes it. */
+typedef struct Window {
+  int64_t k[2], stride[2], dil[2], pad[4];
+} Window;
+
 /* Node attributes: a plain struct, each op reads the fields it owns. */
 typedef struct Attrs {
   int axis;              /* softmax, log_softmax, argmax, concat */
@@ -196,6 +204,7 @@ typedef struct Attrs {
   int64_t depth;         /* one_hot */
   Init init;             /* param */
   double *values;        /* const and INIT_VALUES data, row-major */
+  Window win;            /* im2col, col2im, pooling */
 } Attrs;
 
 enum {
@@ -313,6 +322,9 @@ GRADC_OPS(OP)
 bool shape_broadcast2(Graph *g, const Shape *a, const Shape *b, Shape *out,
                       Loc loc, const char *opname);
 int64_t fan_in(const Shape *s);
+/* Output rows and columns of window w over an NHWC shape x; false when the
+ * window does not fit the padded input. */
+bool window_out(const Window *w, const Shape *x, int64_t *oh, int64_t *ow);
 int64_t fan_out(const Shape *s);
 /* "+" for OP_ADD and so on, or the op's name. */
 const char *op_symbol(OpKind op);
@@ -459,6 +471,7 @@ typedef struct Parser {
   Sym *syms;
   int depth;
   int ndense;              /* Keras-style numbering of unnamed layers */
+  int nconv;
   const char *bind_name;   /* the name a let-binding is about to get */
   jmp_buf fail;            /* the first error unwinds the whole parse */
 } Parser;

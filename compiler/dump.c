@@ -127,6 +127,18 @@ static void put_attrs(FILE *out, const Graph *g, const Node *n, bool nn) {
     fprintf(out, " into=%s", shape_str(g, &a->to, b, sizeof b));
     break;
   }
+  case OP_IM2COL: case OP_COL2IM: case OP_MAXPOOL: case OP_MAXPOOL_GRAD:
+  case OP_AVGPOOL: case OP_AVGPOOL_GRAD: {
+    const Window *w = &a->win;
+    bool pool = n->op != OP_IM2COL && n->op != OP_COL2IM;
+    fprintf(out, "%s%s=[%" PRId64 ", %" PRId64 "]", nn ? ", " : " ", pool ? "pool" : "kernel",
+            w->k[0], w->k[1]);
+    fprintf(out, "%sstrides=[%" PRId64 ", %" PRId64 "]", nn ? ", " : " ", w->stride[0], w->stride[1]);
+    if (!pool) fprintf(out, "%sdilation=[%" PRId64 ", %" PRId64 "]", nn ? ", " : " ", w->dil[0], w->dil[1]);
+    fprintf(out, "%spadding=[%" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 "]", nn ? ", " : " ",
+            w->pad[0], w->pad[1], w->pad[2], w->pad[3]);
+    break;
+  }
   default: break;
   }
 }
@@ -333,9 +345,20 @@ static void dump_nn(FILE *out, const Graph *g) {
     default: break;
     }
     fprintf(out, "%s = ", name);
+    bool steps1 = n->op == OP_UNSLICE;
+    for (int k = 0; steps1 && k < n->shape.rank; k++) steps1 = n->a.step[k] == 1;
     if (n->op == OP_SLICE) {
       fputs(nn_name(pre, n->src[0], sb, sizeof sb), out);
       put_slice(out, n);
+    } else if (steps1) {
+      /* an unslice with unit steps is zero padding, which pad() reads back */
+      fprintf(out, "pad(%s, [", nn_name(pre, n->src[0], sb, sizeof sb));
+      for (int k = 0; k < n->shape.rank; k++) {
+        const Dim *in = &n->src[0]->shape.d[k], *o = &n->shape.d[k];
+        int64_t before = in->sym ? 0 : n->a.begin[k], after = in->sym ? 0 : o->n - in->n - before;
+        fprintf(out, "%s[%" PRId64 ", %" PRId64 "]", k ? ", " : "", before, after);
+      }
+      fputs("])", out);
     } else {
       fprintf(out, "%s(", op_info[n->op].name);
       for (int k = 0; k < n->nsrc; k++)

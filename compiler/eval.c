@@ -493,6 +493,136 @@ void eval_sigmoid_ce(Eval *e, const Node *n) {
     y[k] = fmax(x[k], 0) - x[k] * z[k] + log1p(exp(-fabs(x[k])));
 }
 
+/* ------------------------------------------------------------ windows */
+
+/* The geometry of a window op: input [b, h, w, c], output rows and columns,
+ * and where kernel tap (ki, kj) of output (oh, ow) lands in the input. */
+typedef struct Geo {
+  int64_t b, h, w, c, oh, ow;
+  const Window *win;
+} Geo;
+
+static Geo geo(const Eval *e, const Node *n, const Shape *in) {
+  Geo q = {.win = &n->a.win};
+  int64_t d[MAX_RANK];
+  dims(e, in, d);
+  q.b = d[0], q.h = d[1], q.w = d[2], q.c = d[3];
+  GRADC_ASSERT(window_out(q.win, in, &q.oh, &q.ow));
+  return q;
+}
+
+/* The input offset of tap (ki, kj) at output (bi, oh, ow), channel 0; -1
+ * when it falls into the padding. */
+static int64_t tap(const Geo *q, int64_t bi, int64_t oh, int64_t ow, int64_t ki, int64_t kj) {
+  int64_t ih = oh * q->win->stride[0] + ki * q->win->dil[0] - q->win->pad[0];
+  int64_t iw = ow * q->win->stride[1] + kj * q->win->dil[1] - q->win->pad[2];
+  if (ih < 0 || ih >= q->h || iw < 0 || iw >= q->w) return -1;
+  return ((bi * q->h + ih) * q->w + iw) * q->c;
+}
+
+/* Visits every (output position, tap) pair; cols is the offset of the tap's
+ * first channel in im2col's [b, oh, ow, kh*kw*c] layout, at the offset of
+ * the output position's first channel in a [b, oh, ow, c] layout. */
+#define FOR_TAPS(q, bi, oh, ow, ki, kj)                                      \
+  for (int64_t bi = 0; bi < (q).b; bi++)                                     \
+    for (int64_t oh = 0; oh < (q).oh; oh++)                                  \
+      for (int64_t ow = 0; ow < (q).ow; ow++)                                \
+        for (int64_t ki = 0; ki < (q).win->k[0]; ki++)                       \
+          for (int64_t kj = 0; kj < (q).win->k[1]; kj++)
+
+static int64_t col_at(const Geo *q, int64_t bi, int64_t oh, int64_t ow, int64_t ki, int64_t kj) {
+  int64_t kk = q->win->k[0] * q->win->k[1] * q->c;
+  return ((bi * q->oh + oh) * q->ow + ow) * kk + (ki * q->win->k[1] + kj) * q->c;
+}
+
+static int64_t out_at(const Geo *q, int64_t bi, int64_t oh, int64_t ow) {
+  return ((bi * q->oh + oh) * q->ow + ow) * q->c;
+}
+
+void eval_im2col(Eval *e, const Node *n) {
+  Geo q = geo(e, n, &n->src[0]->shape);
+  const double *x = e->v[n->src[0]->id];
+  double *y = e->v[n->id];
+  FOR_TAPS(q, bi, oh, ow, ki, kj) {
+    int64_t at = tap(&q, bi, oh, ow, ki, kj), o = col_at(&q, bi, oh, ow, ki, kj);
+    for (int64_t c = 0; c < q.c; c++) y[o + c] = at < 0 ? 0 : x[at + c];
+  }
+}
+
+void eval_col2im(Eval *e, const Node *n) {
+  Geo q = geo(e, n, &n->shape);
+  const double *y = e->v[n->src[0]->id];
+  double *x = e->v[n->id];
+  memset(x, 0, sizeof(double) * (size_t)e->count[n->id]);
+  FOR_TAPS(q, bi, oh, ow, ki, kj) {
+    int64_t at = tap(&q, bi, oh, ow, ki, kj), o = col_at(&q, bi, oh, ow, ki, kj);
+    if (at >= 0)
+      for (int64_t c = 0; c < q.c; c++) x[at + c] += y[o + c];
+  }
+}
+
+/* Taps of one output position that fall inside the input. */
+static int64_t inside_taps(const Geo *q, int64_t oh, int64_t ow) {
+  int64_t k = 0;
+  for (int64_t ki = 0; ki < q->win->k[0]; ki++)
+    for (int64_t kj = 0; kj < q->win->k[1]; kj++) k += tap(q, 0, oh, ow, ki, kj) >= 0;
+  return k;
+}
+
+void eval_pool(Eval *e, const Node *n) {
+  Geo q = geo(e, n, &n->src[0]->shape);
+  const double *x = e->v[n->src[0]->id];
+  double *y = e->v[n->id];
+  bool mx = n->op == OP_MAXPOOL;
+  for (int64_t i = 0; i < e->count[n->id]; i++) y[i] = mx ? -INFINITY : 0;
+  FOR_TAPS(q, bi, oh, ow, ki, kj) {
+    int64_t at = tap(&q, bi, oh, ow, ki, kj), o = out_at(&q, bi, oh, ow);
+    if (at < 0) continue;
+    for (int64_t c = 0; c < q.c; c++)
+      y[o + c] = mx ? fmax(y[o + c], x[at + c]) : y[o + c] + x[at + c];
+  }
+  if (!mx)
+    for (int64_t bi = 0; bi < q.b; bi++)
+      for (int64_t oh = 0; oh < q.oh; oh++)
+        for (int64_t ow = 0; ow < q.ow; ow++) {
+          double k = (double)inside_taps(&q, oh, ow);
+          for (int64_t c = 0; c < q.c; c++) y[out_at(&q, bi, oh, ow) + c] /= k;
+        }
+}
+
+/* dx: each window's gradient goes to its first maximum, as TF's MaxPoolGrad. */
+void eval_maxpool_grad(Eval *e, const Node *n) {
+  Geo q = geo(e, n, &n->shape);
+  const double *x = e->v[n->src[0]->id], *gy = e->v[n->src[1]->id];
+  double *dx = e->v[n->id];
+  memset(dx, 0, sizeof(double) * (size_t)e->count[n->id]);
+  for (int64_t bi = 0; bi < q.b; bi++)
+    for (int64_t oh = 0; oh < q.oh; oh++)
+      for (int64_t ow = 0; ow < q.ow; ow++)
+        for (int64_t c = 0; c < q.c; c++) {
+          int64_t best = -1;
+          for (int64_t ki = 0; ki < q.win->k[0]; ki++)
+            for (int64_t kj = 0; kj < q.win->k[1]; kj++) {
+              int64_t at = tap(&q, bi, oh, ow, ki, kj);
+              if (at >= 0 && (best < 0 || x[at + c] > x[best])) best = at + c;
+            }
+          if (best >= 0) dx[best] += gy[out_at(&q, bi, oh, ow) + c];
+        }
+}
+
+void eval_avgpool_grad(Eval *e, const Node *n) {
+  Geo q = geo(e, n, &n->shape);
+  const double *gy = e->v[n->src[0]->id];
+  double *dx = e->v[n->id];
+  memset(dx, 0, sizeof(double) * (size_t)e->count[n->id]);
+  FOR_TAPS(q, bi, oh, ow, ki, kj) {
+    int64_t at = tap(&q, bi, oh, ow, ki, kj), o = out_at(&q, bi, oh, ow);
+    if (at < 0) continue;
+    double k = (double)inside_taps(&q, oh, ow);
+    for (int64_t c = 0; c < q.c; c++) dx[at + c] += gy[o + c] / k;
+  }
+}
+
 void eval_assign(Eval *e, const Node *n) {
   memcpy(e->v[n->src[0]->id], e->v[n->src[1]->id],
          sizeof(double) * (size_t)e->count[n->src[0]->id]);

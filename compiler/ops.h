@@ -73,4 +73,13 @@
   OP(ONE_HOT,     "one_hot",            1, K_LAYOUT,   shape_one_hot,     grad_none,        eval_one_hot,    F_NO_GRAD) \
   /* losses with numerically stable fused forms */ \
   OP(SOFTMAX_CE,  "softmax_cross_entropy", 2, K_LOSS,  shape_softmax_ce,  grad_softmax_ce,  eval_softmax_ce, 0) \
-  OP(SIGMOID_CE,  "sigmoid_cross_entropy", 2, K_LOSS,  shape_sigmoid_ce,  grad_sigmoid_ce,  eval_sigmoid_ce, 0)
+  OP(SIGMOID_CE,  "sigmoid_cross_entropy", 2, K_LOSS,  shape_sigmoid_ce,  grad_sigmoid_ce,  eval_sigmoid_ce, 0) \
+  /* 2-D windows over NHWC tensors (a.win): convolution is im2col + matmul, \
+   * built by the conv2d sugar in call.c; col2im is im2col's adjoint */ \
+  OP(IM2COL,      "im2col",             1, K_WINDOW,   shape_im2col,      grad_im2col,      eval_im2col,     0) \
+  OP(COL2IM,      "col2im",             1, K_WINDOW,   shape_col2im,      grad_col2im,      eval_col2im,     0) \
+  OP(MAXPOOL,     "maxpool2d",          1, K_WINDOW,   shape_pool,        grad_maxpool,     eval_pool,       0) \
+  /* (x, gy) -> dx: gy routed to the first maximum of each window */ \
+  OP(MAXPOOL_GRAD, "maxpool2d_grad",    2, K_WINDOW,   shape_maxpool_grad, grad_none,       eval_maxpool_grad, 0) \
+  OP(AVGPOOL,     "avgpool2d",          1, K_WINDOW,   shape_pool,        grad_avgpool,     eval_pool,       0) \
+  OP(AVGPOOL_GRAD, "avgpool2d_grad",    1, K_WINDOW,   shape_col2im,      grad_avgpool_grad, eval_avgpool_grad, 0)

@@ -304,6 +304,24 @@ static void test_ops(void **state) {
       "loss = mean(tanh(x @ w))\n"
       "train loss with sgd(lr=0.1)\n",
 
+      "input x : f32[batch, 6, 6, 2]\n"
+      "input y : i32[batch]\n"
+      "param w : f32[3, 3, 2, 3] = glorot_uniform\n"
+      "c1 = conv2d(x, w, strides=2, padding=same)\n"
+      "c2 = conv2d(x, filters=4, kernel=[2, 3], padding=same, dilation=[2, 1], activation=relu)\n"
+      "c3 = conv2d(c2, 3, 1, activation=tanh)\n"
+      "m = maxpool2d(c3, 2)\n"
+      "a = avgpool2d(c2, pool=3, strides=2, padding=same)\n"
+      "m2 = maxpool2d(c2, [3, 2], strides=[2, 1], padding=same)\n"
+      "u = upsample2d(c1, 2)\n"
+      "pp = pad(u, [[0, 0], [1, 0], [0, 2], [0, 0]])\n"
+      "g = global_avgpool2d(pp) + mean(m, axis=[1, 2]) + sum(a[:, :, :, 0:3], axis=[1, 2])"
+      " + max(m2[:, :, :, 1:4], axis=[1, 2])\n"
+      "z = dense(flatten(m), 3) + g\n"
+      "output p = softmax(z)\n"
+      "loss = mean(softmax_cross_entropy(z, y))\n"
+      "train loss with adam(lr=0.01)\n",
+
       "input n : i32[batch, 3]\n"
       "const k : i32[3, 2] = [[1, 2], [3, 4], [5, 6]]\n"
       "output q = n @ k + n[:, 0:2] / 2 - maximum(n[:, 1:3], 1)\n"
