@@ -410,6 +410,8 @@ void grad_avgpool_grad(AD *ad, Node *n, Node *gy) {
   ad_accum(ad, n->src[0], window(ad, OP_AVGPOOL, &gy, 1, &n->a.win, NULL));
 }
 
+void grad_train_select(AD *ad, Node *n, Node *gy) { ad_accum(ad, n->src[0], gy); }
+
 /* ------------------------------------------------------------ optimizers */
 
 typedef struct Update {
@@ -509,16 +511,28 @@ static void build_updates(AD *ad) {
   Update *ups = arena_alloc(g->arena, sizeof(Update) * (size_t)(g->ngrads * 4 + 2));
   int nups = 0;
   ad->rule = opt_names[o->kind];
-  Node *alpha = NULL;
-  if (o->kind == OPT_ADAM && g->ngrads) {
-    /* Keras: t = iterations + 1; alpha = lr * sqrt(1 - b2^t) / (1 - b1^t) */
+  Node *alpha = NULL, *it = NULL;
+  bool random = false;
+  for (int i = 0; i < ad->nfwd; i++) random |= g->nodes[i]->op == OP_DROPOUT_MASK;
+  if ((o->kind == OPT_ADAM && g->ngrads) || random) {
+    /* The step counter: Adam's t - 1, and the dropout masks' step. */
     ad->fwd = g->loss;
     Shape s = {0};
-    Node *it = graph_leaf(g, OP_STATE, "optimizer/iterations", DT_I32, &s, o->loc);
+    it = graph_leaf(g, OP_STATE, "optimizer/iterations", DT_I32, &s, o->loc);
     it->a.init = (Init){INIT_ZEROS, 0, 0};
     it->rule = ad->rule;
-    Node *t1 = bin(ad, OP_ADD, it, konst(ad, 1, DT_I32));
-    ups[nups++] = (Update){it, t1};
+    ups[nups++] = (Update){it, bin(ad, OP_ADD, it, konst(ad, 1, DT_I32))};
+  }
+  for (int i = 0; i < ad->nfwd; i++) {
+    Node *m = g->nodes[i];
+    if (m->op != OP_DROPOUT_MASK || m->nsrc != 1) continue;
+    Node **src = arena_alloc(g->arena, sizeof(Node *) * 2);
+    src[0] = m->src[0], src[1] = it;
+    m->src = src, m->nsrc = 2;
+  }
+  if (o->kind == OPT_ADAM && g->ngrads) {
+    /* Keras: t = iterations + 1; alpha = lr * sqrt(1 - b2^t) / (1 - b1^t) */
+    Node *t1 = ups[0].value;
     Attrs c = {.dtype = DT_F32};
     Node *tf = node(ad, OP_CAST, &t1, 1, &c);
     Node *b1p = bin(ad, OP_POW, konst(ad, o->beta1, DT_F32), tf);

@@ -713,6 +713,41 @@ static Node *fn_conv2d(Parser *p, Call *c, OpKind op) {
   return activate(p, c, kwarg(c, "activation"), y);
 }
 
+/* ------------------------------------------------------------ train vs inference */
+
+/* dropout_mask(x, rate, seed=0): see ops.h; the primitive under dropout. */
+static Node *fn_dropout_mask(Parser *p, Call *c, OpKind op) {
+  Node *x = tensor_arg(p, c, 0, NULL);
+  Val *r = arg(c, 1, "rate");
+  if (!r) parse_fail(p, c->fn->loc, "%s: missing the rate", fn_name(p, c));
+  Attrs a = {.lo = num_arg(p, c, r, false)};
+  if (!(a.lo >= 0 && a.lo < 1))
+    parse_fail(p, r->loc, "%s: the rate must lie in [0, 1), got %g", fn_name(p, c), a.lo);
+  Val *s = kwarg(c, "seed");
+  if (s) {
+    double v = num_arg(p, c, s, true);
+    if (v < 0 || v > 1e15) parse_fail(p, s->loc, "%s: seed must be a non-negative integer", fn_name(p, c));
+    a.seed = (int64_t)v;
+  }
+  return parse_mk1(p, op, x, &a, c->fn->loc);
+}
+
+/* dropout(x, rate, seed=k): Keras Dropout.  In train_step each element is
+ * zeroed with probability rate and the rest scaled by 1/(1-rate); forward
+ * and eval pass x through.  The mask is a pure function of (seed, step,
+ * index), the step being the train step counter, so runs repeat exactly;
+ * the k-th dropout of a model gets seed k unless one is given.  Written out:
+ * train_select(x * dropout_mask(x, rate, seed), x). */
+static Node *fn_dropout(Parser *p, Call *c, OpKind op) {
+  (void)op;
+  Node *x = tensor_arg(p, c, 0, NULL);
+  int k = p->ndropout++;
+  Node *m = fn_dropout_mask(p, c, OP_DROPOUT_MASK);
+  if (!kwarg(c, "seed")) m->a.seed = k;
+  Node *s[2] = {parse_mk2(p, OP_MUL, x, m, c->fn->loc), x};
+  return parse_mk(p, OP_TRAIN_SELECT, s, 2, NULL, c->fn->loc);
+}
+
 static const struct Builtin {
   const char *name;
   CallFn *fn;
@@ -776,6 +811,9 @@ static const struct Builtin {
     {"global_avgpool2d", fn_global_avgpool, OP_MEAN, 1, 1, ""},
     {"upsample2d", fn_upsample, OP_BROADCAST, 1, 2, "size"},
     {"pad", fn_pad, OP_UNSLICE, 1, 2, "paddings"},
+    {"train_select", fn_binary, OP_TRAIN_SELECT, 2, 2, ""},
+    {"dropout_mask", fn_dropout_mask, OP_DROPOUT_MASK, 1, 2, "rate,seed"},
+    {"dropout", fn_dropout, OP_TRAIN_SELECT, 1, 2, "rate,seed"},
 };
 
 static bool in_list(const char *list, const char *key) {

@@ -39,6 +39,7 @@ typedef struct CG {
   LLVMValueRef *base;               /* per node: its storage pointer in fn */
   LLVMValueRef *global;             /* per node: tensor constant globals */
   bool *mark;
+  bool train;                       /* generating train_step, not forward */
 } CG;
 
 /* ------------------------------------------------------------ storage */
@@ -942,6 +943,49 @@ static void gen_avgpool_grad(CG *cg, const Node *n) {
   positions_end(cg, &t);
 }
 
+/* ------------------------------------------------------------ train vs inference */
+
+/* The operand of this function's side, copied (both sides are values with
+ * buffers of their own: neither is inlined into a select). */
+static void gen_train_select(CG *cg, const Node *n) {
+  const Node *s = n->src[cg->train ? 0 : 1];
+  if (cg_buffer_node(s) == cg_buffer_node(n)) return;
+  if (!cg_buffer_node(s)) {
+    fill(cg, n, load(cg, s, ci(cg, 0)));
+    return;
+  }
+  LLVMValueRef bytes = LLVMBuildMul(cg->b, count(cg, &n->shape), ci(cg, (int64_t)dtype_size(n->dtype)), "");
+  LLVMBuildMemCpy(cg->b, ptr_of(cg, n), 4, ptr_of(cg, s), 4, bytes);
+}
+
+/* init.c's splitmix64 on i64 values */
+static LLVMValueRef splitmix(CG *cg, LLVMValueRef x) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef k = LLVMConstInt(cg->i64, 0x9e3779b97f4a7c15ull, 0);
+  x = LLVMBuildAdd(b, x, k, "");
+  x = LLVMBuildMul(b, LLVMBuildXor(b, x, LLVMBuildLShr(b, x, ci(cg, 30), ""), ""),
+                   LLVMConstInt(cg->i64, 0xbf58476d1ce4e5b9ull, 0), "");
+  x = LLVMBuildMul(b, LLVMBuildXor(b, x, LLVMBuildLShr(b, x, ci(cg, 27), ""), ""),
+                   LLVMConstInt(cg->i64, 0x94d049bb133111ebull, 0), "");
+  return LLVMBuildXor(b, x, LLVMBuildLShr(b, x, ci(cg, 31), ""), "");
+}
+
+/* rng_keep of init.c element by element: the same bits as the evaluator. */
+static void gen_dropout_mask(CG *cg, const Node *n) {
+  LLVMBuilderRef b = cg->b;
+  uint64_t stream = rng_stream((uint64_t)n->a.seed, "dropout");
+  LLVMValueRef step = n->nsrc == 2 ? LLVMBuildSExt(b, load(cg, n->src[1], ci(cg, 0)), cg->i64, "")
+                                   : ci(cg, 0);
+  LLVMValueRef st = splitmix(cg, LLVMBuildXor(b, LLVMConstInt(cg->i64, stream, 0), splitmix(cg, step), ""));
+  LLVMValueRef thr = LLVMConstInt(cg->i64, rng_keep_threshold(n->a.lo), 0);
+  LLVMValueRef scale = cval(cg, n->dtype, 1 / (1 - n->a.lo)), zero = cval(cg, n->dtype, 0);
+  Loop l;
+  LLVMValueRef i = loop_begin(cg, &l, count(cg, &n->shape));
+  LLVMValueRef bits = LLVMBuildLShr(b, splitmix(cg, LLVMBuildAdd(b, st, splitmix(cg, i), "")), ci(cg, 11), "");
+  store(cg, n, i, LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntUGE, bits, thr, ""), scale, zero, ""));
+  loop_end(cg, &l);
+}
+
 static void gen_assign(CG *cg, const Node *n) {
   const Node *dst = n->src[0], *v = n->src[1];
   if (cg_buffer_node(v) == dst) return;
@@ -984,6 +1028,8 @@ static void gen_node(CG *cg, const Node *n) {
   case OP_MAXPOOL: case OP_AVGPOOL: gen_pool(cg, n); return;
   case OP_MAXPOOL_GRAD: gen_maxpool_grad(cg, n); return;
   case OP_AVGPOOL_GRAD: gen_avgpool_grad(cg, n); return;
+  case OP_TRAIN_SELECT: gen_train_select(cg, n); return;
+  case OP_DROPOUT_MASK: gen_dropout_mask(cg, n); return;
   default: break;
   }
   GRADC_ASSERT(!"no code generator for this op");
@@ -991,8 +1037,9 @@ static void gen_node(CG *cg, const Node *n) {
 
 /* ------------------------------------------------------------ functions */
 
-static void gen_function(CG *cg, const char *name, Node *const *roots, int nroots) {
+static void gen_function(CG *cg, const char *name, Node *const *roots, int nroots, bool train) {
   const Graph *g = cg->g;
+  cg->train = train;
   LLVMTypeRef params[2] = {cg->ptr, cg->ptr};
   LLVMTypeRef fty = LLVMFunctionType(cg->vd, params, 2, 0);
   cg->fn = LLVMAddFunction(cg->mod, name, fty);
@@ -1010,9 +1057,13 @@ static void gen_function(CG *cg, const char *name, Node *const *roots, int nroot
   }
   memset(cg->mark, 0, (size_t)g->nnodes);
   for (int i = 0; i < nroots; i++) cg->mark[roots[i]->id] = true;
-  for (int i = g->nnodes - 1; i >= 0; i--)
-    if (cg->mark[i])
-      for (int k = 0; k < g->nodes[i]->nsrc; k++) cg->mark[g->nodes[i]->src[k]->id] = true;
+  for (int i = g->nnodes - 1; i >= 0; i--) {
+    const Node *x = g->nodes[i];
+    if (!cg->mark[i]) continue;
+    if (x->op == OP_TRAIN_SELECT) cg->mark[x->src[train ? 0 : 1]->id] = true;
+    else
+      for (int k = 0; k < x->nsrc; k++) cg->mark[x->src[k]->id] = true;
+  }
   memset(cg->base, 0, sizeof(LLVMValueRef) * (size_t)g->nnodes);
   for (int i = 0; i < g->nnodes; i++) {
     const Node *s = cg_buffer_node(g->nodes[i]);
@@ -1065,14 +1116,14 @@ LLVMModuleRef cg_module(LLVMContextRef ctx, const Graph *g, const char *prefix) 
   if (g->loss) roots[n++] = g->loss;
   char name[256];
   snprintf(name, sizeof name, "%sforward", prefix);
-  gen_function(cg, name, roots, n);
+  gen_function(cg, name, roots, n, false);
   n = 0;
   for (int i = 0; i < g->nnodes; i++)
     if (g->nodes[i]->op == OP_ASSIGN) roots[n++] = g->nodes[i];
   for (int i = 0; i < g->nmetrics; i++) roots[n++] = g->metrics[i].node;
   if (g->loss) roots[n++] = g->loss;
   snprintf(name, sizeof name, "%strain_step", prefix);
-  gen_function(cg, name, roots, n);
+  gen_function(cg, name, roots, n, true);
   LLVMDisposeBuilder(cg->b);
   return cg->mod;
 }

@@ -137,7 +137,7 @@ typedef enum {
 
 typedef enum {
   K_LEAF, K_BINARY, K_UNARY, K_TERNARY, K_MATMUL, K_AXIS, K_REDUCE,
-  K_LAYOUT, K_LOSS, K_UPDATE, K_WINDOW,
+  K_LAYOUT, K_LOSS, K_UPDATE, K_WINDOW, K_SELECT, K_RANDOM,
 } OpClass;
 
 enum {
@@ -205,6 +205,7 @@ typedef struct Attrs {
   Init init;             /* param */
   double *values;        /* const and INIT_VALUES data, row-major */
   Window win;            /* im2col, col2im, pooling */
+  int64_t seed;          /* dropout_mask: its stream is rng_stream(seed, "dropout") */
 } Attrs;
 
 enum {
@@ -344,6 +345,11 @@ GRADC_OPS(OP)
 uint64_t rng_stream(uint64_t seed, const char *name);
 double rng_uniform(uint64_t stream, uint64_t i);
 double rng_normal(uint64_t stream, uint64_t i);
+/* Dropout: the stream of one train step, and whether element i is kept
+ * (compared on the generator's 53 bits, so f32 and double code agree). */
+uint64_t rng_step_stream(uint64_t stream, uint64_t step);
+uint64_t rng_keep_threshold(double rate);
+bool rng_keep(uint64_t step_stream, uint64_t i, uint64_t threshold);
 /* The initial values of a PARAM or STATE node (count elements), as doubles
  * rounded to the node's dtype. */
 void init_values(const Node *n, uint64_t seed, double *out, int64_t count);
@@ -360,6 +366,9 @@ void eval_init(Eval *e, uint64_t seed);      /* params and optimizer state */
 double *eval_data(Eval *e, const Node *n);   /* a node's values */
 int64_t eval_count(const Eval *e, const Node *n);
 void eval_run(Eval *e, Node *const *roots, int nroots);
+/* train_select takes its first operand in train mode (the default, and what
+ * gradients are of), its second in inference mode (eval_forward). */
+void eval_set_train(Eval *e, bool train);
 void eval_forward(Eval *e);                  /* outputs, metrics, loss */
 void eval_train_step(Eval *e);               /* and the whole update */
 
@@ -471,7 +480,7 @@ typedef struct Parser {
   Sym *syms;
   int depth;
   int ndense;              /* Keras-style numbering of unnamed layers */
-  int nconv;
+  int nconv, ndropout;
   const char *bind_name;   /* the name a let-binding is about to get */
   jmp_buf fail;            /* the first error unwinds the whole parse */
 } Parser;

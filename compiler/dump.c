@@ -127,6 +127,9 @@ static void put_attrs(FILE *out, const Graph *g, const Node *n, bool nn) {
     fprintf(out, " into=%s", shape_str(g, &a->to, b, sizeof b));
     break;
   }
+  case OP_DROPOUT_MASK:
+    fprintf(out, "%srate=%.17g%sseed=%" PRId64, nn ? ", " : " ", a->lo, nn ? ", " : " ", a->seed);
+    break;
   case OP_IM2COL: case OP_COL2IM: case OP_MAXPOOL: case OP_MAXPOOL_GRAD:
   case OP_AVGPOOL: case OP_AVGPOOL_GRAD: {
     const Window *w = &a->win;

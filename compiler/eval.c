@@ -24,6 +24,7 @@ struct Eval {
   int64_t *count;       /* elements per node id, under the current binding */
   bool *mark;
   bool bound;
+  bool infer;           /* train_select takes its second operand */
 };
 
 static bool persistent(const Node *n) { return n->op == OP_PARAM || n->op == OP_STATE; }
@@ -117,14 +118,20 @@ void eval_run(Eval *e, Node *const *roots, int nroots) {
   const Graph *g = e->g;
   memset(e->mark, 0, (size_t)g->nnodes);
   for (int i = 0; i < nroots; i++) e->mark[roots[i]->id] = true;
-  for (int i = g->nnodes - 1; i >= 0; i--)
-    if (e->mark[i])
-      for (int k = 0; k < g->nodes[i]->nsrc; k++) e->mark[g->nodes[i]->src[k]->id] = true;
+  for (int i = g->nnodes - 1; i >= 0; i--) {
+    const Node *n = g->nodes[i];
+    if (!e->mark[i]) continue;
+    if (n->op == OP_TRAIN_SELECT) e->mark[n->src[e->infer]->id] = true;
+    else
+      for (int k = 0; k < n->nsrc; k++) e->mark[n->src[k]->id] = true;
+  }
   for (int i = 0; i < g->nnodes; i++) {
     const Node *n = g->nodes[i];
     if (e->mark[i] && op_info[n->op].kind != K_LEAF) op_info[n->op].eval(e, n);
   }
 }
+
+void eval_set_train(Eval *e, bool train) { e->infer = !train; }
 
 /* Outputs, metrics and the loss: no backward nodes, no updates. */
 void eval_forward(Eval *e) {
@@ -134,7 +141,10 @@ void eval_forward(Eval *e) {
   for (int i = 0; i < g->noutputs && n < 255; i++) roots[n++] = g->outputs[i].node;
   for (int i = 0; i < g->nmetrics && n < 255; i++) roots[n++] = g->metrics[i].node;
   if (g->loss) roots[n++] = g->loss;
+  bool infer = e->infer;
+  e->infer = true;
   eval_run(e, roots, n);
+  e->infer = infer;
 }
 
 /* The whole train step: loss, metrics, and every update of the state. */
@@ -621,6 +631,22 @@ void eval_avgpool_grad(Eval *e, const Node *n) {
     double k = (double)inside_taps(&q, oh, ow);
     for (int64_t c = 0; c < q.c; c++) dx[at + c] += gy[o + c] / k;
   }
+}
+
+/* ------------------------------------------------------------ train vs inference */
+
+void eval_train_select(Eval *e, const Node *n) {
+  const Node *s = n->src[e->infer];
+  memcpy(e->v[n->id], e->v[s->id], sizeof(double) * (size_t)e->count[n->id]);
+}
+
+void eval_dropout_mask(Eval *e, const Node *n) {
+  uint64_t step = n->nsrc == 2 ? (uint64_t)(int64_t)e->v[n->src[1]->id][0] : 0;
+  uint64_t st = rng_step_stream(rng_stream((uint64_t)n->a.seed, "dropout"), step);
+  uint64_t thr = rng_keep_threshold(n->a.lo);
+  double scale = 1 / (1 - n->a.lo);
+  double *m = e->v[n->id];
+  for (int64_t i = 0; i < e->count[n->id]; i++) m[i] = rng_keep(st, (uint64_t)i, thr) ? scale : 0;
 }
 
 void eval_assign(Eval *e, const Node *n) {

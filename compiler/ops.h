@@ -82,4 +82,12 @@
   /* (x, gy) -> dx: gy routed to the first maximum of each window */ \
   OP(MAXPOOL_GRAD, "maxpool2d_grad",    2, K_WINDOW,   shape_maxpool_grad, grad_none,       eval_maxpool_grad, 0) \
   OP(AVGPOOL,     "avgpool2d",          1, K_WINDOW,   shape_pool,        grad_avgpool,     eval_pool,       0) \
-  OP(AVGPOOL_GRAD, "avgpool2d_grad",    1, K_WINDOW,   shape_col2im,      grad_avgpool_grad, eval_avgpool_grad, 0)
+  OP(AVGPOOL_GRAD, "avgpool2d_grad",    1, K_WINDOW,   shape_col2im,      grad_avgpool_grad, eval_avgpool_grad, 0) \
+  /* train vs inference: train_step computes the first operand, forward and \
+   * eval the second; gradients are the train step's, so they flow into the \
+   * first */ \
+  OP(TRAIN_SELECT, "train_select",      2, K_SELECT,   shape_train_select, grad_train_select, eval_train_select, 0) \
+  /* (x[, step]) -> keep ? 1/(1-rate) : 0 per element of x's shape, from the \
+   * counter-based generator at (seed, step, index); autodiff appends the \
+   * step counter */ \
+  OP(DROPOUT_MASK, "dropout_mask",     -1, K_RANDOM,   shape_dropout_mask, grad_none,        eval_dropout_mask, F_NO_GRAD)

@@ -623,3 +623,29 @@ bool shape_maxpool_grad(Graph *g, Node *n) {
   n->dtype = n->src[0]->dtype;
   return true;
 }
+
+/* ------------------------------------------------------------ train vs inference */
+
+bool shape_train_select(Graph *g, Node *n) {
+  const Node *a = n->src[0], *b = n->src[1];
+  char b1[SHAPE_STR_MAX], b2[SHAPE_STR_MAX];
+  if (!shape_eq(&a->shape, &b->shape) || a->dtype != b->dtype)
+    return graph_error(g, n->loc, "train_select needs two values of one type, got %s%s "
+                       "and %s%s", dtype_names[a->dtype], sh(g, &a->shape, b1),
+                       dtype_names[b->dtype], sh(g, &b->shape, b2));
+  n->shape = a->shape;
+  n->dtype = a->dtype;
+  return true;
+}
+
+bool shape_dropout_mask(Graph *g, Node *n) {
+  Node *x = n->src[0];
+  if (!need_float(g, n, x)) return false;
+  if (!(n->a.lo >= 0 && n->a.lo < 1))
+    return graph_error(g, n->loc, "dropout: the rate must lie in [0, 1), got %g", n->a.lo);
+  GRADC_ASSERT(n->nsrc == 1 || (n->nsrc == 2 && n->src[1]->dtype == DT_I32 &&
+                                n->src[1]->shape.rank == 0));
+  n->shape = x->shape;
+  n->dtype = x->dtype;
+  return true;
+}

@@ -347,6 +347,13 @@ static const Row rows[] = {
      "h = tanh(x * w)\n"
      "loss = sum(avgpool2d(h, 2) * k) + sum(avgpool2d(h, pool=3, strides=2) * k2)"
      " + sum(avgpool2d(h, pool_size=[3, 2], strides=2, padding=same) * k)\n" TRAIN},
+    /* dropout: gradients of the train step, through the mask */
+    {"dropout",
+     "input x : f32[batch, 6, 6, 2]\ninput k : f32[batch, 3]\n"
+     "h = conv2d(x, 3, 3, activation=tanh, bias_initializer=0.1)\n"
+     "d = dropout(h, 0.3)\n"
+     "z = dense(flatten(d), 3, activation=tanh)\n"
+     "loss = sum(dropout(z, rate=0.5, seed=7) * k)\n" TRAIN},
     {"global_pool_upsample_pad_flatten",
      "input x : f32[batch, 3, 3, 2]\ninput k : f32[batch, 2]\n"
      "input k2 : f32[batch, 7, 11, 2]\ninput k3 : f32[batch, 18]\n"

@@ -732,6 +732,63 @@ static void test_mlp_blobs(void **state) {
   compilation_free(c);
 }
 
+/* ------------------------------------------------------------ dropout */
+
+/* dropout: identity in forward; in train mode it keeps about 1 - rate of
+ * the elements, scaled by 1/(1-rate); the mask depends on the step counter
+ * and the seed, and is the same for the same (seed, step). */
+static void test_dropout(void **state) {
+  (void)state;
+  const char *src =
+      "input x : f32[4000]\n"
+      "param w : f32 = 1\n"
+      "output d = dropout(x * w, 0.25)\n"
+      "output e = dropout(x * w, 0.25)\n"
+      "loss = sum(d)\n"
+      "train loss with sgd\n";
+  Compilation *c = compile_ok("dropout.nn", src);
+  const Graph *g = c->graph;
+  Eval *e = eval_new(g);
+  assert_non_null(e);
+  assert_true(eval_bind(e, "", 1));
+  eval_init(e, 1);
+  double *x = eval_data(e, named(g, "x"));
+  for (int i = 0; i < 4000; i++) x[i] = 1 + i % 7;
+  Node *d = named(g, "d"), *dd = named(g, "e"), *roots[2] = {d, dd};
+  eval_forward(e);
+  for (int i = 0; i < 4000; i++) assert_true(eval_data(e, d)[i] == x[i]);
+  /* train mode, step 0 */
+  eval_run(e, roots, 2);
+  double *m0 = malloc(sizeof(double) * 4000);
+  assert_non_null(m0);
+  int zeros = 0, same_as_other = 0;
+  for (int i = 0; i < 4000; i++) {
+    double v = eval_data(e, d)[i];
+    m0[i] = v;
+    if (v == 0) zeros++;
+    else assert_true(fabs(v - x[i] / 0.75) < 1e-12);
+    same_as_other += (v == 0) == (eval_data(e, dd)[i] == 0);
+  }
+  assert_in_range(zeros, 900, 1100);               /* 1000 expected, sd 27 */
+  assert_in_range(same_as_other, 2300, 2700);      /* independent masks: 2500 */
+  eval_run(e, roots, 2);                           /* same step: same mask */
+  for (int i = 0; i < 4000; i++) assert_true(eval_data(e, d)[i] == m0[i]);
+  /* the next step (the counter after one train step) draws a new mask */
+  eval_train_step(e);
+  eval_run(e, roots, 2);
+  int changed = 0;
+  for (int i = 0; i < 4000; i++) changed += (eval_data(e, d)[i] == 0) != (m0[i] == 0);
+  assert_in_range(changed, 1300, 1700);            /* 2 * 0.25 * 0.75 * 4000 = 1500 */
+  /* and the forward pass is still the identity (w has moved) */
+  eval_forward(e);
+  double w = eval_data(e, named(g, "w"))[0];
+  assert_true(w != 1);
+  for (int i = 0; i < 4000; i++) assert_true(fabs(eval_data(e, d)[i] - x[i] * w) < 1e-12);
+  free(m0);
+  eval_free(e);
+  compilation_free(c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_activations),
@@ -745,6 +802,7 @@ int main(void) {
       cmocka_unit_test(test_linear_regression),
       cmocka_unit_test(test_himmelblau),
       cmocka_unit_test(test_mlp_blobs),
+      cmocka_unit_test(test_dropout),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -317,7 +317,7 @@ static void test_ops(void **state) {
       "pp = pad(u, [[0, 0], [1, 0], [0, 2], [0, 0]])\n"
       "g = global_avgpool2d(pp) + mean(m, axis=[1, 2]) + sum(a[:, :, :, 0:3], axis=[1, 2])"
       " + max(m2[:, :, :, 1:4], axis=[1, 2])\n"
-      "z = dense(flatten(m), 3) + g\n"
+      "z = dense(dropout(flatten(m), 0.4), 3) + dropout(g, 0.2)\n"
       "output p = softmax(z)\n"
       "loss = mean(softmax_cross_entropy(z, y))\n"
       "train loss with adam(lr=0.01)\n",
