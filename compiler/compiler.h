@@ -369,6 +369,9 @@ void eval_run(Eval *e, Node *const *roots, int nroots);
 /* train_select takes its first operand in train mode (the default, and what
  * gradients are of), its second in inference mode (eval_forward). */
 void eval_set_train(Eval *e, bool train);
+/* eval_run(root) when only `changed` (a leaf) has new values since the last
+ * run that computed root: recomputes only what depends on it. */
+void eval_rerun(Eval *e, Node *root, const Node *changed);
 void eval_forward(Eval *e);                  /* outputs, metrics, loss */
 void eval_train_step(Eval *e);               /* and the whole update */
 

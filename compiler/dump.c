@@ -466,6 +466,33 @@ void dump_summary(FILE *out, const Graph *g) {
   char tb[32];
   fprintf(out, "%s\nTotal params: %s\nTrainable params: %s\nNon-trainable params: 0\n%s\n",
           dbl, grouped(total, tb, sizeof tb), tb, rule);
+  /* Layer sugar names its parameters <layer>.kernel, <layer>.bias: the
+   * per-layer counts of a Keras summary, in order of first appearance. */
+  bool header = false;
+  for (int i = 0; i < g->nnodes; i++) {
+    const Node *n = g->nodes[i];
+    const char *dot = n->op == OP_PARAM ? strrchr(n->name, '.') : NULL;
+    if (!dot) continue;
+    size_t len = (size_t)(dot - n->name);
+    bool seen = false;
+    for (int k = 0; k < i && !seen; k++) {
+      const Node *m = g->nodes[k];
+      const char *d2 = m->op == OP_PARAM ? strrchr(m->name, '.') : NULL;
+      seen = d2 && (size_t)(d2 - m->name) == len && !strncmp(m->name, n->name, len);
+    }
+    if (seen) continue;
+    int64_t c = 0;
+    for (int k = i; k < g->nnodes; k++) {
+      const Node *m = g->nodes[k];
+      const char *d2 = m->op == OP_PARAM ? strrchr(m->name, '.') : NULL;
+      if (d2 && (size_t)(d2 - m->name) == len && !strncmp(m->name, n->name, len))
+        c += shape_static_count(&m->shape);
+    }
+    if (!header) fprintf(out, " %-30s %s\n%s\n", "Layer", "Param #", dbl), header = true;
+    char cb[32];
+    fprintf(out, " %-30.*s %s\n", (int)len, n->name, grouped(c, cb, sizeof cb));
+  }
+  if (header) fprintf(out, "%s\n", rule);
   for (int i = 0; i < g->nnodes; i++) {
     const Node *n = g->nodes[i];
     char b[SHAPE_STR_MAX];

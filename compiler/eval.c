@@ -22,7 +22,7 @@ struct Eval {
   int64_t sym[MAX_SYMS + 1];
   double **v;           /* value buffer per node id */
   int64_t *count;       /* elements per node id, under the current binding */
-  bool *mark;
+  unsigned char *mark;
   bool bound;
   bool infer;           /* train_select takes its second operand */
 };
@@ -132,6 +132,31 @@ void eval_run(Eval *e, Node *const *roots, int nroots) {
 }
 
 void eval_set_train(Eval *e, bool train) { e->infer = !train; }
+
+/* eval_run for one root after only `changed` has new values: nodes that do
+ * not depend on it keep theirs. */
+void eval_rerun(Eval *e, Node *root, const Node *changed) {
+  GRADC_ASSERT(e->bound);
+  const Graph *g = e->g;
+  memset(e->mark, 0, (size_t)g->nnodes);
+  e->mark[root->id] = true;
+  for (int i = g->nnodes - 1; i >= 0; i--) {
+    const Node *n = g->nodes[i];
+    if (!e->mark[i]) continue;
+    if (n->op == OP_TRAIN_SELECT) e->mark[n->src[e->infer]->id] = true;
+    else
+      for (int k = 0; k < n->nsrc; k++) e->mark[n->src[k]->id] = true;
+  }
+  /* mark 2 = depends on changed */
+  e->mark[changed->id] = 2;
+  for (int i = 0; i < g->nnodes; i++) {
+    const Node *n = g->nodes[i];
+    if (!e->mark[i] || e->mark[i] == 2) continue;
+    for (int k = 0; k < n->nsrc && e->mark[i] != 2; k++)
+      if (e->mark[n->src[k]->id] == 2) e->mark[i] = 2;
+    if (e->mark[i] == 2 && op_info[n->op].kind != K_LEAF) op_info[n->op].eval(e, n);
+  }
+}
 
 /* Outputs, metrics and the loss: no backward nodes, no updates. */
 void eval_forward(Eval *e) {
@@ -309,13 +334,20 @@ void eval_matmul(Eval *e, const Node *n) {
   for (int64_t bi = 0; bi < batches; bi++, it_next(&t)) {
     const double *a = A + t.off[0] * m * k, *b = B + t.off[1] * k * nn;
     double *c = C + bi * m * nn;
-    for (int64_t i = 0; i < m; i++)
-      for (int64_t j = 0; j < nn; j++) {
-        double s = 0;
-        for (int64_t p = 0; p < k; p++)
-          s += (n->a.ta ? a[p * m + i] : a[i * k + p]) * (n->a.tb ? b[j * k + p] : b[p * nn + j]);
-        c[i * nn + j] = s;
+    /* Row by row, each a sum of rows of b in order of p (contiguous when b
+     * is not transposed): the same sums in the same order as the dot
+     * products, only faster for the check's many re-evaluations. */
+    for (int64_t i = 0; i < m; i++) {
+      double *ci = c + i * nn;
+      for (int64_t j = 0; j < nn; j++) ci[j] = 0;
+      for (int64_t p = 0; p < k; p++) {
+        double av = n->a.ta ? a[p * m + i] : a[i * k + p];
+        if (n->a.tb)
+          for (int64_t j = 0; j < nn; j++) ci[j] += av * b[j * k + p];
+        else
+          for (int64_t j = 0; j < nn; j++) ci[j] += av * b[p * nn + j];
       }
+    }
   }
 }
 
