@@ -508,10 +508,11 @@ static Node *update_param(AD *ad, Node *p, Node *g, Node *adam_alpha,
 static void build_updates(AD *ad) {
   Graph *g = ad->g;
   const Optimizer *o = &g->opt;
-  Update *ups = arena_alloc(g->arena, sizeof(Update) * (size_t)(g->ngrads * 4 + 2));
+  Update *ups = arena_alloc(g->arena, sizeof(Update) * (size_t)(g->ngrads * 4 + g->nupdates + 2));
   int nups = 0;
+  for (int i = 0; i < g->nupdates; i++) ups[nups++] = (Update){g->updates[i].state, g->updates[i].value};
   ad->rule = opt_names[o->kind];
-  Node *alpha = NULL, *it = NULL;
+  Node *alpha = NULL, *it = NULL, *t1 = NULL;
   bool random = false;
   for (int i = 0; i < ad->nfwd; i++) random |= g->nodes[i]->op == OP_DROPOUT_MASK;
   if ((o->kind == OPT_ADAM && g->ngrads) || random) {
@@ -521,7 +522,8 @@ static void build_updates(AD *ad) {
     it = graph_leaf(g, OP_STATE, "optimizer/iterations", DT_I32, &s, o->loc);
     it->a.init = (Init){INIT_ZEROS, 0, 0};
     it->rule = ad->rule;
-    ups[nups++] = (Update){it, bin(ad, OP_ADD, it, konst(ad, 1, DT_I32))};
+    t1 = bin(ad, OP_ADD, it, konst(ad, 1, DT_I32));
+    ups[nups++] = (Update){it, t1};
   }
   for (int i = 0; i < ad->nfwd; i++) {
     Node *m = g->nodes[i];
@@ -532,7 +534,6 @@ static void build_updates(AD *ad) {
   }
   if (o->kind == OPT_ADAM && g->ngrads) {
     /* Keras: t = iterations + 1; alpha = lr * sqrt(1 - b2^t) / (1 - b1^t) */
-    Node *t1 = ups[0].value;
     Attrs c = {.dtype = DT_F32};
     Node *tf = node(ad, OP_CAST, &t1, 1, &c);
     Node *b1p = bin(ad, OP_POW, konst(ad, o->beta1, DT_F32), tf);

@@ -748,6 +748,78 @@ static Node *fn_dropout(Parser *p, Call *c, OpKind op) {
   return parse_mk(p, OP_TRAIN_SELECT, s, 2, NULL, c->fn->loc);
 }
 
+/* batch_norm(x, axis=-1, momentum=0.99, epsilon=1e-3, name=...): Keras
+ * BatchNormalization.  Parameters <name>.gamma (ones) and <name>.beta
+ * (zeros); non-trainable state <name>.moving_mean (zeros) and
+ * <name>.moving_variance (ones).  train_step normalises with the batch
+ * statistics over every axis but `axis` (biased variance) and moves the
+ * state: moving = moving * momentum + batch * (1 - momentum), as Keras'
+ * non-fused path (Keras 3 alike); forward and eval normalise with the
+ * moving statistics.  Written out: train_select(batch form, moving form)
+ * and two update statements. */
+static Node *fn_batch_norm(Parser *p, Call *c, OpKind op) {
+  (void)op;
+  Node *x = tensor_arg(p, c, 0, NULL);
+  int r = x->shape.rank;
+  if (r < 2) parse_fail(p, c->fn->loc, "batch_norm needs a tensor of rank >= 2");
+  if (!dtype_is_float(x->dtype))
+    parse_fail(p, c->fn->loc, "batch_norm: the input must be floating-point, got %s",
+               dtype_names[x->dtype]);
+  int ax = axis_arg(p, c, arg(c, 1, "axis"), r, -1);
+  if (x->shape.d[ax].sym)
+    parse_fail(p, c->fn->loc, "batch_norm: the normalised axis %d must be static", ax);
+  Val *mv = kwarg(c, "momentum"), *ev = kwarg(c, "epsilon");
+  double momentum = mv ? num_arg(p, c, mv, false) : 0.99, eps = ev ? num_arg(p, c, ev, false) : 1e-3;
+  if (!(momentum >= 0 && momentum < 1))
+    parse_fail(p, mv->loc, "batch_norm: momentum must lie in [0, 1), got %g", momentum);
+  if (!(eps > 0)) parse_fail(p, ev->loc, "batch_norm: epsilon must be positive, got %g", eps);
+  Val *nm = kwarg(c, "name");
+  const char *base;
+  if (nm && nm->kind == V_NAME) base = nm->name;
+  else if (nm) parse_fail(p, nm->loc, "batch_norm: name must be an identifier");
+  else if (p->bind_name) base = p->bind_name;
+  else base = p->nbn ? arena_printf(p->arena, "batch_normalization_%d", p->nbn) : "batch_normalization";
+  p->nbn++;
+  Loc loc = c->fn->loc;
+  int64_t C = x->shape.d[ax].n;
+  Shape cs = {1, {{C, 0}}}, ks = {.rank = r};
+  for (int i = 0; i < r; i++) ks.d[i] = i == ax ? (Dim){C, 0} : (Dim){1, 0};
+  Node *gamma = new_param(p, arena_printf(p->arena, "%s.gamma", base), &cs, (Init){INIT_ONES, 0, 0}, loc);
+  Node *beta = new_param(p, arena_printf(p->arena, "%s.beta", base), &cs, (Init){INIT_ZEROS, 0, 0}, loc);
+  Node *st[2];
+  static const char *const what[2] = {"moving_mean", "moving_variance"};
+  for (int k = 0; k < 2; k++) {
+    st[k] = graph_leaf(p->g, OP_STATE, arena_printf(p->arena, "%s.%s", base, what[k]),
+                       x->dtype, &cs, loc);
+    st[k]->a.init = (Init){k ? INIT_ONES : INIT_ZEROS, 0, 0};
+    parse_define(p, st[k]->name, st[k], loc);
+  }
+  Node *g = reshape_to(p, gamma, &ks, loc), *b = reshape_to(p, beta, &ks, loc);
+  Node *e = parse_scalar(p, eps, false, loc);
+  Attrs red = {.axes = (uint32_t)((1u << r) - 1) & ~(1u << ax), .keepdims = true};
+  /* train: batch statistics */
+  Node *mean = parse_mk1(p, OP_MEAN, x, &red, loc);
+  Node *d = parse_mk2(p, OP_SUB, x, mean, loc);
+  Node *var = parse_mk1(p, OP_MEAN, parse_mk1(p, OP_SQUARE, d, NULL, loc), &red, loc);
+  Node *sd = parse_mk1(p, OP_SQRT, parse_mk2(p, OP_ADD, var, e, loc), NULL, loc);
+  Node *yt = parse_mk2(p, OP_ADD, parse_mk2(p, OP_MUL, parse_mk2(p, OP_DIV, d, sd, loc), g, loc), b, loc);
+  /* inference: moving statistics */
+  Node *mm = reshape_to(p, st[0], &ks, loc), *mvv = reshape_to(p, st[1], &ks, loc);
+  Node *sdi = parse_mk1(p, OP_SQRT, parse_mk2(p, OP_ADD, mvv, e, loc), NULL, loc);
+  Node *yi = parse_mk2(p, OP_ADD, parse_mk2(p, OP_MUL, parse_mk2(p, OP_DIV,
+                        parse_mk2(p, OP_SUB, x, mm, loc), sdi, loc), g, loc), b, loc);
+  Node *s2[2] = {yt, yi};
+  Node *y = parse_mk(p, OP_TRAIN_SELECT, s2, 2, NULL, loc);
+  /* the moving averages, after the step */
+  Node *batch[2] = {reshape_to(p, mean, &cs, loc), reshape_to(p, var, &cs, loc)};
+  for (int k = 0; k < 2; k++) {
+    Node *keep = parse_mk2(p, OP_MUL, st[k], parse_scalar(p, momentum, false, loc), loc);
+    Node *add = parse_mk2(p, OP_MUL, batch[k], parse_scalar(p, 1 - momentum, false, loc), loc);
+    parse_update(p, st[k], parse_mk2(p, OP_ADD, keep, add, loc), loc);
+  }
+  return y;
+}
+
 static const struct Builtin {
   const char *name;
   CallFn *fn;
@@ -814,6 +886,7 @@ static const struct Builtin {
     {"train_select", fn_binary, OP_TRAIN_SELECT, 2, 2, ""},
     {"dropout_mask", fn_dropout_mask, OP_DROPOUT_MASK, 1, 2, "rate,seed"},
     {"dropout", fn_dropout, OP_TRAIN_SELECT, 1, 2, "rate,seed"},
+    {"batch_norm", fn_batch_norm, OP_TRAIN_SELECT, 1, 2, "axis,momentum,epsilon,name"},
 };
 
 static bool in_list(const char *list, const char *key) {
@@ -878,7 +951,8 @@ Node *parse_call(Parser *p) {
     if (c->args[i].key && !in_list(b->kw, c->args[i].key))
       parse_fail(p, c->args[i].keyloc, "%s has no argument '%s'%s%s", name,
               c->args[i].key, *b->kw ? "; it takes: " : "", b->kw);
-  if (b->fn == fn_dense_call || b->fn == fn_conv2d) p->bind_name = outer;
+  if (b->fn == fn_dense_call || b->fn == fn_conv2d || b->fn == fn_batch_norm)
+    p->bind_name = outer;
   Node *n = b->fn(p, c, b->op);
   p->bind_name = NULL;
   for (int i = 0; i < c->nargs; i++)

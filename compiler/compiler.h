@@ -260,6 +260,12 @@ typedef struct Binding {
   Node *node;
 } Binding;
 
+/* A model's own state update (batch norm's moving statistics): after the
+ * train step, state <- value.  Written `update NAME = expr`. */
+typedef struct StateUpdate {
+  Node *state, *value;
+} StateUpdate;
+
 typedef struct Grad {
   Node *param;
   Node *grad;            /* d(loss)/d(param), same shape */
@@ -284,6 +290,9 @@ struct Graph {
   /* After autodiff: the gradient of the loss for each trained parameter. */
   Grad *grads;
   int ngrads;
+  /* Declared state (`state` statements, batch_norm) and its updates. */
+  StateUpdate *updates;
+  int nupdates, capupdates;
 };
 
 extern const char *const dtype_names[DT_COUNT];
@@ -299,6 +308,9 @@ Node *graph_leaf(Graph *g, OpKind op, const char *name, DType t,
                  const Shape *s, Loc loc);
 void graph_add_output(Graph *g, Binding **list, int *n, const char *name,
                       Node *node);
+void graph_add_update(Graph *g, Node *state, Node *value);
+/* A STATE node the model declares (not an optimizer slot): non-trainable. */
+bool is_model_state(const Node *n);
 int graph_sym(Graph *g, const char *name);   /* intern, 0 when full */
 bool graph_error(Graph *g, Loc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -483,7 +495,7 @@ typedef struct Parser {
   Sym *syms;
   int depth;
   int ndense;              /* Keras-style numbering of unnamed layers */
-  int nconv, ndropout;
+  int nconv, ndropout, nbn;
   const char *bind_name;   /* the name a let-binding is about to get */
   jmp_buf fail;            /* the first error unwinds the whole parse */
 } Parser;
@@ -538,6 +550,8 @@ Token *parse_ident(Parser *p, const char *what);
 Sym *parse_lookup(Parser *p, const char *name);
 void parse_define(Parser *p, const char *name, Node *n, Loc loc);
 Node *parse_scalar(Parser *p, double v, bool is_int, Loc loc);
+/* state <- value after each train step (update statements, batch_norm) */
+void parse_update(Parser *p, Node *state, Node *value, Loc loc);
 bool parse_number(Parser *p, double *v, bool *is_int, Loc *loc);
 void parse_list_value(Parser *p, Val *v);
 Node *parse_list_tensor(Parser *p, Val *v);

@@ -354,6 +354,14 @@ static const Row rows[] = {
      "d = dropout(h, 0.3)\n"
      "z = dense(flatten(d), 3, activation=tanh)\n"
      "loss = sum(dropout(z, rate=0.5, seed=7) * k)\n" TRAIN},
+    /* batch norm: the train step's batch statistics (a bias before it has
+     * no gradient at all, so none here) */
+    {"batch_norm",
+     "input x : f32[batch, 5, 5, 2]\ninput k : f32[batch, 3, 3, 3]\ninput k2 : f32[batch, 4]\n"
+     "h = conv2d(x, 3, 3, use_bias=false)\n"
+     "n = batch_norm(h, momentum=0.9)\n"
+     "z = dense(flatten(tanh(n)), 4, use_bias=false)\n"
+     "loss = sum(n * k) + sum(tanh(batch_norm(z, axis=1, epsilon=0.01)) * k2)\n" TRAIN},
     {"global_pool_upsample_pad_flatten",
      "input x : f32[batch, 3, 3, 2]\ninput k : f32[batch, 2]\n"
      "input k2 : f32[batch, 7, 11, 2]\ninput k3 : f32[batch, 18]\n"

@@ -322,6 +322,18 @@ static void test_ops(void **state) {
       "loss = mean(softmax_cross_entropy(z, y))\n"
       "train loss with adam(lr=0.01)\n",
 
+      "input x : f32[batch, 5, 5, 2]\n"
+      "input y : i32[batch]\n"
+      "state s : f32[2] = ones\n"
+      "h = conv2d(x, 4, 3, padding=same, use_bias=false)\n"
+      "n = relu(batch_norm(h))\n"
+      "z = dense(global_avgpool2d(n), 6)\n"
+      "logits = dense(batch_norm(z, momentum=0.5), 3)\n"
+      "update s = s * 0.5 + sum(x, axis=[0, 1, 2])\n"
+      "output p = softmax(logits)\n"
+      "loss = mean(softmax_cross_entropy(logits, y))\n"
+      "train loss with sgd(lr=0.1, momentum=0.9)\n",
+
       "input n : i32[batch, 3]\n"
       "const k : i32[3, 2] = [[1, 2], [3, 4], [5, 6]]\n"
       "output q = n @ k + n[:, 0:2] / 2 - maximum(n[:, 1:3], 1)\n"
