@@ -136,6 +136,8 @@ static void test_param_counts(void **state) {
       {"himmelblau.nn", NULL, 2},
       {"cnn_seed.nn", NULL, 1199882},
       {"cnn_gap.nn", NULL, 2650},
+      {"cnn_bn.nn", NULL, 421866},           /* trainable; 448 in batch-norm state */
+      {"resnet_small.nn", NULL, 77754},
       {NULL, MLP5, 244522},
       {NULL, FC4, 335114},
       {NULL, MLP3, 535818},
@@ -188,6 +190,14 @@ static void test_cnn_summaries(void **state) {
       {"cnn_gap.nn", " conv2d_3                       2,320\n"},
       {"cnn_gap.nn", " dense_2                        170\n"},
       {"cnn_gap.nn", "Total params: 2,650\n"},
+      {"cnn_gap.nn", "Non-trainable params: 0\n"},
+      /* batch norm: 4 per channel, moving statistics non-trainable (Keras) */
+      {"cnn_bn.nn", " bn2                            256\n"},
+      {"cnn_bn.nn", " bn2.moving_variance            (64,)              64           ones\n"},
+      {"cnn_bn.nn", "Total params: 422,314\n"},
+      {"cnn_bn.nn", "Trainable params: 421,866\n"},
+      {"cnn_bn.nn", "Non-trainable params: 448\n"},
+      {"resnet_small.nn", "Non-trainable params: 672\n"},
   };
   int missing = 0;
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
