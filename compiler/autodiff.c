@@ -6,7 +6,10 @@
  * same graph with backward nodes appended (each records the forward node and
  * the rule that made it), g->grads listing d(loss)/d(param) per trained
  * parameter, and the train step's update nodes: new values for parameters and
- * optimizer slots, then one ASSIGN per state, all at the very end.
+ * optimizer slots, the model's own state updates (update statements: batch
+ * norm's moving statistics), then one ASSIGN per state, all at the very end.
+ * Models with dropout get the step counter optimizer/iterations (Adam's t),
+ * appended as the second operand of every dropout_mask.
  *
  * Invariants the rest of the pipeline relies on:
  *  - the backward graph is built once, at compile time; nothing is recorded

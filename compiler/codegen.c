@@ -11,11 +11,17 @@
  * run-time value of symbolic dimension k (sym[0] is 1).  forward computes
  * outputs, metrics and the loss; train_step computes the whole graph,
  * updates included.  Neither allocates: every buffer comes from the caller.
+ * Both come from the same graph: a train_select node is the one place they
+ * differ, each function following only its own operand of it (dropout's
+ * mask, batch norm's batch statistics exist in train_step alone).
  *
  * Each node becomes a loop nest in execution order.  Elementwise ops read
  * broadcast operands through strides of 0 (no broadcast is materialised);
  * same-shape operands get one flat loop that LLVM vectorises.  Matrix
- * products call cblas_sgemm/dgemm with transposes as flags.  Scalar
+ * products call cblas_sgemm/dgemm with transposes as flags; convolutions
+ * reach them as im2col + matmul, the window ops (im2col, col2im, pooling
+ * and their gradients) being loops over output positions, kernel taps and,
+ * innermost, contiguous channels.  Scalar
  * constants become immediates; tensor constants module globals; reshapes
  * alias their operand's storage.
  *

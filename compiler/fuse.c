@@ -17,6 +17,10 @@
  * With enable false every value gets its own buffer (for debugging: the
  * check-numerics mode needs every intermediate value in memory).
  *
+ * A value that one of the two functions needs (forward or train_step, see
+ * train_select) is never computed only inside a loop that the other alone
+ * runs.
+ *
  * Invariants: roots (outputs, metrics, the loss) are never inlined; an
  * inlined node has the shape of the loop that computes it, so its operands'
  * offsets come from that loop's indices; in-place updates are elementwise, so
