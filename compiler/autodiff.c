@@ -6,7 +6,10 @@
  * same graph with backward nodes appended (each records the forward node and
  * the rule that made it), g->grads listing d(loss)/d(param) per trained
  * parameter, and the train step's update nodes: new values for parameters and
- * optimizer slots, then one ASSIGN per state, all at the very end.
+ * optimizer slots, the model's own state updates (update statements: batch
+ * norm's moving statistics), then one ASSIGN per state, all at the very end.
+ * Models with dropout get the step counter optimizer/iterations (Adam's t),
+ * appended as the second operand of every dropout_mask.
  *
  * Invariants the rest of the pipeline relies on:
  *  - the backward graph is built once, at compile time; nothing is recorded
@@ -381,6 +384,37 @@ void grad_sigmoid_ce(AD *ad, Node *n, Node *gy) {
   if (wants(ad, z)) ad_accum(ad, z, un(ad, OP_NEG, bin(ad, OP_MUL, gy, x)));
 }
 
+/* Windows: each rule's product is the adjoint of the forward map, so the
+ * backward graph is again windows of the same geometry. */
+static Node *window(AD *ad, OpKind op, Node **src, int n, const Window *w, const Shape *to) {
+  Attrs a = {.win = *w};
+  if (to) a.to = *to;
+  return node(ad, op, src, n, &a);
+}
+
+void grad_im2col(AD *ad, Node *n, Node *gy) {
+  ad_accum(ad, n->src[0], window(ad, OP_COL2IM, &gy, 1, &n->a.win, &n->src[0]->shape));
+}
+
+void grad_col2im(AD *ad, Node *n, Node *gy) {
+  ad_accum(ad, n->src[0], window(ad, OP_IM2COL, &gy, 1, &n->a.win, NULL));
+}
+
+void grad_maxpool(AD *ad, Node *n, Node *gy) {
+  Node *s[2] = {n->src[0], gy};
+  ad_accum(ad, n->src[0], window(ad, OP_MAXPOOL_GRAD, s, 2, &n->a.win, NULL));
+}
+
+void grad_avgpool(AD *ad, Node *n, Node *gy) {
+  ad_accum(ad, n->src[0], window(ad, OP_AVGPOOL_GRAD, &gy, 1, &n->a.win, &n->src[0]->shape));
+}
+
+void grad_avgpool_grad(AD *ad, Node *n, Node *gy) {
+  ad_accum(ad, n->src[0], window(ad, OP_AVGPOOL, &gy, 1, &n->a.win, NULL));
+}
+
+void grad_train_select(AD *ad, Node *n, Node *gy) { ad_accum(ad, n->src[0], gy); }
+
 /* ------------------------------------------------------------ optimizers */
 
 typedef struct Update {
@@ -477,19 +511,32 @@ static Node *update_param(AD *ad, Node *p, Node *g, Node *adam_alpha,
 static void build_updates(AD *ad) {
   Graph *g = ad->g;
   const Optimizer *o = &g->opt;
-  Update *ups = arena_alloc(g->arena, sizeof(Update) * (size_t)(g->ngrads * 4 + 2));
+  Update *ups = arena_alloc(g->arena, sizeof(Update) * (size_t)(g->ngrads * 4 + g->nupdates + 2));
   int nups = 0;
+  for (int i = 0; i < g->nupdates; i++) ups[nups++] = (Update){g->updates[i].state, g->updates[i].value};
   ad->rule = opt_names[o->kind];
-  Node *alpha = NULL;
-  if (o->kind == OPT_ADAM && g->ngrads) {
-    /* Keras: t = iterations + 1; alpha = lr * sqrt(1 - b2^t) / (1 - b1^t) */
+  Node *alpha = NULL, *it = NULL, *t1 = NULL;
+  bool random = false;
+  for (int i = 0; i < ad->nfwd; i++) random |= g->nodes[i]->op == OP_DROPOUT_MASK;
+  if ((o->kind == OPT_ADAM && g->ngrads) || random) {
+    /* The step counter: Adam's t - 1, and the dropout masks' step. */
     ad->fwd = g->loss;
     Shape s = {0};
-    Node *it = graph_leaf(g, OP_STATE, "optimizer/iterations", DT_I32, &s, o->loc);
+    it = graph_leaf(g, OP_STATE, "optimizer/iterations", DT_I32, &s, o->loc);
     it->a.init = (Init){INIT_ZEROS, 0, 0};
     it->rule = ad->rule;
-    Node *t1 = bin(ad, OP_ADD, it, konst(ad, 1, DT_I32));
+    t1 = bin(ad, OP_ADD, it, konst(ad, 1, DT_I32));
     ups[nups++] = (Update){it, t1};
+  }
+  for (int i = 0; i < ad->nfwd; i++) {
+    Node *m = g->nodes[i];
+    if (m->op != OP_DROPOUT_MASK || m->nsrc != 1) continue;
+    Node **src = arena_alloc(g->arena, sizeof(Node *) * 2);
+    src[0] = m->src[0], src[1] = it;
+    m->src = src, m->nsrc = 2;
+  }
+  if (o->kind == OPT_ADAM && g->ngrads) {
+    /* Keras: t = iterations + 1; alpha = lr * sqrt(1 - b2^t) / (1 - b1^t) */
     Attrs c = {.dtype = DT_F32};
     Node *tf = node(ad, OP_CAST, &t1, 1, &c);
     Node *b1p = bin(ad, OP_POW, konst(ad, o->beta1, DT_F32), tf);

@@ -11,11 +11,17 @@
  * run-time value of symbolic dimension k (sym[0] is 1).  forward computes
  * outputs, metrics and the loss; train_step computes the whole graph,
  * updates included.  Neither allocates: every buffer comes from the caller.
+ * Both come from the same graph: a train_select node is the one place they
+ * differ, each function following only its own operand of it (dropout's
+ * mask, batch norm's batch statistics exist in train_step alone).
  *
  * Each node becomes a loop nest in execution order.  Elementwise ops read
  * broadcast operands through strides of 0 (no broadcast is materialised);
  * same-shape operands get one flat loop that LLVM vectorises.  Matrix
- * products call cblas_sgemm/dgemm with transposes as flags.  Scalar
+ * products call cblas_sgemm/dgemm with transposes as flags; convolutions
+ * reach them as im2col + matmul, the window ops (im2col, col2im, pooling
+ * and their gradients) being loops over output positions, kernel taps and,
+ * innermost, contiguous channels.  Scalar
  * constants become immediates; tensor constants module globals; reshapes
  * alias their operand's storage.
  *
@@ -39,6 +45,7 @@ typedef struct CG {
   LLVMValueRef *base;               /* per node: its storage pointer in fn */
   LLVMValueRef *global;             /* per node: tensor constant globals */
   bool *mark;
+  bool train;                       /* generating train_step, not forward */
 } CG;
 
 /* ------------------------------------------------------------ storage */
@@ -738,6 +745,253 @@ static void gen_one_hot(CG *cg, const Node *n) {
   loop_end(cg, &l);
 }
 
+/* ------------------------------------------------------------ windows */
+
+/* if (c) { ...code emitted until if_end... } */
+static LLVMBasicBlockRef if_begin(CG *cg, LLVMValueRef c) {
+  LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "then");
+  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "join");
+  LLVMBuildCondBr(cg->b, c, then, join);
+  LLVMPositionBuilderAtEnd(cg->b, then);
+  return join;
+}
+
+static void if_end(CG *cg, LLVMBasicBlockRef join) {
+  LLVMBuildBr(cg->b, join);
+  LLVMPositionBuilderAtEnd(cg->b, join);
+}
+
+/* The loops of a window op over output positions (b, oh, ow) and kernel
+ * taps (ki, kj), as eval.c's FOR_TAPS: `in` is the tap's offset of channel 0
+ * in the [b, h, w, c] tensor, valid false where it falls into padding, out
+ * the offset of the position's channel 0 in [b, oh, ow, c], col the tap's
+ * offset in im2col's [b, oh, ow, kh*kw*c]. */
+typedef struct Taps {
+  const Window *w;
+  int64_t h, wd, c, oh, ow;
+  Loop lb, lh, lw, li, lj;
+  LLVMValueRef bi, y, x, ki, kj, in, valid, out, col0, col;
+} Taps;
+
+static void positions_begin(CG *cg, Taps *t, const Node *n, const Shape *in) {
+  t->w = &n->a.win;
+  t->h = in->d[1].n, t->wd = in->d[2].n, t->c = in->d[3].n;
+  GRADC_ASSERT(window_out(t->w, in, &t->oh, &t->ow));
+  t->bi = loop_begin(cg, &t->lb, dim(cg, in->d[0]));
+  t->y = loop_begin(cg, &t->lh, ci(cg, t->oh));
+  t->x = loop_begin(cg, &t->lw, ci(cg, t->ow));
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef pos = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, t->bi, ci(cg, t->oh), ""),
+                                                                  t->y, ""), ci(cg, t->ow), ""), t->x, "pos");
+  t->out = LLVMBuildMul(b, pos, ci(cg, t->c), "");
+  t->col0 = LLVMBuildMul(b, pos, ci(cg, t->w->k[0] * t->w->k[1] * t->c), "");
+}
+
+static void taps_begin(CG *cg, Taps *t) {
+  LLVMBuilderRef b = cg->b;
+  t->ki = loop_begin(cg, &t->li, ci(cg, t->w->k[0]));
+  t->kj = loop_begin(cg, &t->lj, ci(cg, t->w->k[1]));
+  LLVMValueRef ih = LLVMBuildSub(b, LLVMBuildAdd(b, LLVMBuildMul(b, t->y, ci(cg, t->w->stride[0]), ""),
+                                                 LLVMBuildMul(b, t->ki, ci(cg, t->w->dil[0]), ""), ""),
+                                 ci(cg, t->w->pad[0]), "ih");
+  LLVMValueRef iw = LLVMBuildSub(b, LLVMBuildAdd(b, LLVMBuildMul(b, t->x, ci(cg, t->w->stride[1]), ""),
+                                                 LLVMBuildMul(b, t->kj, ci(cg, t->w->dil[1]), ""), ""),
+                                 ci(cg, t->w->pad[2]), "iw");
+  /* unsigned compares: a negative index is a huge one */
+  t->valid = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULT, ih, ci(cg, t->h), ""),
+                          LLVMBuildICmp(b, LLVMIntULT, iw, ci(cg, t->wd), ""), "valid");
+  LLVMValueRef row = LLVMBuildAdd(b, LLVMBuildMul(b, t->bi, ci(cg, t->h), ""), ih, "");
+  t->in = LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, row, ci(cg, t->wd), ""), iw, ""), ci(cg, t->c), "in");
+  LLVMValueRef tapk = LLVMBuildAdd(b, LLVMBuildMul(b, t->ki, ci(cg, t->w->k[1]), ""), t->kj, "");
+  t->col = LLVMBuildAdd(b, t->col0, LLVMBuildMul(b, tapk, ci(cg, t->c), ""), "col");
+}
+
+static void taps_end(CG *cg, Taps *t) {
+  loop_end(cg, &t->lj);
+  loop_end(cg, &t->li);
+}
+
+static void positions_end(CG *cg, Taps *t) {
+  loop_end(cg, &t->lw);
+  loop_end(cg, &t->lh);
+  loop_end(cg, &t->lb);
+}
+
+static LLVMValueRef plus(CG *cg, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildAdd(cg->b, a, b, ""); }
+
+/* Patches as rows: a copy of c channels per tap, zeros in the padding. */
+static void gen_im2col(CG *cg, const Node *n) {
+  const Node *x = n->src[0];
+  Taps t;
+  positions_begin(cg, &t, n, &x->shape);
+  taps_begin(cg, &t);
+  Loop lc;
+  LLVMValueRef c = loop_begin(cg, &lc, ci(cg, t.c));
+  LLVMValueRef safe = LLVMBuildSelect(cg->b, t.valid, plus(cg, t.in, c), ci(cg, 0), "");
+  LLVMValueRef v = LLVMBuildSelect(cg->b, t.valid, load(cg, x, safe), cval(cg, n->dtype, 0), "");
+  store(cg, n, plus(cg, t.col, c), v);
+  loop_end(cg, &lc);
+  taps_end(cg, &t);
+  positions_end(cg, &t);
+}
+
+/* The adjoint: every patch value added back where it was read from. */
+static void gen_col2im(CG *cg, const Node *n) {
+  const Node *y = n->src[0];
+  zero(cg, n);
+  Taps t;
+  positions_begin(cg, &t, n, &n->shape);
+  taps_begin(cg, &t);
+  LLVMBasicBlockRef join = if_begin(cg, t.valid);
+  Loop lc;
+  LLVMValueRef c = loop_begin(cg, &lc, ci(cg, t.c));
+  LLVMValueRef at = plus(cg, t.in, c);
+  store(cg, n, at, fm(LLVMBuildFAdd(cg->b, load(cg, n, at), load(cg, y, plus(cg, t.col, c)), "")));
+  loop_end(cg, &lc);
+  if_end(cg, join);
+  taps_end(cg, &t);
+  positions_end(cg, &t);
+}
+
+/* max / average over the taps inside the input, channels innermost. */
+static void gen_pool(CG *cg, const Node *n) {
+  const Node *x = n->src[0];
+  LLVMBuilderRef b = cg->b;
+  bool mx = n->op == OP_MAXPOOL;
+  DType dt = n->dtype;
+  LLVMTypeRef ft = ty(cg, dt);
+  Taps t;
+  positions_begin(cg, &t, n, &x->shape);
+  Loop l0;
+  LLVMValueRef c = loop_begin(cg, &l0, ci(cg, t.c));
+  store(cg, n, plus(cg, t.out, c), cval(cg, dt, mx ? -INFINITY : 0));
+  loop_end(cg, &l0);
+  LLVMValueRef cnt = slot(cg, ft, cval(cg, dt, 0));
+  taps_begin(cg, &t);
+  LLVMBasicBlockRef join = if_begin(cg, t.valid);
+  LLVMBuildStore(b, LLVMBuildFAdd(b, LLVMBuildLoad2(b, ft, cnt, ""), cval(cg, dt, 1), ""), cnt);
+  Loop lc;
+  c = loop_begin(cg, &lc, ci(cg, t.c));
+  LLVMValueRef o = plus(cg, t.out, c), v = load(cg, x, plus(cg, t.in, c)), acc = load(cg, n, o);
+  LLVMValueRef r = mx ? LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, v, acc, ""), v, acc, "")
+                      : fm(LLVMBuildFAdd(b, acc, v, ""));
+  store(cg, n, o, r);
+  loop_end(cg, &lc);
+  if_end(cg, join);
+  taps_end(cg, &t);
+  if (!mx) {
+    LLVMValueRef inv = fm(LLVMBuildFDiv(b, cval(cg, dt, 1), LLVMBuildLoad2(b, ft, cnt, ""), ""));
+    Loop l2;
+    c = loop_begin(cg, &l2, ci(cg, t.c));
+    LLVMValueRef o2 = plus(cg, t.out, c);
+    store(cg, n, o2, fm(LLVMBuildFMul(b, load(cg, n, o2), inv, "")));
+    loop_end(cg, &l2);
+  }
+  positions_end(cg, &t);
+}
+
+/* dx of a max pool: per window and channel, the first maximum gets gy. */
+static void gen_maxpool_grad(CG *cg, const Node *n) {
+  const Node *x = n->src[0], *gy = n->src[1];
+  LLVMBuilderRef b = cg->b;
+  DType dt = n->dtype;
+  LLVMTypeRef ft = ty(cg, dt);
+  zero(cg, n);
+  Taps t;
+  positions_begin(cg, &t, n, &n->shape);
+  Loop lc;
+  LLVMValueRef c = loop_begin(cg, &lc, ci(cg, t.c));
+  LLVMValueRef best = slot(cg, ft, cval(cg, dt, -INFINITY)), at = slot(cg, cg->i64, ci(cg, -1));
+  taps_begin(cg, &t);
+  LLVMBasicBlockRef join = if_begin(cg, t.valid);
+  LLVMValueRef i = plus(cg, t.in, c), v = load(cg, x, i);
+  LLVMValueRef cur = LLVMBuildLoad2(b, cg->i64, at, "");
+  LLVMValueRef better = LLVMBuildOr(b, LLVMBuildICmp(b, LLVMIntSLT, cur, ci(cg, 0), ""),
+                                    LLVMBuildFCmp(b, LLVMRealOGT, v, LLVMBuildLoad2(b, ft, best, ""), ""), "");
+  LLVMBuildStore(b, LLVMBuildSelect(b, better, v, LLVMBuildLoad2(b, ft, best, ""), ""), best);
+  LLVMBuildStore(b, LLVMBuildSelect(b, better, i, cur, ""), at);
+  if_end(cg, join);
+  taps_end(cg, &t);
+  LLVMValueRef a = LLVMBuildLoad2(b, cg->i64, at, "");
+  join = if_begin(cg, LLVMBuildICmp(b, LLVMIntSGE, a, ci(cg, 0), ""));
+  store(cg, n, a, fm(LLVMBuildFAdd(b, load(cg, n, a), load(cg, gy, plus(cg, t.out, c)), "")));
+  if_end(cg, join);
+  loop_end(cg, &lc);
+  positions_end(cg, &t);
+}
+
+/* dx of an average pool: gy / (taps inside) added to each tap. */
+static void gen_avgpool_grad(CG *cg, const Node *n) {
+  const Node *gy = n->src[0];
+  LLVMBuilderRef b = cg->b;
+  DType dt = n->dtype;
+  LLVMTypeRef ft = ty(cg, dt);
+  zero(cg, n);
+  Taps t;
+  positions_begin(cg, &t, n, &n->shape);
+  LLVMValueRef cnt = slot(cg, ft, cval(cg, dt, 0));
+  taps_begin(cg, &t);
+  LLVMBasicBlockRef join = if_begin(cg, t.valid);
+  LLVMBuildStore(b, LLVMBuildFAdd(b, LLVMBuildLoad2(b, ft, cnt, ""), cval(cg, dt, 1), ""), cnt);
+  if_end(cg, join);
+  taps_end(cg, &t);
+  LLVMValueRef inv = fm(LLVMBuildFDiv(b, cval(cg, dt, 1), LLVMBuildLoad2(b, ft, cnt, ""), ""));
+  taps_begin(cg, &t);
+  join = if_begin(cg, t.valid);
+  Loop lc;
+  LLVMValueRef c = loop_begin(cg, &lc, ci(cg, t.c));
+  LLVMValueRef at = plus(cg, t.in, c);
+  LLVMValueRef g = fm(LLVMBuildFMul(b, load(cg, gy, plus(cg, t.out, c)), inv, ""));
+  store(cg, n, at, fm(LLVMBuildFAdd(b, load(cg, n, at), g, "")));
+  loop_end(cg, &lc);
+  if_end(cg, join);
+  taps_end(cg, &t);
+  positions_end(cg, &t);
+}
+
+/* ------------------------------------------------------------ train vs inference */
+
+/* The operand of this function's side, copied (both sides are values with
+ * buffers of their own: neither is inlined into a select). */
+static void gen_train_select(CG *cg, const Node *n) {
+  const Node *s = n->src[cg->train ? 0 : 1];
+  if (cg_buffer_node(s) == cg_buffer_node(n)) return;
+  if (!cg_buffer_node(s)) {
+    fill(cg, n, load(cg, s, ci(cg, 0)));
+    return;
+  }
+  LLVMValueRef bytes = LLVMBuildMul(cg->b, count(cg, &n->shape), ci(cg, (int64_t)dtype_size(n->dtype)), "");
+  LLVMBuildMemCpy(cg->b, ptr_of(cg, n), 4, ptr_of(cg, s), 4, bytes);
+}
+
+/* init.c's splitmix64 on i64 values */
+static LLVMValueRef splitmix(CG *cg, LLVMValueRef x) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef k = LLVMConstInt(cg->i64, 0x9e3779b97f4a7c15ull, 0);
+  x = LLVMBuildAdd(b, x, k, "");
+  x = LLVMBuildMul(b, LLVMBuildXor(b, x, LLVMBuildLShr(b, x, ci(cg, 30), ""), ""),
+                   LLVMConstInt(cg->i64, 0xbf58476d1ce4e5b9ull, 0), "");
+  x = LLVMBuildMul(b, LLVMBuildXor(b, x, LLVMBuildLShr(b, x, ci(cg, 27), ""), ""),
+                   LLVMConstInt(cg->i64, 0x94d049bb133111ebull, 0), "");
+  return LLVMBuildXor(b, x, LLVMBuildLShr(b, x, ci(cg, 31), ""), "");
+}
+
+/* rng_keep of init.c element by element: the same bits as the evaluator. */
+static void gen_dropout_mask(CG *cg, const Node *n) {
+  LLVMBuilderRef b = cg->b;
+  uint64_t stream = rng_stream((uint64_t)n->a.seed, "dropout");
+  LLVMValueRef step = n->nsrc == 2 ? LLVMBuildSExt(b, load(cg, n->src[1], ci(cg, 0)), cg->i64, "")
+                                   : ci(cg, 0);
+  LLVMValueRef st = splitmix(cg, LLVMBuildXor(b, LLVMConstInt(cg->i64, stream, 0), splitmix(cg, step), ""));
+  LLVMValueRef thr = LLVMConstInt(cg->i64, rng_keep_threshold(n->a.lo), 0);
+  LLVMValueRef scale = cval(cg, n->dtype, 1 / (1 - n->a.lo)), zero = cval(cg, n->dtype, 0);
+  Loop l;
+  LLVMValueRef i = loop_begin(cg, &l, count(cg, &n->shape));
+  LLVMValueRef bits = LLVMBuildLShr(b, splitmix(cg, LLVMBuildAdd(b, st, splitmix(cg, i), "")), ci(cg, 11), "");
+  store(cg, n, i, LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntUGE, bits, thr, ""), scale, zero, ""));
+  loop_end(cg, &l);
+}
+
 static void gen_assign(CG *cg, const Node *n) {
   const Node *dst = n->src[0], *v = n->src[1];
   if (cg_buffer_node(v) == dst) return;
@@ -775,6 +1029,13 @@ static void gen_node(CG *cg, const Node *n) {
   case OP_ONE_HOT: gen_one_hot(cg, n); return;
   case OP_SOFTMAX_CE: gen_softmax_ce(cg, n); return;
   case OP_SIGMOID_CE: gen_elementwise(cg, n); return;
+  case OP_IM2COL: gen_im2col(cg, n); return;
+  case OP_COL2IM: gen_col2im(cg, n); return;
+  case OP_MAXPOOL: case OP_AVGPOOL: gen_pool(cg, n); return;
+  case OP_MAXPOOL_GRAD: gen_maxpool_grad(cg, n); return;
+  case OP_AVGPOOL_GRAD: gen_avgpool_grad(cg, n); return;
+  case OP_TRAIN_SELECT: gen_train_select(cg, n); return;
+  case OP_DROPOUT_MASK: gen_dropout_mask(cg, n); return;
   default: break;
   }
   GRADC_ASSERT(!"no code generator for this op");
@@ -782,8 +1043,9 @@ static void gen_node(CG *cg, const Node *n) {
 
 /* ------------------------------------------------------------ functions */
 
-static void gen_function(CG *cg, const char *name, Node *const *roots, int nroots) {
+static void gen_function(CG *cg, const char *name, Node *const *roots, int nroots, bool train) {
   const Graph *g = cg->g;
+  cg->train = train;
   LLVMTypeRef params[2] = {cg->ptr, cg->ptr};
   LLVMTypeRef fty = LLVMFunctionType(cg->vd, params, 2, 0);
   cg->fn = LLVMAddFunction(cg->mod, name, fty);
@@ -801,9 +1063,13 @@ static void gen_function(CG *cg, const char *name, Node *const *roots, int nroot
   }
   memset(cg->mark, 0, (size_t)g->nnodes);
   for (int i = 0; i < nroots; i++) cg->mark[roots[i]->id] = true;
-  for (int i = g->nnodes - 1; i >= 0; i--)
-    if (cg->mark[i])
-      for (int k = 0; k < g->nodes[i]->nsrc; k++) cg->mark[g->nodes[i]->src[k]->id] = true;
+  for (int i = g->nnodes - 1; i >= 0; i--) {
+    const Node *x = g->nodes[i];
+    if (!cg->mark[i]) continue;
+    if (x->op == OP_TRAIN_SELECT) cg->mark[x->src[train ? 0 : 1]->id] = true;
+    else
+      for (int k = 0; k < x->nsrc; k++) cg->mark[x->src[k]->id] = true;
+  }
   memset(cg->base, 0, sizeof(LLVMValueRef) * (size_t)g->nnodes);
   for (int i = 0; i < g->nnodes; i++) {
     const Node *s = cg_buffer_node(g->nodes[i]);
@@ -856,14 +1122,14 @@ LLVMModuleRef cg_module(LLVMContextRef ctx, const Graph *g, const char *prefix) 
   if (g->loss) roots[n++] = g->loss;
   char name[256];
   snprintf(name, sizeof name, "%sforward", prefix);
-  gen_function(cg, name, roots, n);
+  gen_function(cg, name, roots, n, false);
   n = 0;
   for (int i = 0; i < g->nnodes; i++)
     if (g->nodes[i]->op == OP_ASSIGN) roots[n++] = g->nodes[i];
   for (int i = 0; i < g->nmetrics; i++) roots[n++] = g->metrics[i].node;
   if (g->loss) roots[n++] = g->loss;
   snprintf(name, sizeof name, "%strain_step", prefix);
-  gen_function(cg, name, roots, n);
+  gen_function(cg, name, roots, n, true);
   LLVMDisposeBuilder(cg->b);
   return cg->mod;
 }

@@ -137,7 +137,7 @@ typedef enum {
 
 typedef enum {
   K_LEAF, K_BINARY, K_UNARY, K_TERNARY, K_MATMUL, K_AXIS, K_REDUCE,
-  K_LAYOUT, K_LOSS, K_UPDATE,
+  K_LAYOUT, K_LOSS, K_UPDATE, K_WINDOW, K_SELECT, K_RANDOM,
 } OpClass;
 
 enum {
@@ -182,6 +182,14 @@ typedef struct Init {
 
 extern const char *const init_names[INIT_COUNT];
 
+/* A 2-D window over an NHWC tensor (im2col, col2im, pooling): kernel size,
+ * strides and dilation per spatial axis, and explicit zero padding (top,
+ * bottom, left, right); padding=same is turned into numbers by the parser,
+ * as TF computes it. */
+typedef struct Window {
+  int64_t k[2], stride[2], dil[2], pad[4];
+} Window;
+
 /* Node attributes: a plain struct, each op reads the fields it owns. */
 typedef struct Attrs {
   int axis;              /* softmax, log_softmax, argmax, concat */
@@ -196,6 +204,8 @@ typedef struct Attrs {
   int64_t depth;         /* one_hot */
   Init init;             /* param */
   double *values;        /* const and INIT_VALUES data, row-major */
+  Window win;            /* im2col, col2im, pooling */
+  int64_t seed;          /* dropout_mask: its stream is rng_stream(seed, "dropout") */
 } Attrs;
 
 enum {
@@ -250,6 +260,12 @@ typedef struct Binding {
   Node *node;
 } Binding;
 
+/* A model's own state update (batch norm's moving statistics): after the
+ * train step, state <- value.  Written `update NAME = expr`. */
+typedef struct StateUpdate {
+  Node *state, *value;
+} StateUpdate;
+
 typedef struct Grad {
   Node *param;
   Node *grad;            /* d(loss)/d(param), same shape */
@@ -275,6 +291,9 @@ struct Graph {
   /* After autodiff: the gradient of the loss for each trained parameter. */
   Grad *grads;
   int ngrads;
+  /* Declared state (`state` statements, batch_norm) and its updates. */
+  StateUpdate *updates;
+  int nupdates, capupdates;
 };
 
 extern const char *const dtype_names[DT_COUNT];
@@ -290,6 +309,9 @@ Node *graph_leaf(Graph *g, OpKind op, const char *name, DType t,
                  const Shape *s, Loc loc);
 void graph_add_output(Graph *g, Binding **list, int *n, const char *name,
                       Node *node);
+void graph_add_update(Graph *g, Node *state, Node *value);
+/* A STATE node the model declares (not an optimizer slot): non-trainable. */
+bool is_model_state(const Node *n);
 int graph_sym(Graph *g, const char *name);   /* intern, 0 when full */
 bool graph_error(Graph *g, Loc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -313,6 +335,9 @@ GRADC_OPS(OP)
 /* numpy broadcasting of two shapes; false (and a diagnostic) if impossible */
 bool shape_broadcast2(Graph *g, const Shape *a, const Shape *b, Shape *out,
                       Loc loc, const char *opname);
+/* Output rows and columns of window w over an NHWC shape x; false when the
+ * window does not fit the padded input. */
+bool window_out(const Window *w, const Shape *x, int64_t *oh, int64_t *ow);
 /* "+" for OP_ADD and so on, or the op's name. */
 const char *op_symbol(OpKind op);
 
@@ -339,6 +364,11 @@ GRADC_OPS(OP)
 uint64_t rng_stream(uint64_t seed, const char *name);
 double rng_uniform(uint64_t stream, uint64_t i);
 double rng_normal(uint64_t stream, uint64_t i);
+/* Dropout: the stream of one train step, and whether element i is kept
+ * (compared on the generator's 53 bits, so f32 and double code agree). */
+uint64_t rng_step_stream(uint64_t stream, uint64_t step);
+uint64_t rng_keep_threshold(double rate);
+bool rng_keep(uint64_t step_stream, uint64_t i, uint64_t threshold);
 /* The initial values of a PARAM or STATE node (count elements), as doubles
  * rounded to the node's dtype. */
 void init_values(const Node *n, uint64_t seed, double *out, int64_t count);
@@ -362,6 +392,12 @@ void eval_init(Eval *e, uint64_t seed);      /* params and optimizer state */
 double *eval_data(Eval *e, const Node *n);   /* a node's values */
 int64_t eval_count(const Eval *e, const Node *n);
 void eval_run(Eval *e, Node *const *roots, int nroots);
+/* train_select takes its first operand in train mode (the default, and what
+ * gradients are of), its second in inference mode (eval_forward). */
+void eval_set_train(Eval *e, bool train);
+/* eval_run(root) when only `changed` (a leaf) has new values since the last
+ * run that computed root: recomputes only what depends on it. */
+void eval_rerun(Eval *e, Node *root, const Node *changed);
 void eval_forward(Eval *e);                  /* outputs, metrics, loss */
 void eval_train_step(Eval *e);               /* and the whole update */
 
@@ -565,6 +601,7 @@ typedef struct Parser {
   Sym *syms;
   int depth;
   int ndense;              /* Keras-style numbering of unnamed layers */
+  int nconv, ndropout, nbn;
   const char *bind_name;   /* the name a let-binding is about to get */
   jmp_buf fail;            /* the first error unwinds the whole parse */
 } Parser;
@@ -619,6 +656,8 @@ Token *parse_ident(Parser *p, const char *what);
 Sym *parse_lookup(Parser *p, const char *name);
 void parse_define(Parser *p, const char *name, Node *n, Loc loc);
 Node *parse_scalar(Parser *p, double v, bool is_int, Loc loc);
+/* state <- value after each train step (update statements, batch_norm) */
+void parse_update(Parser *p, Node *state, Node *value, Loc loc);
 bool parse_number(Parser *p, double *v, bool *is_int, Loc *loc);
 void parse_list_value(Parser *p, Val *v);
 Node *parse_list_tensor(Parser *p, Val *v);

@@ -127,6 +127,21 @@ static void put_attrs(FILE *out, const Graph *g, const Node *n, bool nn) {
     fprintf(out, " into=%s", shape_str(g, &a->to, b, sizeof b));
     break;
   }
+  case OP_DROPOUT_MASK:
+    fprintf(out, "%srate=%.17g%sseed=%" PRId64, nn ? ", " : " ", a->lo, nn ? ", " : " ", a->seed);
+    break;
+  case OP_IM2COL: case OP_COL2IM: case OP_MAXPOOL: case OP_MAXPOOL_GRAD:
+  case OP_AVGPOOL: case OP_AVGPOOL_GRAD: {
+    const Window *w = &a->win;
+    bool pool = n->op != OP_IM2COL && n->op != OP_COL2IM;
+    fprintf(out, "%s%s=[%" PRId64 ", %" PRId64 "]", nn ? ", " : " ", pool ? "pool" : "kernel",
+            w->k[0], w->k[1]);
+    fprintf(out, "%sstrides=[%" PRId64 ", %" PRId64 "]", nn ? ", " : " ", w->stride[0], w->stride[1]);
+    if (!pool) fprintf(out, "%sdilation=[%" PRId64 ", %" PRId64 "]", nn ? ", " : " ", w->dil[0], w->dil[1]);
+    fprintf(out, "%spadding=[%" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 "]", nn ? ", " : " ",
+            w->pad[0], w->pad[1], w->pad[2], w->pad[3]);
+    break;
+  }
   default: break;
   }
 }
@@ -223,6 +238,8 @@ static void dump_text(FILE *out, const Graph *g, const char *stage) {
     fprintf(out, "output %s = %%%d\n", g->outputs[i].name, g->outputs[i].node->id);
   for (int i = 0; i < g->nmetrics; i++)
     fprintf(out, "metric %s = %%%d\n", g->metrics[i].name, g->metrics[i].node->id);
+  for (int i = 0; i < g->nupdates; i++)
+    fprintf(out, "update %s = %%%d\n", g->updates[i].state->name, g->updates[i].value->id);
   for (int i = 0; i < g->ngrads; i++)
     fprintf(out, "grad %s = %%%d\n", g->grads[i].param->name, g->grads[i].grad->id);
   if (g->has_train) {
@@ -307,11 +324,12 @@ static void dump_nn(FILE *out, const Graph *g) {
     char nb[48], sb[48], b[SHAPE_STR_MAX];
     const char *name = nn_name(pre, n, nb, sizeof nb);
     switch (n->op) {
+    case OP_STATE:
     case OP_INPUT:
     case OP_PARAM:
-      fprintf(out, "%s %s : %s%s", n->op == OP_INPUT ? "input" : "param", name,
-              dtype_names[n->dtype], shape_str(g, &n->shape, b, sizeof b));
-      if (n->op == OP_PARAM) {
+      fprintf(out, "%s %s : %s%s", n->op == OP_INPUT ? "input" : n->op == OP_PARAM ? "param" : "state",
+              name, dtype_names[n->dtype], shape_str(g, &n->shape, b, sizeof b));
+      if (n->op != OP_INPUT) {
         fputs(" = ", out);
         if (n->a.init.kind == INIT_VALUES) {
           /* a bare number would read back as constant(v): keep the list */
@@ -333,9 +351,20 @@ static void dump_nn(FILE *out, const Graph *g) {
     default: break;
     }
     fprintf(out, "%s = ", name);
+    bool steps1 = n->op == OP_UNSLICE;
+    for (int k = 0; steps1 && k < n->shape.rank; k++) steps1 = n->a.step[k] == 1;
     if (n->op == OP_SLICE) {
       fputs(nn_name(pre, n->src[0], sb, sizeof sb), out);
       put_slice(out, n);
+    } else if (steps1) {
+      /* an unslice with unit steps is zero padding, which pad() reads back */
+      fprintf(out, "pad(%s, [", nn_name(pre, n->src[0], sb, sizeof sb));
+      for (int k = 0; k < n->shape.rank; k++) {
+        const Dim *in = &n->src[0]->shape.d[k], *o = &n->shape.d[k];
+        int64_t before = in->sym ? 0 : n->a.begin[k], after = in->sym ? 0 : o->n - in->n - before;
+        fprintf(out, "%s[%" PRId64 ", %" PRId64 "]", k ? ", " : "", before, after);
+      }
+      fputs("])", out);
     } else {
       fprintf(out, "%s(", op_info[n->op].name);
       for (int k = 0; k < n->nsrc; k++)
@@ -354,6 +383,11 @@ static void dump_nn(FILE *out, const Graph *g) {
     fprintf(out, "%s %s", i < g->noutputs ? "output" : "metric", bd->name);
     if (strcmp(bd->name, target)) fprintf(out, " = %s", target);
     fputc('\n', out);
+  }
+  for (int i = 0; i < g->nupdates; i++) {
+    char nb[48];
+    fprintf(out, "update %s = %s\n", g->updates[i].state->name,
+            nn_name(pre, g->updates[i].value, nb, sizeof nb));
   }
   if (g->has_train) {
     const Optimizer *o = &g->opt;
@@ -424,22 +458,51 @@ void dump_summary(FILE *out, const Graph *g) {
   static const char *dbl = "=========================================================================";
   fprintf(out, "Model: \"%s\"\n%s\n", g->model_name, rule);
   fprintf(out, " %-30s %-18s %-12s %s\n%s\n", "Parameter", "Shape", "Param #", "Initializer", dbl);
-  int64_t total = 0;
+  int64_t total = 0, frozen = 0;
   for (int i = 0; i < g->nnodes; i++) {
     const Node *n = g->nodes[i];
-    if (n->op != OP_PARAM) continue;
+    if (n->op != OP_PARAM && !is_model_state(n)) continue;
     char sb[SHAPE_STR_MAX], cb[32];
     int64_t c = shape_static_count(&n->shape);
-    total += c;
+    if (n->op == OP_PARAM) total += c;
+    else frozen += c;
     fprintf(out, " %-30s %-18s %-12s ", n->name, tuple_str(g, &n->shape, sb, sizeof sb),
             grouped(c, cb, sizeof cb));
     if (n->a.init.kind == INIT_VALUES) fputs("values", out);
     else put_init(out, n);
     fputc('\n', out);
   }
-  char tb[32];
-  fprintf(out, "%s\nTotal params: %s\nTrainable params: %s\nNon-trainable params: 0\n%s\n",
-          dbl, grouped(total, tb, sizeof tb), tb, rule);
+  char tb[32], ab[32], fb[32];
+  fprintf(out, "%s\nTotal params: %s\nTrainable params: %s\nNon-trainable params: %s\n%s\n",
+          dbl, grouped(total + frozen, ab, sizeof ab), grouped(total, tb, sizeof tb),
+          grouped(frozen, fb, sizeof fb), rule);
+  /* Layer sugar names its parameters <layer>.kernel, <layer>.bias: the
+   * per-layer counts of a Keras summary, in order of first appearance. */
+  bool header = false;
+  for (int i = 0; i < g->nnodes; i++) {
+    const Node *n = g->nodes[i];
+    const char *dot = n->op == OP_PARAM || is_model_state(n) ? strrchr(n->name, '.') : NULL;
+    if (!dot) continue;
+    size_t len = (size_t)(dot - n->name);
+    bool seen = false;
+    for (int k = 0; k < i && !seen; k++) {
+      const Node *m = g->nodes[k];
+      const char *d2 = m->op == OP_PARAM || is_model_state(m) ? strrchr(m->name, '.') : NULL;
+      seen = d2 && (size_t)(d2 - m->name) == len && !strncmp(m->name, n->name, len);
+    }
+    if (seen) continue;
+    int64_t c = 0;
+    for (int k = i; k < g->nnodes; k++) {
+      const Node *m = g->nodes[k];
+      const char *d2 = m->op == OP_PARAM || is_model_state(m) ? strrchr(m->name, '.') : NULL;
+      if (d2 && (size_t)(d2 - m->name) == len && !strncmp(m->name, n->name, len))
+        c += shape_static_count(&m->shape);
+    }
+    if (!header) fprintf(out, " %-30s %s\n%s\n", "Layer", "Param #", dbl), header = true;
+    char cb[32];
+    fprintf(out, " %-30.*s %s\n", (int)len, n->name, grouped(c, cb, sizeof cb));
+  }
+  if (header) fprintf(out, "%s\n", rule);
   for (int i = 0; i < g->nnodes; i++) {
     const Node *n = g->nodes[i];
     char b[SHAPE_STR_MAX];

@@ -22,8 +22,9 @@ struct Eval {
   int64_t sym[MAX_SYMS + 1];
   double **v;           /* value buffer per node id */
   int64_t *count;       /* elements per node id, under the current binding */
-  bool *mark;
+  unsigned char *mark;
   bool bound;
+  bool infer;           /* train_select takes its second operand */
 };
 
 static bool persistent(const Node *n) { return n->op == OP_PARAM || n->op == OP_STATE; }
@@ -117,12 +118,43 @@ void eval_run(Eval *e, Node *const *roots, int nroots) {
   const Graph *g = e->g;
   memset(e->mark, 0, (size_t)g->nnodes);
   for (int i = 0; i < nroots; i++) e->mark[roots[i]->id] = true;
-  for (int i = g->nnodes - 1; i >= 0; i--)
-    if (e->mark[i])
-      for (int k = 0; k < g->nodes[i]->nsrc; k++) e->mark[g->nodes[i]->src[k]->id] = true;
+  for (int i = g->nnodes - 1; i >= 0; i--) {
+    const Node *n = g->nodes[i];
+    if (!e->mark[i]) continue;
+    if (n->op == OP_TRAIN_SELECT) e->mark[n->src[e->infer]->id] = true;
+    else
+      for (int k = 0; k < n->nsrc; k++) e->mark[n->src[k]->id] = true;
+  }
   for (int i = 0; i < g->nnodes; i++) {
     const Node *n = g->nodes[i];
     if (e->mark[i] && op_info[n->op].kind != K_LEAF) op_info[n->op].eval(e, n);
+  }
+}
+
+void eval_set_train(Eval *e, bool train) { e->infer = !train; }
+
+/* eval_run for one root after only `changed` has new values: nodes that do
+ * not depend on it keep theirs. */
+void eval_rerun(Eval *e, Node *root, const Node *changed) {
+  GRADC_ASSERT(e->bound);
+  const Graph *g = e->g;
+  memset(e->mark, 0, (size_t)g->nnodes);
+  e->mark[root->id] = true;
+  for (int i = g->nnodes - 1; i >= 0; i--) {
+    const Node *n = g->nodes[i];
+    if (!e->mark[i]) continue;
+    if (n->op == OP_TRAIN_SELECT) e->mark[n->src[e->infer]->id] = true;
+    else
+      for (int k = 0; k < n->nsrc; k++) e->mark[n->src[k]->id] = true;
+  }
+  /* mark 2 = depends on changed */
+  e->mark[changed->id] = 2;
+  for (int i = 0; i < g->nnodes; i++) {
+    const Node *n = g->nodes[i];
+    if (!e->mark[i] || e->mark[i] == 2) continue;
+    for (int k = 0; k < n->nsrc && e->mark[i] != 2; k++)
+      if (e->mark[n->src[k]->id] == 2) e->mark[i] = 2;
+    if (e->mark[i] == 2 && op_info[n->op].kind != K_LEAF) op_info[n->op].eval(e, n);
   }
 }
 
@@ -134,7 +166,10 @@ void eval_forward(Eval *e) {
   for (int i = 0; i < g->noutputs && n < 255; i++) roots[n++] = g->outputs[i].node;
   for (int i = 0; i < g->nmetrics && n < 255; i++) roots[n++] = g->metrics[i].node;
   if (g->loss) roots[n++] = g->loss;
+  bool infer = e->infer;
+  e->infer = true;
   eval_run(e, roots, n);
+  e->infer = infer;
 }
 
 /* The whole train step: loss, metrics, and every update of the state. */
@@ -299,13 +334,20 @@ void eval_matmul(Eval *e, const Node *n) {
   for (int64_t bi = 0; bi < batches; bi++, it_next(&t)) {
     const double *a = A + t.off[0] * m * k, *b = B + t.off[1] * k * nn;
     double *c = C + bi * m * nn;
-    for (int64_t i = 0; i < m; i++)
-      for (int64_t j = 0; j < nn; j++) {
-        double s = 0;
-        for (int64_t p = 0; p < k; p++)
-          s += (n->a.ta ? a[p * m + i] : a[i * k + p]) * (n->a.tb ? b[j * k + p] : b[p * nn + j]);
-        c[i * nn + j] = s;
+    /* Row by row, each a sum of rows of b in order of p (contiguous when b
+     * is not transposed): the same sums in the same order as the dot
+     * products, only faster for the check's many re-evaluations. */
+    for (int64_t i = 0; i < m; i++) {
+      double *ci = c + i * nn;
+      for (int64_t j = 0; j < nn; j++) ci[j] = 0;
+      for (int64_t p = 0; p < k; p++) {
+        double av = n->a.ta ? a[p * m + i] : a[i * k + p];
+        if (n->a.tb)
+          for (int64_t j = 0; j < nn; j++) ci[j] += av * b[j * k + p];
+        else
+          for (int64_t j = 0; j < nn; j++) ci[j] += av * b[p * nn + j];
       }
+    }
   }
 }
 
@@ -491,6 +533,152 @@ void eval_sigmoid_ce(Eval *e, const Node *n) {
   double *y = e->v[n->id];
   for (int64_t k = 0, c = e->count[n->id]; k < c; k++)
     y[k] = fmax(x[k], 0) - x[k] * z[k] + log1p(exp(-fabs(x[k])));
+}
+
+/* ------------------------------------------------------------ windows */
+
+/* The geometry of a window op: input [b, h, w, c], output rows and columns,
+ * and where kernel tap (ki, kj) of output (oh, ow) lands in the input. */
+typedef struct Geo {
+  int64_t b, h, w, c, oh, ow;
+  const Window *win;
+} Geo;
+
+static Geo geo(const Eval *e, const Node *n, const Shape *in) {
+  Geo q = {.win = &n->a.win};
+  int64_t d[MAX_RANK];
+  dims(e, in, d);
+  q.b = d[0], q.h = d[1], q.w = d[2], q.c = d[3];
+  GRADC_ASSERT(window_out(q.win, in, &q.oh, &q.ow));
+  return q;
+}
+
+/* The input offset of tap (ki, kj) at output (bi, oh, ow), channel 0; -1
+ * when it falls into the padding. */
+static int64_t tap(const Geo *q, int64_t bi, int64_t oh, int64_t ow, int64_t ki, int64_t kj) {
+  int64_t ih = oh * q->win->stride[0] + ki * q->win->dil[0] - q->win->pad[0];
+  int64_t iw = ow * q->win->stride[1] + kj * q->win->dil[1] - q->win->pad[2];
+  if (ih < 0 || ih >= q->h || iw < 0 || iw >= q->w) return -1;
+  return ((bi * q->h + ih) * q->w + iw) * q->c;
+}
+
+/* Visits every (output position, tap) pair; cols is the offset of the tap's
+ * first channel in im2col's [b, oh, ow, kh*kw*c] layout, at the offset of
+ * the output position's first channel in a [b, oh, ow, c] layout. */
+#define FOR_TAPS(q, bi, oh, ow, ki, kj)                                      \
+  for (int64_t bi = 0; bi < (q).b; bi++)                                     \
+    for (int64_t oh = 0; oh < (q).oh; oh++)                                  \
+      for (int64_t ow = 0; ow < (q).ow; ow++)                                \
+        for (int64_t ki = 0; ki < (q).win->k[0]; ki++)                       \
+          for (int64_t kj = 0; kj < (q).win->k[1]; kj++)
+
+static int64_t col_at(const Geo *q, int64_t bi, int64_t oh, int64_t ow, int64_t ki, int64_t kj) {
+  int64_t kk = q->win->k[0] * q->win->k[1] * q->c;
+  return ((bi * q->oh + oh) * q->ow + ow) * kk + (ki * q->win->k[1] + kj) * q->c;
+}
+
+static int64_t out_at(const Geo *q, int64_t bi, int64_t oh, int64_t ow) {
+  return ((bi * q->oh + oh) * q->ow + ow) * q->c;
+}
+
+void eval_im2col(Eval *e, const Node *n) {
+  Geo q = geo(e, n, &n->src[0]->shape);
+  const double *x = e->v[n->src[0]->id];
+  double *y = e->v[n->id];
+  FOR_TAPS(q, bi, oh, ow, ki, kj) {
+    int64_t at = tap(&q, bi, oh, ow, ki, kj), o = col_at(&q, bi, oh, ow, ki, kj);
+    for (int64_t c = 0; c < q.c; c++) y[o + c] = at < 0 ? 0 : x[at + c];
+  }
+}
+
+void eval_col2im(Eval *e, const Node *n) {
+  Geo q = geo(e, n, &n->shape);
+  const double *y = e->v[n->src[0]->id];
+  double *x = e->v[n->id];
+  memset(x, 0, sizeof(double) * (size_t)e->count[n->id]);
+  FOR_TAPS(q, bi, oh, ow, ki, kj) {
+    int64_t at = tap(&q, bi, oh, ow, ki, kj), o = col_at(&q, bi, oh, ow, ki, kj);
+    if (at >= 0)
+      for (int64_t c = 0; c < q.c; c++) x[at + c] += y[o + c];
+  }
+}
+
+/* Taps of one output position that fall inside the input. */
+static int64_t inside_taps(const Geo *q, int64_t oh, int64_t ow) {
+  int64_t k = 0;
+  for (int64_t ki = 0; ki < q->win->k[0]; ki++)
+    for (int64_t kj = 0; kj < q->win->k[1]; kj++) k += tap(q, 0, oh, ow, ki, kj) >= 0;
+  return k;
+}
+
+void eval_pool(Eval *e, const Node *n) {
+  Geo q = geo(e, n, &n->src[0]->shape);
+  const double *x = e->v[n->src[0]->id];
+  double *y = e->v[n->id];
+  bool mx = n->op == OP_MAXPOOL;
+  for (int64_t i = 0; i < e->count[n->id]; i++) y[i] = mx ? -INFINITY : 0;
+  FOR_TAPS(q, bi, oh, ow, ki, kj) {
+    int64_t at = tap(&q, bi, oh, ow, ki, kj), o = out_at(&q, bi, oh, ow);
+    if (at < 0) continue;
+    for (int64_t c = 0; c < q.c; c++)
+      y[o + c] = mx ? fmax(y[o + c], x[at + c]) : y[o + c] + x[at + c];
+  }
+  if (!mx)
+    for (int64_t bi = 0; bi < q.b; bi++)
+      for (int64_t oh = 0; oh < q.oh; oh++)
+        for (int64_t ow = 0; ow < q.ow; ow++) {
+          double k = (double)inside_taps(&q, oh, ow);
+          for (int64_t c = 0; c < q.c; c++) y[out_at(&q, bi, oh, ow) + c] /= k;
+        }
+}
+
+/* dx: each window's gradient goes to its first maximum, as TF's MaxPoolGrad. */
+void eval_maxpool_grad(Eval *e, const Node *n) {
+  Geo q = geo(e, n, &n->shape);
+  const double *x = e->v[n->src[0]->id], *gy = e->v[n->src[1]->id];
+  double *dx = e->v[n->id];
+  memset(dx, 0, sizeof(double) * (size_t)e->count[n->id]);
+  for (int64_t bi = 0; bi < q.b; bi++)
+    for (int64_t oh = 0; oh < q.oh; oh++)
+      for (int64_t ow = 0; ow < q.ow; ow++)
+        for (int64_t c = 0; c < q.c; c++) {
+          int64_t best = -1;
+          for (int64_t ki = 0; ki < q.win->k[0]; ki++)
+            for (int64_t kj = 0; kj < q.win->k[1]; kj++) {
+              int64_t at = tap(&q, bi, oh, ow, ki, kj);
+              if (at >= 0 && (best < 0 || x[at + c] > x[best])) best = at + c;
+            }
+          if (best >= 0) dx[best] += gy[out_at(&q, bi, oh, ow) + c];
+        }
+}
+
+void eval_avgpool_grad(Eval *e, const Node *n) {
+  Geo q = geo(e, n, &n->shape);
+  const double *gy = e->v[n->src[0]->id];
+  double *dx = e->v[n->id];
+  memset(dx, 0, sizeof(double) * (size_t)e->count[n->id]);
+  FOR_TAPS(q, bi, oh, ow, ki, kj) {
+    int64_t at = tap(&q, bi, oh, ow, ki, kj), o = out_at(&q, bi, oh, ow);
+    if (at < 0) continue;
+    double k = (double)inside_taps(&q, oh, ow);
+    for (int64_t c = 0; c < q.c; c++) dx[at + c] += gy[o + c] / k;
+  }
+}
+
+/* ------------------------------------------------------------ train vs inference */
+
+void eval_train_select(Eval *e, const Node *n) {
+  const Node *s = n->src[e->infer];
+  memcpy(e->v[n->id], e->v[s->id], sizeof(double) * (size_t)e->count[n->id]);
+}
+
+void eval_dropout_mask(Eval *e, const Node *n) {
+  uint64_t step = n->nsrc == 2 ? (uint64_t)(int64_t)e->v[n->src[1]->id][0] : 0;
+  uint64_t st = rng_step_stream(rng_stream((uint64_t)n->a.seed, "dropout"), step);
+  uint64_t thr = rng_keep_threshold(n->a.lo);
+  double scale = 1 / (1 - n->a.lo);
+  double *m = e->v[n->id];
+  for (int64_t i = 0; i < e->count[n->id]; i++) m[i] = rng_keep(st, (uint64_t)i, thr) ? scale : 0;
 }
 
 void eval_assign(Eval *e, const Node *n) {

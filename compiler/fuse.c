@@ -17,6 +17,10 @@
  * With enable false every value gets its own buffer (for debugging: the
  * check-numerics mode needs every intermediate value in memory).
  *
+ * A value that one of the two functions needs (forward or train_step, see
+ * train_select) is never computed only inside a loop that the other alone
+ * runs.
+ *
  * Invariants: roots (outputs, metrics, the loss) are never inlined; an
  * inlined node has the shape of the loop that computes it, so its operands'
  * offsets come from that loop's indices; in-place updates are elementwise, so
@@ -85,8 +89,32 @@ static Readers readers_of(Graph *g) {
   return r;
 }
 
+/* The nodes one function computes, as codegen's root marking: forward from
+ * outputs, metrics and the loss through the inference operand of each
+ * train_select; train_step from the assignments, metrics and the loss
+ * through the train operand. */
+static bool *function_set(Graph *g, bool train) {
+  bool *f = arena_alloc(g->arena, (size_t)(g->nnodes ? g->nnodes : 1));
+  unsigned roots = N_METRIC | N_LOSS | (train ? 0 : N_OUTPUT);
+  for (int i = 0; i < g->nnodes; i++)
+    f[i] = (g->nodes[i]->flags & roots) || (train && g->nodes[i]->op == OP_ASSIGN);
+  for (int i = g->nnodes - 1; i >= 0; i--) {
+    const Node *x = g->nodes[i];
+    if (!f[i]) continue;
+    if (x->op == OP_TRAIN_SELECT) f[x->src[train ? 0 : 1]->id] = true;
+    else
+      for (int k = 0; k < x->nsrc; k++) f[x->src[k]->id] = true;
+  }
+  return f;
+}
+
 int fuse(Graph *g, bool enable) {
   int n = g->nnodes;
+  /* A value one function needs is never computed only inside a loop that
+   * runs in the other function alone (the two sides of a train_select). */
+  bool *fwd = function_set(g, false), *trn = function_set(g, true);
+#define HOSTS(x, c)                                                            \
+  (fusible((x), (c)) && (!fwd[(x)->id] || fwd[(c)->id]) && (!trn[(x)->id] || trn[(c)->id]))
   bool *stored = arena_alloc(g->arena, (size_t)(n ? n : 1));
   int *kat = arena_alloc(g->arena, sizeof(int) * (size_t)(n ? n : 1));
   for (int i = 0; i < n; i++) kat[i] = -1;
@@ -101,7 +129,7 @@ int fuse(Graph *g, bool enable) {
     int uses = rd.start[i + 1] - rd.start[i];
     if (x->flags & (N_OUTPUT | N_METRIC | N_LOSS) || uses != 1) continue;
     Node *c = g->nodes[rd.list[rd.start[i]]];
-    if (fusible(x, c)) x->inlined_into = c;
+    if (HOSTS(x, c)) x->inlined_into = c;
   }
   /* 2. From the last node back, so every reader's loop is already final:
    *  - a broadcast read by several loops is never stored: each reads its
@@ -120,9 +148,9 @@ int fuse(Graph *g, bool enable) {
     for (int k = rd.start[i]; k < rd.start[i + 1]; k++) {
       Node *c = g->nodes[rd.list[k]];
       int at = kernel_at(kat, c);
-      all &= fusible(x, c);
+      all &= HOSTS(x, c);
       if (at > last_at) last_at = at, last = c;
-      if (at < first_at) second_at = first_at, first_at = at, first = fusible(x, c) ? c : NULL;
+      if (at < first_at) second_at = first_at, first_at = at, first = HOSTS(x, c) ? c : NULL;
       else if (at < second_at) second_at = at;
     }
     if (x->op == OP_BROADCAST && all) {
@@ -162,4 +190,5 @@ int fuse(Graph *g, bool enable) {
   int fused = 0;
   for (int i = 0; i < n; i++) fused += g->nodes[i]->inlined_into != NULL;
   return fused;
+#undef HOSTS
 }

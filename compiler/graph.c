@@ -111,6 +111,18 @@ void graph_add_output(Graph *g, Binding **list, int *n, const char *name,
   (*n)++;
 }
 
+void graph_add_update(Graph *g, Node *state, Node *value) {
+  if (g->nupdates == g->capupdates) {
+    int cap = g->capupdates ? 2 * g->capupdates : 8;
+    StateUpdate *grown = arena_alloc(g->arena, sizeof(StateUpdate) * (size_t)cap);
+    if (g->nupdates) memcpy(grown, g->updates, sizeof(StateUpdate) * (size_t)g->nupdates);
+    g->updates = grown, g->capupdates = cap;
+  }
+  g->updates[g->nupdates++] = (StateUpdate){state, value};
+}
+
+bool is_model_state(const Node *n) { return n->op == OP_STATE && !n->rule && !n->fwd; }
+
 int graph_sym(Graph *g, const char *name) {
   for (int i = 1; i <= g->nsym; i++)
     if (strcmp(g->sym[i], name) == 0) return i;

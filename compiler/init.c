@@ -41,6 +41,16 @@ double rng_uniform(uint64_t stream, uint64_t i) {
   return (double)(splitmix64(stream + splitmix64(i)) >> 11) * 0x1.0p-53;
 }
 
+uint64_t rng_step_stream(uint64_t stream, uint64_t step) {
+  return splitmix64(stream ^ splitmix64(step));
+}
+
+uint64_t rng_keep_threshold(double rate) { return (uint64_t)ceil(rate * 0x1.0p53); }
+
+bool rng_keep(uint64_t step_stream, uint64_t i, uint64_t threshold) {
+  return (splitmix64(step_stream + splitmix64(i)) >> 11) >= threshold;
+}
+
 /* Standard normal by Box-Muller from counters 2i and 2i+1. */
 double rng_normal(uint64_t stream, uint64_t i) {
   double u1 = 1.0 - rng_uniform(stream, 2 * i), u2 = rng_uniform(stream, 2 * i + 1);

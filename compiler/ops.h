@@ -73,4 +73,21 @@
   OP(ONE_HOT,     "one_hot",            1, K_LAYOUT,   shape_one_hot,     grad_none,        eval_one_hot,    F_NO_GRAD) \
   /* losses with numerically stable fused forms */ \
   OP(SOFTMAX_CE,  "softmax_cross_entropy", 2, K_LOSS,  shape_softmax_ce,  grad_softmax_ce,  eval_softmax_ce, 0) \
-  OP(SIGMOID_CE,  "sigmoid_cross_entropy", 2, K_LOSS,  shape_sigmoid_ce,  grad_sigmoid_ce,  eval_sigmoid_ce, 0)
+  OP(SIGMOID_CE,  "sigmoid_cross_entropy", 2, K_LOSS,  shape_sigmoid_ce,  grad_sigmoid_ce,  eval_sigmoid_ce, 0) \
+  /* 2-D windows over NHWC tensors (a.win): convolution is im2col + matmul, \
+   * built by the conv2d sugar in call.c; col2im is im2col's adjoint */ \
+  OP(IM2COL,      "im2col",             1, K_WINDOW,   shape_im2col,      grad_im2col,      eval_im2col,     0) \
+  OP(COL2IM,      "col2im",             1, K_WINDOW,   shape_col2im,      grad_col2im,      eval_col2im,     0) \
+  OP(MAXPOOL,     "maxpool2d",          1, K_WINDOW,   shape_pool,        grad_maxpool,     eval_pool,       0) \
+  /* (x, gy) -> dx: gy routed to the first maximum of each window */ \
+  OP(MAXPOOL_GRAD, "maxpool2d_grad",    2, K_WINDOW,   shape_maxpool_grad, grad_none,       eval_maxpool_grad, 0) \
+  OP(AVGPOOL,     "avgpool2d",          1, K_WINDOW,   shape_pool,        grad_avgpool,     eval_pool,       0) \
+  OP(AVGPOOL_GRAD, "avgpool2d_grad",    1, K_WINDOW,   shape_col2im,      grad_avgpool_grad, eval_avgpool_grad, 0) \
+  /* train vs inference: train_step computes the first operand, forward and \
+   * eval the second; gradients are the train step's, so they flow into the \
+   * first */ \
+  OP(TRAIN_SELECT, "train_select",      2, K_SELECT,   shape_train_select, grad_train_select, eval_train_select, 0) \
+  /* (x[, step]) -> keep ? 1/(1-rate) : 0 per element of x's shape, from the \
+   * counter-based generator at (seed, step, index); autodiff appends the \
+   * step counter */ \
+  OP(DROPOUT_MASK, "dropout_mask",     -1, K_RANDOM,   shape_dropout_mask, grad_none,        eval_dropout_mask, F_NO_GRAD)

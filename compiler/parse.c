@@ -472,12 +472,53 @@ static void parse_type(Parser *p, DType *t, Shape *s) {
     parse_fail(p, tt->loc, "tensor has more than 2^40 elements");
 }
 
-static void stmt_input(Parser *p, bool is_param) {
+void parse_update(Parser *p, Node *state, Node *value, Loc loc) {
+  char b1[SHAPE_STR_MAX], b2[SHAPE_STR_MAX];
+  if (state->op != OP_STATE)
+    parse_fail(p, loc, "update needs a state declared with 'state', not a %s",
+               op_info[state->op].name);
+  if (value->flags & N_WEAK) value->dtype = state->dtype;
+  if (value->dtype != state->dtype || !shape_eq(&value->shape, &state->shape))
+    parse_fail(p, loc, "update of '%s' (%s%s) with a value of type %s%s", state->name,
+               dtype_names[state->dtype], shape_str(p->g, &state->shape, b1, sizeof b1),
+               dtype_names[value->dtype], shape_str(p->g, &value->shape, b2, sizeof b2));
+  for (int i = 0; i < p->g->nupdates; i++)
+    if (p->g->updates[i].state == state)
+      parse_fail(p, loc, "'%s' already has an update", state->name);
+  graph_add_update(p->g, state, value);
+}
+
+/* update NAME "=" expr */
+static void stmt_update(Parser *p) {
+  Token *name = parse_ident(p, "the name of a state");
+  char *nm = parse_str(p, name);
+  Sym *s = parse_lookup(p, nm);
+  if (!s) parse_unknown(p, nm, name->loc);
+  parse_skip(p, "=");
+  Node *v = parse_expr(p);
+  parse_update(p, s->node, v, name->loc);
+}
+
+/* input NAME ":" type | param NAME ":" type ("=" init)?
+ * | state NAME ":" type ("=" init)?   (non-trainable, see update) */
+static void stmt_input(Parser *p, bool is_param, bool is_state) {
   Token *name = parse_ident(p, "a name");
   parse_skip(p, ":");
   DType t;
   Shape s;
   parse_type(p, &t, &s);
+  if (is_state) {
+    for (int i = 0; i < s.rank; i++)
+      if (s.d[i].sym)
+        parse_fail(p, name->loc, "state shapes must be static, but '%s' is symbolic",
+                   p->g->sym[s.d[i].sym]);
+    Node *n = graph_leaf(p->g, OP_STATE, NULL, t, &s, name->loc);
+    n->name = parse_str(p, name);
+    parse_define(p, n->name, n, name->loc);
+    n->a.init.kind = INIT_ZEROS;
+    if (parse_accept(p, "=")) parse_init(p, n);
+    return;
+  }
   if (is_param) {
     for (int i = 0; i < s.rank; i++)
       if (s.d[i].sym)
@@ -610,8 +651,10 @@ static void statement(Parser *p) {
   p->tok = t->next;
   if (parse_at(p, "=") && is_keyword(parse_str(p, t)))
     parse_fail(p, t->loc, "'%.*s' is a keyword and cannot be a name", t->len, t->text);
-  if (tok_is(t, "input")) stmt_input(p, false);
-  else if (tok_is(t, "param")) stmt_input(p, true);
+  if (tok_is(t, "input")) stmt_input(p, false, false);
+  else if (tok_is(t, "param")) stmt_input(p, true, false);
+  else if (tok_is(t, "state") && p->tok->kind == T_IDENT) stmt_input(p, false, true);
+  else if (tok_is(t, "update") && p->tok->kind == T_IDENT) stmt_update(p);
   else if (tok_is(t, "const")) stmt_const(p);
   else if (tok_is(t, "output") || tok_is(t, "metric"))
     stmt_bind(p, parse_ident(p, "a name"), tok_is(t, "output") ? N_OUTPUT : N_METRIC);

@@ -120,7 +120,8 @@ bool graph_same_node(const Node *a, const Node *b) {
   const Attrs *x = &a->a, *y = &b->a;
   if (x->axis != y->axis || x->axes != y->axes || x->keepdims != y->keepdims || x->lo != y->lo ||
       x->hi != y->hi || x->ta != y->ta || x->tb != y->tb || x->dtype != y->dtype || x->depth != y->depth ||
-      !shape_eq(&x->to, &y->to))
+      !shape_eq(&x->to, &y->to) || memcmp(&x->win, &y->win, sizeof x->win) != 0 ||
+      x->seed != y->seed)
     return false;
   for (int i = 0; i < MAX_RANK; i++)
     if (x->perm[i] != y->perm[i] || x->begin[i] != y->begin[i] || x->end[i] != y->end[i] ||

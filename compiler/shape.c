@@ -520,3 +520,115 @@ bool shape_sigmoid_ce(Graph *g, Node *n) {
   n->dtype = t;
   return true;
 }
+
+/* ------------------------------------------------------------ windows */
+
+/* TF's output size: (padded - effective kernel) / stride + 1, where the
+ * effective kernel of a dilated window is (k - 1) * dilation + 1. */
+bool window_out(const Window *w, const Shape *x, int64_t *oh, int64_t *ow) {
+  int64_t o[2];
+  for (int i = 0; i < 2; i++) {
+    int64_t padded = x->d[1 + i].n + w->pad[2 * i] + w->pad[2 * i + 1];
+    int64_t eff = (w->k[i] - 1) * w->dil[i] + 1;
+    if (padded < eff) return false;
+    o[i] = (padded - eff) / w->stride[i] + 1;
+  }
+  *oh = o[0], *ow = o[1];
+  return true;
+}
+
+/* An NHWC operand with static height, width and channels (the batch may be
+ * symbolic) and a window that fits it. */
+static bool window_input(Graph *g, Node *n, const Node *x, int64_t *oh, int64_t *ow) {
+  char b[SHAPE_STR_MAX];
+  const char *nm = op_info[n->op].name;
+  if (x->shape.rank != 4)
+    return graph_error(g, n->loc, "%s needs an NHWC tensor [batch, height, width, "
+                       "channels], got %s", nm, sh(g, &x->shape, b));
+  for (int i = 1; i < 4; i++)
+    if (x->shape.d[i].sym)
+      return graph_error(g, n->loc, "%s: height, width and channels must be static, "
+                         "got %s", nm, sh(g, &x->shape, b));
+  if (!need_float(g, n, (Node *)x)) return false;
+  const Window *w = &n->a.win;
+  if (!window_out(w, &x->shape, oh, ow))
+    return graph_error(g, n->loc, "%s: the %lldx%lld window (dilation %lld, %lld) does "
+                       "not fit the %lldx%lld input padded by [%lld, %lld, %lld, %lld]",
+                       nm, (long long)w->k[0], (long long)w->k[1], (long long)w->dil[0],
+                       (long long)w->dil[1], (long long)x->shape.d[1].n,
+                       (long long)x->shape.d[2].n, (long long)w->pad[0],
+                       (long long)w->pad[1], (long long)w->pad[2], (long long)w->pad[3]);
+  return true;
+}
+
+/* [b, h, w, c] -> [b, oh, ow, kh*kw*c]: one row of patch values per output
+ * position, in (kh, kw, c) order - the layout of a [kh, kw, c, f] kernel
+ * read as a [kh*kw*c, f] matrix. */
+bool shape_im2col(Graph *g, Node *n) {
+  const Node *x = n->src[0];
+  int64_t oh = 0, ow = 0;
+  if (!window_input(g, n, x, &oh, &ow)) return false;
+  int64_t k = n->a.win.k[0] * n->a.win.k[1] * x->shape.d[3].n;
+  n->shape = (Shape){4, {x->shape.d[0], {oh, 0}, {ow, 0}, {k, 0}}};
+  n->dtype = x->dtype;
+  return true;
+}
+
+/* The adjoint of im2col (and of average pooling): back to a.to, the shape
+ * of the forward operand; built by autodiff only. */
+bool shape_col2im(Graph *g, Node *n) {
+  (void)g;
+  n->shape = n->a.to;
+  n->dtype = n->src[0]->dtype;
+  return true;
+}
+
+/* [b, h, w, c] -> [b, oh, ow, c]; padding never wins a max and is not
+ * counted in an average (TF's rule for padding=same). */
+bool shape_pool(Graph *g, Node *n) {
+  const Node *x = n->src[0];
+  int64_t oh = 0, ow = 0;
+  if (!window_input(g, n, x, &oh, &ow)) return false;
+  const Window *w = &n->a.win;
+  for (int i = 0; i < 4; i++)
+    if (w->pad[i] >= w->k[i / 2])
+      return graph_error(g, n->loc, "%s: padding %lld is not smaller than the pool size "
+                         "%lld; a window would hold only padding", op_info[n->op].name,
+                         (long long)w->pad[i], (long long)w->k[i / 2]);
+  n->shape = (Shape){4, {x->shape.d[0], {oh, 0}, {ow, 0}, x->shape.d[3]}};
+  n->dtype = x->dtype;
+  return true;
+}
+
+bool shape_maxpool_grad(Graph *g, Node *n) {
+  (void)g;
+  n->shape = n->src[0]->shape;
+  n->dtype = n->src[0]->dtype;
+  return true;
+}
+
+/* ------------------------------------------------------------ train vs inference */
+
+bool shape_train_select(Graph *g, Node *n) {
+  const Node *a = n->src[0], *b = n->src[1];
+  char b1[SHAPE_STR_MAX], b2[SHAPE_STR_MAX];
+  if (!shape_eq(&a->shape, &b->shape) || a->dtype != b->dtype)
+    return graph_error(g, n->loc, "train_select needs two values of one type, got %s%s "
+                       "and %s%s", dtype_names[a->dtype], sh(g, &a->shape, b1),
+                       dtype_names[b->dtype], sh(g, &b->shape, b2));
+  n->shape = a->shape;
+  n->dtype = a->dtype;
+  return true;
+}
+
+bool shape_dropout_mask(Graph *g, Node *n) {
+  Node *x = n->src[0];
+  if (!need_float(g, n, x)) return false;
+  if (!(n->a.lo >= 0 && n->a.lo < 1))
+    return graph_error(g, n->loc, "dropout: the rate must lie in [0, 1), got %g", n->a.lo);
+  GRADC_ASSERT(n->nsrc == 1 || (n->nsrc == 2 && n->src[1]->dtype == DT_I32 &&
+                                n->src[1]->shape.rank == 0));
+  n->shape = x->shape;
+  n->dtype = x->dtype;
+  return true;
+}

@@ -73,10 +73,13 @@ compile_driver() {
     -include "$1.h" "$src/tests/aot/driver.c" -L"$tmp" -l"$1" -Wl,-rpath,"$tmp" -o "driver_$1"
 }
 
-for model in mnist_mlp:MNIST_MLP:32 linear_regression:LINEAR_REGRESSION:100; do
+# cnn_small (tests/aot/) adds convolution, pooling, batch norm's moving
+# statistics and dropout's step counter to what must match.
+for model in mnist_mlp:MNIST_MLP:32 linear_regression:LINEAR_REGRESSION:100 cnn_small:CNN_SMALL:16; do
   name=${model%%:*} rest=${model#*:}
   upper=${rest%%:*} batch=${rest#*:}
   nn=$src/models/$name.nn
+  [ -f "$nn" ] || nn=$src/tests/aot/$name.nn
 
   # ---- bit for bit with the JIT: the same CPU and features (--cpu native)
   run "$gradc" compile "$nn" --cpu native -o "lib$name.so" --header "$name.h"

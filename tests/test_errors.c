@@ -137,6 +137,21 @@ static const ErrCase cases[] = {
      "clip bounds are reversed: min 2 > max 1", NULL},
     {"unknown_activation", X43 "y = dense(x, 4, activation=relux)", 0, 2, 28, 5,
      "dense: unknown activation", NULL},
+    {"conv2d_kernel_channels", "input x : f32[2,6,6,3]\nparam w : f32[3,3,1,4]\n"
+     "y = conv2d(x, w)", 0, 3, 15, 1, "conv2d: the kernel expects 1 input channels but the "
+     "input has 3", NULL},
+    {"conv2d_strides_zero", "input x : f32[2,6,6,3]\ny = conv2d(x, 4, 3, strides=0)", 0, 2,
+     29, 1, "conv2d: strides must be positive, got 0", NULL},
+    {"update_of_param", "param w : f32[2]\ninput x : f32[2]\nupdate w = x", 0, 3, 8, 1,
+     "update needs a state declared with 'state', not a param", NULL},
+    {"update_type_mismatch", "state s : f32[2]\ninput x : f32[3]\nupdate s = x", 0, 3, 8, 1,
+     "update of 's' (f32[2]) with a value of type f32[3]", NULL},
+    {"update_twice", "state s : f32[2]\nupdate s = s + 1\nupdate s = s * 2", 0, 3, 8, 1,
+     "'s' already has an update", NULL},
+    {"pool_window_too_large", "input x : f32[2,6,6,3]\ny = maxpool2d(x, 7)", 0, 2, 5, 9,
+     "maxpool2d: the 7x7 window (dilation 1, 1) does not fit the 6x6 input", NULL},
+    {"pool_bad_padding", "input x : f32[2,6,6,3]\ny = avgpool2d(x, padding=full)", 0, 2, 26, 4,
+     "avgpool2d: padding must be valid, same or [top, bottom, left, right]", NULL},
 
     /* ---- declarations and types */
     {"unknown_dtype", "input x : f16[4]", 0, 1, 11, 3,

@@ -732,6 +732,109 @@ static void test_mlp_blobs(void **state) {
   compilation_free(c);
 }
 
+/* ------------------------------------------------------------ dropout */
+
+/* dropout: identity in forward; in train mode it keeps about 1 - rate of
+ * the elements, scaled by 1/(1-rate); the mask depends on the step counter
+ * and the seed, and is the same for the same (seed, step). */
+static void test_dropout(void **state) {
+  (void)state;
+  const char *src =
+      "input x : f32[4000]\n"
+      "param w : f32 = 1\n"
+      "output d = dropout(x * w, 0.25)\n"
+      "output e = dropout(x * w, 0.25)\n"
+      "loss = sum(d)\n"
+      "train loss with sgd\n";
+  Compilation *c = compile_ok("dropout.nn", src);
+  const Graph *g = c->graph;
+  Eval *e = eval_new(g);
+  assert_non_null(e);
+  assert_true(eval_bind(e, "", 1));
+  eval_init(e, 1);
+  double *x = eval_data(e, named(g, "x"));
+  for (int i = 0; i < 4000; i++) x[i] = 1 + i % 7;
+  Node *d = named(g, "d"), *dd = named(g, "e"), *roots[2] = {d, dd};
+  eval_forward(e);
+  for (int i = 0; i < 4000; i++) assert_true(eval_data(e, d)[i] == x[i]);
+  /* train mode, step 0 */
+  eval_run(e, roots, 2);
+  double *m0 = malloc(sizeof(double) * 4000);
+  assert_non_null(m0);
+  int zeros = 0, same_as_other = 0;
+  for (int i = 0; i < 4000; i++) {
+    double v = eval_data(e, d)[i];
+    m0[i] = v;
+    if (v == 0) zeros++;
+    else assert_true(fabs(v - x[i] / 0.75) < 1e-12);
+    same_as_other += (v == 0) == (eval_data(e, dd)[i] == 0);
+  }
+  assert_in_range(zeros, 900, 1100);               /* 1000 expected, sd 27 */
+  assert_in_range(same_as_other, 2300, 2700);      /* independent masks: 2500 */
+  eval_run(e, roots, 2);                           /* same step: same mask */
+  for (int i = 0; i < 4000; i++) assert_true(eval_data(e, d)[i] == m0[i]);
+  /* the next step (the counter after one train step) draws a new mask */
+  eval_train_step(e);
+  eval_run(e, roots, 2);
+  int changed = 0;
+  for (int i = 0; i < 4000; i++) changed += (eval_data(e, d)[i] == 0) != (m0[i] == 0);
+  assert_in_range(changed, 1300, 1700);            /* 2 * 0.25 * 0.75 * 4000 = 1500 */
+  /* and the forward pass is still the identity (w has moved) */
+  eval_forward(e);
+  double w = eval_data(e, named(g, "w"))[0];
+  assert_true(w != 1);
+  for (int i = 0; i < 4000; i++) assert_true(fabs(eval_data(e, d)[i] - x[i] * w) < 1e-12);
+  free(m0);
+  eval_free(e);
+  compilation_free(c);
+}
+
+/* batch_norm: forward uses the moving statistics (zeros, ones at first:
+ * y = x / sqrt(1 + eps) * gamma + beta); one train step moves them by
+ * (1 - momentum) toward the batch mean and biased variance; train mode
+ * normalises each channel to mean 0, variance var/(var+eps). */
+static void test_batch_norm(void **state) {
+  (void)state;
+  const char *src =
+      "input x : f32[4, 2]\n"
+      "input k : f32[4, 2]\n"
+      "param w : f32 = 1\n"
+      "output y = batch_norm(x * w, momentum=0.9, epsilon=0.001)\n"
+      "loss = sum(y * k)\n"
+      "train loss with sgd(lr=1e-30)\n";   /* w stays 1 */
+  Compilation *c = compile_ok("bn.nn", src);
+  const Graph *g = c->graph;
+  Eval *e = eval_new(g);
+  assert_non_null(e);
+  assert_true(eval_bind(e, "", 1));
+  eval_init(e, 1);
+  double *x = eval_data(e, named(g, "x")), *k = eval_data(e, named(g, "k"));
+  static const double xs[8] = {1, 10, 2, 20, 3, 30, 6, 60};
+  for (int i = 0; i < 8; i++) x[i] = xs[i], k[i] = 1;
+  Node *y = named(g, "y");
+  eval_forward(e);
+  for (int i = 0; i < 8; i++) assert_true(fabs(eval_data(e, y)[i] - xs[i] / sqrt(1.001)) < 1e-12);
+  eval_run(e, &y, 1);                          /* train mode: batch statistics */
+  for (int ch = 0; ch < 2; ch++) {
+    double m = 0, v = 0, s = ch ? 10 : 1;
+    for (int r = 0; r < 4; r++) m += eval_data(e, y)[2 * r + ch] / 4;
+    for (int r = 0; r < 4; r++) v += pow(eval_data(e, y)[2 * r + ch] - m, 2) / 4;
+    double bv = 3.5 * s * s;                   /* biased variance of 1, 2, 3, 6 is 3.5 */
+    assert_true(fabs(m) < 1e-12);
+    assert_true(fabs(v - bv / (bv + 0.001)) < 1e-12);
+  }
+  eval_train_step(e);
+  const double *mm = eval_data(e, named(g, "y.moving_mean"));
+  const double *mv = eval_data(e, named(g, "y.moving_variance"));
+  assert_true(fabs(mm[0] - 0.1 * 3) < 1e-12 && fabs(mm[1] - 0.1 * 30) < 1e-12);
+  assert_true(fabs(mv[0] - (0.9 + 0.1 * 3.5)) < 1e-12 && fabs(mv[1] - (0.9 + 0.1 * 350)) < 1e-9);
+  eval_forward(e);                             /* now with the moved statistics */
+  for (int i = 0; i < 8; i++)
+    assert_true(fabs(eval_data(e, y)[i] - (xs[i] - mm[i % 2]) / sqrt(mv[i % 2] + 0.001)) < 1e-12);
+  eval_free(e);
+  compilation_free(c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_activations),
@@ -745,6 +848,8 @@ int main(void) {
       cmocka_unit_test(test_linear_regression),
       cmocka_unit_test(test_himmelblau),
       cmocka_unit_test(test_mlp_blobs),
+      cmocka_unit_test(test_dropout),
+      cmocka_unit_test(test_batch_norm),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

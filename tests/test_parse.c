@@ -134,6 +134,10 @@ static void test_param_counts(void **state) {
       {"mlp3.nn", NULL, 235146},
       {"linear_regression.nn", NULL, 2},
       {"himmelblau.nn", NULL, 2},
+      {"cnn_seed.nn", NULL, 1199882},
+      {"cnn_gap.nn", NULL, 2650},
+      {"cnn_bn.nn", NULL, 421866},           /* trainable; 448 in batch-norm state */
+      {"resnet_small.nn", NULL, 77754},
       {NULL, MLP5, 244522},
       {NULL, FC4, 335114},
       {NULL, MLP3, 535818},
@@ -169,6 +173,42 @@ static void test_param_counts(void **state) {
     if (!strstr(sum, lines[i])) print_error("summary lacks: %s", lines[i]), missing++;
   if (missing) print_error("%s", sum);
   free(sum);
+  assert_int_equal(missing, 0);
+}
+
+/* The per-layer counts of the seeds' CNN summaries (SEEDS M18, M20). */
+static void test_cnn_summaries(void **state) {
+  (void)state;
+  static const struct { const char *file, *line; } cases[] = {
+      {"cnn_seed.nn", " conv2d                         320\n"},
+      {"cnn_seed.nn", " conv2d_1                       18,496\n"},
+      {"cnn_seed.nn", " dense                          1,179,776\n"},
+      {"cnn_seed.nn", " dense_1                        1,290\n"},
+      {"cnn_seed.nn", " conv2d_1.kernel                (3, 3, 32, 64)     18,432       glorot_uniform\n"},
+      {"cnn_seed.nn", "Total params: 1,199,882\n"},
+      {"cnn_gap.nn", " conv2d_2                       160\n"},
+      {"cnn_gap.nn", " conv2d_3                       2,320\n"},
+      {"cnn_gap.nn", " dense_2                        170\n"},
+      {"cnn_gap.nn", "Total params: 2,650\n"},
+      {"cnn_gap.nn", "Non-trainable params: 0\n"},
+      /* batch norm: 4 per channel, moving statistics non-trainable (Keras) */
+      {"cnn_bn.nn", " bn2                            256\n"},
+      {"cnn_bn.nn", " bn2.moving_variance            (64,)              64           ones\n"},
+      {"cnn_bn.nn", "Total params: 422,314\n"},
+      {"cnn_bn.nn", "Trainable params: 421,866\n"},
+      {"cnn_bn.nn", "Non-trainable params: 448\n"},
+      {"resnet_small.nn", "Non-trainable params: 672\n"},
+  };
+  int missing = 0;
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    Compilation *c = compile_model_named(cases[i].file);
+    assert_non_null(c->graph);
+    char *sum = dump_str(c->graph, DUMP_TEXT, true);
+    compilation_free(c);
+    if (!strstr(sum, cases[i].line))
+      print_error("%s: summary lacks: %s%s", cases[i].file, cases[i].line, sum), missing++;
+    free(sum);
+  }
   assert_int_equal(missing, 0);
 }
 
@@ -765,6 +805,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_every_model_compiles),
       cmocka_unit_test(test_param_counts),
+      cmocka_unit_test(test_cnn_summaries),
       cmocka_unit_test(test_roundtrip_models),
       cmocka_unit_test(test_roundtrip_inline),
       cmocka_unit_test(test_roundtrip_scalar_param_values),

@@ -791,6 +791,84 @@ static void test_losses(void **state) {
 #undef LG
 }
 
+/* ------------------------------------------------------------ convolutions */
+
+/* The seeds' shape demos (SEEDS M21) and the CNN of M18. */
+static void test_conv_pool_shapes(void **state) {
+  (void)state;
+#define X32 "input x : f32[1, 32, 32, 3]\n"
+#define X14 "input x : f32[1, 14, 14, 4]\n"
+#define X7 "input x : f32[1, 7, 7, 4]\n"
+#define M28 "input x : f32[batch, 28, 28, 1]\n"
+  static const ShapeCase cases[] = {
+      {X32 "h = conv2d(x, filters=4, kernel=5, strides=1, padding=valid)", "h", "f32[1,28,28,4]"},
+      {X32 "h = conv2d(x, filters=4, kernel=5, padding=same)", "h", "f32[1,32,32,4]"},
+      {X32 "h = conv2d(x, filters=4, kernel=5, strides=2, padding=same)", "h", "f32[1,16,16,4]"},
+      {X32 "h = conv2d(x, 4, 5)", "h.kernel", "f32[5,5,3,4]"},
+      {X32 "h = conv2d(x, 4, 5)", "h.bias", "f32[4]"},
+      {X32 "param w : f32[5, 5, 3, 4]\nh = conv2d(x, w, strides=1, padding=valid)", "h",
+       "f32[1,28,28,4]"},
+      {X32 "param w : f32[5, 5, 3, 4]\nh = conv2d(x, w, strides=2, padding=valid)", "h",
+       "f32[1,14,14,4]"},
+      {"input x : f32[4, 32, 32, 3]\nh = conv2d(x, filters=16, kernel_size=3)", "h",
+       "f32[4,30,30,16]"},
+      {X32 "h = conv2d(x, 4, 3, dilation=2)", "h", "f32[1,28,28,4]"},
+      {X32 "h = conv2d(x, 4, [3, 1], strides=[1, 2], padding=same)", "h", "f32[1,32,16,4]"},
+      {X14 "h = maxpool2d(x, 2, strides=2)", "h", "f32[1,7,7,4]"},
+      {X14 "h = maxpool2d(x, 3, strides=2)", "h", "f32[1,6,6,4]"},
+      {X14 "h = maxpool2d(x, pool_size=[2, 2])", "h", "f32[1,7,7,4]"},
+      {X14 "h = avgpool2d(x, 3, strides=2, padding=same)", "h", "f32[1,7,7,4]"},
+      {X7 "h = upsample2d(x, size=3)", "h", "f32[1,21,21,4]"},
+      {X7 "h = upsample2d(x, 2)", "h", "f32[1,14,14,4]"},
+      {X7 "h = global_avgpool2d(x)", "h", "f32[1,4]"},
+      {X7 "h = pad(x, [[0, 0], [1, 1], [2, 0], [0, 3]])", "h", "f32[1,9,9,7]"},
+      {X7 "h = im2col(x, [3, 3])", "h", "f32[1,5,5,36]"},
+      /* M18: conv 32 -> conv 64 -> pool -> flatten */
+      {M28 "a = conv2d(x, 32, 3, activation=relu)\nb = conv2d(a, 64, 3, activation=relu)\n"
+           "c = flatten(maxpool2d(b, 2))", "a", "f32[batch,26,26,32]"},
+      {M28 "a = conv2d(x, 32, 3, activation=relu)\nb = conv2d(a, 64, 3, activation=relu)\n"
+           "c = flatten(maxpool2d(b, 2))", "b.kernel", "f32[3,3,32,64]"},
+      {M28 "a = conv2d(x, 32, 3, activation=relu)\nb = conv2d(a, 64, 3, activation=relu)\n"
+           "c = flatten(maxpool2d(b, 2))", "c", "f32[batch,9216]"},
+      /* unnamed layers: Keras numbering */
+      {M28 "a = relu(conv2d(x, 2, 3))\nb = relu(conv2d(a, 2, 3))", "conv2d_1.kernel",
+       "f32[3,3,2,2]"},
+      /* errors */
+      {"input x : f32[batch, 28, 28]\nh = conv2d(x, 4, 3)", "h",
+       "error: conv2d needs an NHWC tensor [batch, height, width, channels], got rank 3"},
+      {X32 "param w : f32[3, 3, 2, 4]\nh = conv2d(x, w)", "h",
+       "error: conv2d: the kernel expects 2 input channels but the input has 3"},
+      {X32 "param w : f32[3, 3, 3]\nh = conv2d(x, w)", "h",
+       "error: conv2d: the kernel must be a static [height, width, in_channels, "
+       "out_channels] tensor, got [3,3,3]"},
+      {X32 "h = conv2d(x, 4)", "h", "error: conv2d: missing kernel=3 (or [height, width])"},
+      {X32 "h = conv2d(x, 4, 3, strides=0)", "h", "error: conv2d: strides must be positive, got 0"},
+      {X32 "h = conv2d(x, 4, 3, padding=full)", "h",
+       "error: conv2d: padding must be valid, same or [top, bottom, left, right]"},
+      {X7 "h = maxpool2d(x, 8)", "h",
+       "error: maxpool2d: the 8x8 window (dilation 1, 1) does not fit the 7x7 input padded "
+       "by [0, 0, 0, 0]"},
+      {X7 "h = maxpool2d(x, 2, padding=[2, 0, 0, 0])", "h",
+       "error: maxpool2d: padding 2 is not smaller than the pool size 2; a window would hold "
+       "only padding"},
+      {"input x : f32[1, batch, 7, 4]\nh = avgpool2d(x)", "h",
+       "error: avgpool2d: height, width and channels must be static, got [1,batch,7,4]"},
+      {"input x : i32[1, 7, 7, 4]\nh = maxpool2d(x)", "h",
+       "error: maxpool2d needs a floating-point operand, got i32"},
+      {X7 "h = pad(x, [[1, 1], [1, 1]])", "h",
+       "error: pad: paddings must be a [4, 2] list of [before, after] pairs, one per axis"},
+      {M28 "h = pad(x, [[1, 0], [1, 1], [1, 1], [0, 0]])", "h",
+       "error: pad: cannot pad the symbolic dimension 'batch'"},
+      {"input x : f32[7, 7]\nh = upsample2d(x)", "h",
+       "error: upsample2d needs an NHWC tensor with static height and width"},
+  };
+  CHECK_CASES(cases);
+#undef X32
+#undef X14
+#undef X7
+#undef M28
+}
+
 /* ------------------------------------------------------------ dense sugar */
 
 static void test_dense(void **state) {
@@ -918,6 +996,7 @@ int main(void) {
       cmocka_unit_test(test_one_hot),
       cmocka_unit_test(test_losses),
       cmocka_unit_test(test_dense),
+      cmocka_unit_test(test_conv_pool_shapes),
       cmocka_unit_test(test_dense_nested_in_binding),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

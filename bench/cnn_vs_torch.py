@@ -1,0 +1,125 @@
+#!/usr/bin/python3
+"""The seeds' CNN (models/cnn_seed.nn: conv 32 3x3 relu, conv 64 3x3 relu,
+max pool 2x2, dropout 0.25, dense 128 relu, dropout 0.5, dense 10; Adam 1e-3,
+batch 128) on Fashion-MNIST: gradc against PyTorch, same data, optimizer,
+initialisation family, batch size and thread count, in one run.
+
+Fair setup (shared/BENCHMARKS.md): torch.set_num_threads(n) with
+OMP_WAIT_POLICY=PASSIVE; Glorot-uniform weights and zero biases as the model
+file; Adam(lr=1e-3, eps=1e-7) as Keras'; a shuffled epoch; timing the
+training loop only (data already in memory for both).  PyTorch runs its
+native NCHW layout (its fastest CPU convolution path), gradc NHWC.
+
+--samples N times both on the first N training images (a multiple of 128)
+and prints the time scaled to a 60,000-image epoch, for quick runs on a
+shared machine; the default is the whole epoch.
+
+usage: /usr/bin/python3 bench/cnn_vs_torch.py [--threads 1,2] [--repeats 3] [--samples 60000]
+"""
+import argparse, csv, gzip, os, statistics, struct, subprocess, sys, tempfile, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+DATA = "/usr/share/datasets/fashion-mnist"
+FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+         "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+
+
+def load_idx(path):
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    magic, = struct.unpack(">I", raw[:4])
+    ndim = magic & 0xFF
+    dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
+    return magic, dims, raw[4 + 4 * ndim:]
+
+
+def subset(dst, n):
+    """The first n images and labels (and 1,000 test ones) as IDX files."""
+    for name in FILES:
+        magic, dims, body = load_idx(os.path.join(DATA, name))
+        per = 1
+        for d in dims[1:]:
+            per *= d
+        k = n if name.startswith("train") else min(1000, dims[0])
+        head = struct.pack(">I", magic) + struct.pack(">" + "I" * len(dims), k, *dims[1:])
+        with gzip.open(os.path.join(dst, name), "wb", compresslevel=1) as f:
+            f.write(head + body[:k * per])
+
+
+def torch_epoch(threads, repeats, n):
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    import numpy as np
+    import torch
+    torch.set_num_threads(threads)
+    _, dims, xb = load_idx(os.path.join(DATA, FILES[0]))
+    _, _, yb = load_idx(os.path.join(DATA, FILES[1]))
+    x = torch.from_numpy(np.frombuffer(xb, dtype=np.uint8)[:n * 784].reshape(n, 1, 28, 28)
+                         .astype(np.float32) / 255.0)
+    y = torch.from_numpy(np.frombuffer(yb, dtype=np.uint8)[:n].astype(np.int64))
+    times = []
+    for r in range(repeats):
+        torch.manual_seed(r)
+        nn = torch.nn
+        net = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(),
+                            nn.MaxPool2d(2), nn.Dropout(0.25), nn.Flatten(),
+                            nn.Linear(9216, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, 10))
+        for m in net:
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
+        lossf = nn.CrossEntropyLoss()
+        net.train()
+        perm = torch.randperm(n)
+        t0 = time.perf_counter()
+        for i in range(0, n, 128):
+            idx = perm[i:i + 128]
+            opt.zero_grad(set_to_none=True)
+            loss = lossf(net(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def gradc_epoch(gradc, model, threads, repeats, data):
+    times = []
+    for r in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            hist = os.path.join(tmp, "h.csv")
+            subprocess.run([gradc, "train", model, "--epochs", "1", "--batch", "128",
+                            "--threads", str(threads), "--seed", str(r + 1), "--no-test",
+                            "--data", data, "--history", hist],
+                           capture_output=True, text=True, check=True)
+            with open(hist) as f:
+                times.append(float(list(csv.DictReader(f))[-1]["seconds"]))
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--samples", type=int, default=60000)
+    ap.add_argument("--model", default=os.path.join(ROOT, "models", "cnn_seed.nn"))
+    ap.add_argument("--gradc", default=os.path.join(ROOT, "build", "gradc"))
+    args = ap.parse_args()
+    n = args.samples
+    scale = 60000 / n
+    with tempfile.TemporaryDirectory() as data:
+        if n == 60000:
+            data = DATA
+        else:
+            subset(data, n)
+        print(f"{n} images per run, times scaled to a 60,000-image epoch")
+        print(f"{'threads':>7} {'gradc s':>9} {'torch s':>9} {'torch/gradc':>12}")
+        for t in [int(s) for s in args.threads.split(",")]:
+            g = gradc_epoch(args.gradc, args.model, t, args.repeats, data) * scale
+            p = torch_epoch(t, args.repeats, n) * scale
+            print(f"{t:>7} {g:>9.2f} {p:>9.2f} {p / g:>12.2f}")
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
