@@ -22,35 +22,14 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/gradc_aot.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp" || exit 2
 
-n=0 passed=0 failed=0
-out=$tmp/stdout err=$tmp/stderr rc=0
+out=$tmp/stdout err=$tmp/stderr
+. "$src/tests/tap.sh"
 
 # run CMD...: runs a command, keeping stdout, stderr and the exit status.
 run() {
   "$@" >"$out" 2>"$err"
   rc=$?
 }
-
-check() {
-  local desc=$1
-  shift
-  n=$((n + 1))
-  if "$@"; then
-    echo "ok $n - $desc"
-    passed=$((passed + 1))
-  else
-    echo "not ok $n - $desc"
-    echo "#   exit status $rc"
-    sed 's/^/#   stdout: /' "$out" | head -n 15
-    sed 's/^/#   stderr: /' "$err" | head -n 15
-    failed=$((failed + 1))
-  fi
-}
-
-status_is() { [ "$rc" -eq "$1" ]; }
-stdout_has() { grep -qF -- "$1" "$out"; }
-stderr_has() { grep -qF -- "$1" "$err"; }
-all() { local c; for c in "$@"; do eval "$c" || return 1; done; }
 
 # Only these may be needed: libc, libm, OpenBLAS (and the dynamic loader,
 # which libc's thread-local storage brings); a model without a matrix
@@ -247,5 +226,4 @@ check "a model with an error: exit 1 with the diagnostic" all 'status_is 1' 'std
 run "$gradc" compile
 check "compile without a file: exit 2" all 'status_is 2' 'stderr_has "needs a model file"'
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+tap_done

@@ -20,39 +20,14 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/gradc_cli.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
-n=0 passed=0 failed=0
-out=$tmp/stdout err=$tmp/stderr rc=0
+out=$tmp/stdout err=$tmp/stderr
+. "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 
 # run ARGS...: runs gradc, keeping stdout, stderr and the exit status.
 run() {
   "$gradc" "$@" >"$out" 2>"$err"
   rc=$?
 }
-
-# check DESCRIPTION COMMAND...: one numbered check; on failure shows what the
-# last gradc run printed.
-check() {
-  local desc=$1
-  shift
-  n=$((n + 1))
-  if "$@"; then
-    echo "ok $n - $desc"
-    passed=$((passed + 1))
-  else
-    echo "not ok $n - $desc"
-    echo "#   exit status $rc"
-    sed 's/^/#   stdout: /' "$out" | head -n 15
-    sed 's/^/#   stderr: /' "$err" | head -n 15
-    failed=$((failed + 1))
-  fi
-}
-
-status_is() { [ "$rc" -eq "$1" ]; }
-stdout_has() { grep -qF -- "$1" "$out"; }
-stderr_has() { grep -qF -- "$1" "$err"; }
-stdout_empty() { [ ! -s "$out" ]; }
-stderr_empty() { [ ! -s "$err" ]; }
-all() { local c; for c in "$@"; do eval "$c" || return 1; done; }
 
 mnist=models/mnist_mlp.nn
 
@@ -253,5 +228,4 @@ for m in models/*.nn; do
   check "dump --stage grad $m exits 0" all 'status_is 0' '! stderr_has "error:"'
 done
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+tap_done
