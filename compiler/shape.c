@@ -443,11 +443,6 @@ bool shape_concat(Graph *g, Node *n) {
     for (int i = 0; ok && i < f->rank; i++)
       if (i != ax && !dim_eq(s->d[i], f->d[i])) ok = false;
     if (ok && s->d[ax].sym != o.d[ax].sym) ok = false;
-    /* [batch] + [batch] would be [2*batch], which no later slice (the
-     * gradient) or count could take apart. */
-    if (ok && o.d[ax].sym)
-      return graph_error(g, n->loc, "cannot concat along the symbolic dimension '%s' "
-                         "(axis %d)", g->sym[o.d[ax].sym], ax);
     if (!ok)
       return graph_error(g, n->loc,
                          "concat along axis %d: operand %d has shape %s, which "
@@ -455,6 +450,12 @@ bool shape_concat(Graph *g, Node *n) {
                          ax, k + 1, sh(g, s, b1), sh(g, f, b2));
     o.d[ax].n += s->d[ax].n;
   }
+  /* [batch] + [batch] would be [2*batch], which no later slice (the
+   * gradient) or count could take apart; one operand alone is refused too,
+   * so the rule does not depend on how many there are. */
+  if (o.d[ax].sym)
+    return graph_error(g, n->loc, "cannot concat along the symbolic dimension '%s' "
+                       "(axis %d)", g->sym[o.d[ax].sym], ax);
   n->shape = o;
   n->dtype = t;
   return true;

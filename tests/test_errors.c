@@ -127,6 +127,8 @@ static const ErrCase cases[] = {
      "the slice of axis 1 (length 3) is empty", NULL},
     {"concat_along_batch", "input x : f32[batch,3]\ny = concat(x, x, axis=0)", 0, 2, 5, 6,
      "cannot concat along the symbolic dimension 'batch' (axis 0)", NULL},
+    {"concat_one_operand_along_batch", "input x : f32[batch,3]\ny = concat(x, axis=0)", 0, 2,
+     5, 6, "cannot concat along the symbolic dimension 'batch' (axis 0)", NULL},
     {"slicing_symbolic_dim", "input x : f32[batch,3]\ny = x[0:2]", 0, 2, 7, 1,
      "symbolic dimension 'batch'", NULL},
     {"one_hot_of_f32", X4 "y = one_hot(x, 10)", 0, 2, 5, 7,
