@@ -582,10 +582,11 @@ int check_gradients(const Graph *g, uint64_t seed, int64_t batch, double tol, FI
  * when an error was reported (diagnostics in d).  Warnings do not fail. */
 Graph *parse(Arena *a, const Source *src, Diags *d);
 
-/* ------------------------------------------------------- parse.c, call.c */
+/* ---------------------------------------------- parse.c, call.c, layers.c */
 
-/* Parser state, shared by the two halves of the front end: parse.c
- * (statements, expressions, literals) and call.c (calls and sugar). */
+/* Parser state, shared by the parts of the front end: parse.c (statements,
+ * expressions, literals), call.c (calls, initializers, optimizers) and
+ * layers.c (Keras layer sugar). */
 typedef struct Sym {
   const char *name;
   Node *node;
@@ -667,6 +668,25 @@ Node *parse_call(Parser *p);
 void parse_init(Parser *p, Node *param);
 Optimizer parse_optimizer(Parser *p, Token *ot);
 DType parse_dtype(const char *s, bool *ok);
+/* Argument accessors for call handlers: each marks what it reads as used
+ * and unwinds the parse with a precise error when the argument is not what
+ * the callee needs. */
+Val *call_arg(Call *c, int i, const char *key);   /* positional i, else key= */
+Val *call_kwarg(Call *c, const char *key);
+const char *call_name(Parser *p, Call *c);
+Node *call_tensor(Parser *p, Call *c, int i, const char *key);
+double call_num(Parser *p, Call *c, Val *v, bool want_int);
+bool call_bool(Parser *p, Call *c, Val *v);
+int call_axis(Parser *p, Call *c, Val *v, int rank, int dflt);
+Node *call_reshape(Parser *p, Node *x, const Shape *to, Loc loc);
+/* the closest of names to s, if close enough to be a likely typo */
+const char *call_nearest(const char *s, const char *const *names, int n);
+Node *call_init(Parser *p, Node *param, Val *v);   /* param's initializer from v */
+
+/* layers.c: handlers of the builtin table that expand Keras layers */
+typedef Node *CallFn(Parser *p, Call *c, OpKind op);
+CallFn layer_dense, layer_conv2d, layer_im2col, layer_pool, layer_global_avgpool,
+    layer_upsample, layer_pad, layer_dropout_mask, layer_dropout, layer_batch_norm;
 
 /* ----------------------------------------------------------------- dump.c */
 

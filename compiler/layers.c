@@ -1,0 +1,432 @@
+/*
+ * layers.c - Keras-style layer sugar and the windowed ops' arguments: dense,
+ * conv2d, the pooling family, upsample2d, pad, dropout and batch_norm.
+ *
+ * Every function here expands into primitive ops of the op table (conv2d is
+ * im2col and one matrix product, batch_norm a train_select of its batch and
+ * moving forms plus two update statements), so autodiff, the passes and
+ * codegen never see a layer.  A layer creates its parameters (and state)
+ * under its name with Keras' initializers and defaults; the builtin table in
+ * call.c maps names to these functions and checks the argument keywords.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "compiler.h"
+
+
+static Node *new_param(Parser *p, const char *name, const Shape *s, Init init, Loc loc) {
+  if (shape_static_count(s) < 0)
+    parse_fail(p, loc, "parameter '%s' would have more than 2^40 elements", name);
+  Node *n = graph_leaf(p->g, OP_PARAM, NULL, DT_F32, s, loc);
+  n->a.init = init;
+  parse_define(p, name, n, loc);
+  return n;
+}
+
+/* A layer's name, which prefixes its parameters: name=..., else the
+ * binding's name (h = dense(...) makes h.kernel), else Keras' numbering
+ * (dense, dense_1, ...). */
+static const char *layer_name(Parser *p, Call *c, const char *kind, int *counter) {
+  Val *nm = call_kwarg(c, "name");
+  const char *base;
+  if (nm && nm->kind == V_NAME) base = nm->name;
+  else if (nm) parse_fail(p, nm->loc, "%s: name must be an identifier", call_name(p, c));
+  else if (p->bind_name) base = p->bind_name;
+  else base = *counter ? arena_printf(p->arena, "%s_%d", kind, *counter) : kind;
+  ++*counter;
+  return base;
+}
+
+/* Activation names allowed in layer sugar: the unary ops plus linear. */
+static Node *activate(Parser *p, Call *c, Val *v, Node *x) {
+  if (!v || (v->kind == V_NAME && (strcmp(v->name, "linear") == 0 ||
+                                   strcmp(v->name, "None") == 0)))
+    return x;
+  if (v->kind == V_NAME) {
+    static const OpKind acts[] = {OP_RELU, OP_SIGMOID, OP_TANH, OP_EXP};
+    for (size_t i = 0; i < sizeof acts / sizeof *acts; i++)
+      if (strcmp(v->name, op_info[acts[i]].name) == 0)
+        return parse_mk1(p, acts[i], x, NULL, v->loc);
+    if (strcmp(v->name, "softmax") == 0) {
+      Attrs a = {.axis = x->shape.rank - 1};
+      return parse_mk1(p, OP_SOFTMAX, x, &a, v->loc);
+    }
+  }
+  static const char *const names[] = {"relu", "sigmoid", "tanh", "exp", "softmax", "linear"};
+  const char *near = v->kind == V_NAME ? call_nearest(v->name, names, 6) : NULL;
+  if (near)
+    parse_fail(p, v->loc, "%s: unknown activation '%s'; did you mean '%s'?", call_name(p, c),
+               v->name, near);
+  parse_fail(p, v->loc, "%s: unknown activation; use relu, sigmoid, tanh, exp, "
+          "softmax or linear", call_name(p, c));
+}
+
+/* dense(x, units, activation=linear, use_bias=true,
+ *       kernel_initializer=glorot_uniform, bias_initializer=zeros, name=...)
+ * Keras Dense: kernel [in, units], bias [units]. */
+Node *layer_dense(Parser *p, Call *c, OpKind op) {
+  (void)op;
+  Node *x = call_tensor(p, c, 0, NULL);
+  Val *u = call_arg(c, 1, "units");
+  if (!u) parse_fail(p, c->fn->loc, "dense: missing the number of units");
+  double units = call_num(p, c, u, true);
+  if (units < 1 || units > MAX_ELEMENTS)
+    parse_fail(p, u->loc, "dense: units must be a positive integer, got %g", units);
+  if (x->shape.rank < 1 || x->shape.d[x->shape.rank - 1].sym)
+    parse_fail(p, c->fn->loc, "dense: the input's last dimension must be static");
+  if (!dtype_is_float(x->dtype))
+    parse_fail(p, c->fn->loc, "dense: the input must be floating-point, got %s",
+            dtype_names[x->dtype]);
+  const char *base = layer_name(p, c, "dense", &p->ndense);
+  Shape ks = {2, {{x->shape.d[x->shape.rank - 1].n, 0}, {(int64_t)units, 0}}};
+  Node *k = new_param(p, arena_printf(p->arena, "%s.kernel", base), &ks,
+                      (Init){INIT_GLOROT_UNIFORM, 0, 0}, c->fn->loc);
+  Val *ki = call_kwarg(c, "kernel_initializer");
+  if (ki) call_init(p, k, ki);
+  Node *y = parse_mk2(p, OP_MATMUL, x, k, c->fn->loc);
+  Val *ub = call_kwarg(c, "use_bias");
+  if (!ub || call_bool(p, c, ub)) {
+    Shape bs = {1, {{(int64_t)units, 0}}};
+    Node *b = new_param(p, arena_printf(p->arena, "%s.bias", base), &bs,
+                        (Init){INIT_ZEROS, 0, 0}, c->fn->loc);
+    Val *bi = call_kwarg(c, "bias_initializer");
+    if (bi) call_init(p, b, bi);
+    y = parse_mk2(p, OP_ADD, y, b, c->fn->loc);
+  }
+  return activate(p, c, call_kwarg(c, "activation"), y);
+}
+
+
+
+/* ------------------------------------------------------------ windows */
+
+/* n | [n, m]: one positive integer per spatial axis (Keras accepts both). */
+static void pair_arg(Parser *p, Call *c, Val *v, int64_t *out, int64_t dflt, const char *what) {
+  if (!v) {
+    out[0] = out[1] = dflt;
+    return;
+  }
+  double x[2];
+  if (v->kind == V_NUM) {
+    x[0] = x[1] = call_num(p, c, v, true);
+  } else if (v->kind == V_LIST && v->lshape.rank == 1 && v->lshape.d[0].n == 2 &&
+             !v->items[0].name && !v->items[1].name && v->items[0].is_int && v->items[1].is_int) {
+    x[0] = v->items[0].v, x[1] = v->items[1].v;
+  } else {
+    parse_fail(p, v->loc, "%s: %s must be an integer or a list of two integers",
+               call_name(p, c), what);
+  }
+  for (int i = 0; i < 2; i++) {
+    if (x[i] < 1 || x[i] > 1 << 20)
+      parse_fail(p, v->loc, "%s: %s must be positive, got %g", call_name(p, c), what, x[i]);
+    out[i] = (int64_t)x[i];
+  }
+}
+
+/* padding = valid | same | [top, bottom, left, right].  same is TF's rule:
+ * out = ceil(in / stride), the total padding split with the odd one at the
+ * bottom (right).  x must be NHWC with static spatial dims for same. */
+static void padding_arg(Parser *p, Call *c, Val *v, const Node *x, Window *w) {
+  memset(w->pad, 0, sizeof w->pad);
+  if (!v || (v->kind == V_NAME && strcmp(v->name, "valid") == 0)) return;
+  if (v->kind == V_NAME && strcmp(v->name, "same") == 0) {
+    if (x->shape.rank != 4 || x->shape.d[1].sym || x->shape.d[2].sym) return;  /* the rule reports it */
+    for (int i = 0; i < 2; i++) {
+      int64_t in = x->shape.d[1 + i].n, s = w->stride[i];
+      int64_t out = (in + s - 1) / s, eff = (w->k[i] - 1) * w->dil[i] + 1;
+      int64_t total = (out - 1) * s + eff - in;
+      if (total < 0) total = 0;
+      w->pad[2 * i] = total / 2, w->pad[2 * i + 1] = total - total / 2;
+    }
+    return;
+  }
+  if (v->kind == V_LIST && v->lshape.rank == 1 && v->lshape.d[0].n == 4) {
+    for (int i = 0; i < 4; i++) {
+      Item *it = &v->items[i];
+      if (it->name || !it->is_int || it->v < 0 || it->v > 1 << 20)
+        parse_fail(p, it->loc, "%s: padding amounts must be non-negative integers",
+                   call_name(p, c));
+      w->pad[i] = (int64_t)it->v;
+    }
+    return;
+  }
+  parse_fail(p, v->loc, "%s: padding must be valid, same or [top, bottom, left, right]",
+             call_name(p, c));
+}
+
+static Node *window_node(Parser *p, Call *c, OpKind op, Node *x, const Window *w) {
+  Attrs a = {.win = *w};
+  return parse_mk1(p, op, x, &a, c->fn->loc);
+}
+
+/* im2col(x, kernel, strides=1, dilation=1, padding=valid) */
+Node *layer_im2col(Parser *p, Call *c, OpKind op) {
+  Node *x = call_tensor(p, c, 0, NULL);
+  Val *k = call_arg(c, 1, "kernel");
+  if (!k) parse_fail(p, c->fn->loc, "im2col: missing kernel=[height, width]");
+  Window w;
+  pair_arg(p, c, k, w.k, 1, "kernel");
+  pair_arg(p, c, call_kwarg(c, "strides"), w.stride, 1, "strides");
+  pair_arg(p, c, call_kwarg(c, "dilation"), w.dil, 1, "dilation");
+  padding_arg(p, c, call_kwarg(c, "padding"), x, &w);
+  return window_node(p, c, op, x, &w);
+}
+
+/* maxpool2d / avgpool2d(x, pool=2, strides=pool, padding=valid): Keras
+ * MaxPooling2D / AveragePooling2D, whose strides default to the pool size. */
+Node *layer_pool(Parser *p, Call *c, OpKind op) {
+  Node *x = call_tensor(p, c, 0, NULL);
+  Val *k = call_arg(c, 1, "pool");
+  if (!k) k = call_kwarg(c, "pool_size");
+  Window w;
+  pair_arg(p, c, k, w.k, 2, "pool");
+  Val *st = call_kwarg(c, "strides");
+  if (st && st->kind == V_NAME && strcmp(st->name, "None") == 0) st = NULL;
+  if (st) pair_arg(p, c, st, w.stride, 1, "strides");
+  else w.stride[0] = w.k[0], w.stride[1] = w.k[1];
+  w.dil[0] = w.dil[1] = 1;
+  padding_arg(p, c, call_kwarg(c, "padding"), x, &w);
+  return window_node(p, c, op, x, &w);
+}
+
+/* global_avgpool2d(x): Keras GlobalAveragePooling2D, the mean over height
+ * and width: [b, h, w, c] -> [b, c]. */
+Node *layer_global_avgpool(Parser *p, Call *c, OpKind op) {
+  Node *x = call_tensor(p, c, 0, NULL);
+  if (x->shape.rank != 4)
+    parse_fail(p, c->fn->loc, "global_avgpool2d needs an NHWC tensor [batch, height, "
+               "width, channels], got rank %d", x->shape.rank);
+  Attrs a = {.axes = 6u};
+  return parse_mk1(p, op, x, &a, c->fn->loc);
+}
+
+/* upsample2d(x, size=2): Keras UpSampling2D with nearest neighbours, as
+ * [b,h,1,w,1,c] broadcast to [b,h,sh,w,sw,c] and read as [b,h*sh,w*sw,c];
+ * its gradient (a sum over each block) comes from broadcast's rule. */
+Node *layer_upsample(Parser *p, Call *c, OpKind op) {
+  (void)op;
+  Node *x = call_tensor(p, c, 0, NULL);
+  int64_t sz[2];
+  pair_arg(p, c, call_arg(c, 1, "size"), sz, 2, "size");
+  if (x->shape.rank != 4 || x->shape.d[1].sym || x->shape.d[2].sym)
+    parse_fail(p, c->fn->loc, "upsample2d needs an NHWC tensor with static height and "
+               "width");
+  const Dim *d = x->shape.d;
+  Shape s6 = {6, {d[0], d[1], {1, 0}, d[2], {1, 0}, d[3]}};
+  Node *r = call_reshape(p, x, &s6, c->fn->loc);
+  Attrs a = {.to = {6, {d[0], d[1], {sz[0], 0}, d[2], {sz[1], 0}, d[3]}}};
+  Node *b = parse_mk1(p, OP_BROADCAST, r, &a, c->fn->loc);
+  Shape s4 = {4, {d[0], {d[1].n * sz[0], 0}, {d[2].n * sz[1], 0}, d[3]}};
+  return call_reshape(p, b, &s4, c->fn->loc);
+}
+
+/* pad(x, [[before, after], ...]): tf.pad with zeros, one pair per axis; a
+ * symbolic axis cannot be padded.  The values are placed into zeros of the
+ * padded shape, which is what unslice computes. */
+Node *layer_pad(Parser *p, Call *c, OpKind op) {
+  Node *x = call_tensor(p, c, 0, NULL);
+  Val *v = call_arg(c, 1, "paddings");
+  int r = x->shape.rank;
+  if (!v || v->kind != V_LIST || v->lshape.rank != 2 || v->lshape.d[0].n != r ||
+      v->lshape.d[1].n != 2)
+    parse_fail(p, v ? v->loc : c->fn->loc, "pad: paddings must be a [%d, 2] list of "
+               "[before, after] pairs, one per axis", r);
+  Attrs a = {.to = x->shape};
+  for (int i = 0; i < r; i++) {
+    Item *b = &v->items[2 * i], *e = &v->items[2 * i + 1];
+    for (Item *it = b; it <= e; it++)
+      if (it->name || !it->is_int || it->v < 0 || it->v > 1 << 20)
+        parse_fail(p, it->loc, "pad: padding amounts must be non-negative integers");
+    if (x->shape.d[i].sym && (b->v || e->v))
+      parse_fail(p, b->loc, "pad: cannot pad the symbolic dimension '%s'",
+                 p->g->sym[x->shape.d[i].sym]);
+    a.begin[i] = (int64_t)b->v, a.step[i] = 1;
+    a.end[i] = x->shape.d[i].sym ? INT64_MAX : a.begin[i] + x->shape.d[i].n;
+    if (!x->shape.d[i].sym) a.to.d[i].n += (int64_t)(b->v + e->v);
+  }
+  return parse_mk1(p, op, x, &a, c->fn->loc);
+}
+
+/* conv2d(x, w, strides=1, padding=valid, dilation=1) as tf.nn.conv2d with an
+ * NHWC input and a [kh, kw, cin, cout] kernel, or the Keras layer
+ * conv2d(x, filters, kernel, strides=1, padding=valid, dilation=1,
+ * activation=linear, use_bias=true, kernel_initializer=glorot_uniform,
+ * bias_initializer=zeros, name=...) creating <name>.kernel and <name>.bias.
+ * Both become im2col (patches as rows) and one matrix product with the
+ * kernel read as [kh*kw*cin, cout]: the products in both directions are
+ * single large GEMMs, and the patch buffer is an ordinary planned value. */
+Node *layer_conv2d(Parser *p, Call *c, OpKind op) {
+  (void)op;
+  Node *x = call_tensor(p, c, 0, NULL);
+  Val *wv = c->npos > 1 && c->args[1].kind == V_NODE ? call_arg(c, 1, NULL) : NULL;
+  Val *filters = wv ? NULL : call_arg(c, 1, "filters");
+  if (!wv && !filters)
+    parse_fail(p, c->fn->loc, "conv2d: expected conv2d(x, kernel_tensor, ...) or the "
+               "layer form conv2d(x, filters=32, kernel=3, ...)");
+  if (x->shape.rank != 4)
+    parse_fail(p, c->fn->loc, "conv2d needs an NHWC tensor [batch, height, width, "
+               "channels], got rank %d", x->shape.rank);
+  if (x->shape.d[3].sym)
+    parse_fail(p, c->fn->loc, "conv2d: the input's channel dimension must be static");
+  int64_t cin = x->shape.d[3].n, cout;
+  Window w;
+  Node *k = NULL;
+  const char *base = NULL;
+  if (wv) {
+    k = wv->node;
+    char b[SHAPE_STR_MAX];
+    if (k->shape.rank != 4 || k->shape.d[0].sym || k->shape.d[1].sym ||
+        k->shape.d[2].sym || k->shape.d[3].sym)
+      parse_fail(p, wv->loc, "conv2d: the kernel must be a static [height, width, "
+                 "in_channels, out_channels] tensor, got %s",
+                 shape_str(p->g, &k->shape, b, sizeof b));
+    if (k->shape.d[2].n != cin)
+      parse_fail(p, wv->loc, "conv2d: the kernel expects %lld input channels but the "
+                 "input has %lld", (long long)k->shape.d[2].n, (long long)cin);
+    w.k[0] = k->shape.d[0].n, w.k[1] = k->shape.d[1].n;
+    cout = k->shape.d[3].n;
+  } else {
+    double f = call_num(p, c, filters, true);
+    if (f < 1 || f > 1 << 20)
+      parse_fail(p, filters->loc, "conv2d: filters must be a positive integer, got %g", f);
+    cout = (int64_t)f;
+    Val *ks = call_arg(c, 2, "kernel");
+    if (!ks) ks = call_kwarg(c, "kernel_size");
+    if (!ks) parse_fail(p, c->fn->loc, "conv2d: missing kernel=3 (or [height, width])");
+    pair_arg(p, c, ks, w.k, 1, "kernel");
+    base = layer_name(p, c, "conv2d", &p->nconv);
+  }
+  pair_arg(p, c, call_kwarg(c, "strides"), w.stride, 1, "strides");
+  Val *dl = call_kwarg(c, "dilation");
+  if (!dl) dl = call_kwarg(c, "dilation_rate");
+  pair_arg(p, c, dl, w.dil, 1, "dilation");
+  padding_arg(p, c, call_kwarg(c, "padding"), x, &w);
+  if (!k) {
+    Shape ks = {4, {{w.k[0], 0}, {w.k[1], 0}, {cin, 0}, {cout, 0}}};
+    k = new_param(p, arena_printf(p->arena, "%s.kernel", base), &ks,
+                  (Init){INIT_GLOROT_UNIFORM, 0, 0}, c->fn->loc);
+    Val *ki = call_kwarg(c, "kernel_initializer");
+    if (ki) call_init(p, k, ki);
+  }
+  Node *cols = window_node(p, c, OP_IM2COL, x, &w);
+  const Dim *d = cols->shape.d;
+  Dim rows = {d[0].n * d[1].n * d[2].n, d[0].sym};
+  Shape cs = {2, {rows, d[3]}}, kmat = {2, {d[3], {cout, 0}}};
+  Node *y = parse_mk2(p, OP_MATMUL, call_reshape(p, cols, &cs, c->fn->loc),
+                      call_reshape(p, k, &kmat, c->fn->loc), c->fn->loc);
+  Shape ys = {4, {d[0], d[1], d[2], {cout, 0}}};
+  y = call_reshape(p, y, &ys, c->fn->loc);
+  if (wv) return y;
+  Val *ub = call_kwarg(c, "use_bias");
+  if (!ub || call_bool(p, c, ub)) {
+    Shape bs = {1, {{cout, 0}}};
+    Node *b = new_param(p, arena_printf(p->arena, "%s.bias", base), &bs,
+                        (Init){INIT_ZEROS, 0, 0}, c->fn->loc);
+    Val *bi = call_kwarg(c, "bias_initializer");
+    if (bi) call_init(p, b, bi);
+    y = parse_mk2(p, OP_ADD, y, b, c->fn->loc);
+  }
+  return activate(p, c, call_kwarg(c, "activation"), y);
+}
+
+/* ------------------------------------------------------------ train vs inference */
+
+/* dropout_mask(x, rate, seed=0): see ops.h; the primitive under dropout. */
+Node *layer_dropout_mask(Parser *p, Call *c, OpKind op) {
+  Node *x = call_tensor(p, c, 0, NULL);
+  Val *r = call_arg(c, 1, "rate");
+  if (!r) parse_fail(p, c->fn->loc, "%s: missing the rate", call_name(p, c));
+  Attrs a = {.lo = call_num(p, c, r, false)};
+  if (!(a.lo >= 0 && a.lo < 1))
+    parse_fail(p, r->loc, "%s: the rate must lie in [0, 1), got %g", call_name(p, c), a.lo);
+  Val *s = call_kwarg(c, "seed");
+  if (s) {
+    double v = call_num(p, c, s, true);
+    if (v < 0 || v > 1e15) parse_fail(p, s->loc, "%s: seed must be a non-negative integer", call_name(p, c));
+    a.seed = (int64_t)v;
+  }
+  return parse_mk1(p, op, x, &a, c->fn->loc);
+}
+
+/* dropout(x, rate, seed=k): Keras Dropout.  In train_step each element is
+ * zeroed with probability rate and the rest scaled by 1/(1-rate); forward
+ * and eval pass x through.  The mask is a pure function of (seed, step,
+ * index), the step being the train step counter, so runs repeat exactly;
+ * the k-th dropout of a model gets seed k unless one is given.  Written out:
+ * train_select(x * dropout_mask(x, rate, seed), x). */
+Node *layer_dropout(Parser *p, Call *c, OpKind op) {
+  (void)op;
+  Node *x = call_tensor(p, c, 0, NULL);
+  int k = p->ndropout++;
+  Node *m = layer_dropout_mask(p, c, OP_DROPOUT_MASK);
+  if (!call_kwarg(c, "seed")) m->a.seed = k;
+  Node *s[2] = {parse_mk2(p, OP_MUL, x, m, c->fn->loc), x};
+  return parse_mk(p, OP_TRAIN_SELECT, s, 2, NULL, c->fn->loc);
+}
+
+/* batch_norm(x, axis=-1, momentum=0.99, epsilon=1e-3, name=...): Keras
+ * BatchNormalization.  Parameters <name>.gamma (ones) and <name>.beta
+ * (zeros); non-trainable state <name>.moving_mean (zeros) and
+ * <name>.moving_variance (ones).  train_step normalises with the batch
+ * statistics over every axis but `axis` (biased variance) and moves the
+ * state: moving = moving * momentum + batch * (1 - momentum), as Keras'
+ * non-fused path (Keras 3 alike); forward and eval normalise with the
+ * moving statistics.  Written out: train_select(batch form, moving form)
+ * and two update statements. */
+Node *layer_batch_norm(Parser *p, Call *c, OpKind op) {
+  (void)op;
+  Node *x = call_tensor(p, c, 0, NULL);
+  int r = x->shape.rank;
+  if (r < 2) parse_fail(p, c->fn->loc, "batch_norm needs a tensor of rank >= 2");
+  if (!dtype_is_float(x->dtype))
+    parse_fail(p, c->fn->loc, "batch_norm: the input must be floating-point, got %s",
+               dtype_names[x->dtype]);
+  int ax = call_axis(p, c, call_arg(c, 1, "axis"), r, -1);
+  if (x->shape.d[ax].sym)
+    parse_fail(p, c->fn->loc, "batch_norm: the normalised axis %d must be static", ax);
+  Val *mv = call_kwarg(c, "momentum"), *ev = call_kwarg(c, "epsilon");
+  double momentum = mv ? call_num(p, c, mv, false) : 0.99, eps = ev ? call_num(p, c, ev, false) : 1e-3;
+  if (!(momentum >= 0 && momentum < 1))
+    parse_fail(p, mv->loc, "batch_norm: momentum must lie in [0, 1), got %g", momentum);
+  if (!(eps > 0)) parse_fail(p, ev->loc, "batch_norm: epsilon must be positive, got %g", eps);
+  const char *base = layer_name(p, c, "batch_normalization", &p->nbn);
+  Loc loc = c->fn->loc;
+  int64_t C = x->shape.d[ax].n;
+  Shape cs = {1, {{C, 0}}}, ks = {.rank = r};
+  for (int i = 0; i < r; i++) ks.d[i] = i == ax ? (Dim){C, 0} : (Dim){1, 0};
+  Node *gamma = new_param(p, arena_printf(p->arena, "%s.gamma", base), &cs, (Init){INIT_ONES, 0, 0}, loc);
+  Node *beta = new_param(p, arena_printf(p->arena, "%s.beta", base), &cs, (Init){INIT_ZEROS, 0, 0}, loc);
+  Node *st[2];
+  static const char *const what[2] = {"moving_mean", "moving_variance"};
+  for (int k = 0; k < 2; k++) {
+    st[k] = graph_leaf(p->g, OP_STATE, arena_printf(p->arena, "%s.%s", base, what[k]),
+                       x->dtype, &cs, loc);
+    st[k]->a.init = (Init){k ? INIT_ONES : INIT_ZEROS, 0, 0};
+    parse_define(p, st[k]->name, st[k], loc);
+  }
+  Node *g = call_reshape(p, gamma, &ks, loc), *b = call_reshape(p, beta, &ks, loc);
+  Node *e = parse_scalar(p, eps, false, loc);
+  Attrs red = {.axes = (uint32_t)((1u << r) - 1) & ~(1u << ax), .keepdims = true};
+  /* train: batch statistics */
+  Node *mean = parse_mk1(p, OP_MEAN, x, &red, loc);
+  Node *d = parse_mk2(p, OP_SUB, x, mean, loc);
+  Node *var = parse_mk1(p, OP_MEAN, parse_mk1(p, OP_SQUARE, d, NULL, loc), &red, loc);
+  Node *sd = parse_mk1(p, OP_SQRT, parse_mk2(p, OP_ADD, var, e, loc), NULL, loc);
+  Node *yt = parse_mk2(p, OP_ADD, parse_mk2(p, OP_MUL, parse_mk2(p, OP_DIV, d, sd, loc), g, loc), b, loc);
+  /* inference: moving statistics */
+  Node *mm = call_reshape(p, st[0], &ks, loc), *mvv = call_reshape(p, st[1], &ks, loc);
+  Node *sdi = parse_mk1(p, OP_SQRT, parse_mk2(p, OP_ADD, mvv, e, loc), NULL, loc);
+  Node *yi = parse_mk2(p, OP_ADD, parse_mk2(p, OP_MUL, parse_mk2(p, OP_DIV,
+                        parse_mk2(p, OP_SUB, x, mm, loc), sdi, loc), g, loc), b, loc);
+  Node *s2[2] = {yt, yi};
+  Node *y = parse_mk(p, OP_TRAIN_SELECT, s2, 2, NULL, loc);
+  /* the moving averages, after the step */
+  Node *batch[2] = {call_reshape(p, mean, &cs, loc), call_reshape(p, var, &cs, loc)};
+  for (int k = 0; k < 2; k++) {
+    Node *keep = parse_mk2(p, OP_MUL, st[k], parse_scalar(p, momentum, false, loc), loc);
+    Node *add = parse_mk2(p, OP_MUL, batch[k], parse_scalar(p, 1 - momentum, false, loc), loc);
+    parse_update(p, st[k], parse_mk2(p, OP_ADD, keep, add, loc), loc);
+  }
+  return y;
+}
