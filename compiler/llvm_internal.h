@@ -1,7 +1,8 @@
 /*
- * llvm_internal.h - what codegen.c hands jit.c (and the AOT emitter): the
- * only declarations that mention LLVM types.  Nothing outside those files
- * includes it.
+ * llvm_internal.h - the only declarations that mention LLVM types: the
+ * generator's state and helpers shared by codegen.c and codegen_kernels.c,
+ * and what codegen hands jit.c (and the AOT emitter).  Nothing outside
+ * those files includes it.
  */
 #ifndef GRADC_LLVM_INTERNAL_H
 #define GRADC_LLVM_INTERNAL_H
@@ -9,6 +10,69 @@
 #include <llvm-c/Core.h>
 
 #include "compiler.h"
+
+/* ------------------------------------------------ codegen.c, codegen_kernels.c */
+
+/* The generator's state while one function is being built. */
+typedef struct CG {
+  LLVMContextRef ctx;
+  LLVMModuleRef mod;
+  LLVMBuilderRef b;
+  const Graph *g;
+  LLVMTypeRef i1, i8, i32, i64, f32, f64, ptr, vd;
+  LLVMValueRef fn;
+  LLVMValueRef sym[MAX_SYMS + 1];   /* i64 values, loaded at entry */
+  LLVMValueRef *base;               /* per node: its storage pointer in fn */
+  LLVMValueRef *global;             /* per node: tensor constant globals */
+  bool *mark;
+  bool train;                       /* generating train_step, not forward */
+} CG;
+
+/* for (iv = 0; iv < n; iv++): code emitted between cg_loop_begin and
+ * cg_loop_end is the body. */
+typedef struct Loop {
+  LLVMBasicBlockRef head, body, exit, pre;
+  LLVMValueRef iv;
+} Loop;
+
+/* A nest over dims d[0..rank-1]; idx[i] are the induction variables. */
+typedef struct Nest {
+  int rank;
+  Loop l[MAX_RANK];
+  LLVMValueRef idx[MAX_RANK];
+} Nest;
+
+/* codegen.c: types, constants, sizes and element access */
+LLVMTypeRef cg_type(CG *cg, DType t);
+LLVMValueRef cg_int(CG *cg, int64_t v);                 /* an i64 constant */
+LLVMValueRef cg_const(CG *cg, DType t, double v);
+LLVMValueRef cg_dim(CG *cg, Dim d);                     /* run-time for symbolic */
+LLVMValueRef cg_count(CG *cg, const Shape *s);
+void cg_strides(CG *cg, const Shape *s, LLVMValueRef *st);
+/* strides of s read as out's broadcast operand: 0 along broadcast axes */
+void cg_bstrides(CG *cg, const Shape *s, const Shape *out, LLVMValueRef *st);
+LLVMValueRef cg_fast(LLVMValueRef v);                   /* allow FMA contraction */
+LLVMValueRef cg_intrinsic(CG *cg, const char *name, LLVMTypeRef t, LLVMValueRef *args,
+                          int nargs);
+LLVMValueRef cg_elem_ptr(CG *cg, const Node *n, LLVMValueRef base, LLVMValueRef off);
+LLVMValueRef cg_ptr(CG *cg, const Node *n);             /* n's storage */
+LLVMValueRef cg_load(CG *cg, const Node *n, LLVMValueRef off);
+void cg_store(CG *cg, const Node *n, LLVMValueRef off, LLVMValueRef v);
+void cg_fill(CG *cg, const Node *n, LLVMValueRef v);
+LLVMValueRef cg_loop_begin(CG *cg, Loop *l, LLVMValueRef n);   /* the induction variable */
+void cg_loop_end(CG *cg, Loop *l);
+void cg_nest_begin(CG *cg, Nest *ns, int rank, LLVMValueRef *d);
+void cg_nest_end(CG *cg, Nest *ns);
+LLVMValueRef cg_offset(CG *cg, const Nest *ns, LLVMValueRef *st);   /* sum idx[i]*st[i] */
+void cg_dims(CG *cg, const Shape *s, LLVMValueRef *d);
+
+/* codegen_kernels.c: one generator per structured op, called by codegen.c's
+ * dispatch with the node whose value to compute */
+typedef void CgKernel(CG *cg, const Node *n);
+CgKernel cg_softmax, cg_argreduce, cg_softmax_ce, cg_matmul, cg_transpose, cg_concat, cg_one_hot, cg_im2col, cg_col2im, cg_pool, cg_maxpool_grad, cg_avgpool_grad, cg_train_select, cg_dropout_mask, cg_assign;
+void cg_slice_walk(CG *cg, const Node *n, const Shape *sliced, const Shape *full,
+                   const Node *from, const Node *to, bool into_full);
+void cg_zero(CG *cg, const Node *n);
 
 /* One module with <prefix>forward and <prefix>train_step (see codegen.c). */
 LLVMModuleRef cg_module(LLVMContextRef ctx, const Graph *g, const char *prefix);
