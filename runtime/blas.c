@@ -68,3 +68,7 @@ void rt_set_threads(int n) {
 }
 
 int rt_threads(void) { return openblas_get_num_threads(); }
+
+/* The kernel set OpenBLAS chose when it loaded (from the CPU, or from
+ * OPENBLAS_CORETYPE): the benchmarks' numbers depend on it. */
+const char *rt_blas_kernels(void) { return openblas_get_corename(); }

@@ -341,8 +341,9 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
   char hist[512];
   if (training) {
     dump_summary(stdout, rt_graph(m));
-    printf("compiled in %.0f ms (LLVM -O%d, %d BLAS threads)\n", gradc_compile_ms(m), r.o.opt_level,
-           rt_threads());
+    int nt = rt_threads();
+    printf("compiled in %.0f ms (LLVM -O%d; OpenBLAS %s kernels, %d thread%s)\n",
+           gradc_compile_ms(m), r.o.opt_level, rt_blas_kernels(), nt, nt == 1 ? "" : "s");
     if (ckpt) printf("resumed from %s\n", ckpt);
     if (!r.history_set) {
       snprintf(hist, sizeof hist, "%s_history.csv", rt_graph(m)->model_name);

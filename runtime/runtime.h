@@ -34,6 +34,7 @@ void rt_profile(bool on);
 double rt_sgemm_seconds(long *calls);
 void rt_profile_reset(void);
 int rt_threads(void);
+const char *rt_blas_kernels(void);          /* OpenBLAS's kernel set, e.g. SkylakeX */
 
 /* ---------------------------------------------------------------- model.c */
 
