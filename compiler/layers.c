@@ -62,6 +62,21 @@ static Node *activate(Parser *p, Call *c, Val *v, Node *x) {
           "softmax or linear", call_name(p, c));
 }
 
+/* The end of dense and conv2d: <base>.bias of [units] added unless
+ * use_bias=false, then the activation. */
+static Node *bias_and_activation(Parser *p, Call *c, const char *base, Node *y, int64_t units) {
+  Val *ub = call_kwarg(c, "use_bias");
+  if (!ub || call_bool(p, c, ub)) {
+    Shape bs = {1, {{units, 0}}};
+    Node *b = new_param(p, arena_printf(p->arena, "%s.bias", base), &bs,
+                        (Init){INIT_ZEROS, 0, 0}, c->fn->loc);
+    Val *bi = call_kwarg(c, "bias_initializer");
+    if (bi) call_init(p, b, bi);
+    y = parse_mk2(p, OP_ADD, y, b, c->fn->loc);
+  }
+  return activate(p, c, call_kwarg(c, "activation"), y);
+}
+
 /* dense(x, units, activation=linear, use_bias=true,
  *       kernel_initializer=glorot_uniform, bias_initializer=zeros, name=...)
  * Keras Dense: kernel [in, units], bias [units]. */
@@ -85,16 +100,7 @@ Node *layer_dense(Parser *p, Call *c, OpKind op) {
   Val *ki = call_kwarg(c, "kernel_initializer");
   if (ki) call_init(p, k, ki);
   Node *y = parse_mk2(p, OP_MATMUL, x, k, c->fn->loc);
-  Val *ub = call_kwarg(c, "use_bias");
-  if (!ub || call_bool(p, c, ub)) {
-    Shape bs = {1, {{(int64_t)units, 0}}};
-    Node *b = new_param(p, arena_printf(p->arena, "%s.bias", base), &bs,
-                        (Init){INIT_ZEROS, 0, 0}, c->fn->loc);
-    Val *bi = call_kwarg(c, "bias_initializer");
-    if (bi) call_init(p, b, bi);
-    y = parse_mk2(p, OP_ADD, y, b, c->fn->loc);
-  }
-  return activate(p, c, call_kwarg(c, "activation"), y);
+  return bias_and_activation(p, c, base, y, (int64_t)units);
 }
 
 
@@ -318,16 +324,7 @@ Node *layer_conv2d(Parser *p, Call *c, OpKind op) {
   Shape ys = {4, {d[0], d[1], d[2], {cout, 0}}};
   y = call_reshape(p, y, &ys, c->fn->loc);
   if (wv) return y;
-  Val *ub = call_kwarg(c, "use_bias");
-  if (!ub || call_bool(p, c, ub)) {
-    Shape bs = {1, {{cout, 0}}};
-    Node *b = new_param(p, arena_printf(p->arena, "%s.bias", base), &bs,
-                        (Init){INIT_ZEROS, 0, 0}, c->fn->loc);
-    Val *bi = call_kwarg(c, "bias_initializer");
-    if (bi) call_init(p, b, bi);
-    y = parse_mk2(p, OP_ADD, y, b, c->fn->loc);
-  }
-  return activate(p, c, call_kwarg(c, "activation"), y);
+  return bias_and_activation(p, c, base, y, cout);
 }
 
 /* ------------------------------------------------------------ train vs inference */
