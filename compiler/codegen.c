@@ -478,6 +478,20 @@ static void gen_node(CG *cg, const Node *n) {
 
 /* ------------------------------------------------------------ functions */
 
+/* Nodes that generate no code: no mark, so their (zero) time is not
+ * charged to a kernel of their own. */
+static bool gen_is_free(const Node *n) {
+  return op_info[n->op].kind == K_LEAF || n->op == OP_RESHAPE;
+}
+
+static void profile_mark(CG *cg, int64_t id) {
+  LLVMTypeRef fty = LLVMFunctionType(cg->vd, &cg->i64, 1, 0);
+  LLVMValueRef f = LLVMGetNamedFunction(cg->mod, "gradc_profile_mark");
+  if (!f) f = LLVMAddFunction(cg->mod, "gradc_profile_mark", fty);
+  LLVMValueRef a = cg_int(cg, id);
+  LLVMBuildCall2(cg->b, fty, f, &a, 1, "");
+}
+
 static void gen_function(CG *cg, const char *name, Node *const *roots, int nroots, bool train) {
   const Graph *g = cg->g;
   cg->train = train;
@@ -512,8 +526,12 @@ static void gen_function(CG *cg, const char *name, Node *const *roots, int nroot
     LLVMValueRef p = LLVMBuildGEP2(cg->b, cg->ptr, bufs, (LLVMValueRef[]){cg_int(cg, s->id)}, 1, "");
     cg->base[s->id] = LLVMBuildLoad2(cg->b, cg->ptr, p, s->name ? s->name : "");
   }
-  for (int i = 0; i < g->nnodes; i++)
-    if (cg->mark[i] && !g->nodes[i]->inlined_into) gen_node(cg, g->nodes[i]);
+  for (int i = 0; i < g->nnodes; i++) {
+    if (!cg->mark[i] || g->nodes[i]->inlined_into) continue;
+    if (cg->profile && !gen_is_free(g->nodes[i])) profile_mark(cg, i);
+    gen_node(cg, g->nodes[i]);
+  }
+  if (cg->profile) profile_mark(cg, -1);
   LLVMBuildRetVoid(cg->b);
 }
 
@@ -533,8 +551,8 @@ static void gen_constants(CG *cg) {
   }
 }
 
-LLVMModuleRef cg_module(LLVMContextRef ctx, const Graph *g, const char *prefix) {
-  CG cgv = {.ctx = ctx, .g = g}, *cg = &cgv;
+LLVMModuleRef cg_module(LLVMContextRef ctx, const Graph *g, const char *prefix, bool profile) {
+  CG cgv = {.ctx = ctx, .g = g, .profile = profile}, *cg = &cgv;
   cg->mod = LLVMModuleCreateWithNameInContext(g->model_name, ctx);
   cg->b = LLVMCreateBuilderInContext(ctx);
   cg->i1 = LLVMInt1TypeInContext(ctx);

@@ -488,6 +488,9 @@ typedef struct JitOptions {
   bool keep_ir, keep_asm;     /* keep the text for gradc dump */
   const JitSymbol *symbols;   /* external functions the code calls */
   int nsymbols;
+  /* each kernel calls gradc_profile_mark(its node id) before it starts,
+   * and mark(-1) ends a step: the runtime's per-kernel times */
+  bool profile;
 } JitOptions;
 
 typedef struct Jit Jit;

@@ -26,6 +26,7 @@ typedef struct CG {
   LLVMValueRef *global;             /* per node: tensor constant globals */
   bool *mark;
   bool train;                       /* generating train_step, not forward */
+  bool profile;                     /* call gradc_profile_mark per kernel */
 } CG;
 
 /* for (iv = 0; iv < n; iv++): code emitted between cg_loop_begin and
@@ -75,7 +76,7 @@ void cg_slice_walk(CG *cg, const Node *n, const Shape *sliced, const Shape *full
 void cg_zero(CG *cg, const Node *n);
 
 /* One module with <prefix>forward and <prefix>train_step (see codegen.c). */
-LLVMModuleRef cg_module(LLVMContextRef ctx, const Graph *g, const char *prefix);
+LLVMModuleRef cg_module(LLVMContextRef ctx, const Graph *g, const char *prefix, bool profile);
 
 /* jit.c, shared with the AOT emitter (emit.c). */
 #include <llvm-c/TargetMachine.h>

@@ -7,10 +7,13 @@
  *
  * With profiling on (before a model is compiled), cblas_sgemm resolves to a
  * wrapper that adds up the time spent inside it: the benchmark's "share of
- * step time in sgemm".
+ * step time in sgemm"; and the code calls gradc_profile_mark(node id) as
+ * each kernel starts (-1 at the end of a step), so the time between two
+ * marks is charged to the kernel of the first.
  */
 #include <cblas.h>
 #include <math.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "compiler.h"
@@ -37,6 +40,32 @@ static void timed_sgemm(const enum CBLAS_ORDER o, const enum CBLAS_TRANSPOSE ta,
   sgemm_calls++;
 }
 
+static double *kernel_seconds;
+static long *kernel_calls;
+static int64_t nkernels, current = -1;
+static double mark_time;
+
+static void profile_mark(int64_t id) {
+  double t = now_s();
+  if (current >= 0 && current < nkernels) {
+    kernel_seconds[current] += t - mark_time;
+    kernel_calls[current]++;
+  }
+  if (id >= nkernels) {   /* grows once per model, in its first step */
+    int64_t n = id + 64;
+    double *s = realloc(kernel_seconds, sizeof(double) * (size_t)n);
+    if (s) kernel_seconds = s;
+    long *c = s ? realloc(kernel_calls, sizeof(long) * (size_t)n) : NULL;
+    if (c) kernel_calls = c;
+    if (s && c) {
+      for (int64_t i = nkernels; i < n; i++) kernel_seconds[i] = 0, kernel_calls[i] = 0;
+      nkernels = n;
+    }
+  }
+  current = id;
+  mark_time = now_s();   /* the bookkeeping is not the next kernel's time */
+}
+
 const JitSymbol *rt_symbols(int *n) {
   static JitSymbol table[] = {
       {"cblas_sgemm", (uintptr_t)cblas_sgemm}, {"cblas_dgemm", (uintptr_t)cblas_dgemm},
@@ -44,6 +73,7 @@ const JitSymbol *rt_symbols(int *n) {
       {"expf", (uintptr_t)expf},   {"exp", (uintptr_t)exp},
       {"logf", (uintptr_t)logf},   {"log", (uintptr_t)log},
       {"powf", (uintptr_t)powf},   {"pow", (uintptr_t)pow},
+      {"gradc_profile_mark", (uintptr_t)profile_mark},
   };
   table[0].addr = profiling ? (uintptr_t)timed_sgemm : (uintptr_t)cblas_sgemm;
   *n = (int)(sizeof table / sizeof *table);
@@ -51,6 +81,14 @@ const JitSymbol *rt_symbols(int *n) {
 }
 
 void rt_profile(bool on) { profiling = on; }
+
+bool rt_profiling(void) { return profiling; }
+
+double rt_kernel_seconds(int64_t id, long *calls) {
+  bool known = id >= 0 && id < nkernels;
+  if (calls) *calls = known ? kernel_calls[id] : 0;
+  return known ? kernel_seconds[id] : 0;
+}
 
 double rt_sgemm_seconds(long *calls) {
   if (calls) *calls = sgemm_calls;
@@ -60,6 +98,8 @@ double rt_sgemm_seconds(long *calls) {
 void rt_profile_reset(void) {
   sgemm_seconds = 0;
   sgemm_calls = 0;
+  for (int64_t i = 0; i < nkernels; i++) kernel_seconds[i] = 0, kernel_calls[i] = 0;
+  current = -1;
 }
 
 /* 0 = every core OpenBLAS sees. */

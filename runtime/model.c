@@ -171,7 +171,8 @@ static gradc_status build(Compilation *c, const gradc_options *opt, double t0, g
 
   int nsyms;
   const JitSymbol *syms = rt_symbols(&nsyms);
-  JitOptions jo = {.opt_level = opt->opt_level, .symbols = syms, .nsymbols = nsyms};
+  JitOptions jo = {.opt_level = opt->opt_level, .symbols = syms, .nsymbols = nsyms,
+                   .profile = rt_profiling()};
   char err[2048];
   m->jit = jit_compile(g, &jo, err, sizeof err);
   if (!m->jit) {

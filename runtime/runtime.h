@@ -31,6 +31,9 @@ const JitSymbol *rt_symbols(int *n);
 void rt_set_threads(int n);                /* 0 leaves OpenBLAS's default */
 /* Time cblas_sgemm in models compiled after this call. */
 void rt_profile(bool on);
+bool rt_profiling(void);
+/* seconds charged to the kernel of node id since rt_profile_reset */
+double rt_kernel_seconds(int64_t id, long *calls);
 double rt_sgemm_seconds(long *calls);
 void rt_profile_reset(void);
 int rt_threads(void);

@@ -235,6 +235,51 @@ static gradc_status load_data(const TrainOptions *o, bool train, Dataset *d, RtE
 
 bool rt_interrupted(void) { return interrupted != 0; }
 
+/* --profile: the kernels that took longest, one line each: share of the
+ * training time, milliseconds per call, the kernel's root op (with how many
+ * ops were fused into it), its shape and the model line it comes from
+ * (for a gradient, the line of the forward op and the rule). */
+static void top_kernels(FILE *out, const Graph *g, double total) {
+  enum { TOP = 12 };
+  int best[TOP], nbest = 0;
+  for (int i = 0; i < g->nnodes; i++) {
+    if (rt_kernel_seconds(i, NULL) <= 0) continue;
+    int k = nbest < TOP ? nbest++ : TOP - 1;
+    if (k == TOP - 1 && nbest == TOP && rt_kernel_seconds(best[k], NULL) >= rt_kernel_seconds(i, NULL))
+      continue;
+    best[k] = i;
+    for (; k > 0 && rt_kernel_seconds(best[k - 1], NULL) < rt_kernel_seconds(best[k], NULL); k--) {
+      int tmp = best[k - 1];
+      best[k - 1] = best[k], best[k] = tmp;
+    }
+  }
+  if (!nbest) return;
+  fprintf(out, "profile: the %d kernels that took longest\n", nbest);
+  fprintf(out, "  %6s %9s  %-26s %-22s %s\n", "time", "ms/call", "kernel", "shape", "from");
+  for (int r = 0; r < nbest; r++) {
+    const Node *n = g->nodes[best[r]];
+    long calls;
+    double secs = rt_kernel_seconds(n->id, &calls);
+    int fused = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+      const Node *x = g->nodes[i];
+      while (x->inlined_into) x = x->inlined_into;
+      fused += x == n && g->nodes[i] != n;
+    }
+    char what[64], shape[SHAPE_STR_MAX], from[96];
+    if (fused) snprintf(what, sizeof what, "%s +%d fused", op_info[n->op].name, fused);
+    else snprintf(what, sizeof what, "%s", op_info[n->op].name);
+    shape_str(g, &n->shape, shape, sizeof shape);
+    const Node *f = n->fwd ? n->fwd : n;
+    if (n->fwd && n->rule)
+      snprintf(from, sizeof from, "line %d (%s: %s)", f->loc.line, n->rule, op_info[f->op].name);
+    else
+      snprintf(from, sizeof from, "line %d%s", f->loc.line, n->op == OP_ASSIGN ? " (update)" : "");
+    fprintf(out, "  %5.1f%% %9.3f  %-26s %-22s %s\n", 100 * secs / total,
+            calls ? 1e3 * secs / (double)calls : 0, what, shape, from);
+  }
+}
+
 gradc_status rt_train(gradc_model *m, const TrainOptions *o, RtError *err) {
   const Graph *g = rt_graph(m);
   FILE *out = o->out ? o->out : stdout;
@@ -353,6 +398,7 @@ gradc_status rt_train(gradc_model *m, const TrainOptions *o, RtError *err) {
     fprintf(out, "profile: %.3f s of %.3f s training time in cblas_sgemm (%.1f%%, %ld calls); "
             "%.0f samples/s\n", t, step_seconds, 100 * t / step_seconds, calls,
             (double)n * o->epochs / step_seconds);
+    top_kernels(out, g, step_seconds);
   }
   if (hist && fclose(hist) != 0 && !s)
     s = rt_fail(err, GRADC_ERR_IO, "cannot write the history file '%s'", o->history);
