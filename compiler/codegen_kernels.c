@@ -450,7 +450,29 @@ void cg_pool(CG *cg, const Node *n) {
   positions_end(cg, &t);
 }
 
-/* dx of a max pool: per window and channel, the first maximum gets gy. */
+/* Per-channel scratch of one output position: [n x t] on the stack,
+ * allocated once in the entry block like slot(). */
+static LLVMValueRef stack_array(CG *cg, LLVMTypeRef t, int64_t n) {
+  LLVMBasicBlockRef cur = LLVMGetInsertBlock(cg->b);
+  LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(cg->fn);
+  LLVMValueRef first = LLVMGetFirstInstruction(entry);
+  if (first) LLVMPositionBuilderBefore(cg->b, first);
+  else LLVMPositionBuilderAtEnd(cg->b, entry);
+  LLVMValueRef a = LLVMBuildAlloca(cg->b, LLVMArrayType2(t, (uint64_t)n), "scratch");
+  LLVMSetAlignment(a, 64);
+  LLVMPositionBuilderAtEnd(cg->b, cur);
+  return a;
+}
+
+static LLVMValueRef at_index(CG *cg, LLVMTypeRef t, LLVMValueRef base, LLVMValueRef i) {
+  return LLVMBuildGEP2(cg->b, t, base, &i, 1, "");
+}
+
+/* dx of a max pool: per window and channel, the first maximum gets gy.
+ * Taps outside, channels inside, so the search over a window is one
+ * vectorised loop per tap over per-channel best values and positions;
+ * then each channel's gradient is added at its winner.  Same winners and
+ * the same order of additions as eval.c's channel-by-channel loop. */
 void cg_maxpool_grad(CG *cg, const Node *n) {
   const Node *x = n->src[0], *gy = n->src[1];
   LLVMBuilderRef b = cg->b;
@@ -459,24 +481,32 @@ void cg_maxpool_grad(CG *cg, const Node *n) {
   cg_zero(cg, n);
   Taps t;
   positions_begin(cg, &t, n, &n->shape);
-  Loop lc;
-  LLVMValueRef c = cg_loop_begin(cg, &lc, cg_int(cg, t.c));
-  LLVMValueRef best = slot(cg, ft, cg_const(cg, dt, -INFINITY)), at = slot(cg, cg->i64, cg_int(cg, -1));
+  LLVMValueRef best = stack_array(cg, ft, t.c), at = stack_array(cg, cg->i64, t.c);
+  Loop l0;
+  LLVMValueRef c = cg_loop_begin(cg, &l0, cg_int(cg, t.c));
+  LLVMBuildStore(b, cg_int(cg, -1), at_index(cg, cg->i64, at, c));
+  cg_loop_end(cg, &l0);
   taps_begin(cg, &t);
   LLVMBasicBlockRef join = if_begin(cg, t.valid);
+  Loop lc;
+  c = cg_loop_begin(cg, &lc, cg_int(cg, t.c));
   LLVMValueRef i = plus(cg, t.in, c), v = cg_load(cg, x, i);
-  LLVMValueRef cur = LLVMBuildLoad2(b, cg->i64, at, "");
+  LLVMValueRef pb = at_index(cg, ft, best, c), pa = at_index(cg, cg->i64, at, c);
+  LLVMValueRef bv = LLVMBuildLoad2(b, ft, pb, ""), cur = LLVMBuildLoad2(b, cg->i64, pa, "");
   LLVMValueRef better = LLVMBuildOr(b, LLVMBuildICmp(b, LLVMIntSLT, cur, cg_int(cg, 0), ""),
-                                    LLVMBuildFCmp(b, LLVMRealOGT, v, LLVMBuildLoad2(b, ft, best, ""), ""), "");
-  LLVMBuildStore(b, LLVMBuildSelect(b, better, v, LLVMBuildLoad2(b, ft, best, ""), ""), best);
-  LLVMBuildStore(b, LLVMBuildSelect(b, better, i, cur, ""), at);
+                                    LLVMBuildFCmp(b, LLVMRealOGT, v, bv, ""), "");
+  LLVMBuildStore(b, LLVMBuildSelect(b, better, v, bv, ""), pb);
+  LLVMBuildStore(b, LLVMBuildSelect(b, better, i, cur, ""), pa);
+  cg_loop_end(cg, &lc);
   if_end(cg, join);
   taps_end(cg, &t);
-  LLVMValueRef a = LLVMBuildLoad2(b, cg->i64, at, "");
+  Loop ls;
+  c = cg_loop_begin(cg, &ls, cg_int(cg, t.c));
+  LLVMValueRef a = LLVMBuildLoad2(b, cg->i64, at_index(cg, cg->i64, at, c), "");
   join = if_begin(cg, LLVMBuildICmp(b, LLVMIntSGE, a, cg_int(cg, 0), ""));
   cg_store(cg, n, a, cg_fast(LLVMBuildFAdd(b, cg_load(cg, n, a), cg_load(cg, gy, plus(cg, t.out, c)), "")));
   if_end(cg, join);
-  cg_loop_end(cg, &lc);
+  cg_loop_end(cg, &ls);
   positions_end(cg, &t);
 }
 
