@@ -194,6 +194,17 @@ const char *call_nearest(const char *s, const char *const *names, int n) {
   return bd <= (strlen(s) < 4 ? 1 : 2) ? best : NULL;
 }
 
+/* A size such as units or depth: argument i or key=, an integer in
+ * [1, MAX_ELEMENTS]; `what` names it when it is missing. */
+int64_t call_count(Parser *p, Call *c, int i, const char *key, const char *what) {
+  Val *v = call_arg(c, i, key);
+  if (!v) parse_fail(p, c->fn->loc, "%s: missing %s", call_name(p, c), what);
+  double x = call_num(p, c, v, true);
+  if (x < 1 || x > MAX_ELEMENTS)
+    parse_fail(p, v->loc, "%s: %s must be a positive integer, got %g", call_name(p, c), key, x);
+  return (int64_t)x;
+}
+
 Node *call_reshape(Parser *p, Node *x, const Shape *to, Loc loc) {
   Attrs a = {0};
   a.to = *to;
@@ -335,12 +346,7 @@ static Node *fn_concat(Parser *p, Call *c, OpKind op) {
 
 static Node *fn_one_hot(Parser *p, Call *c, OpKind op) {
   Node *x = call_tensor(p, c, 0, NULL);
-  Val *d = call_arg(c, 1, "depth");
-  if (!d) parse_fail(p, c->fn->loc, "one_hot: missing depth");
-  double depth = call_num(p, c, d, true);
-  if (depth < 1 || depth > MAX_ELEMENTS)
-    parse_fail(p, d->loc, "one_hot: depth must be a positive integer, got %g", depth);
-  Attrs a = {.depth = (int64_t)depth};
+  Attrs a = {.depth = call_count(p, c, 1, "depth", "depth")};
   return parse_mk1(p, op, x, &a, c->fn->loc);
 }
 

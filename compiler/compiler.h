@@ -681,6 +681,7 @@ Node *call_tensor(Parser *p, Call *c, int i, const char *key);
 double call_num(Parser *p, Call *c, Val *v, bool want_int);
 bool call_bool(Parser *p, Call *c, Val *v);
 int call_axis(Parser *p, Call *c, Val *v, int rank, int dflt);
+int64_t call_count(Parser *p, Call *c, int i, const char *key, const char *what);
 Node *call_reshape(Parser *p, Node *x, const Shape *to, Loc loc);
 /* the closest of names to s, if close enough to be a likely typo */
 const char *call_nearest(const char *s, const char *const *names, int n);

@@ -83,24 +83,20 @@ static Node *bias_and_activation(Parser *p, Call *c, const char *base, Node *y, 
 Node *layer_dense(Parser *p, Call *c, OpKind op) {
   (void)op;
   Node *x = call_tensor(p, c, 0, NULL);
-  Val *u = call_arg(c, 1, "units");
-  if (!u) parse_fail(p, c->fn->loc, "dense: missing the number of units");
-  double units = call_num(p, c, u, true);
-  if (units < 1 || units > MAX_ELEMENTS)
-    parse_fail(p, u->loc, "dense: units must be a positive integer, got %g", units);
+  int64_t units = call_count(p, c, 1, "units", "the number of units");
   if (x->shape.rank < 1 || x->shape.d[x->shape.rank - 1].sym)
     parse_fail(p, c->fn->loc, "dense: the input's last dimension must be static");
   if (!dtype_is_float(x->dtype))
     parse_fail(p, c->fn->loc, "dense: the input must be floating-point, got %s",
             dtype_names[x->dtype]);
   const char *base = layer_name(p, c, "dense", &p->ndense);
-  Shape ks = {2, {{x->shape.d[x->shape.rank - 1].n, 0}, {(int64_t)units, 0}}};
+  Shape ks = {2, {{x->shape.d[x->shape.rank - 1].n, 0}, {units, 0}}};
   Node *k = new_param(p, arena_printf(p->arena, "%s.kernel", base), &ks,
                       (Init){INIT_GLOROT_UNIFORM, 0, 0}, c->fn->loc);
   Val *ki = call_kwarg(c, "kernel_initializer");
   if (ki) call_init(p, k, ki);
   Node *y = parse_mk2(p, OP_MATMUL, x, k, c->fn->loc);
-  return bias_and_activation(p, c, base, y, (int64_t)units);
+  return bias_and_activation(p, c, base, y, units);
 }
 
 
