@@ -197,6 +197,11 @@ check "train on IDX data: Keras-style epochs, test accuracy, checkpoint, history
       '[ -s "$tmp/t.ckpt" ]' '[ "$(wc -l <"$tmp/h.csv")" -eq 3 ]'
 run eval "$tmp/tiny.nn" --load "$tmp/t.ckpt" --data "$tmp/data"
 check "eval of the checkpoint" all 'status_is 0' 'stdout_has "test: 200 samples"'
+run train "$tmp/tiny.nn" --data "$tmp/data" --epochs 1 --batch 64 --history "$tmp/hp.csv" --profile --no-test
+check "train --profile: the kernel set, the sgemm share and a table of kernels with their model lines" \
+  all 'status_is 0' 'stdout_has "OpenBLAS "' 'stdout_has "in cblas_sgemm ("' \
+      'stdout_has "kernels that took longest"' 'grep -qE "^ +[0-9.]+% +[0-9.]+ +matmul +\[batch,4\] +line 3$" "$out"' \
+      'grep -qE "^ +[0-9.]+% +[0-9.]+ +matmul +\[64,4\] +line 3 \(matmul: matmul\)$" "$out"'
 run train "$tmp/tiny.nn" --data "$tmp/missing"
 check "train with a missing data directory: exit 1 naming it" all 'status_is 1' 'stderr_has "$tmp/missing"'
 # Ctrl-C: stops after the current step, writes the checkpoint, exits 130.
