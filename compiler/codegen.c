@@ -510,15 +510,7 @@ static void gen_function(CG *cg, const char *name, Node *const *roots, int nroot
     LLVMValueRef p = LLVMBuildGEP2(cg->b, cg->i64, syms, (LLVMValueRef[]){cg_int(cg, k)}, 1, "");
     cg->sym[k] = LLVMBuildLoad2(cg->b, cg->i64, p, g->sym[k]);
   }
-  memset(cg->mark, 0, (size_t)g->nnodes);
-  for (int i = 0; i < nroots; i++) cg->mark[roots[i]->id] = true;
-  for (int i = g->nnodes - 1; i >= 0; i--) {
-    const Node *x = g->nodes[i];
-    if (!cg->mark[i]) continue;
-    if (x->op == OP_TRAIN_SELECT) cg->mark[x->src[train ? 0 : 1]->id] = true;
-    else
-      for (int k = 0; k < x->nsrc; k++) cg->mark[x->src[k]->id] = true;
-  }
+  graph_mark_needed(g, roots, nroots, train, cg->mark);
   memset(cg->base, 0, sizeof(LLVMValueRef) * (size_t)g->nnodes);
   for (int i = 0; i < g->nnodes; i++) {
     const Node *s = cg_buffer_node(g->nodes[i]);

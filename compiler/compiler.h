@@ -313,6 +313,10 @@ void graph_add_update(Graph *g, Node *state, Node *value);
 /* A STATE node the model declares (not an optimizer slot): non-trainable. */
 bool is_model_state(const Node *n);
 int graph_sym(Graph *g, const char *name);   /* intern, 0 when full */
+/* mark[i] = 1 for every node roots need, else 0; of a train_select only
+ * the operand of the function being run (train_step or forward/eval). */
+void graph_mark_needed(const Graph *g, Node *const *roots, int nroots, bool train,
+                       unsigned char *mark);
 bool graph_error(Graph *g, Loc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

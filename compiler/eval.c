@@ -116,15 +116,7 @@ void eval_init(Eval *e, uint64_t seed) {
 void eval_run(Eval *e, Node *const *roots, int nroots) {
   GRADC_ASSERT(e->bound);
   const Graph *g = e->g;
-  memset(e->mark, 0, (size_t)g->nnodes);
-  for (int i = 0; i < nroots; i++) e->mark[roots[i]->id] = true;
-  for (int i = g->nnodes - 1; i >= 0; i--) {
-    const Node *n = g->nodes[i];
-    if (!e->mark[i]) continue;
-    if (n->op == OP_TRAIN_SELECT) e->mark[n->src[e->infer]->id] = true;
-    else
-      for (int k = 0; k < n->nsrc; k++) e->mark[n->src[k]->id] = true;
-  }
+  graph_mark_needed(g, roots, nroots, !e->infer, e->mark);
   for (int i = 0; i < g->nnodes; i++) {
     const Node *n = g->nodes[i];
     if (e->mark[i] && op_info[n->op].kind != K_LEAF) op_info[n->op].eval(e, n);
@@ -138,15 +130,7 @@ void eval_set_train(Eval *e, bool train) { e->infer = !train; }
 void eval_rerun(Eval *e, Node *root, const Node *changed) {
   GRADC_ASSERT(e->bound);
   const Graph *g = e->g;
-  memset(e->mark, 0, (size_t)g->nnodes);
-  e->mark[root->id] = true;
-  for (int i = g->nnodes - 1; i >= 0; i--) {
-    const Node *n = g->nodes[i];
-    if (!e->mark[i]) continue;
-    if (n->op == OP_TRAIN_SELECT) e->mark[n->src[e->infer]->id] = true;
-    else
-      for (int k = 0; k < n->nsrc; k++) e->mark[n->src[k]->id] = true;
-  }
+  graph_mark_needed(g, &root, 1, !e->infer, e->mark);
   /* mark 2 = depends on changed */
   e->mark[changed->id] = 2;
   for (int i = 0; i < g->nnodes; i++) {

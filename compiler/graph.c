@@ -123,6 +123,19 @@ void graph_add_update(Graph *g, Node *state, Node *value) {
 
 bool is_model_state(const Node *n) { return n->op == OP_STATE && !n->rule && !n->fwd; }
 
+void graph_mark_needed(const Graph *g, Node *const *roots, int nroots, bool train,
+                       unsigned char *mark) {
+  memset(mark, 0, (size_t)g->nnodes);
+  for (int i = 0; i < nroots; i++) mark[roots[i]->id] = 1;
+  for (int i = g->nnodes - 1; i >= 0; i--) {
+    const Node *n = g->nodes[i];
+    if (!mark[i]) continue;
+    if (n->op == OP_TRAIN_SELECT) mark[n->src[train ? 0 : 1]->id] = 1;
+    else
+      for (int k = 0; k < n->nsrc; k++) mark[n->src[k]->id] = 1;
+  }
+}
+
 int graph_sym(Graph *g, const char *name) {
   for (int i = 1; i <= g->nsym; i++)
     if (strcmp(g->sym[i], name) == 0) return i;

@@ -24,7 +24,7 @@ typedef struct CG {
   LLVMValueRef sym[MAX_SYMS + 1];   /* i64 values, loaded at entry */
   LLVMValueRef *base;               /* per node: its storage pointer in fn */
   LLVMValueRef *global;             /* per node: tensor constant globals */
-  bool *mark;
+  unsigned char *mark;             /* nodes the function being built needs */
   bool train;                       /* generating train_step, not forward */
   bool profile;                     /* call gradc_profile_mark per kernel */
 } CG;
