@@ -239,25 +239,25 @@ bool rt_interrupted(void) { return interrupted != 0; }
  * training time, milliseconds per call, the kernel's root op (with how many
  * ops were fused into it), its shape and the model line it comes from
  * (for a gradient, the line of the forward op and the rule). */
+static int by_time_desc(const void *a, const void *b) {
+  double x = rt_kernel_seconds(*(const int *)a, NULL), y = rt_kernel_seconds(*(const int *)b, NULL);
+  return (x < y) - (x > y);
+}
+
 static void top_kernels(FILE *out, const Graph *g, double total) {
   enum { TOP = 12 };
-  int best[TOP], nbest = 0;
-  for (int i = 0; i < g->nnodes; i++) {
-    if (rt_kernel_seconds(i, NULL) <= 0) continue;
-    int k = nbest < TOP ? nbest++ : TOP - 1;
-    if (k == TOP - 1 && nbest == TOP && rt_kernel_seconds(best[k], NULL) >= rt_kernel_seconds(i, NULL))
-      continue;
-    best[k] = i;
-    for (; k > 0 && rt_kernel_seconds(best[k - 1], NULL) < rt_kernel_seconds(best[k], NULL); k--) {
-      int tmp = best[k - 1];
-      best[k - 1] = best[k], best[k] = tmp;
-    }
+  int *ids = malloc(sizeof(int) * (size_t)g->nnodes), n_ids = 0;
+  if (!ids) return;   /* a report, not worth failing the run for */
+  for (int i = 0; i < g->nnodes; i++)
+    if (rt_kernel_seconds(i, NULL) > 0) ids[n_ids++] = i;
+  qsort(ids, (size_t)n_ids, sizeof *ids, by_time_desc);
+  int nbest = n_ids < TOP ? n_ids : TOP;
+  if (nbest) {
+    fprintf(out, "profile: the %d kernels that took longest\n", nbest);
+    fprintf(out, "  %6s %9s  %-26s %-22s %s\n", "time", "ms/call", "kernel", "shape", "from");
   }
-  if (!nbest) return;
-  fprintf(out, "profile: the %d kernels that took longest\n", nbest);
-  fprintf(out, "  %6s %9s  %-26s %-22s %s\n", "time", "ms/call", "kernel", "shape", "from");
   for (int r = 0; r < nbest; r++) {
-    const Node *n = g->nodes[best[r]];
+    const Node *n = g->nodes[ids[r]];
     long calls;
     double secs = rt_kernel_seconds(n->id, &calls);
     int fused = 0;
@@ -278,6 +278,7 @@ static void top_kernels(FILE *out, const Graph *g, double total) {
     fprintf(out, "  %5.1f%% %9.3f  %-26s %-22s %s\n", 100 * secs / total,
             calls ? 1e3 * secs / (double)calls : 0, what, shape, from);
   }
+  free(ids);
 }
 
 gradc_status rt_train(gradc_model *m, const TrainOptions *o, RtError *err) {
