@@ -16,22 +16,14 @@ shared machine; the default is the whole epoch.
 
 usage: /usr/bin/python3 bench/cnn_vs_torch.py [--threads 1,2] [--repeats 3] [--samples 60000]
 """
-import argparse, csv, gzip, os, statistics, struct, subprocess, sys, tempfile, time
+import argparse, csv, gzip, os, statistics, struct, subprocess, sys, tempfile
+
+from common import DATA, load_idx, print_blas_kernels, torch_epoch_seconds
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-DATA = "/usr/share/datasets/fashion-mnist"
 FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
-
-
-def load_idx(path):
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    magic, = struct.unpack(">I", raw[:4])
-    ndim = magic & 0xFF
-    dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
-    return magic, dims, raw[4 + 4 * ndim:]
 
 
 def subset(dst, n):
@@ -57,14 +49,9 @@ def torch_epoch(threads, repeats, n):
     x = torch.from_numpy(np.frombuffer(xb, dtype=np.uint8)[:n * 784].reshape(n, 1, 28, 28)
                          .astype(np.float32) / 255.0)
     y = torch.from_numpy(np.frombuffer(yb, dtype=np.uint8)[:n].astype(np.int64))
-    times = []
-    # The first run in a process pays one-time costs (oneDNN primitive
-    # creation, allocator growth; up to 2x the steady epoch time measured
-    # here), which gradc's JIT compile is not timed for either: one
-    # untimed run of a few batches first.
-    for r in range(-1, repeats):
-        torch.manual_seed(max(r, 0))
-        nn = torch.nn
+    nn = torch.nn
+
+    def make(r):
         net = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(),
                             nn.MaxPool2d(2), nn.Dropout(0.25), nn.Flatten(),
                             nn.Linear(9216, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, 10))
@@ -72,20 +59,9 @@ def torch_epoch(threads, repeats, n):
             if isinstance(m, (nn.Linear, nn.Conv2d)):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
-        opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
-        lossf = nn.CrossEntropyLoss()
-        net.train()
-        perm = torch.randperm(n)
-        t0 = time.perf_counter()
-        for i in range(0, n if r >= 0 else min(n, 20 * 128), 128):
-            idx = perm[i:i + 128]
-            opt.zero_grad(set_to_none=True)
-            loss = lossf(net(x[idx]), y[idx])
-            loss.backward()
-            opt.step()
-        if r >= 0:
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        return net, torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
+
+    return torch_epoch_seconds(make, x, y, repeats)
 
 
 def gradc_epoch(gradc, model, threads, repeats, data):
@@ -117,8 +93,7 @@ def main():
             data = DATA
         else:
             subset(data, n)
-        print("OpenBLAS kernels (both): " + os.environ.get("OPENBLAS_CORETYPE", "chosen by OpenBLAS from the CPU")
-              + (" (OPENBLAS_CORETYPE)" if "OPENBLAS_CORETYPE" in os.environ else ""))
+        print_blas_kernels()
         print(f"{n} images per run, times scaled to a 60,000-image epoch")
         print(f"{'threads':>7} {'gradc s':>9} {'torch s':>9} {'torch/gradc':>12}")
         for t in [int(s) for s in args.threads.split(",")]:

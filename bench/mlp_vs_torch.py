@@ -12,20 +12,12 @@ timing the training loop only (data already in memory for both).
 
 usage: /usr/bin/python3 bench/mlp_vs_torch.py (Debian's python3 with python3-torch) [--threads 1,2] [--repeats 3] [--model models/mnist_mlp.nn]
 """
-import argparse, csv, gzip, os, re, statistics, struct, subprocess, sys, tempfile, time
+import argparse, csv, os, re, statistics, subprocess, sys, tempfile
+
+from common import DATA, load_idx, print_blas_kernels, torch_epoch_seconds
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-DATA = "/usr/share/datasets/fashion-mnist"
-
-
-def load_idx(path):
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    magic, = struct.unpack(">I", raw[:4])
-    ndim = magic & 0xFF
-    dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
-    return dims, raw[4 + 4 * ndim:]
 
 
 def torch_epoch(threads, repeats, hidden=(512,), opt_name="rmsprop"):
@@ -33,17 +25,12 @@ def torch_epoch(threads, repeats, hidden=(512,), opt_name="rmsprop"):
     import numpy as np
     import torch
     torch.set_num_threads(threads)
-    dims, xb = load_idx(os.path.join(DATA, "train-images-idx3-ubyte.gz"))
-    _, yb = load_idx(os.path.join(DATA, "train-labels-idx1-ubyte.gz"))
+    _, dims, xb = load_idx(os.path.join(DATA, "train-images-idx3-ubyte.gz"))
+    _, _, yb = load_idx(os.path.join(DATA, "train-labels-idx1-ubyte.gz"))
     x = torch.from_numpy(np.frombuffer(xb, dtype=np.uint8).reshape(dims[0], -1).astype(np.float32) / 255.0)
     y = torch.from_numpy(np.frombuffer(yb, dtype=np.uint8).astype(np.int64))
-    times = []
-    # The first run in a process pays one-time costs (oneDNN primitive
-    # creation, allocator growth; up to 2x the steady epoch time measured
-    # here), which gradc's JIT compile is not timed for either: one
-    # untimed run of a few batches first.
-    for r in range(-1, repeats):
-        torch.manual_seed(max(r, 0))
+
+    def make(r):
         layers, d = [], 784
         for h in hidden:
             layers += [torch.nn.Linear(d, h), torch.nn.ReLU()]
@@ -55,21 +42,10 @@ def torch_epoch(threads, repeats, hidden=(512,), opt_name="rmsprop"):
                 torch.nn.init.xavier_uniform_(m.weight)
                 torch.nn.init.zeros_(m.bias)
         if opt_name == "adam":
-            opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
-        else:
-            opt = torch.optim.RMSprop(net.parameters(), lr=1e-3, alpha=0.9, eps=1e-7)
-        lossf = torch.nn.CrossEntropyLoss()
-        perm = torch.randperm(x.shape[0])
-        t0 = time.perf_counter()
-        for i in range(0, x.shape[0] if r >= 0 else 20 * 128, 128):
-            idx = perm[i:i + 128]
-            opt.zero_grad(set_to_none=True)
-            loss = lossf(net(x[idx]), y[idx])
-            loss.backward()
-            opt.step()
-        if r >= 0:
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+            return net, torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
+        return net, torch.optim.RMSprop(net.parameters(), lr=1e-3, alpha=0.9, eps=1e-7)
+
+    return torch_epoch_seconds(make, x, y, repeats)
 
 
 def gradc_epoch(gradc, model, threads, repeats, opt="3"):
@@ -97,8 +73,7 @@ def main():
     ap.add_argument("--gradc", default=os.path.join(ROOT, "build", "gradc"))
     args = ap.parse_args()
     n = 60000
-    print("OpenBLAS kernels (both): " + os.environ.get("OPENBLAS_CORETYPE", "chosen by OpenBLAS from the CPU")
-          + (" (OPENBLAS_CORETYPE)" if "OPENBLAS_CORETYPE" in os.environ else ""))
+    print_blas_kernels()
     print(f"{'threads':>7} {'gradc s':>9} {'-O0 s':>9} {'torch s':>9} {'torch/gradc':>12} {'-O0/gradc':>10} "
           f"{'gradc smp/s':>12} {'torch smp/s':>12} {'sgemm share':>12}")
     for t in [int(s) for s in args.threads.split(",")]:
