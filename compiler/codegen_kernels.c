@@ -202,7 +202,7 @@ void cg_matmul(CG *cg, const Node *n) {
     LLVMTypeRef params[14] = {cg->i32, cg->i32, cg->i32, cg->i32, cg->i32, cg->i32, ft,
                               cg->ptr, cg->i32, cg->ptr, cg->i32, ft, cg->ptr, cg->i32};
     LLVMTypeRef fty = LLVMFunctionType(cg->vd, params, 14, 0);
-    const char *fname = dbl ? "cblas_dgemm" : "cblas_sgemm";
+    const char *fname = dbl ? "cblas_dgemm" : "gradc_sgemm";
     LLVMValueRef f = LLVMGetNamedFunction(cg->mod, fname);
     if (!f) f = LLVMAddFunction(cg->mod, fname, fty);
     /* CblasRowMajor 101, CblasNoTrans 111, CblasTrans 112 */

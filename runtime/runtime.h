@@ -39,6 +39,24 @@ void rt_profile_reset(void);
 int rt_threads(void);
 const char *rt_blas_kernels(void);          /* OpenBLAS's kernel set, e.g. SkylakeX */
 
+/* ----------------------------------------------------------------- gemm.c */
+
+/* cblas_sgemm's arguments; our AVX-512 kernels where they apply, else
+ * OpenBLAS (the file says which). */
+void gradc_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                 const float *b, int ldb, float beta, float *c, int ldc);
+const char *gemm_kernels(void);             /* "gradc avx512" or "OpenBLAS" */
+bool gemm_own_kernels(void);                /* AVX-512 here and GRADC_GEMM != blas */
+
+/* ----------------------------------------------------------------- pool.c */
+
+typedef void PoolTask(void *arg, int part, int nparts);
+/* Runs task(arg, p, n) for p < n on up to pool_threads() threads, the
+ * caller's included; returns n, which may be less than nparts. */
+int pool_run(PoolTask *task, void *arg, int nparts);
+void pool_set_threads(int n);
+int pool_threads(void);                     /* 0 until set */
+
 /* ---------------------------------------------------------------- model.c */
 
 const Graph *rt_graph(const gradc_model *m);

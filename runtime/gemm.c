@@ -1,0 +1,259 @@
+/*
+ * gemm.c - the single-precision products of compiled code: gradc_sgemm.
+ *
+ * Compiled code calls gradc_sgemm with cblas_sgemm's arguments.  On a CPU
+ * with AVX-512 the products a model spends its time in are computed here;
+ * everything else (no AVX-512, fewer than 16 columns, alpha != 1 or
+ * beta != 0, column-major) goes to OpenBLAS.  GRADC_GEMM=blas in the
+ * environment sends every product to OpenBLAS, for comparisons.
+ *
+ * Why our own: OpenBLAS picks one kernel set per process, from the CPU or
+ * from OPENBLAS_CORETYPE, and a machine that pins it to the AVX2 set
+ * (Haswell) halves what a core with 512-bit FMA units does.  And the
+ * shapes of training steps are not the square ones BLAS kernels are tuned
+ * for: an im2col product is 73,728 x 288 by 288 x 64, where packing A
+ * (the whole 85 MB patch matrix) costs as much memory traffic as the
+ * product; our kernel reads A where it lies.
+ *
+ * The kernel keeps a 12 x 32 tile of C in 24 zmm registers and for each k
+ * loads one row of B (two registers) and broadcasts 12 elements of A from
+ * memory into the FMAs.  A is never packed: its elements are read through
+ * (row stride, k stride), which covers A and A^T alike; only a last partial
+ * tile of rows is copied, zero-padded, so the kernel needs no row cases.
+ * B is read in place when it is not transposed (a row of 32 consecutive
+ * floats per k); a transposed B is packed in 16 x 16 blocks through
+ * registers.  Loops block k by KC (a tile's B rows stay in L1) and rows by
+ * MC (A's rows stay in L2).
+ *
+ * Parts: a product is split over threads (pool.c) by whole tiles, along M
+ * or N, whichever has more; each C element is computed by the same
+ * sequence of FMAs whatever the split, so results do not depend on the
+ * thread count.
+ */
+#include <cblas.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define GRADC_AVX512 1
+#include <immintrin.h>
+#define AVX512 __attribute__((target("avx512f")))
+#endif
+
+enum {
+  MR = 12, NR = 32,        /* the register tile */
+  KC = 384,                /* k block: a tile's B rows, 48 KB, in L1 */
+  MC = 10 * MR,            /* row block: A's rows in L2 */
+  NC = 256,                /* column block of a packed (transposed) B */
+  MAX_PARTS = 64,
+  MIN_N = 16,              /* narrower products waste most of a tile */
+};
+
+/* Work below this many flops per part is not worth a hand-over. */
+static const double PART_FLOPS = 4e6;
+
+typedef struct Gemm {
+  bool ta, tb;
+  int m, n, k;
+  const float *a, *b;
+  int lda, ldb;
+  float *c;
+  int ldc;
+  bool split_n;            /* parts split N (else M), in whole tiles */
+  int tiles;
+} Gemm;
+
+/* Per-part scratch: a packed transposed B block, the last partial column
+ * panel of B and the last partial row tile of A. */
+typedef struct Scratch {
+  float *bpack, *bedge, *aedge;
+} Scratch;
+
+static Scratch scratch[MAX_PARTS];
+static int mode = -1;   /* -1 undecided, 0 OpenBLAS only, 1 our kernels */
+
+static bool alloc_scratch(Scratch *s) {
+  if (s->bpack) return true;
+  s->bpack = aligned_alloc(64, sizeof(float) * KC * NC);
+  s->bedge = aligned_alloc(64, sizeof(float) * KC * NR);
+  s->aedge = aligned_alloc(64, sizeof(float) * KC * MR);
+  if (s->bpack && s->bedge && s->aedge) return true;
+  free(s->bpack), free(s->bedge), free(s->aedge);
+  *s = (Scratch){0};
+  return false;
+}
+
+#ifdef GRADC_AVX512
+
+/* r[i] = column i of the 16 x 16 block whose rows r held. */
+AVX512 static inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; i++) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
+    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+    r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+    r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xDD);
+  }
+}
+
+/* Packs op(B)[0:kc, 0:nc] (b points at its first element) as panels of NR
+ * columns, kc rows of NR floats each, zero beyond nc. */
+AVX512 static void pack_b(int kc, int nc, const float *b, int ldb, bool tb, float *out) {
+  for (int j0 = 0; j0 < nc; j0 += NR, out += (size_t)kc * NR) {
+    int nr = nc - j0 < NR ? nc - j0 : NR, k = 0;
+    if (tb && nr == NR)
+      for (; k + 16 <= kc; k += 16)
+        for (int h = 0; h < NR; h += 16) {
+          __m512 r[16];
+          for (int j = 0; j < 16; j++) r[j] = _mm512_loadu_ps(b + (size_t)(j0 + h + j) * ldb + k);
+          transpose16(r);
+          for (int q = 0; q < 16; q++) _mm512_storeu_ps(out + (size_t)(k + q) * NR + h, r[q]);
+        }
+    for (; k < kc; k++)
+      for (int j = 0; j < NR; j++)
+        out[(size_t)k * NR + j] = j >= nr ? 0.f : tb ? b[(size_t)(j0 + j) * ldb + k] : b[(size_t)k * ldb + j0 + j];
+  }
+}
+
+/* Packs the mr < MR rows of op(A)[0:mr, 0:kc] k-major, zero-padded to MR. */
+static void pack_a_edge(int mr, int kc, const float *a, size_t rs, size_t cs, float *out) {
+  for (int k = 0; k < kc; k++)
+    for (int i = 0; i < MR; i++) out[(size_t)k * MR + i] = i < mr ? a[i * rs + k * cs] : 0.f;
+}
+
+/* C[0:mr, 0:nr] (=|+=) sum over kc of A(i,k) B(k,j), A(i,k) at a[i*rs + k*cs],
+ * B row k at b + k*bs. */
+AVX512 static void kernel(int kc, const float *a, size_t rs, size_t cs, const float *b, size_t bs,
+                          float *c, int ldc, bool first, int mr, int nr) {
+  __m512 acc[MR][2];
+  for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (int k = 0; k < kc; k++, a += cs, b += bs) {
+    __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; i++) {
+      __m512 ai = _mm512_set1_ps(a[i * rs]);
+      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+    }
+  }
+  __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+  __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+  for (int i = 0; i < mr; i++, c += ldc) {
+    if (!first) {
+      acc[i][0] = _mm512_add_ps(acc[i][0], _mm512_maskz_loadu_ps(m0, c));
+      acc[i][1] = _mm512_add_ps(acc[i][1], _mm512_maskz_loadu_ps(m1, c + 16));
+    }
+    _mm512_mask_storeu_ps(c, m0, acc[i][0]);
+    _mm512_mask_storeu_ps(c + 16, m1, acc[i][1]);
+  }
+}
+
+/* C[i0:i1, j0:j1] of the product, serially. */
+AVX512 static void block(const Gemm *g, int i0, int i1, int j0, int j1, const Scratch *s) {
+  size_t rs = g->ta ? 1 : (size_t)g->lda, cs = g->ta ? (size_t)g->lda : 1;
+  for (int jc = j0; jc < j1; jc += NC) {
+    int nc = j1 - jc < NC ? j1 - jc : NC;
+    for (int pc = 0; pc < g->k; pc += KC) {
+      int kc = g->k - pc < KC ? g->k - pc : KC;
+      const float *bs = g->tb ? g->b + (size_t)jc * g->ldb + pc : g->b + (size_t)pc * g->ldb + jc;
+      int nfull = nc / NR * NR;
+      if (g->tb) pack_b(kc, nc, bs, g->ldb, true, s->bpack);
+      else if (nfull < nc) pack_b(kc, nc - nfull, bs + nfull, g->ldb, false, s->bedge);
+      for (int ic = i0; ic < i1; ic += MC) {
+        int mc = i1 - ic < MC ? i1 - ic : MC, mfull = mc / MR * MR;
+        const float *as = g->a + ic * rs + pc * cs;
+        if (mfull < mc) pack_a_edge(mc - mfull, kc, as + mfull * rs, rs, cs, s->aedge);
+        for (int jr = 0; jr < nc; jr += NR) {
+          int nr = nc - jr < NR ? nc - jr : NR;
+          const float *pb = g->tb ? s->bpack + (size_t)jr * kc : nr < NR ? s->bedge : bs + jr;
+          size_t pbs = g->tb || nr < NR ? NR : (size_t)g->ldb;
+          float *c = g->c + (size_t)ic * g->ldc + jc + jr;
+          for (int ir = 0; ir < mfull; ir += MR)
+            kernel(kc, as + ir * rs, rs, cs, pb, pbs, c + (size_t)ir * g->ldc, g->ldc, pc == 0, MR, nr);
+          if (mfull < mc)
+            kernel(kc, s->aedge, 1, MR, pb, pbs, c + (size_t)mfull * g->ldc, g->ldc, pc == 0, mc - mfull, nr);
+        }
+      }
+    }
+  }
+}
+
+static void part(void *arg, int p, int nparts) {
+  const Gemm *g = arg;
+  int t0 = (int)((int64_t)g->tiles * p / nparts), t1 = (int)((int64_t)g->tiles * (p + 1) / nparts);
+  if (t0 == t1) return;
+  if (g->split_n) {
+    int j1 = t1 * NR < g->n ? t1 * NR : g->n;
+    block(g, 0, g->m, t0 * NR, j1, &scratch[p]);
+  } else {
+    int i1 = t1 * MR < g->m ? t1 * MR : g->m;
+    block(g, t0 * MR, i1, 0, g->n, &scratch[p]);
+  }
+}
+#endif
+
+bool gemm_own_kernels(void) {
+  if (mode < 0) {
+    mode = 0;
+#ifdef GRADC_AVX512
+    const char *env = getenv("GRADC_GEMM");
+    __builtin_cpu_init();
+    if (!(env && !strcmp(env, "blas")) && __builtin_cpu_supports("avx512f")) mode = 1;
+#endif
+    if (pool_threads() == 0) pool_set_threads(openblas_get_num_threads());
+  }
+  return mode == 1;
+}
+
+const char *gemm_kernels(void) { return gemm_own_kernels() ? "gradc avx512" : "OpenBLAS"; }
+
+void gradc_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                 const float *b, int ldb, float beta, float *c, int ldc) {
+  bool mine = gemm_own_kernels() && order == CblasRowMajor && alpha == 1.f && beta == 0.f && m > 0 &&
+              n >= MIN_N && k > 0;
+#ifdef GRADC_AVX512
+  if (mine) {
+    Gemm g = {.ta = ta == CblasTrans, .tb = tb == CblasTrans, .m = m, .n = n, .k = k, .a = a, .b = b,
+              .lda = lda, .ldb = ldb, .c = c, .ldc = ldc};
+    int tm = (m + MR - 1) / MR, tn = (n + NR - 1) / NR;
+    g.split_n = tn >= tm;
+    g.tiles = g.split_n ? tn : tm;
+    double flops = 2.0 * m * n * k;
+    int parts = pool_threads();
+    if (parts > g.tiles) parts = g.tiles;
+    if (parts > flops / PART_FLOPS) parts = (int)(flops / PART_FLOPS);
+    if (parts > MAX_PARTS) parts = MAX_PARTS;
+    if (parts < 1) parts = 1;
+    for (int p = 1; p < parts; p++)
+      if (!alloc_scratch(&scratch[p])) parts = p;   /* fewer parts, same results */
+    if (alloc_scratch(&scratch[0])) {
+      pool_run(part, &g, parts);
+      return;
+    }
+  }
+#else
+  (void)mine;
+#endif
+  cblas_sgemm((enum CBLAS_ORDER)order, (enum CBLAS_TRANSPOSE)ta, (enum CBLAS_TRANSPOSE)tb, m, n, k, alpha,
+              a, lda, b, ldb, beta, c, ldc);
+}

@@ -1,0 +1,128 @@
+/*
+ * test_gemm.c - gradc_sgemm (runtime/gemm.c) against a double-precision
+ * product: every transpose, sizes on both sides of the tile and block edges,
+ * leading dimensions wider than the matrices, and the same bits whatever
+ * the thread count.  On a CPU without AVX-512 the same checks run through
+ * OpenBLAS.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "runtime.h"
+
+enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
+
+static float frand(uint64_t *s) {
+  *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+  return (float)((*s >> 40) / (double)(1 << 24)) - 0.5f;
+}
+
+typedef struct Case {
+  int m, n, k;
+  bool ta, tb;
+  int pad;   /* extra columns in every leading dimension */
+} Case;
+
+static float *fill(size_t count, uint64_t *seed) {
+  float *x = malloc(sizeof(float) * count);
+  assert_non_null(x);
+  for (size_t i = 0; i < count; i++) x[i] = frand(seed);
+  return x;
+}
+
+/* Runs one case on `threads` threads; checks it against the double
+ * product within the worst-case float bound and returns C for comparisons. */
+static float *check_case(const Case *t, int threads) {
+  uint64_t seed = (uint64_t)(t->m * 7919 + t->n * 131 + t->k) | 1;
+  int ar = t->ta ? t->k : t->m, ac = t->ta ? t->m : t->k;
+  int br = t->tb ? t->n : t->k, bc = t->tb ? t->k : t->n;
+  int lda = ac + t->pad, ldb = bc + t->pad, ldc = t->n + t->pad;
+  float *a = fill((size_t)ar * lda, &seed), *b = fill((size_t)br * ldb, &seed);
+  float *c = fill((size_t)t->m * ldc, &seed);   /* garbage beta = 0 must ignore */
+  float *before = malloc(sizeof(float) * (size_t)t->m * ldc);
+  assert_non_null(before);
+  memcpy(before, c, sizeof(float) * (size_t)t->m * ldc);
+  pool_set_threads(threads);
+  gradc_sgemm(ROW_MAJOR, t->ta ? TRANS : NO_TRANS, t->tb ? TRANS : NO_TRANS, t->m, t->n, t->k, 1.f, a, lda,
+              b, ldb, 0.f, c, ldc);
+  for (int i = 0; i < t->m; i++) {
+    for (int j = 0; j < t->n; j++) {
+      double exact = 0, scale = 0;
+      for (int p = 0; p < t->k; p++) {
+        double x = t->ta ? a[(size_t)p * lda + i] : a[(size_t)i * lda + p];
+        double y = t->tb ? b[(size_t)j * ldb + p] : b[(size_t)p * ldb + j];
+        exact += x * y;
+        scale += fabs(x * y);
+      }
+      double err = fabs(c[(size_t)i * ldc + j] - exact), bound = t->k * 6e-8 * scale + 1e-30;
+      if (err > bound)
+        fail_msg("m=%d n=%d k=%d ta=%d tb=%d pad=%d threads=%d: C[%d,%d] = %.9g, expected %.9g (bound %.3g)",
+                 t->m, t->n, t->k, t->ta, t->tb, t->pad, threads, i, j, c[(size_t)i * ldc + j], exact, bound);
+    }
+    /* columns past n belong to someone else */
+    for (int j = t->n; j < ldc; j++) assert_true(c[(size_t)i * ldc + j] == before[(size_t)i * ldc + j]);
+  }
+  free(a), free(b), free(before);
+  return c;
+}
+
+static void test_shapes(void **state) {
+  (void)state;
+  static const int ms[] = {1, 11, 12, 13, 121, 250}, ns[] = {16, 31, 32, 33, 100, 300},
+                   ks[] = {1, 17, 384, 385, 800};
+  int cases = 0;
+  for (size_t im = 0; im < sizeof ms / sizeof *ms; im++)
+    for (size_t in = 0; in < sizeof ns / sizeof *ns; in++)
+      for (size_t ik = 0; ik < sizeof ks / sizeof *ks; ik++)
+        for (int tr = 0; tr < 4; tr++) {
+          if (ms[im] * ns[in] * ks[ik] > 4000000 && tr != 3) continue;   /* keep it quick */
+          Case t = {ms[im], ns[in], ks[ik], tr & 1, tr >> 1, (int)((im + in + ik) % 3)};
+          free(check_case(&t, 1));
+          cases++;
+        }
+  print_message("%d products checked (%s)\n", cases, gemm_kernels());
+}
+
+/* Narrow products and alpha/beta other than 1/0 go to OpenBLAS; same contract. */
+static void test_fallbacks(void **state) {
+  (void)state;
+  Case narrow = {100, 10, 512, false, false, 0};
+  free(check_case(&narrow, 2));
+  float a[6] = {1, 2, 3, 4, 5, 6}, b[6] = {1, 0, 0, 1, 1, 1}, c[4] = {1, 1, 1, 1};
+  gradc_sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, 2, 2, 3, 2.f, a, 3, b, 2, 1.f, c, 2);
+  float want[4] = {1 + 2 * 4, 1 + 2 * 5, 1 + 2 * 10, 1 + 2 * 11};
+  for (int i = 0; i < 4; i++) assert_float_equal(c[i], want[i], 0);
+}
+
+/* The split over threads must not change a bit: products of the shapes
+ * training steps use (MLP layer, im2col convolution and its gradients). */
+static void test_threads_same_bits(void **state) {
+  (void)state;
+  Case cases[] = {{128, 512, 784, false, false, 0}, {784, 512, 128, true, false, 0},
+                  {128, 784, 512, false, true, 0},  {2000, 64, 288, false, false, 0},
+                  {288, 64, 2000, true, false, 0},  {2000, 288, 64, false, true, 0},
+                  {37, 700, 45, true, true, 1}};
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    float *one = check_case(&cases[i], 1), *two = check_case(&cases[i], 2), *three = check_case(&cases[i], 3);
+    size_t bytes = sizeof(float) * (size_t)cases[i].m * (size_t)(cases[i].n + cases[i].pad);
+    assert_memory_equal(one, two, bytes);
+    assert_memory_equal(one, three, bytes);
+    free(one), free(two), free(three);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_shapes),
+      cmocka_unit_test(test_fallbacks),
+      cmocka_unit_test(test_threads_same_bits),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
