@@ -60,7 +60,7 @@ def gradc_epoch(gradc, model, threads, repeats, opt="3"):
             with open(hist) as f:
                 row = list(csv.DictReader(f))[-1]
             times.append(float(row["seconds"]))
-            m = re.search(r"cblas_sgemm \(([\d.]+)%", out)
+            m = re.search(r"in sgemm \(([\d.]+)%", out)
             shares.append(float(m.group(1)) if m else float("nan"))
     return statistics.median(times), statistics.median(shares)
 

@@ -343,8 +343,9 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
   if (training) {
     dump_summary(stdout, rt_graph(m));
     int nt = rt_threads();
-    printf("compiled in %.0f ms (LLVM -O%d; OpenBLAS %s kernels, %d thread%s)\n",
-           gradc_compile_ms(m), r.o.opt_level, rt_blas_kernels(), nt, nt == 1 ? "" : "s");
+    printf("compiled in %.0f ms (LLVM -O%d; products: %s kernels, OpenBLAS %s kernels for the rest; "
+           "%d thread%s)\n", gradc_compile_ms(m), r.o.opt_level, gemm_kernels(), rt_blas_kernels(), nt,
+           nt == 1 ? "" : "s");
     if (ckpt) printf("resumed from %s\n", ckpt);
     if (!r.history_set) {
       snprintf(hist, sizeof hist, "%s_history.csv", rt_graph(m)->model_name);

@@ -396,8 +396,8 @@ gradc_status rt_train(gradc_model *m, const TrainOptions *o, RtError *err) {
   if (o->profile && step_seconds > 0) {
     long calls;
     double t = rt_sgemm_seconds(&calls);
-    fprintf(out, "profile: %.3f s of %.3f s training time in cblas_sgemm (%.1f%%, %ld calls); "
-            "%.0f samples/s\n", t, step_seconds, 100 * t / step_seconds, calls,
+    fprintf(out, "profile: %.3f s of %.3f s training time in sgemm (%.1f%%, %ld calls, %s kernels); "
+            "%.0f samples/s\n", t, step_seconds, 100 * t / step_seconds, calls, gemm_kernels(),
             (double)n * o->epochs / step_seconds);
     top_kernels(out, g, step_seconds);
   }
