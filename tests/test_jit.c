@@ -171,7 +171,13 @@ static void run_opt_levels(const char *name, const char *src, int64_t batch, int
     int64_t c0, c1;
     void *a = gradc_data(m[0], n->name, &c0), *b = gradc_data(m[1], n->name, &c1);
     assert_int_equal(c0, c1);
-    uint64_t st = rng_stream(11, n->name);
+    /* Stream 12, not 11: with 11, resnet_small's third step puts one
+     * pre-activation of b3's first batch norm at xhat = -4e-8 (the next
+     * nearest is 8e-3), so the ReLU after it opens or closes with the last
+     * bit of the channel mean, and any change in rounding (products as much
+     * as fusion) moves that weight's gradient by 1e-3.  That is a kink, not
+     * a pass error; streams 12-16 keep every model 100x inside tolerance. */
+    uint64_t st = rng_stream(12, n->name);
     for (int64_t k = 0; k < c0; k++) {
       double u = rng_uniform(st, (uint64_t)k);
       double v = n->dtype == DT_I32 ? floor(u * 3) : n->dtype == DT_BOOL ? u < 0.5 : 2 * u - 1;
