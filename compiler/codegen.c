@@ -149,6 +149,20 @@ void cg_store(CG *cg, const Node *n, LLVMValueRef off, LLVMValueRef v) {
 
 
 LLVMValueRef cg_loop_begin(CG *cg, Loop *l, LLVMValueRef n) {
+  l->start = cg_int(cg, 0);
+  if (cg->split && cg->depth == 0) {
+    /* the outlined kernel's slice: [n*part/nparts, n*(part+1)/nparts) */
+    LLVMBuilderRef b = cg->b;
+    l->start = LLVMBuildSDiv(b, LLVMBuildMul(b, n, cg->part, ""), cg->nparts, "lo");
+    LLVMValueRef next = LLVMBuildAdd(b, cg->part, cg_int(cg, 1), "");
+    n = LLVMBuildSDiv(b, LLVMBuildMul(b, n, next, ""), cg->nparts, "hi");
+    cg->split = false;
+  } else {
+    /* an outlined kernel is one loop nest: a second would run whole in
+     * every part */
+    GRADC_ASSERT(!(cg->nparts && cg->depth == 0));
+  }
+  cg->depth++;
   l->pre = LLVMGetInsertBlock(cg->b);
   l->head = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "loop");
   l->body = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "body");
@@ -166,10 +180,11 @@ void cg_loop_end(CG *cg, Loop *l) {
   LLVMValueRef next = LLVMBuildAdd(cg->b, l->iv, cg_int(cg, 1), "next");
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(cg->b);
   LLVMBuildBr(cg->b, l->head);
-  LLVMValueRef in_v[2] = {cg_int(cg, 0), next};
+  LLVMValueRef in_v[2] = {l->start, next};
   LLVMBasicBlockRef in_b[2] = {l->pre, latch};
   LLVMAddIncoming(l->iv, in_v, in_b, 2);
   LLVMPositionBuilderAtEnd(cg->b, l->exit);
+  cg->depth--;
 }
 
 
@@ -492,6 +507,110 @@ static void profile_mark(CG *cg, int64_t id) {
   LLVMBuildCall2(cg->b, fty, f, &a, 1, "");
 }
 
+/* The symbolic sizes and the storage pointers of the nodes this function
+ * reaches (cg->mark), loaded once at its entry. */
+static void load_arguments(CG *cg, LLVMValueRef bufs, LLVMValueRef syms) {
+  const Graph *g = cg->g;
+  cg->sym[0] = cg_int(cg, 1);
+  for (int k = 1; k <= g->nsym; k++) {
+    LLVMValueRef p = LLVMBuildGEP2(cg->b, cg->i64, syms, (LLVMValueRef[]){cg_int(cg, k)}, 1, "");
+    cg->sym[k] = LLVMBuildLoad2(cg->b, cg->i64, p, g->sym[k]);
+  }
+  memset(cg->base, 0, sizeof(LLVMValueRef) * (size_t)g->nnodes);
+  for (int i = 0; i < g->nnodes; i++) {
+    const Node *s = cg_buffer_node(g->nodes[i]);
+    if (!cg->mark[i] || !s || cg->base[s->id]) continue;
+    LLVMValueRef p = LLVMBuildGEP2(cg->b, cg->ptr, bufs, (LLVMValueRef[]){cg_int(cg, s->id)}, 1, "");
+    cg->base[s->id] = LLVMBuildLoad2(cg->b, cg->ptr, p, s->name ? s->name : "");
+  }
+}
+
+typedef void GenFn(CG *cg, const Node *n);
+
+/* Outlines gen(n) - one loop nest whose outermost iterations are
+ * independent - into task(buf, sym, part, nparts) running its part-th
+ * slice, and calls gradc_parallel(task, buf, sym, elements of n) here. */
+static void gen_parallel(CG *cg, const Node *n, GenFn *gen, LLVMValueRef bufs, LLVMValueRef syms) {
+  const Graph *g = cg->g;
+  LLVMTypeRef params[4] = {cg->ptr, cg->ptr, cg->i64, cg->i64};
+  LLVMTypeRef tty = LLVMFunctionType(cg->vd, params, 4, 0);
+  LLVMValueRef outer = cg->fn, outer_sym[MAX_SYMS + 1];
+  LLVMBasicBlockRef at = LLVMGetInsertBlock(cg->b);
+  LLVMValueRef *outer_base = arena_alloc(g->arena, sizeof(LLVMValueRef) * (size_t)g->nnodes);
+  memcpy(outer_base, cg->base, sizeof(LLVMValueRef) * (size_t)g->nnodes);
+  memcpy(outer_sym, cg->sym, sizeof outer_sym);
+  LLVMValueRef work = cg_count(cg, &n->shape);
+
+  char name[64];
+  snprintf(name, sizeof name, "%s.%d", cg->train ? "train" : "forward", n->id);
+  LLVMValueRef task = cg->fn = LLVMAddFunction(cg->mod, name, tty);
+  LLVMSetLinkage(cg->fn, LLVMInternalLinkage);
+  unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
+  LLVMAddAttributeAtIndex(cg->fn, 1, LLVMCreateEnumAttribute(cg->ctx, noalias, 0));
+  LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry"));
+  load_arguments(cg, LLVMGetParam(cg->fn, 0), LLVMGetParam(cg->fn, 1));
+  cg->part = LLVMGetParam(cg->fn, 2), cg->nparts = LLVMGetParam(cg->fn, 3);
+  cg->split = true;
+  gen(cg, n);
+  GRADC_ASSERT(!cg->split);   /* the generator opened its loop */
+  LLVMBuildRetVoid(cg->b);
+  cg->part = cg->nparts = NULL;
+
+  cg->fn = outer;
+  memcpy(cg->base, outer_base, sizeof(LLVMValueRef) * (size_t)g->nnodes);
+  memcpy(cg->sym, outer_sym, sizeof outer_sym);
+  LLVMPositionBuilderAtEnd(cg->b, at);
+  LLVMTypeRef pty[4] = {cg->ptr, cg->ptr, cg->ptr, cg->i64};
+  LLVMTypeRef fty = LLVMFunctionType(cg->vd, pty, 4, 0);
+  LLVMValueRef f = LLVMGetNamedFunction(cg->mod, "gradc_parallel");
+  if (!f) f = LLVMAddFunction(cg->mod, "gradc_parallel", fty);
+  LLVMValueRef args[4] = {task, bufs, syms, work};
+  LLVMBuildCall2(cg->b, fty, f, args, 4, "");
+}
+
+/* Large enough to share among threads: a batch-sized value, or a fixed
+ * one of at least a megabyte of floats' worth of elements. */
+static bool worth_threads(const Shape *s) {
+  bool sym = false;
+  int64_t c = 1;
+  for (int i = 0; i < s->rank; i++) {
+    sym |= s->d[i].sym != 0;
+    if (!s->d[i].sym) c *= s->d[i].n;
+  }
+  return sym ? c >= 256 : c >= 1 << 18;
+}
+
+/* cg_zero as a loop (a memset per slice after LLVM), so that it splits */
+static void gen_zero(CG *cg, const Node *n) { cg_fill(cg, n, cg_const(cg, n->dtype, 0)); }
+
+/* A kernel whose loop nests have independent outer iterations runs them
+ * through the thread pool when the code is compiled for several threads;
+ * the zeroing before a scatter (col2im, the max-pool gradient) is a nest of
+ * its own, so the scatter's parts find it done. */
+static void gen_maybe_parallel(CG *cg, const Node *n, LLVMValueRef bufs, LLVMValueRef syms) {
+  GenFn *gen = NULL;
+  switch (n->op) {
+  case OP_IM2COL: gen = cg_im2col; break;
+  case OP_COL2IM: gen = cg_col2im; break;
+  case OP_MAXPOOL: case OP_AVGPOOL: gen = cg_pool; break;
+  case OP_MAXPOOL_GRAD: gen = cg_maxpool_grad; break;
+  case OP_DROPOUT_MASK: gen = cg_dropout_mask; break;
+  case OP_BROADCAST: case OP_SIGMOID_CE: gen = gen_elementwise; break;
+  default:
+    if (op_info[n->op].kind == K_BINARY || op_info[n->op].kind == K_UNARY ||
+        op_info[n->op].kind == K_TERNARY)
+      gen = gen_elementwise;
+  }
+  bool scatter = n->op == OP_COL2IM || n->op == OP_MAXPOOL_GRAD;
+  if (!cg->parallel || !gen || !worth_threads(&n->shape)) {
+    if (scatter) cg_zero(cg, n);
+    gen_node(cg, n);
+    return;
+  }
+  if (scatter) gen_parallel(cg, n, gen_zero, bufs, syms);
+  gen_parallel(cg, n, gen, bufs, syms);
+}
+
 static void gen_function(CG *cg, const char *name, Node *const *roots, int nroots, bool train) {
   const Graph *g = cg->g;
   cg->train = train;
@@ -505,23 +624,13 @@ static void gen_function(CG *cg, const char *name, Node *const *roots, int nroot
   LLVMAddAttributeAtIndex(cg->fn, 1, LLVMCreateEnumAttribute(cg->ctx, noalias, 0));
   LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry");
   LLVMPositionBuilderAtEnd(cg->b, entry);
-  cg->sym[0] = cg_int(cg, 1);
-  for (int k = 1; k <= g->nsym; k++) {
-    LLVMValueRef p = LLVMBuildGEP2(cg->b, cg->i64, syms, (LLVMValueRef[]){cg_int(cg, k)}, 1, "");
-    cg->sym[k] = LLVMBuildLoad2(cg->b, cg->i64, p, g->sym[k]);
-  }
   graph_mark_needed(g, roots, nroots, train, cg->mark);
-  memset(cg->base, 0, sizeof(LLVMValueRef) * (size_t)g->nnodes);
+  load_arguments(cg, bufs, syms);
   for (int i = 0; i < g->nnodes; i++) {
-    const Node *s = cg_buffer_node(g->nodes[i]);
-    if (!cg->mark[i] || !s || cg->base[s->id]) continue;
-    LLVMValueRef p = LLVMBuildGEP2(cg->b, cg->ptr, bufs, (LLVMValueRef[]){cg_int(cg, s->id)}, 1, "");
-    cg->base[s->id] = LLVMBuildLoad2(cg->b, cg->ptr, p, s->name ? s->name : "");
-  }
-  for (int i = 0; i < g->nnodes; i++) {
-    if (!cg->mark[i] || g->nodes[i]->inlined_into) continue;
-    if (cg->profile && !gen_is_free(g->nodes[i])) profile_mark(cg, i);
-    gen_node(cg, g->nodes[i]);
+    const Node *n = g->nodes[i];
+    if (!cg->mark[i] || n->inlined_into) continue;
+    if (cg->profile && !gen_is_free(n)) profile_mark(cg, i);
+    gen_maybe_parallel(cg, n, bufs, syms);
   }
   if (cg->profile) profile_mark(cg, -1);
   LLVMBuildRetVoid(cg->b);
@@ -543,8 +652,9 @@ static void gen_constants(CG *cg) {
   }
 }
 
-LLVMModuleRef cg_module(LLVMContextRef ctx, const Graph *g, const char *prefix, bool profile) {
-  CG cgv = {.ctx = ctx, .g = g, .profile = profile}, *cg = &cgv;
+LLVMModuleRef cg_module(LLVMContextRef ctx, const Graph *g, const char *prefix, bool profile,
+                        bool parallel) {
+  CG cgv = {.ctx = ctx, .g = g, .profile = profile, .parallel = parallel}, *cg = &cgv;
   cg->mod = LLVMModuleCreateWithNameInContext(g->model_name, ctx);
   cg->b = LLVMCreateBuilderInContext(ctx);
   cg->i1 = LLVMInt1TypeInContext(ctx);

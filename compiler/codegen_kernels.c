@@ -402,10 +402,10 @@ void cg_im2col(CG *cg, const Node *n) {
   positions_end(cg, &t);
 }
 
-/* The adjoint: every patch value added back where it was read from. */
+/* The adjoint: every patch value added back where it was read from (into
+ * zeros: the caller zeroes n first). */
 void cg_col2im(CG *cg, const Node *n) {
   const Node *y = n->src[0];
-  cg_zero(cg, n);
   Taps t;
   positions_begin(cg, &t, n, &n->shape);
   taps_begin(cg, &t);
@@ -471,14 +471,14 @@ static LLVMValueRef at_index(CG *cg, LLVMTypeRef t, LLVMValueRef base, LLVMValue
 /* dx of a max pool: per window and channel, the first maximum gets gy.
  * Taps outside, channels inside, so the search over a window is one
  * vectorised loop per tap over per-channel best values and positions;
- * then each channel's gradient is added at its winner.  Same winners and
+ * then each channel's gradient is added at its winner (into zeros: the
+ * caller zeroes n first).  Same winners and
  * the same order of additions as eval.c's channel-by-channel loop. */
 void cg_maxpool_grad(CG *cg, const Node *n) {
   const Node *x = n->src[0], *gy = n->src[1];
   LLVMBuilderRef b = cg->b;
   DType dt = n->dtype;
   LLVMTypeRef ft = cg_type(cg, dt);
-  cg_zero(cg, n);
   Taps t;
   positions_begin(cg, &t, n, &n->shape);
   LLVMValueRef best = stack_array(cg, ft, t.c), at = stack_array(cg, cg->i64, t.c);

@@ -495,6 +495,9 @@ typedef struct JitOptions {
   /* each kernel calls gradc_profile_mark(its node id) before it starts,
    * and mark(-1) ends a step: the runtime's per-kernel times */
   bool profile;
+  /* large independent loop nests become functions run through
+   * gradc_parallel(task, buf, sym, work) (runtime/pool.c) */
+  bool parallel;
 } JitOptions;
 
 typedef struct Jit Jit;

@@ -281,7 +281,7 @@ bool emit_file(const Graph *g, EmitOptions *o, const char *path, char *err, size
   e->vd = LLVMVoidTypeInContext(e->ctx);
   char step_prefix[200];
   snprintf(step_prefix, sizeof step_prefix, "%s__", o->prefix);
-  e->mod = cg_module(e->ctx, g, step_prefix, false);
+  e->mod = cg_module(e->ctx, g, step_prefix, false, false);
   char name[256];
   snprintf(name, sizeof name, "%s__forward", o->prefix);
   LLVMValueRef fwd = LLVMGetNamedFunction(e->mod, name);

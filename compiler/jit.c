@@ -131,7 +131,7 @@ Jit *jit_compile(const Graph *g, const JitOptions *o, char *err, size_t errlen) 
   }
   LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
   LLVMContextRef ctx = LLVMOrcThreadSafeContextGetContext(tsc);
-  LLVMModuleRef mod = cg_module(ctx, g, "", o->profile);
+  LLVMModuleRef mod = cg_module(ctx, g, "", o->profile, o->parallel);
   bool failed = !llvm_optimize(mod, tm, opt, o->keep_ir ? &j->ir_before : NULL, err, errlen);
   if (!failed && o->keep_ir) j->ir_after = dup_llvm(LLVMPrintModuleToString(mod));
   if (!failed && o->keep_asm) {

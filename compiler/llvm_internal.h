@@ -27,13 +27,19 @@ typedef struct CG {
   unsigned char *mark;             /* nodes the function being built needs */
   bool train;                       /* generating train_step, not forward */
   bool profile;                     /* call gradc_profile_mark per kernel */
+  bool parallel;                    /* outline large loops (gen_parallel) */
+  /* In an outlined kernel: its part and number of parts, which the next
+   * top-level cg_loop_begin takes its slice by (then split is cleared). */
+  LLVMValueRef part, nparts;
+  bool split;
+  int depth;                        /* loops open */
 } CG;
 
 /* for (iv = 0; iv < n; iv++): code emitted between cg_loop_begin and
  * cg_loop_end is the body. */
 typedef struct Loop {
   LLVMBasicBlockRef head, body, exit, pre;
-  LLVMValueRef iv;
+  LLVMValueRef iv, start;
 } Loop;
 
 /* A nest over dims d[0..rank-1]; idx[i] are the induction variables. */
@@ -76,7 +82,8 @@ void cg_slice_walk(CG *cg, const Node *n, const Shape *sliced, const Shape *full
 void cg_zero(CG *cg, const Node *n);
 
 /* One module with <prefix>forward and <prefix>train_step (see codegen.c). */
-LLVMModuleRef cg_module(LLVMContextRef ctx, const Graph *g, const char *prefix, bool profile);
+LLVMModuleRef cg_module(LLVMContextRef ctx, const Graph *g, const char *prefix, bool profile,
+                        bool parallel);
 
 /* jit.c, shared with the AOT emitter (emit.c). */
 #include <llvm-c/TargetMachine.h>

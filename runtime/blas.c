@@ -5,7 +5,7 @@
  * file).  The JIT resolves the module's calls to these addresses first, so
  * the code never depends on what the dynamic linker happened to load.
  *
- * With profiling on (before a model is compiled), cblas_sgemm resolves to a
+ * With profiling on (before a model is compiled), gradc_sgemm resolves to a
  * wrapper that adds up the time spent inside it: the benchmark's "share of
  * step time in sgemm"; and the code calls gradc_profile_mark(node id) as
  * each kernel starts (-1 at the end of a step), so the time between two
@@ -71,6 +71,7 @@ const JitSymbol *rt_symbols(int *n) {
       {"logf", (uintptr_t)logf},   {"log", (uintptr_t)log},
       {"powf", (uintptr_t)powf},   {"pow", (uintptr_t)pow},
       {"gradc_profile_mark", (uintptr_t)profile_mark},
+      {"gradc_parallel", (uintptr_t)gradc_parallel},
   };
   table[0].addr = profiling ? (uintptr_t)timed_sgemm : (uintptr_t)gradc_sgemm;
   *n = (int)(sizeof table / sizeof *table);

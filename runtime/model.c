@@ -169,17 +169,17 @@ static gradc_status build(Compilation *c, const gradc_options *opt, double t0, g
   for (int i = 0; i < g->nmetrics; i++) add_named(m, g->metrics[i].name, GRADC_METRIC, g->metrics[i].node);
   if (g->loss) add_named(m, g->loss->name ? g->loss->name : "loss", GRADC_LOSS, g->loss);
 
+  rt_set_threads(opt->threads);   /* the code is outlined for threads > 1 */
   int nsyms;
   const JitSymbol *syms = rt_symbols(&nsyms);
   JitOptions jo = {.opt_level = opt->opt_level, .symbols = syms, .nsymbols = nsyms,
-                   .profile = rt_profiling()};
+                   .profile = rt_profiling(), .parallel = pool_threads() > 1};
   char err[2048];
   m->jit = jit_compile(g, &jo, err, sizeof err);
   if (!m->jit) {
     gradc_free(m);
     return fail(NULL, GRADC_ERR_JIT, "%s", err);
   }
-  rt_set_threads(opt->threads);
   gradc_status s = gradc_init(m, opt->seed);
   if (s) {
     fail(NULL, s, "%s", m->err);

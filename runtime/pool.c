@@ -107,3 +107,24 @@ int pool_run(PoolTask *task, void *arg, int nparts) {
   }
   return nparts;
 }
+
+/* Slices smaller than this many elements cost more to hand over than they
+ * take to compute. */
+enum { GRAIN = 16384 };
+
+typedef struct Outlined {
+  gradc_task *task;
+  void **buf;
+  const int64_t *sym;
+} Outlined;
+
+static void run_outlined(void *arg, int part, int nparts) {
+  const Outlined *o = arg;
+  o->task(o->buf, o->sym, part, nparts);
+}
+
+void gradc_parallel(gradc_task *task, void **buf, const int64_t *sym, int64_t work) {
+  int64_t parts = work / GRAIN;
+  Outlined o = {task, buf, sym};
+  pool_run(run_outlined, &o, parts < 1 ? 1 : parts > MAX_POOL ? MAX_POOL : (int)parts);
+}

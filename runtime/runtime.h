@@ -57,6 +57,12 @@ int pool_run(PoolTask *task, void *arg, int nparts);
 void pool_set_threads(int n);
 int pool_threads(void);                     /* 0 until set */
 
+/* Compiled code's parallel loops: part `part` of `nparts` equal slices of
+ * a kernel's outermost loop, run through pool_run. */
+typedef void gradc_task(void **buf, const int64_t *sym, int64_t part, int64_t nparts);
+/* work: elements the kernel writes, which decides how many parts pay off. */
+void gradc_parallel(gradc_task *task, void **buf, const int64_t *sym, int64_t work);
+
 /* ---------------------------------------------------------------- model.c */
 
 const Graph *rt_graph(const gradc_model *m);

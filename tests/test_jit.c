@@ -264,6 +264,57 @@ static void test_model_files(void **state) {
   assert_true(seen >= 4);
 }
 
+/* Two threads against one: the products split by tiles and the outlined
+ * loops (im2col, col2im, pooling, elementwise) by slices of their outer
+ * loop, so every tensor after training must be the same to the bit. */
+static void test_threads_same_bits(void **state) {
+  (void)state;
+  const char *files[] = {"models/cnn_bn.nn", "models/mnist_mlp.nn"};
+  for (size_t f = 0; f < sizeof files / sizeof *files; f++) {
+    char *src = slurp(files[f]);
+    gradc_model *m[2];
+    for (int k = 0; k < 2; k++) {
+      gradc_options o;
+      gradc_options_default(&o);
+      o.threads = k + 1;
+      assert_int_equal(gradc_compile_string(files[f], src, &o, &m[k]), GRADC_OK);
+      assert_int_equal(gradc_bind(m[k], 32), GRADC_OK);
+      const Graph *g = rt_graph(m[k]);
+      for (int i = 0; i < g->nnodes; i++) {
+        const Node *n = g->nodes[i];
+        if (n->op != OP_INPUT) continue;
+        int64_t c;
+        void *a = gradc_data(m[k], n->name, &c);
+        uint64_t st = rng_stream(5, n->name);
+        for (int64_t j = 0; j < c; j++) {
+          double u = rng_uniform(st, (uint64_t)j);
+          set_from_double(a, (gradc_dtype)n->dtype, j, n->dtype == DT_I32 ? floor(u * 10) : u);
+        }
+      }
+    }
+    for (int s = 0; s < 3; s++) {
+      float l0, l1;
+      assert_int_equal(gradc_train_step(m[0], &l0), GRADC_OK);
+      assert_int_equal(gradc_train_step(m[1], &l1), GRADC_OK);
+      assert_memory_equal(&l0, &l1, sizeof l0);
+    }
+    for (int i = 0; i < gradc_tensor_count(m[0]); i++) {
+      gradc_tensor t;
+      gradc_tensor_info(m[0], i, &t);
+      int64_t c0, c1;
+      const void *a = gradc_data(m[0], t.name, &c0), *b = gradc_data(m[1], t.name, &c1);
+      assert_int_equal(c0, c1);
+      if (memcmp(a, b, (size_t)c0 * (t.dtype == GRADC_F64 ? 8 : t.dtype == GRADC_BOOL ? 1 : 4))) {
+        print_error("%s '%s': 1 thread and 2 threads differ\n", files[f], t.name);
+        fail();
+      }
+    }
+    gradc_free(m[0]);
+    gradc_free(m[1]);
+    free(src);
+  }
+}
+
 /* Small models that reach every code generator, with broadcasting, partial
  * reductions, every optimizer, f64 and integer arithmetic. */
 static void test_ops(void **state) {
@@ -383,6 +434,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ops),
       cmocka_unit_test(test_model_files),
+      cmocka_unit_test(test_threads_same_bits),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
