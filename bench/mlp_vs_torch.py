@@ -2,7 +2,7 @@
 """One epoch of the DLwP MLP (784-512-10, RMSprop 1e-3, batch 128) on
 Fashion-MNIST: gradc against PyTorch, same data, optimizer, batch size and
 thread count, in one run.  Prints epoch seconds, samples/second, the ratio,
-gradc's share of training time inside cblas_sgemm, and gradc with its graph
+gradc's share of training time inside its matrix products, and gradc with its graph
 passes off (-O 0: every value stored, nothing fused) for comparison.
 
 Fair setup (shared/BENCHMARKS.md): torch.set_num_threads(n) with

@@ -6,7 +6,7 @@
  * Softmax, log_softmax and the fused softmax cross-entropy make three
  * passes over each row (max, sum of exponentials, result) so no exp
  * overflows; argmax/argmin keep the first extreme index, as numpy.  Matrix
- * products call cblas_sgemm/dgemm with transposes as flags, one call per
+ * products call gradc_sgemm (runtime/gemm.c) or cblas_dgemm with transposes as flags, one call per
  * matrix of a (broadcast) batch; integer products are plain loops.  Slices, concat and one_hot are
  * index walks.  The window ops (im2col, col2im, pooling and their
  * gradients) loop over output positions, then kernel taps, and innermost

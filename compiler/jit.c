@@ -4,7 +4,7 @@
  * The module is optimised with LLVM's new pass manager at the requested
  * level for the host CPU (its name and features, so AVX2/AVX-512 are used
  * where present), then handed to an LLJIT whose target machine is detected
- * from the same host.  Calls the module makes to the outside (cblas_sgemm,
+ * from the same host.  Calls the module makes to the outside (gradc_sgemm,
  * libm) resolve to the addresses the runtime passes in, then to symbols of
  * the process.
  *
