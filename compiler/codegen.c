@@ -20,10 +20,13 @@
  * same-shape operands get one flat loop that LLVM vectorises; a fused
  * kernel (fuse.c) is one such loop computing its whole tree, reductions at
  * its ends included.  Scalar constants become immediates; tensor constants
- * module globals; reshapes alias their operand's storage.  This file holds
- * the helpers, elementwise loops, reductions, the dispatch and the
- * functions; every other op's generator is in codegen_kernels.c (matrix
- * products through cblas, softmax, the window ops of convolutions).
+ * module globals; reshapes alias their operand's storage.  With several
+ * threads, a large nest whose outer iterations are independent is outlined
+ * into a task that gradc_parallel (runtime/pool.c) runs in slices of its
+ * outer loop (gen_maybe_parallel).  This file holds the helpers,
+ * elementwise loops, reductions, the dispatch and the functions; every
+ * other op's generator is in codegen_kernels.c (matrix products through
+ * gradc_sgemm, softmax, the window ops of convolutions).
  *
  * LLVM's C API appears only in codegen*.c, jit.c and emit.c (STYLE: one
  * component per library).

@@ -100,17 +100,18 @@ void rt_profile_reset(void) {
   current = -1;
 }
 
+/* Our pool's count once chosen, else OpenBLAS's default. */
+int rt_threads(void) { return pool_threads() > 0 ? pool_threads() : openblas_get_num_threads(); }
+
 /* 0 = every core OpenBLAS sees.  When gemm.c's own kernels take the
  * products, they get the threads and OpenBLAS (left with the narrow
  * products, a few microseconds each) runs on the caller's: its workers
  * spin after every call and would take the cores from ours. */
 void rt_set_threads(int n) {
-  if (n <= 0) n = pool_threads() > 0 ? pool_threads() : openblas_get_num_threads();
+  if (n <= 0) n = rt_threads();
   pool_set_threads(n);
   openblas_set_num_threads(gemm_own_kernels() ? 1 : n);
 }
-
-int rt_threads(void) { return pool_threads() > 0 ? pool_threads() : openblas_get_num_threads(); }
 
 /* The kernel set OpenBLAS chose when it loaded (from the CPU, or from
  * OPENBLAS_CORETYPE): the benchmarks' numbers depend on it. */
