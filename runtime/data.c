@@ -222,7 +222,7 @@ gradc_status data_load_idx(const char *images_path, const char *labels_path, Dat
   }
   Dataset d = {.n = img.dims[0], .rank = 2, .dims = {img.dims[1], img.dims[2]},
                .sample_size = (int64_t)img.dims[1] * img.dims[2]};
-  d.x = malloc(sizeof(float) * (size_t)img.count);
+  d.x = rt_alloc_big(sizeof(float) * (size_t)img.count);
   d.y = labels_path ? malloc(sizeof(int32_t) * (size_t)d.n) : NULL;
   if (!d.x || (labels_path && !d.y)) {
     s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory for %lld images of %lldx%lld", (long long)d.n,

@@ -152,7 +152,7 @@ static gradc_status build(Compilation *c, const gradc_options *opt, double t0, g
     const Node *n = g->nodes[i];
     if (!persistent(n)) continue;
     size_t bytes = (size_t)shape_static_count(&n->shape) * dtype_size(n->dtype);
-    m->persist[i] = calloc(1, bytes ? bytes : 1);
+    m->persist[i] = rt_calloc_big(bytes);
     if (!m->persist[i]) {
       gradc_free(m);
       return fail(NULL, GRADC_ERR_NOMEM, "out of memory for parameter '%s' (%zu bytes)", n->name, bytes);
@@ -267,7 +267,7 @@ static gradc_status make_workspace(gradc_model *m, int64_t batch, Workspace *w) 
                 (long long)batch);
   }
   w->bytes = at;
-  w->mem = aligned_alloc(64, at ? at : 64);
+  w->mem = rt_alloc_big(at);
   if (!w->mem) {
     free(w->offset);
     w->offset = NULL;

@@ -63,6 +63,13 @@ typedef void gradc_task(void **buf, const int64_t *sym, int64_t part, int64_t np
 /* work: elements the kernel writes, which decides how many parts pay off. */
 void gradc_parallel(gradc_task *task, void **buf, const int64_t *sym, int64_t work);
 
+/* ------------------------------------------------------------------ mem.c */
+
+/* Large long-lived blocks (datasets, workspaces, parameters): 64-byte
+ * aligned, and on huge pages where they are 2 MiB or more.  free() them. */
+void *rt_alloc_big(size_t bytes);
+void *rt_calloc_big(size_t bytes);
+
 /* ---------------------------------------------------------------- model.c */
 
 const Graph *rt_graph(const gradc_model *m);

@@ -222,7 +222,7 @@ static gradc_status load_data(const TrainOptions *o, bool train, Dataset *d, RtE
   gradc_status s = data_load_csv(o->data_dir, &v, &rows, &cols, err);
   if (s) return s;
   memset(d, 0, sizeof *d);
-  d->x = malloc(sizeof(float) * (size_t)(rows * cols > 0 ? rows * cols : 1));
+  d->x = rt_alloc_big(sizeof(float) * (size_t)(rows * cols > 0 ? rows * cols : 1));
   if (!d->x) {
     free(v);
     return rt_fail(err, GRADC_ERR_NOMEM, "out of memory for '%s'", o->data_dir);

@@ -510,6 +510,28 @@ static void test_split(void **state) {
   data_free(&d);
 }
 
+/* The runtime's large blocks (runtime/mem.c): aligned for the kernels'
+ * vector loads, on 2 MiB boundaries from 2 MiB up (where huge pages can
+ * back them), zeroed by rt_calloc_big, and released by plain free(). */
+static void test_big_blocks(void **state) {
+  (void)state;
+  size_t sizes[] = {0, 1, 100, (2u << 20) - 4, 2u << 20, (5u << 20) + 3};
+  for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+    unsigned char *p = rt_alloc_big(sizes[i]), *z = rt_calloc_big(sizes[i]);
+    assert_non_null(p);
+    assert_non_null(z);
+    size_t align = sizes[i] >= 2u << 20 ? 2u << 20 : 64;
+    assert_int_equal((uintptr_t)p % align, 0);
+    assert_int_equal((uintptr_t)z % align, 0);
+    if (sizes[i]) {
+      p[0] = 1, p[sizes[i] - 1] = 2;
+      assert_true(z[0] == 0 && z[sizes[i] / 2] == 0 && z[sizes[i] - 1] == 0);
+    }
+    free(p);
+    free(z);
+  }
+}
+
 static void test_permutation(void **state) {
   (void)state;
   enum { N = 1000 };
@@ -547,6 +569,7 @@ static void test_permutation(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_big_blocks),
       cmocka_unit_test(test_idx_plain),
       cmocka_unit_test(test_idx_gzip),
       cmocka_unit_test(test_idx_wrong_magic),
