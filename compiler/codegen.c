@@ -604,7 +604,8 @@ static void gen_maybe_parallel(CG *cg, const Node *n, LLVMValueRef bufs, LLVMVal
         op_info[n->op].kind == K_TERNARY)
       gen = gen_elementwise;
   }
-  bool scatter = n->op == OP_COL2IM || n->op == OP_MAXPOOL_GRAD;
+  if (n->op == OP_COL2IM && cg_col2im_product(n)) gen = NULL;   /* its own parts, zeroing */
+  bool scatter = (n->op == OP_COL2IM && gen) || n->op == OP_MAXPOOL_GRAD;
   if (!cg->parallel || !gen || !worth_threads(&n->shape)) {
     if (scatter) cg_zero(cg, n);
     gen_node(cg, n);

@@ -402,10 +402,50 @@ void cg_im2col(CG *cg, const Node *n) {
   positions_end(cg, &t);
 }
 
-/* The adjoint: every patch value added back where it was read from (into
- * zeros: the caller zeroes n first). */
-void cg_col2im(CG *cg, const Node *n) {
+const Node *cg_col2im_product(const Node *n) {
   const Node *y = n->src[0];
+  if (y->op == OP_RESHAPE) y = y->src[0];
+  return y->op == OP_MATMUL && y->inlined_into == n ? y : NULL;
+}
+
+/* col2im(op(A) op(B)) in one call that never stores the product (runtime
+ * gemm.c), which zeroes n itself. */
+static void cg_col2im_fused(CG *cg, const Node *n, const Node *mm) {
+  const Node *A = mm->src[0], *B = mm->src[1], *cols = n->src[0];
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef M = cg_dim(cg, mm->shape.d[0]), N = cg_dim(cg, mm->shape.d[1]);
+  LLVMValueRef K = cg_dim(cg, A->shape.d[mm->a.ta ? 0 : 1]);
+  const Window *w = &n->a.win;
+  int64_t geo[13] = {n->shape.d[1].n, n->shape.d[2].n, n->shape.d[3].n, cols->shape.d[1].n,
+                     cols->shape.d[2].n, w->k[0], w->k[1], w->stride[0], w->stride[1], w->dil[0],
+                     w->dil[1], w->pad[0], w->pad[2]};
+  LLVMValueRef vals[13];
+  for (int i = 0; i < 13; i++) vals[i] = LLVMConstInt(cg->i32, (unsigned long long)geo[i], 0);
+  LLVMValueRef gv = LLVMAddGlobal(cg->mod, LLVMArrayType2(cg->i32, 13), "col2im.geo");
+  LLVMSetInitializer(gv, LLVMConstArray2(cg->i32, vals, 13));
+  LLVMSetGlobalConstant(gv, 1);
+  LLVMSetLinkage(gv, LLVMPrivateLinkage);
+  LLVMTypeRef params[11] = {cg->i32, cg->i32, cg->i32, cg->i32, cg->i32, cg->ptr,
+                            cg->i32, cg->ptr, cg->i32, cg->ptr, cg->ptr};
+  LLVMTypeRef fty = LLVMFunctionType(cg->vd, params, 11, 0);
+  LLVMValueRef f = LLVMGetNamedFunction(cg->mod, "gradc_sgemm_col2im");
+  if (!f) f = LLVMAddFunction(cg->mod, "gradc_sgemm_col2im", fty);
+  LLVMValueRef lda = mm->a.ta ? M : K, ldb = mm->a.tb ? K : N;
+  LLVMValueRef args[11] = {LLVMConstInt(cg->i32, mm->a.ta ? 112 : 111, 0),
+                           LLVMConstInt(cg->i32, mm->a.tb ? 112 : 111, 0), i32v(cg, M), i32v(cg, N),
+                           i32v(cg, K), cg_ptr(cg, A), i32v(cg, lda), cg_ptr(cg, B), i32v(cg, ldb),
+                           cg_ptr(cg, n), gv};
+  LLVMBuildCall2(b, fty, f, args, 11, "");
+}
+
+/* The adjoint: every patch value added back where it was read from (into
+ * zeros: the caller zeroes n first, unless a product is folded in). */
+void cg_col2im(CG *cg, const Node *n) {
+  const Node *y = n->src[0], *mm = cg_col2im_product(n);
+  if (mm) {
+    cg_col2im_fused(cg, n, mm);
+    return;
+  }
   Taps t;
   positions_begin(cg, &t, n, &n->shape);
   taps_begin(cg, &t);

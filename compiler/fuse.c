@@ -9,6 +9,7 @@
  *    stored at all, however many loops read it;
  *    a value with several readers may still be computed inside the loop of
  *    its first reader, which stores it for the others (storage kept);
+ *    a product read only by a col2im is computed inside it, tile by tile;
  *  - n->storage: where n's value lives - n itself, the operand a reshape
  *    aliases, or, for the new value of a parameter or optimizer slot, the
  *    parameter's own storage when nothing after it reads the old value
@@ -130,6 +131,26 @@ int fuse(Graph *g, bool enable) {
     if (x->flags & (N_OUTPUT | N_METRIC | N_LOSS) || uses != 1) continue;
     Node *c = g->nodes[rd.list[rd.start[i]]];
     if (HOSTS(x, c)) x->inlined_into = c;
+  }
+  /* 1b. A product read only by a col2im (through the reshape to patch
+   * layout) is computed inside it, tile by tile (runtime/gemm.c,
+   * gradc_sgemm_col2im): the input gradient of a convolution never stores
+   * its patch matrix, which is kh * kw times the size of the input. */
+  for (int i = 0; enable && i < n; i++) {
+    Node *c = g->nodes[i];
+    if (c->op != OP_COL2IM) continue;
+    Node *r = c->src[0], *mm = r->op == OP_RESHAPE ? r->src[0] : r;
+    if (c->dtype != DT_F32 || mm->op != OP_MATMUL || mm->shape.rank != 2 ||
+        mm->src[0]->shape.rank != 2 || mm->src[1]->shape.rank != 2)
+      continue;
+    bool once = rd.start[mm->id + 1] - rd.start[mm->id] == 1 &&
+                (r == mm || rd.start[r->id + 1] - rd.start[r->id] == 1);
+    unsigned root = N_OUTPUT | N_METRIC | N_LOSS;
+    if (!once || (mm->flags & root) || (r->flags & root) || (fwd[mm->id] && !fwd[c->id]) ||
+        (trn[mm->id] && !trn[c->id]))
+      continue;
+    mm->inlined_into = c;
+    if (r != mm) r->inlined_into = c;
   }
   /* 2. From the last node back, so every reader's loop is already final:
    *  - a broadcast read by several loops is never stored: each reads its

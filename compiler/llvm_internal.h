@@ -80,6 +80,9 @@ CgKernel cg_softmax, cg_argreduce, cg_softmax_ce, cg_matmul, cg_transpose, cg_co
 void cg_slice_walk(CG *cg, const Node *n, const Shape *sliced, const Shape *full,
                    const Node *from, const Node *to, bool into_full);
 void cg_zero(CG *cg, const Node *n);
+/* The product fuse() folded into the col2im n (its runtime call zeroes n
+ * and runs its own parts), or NULL. */
+const Node *cg_col2im_product(const Node *n);
 
 /* One module with <prefix>forward and <prefix>train_step (see codegen.c). */
 LLVMModuleRef cg_module(LLVMContextRef ctx, const Graph *g, const char *prefix, bool profile,

@@ -142,9 +142,10 @@ static void pack_a_edge(int mr, int kc, const float *a, size_t rs, size_t cs, fl
 }
 
 /* C[0:mr, 0:nr] (=|+=) sum over kc of A(i,k) B(k,j), A(i,k) at a[i*rs + k*cs],
- * B row k at b + k*bs. */
+ * B row k at b + k*bs.  With rows, row i of the sum is added to rows[i]
+ * instead (skipped where NULL), and c, ldc, first and mr are unused. */
 AVX512 static void kernel(int kc, const float *a, size_t rs, size_t cs, const float *b, size_t bs,
-                          float *c, int ldc, bool first, int mr, int nr) {
+                          float *c, int ldc, bool first, int mr, int nr, float *const *rows) {
   __m512 acc[MR][2];
   for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
   for (int k = 0; k < kc; k++, a += cs, b += bs) {
@@ -158,6 +159,15 @@ AVX512 static void kernel(int kc, const float *a, size_t rs, size_t cs, const fl
   }
   __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
   __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+  if (rows) {
+    for (int i = 0; i < MR; i++)
+      if (rows[i]) {
+        _mm512_mask_storeu_ps(rows[i], m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, rows[i]), acc[i][0]));
+        _mm512_mask_storeu_ps(rows[i] + 16, m1,
+                              _mm512_add_ps(_mm512_maskz_loadu_ps(m1, rows[i] + 16), acc[i][1]));
+      }
+    return;
+  }
   for (int i = 0; i < mr; i++, c += ldc) {
     if (!first) {
       acc[i][0] = _mm512_add_ps(acc[i][0], _mm512_maskz_loadu_ps(m0, c));
@@ -189,9 +199,9 @@ AVX512 static void block(const Gemm *g, int i0, int i1, int j0, int j1, const Sc
           size_t pbs = g->tb || nr < NR ? NR : (size_t)g->ldb;
           float *c = g->c + (size_t)ic * g->ldc + jc + jr;
           for (int ir = 0; ir < mfull; ir += MR)
-            kernel(kc, as + ir * rs, rs, cs, pb, pbs, c + (size_t)ir * g->ldc, g->ldc, pc == 0, MR, nr);
+            kernel(kc, as + ir * rs, rs, cs, pb, pbs, c + (size_t)ir * g->ldc, g->ldc, pc == 0, MR, nr, NULL);
           if (mfull < mc)
-            kernel(kc, s->aedge, 1, MR, pb, pbs, c + (size_t)mfull * g->ldc, g->ldc, pc == 0, mc - mfull, nr);
+            kernel(kc, s->aedge, 1, MR, pb, pbs, c + (size_t)mfull * g->ldc, g->ldc, pc == 0, mc - mfull, nr, NULL);
         }
       }
     }
@@ -256,4 +266,169 @@ void gradc_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, co
 #endif
   cblas_sgemm((enum CBLAS_ORDER)order, (enum CBLAS_TRANSPOSE)ta, (enum CBLAS_TRANSPOSE)tb, m, n, k, alpha,
               a, lda, b, ldb, beta, c, ldc);
+}
+
+/* ------------------------------------------------ products folded into col2im */
+
+/* gradc_sgemm_col2im: the input gradient of a convolution without its
+ * patch matrix.  Unfused, dcols = dY W^T is written out (85 MB for the
+ * seeds' second convolution at batch 128) only for col2im to read it back
+ * and add each patch into dx.  Here each 12-row tile of dcols is computed
+ * into a scratch tile and added into dx at once, so dcols never reaches
+ * memory.
+ *
+ * Order: dx is zeroed and built image by image, rows in order and each
+ * row's taps in order, as col2im does (eval.c), so a part is whole images:
+ * every dx element receives its terms in the same order whatever the
+ * thread count.  Each element of a tile is one pass of FMAs over all of k.
+ */
+enum { G_H, G_W, G_C, G_OH, G_OW, G_KH, G_KW, G_SH, G_SW, G_DH, G_DW, G_PT, G_PL, G_COUNT };
+
+typedef struct Col2im {
+  bool ta, tb, own;
+  int m, n, k, lda, ldb, images, rows;   /* rows per image: oh * ow */
+  const float *a, *b;
+  float *dx;
+  const int32_t *geo;
+} Col2im;
+
+/* Per-part scratch, grown on first use (the sizes depend on the layer):
+ * own kernels: op(B) packed whole, one tile of dcols and a zero-padded
+ * last tile of rows; OpenBLAS: one image's rows of dcols. */
+static struct {
+  float *mem;
+  size_t cap;
+} c2i_scratch[MAX_PARTS];
+
+static float *c2i_buffer(int p, size_t floats) {
+  if (c2i_scratch[p].cap < floats) {
+    free(c2i_scratch[p].mem);
+    c2i_scratch[p].mem = aligned_alloc(64, (floats * sizeof(float) + 63) & ~(size_t)63);
+    c2i_scratch[p].cap = c2i_scratch[p].mem ? floats : 0;
+  }
+  return c2i_scratch[p].mem;
+}
+
+/* dx += the rows [q0, q0 + mr) of one image's dcols, row i at t + i * ldt. */
+static void c2i_scatter(const Col2im *g, float *dx, int q0, int mr, const float *t, size_t ldt) {
+  const int32_t *q = g->geo;
+  int c = q[G_C];
+  for (int i = 0; i < mr; i++, t += ldt) {
+    int oh = (q0 + i) / q[G_OW], ow = (q0 + i) % q[G_OW];
+    for (int ki = 0; ki < q[G_KH]; ki++) {
+      int ih = oh * q[G_SH] + ki * q[G_DH] - q[G_PT];
+      if (ih < 0 || ih >= q[G_H]) continue;
+      for (int kj = 0; kj < q[G_KW]; kj++) {
+        int iw = ow * q[G_SW] + kj * q[G_DW] - q[G_PL];
+        if (iw < 0 || iw >= q[G_W]) continue;
+        float *d = dx + ((size_t)ih * q[G_W] + iw) * c;
+        const float *s = t + (size_t)(ki * q[G_KW] + kj) * c;
+        for (int ch = 0; ch < c; ch++) d[ch] += s[ch];
+      }
+    }
+  }
+}
+
+/* A(r, kk) of the product, for the slow path below. */
+static float c2i_a(const Col2im *g, size_t r, int kk) {
+  return g->ta ? g->a[(size_t)kk * g->lda + r] : g->a[r * g->lda + kk];
+}
+
+static float c2i_b(const Col2im *g, int kk, int j) {
+  return g->tb ? g->b[(size_t)j * g->ldb + kk] : g->b[(size_t)kk * g->ldb + j];
+}
+
+#ifdef GRADC_AVX512
+AVX512 static void c2i_own(const Col2im *g, int img, float *mem) {
+  int n = g->n, k = g->k, npad = (n + NR - 1) / NR * NR;
+  float *bfull = mem, *tile = bfull + (size_t)k * npad, *aedge = tile + (size_t)MR * npad;
+  const int32_t *q = g->geo;
+  int c = q[G_C];
+  float *dx = g->dx + (size_t)img * q[G_H] * q[G_W] * c;
+  size_t rs = g->ta ? 1 : (size_t)g->lda, cs = g->ta ? (size_t)g->lda : 1;
+  for (int q0 = 0; q0 < g->rows; q0 += MR) {
+    int mr = g->rows - q0 < MR ? g->rows - q0 : MR;
+    const float *a = g->a + ((size_t)img * g->rows + q0) * rs, *pa = a;
+    size_t prs = rs, pcs = cs;
+    if (mr < MR) pack_a_edge(mr, k, a, rs, cs, aedge), pa = aedge, prs = 1, pcs = MR;
+    if (c % NR) {
+      for (int jr = 0; jr < n; jr += NR)
+        kernel(k, pa, prs, pcs, bfull + (size_t)(jr / NR) * k * NR, NR, tile + jr, npad, true, mr,
+               n - jr < NR ? n - jr : NR, NULL);
+      c2i_scatter(g, dx, q0, mr, tile, (size_t)npad);
+      continue;
+    }
+    /* Channels in whole panels: a panel is NR channels of one tap, and
+     * each row of it is added straight into dx from the registers. */
+    for (int jr = 0; jr < n; jr += NR) {
+      int tap = jr / c, ki = tap / q[G_KW], kj = tap % q[G_KW];
+      float *rows[MR];
+      for (int i = 0; i < MR; i++) {
+        int oh = (q0 + i) / q[G_OW], ow = (q0 + i) % q[G_OW];
+        int ih = oh * q[G_SH] + ki * q[G_DH] - q[G_PT], iw = ow * q[G_SW] + kj * q[G_DW] - q[G_PL];
+        bool in = i < mr && ih >= 0 && ih < q[G_H] && iw >= 0 && iw < q[G_W];
+        rows[i] = in ? dx + ((size_t)ih * q[G_W] + iw) * c + jr % c : NULL;
+      }
+      kernel(k, pa, prs, pcs, bfull + (size_t)(jr / NR) * k * NR, NR, NULL, 0, true, MR, NR, rows);
+    }
+  }
+}
+#endif
+
+static void c2i_part(void *arg, int p, int nparts) {
+  const Col2im *g = arg;
+  int i0 = (int)((int64_t)g->images * p / nparts), i1 = (int)((int64_t)g->images * (p + 1) / nparts);
+  size_t image = (size_t)g->geo[G_H] * g->geo[G_W] * g->geo[G_C];
+  int npad = (g->n + NR - 1) / NR * NR;
+  size_t need = g->own ? (size_t)g->k * npad + (size_t)MR * npad + (size_t)g->k * MR
+                       : (size_t)g->rows * g->n;
+  float *mem = i0 < i1 ? c2i_buffer(p, need) : NULL;
+#ifdef GRADC_AVX512
+  if (g->own && mem) pack_b(g->k, g->n, g->b, g->ldb, g->tb, mem);
+#endif
+  for (int img = i0; img < i1; img++) {
+    float *dx = g->dx + (size_t)img * image;
+    memset(dx, 0, image * sizeof(float));
+    size_t r0 = (size_t)img * g->rows;
+    if (!mem) {
+      /* No scratch: the tile is one element, in the same order. */
+      for (int q = 0; q < g->rows; q++)
+        for (int j = 0; j < g->n; j++) {
+          float s = 0;
+          for (int kk = 0; kk < g->k; kk++) s += c2i_a(g, r0 + q, kk) * c2i_b(g, kk, j);
+          const int32_t *geo = g->geo;
+          int oh = q / geo[G_OW], ow = q % geo[G_OW], c = geo[G_C], tap = j / c, ch = j % c;
+          int ih = oh * geo[G_SH] + tap / geo[G_KW] * geo[G_DH] - geo[G_PT];
+          int iw = ow * geo[G_SW] + tap % geo[G_KW] * geo[G_DW] - geo[G_PL];
+          if (ih >= 0 && ih < geo[G_H] && iw >= 0 && iw < geo[G_W]) dx[((size_t)ih * geo[G_W] + iw) * c + ch] += s;
+        }
+      continue;
+    }
+#ifdef GRADC_AVX512
+    if (g->own) {
+      c2i_own(g, img, mem);
+      continue;
+    }
+#endif
+    const float *a = g->ta ? g->a + r0 : g->a + r0 * g->lda;
+    cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans, g->rows,
+                g->n, g->k, 1.f, a, g->lda, g->b, g->ldb, 0.f, mem, g->n);
+    c2i_scatter(g, dx, 0, g->rows, mem, (size_t)g->n);
+  }
+}
+
+void gradc_sgemm_col2im(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b,
+                        int ldb, float *dx, const int32_t *geo) {
+  Col2im g = {.ta = ta == CblasTrans, .tb = tb == CblasTrans, .own = gemm_own_kernels() && n >= MIN_N,
+              .m = m, .n = n, .k = k, .lda = lda, .ldb = ldb, .rows = geo[G_OH] * geo[G_OW],
+              .a = a, .b = b, .dx = dx, .geo = geo};
+  g.images = g.rows ? m / g.rows : 0;
+  /* OpenBLAS threads each product itself; our kernels split whole images. */
+  int parts = g.own ? pool_threads() : 1;
+  double flops = 2.0 * m * n * k;
+  if (parts > g.images) parts = g.images;
+  if (parts > flops / PART_FLOPS) parts = (int)(flops / PART_FLOPS);
+  if (parts > MAX_PARTS) parts = MAX_PARTS;
+  if (parts < 1) parts = 1;
+  pool_run(c2i_part, &g, parts);
 }

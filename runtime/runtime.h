@@ -45,6 +45,11 @@ const char *rt_blas_kernels(void);          /* OpenBLAS's kernel set, e.g. Skyla
  * OpenBLAS (the file says which). */
 void gradc_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
                  const float *b, int ldb, float beta, float *c, int ldc);
+/* dx = col2im(op(A) op(B)) without storing the product: m = batch * oh * ow
+ * rows, n = kh * kw * c columns; geo holds h, w, c, oh, ow, kh, kw, stride
+ * (h, w), dilation (h, w) and padding (top, left), as int32. */
+void gradc_sgemm_col2im(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b,
+                        int ldb, float *dx, const int32_t *geo);
 const char *gemm_kernels(void);             /* "gradc avx512" or "OpenBLAS" */
 bool gemm_own_kernels(void);                /* AVX-512 here and GRADC_GEMM != blas */
 

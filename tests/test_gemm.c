@@ -2,8 +2,9 @@
  * test_gemm.c - gradc_sgemm (runtime/gemm.c) against a double-precision
  * product: every transpose, sizes on both sides of the tile and block edges,
  * leading dimensions wider than the matrices, and the same bits whatever
- * the thread count.  On a CPU without AVX-512 the same checks run through
- * OpenBLAS.
+ * the thread count; and gradc_sgemm_col2im, the product folded into a
+ * convolution's col2im, in every geometry.  On a CPU without AVX-512 the
+ * same checks run through OpenBLAS.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -118,11 +119,83 @@ static void test_threads_same_bits(void **state) {
   }
 }
 
+/* gradc_sgemm_col2im: dx = col2im(op(A) op(B)) without the product in
+ * memory.  One convolution geometry per case: input h x w x c, kernel
+ * kh x kw, stride, dilation, padding (top, left), cout = the product's k. */
+typedef struct ConvCase {
+  int batch, h, w, c, kh, kw, sh, sw, dh, dw, pt, pb, pl, pr, cout;
+  bool ta, tb;
+} ConvCase;
+
+/* Runs one case on `threads` threads, checks every dx element against
+ * col2im of the double product within the float bound, returns dx. */
+static float *check_col2im(const ConvCase *t, int threads) {
+  int oh = (t->h + t->pt + t->pb - (t->kh - 1) * t->dh - 1) / t->sh + 1;
+  int ow = (t->w + t->pl + t->pr - (t->kw - 1) * t->dw - 1) / t->sw + 1;
+  int m = t->batch * oh * ow, n = t->kh * t->kw * t->c, k = t->cout;
+  int lda = t->ta ? m : k, ldb = t->tb ? k : n;
+  uint64_t seed = (uint64_t)(m * 31 + n * 7 + k) | 1;
+  float *a = fill((size_t)m * k, &seed), *b = fill((size_t)n * k, &seed);
+  size_t xs = (size_t)t->batch * t->h * t->w * t->c;
+  float *dx = fill(xs, &seed);   /* garbage: the call zeroes dx */
+  double *want = calloc(xs, sizeof(double)), *scale = calloc(xs, sizeof(double));
+  assert_true(want && scale);
+  int32_t geo[13] = {t->h, t->w, t->c, oh, ow, t->kh, t->kw, t->sh, t->sw, t->dh, t->dw, t->pt, t->pl};
+  pool_set_threads(threads);
+  gradc_sgemm_col2im(t->ta ? TRANS : NO_TRANS, t->tb ? TRANS : NO_TRANS, m, n, k, a, lda, b, ldb, dx, geo);
+  for (int r = 0; r < m; r++) {
+    int img = r / (oh * ow), y = r % (oh * ow) / ow, x = r % ow;
+    for (int j = 0; j < n; j++) {
+      int tap = j / t->c, ch = j % t->c;
+      int ih = y * t->sh + tap / t->kw * t->dh - t->pt, iw = x * t->sw + tap % t->kw * t->dw - t->pl;
+      if (ih < 0 || ih >= t->h || iw < 0 || iw >= t->w) continue;
+      size_t at = (((size_t)img * t->h + ih) * t->w + iw) * t->c + ch;
+      for (int p = 0; p < k; p++) {
+        double u = t->ta ? a[(size_t)p * lda + r] : a[(size_t)r * lda + p];
+        double v = t->tb ? b[(size_t)j * ldb + p] : b[(size_t)p * ldb + j];
+        want[at] += u * v;
+        scale[at] += fabs(u * v);
+      }
+    }
+  }
+  for (size_t i = 0; i < xs; i++) {
+    double bound = (k + t->kh * t->kw) * 6e-8 * scale[i] + 1e-30;
+    if (fabs(dx[i] - want[i]) > bound)
+      fail_msg("col2im %dx%dx%d kernel %dx%d stride %d,%d dilation %d,%d cout %d threads %d: dx[%zu] = %.9g, "
+               "expected %.9g (bound %.3g)", t->h, t->w, t->c, t->kh, t->kw, t->sh, t->sw, t->dh, t->dw,
+               t->cout, threads, i, dx[i], want[i], bound);
+  }
+  free(a), free(b), free(want), free(scale);
+  return dx;
+}
+
+static void test_col2im_product(void **state) {
+  (void)state;
+  static const ConvCase cases[] = {
+      {3, 26, 26, 32, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 64, false, true},   /* the seeds' conv2 */
+      {2, 9, 11, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 40, false, true},    /* same padding */
+      {2, 10, 9, 32, 3, 3, 2, 2, 1, 1, 0, 1, 0, 1, 33, false, true},    /* stride 2, as TF pads */
+      {2, 12, 12, 32, 3, 2, 1, 1, 2, 3, 2, 2, 1, 2, 17, true, false},   /* dilation, A and B flipped */
+      {2, 8, 7, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 400, false, true},    /* channels not whole panels */
+      {2, 6, 6, 4, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 8, true, true},        /* 1x1, narrow: OpenBLAS */
+      {1, 5, 5, 32, 5, 5, 1, 1, 1, 1, 0, 0, 0, 0, 3, false, true},      /* one output pixel */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    float *one = check_col2im(&cases[i], 1), *two = check_col2im(&cases[i], 2),
+          *three = check_col2im(&cases[i], 3);
+    size_t bytes = sizeof(float) * (size_t)cases[i].batch * cases[i].h * cases[i].w * cases[i].c;
+    assert_memory_equal(one, two, bytes);
+    assert_memory_equal(one, three, bytes);
+    free(one), free(two), free(three);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_shapes),
       cmocka_unit_test(test_fallbacks),
       cmocka_unit_test(test_threads_same_bits),
+      cmocka_unit_test(test_col2im_product),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

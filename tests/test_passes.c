@@ -848,6 +848,46 @@ static void test_fuse_chain(void **state) {
   release(c);
 }
 
+/* The input gradient of a convolution: the product dY W^T is read only by
+ * col2im (through the reshape to patch layout), so it is computed inside
+ * col2im and never stored; -O0 stores it. */
+static void test_fuse_product_into_col2im(void **state) {
+  (void)state;
+  static const char *src = "input x : f32[batch, 7, 7, 2]\n"
+                           "input y : i32[batch]\n"
+                           "h = conv2d(x, filters=4, kernel=3, activation=relu)\n"
+                           "z = conv2d(h, filters=3, kernel=3, padding=same)\n"
+                           "loss = mean(softmax_cross_entropy(global_avgpool2d(z), y))\n"
+                           "train loss with sgd(lr=0.1)\n";
+  for (int level = 0; level <= 3; level += 3) {
+    Compilation *c = compile_grad(src);
+    Graph *g = c->graph;
+    optimize(g, level, NULL, NULL);
+    const Node *col = NULL;
+    for (int i = 0; i < g->nnodes; i++)
+      if (g->nodes[i]->op == OP_COL2IM) {
+        assert_null(col);   /* only z's input gradient: x needs none */
+        col = g->nodes[i];
+      }
+    assert_non_null(col);
+    const Node *r = col->src[0], *mm = r->src[0];
+    assert_int_equal(r->op, OP_RESHAPE);
+    assert_int_equal(mm->op, OP_MATMUL);
+    assert_true(mm->a.tb);
+    if (level) {
+      assert_ptr_equal(mm->inlined_into, col);
+      assert_ptr_equal(r->inlined_into, col);
+      assert_null(mm->storage);
+      assert_null(r->storage);
+      assert_ptr_equal(col->storage, col);
+    } else {
+      assert_null(mm->inlined_into);
+      assert_ptr_equal(mm->storage, mm);
+    }
+    release(c);
+  }
+}
+
 /* A value read twice is stored once, not computed twice. */
 static void test_fuse_not_two_users(void **state) {
   (void)state;
@@ -1299,6 +1339,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_dce_assigns_last, teardown),
       cmocka_unit_test_teardown(test_fuse_chain, teardown),
       cmocka_unit_test_teardown(test_fuse_not_two_users, teardown),
+      cmocka_unit_test_teardown(test_fuse_product_into_col2im, teardown),
       cmocka_unit_test_teardown(test_fuse_into_reduction, teardown),
       cmocka_unit_test_teardown(test_fuse_not_across_broadcast, teardown),
       cmocka_unit_test_teardown(test_fuse_never_roots, teardown),
