@@ -23,7 +23,8 @@
  * module globals; reshapes alias their operand's storage.  With several
  * threads, a large nest whose outer iterations are independent is outlined
  * into a task that gradc_parallel (runtime/pool.c) runs in slices of its
- * outer loop (gen_maybe_parallel).  This file holds the helpers,
+ * outer loop (gen_maybe_parallel); a reduction to the last axis runs in
+ * fixed row chunks whose partials are combined in order, threads or not.  This file holds the helpers,
  * elementwise loops, reductions, the dispatch and the functions; every
  * other op's generator is in codegen_kernels.c (matrix products through
  * gradc_sgemm, softmax, the window ops of convolutions).
@@ -162,8 +163,8 @@ LLVMValueRef cg_loop_begin(CG *cg, Loop *l, LLVMValueRef n) {
     cg->split = false;
   } else {
     /* an outlined kernel is one loop nest: a second would run whole in
-     * every part */
-    GRADC_ASSERT(!(cg->nparts && cg->depth == 0));
+     * every part (unless the generator slices its loops itself) */
+    GRADC_ASSERT(!(cg->nparts && cg->depth == 0 && !cg->own_parts));
   }
   cg->depth++;
   l->pre = LLVMGetInsertBlock(cg->b);
@@ -407,15 +408,36 @@ void cg_fill(CG *cg, const Node *n, LLVMValueRef v) {
   cg_loop_end(cg, &l);
 }
 
+/* The value a reduction starts from. */
+static LLVMValueRef reduce_init(CG *cg, const Node *n) {
+  bool fl = dtype_is_float(n->dtype);
+  double init = n->op == OP_MAX ? -INFINITY : n->op == OP_MIN ? INFINITY : 0;
+  if (!fl && n->op == OP_MAX) init = (double)INT32_MIN;
+  if (!fl && n->op == OP_MIN) init = (double)INT32_MAX;
+  return cg_const(cg, n->dtype, init);
+}
+
+/* acc combined with v, as the reduction n combines. */
+static LLVMValueRef reduce_step(CG *cg, const Node *n, LLVMValueRef acc, LLVMValueRef v) {
+  LLVMBuilderRef b = cg->b;
+  bool fl = dtype_is_float(n->dtype);
+  if (n->op == OP_MAX || n->op == OP_MIN) {
+    bool mx = n->op == OP_MAX;
+    /* fmax semantics as the evaluator: a NaN operand loses */
+    LLVMValueRef c = fl ? LLVMBuildFCmp(b, mx ? LLVMRealOGT : LLVMRealOLT, v, acc, "")
+                        : LLVMBuildICmp(b, mx ? LLVMIntSGT : LLVMIntSLT, v, acc, "");
+    return LLVMBuildSelect(b, c, v, acc, "");
+  }
+  LLVMValueRef r = fl ? LLVMBuildFAdd(b, acc, v, "") : LLVMBuildAdd(b, acc, v, "");
+  if (fl) LLVMSetFastMathFlags(r, LLVMFastMathAllowReassoc | LLVMFastMathAllowContract);
+  return r;
+}
+
 /* sum/mean/max/min: initialise, accumulate over the operand, scale. */
 static void gen_reduce(CG *cg, const Node *n) {
   const Node *x = n->src[0];
   DType dt = n->dtype;
-  bool fl = dtype_is_float(dt);
-  double init = n->op == OP_MAX ? -INFINITY : n->op == OP_MIN ? INFINITY : 0;
-  if (!fl && n->op == OP_MAX) init = (double)INT32_MIN;
-  if (!fl && n->op == OP_MIN) init = (double)INT32_MAX;
-  cg_fill(cg, n, cg_const(cg, dt, init));
+  cg_fill(cg, n, reduce_init(cg, n));
   LLVMValueRef d[MAX_RANK], xs[MAX_RANK], os[MAX_RANK], ost[MAX_RANK];
   cg_dims(cg, &x->shape, d);
   cg_strides(cg, &x->shape, xs);
@@ -431,22 +453,11 @@ static void gen_reduce(CG *cg, const Node *n) {
   LLVMValueRef o = cg_offset(cg, &ns, os);
   Ctx cx = {.shape = &x->shape, .ns = &ns};
   LLVMValueRef v = convert(cg, elem(cg, x, n, &cx), x->dtype, dt);
-  LLVMValueRef acc = cg_load(cg, n, o), r;
-  LLVMBuilderRef b = cg->b;
-  if (n->op == OP_MAX || n->op == OP_MIN) {
-    bool mx = n->op == OP_MAX;
-    /* fmax semantics as the evaluator: a NaN operand loses */
-    LLVMValueRef c = fl ? LLVMBuildFCmp(b, mx ? LLVMRealOGT : LLVMRealOLT, v, acc, "")
-                        : LLVMBuildICmp(b, mx ? LLVMIntSGT : LLVMIntSLT, v, acc, "");
-    r = LLVMBuildSelect(b, c, v, acc, "");
-  } else {
-    r = fl ? LLVMBuildFAdd(b, acc, v, "") : LLVMBuildAdd(b, acc, v, "");
-    if (fl) LLVMSetFastMathFlags(r, LLVMFastMathAllowReassoc | LLVMFastMathAllowContract);
-  }
-  cg_store(cg, n, o, r);
+  cg_store(cg, n, o, reduce_step(cg, n, cg_load(cg, n, o), v));
   cg_nest_end(cg, &ns);
   if (n->op == OP_MEAN) {
     /* divide by the number of elements reduced into each output */
+    LLVMBuilderRef b = cg->b;
     LLVMValueRef per = LLVMBuildSDiv(b, cg_count(cg, &x->shape), cg_count(cg, &n->shape), "");
     LLVMValueRef pf = LLVMBuildSIToFP(b, per, cg_type(cg, dt), "");
     Loop l;
@@ -454,6 +465,104 @@ static void gen_reduce(CG *cg, const Node *n) {
     cg_store(cg, n, i, cg_fast(LLVMBuildFDiv(b, cg_load(cg, n, i), pf, "")));
     cg_loop_end(cg, &l);
   }
+}
+
+/* Parallel column reductions (bias gradients: a sum over every axis but the
+ * last).  The rows are cut into ROW_CHUNKS fixed chunks, whatever the
+ * thread count; each part reduces whole chunks into a row of partials in
+ * gradc_scratch (runtime/pool.c), and the caller combines the partials in
+ * chunk order.  So every output element sees the same operations whatever
+ * the split, and a part reads the rows that the part of the same number
+ * wrote in the loop before (slices of the outer loop), still in its core's
+ * cache: splitting the columns instead made these sums slower on 2 threads
+ * than on 1, half of every row being in the other core's cache. */
+enum { ROW_CHUNKS = 16, SCRATCH_BYTES = 64 << 10 };
+
+static bool chunked_reduction(const Node *n) {
+  if (n->op != OP_SUM && n->op != OP_MEAN && n->op != OP_MAX && n->op != OP_MIN) return false;
+  const Shape *xs = &n->src[0]->shape;
+  int last = xs->rank - 1;
+  return last >= 1 && n->a.axes == (1u << last) - 1 && !xs->d[last].sym &&
+         ROW_CHUNKS * xs->d[last].n * (int64_t)dtype_size(n->dtype) <= SCRATCH_BYTES;
+}
+
+static LLVMValueRef scratch_ptr(CG *cg) {
+  LLVMTypeRef fty = LLVMFunctionType(cg->ptr, NULL, 0, 0);
+  LLVMValueRef f = LLVMGetNamedFunction(cg->mod, "gradc_scratch");
+  if (!f) f = LLVMAddFunction(cg->mod, "gradc_scratch", fty);
+  return LLVMBuildCall2(cg->b, fty, f, NULL, 0, "scratch");
+}
+
+static LLVMValueRef elem_at(CG *cg, DType t, LLVMValueRef base, LLVMValueRef i) {
+  return LLVMBuildGEP2(cg->b, cg_type(cg, t), base, &i, 1, "");
+}
+
+/* The outlined part: chunks [16 part / nparts, 16 (part + 1) / nparts). */
+static void gen_reduce_chunks(CG *cg, const Node *n) {
+  LLVMBuilderRef b = cg->b;
+  const Node *x = n->src[0];
+  const Shape *xs = &x->shape;
+  int last = xs->rank - 1;
+  DType dt = n->dtype;
+  LLVMTypeRef t = cg_type(cg, dt);
+  LLVMValueRef C = cg_int(cg, xs->d[last].n), R = LLVMBuildSDiv(b, cg_count(cg, xs), C, "rows");
+  LLVMValueRef one = cg_int(cg, 1), chunks = cg_int(cg, ROW_CHUNKS);
+  cg->split = false;   /* the slice is taken here, in chunks */
+  cg->own_parts = true;
+  LLVMValueRef c0 = LLVMBuildSDiv(b, LLVMBuildMul(b, chunks, cg->part, ""), cg->nparts, "");
+  LLVMValueRef c1 = LLVMBuildSDiv(b, LLVMBuildMul(b, chunks, LLVMBuildAdd(b, cg->part, one, ""), ""),
+                                  cg->nparts, "");
+  LLVMValueRef scratch = scratch_ptr(cg);
+  Loop lk, lr, lc, lf;
+  LLVMValueRef ch = LLVMBuildAdd(b, cg_loop_begin(cg, &lk, LLVMBuildSub(b, c1, c0, "")), c0, "chunk");
+  LLVMValueRef r0 = LLVMBuildSDiv(b, LLVMBuildMul(b, R, ch, ""), chunks, "");
+  LLVMValueRef r1 = LLVMBuildSDiv(b, LLVMBuildMul(b, R, LLVMBuildAdd(b, ch, one, ""), ""), chunks, "");
+  LLVMValueRef partial = elem_at(cg, dt, scratch, LLVMBuildMul(b, ch, C, ""));
+  LLVMValueRef f = cg_loop_begin(cg, &lf, C);
+  LLVMBuildStore(b, reduce_init(cg, n), elem_at(cg, dt, partial, f));
+  cg_loop_end(cg, &lf);
+  LLVMValueRef r = LLVMBuildAdd(b, cg_loop_begin(cg, &lr, LLVMBuildSub(b, r1, r0, "")), r0, "row");
+  /* the operand's index: the row's leading indices, then the column */
+  Nest ns = {.rank = xs->rank};
+  LLVMValueRef rest = r;
+  for (int i = last - 1; i >= 0; i--) {
+    LLVMValueRef d = cg_dim(cg, xs->d[i]);
+    ns.idx[i] = i ? LLVMBuildSRem(b, rest, d, "") : rest;
+    rest = LLVMBuildSDiv(b, rest, d, "");
+  }
+  LLVMValueRef c = cg_loop_begin(cg, &lc, C);
+  ns.idx[last] = c;
+  Ctx cx = {.shape = xs, .flat = flat_tree(x, n, xs), .ns = &ns};
+  cx.i = LLVMBuildAdd(b, LLVMBuildMul(b, r, C, ""), c, "");
+  LLVMValueRef v = convert(cg, elem(cg, x, n, &cx), x->dtype, dt);
+  LLVMValueRef p = elem_at(cg, dt, partial, c);
+  LLVMBuildStore(b, reduce_step(cg, n, LLVMBuildLoad2(b, t, p, ""), v), p);
+  cg_loop_end(cg, &lc);
+  cg_loop_end(cg, &lr);
+  cg_loop_end(cg, &lk);
+  cg->own_parts = false;
+}
+
+/* After the parts: out[c] = column c's partials, combined in chunk order. */
+static void gen_reduce_combine(CG *cg, const Node *n) {
+  LLVMBuilderRef b = cg->b;
+  const Shape *xs = &n->src[0]->shape;
+  DType dt = n->dtype;
+  LLVMTypeRef t = cg_type(cg, dt);
+  int64_t cols = xs->d[xs->rank - 1].n;
+  LLVMValueRef C = cg_int(cg, cols), scratch = scratch_ptr(cg);
+  Loop lc;
+  LLVMValueRef c = cg_loop_begin(cg, &lc, C), acc = reduce_init(cg, n);
+  for (int k = 0; k < ROW_CHUNKS; k++) {
+    LLVMValueRef p = elem_at(cg, dt, scratch, LLVMBuildAdd(b, c, cg_int(cg, k * cols), ""));
+    acc = reduce_step(cg, n, acc, LLVMBuildLoad2(b, t, p, ""));
+  }
+  if (n->op == OP_MEAN) {
+    LLVMValueRef per = LLVMBuildSIToFP(b, LLVMBuildSDiv(b, cg_count(cg, xs), C, ""), t, "");
+    acc = cg_fast(LLVMBuildFDiv(b, acc, per, ""));
+  }
+  cg_store(cg, n, c, acc);
+  cg_loop_end(cg, &lc);
 }
 
 static void gen_node(CG *cg, const Node *n) {
@@ -533,7 +642,8 @@ typedef void GenFn(CG *cg, const Node *n);
 /* Outlines gen(n) - one loop nest whose outermost iterations are
  * independent - into task(buf, sym, part, nparts) running its part-th
  * slice, and calls gradc_parallel(task, buf, sym, elements of n) here. */
-static void gen_parallel(CG *cg, const Node *n, GenFn *gen, LLVMValueRef bufs, LLVMValueRef syms) {
+static void gen_parallel(CG *cg, const Node *n, GenFn *gen, LLVMValueRef bufs, LLVMValueRef syms,
+                         const Shape *work_shape) {
   const Graph *g = cg->g;
   LLVMTypeRef params[4] = {cg->ptr, cg->ptr, cg->i64, cg->i64};
   LLVMTypeRef tty = LLVMFunctionType(cg->vd, params, 4, 0);
@@ -542,7 +652,7 @@ static void gen_parallel(CG *cg, const Node *n, GenFn *gen, LLVMValueRef bufs, L
   LLVMValueRef *outer_base = arena_alloc(g->arena, sizeof(LLVMValueRef) * (size_t)g->nnodes);
   memcpy(outer_base, cg->base, sizeof(LLVMValueRef) * (size_t)g->nnodes);
   memcpy(outer_sym, cg->sym, sizeof outer_sym);
-  LLVMValueRef work = cg_count(cg, &n->shape);
+  LLVMValueRef work = cg_count(cg, work_shape);
 
   char name[64];
   snprintf(name, sizeof name, "%s.%d", cg->train ? "train" : "forward", n->id);
@@ -605,14 +715,26 @@ static void gen_maybe_parallel(CG *cg, const Node *n, LLVMValueRef bufs, LLVMVal
       gen = gen_elementwise;
   }
   if (n->op == OP_COL2IM && cg_col2im_product(n)) gen = NULL;   /* its own parts, zeroing */
+  /* A reduction's work is its operand's elements. */
+  const Shape *work = &n->shape;
+  if (chunked_reduction(n)) gen = gen_reduce_chunks, work = &n->src[0]->shape;
   bool scatter = (n->op == OP_COL2IM && gen) || n->op == OP_MAXPOOL_GRAD;
-  if (!cg->parallel || !gen || !worth_threads(&n->shape)) {
+  if (!cg->parallel && gen == gen_reduce_chunks && worth_threads(work)) {
+    /* the same chunks in one part: the bits do not depend on threads */
+    cg->part = cg_int(cg, 0), cg->nparts = cg_int(cg, 1);
+    gen_reduce_chunks(cg, n);
+    cg->part = cg->nparts = NULL;
+    gen_reduce_combine(cg, n);
+    return;
+  }
+  if (!cg->parallel || !gen || !worth_threads(work)) {
     if (scatter) cg_zero(cg, n);
     gen_node(cg, n);
     return;
   }
-  if (scatter) gen_parallel(cg, n, gen_zero, bufs, syms);
-  gen_parallel(cg, n, gen, bufs, syms);
+  if (scatter) gen_parallel(cg, n, gen_zero, bufs, syms, &n->shape);
+  gen_parallel(cg, n, gen, bufs, syms, work);
+  if (gen == gen_reduce_chunks) gen_reduce_combine(cg, n);
 }
 
 static void gen_function(CG *cg, const char *name, Node *const *roots, int nroots, bool train) {

@@ -32,6 +32,7 @@ typedef struct CG {
    * top-level cg_loop_begin takes its slice by (then split is cleared). */
   LLVMValueRef part, nparts;
   bool split;
+  bool own_parts;                   /* the generator slices its loops itself */
   int depth;                        /* loops open */
 } CG;
 

@@ -83,6 +83,7 @@ const JitSymbol *rt_symbols(int *n) {
       {"gradc_profile_mark", (uintptr_t)profile_mark},
       {"gradc_parallel", (uintptr_t)gradc_parallel},
       {"gradc_sgemm_col2im", (uintptr_t)gradc_sgemm_col2im},
+      {"gradc_scratch", (uintptr_t)gradc_scratch},
   };
   table[0].addr = profiling ? (uintptr_t)timed_sgemm : (uintptr_t)gradc_sgemm;
   table[12].addr = profiling ? (uintptr_t)timed_sgemm_col2im : (uintptr_t)gradc_sgemm_col2im;

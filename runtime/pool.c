@@ -128,3 +128,11 @@ void gradc_parallel(gradc_task *task, void **buf, const int64_t *sym, int64_t wo
   Outlined o = {task, buf, sym};
   pool_run(run_outlined, &o, parts < 1 ? 1 : parts > MAX_POOL ? MAX_POOL : (int)parts);
 }
+
+/* Partial results of compiled code's parallel reductions (codegen.c: row
+ * chunks of a column reduction).  One step runs at a time, so one block
+ * serves every model; its size bounds what codegen splits. */
+void *gradc_scratch(void) {
+  static _Alignas(64) unsigned char block[64 << 10];
+  return block;
+}

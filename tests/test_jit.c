@@ -416,6 +416,20 @@ static void test_ops(void **state) {
       "loss = mean(softmax_cross_entropy(logits, y))\n"
       "train loss with sgd(lr=0.1, momentum=0.9)\n",
 
+      /* reductions to the last axis, wide enough to run in row chunks
+       * (codegen.c), with broadcast operands inside; batch 1 leaves most
+       * of the 16 chunks empty */
+      "input x : f32[batch, 2, 300]\n"
+      "param w : f32[300] = uniform(-1, 1)\n"
+      "param v : f32[2, 1] = uniform(0.5, 1.5)\n"
+      "h = tanh(x * w + v)\n"
+      "s = sum(h * x, axis=[0, 1])\n"
+      "m = mean(h, axis=[0, 1], keepdims=true)\n"
+      "a = max(h - x, axis=[0, 1])\n"
+      "b = min(h + x, axis=[0, 1])\n"
+      "loss = mean(s * w) + mean(m) + mean(a) - mean(b)\n"
+      "train loss with sgd(lr=0.1)\n",
+
       "input n : i32[batch, 3]\n"
       "const k : i32[3, 2] = [[1, 2], [3, 4], [5, 6]]\n"
       "output q = n @ k + n[:, 0:2] / 2 - maximum(n[:, 1:3], 1)\n"
