@@ -172,6 +172,21 @@ void cg_softmax_ce(CG *cg, const Node *n) {
 
 static LLVMValueRef i32v(CG *cg, LLVMValueRef v) { return LLVMBuildTrunc(cg->b, v, cg->i32, ""); }
 
+/* The geometry runtime/gemm.c takes (int32 h, w, c, oh, ow, kh, kw,
+ * strides, dilations, padding top and left) as a constant global: image
+ * is the convolution's input shape, cols its patch matrix's. */
+static LLVMValueRef conv_geometry(CG *cg, const Window *w, const Shape *image, const Shape *cols) {
+  int64_t geo[13] = {image->d[1].n, image->d[2].n, image->d[3].n, cols->d[1].n, cols->d[2].n, w->k[0],
+                     w->k[1], w->stride[0], w->stride[1], w->dil[0], w->dil[1], w->pad[0], w->pad[2]};
+  LLVMValueRef vals[13];
+  for (int i = 0; i < 13; i++) vals[i] = LLVMConstInt(cg->i32, (unsigned long long)geo[i], 0);
+  LLVMValueRef gv = LLVMAddGlobal(cg->mod, LLVMArrayType2(cg->i32, 13), "conv.geo");
+  LLVMSetInitializer(gv, LLVMConstArray2(cg->i32, vals, 13));
+  LLVMSetGlobalConstant(gv, 1);
+  LLVMSetLinkage(gv, LLVMPrivateLinkage);
+  return gv;
+}
+
 /* C = op(A) op(B): cblas_?gemm per matrix of the (broadcast) batch, or plain
  * loops for integer products. */
 void cg_matmul(CG *cg, const Node *n) {
@@ -193,10 +208,26 @@ void cg_matmul(CG *cg, const Node *n) {
   LLVMValueRef MK = LLVMBuildMul(b, M, K, ""), KN = LLVMBuildMul(b, K, N, ""), MN = LLVMBuildMul(b, M, N, "");
   Nest ns;
   cg_nest_begin(cg, &ns, cb.rank, d);
-  LLVMValueRef pa = cg_elem_ptr(cg, A, cg_ptr(cg, A), LLVMBuildMul(b, cg_offset(cg, &ns, sa), MK, ""));
+  /* A may be a patch matrix fuse() left unstored: packed from the image */
+  const Node *patches = A->op == OP_RESHAPE && A->src[0]->op == OP_IM2COL && !A->src[0]->storage
+                            ? A->src[0] : NULL;
+  LLVMValueRef pa = patches ? NULL : cg_elem_ptr(cg, A, cg_ptr(cg, A), LLVMBuildMul(b, cg_offset(cg, &ns, sa), MK, ""));
   LLVMValueRef pb = cg_elem_ptr(cg, B, cg_ptr(cg, B), LLVMBuildMul(b, cg_offset(cg, &ns, sb), KN, ""));
   LLVMValueRef pc = cg_elem_ptr(cg, n, cg_ptr(cg, n), LLVMBuildMul(b, cg_offset(cg, &ns, sc), MN, ""));
-  if (dtype_is_float(n->dtype)) {
+  if (patches) {
+    GRADC_ASSERT(cb.rank == 0 && n->dtype == DT_F32);
+    LLVMTypeRef params[11] = {cg->i32, cg->i32, cg->i32, cg->i32, cg->i32, cg->ptr,
+                              cg->ptr, cg->ptr, cg->i32, cg->ptr, cg->i32};
+    LLVMTypeRef fty = LLVMFunctionType(cg->vd, params, 11, 0);
+    LLVMValueRef f = LLVMGetNamedFunction(cg->mod, "gradc_sgemm_im2col");
+    if (!f) f = LLVMAddFunction(cg->mod, "gradc_sgemm_im2col", fty);
+    LLVMValueRef args[11] = {
+        LLVMConstInt(cg->i32, n->a.ta ? 112 : 111, 0), LLVMConstInt(cg->i32, n->a.tb ? 112 : 111, 0),
+        i32v(cg, M), i32v(cg, N), i32v(cg, K), cg_ptr(cg, patches->src[0]),
+        conv_geometry(cg, &patches->a.win, &patches->src[0]->shape, &patches->shape), pb,
+        i32v(cg, n->a.tb ? K : N), pc, i32v(cg, N)};
+    LLVMBuildCall2(b, fty, f, args, 11, "");
+  } else if (dtype_is_float(n->dtype)) {
     bool dbl = n->dtype == DT_F64;
     LLVMTypeRef ft = cg_type(cg, n->dtype);
     LLVMTypeRef params[14] = {cg->i32, cg->i32, cg->i32, cg->i32, cg->i32, cg->i32, ft,
@@ -411,20 +442,11 @@ const Node *cg_col2im_product(const Node *n) {
 /* col2im(op(A) op(B)) in one call that never stores the product (runtime
  * gemm.c), which zeroes n itself. */
 static void cg_col2im_fused(CG *cg, const Node *n, const Node *mm) {
-  const Node *A = mm->src[0], *B = mm->src[1], *cols = n->src[0];
+  const Node *A = mm->src[0], *B = mm->src[1];
   LLVMBuilderRef b = cg->b;
   LLVMValueRef M = cg_dim(cg, mm->shape.d[0]), N = cg_dim(cg, mm->shape.d[1]);
   LLVMValueRef K = cg_dim(cg, A->shape.d[mm->a.ta ? 0 : 1]);
-  const Window *w = &n->a.win;
-  int64_t geo[13] = {n->shape.d[1].n, n->shape.d[2].n, n->shape.d[3].n, cols->shape.d[1].n,
-                     cols->shape.d[2].n, w->k[0], w->k[1], w->stride[0], w->stride[1], w->dil[0],
-                     w->dil[1], w->pad[0], w->pad[2]};
-  LLVMValueRef vals[13];
-  for (int i = 0; i < 13; i++) vals[i] = LLVMConstInt(cg->i32, (unsigned long long)geo[i], 0);
-  LLVMValueRef gv = LLVMAddGlobal(cg->mod, LLVMArrayType2(cg->i32, 13), "col2im.geo");
-  LLVMSetInitializer(gv, LLVMConstArray2(cg->i32, vals, 13));
-  LLVMSetGlobalConstant(gv, 1);
-  LLVMSetLinkage(gv, LLVMPrivateLinkage);
+  LLVMValueRef gv = conv_geometry(cg, &n->a.win, &n->shape, &n->src[0]->shape);
   LLVMTypeRef params[11] = {cg->i32, cg->i32, cg->i32, cg->i32, cg->i32, cg->ptr,
                             cg->i32, cg->ptr, cg->i32, cg->ptr, cg->ptr};
   LLVMTypeRef fty = LLVMFunctionType(cg->vd, params, 11, 0);

@@ -9,7 +9,9 @@
  *    stored at all, however many loops read it;
  *    a value with several readers may still be computed inside the loop of
  *    its first reader, which stores it for the others (storage kept);
- *    a product read only by a col2im is computed inside it, tile by tile;
+ *    a product read only by a col2im is computed inside it, tile by tile,
+ *    and a patch matrix read only by products is packed by each from the
+ *    input, block by block;
  *  - n->storage: where n's value lives - n itself, the operand a reshape
  *    aliases, or, for the new value of a parameter or optimizer slot, the
  *    parameter's own storage when nothing after it reads the old value
@@ -151,6 +153,33 @@ int fuse(Graph *g, bool enable) {
       continue;
     mm->inlined_into = c;
     if (r != mm) r->inlined_into = c;
+  }
+  /* 1c. A patch matrix (im2col) read only as the left operand of
+   * products, through one reshape to [pixels, kh * kw * c], is never
+   * stored: each product packs the blocks it needs from the image as it
+   * goes (runtime/gemm.c, gradc_sgemm_im2col).  It is attributed to the
+   * first of them, where the image is first read; plan.c keeps the image
+   * live until the last.  Channels come in runs of c floats; with fewer
+   * than 8 the explicit im2col is as cheap. */
+  for (int i = 0; enable && i < n; i++) {
+    Node *c = g->nodes[i];
+    if (c->op != OP_IM2COL || c->dtype != DT_F32 || c->src[0]->shape.d[3].n < 8 ||
+        c->src[0]->op == OP_PARAM || c->src[0]->op == OP_STATE)
+      continue;
+    unsigned root = N_OUTPUT | N_METRIC | N_LOSS;
+    if (rd.start[i + 1] - rd.start[i] != 1 || (c->flags & root)) continue;
+    Node *r = g->nodes[rd.list[rd.start[i]]], *first = NULL;
+    if (r->op != OP_RESHAPE || r->shape.rank != 2 || (r->flags & root)) continue;
+    bool ok = rd.start[r->id + 1] > rd.start[r->id];
+    for (int k = rd.start[r->id]; ok && k < rd.start[r->id + 1]; k++) {
+      Node *mm = g->nodes[rd.list[k]];
+      ok = mm->op == OP_MATMUL && mm->src[0] == r && mm->src[1] != r && mm->shape.rank == 2 &&
+           mm->src[1]->shape.rank == 2 && !mm->inlined_into;
+      if (ok && (!first || mm->id < first->id)) first = mm;
+    }
+    if (!ok) continue;
+    c->inlined_into = first;
+    r->inlined_into = first;
   }
   /* 2. From the last node back, so every reader's loop is already final:
    *  - a broadcast read by several loops is never stored: each reads its

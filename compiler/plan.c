@@ -51,6 +51,12 @@ static void live_ranges(const Graph *g, int *begin, int *end) {
       const Node *s = r->src[k]->storage;
       if (s && end[s->id] < at) end[s->id] = at;
     }
+    /* A product over a patch matrix that fuse() left unstored packs the
+     * patches from the image as it runs: it reads the image. */
+    const Node *a = r->op == OP_MATMUL && r->src[0]->op == OP_RESHAPE ? r->src[0]->src[0] : NULL;
+    if (a && a->op == OP_IM2COL && !a->storage && a->src[0]->storage &&
+        end[a->src[0]->storage->id] < at)
+      end[a->src[0]->storage->id] = at;
     /* An alias keeps its storage alive as long as the alias is read. */
     if (r->storage && r->storage != r && end[r->storage->id] < end[i]) end[r->storage->id] = end[i];
   }

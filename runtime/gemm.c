@@ -56,6 +56,12 @@ enum {
 /* Work below this many flops per part is not worth a hand-over. */
 static const double PART_FLOPS = 4e6;
 
+/* A convolution's geometry, as compiled code passes it (int32 each): input
+ * h, w, c; output oh, ow; kernel kh, kw; strides, dilations; padding top,
+ * left.  Its patch matrix (im2col) has a row per output pixel (batch, oh,
+ * ow) and a column per (ki, kj, channel). */
+enum { G_H, G_W, G_C, G_OH, G_OW, G_KH, G_KW, G_SH, G_SW, G_DH, G_DW, G_PT, G_PL, G_COUNT };
+
 typedef struct Gemm {
   bool ta, tb;
   int m, n, k;
@@ -65,12 +71,14 @@ typedef struct Gemm {
   int ldc;
   bool split_n;            /* parts split N (else M), in whole tiles */
   int tiles;
+  const float *x;          /* with geo: A is x's patch matrix (or its transpose) */
+  const int32_t *geo;
 } Gemm;
 
 /* Per-part scratch: a packed transposed B block, the last partial column
- * panel of B and the last partial row tile of A. */
+ * panel of B, the last partial row tile of A, and a block of patches. */
 typedef struct Scratch {
-  float *bpack, *bedge, *aedge;
+  float *bpack, *bedge, *aedge, *apack;
 } Scratch;
 
 static Scratch scratch[MAX_PARTS];
@@ -81,10 +89,31 @@ static bool alloc_scratch(Scratch *s) {
   s->bpack = aligned_alloc(64, sizeof(float) * KC * NC);
   s->bedge = aligned_alloc(64, sizeof(float) * KC * NR);
   s->aedge = aligned_alloc(64, sizeof(float) * KC * MR);
-  if (s->bpack && s->bedge && s->aedge) return true;
-  free(s->bpack), free(s->bedge), free(s->aedge);
+  s->apack = aligned_alloc(64, sizeof(float) * KC * MC);
+  if (s->bpack && s->bedge && s->aedge && s->apack) return true;
+  free(s->bpack), free(s->bedge), free(s->aedge), free(s->apack);
   *s = (Scratch){0};
   return false;
+}
+
+/* The patch matrix of x (geometry q), rows [r0, r0 + nr) by columns
+ * [k0, k0 + nk), into out row-major (nk floats a row): each pixel's patch
+ * is runs of channels copied from x, zeros where a tap falls in the
+ * padding. */
+static void pack_patches(const int32_t *q, const float *x, int r0, int nr, int k0, int nk, float *out) {
+  int c = q[G_C], per = q[G_OH] * q[G_OW];
+  for (int r = r0; r < r0 + nr; r++, out += nk) {
+    int img = r / per, oh = r % per / q[G_OW], ow = r % q[G_OW];
+    for (int k = k0; k < k0 + nk;) {
+      int tap = k / c, ch = k % c, run = c - ch < k0 + nk - k ? c - ch : k0 + nk - k;
+      int ih = oh * q[G_SH] + tap / q[G_KW] * q[G_DH] - q[G_PT];
+      int iw = ow * q[G_SW] + tap % q[G_KW] * q[G_DW] - q[G_PL];
+      float *o = out + (k - k0);
+      if (ih < 0 || ih >= q[G_H] || iw < 0 || iw >= q[G_W]) memset(o, 0, sizeof(float) * (size_t)run);
+      else memcpy(o, x + (((size_t)img * q[G_H] + ih) * q[G_W] + iw) * c + ch, sizeof(float) * (size_t)run);
+      k += run;
+    }
+  }
 }
 
 #ifdef GRADC_AVX512
@@ -192,6 +221,11 @@ AVX512 static void block(const Gemm *g, int i0, int i1, int j0, int j1, const Sc
       for (int ic = i0; ic < i1; ic += MC) {
         int mc = i1 - ic < MC ? i1 - ic : MC, mfull = mc / MR * MR;
         const float *as = g->a + ic * rs + pc * cs;
+        if (g->geo) {   /* this block of A, packed from the patches of x */
+          if (g->ta) pack_patches(g->geo, g->x, pc, kc, ic, mc, s->apack), rs = 1, cs = (size_t)mc;
+          else pack_patches(g->geo, g->x, ic, mc, pc, kc, s->apack), rs = (size_t)kc, cs = 1;
+          as = s->apack;
+        }
         if (mfull < mc) pack_a_edge(mc - mfull, kc, as + mfull * rs, rs, cs, s->aedge);
         for (int jr = 0; jr < nc; jr += NR) {
           int nr = nc - jr < NR ? nc - jr : NR;
@@ -220,6 +254,25 @@ static void part(void *arg, int p, int nparts) {
     block(g, t0 * MR, i1, 0, g->n, &scratch[p]);
   }
 }
+
+/* Runs g in parts over the pool; false when not even one part's scratch
+ * could be had. */
+static bool run_parts(Gemm *g) {
+  int tm = (g->m + MR - 1) / MR, tn = (g->n + NR - 1) / NR;
+  g->split_n = tn >= tm;
+  g->tiles = g->split_n ? tn : tm;
+  double flops = 2.0 * g->m * g->n * g->k;
+  int parts = pool_threads();
+  if (parts > g->tiles) parts = g->tiles;
+  if (parts > flops / PART_FLOPS) parts = (int)(flops / PART_FLOPS);
+  if (parts > MAX_PARTS) parts = MAX_PARTS;
+  if (parts < 1) parts = 1;
+  for (int p = 1; p < parts; p++)
+    if (!alloc_scratch(&scratch[p])) parts = p;   /* fewer parts, same results */
+  if (!alloc_scratch(&scratch[0])) return false;
+  pool_run(part, g, parts);
+  return true;
+}
 #endif
 
 bool gemm_own_kernels(void) {
@@ -245,21 +298,7 @@ void gradc_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, co
   if (mine) {
     Gemm g = {.ta = ta == CblasTrans, .tb = tb == CblasTrans, .m = m, .n = n, .k = k, .a = a, .b = b,
               .lda = lda, .ldb = ldb, .c = c, .ldc = ldc};
-    int tm = (m + MR - 1) / MR, tn = (n + NR - 1) / NR;
-    g.split_n = tn >= tm;
-    g.tiles = g.split_n ? tn : tm;
-    double flops = 2.0 * m * n * k;
-    int parts = pool_threads();
-    if (parts > g.tiles) parts = g.tiles;
-    if (parts > flops / PART_FLOPS) parts = (int)(flops / PART_FLOPS);
-    if (parts > MAX_PARTS) parts = MAX_PARTS;
-    if (parts < 1) parts = 1;
-    for (int p = 1; p < parts; p++)
-      if (!alloc_scratch(&scratch[p])) parts = p;   /* fewer parts, same results */
-    if (alloc_scratch(&scratch[0])) {
-      pool_run(part, &g, parts);
-      return;
-    }
+    if (run_parts(&g)) return;
   }
 #else
   (void)mine;
@@ -282,8 +321,6 @@ void gradc_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, co
  * every dx element receives its terms in the same order whatever the
  * thread count.  Each element of a tile is one pass of FMAs over all of k.
  */
-enum { G_H, G_W, G_C, G_OH, G_OW, G_KH, G_KW, G_SH, G_SW, G_DH, G_DW, G_PT, G_PL, G_COUNT };
-
 typedef struct Col2im {
   bool ta, tb, own;
   int m, n, k, lda, ldb, images, rows;   /* rows per image: oh * ow */
@@ -431,4 +468,73 @@ void gradc_sgemm_col2im(int ta, int tb, int m, int n, int k, const float *a, int
   if (parts > MAX_PARTS) parts = MAX_PARTS;
   if (parts < 1) parts = 1;
   pool_run(c2i_part, &g, parts);
+}
+
+/* ------------------------------------------------ products over patches */
+
+/* gradc_sgemm_im2col: a product whose A is the patch matrix of x (ta:
+ * its transpose), which is never stored.  A convolution's forward product
+ * (patches times kernel) and its kernel gradient (patches^T times dY) read
+ * the same 85 MB matrix for the seeds' second convolution at batch 128;
+ * here each block of it is packed from x into a per-part buffer that
+ * stays in L2, as the kernel gets to it. */
+static struct {
+  float *mem;
+  size_t cap;
+} im2col_chunk;
+
+/* Without our kernels: OpenBLAS on chunks of rows of the patch matrix. */
+static void im2col_blas(int ta, int tb, int m, int n, int k, const float *x, const int32_t *geo,
+                        const float *b, int ldb, float *c, int ldc) {
+  int width = ta ? m : k, pixels = ta ? k : m;
+  if (pixels == 0) {   /* an empty sum */
+    for (int i = 0; i < m; i++) memset(c + (size_t)i * ldc, 0, sizeof(float) * (size_t)n);
+    return;
+  }
+  int rows = (1 << 20) / (width ? width : 1);
+  if (rows < 1) rows = 1;
+  if (rows > pixels) rows = pixels;
+  size_t need = (size_t)rows * width;
+  if (im2col_chunk.cap < need) {
+    free(im2col_chunk.mem);
+    im2col_chunk.mem = malloc(sizeof(float) * need);
+    im2col_chunk.cap = im2col_chunk.mem ? need : 0;
+  }
+  float *buf = im2col_chunk.mem;
+  if (!buf) {   /* out of memory: element by element, slowly but right */
+    for (int i = 0; i < m; i++)
+      for (int j = 0; j < n; j++) {
+        float sum = 0;
+        for (int p = 0; p < k; p++) {
+          float v;
+          int r = ta ? p : i, kk = ta ? i : p;
+          pack_patches(geo, x, r, 1, kk, 1, &v);
+          sum += v * (tb ? b[(size_t)j * ldb + p] : b[(size_t)p * ldb + j]);
+        }
+        c[(size_t)i * ldc + j] = sum;
+      }
+    return;
+  }
+  for (int r0 = 0; r0 < pixels; r0 += rows) {
+    int nr = pixels - r0 < rows ? pixels - r0 : rows;
+    pack_patches(geo, x, r0, nr, 0, width, buf);
+    if (!ta)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, tb ? CblasTrans : CblasNoTrans, nr, n, k, 1.f, buf, k, b, ldb,
+                  0.f, c + (size_t)r0 * ldc, ldc);
+    else
+      cblas_sgemm(CblasRowMajor, CblasTrans, tb ? CblasTrans : CblasNoTrans, m, n, nr, 1.f, buf, m,
+                  tb ? b + r0 : b + (size_t)r0 * ldb, ldb, r0 ? 1.f : 0.f, c, ldc);
+  }
+}
+
+void gradc_sgemm_im2col(int ta, int tb, int m, int n, int k, const float *x, const int32_t *geo,
+                        const float *b, int ldb, float *c, int ldc) {
+#ifdef GRADC_AVX512
+  if (gemm_own_kernels() && n >= MIN_N && m > 0 && k > 0) {
+    Gemm g = {.ta = ta == CblasTrans, .tb = tb == CblasTrans, .m = m, .n = n, .k = k, .b = b, .ldb = ldb,
+              .c = c, .ldc = ldc, .x = x, .geo = geo};
+    if (run_parts(&g)) return;
+  }
+#endif
+  im2col_blas(ta == CblasTrans, tb == CblasTrans, m, n, k, x, geo, b, ldb, c, ldc);
 }

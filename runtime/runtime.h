@@ -50,6 +50,11 @@ void gradc_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, co
  * (h, w), dilation (h, w) and padding (top, left), as int32. */
 void gradc_sgemm_col2im(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b,
                         int ldb, float *dx, const int32_t *geo);
+/* C = op(A) op(B) where A is the patch matrix (im2col) of the NHWC input x
+ * under geo (as gradc_sgemm_col2im's), without storing it: m = batch * oh
+ * * ow rows and k = kh * kw * c (ta: m and k swapped). */
+void gradc_sgemm_im2col(int ta, int tb, int m, int n, int k, const float *x, const int32_t *geo,
+                        const float *b, int ldb, float *c, int ldc);
 const char *gemm_kernels(void);             /* "gradc avx512" or "OpenBLAS" */
 bool gemm_own_kernels(void);                /* AVX-512 here and GRADC_GEMM != blas */
 

@@ -2,8 +2,8 @@
  * test_gemm.c - gradc_sgemm (runtime/gemm.c) against a double-precision
  * product: every transpose, sizes on both sides of the tile and block edges,
  * leading dimensions wider than the matrices, and the same bits whatever
- * the thread count; and gradc_sgemm_col2im, the product folded into a
- * convolution's col2im, in every geometry.  On a CPU without AVX-512 the
+ * the thread count; and the convolution products that never store their
+ * patch matrix (gradc_sgemm_col2im, gradc_sgemm_im2col), in every geometry.  On a CPU without AVX-512 the
  * same checks run through OpenBLAS.
  */
 #include <math.h>
@@ -190,12 +190,78 @@ static void test_col2im_product(void **state) {
   }
 }
 
+/* gradc_sgemm_im2col: C = P op(B) or P^T op(B), P the patch matrix of x
+ * (never stored), against the double product with P written out. */
+static float *check_im2col(const ConvCase *t, bool ta, int threads) {
+  int oh = (t->h + t->pt + t->pb - (t->kh - 1) * t->dh - 1) / t->sh + 1;
+  int ow = (t->w + t->pl + t->pr - (t->kw - 1) * t->dw - 1) / t->sw + 1;
+  int rows = t->batch * oh * ow, cols = t->kh * t->kw * t->c, n = t->cout;
+  int m = ta ? cols : rows, k = ta ? rows : cols, ldb = t->tb ? k + 1 : n + 2, ldc = n + 1;
+  uint64_t seed = (uint64_t)(rows * 17 + cols * 5 + n) | 1;
+  size_t xs = (size_t)t->batch * t->h * t->w * t->c;
+  float *x = fill(xs, &seed), *b = fill((size_t)(t->tb ? n : k) * ldb, &seed), *c = fill((size_t)m * ldc, &seed);
+  float *p = calloc((size_t)rows * cols, sizeof(float));
+  assert_non_null(p);
+  for (int r = 0; r < rows; r++)
+    for (int j = 0; j < cols; j++) {
+      int img = r / (oh * ow), y = r % (oh * ow) / ow, xx = r % ow, tap = j / t->c;
+      int ih = y * t->sh + tap / t->kw * t->dh - t->pt, iw = xx * t->sw + tap % t->kw * t->dw - t->pl;
+      if (ih >= 0 && ih < t->h && iw >= 0 && iw < t->w)
+        p[(size_t)r * cols + j] = x[(((size_t)img * t->h + ih) * t->w + iw) * t->c + j % t->c];
+    }
+  int32_t geo[13] = {t->h, t->w, t->c, oh, ow, t->kh, t->kw, t->sh, t->sw, t->dh, t->dw, t->pt, t->pl};
+  pool_set_threads(threads);
+  gradc_sgemm_im2col(ta ? TRANS : NO_TRANS, t->tb ? TRANS : NO_TRANS, m, n, k, x, geo, b, ldb, c, ldc);
+  for (int i = 0; i < m; i++)
+    for (int j = 0; j < n; j++) {
+      double exact = 0, scale = 0;
+      for (int q = 0; q < k; q++) {
+        double u = ta ? p[(size_t)q * cols + i] : p[(size_t)i * cols + q];
+        double v = t->tb ? b[(size_t)j * ldb + q] : b[(size_t)q * ldb + j];
+        exact += u * v;
+        scale += fabs(u * v);
+      }
+      double err = fabs(c[(size_t)i * ldc + j] - exact), bound = k * 6e-8 * scale + 1e-30;
+      if (err > bound)
+        fail_msg("im2col %dx%dx%d kernel %dx%d stride %d,%d dilation %d,%d n %d ta %d threads %d: C[%d,%d] = "
+                 "%.9g, expected %.9g (bound %.3g)", t->h, t->w, t->c, t->kh, t->kw, t->sh, t->sw, t->dh,
+                 t->dw, n, ta, threads, i, j, c[(size_t)i * ldc + j], exact, bound);
+    }
+  free(x), free(b), free(p);
+  return c;
+}
+
+static void test_im2col_product(void **state) {
+  (void)state;
+  static const ConvCase cases[] = {
+      {3, 26, 26, 32, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 64, false, false},  /* the seeds' conv2 */
+      {2, 9, 11, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 40, false, true},    /* same padding, B^T */
+      {2, 10, 9, 32, 3, 3, 2, 2, 1, 1, 0, 1, 0, 1, 33, false, false},   /* stride 2 */
+      {2, 12, 12, 24, 3, 2, 1, 1, 2, 3, 2, 2, 1, 2, 17, false, false},  /* dilation, runs cut by blocks */
+      {2, 6, 6, 4, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 8, false, true},       /* narrow: OpenBLAS in chunks */
+      {1, 30, 30, 16, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 32, false, false},  /* k = 400 > one k block */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+    for (int ta = 0; ta < 2; ta++) {
+      const ConvCase *t = &cases[i];
+      float *one = check_im2col(t, ta, 1), *two = check_im2col(t, ta, 2), *three = check_im2col(t, ta, 3);
+      int oh = (t->h + t->pt + t->pb - (t->kh - 1) * t->dh - 1) / t->sh + 1;
+      int ow = (t->w + t->pl + t->pr - (t->kw - 1) * t->dw - 1) / t->sw + 1;
+      size_t m = ta ? (size_t)t->kh * t->kw * t->c : (size_t)t->batch * oh * ow;
+      size_t bytes = sizeof(float) * m * (size_t)(t->cout + 1);
+      assert_memory_equal(one, two, bytes);
+      assert_memory_equal(one, three, bytes);
+      free(one), free(two), free(three);
+    }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_shapes),
       cmocka_unit_test(test_fallbacks),
       cmocka_unit_test(test_threads_same_bits),
       cmocka_unit_test(test_col2im_product),
+      cmocka_unit_test(test_im2col_product),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -888,6 +888,59 @@ static void test_fuse_product_into_col2im(void **state) {
   }
 }
 
+/* A patch matrix read only by products (the forward product and the kernel
+ * gradient) is not stored: it is attributed to the first of them, where its
+ * image is first read, and the plan keeps the image live until the last.
+ * With fewer than 8 channels it is stored. */
+static void test_fuse_patches_into_products(void **state) {
+  (void)state;
+  Compilation *c = compile_grad("input x : f32[batch, 7, 7, 2]\n"
+                                "input y : i32[batch]\n"
+                                "h = conv2d(x, filters=8, kernel=3) * 2\n"
+                                "z = conv2d(h, filters=3, kernel=3, padding=same)\n"
+                                "loss = mean(softmax_cross_entropy(global_avgpool2d(z), y))\n"
+                                "train loss with sgd(lr=0.1)\n");
+  Graph *g = c->graph;
+  optimize(g, 3, NULL, NULL);
+  int seen = 0;
+  for (int i = 0; i < g->nnodes; i++) {
+    const Node *p = g->nodes[i];
+    if (p->op != OP_IM2COL) continue;
+    seen++;
+    if (p->src[0]->shape.d[3].n < 8) {   /* x's: 2 channels */
+      assert_null(p->inlined_into);
+      assert_ptr_equal(p->storage, p);
+      continue;
+    }
+    const Node *first = p->inlined_into;
+    assert_non_null(first);
+    assert_null(p->storage);
+    assert_int_equal(first->op, OP_MATMUL);
+    assert_false(first->a.ta);   /* the forward product, before the kernel gradient */
+    int products = 0, last = -1;
+    for (int k = 0; k < g->nnodes; k++) {
+      const Node *m = g->nodes[k];
+      if (m->op != OP_MATMUL || m->src[0]->src[0] != p) continue;
+      products++;
+      assert_true(m->id >= first->id);
+      assert_null(m->inlined_into);
+      last = m->id;
+    }
+    assert_int_equal(products, 2);
+    /* the image's buffer lives until the kernel gradient has read it (no
+     * gradient reads h: it is only scaled) */
+    PlanBuffer *pb = malloc(sizeof(PlanBuffer) * (size_t)g->nnodes);
+    assert_non_null(pb);
+    int nb = plan_buffers(g, pb), found = 0;
+    for (int b = 0; b < nb; b++)
+      if (pb[b].node == p->src[0]->storage) found = 1, assert_true(pb[b].end >= last);
+    assert_true(found);
+    free(pb);
+  }
+  assert_int_equal(seen, 2);
+  release(c);
+}
+
 /* A value read twice is stored once, not computed twice. */
 static void test_fuse_not_two_users(void **state) {
   (void)state;
@@ -1340,6 +1393,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_fuse_chain, teardown),
       cmocka_unit_test_teardown(test_fuse_not_two_users, teardown),
       cmocka_unit_test_teardown(test_fuse_product_into_col2im, teardown),
+      cmocka_unit_test_teardown(test_fuse_patches_into_products, teardown),
       cmocka_unit_test_teardown(test_fuse_into_reduction, teardown),
       cmocka_unit_test_teardown(test_fuse_not_across_broadcast, teardown),
       cmocka_unit_test_teardown(test_fuse_never_roots, teardown),
