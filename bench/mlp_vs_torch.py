@@ -2,8 +2,10 @@
 """One epoch of the DLwP MLP (784-512-10, RMSprop 1e-3, batch 128) on
 Fashion-MNIST: gradc against PyTorch, same data, optimizer, batch size and
 thread count, in one run.  Prints epoch seconds, samples/second, the ratio,
-gradc's share of training time inside its matrix products, and gradc with its graph
-passes off (-O 0: every value stored, nothing fused) for comparison.
+gradc's share of time inside its matrix products (of the time inside its
+compiled train steps, and of the whole epoch, which adds copying the batches
+in), and gradc with its graph passes off (-O 0: every value stored, nothing
+fused) for comparison.
 
 Fair setup (shared/BENCHMARKS.md): torch.set_num_threads(n) with
 OMP_WAIT_POLICY=PASSIVE, Glorot-uniform weights and zero biases as the model
@@ -60,9 +62,9 @@ def gradc_epoch(gradc, model, threads, repeats, opt="3"):
             with open(hist) as f:
                 row = list(csv.DictReader(f))[-1]
             times.append(float(row["seconds"]))
-            m = re.search(r"in sgemm \(([\d.]+)%", out)
-            shares.append(float(m.group(1)) if m else float("nan"))
-    return statistics.median(times), statistics.median(shares)
+            m = re.search(r"step time in sgemm \(([\d.]+)%.*; ([\d.]+)% of", out)
+            shares.append((float(m.group(1)), float(m.group(2))) if m else (float("nan"), float("nan")))
+    return statistics.median(times), tuple(statistics.median(s[i] for s in shares) for i in range(2))
 
 
 def main():
@@ -75,14 +77,14 @@ def main():
     n = 60000
     print_blas_kernels()
     print(f"{'threads':>7} {'gradc s':>9} {'-O0 s':>9} {'torch s':>9} {'torch/gradc':>12} {'-O0/gradc':>10} "
-          f"{'gradc smp/s':>12} {'torch smp/s':>12} {'sgemm share':>12}")
+          f"{'gradc smp/s':>12} {'torch smp/s':>12} {'sgemm/step':>11} {'sgemm/epoch':>12}")
     for t in [int(s) for s in args.threads.split(",")]:
         # Interleaved, so that a noisy neighbour slows all three alike.
         g, share = gradc_epoch(args.gradc, args.model, t, args.repeats)
         g0, _ = gradc_epoch(args.gradc, args.model, t, args.repeats, opt="0")
         p = torch_epoch(t, args.repeats)
         print(f"{t:>7} {g:>9.3f} {g0:>9.3f} {p:>9.3f} {p / g:>12.2f} {g0 / g:>10.2f} {n / g:>12.0f} "
-              f"{n / p:>12.0f} {share:>11.1f}%")
+              f"{n / p:>12.0f} {share[0]:>10.1f}% {share[1]:>11.1f}%")
         sys.stdout.flush()
 
 

@@ -198,8 +198,9 @@ check "train on IDX data: Keras-style epochs, test accuracy, checkpoint, history
 run eval "$tmp/tiny.nn" --load "$tmp/t.ckpt" --data "$tmp/data"
 check "eval of the checkpoint" all 'status_is 0' 'stdout_has "test: 200 samples"'
 run train "$tmp/tiny.nn" --data "$tmp/data" --epochs 1 --batch 64 --history "$tmp/hp.csv" --profile --no-test
-check "train --profile: the kernel set, the sgemm share and a table of kernels with their model lines" \
-  all 'status_is 0' 'stdout_has "OpenBLAS "' 'stdout_has "in sgemm ("' \
+check "train --profile: the kernel set, the sgemm share of step and training time, a table of kernels with their model lines" \
+  all 'status_is 0' 'stdout_has "OpenBLAS "' \
+      'grep -qE "^profile: [0-9.]+ s of [0-9.]+ s step time in sgemm \([0-9.]+%, [0-9]+ calls, .* kernels\); [0-9.]+% of [0-9.]+ s training time; [0-9]+ samples/s$" "$out"' \
       'stdout_has "kernels that took longest"' 'grep -qE "^ +[0-9.]+% +[0-9.]+ +matmul +\[batch,4\] +line 3$" "$out"' \
       'grep -qE "^ +[0-9.]+% +[0-9.]+ +matmul +\[64,4\] +line 3 \(matmul: matmul\)$" "$out"'
 run train "$tmp/tiny.nn" --data "$tmp/missing"
