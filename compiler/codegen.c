@@ -24,10 +24,11 @@
  * threads, a large nest whose outer iterations are independent is outlined
  * into a task that gradc_parallel (runtime/pool.c) runs in slices of its
  * outer loop (gen_maybe_parallel); a reduction to the last axis runs in
- * fixed row chunks whose partials are combined in order, threads or not.  This file holds the helpers,
- * elementwise loops, reductions, the dispatch and the functions; every
- * other op's generator is in codegen_kernels.c (matrix products through
- * gradc_sgemm, softmax, the window ops of convolutions).
+ * fixed row chunks whose partials are combined in order, threads or not.
+ * This file holds the helpers, elementwise loops, reductions, the dispatch
+ * and the functions; every other op's generator is in codegen_kernels.c
+ * (matrix products through gradc_sgemm and the convolution products,
+ * softmax, the window ops of convolutions).
  *
  * LLVM's C API appears only in codegen*.c, jit.c and emit.c (STYLE: one
  * component per library).

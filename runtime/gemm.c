@@ -220,12 +220,12 @@ AVX512 static void block(const Gemm *g, int i0, int i1, int j0, int j1, const Sc
       else if (nfull < nc) pack_b(kc, nc - nfull, bs + nfull, g->ldb, false, s->bedge);
       for (int ic = i0; ic < i1; ic += MC) {
         int mc = i1 - ic < MC ? i1 - ic : MC, mfull = mc / MR * MR;
-        const float *as = g->a + ic * rs + pc * cs;
-        if (g->geo) {   /* this block of A, packed from the patches of x */
-          if (g->ta) pack_patches(g->geo, g->x, pc, kc, ic, mc, s->apack), rs = 1, cs = (size_t)mc;
-          else pack_patches(g->geo, g->x, ic, mc, pc, kc, s->apack), rs = (size_t)kc, cs = 1;
-          as = s->apack;
-        }
+        const float *as = s->apack;
+        if (!g->geo) as = g->a + ic * rs + pc * cs;
+        else if (g->ta)   /* this block of A, packed from the patches of x */
+          pack_patches(g->geo, g->x, pc, kc, ic, mc, s->apack), rs = 1, cs = (size_t)mc;
+        else
+          pack_patches(g->geo, g->x, ic, mc, pc, kc, s->apack), rs = (size_t)kc, cs = 1;
         if (mfull < mc) pack_a_edge(mc - mfull, kc, as + mfull * rs, rs, cs, s->aedge);
         for (int jr = 0; jr < nc; jr += NR) {
           int nr = nc - jr < NR ? nc - jr : NR;
