@@ -114,11 +114,16 @@ LLVMValueRef cg_intrinsic(CG *cg, const char *name, LLVMTypeRef t, LLVMValueRef 
   return cg_fast(LLVMBuildCall2(cg->b, ft, f, args, (unsigned)nargs, ""));
 }
 
-static LLVMValueRef libm(CG *cg, const char *fname, LLVMTypeRef t, LLVMValueRef x) {
-  LLVMTypeRef ft = LLVMFunctionType(t, &t, 1, 0);
+LLVMValueRef cg_call(CG *cg, const char *fname, LLVMTypeRef ret, LLVMTypeRef *params, LLVMValueRef *args,
+                     int nargs) {
+  LLVMTypeRef ft = LLVMFunctionType(ret, params, (unsigned)nargs, 0);
   LLVMValueRef f = LLVMGetNamedFunction(cg->mod, fname);
   if (!f) f = LLVMAddFunction(cg->mod, fname, ft);
-  return LLVMBuildCall2(cg->b, ft, f, &x, 1, "");
+  return LLVMBuildCall2(cg->b, ft, f, args, (unsigned)nargs, "");
+}
+
+static LLVMValueRef libm(CG *cg, const char *fname, LLVMTypeRef t, LLVMValueRef x) {
+  return cg_call(cg, fname, t, &t, &x, 1);
 }
 
 LLVMValueRef cg_elem_ptr(CG *cg, const Node *n, LLVMValueRef base, LLVMValueRef off) {
@@ -487,16 +492,7 @@ static bool chunked_reduction(const Node *n) {
          ROW_CHUNKS * xs->d[last].n * (int64_t)dtype_size(n->dtype) <= SCRATCH_BYTES;
 }
 
-static LLVMValueRef scratch_ptr(CG *cg) {
-  LLVMTypeRef fty = LLVMFunctionType(cg->ptr, NULL, 0, 0);
-  LLVMValueRef f = LLVMGetNamedFunction(cg->mod, "gradc_scratch");
-  if (!f) f = LLVMAddFunction(cg->mod, "gradc_scratch", fty);
-  return LLVMBuildCall2(cg->b, fty, f, NULL, 0, "scratch");
-}
-
-static LLVMValueRef elem_at(CG *cg, DType t, LLVMValueRef base, LLVMValueRef i) {
-  return LLVMBuildGEP2(cg->b, cg_type(cg, t), base, &i, 1, "");
-}
+static LLVMValueRef scratch_ptr(CG *cg) { return cg_call(cg, "gradc_scratch", cg->ptr, NULL, NULL, 0); }
 
 /* The outlined part: chunks [16 part / nparts, 16 (part + 1) / nparts). */
 static void gen_reduce_chunks(CG *cg, const Node *n) {
@@ -518,9 +514,9 @@ static void gen_reduce_chunks(CG *cg, const Node *n) {
   LLVMValueRef ch = LLVMBuildAdd(b, cg_loop_begin(cg, &lk, LLVMBuildSub(b, c1, c0, "")), c0, "chunk");
   LLVMValueRef r0 = LLVMBuildSDiv(b, LLVMBuildMul(b, R, ch, ""), chunks, "");
   LLVMValueRef r1 = LLVMBuildSDiv(b, LLVMBuildMul(b, R, LLVMBuildAdd(b, ch, one, ""), ""), chunks, "");
-  LLVMValueRef partial = elem_at(cg, dt, scratch, LLVMBuildMul(b, ch, C, ""));
+  LLVMValueRef partial = cg_elem_ptr(cg, n, scratch, LLVMBuildMul(b, ch, C, ""));
   LLVMValueRef f = cg_loop_begin(cg, &lf, C);
-  LLVMBuildStore(b, reduce_init(cg, n), elem_at(cg, dt, partial, f));
+  LLVMBuildStore(b, reduce_init(cg, n), cg_elem_ptr(cg, n, partial, f));
   cg_loop_end(cg, &lf);
   LLVMValueRef r = LLVMBuildAdd(b, cg_loop_begin(cg, &lr, LLVMBuildSub(b, r1, r0, "")), r0, "row");
   /* the operand's index: the row's leading indices, then the column */
@@ -536,7 +532,7 @@ static void gen_reduce_chunks(CG *cg, const Node *n) {
   Ctx cx = {.shape = xs, .flat = flat_tree(x, n, xs), .ns = &ns};
   cx.i = LLVMBuildAdd(b, LLVMBuildMul(b, r, C, ""), c, "");
   LLVMValueRef v = convert(cg, elem(cg, x, n, &cx), x->dtype, dt);
-  LLVMValueRef p = elem_at(cg, dt, partial, c);
+  LLVMValueRef p = cg_elem_ptr(cg, n, partial, c);
   LLVMBuildStore(b, reduce_step(cg, n, LLVMBuildLoad2(b, t, p, ""), v), p);
   cg_loop_end(cg, &lc);
   cg_loop_end(cg, &lr);
@@ -555,7 +551,7 @@ static void gen_reduce_combine(CG *cg, const Node *n) {
   Loop lc;
   LLVMValueRef c = cg_loop_begin(cg, &lc, C), acc = reduce_init(cg, n);
   for (int k = 0; k < ROW_CHUNKS; k++) {
-    LLVMValueRef p = elem_at(cg, dt, scratch, LLVMBuildAdd(b, c, cg_int(cg, k * cols), ""));
+    LLVMValueRef p = cg_elem_ptr(cg, n, scratch, LLVMBuildAdd(b, c, cg_int(cg, k * cols), ""));
     acc = reduce_step(cg, n, acc, LLVMBuildLoad2(b, t, p, ""));
   }
   if (n->op == OP_MEAN) {
@@ -613,11 +609,8 @@ static bool gen_is_free(const Node *n) {
 }
 
 static void profile_mark(CG *cg, int64_t id) {
-  LLVMTypeRef fty = LLVMFunctionType(cg->vd, &cg->i64, 1, 0);
-  LLVMValueRef f = LLVMGetNamedFunction(cg->mod, "gradc_profile_mark");
-  if (!f) f = LLVMAddFunction(cg->mod, "gradc_profile_mark", fty);
   LLVMValueRef a = cg_int(cg, id);
-  LLVMBuildCall2(cg->b, fty, f, &a, 1, "");
+  cg_call(cg, "gradc_profile_mark", cg->vd, &cg->i64, &a, 1);
 }
 
 /* The symbolic sizes and the storage pointers of the nodes this function
@@ -675,11 +668,8 @@ static void gen_parallel(CG *cg, const Node *n, GenFn *gen, LLVMValueRef bufs, L
   memcpy(cg->sym, outer_sym, sizeof outer_sym);
   LLVMPositionBuilderAtEnd(cg->b, at);
   LLVMTypeRef pty[4] = {cg->ptr, cg->ptr, cg->ptr, cg->i64};
-  LLVMTypeRef fty = LLVMFunctionType(cg->vd, pty, 4, 0);
-  LLVMValueRef f = LLVMGetNamedFunction(cg->mod, "gradc_parallel");
-  if (!f) f = LLVMAddFunction(cg->mod, "gradc_parallel", fty);
   LLVMValueRef args[4] = {task, bufs, syms, work};
-  LLVMBuildCall2(cg->b, fty, f, args, 4, "");
+  cg_call(cg, "gradc_parallel", cg->vd, pty, args, 4);
 }
 
 /* Large enough to share among threads: a batch-sized value, or a fixed

@@ -218,24 +218,18 @@ void cg_matmul(CG *cg, const Node *n) {
     GRADC_ASSERT(cb.rank == 0 && n->dtype == DT_F32);
     LLVMTypeRef params[11] = {cg->i32, cg->i32, cg->i32, cg->i32, cg->i32, cg->ptr,
                               cg->ptr, cg->ptr, cg->i32, cg->ptr, cg->i32};
-    LLVMTypeRef fty = LLVMFunctionType(cg->vd, params, 11, 0);
-    LLVMValueRef f = LLVMGetNamedFunction(cg->mod, "gradc_sgemm_im2col");
-    if (!f) f = LLVMAddFunction(cg->mod, "gradc_sgemm_im2col", fty);
     LLVMValueRef args[11] = {
         LLVMConstInt(cg->i32, n->a.ta ? 112 : 111, 0), LLVMConstInt(cg->i32, n->a.tb ? 112 : 111, 0),
         i32v(cg, M), i32v(cg, N), i32v(cg, K), cg_ptr(cg, patches->src[0]),
         conv_geometry(cg, &patches->a.win, &patches->src[0]->shape, &patches->shape), pb,
         i32v(cg, n->a.tb ? K : N), pc, i32v(cg, N)};
-    LLVMBuildCall2(b, fty, f, args, 11, "");
+    cg_call(cg, "gradc_sgemm_im2col", cg->vd, params, args, 11);
   } else if (dtype_is_float(n->dtype)) {
     bool dbl = n->dtype == DT_F64;
     LLVMTypeRef ft = cg_type(cg, n->dtype);
     LLVMTypeRef params[14] = {cg->i32, cg->i32, cg->i32, cg->i32, cg->i32, cg->i32, ft,
                               cg->ptr, cg->i32, cg->ptr, cg->i32, ft, cg->ptr, cg->i32};
-    LLVMTypeRef fty = LLVMFunctionType(cg->vd, params, 14, 0);
     const char *fname = dbl ? "cblas_dgemm" : "gradc_sgemm";
-    LLVMValueRef f = LLVMGetNamedFunction(cg->mod, fname);
-    if (!f) f = LLVMAddFunction(cg->mod, fname, fty);
     /* CblasRowMajor 101, CblasNoTrans 111, CblasTrans 112 */
     LLVMValueRef lda = n->a.ta ? M : K, ldb = n->a.tb ? K : N;
     LLVMValueRef args[14] = {
@@ -243,7 +237,7 @@ void cg_matmul(CG *cg, const Node *n) {
         LLVMConstInt(cg->i32, n->a.tb ? 112 : 111, 0), i32v(cg, M), i32v(cg, N), i32v(cg, K),
         LLVMConstReal(ft, 1.0), pa, i32v(cg, lda), pb, i32v(cg, ldb), LLVMConstReal(ft, 0.0),
         pc, i32v(cg, N)};
-    LLVMBuildCall2(b, fty, f, args, 14, "");
+    cg_call(cg, fname, cg->vd, params, args, 14);
   } else {
     LLVMTypeRef t = cg_type(cg, n->dtype);
     Loop li, lj, lp;
@@ -443,21 +437,17 @@ const Node *cg_col2im_product(const Node *n) {
  * gemm.c), which zeroes n itself. */
 static void cg_col2im_fused(CG *cg, const Node *n, const Node *mm) {
   const Node *A = mm->src[0], *B = mm->src[1];
-  LLVMBuilderRef b = cg->b;
   LLVMValueRef M = cg_dim(cg, mm->shape.d[0]), N = cg_dim(cg, mm->shape.d[1]);
   LLVMValueRef K = cg_dim(cg, A->shape.d[mm->a.ta ? 0 : 1]);
   LLVMValueRef gv = conv_geometry(cg, &n->a.win, &n->shape, &n->src[0]->shape);
   LLVMTypeRef params[11] = {cg->i32, cg->i32, cg->i32, cg->i32, cg->i32, cg->ptr,
                             cg->i32, cg->ptr, cg->i32, cg->ptr, cg->ptr};
-  LLVMTypeRef fty = LLVMFunctionType(cg->vd, params, 11, 0);
-  LLVMValueRef f = LLVMGetNamedFunction(cg->mod, "gradc_sgemm_col2im");
-  if (!f) f = LLVMAddFunction(cg->mod, "gradc_sgemm_col2im", fty);
   LLVMValueRef lda = mm->a.ta ? M : K, ldb = mm->a.tb ? K : N;
   LLVMValueRef args[11] = {LLVMConstInt(cg->i32, mm->a.ta ? 112 : 111, 0),
                            LLVMConstInt(cg->i32, mm->a.tb ? 112 : 111, 0), i32v(cg, M), i32v(cg, N),
                            i32v(cg, K), cg_ptr(cg, A), i32v(cg, lda), cg_ptr(cg, B), i32v(cg, ldb),
                            cg_ptr(cg, n), gv};
-  LLVMBuildCall2(b, fty, f, args, 11, "");
+  cg_call(cg, "gradc_sgemm_col2im", cg->vd, params, args, 11);
 }
 
 /* The adjoint: every patch value added back where it was read from (into
