@@ -32,6 +32,7 @@
  */
 #include <cblas.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,21 @@ typedef struct Scratch {
 } Scratch;
 
 static Scratch scratch[MAX_PARTS];
+
+/* A buffer whose size depends on the layer: grown on first need, kept. */
+typedef struct Growing {
+  float *mem;
+  size_t cap;   /* floats */
+} Growing;
+
+static float *grow(Growing *g, size_t floats) {
+  if (g->cap < floats) {
+    free(g->mem);
+    g->mem = aligned_alloc(64, (floats * sizeof(float) + 63) & ~(size_t)63);
+    g->cap = g->mem ? floats : 0;
+  }
+  return g->mem;
+}
 static int mode = -1;   /* -1 undecided, 0 OpenBLAS only, 1 our kernels */
 
 static bool alloc_scratch(Scratch *s) {
@@ -96,6 +112,16 @@ static bool alloc_scratch(Scratch *s) {
   return false;
 }
 
+/* Where tap `tap` (ki * kw + kj) of output pixel `pixel` (oh * ow_count +
+ * ow, within its image) reads: the offset of its channel 0 within the
+ * image, or -1 where it falls in the padding. */
+static ptrdiff_t tap_at(const int32_t *q, int pixel, int tap) {
+  int ih = pixel / q[G_OW] * q[G_SH] + tap / q[G_KW] * q[G_DH] - q[G_PT];
+  int iw = pixel % q[G_OW] * q[G_SW] + tap % q[G_KW] * q[G_DW] - q[G_PL];
+  if (ih < 0 || ih >= q[G_H] || iw < 0 || iw >= q[G_W]) return -1;
+  return ((ptrdiff_t)ih * q[G_W] + iw) * q[G_C];
+}
+
 /* The patch matrix of x (geometry q), rows [r0, r0 + nr) by columns
  * [k0, k0 + nk), into out row-major (nk floats a row): each pixel's patch
  * is runs of channels copied from x, zeros where a tap falls in the
@@ -103,17 +129,26 @@ static bool alloc_scratch(Scratch *s) {
 static void pack_patches(const int32_t *q, const float *x, int r0, int nr, int k0, int nk, float *out) {
   int c = q[G_C], per = q[G_OH] * q[G_OW];
   for (int r = r0; r < r0 + nr; r++, out += nk) {
-    int img = r / per, oh = r % per / q[G_OW], ow = r % q[G_OW];
+    const float *image = x + (size_t)(r / per) * q[G_H] * q[G_W] * c;
     for (int k = k0; k < k0 + nk;) {
-      int tap = k / c, ch = k % c, run = c - ch < k0 + nk - k ? c - ch : k0 + nk - k;
-      int ih = oh * q[G_SH] + tap / q[G_KW] * q[G_DH] - q[G_PT];
-      int iw = ow * q[G_SW] + tap % q[G_KW] * q[G_DW] - q[G_PL];
+      int ch = k % c, run = c - ch < k0 + nk - k ? c - ch : k0 + nk - k;
+      ptrdiff_t at = tap_at(q, r % per, k / c);
       float *o = out + (k - k0);
-      if (ih < 0 || ih >= q[G_H] || iw < 0 || iw >= q[G_W]) memset(o, 0, sizeof(float) * (size_t)run);
-      else memcpy(o, x + (((size_t)img * q[G_H] + ih) * q[G_W] + iw) * c + ch, sizeof(float) * (size_t)run);
+      if (at < 0) memset(o, 0, sizeof(float) * (size_t)run);
+      else memcpy(o, image + at + ch, sizeof(float) * (size_t)run);
       k += run;
     }
   }
+}
+
+/* How many parts a product of `flops` in `pieces` indivisible pieces is
+ * worth: one per thread, none smaller than PART_FLOPS. */
+static int parts_for(int pieces, double flops) {
+  int parts = pool_threads();
+  if (parts > pieces) parts = pieces;
+  if (parts > flops / PART_FLOPS) parts = (int)(flops / PART_FLOPS);
+  if (parts > MAX_PARTS) parts = MAX_PARTS;
+  return parts < 1 ? 1 : parts;
 }
 
 #ifdef GRADC_AVX512
@@ -209,7 +244,7 @@ AVX512 static void kernel(int kc, const float *a, size_t rs, size_t cs, const fl
 
 /* C[i0:i1, j0:j1] of the product, serially. */
 AVX512 static void block(const Gemm *g, int i0, int i1, int j0, int j1, const Scratch *s) {
-  size_t rs = g->ta ? 1 : (size_t)g->lda, cs = g->ta ? (size_t)g->lda : 1;
+  size_t ars = g->ta ? 1 : (size_t)g->lda, acs = g->ta ? (size_t)g->lda : 1;
   for (int jc = j0; jc < j1; jc += NC) {
     int nc = j1 - jc < NC ? j1 - jc : NC;
     for (int pc = 0; pc < g->k; pc += KC) {
@@ -221,6 +256,7 @@ AVX512 static void block(const Gemm *g, int i0, int i1, int j0, int j1, const Sc
       for (int ic = i0; ic < i1; ic += MC) {
         int mc = i1 - ic < MC ? i1 - ic : MC, mfull = mc / MR * MR;
         const float *as = s->apack;
+        size_t rs = ars, cs = acs;
         if (!g->geo) as = g->a + ic * rs + pc * cs;
         else if (g->ta)   /* this block of A, packed from the patches of x */
           pack_patches(g->geo, g->x, pc, kc, ic, mc, s->apack), rs = 1, cs = (size_t)mc;
@@ -261,12 +297,7 @@ static bool run_parts(Gemm *g) {
   int tm = (g->m + MR - 1) / MR, tn = (g->n + NR - 1) / NR;
   g->split_n = tn >= tm;
   g->tiles = g->split_n ? tn : tm;
-  double flops = 2.0 * g->m * g->n * g->k;
-  int parts = pool_threads();
-  if (parts > g->tiles) parts = g->tiles;
-  if (parts > flops / PART_FLOPS) parts = (int)(flops / PART_FLOPS);
-  if (parts > MAX_PARTS) parts = MAX_PARTS;
-  if (parts < 1) parts = 1;
+  int parts = parts_for(g->tiles, 2.0 * g->m * g->n * g->k);
   for (int p = 1; p < parts; p++)
     if (!alloc_scratch(&scratch[p])) parts = p;   /* fewer parts, same results */
   if (!alloc_scratch(&scratch[0])) return false;
@@ -316,10 +347,11 @@ void gradc_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, co
  * into a scratch tile and added into dx at once, so dcols never reaches
  * memory.
  *
- * Order: dx is zeroed and built image by image, rows in order and each
- * row's taps in order, as col2im does (eval.c), so a part is whole images:
- * every dx element receives its terms in the same order whatever the
- * thread count.  Each element of a tile is one pass of FMAs over all of k.
+ * Order: dx is zeroed and built image by image, so a part is whole images
+ * and every dx element receives its terms in the same order whatever the
+ * thread count: tile by tile, and within a tile row by row and tap by tap
+ * (as col2im, eval.c) or, where channels fill whole panels, tap by tap and
+ * row by row.  Each element of a tile is one pass of FMAs over all of k.
  */
 typedef struct Col2im {
   bool ta, tb, own;
@@ -332,38 +364,18 @@ typedef struct Col2im {
 /* Per-part scratch, grown on first use (the sizes depend on the layer):
  * own kernels: op(B) packed whole, one tile of dcols and a zero-padded
  * last tile of rows; OpenBLAS: one image's rows of dcols. */
-static struct {
-  float *mem;
-  size_t cap;
-} c2i_scratch[MAX_PARTS];
-
-static float *c2i_buffer(int p, size_t floats) {
-  if (c2i_scratch[p].cap < floats) {
-    free(c2i_scratch[p].mem);
-    c2i_scratch[p].mem = aligned_alloc(64, (floats * sizeof(float) + 63) & ~(size_t)63);
-    c2i_scratch[p].cap = c2i_scratch[p].mem ? floats : 0;
-  }
-  return c2i_scratch[p].mem;
-}
+static Growing c2i_scratch[MAX_PARTS];
 
 /* dx += the rows [q0, q0 + mr) of one image's dcols, row i at t + i * ldt. */
 static void c2i_scatter(const Col2im *g, float *dx, int q0, int mr, const float *t, size_t ldt) {
-  const int32_t *q = g->geo;
-  int c = q[G_C];
-  for (int i = 0; i < mr; i++, t += ldt) {
-    int oh = (q0 + i) / q[G_OW], ow = (q0 + i) % q[G_OW];
-    for (int ki = 0; ki < q[G_KH]; ki++) {
-      int ih = oh * q[G_SH] + ki * q[G_DH] - q[G_PT];
-      if (ih < 0 || ih >= q[G_H]) continue;
-      for (int kj = 0; kj < q[G_KW]; kj++) {
-        int iw = ow * q[G_SW] + kj * q[G_DW] - q[G_PL];
-        if (iw < 0 || iw >= q[G_W]) continue;
-        float *d = dx + ((size_t)ih * q[G_W] + iw) * c;
-        const float *s = t + (size_t)(ki * q[G_KW] + kj) * c;
-        for (int ch = 0; ch < c; ch++) d[ch] += s[ch];
-      }
+  int c = g->geo[G_C], taps = g->geo[G_KH] * g->geo[G_KW];
+  for (int i = 0; i < mr; i++, t += ldt)
+    for (int tap = 0; tap < taps; tap++) {
+      ptrdiff_t at = tap_at(g->geo, q0 + i, tap);
+      if (at < 0) continue;
+      const float *s = t + (size_t)tap * c;
+      for (int ch = 0; ch < c; ch++) dx[at + ch] += s[ch];
     }
-  }
 }
 
 /* A(r, kk) of the product, for the slow path below. */
@@ -398,13 +410,10 @@ AVX512 static void c2i_own(const Col2im *g, int img, float *mem) {
     /* Channels in whole panels: a panel is NR channels of one tap, and
      * each row of it is added straight into dx from the registers. */
     for (int jr = 0; jr < n; jr += NR) {
-      int tap = jr / c, ki = tap / q[G_KW], kj = tap % q[G_KW];
       float *rows[MR];
       for (int i = 0; i < MR; i++) {
-        int oh = (q0 + i) / q[G_OW], ow = (q0 + i) % q[G_OW];
-        int ih = oh * q[G_SH] + ki * q[G_DH] - q[G_PT], iw = ow * q[G_SW] + kj * q[G_DW] - q[G_PL];
-        bool in = i < mr && ih >= 0 && ih < q[G_H] && iw >= 0 && iw < q[G_W];
-        rows[i] = in ? dx + ((size_t)ih * q[G_W] + iw) * c + jr % c : NULL;
+        ptrdiff_t at = i < mr ? tap_at(q, q0 + i, jr / c) : -1;
+        rows[i] = at < 0 ? NULL : dx + at + jr % c;
       }
       kernel(k, pa, prs, pcs, bfull + (size_t)(jr / NR) * k * NR, NR, NULL, 0, true, MR, NR, rows);
     }
@@ -419,7 +428,7 @@ static void c2i_part(void *arg, int p, int nparts) {
   int npad = (g->n + NR - 1) / NR * NR;
   size_t need = g->own ? (size_t)g->k * npad + (size_t)MR * npad + (size_t)g->k * MR
                        : (size_t)g->rows * g->n;
-  float *mem = i0 < i1 ? c2i_buffer(p, need) : NULL;
+  float *mem = i0 < i1 ? grow(&c2i_scratch[p], need) : NULL;
 #ifdef GRADC_AVX512
   if (g->own && mem) pack_b(g->k, g->n, g->b, g->ldb, g->tb, mem);
 #endif
@@ -433,11 +442,8 @@ static void c2i_part(void *arg, int p, int nparts) {
         for (int j = 0; j < g->n; j++) {
           float s = 0;
           for (int kk = 0; kk < g->k; kk++) s += c2i_a(g, r0 + q, kk) * c2i_b(g, kk, j);
-          const int32_t *geo = g->geo;
-          int oh = q / geo[G_OW], ow = q % geo[G_OW], c = geo[G_C], tap = j / c, ch = j % c;
-          int ih = oh * geo[G_SH] + tap / geo[G_KW] * geo[G_DH] - geo[G_PT];
-          int iw = ow * geo[G_SW] + tap % geo[G_KW] * geo[G_DW] - geo[G_PL];
-          if (ih >= 0 && ih < geo[G_H] && iw >= 0 && iw < geo[G_W]) dx[((size_t)ih * geo[G_W] + iw) * c + ch] += s;
+          ptrdiff_t at = tap_at(g->geo, q, j / g->geo[G_C]);
+          if (at >= 0) dx[at + j % g->geo[G_C]] += s;
         }
       continue;
     }
@@ -461,13 +467,7 @@ void gradc_sgemm_col2im(int ta, int tb, int m, int n, int k, const float *a, int
               .a = a, .b = b, .dx = dx, .geo = geo};
   g.images = g.rows ? m / g.rows : 0;
   /* OpenBLAS threads each product itself; our kernels split whole images. */
-  int parts = g.own ? pool_threads() : 1;
-  double flops = 2.0 * m * n * k;
-  if (parts > g.images) parts = g.images;
-  if (parts > flops / PART_FLOPS) parts = (int)(flops / PART_FLOPS);
-  if (parts > MAX_PARTS) parts = MAX_PARTS;
-  if (parts < 1) parts = 1;
-  pool_run(c2i_part, &g, parts);
+  pool_run(c2i_part, &g, g.own ? parts_for(g.images, 2.0 * m * n * k) : 1);
 }
 
 /* ------------------------------------------------ products over patches */
@@ -478,10 +478,7 @@ void gradc_sgemm_col2im(int ta, int tb, int m, int n, int k, const float *a, int
  * the same 85 MB matrix for the seeds' second convolution at batch 128;
  * here each block of it is packed from x into a per-part buffer that
  * stays in L2, as the kernel gets to it. */
-static struct {
-  float *mem;
-  size_t cap;
-} im2col_chunk;
+static Growing im2col_chunk;
 
 /* Without our kernels: OpenBLAS on chunks of rows of the patch matrix. */
 static void im2col_blas(int ta, int tb, int m, int n, int k, const float *x, const int32_t *geo,
@@ -494,13 +491,7 @@ static void im2col_blas(int ta, int tb, int m, int n, int k, const float *x, con
   int rows = (1 << 20) / (width ? width : 1);
   if (rows < 1) rows = 1;
   if (rows > pixels) rows = pixels;
-  size_t need = (size_t)rows * width;
-  if (im2col_chunk.cap < need) {
-    free(im2col_chunk.mem);
-    im2col_chunk.mem = malloc(sizeof(float) * need);
-    im2col_chunk.cap = im2col_chunk.mem ? need : 0;
-  }
-  float *buf = im2col_chunk.mem;
+  float *buf = grow(&im2col_chunk, (size_t)rows * width);
   if (!buf) {   /* out of memory: element by element, slowly but right */
     for (int i = 0; i < m; i++)
       for (int j = 0; j < n; j++) {
