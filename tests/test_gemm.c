@@ -127,11 +127,20 @@ typedef struct ConvCase {
   bool ta, tb;
 } ConvCase;
 
+/* The output size of a case, as window_out computes it. */
+static int out_h(const ConvCase *t) { return (t->h + t->pt + t->pb - (t->kh - 1) * t->dh - 1) / t->sh + 1; }
+static int out_w(const ConvCase *t) { return (t->w + t->pl + t->pr - (t->kw - 1) * t->dw - 1) / t->sw + 1; }
+
+/* The geometry as compiled code passes it to runtime/gemm.c. */
+static void geometry(const ConvCase *t, int32_t geo[13]) {
+  int32_t g[13] = {t->h, t->w, t->c, out_h(t), out_w(t), t->kh, t->kw, t->sh, t->sw, t->dh, t->dw, t->pt, t->pl};
+  memcpy(geo, g, sizeof g);
+}
+
 /* Runs one case on `threads` threads, checks every dx element against
  * col2im of the double product within the float bound, returns dx. */
 static float *check_col2im(const ConvCase *t, int threads) {
-  int oh = (t->h + t->pt + t->pb - (t->kh - 1) * t->dh - 1) / t->sh + 1;
-  int ow = (t->w + t->pl + t->pr - (t->kw - 1) * t->dw - 1) / t->sw + 1;
+  int oh = out_h(t), ow = out_w(t);
   int m = t->batch * oh * ow, n = t->kh * t->kw * t->c, k = t->cout;
   int lda = t->ta ? m : k, ldb = t->tb ? k : n;
   uint64_t seed = (uint64_t)(m * 31 + n * 7 + k) | 1;
@@ -140,7 +149,8 @@ static float *check_col2im(const ConvCase *t, int threads) {
   float *dx = fill(xs, &seed);   /* garbage: the call zeroes dx */
   double *want = calloc(xs, sizeof(double)), *scale = calloc(xs, sizeof(double));
   assert_true(want && scale);
-  int32_t geo[13] = {t->h, t->w, t->c, oh, ow, t->kh, t->kw, t->sh, t->sw, t->dh, t->dw, t->pt, t->pl};
+  int32_t geo[13];
+  geometry(t, geo);
   pool_set_threads(threads);
   gradc_sgemm_col2im(t->ta ? TRANS : NO_TRANS, t->tb ? TRANS : NO_TRANS, m, n, k, a, lda, b, ldb, dx, geo);
   for (int r = 0; r < m; r++) {
@@ -193,8 +203,7 @@ static void test_col2im_product(void **state) {
 /* gradc_sgemm_im2col: C = P op(B) or P^T op(B), P the patch matrix of x
  * (never stored), against the double product with P written out. */
 static float *check_im2col(const ConvCase *t, bool ta, int threads) {
-  int oh = (t->h + t->pt + t->pb - (t->kh - 1) * t->dh - 1) / t->sh + 1;
-  int ow = (t->w + t->pl + t->pr - (t->kw - 1) * t->dw - 1) / t->sw + 1;
+  int oh = out_h(t), ow = out_w(t);
   int rows = t->batch * oh * ow, cols = t->kh * t->kw * t->c, n = t->cout;
   int m = ta ? cols : rows, k = ta ? rows : cols, ldb = t->tb ? k + 1 : n + 2, ldc = n + 1;
   uint64_t seed = (uint64_t)(rows * 17 + cols * 5 + n) | 1;
@@ -209,7 +218,8 @@ static float *check_im2col(const ConvCase *t, bool ta, int threads) {
       if (ih >= 0 && ih < t->h && iw >= 0 && iw < t->w)
         p[(size_t)r * cols + j] = x[(((size_t)img * t->h + ih) * t->w + iw) * t->c + j % t->c];
     }
-  int32_t geo[13] = {t->h, t->w, t->c, oh, ow, t->kh, t->kw, t->sh, t->sw, t->dh, t->dw, t->pt, t->pl};
+  int32_t geo[13];
+  geometry(t, geo);
   pool_set_threads(threads);
   gradc_sgemm_im2col(ta ? TRANS : NO_TRANS, t->tb ? TRANS : NO_TRANS, m, n, k, x, geo, b, ldb, c, ldc);
   for (int i = 0; i < m; i++)
@@ -245,8 +255,7 @@ static void test_im2col_product(void **state) {
     for (int ta = 0; ta < 2; ta++) {
       const ConvCase *t = &cases[i];
       float *one = check_im2col(t, ta, 1), *two = check_im2col(t, ta, 2), *three = check_im2col(t, ta, 3);
-      int oh = (t->h + t->pt + t->pb - (t->kh - 1) * t->dh - 1) / t->sh + 1;
-      int ow = (t->w + t->pl + t->pr - (t->kw - 1) * t->dw - 1) / t->sw + 1;
+      int oh = out_h(t), ow = out_w(t);
       size_t m = ta ? (size_t)t->kh * t->kw * t->c : (size_t)t->batch * oh * ow;
       size_t bytes = sizeof(float) * m * (size_t)(t->cout + 1);
       assert_memory_equal(one, two, bytes);
