@@ -1,16 +1,17 @@
 /*
  * blas.c - the outside functions compiled code calls, by name.
  *
- * OpenBLAS is used from this file only (STYLE: each library behind one
- * file).  The JIT resolves the module's calls to these addresses first, so
- * the code never depends on what the dynamic linker happened to load.
+ * OpenBLAS is used from here and from gemm.c, which hands it the products
+ * its own kernels do not take.  The JIT resolves the module's calls to
+ * these addresses first, so the code never depends on what the dynamic
+ * linker happened to load.
  *
  * With profiling on (before a model is compiled), gradc_sgemm and the
- * convolution products (gradc_sgemm_col2im, _im2col) resolve to wrappers that add up the time spent inside
- * them: the benchmark's "share of step time in sgemm"; and the code calls
- * gradc_profile_mark(node id) as each kernel starts (-1 at the end of a
- * step), so the time between two marks is charged to the kernel of the
- * first.
+ * convolution products (gradc_sgemm_col2im, _im2col) resolve to wrappers
+ * that add up the time spent inside them: the benchmark's "share of step
+ * time in sgemm"; and the code calls gradc_profile_mark(node id) as each
+ * kernel starts (-1 at the end of a step), so the time between two marks
+ * is charged to the kernel of the first.
  */
 #include <cblas.h>
 #include <math.h>
