@@ -103,13 +103,17 @@ static void test_fallbacks(void **state) {
 }
 
 /* The split over threads must not change a bit: products of the shapes
- * training steps use (MLP layer, im2col convolution and its gradients). */
+ * training steps use (MLP layer, im2col convolution and its gradients).
+ * Where k > m and k spans several blocks the parts split k (the first,
+ * third and fifth cases, and the last two: 5 blocks, the last partial, and
+ * 2 blocks with a padded C). */
 static void test_threads_same_bits(void **state) {
   (void)state;
   Case cases[] = {{128, 512, 784, false, false, 0}, {784, 512, 128, true, false, 0},
                   {128, 784, 512, false, true, 0},  {2000, 64, 288, false, false, 0},
                   {288, 64, 2000, true, false, 0},  {2000, 288, 64, false, true, 0},
-                  {37, 700, 45, true, true, 1}};
+                  {37, 700, 45, true, true, 1},     {50, 100, 1541, true, false, 0},
+                  {20, 300, 800, false, true, 3}};
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     float *one = check_case(&cases[i], 1), *two = check_case(&cases[i], 2), *three = check_case(&cases[i], 3);
     size_t bytes = sizeof(float) * (size_t)cases[i].m * (size_t)(cases[i].n + cases[i].pad);
