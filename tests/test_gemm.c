@@ -106,7 +106,7 @@ static void test_fallbacks(void **state) {
  * training steps use (MLP layer, im2col convolution and its gradients).
  * Where k > m and k spans several blocks the parts split k (the first,
  * third and fifth cases, and the last two: 5 blocks, the last partial, and
- * 2 blocks with a padded C). */
+ * 3 blocks with a padded C). */
 static void test_threads_same_bits(void **state) {
   (void)state;
   Case cases[] = {{128, 512, 784, false, false, 0}, {784, 512, 128, true, false, 0},
