@@ -21,6 +21,7 @@
  *    (ad_accum), and a broadcast operand gets its gradient summed back to its
  *    own shape (unbroadcast) - the bias of [512] added to [batch,512].
  */
+#include <math.h>
 #include <string.h>
 
 #include "compiler.h"
@@ -32,6 +33,7 @@ struct AD {
   int nfwd;
   Node *fwd;            /* the forward node whose rule runs now */
   const char *rule;
+  bool reordered;       /* a forward node got an operand made after it */
 };
 
 /* ------------------------------------------------------------ builders */
@@ -349,6 +351,30 @@ void grad_concat(AD *ad, Node *n, Node *gy) {
 }
 
 /* The fused form: d/dlogits = (softmax(logits) - target) * g per row. */
+/* Does every row of t along its last axis sum to one, whatever the
+ * inputs: class indices, a one_hot, a softmax over that axis, or a
+ * constant whose rows do (to within the rounding of [0.1, 0.2, 0.7]). */
+static bool rows_sum_to_one(const Node *t) {
+  if (t->dtype == DT_I32) return true;
+  if (t->op == OP_CAST && dtype_is_float(t->dtype)) t = t->src[0];
+  int last = t->shape.rank - 1;
+  if (t->op == OP_ONE_HOT) return true;
+  if (t->op == OP_SOFTMAX) return t->a.axis == last;
+  if (t->op != OP_CONST || last < 0 || t->shape.d[last].sym) return false;
+  int64_t count = shape_static_count(&t->shape), row = t->shape.d[last].n;
+  for (int64_t r = 0; row > 0 && r < count; r += row) {
+    double sum = 0;
+    for (int64_t k = 0; k < row; k++) sum += t->a.values[r + k];
+    if (!(fabs(sum - 1) <= 1e-6)) return false;
+  }
+  return count > 0;
+}
+
+/* l = -sum(t * log_softmax(x)):  dl/dx = sum(t) * softmax(x) - t, which is
+ * TF's softmax(x) - t where each row of t is a distribution; dl/dt =
+ * -log_softmax(x).  The general form keeps the rule the gradient of the
+ * value for any weights (canon.c makes this op from any written-out
+ * cross-entropy). */
 void grad_softmax_ce(AD *ad, Node *n, Node *gy) {
   Node *x = n->src[0], *y = n->src[1];
   Shape col = gy->shape;
@@ -366,6 +392,10 @@ void grad_softmax_ce(AD *ad, Node *n, Node *gy) {
         Attrs c = {.dtype = x->dtype};
         t = node(ad, OP_CAST, &t, 1, &c);
       }
+    }
+    if (!rows_sum_to_one(y)) {
+      Attrs ra = {.axes = 1u << last, .keepdims = true};
+      p = bin(ad, OP_MUL, p, node(ad, OP_SUM, &t, 1, &ra));
     }
     ad_accum(ad, x, bin(ad, OP_MUL, bin(ad, OP_SUB, p, t), g));
   }
@@ -534,6 +564,7 @@ static void build_updates(AD *ad) {
     Node **src = arena_alloc(g->arena, sizeof(Node *) * 2);
     src[0] = m->src[0], src[1] = it;
     m->src = src, m->nsrc = 2;
+    ad->reordered = true;      /* the counter was made after the mask */
   }
   if (o->kind == OPT_ADAM && g->ngrads) {
     /* Keras: t = iterations + 1; alpha = lr * sqrt(1 - b2^t) / (1 - b1^t) */
@@ -617,6 +648,7 @@ bool autodiff(Graph *g) {
              "the loss '%s' does not depend on any parameter: training changes nothing",
              g->loss->name ? g->loss->name : "loss");
   build_updates(ad);
+  if (ad->reordered) graph_sort(g);
   g->stage = "grad";
   return true;
 }

@@ -14,7 +14,9 @@
  *     with t = one_hot(y) (or a cast of it)  -> -softmax_cross_entropy(z, y)
  *   -(-x), -mean(-x), -sum(-x)              -> x, mean(x), sum(x)
  *
- * All are exact in real arithmetic and at least as accurate in floats.  The
+ * All are exact in real arithmetic and at least as accurate in floats, and
+ * the cross-entropy's rule is the gradient of -sum(t * log_softmax(z))
+ * for any weights t, not only for rows that sum to one (autodiff.c).  The
  * graph is renumbered afterwards (graph_dce), since autodiff walks it in
  * array order.  Entry point: canon(g), called by compile.c before autodiff.
  */

@@ -1,10 +1,22 @@
 /*
  * compile.c - the pipeline, as one straight-line function (QBE's main.c).
  *
- * It owns the arena and installs the out-of-memory handler, so a failed
- * allocation anywhere in the stages below ends here as an error diagnostic
- * instead of a crash.  Later stages (autodiff, passes, codegen) are appended
- * to compile_source in pipeline order.
+ * compile() is the one way from source text to a graph ready for codegen:
+ *
+ *   parse -> canon -> autodiff -> fold -> simplify -> cse -> dce -> fuse
+ *
+ * and the only caller of canon, autodiff and the optimizer's passes.  The
+ * API and `gradc train` (runtime/model.c), `gradc compile` (runtime/link.c),
+ * `gradc dump` and `gradc check` (runtime/main.c) differ only in the
+ * CompileOptions they pass (the last stage, the optimization level, a pass
+ * to stop after, the learning-rate override), so they see the same graph.
+ * Code generation is not a stage here: the graph is handed to the JIT
+ * (jit.c) or the object-file emitter (emit.c), which share codegen.c.
+ *
+ * compile() owns the arena and installs the out-of-memory handler, so a
+ * failed allocation anywhere in the stages ends here as an error diagnostic
+ * instead of a crash, and it runs graph_verify (verify.c) after every stage
+ * and pass when asked to.
  */
 #include <errno.h>
 #include <time.h>
@@ -26,18 +38,30 @@ static double now_ms(void) {
   return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
+/* The graph after a stage or pass must be well formed (verify.c); a
+ * violation is a bug of the stage that just ran. */
+static void verify(const Graph *g, const CompileOptions *o, const char *after) {
+  if (!o->verify) return;
+  char err[512];
+  if (graph_verify(g, g->stored, err, sizeof err)) return;
+  fprintf(stderr, "gradc: internal error: the graph is malformed after %s: %s\n", after, err);
+  gradc_die(__FILE__, __LINE__, "graph_verify");
+}
+
 /* The optimizer: one pass after another, each recorded.  Level 0 runs
  * none of them (every value stored, nothing rewritten): the reference for
  * "no pass changes results" and the mode that keeps every intermediate
  * value in memory for --check-numerics. */
-void optimize(Graph *g, int level, const char *stop_after, PassStats *st) {
+static void optimize_with(Graph *g, const CompileOptions *o) {
+  PassStats *st = o->stats;
   if (st) memset(st, 0, sizeof *st);
-  g->reuse_memory = level > 0;
+  g->reuse_memory = o->opt_level > 0;
+  g->stored = false;           /* new nodes have no storage until fuse */
   for (int p = 0; p < PASS_COUNT; p++) {
     int before = g->nnodes, changed = 0;
     double t0 = now_ms();
-    if (level <= 0) {
-      if (p == PASS_FUSE) fuse(g, false);
+    if (o->opt_level <= 0) {
+      if (p == PASS_FUSE) fuse(g, false), verify(g, o, "fuse");
       continue;
     }
     switch ((Pass)p) {
@@ -50,16 +74,57 @@ void optimize(Graph *g, int level, const char *stop_after, PassStats *st) {
     }
     if (st) st->pass[st->n++] = (PassStat){pass_names[p], before, g->nnodes, changed, now_ms() - t0};
     g->stage = pass_names[p];
-    if (stop_after && !strcmp(stop_after, pass_names[p])) {
+    /* fold, simplify and cse leave replaced nodes behind for dce */
+    if (p >= PASS_DCE) verify(g, o, pass_names[p]);
+    if (o->stop_after && !strcmp(o->stop_after, pass_names[p])) {
       if (p < PASS_DCE) graph_dce(g);      /* keep ids dense for the dump */
       if (p < PASS_FUSE) fuse(g, false);
+      verify(g, o, pass_names[p]);
       return;
     }
   }
   g->stage = stage_names[STAGE_OPT];
 }
 
-Compilation *compile_model(const char *name, const char *text, size_t len, Stage last) {
+void optimize(Graph *g, int level, const char *stop_after, PassStats *st) {
+  CompileOptions o = compile_defaults();
+  o.opt_level = level, o.stop_after = stop_after, o.stats = st;
+  optimize_with(g, &o);
+}
+
+CompileOptions compile_defaults(void) {
+#ifdef GRADC_VERIFY
+  bool verify_default = true;
+#else
+  const char *env = getenv("GRADC_VERIFY");
+  bool verify_default = env && !strcmp(env, "1");
+#endif
+  return (CompileOptions){.last = STAGE_OPT, .opt_level = 3, .verify = verify_default};
+}
+
+/* The stages after parsing, in order; false after a diagnostic. */
+static bool run_stages(Graph *g, const CompileOptions *o) {
+  g->stage = stage_names[STAGE_PARSE];
+  verify(g, o, "parse");
+  if (o->last < STAGE_GRAD) return true;
+  /* An override of the learning rate must reach the graph before autodiff
+   * builds the update with it. */
+  if (o->lr > 0 && g->has_train) g->opt.lr = o->lr;
+  g->canon_rewrites = canon(g);
+  verify(g, o, "canon");
+  if (!autodiff(g)) return false;
+  verify(g, o, "autodiff");
+  if (o->last == STAGE_GRAD) {
+    fuse(g, false);          /* storage, no fusion: what the evaluator and dump need */
+    verify(g, o, "grad");
+    return true;
+  }
+  optimize_with(g, o);
+  return true;
+}
+
+Compilation *compile(const char *name, const char *text, size_t len, const CompileOptions *opt) {
+  CompileOptions o = opt ? *opt : compile_defaults();
   Arena *a = arena_new();
   if (!a) return NULL;
   arena_fail_after(a, fail_after);
@@ -74,6 +139,7 @@ Compilation *compile_model(const char *name, const char *text, size_t len, Stage
     if (!b) return NULL;
     Compilation *r = arena_alloc(b, sizeof *r);
     r->arena = b;
+    r->status = COMPILE_ERR_NOMEM;
     r->src.name = arena_strdup(b, name);
     diag_add(b, &r->diags, DIAG_ERROR, (Loc){0},
              "%s: out of memory while compiling", name);
@@ -85,25 +151,14 @@ Compilation *compile_model(const char *name, const char *text, size_t len, Stage
   c->src.text = arena_strndup(a, text, len);
   c->src.len = len;
   Graph *g = parse(a, &c->src, &c->diags);
-  if (g) g->stage = stage_names[STAGE_PARSE];
-  if (g && last >= STAGE_GRAD) g->canon_rewrites = canon(g);
-  if (g && last >= STAGE_GRAD && !autodiff(g)) g = NULL;
-  if (g && last == STAGE_GRAD) fuse(g, false);          /* storage, no fusion */
-  if (g && last >= STAGE_OPT) optimize(g, 3, NULL, NULL);
+  if (g && !run_stages(g, &o)) g = NULL;
   c->graph = g;
+  c->status = g ? COMPILE_OK : COMPILE_ERR_MODEL;
   arena_on_oom(a, NULL);
   return c;
 }
 
-Compilation *compile_source(const char *name, const char *text, size_t len) {
-  return compile_model(name, text, len, STAGE_PARSE);
-}
-
-Compilation *compile_file(const char *path) {
-  return compile_model_file(path, STAGE_PARSE);
-}
-
-Compilation *compile_model_file(const char *path, Stage last) {
+Compilation *compile_path(const char *path, const CompileOptions *o) {
   FILE *f = fopen(path, "rb");
   const char *why = NULL;
   char *buf = NULL;
@@ -126,14 +181,37 @@ Compilation *compile_model_file(const char *path, Stage last) {
     c = a ? arena_alloc(a, sizeof *c) : NULL;
     if (c) {
       c->arena = a;
+      c->status = buf || !f ? COMPILE_ERR_IO : COMPILE_ERR_NOMEM;
       c->src.name = arena_strdup(a, path);
       diag_add(a, &c->diags, DIAG_ERROR, (Loc){0}, "cannot read '%s': %s", path, why);
     }
   } else {
-    c = compile_model(path, buf, len, last);
+    c = compile(path, buf, len, o);
   }
   free(buf);
   return c;
+}
+
+/* Shorthands for the stages up to `last` with the default options (the
+ * tests' and the fuzzers' way in). */
+Compilation *compile_model(const char *name, const char *text, size_t len, Stage last) {
+  CompileOptions o = compile_defaults();
+  o.last = last;
+  return compile(name, text, len, &o);
+}
+
+Compilation *compile_model_file(const char *path, Stage last) {
+  CompileOptions o = compile_defaults();
+  o.last = last;
+  return compile_path(path, &o);
+}
+
+Compilation *compile_source(const char *name, const char *text, size_t len) {
+  return compile_model(name, text, len, STAGE_PARSE);
+}
+
+Compilation *compile_file(const char *path) {
+  return compile_model_file(path, STAGE_PARSE);
 }
 
 void compilation_free(Compilation *c) {

@@ -287,6 +287,7 @@ struct Graph {
   Optimizer opt;
   const char *stage;           /* the last stage that ran: parse, grad */
   bool reuse_memory;           /* set by optimize(): buffers may share bytes */
+  bool stored;                 /* set by fuse(): storage and inlining decided */
   int canon_rewrites;          /* what canon changed before autodiff (--stats) */
   /* After autodiff: the gradient of the loss for each trained parameter. */
   Grad *grads;
@@ -422,6 +423,9 @@ void graph_resolve_all(Graph *g);
 /* Drops nodes no root reaches and renumbers the rest in topological order,
  * assignments last; returns how many were removed. */
 int graph_dce(Graph *g);
+/* The same order without dropping anything: for a stage that gave an
+ * existing node a new operand (autodiff's step counter of dropout). */
+void graph_sort(Graph *g);
 bool graph_same_node(const Node *a, const Node *b);
 
 /* ------------------------------------------------- fold.c, simplify.c, cse.c */
@@ -715,20 +719,17 @@ bool dump_memory(FILE *out, const Graph *g, int64_t batch);
 typedef enum { STAGE_PARSE, STAGE_GRAD, STAGE_OPT, STAGE_COUNT } Stage;
 extern const char *const stage_names[STAGE_COUNT];
 
+typedef enum { COMPILE_OK, COMPILE_ERR_MODEL, COMPILE_ERR_IO, COMPILE_ERR_NOMEM } CompileStatus;
+
 /* One compilation: its arena owns the source copy, graph and diagnostics. */
 typedef struct Compilation {
   Arena *arena;
   Source src;
   Diags diags;
   Graph *graph;          /* NULL when an error was reported */
+  CompileStatus status;  /* why graph is NULL: the model, reading it, memory */
 } Compilation;
 
-/* The pipeline's entry point: runs the stages up to `last`.  Never returns
- * NULL except when even the arena cannot be made; out of memory inside the
- * pipeline becomes an ordinary error diagnostic. */
-Compilation *compile_model(const char *name, const char *text, size_t len, Stage last);
-/* Reads the file, or reports why it cannot (diagnostic without position). */
-Compilation *compile_model_file(const char *path, Stage last);
 /* The graph optimizer's passes, in pipeline order. */
 typedef enum { PASS_FOLD, PASS_SIMPLIFY, PASS_CSE, PASS_DCE, PASS_FUSE, PASS_COUNT } Pass;
 extern const char *const pass_names[PASS_COUNT];
@@ -745,15 +746,44 @@ typedef struct PassStats {
   int n;
 } PassStats;
 
-/* Runs the passes at level (0 = none: every value stored), stopping after
- * the pass named stop_after if not NULL; st (may be NULL) gets the record. */
-void optimize(Graph *g, int level, const char *stop_after, PassStats *st);
+/* What a caller of compile() chooses; everything else is the pipeline's. */
+typedef struct CompileOptions {
+  Stage last;              /* run the stages up to and including this one */
+  int opt_level;           /* 0: no pass, every value stored (-O0, --check-numerics) */
+  const char *stop_after;  /* a pass name: stop after it (dump --after), or NULL */
+  double lr;               /* > 0: overrides the model's learning rate */
+  bool verify;             /* graph_verify after every stage and pass */
+  PassStats *stats;        /* when not NULL: what each pass changed */
+} CompileOptions;
 
-/* The front end only (STAGE_PARSE). */
-Compilation *compile_source(const char *name, const char *text, size_t len);
-Compilation *compile_file(const char *path);
+/* STAGE_OPT at level 3; verify on in GRADC_VERIFY builds or when the
+ * environment has GRADC_VERIFY=1. */
+CompileOptions compile_defaults(void);
+
+/* The pipeline's one entry point (o NULL = the defaults).  Never returns
+ * NULL except when even the arena cannot be made; out of memory inside the
+ * pipeline becomes an ordinary error diagnostic. */
+Compilation *compile(const char *name, const char *text, size_t len, const CompileOptions *o);
+/* Reads the file, or reports why it cannot (COMPILE_ERR_IO, a diagnostic
+ * without position), then compile(). */
+Compilation *compile_path(const char *path, const CompileOptions *o);
+/* Shorthands: compile() with the defaults up to `last`. */
+Compilation *compile_model(const char *name, const char *text, size_t len, Stage last);
+Compilation *compile_model_file(const char *path, Stage last);
+Compilation *compile_source(const char *name, const char *text, size_t len);   /* STAGE_PARSE */
+Compilation *compile_file(const char *path);                                   /* STAGE_PARSE */
 void compilation_free(Compilation *c);       /* NULL is fine */
+
+/* The passes alone, on a graph that has been through autodiff: compile()'s
+ * optimizer, for the tests of single passes. */
+void optimize(Graph *g, int level, const char *stop_after, PassStats *st);
 /* Test hook: the Nth arena allocation of each later compilation fails. */
 void compile_fail_after(long n);
+
+/* --------------------------------------------------------------- verify.c */
+
+/* The graph's invariants (see verify.c); storage: also fuse()'s decisions.
+ * False with the first violation written into err. */
+bool graph_verify(const Graph *g, bool storage, char *err, size_t errlen);
 
 #endif

@@ -237,6 +237,7 @@ int fuse(Graph *g, bool enable) {
     }
     if (!read_later) v->storage = dst;
   }
+  g->stored = true;
   int fused = 0;
   for (int i = 0; i < n; i++) fused += g->nodes[i]->inlined_into != NULL;
   return fused;

@@ -2,7 +2,7 @@
  * rewrite.c - what every optimizer pass needs to change a graph safely.
  *
  * graph_replace redirects every use of one node to another (the graph's
- * outputs, metrics, loss and gradient table at once, operands lazily: see
+ * outputs, metrics, loss, gradient table and state updates at once, operands lazily: see
  * compiler.h); the old node stays in the array, dead.  graph_dce then drops every node that no root reaches
  * and renumbers the rest, so ids stay dense indices in topological order,
  * which the evaluator, codegen and the runtime index their tables by.
@@ -38,6 +38,10 @@ void graph_replace(Graph *g, Node *old, Node *new_node) {
     if (g->metrics[i].node == old) g->metrics[i].node = new_node;
   for (int i = 0; i < g->ngrads; i++)
     if (g->grads[i].grad == old) g->grads[i].grad = new_node;
+  for (int i = 0; i < g->nupdates; i++) {
+    if (g->updates[i].state == old) g->updates[i].state = new_node;
+    if (g->updates[i].value == old) g->updates[i].value = new_node;
+  }
   if (g->loss == old) g->loss = new_node;
   /* Roles move with the value; a name moves if the new node has none. */
   new_node->flags |= old->flags & (N_OUTPUT | N_METRIC | N_LOSS | N_GRAD);
@@ -77,7 +81,11 @@ static void place(Graph *g, Node *root, bool *seen, Node **order, int *n, Node *
   (void)g;
 }
 
-int graph_dce(Graph *g) {
+/* Renumbers the graph in topological order, the assigns last: the nodes
+ * the roots reach (dce), or every node (keep_all), each placed after its
+ * operands and otherwise in its old order, so a graph already in order
+ * keeps its numbering. */
+static int renumber(Graph *g, bool keep_all) {
   graph_resolve_all(g);
   int total = g->nnodes;
   bool *seen = arena_alloc(g->arena, (size_t)total);
@@ -92,7 +100,7 @@ int graph_dce(Graph *g) {
     if (x->op == OP_ASSIGN) {
       place(g, x->src[0], seen, order, &n, stack, at);
       place(g, x->src[1], seen, order, &n, stack, at);
-    } else if (is_root(g, x)) {
+    } else if (keep_all || is_root(g, x)) {
       place(g, x, seen, order, &n, stack, at);
     }
   }
@@ -108,6 +116,10 @@ int graph_dce(Graph *g) {
   g->nnodes = n;
   return total - n;
 }
+
+int graph_dce(Graph *g) { return renumber(g, false); }
+
+void graph_sort(Graph *g) { renumber(g, true); }
 
 /* Two nodes compute the same value if op, dtype, shape, operands and
  * attributes agree (attributes compared field by field: the struct has

@@ -2,8 +2,8 @@
  * link.c - gradc compile: a model file to a self-contained shared object,
  * or to the object, assembly or LLVM IR it is made of, and its C header.
  *
- * The pipeline is the JIT's (parse, autodiff, the graph optimizer at the
- * same level, codegen) up to LLVM; emit.c then writes an object file for
+ * The graph comes from the JIT's pipeline (compile(), the same options at
+ * the same level), and the same code generator turns it into LLVM IR; emit.c then writes an object file for
  * the requested target instead of loading the code into this process.  For
  * a .so, the system's C compiler driver (cc, or $CC) links that object with
  * libgradc_aot.a - the support library built next to the gradc binary
@@ -39,29 +39,22 @@
 
 extern char **environ;
 
-/* The model compiled as gradc_compile_file compiles it for the JIT. */
+/* The model through the one pipeline (compiler/compile.c), with the
+ * options gradc_compile_file uses at this level. */
 static Compilation *compile_graph(const char *path, int opt_level, RtError *err) {
-  Compilation *c = compile_model_file(path, STAGE_PARSE);
+  gradc_options api;
+  gradc_options_default(&api);
+  api.opt_level = opt_level;
+  CompileOptions co = rt_compile_options(&api);
+  Compilation *c = compile_path(path, &co);
   if (!c) {
     rt_fail(err, GRADC_ERR_NOMEM, "out of memory");
     return NULL;
   }
-  if (c->graph) {
-    jmp_buf oom;
-    arena_on_oom(c->arena, &oom);
-    if (setjmp(oom)) {
-      c->graph = NULL;
-      diag_add(c->arena, &c->diags, DIAG_ERROR, (Loc){0}, "out of memory while compiling");
-    } else if (!autodiff(c->graph)) {
-      c->graph = NULL;
-    } else {
-      optimize(c->graph, opt_level, NULL, NULL);
-    }
-    arena_on_oom(c->arena, NULL);
-  }
   diag_print(stderr, &c->diags);
   if (!c->graph) {
-    rt_fail(err, GRADC_ERR_MODEL, "cannot compile '%s'", path);
+    rt_fail(err, c->status == COMPILE_ERR_IO ? GRADC_ERR_IO : c->status == COMPILE_ERR_NOMEM ? GRADC_ERR_NOMEM : GRADC_ERR_MODEL,
+            "cannot compile '%s'", path);
     compilation_free(c);
     return NULL;
   }

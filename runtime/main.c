@@ -89,9 +89,10 @@ static int take_file(const char *a, const char **file) {
   return 0;
 }
 
-/* Compiles the file and prints its diagnostics; NULL graph means failure. */
-static Compilation *load(const char *path, Stage last) {
-  Compilation *c = compile_model_file(path, last);
+/* Compiles the file through the one pipeline and prints its diagnostics;
+ * NULL means failure. */
+static Compilation *load(const char *path, const CompileOptions *o) {
+  Compilation *c = compile_path(path, o);
   if (!c) {
     fprintf(stderr, "gradc: out of memory\n");
     return NULL;
@@ -167,9 +168,10 @@ static int cmd_dump(int argc, char **argv) {
     return usage_error("%s", "--format nn writes the parse stage only (optimizer "
                        "state and updates have no model-file syntax)");
   if (stats && stage < STAGE_OPT) stage = STAGE_OPT;
-  Compilation *c = load(file, stage < STAGE_OPT ? stage : STAGE_GRAD);
-  PassStats st;
-  if (c && stage == STAGE_OPT) optimize(c->graph, 3, after, &st);
+  PassStats st = {0};
+  CompileOptions co = compile_defaults();
+  co.last = stage, co.stop_after = after, co.stats = &st;
+  Compilation *c = load(file, &co);
   if (!c) return 1;
   FILE *out = stdout;
   if (outpath && !(out = fopen(outpath, "w"))) {
@@ -231,7 +233,9 @@ static int cmd_dump(int argc, char **argv) {
 static int cmd_summary(int argc, char **argv) {
   if (argc != 1 || argv[0][0] == '-')
     return usage_error("%s", "usage: gradc summary FILE.nn");
-  Compilation *c = load(argv[0], STAGE_PARSE);
+  CompileOptions co = compile_defaults();
+  co.last = STAGE_PARSE;
+  Compilation *c = load(argv[0], &co);
   if (!c) return 1;
   dump_summary(stdout, c->graph);
   compilation_free(c);
@@ -256,7 +260,10 @@ static int cmd_check(int argc, char **argv) {
     }
   }
   if (!file) return usage_error("%s", "check needs a model file");
-  Compilation *c = load(file, STAGE_GRAD);
+  /* The graph gradc train compiles, passes and all, so that a pass that
+   * changed a gradient would show here too. */
+  CompileOptions co = compile_defaults();
+  Compilation *c = load(file, &co);
   if (!c) return 1;
   rc = check_gradients(c->graph, (uint64_t)seed, (int64_t)batch, tol, stdout);
   compilation_free(c);
@@ -327,8 +334,9 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
   rt_profile(r.t.profile);
   gradc_status s = gradc_compile_file(r.file, &r.o, &m);
   if (s) {
-    fputs(gradc_last_error(NULL), stderr);
-    if (s != GRADC_ERR_MODEL) fputc('\n', stderr);
+    const char *msg = gradc_last_error(NULL);
+    fputs(msg, stderr);
+    if (!*msg || msg[strlen(msg) - 1] != '\n') fputc('\n', stderr);
     return 1;
   }
   fputs(gradc_warnings(m), stderr);

@@ -124,10 +124,13 @@ static gradc_status build(Compilation *c, const gradc_options *opt, double t0, g
   if (!c) return fail(NULL, GRADC_ERR_NOMEM, "out of memory while compiling");
   char *text = diag_text(&c->diags);
   if (!c->graph) {
-    fail(NULL, c->diags.errors ? GRADC_ERR_MODEL : GRADC_ERR_IO, "%s", text ? text : "compilation failed");
+    gradc_status s = c->status == COMPILE_ERR_IO      ? GRADC_ERR_IO
+                     : c->status == COMPILE_ERR_NOMEM ? GRADC_ERR_NOMEM
+                                                      : GRADC_ERR_MODEL;
+    fail(NULL, s, "%s", text ? text : "compilation failed");
     free(text);
     compilation_free(c);
-    return GRADC_ERR_MODEL;
+    return s;
   }
   gradc_model *m = calloc(1, sizeof *m);
   const Graph *g = c->graph;
@@ -198,34 +201,21 @@ static gradc_options resolve_options(const gradc_options *opt) {
   return o;
 }
 
-/* The learning rate override is applied to the graph before autodiff, so
- * the compiled update uses it as a constant. */
-static Compilation *compile_with(const char *name, const char *src, size_t len, const char *path,
-                                 const gradc_options *o) {
-  Compilation *c = path ? compile_model_file(path, STAGE_PARSE) : compile_model(name, src, len, STAGE_PARSE);
-  if (!c || !c->graph) return c;
-  Graph *g = c->graph;
-  if (o->lr > 0 && g->has_train) g->opt.lr = o->lr;
-  jmp_buf oom;
-  arena_on_oom(c->arena, &oom);
-  if (setjmp(oom)) {
-    c->graph = NULL;
-    diag_add(c->arena, &c->diags, DIAG_ERROR, (Loc){0}, "out of memory while compiling");
-  } else if (!autodiff(g)) {
-    c->graph = NULL;
-  } else {
-    /* -O0, and --check-numerics, which needs every value in memory. */
-    optimize(g, o->check_numerics ? 0 : o->opt_level, NULL, NULL);
-  }
-  arena_on_oom(c->arena, NULL);
-  return c;
+/* The one pipeline (compiler/compile.c) with the API's options; -O0 and
+ * --check-numerics (which needs every value in memory) run no pass. */
+CompileOptions rt_compile_options(const gradc_options *o) {
+  CompileOptions co = compile_defaults();
+  co.opt_level = o->check_numerics ? 0 : o->opt_level;
+  co.lr = o->lr;
+  return co;
 }
 
 gradc_status gradc_compile_file(const char *path, const gradc_options *opt, gradc_model **out) {
   if (!out || !path) return fail(NULL, GRADC_ERR_ARG, "gradc_compile_file: NULL argument");
   double t0 = now_ms();
   gradc_options o = resolve_options(opt);
-  return build(compile_with(NULL, NULL, 0, path, &o), &o, t0, out);
+  CompileOptions co = rt_compile_options(&o);
+  return build(compile_path(path, &co), &o, t0, out);
 }
 
 gradc_status gradc_compile_string(const char *name, const char *source, const gradc_options *opt,
@@ -233,7 +223,8 @@ gradc_status gradc_compile_string(const char *name, const char *source, const gr
   if (!out || !source) return fail(NULL, GRADC_ERR_ARG, "gradc_compile_string: NULL argument");
   double t0 = now_ms();
   gradc_options o = resolve_options(opt);
-  return build(compile_with(name ? name : "model.nn", source, strlen(source), NULL, &o), &o, t0, out);
+  CompileOptions co = rt_compile_options(&o);
+  return build(compile(name ? name : "model.nn", source, strlen(source), &co), &o, t0, out);
 }
 
 void gradc_free(gradc_model *m) {

@@ -85,6 +85,9 @@ void *rt_calloc_big(size_t bytes);
 /* ---------------------------------------------------------------- model.c */
 
 const Graph *rt_graph(const gradc_model *m);
+/* The pipeline's options for the API's: what gradc_compile_file compiles,
+ * and gradc compile too, so the JIT and the .so get the same graph. */
+CompileOptions rt_compile_options(const gradc_options *o);
 /* Records msg as the thread's last API error (gradc_last_error(NULL)). */
 gradc_status rt_api_fail(gradc_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const Jit *rt_jit(const gradc_model *m);

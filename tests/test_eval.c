@@ -52,7 +52,7 @@ static Compilation *compile_ok(const char *name, const char *src) {
   return c;
 }
 
-static Compilation *compile_path(const char *rel) {
+static Compilation *compile_rel(const char *rel) {
   const char *root = getenv("GRADC_SOURCE_DIR");
   char path[1024];
   snprintf(path, sizeof path, "%s/%s", root ? root : ".", rel);
@@ -608,7 +608,7 @@ static void test_linear_regression(void **state) {
   double W = sxy / sxx, B = my - W * mx, lmin = 0;
   for (int i = 0; i < N; i++) lmin += (W * xs[i] + B - ys[i]) * (W * xs[i] + B - ys[i]) / N;
 
-  Compilation *c = compile_path("models/linear_regression.nn");
+  Compilation *c = compile_rel("models/linear_regression.nn");
   const Graph *g = c->graph;
   Eval *e = eval_new(g);
   assert_non_null(e);
@@ -641,7 +641,7 @@ static void test_linear_regression(void **state) {
 /* SEEDS M2: Himmelblau from [4, 0], SGD lr 0.01, 200 steps. */
 static void test_himmelblau(void **state) {
   (void)state;
-  Compilation *c = compile_path("models/himmelblau.nn");
+  Compilation *c = compile_rel("models/himmelblau.nn");
   const Graph *g = c->graph;
   Eval *e = eval_new(g);
   assert_non_null(e);

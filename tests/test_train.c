@@ -94,7 +94,7 @@ static const char *model_src =
     "metric accuracy = mean(argmax(logits, axis=-1) == y)\n"
     "train loss with adam(lr=0.01)\n";
 
-static gradc_model *compile(void) {
+static gradc_model *compile_tiny(void) {
   gradc_options o;
   gradc_options_default(&o);
   o.threads = 1;
@@ -125,7 +125,7 @@ static char *run_train(gradc_model *m, TrainOptions *t, gradc_status want) {
 
 static void test_train_loop(void **state) {
   (void)state;
-  gradc_model *m = compile();
+  gradc_model *m = compile_tiny();
   char hist[300], ckpt[300];
   snprintf(hist, sizeof hist, "%s/history.csv", dir);
   snprintf(ckpt, sizeof ckpt, "%s/blobs.ckpt", dir);
@@ -150,7 +150,7 @@ static void test_train_loop(void **state) {
   assert_int_equal(rows, 8);
 
   /* A fresh model from the checkpoint evaluates like the trained one. */
-  gradc_model *m2 = compile();
+  gradc_model *m2 = compile_tiny();
   assert_int_equal(gradc_load(m2, ckpt), GRADC_OK);
   const char *names[] = {"h.kernel", "h.bias", "logits.kernel", "h.kernel/m", "optimizer/iterations"};
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
@@ -166,7 +166,7 @@ static void test_train_loop(void **state) {
 
 static void test_checkpoint_mismatch(void **state) {
   (void)state;
-  gradc_model *m = compile();
+  gradc_model *m = compile_tiny();
   char ckpt[300];
   snprintf(ckpt, sizeof ckpt, "%s/other.ckpt", dir);
   assert_int_equal(gradc_save(m, ckpt), GRADC_OK);
@@ -191,7 +191,7 @@ static void test_checkpoint_mismatch(void **state) {
 
 static void test_data_errors(void **state) {
   (void)state;
-  gradc_model *m = compile();
+  gradc_model *m = compile_tiny();
   TrainOptions t = {.data_dir = "/nonexistent/gradc-data", .epochs = 1, .batch = 32, .seed = 1};
   char *text = run_train(m, &t, GRADC_ERR_IO);
   free(text);
@@ -223,7 +223,7 @@ static void test_data_errors(void **state) {
 /* The calls the example driver makes (docs/example_train.c). */
 static void test_dataset_api(void **state) {
   (void)state;
-  gradc_model *m = compile();
+  gradc_model *m = compile_tiny();
   gradc_dataset *d = NULL;
   assert_int_equal(gradc_dataset_load(dir, 1, &d), GRADC_OK);
   assert_int_equal(gradc_dataset_size(d), 400);
@@ -345,7 +345,7 @@ static void test_api_misuse(void **state) {
   assert_int_equal(gradc_bind(NULL, 4), GRADC_ERR_ARG);
   assert_int_equal(gradc_train_step(NULL, NULL), GRADC_ERR_ARG);
   gradc_free(NULL);
-  gradc_model *m = compile();
+  gradc_model *m = compile_tiny();
   assert_int_equal(gradc_forward(m), GRADC_ERR_ARG);          /* not bound yet */
   assert_non_null(strstr(gradc_last_error(m), "gradc_bind"));
   assert_null(gradc_data(m, "x", NULL));
