@@ -600,7 +600,13 @@ static void build_updates(AD *ad) {
 /* ------------------------------------------------------------ the stage */
 
 bool autodiff(Graph *g) {
-  if (!g->has_train) return true;
+  if (!g->has_train) {
+    /* Without a train step nothing applies the state updates (batch
+     * norm's moving statistics): drop them, or the list would keep
+     * values that dce removes. */
+    g->nupdates = 0;
+    return true;
+  }
   AD adv = {.g = g, .nfwd = g->nnodes};
   AD *ad = &adv;
   ad->grad = arena_alloc(g->arena, sizeof(Node *) * (size_t)g->nnodes);
