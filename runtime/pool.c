@@ -133,6 +133,6 @@ void gradc_parallel(gradc_task *task, void **buf, const int64_t *sym, int64_t wo
  * chunks of a column reduction).  One step runs at a time, so one block
  * serves every model; its size bounds what codegen splits. */
 void *gradc_scratch(void) {
-  static _Alignas(64) unsigned char block[64 << 10];
+  static _Alignas(64) unsigned char block[128 << 10];
   return block;
 }
