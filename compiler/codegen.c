@@ -614,8 +614,15 @@ static void gen_reduce(CG *cg, const Node *n) {
  * the split, and a part reads the rows that the part of the same number
  * wrote in the loop before (slices of the outer loop), still in its core's
  * cache: splitting the columns instead made these sums slower on 2 threads
- * than on 1, half of every row being in the other core's cache. */
-enum { ROW_CHUNKS = 16, SCRATCH_BYTES = 128 << 10 };
+ * than on 1, half of every row being in the other core's cache.
+ *
+ * An f32 sum's partials are f64 (reduce_acc) when its chunks are long.
+ * When no chunk has more than ROW_BLOCK rows (up to 1024 rows: a batch's
+ * bias gradient), they are f32 sums of at most 64 rows each, blocks added
+ * pairwise in f32: converting every element to f64 took 1.35x as long for
+ * a bias gradient of [128, 512], and adding the f32 partials in f64 still
+ * 1.05x.  Which one runs depends on the row count alone. */
+enum { ROW_CHUNKS = 16, ROW_BLOCK = 64, SCRATCH_BYTES = 128 << 10 };
 
 static bool chunked_reduction(const Node *n) {
   if (n->op != OP_SUM && n->op != OP_MEAN && n->op != OP_MAX && n->op != OP_MIN) return false;
@@ -627,31 +634,48 @@ static bool chunked_reduction(const Node *n) {
 
 static LLVMValueRef scratch_ptr(CG *cg) { return cg_call(cg, "gradc_scratch", cg->ptr, NULL, NULL, 0); }
 
-/* The outlined part: chunks [16 part / nparts, 16 (part + 1) / nparts). */
-static void gen_reduce_chunks(CG *cg, const Node *n) {
+/* Emits gen(pt) twice: with partials of n's own type when the chunks are
+ * short, of its accumulator's type when not; once when those are one. */
+typedef void ChunkFn(CG *cg, const Node *n, DType pt, void *arg);
+static void by_partial_type(CG *cg, const Node *n, LLVMValueRef rows, ChunkFn *gen, void *arg) {
+  DType at = reduce_acc(n);
+  if (at == n->dtype) {
+    gen(cg, n, at, arg);
+    return;
+  }
+  LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "short");
+  LLVMBasicBlockRef no = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "long");
+  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "joined");
+  LLVMValueRef few = LLVMBuildICmp(cg->b, LLVMIntSLE, rows, cg_int(cg, ROW_CHUNKS * ROW_BLOCK), "");
+  LLVMBuildCondBr(cg->b, few, yes, no);
+  LLVMPositionBuilderAtEnd(cg->b, yes);
+  gen(cg, n, n->dtype, arg);
+  LLVMBuildBr(cg->b, join);
+  LLVMPositionBuilderAtEnd(cg->b, no);
+  gen(cg, n, at, arg);
+  LLVMBuildBr(cg->b, join);
+  LLVMPositionBuilderAtEnd(cg->b, join);
+}
+
+typedef struct Chunk {
+  LLVMValueRef scratch, ch, r0, r1;
+} Chunk;
+
+/* Rows [r0, r1) of the operand into chunk ch's row of partials of type pt. */
+static void chunk_rows(CG *cg, const Node *n, DType pt, void *arg) {
+  const Chunk *k = arg;
   LLVMBuilderRef b = cg->b;
   const Node *x = n->src[0];
   const Shape *xs = &x->shape;
   int last = xs->rank - 1;
-  DType at = reduce_acc(n);
-  LLVMTypeRef t = cg_type(cg, at);
-  LLVMValueRef C = cg_int(cg, xs->d[last].n), R = LLVMBuildSDiv(b, cg_count(cg, xs), C, "rows");
-  LLVMValueRef one = cg_int(cg, 1), chunks = cg_int(cg, ROW_CHUNKS);
-  cg->split = false;   /* the slice is taken here, in chunks */
-  cg->own_parts = true;
-  LLVMValueRef c0 = LLVMBuildSDiv(b, LLVMBuildMul(b, chunks, cg->part, ""), cg->nparts, "");
-  LLVMValueRef c1 = LLVMBuildSDiv(b, LLVMBuildMul(b, chunks, LLVMBuildAdd(b, cg->part, one, ""), ""),
-                                  cg->nparts, "");
-  LLVMValueRef scratch = scratch_ptr(cg);
-  Loop lk, lr, lc, lf;
-  LLVMValueRef ch = LLVMBuildAdd(b, cg_loop_begin(cg, &lk, LLVMBuildSub(b, c1, c0, "")), c0, "chunk");
-  LLVMValueRef r0 = LLVMBuildSDiv(b, LLVMBuildMul(b, R, ch, ""), chunks, "");
-  LLVMValueRef r1 = LLVMBuildSDiv(b, LLVMBuildMul(b, R, LLVMBuildAdd(b, ch, one, ""), ""), chunks, "");
-  LLVMValueRef partial = acc_ptr(cg, n, scratch, LLVMBuildMul(b, ch, C, ""));
+  LLVMTypeRef t = cg_type(cg, pt);
+  LLVMValueRef C = cg_int(cg, xs->d[last].n);
+  Loop lr, lc, lf;
+  LLVMValueRef partial = LLVMBuildGEP2(b, t, k->scratch, (LLVMValueRef[]){LLVMBuildMul(b, k->ch, C, "")}, 1, "");
   LLVMValueRef f = cg_loop_begin(cg, &lf, C);
-  LLVMBuildStore(b, reduce_init(cg, n, at), acc_ptr(cg, n, partial, f));
+  LLVMBuildStore(b, reduce_init(cg, n, pt), LLVMBuildGEP2(b, t, partial, &f, 1, ""));
   cg_loop_end(cg, &lf);
-  LLVMValueRef r = LLVMBuildAdd(b, cg_loop_begin(cg, &lr, LLVMBuildSub(b, r1, r0, "")), r0, "row");
+  LLVMValueRef r = LLVMBuildAdd(b, cg_loop_begin(cg, &lr, LLVMBuildSub(b, k->r1, k->r0, "")), k->r0, "row");
   /* the operand's index: the row's leading indices, then the column */
   Nest ns = {.rank = xs->rank};
   LLVMValueRef rest = r;
@@ -664,30 +688,60 @@ static void gen_reduce_chunks(CG *cg, const Node *n) {
   ns.idx[last] = c;
   Ctx cx = {.shape = xs, .flat = flat_tree(x, n, xs), .ns = &ns};
   cx.i = LLVMBuildAdd(b, LLVMBuildMul(b, r, C, ""), c, "");
-  LLVMValueRef v = convert(cg, elem(cg, x, n, &cx), x->dtype, at);
-  LLVMValueRef p = acc_ptr(cg, n, partial, c);
+  LLVMValueRef v = convert(cg, elem(cg, x, n, &cx), x->dtype, pt);
+  LLVMValueRef p = LLVMBuildGEP2(b, t, partial, &c, 1, "");
   LLVMBuildStore(b, reduce_step(cg, n, LLVMBuildLoad2(b, t, p, ""), v), p);
   cg_loop_end(cg, &lc);
   cg_loop_end(cg, &lr);
+}
+
+/* The outlined part: chunks [16 part / nparts, 16 (part + 1) / nparts). */
+static void gen_reduce_chunks(CG *cg, const Node *n) {
+  LLVMBuilderRef b = cg->b;
+  const Shape *xs = &n->src[0]->shape;
+  LLVMValueRef R = LLVMBuildSDiv(b, cg_count(cg, xs), cg_int(cg, xs->d[xs->rank - 1].n), "rows");
+  LLVMValueRef one = cg_int(cg, 1), chunks = cg_int(cg, ROW_CHUNKS);
+  cg->split = false;   /* the slice is taken here, in chunks */
+  cg->own_parts = true;
+  LLVMValueRef c0 = LLVMBuildSDiv(b, LLVMBuildMul(b, chunks, cg->part, ""), cg->nparts, "");
+  LLVMValueRef c1 = LLVMBuildSDiv(b, LLVMBuildMul(b, chunks, LLVMBuildAdd(b, cg->part, one, ""), ""),
+                                  cg->nparts, "");
+  Chunk k = {.scratch = scratch_ptr(cg)};
+  Loop lk;
+  k.ch = LLVMBuildAdd(b, cg_loop_begin(cg, &lk, LLVMBuildSub(b, c1, c0, "")), c0, "chunk");
+  k.r0 = LLVMBuildSDiv(b, LLVMBuildMul(b, R, k.ch, ""), chunks, "");
+  k.r1 = LLVMBuildSDiv(b, LLVMBuildMul(b, R, LLVMBuildAdd(b, k.ch, one, ""), ""), chunks, "");
+  by_partial_type(cg, n, R, chunk_rows, &k);
   cg_loop_end(cg, &lk);
   cg->own_parts = false;
 }
 
-/* After the parts: out[c] = column c's partials, combined in chunk order. */
-static void gen_reduce_combine(CG *cg, const Node *n) {
+/* out[c] = column c's partials of type pt, added pairwise in chunk order
+ * ((p0 + p1) + (p2 + p3)) + ..., then rounded once. */
+static void combine_columns(CG *cg, const Node *n, DType pt, void *arg) {
   LLVMBuilderRef b = cg->b;
   const Shape *xs = &n->src[0]->shape;
-  LLVMTypeRef t = cg_type(cg, reduce_acc(n));
+  LLVMTypeRef t = cg_type(cg, pt);
   int64_t cols = xs->d[xs->rank - 1].n;
-  LLVMValueRef C = cg_int(cg, cols), scratch = scratch_ptr(cg);
+  LLVMValueRef C = cg_int(cg, cols), scratch = arg;
   Loop lc;
-  LLVMValueRef c = cg_loop_begin(cg, &lc, C), acc = reduce_init(cg, n, reduce_acc(n));
+  LLVMValueRef c = cg_loop_begin(cg, &lc, C), v[ROW_CHUNKS];
   for (int k = 0; k < ROW_CHUNKS; k++) {
-    LLVMValueRef p = acc_ptr(cg, n, scratch, LLVMBuildAdd(b, c, cg_int(cg, k * cols), ""));
-    acc = reduce_step(cg, n, acc, LLVMBuildLoad2(b, t, p, ""));
+    LLVMValueRef off = LLVMBuildAdd(b, c, cg_int(cg, k * cols), "");
+    v[k] = LLVMBuildLoad2(b, t, LLVMBuildGEP2(b, t, scratch, &off, 1, ""), "");
   }
+  for (int w = 1; w < ROW_CHUNKS; w *= 2)
+    for (int k = 0; k + w < ROW_CHUNKS; k += 2 * w) v[k] = reduce_step(cg, n, v[k], v[k + w]);
+  LLVMValueRef acc = convert(cg, v[0], pt, reduce_acc(n));
   cg_store(cg, n, c, reduce_finish(cg, n, acc, LLVMBuildSDiv(b, cg_count(cg, xs), C, "")));
   cg_loop_end(cg, &lc);
+}
+
+/* After the parts: out[c] from column c's partials. */
+static void gen_reduce_combine(CG *cg, const Node *n) {
+  const Shape *xs = &n->src[0]->shape;
+  LLVMValueRef R = LLVMBuildSDiv(cg->b, cg_count(cg, xs), cg_int(cg, xs->d[xs->rank - 1].n), "rows");
+  by_partial_type(cg, n, R, combine_columns, scratch_ptr(cg));
 }
 
 static void gen_node(CG *cg, const Node *n) {
