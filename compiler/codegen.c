@@ -24,7 +24,9 @@
  * threads, a large nest whose outer iterations are independent is outlined
  * into a task that gradc_parallel (runtime/pool.c) runs in slices of its
  * outer loop (gen_maybe_parallel); a reduction to the last axis runs in
- * fixed row chunks whose partials are combined in order, threads or not.
+ * fixed row chunks whose partials are combined in a fixed order, threads or
+ * not.  f32 sums accumulate in f64 (in f32 blocks first where that keeps
+ * their loops at f32 speed) and are rounded once (reduce_acc).
  * This file holds the helpers, elementwise loops, reductions, the dispatch
  * and the functions; every other op's generator is in codegen_kernels.c
  * (matrix products through gradc_sgemm and the convolution products,
