@@ -37,22 +37,9 @@ static LLVMValueRef at3(CG *cg, LLVMValueRef o, LLVMValueRef j, LLVMValueRef in,
                       in, "");
 }
 
-/* Stack memory of type t, allocated once in the function's entry block
- * (not in the loop that uses it, which would grow the stack per pass). */
-static LLVMValueRef entry_alloca(CG *cg, LLVMTypeRef t, const char *name) {
-  LLVMBasicBlockRef cur = LLVMGetInsertBlock(cg->b);
-  LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(cg->fn);
-  LLVMValueRef first = LLVMGetFirstInstruction(entry);
-  if (first) LLVMPositionBuilderBefore(cg->b, first);
-  else LLVMPositionBuilderAtEnd(cg->b, entry);
-  LLVMValueRef a = LLVMBuildAlloca(cg->b, t, name);
-  LLVMPositionBuilderAtEnd(cg->b, cur);
-  return a;
-}
-
 /* A running value in a stack slot, so that loops can update it. */
 static LLVMValueRef slot(CG *cg, LLVMTypeRef t, LLVMValueRef init) {
-  LLVMValueRef s = entry_alloca(cg, t, "acc");
+  LLVMValueRef s = cg_entry_alloca(cg, t, "acc");
   LLVMBuildStore(cg->b, init, s);
   return s;
 }
@@ -511,7 +498,7 @@ void cg_pool(CG *cg, const Node *n) {
 
 /* Per-channel scratch of one output position: [n x t] on the stack. */
 static LLVMValueRef stack_array(CG *cg, LLVMTypeRef t, int64_t n) {
-  LLVMValueRef a = entry_alloca(cg, LLVMArrayType2(t, (uint64_t)n), "scratch");
+  LLVMValueRef a = cg_entry_alloca(cg, LLVMArrayType2(t, (uint64_t)n), "scratch");
   LLVMSetAlignment(a, 64);
   return a;
 }

@@ -67,6 +67,8 @@ LLVMValueRef cg_ptr(CG *cg, const Node *n);             /* n's storage */
 LLVMValueRef cg_load(CG *cg, const Node *n, LLVMValueRef off);
 void cg_store(CG *cg, const Node *n, LLVMValueRef off, LLVMValueRef v);
 void cg_fill(CG *cg, const Node *n, LLVMValueRef v);
+/* stack memory in the entry block of the function being built */
+LLVMValueRef cg_entry_alloca(CG *cg, LLVMTypeRef t, const char *name);
 LLVMValueRef cg_loop_begin(CG *cg, Loop *l, LLVMValueRef n);   /* the induction variable */
 void cg_loop_end(CG *cg, Loop *l);
 void cg_nest_begin(CG *cg, Nest *ns, int rank, LLVMValueRef *d);

@@ -131,8 +131,9 @@ void gradc_parallel(gradc_task *task, void **buf, const int64_t *sym, int64_t wo
 
 /* Partial results of compiled code's parallel reductions (codegen.c: row
  * chunks of a column reduction).  One step runs at a time, so one block
- * serves every model; its size bounds what codegen splits. */
+ * serves every model; its size bounds what codegen splits (SCRATCH_BYTES:
+ * 16 rows of f64 partials of up to 1024 columns). */
 void *gradc_scratch(void) {
-  static _Alignas(64) unsigned char block[64 << 10];
+  static _Alignas(64) unsigned char block[128 << 10];
   return block;
 }

@@ -72,7 +72,8 @@ int pool_threads(void);                     /* 0 until set */
 typedef void gradc_task(void **buf, const int64_t *sym, int64_t part, int64_t nparts);
 /* work: elements the kernel writes, which decides how many parts pay off. */
 void gradc_parallel(gradc_task *task, void **buf, const int64_t *sym, int64_t work);
-/* 64 KiB for the partial results of compiled code's parallel reductions. */
+/* 128 KiB for the partial results of compiled code's parallel reductions
+ * (codegen.c's SCRATCH_BYTES). */
 void *gradc_scratch(void);
 
 /* ------------------------------------------------------------------ mem.c */
