@@ -135,12 +135,12 @@ static void run_model(const char *name, const char *src, int64_t batch, int step
   compare(m, g, e, GRADC_OUTPUT, 1e-5, 1e-4, "forward output");
   compare(m, g, e, GRADC_METRIC, 1e-5, 1e-4, "forward metric");
   for (int i = 0; g->has_train && i < steps; i++) {
-    float loss;
+    double loss;
     assert_int_equal(gradc_train_step(m, &loss), GRADC_OK);
     eval_train_step(e);
     double ref = eval_data(e, g->loss)[0];
     if (!close_to(loss, ref, 1e-5, 1e-4)) {
-      print_error("%s step %d: loss %.9g vs evaluator %.9g\n", name, i, (double)loss, ref);
+      print_error("%s step %d: loss %.9g vs evaluator %.9g\n", name, i, loss, ref);
       fail();
     }
   }
@@ -186,11 +186,11 @@ static void run_opt_levels(const char *name, const char *src, int64_t batch, int
     }
   }
   for (int s = 0; g->has_train && s < steps; s++) {
-    float l0, l1;
+    double l0, l1;
     assert_int_equal(gradc_train_step(m[0], &l0), GRADC_OK);
     assert_int_equal(gradc_train_step(m[1], &l1), GRADC_OK);
     if (!close_to(l1, l0, 1e-5, 1e-4)) {
-      print_error("%s step %d: optimized loss %.9g vs unoptimized %.9g\n", name, s, (double)l1, (double)l0);
+      print_error("%s step %d: optimized loss %.9g vs unoptimized %.9g\n", name, s, l1, l0);
       fail();
     }
   }
@@ -293,7 +293,7 @@ static void test_threads_same_bits(void **state) {
       }
     }
     for (int s = 0; s < 3; s++) {
-      float l0, l1;
+      double l0, l1;
       assert_int_equal(gradc_train_step(m[0], &l0), GRADC_OK);
       assert_int_equal(gradc_train_step(m[1], &l1), GRADC_OK);
       assert_memory_equal(&l0, &l1, sizeof l0);
