@@ -105,7 +105,7 @@ static void compare(gradc_model *m, const Graph *g, Eval *e, gradc_kind kind, do
     for (int64_t k = 0; k < cnt; k++) {
       double a = as_double(jit, t.dtype, k), b = ref[k];
       if (!close_to(a, b, atol, rtol)) {
-        print_error("%s %s '%s'[%lld]: jit %.9g vs evaluator %.9g\n", g->model_name, what, t.name,
+        print_error("%s %s '%s'[%lld]: jit %.17g vs evaluator %.17g\n", g->model_name, what, t.name,
                     (long long)k, a, b);
         fail();
       }
@@ -113,7 +113,17 @@ static void compare(gradc_model *m, const Graph *g, Eval *e, gradc_kind kind, do
   }
 }
 
-static void run_model(const char *name, const char *src, int64_t batch, int steps) {
+/* How close the JIT must come to the evaluator: atol, and the relative
+ * tolerance of forward values and losses and of trained parameters and
+ * state. */
+typedef struct Tol {
+  double atol, rtol, trained_rtol;
+} Tol;
+
+/* f32 models: the JIT computes in f32, the evaluator in double. */
+static const Tol f32_tol = {1e-5, 1e-4, 1e-3};
+
+static void run_model_tol(const char *name, const char *src, int64_t batch, int steps, Tol tol) {
   gradc_options o;
   gradc_options_default(&o);
   o.threads = 1;
@@ -132,24 +142,28 @@ static void run_model(const char *name, const char *src, int64_t batch, int step
   fill_inputs(g, e, m, 7);
   assert_int_equal(gradc_forward(m), GRADC_OK);
   eval_forward(e);
-  compare(m, g, e, GRADC_OUTPUT, 1e-5, 1e-4, "forward output");
-  compare(m, g, e, GRADC_METRIC, 1e-5, 1e-4, "forward metric");
+  compare(m, g, e, GRADC_OUTPUT, tol.atol, tol.rtol, "forward output");
+  compare(m, g, e, GRADC_METRIC, tol.atol, tol.rtol, "forward metric");
   for (int i = 0; g->has_train && i < steps; i++) {
     double loss;
     assert_int_equal(gradc_train_step(m, &loss), GRADC_OK);
     eval_train_step(e);
     double ref = eval_data(e, g->loss)[0];
-    if (!close_to(loss, ref, 1e-5, 1e-4)) {
-      print_error("%s step %d: loss %.9g vs evaluator %.9g\n", name, i, loss, ref);
+    if (!close_to(loss, ref, tol.atol, tol.rtol)) {
+      print_error("%s step %d: loss %.17g vs evaluator %.17g\n", name, i, loss, ref);
       fail();
     }
   }
   if (g->has_train) {
-    compare(m, g, e, GRADC_PARAM, 1e-5, 1e-3, "trained");
-    compare(m, g, e, GRADC_STATE, 1e-5, 1e-3, "optimizer state");
+    compare(m, g, e, GRADC_PARAM, tol.atol, tol.trained_rtol, "trained");
+    compare(m, g, e, GRADC_STATE, tol.atol, tol.trained_rtol, "optimizer state");
   }
   eval_free(e);
   gradc_free(m);
+}
+
+static void run_model(const char *name, const char *src, int64_t batch, int steps) {
+  run_model_tol(name, src, batch, steps, f32_tol);
 }
 
 /* The graph passes and LLVM at -O3 against no passes and LLVM -O0: the
@@ -444,11 +458,47 @@ static void test_ops(void **state) {
   }
 }
 
+/* f64 models compute in double on both sides: the JIT must agree with the
+ * evaluator to rounding (summation order, libm; the worst seen below is
+ * 2e-14 relative), not to f32's 1e-4. */
+static const Tol f64_tol = {1e-15, 1e-12, 1e-12};
+
+/* bug (issue 15): dense, the conv2d layer and batch_norm made f32
+ * parameters, so an f64 model using them did not compile.  Now they train
+ * in f64 and match the evaluator to 1e-12. */
+static void test_f64_layers(void **state) {
+  (void)state;
+  static const char *const models[] = {
+      "input x : f64[batch, 5]\n"
+      "input y : i32[batch]\n"
+      "h = dense(x, 4, activation=tanh)\n"
+      "logits = dense(h, 3)\n"
+      "output p = softmax(logits)\n"
+      "loss = mean(softmax_cross_entropy(logits, y))\n"
+      "train loss with sgd(lr=0.1, momentum=0.9)\n",
+
+      "input x : f64[batch, 5, 5, 2]\n"
+      "input y : i32[batch]\n"
+      "h = conv2d(x, 3, 3, padding=same, activation=relu)\n"
+      "n = batch_norm(h, momentum=0.5)\n"
+      "logits = dense(global_avgpool2d(n), 3)\n"
+      "output p = softmax(logits)\n"
+      "loss = mean(softmax_cross_entropy(logits, y))\n"
+      "train loss with sgd(lr=0.1)\n",
+  };
+  for (size_t i = 0; i < sizeof models / sizeof *models; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "f64_layers_%zu.nn", i);
+    run_model_tol(name, models[i], 4, 3, f64_tol);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ops),
       cmocka_unit_test(test_model_files),
       cmocka_unit_test(test_threads_same_bits),
+      cmocka_unit_test(test_f64_layers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
