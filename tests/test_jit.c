@@ -493,12 +493,37 @@ static void test_f64_layers(void **state) {
   }
 }
 
+/* bug (issue 15): Adam's step size lr*sqrt(1-beta2^t)/(1-beta1^t) was
+ * computed in f32 for every model; in f32, 1 - 0.999 is 1.3e-5 off, so each
+ * f64 update was 7e-6 (relative) off the evaluator's double arithmetic and
+ * Keras' (which computes it in the variable's dtype).  A model with f64 and
+ * f32 parameters gets one factor per dtype; its f32 parameter feeds the f64
+ * ones, so it is held to f32's tolerance. */
+static void test_f64_adam(void **state) {
+  (void)state;
+  run_model_tol("f64_adam.nn",
+                "input x : f64[batch, 3]\n"
+                "param w : f64[3, 2] = glorot_uniform\n"
+                "param b : f64[2] = 0.1\n"
+                "loss = mean(square(tanh(x @ w + b) - 0.5))\n"
+                "train loss with adam(lr=0.01)\n",
+                4, 5, f64_tol);
+  run_model("mixed_adam.nn",
+            "input x : f64[batch, 3]\n"
+            "param w : f64[3, 2] = glorot_uniform\n"
+            "param s : f32[2] = 0.5\n"
+            "loss = mean(square(tanh(x @ w) * cast(s, f64) - 0.5))\n"
+            "train loss with adam(lr=0.01)\n",
+            4, 5);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ops),
       cmocka_unit_test(test_model_files),
       cmocka_unit_test(test_threads_same_bits),
       cmocka_unit_test(test_f64_layers),
+      cmocka_unit_test(test_f64_adam),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
