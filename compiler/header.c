@@ -91,6 +91,7 @@ void header_write(FILE *out, const Graph *g, const EmitOptions *o) {
           " *   gradc_aot_model *m = %s_new();              // parameters from seed 1\n"
           " *   %s_bind(m, 128, NULL);                      // batch size; allocates the workspace\n"
           " *   float *x = %s_data(m, \"%s\", NULL);         // fill the inputs, then\n"
+          " *   double loss;\n"
           " *   %s_train_step(m, &loss);                    // or %s_forward(m)\n"
           " *   %s_save(m, \"model.ckpt\");                   // a gradc checkpoint\n"
           " *   %s_free(m);\n"
@@ -189,8 +190,10 @@ void header_write(FILE *out, const Graph *g, const EmitOptions *o) {
           " * inputs and parameters. */\n"
           "int %s_forward(gradc_aot_model *m);\n"
           "/* One training step on the bound batch: forward, backward and the\n"
-          " * optimizer update in place; *loss (may be NULL) gets the batch's loss. */\n"
-          "int %s_train_step(gradc_aot_model *m, float *loss);\n\n", p, p);
+          " * optimizer update in place; *loss (may be NULL) gets the batch's loss,\n"
+          " * a double in the precision of the loss's dtype (%s). */\n"
+          "int %s_train_step(gradc_aot_model *m, double *loss);\n\n", p,
+          g->loss ? dtype_names[g->loss->dtype] : "no loss", p);
   fprintf(out,
           "/* The whole parameter and optimizer state as a gradc checkpoint, the bytes\n"
           " * `gradc train --save` writes and --resume reads: get_state needs\n"

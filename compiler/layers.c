@@ -6,8 +6,11 @@
  * im2col and one matrix product, batch_norm a train_select of its batch and
  * moving forms plus two update statements), so autodiff, the passes and
  * codegen never see a layer.  A layer creates its parameters (and state)
- * under its name with Keras' initializers and defaults; the builtin table in
- * call.c maps names to these functions and checks the argument keywords.
+ * under its name with Keras' initializers and defaults, in its input's float
+ * dtype (Keras builds a layer's weights in the layer's dtype, so an f64
+ * model gets f64 kernels: the user cannot cast a kernel the layer makes);
+ * the builtin table in call.c maps names to these functions and checks the
+ * argument keywords.
  */
 #include <math.h>
 #include <string.h>
@@ -15,10 +18,18 @@
 #include "compiler.h"
 
 
-static Node *new_param(Parser *p, const char *name, const Shape *s, Init init, Loc loc) {
+/* The dtype of the parameters a layer makes for input x: x's own when it is
+ * f32 or f64.  An integer input keeps f32, so that the layer's own check or
+ * its first op's rule reports the input (not a mismatch with an i32 kernel). */
+static DType param_dtype(const Node *x) {
+  return dtype_is_float(x->dtype) ? x->dtype : DT_F32;
+}
+
+static Node *new_param(Parser *p, const char *name, DType t, const Shape *s, Init init,
+                       Loc loc) {
   if (shape_static_count(s) < 0)
     parse_fail(p, loc, "parameter '%s' would have more than 2^40 elements", name);
-  Node *n = graph_leaf(p->g, OP_PARAM, NULL, DT_F32, s, loc);
+  Node *n = graph_leaf(p->g, OP_PARAM, NULL, t, s, loc);
   n->a.init = init;
   parse_define(p, name, n, loc);
   return n;
@@ -62,13 +73,13 @@ static Node *activate(Parser *p, Call *c, Val *v, Node *x) {
           "softmax or linear", call_name(p, c));
 }
 
-/* The end of dense and conv2d: <base>.bias of [units] added unless
- * use_bias=false, then the activation. */
+/* The end of dense and conv2d: <base>.bias of [units] (in y's dtype) added
+ * unless use_bias=false, then the activation. */
 static Node *bias_and_activation(Parser *p, Call *c, const char *base, Node *y, int64_t units) {
   Val *ub = call_kwarg(c, "use_bias");
   if (!ub || call_bool(p, c, ub)) {
     Shape bs = {1, {{units, 0}}};
-    Node *b = new_param(p, arena_printf(p->arena, "%s.bias", base), &bs,
+    Node *b = new_param(p, arena_printf(p->arena, "%s.bias", base), param_dtype(y), &bs,
                         (Init){INIT_ZEROS, 0, 0}, c->fn->loc);
     Val *bi = call_kwarg(c, "bias_initializer");
     if (bi) call_init(p, b, bi);
@@ -91,7 +102,7 @@ Node *layer_dense(Parser *p, Call *c, OpKind op) {
             dtype_names[x->dtype]);
   const char *base = layer_name(p, c, "dense", &p->ndense);
   Shape ks = {2, {{x->shape.d[x->shape.rank - 1].n, 0}, {units, 0}}};
-  Node *k = new_param(p, arena_printf(p->arena, "%s.kernel", base), &ks,
+  Node *k = new_param(p, arena_printf(p->arena, "%s.kernel", base), param_dtype(x), &ks,
                       (Init){INIT_GLOROT_UNIFORM, 0, 0}, c->fn->loc);
   Val *ki = call_kwarg(c, "kernel_initializer");
   if (ki) call_init(p, k, ki);
@@ -306,7 +317,7 @@ Node *layer_conv2d(Parser *p, Call *c, OpKind op) {
   padding_arg(p, c, call_kwarg(c, "padding"), x, &w);
   if (!k) {
     Shape ks = {4, {{w.k[0], 0}, {w.k[1], 0}, {cin, 0}, {cout, 0}}};
-    k = new_param(p, arena_printf(p->arena, "%s.kernel", base), &ks,
+    k = new_param(p, arena_printf(p->arena, "%s.kernel", base), param_dtype(x), &ks,
                   (Init){INIT_GLOROT_UNIFORM, 0, 0}, c->fn->loc);
     Val *ki = call_kwarg(c, "kernel_initializer");
     if (ki) call_init(p, k, ki);
@@ -361,7 +372,7 @@ Node *layer_dropout(Parser *p, Call *c, OpKind op) {
 /* batch_norm(x, axis=-1, momentum=0.99, epsilon=1e-3, name=...): Keras
  * BatchNormalization.  Parameters <name>.gamma (ones) and <name>.beta
  * (zeros); non-trainable state <name>.moving_mean (zeros) and
- * <name>.moving_variance (ones).  train_step normalises with the batch
+ * <name>.moving_variance (ones); all four in x's dtype.  train_step normalises with the batch
  * statistics over every axis but `axis` (biased variance) and moves the
  * state: moving = moving * momentum + batch * (1 - momentum), as Keras'
  * non-fused path (Keras 3 alike); forward and eval normalise with the
@@ -388,8 +399,10 @@ Node *layer_batch_norm(Parser *p, Call *c, OpKind op) {
   int64_t C = x->shape.d[ax].n;
   Shape cs = {1, {{C, 0}}}, ks = {.rank = r};
   for (int i = 0; i < r; i++) ks.d[i] = i == ax ? (Dim){C, 0} : (Dim){1, 0};
-  Node *gamma = new_param(p, arena_printf(p->arena, "%s.gamma", base), &cs, (Init){INIT_ONES, 0, 0}, loc);
-  Node *beta = new_param(p, arena_printf(p->arena, "%s.beta", base), &cs, (Init){INIT_ZEROS, 0, 0}, loc);
+  Node *gamma = new_param(p, arena_printf(p->arena, "%s.gamma", base), x->dtype, &cs,
+                          (Init){INIT_ONES, 0, 0}, loc);
+  Node *beta = new_param(p, arena_printf(p->arena, "%s.beta", base), x->dtype, &cs,
+                         (Init){INIT_ZEROS, 0, 0}, loc);
   Node *st[2];
   static const char *const what[2] = {"moving_mean", "moving_variance"};
   for (int k = 0; k < 2; k++) {

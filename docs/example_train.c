@@ -35,7 +35,7 @@ int main(int argc, char **argv) {
     double sum = 0;
     for (int64_t at = 0; at < n; at += batch) {
       int64_t bs = n - at < batch ? n - at : batch;
-      float loss;
+      double loss;
       if (gradc_dataset_feed(train, m, order, at, bs) || gradc_train_step(m, &loss))
         return die("train", m);
       sum += loss * (double)bs;

@@ -119,7 +119,7 @@ int main(int argc, char **argv) {
     double t0 = now(), sum = 0;
     for (int64_t at = 0; at < train.n; at += batch) {
       int64_t bs = train.n - at < batch ? train.n - at : batch;
-      float loss;
+      double loss;
       if (mnist_mlp_bind(m, bs, NULL)) break;
       feed(m, &train, order, at, bs);
       if (mnist_mlp_train_step(m, &loss)) break;

@@ -10,7 +10,8 @@
  *   }
  *   gradc_bind(m, 128);                        // batch size: sizes buffers
  *   float *x = gradc_data(m, "x", NULL);       // fill inputs ...
- *   gradc_train_step(m);                       // ... and step
+ *   double loss;
+ *   gradc_train_step(m, &loss);                // ... and step
  *   gradc_free(m);
  *
  * Conventions.  Every function that can fail returns a gradc_status
@@ -124,8 +125,10 @@ gradc_status gradc_forward(gradc_model *m);
 
 /* Runs one training step on the bound batch: forward, backward, and the
  * optimizer update of every parameter and slot, in place.  *loss (may be
- * NULL) receives the batch's loss before the update. */
-gradc_status gradc_train_step(gradc_model *m, float *loss);
+ * NULL) receives the batch's loss before the update, as a double in the
+ * precision of the model's loss dtype: every bit of an f64 loss, an f32
+ * loss exactly widened. */
+gradc_status gradc_train_step(gradc_model *m, double *loss);
 
 /* Re-initialises parameters and optimizer state from seed. */
 gradc_status gradc_init(gradc_model *m, uint64_t seed);

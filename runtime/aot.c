@@ -290,7 +290,7 @@ int gradc_aot_forward(const AotModel *am, gradc_aot_model *m) {
   return GRADC_OK;
 }
 
-int gradc_aot_train_step(const AotModel *am, gradc_aot_model *m, float *loss) {
+int gradc_aot_train_step(const AotModel *am, gradc_aot_model *m, double *loss) {
   int s = check(am, m, "train_step");
   if (s) return s;
   if (!m->batch)
@@ -301,7 +301,7 @@ int gradc_aot_train_step(const AotModel *am, gradc_aot_model *m, float *loss) {
     const int64_t *t = tensor_rec(m->desc, i);
     if (t[AOT_T_KIND] != GRADC_LOSS || t[AOT_T_NODE] < 0) continue;
     void *p = m->buf[t[AOT_T_NODE]];
-    *loss = t[AOT_T_DTYPE] == DT_F64 ? (float)*(double *)p : *(float *)p;
+    *loss = t[AOT_T_DTYPE] == DT_F64 ? *(double *)p : (double)*(float *)p;
   }
   return GRADC_OK;
 }

@@ -391,7 +391,7 @@ gradc_status gradc_forward(gradc_model *m) {
 
 /* With check_numerics, the first node in execution order holding a NaN or
  * infinity is named; its source line tells the user where to look. */
-static gradc_status non_finite(gradc_model *m, float loss) {
+static gradc_status non_finite(gradc_model *m, double loss) {
   const Graph *g = m->g;
   for (int i = 0; i < g->nnodes; i++) {
     const Node *n = g->nodes[i];
@@ -403,19 +403,20 @@ static gradc_status non_finite(gradc_model *m, float loss) {
       if (!isfinite(v))
         return fail(m, GRADC_ERR_NUMERIC,
                     "the loss is %g: the first non-finite value is %g in node %%%d (%s%s%s) at %s:%d:%d",
-                    (double)loss, v, n->id, op_info[n->op].name, n->name ? " " : "",
+                    loss, v, n->id, op_info[n->op].name, n->name ? " " : "",
                     n->name ? n->name : "", g->src->name, n->loc.line, n->loc.col);
     }
   }
-  return fail(m, GRADC_ERR_NUMERIC, "the loss is %g", (double)loss);
+  return fail(m, GRADC_ERR_NUMERIC, "the loss is %g", loss);
 }
 
-static float loss_value(const gradc_model *m, const Node *l) {
+/* The loss in its own precision: an f64 loss keeps every bit. */
+static double loss_value(const gradc_model *m, const Node *l) {
   void *p = m->buf[cg_buffer_node(l)->id];
-  return l->dtype == DT_F32 ? *(float *)p : (float)*(double *)p;
+  return l->dtype == DT_F32 ? (double)*(float *)p : *(double *)p;
 }
 
-gradc_status gradc_train_step(gradc_model *m, float *loss) {
+gradc_status gradc_train_step(gradc_model *m, double *loss) {
   gradc_status s = need_bound(m, "gradc_train_step");
   if (s) return s;
   if (!m->g->has_train) return fail(m, GRADC_ERR_ARG, "the model has no train statement");
@@ -424,14 +425,14 @@ gradc_status gradc_train_step(gradc_model *m, float *loss) {
     /* Forward first: a bad batch is reported before it can touch the
      * parameters, with every intermediate value still in memory. */
     jit_forward(m->jit)(m->buf, m->sym);
-    float f = loss_value(m, l);
+    double f = loss_value(m, l);
     if (!isfinite(f)) {
       if (loss) *loss = f;
       return non_finite(m, f);
     }
   }
   jit_train_step(m->jit)(m->buf, m->sym);
-  float v = loss_value(m, l);
+  double v = loss_value(m, l);
   if (loss) *loss = v;
   if (m->opt.check_numerics && !isfinite(v)) return non_finite(m, v);
   return GRADC_OK;

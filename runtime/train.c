@@ -355,7 +355,7 @@ gradc_status rt_train(gradc_model *m, const TrainOptions *o, RtError *err) {
         break;
       }
       if (has_inputs) gather(m, &feed, &train, perm + at, bs);
-      float loss;
+      double loss;
       double t_step = o->profile ? now_s() : 0;
       s = gradc_train_step(m, &loss);
       if (o->profile) in_step += now_s() - t_step;

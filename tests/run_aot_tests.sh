@@ -67,7 +67,7 @@ for model in mnist_mlp:MNIST_MLP:32 linear_regression:LINEAR_REGRESSION:100 cnn_
   check "$name: the .so needs only libc, libm and OpenBLAS (readelf -d, ldd)" only_allowed_libs "lib$name.so"
   check "$name: it exports only ${name}_* symbols (nm -D)" only_prefixed "lib$name.so" "$name"
   check "$name: the header documents every entry point and tensor, and the target" \
-    all "grep -q 'int ${name}_train_step(gradc_aot_model \*m, float \*loss);' $name.h" \
+    all "grep -q 'int ${name}_train_step(gradc_aot_model \*m, double \*loss);' $name.h" \
         "grep -q 'size_t ${name}_workspace_size(int64_t batch);' $name.h" \
         "grep -q '#define ${upper}_STATE_SIZE ' $name.h" "grep -q '${upper}_CPU \"' $name.h" \
         "grep -q 'batch   128: [0-9]* bytes' $name.h"
@@ -130,6 +130,23 @@ for name in mnist_mlp linear_regression; do
 done
 check "mnist_mlp's .so needs OpenBLAS for its matrix products" \
   eval 'readelf -d libmnist_mlp.so | grep -q "NEEDED.*libopenblas.so.0"'
+
+# ---- an f64 model: the loss comes back with every bit (issue 15: it was a
+# float, so the first step's 1 + 1e-10 read 1), from the .so as from the JIT
+nn=$src/tests/aot/loss_f64.nn
+run "$gradc" compile "$nn" --cpu native -o libloss_f64.so --header loss_f64.h
+check "loss_f64: the header's train_step takes a double for the loss, of dtype f64" \
+  all 'status_is 0' "grep -q 'int loss_f64_train_step(gradc_aot_model \*m, double \*loss);' loss_f64.h" \
+      "grep -q 'of the loss.s dtype (f64)' loss_f64.h"
+run compile_driver loss_f64 LOSS_F64
+run ./driver_loss_f64 7 3 4 f64.ckpt f64.out
+check "loss_f64: the .so's train_step returns the f64 loss exactly (1.0000000001, not 1)" \
+  all 'status_is 0' 'stdout_has "driver: ok"' "grep -qx 'step 1: loss 1.0000000001' \"\$out\""
+so_last=$(grep '^step 3:' "$out")
+run "$ref" train "$nn" 7 3 4 jf64.ckpt jf64.out f64.ckpt
+check "loss_f64: the JIT returns the same losses, bit for bit, and the same state" \
+  all 'status_is 0' 'stdout_has "jit_ref: ok"' "grep -qx 'step 1: loss 1.0000000001' \"\$out\"" \
+      '[ -n "$so_last" ]' 'grep -qxF "$so_last" "$out"'
 
 # ---- two models in one process that never saw LLVM
 cc -std=c11 -Wall -Werror -D_GNU_SOURCE "$src/tests/aot/dlopen.c" -ldl -o dlopen_test 2>"$err"

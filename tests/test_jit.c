@@ -105,7 +105,7 @@ static void compare(gradc_model *m, const Graph *g, Eval *e, gradc_kind kind, do
     for (int64_t k = 0; k < cnt; k++) {
       double a = as_double(jit, t.dtype, k), b = ref[k];
       if (!close_to(a, b, atol, rtol)) {
-        print_error("%s %s '%s'[%lld]: jit %.9g vs evaluator %.9g\n", g->model_name, what, t.name,
+        print_error("%s %s '%s'[%lld]: jit %.17g vs evaluator %.17g\n", g->model_name, what, t.name,
                     (long long)k, a, b);
         fail();
       }
@@ -113,7 +113,17 @@ static void compare(gradc_model *m, const Graph *g, Eval *e, gradc_kind kind, do
   }
 }
 
-static void run_model(const char *name, const char *src, int64_t batch, int steps) {
+/* How close the JIT must come to the evaluator: atol, and the relative
+ * tolerance of forward values and losses and of trained parameters and
+ * state. */
+typedef struct Tol {
+  double atol, rtol, trained_rtol;
+} Tol;
+
+/* f32 models: the JIT computes in f32, the evaluator in double. */
+static const Tol f32_tol = {1e-5, 1e-4, 1e-3};
+
+static void run_model_tol(const char *name, const char *src, int64_t batch, int steps, Tol tol) {
   gradc_options o;
   gradc_options_default(&o);
   o.threads = 1;
@@ -132,24 +142,28 @@ static void run_model(const char *name, const char *src, int64_t batch, int step
   fill_inputs(g, e, m, 7);
   assert_int_equal(gradc_forward(m), GRADC_OK);
   eval_forward(e);
-  compare(m, g, e, GRADC_OUTPUT, 1e-5, 1e-4, "forward output");
-  compare(m, g, e, GRADC_METRIC, 1e-5, 1e-4, "forward metric");
+  compare(m, g, e, GRADC_OUTPUT, tol.atol, tol.rtol, "forward output");
+  compare(m, g, e, GRADC_METRIC, tol.atol, tol.rtol, "forward metric");
   for (int i = 0; g->has_train && i < steps; i++) {
-    float loss;
+    double loss;
     assert_int_equal(gradc_train_step(m, &loss), GRADC_OK);
     eval_train_step(e);
     double ref = eval_data(e, g->loss)[0];
-    if (!close_to(loss, ref, 1e-5, 1e-4)) {
-      print_error("%s step %d: loss %.9g vs evaluator %.9g\n", name, i, (double)loss, ref);
+    if (!close_to(loss, ref, tol.atol, tol.rtol)) {
+      print_error("%s step %d: loss %.17g vs evaluator %.17g\n", name, i, loss, ref);
       fail();
     }
   }
   if (g->has_train) {
-    compare(m, g, e, GRADC_PARAM, 1e-5, 1e-3, "trained");
-    compare(m, g, e, GRADC_STATE, 1e-5, 1e-3, "optimizer state");
+    compare(m, g, e, GRADC_PARAM, tol.atol, tol.trained_rtol, "trained");
+    compare(m, g, e, GRADC_STATE, tol.atol, tol.trained_rtol, "optimizer state");
   }
   eval_free(e);
   gradc_free(m);
+}
+
+static void run_model(const char *name, const char *src, int64_t batch, int steps) {
+  run_model_tol(name, src, batch, steps, f32_tol);
 }
 
 /* The graph passes and LLVM at -O3 against no passes and LLVM -O0: the
@@ -186,11 +200,11 @@ static void run_opt_levels(const char *name, const char *src, int64_t batch, int
     }
   }
   for (int s = 0; g->has_train && s < steps; s++) {
-    float l0, l1;
+    double l0, l1;
     assert_int_equal(gradc_train_step(m[0], &l0), GRADC_OK);
     assert_int_equal(gradc_train_step(m[1], &l1), GRADC_OK);
     if (!close_to(l1, l0, 1e-5, 1e-4)) {
-      print_error("%s step %d: optimized loss %.9g vs unoptimized %.9g\n", name, s, (double)l1, (double)l0);
+      print_error("%s step %d: optimized loss %.9g vs unoptimized %.9g\n", name, s, l1, l0);
       fail();
     }
   }
@@ -293,7 +307,7 @@ static void test_threads_same_bits(void **state) {
       }
     }
     for (int s = 0; s < 3; s++) {
-      float l0, l1;
+      double l0, l1;
       assert_int_equal(gradc_train_step(m[0], &l0), GRADC_OK);
       assert_int_equal(gradc_train_step(m[1], &l1), GRADC_OK);
       assert_memory_equal(&l0, &l1, sizeof l0);
@@ -542,12 +556,73 @@ static void test_ops(void **state) {
   }
 }
 
+/* f64 models compute in double on both sides: the JIT must agree with the
+ * evaluator to rounding (summation order, libm; the worst seen below is
+ * 2e-14 relative), not to f32's 1e-4. */
+static const Tol f64_tol = {1e-15, 1e-12, 1e-12};
+
+/* bug (issue 15): dense, the conv2d layer and batch_norm made f32
+ * parameters, so an f64 model using them did not compile.  Now they train
+ * in f64 and match the evaluator to 1e-12. */
+static void test_f64_layers(void **state) {
+  (void)state;
+  static const char *const models[] = {
+      "input x : f64[batch, 5]\n"
+      "input y : i32[batch]\n"
+      "h = dense(x, 4, activation=tanh)\n"
+      "logits = dense(h, 3)\n"
+      "output p = softmax(logits)\n"
+      "loss = mean(softmax_cross_entropy(logits, y))\n"
+      "train loss with sgd(lr=0.1, momentum=0.9)\n",
+
+      "input x : f64[batch, 5, 5, 2]\n"
+      "input y : i32[batch]\n"
+      "h = conv2d(x, 3, 3, padding=same, activation=relu)\n"
+      "n = batch_norm(h, momentum=0.5)\n"
+      "logits = dense(global_avgpool2d(n), 3)\n"
+      "output p = softmax(logits)\n"
+      "loss = mean(softmax_cross_entropy(logits, y))\n"
+      "train loss with sgd(lr=0.1)\n",
+  };
+  for (size_t i = 0; i < sizeof models / sizeof *models; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "f64_layers_%zu.nn", i);
+    run_model_tol(name, models[i], 4, 3, f64_tol);
+  }
+}
+
+/* bug (issue 15): Adam's step size lr*sqrt(1-beta2^t)/(1-beta1^t) was
+ * computed in f32 for every model; in f32, 1 - 0.999 is 1.3e-5 off, so each
+ * f64 update was 7e-6 (relative) off the evaluator's double arithmetic and
+ * Keras' (which computes it in the variable's dtype).  A model with f64 and
+ * f32 parameters gets one factor per dtype; its f32 parameter feeds the f64
+ * ones, so it is held to f32's tolerance. */
+static void test_f64_adam(void **state) {
+  (void)state;
+  run_model_tol("f64_adam.nn",
+                "input x : f64[batch, 3]\n"
+                "param w : f64[3, 2] = glorot_uniform\n"
+                "param b : f64[2] = 0.1\n"
+                "loss = mean(square(tanh(x @ w + b) - 0.5))\n"
+                "train loss with adam(lr=0.01)\n",
+                4, 5, f64_tol);
+  run_model("mixed_adam.nn",
+            "input x : f64[batch, 3]\n"
+            "param w : f64[3, 2] = glorot_uniform\n"
+            "param s : f32[2] = 0.5\n"
+            "loss = mean(square(tanh(x @ w) * cast(s, f64) - 0.5))\n"
+            "train loss with adam(lr=0.01)\n",
+            4, 5);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ops),
       cmocka_unit_test(test_model_files),
       cmocka_unit_test(test_threads_same_bits),
       cmocka_unit_test(test_long_reductions),
+      cmocka_unit_test(test_f64_layers),
+      cmocka_unit_test(test_f64_adam),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -893,8 +893,7 @@ static void test_dense(void **state) {
       {B784 "h = dense(x, 3, name=fc1)", "fc1.bias", "f32[3]"},
       /* Dense acts on the last axis */
       {"input x : f32[4,5,6]\nh = dense(x, 7)", "h", "f32[4,5,7]"},
-      {"input x : f64[2,3]\nh = dense(x, 4)", "h",
-       "error: dtype mismatch in @: f64 and f32"},
+      {"input x : f64[2,3]\nh = dense(x, 4)", "h", "f64[2,4]"},
       /* errors */
       {"input x : i32[batch,3]\nh = dense(x, 4)", "h",
        "error: dense: the input must be floating-point, got i32"},
@@ -970,6 +969,65 @@ static void test_dense_nested_in_binding(void **state) {
 #undef SRC
 }
 
+/* bug (issue 15): layer sugar made f32 parameters whatever its input, so
+ * dense, the conv2d layer and batch_norm on an f64 input failed with
+ * "dtype mismatch in @: f64 and f32; convert one with cast(x, f64)", a cast
+ * the user cannot apply to the layer's own kernel.  Parameters and state
+ * take the input's float dtype; an integer input keeps its diagnostic, at
+ * the layer's call. */
+static void test_layers_take_the_input_dtype(void **state) {
+  (void)state;
+#define D64 "input x : f64[batch, 3]\n"
+#define IMG64 "input x : f64[batch, 6, 6, 2]\n"
+  static const ShapeCase cases[] = {
+      {D64 "h = dense(x, 4, activation=relu)", "h.kernel", "f64[3,4]"},
+      {D64 "h = dense(x, 4, activation=relu)", "h.bias", "f64[4]"},
+      {D64 "h = dense(x, 4, activation=relu)", "h", "f64[batch,4]"},
+      {D64 "h = dense(dense(x, 5), 2, use_bias=false)", "dense.kernel", "f64[3,5]"},
+      {D64 "h = dense(dense(x, 5), 2, use_bias=false)", "h.kernel", "f64[5,2]"},
+      {IMG64 "h = conv2d(x, 4, 3, padding=same, activation=tanh)", "h.kernel", "f64[3,3,2,4]"},
+      {IMG64 "h = conv2d(x, 4, 3, padding=same, activation=tanh)", "h.bias", "f64[4]"},
+      {IMG64 "h = conv2d(x, 4, 3, padding=same, activation=tanh)", "h", "f64[batch,6,6,4]"},
+      {IMG64 "h = batch_norm(x)", "h.gamma", "f64[2]"},
+      {IMG64 "h = batch_norm(x)", "h.beta", "f64[2]"},
+      {IMG64 "h = batch_norm(x)", "h.moving_mean", "f64[2]"},
+      {IMG64 "h = batch_norm(x)", "h.moving_variance", "f64[2]"},
+      {IMG64 "h = batch_norm(x, axis=1)", "h.gamma", "f64[6]"},
+      {IMG64 "h = batch_norm(x)", "h", "f64[batch,6,6,2]"},
+      /* an f32 model keeps f32 */
+      {"input x : f32[batch, 6, 6, 2]\nh = batch_norm(conv2d(x, 4, 3))", "conv2d.kernel",
+       "f32[3,3,2,4]"},
+      {"input x : f32[batch, 6, 6, 2]\nh = batch_norm(conv2d(x, 4, 3))", "h.gamma", "f32[4]"},
+  };
+  CHECK_CASES(cases);
+#undef D64
+#undef IMG64
+
+  /* Integer inputs: the diagnostics of before, at the layer's name (2:5). */
+  static const struct {
+    const char *src, *msg;
+  } ints[] = {
+      {"input x : i32[batch, 3]\nh = dense(x, 4)",
+       "dense: the input must be floating-point, got i32"},
+      {"input x : i32[batch, 6, 6, 2]\nh = conv2d(x, 4, 3)",
+       "im2col needs a floating-point operand, got i32; use cast(x, f32)"},
+      {"input x : i32[batch, 6, 6, 2]\nh = batch_norm(x)",
+       "batch_norm: the input must be floating-point, got i32"},
+  };
+  for (size_t i = 0; i < sizeof ints / sizeof *ints; i++) {
+    Compilation *c = compile_str(ints[i].src);
+    const Diag *e = first_diag(c, DIAG_ERROR);
+    assert_null(c->graph);
+    assert_non_null(e);
+    assert_int_equal(c->diags.errors, 1);
+    if (strcmp(e->msg, ints[i].msg)) print_error("got '%s'\n", e->msg);
+    assert_string_equal(e->msg, ints[i].msg);
+    assert_int_equal(e->loc.line, 2);
+    assert_int_equal(e->loc.col, 5);
+    compilation_free(c);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_broadcast_seed_shapes),
@@ -998,6 +1056,7 @@ int main(void) {
       cmocka_unit_test(test_dense),
       cmocka_unit_test(test_conv_pool_shapes),
       cmocka_unit_test(test_dense_nested_in_binding),
+      cmocka_unit_test(test_layers_take_the_input_dtype),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -227,7 +227,7 @@ static void test_dataset_api(void **state) {
   gradc_dataset *d = NULL;
   assert_int_equal(gradc_dataset_load(dir, 1, &d), GRADC_OK);
   assert_int_equal(gradc_dataset_size(d), 400);
-  float first = 0, loss;
+  double first = 0, loss;
   for (int e = 0; e < 5; e++)
     for (int64_t at = 0; at < 400; at += 64) {
       int64_t bs = 400 - at < 64 ? 400 - at : 64;      /* a final partial batch */
@@ -263,7 +263,7 @@ static void test_check_numerics(void **state) {
   assert_int_equal(gradc_bind(m, 2), GRADC_OK);
   float *x = gradc_data(m, "x", NULL);
   x[0] = 1, x[1] = 2, x[2] = -1, x[3] = 3;      /* log of a negative number */
-  float loss;
+  double loss;
   assert_int_equal(gradc_train_step(m, &loss), GRADC_ERR_NUMERIC);
   assert_true(isnan(loss));
   assert_non_null(strstr(gradc_last_error(m), "log"));
@@ -340,6 +340,45 @@ static void test_workspace_allocation_failure(void **state) {
   gradc_free(small);
 }
 
+/* bug (issue 15): gradc_train_step returned the loss as a float, so an f64
+ * model's loss lost 29 bits: 1 + 1e-10 came back as 1.  It is a double in
+ * the loss's precision: every bit of an f64 loss, an f32 loss widened
+ * exactly.  x = 1 and w = 0 make the first loss the literal itself; SGD's
+ * step (d/dw = 2 * 1/4 per weight) sets w = -0.25 for the second. */
+static void test_loss_full_precision(void **state) {
+  (void)state;
+  static const char *const dtypes[] = {"f64", "f32"};
+  for (int k = 0; k < 2; k++) {
+    char src[256];
+    snprintf(src, sizeof src,
+             "input x : %s[batch, 2]\n"
+             "param w : %s[2] = zeros\n"
+             "loss = mean(x * w) + 1.0000000001\n"
+             "train loss with sgd(lr=0.5)\n",
+             dtypes[k], dtypes[k]);
+    gradc_model *m = NULL;
+    assert_int_equal(gradc_compile_string("loss_precision.nn", src, NULL, &m), GRADC_OK);
+    assert_int_equal(gradc_bind(m, 2), GRADC_OK);
+    void *x = gradc_data(m, "x", NULL);
+    for (int i = 0; i < 4; i++) {
+      if (k == 0) ((double *)x)[i] = 1;
+      else ((float *)x)[i] = 1;
+    }
+    double first = 0, second = 0;
+    assert_int_equal(gradc_train_step(m, &first), GRADC_OK);
+    assert_int_equal(gradc_train_step(m, &second), GRADC_OK);
+    if (k == 0) {
+      assert_true(first == 1.0000000001);
+      assert_true(first != (double)(float)first);  /* a float could not hold it */
+      assert_true(second == -0.25 + 1.0000000001);
+    } else {
+      assert_true(first == (double)1.0000000001f);
+      assert_true(second == (double)(-0.25f + 1.0000000001f));
+    }
+    gradc_free(m);
+  }
+}
+
 static void test_api_misuse(void **state) {
   (void)state;
   assert_int_equal(gradc_bind(NULL, 4), GRADC_ERR_ARG);
@@ -382,6 +421,7 @@ int main(void) {
       cmocka_unit_test(test_data_errors),    cmocka_unit_test(test_dataset_api),
       cmocka_unit_test(test_check_numerics), cmocka_unit_test(test_api_misuse),
       cmocka_unit_test(test_csv_regression), cmocka_unit_test(test_workspace_allocation_failure),
+      cmocka_unit_test(test_loss_full_precision),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -12,7 +12,7 @@
 
 typedef void *NewFn(void);
 typedef int BindFn(void *, int64_t, void *);
-typedef int StepFn(void *, float *);
+typedef int StepFn(void *, double *);
 typedef void *DataFn(void *, const char *, int64_t *);
 typedef void FreeFn(void *);
 
@@ -41,12 +41,12 @@ int main(int argc, char **argv) {
     FreeFn *fr = (FreeFn *)sym(lib, argv[a + 1], "free");
     if (!mk || !bind || !step || !fr) return 1;
     void *m = mk();
-    float loss = -1;
+    double loss = -1;
     if (!m || bind(m, 4, NULL) || step(m, &loss)) {
       fprintf(stderr, "dlopen: %s: a step failed\n", argv[a + 1]);
       return 1;
     }
-    printf("%s: one step, loss %g\n", argv[a + 1], (double)loss);
+    printf("%s: one step, loss %g\n", argv[a + 1], loss);
     fr(m);
   }
   /* Nothing of LLVM came with them. */

@@ -74,9 +74,9 @@ int main(int argc, char **argv) {
   expect(F(bind)(m, batch, NULL) == 0, "bind");
   for (int s = 0; s < steps; s++) {
     feed(m, s);
-    float loss = -1;
+    double loss = -1;
     expect(F(train_step)(m, &loss) == 0, "train_step");
-    if (s == 0 || s == steps - 1) printf("step %d: loss %.6f\n", s + 1, (double)loss);
+    if (s == 0 || s == steps - 1) printf("step %d: loss %.17g\n", s + 1, loss);
   }
   /* A caller-owned workspace for the forward pass. */
   size_t wbytes = F(workspace_size)(batch);

@@ -64,9 +64,9 @@ static int train(int argc, char **argv) {
   gradc_bind(m, batch);
   for (int s = 0; s < steps; s++) {
     feed(m, s);
-    float loss = -1;
+    double loss = -1;
     gradc_train_step(m, &loss);
-    if (s == 0 || s == steps - 1) printf("step %d: loss %.6f\n", s + 1, (double)loss);
+    if (s == 0 || s == steps - 1) printf("step %d: loss %.17g\n", s + 1, loss);
   }
   feed(m, steps);
   gradc_forward(m);
