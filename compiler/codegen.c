@@ -10,10 +10,12 @@
  * where buf[i] is the storage of node i (see cg_buffer_node) and sym[k] the
  * run-time value of symbolic dimension k (sym[0] is 1).  forward computes
  * outputs, metrics and the loss; train_step computes the whole graph,
- * updates included.  Neither allocates: every buffer comes from the caller.
- * Both come from the same graph: a train_select node is the one place they
- * differ, each function following only its own operand of it (dropout's
- * mask, batch norm's batch statistics exist in train_step alone).
+ * updates included, so after a step every output, metric and the loss
+ * holds the step's value (from the parameters before its update).
+ * Neither allocates: every buffer comes from the caller.  Both come from
+ * the same graph: a train_select node is the one place they differ, each
+ * function following only its own operand of it (dropout's mask, batch
+ * norm's batch statistics exist in train_step alone).
  *
  * Each node becomes a loop nest in execution order.  Elementwise ops read
  * broadcast operands through strides of 0 (no broadcast is materialised);
@@ -971,7 +973,8 @@ LLVMModuleRef cg_module(LLVMContextRef ctx, const Graph *g, const char *prefix, 
   cg->mark = arena_alloc(g->arena, (size_t)g->nnodes);
   gen_constants(cg);
 
-  Node **roots = arena_alloc(g->arena, sizeof(Node *) * (size_t)(g->nnodes + 1));
+  size_t nroots = (size_t)(g->nnodes + g->noutputs + g->nmetrics + 1);
+  Node **roots = arena_alloc(g->arena, sizeof(Node *) * nroots);
   int n = 0;
   for (int i = 0; i < g->noutputs; i++) roots[n++] = g->outputs[i].node;
   for (int i = 0; i < g->nmetrics; i++) roots[n++] = g->metrics[i].node;
@@ -982,6 +985,7 @@ LLVMModuleRef cg_module(LLVMContextRef ctx, const Graph *g, const char *prefix, 
   n = 0;
   for (int i = 0; i < g->nnodes; i++)
     if (g->nodes[i]->op == OP_ASSIGN) roots[n++] = g->nodes[i];
+  for (int i = 0; i < g->noutputs; i++) roots[n++] = g->outputs[i].node;
   for (int i = 0; i < g->nmetrics; i++) roots[n++] = g->metrics[i].node;
   if (g->loss) roots[n++] = g->loss;
   snprintf(name, sizeof name, "%strain_step", prefix);

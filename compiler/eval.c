@@ -156,14 +156,16 @@ void eval_forward(Eval *e) {
   e->infer = infer;
 }
 
-/* The whole train step: loss, metrics, and every update of the state. */
+/* The whole train step: outputs, metrics, the loss, and every update of
+ * the state (codegen's train_step computes the same roots). */
 void eval_train_step(Eval *e) {
   const Graph *g = e->g;
-  int cap = g->nnodes + 2, n = 0;
+  int cap = g->nnodes + g->noutputs + g->nmetrics + 1, n = 0;
   Node **roots = malloc(sizeof(Node *) * (size_t)cap);
   GRADC_ASSERT(roots);
   for (int i = 0; i < g->nnodes; i++)
     if (g->nodes[i]->op == OP_ASSIGN) roots[n++] = g->nodes[i];
+  for (int i = 0; i < g->noutputs && n < cap; i++) roots[n++] = g->outputs[i].node;
   for (int i = 0; i < g->nmetrics && n < cap; i++) roots[n++] = g->metrics[i].node;
   if (g->loss) roots[n++] = g->loss;
   eval_run(e, roots, n);

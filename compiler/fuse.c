@@ -94,11 +94,11 @@ static Readers readers_of(Graph *g) {
 
 /* The nodes one function computes, as codegen's root marking: forward from
  * outputs, metrics and the loss through the inference operand of each
- * train_select; train_step from the assignments, metrics and the loss
- * through the train operand. */
+ * train_select; train_step from the same roots and the assignments through
+ * the train operand. */
 static bool *function_set(Graph *g, bool train) {
   bool *f = arena_alloc(g->arena, (size_t)(g->nnodes ? g->nnodes : 1));
-  unsigned roots = N_METRIC | N_LOSS | (train ? 0 : N_OUTPUT);
+  unsigned roots = N_OUTPUT | N_METRIC | N_LOSS;
   for (int i = 0; i < g->nnodes; i++)
     f[i] = (g->nodes[i]->flags & roots) || (train && g->nodes[i]->op == OP_ASSIGN);
   for (int i = g->nnodes - 1; i >= 0; i--) {

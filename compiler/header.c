@@ -191,7 +191,9 @@ void header_write(FILE *out, const Graph *g, const EmitOptions *o) {
           "int %s_forward(gradc_aot_model *m);\n"
           "/* One training step on the bound batch: forward, backward and the\n"
           " * optimizer update in place; *loss (may be NULL) gets the batch's loss,\n"
-          " * a double in the precision of the loss's dtype (%s). */\n"
+          " * a double in the precision of the loss's dtype (%s).  Outputs, metrics\n"
+          " * and the loss then hold the step's values, computed from the parameters\n"
+          " * and state before the update. */\n"
           "int %s_train_step(gradc_aot_model *m, double *loss);\n\n", p,
           g->loss ? dtype_names[g->loss->dtype] : "no loss", p);
   fprintf(out,

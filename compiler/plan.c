@@ -9,7 +9,8 @@
  * no kernel ever writes over an operand it is still reading.
  *
  * Never reused: inputs (the caller fills them before the step and may read
- * them after), and outputs, metrics and the loss (read after the step).
+ * them after), and outputs, metrics and the loss (read after the step;
+ * both functions compute every one of them).
  * Parameters and optimizer state live outside the workspace.
  *
  * Offsets depend on the batch size, so plan_offsets assigns them for given

@@ -127,7 +127,10 @@ gradc_status gradc_forward(gradc_model *m);
  * optimizer update of every parameter and slot, in place.  *loss (may be
  * NULL) receives the batch's loss before the update, as a double in the
  * precision of the model's loss dtype: every bit of an f64 loss, an f32
- * loss exactly widened. */
+ * loss exactly widened.  Afterwards every output and metric, like the
+ * loss, holds the step's value: computed in training mode (dropout, batch
+ * statistics) from the parameters and state as they were before the
+ * update. */
 gradc_status gradc_train_step(gradc_model *m, double *loss);
 
 /* Re-initialises parameters and optimizer state from seed. */

@@ -3,8 +3,9 @@
  *
  * For every model in models/ and a set of small models covering each op's
  * code generator: the same seed, the same inputs, then forward outputs,
- * losses over several train steps, and the parameters and optimizer state
- * afterwards must agree within float tolerance (the JIT computes in f32,
+ * losses over several train steps, the outputs and metrics of the last
+ * step, and the parameters and optimizer state afterwards must agree
+ * within float tolerance (the JIT computes in f32,
  * the evaluator in double).
  */
 #include <stdarg.h>
@@ -154,6 +155,12 @@ static void run_model_tol(const char *name, const char *src, int64_t batch, int 
       fail();
     }
   }
+  if (g->has_train && steps > 0) {
+    /* A step computes every output and metric (train_step's values, from
+     * the parameters before its update), as the evaluator's step does. */
+    compare(m, g, e, GRADC_OUTPUT, tol.atol, tol.trained_rtol, "output after the steps");
+    compare(m, g, e, GRADC_METRIC, tol.atol, tol.trained_rtol, "metric after the steps");
+  }
   if (g->has_train) {
     compare(m, g, e, GRADC_PARAM, tol.atol, tol.trained_rtol, "trained");
     compare(m, g, e, GRADC_STATE, tol.atol, tol.trained_rtol, "optimizer state");
@@ -208,23 +215,30 @@ static void run_opt_levels(const char *name, const char *src, int64_t batch, int
       fail();
     }
   }
-  /* Outputs are defined by forward, not by a train step. */
-  assert_int_equal(gradc_forward(m[0]), GRADC_OK);
-  assert_int_equal(gradc_forward(m[1]), GRADC_OK);
-  for (int i = 0; i < gradc_tensor_count(m[0]); i++) {
-    gradc_tensor t;
-    gradc_tensor_info(m[0], i, &t);
-    if (t.kind == GRADC_INPUT || (t.kind == GRADC_LOSS && !g->has_train)) continue;
-    int64_t c0, c1;
-    const void *a = gradc_data(m[0], t.name, &c0), *b = gradc_data(m[1], t.name, &c1);
-    assert_non_null(b);
-    assert_int_equal(c0, c1);
-    for (int64_t k = 0; k < c0; k++)
-      if (!close_to(as_double(b, t.dtype, k), as_double(a, t.dtype, k), 1e-5, 1e-3)) {
-        print_error("%s '%s'[%lld]: optimized %.9g vs unoptimized %.9g\n", name, t.name, (long long)k,
-                    as_double(b, t.dtype, k), as_double(a, t.dtype, k));
-        fail();
-      }
+  /* Every tensor after the steps (outputs and metrics are the last step's
+   * values), then after a forward. */
+  for (int pass = g->has_train && steps > 0 ? 0 : 1; pass < 2; pass++) {
+    if (pass) {
+      assert_int_equal(gradc_forward(m[0]), GRADC_OK);
+      assert_int_equal(gradc_forward(m[1]), GRADC_OK);
+    }
+    for (int i = 0; i < gradc_tensor_count(m[0]); i++) {
+      gradc_tensor t;
+      gradc_tensor_info(m[0], i, &t);
+      if (t.kind == GRADC_INPUT || (t.kind == GRADC_LOSS && !g->has_train)) continue;
+      int64_t c0, c1;
+      const void *a = gradc_data(m[0], t.name, &c0), *b = gradc_data(m[1], t.name, &c1);
+      assert_non_null(a);
+      assert_non_null(b);
+      assert_int_equal(c0, c1);
+      for (int64_t k = 0; k < c0; k++)
+        if (!close_to(as_double(b, t.dtype, k), as_double(a, t.dtype, k), 1e-5, 1e-3)) {
+          print_error("%s '%s'[%lld] %s: optimized %.9g vs unoptimized %.9g\n", name, t.name,
+                      (long long)k, pass ? "after forward" : "after the steps", as_double(b, t.dtype, k),
+                      as_double(a, t.dtype, k));
+          fail();
+        }
+    }
   }
   gradc_free(m[0]);
   gradc_free(m[1]);
@@ -541,6 +555,17 @@ static void test_ops(void **state) {
       "b = min(h + x, axis=[0, 1])\n"
       "loss = mean(s * w) + mean(m) + mean(a) - mean(b)\n"
       "train loss with sgd(lr=0.1)\n",
+
+      /* o is off the loss's path, and p's buffer, which dies when a reads
+       * it, is free for it: a train step that did not compute o would leave
+       * p's values there */
+      "input x : f32[batch, 4]\n"
+      "param v : f32[4, 4] = uniform(1, 2)\n"
+      "p = x @ v\n"
+      "a = sum(p, axis=1)\n"
+      "output o = a * 2 + 1\n"
+      "loss = sum(a * a)\n"
+      "train loss with sgd(lr=0.01)\n",
 
       "input n : i32[batch, 3]\n"
       "const k : i32[3, 2] = [[1, 2], [3, 4], [5, 6]]\n"
