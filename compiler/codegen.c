@@ -22,13 +22,15 @@
  * same-shape operands get one flat loop that LLVM vectorises; a fused
  * kernel (fuse.c) is one such loop computing its whole tree, reductions at
  * its ends included.  Scalar constants become immediates; tensor constants
- * module globals; reshapes alias their operand's storage.  With several
- * threads, a large nest whose outer iterations are independent is outlined
- * into a task that gradc_parallel (runtime/pool.c) runs in slices of its
- * outer loop (gen_maybe_parallel); a reduction to the last axis runs in
- * fixed row chunks whose partials are combined in a fixed order, threads or
- * not.  f32 sums accumulate in f64 (in f32 blocks first where that keeps
- * their loops at f32 speed) and are rounded once (reduce_acc).
+ * module globals; reshapes alias their operand's storage, but for the
+ * copies fuse() makes of roots that would alias a parameter or a constant
+ * (gen_copy).  With several threads, a large nest whose outer iterations
+ * are independent is outlined into a task that gradc_parallel
+ * (runtime/pool.c) runs in slices of its outer loop (gen_maybe_parallel);
+ * a reduction to the last axis runs in fixed row chunks whose partials are
+ * combined in a fixed order, threads or not.  f32 sums accumulate in f64
+ * (in f32 blocks first where that keeps their loops at f32 speed) and are
+ * rounded once (reduce_acc).
  * This file holds the helpers, elementwise loops, reductions, the dispatch
  * and the functions; every other op's generator is in codegen_kernels.c
  * (matrix products through gradc_sgemm and the convolution products,
@@ -158,7 +160,8 @@ LLVMValueRef cg_entry_alloca(CG *cg, LLVMTypeRef t, const char *name) {
 /* The value of element `off` of n: immediates for scalar constants and
  * sizes, loads otherwise. */
 LLVMValueRef cg_load(CG *cg, const Node *n, LLVMValueRef off) {
-  while (n->op == OP_RESHAPE) n = n->src[0];      /* same elements, same order */
+  /* same elements, same order - unless the reshape is a copy (fuse.c) */
+  while (n->op == OP_RESHAPE && cg_buffer_node(n) != n) n = n->src[0];
   if (n->op == OP_CONST && n->shape.rank == 0) return cg_const(cg, n->dtype, n->a.values[0]);
   if (n->op == OP_SIZE) {
     LLVMValueRef c = cg_count(cg, &n->a.to);
@@ -428,6 +431,15 @@ void cg_fill(CG *cg, const Node *n, LLVMValueRef v) {
   Loop l;
   LLVMValueRef i = cg_loop_begin(cg, &l, cg_count(cg, &n->shape));
   cg_store(cg, n, i, v);
+  cg_loop_end(cg, &l);
+}
+
+/* A reshape that fuse() made a copy (a root viewing a parameter, state or
+ * a constant): its operand's elements, in order, into its own buffer. */
+static void gen_copy(CG *cg, const Node *n) {
+  Loop l;
+  LLVMValueRef i = cg_loop_begin(cg, &l, cg_count(cg, &n->shape));
+  cg_store(cg, n, i, cg_load(cg, n->src[0], i));
   cg_loop_end(cg, &l);
 }
 
@@ -762,7 +774,9 @@ static void gen_node(CG *cg, const Node *n) {
   switch (n->op) {
   case OP_SUM: case OP_MEAN: case OP_MAX: case OP_MIN: gen_reduce(cg, n); return;
   case OP_ARGMAX: case OP_ARGMIN: cg_argreduce(cg, n); return;
-  case OP_RESHAPE: return;                      /* an alias */
+  case OP_RESHAPE:                              /* an alias, or a root's copy */
+    if (cg_buffer_node(n) == n) gen_copy(cg, n);
+    return;
   case OP_TRANSPOSE: cg_transpose(cg, n); return;
   case OP_BROADCAST: gen_elementwise(cg, n); return;
   case OP_SLICE: cg_slice_walk(cg, n, &n->shape, &n->src[0]->shape, n->src[0], n, false); return;
@@ -791,7 +805,7 @@ static void gen_node(CG *cg, const Node *n) {
 /* Nodes that generate no code: no mark, so their (zero) time is not
  * charged to a kernel of their own. */
 static bool gen_is_free(const Node *n) {
-  return op_info[n->op].kind == K_LEAF || n->op == OP_RESHAPE;
+  return op_info[n->op].kind == K_LEAF || (n->op == OP_RESHAPE && cg_buffer_node(n) != n);
 }
 
 static void profile_mark(CG *cg, int64_t id) {

@@ -426,6 +426,10 @@ int graph_dce(Graph *g);
 /* The same order without dropping anything: for a stage that gave an
  * existing node a new operand (autodiff's step counter of dropout). */
 void graph_sort(Graph *g);
+/* Binds the outputs, metrics and loss that name leaf to a new node of
+ * their own, reshape(leaf) to its own shape, placed right after leaf (ids
+ * renumbered); every operand keeps reading leaf.  Returns the copy. */
+Node *graph_root_copy(Graph *g, Node *leaf);
 bool graph_same_node(const Node *a, const Node *b);
 
 /* ------------------------------------------------- fold.c, simplify.c, cse.c */

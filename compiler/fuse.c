@@ -17,6 +17,13 @@
  *    parameter's own storage when nothing after it reads the old value
  *    (updates in place, so an RMSprop step is two loops over each weight).
  *
+ * Roots (outputs, metrics, the loss) are read by the runtime after the
+ * step, so a root's storage is its own or a workspace value that lives as
+ * long: never a parameter or state, which the step's updates overwrite,
+ * and never nothing (a constant, a size).  A root that is such a leaf is
+ * bound to a copy of it, placed where the leaf is (graph_root_copy); a
+ * root reshape of one is a copy into its own buffer, not an alias.
+ *
  * With enable false every value gets its own buffer (for debugging: the
  * check-numerics mode needs every intermediate value in memory).
  *
@@ -111,7 +118,20 @@ static bool *function_set(Graph *g, bool train) {
   return f;
 }
 
+/* Storage a root must not alias: overwritten by the step, or none. */
+static bool unstable(const Node *s) {
+  return !s || s->op == OP_PARAM || s->op == OP_STATE;
+}
+
 int fuse(Graph *g, bool enable) {
+  /* 0. A root that is a parameter, state, constant or size gets a copy of
+   * its own (the next node, which step 5 gives a buffer). */
+  for (int i = 0; i < g->nnodes; i++) {
+    Node *x = g->nodes[i];
+    if ((x->flags & (N_OUTPUT | N_METRIC | N_LOSS)) &&
+        (x->op == OP_PARAM || x->op == OP_STATE || x->op == OP_CONST || x->op == OP_SIZE))
+      graph_root_copy(g, x);
+  }
   int n = g->nnodes;
   /* A value one function needs is never computed only inside a loop that
    * runs in the other function alone (the two sides of a train_select). */
@@ -236,6 +256,15 @@ int fuse(Graph *g, bool enable) {
       for (int s = 0; s < r->nsrc; s++) read_later |= r->src[s]->storage == dst;
     }
     if (!read_later) v->storage = dst;
+  }
+  /* 5. Views alias their operand's final storage (an update may have
+   * moved into its parameter); a root that would alias a parameter, state
+   * or nothing is a copy in a buffer of its own. */
+  for (int i = 0; i < n; i++) {
+    Node *x = g->nodes[i];
+    if (x->op != OP_RESHAPE || x->inlined_into) continue;
+    Node *s = x->src[0]->storage;
+    x->storage = (x->flags & (N_OUTPUT | N_METRIC | N_LOSS)) && unstable(s) ? x : s;
   }
   g->stored = true;
   int fused = 0;

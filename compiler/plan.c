@@ -10,7 +10,8 @@
  *
  * Never reused: inputs (the caller fills them before the step and may read
  * them after), and outputs, metrics and the loss (read after the step;
- * both functions compute every one of them).
+ * both functions compute every one of them, and fuse() never lets one
+ * alias a parameter or state, which the step's updates overwrite).
  * Parameters and optimizer state live outside the workspace.
  *
  * Offsets depend on the batch size, so plan_offsets assigns them for given
@@ -106,7 +107,8 @@ size_t plan_unfused_bytes(const Graph *g, const int64_t *sym) {
   size_t total = 0;
   for (int i = 0; i < g->nnodes; i++) {
     const Node *x = g->nodes[i];
-    if (persistent(x) || x->op == OP_CONST || x->op == OP_SIZE || x->op == OP_ASSIGN || x->op == OP_RESHAPE)
+    if (persistent(x) || x->op == OP_CONST || x->op == OP_SIZE || x->op == OP_ASSIGN ||
+        (x->op == OP_RESHAPE && x->storage != x))
       continue;
     int64_t c = 1;
     for (int k = 0; k < x->shape.rank; k++) c *= x->shape.d[k].n * sym[x->shape.d[k].sym];

@@ -2,8 +2,11 @@
  * rewrite.c - what every optimizer pass needs to change a graph safely.
  *
  * graph_replace redirects every use of one node to another (the graph's
- * outputs, metrics, loss, gradient table and state updates at once, operands lazily: see
- * compiler.h); the old node stays in the array, dead.  graph_dce then drops every node that no root reaches
+ * outputs, metrics, loss, gradient table and state updates at once,
+ * operands lazily: see compiler.h); the old node stays in the array, dead.
+ * graph_root_copy goes the other way: the outputs, metrics and loss bound
+ * to a leaf get a copy of it, a node of their own, while every operand
+ * keeps the leaf.  graph_dce then drops every node that no root reaches
  * and renumbers the rest, so ids stay dense indices in topological order,
  * which the evaluator, codegen and the runtime index their tables by.
  *
@@ -47,6 +50,29 @@ void graph_replace(Graph *g, Node *old, Node *new_node) {
   new_node->flags |= old->flags & (N_OUTPUT | N_METRIC | N_LOSS | N_GRAD);
   old->flags &= ~(unsigned)(N_OUTPUT | N_METRIC | N_LOSS | N_GRAD);
   if (!new_node->name) new_node->name = old->name;
+}
+
+Node *graph_root_copy(Graph *g, Node *leaf) {
+  Attrs a = {.to = leaf->shape};
+  Node *c = graph_node(g, OP_RESHAPE, &leaf, 1, &a, leaf->loc);
+  GRADC_ASSERT(c);        /* the same shape: always valid */
+  /* right after the leaf, ids renumbered: still a topological order */
+  int at = leaf->id + 1;
+  memmove(&g->nodes[at + 1], &g->nodes[at], sizeof(Node *) * (size_t)(g->nnodes - 1 - at));
+  g->nodes[at] = c;
+  for (int i = at; i < g->nnodes; i++) g->nodes[i]->id = i;
+  /* named after its first binding (output w = W: the copy is w) */
+  c->name = leaf->name;
+  for (int i = g->nmetrics - 1; i >= 0; i--)
+    if (g->metrics[i].node == leaf) g->metrics[i].node = c, c->name = g->metrics[i].name;
+  for (int i = g->noutputs - 1; i >= 0; i--)
+    if (g->outputs[i].node == leaf) g->outputs[i].node = c, c->name = g->outputs[i].name;
+  if (g->loss == leaf) g->loss = c, c->name = leaf->name;
+  c->flags |= leaf->flags & (N_OUTPUT | N_METRIC | N_LOSS);
+  leaf->flags &= ~(unsigned)(N_OUTPUT | N_METRIC | N_LOSS);
+  c->fwd = leaf->fwd;
+  c->rule = leaf->rule;
+  return c;
 }
 
 static bool is_root(const Graph *g, const Node *n) {

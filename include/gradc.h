@@ -130,7 +130,8 @@ gradc_status gradc_forward(gradc_model *m);
  * loss exactly widened.  Afterwards every output and metric, like the
  * loss, holds the step's value: computed in training mode (dropout, batch
  * statistics) from the parameters and state as they were before the
- * update. */
+ * update - an output that is a parameter or state, or a view of one,
+ * included. */
 gradc_status gradc_train_step(gradc_model *m, double *loss);
 
 /* Re-initialises parameters and optimizer state from seed. */

@@ -124,6 +124,18 @@ for model in mnist_mlp:MNIST_MLP:32 linear_regression:LINEAR_REGRESSION:100 cnn_
   check "$name: its outputs after 5 steps are within 1e-5 of the optimized JIT's" status_is 0
 done
 
+# ---- outputs and metrics that are parameters, state, constants or views of
+# them: the step's values after a step, at -O0 and -O3 (tests/aot/views.c)
+for level in 0 3; do
+  run "$gradc" compile "$src/tests/aot/views.nn" -O $level -o libviews.so --header views.h
+  run cc -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -I"$tmp" -include views.h "$src/tests/aot/views.c" \
+    -L"$tmp" -lviews -Wl,-rpath,"$tmp" -o views_$level
+  check "views.nn -O$level: the .so and its driver build" status_is 0
+  run "./views_$level"
+  check "views.nn -O$level: views of parameters, state and constants hold the step's values" \
+    all 'status_is 0' 'stdout_has "views: ok"'
+done
+
 # The rest uses the default (portable, -O3) objects.
 for name in mnist_mlp linear_regression; do
   "$gradc" compile "$src/models/$name.nn" -o "lib$name.so" --header "$name.h" >/dev/null

@@ -5,8 +5,8 @@
  * code generator: the same seed, the same inputs, then forward outputs,
  * losses over several train steps, the outputs and metrics of the last
  * step, and the parameters and optimizer state afterwards must agree
- * within float tolerance (the JIT computes in f32,
- * the evaluator in double).
+ * within float tolerance (the JIT computes in f32, the evaluator in
+ * double).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -640,9 +640,92 @@ static void test_f64_adam(void **state) {
             4, 5);
 }
 
+/* n floats of a named tensor, exactly. */
+static void expect_values(gradc_model *m, const char *name, const float *want, int64_t n, const char *when) {
+  int64_t cnt = -1;
+  const float *got = gradc_data(m, name, &cnt);
+  if (!got) print_error("'%s' %s: %s\n", name, when, gradc_last_error(m));
+  assert_non_null(got);
+  assert_int_equal(cnt, n);
+  for (int64_t k = 0; k < n; k++)
+    if (got[k] != want[k]) {
+      print_error("'%s'[%lld] %s: %.9g, expected %.9g\n", name, (long long)k, when, (double)got[k],
+                  (double)want[k]);
+      fail();
+    }
+}
+
+/* Every root of views_model against the values the step started from:
+ * W0 (row-major) and transposed, s, st, the constant. */
+static void expect_views(gradc_model *m, const float *w0, float s, float st, const char *when) {
+  float wt[6], sv[2] = {st, st}, c[2] = {3, 4};
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < 3; j++) wt[j * 2 + i] = w0[i * 3 + j];
+  expect_values(m, "a", w0, 6, when);
+  expect_values(m, "e", w0, 6, when);
+  expect_values(m, "q", w0, 6, when);
+  expect_values(m, "t", wt, 6, when);
+  expect_values(m, "pw", w0, 6, when);
+  expect_values(m, "so", sv, 2, when);
+  expect_values(m, "sr", sv, 2, when);
+  expect_values(m, "oc", c, 2, when);
+  expect_values(m, "rc", c, 2, when);
+  expect_values(m, "ms", &s, 1, when);
+  expect_values(m, "mr", &s, 1, when);
+  expect_values(m, "m0", &c[0], 1, when);
+  expect_values(m, "m2", &c[1], 1, when);
+}
+
+/* tests/aot/views.nn (its comment says what it checks; tests/aot/views.c
+ * checks the same through a shared object). */
+static void test_views_of_params_and_constants(void **state) {
+  (void)state;
+  char *views_model = slurp("tests/aot/views.nn");
+  for (int level = 0; level <= 3; level += 3)
+    for (int first_forward = 0; first_forward < 2; first_forward++) {
+      gradc_options o;
+      gradc_options_default(&o);
+      o.threads = 1;
+      o.opt_level = level;
+      gradc_model *m = NULL;
+      gradc_status st = gradc_compile_string("views.nn", views_model, &o, &m);
+      if (st) print_error("%s\n", gradc_last_error(NULL));
+      assert_int_equal(st, GRADC_OK);
+      assert_int_equal(gradc_bind(m, 1), GRADC_OK);
+      float w0[6], zero[6] = {0};
+      memcpy(w0, gradc_data(m, "W", NULL), sizeof w0);
+      assert_true(w0[0] >= 1 && w0[0] <= 2);
+      char when[64];
+      if (first_forward) {
+        assert_int_equal(gradc_forward(m), GRADC_OK);
+        snprintf(when, sizeof when, "after forward at -O%d", level);
+        expect_views(m, w0, 0.75f, 1, when);
+      }
+      double loss;
+      assert_int_equal(gradc_train_step(m, &loss), GRADC_OK);
+      float want = 0.75f * 0.75f;
+      for (int k = 0; k < 6; k++) want += w0[k] * w0[k];
+      assert_true(close_to(loss, want, 1e-6, 1e-6));
+      expect_values(m, "W", zero, 6, "W after the step");
+      snprintf(when, sizeof when, "after step 1 at -O%d", level);
+      expect_views(m, w0, 0.75f, 1, when);
+      assert_int_equal(gradc_train_step(m, &loss), GRADC_OK);
+      snprintf(when, sizeof when, "after step 2 at -O%d", level);
+      expect_views(m, zero, 0, 1.5f, when);
+      assert_int_equal(gradc_forward(m), GRADC_OK);
+      snprintf(when, sizeof when, "after forward after the steps at -O%d", level);
+      expect_views(m, zero, 0, 1.75f, when);
+      gradc_free(m);
+    }
+  run_model("views.nn", views_model, 1, 3);
+  run_opt_levels("views.nn", views_model, 1, 3);
+  free(views_model);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ops),
+      cmocka_unit_test(test_views_of_params_and_constants),
       cmocka_unit_test(test_model_files),
       cmocka_unit_test(test_threads_same_bits),
       cmocka_unit_test(test_long_reductions),
