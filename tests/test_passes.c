@@ -660,6 +660,77 @@ static void test_cse_attributes_differ(void **state) {
   release(c);
 }
 
+/* graph_same_node compares every attribute the way GRADC_ATTRS says: one
+ * row per field, in the table's order, each changing only that field (the
+ * last element of an array, so the whole array is compared).  A field added
+ * to Attrs without a row here fails the count; a field the comparison
+ * forgot merges the two nodes. */
+static void change_axis(Attrs *a) { a->axis = 1; }
+static void change_axes(Attrs *a) { a->axes = 2; }
+static void change_keepdims(Attrs *a) { a->keepdims = true; }
+static void change_perm(Attrs *a) { a->perm[MAX_RANK - 1] = 1; }
+static void change_to(Attrs *a) { a->to.d[0].n = 3; }
+static void change_begin(Attrs *a) { a->begin[MAX_RANK - 1] = 1; }
+static void change_end(Attrs *a) { a->end[MAX_RANK - 1] = 1; }
+static void change_step(Attrs *a) { a->step[MAX_RANK - 1] = 2; }
+static void change_lo(Attrs *a) { a->lo = -1; }
+static void change_hi(Attrs *a) { a->hi = 2; }
+static void change_ta(Attrs *a) { a->ta = true; }
+static void change_tb(Attrs *a) { a->tb = true; }
+static void change_dtype(Attrs *a) { a->dtype = DT_F64; }
+static void change_depth(Attrs *a) { a->depth = 10; }
+static void change_init(Attrs *a) { a->init.kind = INIT_ONES; }
+static void change_init_a(Attrs *a) { a->init.a = 0.5; }
+static void change_init_b(Attrs *a) { a->init.b = 0.5; }
+static double other_values[2] = {1, 3};
+static void change_values(Attrs *a) { a->values = other_values; }
+static void change_win(Attrs *a) { a->win.pad[3] = 1; }
+static void change_win_k(Attrs *a) { a->win.k[0] = 3; }
+static void change_seed(Attrs *a) { a->seed = 7; }
+
+static void test_cse_every_attribute(void **state) {
+  (void)state;
+  static const struct {
+    const char *field;
+    void (*change)(Attrs *);
+  } rows[] = {
+      {"axis", change_axis},   {"axes", change_axes},     {"keepdims", change_keepdims},
+      {"perm", change_perm},   {"to", change_to},         {"begin", change_begin},
+      {"end", change_end},     {"step", change_step},     {"lo", change_lo},
+      {"hi", change_hi},       {"ta", change_ta},         {"tb", change_tb},
+      {"dtype", change_dtype}, {"depth", change_depth},   {"init", change_init},
+      {"init", change_init_a}, {"init", change_init_b},   {"values", change_values},
+      {"win", change_win},     {"win", change_win_k},     {"seed", change_seed},
+  };
+#define ATTR(type, name, array, compare) #name,
+  static const char *const fields[] = {GRADC_ATTRS(ATTR)};
+#undef ATTR
+  enum { NFIELDS = sizeof fields / sizeof fields[0], NROWS = sizeof rows / sizeof rows[0] };
+  assert_int_equal(NFIELDS, ATTR_COUNT);
+  /* every field has a row, in the table's order */
+  int f = 0;
+  for (int r = 0; r < NROWS; r++) {
+    if (f < NFIELDS - 1 && strcmp(rows[r].field, fields[f]) != 0) f++;
+    assert_string_equal(rows[r].field, fields[f]);
+  }
+  assert_int_equal(f, NFIELDS - 1);
+  /* a constant f32[2] = [1, 2]; a second one with equal values elsewhere is
+   * the same node, one with other values is not */
+  double values[2] = {1, 2}, copy[2] = {1, 2};
+  Node base = {.op = OP_CONST, .dtype = DT_F32, .shape = {1, {{2, 0}}}};
+  base.a.to = base.shape;
+  base.a.values = values;
+  Node same = base;
+  same.a.values = copy;
+  assert_true(graph_same_node(&base, &same));
+  for (int r = 0; r < NROWS; r++) {
+    Node other = base;
+    rows[r].change(&other.a);
+    if (graph_same_node(&base, &other) || graph_same_node(&other, &base))
+      fail_msg("nodes that differ in %s (row %d) were the same", rows[r].field, r);
+  }
+}
+
 /* Inputs, parameters and optimizer state are distinct storage however alike
  * they look. */
 static void test_cse_never_leaves(void **state) {
@@ -1384,6 +1455,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_cse_constants, teardown),
       cmocka_unit_test_teardown(test_cse_no_commutativity, teardown),
       cmocka_unit_test_teardown(test_cse_attributes_differ, teardown),
+      cmocka_unit_test_teardown(test_cse_every_attribute, teardown),
       cmocka_unit_test_teardown(test_cse_never_leaves, teardown),
       cmocka_unit_test_teardown(test_cse_mnist_mlp, teardown),
       cmocka_unit_test_teardown(test_cse_after_fold, teardown),
