@@ -129,7 +129,7 @@ typedef struct Shape {
 } Shape;
 
 typedef enum {
-#define OP(e, name, arity, kind, shape, grad, eval, flags) OP_##e,
+#define OP(e, name, arity, kind, shape, grad, eval, gen, identity, flags) OP_##e,
   GRADC_OPS(OP)
 #undef OP
   OP_COUNT
@@ -140,9 +140,22 @@ typedef enum {
   K_LAYOUT, K_LOSS, K_UPDATE, K_WINDOW, K_SELECT, K_RANDOM,
 } OpClass;
 
+/* Properties of an op, one column of the table: see ops.h. */
 enum {
   F_COMMUTATIVE = 1 << 0,
   F_NO_GRAD = 1 << 1,        /* gradients stop here by definition */
+  F_ELEMENTWISE = 1 << 2,
+  F_REDUCTION = 1 << 3,
+  F_PARALLEL = 1 << 4,
+  F_VIEW = 1 << 5,
+  F_CONVERT = 1 << 6,
+  F_INVOLUTION = 1 << 7,
+  F_IMMEDIATE = 1 << 8,
+  F_NAMED = 1 << 9,
+  F_PERSISTENT = 1 << 10,
+  F_EFFECT = 1 << 11,
+  F_MODE = 1 << 12,
+  F_RANDOM = 1 << 13,
 };
 
 typedef struct Graph Graph;
@@ -162,6 +175,7 @@ typedef struct OpInfo {
   ShapeFn *shape;
   GradFn *grad;
   EvalFn *eval;
+  double identity;       /* x op identity == x; NAN: none */
   unsigned flags;
 } OpInfo;
 
@@ -356,7 +370,7 @@ enum { SHAPE_STR_MAX = 160 };
 
 /* ---------------------------------------------------------------- shape.c */
 
-#define OP(e, name, arity, kind, shape, grad, eval, flags) ShapeFn shape;
+#define OP(e, name, arity, kind, shape, grad, eval, gen, identity, flags) ShapeFn shape;
 GRADC_OPS(OP)
 #undef OP
 /* numpy broadcasting of two shapes; false (and a diagnostic) if impossible */
@@ -380,7 +394,7 @@ int canon(Graph *g);
  * g (see the essay in autodiff.c).  False after a diagnostic. */
 bool autodiff(Graph *g);
 void ad_accum(AD *ad, Node *x, Node *dx);
-#define OP(e, name, arity, kind, shape, grad, eval, flags) GradFn grad;
+#define OP(e, name, arity, kind, shape, grad, eval, gen, identity, flags) GradFn grad;
 GRADC_OPS(OP)
 #undef OP
 
@@ -428,7 +442,7 @@ void eval_rerun(Eval *e, Node *root, const Node *changed);
 void eval_forward(Eval *e);                  /* outputs, metrics, loss */
 void eval_train_step(Eval *e);               /* and the whole update */
 
-#define OP(e, name, arity, kind, shape, grad, eval, flags) EvalFn eval;
+#define OP(e, name, arity, kind, shape, grad, eval, gen, identity, flags) EvalFn eval;
 GRADC_OPS(OP)
 #undef OP
 

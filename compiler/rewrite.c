@@ -51,7 +51,7 @@ void graph_replace(Graph *g, Node *old, Node *new_node) {
 
 static bool is_root(const Graph *g, const Node *n) {
   if (n->flags & (N_OUTPUT | N_METRIC | N_LOSS | N_GRAD)) return true;
-  if (n->op == OP_ASSIGN || n->op == OP_INPUT || n->op == OP_PARAM || n->op == OP_STATE) return true;
+  if (op_info[n->op].flags & (F_NAMED | F_EFFECT)) return true;
   (void)g;
   return false;
 }

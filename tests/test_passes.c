@@ -8,6 +8,7 @@
  * Passes that leave dead nodes behind (fold, simplify, cse) are followed by
  * graph_dce so that ids are dense before the comparison.
  *
+ * 0. the op table (what the passes read from it)
  * 1. fold      2. simplify     3. cse       4. dce
  * 5. fuse      6. plan (workspace offsets)  7. optimize()'s statistics
  */
@@ -18,6 +19,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +175,68 @@ static Compilation *compile_model_grad(const char *file) {
   return c;
 }
 
+/* ------------------------------------------------------------ 0. the op table */
+
+/* The ops with one property of the table, in table order, as "a b c". */
+static const char *ops_with(unsigned flag, char *buf, size_t n) {
+  buf[0] = 0;
+  for (int op = 0; op < OP_COUNT; op++)
+    if (op_info[op].flags & flag) {
+      size_t at = strlen(buf);
+      snprintf(buf + at, n - at, "%s%s", at ? " " : "", op_info[op].name);
+    }
+  return buf;
+}
+
+/* What the passes read from the table, pinned: which ops fuse, which have
+ * no buffer, which are roots and so on, exactly the ops the passes listed
+ * by name before the properties moved into the table. */
+static void test_op_properties(void **state) {
+  (void)state;
+  static const struct {
+    unsigned flag;
+    const char *ops;
+  } rows[] = {
+      {F_COMMUTATIVE, "add mul maximum minimum equal not_equal"},
+      {F_ELEMENTWISE, "add sub mul div pow maximum minimum equal not_equal less less_equal greater "
+                      "greater_equal neg abs square relu sigmoid tanh exp log sqrt clip cast where "
+                      "broadcast_to sigmoid_cross_entropy"},
+      {F_REDUCTION, "sum mean max min"},
+      {F_PARALLEL, "im2col col2im maxpool2d maxpool2d_grad avgpool2d dropout_mask"},
+      {F_VIEW, "reshape"},
+      {F_CONVERT, "cast reshape broadcast_to"},
+      {F_INVOLUTION, "neg"},
+      {F_IMMEDIATE, "const size"},
+      {F_NAMED, "input param state"},
+      {F_PERSISTENT, "param state"},
+      {F_EFFECT, "assign"},
+      {F_MODE, "train_select"},
+      {F_RANDOM, "dropout_mask"},
+  };
+  char buf[1024];
+  for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
+    assert_string_equal(ops_with(rows[i].flag, buf, sizeof buf), rows[i].ops);
+  /* identities: x + 0, x - 0, x * 1, x / 1 */
+  buf[0] = 0;
+  for (int op = 0; op < OP_COUNT; op++)
+    if (!isnan(op_info[op].identity)) {
+      size_t at = strlen(buf);
+      snprintf(buf + at, sizeof buf - at, "%s%s=%g", at ? " " : "", op_info[op].name, op_info[op].identity);
+    }
+  assert_string_equal(buf, "add=0 sub=0 mul=1 div=1");
+  /* what the passes rely on: an identity is an operand of a binary op;
+   * immediates, named and persistent values are leaves; reductions and
+   * views read one operand; mode ops choose between two */
+  for (int op = 0; op < OP_COUNT; op++) {
+    const OpInfo *o = &op_info[op];
+    if (!isnan(o->identity)) assert_int_equal(o->arity, 2);
+    if (o->flags & (F_IMMEDIATE | F_NAMED | F_PERSISTENT)) assert_int_equal(o->kind, K_LEAF);
+    if (o->flags & F_PERSISTENT) assert_true(o->flags & F_NAMED);
+    if (o->flags & (F_REDUCTION | F_VIEW | F_CONVERT | F_INVOLUTION)) assert_int_equal(o->arity, 1);
+    if (o->flags & F_MODE) assert_int_equal(o->arity, 2);
+  }
+}
+
 /* ------------------------------------------------------------ 1. fold */
 
 static void test_fold_constant_arithmetic(void **state) {
@@ -314,6 +378,32 @@ static void test_fold_static_size(void **state) {
                "%0 = input x : f32[2,3]\n"
                "%1 = const 6 : f32[]\n"
                "%2 = mul %0, %1 : f32[2,3]\n");
+  release(c);
+}
+
+/* A value that differs between train_step and forward (F_MODE) or from
+ * step to step (F_RANDOM) is never a constant, even of constant operands:
+ * a dropout mask of a literal, and a train_select of two literals, stay. */
+static void test_fold_not_mode_or_random(void **state) {
+  (void)state;
+  Compilation *c = compile_grad("const a : f32[2] = [1, 2]\n"
+                                "const b : f32[2] = [3, 4]\n"
+                                "output y = dropout(a, 0.5)\n");
+  Graph *g = c->graph;
+  Node *ab[2] = {g->nodes[0], g->nodes[1]};
+  Node *sel = graph_node(g, OP_TRAIN_SELECT, ab, 2, NULL, ab[0]->loc);
+  assert_non_null(sel);
+  int before = g->nnodes;
+  assert_int_equal(fold(g), 0);
+  assert_int_equal(g->nnodes, before);            /* no constant appended */
+  for (int i = 0; i < g->nnodes; i++) assert_null(g->nodes[i]->moved);
+  assert_graph(g, false,
+               "%0 = const [1, 2] : f32[2]\n"
+               "%1 = const [3, 4] : f32[2]\n"
+               "%2 = dropout_mask %0 rate=0.5 seed=0 : f32[2]\n"
+               "%3 = mul %0, %2 : f32[2]\n"
+               "%4 = train_select %3, %0 : f32[2]\n"
+               "%5 = train_select %0, %1 : f32[2]\n");
   release(c);
 }
 
@@ -1436,6 +1526,7 @@ static void test_optimize_stats(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test_teardown(test_op_properties, teardown),
       cmocka_unit_test_teardown(test_fold_constant_arithmetic, teardown),
       cmocka_unit_test_teardown(test_fold_chain_in_one_pass, teardown),
       cmocka_unit_test_teardown(test_fold_not_inputs, teardown),
@@ -1443,6 +1534,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_fold_symbolic_size, teardown),
       cmocka_unit_test_teardown(test_fold_static_size, teardown),
       cmocka_unit_test_teardown(test_fold_not_roots, teardown),
+      cmocka_unit_test_teardown(test_fold_not_mode_or_random, teardown),
       cmocka_unit_test_teardown(test_simplify_identities, teardown),
       cmocka_unit_test_teardown(test_simplify_not_when_shape_changes, teardown),
       cmocka_unit_test_teardown(test_simplify_unary_and_layout, teardown),
