@@ -68,7 +68,7 @@ int canon(Graph *g) {
     if (x->op == OP_LOG && x->src[0]->op == OP_SOFTMAX) {
       Attrs a = {.axis = x->src[0]->a.axis};
       r = mk(g, OP_LOG_SOFTMAX, &x->src[0]->src[0], 1, &a, x->loc);
-    } else if (x->op == OP_NEG && x->src[0]->op == OP_NEG) {
+    } else if ((op_info[x->op].flags & F_INVOLUTION) && x->src[0]->op == x->op) {
       r = x->src[0]->src[0];
     } else if (x->op == OP_NEG && (x->src[0]->op == OP_MEAN || x->src[0]->op == OP_SUM) &&
                x->src[0]->src[0]->op == OP_NEG) {

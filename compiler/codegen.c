@@ -32,7 +32,10 @@
  * (in f32 blocks first where that keeps their loops at f32 speed) and are
  * rounded once (reduce_acc).
  * This file holds the helpers, elementwise loops, reductions, the dispatch
- * and the functions; every other op's generator is in codegen_kernels.c
+ * (op_gen, built from the code generator column of the op table, so an op
+ * without a generator does not compile; elementwise ops share one, whose
+ * per-element switch test_jit's every-op check reaches) and the functions;
+ * every other op's generator is in codegen_kernels.c
  * (matrix products through gradc_sgemm and the convolution products,
  * softmax, the window ops of convolutions).
  *
@@ -139,7 +142,7 @@ LLVMValueRef cg_elem_ptr(CG *cg, const Node *n, LLVMValueRef base, LLVMValueRef 
 LLVMValueRef cg_ptr(CG *cg, const Node *n) {
   const Node *s = cg_buffer_node(n);
   if (s) return cg->base[s->id];
-  while (n->op == OP_RESHAPE) n = n->src[0];
+  while (op_info[n->op].flags & F_VIEW) n = n->src[0];
   GRADC_ASSERT(n->op == OP_CONST && n->shape.rank > 0);
   return cg->global[n->id];
 }
@@ -160,8 +163,8 @@ LLVMValueRef cg_entry_alloca(CG *cg, LLVMTypeRef t, const char *name) {
 /* The value of element `off` of n: immediates for scalar constants and
  * sizes, loads otherwise. */
 LLVMValueRef cg_load(CG *cg, const Node *n, LLVMValueRef off) {
-  /* same elements, same order - unless the reshape is a copy (fuse.c) */
-  while (n->op == OP_RESHAPE && cg_buffer_node(n) != n) n = n->src[0];
+  /* same elements, same order - unless the view is a copy (fuse.c) */
+  while ((op_info[n->op].flags & F_VIEW) && cg_buffer_node(n) != n) n = n->src[0];
   if (n->op == OP_CONST && n->shape.rank == 0) return cg_const(cg, n->dtype, n->a.values[0]);
   if (n->op == OP_SIZE) {
     LLVMValueRef c = cg_count(cg, &n->a.to);
@@ -641,7 +644,7 @@ static void gen_reduce(CG *cg, const Node *n) {
 enum { ROW_CHUNKS = 16, ROW_BLOCK = 64, SCRATCH_BYTES = 128 << 10 };
 
 static bool chunked_reduction(const Node *n) {
-  if (n->op != OP_SUM && n->op != OP_MEAN && n->op != OP_MAX && n->op != OP_MIN) return false;
+  if (!(op_info[n->op].flags & F_REDUCTION)) return false;
   const Shape *xs = &n->src[0]->shape;
   int last = xs->rank - 1;
   return last >= 1 && n->a.axes == (1u << last) - 1 && !xs->d[last].sym &&
@@ -760,52 +763,39 @@ static void gen_reduce_combine(CG *cg, const Node *n) {
   by_partial_type(cg, n, R, combine_columns, scratch_ptr(cg));
 }
 
-static void gen_node(CG *cg, const Node *n) {
-  switch (op_info[n->op].kind) {
-  case K_LEAF: return;
-  case K_BINARY:
-  case K_UNARY:
-  case K_TERNARY: gen_elementwise(cg, n); return;
-  case K_MATMUL: cg_matmul(cg, n); return;
-  case K_AXIS: cg_softmax(cg, n); return;
-  case K_UPDATE: cg_assign(cg, n); return;
-  default: break;
-  }
-  switch (n->op) {
-  case OP_SUM: case OP_MEAN: case OP_MAX: case OP_MIN: gen_reduce(cg, n); return;
-  case OP_ARGMAX: case OP_ARGMIN: cg_argreduce(cg, n); return;
-  case OP_RESHAPE:                              /* an alias, or a root's copy */
-    if (cg_buffer_node(n) == n) gen_copy(cg, n);
-    return;
-  case OP_TRANSPOSE: cg_transpose(cg, n); return;
-  case OP_BROADCAST: gen_elementwise(cg, n); return;
-  case OP_SLICE: cg_slice_walk(cg, n, &n->shape, &n->src[0]->shape, n->src[0], n, false); return;
-  case OP_UNSLICE:
-    cg_zero(cg, n);
-    cg_slice_walk(cg, n, &n->src[0]->shape, &n->shape, n->src[0], n, true);
-    return;
-  case OP_CONCAT: cg_concat(cg, n); return;
-  case OP_ONE_HOT: cg_one_hot(cg, n); return;
-  case OP_SOFTMAX_CE: cg_softmax_ce(cg, n); return;
-  case OP_SIGMOID_CE: gen_elementwise(cg, n); return;
-  case OP_IM2COL: cg_im2col(cg, n); return;
-  case OP_COL2IM: cg_col2im(cg, n); return;
-  case OP_MAXPOOL: case OP_AVGPOOL: cg_pool(cg, n); return;
-  case OP_MAXPOOL_GRAD: cg_maxpool_grad(cg, n); return;
-  case OP_AVGPOOL_GRAD: cg_avgpool_grad(cg, n); return;
-  case OP_TRAIN_SELECT: cg_train_select(cg, n); return;
-  case OP_DROPOUT_MASK: cg_dropout_mask(cg, n); return;
-  default: break;
-  }
-  GRADC_ASSERT(!"no code generator for this op");
+/* Leaves and aliases: their values are already where readers look. */
+static void gen_none(CG *cg, const Node *n) { (void)cg, (void)n; }
+
+/* A view reads its operand's buffer, unless fuse() made it a root's copy. */
+static void gen_view(CG *cg, const Node *n) {
+  if (cg_buffer_node(n) == n) gen_copy(cg, n);
 }
+
+static void gen_slice(CG *cg, const Node *n) {
+  cg_slice_walk(cg, n, &n->shape, &n->src[0]->shape, n->src[0], n, false);
+}
+
+static void gen_unslice(CG *cg, const Node *n) {
+  cg_zero(cg, n);
+  cg_slice_walk(cg, n, &n->src[0]->shape, &n->shape, n->src[0], n, true);
+}
+
+/* The code generator of every op, from its row of the table: an op whose
+ * row names no generator, or one that does not exist, does not compile. */
+static CgKernel *const op_gen[OP_COUNT] = {
+#define OP(e, name, arity, kind, shape, grad, eval, gen, identity, flags) [OP_##e] = gen,
+    GRADC_OPS(OP)
+#undef OP
+};
+
+static void gen_node(CG *cg, const Node *n) { op_gen[n->op](cg, n); }
 
 /* ------------------------------------------------------------ functions */
 
 /* Nodes that generate no code: no mark, so their (zero) time is not
  * charged to a kernel of their own. */
 static bool gen_is_free(const Node *n) {
-  return op_info[n->op].kind == K_LEAF || (n->op == OP_RESHAPE && cg_buffer_node(n) != n);
+  return op_gen[n->op] == gen_none || (op_gen[n->op] == gen_view && cg_buffer_node(n) != n);
 }
 
 static void profile_mark(CG *cg, int64_t id) {
@@ -892,19 +882,7 @@ static void gen_zero(CG *cg, const Node *n) { cg_fill(cg, n, cg_const(cg, n->dty
  * the zeroing before a scatter (col2im, the max-pool gradient) is a nest of
  * its own, so the scatter's parts find it done. */
 static void gen_maybe_parallel(CG *cg, const Node *n, LLVMValueRef bufs, LLVMValueRef syms) {
-  GenFn *gen = NULL;
-  switch (n->op) {
-  case OP_IM2COL: gen = cg_im2col; break;
-  case OP_COL2IM: gen = cg_col2im; break;
-  case OP_MAXPOOL: case OP_AVGPOOL: gen = cg_pool; break;
-  case OP_MAXPOOL_GRAD: gen = cg_maxpool_grad; break;
-  case OP_DROPOUT_MASK: gen = cg_dropout_mask; break;
-  case OP_BROADCAST: case OP_SIGMOID_CE: gen = gen_elementwise; break;
-  default:
-    if (op_info[n->op].kind == K_BINARY || op_info[n->op].kind == K_UNARY ||
-        op_info[n->op].kind == K_TERNARY)
-      gen = gen_elementwise;
-  }
+  GenFn *gen = op_info[n->op].flags & (F_ELEMENTWISE | F_PARALLEL) ? op_gen[n->op] : NULL;
   if (n->op == OP_COL2IM && cg_col2im_product(n)) gen = NULL;   /* its own parts, zeroing */
   /* A reduction's work is its operand's elements. */
   const Shape *work = &n->shape;
@@ -998,7 +976,7 @@ LLVMModuleRef cg_module(LLVMContextRef ctx, const Graph *g, const char *prefix, 
   gen_function(cg, name, roots, n, false);
   n = 0;
   for (int i = 0; i < g->nnodes; i++)
-    if (g->nodes[i]->op == OP_ASSIGN) roots[n++] = g->nodes[i];
+    if (op_info[g->nodes[i]->op].flags & F_EFFECT) roots[n++] = g->nodes[i];
   for (int i = 0; i < g->noutputs; i++) roots[n++] = g->outputs[i].node;
   for (int i = 0; i < g->nmetrics; i++) roots[n++] = g->metrics[i].node;
   if (g->loss) roots[n++] = g->loss;

@@ -129,7 +129,7 @@ typedef struct Shape {
 } Shape;
 
 typedef enum {
-#define OP(e, name, arity, kind, shape, grad, eval, flags) OP_##e,
+#define OP(e, name, arity, kind, shape, grad, eval, gen, identity, flags) OP_##e,
   GRADC_OPS(OP)
 #undef OP
   OP_COUNT
@@ -140,9 +140,22 @@ typedef enum {
   K_LAYOUT, K_LOSS, K_UPDATE, K_WINDOW, K_SELECT, K_RANDOM,
 } OpClass;
 
+/* Properties of an op, one column of the table: see ops.h. */
 enum {
   F_COMMUTATIVE = 1 << 0,
   F_NO_GRAD = 1 << 1,        /* gradients stop here by definition */
+  F_ELEMENTWISE = 1 << 2,
+  F_REDUCTION = 1 << 3,
+  F_PARALLEL = 1 << 4,
+  F_VIEW = 1 << 5,
+  F_CONVERT = 1 << 6,
+  F_INVOLUTION = 1 << 7,
+  F_IMMEDIATE = 1 << 8,
+  F_NAMED = 1 << 9,
+  F_PERSISTENT = 1 << 10,
+  F_EFFECT = 1 << 11,
+  F_MODE = 1 << 12,
+  F_RANDOM = 1 << 13,
 };
 
 typedef struct Graph Graph;
@@ -162,6 +175,7 @@ typedef struct OpInfo {
   ShapeFn *shape;
   GradFn *grad;
   EvalFn *eval;
+  double identity;       /* x op identity == x; NAN: none */
   unsigned flags;
 } OpInfo;
 
@@ -190,23 +204,45 @@ typedef struct Window {
   int64_t k[2], stride[2], dil[2], pad[4];
 } Window;
 
-/* Node attributes: a plain struct, each op reads the fields it owns. */
+/* Node attributes: a plain struct, each op reads the fields it owns.  One
+ * row per field: type, name, array suffix, and how two nodes' values of it
+ * are compared when CSE asks whether they compute the same thing
+ * (graph_same_node in rewrite.c expands the same rows, so a field cannot be
+ * added without saying how it is compared):
+ *   ATTR_EQ      ==, a scalar
+ *   ATTR_BYTES   memcmp, an integer array or a struct of int64_t (no padding)
+ *   ATTR_SHAPE   shape_eq
+ *   ATTR_INIT    kind and both numbers (Init has padding)
+ *   ATTR_VALUES  the node's elements by content when either node has them */
+#define GRADC_ATTRS(X) \
+  X(int,      axis,     ,           ATTR_EQ)     /* softmax, log_softmax, argmax, concat */ \
+  X(uint32_t, axes,     ,           ATTR_EQ)     /* reductions: bit i = reduce axis i */ \
+  X(bool,     keepdims, ,           ATTR_EQ) \
+  X(int,      perm,     [MAX_RANK], ATTR_BYTES)  /* transpose */ \
+  X(Shape,    to,       ,           ATTR_SHAPE)  /* reshape, broadcast_to target; size */ \
+  X(int64_t,  begin,    [MAX_RANK], ATTR_BYTES)  /* slice, unslice */ \
+  X(int64_t,  end,      [MAX_RANK], ATTR_BYTES) \
+  X(int64_t,  step,     [MAX_RANK], ATTR_BYTES) \
+  X(double,   lo,       ,           ATTR_EQ)     /* clip bounds */ \
+  X(double,   hi,       ,           ATTR_EQ) \
+  X(bool,     ta,       ,           ATTR_EQ)     /* matmul: operand a / b transposed (last two axes) */ \
+  X(bool,     tb,       ,           ATTR_EQ) \
+  X(DType,    dtype,    ,           ATTR_EQ)     /* cast target */ \
+  X(int64_t,  depth,    ,           ATTR_EQ)     /* one_hot */ \
+  X(Init,     init,     ,           ATTR_INIT)   /* param */ \
+  X(double *, values,   ,           ATTR_VALUES) /* const and INIT_VALUES data, row-major */ \
+  X(Window,   win,      ,           ATTR_BYTES)  /* im2col, col2im, pooling */ \
+  X(int64_t,  seed,     ,           ATTR_EQ)     /* dropout_mask: its stream is rng_stream(seed, "dropout") */
+
 typedef struct Attrs {
-  int axis;              /* softmax, log_softmax, argmax, concat */
-  uint32_t axes;         /* reductions: bit i = reduce axis i */
-  bool keepdims;
-  int perm[MAX_RANK];    /* transpose */
-  Shape to;              /* reshape, broadcast_to target */
-  int64_t begin[MAX_RANK], end[MAX_RANK], step[MAX_RANK]; /* slice */
-  double lo, hi;         /* clip bounds */
-  bool ta, tb;           /* matmul: operand a / b transposed (last two axes) */
-  DType dtype;           /* cast target */
-  int64_t depth;         /* one_hot */
-  Init init;             /* param */
-  double *values;        /* const and INIT_VALUES data, row-major */
-  Window win;            /* im2col, col2im, pooling */
-  int64_t seed;          /* dropout_mask: its stream is rng_stream(seed, "dropout") */
+#define ATTR(type, name, array, compare) type name array;
+  GRADC_ATTRS(ATTR)
+#undef ATTR
 } Attrs;
+
+#define ATTR(type, name, array, compare) +1
+enum { ATTR_COUNT = 0 GRADC_ATTRS(ATTR) };
+#undef ATTR
 
 enum {
   N_INPUT = 1 << 0,
@@ -334,7 +370,7 @@ enum { SHAPE_STR_MAX = 160 };
 
 /* ---------------------------------------------------------------- shape.c */
 
-#define OP(e, name, arity, kind, shape, grad, eval, flags) ShapeFn shape;
+#define OP(e, name, arity, kind, shape, grad, eval, gen, identity, flags) ShapeFn shape;
 GRADC_OPS(OP)
 #undef OP
 /* numpy broadcasting of two shapes; false (and a diagnostic) if impossible */
@@ -358,7 +394,7 @@ int canon(Graph *g);
  * g (see the essay in autodiff.c).  False after a diagnostic. */
 bool autodiff(Graph *g);
 void ad_accum(AD *ad, Node *x, Node *dx);
-#define OP(e, name, arity, kind, shape, grad, eval, flags) GradFn grad;
+#define OP(e, name, arity, kind, shape, grad, eval, gen, identity, flags) GradFn grad;
 GRADC_OPS(OP)
 #undef OP
 
@@ -406,7 +442,7 @@ void eval_rerun(Eval *e, Node *root, const Node *changed);
 void eval_forward(Eval *e);                  /* outputs, metrics, loss */
 void eval_train_step(Eval *e);               /* and the whole update */
 
-#define OP(e, name, arity, kind, shape, grad, eval, flags) EvalFn eval;
+#define OP(e, name, arity, kind, shape, grad, eval, gen, identity, flags) EvalFn eval;
 GRADC_OPS(OP)
 #undef OP
 

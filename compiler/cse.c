@@ -4,9 +4,10 @@
  * same values) is replaced by the earlier one.  Autodiff writes many such
  * repeats (softmax of the same logits, the same constants per parameter).
  *
- * Never merged: inputs, parameters and optimizer state (distinct storage)
- * and assignments (effects).  A hash table over (op, operands) keeps it
- * linear in the graph's size.
+ * Never merged: inputs, parameters and optimizer state (distinct storage,
+ * F_NAMED in the op table) and assignments (effects, F_EFFECT).  Which
+ * attributes must agree, and how, is GRADC_ATTRS (graph_same_node).  A hash
+ * table over (op, operands) keeps it linear in the graph's size.
  */
 #include <stdint.h>
 
@@ -59,7 +60,7 @@ int cse(Graph *g) {
     Node *x = order[i];
     if (x->moved) continue;     /* dead: replaced by an earlier pass */
     graph_resolve(x);
-    if (x->op == OP_INPUT || x->op == OP_PARAM || x->op == OP_STATE || x->op == OP_ASSIGN) continue;
+    if (op_info[x->op].flags & (F_NAMED | F_EFFECT)) continue;
     for (uint64_t at = key(x) & (uint64_t)(size - 1);; at = (at + 1) & (uint64_t)(size - 1)) {
       Node *y = table[at];
       if (!y) {

@@ -40,15 +40,9 @@
 
 #include "compiler.h"
 
-static bool elementwise(const Node *n) {
-  OpClass k = op_info[n->op].kind;
-  return k == K_BINARY || k == K_UNARY || k == K_TERNARY || n->op == OP_BROADCAST ||
-         n->op == OP_SIGMOID_CE;
-}
+static bool elementwise(const Node *n) { return op_info[n->op].flags & F_ELEMENTWISE; }
 
-static bool reduction(const Node *n) {
-  return n->op == OP_SUM || n->op == OP_MEAN || n->op == OP_MAX || n->op == OP_MIN;
-}
+static bool reduction(const Node *n) { return op_info[n->op].flags & F_REDUCTION; }
 
 /* Can the value of n be computed inside the loop of consumer c? */
 static bool fusible(const Node *n, const Node *c) {
@@ -107,11 +101,11 @@ static bool *function_set(Graph *g, bool train) {
   bool *f = arena_alloc(g->arena, (size_t)(g->nnodes ? g->nnodes : 1));
   unsigned roots = N_OUTPUT | N_METRIC | N_LOSS;
   for (int i = 0; i < g->nnodes; i++)
-    f[i] = (g->nodes[i]->flags & roots) || (train && g->nodes[i]->op == OP_ASSIGN);
+    f[i] = (g->nodes[i]->flags & roots) || (train && (op_info[g->nodes[i]->op].flags & F_EFFECT));
   for (int i = g->nnodes - 1; i >= 0; i--) {
     const Node *x = g->nodes[i];
     if (!f[i]) continue;
-    if (x->op == OP_TRAIN_SELECT) f[x->src[train ? 0 : 1]->id] = true;
+    if (op_info[x->op].flags & F_MODE) f[x->src[train ? 0 : 1]->id] = true;
     else
       for (int k = 0; k < x->nsrc; k++) f[x->src[k]->id] = true;
   }
@@ -233,9 +227,9 @@ int fuse(Graph *g, bool enable) {
   /* 3. Storage, in order, so a reshape finds its operand's decision. */
   for (int i = 0; i < n; i++) {
     Node *x = g->nodes[i];
-    if ((x->inlined_into && !stored[i]) || x->op == OP_CONST || x->op == OP_SIZE || x->op == OP_ASSIGN)
+    if ((x->inlined_into && !stored[i]) || (op_info[x->op].flags & (F_IMMEDIATE | F_EFFECT)))
       x->storage = NULL;
-    else if (x->op == OP_RESHAPE)
+    else if (op_info[x->op].flags & F_VIEW)
       x->storage = x->src[0]->storage;
   }
   /* 4. Updates in place: the new value of a parameter or slot is written
@@ -262,7 +256,7 @@ int fuse(Graph *g, bool enable) {
    * or nothing is a copy in a buffer of its own. */
   for (int i = 0; i < n; i++) {
     Node *x = g->nodes[i];
-    if (x->op != OP_RESHAPE || x->inlined_into) continue;
+    if (!(op_info[x->op].flags & F_VIEW) || x->inlined_into) continue;
     Node *s = x->src[0]->storage;
     x->storage = (x->flags & (N_OUTPUT | N_METRIC | N_LOSS)) && unstable(s) ? x : s;
   }

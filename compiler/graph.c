@@ -7,12 +7,13 @@
  * made only by graph_node/graph_leaf, which run the op's shape rule and refuse
  * bad operands with a diagnostic, so an ill-shaped node never exists.
  */
+#include <math.h>
 #include <string.h>
 
 #include "compiler.h"
 
 const OpInfo op_info[OP_COUNT] = {
-#define OP(e, nm, ar, kd, sh, gr, ev, fl) [OP_##e] = {nm, ar, kd, sh, gr, ev, fl},
+#define OP(e, nm, ar, kd, sh, gr, ev, gen, id, fl) [OP_##e] = {nm, ar, kd, sh, gr, ev, id, fl},
     GRADC_OPS(OP)
 #undef OP
 };
@@ -130,7 +131,7 @@ void graph_mark_needed(const Graph *g, Node *const *roots, int nroots, bool trai
   for (int i = g->nnodes - 1; i >= 0; i--) {
     const Node *n = g->nodes[i];
     if (!mark[i]) continue;
-    if (n->op == OP_TRAIN_SELECT) mark[n->src[train ? 0 : 1]->id] = 1;
+    if (op_info[n->op].flags & F_MODE) mark[n->src[train ? 0 : 1]->id] = 1;
     else
       for (int k = 0; k < n->nsrc; k++) mark[n->src[k]->id] = 1;
   }

@@ -27,7 +27,7 @@
 
 enum { FOREVER = 1 << 30 };
 
-static bool persistent(const Node *n) { return n->op == OP_PARAM || n->op == OP_STATE; }
+static bool persistent(const Node *n) { return op_info[n->op].flags & F_PERSISTENT; }
 
 static int position(const Node *n) {
   while (n->inlined_into) n = n->inlined_into;
@@ -107,8 +107,8 @@ size_t plan_unfused_bytes(const Graph *g, const int64_t *sym) {
   size_t total = 0;
   for (int i = 0; i < g->nnodes; i++) {
     const Node *x = g->nodes[i];
-    if (persistent(x) || x->op == OP_CONST || x->op == OP_SIZE || x->op == OP_ASSIGN ||
-        (x->op == OP_RESHAPE && x->storage != x))
+    if ((op_info[x->op].flags & (F_PERSISTENT | F_IMMEDIATE | F_EFFECT)) ||
+        ((op_info[x->op].flags & F_VIEW) && x->storage != x))
       continue;
     int64_t c = 1;
     for (int k = 0; k < x->shape.rank; k++) c *= x->shape.d[k].n * sym[x->shape.d[k].sym];

@@ -77,7 +77,7 @@ Node *graph_root_copy(Graph *g, Node *leaf) {
 
 static bool is_root(const Graph *g, const Node *n) {
   if (n->flags & (N_OUTPUT | N_METRIC | N_LOSS | N_GRAD)) return true;
-  if (n->op == OP_ASSIGN || n->op == OP_INPUT || n->op == OP_PARAM || n->op == OP_STATE) return true;
+  if (op_info[n->op].flags & (F_NAMED | F_EFFECT)) return true;
   (void)g;
   return false;
 }
@@ -147,27 +147,36 @@ int graph_dce(Graph *g) { return renumber(g, false); }
 
 void graph_sort(Graph *g) { renumber(g, true); }
 
+static bool init_eq(const Init *x, const Init *y) {
+  return x->kind == y->kind && x->a == y->a && x->b == y->b;
+}
+
+/* A constant's (or an INIT_VALUES parameter's) elements, by content: the
+ * node's element count of them (shapes are already equal). */
+static bool values_eq(const Node *a, const double *x, const double *y) {
+  if (!x || !y) return x == y;
+  int64_t c = shape_static_count(&a->shape);
+  return memcmp(x, y, sizeof(double) * (size_t)(c > 0 ? c : 1)) == 0;
+}
+
+#define ATTR_EQ(f) (x->f == y->f)
+#define ATTR_BYTES(f) (memcmp(&x->f, &y->f, sizeof x->f) == 0)
+#define ATTR_SHAPE(f) shape_eq(&x->f, &y->f)
+#define ATTR_INIT(f) init_eq(&x->f, &y->f)
+#define ATTR_VALUES(f) values_eq(a, x->f, y->f)
+
 /* Two nodes compute the same value if op, dtype, shape, operands and
- * attributes agree (attributes compared field by field: the struct has
- * padding, and values are compared by content). */
+ * attributes agree; the attributes are compared as GRADC_ATTRS says, field
+ * by field (the struct has padding). */
 bool graph_same_node(const Node *a, const Node *b) {
   if (a->op != b->op || a->dtype != b->dtype || a->nsrc != b->nsrc || !shape_eq(&a->shape, &b->shape))
     return false;
   for (int k = 0; k < a->nsrc; k++)
     if (a->src[k] != b->src[k]) return false;
   const Attrs *x = &a->a, *y = &b->a;
-  if (x->axis != y->axis || x->axes != y->axes || x->keepdims != y->keepdims || x->lo != y->lo ||
-      x->hi != y->hi || x->ta != y->ta || x->tb != y->tb || x->dtype != y->dtype || x->depth != y->depth ||
-      !shape_eq(&x->to, &y->to) || memcmp(&x->win, &y->win, sizeof x->win) != 0 ||
-      x->seed != y->seed)
-    return false;
-  for (int i = 0; i < MAX_RANK; i++)
-    if (x->perm[i] != y->perm[i] || x->begin[i] != y->begin[i] || x->end[i] != y->end[i] ||
-        x->step[i] != y->step[i])
-      return false;
-  if (a->op == OP_CONST) {
-    int64_t c = shape_static_count(&a->shape);
-    return memcmp(x->values, y->values, sizeof(double) * (size_t)(c ? c : 1)) == 0;
-  }
+#define ATTR(type, name, array, compare) \
+  if (!compare(name)) return false;
+  GRADC_ATTRS(ATTR)
+#undef ATTR
   return true;
 }

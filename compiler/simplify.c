@@ -9,6 +9,7 @@
  * that would change the result's shape through broadcasting (x[3] *
  * ones[2,3]) is not made.
  */
+#include <math.h>
 #include <string.h>
 
 #include "compiler.h"
@@ -25,26 +26,19 @@ static bool all_equal(const Node *n, double v) {
 static Node *identity_of(Graph *g, Node *n) {
   Node *a = n->nsrc > 0 ? n->src[0] : NULL, *b = n->nsrc > 1 ? n->src[1] : NULL;
   #define SAME(x) (shape_eq(&(x)->shape, &n->shape) && (x)->dtype == n->dtype)
-  switch (n->op) {
-  case OP_MUL:
-    if (all_equal(b, 1) && SAME(a)) return a;
-    if (all_equal(a, 1) && SAME(b)) return b;
-    return NULL;
-  case OP_ADD:
-    if (all_equal(b, 0) && SAME(a)) return a;
-    if (all_equal(a, 0) && SAME(b)) return b;
-    return NULL;
-  case OP_SUB:
-  case OP_DIV:
-    return all_equal(b, n->op == OP_SUB ? 0 : 1) && SAME(a) ? a : NULL;
-  case OP_NEG: return a->op == OP_NEG ? a->src[0] : NULL;
-  case OP_CAST:
-  case OP_BROADCAST:
-  case OP_RESHAPE: return SAME(a) ? a : NULL;
-  default: return NULL;
+  const OpInfo *info = &op_info[n->op];
+  Node *r = NULL;
+  if (!isnan(info->identity)) {
+    if (all_equal(b, info->identity) && SAME(a)) r = a;
+    else if ((info->flags & F_COMMUTATIVE) && all_equal(a, info->identity) && SAME(b)) r = b;
+  } else if (info->flags & F_INVOLUTION) {
+    if (a->op == n->op) r = a->src[0];
+  } else if (info->flags & F_CONVERT) {
+    if (SAME(a)) r = a;
   }
   #undef SAME
   (void)g;
+  return r;
 }
 
 static Node *mk(Graph *g, OpKind op, Node **src, int nsrc, const Attrs *a, const Node *like) {

@@ -83,8 +83,8 @@ static bool shape_agrees(Verifier *v, const Node *n) {
 }
 
 static bool is_view_without_buffer(const Node *n) {
-  while (n->op == OP_RESHAPE) n = n->src[0];
-  return n->op == OP_CONST || n->op == OP_SIZE;
+  while (op_info[n->op].flags & F_VIEW) n = n->src[0];
+  return op_info[n->op].flags & F_IMMEDIATE;
 }
 
 static bool storage_ok(Verifier *v, const Node *n) {
@@ -96,7 +96,7 @@ static bool storage_ok(Verifier *v, const Node *n) {
   }
   const Node *s = n->storage;
   if (!s) {
-    if (n->inlined_into || n->op == OP_ASSIGN || is_view_without_buffer(n)) return true;
+    if (n->inlined_into || (op_info[n->op].flags & F_EFFECT) || is_view_without_buffer(n)) return true;
     return bad(v, n, "has no storage and is computed in no loop");
   }
   if (!in_graph(g, s)) return bad(v, n, "its storage is a node that is not in the graph");

@@ -124,6 +124,14 @@ typedef struct Tol {
 /* f32 models: the JIT computes in f32, the evaluator in double. */
 static const Tol f32_tol = {1e-5, 1e-4, 1e-3};
 
+/* Which ops the models compiled so far contained, and so ran through their
+ * code generators and matched the evaluator (test_ops checks all do). */
+static bool jit_ran[OP_COUNT];
+
+static void note_ops(const Graph *g) {
+  for (int i = 0; i < g->nnodes; i++) jit_ran[g->nodes[i]->op] = true;
+}
+
 static void run_model_tol(const char *name, const char *src, int64_t batch, int steps, Tol tol) {
   gradc_options o;
   gradc_options_default(&o);
@@ -133,6 +141,7 @@ static void run_model_tol(const char *name, const char *src, int64_t batch, int 
   if (s) print_error("%s\n", gradc_last_error(NULL));
   assert_int_equal(s, GRADC_OK);
   const Graph *g = rt_graph(m);
+  note_ops(g);
   Eval *e = eval_new(g);
   assert_non_null(e);
   assert_int_equal(gradc_bind(m, batch), GRADC_OK);
@@ -186,6 +195,8 @@ static void run_opt_levels(const char *name, const char *src, int64_t batch, int
     assert_int_equal(gradc_bind(m[k], batch), GRADC_OK);
   }
   const Graph *g = rt_graph(m[0]);
+  note_ops(g);
+  note_ops(rt_graph(m[1]));
   for (int i = 0; i < g->nnodes; i++) {
     const Node *n = g->nodes[i];
     if (n->op != OP_INPUT) continue;
@@ -442,7 +453,9 @@ static void test_long_reductions(void **state) {
 }
 
 /* Small models that reach every code generator, with broadcasting, partial
- * reductions, every optimizer, f64 and integer arithmetic. */
+ * reductions, every optimizer, f64 and integer arithmetic.  Every op of the
+ * table must occur in them: an op whose generator (or, elementwise, whose
+ * case in codegen's scalar()) is missing or wrong fails here by name. */
 static void test_ops(void **state) {
   (void)state;
   const char *models[] = {
@@ -570,8 +583,10 @@ static void test_ops(void **state) {
       "input n : i32[batch, 3]\n"
       "const k : i32[3, 2] = [[1, 2], [3, 4], [5, 6]]\n"
       "output q = n @ k + n[:, 0:2] / 2 - maximum(n[:, 1:3], 1)\n"
-      "output bq = cast(n > 1, f32)\n",
+      "output bq = cast(n > 1, f32)\n"
+      "output nq = where(n != 2, n, n * 3)\n",
   };
+  memset(jit_ran, 0, sizeof jit_ran);
   for (size_t i = 0; i < sizeof models / sizeof *models; i++) {
     char name[32];
     snprintf(name, sizeof name, "op_model_%zu.nn", i);
@@ -579,6 +594,14 @@ static void test_ops(void **state) {
     run_model(name, models[i], 1, 2);
     run_opt_levels(name, models[i], 4, 3);
   }
+  int missing = 0;
+  for (int op = 0; op < OP_COUNT; op++)
+    if (!jit_ran[op]) {
+      print_error("op %s occurs in no model of test_ops: its code generator is untested\n",
+                  op_info[op].name);
+      missing++;
+    }
+  assert_int_equal(missing, 0);
 }
 
 /* f64 models compute in double on both sides: the JIT must agree with the

@@ -8,6 +8,7 @@
  * Passes that leave dead nodes behind (fold, simplify, cse) are followed by
  * graph_dce so that ids are dense before the comparison.
  *
+ * 0. the op table (what the passes read from it)
  * 1. fold      2. simplify     3. cse       4. dce
  * 5. fuse      6. plan (workspace offsets)  7. optimize()'s statistics
  */
@@ -18,6 +19,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +175,68 @@ static Compilation *compile_model_grad(const char *file) {
   return c;
 }
 
+/* ------------------------------------------------------------ 0. the op table */
+
+/* The ops with one property of the table, in table order, as "a b c". */
+static const char *ops_with(unsigned flag, char *buf, size_t n) {
+  buf[0] = 0;
+  for (int op = 0; op < OP_COUNT; op++)
+    if (op_info[op].flags & flag) {
+      size_t at = strlen(buf);
+      snprintf(buf + at, n - at, "%s%s", at ? " " : "", op_info[op].name);
+    }
+  return buf;
+}
+
+/* What the passes read from the table, pinned: which ops fuse, which have
+ * no buffer, which are roots and so on, exactly the ops the passes listed
+ * by name before the properties moved into the table. */
+static void test_op_properties(void **state) {
+  (void)state;
+  static const struct {
+    unsigned flag;
+    const char *ops;
+  } rows[] = {
+      {F_COMMUTATIVE, "add mul maximum minimum equal not_equal"},
+      {F_ELEMENTWISE, "add sub mul div pow maximum minimum equal not_equal less less_equal greater "
+                      "greater_equal neg abs square relu sigmoid tanh exp log sqrt clip cast where "
+                      "broadcast_to sigmoid_cross_entropy"},
+      {F_REDUCTION, "sum mean max min"},
+      {F_PARALLEL, "im2col col2im maxpool2d maxpool2d_grad avgpool2d dropout_mask"},
+      {F_VIEW, "reshape"},
+      {F_CONVERT, "cast reshape broadcast_to"},
+      {F_INVOLUTION, "neg"},
+      {F_IMMEDIATE, "const size"},
+      {F_NAMED, "input param state"},
+      {F_PERSISTENT, "param state"},
+      {F_EFFECT, "assign"},
+      {F_MODE, "train_select"},
+      {F_RANDOM, "dropout_mask"},
+  };
+  char buf[1024];
+  for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
+    assert_string_equal(ops_with(rows[i].flag, buf, sizeof buf), rows[i].ops);
+  /* identities: x + 0, x - 0, x * 1, x / 1 */
+  buf[0] = 0;
+  for (int op = 0; op < OP_COUNT; op++)
+    if (!isnan(op_info[op].identity)) {
+      size_t at = strlen(buf);
+      snprintf(buf + at, sizeof buf - at, "%s%s=%g", at ? " " : "", op_info[op].name, op_info[op].identity);
+    }
+  assert_string_equal(buf, "add=0 sub=0 mul=1 div=1");
+  /* what the passes rely on: an identity is an operand of a binary op;
+   * immediates, named and persistent values are leaves; reductions and
+   * views read one operand; mode ops choose between two */
+  for (int op = 0; op < OP_COUNT; op++) {
+    const OpInfo *o = &op_info[op];
+    if (!isnan(o->identity)) assert_int_equal(o->arity, 2);
+    if (o->flags & (F_IMMEDIATE | F_NAMED | F_PERSISTENT)) assert_int_equal(o->kind, K_LEAF);
+    if (o->flags & F_PERSISTENT) assert_true(o->flags & F_NAMED);
+    if (o->flags & (F_REDUCTION | F_VIEW | F_CONVERT | F_INVOLUTION)) assert_int_equal(o->arity, 1);
+    if (o->flags & F_MODE) assert_int_equal(o->arity, 2);
+  }
+}
+
 /* ------------------------------------------------------------ 1. fold */
 
 static void test_fold_constant_arithmetic(void **state) {
@@ -314,6 +378,32 @@ static void test_fold_static_size(void **state) {
                "%0 = input x : f32[2,3]\n"
                "%1 = const 6 : f32[]\n"
                "%2 = mul %0, %1 : f32[2,3]\n");
+  release(c);
+}
+
+/* A value that differs between train_step and forward (F_MODE) or from
+ * step to step (F_RANDOM) is never a constant, even of constant operands:
+ * a dropout mask of a literal, and a train_select of two literals, stay. */
+static void test_fold_not_mode_or_random(void **state) {
+  (void)state;
+  Compilation *c = compile_grad("const a : f32[2] = [1, 2]\n"
+                                "const b : f32[2] = [3, 4]\n"
+                                "output y = dropout(a, 0.5)\n");
+  Graph *g = c->graph;
+  Node *ab[2] = {g->nodes[0], g->nodes[1]};
+  Node *sel = graph_node(g, OP_TRAIN_SELECT, ab, 2, NULL, ab[0]->loc);
+  assert_non_null(sel);
+  int before = g->nnodes;
+  assert_int_equal(fold(g), 0);
+  assert_int_equal(g->nnodes, before);            /* no constant appended */
+  for (int i = 0; i < g->nnodes; i++) assert_null(g->nodes[i]->moved);
+  assert_graph(g, false,
+               "%0 = const [1, 2] : f32[2]\n"
+               "%1 = const [3, 4] : f32[2]\n"
+               "%2 = dropout_mask %0 rate=0.5 seed=0 : f32[2]\n"
+               "%3 = mul %0, %2 : f32[2]\n"
+               "%4 = train_select %3, %0 : f32[2]\n"
+               "%5 = train_select %0, %1 : f32[2]\n");
   release(c);
 }
 
@@ -658,6 +748,77 @@ static void test_cse_attributes_differ(void **state) {
                "%11 = clip %0 min=0, 2 : f32[2,2]\n"
                "%12 = add %10, %11 : f32[2,2]\n");
   release(c);
+}
+
+/* graph_same_node compares every attribute the way GRADC_ATTRS says: one
+ * row per field, in the table's order, each changing only that field (the
+ * last element of an array, so the whole array is compared).  A field added
+ * to Attrs without a row here fails the count; a field the comparison
+ * forgot merges the two nodes. */
+static void change_axis(Attrs *a) { a->axis = 1; }
+static void change_axes(Attrs *a) { a->axes = 2; }
+static void change_keepdims(Attrs *a) { a->keepdims = true; }
+static void change_perm(Attrs *a) { a->perm[MAX_RANK - 1] = 1; }
+static void change_to(Attrs *a) { a->to.d[0].n = 3; }
+static void change_begin(Attrs *a) { a->begin[MAX_RANK - 1] = 1; }
+static void change_end(Attrs *a) { a->end[MAX_RANK - 1] = 1; }
+static void change_step(Attrs *a) { a->step[MAX_RANK - 1] = 2; }
+static void change_lo(Attrs *a) { a->lo = -1; }
+static void change_hi(Attrs *a) { a->hi = 2; }
+static void change_ta(Attrs *a) { a->ta = true; }
+static void change_tb(Attrs *a) { a->tb = true; }
+static void change_dtype(Attrs *a) { a->dtype = DT_F64; }
+static void change_depth(Attrs *a) { a->depth = 10; }
+static void change_init(Attrs *a) { a->init.kind = INIT_ONES; }
+static void change_init_a(Attrs *a) { a->init.a = 0.5; }
+static void change_init_b(Attrs *a) { a->init.b = 0.5; }
+static double other_values[2] = {1, 3};
+static void change_values(Attrs *a) { a->values = other_values; }
+static void change_win(Attrs *a) { a->win.pad[3] = 1; }
+static void change_win_k(Attrs *a) { a->win.k[0] = 3; }
+static void change_seed(Attrs *a) { a->seed = 7; }
+
+static void test_cse_every_attribute(void **state) {
+  (void)state;
+  static const struct {
+    const char *field;
+    void (*change)(Attrs *);
+  } rows[] = {
+      {"axis", change_axis},   {"axes", change_axes},     {"keepdims", change_keepdims},
+      {"perm", change_perm},   {"to", change_to},         {"begin", change_begin},
+      {"end", change_end},     {"step", change_step},     {"lo", change_lo},
+      {"hi", change_hi},       {"ta", change_ta},         {"tb", change_tb},
+      {"dtype", change_dtype}, {"depth", change_depth},   {"init", change_init},
+      {"init", change_init_a}, {"init", change_init_b},   {"values", change_values},
+      {"win", change_win},     {"win", change_win_k},     {"seed", change_seed},
+  };
+#define ATTR(type, name, array, compare) #name,
+  static const char *const fields[] = {GRADC_ATTRS(ATTR)};
+#undef ATTR
+  enum { NFIELDS = sizeof fields / sizeof fields[0], NROWS = sizeof rows / sizeof rows[0] };
+  assert_int_equal(NFIELDS, ATTR_COUNT);
+  /* every field has a row, in the table's order */
+  int f = 0;
+  for (int r = 0; r < NROWS; r++) {
+    if (f < NFIELDS - 1 && strcmp(rows[r].field, fields[f]) != 0) f++;
+    assert_string_equal(rows[r].field, fields[f]);
+  }
+  assert_int_equal(f, NFIELDS - 1);
+  /* a constant f32[2] = [1, 2]; a second one with equal values elsewhere is
+   * the same node, one with other values is not */
+  double values[2] = {1, 2}, copy[2] = {1, 2};
+  Node base = {.op = OP_CONST, .dtype = DT_F32, .shape = {1, {{2, 0}}}};
+  base.a.to = base.shape;
+  base.a.values = values;
+  Node same = base;
+  same.a.values = copy;
+  assert_true(graph_same_node(&base, &same));
+  for (int r = 0; r < NROWS; r++) {
+    Node other = base;
+    rows[r].change(&other.a);
+    if (graph_same_node(&base, &other) || graph_same_node(&other, &base))
+      fail_msg("nodes that differ in %s (row %d) were the same", rows[r].field, r);
+  }
 }
 
 /* Inputs, parameters and optimizer state are distinct storage however alike
@@ -1418,6 +1579,7 @@ static void test_optimize_stats(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test_teardown(test_op_properties, teardown),
       cmocka_unit_test_teardown(test_fold_constant_arithmetic, teardown),
       cmocka_unit_test_teardown(test_fold_chain_in_one_pass, teardown),
       cmocka_unit_test_teardown(test_fold_not_inputs, teardown),
@@ -1425,6 +1587,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_fold_symbolic_size, teardown),
       cmocka_unit_test_teardown(test_fold_static_size, teardown),
       cmocka_unit_test_teardown(test_fold_not_roots, teardown),
+      cmocka_unit_test_teardown(test_fold_not_mode_or_random, teardown),
       cmocka_unit_test_teardown(test_simplify_identities, teardown),
       cmocka_unit_test_teardown(test_simplify_not_when_shape_changes, teardown),
       cmocka_unit_test_teardown(test_simplify_unary_and_layout, teardown),
@@ -1437,6 +1600,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_cse_constants, teardown),
       cmocka_unit_test_teardown(test_cse_no_commutativity, teardown),
       cmocka_unit_test_teardown(test_cse_attributes_differ, teardown),
+      cmocka_unit_test_teardown(test_cse_every_attribute, teardown),
       cmocka_unit_test_teardown(test_cse_never_leaves, teardown),
       cmocka_unit_test_teardown(test_cse_mnist_mlp, teardown),
       cmocka_unit_test_teardown(test_cse_after_fold, teardown),
