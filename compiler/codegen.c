@@ -4,11 +4,15 @@
  * Input: a graph after autodiff.  Output: one LLVM module with two
  * functions of the same signature,
  *
- *     void forward(void **buf, const int64_t *sym);
- *     void train_step(void **buf, const int64_t *sym);
+ *     void forward(void *rt, void **buf, const int64_t *sym);
+ *     void train_step(void *rt, void **buf, const int64_t *sym);
  *
- * where buf[i] is the storage of node i (see cg_buffer_node) and sym[k] the
- * run-time value of symbolic dimension k (sym[0] is 1).  forward computes
+ * where rt is the calling model instance's run-time context, buf[i] the
+ * storage of node i (see cg_buffer_node) and sym[k] the run-time value of
+ * symbolic dimension k (sym[0] is 1).  The code touches no state of the
+ * runtime but through rt: every gradc_* function it calls (products, the
+ * thread pool, scratch, profile marks) takes rt first (cg_runtime_call),
+ * and outlined tasks receive it too, so instances run concurrently.  forward computes
  * outputs, metrics and the loss; train_step computes the whole graph,
  * updates included, so after a step every output, metric and the loss
  * holds the step's value (from the parameters before its update).
@@ -129,6 +133,16 @@ LLVMValueRef cg_call(CG *cg, const char *fname, LLVMTypeRef ret, LLVMTypeRef *pa
   LLVMValueRef f = LLVMGetNamedFunction(cg->mod, fname);
   if (!f) f = LLVMAddFunction(cg->mod, fname, ft);
   return LLVMBuildCall2(cg->b, ft, f, args, (unsigned)nargs, "");
+}
+
+LLVMValueRef cg_runtime_call(CG *cg, const char *fname, LLVMTypeRef ret, LLVMTypeRef *params,
+                             LLVMValueRef *args, int nargs) {
+  LLVMTypeRef p[16];
+  LLVMValueRef a[16];
+  GRADC_ASSERT(nargs < 16 && cg->rt);
+  p[0] = cg->ptr, a[0] = cg->rt;
+  for (int i = 0; i < nargs; i++) p[i + 1] = params[i], a[i + 1] = args[i];
+  return cg_call(cg, fname, ret, p, a, nargs + 1);
 }
 
 static LLVMValueRef libm(CG *cg, const char *fname, LLVMTypeRef t, LLVMValueRef x) {
@@ -651,7 +665,7 @@ static bool chunked_reduction(const Node *n) {
          ROW_CHUNKS * xs->d[last].n * (int64_t)dtype_size(reduce_acc(n)) <= SCRATCH_BYTES;
 }
 
-static LLVMValueRef scratch_ptr(CG *cg) { return cg_call(cg, "gradc_scratch", cg->ptr, NULL, NULL, 0); }
+static LLVMValueRef scratch_ptr(CG *cg) { return cg_runtime_call(cg, "gradc_scratch", cg->ptr, NULL, NULL, 0); }
 
 /* Emits gen(pt) twice: with partials of n's own type when the chunks are
  * short, of its accumulator's type when not; once when those are one. */
@@ -800,7 +814,7 @@ static bool gen_is_free(const Node *n) {
 
 static void profile_mark(CG *cg, int64_t id) {
   LLVMValueRef a = cg_int(cg, id);
-  cg_call(cg, "gradc_profile_mark", cg->vd, &cg->i64, &a, 1);
+  cg_runtime_call(cg, "gradc_profile_mark", cg->vd, &cg->i64, &a, 1);
 }
 
 /* The symbolic sizes and the storage pointers of the nodes this function
@@ -824,14 +838,14 @@ static void load_arguments(CG *cg, LLVMValueRef bufs, LLVMValueRef syms) {
 typedef void GenFn(CG *cg, const Node *n);
 
 /* Outlines gen(n) - one loop nest whose outermost iterations are
- * independent - into task(buf, sym, part, nparts) running its part-th
- * slice, and calls gradc_parallel(task, buf, sym, elements of n) here. */
+ * independent - into task(rt, buf, sym, part, nparts) running its part-th
+ * slice, and calls gradc_parallel(rt, task, buf, sym, elements of n) here. */
 static void gen_parallel(CG *cg, const Node *n, GenFn *gen, LLVMValueRef bufs, LLVMValueRef syms,
                          const Shape *work_shape) {
   const Graph *g = cg->g;
-  LLVMTypeRef params[4] = {cg->ptr, cg->ptr, cg->i64, cg->i64};
-  LLVMTypeRef tty = LLVMFunctionType(cg->vd, params, 4, 0);
-  LLVMValueRef outer = cg->fn, outer_sym[MAX_SYMS + 1];
+  LLVMTypeRef params[5] = {cg->ptr, cg->ptr, cg->ptr, cg->i64, cg->i64};
+  LLVMTypeRef tty = LLVMFunctionType(cg->vd, params, 5, 0);
+  LLVMValueRef outer = cg->fn, outer_rt = cg->rt, outer_sym[MAX_SYMS + 1];
   LLVMBasicBlockRef at = LLVMGetInsertBlock(cg->b);
   LLVMValueRef *outer_base = arena_alloc(g->arena, sizeof(LLVMValueRef) * (size_t)g->nnodes);
   memcpy(outer_base, cg->base, sizeof(LLVMValueRef) * (size_t)g->nnodes);
@@ -843,23 +857,24 @@ static void gen_parallel(CG *cg, const Node *n, GenFn *gen, LLVMValueRef bufs, L
   LLVMValueRef task = cg->fn = LLVMAddFunction(cg->mod, name, tty);
   LLVMSetLinkage(cg->fn, LLVMInternalLinkage);
   unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
-  LLVMAddAttributeAtIndex(cg->fn, 1, LLVMCreateEnumAttribute(cg->ctx, noalias, 0));
+  LLVMAddAttributeAtIndex(cg->fn, 2, LLVMCreateEnumAttribute(cg->ctx, noalias, 0));
   LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry"));
-  load_arguments(cg, LLVMGetParam(cg->fn, 0), LLVMGetParam(cg->fn, 1));
-  cg->part = LLVMGetParam(cg->fn, 2), cg->nparts = LLVMGetParam(cg->fn, 3);
+  cg->rt = LLVMGetParam(cg->fn, 0);
+  load_arguments(cg, LLVMGetParam(cg->fn, 1), LLVMGetParam(cg->fn, 2));
+  cg->part = LLVMGetParam(cg->fn, 3), cg->nparts = LLVMGetParam(cg->fn, 4);
   cg->split = true;
   gen(cg, n);
   GRADC_ASSERT(!cg->split);   /* the generator opened its loop */
   LLVMBuildRetVoid(cg->b);
   cg->part = cg->nparts = NULL;
 
-  cg->fn = outer;
+  cg->fn = outer, cg->rt = outer_rt;
   memcpy(cg->base, outer_base, sizeof(LLVMValueRef) * (size_t)g->nnodes);
   memcpy(cg->sym, outer_sym, sizeof outer_sym);
   LLVMPositionBuilderAtEnd(cg->b, at);
   LLVMTypeRef pty[4] = {cg->ptr, cg->ptr, cg->ptr, cg->i64};
   LLVMValueRef args[4] = {task, bufs, syms, work};
-  cg_call(cg, "gradc_parallel", cg->vd, pty, args, 4);
+  cg_runtime_call(cg, "gradc_parallel", cg->vd, pty, args, 4);
 }
 
 /* Large enough to share among threads: a batch-sized value, or a fixed
@@ -909,14 +924,15 @@ static void gen_maybe_parallel(CG *cg, const Node *n, LLVMValueRef bufs, LLVMVal
 static void gen_function(CG *cg, const char *name, Node *const *roots, int nroots, bool train) {
   const Graph *g = cg->g;
   cg->train = train;
-  LLVMTypeRef params[2] = {cg->ptr, cg->ptr};
-  LLVMTypeRef fty = LLVMFunctionType(cg->vd, params, 2, 0);
+  LLVMTypeRef params[3] = {cg->ptr, cg->ptr, cg->ptr};
+  LLVMTypeRef fty = LLVMFunctionType(cg->vd, params, 3, 0);
   cg->fn = LLVMAddFunction(cg->mod, name, fty);
   LLVMSetLinkage(cg->fn, LLVMExternalLinkage);
-  LLVMValueRef bufs = LLVMGetParam(cg->fn, 0), syms = LLVMGetParam(cg->fn, 1);
+  cg->rt = LLVMGetParam(cg->fn, 0);
+  LLVMValueRef bufs = LLVMGetParam(cg->fn, 1), syms = LLVMGetParam(cg->fn, 2);
   /* The buffer table is never written through by the step itself. */
   unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
-  LLVMAddAttributeAtIndex(cg->fn, 1, LLVMCreateEnumAttribute(cg->ctx, noalias, 0));
+  LLVMAddAttributeAtIndex(cg->fn, 2, LLVMCreateEnumAttribute(cg->ctx, noalias, 0));
   LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry");
   LLVMPositionBuilderAtEnd(cg->b, entry);
   graph_mark_needed(g, roots, nroots, train, cg->mark);

@@ -210,7 +210,7 @@ void cg_matmul(CG *cg, const Node *n) {
         i32v(cg, M), i32v(cg, N), i32v(cg, K), cg_ptr(cg, patches->src[0]),
         conv_geometry(cg, &patches->a.win, &patches->src[0]->shape, &patches->shape), pb,
         i32v(cg, n->a.tb ? K : N), pc, i32v(cg, N)};
-    cg_call(cg, "gradc_sgemm_im2col", cg->vd, params, args, 11);
+    cg_runtime_call(cg, "gradc_sgemm_im2col", cg->vd, params, args, 11);
   } else if (dtype_is_float(n->dtype)) {
     bool dbl = n->dtype == DT_F64;
     LLVMTypeRef ft = cg_type(cg, n->dtype);
@@ -224,7 +224,8 @@ void cg_matmul(CG *cg, const Node *n) {
         LLVMConstInt(cg->i32, n->a.tb ? 112 : 111, 0), i32v(cg, M), i32v(cg, N), i32v(cg, K),
         LLVMConstReal(ft, 1.0), pa, i32v(cg, lda), pb, i32v(cg, ldb), LLVMConstReal(ft, 0.0),
         pc, i32v(cg, N)};
-    cg_call(cg, fname, cg->vd, params, args, 14);
+    if (dbl) cg_call(cg, fname, cg->vd, params, args, 14);   /* OpenBLAS itself */
+    else cg_runtime_call(cg, fname, cg->vd, params, args, 14);
   } else {
     LLVMTypeRef t = cg_type(cg, n->dtype);
     Loop li, lj, lp;
@@ -434,7 +435,7 @@ static void cg_col2im_fused(CG *cg, const Node *n, const Node *mm) {
                            LLVMConstInt(cg->i32, mm->a.tb ? 112 : 111, 0), i32v(cg, M), i32v(cg, N),
                            i32v(cg, K), cg_ptr(cg, A), i32v(cg, lda), cg_ptr(cg, B), i32v(cg, ldb),
                            cg_ptr(cg, n), gv};
-  cg_call(cg, "gradc_sgemm_col2im", cg->vd, params, args, 11);
+  cg_runtime_call(cg, "gradc_sgemm_col2im", cg->vd, params, args, 11);
 }
 
 /* The adjoint: every patch value added back where it was read from (into

@@ -522,9 +522,12 @@ size_t layout_bytes(const Dim *d, int rank, const int64_t *sym, size_t esize);
  * nodes without a buffer (scalar and tensor constants, sizes, assigns). */
 const Node *cg_buffer_node(const Node *n);
 
-/* A compiled entry point: buf[i] is node i's storage, sym[k] the value of
- * symbolic dimension k (sym[0] = 1). */
-typedef void StepFn(void **buf, const int64_t *sym);
+/* A compiled entry point: rt is the calling instance's run-time context
+ * (runtime/context.c), which the code hands, as first argument, to every
+ * gradc_* function it calls (thread pool, scratch, profile tables); buf[i]
+ * is node i's storage, sym[k] the value of symbolic dimension k
+ * (sym[0] = 1). */
+typedef void StepFn(void *rt, void **buf, const int64_t *sym);
 
 typedef struct JitSymbol {
   const char *name;
@@ -540,7 +543,7 @@ typedef struct JitOptions {
    * and mark(-1) ends a step: the runtime's per-kernel times */
   bool profile;
   /* large independent loop nests become functions run through
-   * gradc_parallel(task, buf, sym, work) (runtime/pool.c) */
+   * gradc_parallel(rt, task, buf, sym, work) (runtime/pool.c) */
   bool parallel;
 } JitOptions;
 

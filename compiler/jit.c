@@ -19,6 +19,7 @@
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -52,18 +53,20 @@ static char *dup_llvm(char *s) {
   return r;
 }
 
+/* Every target this LLVM was built with: the AOT emitter cross-compiles. */
+static void initialise_targets(void) {
+  LLVMInitializeAllTargetInfos();
+  LLVMInitializeAllTargets();
+  LLVMInitializeAllTargetMCs();
+  LLVMInitializeAllAsmPrinters();
+}
+
 LLVMTargetMachineRef llvm_target_machine(const char *triple, const char *cpu, const char *features,
                                          LLVMCodeGenOptLevel level, LLVMCodeModel model, char *err,
                                          size_t errlen) {
-  static int initialised;
-  if (!initialised) {
-    /* Every target this LLVM was built with: the AOT emitter cross-compiles. */
-    LLVMInitializeAllTargetInfos();
-    LLVMInitializeAllTargets();
-    LLVMInitializeAllTargetMCs();
-    LLVMInitializeAllAsmPrinters();
-    initialised = 1;
-  }
+  /* Once per process, whichever thread compiles first. */
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, initialise_targets);
   LLVMTargetRef t;
   char *msg = NULL;
   if (LLVMGetTargetFromTriple(triple, &t, &msg)) {

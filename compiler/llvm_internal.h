@@ -21,6 +21,7 @@ typedef struct CG {
   const Graph *g;
   LLVMTypeRef i1, i8, i32, i64, f32, f64, ptr, vd;
   LLVMValueRef fn;
+  LLVMValueRef rt;                  /* fn's run-time context argument */
   LLVMValueRef sym[MAX_SYMS + 1];   /* i64 values, loaded at entry */
   LLVMValueRef *base;               /* per node: its storage pointer in fn */
   LLVMValueRef *global;             /* per node: tensor constant globals */
@@ -86,6 +87,10 @@ void cg_zero(CG *cg, const Node *n);
 /* A call of the outside function fname (declared on first use). */
 LLVMValueRef cg_call(CG *cg, const char *fname, LLVMTypeRef ret, LLVMTypeRef *params, LLVMValueRef *args,
                      int nargs);
+/* The same for the runtime's gradc_* functions: the instance's run-time
+ * context goes first, before params/args. */
+LLVMValueRef cg_runtime_call(CG *cg, const char *fname, LLVMTypeRef ret, LLVMTypeRef *params,
+                             LLVMValueRef *args, int nargs);
 /* The product fuse() folded into the col2im n (its runtime call zeroes n
  * and runs its own parts), or NULL. */
 const Node *cg_col2im_product(const Node *n);

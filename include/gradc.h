@@ -20,6 +20,23 @@
  * opaque; whatever a function returns a pointer into stays owned by the
  * model and is valid until the next gradc_bind or gradc_free.  Functions
  * accept NULL handles and return GRADC_ERR_ARG rather than crashing.
+ *
+ * Threads.  A model owns everything its steps use: parameters, workspaces,
+ * and its run-time context (its own thread pool, scratch buffers, profile
+ * tables).  So:
+ *   - distinct models may be compiled, bound, stepped and freed
+ *     concurrently from different threads, and each computes exactly the
+ *     bits it computes alone (tests/test_concurrent.c);
+ *   - one model is used by one thread at a time (calls on the same model
+ *     from two threads at once need the caller's lock); it may move
+ *     between threads between calls;
+ *   - gradc_last_error(NULL) is per thread; gradc_last_error(m) is m's.
+ * A model's steps run on the calling thread and gradc_options.threads - 1
+ * workers of its own, started at its first step and ended by gradc_free:
+ * two models of 2 threads each keep 4 threads busy.  OpenBLAS, which
+ * takes the products gradc's own kernels do not, has one process-wide
+ * thread count: 1 when gradc's AVX-512 kernels are in use, else the
+ * threads of the model compiled last.
  */
 #ifndef GRADC_H
 #define GRADC_H
@@ -53,7 +70,8 @@ typedef enum gradc_dtype { GRADC_F32, GRADC_F64, GRADC_I32, GRADC_BOOL } gradc_d
 typedef struct gradc_options {
   int opt_level;         /* LLVM optimisation level 0..3 (default 3) */
   uint64_t seed;         /* parameter initialisation seed (default 1) */
-  int threads;           /* BLAS threads, 0 = all cores (default 0) */
+  int threads;           /* threads of this model's steps, the caller's
+                            included; 0 = all cores (default 0) */
   double lr;             /* > 0 overrides the model's learning rate */
   int check_numerics;    /* non-zero: train_step checks loss for NaN/Inf */
 } gradc_options;

@@ -14,8 +14,12 @@
  * seed); one workspace per batch size laid out by layout.c from the live
  * ranges plan.c recorded (the same offsets); the buffer table the step
  * functions read; and the parameter state as a gradc checkpoint (runtime/
- * ckpt.c's format).  The archive holds this file, init.c and layout.c, and
- * needs nothing but libc and libm.
+ * ckpt.c's format); and the instance's run-time context (context.c: its
+ * thread pool and scratch), which the step functions receive, so that two
+ * instances, of one .so or of two, step concurrently in two threads.  The
+ * archive holds this file, init.c, layout.c and the runtime's products
+ * (gemm.c, pool.c, context.c), and needs nothing but libc, libm and
+ * OpenBLAS.
  *
  * Checkpoints without zlib: gradc writes its payload as a zlib stream of
  * stored blocks (level 0), which is what this file writes too - a 5-byte
@@ -31,6 +35,7 @@
 
 #include "compiler.h"
 #include "gradc.h"
+#include "runtime.h"
 
 enum { HEADER_BYTES = 32, STORED_MAX = 65535, MAX_BATCH = 1 << 24 };
 
@@ -62,6 +67,7 @@ typedef struct gradc_aot_model {
   char *ws;
   size_t ws_bytes;
   bool ws_owned;
+  RtContext *rt;               /* threads: OpenBLAS's default count */
   char err[512];
 } gradc_aot_model;
 
@@ -158,6 +164,7 @@ void gradc_aot_free(const AotModel *am, gradc_aot_model *m) {
   free(m->state_off), free(m->buffer_of), free(m->state), free(m->buf);
   free(m->layout), free(m->ws_off);
   if (m->ws_owned) free(m->ws);
+  rt_context_free(m->rt);
   free(m);
 }
 
@@ -220,7 +227,8 @@ gradc_aot_model *gradc_aot_new(const AotModel *am) {
   m->ws_off = malloc(sizeof *m->ws_off * (size_t)(m->nb + 1));
   size_t sb = gradc_aot_state_size(am);
   m->state = aligned_alloc(64, sb ? sb : 64);
-  if (!m->state_off || !m->buffer_of || !m->buf || !m->layout || !m->ws_off || !m->state) {
+  m->rt = rt_context_new(rt_default_threads());
+  if (!m->state_off || !m->buffer_of || !m->buf || !m->layout || !m->ws_off || !m->state || !m->rt) {
     gradc_aot_free(am, m);
     fail(NULL, GRADC_ERR_NOMEM, "%s_new: out of memory", am->names[0]);
     return NULL;
@@ -286,7 +294,7 @@ int gradc_aot_forward(const AotModel *am, gradc_aot_model *m) {
   int s = check(am, m, "forward");
   if (s) return s;
   if (!m->batch) return fail(m, GRADC_ERR_ARG, "%s_forward: call %s_bind first to set the batch size", am->names[0], am->names[0]);
-  am->forward(m->buf, m->sym);
+  am->forward(m->rt, m->buf, m->sym);
   return GRADC_OK;
 }
 
@@ -296,7 +304,7 @@ int gradc_aot_train_step(const AotModel *am, gradc_aot_model *m, double *loss) {
   if (!m->batch)
     return fail(m, GRADC_ERR_ARG, "%s_train_step: call %s_bind first to set the batch size", am->names[0], am->names[0]);
   if (!m->desc[AOT_H_TRAIN]) return fail(m, GRADC_ERR_ARG, "the model has no train statement");
-  am->train_step(m->buf, m->sym);
+  am->train_step(m->rt, m->buf, m->sym);
   for (int i = 0; loss && i < m->nt; i++) {
     const int64_t *t = tensor_rec(m->desc, i);
     if (t[AOT_T_KIND] != GRADC_LOSS || t[AOT_T_NODE] < 0) continue;

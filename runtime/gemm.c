@@ -30,8 +30,15 @@
  * operand (below).  Each C element is computed by the same sequence of
  * FMAs and additions whatever the split, so results do not depend on the
  * thread count.
+ *
+ * Every buffer a product uses between calls (per-part scratch, split-k
+ * partial sums, col2im tiles, im2col chunks) belongs to the calling model
+ * instance's context (GemmBuffers in RtContext, context.c), as does the
+ * pool its parts run on: two instances multiply concurrently without
+ * sharing either.
  */
 #include <cblas.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -75,6 +82,7 @@ typedef struct Gemm {
   bool split_k;            /* parts split k, in whole KC blocks */
   int tiles;
   float *kpart;            /* split_k: C's partial sum of k block b > 0 at (b - 1) m n */
+  GemmBuffers *buffers;    /* the calling instance's (run_parts) */
   const float *x;          /* with geo: A is x's patch matrix (or its transpose) */
   const int32_t *geo;
 } Gemm;
@@ -85,13 +93,36 @@ typedef struct Scratch {
   float *bpack, *bedge, *aedge, *apack;
 } Scratch;
 
-static Scratch scratch[MAX_PARTS];
-
 /* A buffer whose size depends on the layer: grown on first need, kept. */
 typedef struct Growing {
   float *mem;
   size_t cap;   /* floats */
 } Growing;
+
+/* One instance's buffers (RtContext.gemm), made on its first product. */
+struct GemmBuffers {
+  Scratch scratch[MAX_PARTS];
+  Growing kpart;                 /* the partial sums of split_k products */
+  Growing c2i[MAX_PARTS];        /* gradc_sgemm_col2im's per-part scratch */
+  Growing im2col_chunk;          /* im2col_blas's rows of patches */
+};
+
+static GemmBuffers *buffers(RtContext *rt) {
+  if (!rt->gemm) rt->gemm = calloc(1, sizeof *rt->gemm);
+  return rt->gemm;
+}
+
+void gemm_buffers_free(GemmBuffers *g) {
+  if (!g) return;
+  for (int p = 0; p < MAX_PARTS; p++) {
+    Scratch *s = &g->scratch[p];
+    free(s->bpack), free(s->bedge), free(s->aedge), free(s->apack);
+    free(g->c2i[p].mem);
+  }
+  free(g->kpart.mem);
+  free(g->im2col_chunk.mem);
+  free(g);
+}
 
 static float *grow(Growing *g, size_t floats) {
   if (g->cap < floats) {
@@ -101,7 +132,8 @@ static float *grow(Growing *g, size_t floats) {
   }
   return g->mem;
 }
-static int mode = -1;   /* -1 undecided, 0 OpenBLAS only, 1 our kernels */
+static int mode;   /* 0 OpenBLAS only, 1 our kernels: decided once */
+static pthread_once_t mode_once = PTHREAD_ONCE_INIT;
 
 static bool alloc_scratch(Scratch *s) {
   if (s->bpack) return true;
@@ -146,8 +178,8 @@ static void pack_patches(const int32_t *q, const float *x, int r0, int nr, int k
 
 /* How many parts a product of `flops` in `pieces` indivisible pieces is
  * worth: one per thread, none smaller than PART_FLOPS. */
-static int parts_for(int pieces, double flops) {
-  int parts = pool_threads();
+static int parts_for(const RtContext *rt, int pieces, double flops) {
+  int parts = pool_threads(rt->pool);
   if (parts > pieces) parts = pieces;
   if (parts > flops / PART_FLOPS) parts = (int)(flops / PART_FLOPS);
   if (parts > MAX_PARTS) parts = MAX_PARTS;
@@ -286,6 +318,7 @@ AVX512 static void block(const Gemm *g, int i0, int i1, int j0, int j1, int k0, 
 
 static void part(void *arg, int p, int nparts) {
   const Gemm *g = arg;
+  Scratch *scratch = g->buffers->scratch;
   if (g->split_k) {
     /* k block b goes to the part its middle falls in, so the parts get
      * equal shares of k as nearly as whole blocks allow */
@@ -323,9 +356,6 @@ AVX512 static void combine(void *arg, int p, int nparts) {
   }
 }
 
-/* The partial sums of split_k products. */
-static Growing kpart_buf;
-
 /* Runs g in parts over the pool; false when not even one part's scratch
  * could be had.
  *
@@ -337,53 +367,55 @@ static Growing kpart_buf;
  * then took 0.123 ms a step, against 0.050 with k split (0.125 against
  * 0.035 in a C benchmark of that layer alone).  The price
  * is writing and adding the partial sums of the later k blocks. */
-static bool run_parts(Gemm *g) {
+static bool run_parts(RtContext *rt, Gemm *g) {
+  if (!(g->buffers = buffers(rt))) return false;
+  Scratch *scratch = g->buffers->scratch;
   int tm = (g->m + MR - 1) / MR, tn = (g->n + NR - 1) / NR, kblocks = (g->k + KC - 1) / KC;
   g->split_n = tn >= tm;
   g->tiles = g->split_n ? tn : tm;
-  int parts = parts_for(g->tiles, 2.0 * g->m * g->n * g->k);
+  int parts = parts_for(rt, g->tiles, 2.0 * g->m * g->n * g->k);
   g->split_k = false;
   if (parts > 1 && kblocks > 1 && g->k > g->m && !g->geo &&
-      (g->kpart = grow(&kpart_buf, (size_t)(kblocks - 1) * g->m * g->n))) {
+      (g->kpart = grow(&g->buffers->kpart, (size_t)(kblocks - 1) * g->m * g->n))) {
     g->split_k = true;
-    parts = parts_for(kblocks, 2.0 * g->m * g->n * g->k);
+    parts = parts_for(rt, kblocks, 2.0 * g->m * g->n * g->k);
   }
   for (int p = 1; p < parts; p++)
     if (!alloc_scratch(&scratch[p])) parts = p;   /* fewer parts, same results */
   if (!alloc_scratch(&scratch[0])) return false;
-  int ran = pool_run(part, g, parts);
-  if (g->split_k) pool_run(combine, g, ran);
+  int ran = pool_run(rt->pool, part, g, parts);
+  if (g->split_k) pool_run(rt->pool, combine, g, ran);
   return true;
 }
 #endif
 
-bool gemm_own_kernels(void) {
-  if (mode < 0) {
-    mode = 0;
+static void decide_mode(void) {
 #ifdef GRADC_AVX512
-    const char *env = getenv("GRADC_GEMM");
-    __builtin_cpu_init();
-    if (!(env && !strcmp(env, "blas")) && __builtin_cpu_supports("avx512f")) mode = 1;
+  const char *env = getenv("GRADC_GEMM");
+  __builtin_cpu_init();
+  if (!(env && !strcmp(env, "blas")) && __builtin_cpu_supports("avx512f")) mode = 1;
 #endif
-    if (pool_threads() == 0) pool_set_threads(openblas_get_num_threads());
-  }
+}
+
+bool gemm_own_kernels(void) {
+  pthread_once(&mode_once, decide_mode);
   return mode == 1;
 }
 
 const char *gemm_kernels(void) { return gemm_own_kernels() ? "gradc avx512" : "OpenBLAS"; }
 
-void gradc_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
-                 const float *b, int ldb, float beta, float *c, int ldc) {
+void gradc_sgemm(RtContext *rt, int order, int ta, int tb, int m, int n, int k, float alpha, const float *a,
+                 int lda, const float *b, int ldb, float beta, float *c, int ldc) {
   bool mine = gemm_own_kernels() && order == CblasRowMajor && alpha == 1.f && beta == 0.f && m > 0 &&
               n >= MIN_N && k > 0;
 #ifdef GRADC_AVX512
   if (mine) {
     Gemm g = {.ta = ta == CblasTrans, .tb = tb == CblasTrans, .m = m, .n = n, .k = k, .a = a, .b = b,
               .lda = lda, .ldb = ldb, .c = c, .ldc = ldc};
-    if (run_parts(&g)) return;
+    if (run_parts(rt, &g)) return;
   }
 #else
-  (void)mine;
+  (void)mine, (void)rt;
 #endif
   cblas_sgemm((enum CBLAS_ORDER)order, (enum CBLAS_TRANSPOSE)ta, (enum CBLAS_TRANSPOSE)tb, m, n, k, alpha,
               a, lda, b, ldb, beta, c, ldc);
@@ -410,12 +442,13 @@ typedef struct Col2im {
   const float *a, *b;
   float *dx;
   const int32_t *geo;
+  Growing *scratch;        /* per part: the calling instance's */
 } Col2im;
 
-/* Per-part scratch, grown on first use (the sizes depend on the layer):
- * own kernels: op(B) packed whole, one tile of dcols and a zero-padded
- * last tile of rows; OpenBLAS: one image's rows of dcols. */
-static Growing c2i_scratch[MAX_PARTS];
+/* Per-part scratch (GemmBuffers.c2i), grown on first use (the sizes
+ * depend on the layer): own kernels: op(B) packed whole, one tile of dcols
+ * and a zero-padded last tile of rows; OpenBLAS: one image's rows of
+ * dcols. */
 
 /* dx += the rows [q0, q0 + mr) of one image's dcols, row i at t + i * ldt. */
 static void c2i_scatter(const Col2im *g, float *dx, int q0, int mr, const float *t, size_t ldt) {
@@ -479,7 +512,7 @@ static void c2i_part(void *arg, int p, int nparts) {
   int npad = (g->n + NR - 1) / NR * NR;
   size_t need = g->own ? (size_t)g->k * npad + (size_t)MR * npad + (size_t)g->k * MR
                        : (size_t)g->rows * g->n;
-  float *mem = i0 < i1 ? grow(&c2i_scratch[p], need) : NULL;
+  float *mem = i0 < i1 && g->scratch ? grow(&g->scratch[p], need) : NULL;
 #ifdef GRADC_AVX512
   if (g->own && mem) pack_b(g->k, g->n, g->b, g->ldb, g->tb, mem);
 #endif
@@ -511,14 +544,15 @@ static void c2i_part(void *arg, int p, int nparts) {
   }
 }
 
-void gradc_sgemm_col2im(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b,
-                        int ldb, float *dx, const int32_t *geo) {
+void gradc_sgemm_col2im(RtContext *rt, int ta, int tb, int m, int n, int k, const float *a, int lda,
+                        const float *b, int ldb, float *dx, const int32_t *geo) {
+  GemmBuffers *gb = buffers(rt);
   Col2im g = {.ta = ta == CblasTrans, .tb = tb == CblasTrans, .own = gemm_own_kernels() && n >= MIN_N,
               .m = m, .n = n, .k = k, .lda = lda, .ldb = ldb, .rows = geo[G_OH] * geo[G_OW],
-              .a = a, .b = b, .dx = dx, .geo = geo};
+              .a = a, .b = b, .dx = dx, .geo = geo, .scratch = gb ? gb->c2i : NULL};
   g.images = g.rows ? m / g.rows : 0;
   /* OpenBLAS threads each product itself; our kernels split whole images. */
-  pool_run(c2i_part, &g, g.own ? parts_for(g.images, 2.0 * m * n * k) : 1);
+  pool_run(rt->pool, c2i_part, &g, g.own ? parts_for(rt, g.images, 2.0 * m * n * k) : 1);
 }
 
 /* ------------------------------------------------ products over patches */
@@ -529,11 +563,10 @@ void gradc_sgemm_col2im(int ta, int tb, int m, int n, int k, const float *a, int
  * the same 85 MB matrix for the seeds' second convolution at batch 128;
  * here each block of it is packed from x into a per-part buffer that
  * stays in L2, as the kernel gets to it. */
-static Growing im2col_chunk;
 
 /* Without our kernels: OpenBLAS on chunks of rows of the patch matrix. */
-static void im2col_blas(int ta, int tb, int m, int n, int k, const float *x, const int32_t *geo,
-                        const float *b, int ldb, float *c, int ldc) {
+static void im2col_blas(RtContext *rt, int ta, int tb, int m, int n, int k, const float *x,
+                        const int32_t *geo, const float *b, int ldb, float *c, int ldc) {
   int width = ta ? m : k, pixels = ta ? k : m;
   if (pixels == 0) {   /* an empty sum */
     for (int i = 0; i < m; i++) memset(c + (size_t)i * ldc, 0, sizeof(float) * (size_t)n);
@@ -542,7 +575,8 @@ static void im2col_blas(int ta, int tb, int m, int n, int k, const float *x, con
   int rows = (1 << 20) / (width ? width : 1);
   if (rows < 1) rows = 1;
   if (rows > pixels) rows = pixels;
-  float *buf = grow(&im2col_chunk, (size_t)rows * width);
+  GemmBuffers *gb = buffers(rt);
+  float *buf = gb ? grow(&gb->im2col_chunk, (size_t)rows * width) : NULL;
   if (!buf) {   /* out of memory: element by element, slowly but right */
     for (int i = 0; i < m; i++)
       for (int j = 0; j < n; j++) {
@@ -569,14 +603,14 @@ static void im2col_blas(int ta, int tb, int m, int n, int k, const float *x, con
   }
 }
 
-void gradc_sgemm_im2col(int ta, int tb, int m, int n, int k, const float *x, const int32_t *geo,
-                        const float *b, int ldb, float *c, int ldc) {
+void gradc_sgemm_im2col(RtContext *rt, int ta, int tb, int m, int n, int k, const float *x,
+                        const int32_t *geo, const float *b, int ldb, float *c, int ldc) {
 #ifdef GRADC_AVX512
   if (gemm_own_kernels() && n >= MIN_N && m > 0 && k > 0) {
     Gemm g = {.ta = ta == CblasTrans, .tb = tb == CblasTrans, .m = m, .n = n, .k = k, .b = b, .ldb = ldb,
               .c = c, .ldc = ldc, .x = x, .geo = geo};
-    if (run_parts(&g)) return;
+    if (run_parts(rt, &g)) return;
   }
 #endif
-  im2col_blas(ta == CblasTrans, tb == CblasTrans, m, n, k, x, geo, b, ldb, c, ldc);
+  im2col_blas(rt, ta == CblasTrans, tb == CblasTrans, m, n, k, x, geo, b, ldb, c, ldc);
 }

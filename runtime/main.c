@@ -189,7 +189,7 @@ static int cmd_dump(int argc, char **argv) {
     int nsyms;
     JitOptions jo = {.opt_level = 3, .keep_ir = !strcmp(native, "llvm"),
                      .keep_asm = !strcmp(native, "asm")};
-    jo.symbols = rt_symbols(&nsyms);
+    jo.symbols = rt_symbols(false, &nsyms);
     jo.nsymbols = nsyms;
     char err[2048];
     Jit *j = jit_compile(c->graph, &jo, err, sizeof err);
@@ -331,8 +331,7 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
   if (!training && !r.load)
     return usage_error("%s needs --load CKPT (a checkpoint from gradc train --save)", cmd);
   gradc_model *m;
-  rt_profile(r.t.profile);
-  gradc_status s = gradc_compile_file(r.file, &r.o, &m);
+  gradc_status s = rt_compile_file(r.file, &r.o, r.t.profile, &m);
   if (s) {
     const char *msg = gradc_last_error(NULL);
     fputs(msg, stderr);
@@ -350,7 +349,7 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
   char hist[512];
   if (training) {
     dump_summary(stdout, rt_graph(m));
-    int nt = rt_threads();
+    int nt = rt_context_threads(rt_context(m));
     printf("compiled in %.0f ms (LLVM -O%d; products: %s kernels, OpenBLAS %s kernels for the rest; "
            "%d thread%s)\n", gradc_compile_ms(m), r.o.opt_level, gemm_kernels(), rt_blas_kernels(), nt,
            nt == 1 ? "" : "s");

@@ -10,6 +10,9 @@
  *
  * The buffer table handed to the compiled code has one pointer per graph
  * node: its own storage, or the storage of the node it aliases (reshapes).
+ * With it the code gets the model's run-time context (context.c: its
+ * thread pool, scratch, profile tables), so that nothing a step touches is
+ * shared with another model.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -40,6 +43,7 @@ struct gradc_model {
   Compilation *comp;
   const Graph *g;
   Jit *jit;
+  RtContext *rt;
   gradc_options opt;
   double compile_ms;
   void **persist;          /* per node id: params and state */
@@ -119,7 +123,8 @@ static char *diag_text(const Diags *d) {
 }
 
 /* Takes ownership of c. */
-static gradc_status build(Compilation *c, const gradc_options *opt, double t0, gradc_model **out) {
+static gradc_status build(Compilation *c, const gradc_options *opt, bool profile, double t0,
+                          gradc_model **out) {
   *out = NULL;
   if (!c) return fail(NULL, GRADC_ERR_NOMEM, "out of memory while compiling");
   char *text = diag_text(&c->diags);
@@ -172,11 +177,18 @@ static gradc_status build(Compilation *c, const gradc_options *opt, double t0, g
   for (int i = 0; i < g->nmetrics; i++) add_named(m, g->metrics[i].name, GRADC_METRIC, g->metrics[i].node);
   if (g->loss) add_named(m, g->loss->name ? g->loss->name : "loss", GRADC_LOSS, g->loss);
 
-  rt_set_threads(opt->threads);   /* the code is outlined for threads > 1 */
+  int threads = opt->threads > 0 ? opt->threads : rt_default_threads();
+  rt_blas_threads(threads);
+  m->rt = rt_context_new(threads);
+  if (!m->rt) {
+    gradc_free(m);
+    return fail(NULL, GRADC_ERR_NOMEM, "out of memory");
+  }
   int nsyms;
-  const JitSymbol *syms = rt_symbols(&nsyms);
+  const JitSymbol *syms = rt_symbols(profile, &nsyms);
+  /* the code is outlined for threads > 1 */
   JitOptions jo = {.opt_level = opt->opt_level, .symbols = syms, .nsymbols = nsyms,
-                   .profile = rt_profiling(), .parallel = pool_threads() > 1};
+                   .profile = profile, .parallel = rt_context_threads(m->rt) > 1};
   char err[2048];
   m->jit = jit_compile(g, &jo, err, sizeof err);
   if (!m->jit) {
@@ -210,12 +222,16 @@ CompileOptions rt_compile_options(const gradc_options *o) {
   return co;
 }
 
-gradc_status gradc_compile_file(const char *path, const gradc_options *opt, gradc_model **out) {
+gradc_status rt_compile_file(const char *path, const gradc_options *opt, bool profile, gradc_model **out) {
   if (!out || !path) return fail(NULL, GRADC_ERR_ARG, "gradc_compile_file: NULL argument");
   double t0 = now_ms();
   gradc_options o = resolve_options(opt);
   CompileOptions co = rt_compile_options(&o);
-  return build(compile_path(path, &co), &o, t0, out);
+  return build(compile_path(path, &co), &o, profile, t0, out);
+}
+
+gradc_status gradc_compile_file(const char *path, const gradc_options *opt, gradc_model **out) {
+  return rt_compile_file(path, opt, false, out);
 }
 
 gradc_status gradc_compile_string(const char *name, const char *source, const gradc_options *opt,
@@ -224,12 +240,13 @@ gradc_status gradc_compile_string(const char *name, const char *source, const gr
   double t0 = now_ms();
   gradc_options o = resolve_options(opt);
   CompileOptions co = rt_compile_options(&o);
-  return build(compile(name ? name : "model.nn", source, strlen(source), &co), &o, t0, out);
+  return build(compile(name ? name : "model.nn", source, strlen(source), &co), &o, false, t0, out);
 }
 
 void gradc_free(gradc_model *m) {
   if (!m) return;
   jit_free(m->jit);
+  rt_context_free(m->rt);
   if (m->persist && m->g)
     for (int i = 0; i < m->g->nnodes; i++) free(m->persist[i]);
   for (int w = 0; w < m->nws; w++) {
@@ -385,7 +402,7 @@ static gradc_status need_bound(gradc_model *m, const char *fn) {
 gradc_status gradc_forward(gradc_model *m) {
   gradc_status s = need_bound(m, "gradc_forward");
   if (s) return s;
-  jit_forward(m->jit)(m->buf, m->sym);
+  jit_forward(m->jit)(m->rt, m->buf, m->sym);
   return GRADC_OK;
 }
 
@@ -424,14 +441,14 @@ gradc_status gradc_train_step(gradc_model *m, double *loss) {
   if (m->opt.check_numerics) {
     /* Forward first: a bad batch is reported before it can touch the
      * parameters, with every intermediate value still in memory. */
-    jit_forward(m->jit)(m->buf, m->sym);
+    jit_forward(m->jit)(m->rt, m->buf, m->sym);
     double f = loss_value(m, l);
     if (!isfinite(f)) {
       if (loss) *loss = f;
       return non_finite(m, f);
     }
   }
-  jit_train_step(m->jit)(m->buf, m->sym);
+  jit_train_step(m->jit)(m->rt, m->buf, m->sym);
   double v = loss_value(m, l);
   if (loss) *loss = v;
   if (m->opt.check_numerics && !isfinite(v)) return non_finite(m, v);
@@ -475,3 +492,4 @@ gradc_status gradc_load(gradc_model *m, const char *path) {
 /* For the CLI and benches inside the runtime: the graph behind the model. */
 const Graph *rt_graph(const gradc_model *m) { return m->g; }
 const Jit *rt_jit(const gradc_model *m) { return m->jit; }
+RtContext *rt_context(const gradc_model *m) { return m->rt; }

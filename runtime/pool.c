@@ -9,13 +9,15 @@
  *
  * The caller runs part 0 and waits for the rest.  Every part is a fixed
  * piece of the job, so results never depend on which thread ran it.  One
- * job at a time: callers are the compiled steps, which run one at a time
- * per process (the API documents it).
+ * job at a time per pool: a pool belongs to one model instance (its
+ * RtContext, context.c), whose steps run one at a time; two instances
+ * stepping in two threads each drive their own workers.
  */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "runtime.h"
 
@@ -31,78 +33,101 @@ enum { MAX_POOL = 64, SPINS = 20000 };
 
 /* Worker i runs part i of job `go`; it reads the job only after its go
  * counter moves, and the caller posts the next job only after every worker
- * it woke has stored done: no job is read while it is written. */
+ * it woke has stored done: no job is read while it is written.  A job
+ * posted with stop set ends the worker (pool_free). */
 typedef struct Worker {
   atomic_uint_fast64_t go, done;
+  RtPool *pool;
+  pthread_t thread;
 } Worker;
 
-static struct {
+struct RtPool {
   pthread_mutex_t mu;
   pthread_cond_t wake, finished;
-  int threads;    /* including the caller; 0 = not chosen yet */
-  int started;    /* workers running */
+  int threads;    /* including the caller */
+  int started;    /* workers running: w[1 .. started] */
   uint64_t job;
   PoolTask *task;
   void *arg;
   int nparts;
+  bool stop;
   Worker w[MAX_POOL];
-} P = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER,
-       .finished = PTHREAD_COND_INITIALIZER};
+};
 
 static void *worker(void *self) {
   Worker *me = self;
-  int part = (int)(me - P.w);
+  RtPool *P = me->pool;
+  int part = (int)(me - P->w);
   uint64_t seen = 0;
   for (;;) {
     for (int i = 0; i < SPINS && atomic_load(&me->go) == seen; i++) relax();
     if (atomic_load(&me->go) == seen) {
-      pthread_mutex_lock(&P.mu);
-      while (atomic_load(&me->go) == seen) pthread_cond_wait(&P.wake, &P.mu);
-      pthread_mutex_unlock(&P.mu);
+      pthread_mutex_lock(&P->mu);
+      while (atomic_load(&me->go) == seen) pthread_cond_wait(&P->wake, &P->mu);
+      pthread_mutex_unlock(&P->mu);
     }
     seen = atomic_load(&me->go);
-    P.task(P.arg, part, P.nparts);
-    pthread_mutex_lock(&P.mu);
+    if (P->stop) return NULL;
+    P->task(P->arg, part, P->nparts);
+    pthread_mutex_lock(&P->mu);
     atomic_store(&me->done, seen);
-    pthread_cond_signal(&P.finished);
-    pthread_mutex_unlock(&P.mu);
+    pthread_cond_signal(&P->finished);
+    pthread_mutex_unlock(&P->mu);
   }
-  return NULL;
 }
 
-void pool_set_threads(int n) { P.threads = n < 1 ? 1 : n > MAX_POOL ? MAX_POOL : n; }
+RtPool *pool_new(int threads) {
+  RtPool *P = calloc(1, sizeof *P);
+  if (!P) return NULL;
+  pthread_mutex_init(&P->mu, NULL);
+  pthread_cond_init(&P->wake, NULL);
+  pthread_cond_init(&P->finished, NULL);
+  P->threads = threads < 1 ? 1 : threads > MAX_POOL ? MAX_POOL : threads;
+  for (int i = 0; i < MAX_POOL; i++) P->w[i].pool = P;
+  return P;
+}
 
-int pool_threads(void) { return P.threads; }
+void pool_free(RtPool *P) {
+  if (!P) return;
+  uint64_t job = ++P->job;
+  P->stop = true;
+  pthread_mutex_lock(&P->mu);
+  for (int i = 1; i <= P->started; i++) atomic_store(&P->w[i].go, job);
+  pthread_cond_broadcast(&P->wake);
+  pthread_mutex_unlock(&P->mu);
+  for (int i = 1; i <= P->started; i++) pthread_join(P->w[i].thread, NULL);
+  pthread_cond_destroy(&P->finished);
+  pthread_cond_destroy(&P->wake);
+  pthread_mutex_destroy(&P->mu);
+  free(P);
+}
 
-int pool_run(PoolTask *task, void *arg, int nparts) {
-  if (nparts > P.threads) nparts = P.threads;
-  while (nparts > 1 && P.started < nparts - 1) {
-    pthread_t t;
-    pthread_attr_t a;
-    pthread_attr_init(&a);
-    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    bool ok = pthread_create(&t, &a, worker, &P.w[P.started + 1]) == 0;
-    pthread_attr_destroy(&a);
-    if (!ok) nparts = P.started + 1;   /* fewer parts, same results */
-    else P.started++;
+int pool_threads(const RtPool *P) { return P->threads; }
+
+int pool_run(RtPool *P, PoolTask *task, void *arg, int nparts) {
+  if (nparts > P->threads) nparts = P->threads;
+  while (nparts > 1 && P->started < nparts - 1) {
+    Worker *w = &P->w[P->started + 1];
+    if (pthread_create(&w->thread, NULL, worker, w) != 0) nparts = P->started + 1;   /* fewer parts, same results */
+    else P->started++;
   }
   if (nparts <= 1) {
     task(arg, 0, 1);
     return 1;
   }
-  uint64_t job = ++P.job;
-  P.task = task, P.arg = arg, P.nparts = nparts;
-  pthread_mutex_lock(&P.mu);
-  for (int i = 1; i < nparts; i++) atomic_store(&P.w[i].go, job);
-  pthread_cond_broadcast(&P.wake);
-  pthread_mutex_unlock(&P.mu);
+  uint64_t job = ++P->job;
+  P->task = task, P->arg = arg, P->nparts = nparts;
+  pthread_mutex_lock(&P->mu);
+  for (int i = 1; i < nparts; i++) atomic_store(&P->w[i].go, job);
+  pthread_cond_broadcast(&P->wake);
+  pthread_mutex_unlock(&P->mu);
   task(arg, 0, nparts);
   for (int i = 1; i < nparts; i++) {
-    for (int s = 0; s < SPINS && atomic_load(&P.w[i].done) != job; s++) relax();
-    if (atomic_load(&P.w[i].done) != job) {
-      pthread_mutex_lock(&P.mu);
-      while (atomic_load(&P.w[i].done) != job) pthread_cond_wait(&P.finished, &P.mu);
-      pthread_mutex_unlock(&P.mu);
+    for (int s = 0; s < SPINS && atomic_load(&P->w[i].done) != job; s++) relax();
+    if (atomic_load(&P->w[i].done) != job) {
+      pthread_mutex_lock(&P->mu);
+      while (atomic_load(&P->w[i].done) != job) pthread_cond_wait(&P->finished, &P->mu);
+      pthread_mutex_unlock(&P->mu);
     }
   }
   return nparts;
@@ -114,26 +139,24 @@ enum { GRAIN = 16384 };
 
 typedef struct Outlined {
   gradc_task *task;
+  RtContext *rt;
   void **buf;
   const int64_t *sym;
 } Outlined;
 
 static void run_outlined(void *arg, int part, int nparts) {
   const Outlined *o = arg;
-  o->task(o->buf, o->sym, part, nparts);
+  o->task(o->rt, o->buf, o->sym, part, nparts);
 }
 
-void gradc_parallel(gradc_task *task, void **buf, const int64_t *sym, int64_t work) {
+void gradc_parallel(RtContext *rt, gradc_task *task, void **buf, const int64_t *sym, int64_t work) {
   int64_t parts = work / GRAIN;
-  Outlined o = {task, buf, sym};
-  pool_run(run_outlined, &o, parts < 1 ? 1 : parts > MAX_POOL ? MAX_POOL : (int)parts);
+  Outlined o = {task, rt, buf, sym};
+  pool_run(rt->pool, run_outlined, &o, parts < 1 ? 1 : parts > MAX_POOL ? MAX_POOL : (int)parts);
 }
 
 /* Partial results of compiled code's parallel reductions (codegen.c: row
- * chunks of a column reduction).  One step runs at a time, so one block
- * serves every model; its size bounds what codegen splits (SCRATCH_BYTES:
- * 16 rows of f64 partials of up to 1024 columns). */
-void *gradc_scratch(void) {
-  static _Alignas(64) unsigned char block[128 << 10];
-  return block;
-}
+ * chunks of a column reduction), in the instance's context; its size
+ * bounds what codegen splits (SCRATCH_BYTES: 16 rows of f64 partials of
+ * up to 1024 columns). */
+void *gradc_scratch(RtContext *rt) { return rt->scratch; }

@@ -24,57 +24,105 @@ typedef struct RtError {
 gradc_status rt_fail(RtError *e, gradc_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* -------------------------------------------------------------- context.c */
+
+/* Everything a running step uses besides its buffers and symbols: one per
+ * model instance (model.c for the JIT, aot.c for a compiled .so), never
+ * shared, so distinct instances step concurrently in distinct threads.
+ * The compiled code receives it as the first argument of its entry points
+ * and passes it first to every gradc_* function it calls (codegen.c,
+ * cg_runtime_call). */
+typedef struct RtPool RtPool;               /* pool.c: workers, thread count */
+typedef struct GemmBuffers GemmBuffers;     /* gemm.c: per-part scratch, split-k partials */
+
+/* --profile's tables: time per kernel (gradc_profile_mark) and in the
+ * products. */
+typedef struct RtProfile {
+  double sgemm_seconds;
+  long sgemm_calls;
+  double *kernel_seconds;    /* per node id, grown in the first step */
+  long *kernel_calls;
+  int64_t nkernels, current;
+  double mark_time;
+} RtProfile;
+
+enum { RT_SCRATCH_BYTES = 128 << 10 };   /* codegen.c's SCRATCH_BYTES */
+
+typedef struct RtContext {
+  RtPool *pool;
+  GemmBuffers *gemm;         /* NULL until the first product needs it */
+  RtProfile profile;
+  _Alignas(64) unsigned char scratch[RT_SCRATCH_BYTES];   /* gradc_scratch */
+} RtContext;
+
+/* A context whose pool runs threads threads (the caller's included; < 1
+ * means 1); NULL when out of memory.  Free with rt_context_free (NULL is
+ * fine), which ends the pool's workers. */
+RtContext *rt_context_new(int threads);
+void rt_context_free(RtContext *rt);
+int rt_context_threads(const RtContext *rt);
+/* The threads of gradc_options.threads = 0: the cores OpenBLAS saw when it
+ * loaded (or OPENBLAS_NUM_THREADS), read once. */
+int rt_default_threads(void);
+
 /* ----------------------------------------------------------------- blas.c */
 
-/* Addresses of the functions compiled code calls (cblas_sgemm, libm). */
-const JitSymbol *rt_symbols(int *n);
-void rt_set_threads(int n);                /* 0 leaves OpenBLAS's default */
-/* Time cblas_sgemm in models compiled after this call. */
-void rt_profile(bool on);
-bool rt_profiling(void);
+/* Addresses of the functions compiled code calls (cblas_sgemm, libm);
+ * with profile, the products resolve to wrappers that time them into the
+ * calling instance's RtProfile. */
+const JitSymbol *rt_symbols(bool profile, int *n);
+/* OpenBLAS's thread count, which is process-wide: 1 whenever gemm.c's own
+ * kernels take the products (OpenBLAS then gets only narrow ones, and its
+ * spinning workers would take the cores from ours), else n (the last model
+ * made sets it). */
+void rt_blas_threads(int n);
 /* seconds charged to the kernel of node id since rt_profile_reset */
-double rt_kernel_seconds(int64_t id, long *calls);
-double rt_sgemm_seconds(long *calls);
-void rt_profile_reset(void);
-int rt_threads(void);
+double rt_kernel_seconds(const RtContext *rt, int64_t id, long *calls);
+double rt_sgemm_seconds(const RtContext *rt, long *calls);
+void rt_profile_reset(RtContext *rt);
 const char *rt_blas_kernels(void);          /* OpenBLAS's kernel set, e.g. SkylakeX */
 
 /* ----------------------------------------------------------------- gemm.c */
 
 /* cblas_sgemm's arguments; our AVX-512 kernels where they apply, else
  * OpenBLAS (the file says which). */
-void gradc_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
-                 const float *b, int ldb, float beta, float *c, int ldc);
+void gradc_sgemm(RtContext *rt, int order, int ta, int tb, int m, int n, int k, float alpha, const float *a,
+                 int lda, const float *b, int ldb, float beta, float *c, int ldc);
 /* dx = col2im(op(A) op(B)) without storing the product: m = batch * oh * ow
  * rows, n = kh * kw * c columns; geo holds h, w, c, oh, ow, kh, kw, stride
  * (h, w), dilation (h, w) and padding (top, left), as int32. */
-void gradc_sgemm_col2im(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b,
-                        int ldb, float *dx, const int32_t *geo);
+void gradc_sgemm_col2im(RtContext *rt, int ta, int tb, int m, int n, int k, const float *a, int lda,
+                        const float *b, int ldb, float *dx, const int32_t *geo);
 /* C = op(A) op(B) where A is the patch matrix (im2col) of the NHWC input x
  * under geo (as gradc_sgemm_col2im's), without storing it: m = batch * oh
  * * ow rows and k = kh * kw * c (ta: m and k swapped). */
-void gradc_sgemm_im2col(int ta, int tb, int m, int n, int k, const float *x, const int32_t *geo,
-                        const float *b, int ldb, float *c, int ldc);
+void gradc_sgemm_im2col(RtContext *rt, int ta, int tb, int m, int n, int k, const float *x,
+                        const int32_t *geo, const float *b, int ldb, float *c, int ldc);
 const char *gemm_kernels(void);             /* "gradc avx512" or "OpenBLAS" */
 bool gemm_own_kernels(void);                /* AVX-512 here and GRADC_GEMM != blas */
+void gemm_buffers_free(GemmBuffers *g);     /* NULL is fine */
 
 /* ----------------------------------------------------------------- pool.c */
 
 typedef void PoolTask(void *arg, int part, int nparts);
+/* A pool of threads threads, the caller's included (1..64); its workers
+ * start on first need.  NULL when out of memory. */
+RtPool *pool_new(int threads);
+void pool_free(RtPool *p);                  /* ends the workers; NULL is fine */
 /* Runs task(arg, p, n) for p < n on up to pool_threads() threads, the
- * caller's included; returns n, which may be less than nparts. */
-int pool_run(PoolTask *task, void *arg, int nparts);
-void pool_set_threads(int n);
-int pool_threads(void);                     /* 0 until set */
+ * caller's included; returns n, which may be less than nparts.  One job
+ * at a time per pool. */
+int pool_run(RtPool *p, PoolTask *task, void *arg, int nparts);
+int pool_threads(const RtPool *p);
 
 /* Compiled code's parallel loops: part `part` of `nparts` equal slices of
  * a kernel's outermost loop, run through pool_run. */
-typedef void gradc_task(void **buf, const int64_t *sym, int64_t part, int64_t nparts);
+typedef void gradc_task(RtContext *rt, void **buf, const int64_t *sym, int64_t part, int64_t nparts);
 /* work: elements the kernel writes, which decides how many parts pay off. */
-void gradc_parallel(gradc_task *task, void **buf, const int64_t *sym, int64_t work);
-/* 128 KiB for the partial results of compiled code's parallel reductions
- * (codegen.c's SCRATCH_BYTES). */
-void *gradc_scratch(void);
+void gradc_parallel(RtContext *rt, gradc_task *task, void **buf, const int64_t *sym, int64_t work);
+/* RT_SCRATCH_BYTES for the partial results of compiled code's parallel
+ * reductions (codegen.c's SCRATCH_BYTES). */
+void *gradc_scratch(RtContext *rt);
 
 /* ------------------------------------------------------------------ mem.c */
 
@@ -92,6 +140,11 @@ CompileOptions rt_compile_options(const gradc_options *o);
 /* Records msg as the thread's last API error (gradc_last_error(NULL)). */
 gradc_status rt_api_fail(gradc_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const Jit *rt_jit(const gradc_model *m);
+/* The model's run-time context: its threads and --profile's tables. */
+RtContext *rt_context(const gradc_model *m);
+/* gradc_compile_file, with profile: every kernel and product of the steps
+ * timed into the model's RtProfile (gradc train --profile). */
+gradc_status rt_compile_file(const char *path, const gradc_options *opt, bool profile, gradc_model **out);
 
 /* ---------------------------------------------------------------- train.c */
 

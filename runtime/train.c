@@ -239,17 +239,25 @@ bool rt_interrupted(void) { return interrupted != 0; }
  * training time, milliseconds per call, the kernel's root op (with how many
  * ops were fused into it), its shape and the model line it comes from
  * (for a gradient, the line of the forward op and the rule). */
+typedef struct KernelTime {
+  int id;
+  double seconds;
+} KernelTime;
+
 static int by_time_desc(const void *a, const void *b) {
-  double x = rt_kernel_seconds(*(const int *)a, NULL), y = rt_kernel_seconds(*(const int *)b, NULL);
+  double x = ((const KernelTime *)a)->seconds, y = ((const KernelTime *)b)->seconds;
   return (x < y) - (x > y);
 }
 
-static void top_kernels(FILE *out, const Graph *g, double total) {
+static void top_kernels(FILE *out, const Graph *g, const RtContext *rt, double total) {
   enum { TOP = 12 };
-  int *ids = malloc(sizeof(int) * (size_t)g->nnodes), n_ids = 0;
+  KernelTime *ids = malloc(sizeof(KernelTime) * (size_t)g->nnodes);
+  int n_ids = 0;
   if (!ids) return;   /* a report, not worth failing the run for */
-  for (int i = 0; i < g->nnodes; i++)
-    if (rt_kernel_seconds(i, NULL) > 0) ids[n_ids++] = i;
+  for (int i = 0; i < g->nnodes; i++) {
+    double s = rt_kernel_seconds(rt, i, NULL);
+    if (s > 0) ids[n_ids++] = (KernelTime){i, s};
+  }
   qsort(ids, (size_t)n_ids, sizeof *ids, by_time_desc);
   int nbest = n_ids < TOP ? n_ids : TOP;
   if (nbest) {
@@ -257,9 +265,9 @@ static void top_kernels(FILE *out, const Graph *g, double total) {
     fprintf(out, "  %6s %9s  %-26s %-22s %s\n", "time", "ms/call", "kernel", "shape", "from");
   }
   for (int r = 0; r < nbest; r++) {
-    const Node *n = g->nodes[ids[r]];
+    const Node *n = g->nodes[ids[r].id];
     long calls;
-    double secs = rt_kernel_seconds(n->id, &calls);
+    double secs = rt_kernel_seconds(rt, n->id, &calls);
     int fused = 0;
     for (int i = 0; i < g->nnodes; i++) {
       const Node *x = g->nodes[i];
@@ -332,7 +340,7 @@ gradc_status rt_train(gradc_model *m, const TrainOptions *o, RtError *err) {
   int64_t steps = has_inputs ? (n + o->batch - 1) / o->batch : 1;
   int64_t *perm = malloc(sizeof(int64_t) * (size_t)n);
   double step_seconds = 0, in_step = 0;   /* epochs; inside the compiled steps */
-  rt_profile_reset();
+  rt_profile_reset(rt_context(m));
   if (!perm) s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory");
   /* The workspaces of both batch sizes (full, last partial) are made and
    * touched before the clock starts: allocation is set-up, not training,
@@ -398,14 +406,14 @@ gradc_status rt_train(gradc_model *m, const TrainOptions *o, RtError *err) {
   sigaction(SIGINT, &old, NULL);
   if (o->profile && step_seconds > 0) {
     long calls;
-    double t = rt_sgemm_seconds(&calls);
+    double t = rt_sgemm_seconds(rt_context(m), &calls);
     /* Step time: inside the compiled train steps; training time adds
      * what the loop around them does (copying batches in, the metrics). */
     fprintf(out, "profile: %.3f s of %.3f s step time in sgemm (%.1f%%, %ld calls, %s kernels); "
             "%.1f%% of %.3f s training time; %.0f samples/s\n", t, in_step,
             in_step > 0 ? 100 * t / in_step : 0, calls, gemm_kernels(), 100 * t / step_seconds, step_seconds,
             (double)n * o->epochs / step_seconds);
-    top_kernels(out, g, step_seconds);
+    top_kernels(out, g, rt_context(m), step_seconds);
   }
   if (hist && fclose(hist) != 0 && !s)
     s = rt_fail(err, GRADC_ERR_IO, "cannot write the history file '%s'", o->history);

@@ -104,6 +104,14 @@ for model in mnist_mlp:MNIST_MLP:32 linear_regression:LINEAR_REGRESSION:100 cnn_
   run "$ref" train "$nn" 7 4 "$batch" jit4.ckpt jit4.out so.ckpt
   check "$name: one step less gives a different state (the comparison can fail)" \
     all 'status_is 1' 'stderr_has "differs"'
+  # Two instances of the .so in two threads of one program: each its own
+  # thread pool and scratch (a deadlock before they were per instance).
+  cc -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -DMODEL="$name" -I"$tmp" -I"$src/tests/aot" \
+    -include "$name.h" "$src/tests/aot/threads.c" -L"$tmp" -l"$name" -Wl,-rpath,"$tmp" -pthread \
+    -o "threads_$name"
+  run timeout 300 "./threads_$name" 20 $((batch < 64 ? 64 : batch))
+  check "$name: two instances training at once in two threads end with the sequential state" \
+    all 'status_is 0' 'stdout_has "threads: ok"'
 
   # ---- the portable default (x86-64-v2): same numbers up to rounding
   run "$gradc" compile "$nn" -o "lib$name.so" --header "$name.h"

@@ -50,9 +50,11 @@ static float *check_case(const Case *t, int threads) {
   float *before = malloc(sizeof(float) * (size_t)t->m * ldc);
   assert_non_null(before);
   memcpy(before, c, sizeof(float) * (size_t)t->m * ldc);
-  pool_set_threads(threads);
-  gradc_sgemm(ROW_MAJOR, t->ta ? TRANS : NO_TRANS, t->tb ? TRANS : NO_TRANS, t->m, t->n, t->k, 1.f, a, lda,
+  RtContext *rt = rt_context_new(threads);
+  assert_non_null(rt);
+  gradc_sgemm(rt, ROW_MAJOR, t->ta ? TRANS : NO_TRANS, t->tb ? TRANS : NO_TRANS, t->m, t->n, t->k, 1.f, a, lda,
               b, ldb, 0.f, c, ldc);
+  rt_context_free(rt);
   for (int i = 0; i < t->m; i++) {
     for (int j = 0; j < t->n; j++) {
       double exact = 0, scale = 0;
@@ -97,7 +99,10 @@ static void test_fallbacks(void **state) {
   Case narrow = {100, 10, 512, false, false, 0};
   free(check_case(&narrow, 2));
   float a[6] = {1, 2, 3, 4, 5, 6}, b[6] = {1, 0, 0, 1, 1, 1}, c[4] = {1, 1, 1, 1};
-  gradc_sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, 2, 2, 3, 2.f, a, 3, b, 2, 1.f, c, 2);
+  RtContext *rt = rt_context_new(1);
+  assert_non_null(rt);
+  gradc_sgemm(rt, ROW_MAJOR, NO_TRANS, NO_TRANS, 2, 2, 3, 2.f, a, 3, b, 2, 1.f, c, 2);
+  rt_context_free(rt);
   float want[4] = {1 + 2 * 4, 1 + 2 * 5, 1 + 2 * 10, 1 + 2 * 11};
   for (int i = 0; i < 4; i++) assert_float_equal(c[i], want[i], 0);
 }
@@ -155,8 +160,10 @@ static float *check_col2im(const ConvCase *t, int threads) {
   assert_true(want && scale);
   int32_t geo[13];
   geometry(t, geo);
-  pool_set_threads(threads);
-  gradc_sgemm_col2im(t->ta ? TRANS : NO_TRANS, t->tb ? TRANS : NO_TRANS, m, n, k, a, lda, b, ldb, dx, geo);
+  RtContext *rt = rt_context_new(threads);
+  assert_non_null(rt);
+  gradc_sgemm_col2im(rt, t->ta ? TRANS : NO_TRANS, t->tb ? TRANS : NO_TRANS, m, n, k, a, lda, b, ldb, dx, geo);
+  rt_context_free(rt);
   for (int r = 0; r < m; r++) {
     int img = r / (oh * ow), y = r % (oh * ow) / ow, x = r % ow;
     for (int j = 0; j < n; j++) {
@@ -224,8 +231,10 @@ static float *check_im2col(const ConvCase *t, bool ta, int threads) {
     }
   int32_t geo[13];
   geometry(t, geo);
-  pool_set_threads(threads);
-  gradc_sgemm_im2col(ta ? TRANS : NO_TRANS, t->tb ? TRANS : NO_TRANS, m, n, k, x, geo, b, ldb, c, ldc);
+  RtContext *rt = rt_context_new(threads);
+  assert_non_null(rt);
+  gradc_sgemm_im2col(rt, ta ? TRANS : NO_TRANS, t->tb ? TRANS : NO_TRANS, m, n, k, x, geo, b, ldb, c, ldc);
+  rt_context_free(rt);
   for (int i = 0; i < m; i++)
     for (int j = 0; j < n; j++) {
       double exact = 0, scale = 0;
