@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The one test command: install what is missing, then build and run every test
 # twice: in build/ (Release, -O2 -g, -Werror) and in build-asan/ (Debug, -O1,
-# AddressSanitizer + UndefinedBehaviorSanitizer); in CI (CI=true) or when
+# AddressSanitizer + UndefinedBehaviorSanitizer); then the tests that run
+# models in several threads under ThreadSanitizer in build-tsan/ (clang-19,
+# the runtime instrumented; see scripts/tsan.sh); in CI (CI=true) or when
 # GRADC_FUZZ_SECONDS is set, also run each fuzz target for a bounded time
 # (scripts/fuzz.sh). Ends with "N passed, N failed" summed over all runs, and
 # exits non-zero if any build, test or fuzz target failed.
@@ -18,11 +20,15 @@ skipped=0
 status=0
 
 # run_suite LABEL BUILD_DIR CMAKE_ARGS...
+# $SUITE_TARGETS (build only these) and $SUITE_TESTS (a ctest -R regex)
+# narrow a suite.
 run_suite() {
-    local label=$1 dir=$2
+    local label=$1 dir=$2 targets=() tests=()
     shift 2
+    [ -n "${SUITE_TARGETS:-}" ] && targets=(--target ${SUITE_TARGETS})
+    [ -n "${SUITE_TESTS:-}" ] && tests=(-R "$SUITE_TESTS")
     echo "==> $label: configure and build $dir"
-    if ! cmake -S . -B "$dir" "$@" || ! cmake --build "$dir" -j"$JOBS"; then
+    if ! cmake -S . -B "$dir" "$@" || ! cmake --build "$dir" -j"$JOBS" "${targets[@]}"; then
         echo "==> $label: BUILD FAILED"
         failed=$((failed + 1))   # counted so the summary never reads as all-green
         status=1
@@ -32,7 +38,7 @@ run_suite() {
     echo "==> $label: ctest"
     local log="$dir/ctest-output.log" rc
     set +e
-    ctest --test-dir "$dir" --output-on-failure --timeout "$TEST_TIMEOUT" 2>&1 | tee "$log"
+    ctest --test-dir "$dir" "${tests[@]}" --output-on-failure --timeout "$TEST_TIMEOUT" 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     set -e
 
@@ -70,6 +76,15 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run_suite "asan+ubsan" build-asan \
     -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-O1 -g" \
     -DGRADC_WERROR=OFF -DGRADC_SANITIZE=ON
+
+# ThreadSanitizer: two models trained at once in two threads, and the
+# products on 1, 2 and 3 threads (halt_on_error: a race fails the test).
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
+SUITE_TARGETS="test_concurrent test_gemm" SUITE_TESTS='^(test_concurrent|test_gemm)$' \
+run_suite "tsan" build-tsan \
+    -DCMAKE_C_COMPILER=clang-19 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_C_FLAGS="-fsanitize=thread" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" \
+    -DGRADC_WERROR=OFF -DGRADC_SANITIZE=OFF
 
 # Fuzzing (scripts/fuzz.sh): in CI, or when GRADC_FUZZ_SECONDS is set, each
 # target for that many seconds (30 in CI) from the fixed seed corpus; each
