@@ -793,10 +793,10 @@ static void run_optimizer(const OptRow *r) {
     keras_step(r->k, &s);
     char what[128];
     for (int i = 0; i < 2; i++) {
-      snprintf(what, sizeof what, "%s step %d: w[%d]", opt_names[g->opt.kind], step, i);
+      snprintf(what, sizeof what, "%s step %d: w[%d]", opt_info[g->opt.kind].name, step, i);
       assert_near(eval_data(e, w)[i], s.w[i], 1e-12, 0, what);
       for (int k = 0; k < want; k++) {
-        snprintf(what, sizeof what, "%s step %d: %s[%d]", opt_names[g->opt.kind], step,
+        snprintf(what, sizeof what, "%s step %d: %s[%d]", opt_info[g->opt.kind].name, step,
                  r->slots[k], i);
         assert_near(eval_data(e, named(g, r->slots[k]))[i], slot_field(&s, r->fields[k])[i],
                     1e-12, 0, what);
