@@ -783,7 +783,7 @@ static void run_optimizer(const OptRow *r) {
   /* Exactly the slots Keras creates. */
   int nstate = 0;
   for (int i = 0; i < g->nnodes; i++)
-    if (g->nodes[i]->op == OP_STATE && strcmp(g->nodes[i]->name, "optimizer/iterations"))
+    if (g->nodes[i]->op == OP_STATE && strncmp(g->nodes[i]->name, "optimizer/", 10))
       nstate++;
   int want = 0;
   while (want < 3 && r->slots[want]) want++;
