@@ -1,22 +1,15 @@
 /*
- * autodiff.c - reverse-mode differentiation into the same IR, then the
- * optimizer's update of every parameter.
+ * autodiff.c - reverse-mode differentiation into the same IR.
  *
  * Input: a checked forward graph with a scalar loss (g->loss).  Output: the
  * same graph with backward nodes appended (each records the forward node and
- * the rule that made it), g->grads listing d(loss)/d(param) per trained
- * parameter, and the train step's update nodes: new values for parameters and
- * optimizer slots, the model's own state updates (update statements: batch
- * norm's moving statistics), then one ASSIGN per state, all at the very end.
- * Models with dropout get the step counter optimizer/iterations (Adam's t),
- * appended as the second operand of every dropout_mask.
+ * the rule that made it), and g->grads listing d(loss)/d(param) per trained
+ * parameter.  The optimizer's update of each parameter is the next stage's
+ * (optimizer.c).
  *
  * Invariants the rest of the pipeline relies on:
  *  - the backward graph is built once, at compile time; nothing is recorded
  *    at run time (no tape);
- *  - ASSIGN nodes come after every other node, and their values are computed
- *    before the first ASSIGN, so "all reads, then all writes" holds by
- *    executing the array in order;
  *  - a value that fans out gets the sum of its consumers' gradients
  *    (ad_accum), and a broadcast operand gets its gradient summed back to its
  *    own shape (unbroadcast) - the bias of [512] added to [batch,512].
@@ -33,7 +26,6 @@ struct AD {
   int nfwd;
   Node *fwd;            /* the forward node whose rule runs now */
   const char *rule;
-  bool reordered;       /* a forward node got an operand made after it */
 };
 
 /* ------------------------------------------------------------ builders */
@@ -445,161 +437,6 @@ void grad_avgpool_grad(AD *ad, Node *n, Node *gy) {
 
 void grad_train_select(AD *ad, Node *n, Node *gy) { ad_accum(ad, n->src[0], gy); }
 
-/* ------------------------------------------------------------ optimizers */
-
-typedef struct Update {
-  Node *dst, *value;
-} Update;
-
-static Node *slot(AD *ad, Node *p, const char *what, InitKind init, double v) {
-  Node *s = graph_leaf(ad->g, OP_STATE,
-                       arena_printf(ad->g->arena, "%s/%s", p->name, what),
-                       p->dtype, &p->shape, p->loc);
-  s->a.init = (Init){init, v, 0};
-  s->fwd = p;
-  s->rule = ad->rule;
-  return s;
-}
-
-/* new = a*x + b*y, the exponential moving average step */
-static Node *lerp(AD *ad, double a, Node *x, double b, Node *y, DType t) {
-  return bin(ad, OP_ADD, bin(ad, OP_MUL, konst(ad, a, t), x),
-             bin(ad, OP_MUL, konst(ad, b, t), y));
-}
-
-/* lr * g / (sqrt(denom) + eps): Keras adds eps outside the square root. */
-static Node *scaled(AD *ad, Node *num, Node *denom, double eps, DType t) {
-  Node *d = bin(ad, OP_ADD, un(ad, OP_SQRT, denom), konst(ad, eps, t));
-  return bin(ad, OP_DIV, num, d);
-}
-
-/* Keras 2.x update rules (keras/optimizers/optimizer_v2, one file each); the seed quotes
- * RMSprop's.  Each returns the parameter's new value and adds slot updates. */
-static Node *update_param(AD *ad, Node *p, Node *g, Node *adam_alpha,
-                          Update *ups, int *nups) {
-  const Optimizer *o = &ad->g->opt;
-  DType t = p->dtype;
-  Node *lr = konst(ad, o->lr, t);
-  switch (o->kind) {
-  case OPT_SGD:
-    if (o->momentum == 0) return bin(ad, OP_SUB, p, bin(ad, OP_MUL, lr, g));
-    {
-      /* v = m*v - lr*g;  p += v  (nesterov: p += m*v - lr*g) */
-      Node *v = slot(ad, p, "momentum", INIT_ZEROS, 0);
-      Node *lrg = bin(ad, OP_MUL, lr, g);
-      Node *vn = bin(ad, OP_SUB, bin(ad, OP_MUL, konst(ad, o->momentum, t), v), lrg);
-      ups[(*nups)++] = (Update){v, vn};
-      if (o->nesterov)
-        return bin(ad, OP_ADD, p,
-                   bin(ad, OP_SUB, bin(ad, OP_MUL, konst(ad, o->momentum, t), vn), lrg));
-      return bin(ad, OP_ADD, p, vn);
-    }
-  case OPT_RMSPROP: {
-    Node *rms = slot(ad, p, "rms", INIT_ZEROS, 0);
-    Node *rn = lerp(ad, o->rho, rms, 1 - o->rho, un(ad, OP_SQUARE, g), t);
-    ups[(*nups)++] = (Update){rms, rn};
-    Node *denom = rn;
-    if (o->centered) {
-      Node *mg = slot(ad, p, "mg", INIT_ZEROS, 0);
-      Node *mn = lerp(ad, o->rho, mg, 1 - o->rho, g, t);
-      ups[(*nups)++] = (Update){mg, mn};
-      denom = bin(ad, OP_SUB, rn, un(ad, OP_SQUARE, mn));
-    }
-    if (o->momentum > 0) {
-      /* Keras hands this case to TF's fused ApplyRMSProp, whose eps sits
-       * inside the square root: mom = m*mom + lr*g / sqrt(denom + eps). */
-      Node *mom = slot(ad, p, "momentum", INIT_ZEROS, 0);
-      Node *root = un(ad, OP_SQRT, bin(ad, OP_ADD, denom, konst(ad, o->eps, t)));
-      Node *step = bin(ad, OP_ADD, bin(ad, OP_MUL, konst(ad, o->momentum, t), mom),
-                       bin(ad, OP_DIV, bin(ad, OP_MUL, lr, g), root));
-      ups[(*nups)++] = (Update){mom, step};
-      return bin(ad, OP_SUB, p, step);
-    }
-    return bin(ad, OP_SUB, p, scaled(ad, bin(ad, OP_MUL, lr, g), denom, o->eps, t));
-  }
-  case OPT_ADAM: {
-    Node *m = slot(ad, p, "m", INIT_ZEROS, 0), *v = slot(ad, p, "v", INIT_ZEROS, 0);
-    Node *mn = bin(ad, OP_ADD, m, bin(ad, OP_MUL, bin(ad, OP_SUB, g, m), konst(ad, 1 - o->beta1, t)));
-    Node *vn = bin(ad, OP_ADD, v, bin(ad, OP_MUL, bin(ad, OP_SUB, un(ad, OP_SQUARE, g), v),
-                                      konst(ad, 1 - o->beta2, t)));
-    ups[(*nups)++] = (Update){m, mn};
-    ups[(*nups)++] = (Update){v, vn};
-    return bin(ad, OP_SUB, p, scaled(ad, bin(ad, OP_MUL, mn, adam_alpha), vn, o->eps, t));
-  }
-  case OPT_ADAGRAD: {
-    Node *acc = slot(ad, p, "accumulator", INIT_CONSTANT, o->initial_accumulator);
-    Node *an = bin(ad, OP_ADD, acc, un(ad, OP_SQUARE, g));
-    ups[(*nups)++] = (Update){acc, an};
-    return bin(ad, OP_SUB, p, scaled(ad, bin(ad, OP_MUL, lr, g), an, o->eps, t));
-  }
-  case OPT_COUNT: break;
-  }
-  GRADC_ASSERT(!"unknown optimizer");
-  return NULL;
-}
-
-/* Keras: t = iterations + 1; alpha = lr * sqrt(1 - b2^t) / (1 - b1^t), in
- * the dtype t of the parameters it scales, as Keras computes it in the
- * variable's dtype: in f32, 1 - 0.999 alone is 1.3e-5 off, which would put
- * a 7e-6 relative error into every f64 update.  One per dtype in use. */
-static Node *adam_alpha(AD *ad, Node *t1, DType t) {
-  const Optimizer *o = &ad->g->opt;
-  Attrs c = {.dtype = t};
-  Node *tf = node(ad, OP_CAST, &t1, 1, &c);
-  Node *b1p = bin(ad, OP_POW, konst(ad, o->beta1, t), tf);
-  Node *b2p = bin(ad, OP_POW, konst(ad, o->beta2, t), tf);
-  Node *one = konst(ad, 1, t);
-  return bin(ad, OP_DIV,
-             bin(ad, OP_MUL, konst(ad, o->lr, t), un(ad, OP_SQRT, bin(ad, OP_SUB, one, b2p))),
-             bin(ad, OP_SUB, one, b1p));
-}
-
-static void build_updates(AD *ad) {
-  Graph *g = ad->g;
-  const Optimizer *o = &g->opt;
-  Update *ups = arena_alloc(g->arena, sizeof(Update) * (size_t)(g->ngrads * 4 + g->nupdates + 2));
-  int nups = 0;
-  for (int i = 0; i < g->nupdates; i++) ups[nups++] = (Update){g->updates[i].state, g->updates[i].value};
-  ad->rule = opt_names[o->kind];
-  Node *alpha[DT_COUNT] = {NULL}, *it = NULL, *t1 = NULL;
-  bool random = false;
-  for (int i = 0; i < ad->nfwd; i++) random |= g->nodes[i]->op == OP_DROPOUT_MASK;
-  if ((o->kind == OPT_ADAM && g->ngrads) || random) {
-    /* The step counter: Adam's t - 1, and the dropout masks' step. */
-    ad->fwd = g->loss;
-    Shape s = {0};
-    it = graph_leaf(g, OP_STATE, "optimizer/iterations", DT_I32, &s, o->loc);
-    it->a.init = (Init){INIT_ZEROS, 0, 0};
-    it->rule = ad->rule;
-    t1 = bin(ad, OP_ADD, it, konst(ad, 1, DT_I32));
-    ups[nups++] = (Update){it, t1};
-  }
-  for (int i = 0; i < ad->nfwd; i++) {
-    Node *m = g->nodes[i];
-    if (m->op != OP_DROPOUT_MASK || m->nsrc != 1) continue;
-    Node **src = arena_alloc(g->arena, sizeof(Node *) * 2);
-    src[0] = m->src[0], src[1] = it;
-    m->src = src, m->nsrc = 2;
-    ad->reordered = true;      /* the counter was made after the mask */
-  }
-  for (int i = 0; i < g->ngrads; i++) {
-    Node *p = g->grads[i].param, *gr = g->grads[i].grad;
-    if (o->kind == OPT_ADAM && !alpha[p->dtype]) {
-      ad->fwd = g->loss;
-      alpha[p->dtype] = adam_alpha(ad, t1, p->dtype);
-    }
-    ad->fwd = p;
-    Node *np = update_param(ad, p, gr, alpha[p->dtype], ups, &nups);
-    ups[nups++] = (Update){p, np};
-  }
-  /* All writes after all reads: the assigns close the step. */
-  for (int i = 0; i < nups; i++) {
-    ad->fwd = ups[i].dst;
-    Node *s[2] = {ups[i].dst, ups[i].value};
-    node(ad, OP_ASSIGN, s, 2, NULL);
-  }
-}
-
 /* ------------------------------------------------------------ the stage */
 
 bool autodiff(Graph *g) {
@@ -656,8 +493,6 @@ bool autodiff(Graph *g) {
     diag_add(g->arena, g->diags, DIAG_WARNING, g->loss->loc,
              "the loss '%s' does not depend on any parameter: training changes nothing",
              g->loss->name ? g->loss->name : "loss");
-  build_updates(ad);
-  if (ad->reordered) graph_sort(g);
   g->stage = "grad";
   return true;
 }

@@ -685,43 +685,57 @@ void parse_init(Parser *p, Node *param) {
   call_init(p, param, &v);
 }
 
+/* The accepted keys of an optimizer, comma-separated: every hyperparameter
+ * by its name and Keras' spelling, then the switches. */
+static const char *opt_keys(Parser *p, const OptInfo *info) {
+  const char *keys = "";
+  for (int i = 0; i < info->nhyper; i++) {
+    const OptHyper *h = &info->hyper[i];
+    keys = arena_printf(p->arena, "%s%s%s%s%s", keys, *keys ? "," : "", h->name,
+                        h->alias ? "," : "", h->alias ? h->alias : "");
+  }
+  for (int i = 0; i < OPT_MAX_SWITCHES && info->switches[i]; i++)
+    keys = arena_printf(p->arena, "%s%s%s", keys, *keys ? "," : "", info->switches[i]);
+  return keys;
+}
+
+static const OptHyper *opt_hyper_named(const OptInfo *info, const char *key) {
+  for (int i = 0; i < info->nhyper; i++) {
+    const OptHyper *h = &info->hyper[i];
+    if (!strcmp(key, h->name) || (h->alias && !strcmp(key, h->alias))) return h;
+  }
+  return NULL;
+}
+
 /* optimizer = NAME ("(" args ")")?  with Keras defaults for every
- * hyperparameter (tf.keras.optimizers, TF 2.x). */
+ * hyperparameter (tf.keras.optimizers, TF 2.x); names, keys, defaults and
+ * ranges come from opt_info (optimizer.c). */
 Optimizer parse_optimizer(Parser *p, Token *ot) {
   char *on = parse_str(p, ot);
   Optimizer o = {.loc = ot->loc, .eps = 1e-7};
   Loc lr_loc = ot->loc;
   bool found = false;
   for (int k = 0; k < OPT_COUNT; k++)
-    if (strcmp(on, opt_names[k]) == 0) o.kind = (OptKind)k, found = true;
+    if (strcmp(on, opt_info[k].name) == 0) o.kind = (OptKind)k, found = true;
   if (!found) {
     const char *best = NULL;
     int bd = 1 << 30;
     for (int k = 0; k < OPT_COUNT; k++) {
-      int d = edit_distance(on, opt_names[k]);
-      if (d < bd) bd = d, best = opt_names[k];
+      int d = edit_distance(on, opt_info[k].name);
+      if (d < bd) bd = d, best = opt_info[k].name;
     }
     if (bd <= 2)
       parse_fail(p, ot->loc, "unknown optimizer '%s'; did you mean '%s'?", on, best);
-    parse_fail(p, ot->loc, "unknown optimizer '%s'; use sgd, rmsprop, adam or adagrad", on);
+    const char *names = "";
+    for (int k = 0; k < OPT_COUNT; k++)
+      names = arena_printf(p->arena, "%s%s%s", names,
+                           k == 0 ? "" : k == OPT_COUNT - 1 ? " or " : ", ", opt_info[k].name);
+    parse_fail(p, ot->loc, "unknown optimizer '%s'; use %s", on, names);
   }
-  const char *keys = "";
-  switch (o.kind) {
-  case OPT_SGD: o.lr = 0.01; keys = "lr,learning_rate,momentum,nesterov"; break;
-  case OPT_RMSPROP:
-    o.lr = 0.001, o.rho = 0.9;
-    keys = "lr,learning_rate,rho,momentum,eps,epsilon,centered";
-    break;
-  case OPT_ADAM:
-    o.lr = 0.001, o.beta1 = 0.9, o.beta2 = 0.999;
-    keys = "lr,learning_rate,beta1,beta_1,beta2,beta_2,eps,epsilon";
-    break;
-  case OPT_ADAGRAD:
-    o.lr = 0.001, o.initial_accumulator = 0.1;
-    keys = "lr,learning_rate,initial_accumulator,initial_accumulator_value,eps,epsilon";
-    break;
-  case OPT_COUNT: break;
-  }
+  const OptInfo *info = &opt_info[o.kind];
+  for (int i = 0; i < info->nhyper; i++)
+    opt_set_hyper(&o, &info->hyper[i], info->hyper[i].keras_default);
+  const char *keys = opt_keys(p, info);
   Call *c = arena_alloc(p->arena, sizeof *c);
   c->fn = ot;
   if (parse_accept(p, "(")) {
@@ -742,23 +756,25 @@ Optimizer parse_optimizer(Parser *p, Token *ot) {
     if (!in_list(keys, v->key))
       parse_fail(p, v->keyloc, "%s has no argument '%s'; it takes: %s", on, v->key, keys);
     const char *k = v->key;
-    if (!strcmp(k, "nesterov")) o.nesterov = call_bool(p, c, v);
-    else if (!strcmp(k, "centered")) o.centered = call_bool(p, c, v);
-    else {
-      double x = call_num(p, c, v, false);
-      if (!strcmp(k, "lr") || !strcmp(k, "learning_rate")) o.lr = x, lr_loc = v->loc;
-      else if (!strcmp(k, "momentum")) o.momentum = x;
-      else if (!strcmp(k, "rho")) o.rho = x;
-      else if (!strcmp(k, "eps") || !strcmp(k, "epsilon")) o.eps = x;
-      else if (!strcmp(k, "beta1") || !strcmp(k, "beta_1")) o.beta1 = x;
-      else if (!strcmp(k, "beta2") || !strcmp(k, "beta_2")) o.beta2 = x;
-      else o.initial_accumulator = x;
+    const OptHyper *h = opt_hyper_named(info, k);
+    if (!h) {
+      bool on_off = call_bool(p, c, v);
+      if (!strcmp(k, "nesterov")) o.nesterov = on_off;
+      else o.centered = on_off;
+      continue;
     }
+    opt_set_hyper(&o, h, call_num(p, c, v, false));
+    if (h->field == offsetof(Optimizer, lr)) lr_loc = v->loc;
   }
-  if (!(o.lr > 0)) parse_fail(p, lr_loc, "%s: the learning rate must be positive, got %g", on, o.lr);
-  if (o.momentum < 0 || o.momentum >= 1 || o.rho < 0 || o.rho >= 1 ||
-      o.beta1 < 0 || o.beta1 >= 1 || o.beta2 < 0 || o.beta2 >= 1)
-    parse_fail(p, ot->loc, "%s: momentum, rho and betas must lie in [0, 1)", on);
-  if (o.eps < 0) parse_fail(p, ot->loc, "%s: eps must not be negative", on);
+  for (int i = 0; i < info->nhyper; i++) {
+    const OptHyper *h = &info->hyper[i];
+    double x = opt_hyper_value(&o, h);
+    if (h->range == RANGE_POSITIVE && !(x > 0))
+      parse_fail(p, lr_loc, "%s: the learning rate must be positive, got %g", on, x);
+    if (h->range == RANGE_UNIT && !(x >= 0 && x < 1))
+      parse_fail(p, ot->loc, "%s: momentum, rho and betas must lie in [0, 1)", on);
+    if (h->range == RANGE_NONNEGATIVE && !(x >= 0))
+      parse_fail(p, ot->loc, "%s: eps must not be negative", on);
+  }
   return o;
 }

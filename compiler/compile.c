@@ -3,9 +3,10 @@
  *
  * compile() is the one way from source text to a graph ready for codegen:
  *
- *   parse -> canon -> autodiff -> fold -> simplify -> cse -> dce -> fuse
+ *   parse -> canon -> autodiff -> update -> fold -> simplify -> cse -> dce -> fuse
  *
- * and the only caller of canon, autodiff and the optimizer's passes.  The
+ * and the only caller of canon, autodiff, the optimizer's update
+ * (optimizer.c) and the graph optimizer's passes.  The
  * API and `gradc train` (runtime/model.c), `gradc compile` (runtime/link.c),
  * `gradc dump` and `gradc check` (runtime/main.c) differ only in the
  * CompileOptions they pass (the last stage, the optimization level, a pass
@@ -107,13 +108,15 @@ static bool run_stages(Graph *g, const CompileOptions *o) {
   g->stage = stage_names[STAGE_PARSE];
   verify(g, o, "parse");
   if (o->last < STAGE_GRAD) return true;
-  /* An override of the learning rate must reach the graph before autodiff
-   * builds the update with it. */
+  /* An override of the learning rate must reach the graph before the
+   * update stage makes optimizer/lr's initial value from it. */
   if (o->lr > 0 && g->has_train) g->opt.lr = o->lr;
   g->canon_rewrites = canon(g);
   verify(g, o, "canon");
   if (!autodiff(g)) return false;
   verify(g, o, "autodiff");
+  opt_update(g);
+  verify(g, o, "update");
   if (o->last == STAGE_GRAD) {
     fuse(g, false);          /* storage, no fusion: what the evaluator and dump need */
     verify(g, o, "grad");

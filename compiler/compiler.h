@@ -281,9 +281,7 @@ struct Node {
 
 typedef enum { OPT_SGD, OPT_RMSPROP, OPT_ADAM, OPT_ADAGRAD, OPT_COUNT } OptKind;
 
-extern const char *const opt_names[OPT_COUNT];
-
-/* Hyperparameters with Keras defaults (keras/optimizers, TF 2.x). */
+/* A model's optimizer settings (defaults and ranges: opt_info, optimizer.c). */
 typedef struct Optimizer {
   OptKind kind;
   double lr, momentum, rho, eps, beta1, beta2, initial_accumulator;
@@ -390,13 +388,53 @@ int canon(Graph *g);
 
 /* ------------------------------------------------------------- autodiff.c */
 
-/* The backward stage: appends the backward graph and the optimizer update to
- * g (see the essay in autodiff.c).  False after a diagnostic. */
+/* The backward stage: appends the backward graph and g->grads to g (see the
+ * essay in autodiff.c).  False after a diagnostic. */
 bool autodiff(Graph *g);
 void ad_accum(AD *ad, Node *x, Node *dx);
 #define OP(e, name, arity, kind, shape, grad, eval, gen, identity, flags) GradFn grad;
 GRADC_OPS(OP)
 #undef OP
+
+/* ------------------------------------------------------------ optimizer.c */
+
+enum { OPT_MAX_HYPERS = 4, OPT_MAX_SWITCHES = 1 };
+
+typedef enum { RANGE_ANY, RANGE_POSITIVE, RANGE_NONNEGATIVE, RANGE_UNIT } HyperRange;
+
+/* A numeric setting: its name (the model file's key, the API's, and the
+ * state optimizer/NAME when the update reads it at run time), Keras'
+ * spelling, where it lives in Optimizer, Keras' default, its valid range
+ * (RANGE_UNIT: [0, 1)). */
+typedef struct OptHyper {
+  const char *name, *alias;
+  size_t field;
+  double keras_default;
+  HyperRange range;
+} OptHyper;
+
+typedef struct OptBuild OptBuild;
+/* One parameter's update: returns its new value, sets its slots. */
+typedef Node *OptUpdateFn(OptBuild *b, Node *param, Node *grad);
+
+/* One row per optimizer; boolean switches (nesterov) change the update's
+ * structure, so they are compile-time only. */
+typedef struct OptInfo {
+  const char *name;
+  OptUpdateFn *update;
+  int nhyper;
+  OptHyper hyper[OPT_MAX_HYPERS];
+  const char *switches[OPT_MAX_SWITCHES];
+} OptInfo;
+
+extern const OptInfo opt_info[OPT_COUNT];
+double opt_hyper_value(const Optimizer *o, const OptHyper *h);
+void opt_set_hyper(Optimizer *o, const OptHyper *h, double v);
+
+/* The stage after autodiff: appends the optimizer's update of every
+ * parameter and slot and the ASSIGNs that close the train step (see the
+ * essay in optimizer.c). */
+void opt_update(Graph *g);
 
 /* ----------------------------------------------------------------- init.c */
 

@@ -244,7 +244,7 @@ static void dump_text(FILE *out, const Graph *g, const char *stage) {
     fprintf(out, "grad %s = %%%d\n", g->grads[i].param->name, g->grads[i].grad->id);
   if (g->has_train) {
     const Optimizer *o = &g->opt;
-    fprintf(out, "train %%%d with %s(lr=%.9g", g->loss->id, opt_names[o->kind], o->lr);
+    fprintf(out, "train %%%d with %s(lr=%.9g", g->loss->id, opt_info[o->kind].name, o->lr);
     switch (o->kind) {
     case OPT_SGD:
       fprintf(out, ", momentum=%.9g, nesterov=%s", o->momentum, o->nesterov ? "true" : "false");
@@ -393,7 +393,7 @@ static void dump_nn(FILE *out, const Graph *g) {
     const Optimizer *o = &g->opt;
     char lb[48];
     fprintf(out, "train %s with %s(lr=%.17g", nn_name(pre, g->loss, lb, sizeof lb),
-            opt_names[o->kind], o->lr);
+            opt_info[o->kind].name, o->lr);
     switch (o->kind) {
     case OPT_SGD:
       fprintf(out, ", momentum=%.17g, nesterov=%s", o->momentum, o->nesterov ? "true" : "false");
@@ -520,7 +520,7 @@ void dump_summary(FILE *out, const Graph *g) {
     fprintf(out, "Metric: %s\n", g->metrics[i].name);
   if (g->has_train)
     fprintf(out, "Train:  %s with %s(lr=%g)\n", g->loss->name ? g->loss->name : "loss",
-            opt_names[g->opt.kind], g->opt.lr);
+            opt_info[g->opt.kind].name, g->opt.lr);
 }
 
 /* The workspace plan for one batch size: each buffer's bytes and offset,

@@ -26,8 +26,6 @@ const char *const init_names[INIT_COUNT] = {
     "lecun_normal", "lecun_uniform", "values",
 };
 
-const char *const opt_names[OPT_COUNT] = {"sgd", "rmsprop", "adam", "adagrad"};
-
 size_t dtype_size(DType t) {
   static const size_t sz[DT_COUNT] = {4, 8, 4, 1};
   return sz[t];

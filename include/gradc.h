@@ -110,6 +110,25 @@ double gradc_compile_ms(const gradc_model *m);
  * optimizer state. */
 gradc_status gradc_bind(gradc_model *m, int64_t batch);
 
+/* Sets one symbolic dimension by name (`n` in `input x : f32[batch, n]`)
+ * and allocates the workspace for the binding; the others keep their values
+ * (1 before any binding).  GRADC_ERR_ARG (NULL model or name, a name the
+ * model does not declare: the message lists the declared ones),
+ * GRADC_ERR_SHAPE (value outside 1..2^24).  gradc_bind(m, b) binds every
+ * symbolic dimension to b. */
+gradc_status gradc_bind_dim(gradc_model *m, const char *dim, int64_t value);
+
+/* The optimizer's run-time hyperparameters: scalars the train step reads
+ * every time (lr, momentum, rho, beta1, beta2, eps - those its update uses),
+ * held as f64 state tensors named optimizer/NAME, so checkpoints keep them
+ * and gradc_data(m, "optimizer/lr", NULL) reads them too.  Setting one
+ * changes the next step without recompiling (learning-rate schedules).
+ * step names the train step: NULL or "train" (models have one today).
+ * GRADC_ERR_ARG on a NULL model, name or out pointer, an unknown step, or a
+ * name the update does not read (the message lists the valid names). */
+gradc_status gradc_set_hyper(gradc_model *m, const char *step, const char *name, double value);
+gradc_status gradc_get_hyper(gradc_model *m, const char *step, const char *name, double *value);
+
 /* Tensors by kind, for discovery (gradc_tensor_info). */
 typedef enum gradc_kind {
   GRADC_INPUT, GRADC_PARAM, GRADC_STATE, GRADC_OUTPUT, GRADC_METRIC, GRADC_LOSS

@@ -28,6 +28,7 @@ enum { MAX_WORKSPACES = 4 };
 
 typedef struct Workspace {
   int64_t batch;
+  int64_t sym[MAX_SYMS + 1];     /* the binding it was planned for */
   char *mem;
   size_t bytes;
   size_t *offset;          /* per node id; SIZE_MAX = not in the workspace */
@@ -265,6 +266,7 @@ void gradc_free(gradc_model *m) {
 static gradc_status make_workspace(gradc_model *m, int64_t batch, Workspace *w) {
   const Graph *g = m->g;
   w->batch = batch;
+  memcpy(w->sym, m->sym, sizeof w->sym);
   w->offset = malloc(sizeof(size_t) * (size_t)g->nnodes);
   if (!w->offset) return fail(m, GRADC_ERR_NOMEM, "out of memory");
   size_t at = plan_offsets(g, m->sym, g->reuse_memory, w->offset, NULL);
@@ -286,15 +288,11 @@ static gradc_status make_workspace(gradc_model *m, int64_t batch, Workspace *w) 
   return GRADC_OK;
 }
 
-gradc_status gradc_bind(gradc_model *m, int64_t batch) {
-  if (!m) return fail(NULL, GRADC_ERR_ARG, "gradc_bind: NULL model");
-  if (batch < 1 || batch > (1 << 24))
-    return fail(m, GRADC_ERR_SHAPE, "batch size must be between 1 and %d, got %lld", 1 << 24,
-                (long long)batch);
-  for (int k = 1; k <= m->g->nsym; k++) m->sym[k] = batch;
+/* Selects (making on first use) the workspace of the binding in m->sym. */
+static gradc_status select_workspace(gradc_model *m, int64_t batch) {
   Workspace *w = NULL;
   for (int i = 0; i < m->nws; i++)
-    if (m->ws[i].batch == batch) w = &m->ws[i];
+    if (!memcmp(m->ws[i].sym, m->sym, sizeof m->sym)) w = &m->ws[i];
   if (!w) {
     if (m->nws == MAX_WORKSPACES) {       /* drop the oldest */
       free(m->ws[0].mem);
@@ -319,6 +317,35 @@ gradc_status gradc_bind(gradc_model *m, int64_t batch) {
     m->buf[i] = s && !persistent(s) ? w->mem + w->offset[s->id] : s ? m->persist[s->id] : NULL;
   }
   return GRADC_OK;
+}
+
+gradc_status gradc_bind(gradc_model *m, int64_t batch) {
+  if (!m) return fail(NULL, GRADC_ERR_ARG, "gradc_bind: NULL model");
+  if (batch < 1 || batch > (1 << 24))
+    return fail(m, GRADC_ERR_SHAPE, "batch size must be between 1 and %d, got %lld", 1 << 24,
+                (long long)batch);
+  for (int k = 1; k <= m->g->nsym; k++) m->sym[k] = batch;
+  return select_workspace(m, batch);
+}
+
+gradc_status gradc_bind_dim(gradc_model *m, const char *dim, int64_t value) {
+  if (!m || !dim) return fail(m, GRADC_ERR_ARG, "gradc_bind_dim: NULL argument");
+  const Graph *g = m->g;
+  int k = 1;
+  while (k <= g->nsym && strcmp(g->sym[k], dim)) k++;
+  if (k > g->nsym) {
+    char names[512] = "";
+    for (int i = 1; i <= g->nsym; i++)
+      snprintf(names + strlen(names), sizeof names - strlen(names), "%s'%s'", i > 1 ? ", " : "",
+               g->sym[i]);
+    return fail(m, GRADC_ERR_ARG, "gradc_bind_dim: the model has no symbolic dimension '%s'; it has: %s",
+                dim, g->nsym ? names : "none");
+  }
+  if (value < 1 || value > (1 << 24))
+    return fail(m, GRADC_ERR_SHAPE, "%s must be between 1 and %d, got %lld", dim, 1 << 24,
+                (long long)value);
+  m->sym[k] = value;
+  return select_workspace(m, m->sym[1]);
 }
 
 gradc_status gradc_init(gradc_model *m, uint64_t seed) {
@@ -369,6 +396,58 @@ void *gradc_data(gradc_model *m, const char *name, int64_t *count) {
   }
   if (count) *count = bound_count(m, &t->node->shape);
   return m->buf[s->id];
+}
+
+/* The optimizer's run-time scalars are the f64 scalar states named
+ * optimizer/NAME (compiler/optimizer.c makes one per value its update
+ * reads). */
+static bool is_hyper(const Named *t) {
+  return t->kind == GRADC_STATE && !strncmp(t->name, "optimizer/", 10) &&
+         t->node->dtype == DT_F64 && t->node->shape.rank == 0;
+}
+
+static double *find_hyper(gradc_model *m, const char *fn, const char *step, const char *name) {
+  if (!m || !name) {
+    fail(m, GRADC_ERR_ARG, "%s: NULL argument", fn);
+    return NULL;
+  }
+  if (!m->g->has_train) {
+    fail(m, GRADC_ERR_ARG, "%s: the model has no train step", fn);
+    return NULL;
+  }
+  if (step && strcmp(step, "train")) {
+    fail(m, GRADC_ERR_ARG, "%s: the model has no step '%s'; its step is 'train'", fn, step);
+    return NULL;
+  }
+  for (int i = 0; i < m->nnamed; i++)
+    if (is_hyper(&m->named[i]) && !strcmp(m->named[i].name + 10, name))
+      return m->persist[m->named[i].node->id];
+  /* The valid names in the optimizer table's order. */
+  const OptInfo *info = &opt_info[m->g->opt.kind];
+  char names[512] = "";
+  for (int k = 0; k < info->nhyper; k++)
+    for (int i = 0; i < m->nnamed; i++)
+      if (is_hyper(&m->named[i]) && !strcmp(m->named[i].name + 10, info->hyper[k].name))
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", *names ? ", " : "",
+                 info->hyper[k].name);
+  fail(m, GRADC_ERR_ARG, "%s: the %s optimizer has no run-time hyperparameter '%s'; it has: %s", fn,
+       info->name, name, names);
+  return NULL;
+}
+
+gradc_status gradc_set_hyper(gradc_model *m, const char *step, const char *name, double value) {
+  double *h = find_hyper(m, "gradc_set_hyper", step, name);
+  if (!h) return GRADC_ERR_ARG;
+  *h = value;
+  return GRADC_OK;
+}
+
+gradc_status gradc_get_hyper(gradc_model *m, const char *step, const char *name, double *value) {
+  if (!value) return fail(m, GRADC_ERR_ARG, "gradc_get_hyper: NULL argument");
+  double *h = find_hyper(m, "gradc_get_hyper", step, name);
+  if (!h) return GRADC_ERR_ARG;
+  *value = *h;
+  return GRADC_OK;
 }
 
 int gradc_tensor_count(const gradc_model *m) { return m ? m->nnamed : 0; }

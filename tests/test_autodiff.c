@@ -814,7 +814,7 @@ static void run_optimizer(const OptRow *r) {
   /* Exactly the slots Keras creates. */
   int nstate = 0;
   for (int i = 0; i < g->nnodes; i++)
-    if (g->nodes[i]->op == OP_STATE && strcmp(g->nodes[i]->name, "optimizer/iterations"))
+    if (g->nodes[i]->op == OP_STATE && strncmp(g->nodes[i]->name, "optimizer/", 10))
       nstate++;
   int want = 0;
   while (want < 3 && r->slots[want]) want++;
@@ -824,10 +824,10 @@ static void run_optimizer(const OptRow *r) {
     keras_step(r->k, &s);
     char what[128];
     for (int i = 0; i < 2; i++) {
-      snprintf(what, sizeof what, "%s step %d: w[%d]", opt_names[g->opt.kind], step, i);
+      snprintf(what, sizeof what, "%s step %d: w[%d]", opt_info[g->opt.kind].name, step, i);
       assert_near(eval_data(e, w)[i], s.w[i], 1e-12, 0, what);
       for (int k = 0; k < want; k++) {
-        snprintf(what, sizeof what, "%s step %d: %s[%d]", opt_names[g->opt.kind], step,
+        snprintf(what, sizeof what, "%s step %d: %s[%d]", opt_info[g->opt.kind].name, step,
                  r->slots[k], i);
         assert_near(eval_data(e, named(g, r->slots[k]))[i], slot_field(&s, r->fields[k])[i],
                     1e-12, 0, what);

@@ -636,7 +636,7 @@ static void test_optimizers(void **state) {
     if (!ok)
       print_error("%s: got %s lr=%g rho=%g eps=%g beta1=%g beta2=%g momentum=%g "
                   "initial_accumulator=%g nesterov=%d centered=%d\n",
-                  k->train, opt_names[o.kind], o.lr, o.rho, o.eps, o.beta1, o.beta2,
+                  k->train, opt_info[o.kind].name, o.lr, o.rho, o.eps, o.beta1, o.beta2,
                   o.momentum, o.initial_accumulator, o.nesterov, o.centered);
     assert_true(ok);
   }

@@ -441,10 +441,11 @@ static void test_fold_not_roots(void **state) {
                "%3 = sum %2 axis=[0] : f32[]\n"
                "%4 = const [1, 1] : f32[2]\n"
                "%5 = mul %4, %1 : f32[2]\n"
-               "%6 = const 0.01 : f32[]\n"
-               "%7 = mul %6, %5 : f32[2]\n"
-               "%8 = sub %0, %7 : f32[2]\n"
-               "%9 = assign %0, %8 : f32[2]\n");
+               "%6 = state optimizer/lr init=constant(0.01) : f64[]\n"
+               "%7 = cast %6 to=f32 : f32[]\n"
+               "%8 = mul %7, %5 : f32[2]\n"
+               "%9 = sub %0, %8 : f32[2]\n"
+               "%10 = assign %0, %9 : f32[2]\n");
   assert_ptr_equal(g->grads[0].grad, g->nodes[5]);
   assert_ptr_equal(g->loss, g->nodes[3]);
   release(c);
@@ -835,12 +836,12 @@ static void test_cse_never_leaves(void **state) {
   int inputs = count_op(g, OP_INPUT), params = count_op(g, OP_PARAM), states = count_op(g, OP_STATE);
   assert_int_equal(inputs, 2);
   assert_int_equal(params, 2);
-  assert_int_equal(states, 2);
-  assert_true(cse(g) > 0);                        /* the optimizer's constants */
+  assert_int_equal(states, 5);                    /* 2 slots, optimizer/lr, rho, eps */
+  assert_true(cse(g) > 0);                        /* the optimizer's 1 - rho */
   graph_dce(g);
   assert_int_equal(count_op(g, OP_INPUT), 2);
   assert_int_equal(count_op(g, OP_PARAM), 2);
-  assert_int_equal(count_op(g, OP_STATE), 2);
+  assert_int_equal(count_op(g, OP_STATE), 5);
   assert_int_equal(count_op(g, OP_ASSIGN), 4);
   release(c);
 }

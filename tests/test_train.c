@@ -415,6 +415,173 @@ static void test_api_misuse(void **state) {
   gradc_free(m);
 }
 
+/* The optimizer's scalars are run-time state: setting lr through the API
+ * changes the next step exactly as compiling with that lr does. */
+static const char hyper_src[] = "input x : f32[batch, 4]\n"
+                                "param W : f32[4, 3] = glorot_uniform\n"
+                                "param b : f32[3] = zeros\n"
+                                "loss = mean(square(x @ W + b))\n"
+                                "train loss with rmsprop\n";
+
+static gradc_model *compile_hyper(double lr) {
+  gradc_options o;
+  gradc_options_default(&o);
+  o.lr = lr;
+  gradc_model *m = NULL;
+  assert_int_equal(gradc_compile_string("hyper.nn", hyper_src, &o, &m), GRADC_OK);
+  assert_int_equal(gradc_bind(m, 2), GRADC_OK);
+  float *x = gradc_data(m, "x", NULL);
+  for (int i = 0; i < 8; i++) x[i] = (float)(i - 3) / 4;
+  return m;
+}
+
+static bool same_params(gradc_model *a, gradc_model *b) {
+  const char *names[] = {"W", "b", "W/rms", "b/rms"};
+  for (int i = 0; i < 4; i++) {
+    int64_t n;
+    void *p = gradc_data(a, names[i], &n), *q = gradc_data(b, names[i], NULL);
+    if (memcmp(p, q, sizeof(float) * (size_t)n)) return false;
+  }
+  return true;
+}
+
+static void step(gradc_model *m, int n) {
+  for (int i = 0; i < n; i++) assert_int_equal(gradc_train_step(m, NULL), GRADC_OK);
+}
+
+static void test_hyper(void **state) {
+  (void)state;
+  gradc_model *a = compile_hyper(0), *b = compile_hyper(0.01), *c = compile_hyper(0);
+  double v = 0;
+  assert_int_equal(gradc_get_hyper(a, NULL, "lr", &v), GRADC_OK);
+  assert_true(v == 0.001);                        /* Keras' default */
+  assert_int_equal(gradc_get_hyper(b, "train", "lr", &v), GRADC_OK);
+  assert_true(v == 0.01);                         /* gradc_options.lr */
+  assert_int_equal(gradc_get_hyper(a, NULL, "rho", &v), GRADC_OK);
+  assert_true(v == 0.9);
+  assert_int_equal(gradc_get_hyper(a, NULL, "eps", &v), GRADC_OK);
+  assert_true(v == 1e-7);
+  /* a schedule: a steps at 0.001 then 0.01, b the other way round from
+   * its compiled 0.01: the same bits */
+  step(a, 1), step(c, 1);
+  assert_int_equal(gradc_set_hyper(b, NULL, "lr", 0.001), GRADC_OK);
+  step(b, 1);
+  assert_true(same_params(a, b));
+  assert_int_equal(gradc_set_hyper(a, "train", "lr", 0.01), GRADC_OK);
+  assert_int_equal(gradc_set_hyper(b, NULL, "lr", 0.01), GRADC_OK);
+  step(a, 2), step(b, 2), step(c, 2);
+  assert_true(same_params(a, b));
+  assert_false(same_params(a, c));                /* the new lr did change the step */
+  gradc_model *d = compile_hyper(0.01), *e = compile_hyper(0);
+  assert_int_equal(gradc_set_hyper(e, NULL, "lr", 0.01), GRADC_OK);
+  step(d, 3), step(e, 3);
+  assert_true(same_params(d, e));
+  assert_int_equal(gradc_get_hyper(e, NULL, "lr", &v), GRADC_OK);
+  assert_true(v == 0.01);
+  /* unknown names, steps, NULLs */
+  assert_int_equal(gradc_set_hyper(a, NULL, "beta1", 0.5), GRADC_ERR_ARG);
+  assert_string_equal(gradc_last_error(a), "gradc_set_hyper: the rmsprop optimizer has no run-time "
+                                           "hyperparameter 'beta1'; it has: lr, rho, eps");
+  assert_int_equal(gradc_get_hyper(a, NULL, "momentum", &v), GRADC_ERR_ARG);
+  assert_non_null(strstr(gradc_last_error(a), "'momentum'; it has: lr, rho, eps"));
+  assert_int_equal(gradc_set_hyper(a, "eval", "lr", 0.5), GRADC_ERR_ARG);
+  assert_string_equal(gradc_last_error(a),
+                      "gradc_set_hyper: the model has no step 'eval'; its step is 'train'");
+  assert_int_equal(gradc_set_hyper(NULL, NULL, "lr", 0.5), GRADC_ERR_ARG);
+  assert_int_equal(gradc_set_hyper(a, NULL, NULL, 0.5), GRADC_ERR_ARG);
+  assert_int_equal(gradc_get_hyper(a, NULL, "lr", NULL), GRADC_ERR_ARG);
+  assert_int_equal(gradc_get_hyper(a, NULL, "lr", &v), GRADC_OK);
+  assert_true(v == 0.01);                         /* failed calls changed nothing */
+  /* the value survives a checkpoint */
+  char path[300];
+  snprintf(path, sizeof path, "%s/hyper.ckpt", dir);
+  assert_int_equal(gradc_set_hyper(a, NULL, "lr", 0.0123), GRADC_OK);
+  assert_int_equal(gradc_set_hyper(a, NULL, "rho", 0.75), GRADC_OK);
+  assert_int_equal(gradc_save(a, path), GRADC_OK);
+  gradc_model *f = compile_hyper(0);
+  assert_int_equal(gradc_load(f, path), GRADC_OK);
+  assert_int_equal(gradc_get_hyper(f, NULL, "lr", &v), GRADC_OK);
+  assert_true(v == 0.0123);
+  assert_int_equal(gradc_get_hyper(f, NULL, "rho", &v), GRADC_OK);
+  assert_true(v == 0.75);
+  assert_true(same_params(a, f));
+  unlink(path);
+  gradc_free(a), gradc_free(b), gradc_free(c), gradc_free(d), gradc_free(e), gradc_free(f);
+}
+
+/* Any symbolic dimension binds by name; the workspace follows the whole
+ * binding. */
+static void test_bind_dim(void **state) {
+  (void)state;
+  gradc_model *m = NULL;
+  assert_int_equal(gradc_compile_string("dims.nn", "input x : f32[batch, n]\n"
+                                                   "output s = sum(x, axis=1)\n", NULL, &m),
+                   GRADC_OK);
+  assert_int_equal(gradc_bind_dim(m, "batch", 2), GRADC_OK);
+  assert_int_equal(gradc_bind_dim(m, "n", 3), GRADC_OK);
+  gradc_tensor t;
+  assert_int_equal(gradc_tensor_info(m, 0, &t), GRADC_OK);
+  assert_string_equal(t.name, "x");
+  assert_int_equal(t.dims[0], 2);
+  assert_int_equal(t.dims[1], 3);
+  int64_t n;
+  float *x = gradc_data(m, "x", &n);
+  assert_int_equal(n, 6);
+  for (int i = 0; i < 6; i++) x[i] = (float)(i + 1);
+  assert_int_equal(gradc_forward(m), GRADC_OK);
+  float *s = gradc_data(m, "s", &n);
+  assert_int_equal(n, 2);
+  assert_true(s[0] == 6 && s[1] == 15);
+  /* n = 2 now: a new workspace, rows of two */
+  assert_int_equal(gradc_bind_dim(m, "n", 2), GRADC_OK);
+  x = gradc_data(m, "x", &n);
+  assert_int_equal(n, 4);
+  for (int i = 0; i < 4; i++) x[i] = (float)(i + 1);
+  assert_int_equal(gradc_forward(m), GRADC_OK);
+  s = gradc_data(m, "s", &n);
+  assert_true(s[0] == 3 && s[1] == 7);
+  assert_int_equal(gradc_bind_dim(m, "k", 2), GRADC_ERR_ARG);
+  assert_string_equal(gradc_last_error(m), "gradc_bind_dim: the model has no symbolic dimension "
+                                           "'k'; it has: 'batch', 'n'");
+  assert_int_equal(gradc_bind_dim(m, "n", 0), GRADC_ERR_SHAPE);
+  assert_int_equal(gradc_bind_dim(NULL, "n", 2), GRADC_ERR_ARG);
+  assert_int_equal(gradc_bind(m, 5), GRADC_OK);      /* every dimension */
+  assert_int_equal(gradc_tensor_info(m, 0, &t), GRADC_OK);
+  assert_int_equal(t.dims[0], 5);
+  assert_int_equal(t.dims[1], 5);
+  gradc_free(m);
+}
+
+/* Adam on an f64 parameter: the step size lr*sqrt(1-b2^t)/(1-b1^t) is
+ * computed in f64 (Keras: in the variable's dtype), so compiled steps equal
+ * the same formula in C doubles to the bit.  Computed in f32, as before
+ * optimizer.c, it was off by about 1e-8 relative. */
+static void test_adam_f64_step_size(void **state) {
+  (void)state;
+  gradc_model *a = NULL;
+  assert_int_equal(gradc_compile_string("adam64.nn", "param w : f64[2] = [1, -2]\n"
+                                                     "loss = sum(w * w)\n"
+                                                     "train loss with adam(lr=0.1)\n", NULL, &a),
+                   GRADC_OK);
+  assert_int_equal(gradc_bind(a, 1), GRADC_OK);
+  double w[2] = {1, -2}, m[2] = {0, 0}, v[2] = {0, 0};
+  const double lr = 0.1, b1 = 0.9, b2 = 0.999, eps = 1e-7;
+  for (int t = 1; t <= 3; t++) {
+    assert_int_equal(gradc_train_step(a, NULL), GRADC_OK);
+    double alpha = lr * sqrt(1 - pow(b2, t)) / (1 - pow(b1, t));
+    for (int i = 0; i < 2; i++) {
+      double gr = 2 * w[i];
+      m[i] = m[i] + (gr - m[i]) * (1 - b1);
+      v[i] = v[i] + (gr * gr - v[i]) * (1 - b2);
+      w[i] = w[i] - m[i] * alpha / (sqrt(v[i]) + eps);
+    }
+    const double *got = gradc_data(a, "w", NULL);
+    if (got[0] != w[0] || got[1] != w[1])
+      fail_msg("step %d: w = [%a, %a], want [%a, %a]", t, got[0], got[1], w[0], w[1]);
+  }
+  gradc_free(a);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_train_loop),     cmocka_unit_test(test_checkpoint_mismatch),
@@ -422,6 +589,8 @@ int main(void) {
       cmocka_unit_test(test_check_numerics), cmocka_unit_test(test_api_misuse),
       cmocka_unit_test(test_csv_regression), cmocka_unit_test(test_workspace_allocation_failure),
       cmocka_unit_test(test_loss_full_precision),
+      cmocka_unit_test(test_hyper),          cmocka_unit_test(test_bind_dim),
+      cmocka_unit_test(test_adam_f64_step_size),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

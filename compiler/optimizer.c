@@ -1,0 +1,307 @@
+/*
+ * optimizer.c - the optimizer table and the train step's update.
+ *
+ * One row per optimizer (opt_info): its name, its hyperparameters with
+ * Keras' defaults and valid ranges, its boolean switches, and the builder of
+ * one parameter's update.  The parser reads the names, keys, defaults and
+ * ranges from here (call.c, parse_optimizer); the stage below builds the
+ * update from the same row.
+ *
+ * Input: a graph after autodiff (g->grads).  Output: the train step's update
+ * nodes appended - new values for parameters and optimizer slots, the
+ * model's own state updates (update statements: batch norm's moving
+ * statistics), then one ASSIGN per state, all at the very end, so "all
+ * reads, then all writes" holds by executing the array in order.  Models
+ * with Adam or dropout get the step counter optimizer/iterations (Adam's t),
+ * appended as the second operand of every dropout_mask.
+ *
+ * Hyperparameters are run-time values: each one an update reads becomes a
+ * scalar f64 STATE node optimizer/NAME, initialised (INIT_CONSTANT) to the
+ * model's setting, never folded, saved in checkpoints with the rest of the
+ * state, and written through the API (gradc_set_hyper) between steps, so a
+ * schedule needs no recompilation.  Only what the built update reads
+ * exists: sgd without momentum has no momentum slot and no optimizer/
+ * momentum (Keras builds the same two forms).  Scalars derived from them
+ * (1 - rho) are computed in f64 and then rounded to the parameter's dtype:
+ * the same bits as the folded constants of a compile-time setting, so
+ * results do not change.  Adam's step size lr * sqrt(1 - beta2^t) /
+ * (1 - beta1^t) is computed in each parameter's dtype, as Keras computes it
+ * in the variable's.
+ */
+#include <stddef.h>
+#include <string.h>
+
+#include "compiler.h"
+
+#define H(name, alias, field, dflt, range) {name, alias, offsetof(Optimizer, field), dflt, range}
+
+typedef struct Update {
+  Node *dst, *value;
+} Update;
+
+/* The builder's state: what the step has made so far. */
+struct OptBuild {
+  Graph *g;
+  const OptInfo *info;
+  Node *fwd;                          /* the node whose location new nodes take */
+  Node *hyper[OPT_MAX_HYPERS];        /* the f64 state, made on first read */
+  Node *cast[OPT_MAX_HYPERS][DT_COUNT];
+  Node *t1;                           /* iterations + 1 */
+  Node *adam_alpha[DT_COUNT];
+  Update *ups;
+  int nups;
+};
+
+/* ------------------------------------------------------------ builders */
+
+static Node *node(OptBuild *b, OpKind op, Node **src, int n, const Attrs *a) {
+  Node *r = graph_node(b->g, op, src, n, a, b->fwd->loc);
+  GRADC_ASSERT(r);           /* scalars and the parameter's own shape */
+  r->fwd = b->fwd;
+  r->rule = b->info->name;
+  return r;
+}
+
+static Node *un(OptBuild *b, OpKind op, Node *x) { return node(b, op, &x, 1, NULL); }
+
+static Node *bin(OptBuild *b, OpKind op, Node *x, Node *y) {
+  Node *s[2] = {x, y};
+  return node(b, op, s, 2, NULL);
+}
+
+static Node *cast(OptBuild *b, Node *x, DType t) {
+  if (x->dtype == t) return x;
+  Attrs c = {.dtype = t};
+  return node(b, OP_CAST, &x, 1, &c);
+}
+
+static Node *konst(OptBuild *b, double v, DType t) {
+  Shape s = {0};
+  Node *k = graph_leaf(b->g, OP_CONST, NULL, t, &s, b->fwd->loc);
+  k->a.values = arena_alloc(b->g->arena, sizeof(double));
+  k->a.values[0] = v;
+  k->fwd = b->fwd;
+  k->rule = b->info->name;
+  return k;
+}
+
+static int hyper_index(const OptInfo *o, const char *name) {
+  for (int i = 0; i < o->nhyper; i++)
+    if (!strcmp(o->hyper[i].name, name)) return i;
+  GRADC_ASSERT(!"the row has no such hyperparameter");
+  return -1;
+}
+
+/* The f64 state optimizer/NAME, made once, on first read. */
+static Node *hyper64(OptBuild *b, const char *name) {
+  int i = hyper_index(b->info, name);
+  if (!b->hyper[i]) {
+    const OptHyper *h = &b->info->hyper[i];
+    Shape s = {0};
+    Node *n = graph_leaf(b->g, OP_STATE, arena_printf(b->g->arena, "optimizer/%s", h->name),
+                         DT_F64, &s, b->g->opt.loc);
+    n->a.init = (Init){INIT_CONSTANT, opt_hyper_value(&b->g->opt, h), 0};
+    n->rule = b->info->name;        /* an optimizer's state, not the model's */
+    b->hyper[i] = n;
+  }
+  return b->hyper[i];
+}
+
+/* A hyperparameter in dtype t (one cast per dtype in use). */
+static Node *hyper(OptBuild *b, const char *name, DType t) {
+  int i = hyper_index(b->info, name);
+  Node *h = hyper64(b, name);
+  if (!b->cast[i][t]) b->cast[i][t] = cast(b, h, t);
+  return b->cast[i][t];
+}
+
+/* 1 - hyper, computed in f64 and rounded to t: the bits of the constant a
+ * compile-time setting gave. */
+static Node *one_minus(OptBuild *b, const char *name, DType t) {
+  return cast(b, bin(b, OP_SUB, konst(b, 1, DT_F64), hyper64(b, name)), t);
+}
+
+static Node *slot(OptBuild *b, Node *p, const char *what, InitKind init, double v) {
+  Node *s = graph_leaf(b->g, OP_STATE, arena_printf(b->g->arena, "%s/%s", p->name, what),
+                       p->dtype, &p->shape, p->loc);
+  s->a.init = (Init){init, v, 0};
+  s->fwd = p;
+  s->rule = b->info->name;
+  return s;
+}
+
+static void set(OptBuild *b, Node *dst, Node *value) { b->ups[b->nups++] = (Update){dst, value}; }
+
+/* new = a*x + (1-a)*y, the exponential moving average step */
+static Node *ema(OptBuild *b, const char *a, Node *x, Node *y, DType t) {
+  return bin(b, OP_ADD, bin(b, OP_MUL, hyper(b, a, t), x),
+             bin(b, OP_MUL, one_minus(b, a, t), y));
+}
+
+/* num / (sqrt(denom) + eps): Keras adds eps outside the square root. */
+static Node *scaled(OptBuild *b, Node *num, Node *denom, DType t) {
+  Node *d = bin(b, OP_ADD, un(b, OP_SQRT, denom), hyper(b, "eps", t));
+  return bin(b, OP_DIV, num, d);
+}
+
+/* ------------------------------------------------------------ updates */
+
+/* Keras 2.x update rules (keras/optimizers/optimizer_v2, one file each); the
+ * seed quotes RMSprop's.  Each returns the parameter's new value and sets
+ * its slots. */
+
+static Node *update_sgd(OptBuild *b, Node *p, Node *g) {
+  const Optimizer *o = &b->g->opt;
+  DType t = p->dtype;
+  Node *lrg = bin(b, OP_MUL, hyper(b, "lr", t), g);
+  if (o->momentum == 0) return bin(b, OP_SUB, p, lrg);
+  /* v = m*v - lr*g;  p += v  (nesterov: p += m*v - lr*g) */
+  Node *v = slot(b, p, "momentum", INIT_ZEROS, 0);
+  Node *vn = bin(b, OP_SUB, bin(b, OP_MUL, hyper(b, "momentum", t), v), lrg);
+  set(b, v, vn);
+  if (o->nesterov)
+    return bin(b, OP_ADD, p, bin(b, OP_SUB, bin(b, OP_MUL, hyper(b, "momentum", t), vn), lrg));
+  return bin(b, OP_ADD, p, vn);
+}
+
+static Node *update_rmsprop(OptBuild *b, Node *p, Node *g) {
+  const Optimizer *o = &b->g->opt;
+  DType t = p->dtype;
+  Node *rms = slot(b, p, "rms", INIT_ZEROS, 0);
+  Node *rn = ema(b, "rho", rms, un(b, OP_SQUARE, g), t);
+  set(b, rms, rn);
+  Node *denom = rn;
+  if (o->centered) {
+    Node *mg = slot(b, p, "mg", INIT_ZEROS, 0);
+    Node *mn = ema(b, "rho", mg, g, t);
+    set(b, mg, mn);
+    denom = bin(b, OP_SUB, rn, un(b, OP_SQUARE, mn));
+  }
+  if (o->momentum > 0) {
+    /* Keras hands this case to TF's fused ApplyRMSProp, whose eps sits
+     * inside the square root: mom = m*mom + lr*g / sqrt(denom + eps). */
+    Node *mom = slot(b, p, "momentum", INIT_ZEROS, 0);
+    Node *root = un(b, OP_SQRT, bin(b, OP_ADD, denom, hyper(b, "eps", t)));
+    Node *step = bin(b, OP_ADD, bin(b, OP_MUL, hyper(b, "momentum", t), mom),
+                     bin(b, OP_DIV, bin(b, OP_MUL, hyper(b, "lr", t), g), root));
+    set(b, mom, step);
+    return bin(b, OP_SUB, p, step);
+  }
+  return bin(b, OP_SUB, p, scaled(b, bin(b, OP_MUL, hyper(b, "lr", t), g), denom, t));
+}
+
+/* Keras: t = iterations + 1; alpha = lr * sqrt(1 - b2^t) / (1 - b1^t), in
+ * the parameter's dtype. */
+static Node *adam_alpha(OptBuild *b, DType t) {
+  if (b->adam_alpha[t]) return b->adam_alpha[t];
+  Node *tf = cast(b, b->t1, t);
+  Node *b1p = bin(b, OP_POW, hyper(b, "beta1", t), tf);
+  Node *b2p = bin(b, OP_POW, hyper(b, "beta2", t), tf);
+  Node *one = konst(b, 1, t);
+  b->adam_alpha[t] = bin(b, OP_DIV,
+                         bin(b, OP_MUL, hyper(b, "lr", t), un(b, OP_SQRT, bin(b, OP_SUB, one, b2p))),
+                         bin(b, OP_SUB, one, b1p));
+  return b->adam_alpha[t];
+}
+
+static Node *update_adam(OptBuild *b, Node *p, Node *g) {
+  DType t = p->dtype;
+  Node *alpha = adam_alpha(b, t);
+  Node *m = slot(b, p, "m", INIT_ZEROS, 0), *v = slot(b, p, "v", INIT_ZEROS, 0);
+  Node *mn = bin(b, OP_ADD, m, bin(b, OP_MUL, bin(b, OP_SUB, g, m), one_minus(b, "beta1", t)));
+  Node *vn = bin(b, OP_ADD, v, bin(b, OP_MUL, bin(b, OP_SUB, un(b, OP_SQUARE, g), v),
+                                   one_minus(b, "beta2", t)));
+  set(b, m, mn);
+  set(b, v, vn);
+  return bin(b, OP_SUB, p, scaled(b, bin(b, OP_MUL, mn, alpha), vn, t));
+}
+
+/* The initial accumulator is the slot's initializer, not a run-time value. */
+static Node *update_adagrad(OptBuild *b, Node *p, Node *g) {
+  DType t = p->dtype;
+  Node *acc = slot(b, p, "accumulator", INIT_CONSTANT, b->g->opt.initial_accumulator);
+  Node *an = bin(b, OP_ADD, acc, un(b, OP_SQUARE, g));
+  set(b, acc, an);
+  return bin(b, OP_SUB, p, scaled(b, bin(b, OP_MUL, hyper(b, "lr", t), g), an, t));
+}
+
+/* ------------------------------------------------------------ the table */
+
+/* Keras 2.x defaults (keras/optimizers/optimizer_v2); eps is Keras'
+ * backend epsilon, 1e-7. */
+const OptInfo opt_info[OPT_COUNT] = {
+    [OPT_SGD] = {"sgd", update_sgd, 2,
+                 {H("lr", "learning_rate", lr, 0.01, RANGE_POSITIVE),
+                  H("momentum", NULL, momentum, 0, RANGE_UNIT)},
+                 {"nesterov"}},
+    [OPT_RMSPROP] = {"rmsprop", update_rmsprop, 4,
+                     {H("lr", "learning_rate", lr, 0.001, RANGE_POSITIVE),
+                      H("rho", NULL, rho, 0.9, RANGE_UNIT),
+                      H("momentum", NULL, momentum, 0, RANGE_UNIT),
+                      H("eps", "epsilon", eps, 1e-7, RANGE_NONNEGATIVE)},
+                     {"centered"}},
+    [OPT_ADAM] = {"adam", update_adam, 4,
+                  {H("lr", "learning_rate", lr, 0.001, RANGE_POSITIVE),
+                   H("beta1", "beta_1", beta1, 0.9, RANGE_UNIT),
+                   H("beta2", "beta_2", beta2, 0.999, RANGE_UNIT),
+                   H("eps", "epsilon", eps, 1e-7, RANGE_NONNEGATIVE)},
+                  {NULL}},
+    [OPT_ADAGRAD] = {"adagrad", update_adagrad, 3,
+                     {H("lr", "learning_rate", lr, 0.001, RANGE_POSITIVE),
+                      H("initial_accumulator", "initial_accumulator_value",
+                        initial_accumulator, 0.1, RANGE_ANY),
+                      H("eps", "epsilon", eps, 1e-7, RANGE_NONNEGATIVE)},
+                     {NULL}},
+};
+
+double opt_hyper_value(const Optimizer *o, const OptHyper *h) {
+  return *(const double *)((const char *)o + h->field);
+}
+
+void opt_set_hyper(Optimizer *o, const OptHyper *h, double v) {
+  *(double *)((char *)o + h->field) = v;
+}
+
+/* ------------------------------------------------------------ the stage */
+
+void opt_update(Graph *g) {
+  if (!g->has_train) return;
+  OptBuild bv = {.g = g, .info = &opt_info[g->opt.kind], .fwd = g->loss};
+  OptBuild *b = &bv;
+  b->ups = arena_alloc(g->arena, sizeof(Update) * (size_t)(g->ngrads * 4 + g->nupdates + 2));
+  for (int i = 0; i < g->nupdates; i++) set(b, g->updates[i].state, g->updates[i].value);
+  Node *it = NULL;
+  bool random = false, reordered = false;
+  int nfwd = g->nnodes;
+  for (int i = 0; i < nfwd; i++) random |= g->nodes[i]->op == OP_DROPOUT_MASK;
+  if ((g->opt.kind == OPT_ADAM && g->ngrads) || random) {
+    /* The step counter: Adam's t - 1, and the dropout masks' step. */
+    Shape s = {0};
+    it = graph_leaf(g, OP_STATE, "optimizer/iterations", DT_I32, &s, g->opt.loc);
+    it->a.init = (Init){INIT_ZEROS, 0, 0};
+    it->rule = b->info->name;
+    b->t1 = bin(b, OP_ADD, it, konst(b, 1, DT_I32));
+    set(b, it, b->t1);
+  }
+  for (int i = 0; i < nfwd; i++) {
+    Node *m = g->nodes[i];
+    if (m->op != OP_DROPOUT_MASK || m->nsrc != 1) continue;
+    Node **src = arena_alloc(g->arena, sizeof(Node *) * 2);
+    src[0] = m->src[0], src[1] = it;
+    m->src = src, m->nsrc = 2;
+    reordered = true;          /* the counter was made after the mask */
+  }
+  for (int i = 0; i < g->ngrads; i++) {
+    Node *p = g->grads[i].param;
+    b->fwd = p;
+    Node *np = b->info->update(b, p, g->grads[i].grad);
+    set(b, p, np);
+  }
+  /* All writes after all reads: the assigns close the step. */
+  for (int i = 0; i < b->nups; i++) {
+    b->fwd = b->ups[i].dst;
+    Node *s[2] = {b->ups[i].dst, b->ups[i].value};
+    node(b, OP_ASSIGN, s, 2, NULL);
+  }
+  if (reordered) graph_sort(g);
+}
