@@ -99,6 +99,14 @@ static const int64_t *buffer_rec(const int64_t *d, int b) {
 
 static bool is_persistent(const int64_t *t) { return t[AOT_T_KIND] == GRADC_PARAM || t[AOT_T_KIND] == GRADC_STATE; }
 
+/* A run-time hyperparameter, the f64 scalar state optimizer/NAME (as
+ * model.c's is_hyper): a checkpoint from before gradc had them lacks it,
+ * and loading keeps the model's value. */
+static bool is_hyper(const AotModel *am, const int64_t *t) {
+  return t[AOT_T_KIND] == GRADC_STATE && t[AOT_T_DTYPE] == DT_F64 && t[AOT_T_RANK] == 0 &&
+         !strncmp(am->names[t[AOT_T_NAME]], "optimizer/", 10);
+}
+
 static size_t dtype_bytes(int64_t dt) { return dt == DT_F64 ? 8 : dt == DT_BOOL ? 1 : 4; }
 
 static void dims_of(const int64_t *n, const int64_t *sym, int rank, Dim *d) {
@@ -705,9 +713,12 @@ int gradc_aot_set_state(const AotModel *am, gradc_aot_model *m, const void *blob
       else count = UINT64_MAX;
     }
   }
-  uint64_t expected = 0;
-  for (int i = 0; i < m->nt; i++) expected += is_persistent(tensor_rec(m->desc, i));
-  if (!why && count != expected) {
+  uint64_t expected = 0, optional = 0;
+  for (int i = 0; i < m->nt; i++) {
+    expected += is_persistent(tensor_rec(m->desc, i));
+    optional += is_hyper(am, tensor_rec(m->desc, i));
+  }
+  if (!why && (count > expected || count < expected - optional)) {
     fail(m, GRADC_ERR_CHECKPOINT, "the checkpoint holds %llu tensors, the model %llu", (unsigned long long)count,
          (unsigned long long)expected);
     why = m->err;
@@ -749,10 +760,17 @@ int gradc_aot_set_state(const AotModel *am, gradc_aot_model *m, const void *blob
     p += bytes;
   }
   if (!why && p != end) why = "it is corrupted (stray bytes after the last tensor)";
+  for (int i = 0; !why && i < m->nt; i++) {
+    const int64_t *t = tensor_rec(m->desc, i);
+    if (is_persistent(t) && !data[i] && !is_hyper(am, t)) {
+      fail(m, GRADC_ERR_CHECKPOINT, "'%s' is missing from the checkpoint", am->names[t[AOT_T_NAME]]);
+      why = m->err;
+    }
+  }
   if (!why)
     for (int i = 0; i < m->nt; i++) {
       const int64_t *t = tensor_rec(m->desc, i);
-      if (is_persistent(t))
+      if (is_persistent(t) && data[i])
         memcpy(m->state + m->state_off[t[AOT_T_NODE]], data[i], (size_t)static_count(t) * dtype_bytes(t[AOT_T_DTYPE]));
     }
   free(data);

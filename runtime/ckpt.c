@@ -416,7 +416,7 @@ static gradc_status match_tensors(const char *path, FileTensor *ft, uint32_t cou
     FileTensor *f = find_tensor(ft, count, t[i].name, &twice);
     if (twice) return rt_fail(err, GRADC_ERR_CHECKPOINT, "'%s' is corrupted: it holds '%s' twice", path, t[i].name);
     if (!f) {
-      add_diff(&d, "'%s' is missing from the file", t[i].name);
+      if (!t[i].optional) add_diff(&d, "'%s' is missing from the file", t[i].name);
       continue;
     }
     f->matched = true;
@@ -479,7 +479,7 @@ static gradc_status load_payload(const char *path, const unsigned char *payload,
     for (int i = 0; i < n; i++) {
       bool twice;
       const FileTensor *f = find_tensor(ft, count, t[i].name, &twice);
-      if (bytes[i]) memcpy(t[i].data, f->data, (size_t)bytes[i]);
+      if (f && bytes[i]) memcpy(t[i].data, f->data, (size_t)bytes[i]);
     }
   free(ft);
   return s;

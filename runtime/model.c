@@ -541,7 +541,8 @@ static int ckpt_tensors(const gradc_model *m, CkptTensor *t) {
     const Node *x = m->g->nodes[i];
     if (!persistent(x)) continue;
     t[n] = (CkptTensor){.name = x->name, .dtype = (gradc_dtype)x->dtype, .rank = x->shape.rank,
-                        .data = m->persist[i]};
+                        .data = m->persist[i],
+                        .optional = is_hyper(&(Named){x->name, GRADC_STATE, x})};
     for (int k = 0; k < x->shape.rank; k++) t[n].dims[k] = x->shape.d[k].n;
     n++;
   }

@@ -241,6 +241,9 @@ typedef struct CkptTensor {
   int rank;
   int64_t dims[8];
   void *data;                /* rank/dims/dtype bytes */
+  /* A run-time hyperparameter (optimizer/lr, ...): a checkpoint written
+   * before gradc had them lacks it, and loading keeps the model's value. */
+  bool optional;
 } CkptTensor;
 
 /* Writes all tensors to path atomically: a temporary file in the same
