@@ -46,10 +46,7 @@ static Node *bin(AD *ad, OpKind op, Node *x, Node *y) {
 }
 
 static Node *konst(AD *ad, double v, DType t) {
-  Shape s = {0};
-  Node *k = graph_leaf(ad->g, OP_CONST, NULL, t, &s, ad->fwd->loc);
-  k->a.values = arena_alloc(ad->g->arena, sizeof(double));
-  k->a.values[0] = v;
+  Node *k = graph_scalar(ad->g, v, t, ad->fwd->loc);
   k->fwd = ad->fwd;
   k->rule = ad->rule;
   return k;

@@ -342,6 +342,9 @@ Node *graph_node(Graph *g, OpKind op, Node **src, int nsrc, const Attrs *a,
                  Loc loc);
 Node *graph_leaf(Graph *g, OpKind op, const char *name, DType t,
                  const Shape *s, Loc loc);
+/* A scalar constant v of dtype t (what the backward and update stages
+ * multiply by). */
+Node *graph_scalar(Graph *g, double v, DType t, Loc loc);
 void graph_add_output(Graph *g, Binding **list, int *n, const char *name,
                       Node *node);
 void graph_add_update(Graph *g, Node *state, Node *value);

@@ -101,6 +101,14 @@ Node *graph_leaf(Graph *g, OpKind op, const char *name, DType t,
   return append(g, n);
 }
 
+Node *graph_scalar(Graph *g, double v, DType t, Loc loc) {
+  Shape s = {0};
+  Node *k = graph_leaf(g, OP_CONST, NULL, t, &s, loc);
+  k->a.values = arena_alloc(g->arena, sizeof(double));
+  k->a.values[0] = v;
+  return k;
+}
+
 void graph_add_output(Graph *g, Binding **list, int *n, const char *name,
                       Node *node) {
   Binding *grown = arena_alloc(g->arena, sizeof(Binding) * (size_t)(*n + 1));

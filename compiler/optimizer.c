@@ -76,10 +76,7 @@ static Node *cast(OptBuild *b, Node *x, DType t) {
 }
 
 static Node *konst(OptBuild *b, double v, DType t) {
-  Shape s = {0};
-  Node *k = graph_leaf(b->g, OP_CONST, NULL, t, &s, b->fwd->loc);
-  k->a.values = arena_alloc(b->g->arena, sizeof(double));
-  k->a.values[0] = v;
+  Node *k = graph_scalar(b->g, v, t, b->fwd->loc);
   k->fwd = b->fwd;
   k->rule = b->info->name;
   return k;
