@@ -125,11 +125,21 @@ void header_write(FILE *out, const Graph *g, const EmitOptions *o) {
             dtype_names[n->dtype], shape_str(g, &n->shape, buf, sizeof buf), bytes);
   }
   fprintf(out, " */\nenum {\n");
+  /* Names that differ only in case or punctuation (W and w, W/rms and
+   * W_rms) become the same C identifier: a later one gets _2, _3, ... */
+  char **ids = arena_alloc(g->arena, sizeof *ids * (size_t)(nt + 1));
   for (int i = 0; i < nt; i++) {
     upper(id, sizeof id, p, "_T_");
     size_t l = strlen(id);
     upper(id + l, sizeof id - l, t[i].name, NULL);
-    fprintf(out, "  %s = %d,\n", id, i);
+    char *unique = arena_strdup(g->arena, id);
+    for (int k = 2, j = 0; j < i; j++)
+      if (!strcmp(ids[j], unique)) {
+        unique = arena_printf(g->arena, "%s_%d", id, k++);
+        j = -1;              /* the suffixed name may repeat another: check again */
+      }
+    ids[i] = unique;
+    fprintf(out, "  %s = %d,\n", ids[i], i);
   }
   fprintf(out, "};\n\n");
 

@@ -168,6 +168,13 @@ check "loss_f64: the JIT returns the same losses, bit for bit, and the same stat
   all 'status_is 0' 'stdout_has "jit_ref: ok"' "grep -qx 'step 1: loss 1.0000000001' \"\$out\"" \
       '[ -n "$so_last" ]' 'grep -qxF "$so_last" "$out"'
 
+# ---- tensor names that differ only in case or punctuation (W and w, W_rms
+# and the slot W/rms) get distinct enum names: the header compiles
+run "$gradc" compile "$src/tests/aot/case_names.nn" -o libcase_names.so --header case_names.h
+printf '#include "case_names.h"\nint main(void) { return CASE_NAMES_T_W_2 == 2 && CASE_NAMES_T_W_RMS_3 == 8 ? 0 : 1; }\n' >case_names.c
+check "case_names: the header's enum names are distinct, later ones numbered (W, W_2; W_RMS, W_RMS_2, W_RMS_3)" \
+  all 'status_is 0' 'cc -std=c11 -Wall -Werror case_names.c -o case_names_test 2>"$err"' './case_names_test'
+
 # ---- two models in one process that never saw LLVM
 cc -std=c11 -Wall -Werror -D_GNU_SOURCE "$src/tests/aot/dlopen.c" -ldl -o dlopen_test 2>"$err"
 run ./dlopen_test ./libmnist_mlp.so mnist_mlp ./liblinear_regression.so linear_regression
