@@ -61,6 +61,9 @@ static const char common[] =
     "} gradc_aot_tensor;\n"
     "#endif\n\n";
 
+/* The C type of a tensor's elements, by dtype. */
+static const char *const ctype[DT_COUNT] = {"float", "double", "int32_t", "uint8_t"};
+
 void header_write(FILE *out, const Graph *g, const EmitOptions *o) {
   const char *p = o->prefix;
   char up[200], id[300], buf[SHAPE_STR_MAX];
@@ -90,7 +93,7 @@ void header_write(FILE *out, const Graph *g, const EmitOptions *o) {
   fprintf(out,
           " *   gradc_aot_model *m = %s_new();              // parameters from seed 1\n"
           " *   %s_bind(m, 128, NULL);                      // batch size; allocates the workspace\n"
-          " *   float *x = %s_data(m, \"%s\", NULL);         // fill the inputs, then\n"
+          " *   %s *x = %s_data(m, \"%s\", NULL);         // fill the inputs, then\n"
           " *   double loss;\n"
           " *   %s_train_step(m, &loss);                    // or %s_forward(m)\n"
           " *   %s_save(m, \"model.ckpt\");                   // a gradc checkpoint\n"
@@ -99,7 +102,7 @@ void header_write(FILE *out, const Graph *g, const EmitOptions *o) {
           " * Functions that can fail return 0 or a GRADC_AOT_ERR_* code and leave a\n"
           " * message for %s_last_error(m).  Pointers into a model stay valid until the\n"
           " * next %s_bind or %s_free.  A step allocates nothing.\n */\n",
-          p, p, p, nt ? t[0].name : "x", p, p, p, p, p, p, p);
+          p, p, ctype[nt ? t[0].node->dtype : DT_F32], p, nt ? t[0].name : "x", p, p, p, p, p, p, p);
   fprintf(out, "#ifndef %s_H\n#define %s_H\n\n#include <stddef.h>\n#include <stdint.h>\n\n", up, up);
   fprintf(out, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n%s", common);
   fprintf(out, "#define %s_TARGET \"%s\"\n#define %s_CPU \"%s\"\n", up, o->triple_used, up, o->cpu_used);

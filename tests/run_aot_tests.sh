@@ -155,9 +155,9 @@ check "mnist_mlp's .so needs OpenBLAS for its matrix products" \
 # float, so the first step's 1 + 1e-10 read 1), from the .so as from the JIT
 nn=$src/tests/aot/loss_f64.nn
 run "$gradc" compile "$nn" --cpu native -o libloss_f64.so --header loss_f64.h
-check "loss_f64: the header's train_step takes a double for the loss, of dtype f64" \
+check "loss_f64: the header's train_step takes a double for the loss, of dtype f64; its example reads the input as double" \
   all 'status_is 0' "grep -q 'int loss_f64_train_step(gradc_aot_model \*m, double \*loss);' loss_f64.h" \
-      "grep -q 'of the loss.s dtype (f64)' loss_f64.h"
+      "grep -q 'of the loss.s dtype (f64)' loss_f64.h" "grep -q 'double \\*x = loss_f64_data(m, \"x\", NULL);' loss_f64.h"
 run compile_driver loss_f64 LOSS_F64
 run ./driver_loss_f64 7 3 4 f64.ckpt f64.out
 check "loss_f64: the .so's train_step returns the f64 loss exactly (1.0000000001, not 1)" \
