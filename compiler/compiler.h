@@ -605,9 +605,16 @@ void jit_free(Jit *j);                              /* NULL is fine */
  * the layout never depends on a C compiler's struct rules; doubles are
  * stored as their bits. */
 enum {
-  AOT_VERSION = 1,
+  AOT_VERSION = 2,             /* 2: the names of symbolic dims and hyperparameters */
   /* the array starts with a header */
   AOT_H_VERSION = 0, AOT_H_NNODES, AOT_H_NSYM, AOT_H_REUSE, AOT_H_NTENSORS, AOT_H_NBUFFERS, AOT_H_TRAIN,
+  AOT_H_SYM_NAME,              /* index into AotModel.names of symbolic dim 1's
+                                  name; dims 2..nsym follow it */
+  AOT_H_OPT_NAME,              /* index into names of the optimizer's name */
+  AOT_H_HYPER_NAME, AOT_H_NHYPER, /* the run-time hyperparameters the update
+                                  reads (tensors optimizer/NAME), in the
+                                  optimizer table's order: index of the first
+                                  NAME in names, and their number */
   AOT_H_SIZE,
   /* then one record per named tensor (inputs, params, state in node order,
    * then outputs, metrics, the loss: the order of gradc_tensor_info) */
@@ -632,7 +639,7 @@ typedef struct AotModel {
 
 /* The entry points of a compiled .so, <prefix>_<name>, each forwarding to
  * gradc_aot_<name>(&model, args...).  sig: return type then parameters,
- * v void, p pointer, i int, l int64_t/size_t. */
+ * v void, p pointer, i int, l int64_t/size_t, d double. */
 typedef struct AotEntry {
   const char *name, *sig;
 } AotEntry;

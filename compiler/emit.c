@@ -43,7 +43,8 @@ const AotEntry aot_entries[] = {
     {"workspace_size", "ll"}, {"state_size", "l"},    {"checkpoint_size", "l"},
     {"get_state", "ippl"},  {"set_state", "ippl"},    {"save", "ipp"},
     {"load", "ipp"},        {"tensor_count", "i"},    {"tensor_info", "ipip"},
-    {"data", "pppp"},       {"last_error", "pp"},
+    {"data", "pppp"},       {"last_error", "pp"},     {"set_hyper", "ipppd"},
+    {"get_hyper", "ipppp"}, {"bind_dim", "ippl"},
 };
 const int aot_nentries = (int)(sizeof aot_entries / sizeof *aot_entries);
 
@@ -99,7 +100,11 @@ static LLVMValueRef gen_descriptor(Emit *e, const Graph *g, LLVMValueRef fwd, LL
   GRADC_ASSERT(nb >= 0);
   size_t total = AOT_H_SIZE + (size_t)nt * AOT_T_SIZE + (size_t)nb * AOT_B_SIZE + (size_t)g->nnodes;
   LLVMValueRef *d = arena_alloc(a, sizeof *d * total);
-  LLVMValueRef *names = arena_alloc(a, sizeof *names * (size_t)(nt + 1));
+  /* names: the model, the tensors, the symbolic dims, the optimizer and
+   * its run-time hyperparameters */
+  const OptInfo *info = &opt_info[g->opt.kind];
+  size_t nnames = (size_t)nt + 1 + (size_t)g->nsym + 1 + (size_t)info->nhyper;
+  LLVMValueRef *names = arena_alloc(a, sizeof *names * nnames);
   LLVMValueRef *values = arena_alloc(a, sizeof *values * (size_t)(nt + 1));
   int nvalues = 0;
   for (size_t k = 0; k < total; k++) d[k] = i64c(e, 0);
@@ -111,6 +116,26 @@ static LLVMValueRef gen_descriptor(Emit *e, const Graph *g, LLVMValueRef fwd, LL
   d[AOT_H_NBUFFERS] = i64c(e, nb);
   d[AOT_H_TRAIN] = i64c(e, g->has_train);
   names[0] = cstring(e, g->model_name);
+  int nname = nt + 1;
+  d[AOT_H_SYM_NAME] = i64c(e, nname);
+  for (int k = 1; k <= g->nsym; k++) names[nname++] = cstring(e, g->sym[k]);
+  d[AOT_H_OPT_NAME] = i64c(e, nname);
+  names[nname++] = cstring(e, info->name);
+  /* As model.c's find_hyper lists them: the table's names that are state
+   * tensors optimizer/NAME, f64 scalars. */
+  d[AOT_H_HYPER_NAME] = i64c(e, nname);
+  int nhyper = 0;
+  for (int k = 0; g->has_train && k < info->nhyper; k++)
+    for (int i = 0; i < nt; i++) {
+      const Node *n = t[i].node;
+      if (t[i].kind == 2 && !strncmp(t[i].name, "optimizer/", 10) && !strcmp(t[i].name + 10, info->hyper[k].name) &&
+          n->dtype == DT_F64 && n->shape.rank == 0) {
+        names[nname++] = cstring(e, info->hyper[k].name);
+        nhyper++;
+        break;
+      }
+    }
+  d[AOT_H_NHYPER] = i64c(e, nhyper);
   for (int i = 0; i < nt; i++) {
     LLVMValueRef *r = d + AOT_H_SIZE + (size_t)i * AOT_T_SIZE;
     const Node *n = t[i].node;
@@ -163,8 +188,8 @@ static LLVMValueRef gen_descriptor(Emit *e, const Graph *g, LLVMValueRef fwd, LL
     nodes[i] = i64c(e, s ? s->id : -1);
   }
   LLVMValueRef desc = private_global(e, LLVMArrayType2(e->i64, total), LLVMConstArray2(e->i64, d, total), "desc");
-  LLVMValueRef nv = private_global(e, LLVMArrayType2(e->ptr, (uint64_t)nt + 1),
-                                   LLVMConstArray2(e->ptr, names, (uint64_t)nt + 1), "names");
+  LLVMValueRef nv = private_global(e, LLVMArrayType2(e->ptr, (uint64_t)nname),
+                                   LLVMConstArray2(e->ptr, names, (uint64_t)nname), "names");
   LLVMValueRef vv = private_global(e, LLVMArrayType2(e->ptr, (uint64_t)nvalues),
                                    LLVMConstArray2(e->ptr, values, (uint64_t)nvalues), "values");
   LLVMValueRef fields[5] = {desc, nv, vv, fwd, step};
@@ -178,6 +203,7 @@ static LLVMTypeRef sig_type(Emit *e, char c) {
   case 'p': return e->ptr;
   case 'i': return e->i32;
   case 'l': return e->i64;
+  case 'd': return e->f64;
   default: break;
   }
   GRADC_ASSERT(!"bad entry signature");

@@ -6,7 +6,8 @@
  * declarations of the entry points <prefix>_<name> (emit.c's aot_entries),
  * each documented; one enum constant per named tensor, its index for
  * <prefix>_tensor_info, with a table of name, kind, dtype, shape (the batch
- * shown symbolically) and bytes; the parameter-state and checkpoint sizes as
+ * shown symbolically) and bytes; the symbolic dimensions and run-time
+ * hyperparameters by name; the parameter-state and checkpoint sizes as
  * constants; the workspace size at a few batch sizes and its bound as a
  * function of the batch; the target triple and CPU.
  *
@@ -198,6 +199,36 @@ void header_write(FILE *out, const Graph *g, const EmitOptions *o) {
           " * next bind or free, or NULL for memory the model allocates (and reuses\n"
           " * when large enough).  Inputs and outputs move: look them up again. */\n"
           "int %s_bind(gradc_aot_model *m, int64_t batch, void *workspace);\n\n", p, p);
+  fprintf(out, "/* Sets one symbolic dimension by name, the others keeping their values (1\n"
+               " * before any bind; %s_bind sets every one to the batch): ", p);
+  for (int k = 1; k <= g->nsym; k++) fprintf(out, "%s%s", k > 1 ? ", " : "", g->sym[k]);
+  fprintf(out, "%s.\n", g->nsym ? "" : "none");
+  fprintf(out,
+          " * The workspace is the caller's of the last bind while the new layout fits\n"
+          " * in the bytes that bind asked for, else memory the model allocates.\n"
+          " * GRADC_AOT_ERR_ARG for a name the model does not declare (the message lists\n"
+          " * the declared ones), GRADC_AOT_ERR_SHAPE for a value outside 1..2^24. */\n"
+          "int %s_bind_dim(gradc_aot_model *m, const char *dim, int64_t value);\n\n", p);
+  fprintf(out,
+          "/* The optimizer's run-time hyperparameters, f64 state tensors\n"
+          " * optimizer/NAME that the train step reads every time: ");
+  const OptInfo *info = &opt_info[g->opt.kind];
+  int nh = 0;
+  for (int k = 0; g->has_train && k < info->nhyper; k++)
+    for (int i = 0; i < nt; i++)
+      if (t[i].kind == 2 && !strncmp(t[i].name, "optimizer/", 10) && !strcmp(t[i].name + 10, info->hyper[k].name)) {
+        fprintf(out, "%s%s", nh++ ? ", " : "", info->hyper[k].name);
+        break;
+      }
+  fprintf(out, "%s.\n", nh ? "" : "none");
+  fprintf(out,
+          " * Setting one changes the next step (learning-rate schedules); checkpoints\n"
+          " * keep them.  step: NULL or \"train\".  GRADC_AOT_ERR_ARG for a NULL name or\n"
+          " * out pointer, an unknown step, or a name the update does not read (the\n"
+          " * message lists the valid names). */\n"
+          "int %s_set_hyper(gradc_aot_model *m, const char *step, const char *name, double value);\n"
+          "int %s_get_hyper(gradc_aot_model *m, const char *step, const char *name, double *value);\n\n",
+          p, p);
   fprintf(out,
           "/* Outputs, metrics and the loss (when the label inputs are filled) from the\n"
           " * inputs and parameters. */\n"

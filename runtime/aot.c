@@ -131,11 +131,15 @@ size_t gradc_aot_state_size(const AotModel *am) {
   return total;
 }
 
-/* The workspace layout for batch: fills lb and off (nb entries each). */
-static size_t plan(const AotModel *am, int64_t batch, LayoutBuffer *lb, size_t *off) {
-  const int64_t *d = am->desc;
-  int64_t sym[MAX_SYMS + 1];
+/* Every symbolic dimension set to batch (sym[0] = 1). */
+static void all_dims(int64_t *sym, int64_t batch) {
   for (int k = 0; k <= MAX_SYMS; k++) sym[k] = k ? batch : 1;
+}
+
+/* The workspace layout for the values sym of the symbolic dimensions:
+ * fills lb and off (nb entries each). */
+static size_t plan(const AotModel *am, const int64_t *sym, LayoutBuffer *lb, size_t *off) {
+  const int64_t *d = am->desc;
   for (int b = 0; b < d[AOT_H_NBUFFERS]; b++) {
     const int64_t *r = buffer_rec(d, b);
     Dim dims[MAX_RANK];
@@ -152,7 +156,9 @@ size_t gradc_aot_workspace_size(const AotModel *am, int64_t batch) {
   int nb = (int)am->desc[AOT_H_NBUFFERS];
   LayoutBuffer *lb = malloc(sizeof *lb * (size_t)(nb + 1));
   size_t *off = malloc(sizeof *off * (size_t)(nb + 1));
-  size_t bytes = lb && off ? plan(am, batch, lb, off) : SIZE_MAX;
+  int64_t sym[MAX_SYMS + 1];
+  all_dims(sym, batch);
+  size_t bytes = lb && off ? plan(am, sym, lb, off) : SIZE_MAX;
   free(lb), free(off);
   return bytes == SIZE_MAX ? 0 : bytes;
 }
@@ -261,32 +267,30 @@ gradc_aot_model *gradc_aot_new(const AotModel *am) {
   return m;
 }
 
-int gradc_aot_bind(const AotModel *am, gradc_aot_model *m, int64_t batch, void *workspace) {
-  int s = check(am, m, "bind");
-  if (s) return s;
-  if (batch < 1 || batch > MAX_BATCH)
-    return fail(m, GRADC_ERR_SHAPE, "batch size must be between 1 and %d, got %lld", MAX_BATCH, (long long)batch);
-  if (workspace && (uintptr_t)workspace % 64)
-    return fail(m, GRADC_ERR_ARG, "the workspace must be 64-byte aligned");
-  size_t bytes = plan(am, batch, m->layout, m->ws_off);
+/* Lays out the workspace for the dimension values sym in workspace
+ * (caller-owned), or, for NULL, in ours (reused when large enough) or - with
+ * keep_callers - in the caller's of the last bind while the layout fits the
+ * bytes that bind asked for; then points the buffer table into it. */
+static int place(const AotModel *am, gradc_aot_model *m, const int64_t *sym, void *workspace, bool keep_callers) {
+  size_t bytes = plan(am, sym, m->layout, m->ws_off);
   if (bytes == SIZE_MAX)
-    return fail(m, GRADC_ERR_NOMEM, "the workspace for batch %lld would need more than 2^62 bytes", (long long)batch);
+    return fail(m, GRADC_ERR_NOMEM, "the workspace for batch %lld would need more than 2^62 bytes", (long long)sym[1]);
   if (workspace) {
     if (m->ws_owned) free(m->ws);
     m->ws = workspace, m->ws_owned = false, m->ws_bytes = bytes;
-  } else if (!m->ws_owned || m->ws_bytes < bytes) {
+  } else if (m->ws_owned ? m->ws_bytes < bytes : !(keep_callers && m->ws && m->ws_bytes >= bytes)) {
     char *w = aligned_alloc(64, bytes ? (bytes + 63) & ~(size_t)63 : 64);
     if (!w) {
       m->batch = 0;
       return fail(m, GRADC_ERR_NOMEM, "out of memory: the workspace for batch %lld needs %zu bytes",
-                  (long long)batch, bytes);
+                  (long long)sym[1], bytes);
     }
     memset(w, 0, bytes);
     if (m->ws_owned) free(m->ws);
     m->ws = w, m->ws_owned = true, m->ws_bytes = bytes;
   }
-  for (int k = 1; k <= m->nsym; k++) m->sym[k] = batch;
-  m->batch = batch;
+  memcpy(m->sym, sym, sizeof m->sym);
+  m->batch = sym[1];
   for (int i = 0; i < m->nnodes; i++) {
     int64_t st = m->storage[i];
     if (m->state_off[i] != SIZE_MAX) continue;
@@ -296,6 +300,43 @@ int gradc_aot_bind(const AotModel *am, gradc_aot_model *m, int64_t batch, void *
                 : NULL;
   }
   return GRADC_OK;
+}
+
+int gradc_aot_bind(const AotModel *am, gradc_aot_model *m, int64_t batch, void *workspace) {
+  int s = check(am, m, "bind");
+  if (s) return s;
+  if (batch < 1 || batch > MAX_BATCH)
+    return fail(m, GRADC_ERR_SHAPE, "batch size must be between 1 and %d, got %lld", MAX_BATCH, (long long)batch);
+  if (workspace && (uintptr_t)workspace % 64)
+    return fail(m, GRADC_ERR_ARG, "the workspace must be 64-byte aligned");
+  int64_t sym[MAX_SYMS + 1];
+  all_dims(sym, batch);
+  return place(am, m, sym, workspace, false);
+}
+
+/* As model.c's gradc_bind_dim: one symbolic dimension by name, the others
+ * keeping their values (1 before any bind). */
+int gradc_aot_bind_dim(const AotModel *am, gradc_aot_model *m, const char *dim, int64_t value) {
+  int s = check(am, m, "bind_dim");
+  if (s) return s;
+  if (!dim) return fail(m, GRADC_ERR_ARG, "%s_bind_dim: NULL argument", am->names[0]);
+  const int64_t *d = am->desc;
+  const char *const *sym_name = am->names + d[AOT_H_SYM_NAME] - 1;   /* 1-based */
+  int k = 1;
+  while (k <= m->nsym && strcmp(sym_name[k], dim)) k++;
+  if (k > m->nsym) {
+    char names[512] = "";
+    for (int i = 1; i <= m->nsym; i++)
+      snprintf(names + strlen(names), sizeof names - strlen(names), "%s'%s'", i > 1 ? ", " : "", sym_name[i]);
+    return fail(m, GRADC_ERR_ARG, "%s_bind_dim: the model has no symbolic dimension '%s'; it has: %s", am->names[0],
+                dim, m->nsym ? names : "none");
+  }
+  if (value < 1 || value > MAX_BATCH)
+    return fail(m, GRADC_ERR_SHAPE, "%s must be between 1 and %d, got %lld", dim, MAX_BATCH, (long long)value);
+  int64_t sym[MAX_SYMS + 1];
+  memcpy(sym, m->sym, sizeof sym);
+  sym[k] = value;
+  return place(am, m, sym, NULL, true);
 }
 
 int gradc_aot_forward(const AotModel *am, gradc_aot_model *m) {
@@ -331,7 +372,7 @@ int gradc_aot_tensor_info(const AotModel *am, const gradc_aot_model *m, int i, g
   if (!out || i < 0 || i >= am->desc[AOT_H_NTENSORS])
     return fail((gradc_aot_model *)m, GRADC_ERR_ARG, "%s_tensor_info: no tensor %d", am->names[0], i);
   const int64_t *t = tensor_rec(am->desc, i);
-  int64_t batch = m ? m->batch : 0;
+  bool bound = m && m->batch;
   memset(out, 0, sizeof *out);
   out->name = am->names[t[AOT_T_NAME]];
   out->kind = (int)t[AOT_T_KIND];
@@ -341,11 +382,11 @@ int gradc_aot_tensor_info(const AotModel *am, const gradc_aot_model *m, int i, g
   for (int k = 0; k < out->rank; k++) {
     bool sym = t[AOT_T_DIM_SYM + k] != 0;
     out->symbolic[k] = sym;
-    out->dims[k] = sym && !batch ? -1 : t[AOT_T_DIM_N + k] * (sym ? batch : 1);
+    out->dims[k] = sym && !bound ? -1 : t[AOT_T_DIM_N + k] * (bound ? m->sym[t[AOT_T_DIM_SYM + k]] : 1);
     out->count *= out->dims[k] < 0 ? 0 : out->dims[k];
   }
   out->bytes = (size_t)out->count * dtype_bytes(t[AOT_T_DTYPE]);
-  if (m && t[AOT_T_NODE] >= 0 && (batch || is_persistent(t))) out->data = m->buf[t[AOT_T_NODE]];
+  if (m && t[AOT_T_NODE] >= 0 && (bound || is_persistent(t))) out->data = m->buf[t[AOT_T_NODE]];
   return GRADC_OK;
 }
 
@@ -364,6 +405,56 @@ void *gradc_aot_data(const AotModel *am, gradc_aot_model *m, const char *name, i
   }
   fail(m, GRADC_ERR_ARG, "the model has no tensor named '%s'", name);
   return NULL;
+}
+
+/* ------------------------------------------------------------ hyperparameters */
+
+/* As model.c's find_hyper: the run-time scalar optimizer/NAME of the train
+ * step, or NULL after the message listing the valid names. */
+static double *find_hyper(const AotModel *am, gradc_aot_model *m, const char *fn, const char *step, const char *name) {
+  if (check(am, m, fn)) return NULL;
+  const int64_t *d = am->desc;
+  if (!name) {
+    fail(m, GRADC_ERR_ARG, "%s_%s: NULL argument", am->names[0], fn);
+    return NULL;
+  }
+  if (!d[AOT_H_TRAIN]) {
+    fail(m, GRADC_ERR_ARG, "%s_%s: the model has no train step", am->names[0], fn);
+    return NULL;
+  }
+  if (step && strcmp(step, "train")) {
+    fail(m, GRADC_ERR_ARG, "%s_%s: the model has no step '%s'; its step is 'train'", am->names[0], fn, step);
+    return NULL;
+  }
+  for (int i = 0; i < m->nt; i++) {
+    const int64_t *t = tensor_rec(d, i);
+    if (is_hyper(am, t) && !strcmp(am->names[t[AOT_T_NAME]] + 10, name))
+      return (double *)(m->state + m->state_off[t[AOT_T_NODE]]);
+  }
+  char names[512] = "";
+  for (int k = 0; k < d[AOT_H_NHYPER]; k++)
+    snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", k ? ", " : "",
+             am->names[d[AOT_H_HYPER_NAME] + k]);
+  fail(m, GRADC_ERR_ARG, "%s_%s: the %s optimizer has no run-time hyperparameter '%s'; it has: %s", am->names[0], fn,
+       am->names[d[AOT_H_OPT_NAME]], name, names);
+  return NULL;
+}
+
+int gradc_aot_set_hyper(const AotModel *am, gradc_aot_model *m, const char *step, const char *name, double value) {
+  double *h = find_hyper(am, m, "set_hyper", step, name);
+  if (!h) return GRADC_ERR_ARG;
+  *h = value;
+  return GRADC_OK;
+}
+
+int gradc_aot_get_hyper(const AotModel *am, gradc_aot_model *m, const char *step, const char *name, double *value) {
+  int s = check(am, m, "get_hyper");
+  if (s) return s;
+  if (!value) return fail(m, GRADC_ERR_ARG, "%s_get_hyper: NULL argument", am->names[0]);
+  double *h = find_hyper(am, m, "get_hyper", step, name);
+  if (!h) return GRADC_ERR_ARG;
+  *value = *h;
+  return GRADC_OK;
 }
 
 const char *gradc_aot_last_error(const AotModel *am, const gradc_aot_model *m) {

@@ -144,6 +144,52 @@ for level in 0 3; do
     all 'status_is 0' 'stdout_has "views: ok"'
 done
 
+# ---- run-time hyperparameters (tests/aot/hyper.c): lr set through the .so
+# before step 3 gives the JIT's losses and state bit for bit (--cpu native);
+# the refusals say what model.c says
+run "$gradc" compile "$src/models/mnist_mlp.nn" --cpu native -o libmnist_mlp.so --header mnist_mlp.h
+check "the header documents set_hyper, get_hyper and bind_dim, with the model's names" \
+  all 'status_is 0' "grep -q 'int mnist_mlp_set_hyper(gradc_aot_model \*m, const char \*step, const char \*name, double value);' mnist_mlp.h" \
+      "grep -q 'int mnist_mlp_get_hyper(gradc_aot_model \*m, const char \*step, const char \*name, double \*value);' mnist_mlp.h" \
+      "grep -q 'int mnist_mlp_bind_dim(gradc_aot_model \*m, const char \*dim, int64_t value);' mnist_mlp.h" \
+      "grep -q 'every time: lr, rho, eps\.' mnist_mlp.h"
+run cc -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -DMODEL=mnist_mlp -I"$tmp" -I"$src/tests/aot" \
+  -include mnist_mlp.h "$src/tests/aot/hyper.c" -L"$tmp" -lmnist_mlp -Wl,-rpath,"$tmp" -o hyper
+check "hyper: a C driver builds against the header and the .so alone" status_is 0
+run ./hyper 7 4 32 3 0.003 hyper_so.bin
+check "hyper: the .so sets and gets lr (a round trip, and optimizer/lr holds it)" \
+  all 'status_is 0' 'stdout_has "hyper: ok"'
+cp "$out" hyper_so.out
+run "$ref" hyper "$src/models/mnist_mlp.nn" 7 4 32 3 0.003 hyper_jit.bin
+check "hyper: the JIT trains with the same lr change" all 'status_is 0' 'stdout_has "jit_ref: ok"'
+cp "$out" hyper_jit.out
+check "hyper: the losses after the lr change are the JIT's, bit for bit" \
+  eval 'grep -q "^step 4: " hyper_so.out && diff <(grep "^step" hyper_so.out) <(grep "^step" hyper_jit.out) >"$err"'
+check "hyper: parameters and state after the lr change are the JIT's, byte for byte (cmp)" \
+  cmp -s hyper_so.bin hyper_jit.bin
+run "$ref" hyper "$src/models/mnist_mlp.nn" 7 4 32 5 0.003 hyper_nochange.bin
+check "hyper: without the lr change the state differs (the comparison can fail)" \
+  all 'status_is 0' '! cmp -s hyper_so.bin hyper_nochange.bin'
+check "hyper: the refusals' messages are model.c's, the .so's names for gradc_'s" \
+  eval 'grep -q "^error: mnist_mlp_set_hyper: the rmsprop optimizer has no run-time hyperparameter .momentum.; it has: lr, rho, eps$" hyper_so.out &&
+        diff <(grep "^error" hyper_so.out) <(grep "^error" hyper_jit.out | sed "s/gradc_/mnist_mlp_/") >"$err"'
+
+# ---- symbolic dimensions bound one at a time (tests/aot/dims.c): the
+# sums and messages of the JIT
+run "$gradc" compile "$src/tests/aot/dims.nn" -o libdims.so --header dims.h
+run cc -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -I"$tmp" -include dims.h "$src/tests/aot/dims.c" \
+  -L"$tmp" -ldims -Wl,-rpath,"$tmp" -o dims
+check "dims: the .so of a [batch, n] model and its driver build; the header names both dims" \
+  all 'status_is 0' "grep -q 'to the batch): batch, n\.' dims.h"
+run ./dims
+check "dims: bind_dim gives [2, 3] rows summing to 6 15, [2, 2] to 3 7; bind sets both" \
+  all 'status_is 0' 'stdout_has "dims: ok"' "grep -qx '\[2, 2\]: 3 7' \"\$out\""
+cp "$out" dims_so.out
+run "$ref" dims "$src/tests/aot/dims.nn"
+check "dims: the JIT's sums and messages are the .so's (gradc_ for dims_)" \
+  all 'status_is 0' 'stdout_has "jit_ref: ok"' \
+      'diff <(grep -v ": ok$" dims_so.out) <(grep -v ": ok$" "$out" | sed "s/gradc_/dims_/") >"$err"'
+
 # The rest uses the default (portable, -O3) objects.
 for name in mnist_mlp linear_regression; do
   "$gradc" compile "$src/models/$name.nn" -o "lib$name.so" --header "$name.h" >/dev/null

@@ -11,6 +11,11 @@
  *   jit_ref recompress IN.ckpt OUT.ckpt LEVEL
  *       the same checkpoint with its payload compressed by zlib at LEVEL,
  *       as gradc wrote them before it wrote stored blocks
+ *   jit_ref hyper MODEL.nn SEED STEPS BATCH AT LR STATE.bin
+ *       as hyper.c: lr set to LR before step AT; the losses, the state
+ *       bytes and the refusals' messages
+ *   jit_ref dims MODEL.nn
+ *       as dims.c: the row sums under bind_dim, and its refusals
  */
 #include <math.h>
 #include <stdio.h>
@@ -103,6 +108,76 @@ static int train(int argc, char **argv) {
   return rc;
 }
 
+static int hyper(char **argv) {
+  gradc_options o;
+  gradc_options_default(&o);
+  o.seed = strtoull(argv[3], NULL, 10);
+  int steps = atoi(argv[4]), at = atoi(argv[6]);
+  gradc_model *m;
+  if (gradc_compile_file(argv[2], &o, &m)) {
+    fprintf(stderr, "jit_ref: %s\n", gradc_last_error(NULL));
+    return 1;
+  }
+  int rc = gradc_bind(m, atoll(argv[5])) != GRADC_OK;
+  for (int s = 1; s <= steps; s++) {
+    if (s == at) rc |= gradc_set_hyper(m, NULL, "lr", atof(argv[7])) != GRADC_OK;
+    feed(m, s - 1);
+    double loss = -1;
+    rc |= gradc_train_step(m, &loss) != GRADC_OK;
+    printf("step %d: loss %.17g\n", s, loss);
+  }
+  size_t n;
+  char *b = state_bytes(m, &n);
+  FILE *f = fopen(argv[8], "wb");
+  rc |= !f || fwrite(b, 1, n, f) != n;
+  if (f) rc |= fclose(f) != 0;
+  free(b);
+  double v;
+  gradc_set_hyper(m, NULL, "momentum", 1);
+  printf("error: %s\n", gradc_last_error(m));
+  gradc_get_hyper(m, "eval", "lr", &v);
+  printf("error: %s\n", gradc_last_error(m));
+  gradc_get_hyper(m, NULL, "lr", NULL);
+  printf("error: %s\n", gradc_last_error(m));
+  gradc_free(m);
+  if (!rc) printf("jit_ref: ok\n");
+  return rc;
+}
+
+static void sums(gradc_model *m, int64_t rows, int64_t cols) {
+  int64_t n = 0;
+  float *x = gradc_data(m, "x", &n);
+  for (int64_t i = 0; x && i < n; i++) x[i] = (float)(i + 1);
+  gradc_forward(m);
+  float *s = gradc_data(m, "s", &n);
+  printf("[%lld, %lld]:", (long long)rows, (long long)cols);
+  for (int64_t i = 0; s && i < n; i++) printf(" %.9g", (double)s[i]);
+  printf("\n");
+}
+
+static int dims(char **argv) {
+  gradc_model *m;
+  if (gradc_compile_file(argv[2], NULL, &m)) {
+    fprintf(stderr, "jit_ref: %s\n", gradc_last_error(NULL));
+    return 1;
+  }
+  int rc = gradc_bind_dim(m, "batch", 2) || gradc_bind_dim(m, "n", 3);
+  sums(m, 2, 3);
+  rc |= gradc_bind_dim(m, "n", 2);
+  sums(m, 2, 2);
+  gradc_bind_dim(m, "k", 2);
+  printf("error: %s\n", gradc_last_error(m));
+  gradc_bind_dim(m, "n", 0);
+  printf("error: %s\n", gradc_last_error(m));
+  gradc_set_hyper(m, NULL, "lr", 1);
+  printf("error: %s\n", gradc_last_error(m));
+  rc |= gradc_bind(m, 5);
+  sums(m, 5, 5);
+  gradc_free(m);
+  if (!rc) printf("jit_ref: ok\n");
+  return rc;
+}
+
 static float *read_floats(const char *path, long *n) {
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;
@@ -160,8 +235,12 @@ int main(int argc, char **argv) {
   if (argc == 5 && !strcmp(argv[1], "recompress")) return recompress(argv);
   if (argc >= 8 && !strcmp(argv[1], "train")) return train(argc, argv);
   if (argc == 5 && !strcmp(argv[1], "close")) return close_enough(argv);
+  if (argc == 9 && !strcmp(argv[1], "hyper")) return hyper(argv);
+  if (argc == 3 && !strcmp(argv[1], "dims")) return dims(argv);
   fprintf(stderr, "usage: jit_ref train MODEL.nn SEED STEPS BATCH STATE.ckpt OUTPUTS.bin [OTHER.ckpt]\n"
                   "       jit_ref close A.bin B.bin TOL\n"
-                  "       jit_ref recompress IN.ckpt OUT.ckpt LEVEL\n");
+                  "       jit_ref recompress IN.ckpt OUT.ckpt LEVEL\n"
+                  "       jit_ref hyper MODEL.nn SEED STEPS BATCH AT LR STATE.bin\n"
+                  "       jit_ref dims MODEL.nn\n");
   return 2;
 }
