@@ -11,8 +11,10 @@
  * What it does is what runtime/model.c does for the JIT, from the
  * descriptor instead of the graph: parameters and optimizer state in one
  * block, initialised by init.c's code (the same numbers for the same
- * seed); one workspace per batch size laid out by layout.c from the live
- * ranges plan.c recorded (the same offsets); the buffer table the step
+ * seed); one workspace per binding of the symbolic dimensions (all to the
+ * batch, or one by name) laid out by layout.c from the live ranges plan.c
+ * recorded (the same offsets); the run-time hyperparameters by name (the
+ * descriptor lists the valid ones); the buffer table the step
  * functions read; and the parameter state as a gradc checkpoint (runtime/
  * ckpt.c's format); and the instance's run-time context (context.c: its
  * thread pool and scratch), which the step functions receive, so that two
