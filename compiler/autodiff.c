@@ -1,11 +1,15 @@
 /*
  * autodiff.c - reverse-mode differentiation into the same IR.
  *
- * Input: a checked forward graph with a scalar loss (g->loss).  Output: the
- * same graph with backward nodes appended (each records the forward node and
- * the rule that made it), and g->grads listing d(loss)/d(param) per trained
- * parameter.  The optimizer's update of each parameter is the next stage's
- * (optimizer.c).
+ * gradients(g, loss, targets) appends to g the backward nodes of d(loss)/
+ * d(target) for any scalar and any nodes, backward nodes included, so that
+ * it can run on its own results (a gradient of a gradient); each call is
+ * independent of the others.  The stage, autodiff(g), calls it once per
+ * train step (g->steps) with the parameters that step trains (its `of`
+ * patterns, else every parameter) and records d(loss)/d(param) in the
+ * step's grads.  Each backward node records the forward node and the rule
+ * that made it.  The optimizer's update of each parameter is the next
+ * stage's (optimizer.c).
  *
  * Invariants the rest of the pipeline relies on:
  *  - the backward graph is built once, at compile time; nothing is recorded
@@ -22,7 +26,7 @@
 struct AD {
   Graph *g;
   Node **grad;          /* by forward node id */
-  bool *wants;          /* float and depends on some parameter */
+  bool *wants;          /* float and depends on some target */
   int nfwd;
   Node *fwd;            /* the forward node whose rule runs now */
   const char *rule;
@@ -436,60 +440,94 @@ void grad_train_select(AD *ad, Node *n, Node *gy) { ad_accum(ad, n->src[0], gy);
 
 /* ------------------------------------------------------------ the stage */
 
+bool gradients(Graph *g, Node *loss, Node *const *targets, int n, Node **out) {
+  AD adv = {.g = g, .nfwd = g->nnodes};
+  AD *ad = &adv;
+  ad->grad = arena_alloc(g->arena, sizeof(Node *) * (size_t)(g->nnodes ? g->nnodes : 1));
+  ad->wants = arena_alloc(g->arena, (size_t)(g->nnodes ? g->nnodes : 1));
+  for (int k = 0; k < n; k++) ad->wants[targets[k]->id] = dtype_is_float(targets[k]->dtype);
+  for (int i = 0; i < g->nnodes; i++) {
+    Node *x = g->nodes[i];
+    bool w = false;
+    for (int k = 0; k < x->nsrc && !w; k++) w = ad->wants[x->src[k]->id];
+    if (w && dtype_is_float(x->dtype) && !(op_info[x->op].flags & F_NO_GRAD)) ad->wants[i] = true;
+  }
+  ad->fwd = loss;
+  ad->rule = "seed";
+  ad->grad[loss->id] = konst(ad, 1, loss->dtype);
+  for (int i = loss->id; i >= 0; i--) {
+    Node *x = g->nodes[i];
+    Node *gy = ad->grad[i];
+    if (!gy || !ad->wants[i] || op_info[x->op].kind == K_LEAF) continue;
+    const OpInfo *info = &op_info[x->op];
+    if (info->grad == grad_none) {
+      graph_error(g, x->loc, "cannot differentiate through '%s': it has no "
+                  "gradient rule", info->name);
+      return false;
+    }
+    ad->fwd = x;
+    ad->rule = info->name;
+    info->grad(ad, x, gy);
+  }
+  for (int k = 0; k < n; k++) out[k] = ad->grad[targets[k]->id];
+  return true;
+}
+
+static const char *loss_name(const TrainStep *st) { return st->loss->name ? st->loss->name : "loss"; }
+
 bool autodiff(Graph *g) {
-  if (!g->has_train) {
+  if (!g->nsteps) {
     /* Without a train step nothing applies the state updates (batch
      * norm's moving statistics): drop them, or the list would keep
      * values that dce removes. */
     g->nupdates = 0;
     return true;
   }
-  AD adv = {.g = g, .nfwd = g->nnodes};
-  AD *ad = &adv;
-  ad->grad = arena_alloc(g->arena, sizeof(Node *) * (size_t)g->nnodes);
-  ad->wants = arena_alloc(g->arena, (size_t)g->nnodes);
-  for (int i = 0; i < g->nnodes; i++) {
-    Node *n = g->nodes[i];
-    bool w = n->op == OP_PARAM;
-    for (int k = 0; k < n->nsrc && !w; k++) w = ad->wants[n->src[k]->id];
-    ad->wants[i] = w && dtype_is_float(n->dtype) && !(op_info[n->op].flags & F_NO_GRAD);
-  }
-  ad->fwd = g->loss;
-  ad->rule = "seed";
-  ad->grad[g->loss->id] = konst(ad, 1, g->loss->dtype);
-  for (int i = g->loss->id; i >= 0; i--) {
-    Node *n = g->nodes[i];
-    Node *gy = ad->grad[i];
-    if (!gy || !ad->wants[i] || op_info[n->op].kind == K_LEAF) continue;
-    const OpInfo *info = &op_info[n->op];
-    if (info->grad == grad_none) {
-      graph_error(g, n->loc, "cannot differentiate through '%s': it has no "
-                  "gradient rule", info->name);
-      return false;
+  int nfwd = g->nnodes, nparams = 0;
+  for (int i = 0; i < nfwd; i++) nparams += g->nodes[i]->op == OP_PARAM;
+  Node **params = arena_alloc(g->arena, sizeof(Node *) * (size_t)(nparams ? nparams : 1));
+  nparams = 0;
+  for (int i = 0; i < nfwd; i++)
+    if (g->nodes[i]->op == OP_PARAM) params[nparams++] = g->nodes[i];
+  bool *trained = arena_alloc(g->arena, (size_t)(nparams ? nparams : 1));
+  Node **sel = arena_alloc(g->arena, sizeof(Node *) * (size_t)(nparams ? nparams : 1));
+  Node **grad = arena_alloc(g->arena, sizeof(Node *) * (size_t)(nparams ? nparams : 1));
+  for (int s = 0; s < g->nsteps; s++) {
+    TrainStep *st = &g->steps[s];
+    int n = st->npatterns ? st->nparams : nparams;
+    memcpy(sel, st->npatterns ? st->params : params, sizeof(Node *) * (size_t)n);
+    if (!gradients(g, st->loss, sel, n, grad)) return false;
+    st->grads = arena_alloc(g->arena, sizeof(Grad) * (size_t)(n ? n : 1));
+    for (int i = 0; i < n; i++) {
+      if (grad[i]) {
+        st->grads[st->ngrads++] = (Grad){sel[i], grad[i]};
+        grad[i]->flags |= N_GRAD;
+        for (int k = 0; k < nparams; k++) trained[k] |= params[k] == sel[i];
+      } else if (st->npatterns) {
+        diag_add(g->arena, g->diags, DIAG_WARNING, sel[i]->loc,
+                 "parameter '%s' does not affect the loss '%s' of train step '%s'; it will "
+                 "not be trained", sel[i]->name, loss_name(st), st->name);
+      }
     }
-    ad->fwd = n;
-    ad->rule = info->name;
-    info->grad(ad, n, gy);
+    if (!st->ngrads)
+      diag_add(g->arena, g->diags, DIAG_WARNING, st->loss->loc,
+               "the loss '%s' does not depend on any parameter: training changes nothing",
+               loss_name(st));
   }
-  int nparams = 0;
-  for (int i = 0; i < ad->nfwd; i++) nparams += g->nodes[i]->op == OP_PARAM;
-  g->grads = arena_alloc(g->arena, sizeof(Grad) * (size_t)(nparams ? nparams : 1));
-  for (int i = 0; i < ad->nfwd; i++) {
-    Node *p = g->nodes[i];
-    if (p->op != OP_PARAM) continue;
-    if (ad->grad[i]) {
-      g->grads[g->ngrads++] = (Grad){p, ad->grad[i]};
-      ad->grad[i]->flags |= N_GRAD;
-    } else if (p->flags & N_USED) {
+  for (int k = 0; k < nparams; k++) {
+    Node *p = params[k];
+    if (trained[k] || !(p->flags & N_USED)) continue;
+    bool named = false;
+    for (int s = 0; s < g->nsteps && !named; s++) named = g->steps[s].npatterns > 0;
+    if (g->nsteps == 1 && !named)
       diag_add(g->arena, g->diags, DIAG_WARNING, p->loc,
-               "parameter '%s' does not affect the loss '%s'; it will not be trained",
-               p->name, g->loss->name ? g->loss->name : "loss");
-    }
+               "parameter '%s' does not affect the loss '%s'; it will not be trained", p->name,
+               loss_name(&g->steps[0]));
+    else if (!named)
+      diag_add(g->arena, g->diags, DIAG_WARNING, p->loc,
+               "parameter '%s' does not affect the loss of any train step; it will not be "
+               "trained", p->name);
   }
-  if (!g->ngrads)
-    diag_add(g->arena, g->diags, DIAG_WARNING, g->loss->loc,
-             "the loss '%s' does not depend on any parameter: training changes nothing",
-             g->loss->name ? g->loss->name : "loss");
   g->stage = "grad";
   return true;
 }

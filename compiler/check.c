@@ -108,16 +108,15 @@ static void print_int_inputs(FILE *out, const Graph *g, int64_t batch) {
   }
 }
 
-static double loss_at(Eval *e, const Graph *g) {
-  Node *root = g->loss;
-  eval_run(e, &root, 1);
-  return eval_data(e, g->loss)[0];
+static double loss_at(Eval *e, Node *loss) {
+  eval_run(e, &loss, 1);
+  return eval_data(e, loss)[0];
 }
 
 /* The loss after parameter p alone has changed since the last loss_at. */
-static double loss_after(Eval *e, const Graph *g, const Node *p) {
-  eval_rerun(e, g->loss, p);
-  return eval_data(e, g->loss)[0];
+static double loss_after(Eval *e, Node *loss, const Node *p) {
+  eval_rerun(e, loss, p);
+  return eval_data(e, loss)[0];
 }
 
 /* Differences of the loss in element k of p at step h: central, forward and
@@ -127,13 +126,13 @@ typedef struct Probe {
   double central, forward, backward, magnitude;
 } Probe;
 
-static Probe probe(Eval *e, const Graph *g, const Node *p, int64_t k, double h, double l0) {
+static Probe probe(Eval *e, Node *loss, const Node *p, int64_t k, double h, double l0) {
   double *theta = eval_data(e, p), t0 = theta[k];
   double tp = t0 + h, tm = t0 - h;
   theta[k] = tp;
-  double lp = loss_after(e, g, p);
+  double lp = loss_after(e, loss, p);
   theta[k] = tm;
-  double lm = loss_after(e, g, p);
+  double lm = loss_after(e, loss, p);
   theta[k] = t0;
   double hp = tp - t0, hm = t0 - tm;
   return (Probe){(lp - lm) / (hp + hm), (lp - l0) / hp, (l0 - lm) / hm,
@@ -154,10 +153,10 @@ typedef struct Element {
 
 /* The verdict on element k of p, whose symbolic gradient is a (see the essay
  * above for the criterion and the kink test). */
-static Element check_element(Eval *e, const Graph *g, const Node *p, int64_t k, double a,
+static Element check_element(Eval *e, Node *loss, const Node *p, int64_t k, double a,
                              double rtol, double l0) {
   double h = CHECK_STEP * fmax(1.0, fabs(eval_data(e, p)[k]));
-  Probe p1 = probe(e, g, p, k, h, l0);
+  Probe p1 = probe(e, loss, p, k, h, l0);
   Element el = {ELEM_OK, p1.central, fabs(a - p1.central), rounding(&p1, h), 0};
   el.allowed = el.atol + rtol * fabs(p1.central);
   if (!isfinite(el.error)) {
@@ -167,7 +166,7 @@ static Element check_element(Eval *e, const Graph *g, const Node *p, int64_t k, 
   }
   if (el.error <= el.allowed) return el;
 
-  Probe p2 = probe(e, g, p, k, h / 2, l0);
+  Probe p2 = probe(e, loss, p, k, h / 2, l0);
   /* A kink between h/2 and h spoils only the larger step. */
   Element half = {ELEM_OK, p2.central, fabs(a - p2.central), rounding(&p2, h / 2), 0};
   half.allowed = half.atol + rtol * fabs(p2.central);
@@ -190,8 +189,80 @@ static Element check_element(Eval *e, const Graph *g, const Node *p, int64_t k, 
   return el;
 }
 
+/* The gradients of one train step; counts into the totals. */
+static bool check_step(Eval *e, const Graph *g, const TrainStep *st, uint64_t seed, int64_t batch,
+                       double tol, FILE *out, double *worst, int64_t *failed, int64_t *kinks,
+                       int64_t *checked) {
+  Node *loss = st->loss;
+  double l0 = loss_at(e, loss);
+  if (!isfinite(l0)) {
+    fprintf(out, "gradc check: the loss is %g at the random starting point; "
+            "cannot compare gradients there\n", l0);
+    return false;
+  }
+  Node **roots = malloc(sizeof(Node *) * (size_t)(st->ngrads + 1));
+  GRADC_ASSERT(roots);
+  roots[0] = loss;
+  for (int i = 0; i < st->ngrads; i++) roots[i + 1] = st->grads[i].grad;
+  eval_run(e, roots, st->ngrads + 1);
+  free(roots);
+
+  if (g->nsteps == 1)
+    fprintf(out, "gradc check %s: seed %llu, batch %lld, loss %.6g\n", g->model_name,
+            (unsigned long long)seed, (long long)batch, l0);
+  else
+    fprintf(out, "gradc check %s, train step %s: seed %llu, batch %lld, loss %s = %.6g\n",
+            g->model_name, st->name, (unsigned long long)seed, (long long)batch,
+            loss->name ? loss->name : "loss", l0);
+  print_int_inputs(out, g, batch);
+  fprintf(out, "  pass: |symbolic - numeric| <= atol + %.1e |numeric|, atol the "
+          "difference's own error\n", tol);
+  fprintf(out, "  %-24s %10s %8s %6s %14s %14s\n", "parameter", "elements", "checked",
+          "kinks", "max abs error", "error/allowed");
+  for (int i = 0; i < st->ngrads; i++) {
+    Node *p = st->grads[i].param;
+    int64_t cnt = eval_count(e, p);
+    double *an = malloc(sizeof(double) * (size_t)cnt);
+    GRADC_ASSERT(an);
+    memcpy(an, eval_data(e, st->grads[i].grad), sizeof(double) * (size_t)cnt);
+    int64_t checks = cnt < CHECK_SAMPLES ? cnt : CHECK_SAMPLES;
+    uint64_t rs = rng_stream(seed ^ 0xc4ecull, p->name);
+    double max_abs = 0, max_ratio = 0;
+    int64_t pfailed = 0, pkinks = 0;
+    Element shown[SHOWN_FAILURES];
+    int64_t shown_at[SHOWN_FAILURES];
+    for (int64_t s = 0; s < checks; s++) {
+      int64_t k = cnt <= CHECK_SAMPLES ? s : (int64_t)(rng_uniform(rs, (uint64_t)s) * (double)cnt);
+      Element el = check_element(e, loss, p, k, an[k], tol, l0);
+      if (el.verdict == ELEM_KINK) {
+        pkinks++;
+        continue;
+      }
+      double ratio = el.allowed > 0 ? el.error / el.allowed : el.error > 0 ? INFINITY : 0;
+      if (el.error > max_abs) max_abs = el.error;
+      if (ratio > max_ratio) max_ratio = ratio;
+      if (el.verdict == ELEM_FAIL) {
+        if (pfailed < SHOWN_FAILURES) shown[pfailed] = el, shown_at[pfailed] = k;
+        pfailed++;
+      }
+    }
+    loss_after(e, loss, p);   /* back to the unperturbed values for the next one */
+    fprintf(out, "  %-24s %10lld %8lld %6lld %14.3e %14.3e%s\n", p->name, (long long)cnt,
+            (long long)checks, (long long)pkinks, max_abs, max_ratio, pfailed ? "  FAIL" : "");
+    for (int64_t s = 0; s < pfailed && s < SHOWN_FAILURES; s++)
+      fprintf(out, "      element %lld: symbolic %.9g, numeric %.9g, atol %.3g\n",
+              (long long)shown_at[s], an[shown_at[s]], shown[s].numeric, shown[s].atol);
+    free(an);
+    if (max_ratio > *worst) *worst = max_ratio;
+    *failed += pfailed, *kinks += pkinks, *checked += checks;
+  }
+  return true;
+}
+
 int check_gradients(const Graph *g, uint64_t seed, int64_t batch, double tol, FILE *out) {
-  if (!g->has_train || !g->ngrads) {
+  int ngrads = 0;
+  for (int s = 0; s < g->nsteps; s++) ngrads += g->steps[s].ngrads;
+  if (!ngrads) {
     fprintf(out, "gradc check: the model has no train statement or no trained "
             "parameter; nothing to check\n");
     return 1;
@@ -206,69 +277,20 @@ int check_gradients(const Graph *g, uint64_t seed, int64_t batch, double tol, FI
     return 2;
   }
   eval_init(e, seed);
-  /* Inputs in [-1, 1]; if that point is outside the loss's domain (log of a
+  /* Inputs in [-1, 1]; if that point is outside a loss's domain (log of a
    * negative input, say) retry once with inputs in [0.1, 1]. */
   fill_inputs(e, g, seed, batch, -1);
-  if (!isfinite(loss_at(e, g))) fill_inputs(e, g, seed, batch, 0.1);
-  double l0 = loss_at(e, g);
-  if (!isfinite(l0)) {
-    fprintf(out, "gradc check: the loss is %g at the random starting point; "
-            "cannot compare gradients there\n", l0);
-    eval_free(e);
-    return 1;
-  }
-  Node **roots = malloc(sizeof(Node *) * (size_t)(g->ngrads + 1));
-  GRADC_ASSERT(roots);
-  roots[0] = g->loss;
-  for (int i = 0; i < g->ngrads; i++) roots[i + 1] = g->grads[i].grad;
-  eval_run(e, roots, g->ngrads + 1);
-  free(roots);
-
-  fprintf(out, "gradc check %s: seed %llu, batch %lld, loss %.6g\n", g->model_name,
-          (unsigned long long)seed, (long long)batch, l0);
-  print_int_inputs(out, g, batch);
-  fprintf(out, "  pass: |symbolic - numeric| <= atol + %.1e |numeric|, atol the "
-          "difference's own error\n", tol);
-  fprintf(out, "  %-24s %10s %8s %6s %14s %14s\n", "parameter", "elements", "checked",
-          "kinks", "max abs error", "error/allowed");
+  bool finite = true;
+  for (int s = 0; s < g->nsteps; s++) finite &= isfinite(loss_at(e, g->steps[s].loss));
+  if (!finite) fill_inputs(e, g, seed, batch, 0.1);
   double worst = 0;
   int64_t failed = 0, kinks = 0, checked = 0;
-  for (int i = 0; i < g->ngrads; i++) {
-    Node *p = g->grads[i].param;
-    int64_t cnt = eval_count(e, p);
-    double *an = malloc(sizeof(double) * (size_t)cnt);
-    GRADC_ASSERT(an);
-    memcpy(an, eval_data(e, g->grads[i].grad), sizeof(double) * (size_t)cnt);
-    int64_t checks = cnt < CHECK_SAMPLES ? cnt : CHECK_SAMPLES;
-    uint64_t st = rng_stream(seed ^ 0xc4ecull, p->name);
-    double max_abs = 0, max_ratio = 0;
-    int64_t pfailed = 0, pkinks = 0;
-    Element shown[SHOWN_FAILURES];
-    int64_t shown_at[SHOWN_FAILURES];
-    for (int64_t s = 0; s < checks; s++) {
-      int64_t k = cnt <= CHECK_SAMPLES ? s : (int64_t)(rng_uniform(st, (uint64_t)s) * (double)cnt);
-      Element el = check_element(e, g, p, k, an[k], tol, l0);
-      if (el.verdict == ELEM_KINK) {
-        pkinks++;
-        continue;
-      }
-      double ratio = el.allowed > 0 ? el.error / el.allowed : el.error > 0 ? INFINITY : 0;
-      if (el.error > max_abs) max_abs = el.error;
-      if (ratio > max_ratio) max_ratio = ratio;
-      if (el.verdict == ELEM_FAIL) {
-        if (pfailed < SHOWN_FAILURES) shown[pfailed] = el, shown_at[pfailed] = k;
-        pfailed++;
-      }
+  for (int s = 0; s < g->nsteps; s++) {
+    if (!g->steps[s].ngrads) continue;
+    if (!check_step(e, g, &g->steps[s], seed, batch, tol, out, &worst, &failed, &kinks, &checked)) {
+      eval_free(e);
+      return 1;
     }
-    loss_after(e, g, p);      /* back to the unperturbed values for the next one */
-    fprintf(out, "  %-24s %10lld %8lld %6lld %14.3e %14.3e%s\n", p->name, (long long)cnt,
-            (long long)checks, (long long)pkinks, max_abs, max_ratio, pfailed ? "  FAIL" : "");
-    for (int64_t s = 0; s < pfailed && s < SHOWN_FAILURES; s++)
-      fprintf(out, "      element %lld: symbolic %.9g, numeric %.9g, atol %.3g\n",
-              (long long)shown_at[s], an[shown_at[s]], shown[s].numeric, shown[s].atol);
-    free(an);
-    if (max_ratio > worst) worst = max_ratio;
-    failed += pfailed, kinks += pkinks, checked += checks;
   }
   eval_free(e);
   if (failed) {

@@ -1,25 +1,25 @@
 /*
  * codegen.c - the graph as LLVM IR, through the LLVM C API.
  *
- * Input: a graph after autodiff.  Output: one LLVM module with two
- * functions of the same signature,
+ * Input: a graph after autodiff.  Output: one LLVM module with one
+ * function per entry of graph_function_roots, all of the same signature,
  *
  *     void forward(void *rt, void **buf, const int64_t *sym);
- *     void train_step(void *rt, void **buf, const int64_t *sym);
+ *     void step_NAME(void *rt, void **buf, const int64_t *sym);   (one per train step)
  *
  * where rt is the calling model instance's run-time context, buf[i] the
  * storage of node i (see cg_buffer_node) and sym[k] the run-time value of
  * symbolic dimension k (sym[0] is 1).  The code touches no state of the
  * runtime but through rt: every gradc_* function it calls (products, the
  * thread pool, scratch, profile marks) takes rt first (cg_runtime_call),
- * and outlined tasks receive it too, so instances run concurrently.  forward computes
- * outputs, metrics and the loss; train_step computes the whole graph,
- * updates included, so after a step every output, metric and the loss
- * holds the step's value (from the parameters before its update).
- * Neither allocates: every buffer comes from the caller.  Both come from
- * the same graph: a train_select node is the one place they differ, each
- * function following only its own operand of it (dropout's mask, batch
- * norm's batch statistics exist in train_step alone).
+ * and outlined tasks receive it too, so instances run concurrently.  forward
+ * computes outputs, metrics and every loss; a train step computes its loss,
+ * its backward pass and its updates, and every output and metric, so after
+ * a step they hold the step's value (from the parameters before its
+ * update).  None allocates: every buffer comes from the caller.  All come
+ * from the same graph: a train_select node is where forward and the steps
+ * differ, each function following only its own operand of it (dropout's
+ * mask, batch norm's batch statistics exist in the train steps alone).
  *
  * Each node becomes a loop nest in execution order.  Elementwise ops read
  * broadcast operands through strides of 0 (no broadcast is materialised);
@@ -963,6 +963,10 @@ static void gen_constants(CG *cg) {
   }
 }
 
+const char *cg_function_name(const Graph *g, int fn) {
+  return fn == 0 ? "forward" : arena_printf(g->arena, "step_%s", g->steps[fn - 1].name);
+}
+
 LLVMModuleRef cg_module(LLVMContextRef ctx, const Graph *g, const char *prefix, bool profile,
                         bool parallel) {
   CG cgv = {.ctx = ctx, .g = g, .profile = profile, .parallel = parallel}, *cg = &cgv;
@@ -981,23 +985,13 @@ LLVMModuleRef cg_module(LLVMContextRef ctx, const Graph *g, const char *prefix, 
   cg->mark = arena_alloc(g->arena, (size_t)g->nnodes);
   gen_constants(cg);
 
-  size_t nroots = (size_t)(g->nnodes + g->noutputs + g->nmetrics + 1);
-  Node **roots = arena_alloc(g->arena, sizeof(Node *) * nroots);
-  int n = 0;
-  for (int i = 0; i < g->noutputs; i++) roots[n++] = g->outputs[i].node;
-  for (int i = 0; i < g->nmetrics; i++) roots[n++] = g->metrics[i].node;
-  if (g->loss) roots[n++] = g->loss;
-  char name[256];
-  snprintf(name, sizeof name, "%sforward", prefix);
-  gen_function(cg, name, roots, n, false);
-  n = 0;
-  for (int i = 0; i < g->nnodes; i++)
-    if (op_info[g->nodes[i]->op].flags & F_EFFECT) roots[n++] = g->nodes[i];
-  for (int i = 0; i < g->noutputs; i++) roots[n++] = g->outputs[i].node;
-  for (int i = 0; i < g->nmetrics; i++) roots[n++] = g->metrics[i].node;
-  if (g->loss) roots[n++] = g->loss;
-  snprintf(name, sizeof name, "%strain_step", prefix);
-  gen_function(cg, name, roots, n, true);
+  Node **roots = arena_alloc(g->arena, sizeof(Node *) * (size_t)graph_max_roots(g));
+  for (int f = 0; f < graph_nfunctions(g); f++) {
+    int n = graph_function_roots(g, f, roots);
+    char name[256];
+    snprintf(name, sizeof name, "%s%s", prefix, cg_function_name(g, f));
+    gen_function(cg, name, roots, n, f > 0);
+  }
   LLVMDisposeBuilder(cg->b);
   return cg->mod;
 }

@@ -110,7 +110,7 @@ static bool run_stages(Graph *g, const CompileOptions *o) {
   if (o->last < STAGE_GRAD) return true;
   /* An override of the learning rate must reach the graph before the
    * update stage makes optimizer/lr's initial value from it. */
-  if (o->lr > 0 && g->has_train) g->opt.lr = o->lr;
+  for (int s = 0; o->lr > 0 && s < g->nsteps; s++) g->steps[s].opt.lr = o->lr;
   g->canon_rewrites = canon(g);
   verify(g, o, "canon");
   if (!autodiff(g)) return false;

@@ -232,7 +232,8 @@ typedef struct Window {
   X(Init,     init,     ,           ATTR_INIT)   /* param */ \
   X(double *, values,   ,           ATTR_VALUES) /* const and INIT_VALUES data, row-major */ \
   X(Window,   win,      ,           ATTR_BYTES)  /* im2col, col2im, pooling */ \
-  X(int64_t,  seed,     ,           ATTR_EQ)     /* dropout_mask: its stream is rng_stream(seed, "dropout") */
+  X(int64_t,  seed,     ,           ATTR_EQ)     /* dropout_mask: its stream is rng_stream(seed, "dropout") */ \
+  X(int,      owner,    ,           ATTR_EQ)     /* assign: index in g->steps of the step that applies it */
 
 typedef struct Attrs {
 #define ATTR(type, name, array, compare) type name array;
@@ -305,6 +306,34 @@ typedef struct Grad {
   Node *grad;            /* d(loss)/d(param), same shape */
 } Grad;
 
+enum { MAX_STEPS = 32 };       /* functions are bits of a 64-bit mask (fuse.c) */
+
+/* One train statement: `train LOSS [of PATTERN, ...] with OPT(...) [as NAME]`.
+ * Compiled to one function that computes the loss and every output and
+ * metric in training mode and applies the updates of this step: its
+ * optimizer's update of its parameters and slots, and the model's state
+ * updates that depend on what its loss computes (optimizer.c). */
+typedef struct TrainStep {
+  const char *name;      /* `as NAME`; else "train" alone, or the loss's name */
+  Node *loss;
+  Optimizer opt;
+  /* `of` globs (fnmatch) over parameter names, and the parameters they
+   * match (parse.c); none: every parameter the loss depends on. */
+  const char **patterns;
+  Loc *pattern_locs;
+  int npatterns;
+  Node **params;
+  int nparams;
+  /* The prefix of the state this step owns (slots, hyperparameters, its
+   * counter): "" when the model has one step (the names gradc always
+   * used), else "NAME/". */
+  const char *prefix;
+  /* After autodiff: the gradient of the loss for each trained parameter. */
+  Grad *grads;
+  int ngrads;
+  Loc loc;
+} TrainStep;
+
 struct Graph {
   Arena *arena;
   Diags *diags;
@@ -316,16 +345,13 @@ struct Graph {
   int nsym;
   Binding *outputs, *metrics;
   int noutputs, nmetrics;
-  Node *loss;
-  bool has_train;
-  Optimizer opt;
+  /* The train statements, in file order (function 1 + i of codegen). */
+  TrainStep *steps;
+  int nsteps;
   const char *stage;           /* the last stage that ran: parse, grad */
   bool reuse_memory;           /* set by optimize(): buffers may share bytes */
   bool stored;                 /* set by fuse(): storage and inlining decided */
   int canon_rewrites;          /* what canon changed before autodiff (--stats) */
-  /* After autodiff: the gradient of the loss for each trained parameter. */
-  Grad *grads;
-  int ngrads;
   /* Declared state (`state` statements, batch_norm) and its updates. */
   StateUpdate *updates;
   int nupdates, capupdates;
@@ -355,6 +381,17 @@ int graph_sym(Graph *g, const char *name);   /* intern, 0 when full */
  * the operand of the function being run (train_step or forward/eval). */
 void graph_mark_needed(const Graph *g, Node *const *roots, int nroots, bool train,
                        unsigned char *mark);
+/* The compiled functions: 0 is forward (outputs, metrics and every loss, in
+ * inference mode), 1 + i runs train step i (its assigns, every output and
+ * metric and its loss, in training mode).  graph_function_roots writes
+ * function fn's roots into roots (room for graph_max_roots) and returns
+ * how many; graph_function_mark marks what it computes. */
+int graph_nfunctions(const Graph *g);
+int graph_max_roots(const Graph *g);
+int graph_function_roots(const Graph *g, int fn, Node **roots);
+void graph_function_mark(const Graph *g, int fn, unsigned char *mark);
+/* The step named name (NULL: the only one), or NULL. */
+const TrainStep *graph_step(const Graph *g, const char *name);
 bool graph_error(Graph *g, Loc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -391,8 +428,13 @@ int canon(Graph *g);
 
 /* ------------------------------------------------------------- autodiff.c */
 
-/* The backward stage: appends the backward graph and g->grads to g (see the
- * essay in autodiff.c).  False after a diagnostic. */
+/* out[i] = d(loss)/d(targets[i]), or NULL where loss does not depend on
+ * it: appends the backward nodes to g (see the essay in autodiff.c).  Any
+ * scalar loss and any nodes of g, backward ones included.  False after a
+ * diagnostic. */
+bool gradients(Graph *g, Node *loss, Node *const *targets, int n, Node **out);
+/* The backward stage: each train step's gradients into its grads.  False
+ * after a diagnostic. */
 bool autodiff(Graph *g);
 void ad_accum(AD *ad, Node *x, Node *dx);
 #define OP(e, name, arity, kind, shape, grad, eval, gen, identity, flags) GradFn grad;
@@ -480,8 +522,9 @@ void eval_set_train(Eval *e, bool train);
 /* eval_run(root) when only `changed` (a leaf) has new values since the last
  * run that computed root: recomputes only what depends on it. */
 void eval_rerun(Eval *e, Node *root, const Node *changed);
-void eval_forward(Eval *e);                  /* outputs, metrics, loss */
-void eval_train_step(Eval *e);               /* and the whole update */
+void eval_function(Eval *e, int fn);         /* graph_function_roots' fn */
+void eval_forward(Eval *e);                  /* outputs, metrics, losses */
+void eval_step(Eval *e, int step);           /* train step `step` and its updates */
 
 #define OP(e, name, arity, kind, shape, grad, eval, gen, identity, flags) EvalFn eval;
 GRADC_OPS(OP)
@@ -588,11 +631,17 @@ typedef struct JitOptions {
   bool parallel;
 } JitOptions;
 
+/* The symbol of function fn (graph_function_roots) in generated code:
+ * forward, step_NAME. */
+const char *cg_function_name(const Graph *g, int fn);
+
 typedef struct Jit Jit;
 /* NULL after writing the reason into err. */
 Jit *jit_compile(const Graph *g, const JitOptions *o, char *err, size_t errlen);
+/* Function fn's entry point (graph_function_roots: 0 forward, 1 + i train
+ * step i); NULL when fn is out of range. */
+StepFn *jit_function(const Jit *j, int fn);
 StepFn *jit_forward(const Jit *j);
-StepFn *jit_train_step(const Jit *j);
 const char *jit_ir(const Jit *j, bool optimised);   /* NULL unless keep_ir */
 const char *jit_asm(const Jit *j);                  /* NULL unless keep_asm */
 void jit_free(Jit *j);                              /* NULL is fine */

@@ -127,6 +127,9 @@ static void put_attrs(FILE *out, const Graph *g, const Node *n, bool nn) {
     fprintf(out, " into=%s", shape_str(g, &a->to, b, sizeof b));
     break;
   }
+  case OP_ASSIGN:
+    if (g->nsteps > 1) fprintf(out, " step=%s", g->steps[n->a.owner].name);
+    break;
   case OP_DROPOUT_MASK:
     fprintf(out, "%srate=%.17g%sseed=%" PRId64, nn ? ", " : " ", a->lo, nn ? ", " : " ", a->seed);
     break;
@@ -179,6 +182,34 @@ static const char *nn_name(const char *prefix, const Node *n, char *buf, size_t 
   if (n->name) return n->name;
   snprintf(buf, len, "%s%d", prefix, n->id);
   return buf;
+}
+
+/* A train statement as the language writes it: loss, `of` patterns,
+ * the optimizer with every setting (digits significant digits), the name. */
+static void print_train(FILE *out, const Graph *g, const TrainStep *st, const char *loss, int d) {
+  const Optimizer *o = &st->opt;
+  fprintf(out, "train %s", loss);
+  for (int k = 0; k < st->npatterns; k++) fprintf(out, "%s%s", k ? ", " : " of ", st->patterns[k]);
+  fprintf(out, " with %s(lr=%.*g", opt_info[o->kind].name, d, o->lr);
+  switch (o->kind) {
+  case OPT_SGD:
+    fprintf(out, ", momentum=%.*g, nesterov=%s", d, o->momentum, o->nesterov ? "true" : "false");
+    break;
+  case OPT_RMSPROP:
+    fprintf(out, ", rho=%.*g, momentum=%.*g, eps=%.*g, centered=%s", d, o->rho, d, o->momentum, d,
+            o->eps, o->centered ? "true" : "false");
+    break;
+  case OPT_ADAM:
+    fprintf(out, ", beta1=%.*g, beta2=%.*g, eps=%.*g", d, o->beta1, d, o->beta2, d, o->eps);
+    break;
+  case OPT_ADAGRAD:
+    fprintf(out, ", initial_accumulator=%.*g, eps=%.*g", d, o->initial_accumulator, d, o->eps);
+    break;
+  case OPT_COUNT: break;
+  }
+  fputc(')', out);
+  if (g->nsteps > 1 || strcmp(st->name, "train")) fprintf(out, " as %s", st->name);
+  fputc('\n', out);
 }
 
 static void dump_text(FILE *out, const Graph *g, const char *stage) {
@@ -240,28 +271,14 @@ static void dump_text(FILE *out, const Graph *g, const char *stage) {
     fprintf(out, "metric %s = %%%d\n", g->metrics[i].name, g->metrics[i].node->id);
   for (int i = 0; i < g->nupdates; i++)
     fprintf(out, "update %s = %%%d\n", g->updates[i].state->name, g->updates[i].value->id);
-  for (int i = 0; i < g->ngrads; i++)
-    fprintf(out, "grad %s = %%%d\n", g->grads[i].param->name, g->grads[i].grad->id);
-  if (g->has_train) {
-    const Optimizer *o = &g->opt;
-    fprintf(out, "train %%%d with %s(lr=%.9g", g->loss->id, opt_info[o->kind].name, o->lr);
-    switch (o->kind) {
-    case OPT_SGD:
-      fprintf(out, ", momentum=%.9g, nesterov=%s", o->momentum, o->nesterov ? "true" : "false");
-      break;
-    case OPT_RMSPROP:
-      fprintf(out, ", rho=%.9g, momentum=%.9g, eps=%.9g, centered=%s", o->rho,
-              o->momentum, o->eps, o->centered ? "true" : "false");
-      break;
-    case OPT_ADAM:
-      fprintf(out, ", beta1=%.9g, beta2=%.9g, eps=%.9g", o->beta1, o->beta2, o->eps);
-      break;
-    case OPT_ADAGRAD:
-      fprintf(out, ", initial_accumulator=%.9g, eps=%.9g", o->initial_accumulator, o->eps);
-      break;
-    case OPT_COUNT: break;
-    }
-    fputs(")\n", out);
+  for (int i = 0; i < g->nsteps; i++)
+    for (int k = 0; k < g->steps[i].ngrads; k++)
+      fprintf(out, "grad %s%s = %%%d\n", g->steps[i].prefix, g->steps[i].grads[k].param->name,
+              g->steps[i].grads[k].grad->id);
+  for (int i = 0; i < g->nsteps; i++) {
+    char lb[32];
+    snprintf(lb, sizeof lb, "%%%d", g->steps[i].loss->id);
+    print_train(out, g, &g->steps[i], lb, 9);
   }
 }
 
@@ -389,28 +406,9 @@ static void dump_nn(FILE *out, const Graph *g) {
     fprintf(out, "update %s = %s\n", g->updates[i].state->name,
             nn_name(pre, g->updates[i].value, nb, sizeof nb));
   }
-  if (g->has_train) {
-    const Optimizer *o = &g->opt;
+  for (int i = 0; i < g->nsteps; i++) {
     char lb[48];
-    fprintf(out, "train %s with %s(lr=%.17g", nn_name(pre, g->loss, lb, sizeof lb),
-            opt_info[o->kind].name, o->lr);
-    switch (o->kind) {
-    case OPT_SGD:
-      fprintf(out, ", momentum=%.17g, nesterov=%s", o->momentum, o->nesterov ? "true" : "false");
-      break;
-    case OPT_RMSPROP:
-      fprintf(out, ", rho=%.17g, momentum=%.17g, eps=%.17g, centered=%s", o->rho,
-              o->momentum, o->eps, o->centered ? "true" : "false");
-      break;
-    case OPT_ADAM:
-      fprintf(out, ", beta1=%.17g, beta2=%.17g, eps=%.17g", o->beta1, o->beta2, o->eps);
-      break;
-    case OPT_ADAGRAD:
-      fprintf(out, ", initial_accumulator=%.17g, eps=%.17g", o->initial_accumulator, o->eps);
-      break;
-    case OPT_COUNT: break;
-    }
-    fputs(")\n", out);
+    print_train(out, g, &g->steps[i], nn_name(pre, g->steps[i].loss, lb, sizeof lb), 17);
   }
 }
 
@@ -518,9 +516,13 @@ void dump_summary(FILE *out, const Graph *g) {
   }
   for (int i = 0; i < g->nmetrics; i++)
     fprintf(out, "Metric: %s\n", g->metrics[i].name);
-  if (g->has_train)
-    fprintf(out, "Train:  %s with %s(lr=%g)\n", g->loss->name ? g->loss->name : "loss",
-            opt_info[g->opt.kind].name, g->opt.lr);
+  for (int i = 0; i < g->nsteps; i++) {
+    const TrainStep *st = &g->steps[i];
+    fprintf(out, "Train:  %s with %s(lr=%g)", st->loss->name ? st->loss->name : "loss",
+            opt_info[st->opt.kind].name, st->opt.lr);
+    if (g->nsteps > 1) fprintf(out, " as %s, %d parameters", st->name, st->ngrads);
+    fputc('\n', out);
+  }
 }
 
 /* The workspace plan for one batch size: each buffer's bytes and offset,

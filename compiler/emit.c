@@ -57,7 +57,10 @@ int aot_tensors(const Graph *g, AotTensor *out) {
   }
   for (int i = 0; i < g->noutputs; i++) out[n++] = (AotTensor){g->outputs[i].name, 3, g->outputs[i].node};
   for (int i = 0; i < g->nmetrics; i++) out[n++] = (AotTensor){g->metrics[i].name, 4, g->metrics[i].node};
-  if (g->loss) out[n++] = (AotTensor){g->loss->name ? g->loss->name : "loss", 5, g->loss};
+  for (int s = 0; s < g->nsteps; s++) {
+    const Node *l = g->steps[s].loss;
+    out[n++] = (AotTensor){l->name ? l->name : "loss", 5, l};
+  }
   return n;
 }
 
@@ -102,7 +105,7 @@ static LLVMValueRef gen_descriptor(Emit *e, const Graph *g, LLVMValueRef fwd, LL
   LLVMValueRef *d = arena_alloc(a, sizeof *d * total);
   /* names: the model, the tensors, the symbolic dims, the optimizer and
    * its run-time hyperparameters */
-  const OptInfo *info = &opt_info[g->opt.kind];
+  const OptInfo *info = &opt_info[g->nsteps ? g->steps[0].opt.kind : OPT_SGD];
   size_t nnames = (size_t)nt + 1 + (size_t)g->nsym + 1 + (size_t)info->nhyper;
   LLVMValueRef *names = arena_alloc(a, sizeof *names * nnames);
   LLVMValueRef *values = arena_alloc(a, sizeof *values * (size_t)(nt + 1));
@@ -114,7 +117,7 @@ static LLVMValueRef gen_descriptor(Emit *e, const Graph *g, LLVMValueRef fwd, LL
   d[AOT_H_REUSE] = i64c(e, g->reuse_memory);
   d[AOT_H_NTENSORS] = i64c(e, nt);
   d[AOT_H_NBUFFERS] = i64c(e, nb);
-  d[AOT_H_TRAIN] = i64c(e, g->has_train);
+  d[AOT_H_TRAIN] = i64c(e, g->nsteps > 0);
   names[0] = cstring(e, g->model_name);
   int nname = nt + 1;
   d[AOT_H_SYM_NAME] = i64c(e, nname);
@@ -125,7 +128,7 @@ static LLVMValueRef gen_descriptor(Emit *e, const Graph *g, LLVMValueRef fwd, LL
    * tensors optimizer/NAME, f64 scalars. */
   d[AOT_H_HYPER_NAME] = i64c(e, nname);
   int nhyper = 0;
-  for (int k = 0; g->has_train && k < info->nhyper; k++)
+  for (int k = 0; g->nsteps && k < info->nhyper; k++)
     for (int i = 0; i < nt; i++) {
       const Node *n = t[i].node;
       if (t[i].kind == 2 && !strncmp(t[i].name, "optimizer/", 10) && !strcmp(t[i].name + 10, info->hyper[k].name) &&
@@ -299,6 +302,12 @@ bool emit_file(const Graph *g, EmitOptions *o, const char *path, char *err, size
     return false;
   }
 
+  if (g->nsteps > 1) {
+    snprintf(err, errlen, "a model with %d train steps cannot be compiled to a shared object yet",
+             g->nsteps);
+    LLVMDisposeTargetMachine(tm);
+    return false;
+  }
   Emit ev = {.ctx = LLVMContextCreate(), .prefix = o->prefix}, *e = &ev;
   e->i32 = LLVMInt32TypeInContext(e->ctx);
   e->i64 = LLVMInt64TypeInContext(e->ctx);
@@ -311,7 +320,7 @@ bool emit_file(const Graph *g, EmitOptions *o, const char *path, char *err, size
   char name[256];
   snprintf(name, sizeof name, "%s__forward", o->prefix);
   LLVMValueRef fwd = LLVMGetNamedFunction(e->mod, name);
-  snprintf(name, sizeof name, "%s__train_step", o->prefix);
+  snprintf(name, sizeof name, "%s__%s", o->prefix, cg_function_name(g, g->nsteps ? 1 : 0));
   LLVMValueRef step = LLVMGetNamedFunction(e->mod, name);
   GRADC_ASSERT(fwd && step);
   /* Hidden: a program may hold several models, and a static link of two

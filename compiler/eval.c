@@ -142,35 +142,23 @@ void eval_rerun(Eval *e, Node *root, const Node *changed) {
   }
 }
 
-/* Outputs, metrics and the loss: no backward nodes, no updates. */
-void eval_forward(Eval *e) {
+/* Function fn of graph_function_roots: 0 forward (inference mode), 1 + i
+ * train step i (training mode), what codegen's functions compute. */
+void eval_function(Eval *e, int fn) {
   const Graph *g = e->g;
-  Node *roots[256];
-  int n = 0;
-  for (int i = 0; i < g->noutputs && n < 255; i++) roots[n++] = g->outputs[i].node;
-  for (int i = 0; i < g->nmetrics && n < 255; i++) roots[n++] = g->metrics[i].node;
-  if (g->loss) roots[n++] = g->loss;
+  Node **roots = malloc(sizeof(Node *) * (size_t)graph_max_roots(g));
+  GRADC_ASSERT(roots);
+  int n = graph_function_roots(g, fn, roots);
   bool infer = e->infer;
-  e->infer = true;
+  e->infer = fn == 0;
   eval_run(e, roots, n);
   e->infer = infer;
-}
-
-/* The whole train step: outputs, metrics, the loss, and every update of
- * the state (codegen's train_step computes the same roots). */
-void eval_train_step(Eval *e) {
-  const Graph *g = e->g;
-  int cap = g->nnodes + g->noutputs + g->nmetrics + 1, n = 0;
-  Node **roots = malloc(sizeof(Node *) * (size_t)cap);
-  GRADC_ASSERT(roots);
-  for (int i = 0; i < g->nnodes; i++)
-    if (g->nodes[i]->op == OP_ASSIGN) roots[n++] = g->nodes[i];
-  for (int i = 0; i < g->noutputs && n < cap; i++) roots[n++] = g->outputs[i].node;
-  for (int i = 0; i < g->nmetrics && n < cap; i++) roots[n++] = g->metrics[i].node;
-  if (g->loss) roots[n++] = g->loss;
-  eval_run(e, roots, n);
   free(roots);
 }
+
+void eval_forward(Eval *e) { eval_function(e, 0); }
+
+void eval_step(Eval *e, int step) { eval_function(e, 1 + step); }
 
 /* ------------------------------------------------------------ iteration */
 

@@ -27,9 +27,10 @@
  * With enable false every value gets its own buffer (for debugging: the
  * check-numerics mode needs every intermediate value in memory).
  *
- * A value that one of the two functions needs (forward or train_step, see
- * train_select) is never computed only inside a loop that the other alone
- * runs.
+ * A value that one of the functions needs (forward, or a train step, see
+ * graph_function_roots) is never computed only inside a loop that another
+ * runs without it; an update is in place only within the functions that
+ * apply it.
  *
  * Invariants: roots (outputs, metrics, the loss) are never inlined; an
  * inlined node has the shape of the loop that computes it, so its operands'
@@ -93,23 +94,24 @@ static Readers readers_of(Graph *g) {
   return r;
 }
 
-/* The nodes one function computes, as codegen's root marking: forward from
- * outputs, metrics and the loss through the inference operand of each
- * train_select; train_step from the same roots and the assignments through
- * the train operand. */
-static bool *function_set(Graph *g, bool train) {
-  bool *f = arena_alloc(g->arena, (size_t)(g->nnodes ? g->nnodes : 1));
-  unsigned roots = N_OUTPUT | N_METRIC | N_LOSS;
-  for (int i = 0; i < g->nnodes; i++)
-    f[i] = (g->nodes[i]->flags & roots) || (train && (op_info[g->nodes[i]->op].flags & F_EFFECT));
-  for (int i = g->nnodes - 1; i >= 0; i--) {
-    const Node *x = g->nodes[i];
-    if (!f[i]) continue;
-    if (op_info[x->op].flags & F_MODE) f[x->src[train ? 0 : 1]->id] = true;
-    else
-      for (int k = 0; k < x->nsrc; k++) f[x->src[k]->id] = true;
+/* The functions that compute each node, as a bit mask (bit f: function f
+ * of graph_function_roots, forward or a train step), as codegen marks
+ * them: a value is computed inside a loop only when every function that
+ * needs the value runs that loop. */
+static uint64_t *function_masks(Graph *g) {
+  uint64_t *m = arena_alloc(g->arena, sizeof(uint64_t) * (size_t)(g->nnodes ? g->nnodes : 1));
+  unsigned char *mark = arena_alloc(g->arena, (size_t)(g->nnodes ? g->nnodes : 1));
+  for (int f = 0; f < graph_nfunctions(g); f++) {
+    graph_function_mark(g, f, mark);
+    for (int i = 0; i < g->nnodes; i++)
+      if (mark[i]) m[i] |= 1ull << f;
   }
-  return f;
+  return m;
+}
+
+/* Does every function that computes x also compute c? */
+static bool covers(const uint64_t *fn, const Node *x, const Node *c) {
+  return !(fn[x->id] & ~fn[c->id]);
 }
 
 /* Storage a root must not alias: overwritten by the step, or none. */
@@ -128,10 +130,10 @@ int fuse(Graph *g, bool enable) {
   }
   int n = g->nnodes;
   /* A value one function needs is never computed only inside a loop that
-   * runs in the other function alone (the two sides of a train_select). */
-  bool *fwd = function_set(g, false), *trn = function_set(g, true);
-#define HOSTS(x, c)                                                            \
-  (fusible((x), (c)) && (!fwd[(x)->id] || fwd[(c)->id]) && (!trn[(x)->id] || trn[(c)->id]))
+   * another function runs without it (the two sides of a train_select, a
+   * train step's own backward pass). */
+  uint64_t *fn = function_masks(g);
+#define HOSTS(x, c) (fusible((x), (c)) && covers(fn, (x), (c)))
   bool *stored = arena_alloc(g->arena, (size_t)(n ? n : 1));
   int *kat = arena_alloc(g->arena, sizeof(int) * (size_t)(n ? n : 1));
   for (int i = 0; i < n; i++) kat[i] = -1;
@@ -162,8 +164,7 @@ int fuse(Graph *g, bool enable) {
     bool once = rd.start[mm->id + 1] - rd.start[mm->id] == 1 &&
                 (r == mm || rd.start[r->id + 1] - rd.start[r->id] == 1);
     unsigned root = N_OUTPUT | N_METRIC | N_LOSS;
-    if (!once || (mm->flags & root) || (r->flags & root) || (fwd[mm->id] && !fwd[c->id]) ||
-        (trn[mm->id] && !trn[c->id]))
+    if (!once || (mm->flags & root) || (r->flags & root) || !covers(fn, mm, c))
       continue;
     mm->inlined_into = c;
     if (r != mm) r->inlined_into = c;
@@ -240,13 +241,15 @@ int fuse(Graph *g, bool enable) {
     Node *a = g->nodes[i];
     if (a->op != OP_ASSIGN) continue;
     Node *dst = a->src[0], *v = a->src[1];
-    if (!elementwise(v) || v->storage != v || (v->flags & (N_OUTPUT | N_METRIC | N_LOSS))) continue;
+    if (!elementwise(v) || v->storage != v || (v->flags & (N_OUTPUT | N_METRIC | N_LOSS)) ||
+        !covers(fn, v, a))
+      continue;
     int at = kernel_at(kat, v);
     bool read_later = false;
     for (int k = 0; k < n && !read_later; k++) {
       const Node *r = g->nodes[k];
       int rat = kernel_at(kat, r);
-      if (r == a || rat < at || (rat == at && inside(r, v))) continue;
+      if (r == a || rat < at || (rat == at && inside(r, v)) || !(fn[r->id] & fn[a->id])) continue;
       for (int s = 0; s < r->nsrc; s++) read_later |= r->src[s]->storage == dst;
     }
     if (!read_later) v->storage = dst;

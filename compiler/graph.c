@@ -143,6 +143,35 @@ void graph_mark_needed(const Graph *g, Node *const *roots, int nroots, bool trai
   }
 }
 
+int graph_nfunctions(const Graph *g) { return 1 + g->nsteps; }
+
+int graph_max_roots(const Graph *g) { return g->nnodes + g->noutputs + g->nmetrics + g->nsteps + 1; }
+
+int graph_function_roots(const Graph *g, int fn, Node **roots) {
+  int n = 0;
+  if (fn > 0)
+    for (int i = 0; i < g->nnodes; i++)
+      if ((op_info[g->nodes[i]->op].flags & F_EFFECT) && g->nodes[i]->a.owner == fn - 1)
+        roots[n++] = g->nodes[i];
+  for (int i = 0; i < g->noutputs; i++) roots[n++] = g->outputs[i].node;
+  for (int i = 0; i < g->nmetrics; i++) roots[n++] = g->metrics[i].node;
+  for (int s = 0; s < g->nsteps; s++)
+    if (fn == 0 || fn == s + 1) roots[n++] = g->steps[s].loss;
+  return n;
+}
+
+void graph_function_mark(const Graph *g, int fn, unsigned char *mark) {
+  Node **roots = arena_alloc(g->arena, sizeof(Node *) * (size_t)graph_max_roots(g));
+  graph_mark_needed(g, roots, graph_function_roots(g, fn, roots), fn > 0, mark);
+}
+
+const TrainStep *graph_step(const Graph *g, const char *name) {
+  if (!name) return g->nsteps == 1 ? &g->steps[0] : NULL;
+  for (int i = 0; i < g->nsteps; i++)
+    if (strcmp(g->steps[i].name, name) == 0) return &g->steps[i];
+  return NULL;
+}
+
 int graph_sym(Graph *g, const char *name) {
   for (int i = 1; i <= g->nsym; i++)
     if (strcmp(g->sym[i], name) == 0) return i;

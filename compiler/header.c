@@ -212,9 +212,9 @@ void header_write(FILE *out, const Graph *g, const EmitOptions *o) {
   fprintf(out,
           "/* The optimizer's run-time hyperparameters, f64 state tensors\n"
           " * optimizer/NAME that the train step reads every time: ");
-  const OptInfo *info = &opt_info[g->opt.kind];
+  const OptInfo *info = &opt_info[g->nsteps ? g->steps[0].opt.kind : OPT_SGD];
   int nh = 0;
-  for (int k = 0; g->has_train && k < info->nhyper; k++)
+  for (int k = 0; g->nsteps && k < info->nhyper; k++)
     for (int i = 0; i < nt; i++)
       if (t[i].kind == 2 && !strncmp(t[i].name, "optimizer/", 10) && !strcmp(t[i].name + 10, info->hyper[k].name)) {
         fprintf(out, "%s%s", nh++ ? ", " : "", info->hyper[k].name);
@@ -239,7 +239,7 @@ void header_write(FILE *out, const Graph *g, const EmitOptions *o) {
           " * and the loss then hold the step's values, computed from the parameters\n"
           " * and state before the update. */\n"
           "int %s_train_step(gradc_aot_model *m, double *loss);\n\n", p,
-          g->loss ? dtype_names[g->loss->dtype] : "no loss", p);
+          g->nsteps ? dtype_names[g->steps[0].loss->dtype] : "no loss", p);
   fprintf(out,
           "/* The whole parameter and optimizer state as a gradc checkpoint, the bytes\n"
           " * `gradc train --save` writes and --resume reads: get_state needs\n"

@@ -29,7 +29,8 @@
 
 struct Jit {
   LLVMOrcLLJITRef jit;
-  StepFn *forward, *train_step;
+  StepFn **fns;               /* graph_function_roots' order */
+  int nfns;
   char *ir_before, *ir_after, *asm_text;
 };
 
@@ -204,23 +205,30 @@ Jit *jit_compile(const Graph *g, const JitOptions *o, char *err, size_t errlen) 
   }
   if (mod) LLVMDisposeModule(mod);
   LLVMOrcDisposeThreadSafeContext(tsc);    /* the module keeps what it needs */
-  LLVMOrcExecutorAddress fa = 0, ta = 0;
-  if (!failed) failed = take_error(LLVMOrcLLJITLookup(j->jit, &fa, "forward"), err, errlen,
-                                   "LLVM JIT could not compile forward");
-  if (!failed) failed = take_error(LLVMOrcLLJITLookup(j->jit, &ta, "train_step"), err, errlen,
-                                   "LLVM JIT could not compile train_step");
+  j->nfns = graph_nfunctions(g);
+  j->fns = calloc((size_t)j->nfns, sizeof *j->fns);
+  if (!j->fns && !failed) {
+    snprintf(err, errlen, "out of memory for the JIT's entry points");
+    failed = true;
+  }
+  for (int f = 0; f < j->nfns && !failed; f++) {
+    LLVMOrcExecutorAddress a = 0;
+    const char *name = cg_function_name(g, f);
+    char what[300];
+    snprintf(what, sizeof what, "LLVM JIT could not compile %s", name);
+    failed = take_error(LLVMOrcLLJITLookup(j->jit, &a, name), err, errlen, what);
+    if (!failed) j->fns[f] = (StepFn *)(uintptr_t)a;
+  }
   if (failed) {
     jit_free(j);
     return NULL;
   }
-  j->forward = (StepFn *)(uintptr_t)fa;
-  j->train_step = (StepFn *)(uintptr_t)ta;
   (void)t0;
   return j;
 }
 
-StepFn *jit_forward(const Jit *j) { return j->forward; }
-StepFn *jit_train_step(const Jit *j) { return j->train_step; }
+StepFn *jit_function(const Jit *j, int fn) { return fn >= 0 && fn < j->nfns ? j->fns[fn] : NULL; }
+StepFn *jit_forward(const Jit *j) { return j->fns[0]; }
 const char *jit_ir(const Jit *j, bool optimised) { return optimised ? j->ir_after : j->ir_before; }
 const char *jit_asm(const Jit *j) { return j->asm_text; }
 
@@ -230,6 +238,7 @@ void jit_free(Jit *j) {
     LLVMErrorRef e = LLVMOrcDisposeLLJIT(j->jit);
     if (e) LLVMConsumeError(e);
   }
+  free(j->fns);
   free(j->ir_before);
   free(j->ir_after);
   free(j->asm_text);

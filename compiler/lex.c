@@ -165,10 +165,13 @@ Token *lex(Arena *a, const Source *src, Diags *d) {
       continue;
     }
     if (is_ident_start(c)) {
-      /* Dotted names (dense1.kernel) are one identifier. */
+      /* Dotted names (dense1.kernel) are one identifier; so is the
+       * stem of the pattern D.* (train ... of D.*), which the parser
+       * joins with the adjacent '*'. */
       size_t p = L.pos + 1;
       while (p < n && (is_ident_char((unsigned char)s[p]) ||
-                       (s[p] == '.' && p + 1 < n && is_ident_start((unsigned char)s[p + 1]))))
+                       (s[p] == '.' && p + 1 < n &&
+                        (is_ident_start((unsigned char)s[p + 1]) || s[p + 1] == '*'))))
         p++;
       if (p - L.pos > 200)
         return fail(&L, L.pos, 1, "identifier too long (%zu characters, at most 200)",

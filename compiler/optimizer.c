@@ -42,6 +42,7 @@ typedef struct Update {
 /* The builder's state: what the step has made so far. */
 struct OptBuild {
   Graph *g;
+  const TrainStep *st;                /* the step whose update this is */
   const OptInfo *info;
   Node *fwd;                          /* the node whose location new nodes take */
   Node *hyper[OPT_MAX_HYPERS];        /* the f64 state, made on first read */
@@ -95,9 +96,10 @@ static Node *hyper64(OptBuild *b, const char *name) {
   if (!b->hyper[i]) {
     const OptHyper *h = &b->info->hyper[i];
     Shape s = {0};
-    Node *n = graph_leaf(b->g, OP_STATE, arena_printf(b->g->arena, "optimizer/%s", h->name),
-                         DT_F64, &s, b->g->opt.loc);
-    n->a.init = (Init){INIT_CONSTANT, opt_hyper_value(&b->g->opt, h), 0};
+    Node *n = graph_leaf(b->g, OP_STATE,
+                         arena_printf(b->g->arena, "%soptimizer/%s", b->st->prefix, h->name),
+                         DT_F64, &s, b->st->opt.loc);
+    n->a.init = (Init){INIT_CONSTANT, opt_hyper_value(&b->st->opt, h), 0};
     n->rule = b->info->name;        /* an optimizer's state, not the model's */
     b->hyper[i] = n;
   }
@@ -119,7 +121,8 @@ static Node *one_minus(OptBuild *b, const char *name, DType t) {
 }
 
 static Node *slot(OptBuild *b, Node *p, const char *what, InitKind init, double v) {
-  Node *s = graph_leaf(b->g, OP_STATE, arena_printf(b->g->arena, "%s/%s", p->name, what),
+  Node *s = graph_leaf(b->g, OP_STATE,
+                       arena_printf(b->g->arena, "%s%s/%s", b->st->prefix, p->name, what),
                        p->dtype, &p->shape, p->loc);
   s->a.init = (Init){init, v, 0};
   s->fwd = p;
@@ -148,7 +151,7 @@ static Node *scaled(OptBuild *b, Node *num, Node *denom, DType t) {
  * its slots. */
 
 static Node *update_sgd(OptBuild *b, Node *p, Node *g) {
-  const Optimizer *o = &b->g->opt;
+  const Optimizer *o = &b->st->opt;
   DType t = p->dtype;
   Node *lrg = bin(b, OP_MUL, hyper(b, "lr", t), g);
   if (o->momentum == 0) return bin(b, OP_SUB, p, lrg);
@@ -162,7 +165,7 @@ static Node *update_sgd(OptBuild *b, Node *p, Node *g) {
 }
 
 static Node *update_rmsprop(OptBuild *b, Node *p, Node *g) {
-  const Optimizer *o = &b->g->opt;
+  const Optimizer *o = &b->st->opt;
   DType t = p->dtype;
   Node *rms = slot(b, p, "rms", INIT_ZEROS, 0);
   Node *rn = ema(b, "rho", rms, un(b, OP_SQUARE, g), t);
@@ -216,7 +219,7 @@ static Node *update_adam(OptBuild *b, Node *p, Node *g) {
 /* The initial accumulator is the slot's initializer, not a run-time value. */
 static Node *update_adagrad(OptBuild *b, Node *p, Node *g) {
   DType t = p->dtype;
-  Node *acc = slot(b, p, "accumulator", INIT_CONSTANT, b->g->opt.initial_accumulator);
+  Node *acc = slot(b, p, "accumulator", INIT_CONSTANT, b->st->opt.initial_accumulator);
   Node *an = bin(b, OP_ADD, acc, un(b, OP_SQUARE, g));
   set(b, acc, an);
   return bin(b, OP_SUB, p, scaled(b, bin(b, OP_MUL, hyper(b, "lr", t), g), an, t));
@@ -261,44 +264,100 @@ void opt_set_hyper(Optimizer *o, const OptHyper *h, double v) {
 
 /* ------------------------------------------------------------ the stage */
 
+/* The step counter PREFIXoptimizer/iterations (Adam's t - 1), made by
+ * the caller before any update reads it; its increment is b->t1. */
+static Node *counter(OptBuild *b, const char *name, Loc loc) {
+  Shape s = {0};
+  Node *it = graph_leaf(b->g, OP_STATE, name, DT_I32, &s, loc);
+  it->a.init = (Init){INIT_ZEROS, 0, 0};
+  it->rule = b->info->name;
+  return it;
+}
+
+/* Does the value of a state update use what loss computes (in training
+ * mode), beyond leaves?  Batch norm's moving statistics read the batch
+ * statistics of a forward pass; the step whose loss runs that pass
+ * updates them. */
+static bool feeds(Graph *g, Node *value, Node *loss, unsigned char *a, unsigned char *b) {
+  graph_mark_needed(g, &loss, 1, true, a);
+  graph_mark_needed(g, &value, 1, true, b);
+  for (int i = 0; i < g->nnodes; i++)
+    if (a[i] && b[i] && op_info[g->nodes[i]->op].kind != K_LEAF) return true;
+  return false;
+}
+
 void opt_update(Graph *g) {
-  if (!g->has_train) return;
-  OptBuild bv = {.g = g, .info = &opt_info[g->opt.kind], .fwd = g->loss};
-  OptBuild *b = &bv;
-  b->ups = arena_alloc(g->arena, sizeof(Update) * (size_t)(g->ngrads * 4 + g->nupdates + 2));
-  for (int i = 0; i < g->nupdates; i++) set(b, g->updates[i].state, g->updates[i].value);
-  Node *it = NULL;
+  if (!g->nsteps) return;
+  int nfwd = g->nnodes, nups = g->nupdates;
   bool random = false, reordered = false;
-  int nfwd = g->nnodes;
   for (int i = 0; i < nfwd; i++) random |= g->nodes[i]->op == OP_DROPOUT_MASK;
-  if ((g->opt.kind == OPT_ADAM && g->ngrads) || random) {
-    /* The step counter: Adam's t - 1, and the dropout masks' step. */
-    Shape s = {0};
-    it = graph_leaf(g, OP_STATE, "optimizer/iterations", DT_I32, &s, g->opt.loc);
-    it->a.init = (Init){INIT_ZEROS, 0, 0};
-    it->rule = b->info->name;
-    b->t1 = bin(b, OP_ADD, it, konst(b, 1, DT_I32));
-    set(b, it, b->t1);
+  for (int s = 0; s < g->nsteps; s++) nups += g->steps[s].ngrads * 4 + g->nupdates + 3;
+  Update *ups = arena_alloc(g->arena, sizeof(Update) * (size_t)nups);
+  int *owner = arena_alloc(g->arena, sizeof(int) * (size_t)nups), n = 0;
+  unsigned char *ma = arena_alloc(g->arena, (size_t)(nfwd ? nfwd : 1));
+  unsigned char *mb = arena_alloc(g->arena, (size_t)(nfwd ? nfwd : 1));
+  /* Which steps apply each model state update: all of them with one
+   * step, else those whose loss feeds it (every step when none does). */
+  bool *applies = arena_alloc(g->arena, (size_t)(g->nupdates * g->nsteps + 1));
+  for (int u = 0; u < g->nupdates; u++) {
+    bool any = false;
+    for (int s = 0; s < g->nsteps; s++)
+      any |= applies[u * g->nsteps + s] =
+          g->nsteps == 1 || feeds(g, g->updates[u].value, g->steps[s].loss, ma, mb);
+    for (int s = 0; !any && s < g->nsteps; s++) applies[u * g->nsteps + s] = true;
   }
-  for (int i = 0; i < nfwd; i++) {
-    Node *m = g->nodes[i];
-    if (m->op != OP_DROPOUT_MASK || m->nsrc != 1) continue;
-    Node **src = arena_alloc(g->arena, sizeof(Node *) * 2);
-    src[0] = m->src[0], src[1] = it;
-    m->src = src, m->nsrc = 2;
-    reordered = true;          /* the counter was made after the mask */
+  /* Dropout's step counter: the step's own with one step (its Adam t),
+   * else one every step advances, so masks never repeat between steps. */
+  Node *shared = NULL, *shared1 = NULL;
+  for (int s = 0; s < g->nsteps; s++) {
+    TrainStep *st = &g->steps[s];
+    OptBuild bv = {.g = g, .st = st, .info = &opt_info[st->opt.kind], .fwd = st->loss};
+    OptBuild *b = &bv;
+    b->ups = ups + n;
+    for (int u = 0; u < g->nupdates; u++)
+      if (applies[u * g->nsteps + s]) set(b, g->updates[u].state, g->updates[u].value);
+    Node *it = NULL;
+    if ((st->opt.kind == OPT_ADAM && st->ngrads) || (random && g->nsteps == 1)) {
+      it = counter(b, arena_printf(g->arena, "%soptimizer/iterations", st->prefix), st->opt.loc);
+      b->t1 = bin(b, OP_ADD, it, konst(b, 1, DT_I32));
+      set(b, it, b->t1);
+    }
+    if (random && g->nsteps > 1) {
+      if (!shared) {
+        shared = counter(b, "dropout/iterations", st->opt.loc);
+        shared->rule = "dropout";
+        shared1 = bin(b, OP_ADD, shared, konst(b, 1, DT_I32));
+      }
+      set(b, shared, shared1);
+    }
+    if (s == 0 && random) {
+      Node *mask_step = g->nsteps == 1 ? it : shared;
+      for (int i = 0; i < nfwd; i++) {
+        Node *m = g->nodes[i];
+        if (m->op != OP_DROPOUT_MASK || m->nsrc != 1) continue;
+        Node **src = arena_alloc(g->arena, sizeof(Node *) * 2);
+        src[0] = m->src[0], src[1] = mask_step;
+        m->src = src, m->nsrc = 2;
+        reordered = true;      /* the counter was made after the mask */
+      }
+    }
+    for (int i = 0; i < st->ngrads; i++) {
+      Node *p = st->grads[i].param;
+      b->fwd = p;
+      Node *np = b->info->update(b, p, st->grads[i].grad);
+      set(b, p, np);
+    }
+    for (int i = 0; i < b->nups; i++) owner[n + i] = s;
+    n += b->nups;
   }
-  for (int i = 0; i < g->ngrads; i++) {
-    Node *p = g->grads[i].param;
-    b->fwd = p;
-    Node *np = b->info->update(b, p, g->grads[i].grad);
-    set(b, p, np);
-  }
-  /* All writes after all reads: the assigns close the step. */
-  for (int i = 0; i < b->nups; i++) {
-    b->fwd = b->ups[i].dst;
-    Node *s[2] = {b->ups[i].dst, b->ups[i].value};
-    node(b, OP_ASSIGN, s, 2, NULL);
+  /* All writes after all reads: the assigns close the steps. */
+  for (int i = 0; i < n; i++) {
+    Node *src[2] = {ups[i].dst, ups[i].value};
+    Attrs a = {.owner = owner[i]};
+    Node *as = graph_node(g, OP_ASSIGN, src, 2, &a, ups[i].dst->loc);
+    GRADC_ASSERT(as);
+    as->fwd = ups[i].dst;
+    as->rule = opt_info[g->steps[owner[i]].opt.kind].name;
   }
   if (reordered) graph_sort(g);
 }

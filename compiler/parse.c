@@ -16,6 +16,8 @@
  * Function calls, layer sugar, initializers and optimizers are parsed by
  * call.c, which shares this file's Parser state through compiler.h.
  */
+#include <ctype.h>
+#include <fnmatch.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -613,13 +615,41 @@ static void stmt_bind(Parser *p, Token *name, unsigned flag) {
   if (flag == N_METRIC) graph_add_output(p->g, &p->g->metrics, &p->g->nmetrics, nm, n);
 }
 
-/* train NAME with OPT(kwargs); Keras defaults for every hyperparameter. */
+/* One `of` pattern: adjacent tokens (no space between them) of names and
+ * glob characters, e.g. gen*, D.*, dense_?.kernel. */
+static const char *train_pattern(Parser *p, Loc *loc) {
+  Token *t = p->tok;
+  if ((t->kind != T_IDENT && !tok_is(t, "*")) || tok_is(t, "with"))
+    parse_expected(p, "a parameter name or pattern (e.g. gen.* or dense_1.kernel)");
+  *loc = t->loc;
+  const char *start = t->text;
+  Token *last = t;
+  for (t = t->next; (t->kind == T_IDENT || tok_is(t, "*") || tok_is(t, "?")) &&
+                    t->text == last->text + last->len;
+       t = t->next)
+    last = t;
+  p->tok = last->next;
+  loc->len = (int)(last->text + last->len - start);
+  return arena_strndup(p->arena, start, (size_t)loc->len);
+}
+
+static bool c_identifier(const char *s) {
+  if (!(isalpha((unsigned char)*s) || *s == '_')) return false;
+  for (; *s; s++)
+    if (!(isalnum((unsigned char)*s) || *s == '_')) return false;
+  return true;
+}
+
+/* train LOSS [of PATTERN, ...] with OPT(kwargs) [as NAME]; Keras defaults
+ * for every hyperparameter.  Names and prefixes are settled in parse(),
+ * once the number of steps is known. */
 static void stmt_train(Parser *p, Token *kw) {
-  if (p->g->has_train)
-    parse_fail(p, kw->loc, "only one train statement is allowed");
+  Graph *g = p->g;
+  if (g->nsteps == MAX_STEPS)
+    parse_fail(p, kw->loc, "too many train statements (at most %d)", MAX_STEPS);
   if (parse_at(p, "with") || p->tok->kind != T_IDENT)
-    parse_fail(p, p->tok->loc, "train needs the name of a loss: train <loss> with "
-            "<optimizer>(...)");
+    parse_fail(p, p->tok->loc, "train needs the name of a loss: train <loss> [of <params>] "
+            "with <optimizer>(...) [as <name>]");
   Token *name = p->tok;
   p->tok = p->tok->next;
   char *nm = parse_str(p, name);
@@ -629,16 +659,92 @@ static void stmt_train(Parser *p, Token *kw) {
   char b[SHAPE_STR_MAX];
   if (loss->shape.rank != 0)
     parse_fail(p, name->loc, "the loss '%s' must be a scalar, but it has shape %s; "
-            "reduce it, e.g. mean(...)", nm, shape_str(p->g, &loss->shape, b, sizeof b));
+            "reduce it, e.g. mean(...)", nm, shape_str(g, &loss->shape, b, sizeof b));
   if (!dtype_is_float(loss->dtype))
     parse_fail(p, name->loc, "the loss '%s' must be floating-point, got %s", nm,
             dtype_names[loss->dtype]);
-  if (!parse_accept(p, "with")) parse_expected(p, "'with' and an optimizer");
+  TrainStep st = {.loss = loss, .loc = kw->loc};
+  if (parse_accept(p, "of")) {
+    enum { MAX_PATTERNS = 64 };
+    st.patterns = arena_alloc(p->arena, sizeof(char *) * MAX_PATTERNS);
+    st.pattern_locs = arena_alloc(p->arena, sizeof(Loc) * MAX_PATTERNS);
+    do {
+      if (st.npatterns == MAX_PATTERNS)
+        parse_fail(p, p->tok->loc, "too many parameter patterns (at most %d)", MAX_PATTERNS);
+      st.patterns[st.npatterns] = train_pattern(p, &st.pattern_locs[st.npatterns]);
+      st.npatterns++;
+    } while (parse_accept(p, ","));
+  }
+  if (!parse_accept(p, "with")) parse_expected(p, st.npatterns ? "',' or 'with' and an optimizer"
+                                                  : "'of' and parameters, or 'with' and an optimizer");
   Token *ot = parse_ident(p, "an optimizer (sgd, rmsprop, adam, adagrad)");
-  p->g->opt = parse_optimizer(p, ot);
-  p->g->has_train = true;
-  p->g->loss = loss;
+  st.opt = parse_optimizer(p, ot);
+  if (parse_accept(p, "as")) {
+    Token *sn = parse_ident(p, "a name for the train step");
+    st.name = parse_str(p, sn);
+    if (!c_identifier(st.name))
+      parse_fail(p, sn->loc, "a train step's name must be a C identifier (letters, digits, _), "
+                 "got '%s'", st.name);
+    for (int i = 0; i < g->nsteps; i++)
+      if (g->steps[i].name && !strcmp(g->steps[i].name, st.name))
+        parse_fail(p, sn->loc, "a train step named '%s' already exists", st.name);
+  }
+  TrainStep *grown = arena_alloc(p->arena, sizeof(TrainStep) * (size_t)(g->nsteps + 1));
+  if (g->nsteps) memcpy(grown, g->steps, sizeof(TrainStep) * (size_t)g->nsteps);
+  grown[g->nsteps++] = st;
+  g->steps = grown;
   loss->flags |= N_LOSS;
+}
+
+/* The parameters step st's patterns match, each pattern at least one. */
+static void match_params(Parser *p, TrainStep *st) {
+  Graph *g = p->g;
+  int nparams = 0;
+  for (int i = 0; i < g->nnodes; i++) nparams += g->nodes[i]->op == OP_PARAM;
+  st->params = arena_alloc(p->arena, sizeof(Node *) * (size_t)(nparams ? nparams : 1));
+  for (int k = 0; k < st->npatterns; k++) {
+    bool any = false;
+    for (int i = 0; i < g->nnodes; i++) {
+      Node *x = g->nodes[i];
+      if (x->op != OP_PARAM || fnmatch(st->patterns[k], x->name, 0)) continue;
+      any = true;
+      bool seen = false;
+      for (int j = 0; j < st->nparams && !seen; j++) seen = st->params[j] == x;
+      if (!seen) st->params[st->nparams++] = x;
+    }
+    if (any) continue;
+    char list[512] = "";
+    size_t used = 0;
+    for (int i = 0; i < g->nnodes && used < sizeof list - 64; i++)
+      if (g->nodes[i]->op == OP_PARAM)
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", used ? ", " : "",
+                                 g->nodes[i]->name);
+    parse_fail(p, st->pattern_locs[k], "'%s' matches no parameter (the parameters are: %s)",
+               st->patterns[k], used ? list : "none");
+  }
+}
+
+/* Unnamed steps: "train" when it is the only one, else its loss's name;
+ * the state of each step is prefixed by its name when there are several;
+ * patterns become parameter lists. */
+static void finish_steps(Parser *p) {
+  Graph *g = p->g;
+  for (int i = 0; i < g->nsteps; i++) {
+    TrainStep *st = &g->steps[i];
+    if (st->npatterns) match_params(p, st);
+    if (!st->name && g->nsteps == 1) st->name = "train";
+    if (!st->name) {
+      char *n = arena_strdup(p->arena, st->loss->name ? st->loss->name : "loss");
+      for (char *q = n; *q; q++)
+        if (!isalnum((unsigned char)*q) && *q != '_') *q = '_';
+      for (int k = 0; k < g->nsteps; k++)
+        if (k != i && g->steps[k].name && !strcmp(g->steps[k].name, n))
+          parse_fail(p, st->loc, "two train steps would be named '%s'; name this one with "
+                     "'as <name>'", n);
+      st->name = n;
+    }
+    st->prefix = g->nsteps == 1 ? "" : arena_printf(p->arena, "%s/", st->name);
+  }
 }
 
 static void statement(Parser *p) {
@@ -705,6 +811,7 @@ Graph *parse(Arena *a, const Source *src, Diags *d) {
   p->tok = toks;
   if (setjmp(p->fail)) return NULL;
   while (p->tok->kind != T_EOF) statement(p);
+  finish_steps(p);
   for (int i = 0; i < p->g->nnodes; i++) {
     Node *n = p->g->nodes[i];
     if (n->op == OP_PARAM && !(n->flags & (N_USED | N_OUTPUT | N_METRIC | N_LOSS)))

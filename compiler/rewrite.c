@@ -2,7 +2,7 @@
  * rewrite.c - what every optimizer pass needs to change a graph safely.
  *
  * graph_replace redirects every use of one node to another (the graph's
- * outputs, metrics, loss, gradient table and state updates at once,
+ * outputs, metrics, losses, gradient tables and state updates at once,
  * operands lazily: see compiler.h); the old node stays in the array, dead.
  * graph_root_copy goes the other way: the outputs, metrics and loss bound
  * to a leaf get a copy of it, a node of their own, while every operand
@@ -10,7 +10,7 @@
  * and renumbers the rest, so ids stay dense indices in topological order,
  * which the evaluator, codegen and the runtime index their tables by.
  *
- * Roots: outputs, metrics, the loss, parameter gradients, every ASSIGN, and
+ * Roots: outputs, metrics, the losses, parameter gradients, every ASSIGN, and
  * the graph's leaves that carry state (inputs, parameters, optimizer slots:
  * the runtime addresses them by name even when nothing reads them).
  */
@@ -39,13 +39,16 @@ void graph_replace(Graph *g, Node *old, Node *new_node) {
     if (g->outputs[i].node == old) g->outputs[i].node = new_node;
   for (int i = 0; i < g->nmetrics; i++)
     if (g->metrics[i].node == old) g->metrics[i].node = new_node;
-  for (int i = 0; i < g->ngrads; i++)
-    if (g->grads[i].grad == old) g->grads[i].grad = new_node;
+  for (int s = 0; s < g->nsteps; s++) {
+    TrainStep *st = &g->steps[s];
+    for (int i = 0; i < st->ngrads; i++)
+      if (st->grads[i].grad == old) st->grads[i].grad = new_node;
+    if (st->loss == old) st->loss = new_node;
+  }
   for (int i = 0; i < g->nupdates; i++) {
     if (g->updates[i].state == old) g->updates[i].state = new_node;
     if (g->updates[i].value == old) g->updates[i].value = new_node;
   }
-  if (g->loss == old) g->loss = new_node;
   /* Roles move with the value; a name moves if the new node has none. */
   new_node->flags |= old->flags & (N_OUTPUT | N_METRIC | N_LOSS | N_GRAD);
   old->flags &= ~(unsigned)(N_OUTPUT | N_METRIC | N_LOSS | N_GRAD);
@@ -67,7 +70,8 @@ Node *graph_root_copy(Graph *g, Node *leaf) {
     if (g->metrics[i].node == leaf) g->metrics[i].node = c, c->name = g->metrics[i].name;
   for (int i = g->noutputs - 1; i >= 0; i--)
     if (g->outputs[i].node == leaf) g->outputs[i].node = c, c->name = g->outputs[i].name;
-  if (g->loss == leaf) g->loss = c, c->name = leaf->name;
+  for (int s = 0; s < g->nsteps; s++)
+    if (g->steps[s].loss == leaf) g->steps[s].loss = c, c->name = leaf->name;
   c->flags |= leaf->flags & (N_OUTPUT | N_METRIC | N_LOSS);
   leaf->flags &= ~(unsigned)(N_OUTPUT | N_METRIC | N_LOSS);
   c->fwd = leaf->fwd;

@@ -132,6 +132,8 @@ bool graph_verify(const Graph *g, bool storage, char *err, size_t errlen) {
       if (!in_graph(g, s) || s->moved) return bad(&v, n, "operand %d is not a node of the graph", k);
       if (s->id >= i) return bad(&v, n, "operand %d (%%%d) is defined after it", k, s->id);
     }
+    if (n->op == OP_ASSIGN && (n->a.owner < 0 || n->a.owner >= g->nsteps))
+      return bad(&v, n, "is applied by train step %d of %d", n->a.owner, g->nsteps);
     if (n->op == OP_ASSIGN) assigns = true;
     else if (assigns) return bad(&v, n, "comes after an assignment");
     if (info->kind != K_LEAF && !shape_agrees(&v, n)) return false;
@@ -141,10 +143,14 @@ bool graph_verify(const Graph *g, bool storage, char *err, size_t errlen) {
     if (!root_ok(&v, g->outputs[i].node, "output")) return false;
   for (int i = 0; i < g->nmetrics; i++)
     if (!root_ok(&v, g->metrics[i].node, "metric")) return false;
-  if (g->loss && !root_ok(&v, g->loss, "loss")) return false;
-  for (int i = 0; i < g->ngrads; i++)
-    if (!root_ok(&v, g->grads[i].param, "gradient's parameter") || !root_ok(&v, g->grads[i].grad, "gradient"))
-      return false;
+  for (int s = 0; s < g->nsteps; s++) {
+    const TrainStep *st = &g->steps[s];
+    if (!root_ok(&v, st->loss, "loss")) return false;
+    for (int i = 0; i < st->ngrads; i++)
+      if (!root_ok(&v, st->grads[i].param, "gradient's parameter") ||
+          !root_ok(&v, st->grads[i].grad, "gradient"))
+        return false;
+  }
   for (int i = 0; i < g->nupdates; i++)
     if (!root_ok(&v, g->updates[i].state, "updated state") || !root_ok(&v, g->updates[i].value, "update"))
       return false;

@@ -120,10 +120,11 @@ gradc_status gradc_bind_dim(gradc_model *m, const char *dim, int64_t value);
 
 /* The optimizer's run-time hyperparameters: scalars the train step reads
  * every time (lr, momentum, rho, beta1, beta2, eps - those its update uses),
- * held as f64 state tensors named optimizer/NAME, so checkpoints keep them
+ * held as f64 state tensors named optimizer/NAME (STEP/optimizer/NAME in
+ * models with several train steps), so checkpoints keep them
  * and gradc_data(m, "optimizer/lr", NULL) reads them too.  Setting one
  * changes the next step without recompiling (learning-rate schedules).
- * step names the train step: NULL or "train" (models have one today).
+ * step names the train step (gradc_step; NULL: the only one).
  * GRADC_ERR_ARG on a NULL model, name or out pointer, an unknown step, or a
  * name the update does not read (the message lists the valid names). */
 gradc_status gradc_set_hyper(gradc_model *m, const char *step, const char *name, double value);
@@ -168,8 +169,27 @@ gradc_status gradc_forward(gradc_model *m);
  * loss, holds the step's value: computed in training mode (dropout, batch
  * statistics) from the parameters and state as they were before the
  * update - an output that is a parameter or state, or a view of one,
- * included. */
+ * included.  For a model with one train statement; with several,
+ * GRADC_ERR_ARG (use gradc_step). */
 gradc_status gradc_train_step(gradc_model *m, double *loss);
+
+/* Train steps by name.  A model file may have several train statements,
+ *   train d_loss of disc.* with adam(lr=1e-4) as critic
+ *   train g_loss of gen.* with adam(lr=1e-4) as generator
+ * each training its own parameters (those the `of` patterns match, else
+ * every parameter its loss depends on) with its own optimizer, whose
+ * slots and hyperparameters are named STEP/... (critic/optimizer/lr,
+ * critic/disc.kernel/m) when there are several steps.  gradc_step runs
+ * the step called step (NULL: the only one) like gradc_train_step: its
+ * loss into *loss, every output and metric computed, its updates applied,
+ * and the model's state updates its loss feeds (batch norm statistics).
+ * A step without `as NAME` is called "train" when it is the only one, else
+ * after its loss.  GRADC_ERR_ARG for an unknown name (the message lists
+ * the steps). */
+gradc_status gradc_step(gradc_model *m, const char *step, double *loss);
+int gradc_step_count(const gradc_model *m);
+/* The i-th step's name, in file order; NULL when i is out of range. */
+const char *gradc_step_name(const gradc_model *m, int i);
 
 /* Re-initialises parameters and optimizer state from seed. */
 gradc_status gradc_init(gradc_model *m, uint64_t seed);

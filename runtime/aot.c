@@ -421,11 +421,11 @@ static double *find_hyper(const AotModel *am, gradc_aot_model *m, const char *fn
     return NULL;
   }
   if (!d[AOT_H_TRAIN]) {
-    fail(m, GRADC_ERR_ARG, "%s_%s: the model has no train step", am->names[0], fn);
+    fail(m, GRADC_ERR_ARG, "%s_%s: the model has no train statement", am->names[0], fn);
     return NULL;
   }
   if (step && strcmp(step, "train")) {
-    fail(m, GRADC_ERR_ARG, "%s_%s: the model has no step '%s'; its step is 'train'", am->names[0], fn, step);
+    fail(m, GRADC_ERR_ARG, "%s_%s: the model has no train step '%s'; its steps are: train", am->names[0], fn, step);
     return NULL;
   }
   for (int i = 0; i < m->nt; i++) {
@@ -437,8 +437,8 @@ static double *find_hyper(const AotModel *am, gradc_aot_model *m, const char *fn
   for (int k = 0; k < d[AOT_H_NHYPER]; k++)
     snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", k ? ", " : "",
              am->names[d[AOT_H_HYPER_NAME] + k]);
-  fail(m, GRADC_ERR_ARG, "%s_%s: the %s optimizer has no run-time hyperparameter '%s'; it has: %s", am->names[0], fn,
-       am->names[d[AOT_H_OPT_NAME]], name, names);
+  fail(m, GRADC_ERR_ARG, "%s_%s: the %s optimizer of step 'train' has no run-time hyperparameter '%s'; it has: %s",
+       am->names[0], fn, am->names[d[AOT_H_OPT_NAME]], name, *names ? names : "none");
   return NULL;
 }
 

@@ -176,7 +176,10 @@ static gradc_status build(Compilation *c, const gradc_options *opt, bool profile
   }
   for (int i = 0; i < g->noutputs; i++) add_named(m, g->outputs[i].name, GRADC_OUTPUT, g->outputs[i].node);
   for (int i = 0; i < g->nmetrics; i++) add_named(m, g->metrics[i].name, GRADC_METRIC, g->metrics[i].node);
-  if (g->loss) add_named(m, g->loss->name ? g->loss->name : "loss", GRADC_LOSS, g->loss);
+  for (int i = 0; i < g->nsteps; i++) {
+    const Node *l = g->steps[i].loss;
+    add_named(m, l->name ? l->name : "loss", GRADC_LOSS, l);
+  }
 
   int threads = opt->threads > 0 ? opt->threads : rt_default_threads();
   rt_blas_threads(threads);
@@ -398,12 +401,38 @@ void *gradc_data(gradc_model *m, const char *name, int64_t *count) {
   return m->buf[s->id];
 }
 
-/* The optimizer's run-time scalars are the f64 scalar states named
- * optimizer/NAME (compiler/optimizer.c makes one per value its update
- * reads). */
-static bool is_hyper(const Named *t) {
-  return t->kind == GRADC_STATE && !strncmp(t->name, "optimizer/", 10) &&
-         t->node->dtype == DT_F64 && t->node->shape.rank == 0;
+/* The optimizer's run-time scalars of step st are the f64 scalar states
+ * named PREFIXoptimizer/NAME (compiler/optimizer.c makes one per value its
+ * update reads). */
+static double *hyper_of(gradc_model *m, const TrainStep *st, const char *name) {
+  for (int i = 0; i < m->nnamed; i++) {
+    const Named *t = &m->named[i];
+    size_t pl = strlen(st->prefix);
+    if (t->kind == GRADC_STATE && !strncmp(t->name, st->prefix, pl) &&
+        !strncmp(t->name + pl, "optimizer/", 10) && !strcmp(t->name + pl + 10, name) &&
+        t->node->dtype == DT_F64 && t->node->shape.rank == 0)
+      return m->persist[t->node->id];
+  }
+  return NULL;
+}
+
+/* The step called name (NULL: the only one), or NULL after the error. */
+static const TrainStep *find_step(gradc_model *m, const char *fn, const char *name) {
+  const Graph *g = m->g;
+  if (!g->nsteps) {
+    fail(m, GRADC_ERR_ARG, "%s: the model has no train statement", fn);
+    return NULL;
+  }
+  const TrainStep *st = graph_step(g, name);
+  if (st) return st;
+  char names[512] = "";
+  for (int i = 0; i < g->nsteps; i++)
+    snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", g->steps[i].name);
+  if (!name)
+    fail(m, GRADC_ERR_ARG, "%s: the model has %d train steps; name one: %s", fn, g->nsteps, names);
+  else
+    fail(m, GRADC_ERR_ARG, "%s: the model has no train step '%s'; its steps are: %s", fn, name, names);
+  return NULL;
 }
 
 static double *find_hyper(gradc_model *m, const char *fn, const char *step, const char *name) {
@@ -411,27 +440,19 @@ static double *find_hyper(gradc_model *m, const char *fn, const char *step, cons
     fail(m, GRADC_ERR_ARG, "%s: NULL argument", fn);
     return NULL;
   }
-  if (!m->g->has_train) {
-    fail(m, GRADC_ERR_ARG, "%s: the model has no train step", fn);
-    return NULL;
-  }
-  if (step && strcmp(step, "train")) {
-    fail(m, GRADC_ERR_ARG, "%s: the model has no step '%s'; its step is 'train'", fn, step);
-    return NULL;
-  }
-  for (int i = 0; i < m->nnamed; i++)
-    if (is_hyper(&m->named[i]) && !strcmp(m->named[i].name + 10, name))
-      return m->persist[m->named[i].node->id];
+  const TrainStep *st = find_step(m, fn, step);
+  if (!st) return NULL;
+  double *h = hyper_of(m, st, name);
+  if (h) return h;
   /* The valid names in the optimizer table's order. */
-  const OptInfo *info = &opt_info[m->g->opt.kind];
+  const OptInfo *info = &opt_info[st->opt.kind];
   char names[512] = "";
   for (int k = 0; k < info->nhyper; k++)
-    for (int i = 0; i < m->nnamed; i++)
-      if (is_hyper(&m->named[i]) && !strcmp(m->named[i].name + 10, info->hyper[k].name))
-        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", *names ? ", " : "",
-                 info->hyper[k].name);
-  fail(m, GRADC_ERR_ARG, "%s: the %s optimizer has no run-time hyperparameter '%s'; it has: %s", fn,
-       info->name, name, names);
+    if (hyper_of(m, st, info->hyper[k].name))
+      snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", *names ? ", " : "",
+               info->hyper[k].name);
+  fail(m, GRADC_ERR_ARG, "%s: the %s optimizer of step '%s' has no run-time hyperparameter '%s'; "
+       "it has: %s", fn, info->name, st->name, name, *names ? names : "none");
   return NULL;
 }
 
@@ -512,11 +533,8 @@ static double loss_value(const gradc_model *m, const Node *l) {
   return l->dtype == DT_F32 ? (double)*(float *)p : *(double *)p;
 }
 
-gradc_status gradc_train_step(gradc_model *m, double *loss) {
-  gradc_status s = need_bound(m, "gradc_train_step");
-  if (s) return s;
-  if (!m->g->has_train) return fail(m, GRADC_ERR_ARG, "the model has no train statement");
-  const Node *l = m->g->loss;
+static gradc_status run_step(gradc_model *m, const TrainStep *st, double *loss) {
+  const Node *l = st->loss;
   if (m->opt.check_numerics) {
     /* Forward first: a bad batch is reported before it can touch the
      * parameters, with every intermediate value still in memory. */
@@ -527,11 +545,38 @@ gradc_status gradc_train_step(gradc_model *m, double *loss) {
       return non_finite(m, f);
     }
   }
-  jit_train_step(m->jit)(m->rt, m->buf, m->sym);
+  jit_function(m->jit, 1 + (int)(st - m->g->steps))(m->rt, m->buf, m->sym);
   double v = loss_value(m, l);
   if (loss) *loss = v;
   if (m->opt.check_numerics && !isfinite(v)) return non_finite(m, v);
   return GRADC_OK;
+}
+
+gradc_status gradc_train_step(gradc_model *m, double *loss) {
+  gradc_status s = need_bound(m, "gradc_train_step");
+  if (s) return s;
+  const TrainStep *st = find_step(m, "gradc_train_step", NULL);
+  return st ? run_step(m, st, loss) : GRADC_ERR_ARG;
+}
+
+gradc_status gradc_step(gradc_model *m, const char *step, double *loss) {
+  gradc_status s = need_bound(m, "gradc_step");
+  if (s) return s;
+  const TrainStep *st = find_step(m, "gradc_step", step);
+  return st ? run_step(m, st, loss) : GRADC_ERR_ARG;
+}
+
+int gradc_step_count(const gradc_model *m) { return m ? m->g->nsteps : 0; }
+
+const char *gradc_step_name(const gradc_model *m, int i) {
+  return m && i >= 0 && i < m->g->nsteps ? m->g->steps[i].name : NULL;
+}
+
+/* A run-time hyperparameter of a one-step model, which checkpoints of
+ * gradc before them lack (models with several steps came later). */
+static bool is_hyper(const Node *x) {
+  return x->op == OP_STATE && !strncmp(x->name, "optimizer/", 10) && x->dtype == DT_F64 &&
+         x->shape.rank == 0;
 }
 
 /* Parameters and optimizer state, in graph order, as checkpoint tensors. */
@@ -542,7 +587,7 @@ static int ckpt_tensors(const gradc_model *m, CkptTensor *t) {
     if (!persistent(x)) continue;
     t[n] = (CkptTensor){.name = x->name, .dtype = (gradc_dtype)x->dtype, .rank = x->shape.rank,
                         .data = m->persist[i],
-                        .optional = is_hyper(&(Named){x->name, GRADC_STATE, x})};
+                        .optional = is_hyper(x)};
     for (int k = 0; k < x->shape.rank; k++) t[n].dims[k] = x->shape.d[k].n;
     n++;
   }

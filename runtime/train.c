@@ -162,7 +162,7 @@ static void accumulate(gradc_model *m, const Graph *g, Means *a, double loss, in
 
 static void put_means(FILE *out, const Graph *g, const Means *a, const char *prefix) {
   double w = a->weight > 0 ? a->weight : 1;
-  if (g->loss) fprintf(out, " - %sloss: %.4f", prefix, a->loss / w);
+  if (g->nsteps) fprintf(out, " - %sloss: %.4f", prefix, a->loss / w);
   for (int i = 0; i < g->nmetrics && i < 16; i++)
     fprintf(out, " - %s%s: %.4f", prefix, g->metrics[i].name, a->metric[i] / w);
 }
@@ -202,7 +202,8 @@ static gradc_status evaluate(gradc_model *m, const Graph *g, const Feed *f, cons
     for (int64_t i = 0; i < bs; i++) idx[i] = at + i;
     gather(m, f, d, idx, bs);
     gradc_forward(m);
-    double loss = g->loss ? scalar_of(m, g->loss, g->loss->name ? g->loss->name : "loss") : 0;
+    const Node *l = g->nsteps ? g->steps[0].loss : NULL;
+    double loss = l ? scalar_of(m, l, l->name ? l->name : "loss") : 0;
     accumulate(m, g, out, loss, bs);
   }
   free(idx);
@@ -293,7 +294,11 @@ gradc_status rt_train(gradc_model *m, const TrainOptions *o, RtError *err) {
   const Graph *g = rt_graph(m);
   FILE *out = o->out ? o->out : stdout;
   bool tty = isatty(fileno(out));
-  if (!g->has_train) return rt_fail(err, GRADC_ERR_ARG, "the model has no train statement");
+  if (!g->nsteps) return rt_fail(err, GRADC_ERR_ARG, "the model has no train statement");
+  if (g->nsteps > 1)
+    return rt_fail(err, GRADC_ERR_ARG, "gradc train fits models with one train statement; this "
+                   "one has %d (%s, %s%s): run them with gradc_step from a program", g->nsteps,
+                   g->steps[0].name, g->steps[1].name, g->nsteps > 2 ? ", ..." : "");
   if (o->batch < 1) return rt_fail(err, GRADC_ERR_ARG, "batch size must be at least 1, got %lld", (long long)o->batch);
   if (o->epochs < 1) return rt_fail(err, GRADC_ERR_ARG, "epochs must be at least 1, got %d", o->epochs);
   bool has_inputs = false;

@@ -171,7 +171,7 @@ run "$ref" hyper "$src/models/mnist_mlp.nn" 7 4 32 5 0.003 hyper_nochange.bin
 check "hyper: without the lr change the state differs (the comparison can fail)" \
   all 'status_is 0' '! cmp -s hyper_so.bin hyper_nochange.bin'
 check "hyper: the refusals' messages are model.c's, the .so's names for gradc_'s" \
-  eval 'grep -q "^error: mnist_mlp_set_hyper: the rmsprop optimizer has no run-time hyperparameter .momentum.; it has: lr, rho, eps$" hyper_so.out &&
+  eval 'grep -q "^error: mnist_mlp_set_hyper: the rmsprop optimizer of step .train. has no run-time hyperparameter .momentum.; it has: lr, rho, eps$" hyper_so.out &&
         diff <(grep "^error" hyper_so.out) <(grep "^error" hyper_jit.out | sed "s/gradc_/mnist_mlp_/") >"$err"'
 
 # ---- symbolic dimensions bound one at a time (tests/aot/dims.c): the
@@ -277,7 +277,7 @@ check "--emit obj writes an x86-64 ELF object" \
 run "$gradc" compile "$src/models/mnist_mlp.nn" --emit asm -o m.s
 check "--emit asm writes assembly of the entry points" all 'status_is 0' 'grep -q "^mnist_mlp_train_step:" m.s'
 run "$gradc" compile "$src/models/mnist_mlp.nn" --emit llvm -o m.ll
-check "--emit llvm writes LLVM IR" all 'status_is 0' 'grep -q "define .*@mnist_mlp__train_step" m.ll'
+check "--emit llvm writes LLVM IR" all 'status_is 0' 'grep -q "define .*@mnist_mlp__step_train" m.ll'
 run "$gradc" compile "$src/models/mnist_mlp.nn" --emit obj --target aarch64-linux-gnu -o arm.o --header arm.h
 check "--target aarch64-linux-gnu --emit obj cross-compiles; the header names the target" \
   all 'status_is 0' 'readelf -h arm.o | grep -q AArch64' 'grep -q "aarch64-unknown-linux-gnu" arm.h'

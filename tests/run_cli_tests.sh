@@ -88,10 +88,10 @@ check "--stage grad exits 0 and says so in the header" \
   all 'status_is 0' 'stdout_has "stage grad"' 'stderr_empty'
 run dump --stage llvm "$mnist"
 check "--stage llvm prints the IR before and after LLVM's pipeline" \
-  all 'status_is 0' 'stdout_has "define void @train_step"' 'stdout_has "after LLVM"' 'stdout_has "gradc_sgemm"'
+  all 'status_is 0' 'stdout_has "define void @step_train"' 'stdout_has "after LLVM"' 'stdout_has "gradc_sgemm"'
 run dump --stage asm "$mnist"
 check "--stage asm prints the machine code of both entry points" \
-  all 'status_is 0' 'stdout_has "train_step:"' 'stdout_has "forward:"'
+  all 'status_is 0' 'stdout_has "step_train:"' 'stdout_has "forward:"'
 run dump --stage memory --batch 64 "$mnist"
 check "--stage memory prints the workspace plan with its total against no reuse" \
   all 'status_is 0' 'stdout_has "at batch 64"' 'stdout_has "without reuse"'

@@ -71,8 +71,8 @@ static Node *named(const Graph *g, const char *name) {
 }
 
 static Node *grad_of(const Graph *g, const char *param) {
-  for (int i = 0; i < g->ngrads; i++)
-    if (strcmp(g->grads[i].param->name, param) == 0) return g->grads[i].grad;
+  for (int i = 0; i < g->steps[0].ngrads; i++)
+    if (strcmp(g->steps[0].grads[i].param->name, param) == 0) return g->steps[0].grads[i].grad;
   print_error("no gradient for '%s'\n", param);
   fail();
   return NULL;
@@ -104,15 +104,15 @@ static int check_text(const Graph *g, uint64_t seed, int64_t batch, double tol, 
 /* Fault injection: the gradient of param becomes grad * factor (a constant
  * of param's shape; the caller keeps it alive), so check sees a wrong rule. */
 static void corrupt_grad(Graph *g, const char *param, double *factor) {
-  for (int i = 0; i < g->ngrads; i++) {
-    Node *p = g->grads[i].param;
+  for (int i = 0; i < g->steps[0].ngrads; i++) {
+    Node *p = g->steps[0].grads[i].param;
     if (strcmp(p->name, param)) continue;
     Node *c = graph_leaf(g, OP_CONST, NULL, p->dtype, &p->shape, p->loc);
     c->a.values = factor;
-    Node *src[2] = {g->grads[i].grad, c};
+    Node *src[2] = {g->steps[0].grads[i].grad, c};
     Node *m = graph_node(g, OP_MUL, src, 2, NULL, p->loc);
     assert_non_null(m);
-    g->grads[i].grad = m;
+    g->steps[0].grads[i].grad = m;
     return;
   }
   print_error("no gradient for '%s'\n", param);
@@ -421,8 +421,8 @@ static void test_finite_differences(void **state) {
     const Graph *g = c->graph;
     int nparams = 0;
     for (int k = 0; k < g->nnodes; k++) nparams += g->nodes[k]->op == OP_PARAM;
-    if (g->ngrads != nparams) {
-      fprintf(stderr, "row %s: %d gradients for %d params\n", rows[i].name, g->ngrads,
+    if (g->steps[0].ngrads != nparams) {
+      fprintf(stderr, "row %s: %d gradients for %d params\n", rows[i].name, g->steps[0].ngrads,
               nparams);
       failures++;
     }
@@ -466,7 +466,7 @@ static Compilation *unslice_model(void) {
   assert_non_null(l);
   l->name = "loss";
   l->flags |= N_LOSS;
-  g->loss = l;
+  g->steps[0].loss = l;
   assert_true(autodiff(g));
   return c;
 }
@@ -506,7 +506,7 @@ static Compilation *window_adjoint_model(void) {
   assert_non_null(l);
   l->name = "loss";
   l->flags |= N_LOSS;
-  g->loss = l;
+  g->steps[0].loss = l;
   assert_true(autodiff(g));
   return c;
 }
@@ -514,7 +514,7 @@ static Compilation *window_adjoint_model(void) {
 static void test_window_adjoint_gradients(void **state) {
   (void)state;
   Compilation *c = window_adjoint_model();
-  assert_int_equal(c->graph->ngrads, 2);
+  assert_int_equal(c->graph->steps[0].ngrads, 2);
   for (uint64_t seed = 1; seed <= 3; seed++)
     assert_int_equal(run_check(c->graph, seed, 3, 1e-5), 0);
   compilation_free(c);
@@ -524,7 +524,7 @@ static void test_unslice_gradient(void **state) {
   (void)state;
   Compilation *c = unslice_model();
   const Graph *g = c->graph;
-  assert_int_equal(g->ngrads, 1);
+  assert_int_equal(g->steps[0].ngrads, 1);
   for (uint64_t seed = 1; seed <= 3; seed++) assert_int_equal(run_check(g, seed, 3, 1e-5), 0);
   /* And by value: d/dw_i = (1 - tanh(w_i)^2) * k[1 + 2i]. */
   Eval *e = eval_new(g);
@@ -533,7 +533,7 @@ static void test_unslice_gradient(void **state) {
   eval_init(e, 7);
   double *k = eval_data(e, named(g, "k"));
   for (int i = 0; i < 7; i++) k[i] = 10 + i;
-  Node *gw = g->grads[0].grad;
+  Node *gw = g->steps[0].grads[0].grad;
   eval_run(e, &gw, 1);
   const double *w = eval_data(e, named(g, "w")), *d = eval_data(e, gw);
   for (int i = 0; i < 3; i++) {
@@ -582,11 +582,11 @@ static Eval *eval_ready(const Graph *g) {
   assert_non_null(e);
   assert_true(eval_bind(e, "", 1));
   eval_init(e, 1);
-  Node **roots = malloc(sizeof(Node *) * (size_t)(g->ngrads + 1));
+  Node **roots = malloc(sizeof(Node *) * (size_t)(g->steps[0].ngrads + 1));
   assert_non_null(roots);
-  roots[0] = g->loss;
-  for (int i = 0; i < g->ngrads; i++) roots[i + 1] = g->grads[i].grad;
-  eval_run(e, roots, g->ngrads + 1);
+  roots[0] = g->steps[0].loss;
+  for (int i = 0; i < g->steps[0].ngrads; i++) roots[i + 1] = g->steps[0].grads[i].grad;
+  eval_run(e, roots, g->steps[0].ngrads + 1);
   free(roots);
   return e;
 }
@@ -601,7 +601,7 @@ static void test_w_times_w(void **state) {
   for (int i = 0; i < 2; i++) {
     Compilation *c = compile_grad("ww.nn", srcs[i]);
     Eval *e = eval_ready(c->graph);
-    assert_true(eval_data(e, c->graph->loss)[0] == 1.0);
+    assert_true(eval_data(e, c->graph->steps[0].loss)[0] == 1.0);
     assert_true(eval_data(e, grad_of(c->graph, "w"))[0] == 2.0);
     eval_free(e);
     compilation_free(c);
@@ -625,13 +625,13 @@ static void test_chain_rule(void **state) {
     Compilation *c = compile_grad("chain.nn", srcs[i]);
     const Graph *g = c->graph;
     Eval *e = eval_ready(g);
-    assert_true(eval_data(e, g->loss)[0] == 7.0);
+    assert_true(eval_data(e, g->steps[0].loss)[0] == 7.0);
     assert_true(eval_data(e, grad_of(g, "w1"))[0] == 2.0);
     assert_true(eval_data(e, grad_of(g, "b1"))[0] == 2.0);
     assert_true(eval_data(e, grad_of(g, "w2"))[0] == 3.0);    /* y1 */
     assert_true(eval_data(e, grad_of(g, "b2"))[0] == 1.0);
     if (i == 1) assert_true(eval_data(e, grad_of(g, "x"))[0] == 4.0);
-    else assert_int_equal(g->ngrads, 4);
+    else assert_int_equal(g->steps[0].ngrads, 4);
     eval_free(e);
     compilation_free(c);
   }
@@ -820,14 +820,14 @@ static void run_optimizer(const OptRow *r) {
   while (want < 3 && r->slots[want]) want++;
   assert_int_equal(nstate, want);
   for (int step = 1; step <= 2; step++) {
-    eval_train_step(e);
+    eval_step(e, 0);
     keras_step(r->k, &s);
     char what[128];
     for (int i = 0; i < 2; i++) {
-      snprintf(what, sizeof what, "%s step %d: w[%d]", opt_info[g->opt.kind].name, step, i);
+      snprintf(what, sizeof what, "%s step %d: w[%d]", opt_info[g->steps[0].opt.kind].name, step, i);
       assert_near(eval_data(e, w)[i], s.w[i], 1e-12, 0, what);
       for (int k = 0; k < want; k++) {
-        snprintf(what, sizeof what, "%s step %d: %s[%d]", opt_info[g->opt.kind].name, step,
+        snprintf(what, sizeof what, "%s step %d: %s[%d]", opt_info[g->steps[0].opt.kind].name, step,
                  r->slots[k], i);
         assert_near(eval_data(e, named(g, r->slots[k]))[i], slot_field(&s, r->fields[k])[i],
                     1e-12, 0, what);
@@ -861,8 +861,8 @@ static void test_sgd_first_step_by_hand(void **state) {
   assert_non_null(e);
   assert_true(eval_bind(e, "", 1));
   eval_init(e, 1);
-  eval_train_step(e);
-  assert_true(eval_data(e, c->graph->loss)[0] == 0.5 * 1 + 3.0 * 4);   /* before the update */
+  eval_step(e, 0);
+  assert_true(eval_data(e, c->graph->steps[0].loss)[0] == 0.5 * 1 + 3.0 * 4);   /* before the update */
   const double *w = eval_data(e, named(c->graph, "w"));
   assert_near(w[0], 0.9, 1e-15, 0, "w[0]");
   assert_near(w[1], -0.8, 1e-15, 0, "w[1]");
@@ -885,8 +885,8 @@ static void test_param_not_affecting_loss(void **state) {
   assert_true(has_warning(&c->diags,
                           "parameter 'v' does not affect the loss 'loss'; it will not be trained"));
   assert_false(has_warning(&c->diags, "parameter 'w'"));
-  assert_int_equal(c->graph->ngrads, 1);
-  assert_string_equal(c->graph->grads[0].param->name, "w");
+  assert_int_equal(c->graph->steps[0].ngrads, 1);
+  assert_string_equal(c->graph->steps[0].grads[0].param->name, "w");
   assert_int_equal(c->diags.errors, 0);
   compilation_free(c);
 }
@@ -901,7 +901,7 @@ static void test_loss_without_params(void **state) {
       "train loss with sgd\n";
   Compilation *c = compile_grad("noparam.nn", src);
   assert_true(has_warning(&c->diags, "the loss 'loss' does not depend on any parameter"));
-  assert_int_equal(c->graph->ngrads, 0);
+  assert_int_equal(c->graph->steps[0].ngrads, 0);
   FILE *null = fopen("/dev/null", "w");
   assert_non_null(null);
   assert_int_equal(check_gradients(c->graph, 1, 3, 1e-5, null), 1);
@@ -1068,14 +1068,14 @@ static void test_check_wrong_gradient_fails(void **state) {
                    "input x : f32[batch, 4]\ninput k : f32[batch, 3]\n"
                    "h = dense(x, 3)\nn = batch_norm(h)\nloss = sum(tanh(n) * k)\n" TRAIN);
   Graph *g = c->graph;
-  for (int i = 0; i < g->ngrads; i++)
-    if (!strcmp(g->grads[i].param->name, "h.bias")) {
+  for (int i = 0; i < g->steps[0].ngrads; i++)
+    if (!strcmp(g->steps[0].grads[i].param->name, "h.bias")) {
       static double one_e6[3] = {1e-6, 1e-6, 1e-6};
-      Node *k = graph_leaf(g, OP_CONST, NULL, DT_F32, &g->grads[i].param->shape, g->loss->loc);
+      Node *k = graph_leaf(g, OP_CONST, NULL, DT_F32, &g->steps[0].grads[i].param->shape, g->steps[0].loss->loc);
       k->a.values = one_e6;
-      Node *src[2] = {g->grads[i].grad, k};
-      g->grads[i].grad = graph_node(g, OP_ADD, src, 2, NULL, g->loss->loc);
-      assert_non_null(g->grads[i].grad);
+      Node *src[2] = {g->steps[0].grads[i].grad, k};
+      g->steps[0].grads[i].grad = graph_node(g, OP_ADD, src, 2, NULL, g->steps[0].loss->loc);
+      assert_non_null(g->steps[0].grads[i].grad);
     }
   assert_int_equal(check_text(g, 1, 3, 1e-5, &text), 1);
   assert_non_null(strstr(text, "FAILED: 3 of "));
@@ -1104,7 +1104,7 @@ static void test_models_pass_check(void **state) {
       diag_print(stderr, &c->diags);
       failures++;
     } else {
-      assert_true(c->graph->ngrads > 0);
+      assert_true(c->graph->steps[0].ngrads > 0);
       /* Convolutional models cost the evaluator most (seconds each, minutes
        * under the sanitizers): one seed; their ops have rows above, checked
        * with three. */

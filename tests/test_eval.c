@@ -7,7 +7,7 @@
  *    reductions, argmax, one_hot and slicing, to 1e-6 relative.
  * 2. Initializers: determinism per seed and per name, the Keras ranges and
  *    variances, exact constants, f32 rounding.
- * 3. Training by eval_train_step: linear regression (M1), Himmelblau (M2),
+ * 3. Training by eval_step: linear regression (M1), Himmelblau (M2),
  *    and a small MLP on three Gaussian blobs with a final partial batch.
  */
 #include <stdarg.h>
@@ -617,10 +617,10 @@ static void test_linear_regression(void **state) {
   memcpy(eval_data(e, named(g, "x")), xs, sizeof xs);
   memcpy(eval_data(e, named(g, "y")), ys, sizeof ys);
   const double *w = eval_data(e, named(g, "w")), *b = eval_data(e, named(g, "b"));
-  const double *loss = eval_data(e, g->loss);
+  const double *loss = eval_data(e, g->steps[0].loss);
   double prev = INFINITY, bmax = 0;
   for (int step = 0; step < STEPS; step++) {
-    eval_train_step(e);
+    eval_step(e, 0);
     assert_true(loss[0] <= prev);        /* the loss before this step's update */
     prev = loss[0];
     if (b[0] > bmax) bmax = b[0];
@@ -647,15 +647,15 @@ static void test_himmelblau(void **state) {
   assert_non_null(e);
   assert_true(eval_bind(e, "", 1));
   eval_init(e, 1);
-  const double *p = eval_data(e, named(g, "p")), *f = eval_data(e, g->loss);
+  const double *p = eval_data(e, named(g, "p")), *f = eval_data(e, g->steps[0].loss);
   assert_true(p[0] == 4 && p[1] == 0);
-  eval_train_step(e);
+  eval_step(e, 0);
   /* step 0 prints f before the update and x after it: f = 34, x = [3.26, -0.1]
    * (df/dx = 4x(x^2+y-11) + 2(x+y^2-7) = 74, df/dy = 10 at [4, 0]). */
   assert_true(f[0] == 34);
   assert_near(p[0], 3.26, 0, 1e-5, "p[0] after one step");
   assert_near(p[1], -0.1, 0, 1e-5, "p[1] after one step");
-  for (int step = 1; step < 200; step++) eval_train_step(e);
+  for (int step = 1; step < 200; step++) eval_step(e, 0);
   assert_near(p[0], 3.584428, 0, 1e-4, "p[0]");
   assert_near(p[1], -1.848126, 0, 1e-4, "p[1]");
   eval_forward(e);
@@ -708,13 +708,13 @@ static void test_mlp_blobs(void **state) {
   eval_init(e, 3);
   fill_batch(e, g, px, py, 0, N);
   eval_forward(e);
-  double first_loss = eval_data(e, g->loss)[0];
+  double first_loss = eval_data(e, g->steps[0].loss)[0];
   int steps = 0;
   for (int epoch = 0; epoch < EPOCHS; epoch++)
     for (int from = 0; from < N; from += BATCH) {
       int n = N - from < BATCH ? N - from : BATCH;
       fill_batch(e, g, px, py, from, n);
-      eval_train_step(e);
+      eval_step(e, 0);
       steps++;
     }
   assert_int_equal(steps, EPOCHS * 10);
@@ -722,7 +722,7 @@ static void test_mlp_blobs(void **state) {
   fill_batch(e, g, px, py, 0, N);
   eval_forward(e);
   double acc = eval_data(e, g->metrics[0].node)[0];
-  double loss = eval_data(e, g->loss)[0];
+  double loss = eval_data(e, g->steps[0].loss)[0];
   if (!(acc > 0.95)) {
     print_error("accuracy %.4f after %d epochs\n", acc, EPOCHS);
     fail();
@@ -774,7 +774,7 @@ static void test_dropout(void **state) {
   eval_run(e, roots, 2);                           /* same step: same mask */
   for (int i = 0; i < 4000; i++) assert_true(eval_data(e, d)[i] == m0[i]);
   /* the next step (the counter after one train step) draws a new mask */
-  eval_train_step(e);
+  eval_step(e, 0);
   eval_run(e, roots, 2);
   int changed = 0;
   for (int i = 0; i < 4000; i++) changed += (eval_data(e, d)[i] == 0) != (m0[i] == 0);
@@ -823,7 +823,7 @@ static void test_batch_norm(void **state) {
     assert_true(fabs(m) < 1e-12);
     assert_true(fabs(v - bv / (bv + 0.001)) < 1e-12);
   }
-  eval_train_step(e);
+  eval_step(e, 0);
   const double *mm = eval_data(e, named(g, "y.moving_mean"));
   const double *mv = eval_data(e, named(g, "y.moving_variance"));
   assert_true(fabs(mm[0] - 0.1 * 3) < 1e-12 && fabs(mm[1] - 0.1 * 30) < 1e-12);

@@ -97,7 +97,8 @@ static void compare(gradc_model *m, const Graph *g, Eval *e, gradc_kind kind, do
     if (!n) {
       for (int k = 0; k < g->noutputs; k++) if (!strcmp(g->outputs[k].name, t.name)) n = g->outputs[k].node;
       for (int k = 0; k < g->nmetrics; k++) if (!strcmp(g->metrics[k].name, t.name)) n = g->metrics[k].node;
-      if (!n && g->loss && kind == GRADC_LOSS) n = g->loss;
+      for (int k = 0; !n && kind == GRADC_LOSS && k < g->nsteps; k++)
+        if (g->steps[k].loss->name && !strcmp(g->steps[k].loss->name, t.name)) n = g->steps[k].loss;
     }
     assert_non_null(n);
     int64_t cnt;
@@ -154,23 +155,23 @@ static void run_model_tol(const char *name, const char *src, int64_t batch, int 
   eval_forward(e);
   compare(m, g, e, GRADC_OUTPUT, tol.atol, tol.rtol, "forward output");
   compare(m, g, e, GRADC_METRIC, tol.atol, tol.rtol, "forward metric");
-  for (int i = 0; g->has_train && i < steps; i++) {
+  for (int i = 0; (g->nsteps > 0) && i < steps; i++) {
     double loss;
     assert_int_equal(gradc_train_step(m, &loss), GRADC_OK);
-    eval_train_step(e);
-    double ref = eval_data(e, g->loss)[0];
+    eval_step(e, 0);
+    double ref = eval_data(e, g->steps[0].loss)[0];
     if (!close_to(loss, ref, tol.atol, tol.rtol)) {
       print_error("%s step %d: loss %.17g vs evaluator %.17g\n", name, i, loss, ref);
       fail();
     }
   }
-  if (g->has_train && steps > 0) {
+  if ((g->nsteps > 0) && steps > 0) {
     /* A step computes every output and metric (train_step's values, from
      * the parameters before its update), as the evaluator's step does. */
     compare(m, g, e, GRADC_OUTPUT, tol.atol, tol.trained_rtol, "output after the steps");
     compare(m, g, e, GRADC_METRIC, tol.atol, tol.trained_rtol, "metric after the steps");
   }
-  if (g->has_train) {
+  if ((g->nsteps > 0)) {
     compare(m, g, e, GRADC_PARAM, tol.atol, tol.trained_rtol, "trained");
     compare(m, g, e, GRADC_STATE, tol.atol, tol.trained_rtol, "optimizer state");
   }
@@ -217,7 +218,7 @@ static void run_opt_levels(const char *name, const char *src, int64_t batch, int
       set_from_double(b, (gradc_dtype)n->dtype, k, v);
     }
   }
-  for (int s = 0; g->has_train && s < steps; s++) {
+  for (int s = 0; (g->nsteps > 0) && s < steps; s++) {
     double l0, l1;
     assert_int_equal(gradc_train_step(m[0], &l0), GRADC_OK);
     assert_int_equal(gradc_train_step(m[1], &l1), GRADC_OK);
@@ -228,7 +229,7 @@ static void run_opt_levels(const char *name, const char *src, int64_t batch, int
   }
   /* Every tensor after the steps (outputs and metrics are the last step's
    * values), then after a forward. */
-  for (int pass = g->has_train && steps > 0 ? 0 : 1; pass < 2; pass++) {
+  for (int pass = (g->nsteps > 0) && steps > 0 ? 0 : 1; pass < 2; pass++) {
     if (pass) {
       assert_int_equal(gradc_forward(m[0]), GRADC_OK);
       assert_int_equal(gradc_forward(m[1]), GRADC_OK);
@@ -236,7 +237,7 @@ static void run_opt_levels(const char *name, const char *src, int64_t batch, int
     for (int i = 0; i < gradc_tensor_count(m[0]); i++) {
       gradc_tensor t;
       gradc_tensor_info(m[0], i, &t);
-      if (t.kind == GRADC_INPUT || (t.kind == GRADC_LOSS && !g->has_train)) continue;
+      if (t.kind == GRADC_INPUT || (t.kind == GRADC_LOSS && !(g->nsteps > 0))) continue;
       int64_t c0, c1;
       const void *a = gradc_data(m[0], t.name, &c0), *b = gradc_data(m[1], t.name, &c1);
       assert_non_null(a);
@@ -745,6 +746,84 @@ static void test_views_of_params_and_constants(void **state) {
   free(views_model);
 }
 
+/* Two train statements over disjoint parameters (tests/models/two_steps.nn),
+ * stepped alternately through gradc_step: each step's loss, the
+ * parameters and every optimizer state match the evaluator's same
+ * schedule; a step leaves the other step's parameters bit for bit alone;
+ * the second step's learning rate, changed through the API, changes its
+ * next update (the evaluator sets the same state). */
+static void test_two_steps(void **state) {
+  (void)state;
+  gradc_options o;
+  gradc_options_default(&o);
+  o.threads = 1;
+  gradc_model *m = NULL;
+  gradc_status s = gradc_compile_file("tests/models/two_steps.nn", &o, &m);
+  if (s) print_error("%s\n", gradc_last_error(NULL));
+  assert_int_equal(s, GRADC_OK);
+  assert_int_equal(gradc_step_count(m), 2);
+  assert_string_equal(gradc_step_name(m, 0), "first");
+  assert_string_equal(gradc_step_name(m, 1), "second");
+  assert_null(gradc_step_name(m, 2));
+  const Graph *g = rt_graph(m);
+  note_ops(g);
+  Eval *e = eval_new(g);
+  assert_non_null(e);
+  const int64_t batch = 8;
+  assert_int_equal(gradc_bind(m, batch), GRADC_OK);
+  assert_true(eval_bind(e, "batch", batch));
+  eval_init(e, o.seed);
+  fill_inputs(g, e, m, 11);
+  double loss;
+  assert_int_equal(gradc_train_step(m, &loss), GRADC_ERR_ARG);
+  assert_string_equal(gradc_last_error(m),
+                      "gradc_train_step: the model has 2 train steps; name one: first, second");
+  assert_int_equal(gradc_step(m, "third", &loss), GRADC_ERR_ARG);
+  assert_string_equal(gradc_last_error(m),
+                      "gradc_step: the model has no train step 'third'; its steps are: first, second");
+  assert_int_equal(gradc_set_hyper(m, NULL, "lr", 1), GRADC_ERR_ARG);
+  const char *schedule = "fsffssfsf";
+  float before[4];
+  for (int i = 0; schedule[i]; i++) {
+    if (i == 5) {
+      /* a new learning rate for `second`, through the API and the state */
+      assert_int_equal(gradc_set_hyper(m, "second", "lr", 0.02), GRADC_OK);
+      for (int k = 0; k < g->nnodes; k++)
+        if (g->nodes[k]->name && !strcmp(g->nodes[k]->name, "second/optimizer/lr"))
+          eval_data(e, g->nodes[k])[0] = 0.02;
+      double v = 0;
+      assert_int_equal(gradc_get_hyper(m, "second", "lr", &v), GRADC_OK);
+      assert_true(v == 0.02);
+    }
+    int st = schedule[i] == 'f' ? 0 : 1;
+    const char *other = st ? "a.w" : "b.w";
+    int64_t cnt;
+    float *ow = gradc_data(m, other, &cnt);
+    assert_non_null(ow);
+    memcpy(before, ow, sizeof(float) * (size_t)(cnt < 4 ? cnt : 4));
+    assert_int_equal(gradc_step(m, st ? "second" : "first", &loss), GRADC_OK);
+    eval_step(e, st);
+    assert_memory_equal(before, ow, sizeof(float) * (size_t)(cnt < 4 ? cnt : 4));
+    double ref = eval_data(e, g->steps[st].loss)[0];
+    if (!close_to(loss, ref, f32_tol.atol, f32_tol.rtol)) {
+      print_error("two_steps step %d (%c): loss %.17g vs evaluator %.17g\n", i, schedule[i], loss, ref);
+      fail();
+    }
+    compare(m, g, e, GRADC_PARAM, f32_tol.atol, f32_tol.trained_rtol, "trained");
+    compare(m, g, e, GRADC_STATE, f32_tol.atol, f32_tol.trained_rtol, "state");
+    compare(m, g, e, GRADC_METRIC, f32_tol.atol, f32_tol.trained_rtol, "metric");
+  }
+  /* Each counter counted its own steps; dropout's counted all of them. */
+  int32_t *it = gradc_data(m, "first/optimizer/iterations", NULL);
+  assert_non_null(it);
+  assert_int_equal(*it, 5);
+  it = gradc_data(m, "dropout/iterations", NULL);
+  assert_non_null(it);
+  assert_int_equal(*it, 9);
+  eval_free(e);
+  gradc_free(m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ops),
@@ -754,6 +833,7 @@ int main(void) {
       cmocka_unit_test(test_long_reductions),
       cmocka_unit_test(test_f64_layers),
       cmocka_unit_test(test_f64_adam),
+      cmocka_unit_test(test_two_steps),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -90,7 +90,7 @@ static void test_every_model_compiles(void **state) {
   for (int i = 0; i < n; i++) {
     Compilation *c = compile_model_named(names[i]);
     bool ok = c->graph && c->diags.errors == 0 && c->diags.warnings == 0 &&
-              c->graph->nnodes > 0 && (c->graph->noutputs > 0 || c->graph->has_train);
+              c->graph->nnodes > 0 && (c->graph->noutputs > 0 || (c->graph->nsteps > 0));
     if (!ok) {
       print_error("%s does not compile cleanly:\n", names[i]);
       print_diags(c);
@@ -376,13 +376,13 @@ static int compare_graphs(const Graph *g1, const Graph *g2) {
     same_bindings = !strcmp(x->name, y->name) && x->node->id == y->node->id;
   }
   if (!same_bindings) print_error("outputs or metrics differ\n"), bad++;
-  if (g1->has_train != g2->has_train ||
-      (g1->has_train && g1->loss->id != g2->loss->id)) {
+  if (g1->nsteps != g2->nsteps ||
+      (g1->nsteps && g1->steps[0].loss->id != g2->steps[0].loss->id)) {
     print_error("train statement differs\n");
     bad++;
   }
-  if (g1->has_train) {
-    const Optimizer *x = &g1->opt, *y = &g2->opt;
+  if (g1->nsteps) {
+    const Optimizer *x = &g1->steps[0].opt, *y = &g2->steps[0].opt;
     if (x->kind != y->kind || x->lr != y->lr || x->momentum != y->momentum ||
         x->rho != y->rho || x->eps != y->eps || x->beta1 != y->beta1 ||
         x->beta2 != y->beta2 || x->initial_accumulator != y->initial_accumulator ||
@@ -624,8 +624,8 @@ static void test_optimizers(void **state) {
              k->train);
     Compilation *c = compile_str(src);
     if (!c->graph) print_diags(c);
-    Optimizer o = c->graph ? c->graph->opt : (Optimizer){0};
-    bool has_train = c->graph && c->graph->has_train;
+    Optimizer o = c->graph ? c->graph->steps[0].opt : (Optimizer){0};
+    bool has_train = c->graph && (c->graph->nsteps > 0);
     compilation_free(c);
     bool ok = has_train && o.kind == k->kind && near(o.lr, k->lr, 1e-15) &&
               near(o.rho, k->rho, 1e-15) && near(o.eps, k->eps, 1e-15) &&
@@ -650,8 +650,8 @@ static void test_optimizers(void **state) {
   for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
     Compilation *c = compile_model_named(files[i].file);
     assert_non_null(c->graph);
-    Optimizer o = c->graph->opt;
-    const char *loss = c->graph->loss ? c->graph->loss->name : NULL;
+    Optimizer o = c->graph->steps[0].opt;
+    const char *loss = c->graph->nsteps ? c->graph->steps[0].loss->name : NULL;
     char lname[32];
     snprintf(lname, sizeof lname, "%s", loss ? loss : "(none)");
     compilation_free(c);

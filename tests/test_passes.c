@@ -446,8 +446,8 @@ static void test_fold_not_roots(void **state) {
                "%8 = mul %7, %5 : f32[2]\n"
                "%9 = sub %0, %8 : f32[2]\n"
                "%10 = assign %0, %9 : f32[2]\n");
-  assert_ptr_equal(g->grads[0].grad, g->nodes[5]);
-  assert_ptr_equal(g->loss, g->nodes[3]);
+  assert_ptr_equal(g->steps[0].grads[0].grad, g->nodes[5]);
+  assert_ptr_equal(g->steps[0].loss, g->nodes[3]);
   release(c);
 }
 
@@ -978,8 +978,8 @@ static void test_dce_assigns_last(void **state) {
   assert_int_equal(assigns, 2);
   for (int i = 0; i < g->nnodes; i++)
     assert_int_equal(g->nodes[i]->op == OP_ASSIGN, i >= g->nnodes - assigns);
-  assert_int_equal(g->loss->op, OP_MEAN);
-  assert_int_equal(g->ngrads, 2);
+  assert_int_equal(g->steps[0].loss->op, OP_MEAN);
+  assert_int_equal(g->steps[0].ngrads, 2);
   release(c);
 }
 
@@ -1192,7 +1192,7 @@ static void test_fuse_never_roots(void **state) {
                    "train loss with sgd\n");
   g = c->graph;
   optimize(g, 3, NULL, NULL);
-  const Node *loss = g->loss;
+  const Node *loss = g->steps[0].loss;
   assert_int_equal(loss->op, OP_SQUARE);
   assert_null(loss->inlined_into);
   assert_ptr_equal(loss->storage, loss);

@@ -192,13 +192,13 @@ static void test_verify_names_violations(void **state) {
   x->storage = saved, x->inlined_into = inl;
 
   /* A loss that a pass replaced but left as the loss. */
-  Node *loss = g->loss;
-  g->loss = arena_alloc(g->arena, sizeof(Node));
-  *g->loss = *loss;
-  g->loss->id = loss->id;
+  Node *loss = g->steps[0].loss;
+  g->steps[0].loss = arena_alloc(g->arena, sizeof(Node));
+  *g->steps[0].loss = *loss;
+  g->steps[0].loss->id = loss->id;
   assert_false(graph_verify(g, true, err, sizeof err));
   assert_non_null(strstr(err, "the loss is not a node of the graph"));
-  g->loss = loss;
+  g->steps[0].loss = loss;
   assert_true(graph_verify(g, true, err, sizeof err));
   compilation_free(c);
 }

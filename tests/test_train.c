@@ -480,13 +480,13 @@ static void test_hyper(void **state) {
   assert_true(v == 0.01);
   /* unknown names, steps, NULLs */
   assert_int_equal(gradc_set_hyper(a, NULL, "beta1", 0.5), GRADC_ERR_ARG);
-  assert_string_equal(gradc_last_error(a), "gradc_set_hyper: the rmsprop optimizer has no run-time "
-                                           "hyperparameter 'beta1'; it has: lr, rho, eps");
+  assert_string_equal(gradc_last_error(a), "gradc_set_hyper: the rmsprop optimizer of step 'train' has "
+                                           "no run-time hyperparameter 'beta1'; it has: lr, rho, eps");
   assert_int_equal(gradc_get_hyper(a, NULL, "momentum", &v), GRADC_ERR_ARG);
   assert_non_null(strstr(gradc_last_error(a), "'momentum'; it has: lr, rho, eps"));
   assert_int_equal(gradc_set_hyper(a, "eval", "lr", 0.5), GRADC_ERR_ARG);
   assert_string_equal(gradc_last_error(a),
-                      "gradc_set_hyper: the model has no step 'eval'; its step is 'train'");
+                      "gradc_set_hyper: the model has no train step 'eval'; its steps are: train");
   assert_int_equal(gradc_set_hyper(NULL, NULL, "lr", 0.5), GRADC_ERR_ARG);
   assert_int_equal(gradc_set_hyper(a, NULL, NULL, 0.5), GRADC_ERR_ARG);
   assert_int_equal(gradc_get_hyper(a, NULL, "lr", NULL), GRADC_ERR_ARG);
