@@ -232,6 +232,30 @@ gradc_status data_split(Dataset *d, double frac, Dataset *val, RtError *err);
  * the same (seed, epoch) always gives the same order. */
 void data_permutation(int64_t *idx, int64_t n, uint64_t seed, int64_t epoch);
 
+/* ----------------------------------------------------------------- feed.c */
+
+/* How a dataset feeds a model: each input takes a run of columns of a
+ * sample (images: the whole image), or the labels. */
+enum { MAX_FEED = 16 };
+
+typedef struct FeedPart {
+  const Node *in;
+  int64_t col, width;
+  bool labels;
+} FeedPart;
+
+typedef struct Feed {
+  int n;
+  FeedPart part[MAX_FEED];
+} Feed;
+
+/* Which input of g takes which columns of d's samples; GRADC_ERR_DATA,
+ * saying why, when the inputs do not fit the data. */
+gradc_status feed_plan(const Graph *g, const Dataset *d, Feed *f, RtError *err);
+/* Copies samples idx[0..bs-1] of d into m's bound input buffers (bind
+ * first: gradc_bind(m, bs)). */
+void feed_gather(gradc_model *m, const Feed *f, const Dataset *d, const int64_t *idx, int64_t bs);
+
 /* ----------------------------------------------------------------- ckpt.c */
 
 /* One tensor of a checkpoint. */
