@@ -1,5 +1,5 @@
 /* Trains models/mnist_mlp.nn on Fashion-MNIST through include/gradc.h.
- *   cc docs/example_train.c -Iinclude build/libgradc_core.a $(libs) -o example
+ *   cc docs/example_train.c $(pkg-config --cflags --libs gradc) -o example     (gradc installed)
  *   ./example models/mnist_mlp.nn /usr/share/datasets/fashion-mnist [epochs] */
 #include <stdio.h>
 #include <stdlib.h>

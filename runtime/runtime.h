@@ -146,48 +146,6 @@ RtContext *rt_context(const gradc_model *m);
  * timed into the model's RtProfile (gradc train --profile). */
 gradc_status rt_compile_file(const char *path, const gradc_options *opt, bool profile, gradc_model **out);
 
-/* ---------------------------------------------------------------- train.c */
-
-typedef struct TrainOptions {
-  const char *data_dir;      /* MNIST-format directory */
-  int epochs;
-  int64_t batch;
-  double val_split;          /* fraction of the training set held out */
-  uint64_t seed;             /* shuffling */
-  const char *save;          /* checkpoint written at the end (or on Ctrl-C) */
-  const char *history;       /* CSV of per-epoch means, or NULL */
-  bool test;                 /* evaluate on the test split at the end */
-  bool profile;              /* report the share of step time in sgemm */
-  FILE *out;                 /* progress and results; NULL = stdout */
-} TrainOptions;
-
-/* Keras-style fit: progress per epoch, validation, history, test results. */
-gradc_status rt_train(gradc_model *m, const TrainOptions *o, RtError *err);
-/* Did the last rt_train stop on SIGINT? */
-bool rt_interrupted(void);
-/* Loss and metrics on the test split. */
-gradc_status rt_evaluate(gradc_model *m, const TrainOptions *o, RtError *err);
-/* Predicted classes of the first count test samples. */
-gradc_status rt_predict(gradc_model *m, const TrainOptions *o, int64_t count, RtError *err);
-
-/* ----------------------------------------------------------------- link.c */
-
-typedef struct AotOptions {
-  const char *model;         /* the .nn file */
-  const char *output;        /* the .so, object, assembly or IR file */
-  const char *header;        /* the C header, or NULL */
-  EmitKind kind;
-  const char *triple, *cpu;  /* NULL: defaults (emit.c) */
-  const char *prefix;        /* NULL: the model's name */
-  int opt_level;
-  char *info;                /* gets "target ..., CPU ..., symbols ..." */
-  size_t info_len;
-} AotOptions;
-
-/* gradc compile: compiles, emits, links (EMIT_SO) and writes the header.
- * Diagnostics of the model go to stderr; other failures into err. */
-gradc_status rt_compile(const AotOptions *o, RtError *err);
-
 /* ----------------------------------------------------------------- data.c */
 
 /* A labelled dataset in memory: n samples of sample_size f32 values each
@@ -231,6 +189,30 @@ gradc_status data_split(Dataset *d, double frac, Dataset *val, RtError *err);
 /* A permutation of 0..n-1 for epoch `epoch`, from a seeded generator:
  * the same (seed, epoch) always gives the same order. */
 void data_permutation(int64_t *idx, int64_t n, uint64_t seed, int64_t epoch);
+
+/* ----------------------------------------------------------------- feed.c */
+
+/* How a dataset feeds a model: each input takes a run of columns of a
+ * sample (images: the whole image), or the labels. */
+enum { MAX_FEED = 16 };
+
+typedef struct FeedPart {
+  const Node *in;
+  int64_t col, width;
+  bool labels;
+} FeedPart;
+
+typedef struct Feed {
+  int n;
+  FeedPart part[MAX_FEED];
+} Feed;
+
+/* Which input of g takes which columns of d's samples; GRADC_ERR_DATA,
+ * saying why, when the inputs do not fit the data. */
+gradc_status feed_plan(const Graph *g, const Dataset *d, Feed *f, RtError *err);
+/* Copies samples idx[0..bs-1] of d into m's bound input buffers (bind
+ * first: gradc_bind(m, bs)). */
+void feed_gather(gradc_model *m, const Feed *f, const Dataset *d, const int64_t *idx, int64_t bs);
 
 /* ----------------------------------------------------------------- ckpt.c */
 

@@ -227,28 +227,10 @@ run ./dlopen_test ./libmnist_mlp.so mnist_mlp ./liblinear_regression.so linear_r
 check "dlopen: both models load and train in one process without LLVM" \
   all 'status_is 0' 'stdout_has "no LLVM in the process"'
 
-# ---- the example: one epoch on small synthetic IDX data (28x28): class 1
-# images have the top half white, class 2 the bottom half (brightness alone
-# would not do: ReLU layers without bias scale with it)
-be32() { printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 >> 24 & 255)) $(($1 >> 16 & 255)) $(($1 >> 8 & 255)) $(($1 & 255)); }
-mkdir -p data
-# repeat FILE COUNT: COUNT copies of FILE on stdout (by doubling)
-repeat() {
-  cp "$1" data/rep
-  while [ "$(wc -c <data/rep)" -lt $(($2 * $(wc -c <"$1"))) ]; do cat data/rep data/rep >data/rep2; mv data/rep2 data/rep; done
-  head -c $(($2 * $(wc -c <"$1"))) data/rep
-}
-{ head -c 392 /dev/zero | LC_ALL=C tr '\000' '\377'; head -c 392 /dev/zero; } >data/top
-{ head -c 392 /dev/zero; head -c 392 /dev/zero | LC_ALL=C tr '\000' '\377'; } >data/bottom
-printf '\001' >data/one
-printf '\002' >data/two
-for split in train:1000 t10k:200; do
-  name=${split%%:*} count=${split##*:} half=$((${split##*:} / 2))
-  { printf '\x00\x00\x08\x03'; printf "$(be32 "$count")$(be32 28)$(be32 28)"
-    repeat data/top "$half"; repeat data/bottom "$half"; } >"data/$name-images-idx3-ubyte"
-  { printf '\x00\x00\x08\x01'; printf "$(be32 "$count")"
-    repeat data/one "$half"; repeat data/two "$half"; } >"data/$name-labels-idx1-ubyte"
-done
+# ---- the example: one epoch on small synthetic IDX data (28x28, two
+# classes: tests/idx_data.sh)
+. "$src/tests/idx_data.sh"
+idx_data data 1000 200
 run cc -std=c11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -I"$tmp" "$src/examples/train_mnist_so.c" -L"$tmp" \
   -lmnist_mlp -Wl,-rpath,"$tmp" -lz -o train_mnist_so
 check "examples/train_mnist_so.c builds against the .so, its header and zlib, without LLVM" \

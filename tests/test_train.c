@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "cli.h"
 #include "gradc.h"
 #include "runtime.h"
 

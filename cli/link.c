@@ -6,8 +6,8 @@
  * the same level), and the same code generator turns it into LLVM IR; emit.c then writes an object file for
  * the requested target instead of loading the code into this process.  For
  * a .so, the system's C compiler driver (cc, or $CC) links that object with
- * libgradc_aot.a - the support library built next to the gradc binary
- * (runtime/aot.c) - OpenBLAS and libm:
+ * libgradc_aot.a - the support library (runtime/aot.c), built next to the
+ * gradc binary and installed in <libdir>/gradc - OpenBLAS and libm:
  *
  *   cc -shared -o OUT model.o libgradc_aot.a -Wl,--version-script=V
  *      -Wl,--no-undefined -lopenblas -lm
@@ -30,11 +30,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "compiler.h"
-#include "runtime.h"
+#include "cli.h"
 
 #ifndef GRADC_BLAS_LIBRARY
 #define GRADC_BLAS_LIBRARY "-lopenblas"
+#endif
+/* Where cmake --install puts libgradc_aot.a, relative to the installed
+ * gradc binary: <libdir>/gradc from <bindir> (CMakeLists.txt). */
+#ifndef GRADC_AOT_RELDIR
+#define GRADC_AOT_RELDIR "../lib/gradc"
 #endif
 
 extern char **environ;
@@ -61,8 +65,9 @@ static Compilation *compile_graph(const char *path, int opt_level, RtError *err)
   return c;
 }
 
-/* libgradc_aot.a next to the running gradc, or in ../lib/gradc from it;
- * $GRADC_AOT_LIB overrides both. */
+/* libgradc_aot.a next to the running gradc (the build tree), or in
+ * GRADC_AOT_RELDIR from it (an installed gradc); $GRADC_AOT_LIB overrides
+ * both. */
 static bool find_support(char *out, size_t n, RtError *err) {
   const char *env = getenv("GRADC_AOT_LIB");
   if (env && *env) {
@@ -83,11 +88,11 @@ static bool find_support(char *out, size_t n, RtError *err) {
   if (access(out, R_OK) == 0) return true;
   char first[4400];
   snprintf(first, sizeof first, "%s", out);
-  snprintf(out, n, "%s/../lib/gradc/libgradc_aot.a", dir);
+  snprintf(out, n, "%s/" GRADC_AOT_RELDIR "/libgradc_aot.a", dir);
   if (access(out, R_OK) == 0) return true;
   rt_fail(err, GRADC_ERR_IO,
           "the support library libgradc_aot.a is missing (looked for '%s' and '%s'); it is built with gradc "
-          "(cmake --build), or set GRADC_AOT_LIB", first, out);
+          "(cmake --build) and installed with it (cmake --install), or set GRADC_AOT_LIB", first, out);
   return false;
 }
 

@@ -11,11 +11,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "compiler.h"
-#include "gradc.h"
-#include "runtime.h"
+#include "cli.h"
 
-#define GRADC_VERSION "0.1.0"
+/* GRADC_VERSION comes from project(VERSION) in CMakeLists.txt. */
 #define DEFAULT_DATA "/usr/share/datasets/fashion-mnist"
 
 static const char usage[] =

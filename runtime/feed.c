@@ -1,0 +1,145 @@
+/*
+ * feed.c - a dataset into a model's inputs, and the public dataset API
+ * (gradc_dataset_*) over it.
+ *
+ * Data meets the model by dtype: a dataset's images feed the model's one
+ * float input (shaped to its declaration: [batch,784] or [batch,28,28,1]
+ * alike, as long as the per-sample sizes agree) and its labels the one i32
+ * input.  A table (a CSV file, Dataset.table) feeds the inputs in
+ * declaration order, one column per value of a sample.  feed_plan decides
+ * once which input takes which columns; feed_gather then copies a batch of
+ * samples, in any order, into the bound input buffers, converting to each
+ * input's dtype.  The fit loop of `gradc train` (cli/train.c) and
+ * gradc_dataset_feed share both.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "compiler.h"
+#include "runtime.h"
+
+static int64_t per_sample(const Node *n) {
+  int64_t c = 1;
+  for (int k = 1; k < n->shape.rank; k++) c *= n->shape.d[k].n;
+  return c;
+}
+
+gradc_status feed_plan(const Graph *g, const Dataset *d, Feed *f, RtError *err) {
+  memset(f, 0, sizeof *f);
+  bool have_x = false, have_y = false;
+  int64_t col = 0;
+  for (int i = 0; i < g->nnodes; i++) {
+    const Node *n = g->nodes[i];
+    if (n->op != OP_INPUT) continue;
+    if (n->shape.rank < 1 || n->shape.d[0].sym == 0 || n->shape.d[0].n != 1)
+      return rt_fail(err, GRADC_ERR_DATA, "input '%s' must have the symbolic batch as its first dimension",
+                     n->name);
+    for (int k = 1; k < n->shape.rank; k++)
+      if (n->shape.d[k].sym)
+        return rt_fail(err, GRADC_ERR_DATA, "input '%s' may only have the batch dimension symbolic", n->name);
+    if (f->n == MAX_FEED) return rt_fail(err, GRADC_ERR_DATA, "more than %d inputs to feed", MAX_FEED);
+    int64_t w = per_sample(n);
+    if (d->table) {               /* CSV: inputs take columns in declaration order */
+      f->part[f->n++] = (FeedPart){n, col, w, false};
+      col += w;
+      continue;
+    }
+    bool labels = n->dtype == DT_I32 && !have_y;
+    if ((labels && n->shape.rank != 1) || (!labels && (!dtype_is_float(n->dtype) || have_x)))
+      return rt_fail(err, GRADC_ERR_DATA,
+                     "cannot feed input '%s' (%s) from an image dataset: it feeds one float input "
+                     "(images) and one i32[batch] input (labels)",
+                     n->name, dtype_names[n->dtype]);
+    if (!labels && w != d->sample_size) {
+      char b[SHAPE_STR_MAX];
+      return rt_fail(err, GRADC_ERR_DATA,
+                     "input '%s' is %s, %lld values per sample, but the data has %lld values per "
+                     "sample (%lldx%lld images)",
+                     n->name, shape_str(g, &n->shape, b, sizeof b), (long long)w,
+                     (long long)d->sample_size, (long long)d->dims[0], (long long)d->dims[1]);
+    }
+    if (labels && !d->y) return rt_fail(err, GRADC_ERR_DATA, "the data has no labels for input '%s'", n->name);
+    have_x |= !labels, have_y |= labels;
+    f->part[f->n++] = (FeedPart){n, 0, w, labels};
+  }
+  if (d->table && col != d->sample_size)
+    return rt_fail(err, GRADC_ERR_DATA,
+                   "the model's inputs take %lld values per sample but the CSV has %lld columns "
+                   "(inputs are fed from the columns in declaration order)",
+                   (long long)col, (long long)d->sample_size);
+  return GRADC_OK;
+}
+
+void feed_gather(gradc_model *m, const Feed *f, const Dataset *d, const int64_t *idx, int64_t bs) {
+  for (int p = 0; p < f->n; p++) {
+    const Node *n = f->part[p].in;
+    void *dst = gradc_data(m, n->name, NULL);
+    int64_t w = f->part[p].width;
+    for (int64_t i = 0; i < bs; i++) {
+      if (f->part[p].labels) {
+        ((int32_t *)dst)[i] = d->y[idx[i]];
+        continue;
+      }
+      const float *src = d->x + idx[i] * d->sample_size + f->part[p].col;
+      if (n->dtype == DT_F32) {
+        memcpy((float *)dst + i * w, src, sizeof(float) * (size_t)w);
+        continue;
+      }
+      for (int64_t k = 0; k < w; k++) {
+        switch (n->dtype) {
+        case DT_F64: ((double *)dst)[i * w + k] = src[k]; break;
+        case DT_I32: ((int32_t *)dst)[i * w + k] = (int32_t)src[k]; break;
+        case DT_BOOL: ((uint8_t *)dst)[i * w + k] = src[k] != 0; break;
+        default: break;
+        }
+      }
+    }
+  }
+}
+
+/* ------------------------------------------------------------ public API */
+
+struct gradc_dataset {
+  Dataset d;
+};
+
+gradc_status gradc_dataset_load(const char *dir, int train, gradc_dataset **out) {
+  RtError err = {{0}};
+  if (!out || !dir) return rt_api_fail(GRADC_ERR_ARG, "gradc_dataset_load: NULL argument");
+  *out = calloc(1, sizeof **out);
+  if (!*out) return rt_api_fail(GRADC_ERR_NOMEM, "out of memory");
+  gradc_status s = data_load_mnist_dir(dir, train != 0, &(*out)->d, &err);
+  if (s) {
+    free(*out);
+    *out = NULL;
+    return rt_api_fail(s, "%s", err.msg);
+  }
+  return GRADC_OK;
+}
+
+int64_t gradc_dataset_size(const gradc_dataset *d) { return d ? d->d.n : 0; }
+
+void gradc_dataset_free(gradc_dataset *d) {
+  if (!d) return;
+  data_free(&d->d);
+  free(d);
+}
+
+gradc_status gradc_dataset_feed(const gradc_dataset *d, gradc_model *m, const int64_t *order,
+                                int64_t start, int64_t count) {
+  if (!d || !m) return rt_api_fail(GRADC_ERR_ARG, "gradc_dataset_feed: NULL argument");
+  if (start < 0 || count < 1 || start > d->d.n - count)
+    return rt_api_fail(GRADC_ERR_ARG, "samples %lld..%lld are outside the dataset of %lld",
+                       (long long)start, (long long)(start + count - 1), (long long)d->d.n);
+  RtError err = {{0}};
+  Feed f;
+  gradc_status s = feed_plan(rt_graph(m), &d->d, &f, &err);
+  if (s) return rt_api_fail(s, "%s", err.msg);
+  if ((s = gradc_bind(m, count))) return s;
+  int64_t *idx = malloc(sizeof(int64_t) * (size_t)count);
+  if (!idx) return rt_api_fail(GRADC_ERR_NOMEM, "out of memory");
+  for (int64_t i = 0; i < count; i++) idx[i] = order ? order[start + i] : start + i;
+  feed_gather(m, &f, &d->d, idx, count);
+  free(idx);
+  return GRADC_OK;
+}
