@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "abi.h"
 #include "ops.h"
 
 /* Our own bugs abort with file:line; user mistakes are diagnostics. */
@@ -27,8 +28,8 @@ _Noreturn void gradc_die(const char *file, int line, const char *what);
 
 /* Limits against abuse: each one is a clear error, never an overflow. */
 enum {
-  MAX_RANK = 8,                  /* tensor rank */
-  MAX_SYMS = 16,                 /* symbolic dimension names per model */
+  MAX_RANK = ABI_MAX_RANK,       /* tensor rank */
+  MAX_SYMS = ABI_MAX_SYMS,       /* symbolic dimension names per model */
   MAX_DEPTH = 200,               /* expression nesting */
   MAX_OPERANDS = 64,             /* operands of a variadic op (concat) */
 };
@@ -113,7 +114,7 @@ bool tok_is(const Token *t, const char *s);
 
 /* ---------------------------------------------------------------- graph.c */
 
-typedef enum { DT_F32, DT_F64, DT_I32, DT_BOOL, DT_COUNT } DType;
+/* DType (DT_F32, ...) is abi.h's: the numbers in descriptors and gradc.h. */
 
 /* A dimension is n * sym, where sym 0 means the constant 1 and sym k > 0 is
  * the k-th symbolic name of the graph (e.g. batch).  This covers what reshape
@@ -181,14 +182,8 @@ typedef struct OpInfo {
 
 extern const OpInfo op_info[OP_COUNT];
 
-/* Parameter initializers, Keras definitions (keras/initializers). */
-typedef enum {
-  INIT_ZEROS, INIT_ONES, INIT_CONSTANT, INIT_UNIFORM, INIT_NORMAL,
-  INIT_TRUNCATED_NORMAL, INIT_GLOROT_UNIFORM, INIT_GLOROT_NORMAL,
-  INIT_HE_NORMAL, INIT_HE_UNIFORM, INIT_LECUN_NORMAL, INIT_LECUN_UNIFORM,
-  INIT_VALUES, INIT_COUNT
-} InitKind;
-
+/* Parameter initializers, Keras definitions (keras/initializers): the kind
+ * (InitKind, INIT_ZEROS, ...) is abi.h's, since descriptors carry it. */
 typedef struct Init {
   InitKind kind;
   double a, b;           /* constant v; uniform lo,hi; normal mean,std */
@@ -439,25 +434,12 @@ void opt_set_hyper(Optimizer *o, const OptHyper *h, double v);
  * essay in optimizer.c). */
 void opt_update(Graph *g);
 
-/* ----------------------------------------------------------------- init.c */
+/* --------------------------------------------------- graph.c: initializers */
 
-/* Like layout.c, init.c depends on libm only: the support library of
- * compiled shared objects initialises parameters with this same code. */
-uint64_t rng_stream(uint64_t seed, const char *name);
-double rng_uniform(uint64_t stream, uint64_t i);
-double rng_normal(uint64_t stream, uint64_t i);
-/* Dropout: the stream of one train step, and whether element i is kept
- * (compared on the generator's 53 bits, so f32 and double code agree). */
-uint64_t rng_step_stream(uint64_t stream, uint64_t step);
-uint64_t rng_keep_threshold(double rate);
-bool rng_keep(uint64_t step_stream, uint64_t i, uint64_t threshold);
 /* The initial values of a PARAM or STATE node (count elements), as doubles
- * rounded to the node's dtype. */
+ * rounded to the node's dtype: runtime/init.c's init_fill with the node's
+ * initializer, fans and name, as every model instance computes them. */
 void init_values(const Node *n, uint64_t seed, double *out, int64_t count);
-/* The same for a tensor described by parts (the AOT support library has no
- * nodes): its initializer, dtype, Keras fans, name and INIT_VALUES data. */
-void init_fill(const Init *in, DType dtype, double fan_in, double fan_out, const char *name,
-               const double *values, uint64_t seed, double *out, int64_t count);
 /* Keras' _compute_fans of a parameter shape. */
 int64_t fan_in(const Shape *s);
 int64_t fan_out(const Shape *s);
@@ -543,42 +525,19 @@ typedef struct PlanBuffer {
 } PlanBuffer;
 int plan_buffers(const Graph *g, PlanBuffer *out);
 
-/* --------------------------------------------------------------- layout.c */
-
-/* No dependency beyond libc: also built into the support library of
- * compiled shared objects (runtime/aot.c). */
-typedef struct LayoutBuffer {
-  int begin, end;              /* live range, inclusive */
-  size_t bytes;                /* a multiple of 64 */
-} LayoutBuffer;
-/* Offsets of n buffers in one block (see layout.c); the block's size, or
- * SIZE_MAX when out of memory. */
-size_t layout_assign(const LayoutBuffer *buf, int n, bool reuse, size_t *offset);
-/* Bytes of a buffer of that shape, rounded up to 64; SIZE_MAX on overflow. */
-size_t layout_bytes(const Dim *d, int rank, const int64_t *sym, size_t esize);
-
 /* -------------------------------------------------------- codegen.c, jit.c */
 
 /* The storage node of n: itself, the operand a reshape aliases, or NULL for
  * nodes without a buffer (scalar and tensor constants, sizes, assigns). */
 const Node *cg_buffer_node(const Node *n);
 
-/* A compiled entry point: rt is the calling instance's run-time context
- * (runtime/context.c), which the code hands, as first argument, to every
- * gradc_* function it calls (thread pool, scratch, profile tables); buf[i]
- * is node i's storage, sym[k] the value of symbolic dimension k
- * (sym[0] = 1). */
-typedef void StepFn(void *rt, void **buf, const int64_t *sym);
-
-typedef struct JitSymbol {
-  const char *name;
-  uintptr_t addr;
-} JitSymbol;
+/* The entry points' signature (StepFn) and the outside functions they call
+ * are abi.h's. */
 
 typedef struct JitOptions {
   int opt_level;              /* 0..3 */
   bool keep_ir, keep_asm;     /* keep the text for gradc dump */
-  const JitSymbol *symbols;   /* external functions the code calls */
+  const AbiSymbol *symbols;   /* outside functions the code calls (abi.h) */
   int nsymbols;
   /* each kernel calls gradc_profile_mark(its node id) before it starts,
    * and mark(-1) ends a step: the runtime's per-kernel times */

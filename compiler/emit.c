@@ -52,12 +52,12 @@ int aot_tensors(const Graph *g, AotTensor *out) {
   int n = 0;
   for (int i = 0; i < g->nnodes; i++) {
     const Node *x = g->nodes[i];
-    int kind = x->op == OP_INPUT ? 0 : x->op == OP_PARAM ? 1 : x->op == OP_STATE ? 2 : -1;
+    int kind = x->op == OP_INPUT ? ABI_INPUT : x->op == OP_PARAM ? ABI_PARAM : x->op == OP_STATE ? ABI_STATE : -1;
     if (kind >= 0) out[n++] = (AotTensor){x->name, kind, x};
   }
-  for (int i = 0; i < g->noutputs; i++) out[n++] = (AotTensor){g->outputs[i].name, 3, g->outputs[i].node};
-  for (int i = 0; i < g->nmetrics; i++) out[n++] = (AotTensor){g->metrics[i].name, 4, g->metrics[i].node};
-  if (g->loss) out[n++] = (AotTensor){g->loss->name ? g->loss->name : "loss", 5, g->loss};
+  for (int i = 0; i < g->noutputs; i++) out[n++] = (AotTensor){g->outputs[i].name, ABI_OUTPUT, g->outputs[i].node};
+  for (int i = 0; i < g->nmetrics; i++) out[n++] = (AotTensor){g->metrics[i].name, ABI_METRIC, g->metrics[i].node};
+  if (g->loss) out[n++] = (AotTensor){g->loss->name ? g->loss->name : "loss", ABI_LOSS, g->loss};
   return n;
 }
 
@@ -128,7 +128,7 @@ static LLVMValueRef gen_descriptor(Emit *e, const Graph *g, LLVMValueRef fwd, LL
   for (int k = 0; g->has_train && k < info->nhyper; k++)
     for (int i = 0; i < nt; i++) {
       const Node *n = t[i].node;
-      if (t[i].kind == 2 && !strncmp(t[i].name, "optimizer/", 10) && !strcmp(t[i].name + 10, info->hyper[k].name) &&
+      if (t[i].kind == ABI_STATE && !strncmp(t[i].name, "optimizer/", 10) && !strcmp(t[i].name + 10, info->hyper[k].name) &&
           n->dtype == DT_F64 && n->shape.rank == 0) {
         names[nname++] = cstring(e, info->hyper[k].name);
         nhyper++;
@@ -139,7 +139,7 @@ static LLVMValueRef gen_descriptor(Emit *e, const Graph *g, LLVMValueRef fwd, LL
   for (int i = 0; i < nt; i++) {
     LLVMValueRef *r = d + AOT_H_SIZE + (size_t)i * AOT_T_SIZE;
     const Node *n = t[i].node;
-    bool persistent = t[i].kind == 1 || t[i].kind == 2;
+    bool persistent = t[i].kind == ABI_PARAM || t[i].kind == ABI_STATE;
     const Node *s = cg_buffer_node(n);
     r[AOT_T_KIND] = i64c(e, t[i].kind);
     r[AOT_T_DTYPE] = i64c(e, n->dtype);

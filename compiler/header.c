@@ -21,7 +21,11 @@
 
 #include "compiler.h"
 
-static const char *const kind_names[] = {"input", "param", "state", "output", "metric", "loss"};
+static const char *const kind_names[ABI_KIND_COUNT] = {
+#define X(id, name) [ABI_##id] = name,
+    GRADC_ABI_KINDS(X)
+#undef X
+};
 
 static void upper(char *out, size_t n, const char *a, const char *b) {
   size_t k = 0;
@@ -30,40 +34,53 @@ static void upper(char *out, size_t n, const char *a, const char *b) {
   out[k] = 0;
 }
 
-static const char common[] =
-    "#ifndef GRADC_AOT_TYPES\n"
-    "#define GRADC_AOT_TYPES\n"
-    "/* Shared by the headers of every model gradc compiles. */\n"
-    "typedef struct gradc_aot_model gradc_aot_model;   /* opaque: one model instance */\n"
-    "\n"
-    "/* Status codes (the values of gradc_status in gradc.h). */\n"
-    "enum {\n"
-    "  GRADC_AOT_OK = 0,\n"
-    "  GRADC_AOT_ERR_IO = 2,          /* a file could not be read or written */\n"
-    "  GRADC_AOT_ERR_CHECKPOINT = 4,  /* corrupt, or of another model */\n"
-    "  GRADC_AOT_ERR_SHAPE = 5,       /* a batch size out of range */\n"
-    "  GRADC_AOT_ERR_NOMEM = 6,       /* out of memory; nothing was changed */\n"
-    "  GRADC_AOT_ERR_ARG = 7          /* a bad argument: NULL, unknown name, unbound */\n"
-    "};\n"
-    "\n"
-    "enum { GRADC_AOT_INPUT, GRADC_AOT_PARAM, GRADC_AOT_STATE, GRADC_AOT_OUTPUT, GRADC_AOT_METRIC,\n"
-    "       GRADC_AOT_LOSS };\n"
-    "enum { GRADC_AOT_F32, GRADC_AOT_F64, GRADC_AOT_I32, GRADC_AOT_BOOL };\n"
+/* The layout runtime/aot.c's gradc_aot_tensor has (keep the two in step). */
+static const char tensor_struct[] =
     "\n"
     "/* A named tensor under the model's current batch size. */\n"
     "typedef struct gradc_aot_tensor {\n"
     "  const char *name;\n"
     "  int kind, dtype, rank;      /* GRADC_AOT_INPUT..., GRADC_AOT_F32... */\n"
-    "  int64_t dims[8];            /* -1 for the batch before bind */\n"
-    "  int symbolic[8];            /* non-zero where the dimension is the batch */\n"
+    "  int64_t dims[%d];            /* -1 for the batch before bind */\n"
+    "  int symbolic[%d];            /* non-zero where the dimension is the batch */\n"
     "  int64_t count;              /* elements (0 before bind if batched) */\n"
     "  size_t bytes;\n"
     "  void *data;                 /* NULL without a model or before bind */\n"
     "} gradc_aot_tensor;\n"
     "#endif\n\n";
 
+/* The part every model's header shares, behind one include guard: the
+ * status, kind and dtype numbers from abi.h's rows, then the tensor
+ * description. */
+static void write_common(FILE *out) {
+  fprintf(out, "#ifndef GRADC_AOT_TYPES\n"
+               "#define GRADC_AOT_TYPES\n"
+               "/* Shared by the headers of every model gradc compiles. */\n"
+               "typedef struct gradc_aot_model gradc_aot_model;   /* opaque: one model instance */\n"
+               "\n"
+               "/* Status codes (the values of gradc_status in gradc.h). */\n"
+               "enum {\n");
+#define X(id, value, what) \
+  fprintf(out, "  GRADC_AOT_%s = %d,%*s%s%s%s\n", #id, value, *what ? (int)(16 - sizeof #id) : 0, "", *what ? "/* " : "", what, *what ? " */" : "");
+  GRADC_ABI_STATUS(X)
+#undef X
+  fprintf(out, "};\n\nenum {");
+#define X(id, name) fprintf(out, " GRADC_AOT_%s%s", #id, ABI_##id + 1 < ABI_KIND_COUNT ? "," : " };\n");
+  GRADC_ABI_KINDS(X)
+#undef X
+  fprintf(out, "enum {");
+#define X(id, name, ctype, bytes) fprintf(out, " GRADC_AOT_%s%s", #id, DT_##id + 1 < DT_COUNT ? "," : " };\n");
+  GRADC_ABI_DTYPES(X)
+#undef X
+  fprintf(out, tensor_struct, ABI_MAX_RANK, ABI_MAX_RANK);
+}
+
 /* The C type of a tensor's elements, by dtype. */
-static const char *const ctype[DT_COUNT] = {"float", "double", "int32_t", "uint8_t"};
+static const char *const ctype[DT_COUNT] = {
+#define X(id, name, type, bytes) [DT_##id] = #type,
+    GRADC_ABI_DTYPES(X)
+#undef X
+};
 
 void header_write(FILE *out, const Graph *g, const EmitOptions *o) {
   const char *p = o->prefix;
@@ -73,7 +90,7 @@ void header_write(FILE *out, const Graph *g, const EmitOptions *o) {
   int nt = aot_tensors(g, t);
   size_t state = 0, payload = 4 + strlen(g->model_name) + 4;
   for (int i = 0; i < nt; i++)
-    if (t[i].kind == 1 || t[i].kind == 2) {
+    if (t[i].kind == ABI_PARAM || t[i].kind == ABI_STATE) {
       size_t bytes = (size_t)shape_static_count(&t[i].node->shape) * dtype_size(t[i].node->dtype);
       state += (bytes + 63) & ~(size_t)63;
       payload += 4 + strlen(t[i].name) + 8 + 8 * (size_t)t[i].node->shape.rank + bytes;
@@ -105,7 +122,8 @@ void header_write(FILE *out, const Graph *g, const EmitOptions *o) {
           " * next %s_bind or %s_free.  A step allocates nothing.\n */\n",
           p, p, ctype[nt ? t[0].node->dtype : DT_F32], p, nt ? t[0].name : "x", p, p, p, p, p, p, p);
   fprintf(out, "#ifndef %s_H\n#define %s_H\n\n#include <stddef.h>\n#include <stdint.h>\n\n", up, up);
-  fprintf(out, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n%s", common);
+  fprintf(out, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
+  write_common(out);
   fprintf(out, "#define %s_TARGET \"%s\"\n#define %s_CPU \"%s\"\n", up, o->triple_used, up, o->cpu_used);
   fprintf(out, "/* Bytes of all parameters and optimizer state (each tensor 64-byte aligned). */\n");
   fprintf(out, "#define %s_STATE_SIZE %zu\n", up, state);
@@ -216,7 +234,7 @@ void header_write(FILE *out, const Graph *g, const EmitOptions *o) {
   int nh = 0;
   for (int k = 0; g->has_train && k < info->nhyper; k++)
     for (int i = 0; i < nt; i++)
-      if (t[i].kind == 2 && !strncmp(t[i].name, "optimizer/", 10) && !strcmp(t[i].name + 10, info->hyper[k].name)) {
+      if (t[i].kind == ABI_STATE && !strncmp(t[i].name, "optimizer/", 10) && !strcmp(t[i].name + 10, info->hyper[k].name)) {
         fprintf(out, "%s%s", nh++ ? ", " : "", info->hyper[k].name);
         break;
       }

@@ -73,13 +73,6 @@ typedef struct gradc_aot_model {
   char err[512];
 } gradc_aot_model;
 
-/* init.c asserts on a corrupt initializer kind; the compiler's own
- * gradc_die lives in arena.c, which is not part of this archive. */
-_Noreturn void gradc_die(const char *file, int line, const char *what) {
-  fprintf(stderr, "gradc support library: internal error at %s:%d: %s\n", file, line, what);
-  abort();
-}
-
 static _Thread_local char thread_err[512];
 
 static int fail(gradc_aot_model *m, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -111,10 +104,6 @@ static bool is_hyper(const AotModel *am, const int64_t *t) {
 
 static size_t dtype_bytes(int64_t dt) { return dt == DT_F64 ? 8 : dt == DT_BOOL ? 1 : 4; }
 
-static void dims_of(const int64_t *n, const int64_t *sym, int rank, Dim *d) {
-  for (int k = 0; k < rank; k++) d[k] = (Dim){n[k], (int)sym[k]};
-}
-
 /* Elements of a persistent tensor (no symbolic dims). */
 static int64_t static_count(const int64_t *t) {
   int64_t c = 1;
@@ -144,10 +133,8 @@ static size_t plan(const AotModel *am, const int64_t *sym, LayoutBuffer *lb, siz
   const int64_t *d = am->desc;
   for (int b = 0; b < d[AOT_H_NBUFFERS]; b++) {
     const int64_t *r = buffer_rec(d, b);
-    Dim dims[MAX_RANK];
-    dims_of(r + AOT_B_DIM_N, r + AOT_B_DIM_SYM, (int)r[AOT_B_RANK], dims);
     lb[b] = (LayoutBuffer){(int)r[AOT_B_BEGIN], (int)r[AOT_B_END],
-                           layout_bytes(dims, (int)r[AOT_B_RANK], sym, (size_t)r[AOT_B_ESIZE])};
+                           layout_bytes((int)r[AOT_B_RANK], r + AOT_B_DIM_N, r + AOT_B_DIM_SYM, sym, (size_t)r[AOT_B_ESIZE])};
     if (lb[b].bytes == SIZE_MAX) return SIZE_MAX;
   }
   return layout_assign(lb, (int)d[AOT_H_NBUFFERS], d[AOT_H_REUSE] != 0, off);
@@ -193,11 +180,11 @@ int gradc_aot_init(const AotModel *am, gradc_aot_model *m, uint64_t seed) {
     int64_t c = static_count(t);
     double *tmp = malloc(sizeof(double) * (size_t)(c ? c : 1));
     if (!tmp) return fail(m, GRADC_ERR_NOMEM, "out of memory initialising '%s'", am->names[t[AOT_T_NAME]]);
-    Init in = {(InitKind)t[AOT_T_INIT], 0, 0};
-    memcpy(&in.a, &t[AOT_T_INIT_A], sizeof in.a);
-    memcpy(&in.b, &t[AOT_T_INIT_B], sizeof in.b);
+    double a, b;
+    memcpy(&a, &t[AOT_T_INIT_A], sizeof a);
+    memcpy(&b, &t[AOT_T_INIT_B], sizeof b);
     const double *values = t[AOT_T_VALUES] >= 0 ? am->values[t[AOT_T_VALUES]] : NULL;
-    init_fill(&in, (DType)t[AOT_T_DTYPE], (double)t[AOT_T_FAN_IN], (double)t[AOT_T_FAN_OUT],
+    init_fill((InitKind)t[AOT_T_INIT], a, b, (DType)t[AOT_T_DTYPE], (double)t[AOT_T_FAN_IN], (double)t[AOT_T_FAN_OUT],
               am->names[t[AOT_T_NAME]], values, seed, tmp, c);
     void *p = m->state + m->state_off[t[AOT_T_NODE]];
     for (int64_t k = 0; k < c; k++) {

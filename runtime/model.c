@@ -186,7 +186,7 @@ static gradc_status build(Compilation *c, const gradc_options *opt, bool profile
     return fail(NULL, GRADC_ERR_NOMEM, "out of memory");
   }
   int nsyms;
-  const JitSymbol *syms = rt_symbols(profile, &nsyms);
+  const AbiSymbol *syms = rt_symbols(profile, &nsyms);
   /* the code is outlined for threads > 1 */
   JitOptions jo = {.opt_level = opt->opt_level, .symbols = syms, .nsymbols = nsyms,
                    .profile = profile, .parallel = rt_context_threads(m->rt) > 1};

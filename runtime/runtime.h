@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "abi.h"
 #include "compiler.h"
 #include "gradc.h"
 
@@ -46,13 +47,11 @@ typedef struct RtProfile {
   double mark_time;
 } RtProfile;
 
-enum { RT_SCRATCH_BYTES = 128 << 10 };   /* codegen.c's SCRATCH_BYTES */
-
 typedef struct RtContext {
   RtPool *pool;
   GemmBuffers *gemm;         /* NULL until the first product needs it */
   RtProfile profile;
-  _Alignas(64) unsigned char scratch[RT_SCRATCH_BYTES];   /* gradc_scratch */
+  _Alignas(64) unsigned char scratch[ABI_SCRATCH_BYTES];   /* gradc_scratch */
 } RtContext;
 
 /* A context whose pool runs threads threads (the caller's included; < 1
@@ -67,10 +66,15 @@ int rt_default_threads(void);
 
 /* ----------------------------------------------------------------- blas.c */
 
-/* Addresses of the functions compiled code calls (cblas_sgemm, libm);
- * with profile, the products resolve to wrappers that time them into the
- * calling instance's RtProfile. */
-const JitSymbol *rt_symbols(bool profile, int *n);
+/* Addresses of the functions compiled code calls (abi.h's list: the
+ * runtime's gradc_*, cblas_dgemm, libm); with profile, the products
+ * resolve to wrappers that time them into the calling instance's
+ * RtProfile. */
+const AbiSymbol *rt_symbols(bool profile, int *n);
+/* Compiled with --profile, each kernel calls this with its node id as it
+ * starts, and with -1 at the end of a step: the time between two marks is
+ * charged to the first one's kernel. */
+void gradc_profile_mark(RtContext *rt, int64_t id);
 /* OpenBLAS's thread count, which is process-wide: 1 whenever gemm.c's own
  * kernels take the products (OpenBLAS then gets only narrow ones, and its
  * spinning workers would take the cores from ours), else n (the last model
@@ -120,8 +124,8 @@ int pool_threads(const RtPool *p);
 typedef void gradc_task(RtContext *rt, void **buf, const int64_t *sym, int64_t part, int64_t nparts);
 /* work: elements the kernel writes, which decides how many parts pay off. */
 void gradc_parallel(RtContext *rt, gradc_task *task, void **buf, const int64_t *sym, int64_t work);
-/* RT_SCRATCH_BYTES for the partial results of compiled code's parallel
- * reductions (codegen.c's SCRATCH_BYTES). */
+/* ABI_SCRATCH_BYTES for the partial results of compiled code's parallel
+ * reductions (codegen.c sizes its row chunks by the same constant). */
 void *gradc_scratch(RtContext *rt);
 
 /* ------------------------------------------------------------------ mem.c */
