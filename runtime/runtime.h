@@ -243,29 +243,66 @@ typedef struct CkptTensor {
   const char *name;
   gradc_dtype dtype;
   int rank;
-  int64_t dims[8];
+  int64_t dims[ABI_MAX_RANK];
   void *data;                /* rank/dims/dtype bytes */
   /* A run-time hyperparameter (optimizer/lr, ...): a checkpoint written
    * before gradc had them lacks it, and loading keeps the model's value. */
   bool optional;
 } CkptTensor;
 
+/* Format (little-endian; details in ckpt.c): magic "GRADCKPT", u32 format
+ * version, u64 payload size, u32 CRC-32 of the payload, u64 stream size,
+ * then the payload (model name, tensor count, each tensor's name, dtype,
+ * rank, dims, data) as a zlib stream of stored blocks - so that the size
+ * depends on the tensors alone, and the bytes are the same wherever
+ * written. */
+
+/* Bytes of the checkpoint of n tensors (valid ones: as ckpt_save takes). */
+size_t ckpt_size(const char *model_name, const CkptTensor *t, int n);
+
+/* The checkpoint into blob, which has size bytes (at least ckpt_size);
+ * GRADC_ERR_ARG, writing nothing, when it has fewer. */
+gradc_status ckpt_write(void *blob, size_t size, const char *model_name, const CkptTensor *t, int n, RtError *err);
+
 /* Writes all tensors to path atomically: a temporary file in the same
  * directory, flushed and fsync'd, then renamed over path, so the previous
- * checkpoint survives any failure (disk full, read-only directory, a crash).
- * Format (little-endian; details in ckpt.c): magic "GRADCKPT", u32 format
- * version, u64 payload size, u32 CRC-32 of the uncompressed payload, u64
- * compressed size, then the zlib-compressed payload (model name, tensor
- * count, each tensor's name, dtype, rank, dims, data). */
+ * checkpoint survives any failure (disk full, read-only directory, a crash). */
 gradc_status ckpt_save(const char *path, const char *model_name, const CkptTensor *t, int n,
                        RtError *err);
 
 /* Reads path and copies each expected tensor's data into t[i].data, after
  * checking the magic, version, checksum, model name, and that the file
- * holds exactly the tensors expected with the same dtypes and shapes; any
- * difference is reported by name (missing, unexpected, shape [a,b] vs [c,d]).
- * On failure nothing in t is modified. */
+ * holds exactly the tensors expected (t[i].optional ones may be missing)
+ * with the same dtypes and shapes; any difference is reported by name
+ * (missing, unexpected, shape [a,b] vs [c,d]).  Any zlib stream is read:
+ * checkpoints older versions compressed too.  On failure nothing in t is
+ * modified. */
 gradc_status ckpt_load(const char *path, const char *model_name, const CkptTensor *t, int n,
                        RtError *err);
+/* The same for a checkpoint of len bytes in memory. */
+gradc_status ckpt_read(const void *blob, size_t len, const char *model_name, const CkptTensor *t, int n,
+                       RtError *err);
+
+/* -------------------------------------------------------------- zstream.c */
+
+/* zlib streams without zlib (ckpt.c's payload).  The CRC-32 of zlib's
+ * crc32, continued from crc (0 to start). */
+uint32_t zs_crc32(uint32_t crc, const void *data, size_t n);
+/* Bytes of a zlib stream of stored blocks holding n bytes. */
+size_t zs_stored_size(size_t n);
+/* Writes such a stream of total bytes, given in pieces by zs_put, to out
+ * (zs_stored_size(total) bytes); zs_end returns its end. */
+typedef struct ZsWriter {
+  unsigned char *p;
+  size_t total, done, block_left;
+  uint32_t adler_a, adler_b;
+} ZsWriter;
+void zs_begin(ZsWriter *w, unsigned char *out, size_t total);
+void zs_put(ZsWriter *w, const void *data, size_t n);
+unsigned char *zs_end(ZsWriter *w);
+/* Decodes the zlib stream z (any deflate level) into exactly size bytes
+ * of out, checking its Adler-32; NULL, or what is wrong with it ("its
+ * compressed data is damaged (a distance)"). */
+const char *zs_inflate(const unsigned char *z, size_t zlen, unsigned char *out, size_t size);
 
 #endif
