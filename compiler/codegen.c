@@ -960,6 +960,11 @@ static void gen_constants(CG *cg) {
   }
 }
 
+void cg_entry_name(char *out, size_t n, const char *prefix, int entry) {
+  GRADC_ASSERT(entry >= 0 && entry < CG_ENTRIES);
+  snprintf(out, n, "%s%s", prefix, entry == 0 ? "forward" : "train_step");
+}
+
 LLVMModuleRef cg_module(LLVMContextRef ctx, const Graph *g, const char *prefix, bool profile,
                         bool parallel) {
   CG cgv = {.ctx = ctx, .g = g, .profile = profile, .parallel = parallel}, *cg = &cgv;
@@ -985,7 +990,7 @@ LLVMModuleRef cg_module(LLVMContextRef ctx, const Graph *g, const char *prefix, 
   for (int i = 0; i < g->nmetrics; i++) roots[n++] = g->metrics[i].node;
   if (g->loss) roots[n++] = g->loss;
   char name[256];
-  snprintf(name, sizeof name, "%sforward", prefix);
+  cg_entry_name(name, sizeof name, prefix, 0);
   gen_function(cg, name, roots, n, false);
   n = 0;
   for (int i = 0; i < g->nnodes; i++)
@@ -993,7 +998,7 @@ LLVMModuleRef cg_module(LLVMContextRef ctx, const Graph *g, const char *prefix, 
   for (int i = 0; i < g->noutputs; i++) roots[n++] = g->outputs[i].node;
   for (int i = 0; i < g->nmetrics; i++) roots[n++] = g->metrics[i].node;
   if (g->loss) roots[n++] = g->loss;
-  snprintf(name, sizeof name, "%strain_step", prefix);
+  cg_entry_name(name, sizeof name, prefix, 1);
   gen_function(cg, name, roots, n, true);
   LLVMDisposeBuilder(cg->b);
   return cg->mod;

@@ -5,6 +5,13 @@
  *
  * Data flows one way:  source -> lex -> parse (+ shape rules) -> Graph -> dump.
  * Everything of one compilation lives in one Arena freed at once.
+ *
+ * What the compiler shares with the runtime and with the code it
+ * generates - element types, initializer kinds, the outside functions,
+ * the descriptor - is runtime/abi.h's, included here; the runtime itself
+ * (runtime.h) is seen only by the files that hand it a model: the JIT's
+ * model (jitmodel.c) and the .so header (header.c), which asks it for the
+ * sizes it documents.
  */
 #ifndef GRADC_COMPILER_H
 #define GRADC_COMPILER_H
@@ -17,6 +24,7 @@
 #include <stdio.h>
 
 #include "abi.h"
+#include "gradc.h"
 #include "ops.h"
 
 /* Our own bugs abort with file:line; user mistakes are diagnostics. */
@@ -532,7 +540,11 @@ int plan_buffers(const Graph *g, PlanBuffer *out);
 const Node *cg_buffer_node(const Node *n);
 
 /* The entry points' signature (StepFn) and the outside functions they call
- * are abi.h's. */
+ * are abi.h's.  Every module has CG_ENTRIES of them, entry 0 forward and
+ * entry 1 + s train step s (a descriptor's fns[] in that order); their
+ * names, after a prefix: */
+enum { CG_ENTRIES = 2 };
+void cg_entry_name(char *out, size_t n, const char *prefix, int entry);
 
 typedef struct JitOptions {
   int opt_level;              /* 0..3 */
@@ -550,68 +562,36 @@ typedef struct JitOptions {
 typedef struct Jit Jit;
 /* NULL after writing the reason into err. */
 Jit *jit_compile(const Graph *g, const JitOptions *o, char *err, size_t errlen);
-StepFn *jit_forward(const Jit *j);
-StepFn *jit_train_step(const Jit *j);
+StepFn *jit_entry(const Jit *j, int entry);          /* 0 <= entry < CG_ENTRIES */
 const char *jit_ir(const Jit *j, bool optimised);   /* NULL unless keep_ir */
 const char *jit_asm(const Jit *j);                  /* NULL unless keep_asm */
 void jit_free(Jit *j);                              /* NULL is fine */
 
-/* ------------------------------------------- emit.c, header.c, runtime/aot.c */
+/* --------------------------------------------------------- descriptor.c */
 
-/* What a compiled shared object knows about its model.  emit.c writes it
- * as constant globals; runtime/aot.c (the model-independent support library
- * linked into every .so) reads it.  Every number is an i64 in one array, so
- * the layout never depends on a C compiler's struct rules; doubles are
- * stored as their bits. */
-enum {
-  AOT_VERSION = 2,             /* 2: the names of symbolic dims and hyperparameters */
-  /* the array starts with a header */
-  AOT_H_VERSION = 0, AOT_H_NNODES, AOT_H_NSYM, AOT_H_REUSE, AOT_H_NTENSORS, AOT_H_NBUFFERS, AOT_H_TRAIN,
-  AOT_H_SYM_NAME,              /* index into AotModel.names of symbolic dim 1's
-                                  name; dims 2..nsym follow it */
-  AOT_H_OPT_NAME,              /* index into names of the optimizer's name */
-  AOT_H_HYPER_NAME, AOT_H_NHYPER, /* the run-time hyperparameters the update
-                                  reads (tensors optimizer/NAME), in the
-                                  optimizer table's order: index of the first
-                                  NAME in names, and their number */
-  AOT_H_SIZE,
-  /* then one record per named tensor (inputs, params, state in node order,
-   * then outputs, metrics, the loss: the order of gradc_tensor_info) */
-  AOT_T_KIND = 0,              /* gradc_kind */
-  AOT_T_DTYPE, AOT_T_NODE, AOT_T_RANK, AOT_T_INIT, AOT_T_INIT_A, AOT_T_INIT_B,
-  AOT_T_FAN_IN, AOT_T_FAN_OUT,
-  AOT_T_VALUES,                /* index into AotModel.values, -1 for none */
-  AOT_T_NAME,                  /* index into AotModel.names (0 is the model) */
-  AOT_T_DIM_N, AOT_T_DIM_SYM = AOT_T_DIM_N + MAX_RANK, AOT_T_SIZE = AOT_T_DIM_SYM + MAX_RANK,
-  /* then one record per workspace buffer (plan_buffers) */
-  AOT_B_NODE = 0, AOT_B_BEGIN, AOT_B_END, AOT_B_ESIZE, AOT_B_RANK,
-  AOT_B_DIM_N, AOT_B_DIM_SYM = AOT_B_DIM_N + MAX_RANK, AOT_B_SIZE = AOT_B_DIM_SYM + MAX_RANK,
-  /* then per node the id of its storage node (cg_buffer_node), -1 for none */
-};
+/* A model's descriptor (runtime/abi.h's layout) in memory: what the JIT
+ * hands an instance and the emitter writes as constants.  Everything lives
+ * in the graph's arena; names and values point into the graph. */
+typedef struct Descriptor {
+  int64_t *desc;               /* abi_size(desc) fields */
+  const char **names;
+  int nnames;
+  const double **values;       /* INIT_VALUES data */
+  int64_t *nvalue;             /* and the number of each one's elements */
+  int nvalues;
+  int nsteps;                  /* train steps: entry points 1..nsteps */
+} Descriptor;
+void desc_build(const Graph *g, Descriptor *out);
 
-typedef struct AotModel {
-  const int64_t *desc;
-  const char *const *names;
-  const double *const *values;
-  StepFn *forward, *train_step;
-} AotModel;
-
-/* The entry points of a compiled .so, <prefix>_<name>, each forwarding to
- * gradc_aot_<name>(&model, args...).  sig: return type then parameters,
- * v void, p pointer, i int, l int64_t/size_t, d double. */
-typedef struct AotEntry {
-  const char *name, *sig;
-} AotEntry;
-extern const AotEntry aot_entries[];
-extern const int aot_nentries;
-
-/* Named tensors in gradc_tensor_info order; out has room for nnodes + 1. */
-typedef struct AotTensor {
+/* The named tensors in gradc_tensor_info's order (the descriptor's). */
+typedef struct DescTensor {
   const char *name;
-  int kind;                    /* gradc_kind */
+  AbiKind kind;
   const Node *node;
-} AotTensor;
-int aot_tensors(const Graph *g, AotTensor *out);
+} DescTensor;
+DescTensor *desc_tensors(const Graph *g, int *count);
+
+/* ------------------------------------------------------ emit.c, header.c */
 
 typedef enum { EMIT_SO, EMIT_OBJ, EMIT_ASM, EMIT_LLVM } EmitKind;
 
@@ -835,5 +815,16 @@ void compile_fail_after(long n);
 /* The graph's invariants (see verify.c); storage: also fuse()'s decisions.
  * False with the first violation written into err. */
 bool graph_verify(const Graph *g, bool storage, char *err, size_t errlen);
+
+/* ------------------------------------------------------------- jitmodel.c */
+
+/* The pipeline's options for the API's: what gradc_compile_file compiles,
+ * and gradc compile too, so the JIT and the .so get the same graph. */
+CompileOptions rt_compile_options(const gradc_options *o);
+/* gradc_compile_file, with profile: every kernel and product of the steps
+ * timed into the model's RtProfile (gradc train --profile). */
+gradc_status rt_compile_file(const char *path, const gradc_options *opt, bool profile, gradc_model **out);
+/* The graph behind a model of gradc_compile_* (the CLI's and the tests'). */
+const Graph *rt_graph(const gradc_model *m);
 
 #endif

@@ -32,22 +32,19 @@ const char *const init_names[INIT_COUNT] = {
 
 size_t dtype_size(DType t) { return abi_dtype_bytes(t); }
 
-/* Keras' _compute_fans (keras/initializers/initializers_v2.py). */
-int64_t fan_in(const Shape *s) {
+/* Keras' _compute_fans (keras/initializers/initializers_v2.py): the
+ * receptive field (every axis but the last two) times the input axis
+ * (out = 0) or the output axis (out = 1). */
+static int64_t fan(const Shape *s, int out) {
   if (s->rank < 1) return 1;
   if (s->rank == 1) return s->d[0].n;
   int64_t rf = 1;
   for (int i = 0; i < s->rank - 2; i++) rf *= s->d[i].n;
-  return s->d[s->rank - 2].n * rf;
+  return s->d[s->rank - 2 + out].n * rf;
 }
 
-int64_t fan_out(const Shape *s) {
-  if (s->rank < 1) return 1;
-  if (s->rank == 1) return s->d[0].n;
-  int64_t rf = 1;
-  for (int i = 0; i < s->rank - 2; i++) rf *= s->d[i].n;
-  return s->d[s->rank - 1].n * rf;
-}
+int64_t fan_in(const Shape *s) { return fan(s, 0); }
+int64_t fan_out(const Shape *s) { return fan(s, 1); }
 
 void init_values(const Node *n, uint64_t seed, double *out, int64_t count) {
   bool known = init_fill(n->a.init.kind, n->a.init.a, n->a.init.b, n->dtype, (double)fan_in(&n->shape),

@@ -3,23 +3,31 @@
  * --header): plain C, like tfcompile's header but without C++.
  *
  * Input: the optimized graph and the target emit.c compiled for.  Output:
- * declarations of the entry points <prefix>_<name> (emit.c's aot_entries),
- * each documented; one enum constant per named tensor, its index for
- * <prefix>_tensor_info, with a table of name, kind, dtype, shape (the batch
- * shown symbolically) and bytes; the symbolic dimensions and run-time
- * hyperparameters by name; the parameter-state and checkpoint sizes as
- * constants; the workspace size at a few batch sizes and its bound as a
- * function of the batch; the target triple and CPU.
+ * declarations of the entry points <prefix>_<name> (abi.h's
+ * GRADC_ABI_ENTRIES), each documented; one enum constant per named tensor,
+ * its index for <prefix>_tensor_info, with a table of name, kind, dtype,
+ * shape (the batch shown symbolically) and bytes; the symbolic dimensions
+ * and run-time hyperparameters by name; the parameter-state and checkpoint
+ * sizes as constants; the workspace size at a few batch sizes and its
+ * bound as a function of the batch; the target triple and CPU.
+ *
+ * The header says what the .so will do, so it asks the same sources: the
+ * tensors, steps and hyperparameters come from the model's descriptor
+ * (descriptor.c, the numbers the .so holds), and the sizes from the
+ * runtime's own functions of that descriptor (runtime/instance.c), which
+ * the .so's state_size, checkpoint_size and workspace_size return.
  *
  * The types shared by every model's header (gradc_aot_model, the tensor
  * description, kinds, dtypes, status codes) sit behind one include guard so
- * that several models' headers go into one translation unit; the tensor
- * struct must stay the one runtime/aot.c defines.
+ * that several models' headers go into one translation unit; their
+ * numbers are printed from abi.h's rows, and the tensor struct must stay
+ * the one runtime.h defines (gradc_aot_tensor).
  */
 #include <ctype.h>
 #include <string.h>
 
 #include "compiler.h"
+#include "runtime.h"
 
 static const char *const kind_names[ABI_KIND_COUNT] = {
 #define X(id, name) [ABI_##id] = name,
@@ -34,7 +42,7 @@ static void upper(char *out, size_t n, const char *a, const char *b) {
   out[k] = 0;
 }
 
-/* The layout runtime/aot.c's gradc_aot_tensor has (keep the two in step). */
+/* The layout of runtime.h's gradc_aot_tensor, which instance.c fills (keep the two in step). */
 static const char tensor_struct[] =
     "\n"
     "/* A named tensor under the model's current batch size. */\n"
@@ -86,17 +94,14 @@ void header_write(FILE *out, const Graph *g, const EmitOptions *o) {
   const char *p = o->prefix;
   char up[200], id[300], buf[SHAPE_STR_MAX];
   upper(up, sizeof up, p, NULL);
-  AotTensor *t = arena_alloc(g->arena, sizeof *t * (size_t)(g->nnodes + 1));
-  int nt = aot_tensors(g, t);
-  size_t state = 0, payload = 4 + strlen(g->model_name) + 4;
-  for (int i = 0; i < nt; i++)
-    if (t[i].kind == ABI_PARAM || t[i].kind == ABI_STATE) {
-      size_t bytes = (size_t)shape_static_count(&t[i].node->shape) * dtype_size(t[i].node->dtype);
-      state += (bytes + 63) & ~(size_t)63;
-      payload += 4 + strlen(t[i].name) + 8 + 8 * (size_t)t[i].node->shape.rank + bytes;
-    }
-  size_t blocks = payload ? (payload + 65534) / 65535 : 1;
-  size_t ckpt = 32 + 2 + 5 * blocks + payload + 4;
+  int nt;
+  DescTensor *t = desc_tensors(g, &nt);
+  /* The sizes are what the .so's own functions return: the runtime's
+   * answers for the descriptor the .so holds. */
+  Descriptor dd;
+  desc_build(g, &dd);
+  const AbiModel am = {dd.desc, dd.names, dd.values, NULL};
+  size_t state = inst_state_size(&am), ckpt = inst_checkpoint_size(&am);
 
   fprintf(out, "/*\n * %s.h - the model '%s' (%s) compiled by gradc into a shared object.\n", p, g->model_name,
           g->src->name);
@@ -166,14 +171,13 @@ void header_write(FILE *out, const Graph *g, const EmitOptions *o) {
   fprintf(out, "};\n\n");
 
   /* The workspace: exact at a few sizes, and the no-reuse bound. */
-  size_t *off = arena_alloc(g->arena, sizeof *off * (size_t)(g->nnodes + 1));
   fprintf(out, "/* The workspace (inputs, outputs and every intermediate value) for a batch\n"
                " * size: exactly %s_workspace_size(batch) bytes, for example\n", p);
   static const int64_t sizes[] = {1, 32, 128, 1024};
   for (int s = 0; s < 4; s++) {
     int64_t sym[MAX_SYMS + 1];
     for (int k = 0; k <= MAX_SYMS; k++) sym[k] = k ? sizes[s] : 1;
-    fprintf(out, " *   batch %5lld: %zu bytes\n", (long long)sizes[s], plan_offsets(g, sym, g->reuse_memory, off, NULL));
+    fprintf(out, " *   batch %5lld: %zu bytes\n", (long long)sizes[s], inst_workspace_size(&am, sym));
   }
   PlanBuffer *pb = arena_alloc(g->arena, sizeof *pb * (size_t)(g->nnodes + 1));
   int nb = plan_buffers(g, pb);
@@ -230,14 +234,11 @@ void header_write(FILE *out, const Graph *g, const EmitOptions *o) {
   fprintf(out,
           "/* The optimizer's run-time hyperparameters, f64 state tensors\n"
           " * optimizer/NAME that the train step reads every time: ");
-  const OptInfo *info = &opt_info[g->opt.kind];
-  int nh = 0;
-  for (int k = 0; g->has_train && k < info->nhyper; k++)
-    for (int i = 0; i < nt; i++)
-      if (t[i].kind == ABI_STATE && !strncmp(t[i].name, "optimizer/", 10) && !strcmp(t[i].name + 10, info->hyper[k].name)) {
-        fprintf(out, "%s%s", nh++ ? ", " : "", info->hyper[k].name);
-        break;
-      }
+  /* the train step's, as the descriptor lists them */
+  const int64_t *step = dd.nsteps ? abi_step(dd.desc, 0) : NULL;
+  int nh = step ? (int)step[ABI_S_NHYPER] : 0;
+  for (int k = 0; k < nh; k++)
+    fprintf(out, "%s%s", k ? ", " : "", dd.names[abi_hyper(dd.desc, step[ABI_S_HYPER] + k)[ABI_P_NAME]]);
   fprintf(out, "%s.\n", nh ? "" : "none");
   fprintf(out,
           " * Setting one changes the next step (learning-rate schedules); checkpoints\n"
@@ -257,7 +258,7 @@ void header_write(FILE *out, const Graph *g, const EmitOptions *o) {
           " * and the loss then hold the step's values, computed from the parameters\n"
           " * and state before the update. */\n"
           "int %s_train_step(gradc_aot_model *m, double *loss);\n\n", p,
-          g->loss ? dtype_names[g->loss->dtype] : "no loss", p);
+          step && step[ABI_S_LOSS] >= 0 ? dtype_names[abi_tensor(dd.desc, step[ABI_S_LOSS])[ABI_T_DTYPE]] : "no loss", p);
   fprintf(out,
           "/* The whole parameter and optimizer state as a gradc checkpoint, the bytes\n"
           " * `gradc train --save` writes and --resume reads: get_state needs\n"

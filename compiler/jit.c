@@ -29,7 +29,7 @@
 
 struct Jit {
   LLVMOrcLLJITRef jit;
-  StepFn *forward, *train_step;
+  StepFn *entry[CG_ENTRIES];
   char *ir_before, *ir_after, *asm_text;
 };
 
@@ -204,23 +204,23 @@ Jit *jit_compile(const Graph *g, const JitOptions *o, char *err, size_t errlen) 
   }
   if (mod) LLVMDisposeModule(mod);
   LLVMOrcDisposeThreadSafeContext(tsc);    /* the module keeps what it needs */
-  LLVMOrcExecutorAddress fa = 0, ta = 0;
-  if (!failed) failed = take_error(LLVMOrcLLJITLookup(j->jit, &fa, "forward"), err, errlen,
-                                   "LLVM JIT could not compile forward");
-  if (!failed) failed = take_error(LLVMOrcLLJITLookup(j->jit, &ta, "train_step"), err, errlen,
-                                   "LLVM JIT could not compile train_step");
+  for (int i = 0; i < CG_ENTRIES && !failed; i++) {
+    char name[64], what[100];
+    LLVMOrcExecutorAddress at = 0;
+    cg_entry_name(name, sizeof name, "", i);
+    snprintf(what, sizeof what, "LLVM JIT could not compile %s", name);
+    failed = take_error(LLVMOrcLLJITLookup(j->jit, &at, name), err, errlen, what);
+    j->entry[i] = (StepFn *)(uintptr_t)at;
+  }
   if (failed) {
     jit_free(j);
     return NULL;
   }
-  j->forward = (StepFn *)(uintptr_t)fa;
-  j->train_step = (StepFn *)(uintptr_t)ta;
   (void)t0;
   return j;
 }
 
-StepFn *jit_forward(const Jit *j) { return j->forward; }
-StepFn *jit_train_step(const Jit *j) { return j->train_step; }
+StepFn *jit_entry(const Jit *j, int entry) { return j->entry[entry]; }
 const char *jit_ir(const Jit *j, bool optimised) { return optimised ? j->ir_after : j->ir_before; }
 const char *jit_asm(const Jit *j) { return j->asm_text; }
 

@@ -201,6 +201,108 @@ typedef enum {
 #undef X
 } AbiStatus;
 
+/* ------------------------------------------------------------ the descriptor */
+
+/* What a model instance (runtime/instance.c) knows about its model.  One
+ * function builds it from a graph (compiler/descriptor.c): the JIT keeps
+ * it in memory, the emitter writes it into a .so's object as constants.
+ * Every number is an i64 in one array, so the layout never depends on a C
+ * compiler's struct rules; doubles are stored as their bits.  The array:
+ *
+ *   header        ABI_H_SIZE fields
+ *   tensors       ntensors records of ABI_T_SIZE: the named tensors in
+ *                 gradc_tensor_info's order (inputs, parameters, state in
+ *                 node order, then outputs, metrics, losses)
+ *   buffers       nbuffers records of ABI_B_SIZE: the workspace buffers
+ *                 with their live ranges (compiler/plan.c)
+ *   steps         nsteps records of ABI_S_SIZE: the train steps
+ *   hypers        nhypers records of ABI_P_SIZE: each step's run-time
+ *                 hyperparameters, a step's consecutive
+ *   storage       nnodes fields: per node id the id of the node whose
+ *                 storage holds its value, -1 for none
+ *
+ * Strings are indices into AbiModel.names (0 is the model's name); a
+ * step's entry point is AbiModel.fns[1 + s], forward is fns[0]. */
+enum {
+  ABI_VERSION = 3,             /* 2: names of symbolic dims and hyperparameters;
+                                  3: the step table and fns[] */
+  ABI_H_VERSION = 0, ABI_H_NNODES, ABI_H_NSYM, ABI_H_REUSE, ABI_H_NTENSORS, ABI_H_NBUFFERS,
+  ABI_H_NSTEPS, ABI_H_NHYPERS,
+  ABI_H_SYM_NAME,              /* names index of symbolic dim 1's name; dims
+                                  2..nsym follow it */
+  ABI_H_SIZE,
+
+  ABI_T_KIND = 0,              /* AbiKind */
+  ABI_T_DTYPE,                 /* DType */
+  ABI_T_NODE,                  /* the node whose storage holds it (params and
+                                  state: their own), -1 for none */
+  ABI_T_RANK,
+  ABI_T_INIT, ABI_T_INIT_A, ABI_T_INIT_B,   /* params and state: InitKind, its numbers */
+  ABI_T_FAN_IN, ABI_T_FAN_OUT,              /* Keras' fans of the shape */
+  ABI_T_VALUES,                /* index into AbiModel.values (INIT_VALUES), -1 */
+  ABI_T_NAME,
+  ABI_T_DIM_N,                 /* dimension k is n[k] * sym[dim_sym[k]] */
+  ABI_T_DIM_SYM = ABI_T_DIM_N + ABI_MAX_RANK,
+  ABI_T_SIZE = ABI_T_DIM_SYM + ABI_MAX_RANK,
+
+  ABI_B_NODE = 0, ABI_B_BEGIN, ABI_B_END, ABI_B_ESIZE, ABI_B_RANK,
+  ABI_B_DIM_N, ABI_B_DIM_SYM = ABI_B_DIM_N + ABI_MAX_RANK, ABI_B_SIZE = ABI_B_DIM_SYM + ABI_MAX_RANK,
+
+  ABI_S_NAME = 0,              /* the step's name ("train") */
+  ABI_S_LOSS,                  /* tensor index of the loss it minimises, -1 */
+  ABI_S_OPT_NAME,              /* its optimizer's name ("adam") */
+  ABI_S_HYPER,                 /* index of its first hyperparameter record */
+  ABI_S_NHYPER,                /* and their number */
+  ABI_S_SIZE,
+
+  ABI_P_NAME = 0,              /* the name the API takes ("lr") */
+  ABI_P_TENSOR,                /* tensor index of the f64 scalar state holding
+                                  it, which the step reads every time */
+  ABI_P_SIZE,
+};
+
+/* A model: the descriptor, its strings and initial values, and its entry
+ * points, fns[0] forward and fns[1 + s] train step s. */
+typedef struct AbiModel {
+  const int64_t *desc;
+  const char *const *names;
+  const double *const *values;
+  StepFn *const *fns;
+} AbiModel;
+
+/* Fields of a descriptor of nt tensors, nb buffers, ns steps, np
+ * hyperparameters and nn nodes. */
+static inline size_t abi_fields(int64_t nt, int64_t nb, int64_t ns, int64_t np, int64_t nn) {
+  return (size_t)(ABI_H_SIZE + nt * ABI_T_SIZE + nb * ABI_B_SIZE + ns * ABI_S_SIZE + np * ABI_P_SIZE + nn);
+}
+static inline size_t abi_size(const int64_t *d) {
+  return abi_fields(d[ABI_H_NTENSORS], d[ABI_H_NBUFFERS], d[ABI_H_NSTEPS], d[ABI_H_NHYPERS], d[ABI_H_NNODES]);
+}
+
+/* The sections: record i of each, and the storage table. */
+static inline const int64_t *abi_tensor(const int64_t *d, int64_t i) { return d + abi_fields(i, 0, 0, 0, 0); }
+static inline const int64_t *abi_buffer(const int64_t *d, int64_t b) {
+  return d + abi_fields(d[ABI_H_NTENSORS], b, 0, 0, 0);
+}
+static inline const int64_t *abi_step(const int64_t *d, int64_t s) {
+  return d + abi_fields(d[ABI_H_NTENSORS], d[ABI_H_NBUFFERS], s, 0, 0);
+}
+static inline const int64_t *abi_hyper(const int64_t *d, int64_t p) {
+  return d + abi_fields(d[ABI_H_NTENSORS], d[ABI_H_NBUFFERS], d[ABI_H_NSTEPS], p, 0);
+}
+static inline const int64_t *abi_storage(const int64_t *d) { return abi_hyper(d, d[ABI_H_NHYPERS]); }
+
+/* The entry points of a compiled .so: <prefix>_<name>, each forwarding to
+ * the support library's gradc_aot_<name>(&model, args...) (emit.c writes
+ * them, runtime/aot.c defines the targets, header.c documents them).  sig:
+ * return type then parameters, v void, p pointer, i int, l int64_t or
+ * size_t, d double. */
+#define GRADC_ABI_ENTRIES(X)                                                                        \
+  X(new, "p") X(free, "vp") X(init, "ipl") X(bind, "iplp") X(forward, "ip") X(train_step, "ipp")    \
+  X(workspace_size, "ll") X(state_size, "l") X(checkpoint_size, "l") X(get_state, "ippl")          \
+  X(set_state, "ippl") X(save, "ipp") X(load, "ipp") X(tensor_count, "i") X(tensor_info, "ipip")    \
+  X(data, "pppp") X(last_error, "pp") X(set_hyper, "ipppd") X(get_hyper, "ipppp") X(bind_dim, "ippl")
+
 /* ------------------------------------------- code both sides run (runtime/) */
 
 /* layout.c: where the workspace's buffers go, from their live ranges - the

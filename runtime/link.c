@@ -30,8 +30,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "compiler.h"
-#include "runtime.h"
+#include "cli.h"
 
 #ifndef GRADC_BLAS_LIBRARY
 #define GRADC_BLAS_LIBRARY "-lopenblas"

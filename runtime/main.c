@@ -11,9 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "compiler.h"
-#include "gradc.h"
-#include "runtime.h"
+#include "cli.h"
 
 #define GRADC_VERSION "0.1.0"
 #define DEFAULT_DATA "/usr/share/datasets/fashion-mnist"

@@ -1,6 +1,10 @@
 /*
  * runtime.h - the runtime's one internal header, in sections by file.
  *
+ * The runtime knows nothing of the compiler: what it shares with compiled
+ * code and with the compiler is abi.h; the command line's own
+ * declarations, which use both, are in cli.h.
+ *
  * Errors are values: every function that can fail returns a gradc_status
  * and writes a complete sentence into the caller's RtError (what was
  * expected, what was found, which file), which the API or the CLI reports.
@@ -14,7 +18,6 @@
 #include <stdio.h>
 
 #include "abi.h"
-#include "compiler.h"
 #include "gradc.h"
 
 typedef struct RtError {
@@ -28,11 +31,11 @@ gradc_status rt_fail(RtError *e, gradc_status status, const char *fmt, ...)
 /* -------------------------------------------------------------- context.c */
 
 /* Everything a running step uses besides its buffers and symbols: one per
- * model instance (model.c for the JIT, aot.c for a compiled .so), never
+ * model instance (instance.c, the JIT's and a .so's alike), never
  * shared, so distinct instances step concurrently in distinct threads.
  * The compiled code receives it as the first argument of its entry points
- * and passes it first to every gradc_* function it calls (codegen.c,
- * cg_runtime_call). */
+ * and passes it first to every gradc_* function it calls (abi.h's
+ * ABI_CALL_RT functions). */
 typedef struct RtPool RtPool;               /* pool.c: workers, thread count */
 typedef struct GemmBuffers GemmBuffers;     /* gemm.c: per-part scratch, split-k partials */
 
@@ -135,62 +138,95 @@ void *gradc_scratch(RtContext *rt);
 void *rt_alloc_big(size_t bytes);
 void *rt_calloc_big(size_t bytes);
 
-/* ---------------------------------------------------------------- model.c */
+/* ------------------------------------------------------------- instance.c */
 
-const Graph *rt_graph(const gradc_model *m);
-/* The pipeline's options for the API's: what gradc_compile_file compiles,
- * and gradc compile too, so the JIT and the .so get the same graph. */
-CompileOptions rt_compile_options(const gradc_options *o);
+/* A model instance, built from a descriptor (abi.h's AbiModel): the
+ * gradc_model of include/gradc.h (the JIT's, compiler/jitmodel.c) and,
+ * inside a compiled .so, its header's gradc_aot_model (aot.c). */
+typedef struct InstanceOptions {
+  const char *api;             /* the prefix of function names in messages:
+                                  "gradc" (gradc_bind) or a .so's model name */
+  int threads;                 /* of its steps, the caller's included */
+  int workspaces;              /* workspaces kept for bindings, 1..4: a
+                                  binding seen before allocates nothing */
+} InstanceOptions;
+
+/* A new instance with zeroed parameters and state (inst_init fills them),
+ * unbound; NULL when out of memory or when the descriptor is not of this
+ * runtime's version, after a message for gradc_last_error(NULL).  am is
+ * the caller's and must outlive it. */
+gradc_model *inst_new(const AbiModel *am, const InstanceOptions *o);
+void inst_free(gradc_model *m);                   /* NULL is fine */
+/* Whoever made it may hang its own data on it (the JIT: its compilation). */
+void inst_set_owner(gradc_model *m, void *owner);
+void *inst_owner(const gradc_model *m);
+const AbiModel *inst_model(const gradc_model *m);
+/* Records the message as m's last error (the thread's when m is NULL). */
+gradc_status inst_fail(gradc_model *m, gradc_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+const char *inst_last_error(const gradc_model *m);
+
+/* Parameters and state from their initializers and seed. */
+gradc_status inst_init(gradc_model *m, uint64_t seed);
+/* Every symbolic dimension to batch (1..2^24), or one by name; selects
+ * (allocating on first use) the workspace of the binding.  workspace: the
+ * caller's 64-byte aligned memory of inst_workspace_size bytes, valid until
+ * the next inst_bind, or NULL; inst_bind_dim keeps the caller's memory of
+ * the last inst_bind while the new layout fits in it.  On failure the
+ * instance is unbound. */
+gradc_status inst_bind(gradc_model *m, int64_t batch, void *workspace);
+gradc_status inst_bind_dim(gradc_model *m, const char *dim, int64_t value);
+bool inst_bound(const gradc_model *m);
+/* Entry points: forward, and train step `step` (0..inst_steps - 1) with
+ * its loss into *loss (may be NULL) in the loss's precision. */
+gradc_status inst_forward(gradc_model *m);
+gradc_status inst_step(gradc_model *m, int step, double *loss);
+int inst_steps(const gradc_model *m);
+double inst_loss(const gradc_model *m, int step);
+/* The f64 scalar behind the run-time hyperparameter name of step (NULL:
+ * the only step), or NULL after a message listing the valid names; fn is
+ * the API's function name after the prefix ("set_hyper"). */
+double *inst_hyper(gradc_model *m, const char *fn, const char *step, const char *name);
+
+/* A named tensor, as a .so's header prints the struct (header.c). */
+typedef struct gradc_aot_tensor {
+  const char *name;
+  int kind, dtype, rank;       /* AbiKind, DType */
+  int64_t dims[ABI_MAX_RANK];  /* -1 for symbolic dims before a binding */
+  int symbolic[ABI_MAX_RANK];
+  int64_t count;               /* elements under the binding; -1 past 2^62 */
+  size_t bytes;
+  void *data;                  /* NULL without a model, for constants, or
+                                  before a binding for workspace tensors */
+} gradc_aot_tensor;
+/* Tensor i of am (false when there is none) under m's binding; m may be
+ * NULL for shapes only. */
+bool inst_tensor(const AbiModel *am, const gradc_model *m, int i, gradc_aot_tensor *out);
+int inst_tensor_count(const AbiModel *am);
+/* A tensor's storage by name, or NULL after a message. */
+void *inst_data(gradc_model *m, const char *name, int64_t *count);
+/* The buffer table and symbol values the entry points get. */
+void **inst_buffers(gradc_model *m);
+const int64_t *inst_sym(const gradc_model *m);
+
+/* Checkpoints of parameters and state (ckpt.c): in memory (get_state
+ * needs size >= inst_checkpoint_size) and in files. */
+gradc_status inst_get_state(gradc_model *m, void *blob, size_t size);
+gradc_status inst_set_state(gradc_model *m, const void *blob, size_t size);
+gradc_status inst_save(gradc_model *m, const char *path);
+gradc_status inst_load(gradc_model *m, const char *path);
+
+/* What a descriptor's instances take: parameter and state bytes (each
+ * tensor 64-byte aligned), the workspace for the dimension values sym
+ * (SIZE_MAX past 2^62 bytes or when out of memory), a checkpoint's bytes.
+ * The .so's header states them (compiler/header.c). */
+size_t inst_state_size(const AbiModel *am);
+size_t inst_workspace_size(const AbiModel *am, const int64_t *sym);
+size_t inst_checkpoint_size(const AbiModel *am);
+
+/* The instance's run-time context: its threads and --profile's tables. */
+RtContext *rt_context(const gradc_model *m);
 /* Records msg as the thread's last API error (gradc_last_error(NULL)). */
 gradc_status rt_api_fail(gradc_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-const Jit *rt_jit(const gradc_model *m);
-/* The model's run-time context: its threads and --profile's tables. */
-RtContext *rt_context(const gradc_model *m);
-/* gradc_compile_file, with profile: every kernel and product of the steps
- * timed into the model's RtProfile (gradc train --profile). */
-gradc_status rt_compile_file(const char *path, const gradc_options *opt, bool profile, gradc_model **out);
-
-/* ---------------------------------------------------------------- train.c */
-
-typedef struct TrainOptions {
-  const char *data_dir;      /* MNIST-format directory */
-  int epochs;
-  int64_t batch;
-  double val_split;          /* fraction of the training set held out */
-  uint64_t seed;             /* shuffling */
-  const char *save;          /* checkpoint written at the end (or on Ctrl-C) */
-  const char *history;       /* CSV of per-epoch means, or NULL */
-  bool test;                 /* evaluate on the test split at the end */
-  bool profile;              /* report the share of step time in sgemm */
-  FILE *out;                 /* progress and results; NULL = stdout */
-} TrainOptions;
-
-/* Keras-style fit: progress per epoch, validation, history, test results. */
-gradc_status rt_train(gradc_model *m, const TrainOptions *o, RtError *err);
-/* Did the last rt_train stop on SIGINT? */
-bool rt_interrupted(void);
-/* Loss and metrics on the test split. */
-gradc_status rt_evaluate(gradc_model *m, const TrainOptions *o, RtError *err);
-/* Predicted classes of the first count test samples. */
-gradc_status rt_predict(gradc_model *m, const TrainOptions *o, int64_t count, RtError *err);
-
-/* ----------------------------------------------------------------- link.c */
-
-typedef struct AotOptions {
-  const char *model;         /* the .nn file */
-  const char *output;        /* the .so, object, assembly or IR file */
-  const char *header;        /* the C header, or NULL */
-  EmitKind kind;
-  const char *triple, *cpu;  /* NULL: defaults (emit.c) */
-  const char *prefix;        /* NULL: the model's name */
-  int opt_level;
-  char *info;                /* gets "target ..., CPU ..., symbols ..." */
-  size_t info_len;
-} AotOptions;
-
-/* gradc compile: compiles, emits, links (EMIT_SO) and writes the header.
- * Diagnostics of the model go to stderr; other failures into err. */
-gradc_status rt_compile(const AotOptions *o, RtError *err);
 
 /* ----------------------------------------------------------------- data.c */
 

@@ -24,8 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "compiler.h"
-#include "runtime.h"
+#include "cli.h"
 
 static volatile sig_atomic_t interrupted;
 

@@ -79,6 +79,7 @@ for model in mnist_mlp:MNIST_MLP:32 linear_regression:LINEAR_REGRESSION:100 cnn_
   check "$name: the .so trains the same 5 steps, and the JIT's checkpoint loads into it byte for byte" \
     all 'status_is 0' 'stdout_has "driver: ok"'
   check "$name: outputs, metrics and loss after 5 steps are identical (cmp)" cmp -s jit.out so.out
+  check "$name: the JIT's and the .so's checkpoints of the same state are the same bytes (cmp)" cmp -s jit.ckpt so.ckpt
   run "$ref" train "$nn" 7 5 "$batch" jit2.ckpt jit2.out so.ckpt
   check "$name: the .so's checkpoint loads into the JIT with identical parameters and state" \
     all 'status_is 0' 'stdout_has "jit_ref: ok"'
@@ -146,7 +147,7 @@ done
 
 # ---- run-time hyperparameters (tests/aot/hyper.c): lr set through the .so
 # before step 3 gives the JIT's losses and state bit for bit (--cpu native);
-# the refusals say what model.c says
+# the refusals say what the JIT says
 run "$gradc" compile "$src/models/mnist_mlp.nn" --cpu native -o libmnist_mlp.so --header mnist_mlp.h
 check "the header documents set_hyper, get_hyper and bind_dim, with the model's names" \
   all 'status_is 0' "grep -q 'int mnist_mlp_set_hyper(gradc_aot_model \*m, const char \*step, const char \*name, double value);' mnist_mlp.h" \
@@ -170,7 +171,7 @@ check "hyper: parameters and state after the lr change are the JIT's, byte for b
 run "$ref" hyper "$src/models/mnist_mlp.nn" 7 4 32 5 0.003 hyper_nochange.bin
 check "hyper: without the lr change the state differs (the comparison can fail)" \
   all 'status_is 0' '! cmp -s hyper_so.bin hyper_nochange.bin'
-check "hyper: the refusals' messages are model.c's, the .so's names for gradc_'s" \
+check "hyper: the refusals' messages are the JIT's, the .so's names for gradc_'s" \
   eval 'grep -q "^error: mnist_mlp_set_hyper: the rmsprop optimizer has no run-time hyperparameter .momentum.; it has: lr, rho, eps$" hyper_so.out &&
         diff <(grep "^error" hyper_so.out) <(grep "^error" hyper_jit.out | sed "s/gradc_/mnist_mlp_/") >"$err"'
 

@@ -1,0 +1,56 @@
+/*
+ * cli.h - the command line's declarations (runtime/main.c, train.c,
+ * link.c): the one part of runtime/ that uses the compiler and the runtime
+ * alike, so the one header that includes both compiler.h and runtime.h.
+ * The library proper - runtime.h and everything it declares - never
+ * includes compiler.h.
+ */
+#ifndef GRADC_CLI_H
+#define GRADC_CLI_H
+
+#include "compiler.h"
+#include "runtime.h"
+
+/* ---------------------------------------------------------------- train.c */
+
+typedef struct TrainOptions {
+  const char *data_dir;      /* MNIST-format directory */
+  int epochs;
+  int64_t batch;
+  double val_split;          /* fraction of the training set held out */
+  uint64_t seed;             /* shuffling */
+  const char *save;          /* checkpoint written at the end (or on Ctrl-C) */
+  const char *history;       /* CSV of per-epoch means, or NULL */
+  bool test;                 /* evaluate on the test split at the end */
+  bool profile;              /* report the share of step time in sgemm */
+  FILE *out;                 /* progress and results; NULL = stdout */
+} TrainOptions;
+
+/* Keras-style fit: progress per epoch, validation, history, test results. */
+gradc_status rt_train(gradc_model *m, const TrainOptions *o, RtError *err);
+/* Did the last rt_train stop on SIGINT? */
+bool rt_interrupted(void);
+/* Loss and metrics on the test split. */
+gradc_status rt_evaluate(gradc_model *m, const TrainOptions *o, RtError *err);
+/* Predicted classes of the first count test samples. */
+gradc_status rt_predict(gradc_model *m, const TrainOptions *o, int64_t count, RtError *err);
+
+/* ----------------------------------------------------------------- link.c */
+
+typedef struct AotOptions {
+  const char *model;         /* the .nn file */
+  const char *output;        /* the .so, object, assembly or IR file */
+  const char *header;        /* the C header, or NULL */
+  EmitKind kind;
+  const char *triple, *cpu;  /* NULL: defaults (emit.c) */
+  const char *prefix;        /* NULL: the model's name */
+  int opt_level;
+  char *info;                /* gets "target ..., CPU ..., symbols ..." */
+  size_t info_len;
+} AotOptions;
+
+/* gradc compile: compiles, emits, links (EMIT_SO) and writes the header.
+ * Diagnostics of the model go to stderr; other failures into err. */
+gradc_status rt_compile(const AotOptions *o, RtError *err);
+
+#endif
