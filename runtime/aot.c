@@ -64,7 +64,7 @@ int gradc_aot_init(const AbiModel *am, gradc_model *m, uint64_t seed) {
 }
 
 size_t gradc_aot_workspace_size(const AbiModel *am, int64_t batch) {
-  if (batch < 1 || batch > (1 << 24)) return 0;
+  if (batch < 1 || batch > RT_MAX_DIM) return 0;
   int64_t sym[ABI_MAX_SYMS + 1];
   for (int k = 0; k <= ABI_MAX_SYMS; k++) sym[k] = k ? batch : 1;
   size_t bytes = inst_workspace_size(am, sym);

@@ -4,7 +4,9 @@
  * OpenBLAS is used from here and from gemm.c, which hands it the products
  * its own kernels do not take.  The JIT resolves the module's calls to
  * these addresses first, so the code never depends on what the dynamic
- * linker happened to load.
+ * linker happened to load.  The functions are abi.h's list
+ * (GRADC_ABI_FUNCTIONS), the one the code generator emits calls from, so a
+ * function compiled code may call cannot be missing from the table.
  *
  * With profile (rt_symbols), gradc_sgemm and the convolution products
  * (gradc_sgemm_col2im, _im2col) resolve to wrappers that add up the time

@@ -63,7 +63,7 @@ _Static_assert(sizeof ((gradc_tensor *)0)->dims == ABI_MAX_RANK * sizeof(int64_t
                    sizeof ((gradc_tensor *)0)->symbolic == ABI_MAX_RANK * sizeof(int),
                "gradc_tensor holds every dimension a model may have");
 
-enum { MAX_WORKSPACES = 4, MAX_DIM = 1 << 24 };
+enum { MAX_WORKSPACES = 4, MAX_DIM = RT_MAX_DIM };
 
 typedef struct Workspace {
   int64_t sym[ABI_MAX_SYMS + 1];   /* the binding it is laid out for */

@@ -140,6 +140,9 @@ void *rt_calloc_big(size_t bytes);
 
 /* ------------------------------------------------------------- instance.c */
 
+/* The largest value of a symbolic dimension (a batch size). */
+enum { RT_MAX_DIM = 1 << 24 };
+
 /* A model instance, built from a descriptor (abi.h's AbiModel): the
  * gradc_model of include/gradc.h (the JIT's, compiler/jitmodel.c) and,
  * inside a compiled .so, its header's gradc_aot_model (aot.c). */
