@@ -212,7 +212,7 @@ gradc_status rt_train(gradc_model *m, const TrainOptions *o, RtError *err) {
   gradc_status s = GRADC_OK;
   if (has_inputs) {
     if ((s = load_data(o, true, &train, err))) goto done;
-    if ((s = feed_plan(g, &train, &feed, err))) goto done;
+    if ((s = feed_plan(m, &train, &feed, err))) goto done;
     if (o->val_split > 0 && (s = data_split(&train, o->val_split, &val, err))) goto done;
     if (train.n < 1) {
       s = rt_fail(err, GRADC_ERR_DATA, "no training samples left after the validation split");
@@ -354,7 +354,7 @@ gradc_status rt_evaluate(gradc_model *m, const TrainOptions *o, RtError *err) {
   Dataset test = {0};
   Feed feed;
   gradc_status s = load_data(o, false, &test, err);
-  if (!s) s = feed_plan(g, &test, &feed, err);
+  if (!s) s = feed_plan(m, &test, &feed, err);
   Means tm;
   if (!s) s = evaluate(m, g, &feed, &test, o->batch, &tm, err);
   if (!s) {
@@ -379,7 +379,7 @@ gradc_status rt_predict(gradc_model *m, const TrainOptions *o, int64_t count, Rt
   Dataset test = {0};
   Feed feed;
   gradc_status s = load_data(o, false, &test, err);
-  if (!s) s = feed_plan(g, &test, &feed, err);
+  if (!s) s = feed_plan(m, &test, &feed, err);
   if (!s && count > test.n) count = test.n;
   int64_t *idx = s ? NULL : malloc(sizeof(int64_t) * (size_t)(count ? count : 1));
   if (!s && !idx) s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory");

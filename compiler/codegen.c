@@ -11,7 +11,8 @@
  * storage of node i (see cg_buffer_node) and sym[k] the run-time value of
  * symbolic dimension k (sym[0] is 1).  The code touches no state of the
  * runtime but through rt: every gradc_* function it calls (products, the
- * thread pool, scratch, profile marks) takes rt first (cg_runtime_call),
+ * thread pool, scratch, profile marks) takes rt first (cg_call, from the
+ * calling convention of runtime/abi.h's list of outside functions),
  * and outlined tasks receive it too, so instances run concurrently.  forward
  * computes outputs, metrics and every loss; a train step computes its loss,
  * its backward pass and its updates, and every output and metric, so after
@@ -127,26 +128,22 @@ LLVMValueRef cg_intrinsic(CG *cg, const char *name, LLVMTypeRef t, LLVMValueRef 
   return cg_fast(LLVMBuildCall2(cg->b, ft, f, args, (unsigned)nargs, ""));
 }
 
-LLVMValueRef cg_call(CG *cg, const char *fname, LLVMTypeRef ret, LLVMTypeRef *params, LLVMValueRef *args,
-                     int nargs) {
-  LLVMTypeRef ft = LLVMFunctionType(ret, params, (unsigned)nargs, 0);
-  LLVMValueRef f = LLVMGetNamedFunction(cg->mod, fname);
-  if (!f) f = LLVMAddFunction(cg->mod, fname, ft);
-  return LLVMBuildCall2(cg->b, ft, f, args, (unsigned)nargs, "");
-}
-
-LLVMValueRef cg_runtime_call(CG *cg, const char *fname, LLVMTypeRef ret, LLVMTypeRef *params,
-                             LLVMValueRef *args, int nargs) {
+LLVMValueRef cg_call(CG *cg, AbiFunction fn, LLVMTypeRef ret, LLVMTypeRef *params, LLVMValueRef *args, int nargs) {
   LLVMTypeRef p[16];
   LLVMValueRef a[16];
-  GRADC_ASSERT(nargs < 16 && cg->rt);
-  p[0] = cg->ptr, a[0] = cg->rt;
-  for (int i = 0; i < nargs; i++) p[i + 1] = params[i], a[i + 1] = args[i];
-  return cg_call(cg, fname, ret, p, a, nargs + 1);
-}
-
-static LLVMValueRef libm(CG *cg, const char *fname, LLVMTypeRef t, LLVMValueRef x) {
-  return cg_call(cg, fname, t, &t, &x, 1);
+  AbiCall call = abi_function_call(fn);
+  GRADC_ASSERT(call != ABI_CALL_LLVM && nargs < 16);
+  int n = 0;
+  if (call == ABI_CALL_RT) {
+    GRADC_ASSERT(cg->rt);
+    p[n] = cg->ptr, a[n++] = cg->rt;
+  }
+  for (int i = 0; i < nargs; i++) p[n] = params[i], a[n++] = args[i];
+  LLVMTypeRef ft = LLVMFunctionType(ret, p, (unsigned)n, 0);
+  const char *name = abi_function_name(fn);
+  LLVMValueRef f = LLVMGetNamedFunction(cg->mod, name);
+  if (!f) f = LLVMAddFunction(cg->mod, name, ft);
+  return LLVMBuildCall2(cg->b, ft, f, a, (unsigned)n, "");
 }
 
 LLVMValueRef cg_elem_ptr(CG *cg, const Node *n, LLVMValueRef base, LLVMValueRef off) {
@@ -341,7 +338,7 @@ static LLVMValueRef scalar(CG *cg, const Node *n, LLVMValueRef *a) {
     LLVMValueRef e = cg_intrinsic(cg, "llvm.exp", t, (LLVMValueRef[]){LLVMBuildFNeg(b, a[0], "")}, 1);
     return cg_fast(LLVMBuildFDiv(b, cg_const(cg, dt, 1), cg_fast(LLVMBuildFAdd(b, cg_const(cg, dt, 1), e, "")), ""));
   }
-  case OP_TANH: return libm(cg, dt == DT_F32 ? "tanhf" : "tanh", t, a[0]);
+  case OP_TANH: return cg_call(cg, dt == DT_F32 ? ABI_FN_TANHF : ABI_FN_TANH, t, &t, a, 1);
   case OP_EXP: return cg_intrinsic(cg, "llvm.exp", t, a, 1);
   case OP_LOG: return cg_intrinsic(cg, "llvm.log", t, a, 1);
   case OP_SQRT: return cg_intrinsic(cg, "llvm.sqrt", t, a, 1);
@@ -655,17 +652,17 @@ static void gen_reduce(CG *cg, const Node *n) {
  * pairwise in f32: converting every element to f64 took 1.35x as long for
  * a bias gradient of [128, 512], and adding the f32 partials in f64 still
  * 1.05x.  Which one runs depends on the row count alone. */
-enum { ROW_CHUNKS = 16, ROW_BLOCK = 64, SCRATCH_BYTES = 128 << 10 };
+enum { ROW_CHUNKS = 16, ROW_BLOCK = 64 };
 
 static bool chunked_reduction(const Node *n) {
   if (!(op_info[n->op].flags & F_REDUCTION)) return false;
   const Shape *xs = &n->src[0]->shape;
   int last = xs->rank - 1;
   return last >= 1 && n->a.axes == (1u << last) - 1 && !xs->d[last].sym &&
-         ROW_CHUNKS * xs->d[last].n * (int64_t)dtype_size(reduce_acc(n)) <= SCRATCH_BYTES;
+         ROW_CHUNKS * xs->d[last].n * (int64_t)dtype_size(reduce_acc(n)) <= ABI_SCRATCH_BYTES;
 }
 
-static LLVMValueRef scratch_ptr(CG *cg) { return cg_runtime_call(cg, "gradc_scratch", cg->ptr, NULL, NULL, 0); }
+static LLVMValueRef scratch_ptr(CG *cg) { return cg_call(cg, ABI_FN_SCRATCH, cg->ptr, NULL, NULL, 0); }
 
 /* Emits gen(pt) twice: with partials of n's own type when the chunks are
  * short, of its accumulator's type when not; once when those are one. */
@@ -814,7 +811,7 @@ static bool gen_is_free(const Node *n) {
 
 static void profile_mark(CG *cg, int64_t id) {
   LLVMValueRef a = cg_int(cg, id);
-  cg_runtime_call(cg, "gradc_profile_mark", cg->vd, &cg->i64, &a, 1);
+  cg_call(cg, ABI_FN_PROFILE_MARK, cg->vd, &cg->i64, &a, 1);
 }
 
 /* The symbolic sizes and the storage pointers of the nodes this function
@@ -874,7 +871,7 @@ static void gen_parallel(CG *cg, const Node *n, GenFn *gen, LLVMValueRef bufs, L
   LLVMPositionBuilderAtEnd(cg->b, at);
   LLVMTypeRef pty[4] = {cg->ptr, cg->ptr, cg->ptr, cg->i64};
   LLVMValueRef args[4] = {task, bufs, syms, work};
-  cg_runtime_call(cg, "gradc_parallel", cg->vd, pty, args, 4);
+  cg_call(cg, ABI_FN_PARALLEL, cg->vd, pty, args, 4);
 }
 
 /* Large enough to share among threads: a batch-sized value, or a fixed

@@ -159,16 +159,22 @@ void cg_softmax_ce(CG *cg, const Node *n) {
 
 static LLVMValueRef i32v(CG *cg, LLVMValueRef v) { return LLVMBuildTrunc(cg->b, v, cg->i32, ""); }
 
-/* The geometry runtime/gemm.c takes (int32 h, w, c, oh, ow, kh, kw,
- * strides, dilations, padding top and left) as a constant global: image
- * is the convolution's input shape, cols its patch matrix's. */
+/* A product's transpose flag, CBLAS's number (abi.h). */
+static LLVMValueRef trans(CG *cg, bool t) { return LLVMConstInt(cg->i32, t ? ABI_TRANS : ABI_NO_TRANS, 0); }
+
+/* The geometry runtime/gemm.c takes (abi.h's ABI_GEO_* array of int32) as a
+ * constant global: image is the convolution's input shape, cols its patch
+ * matrix's. */
 static LLVMValueRef conv_geometry(CG *cg, const Window *w, const Shape *image, const Shape *cols) {
-  int64_t geo[13] = {image->d[1].n, image->d[2].n, image->d[3].n, cols->d[1].n, cols->d[2].n, w->k[0],
-                     w->k[1], w->stride[0], w->stride[1], w->dil[0], w->dil[1], w->pad[0], w->pad[2]};
-  LLVMValueRef vals[13];
-  for (int i = 0; i < 13; i++) vals[i] = LLVMConstInt(cg->i32, (unsigned long long)geo[i], 0);
-  LLVMValueRef gv = LLVMAddGlobal(cg->mod, LLVMArrayType2(cg->i32, 13), "conv.geo");
-  LLVMSetInitializer(gv, LLVMConstArray2(cg->i32, vals, 13));
+  int64_t geo[ABI_GEO_COUNT] = {
+      [ABI_GEO_H] = image->d[1].n, [ABI_GEO_W] = image->d[2].n, [ABI_GEO_C] = image->d[3].n,
+      [ABI_GEO_OH] = cols->d[1].n, [ABI_GEO_OW] = cols->d[2].n, [ABI_GEO_KH] = w->k[0], [ABI_GEO_KW] = w->k[1],
+      [ABI_GEO_SH] = w->stride[0], [ABI_GEO_SW] = w->stride[1], [ABI_GEO_DH] = w->dil[0], [ABI_GEO_DW] = w->dil[1],
+      [ABI_GEO_PT] = w->pad[0], [ABI_GEO_PL] = w->pad[2]};
+  LLVMValueRef vals[ABI_GEO_COUNT];
+  for (int i = 0; i < ABI_GEO_COUNT; i++) vals[i] = LLVMConstInt(cg->i32, (unsigned long long)geo[i], 0);
+  LLVMValueRef gv = LLVMAddGlobal(cg->mod, LLVMArrayType2(cg->i32, ABI_GEO_COUNT), "conv.geo");
+  LLVMSetInitializer(gv, LLVMConstArray2(cg->i32, vals, ABI_GEO_COUNT));
   LLVMSetGlobalConstant(gv, 1);
   LLVMSetLinkage(gv, LLVMPrivateLinkage);
   return gv;
@@ -206,26 +212,23 @@ void cg_matmul(CG *cg, const Node *n) {
     LLVMTypeRef params[11] = {cg->i32, cg->i32, cg->i32, cg->i32, cg->i32, cg->ptr,
                               cg->ptr, cg->ptr, cg->i32, cg->ptr, cg->i32};
     LLVMValueRef args[11] = {
-        LLVMConstInt(cg->i32, n->a.ta ? 112 : 111, 0), LLVMConstInt(cg->i32, n->a.tb ? 112 : 111, 0),
-        i32v(cg, M), i32v(cg, N), i32v(cg, K), cg_ptr(cg, patches->src[0]),
+        trans(cg, n->a.ta), trans(cg, n->a.tb), i32v(cg, M), i32v(cg, N), i32v(cg, K), cg_ptr(cg, patches->src[0]),
         conv_geometry(cg, &patches->a.win, &patches->src[0]->shape, &patches->shape), pb,
         i32v(cg, n->a.tb ? K : N), pc, i32v(cg, N)};
-    cg_runtime_call(cg, "gradc_sgemm_im2col", cg->vd, params, args, 11);
+    cg_call(cg, ABI_FN_SGEMM_IM2COL, cg->vd, params, args, 11);
   } else if (dtype_is_float(n->dtype)) {
     bool dbl = n->dtype == DT_F64;
     LLVMTypeRef ft = cg_type(cg, n->dtype);
     LLVMTypeRef params[14] = {cg->i32, cg->i32, cg->i32, cg->i32, cg->i32, cg->i32, ft,
                               cg->ptr, cg->i32, cg->ptr, cg->i32, ft, cg->ptr, cg->i32};
-    const char *fname = dbl ? "cblas_dgemm" : "gradc_sgemm";
-    /* CblasRowMajor 101, CblasNoTrans 111, CblasTrans 112 */
     LLVMValueRef lda = n->a.ta ? M : K, ldb = n->a.tb ? K : N;
     LLVMValueRef args[14] = {
-        LLVMConstInt(cg->i32, 101, 0), LLVMConstInt(cg->i32, n->a.ta ? 112 : 111, 0),
-        LLVMConstInt(cg->i32, n->a.tb ? 112 : 111, 0), i32v(cg, M), i32v(cg, N), i32v(cg, K),
+        LLVMConstInt(cg->i32, ABI_ROW_MAJOR, 0), trans(cg, n->a.ta), trans(cg, n->a.tb), i32v(cg, M), i32v(cg, N),
+        i32v(cg, K),
         LLVMConstReal(ft, 1.0), pa, i32v(cg, lda), pb, i32v(cg, ldb), LLVMConstReal(ft, 0.0),
         pc, i32v(cg, N)};
-    if (dbl) cg_call(cg, fname, cg->vd, params, args, 14);   /* OpenBLAS itself */
-    else cg_runtime_call(cg, fname, cg->vd, params, args, 14);
+    /* f64 products go to OpenBLAS itself, f32 ones to runtime/gemm.c */
+    cg_call(cg, dbl ? ABI_FN_DGEMM : ABI_FN_SGEMM, cg->vd, params, args, 14);
   } else {
     LLVMTypeRef t = cg_type(cg, n->dtype);
     Loop li, lj, lp;
@@ -431,11 +434,9 @@ static void cg_col2im_fused(CG *cg, const Node *n, const Node *mm) {
   LLVMTypeRef params[11] = {cg->i32, cg->i32, cg->i32, cg->i32, cg->i32, cg->ptr,
                             cg->i32, cg->ptr, cg->i32, cg->ptr, cg->ptr};
   LLVMValueRef lda = mm->a.ta ? M : K, ldb = mm->a.tb ? K : N;
-  LLVMValueRef args[11] = {LLVMConstInt(cg->i32, mm->a.ta ? 112 : 111, 0),
-                           LLVMConstInt(cg->i32, mm->a.tb ? 112 : 111, 0), i32v(cg, M), i32v(cg, N),
-                           i32v(cg, K), cg_ptr(cg, A), i32v(cg, lda), cg_ptr(cg, B), i32v(cg, ldb),
-                           cg_ptr(cg, n), gv};
-  cg_runtime_call(cg, "gradc_sgemm_col2im", cg->vd, params, args, 11);
+  LLVMValueRef args[11] = {trans(cg, mm->a.ta), trans(cg, mm->a.tb), i32v(cg, M), i32v(cg, N), i32v(cg, K),
+                           cg_ptr(cg, A), i32v(cg, lda), cg_ptr(cg, B), i32v(cg, ldb), cg_ptr(cg, n), gv};
+  cg_call(cg, ABI_FN_SGEMM_COL2IM, cg->vd, params, args, 11);
 }
 
 /* The adjoint: every patch value added back where it was read from (into

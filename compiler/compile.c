@@ -7,7 +7,7 @@
  *
  * and the only caller of canon, autodiff, the optimizer's update
  * (optimizer.c) and the graph optimizer's passes.  The
- * API and `gradc train` (runtime/model.c), `gradc compile` (runtime/link.c),
+ * API and `gradc train` (jitmodel.c), `gradc compile` (runtime/link.c),
  * `gradc dump` and `gradc check` (runtime/main.c) differ only in the
  * CompileOptions they pass (the last stage, the optimization level, a pass
  * to stop after, the learning-rate override), so they see the same graph.

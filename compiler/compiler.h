@@ -5,6 +5,13 @@
  *
  * Data flows one way:  source -> lex -> parse (+ shape rules) -> Graph -> dump.
  * Everything of one compilation lives in one Arena freed at once.
+ *
+ * What the compiler shares with the runtime and with the code it
+ * generates - element types, initializer kinds, the outside functions,
+ * the descriptor - is runtime/abi.h's, included here; the runtime itself
+ * (runtime.h) is seen only by the files that hand it a model: the JIT's
+ * model (jitmodel.c) and the .so header (header.c), which asks it for the
+ * sizes it documents.
  */
 #ifndef GRADC_COMPILER_H
 #define GRADC_COMPILER_H
@@ -16,6 +23,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "abi.h"
+#include "gradc.h"
 #include "ops.h"
 
 /* Our own bugs abort with file:line; user mistakes are diagnostics. */
@@ -27,8 +36,8 @@ _Noreturn void gradc_die(const char *file, int line, const char *what);
 
 /* Limits against abuse: each one is a clear error, never an overflow. */
 enum {
-  MAX_RANK = 8,                  /* tensor rank */
-  MAX_SYMS = 16,                 /* symbolic dimension names per model */
+  MAX_RANK = ABI_MAX_RANK,       /* tensor rank */
+  MAX_SYMS = ABI_MAX_SYMS,       /* symbolic dimension names per model */
   MAX_DEPTH = 200,               /* expression nesting */
   MAX_OPERANDS = 64,             /* operands of a variadic op (concat) */
 };
@@ -113,7 +122,7 @@ bool tok_is(const Token *t, const char *s);
 
 /* ---------------------------------------------------------------- graph.c */
 
-typedef enum { DT_F32, DT_F64, DT_I32, DT_BOOL, DT_COUNT } DType;
+/* DType (DT_F32, ...) is abi.h's: the numbers in descriptors and gradc.h. */
 
 /* A dimension is n * sym, where sym 0 means the constant 1 and sym k > 0 is
  * the k-th symbolic name of the graph (e.g. batch).  This covers what reshape
@@ -181,14 +190,8 @@ typedef struct OpInfo {
 
 extern const OpInfo op_info[OP_COUNT];
 
-/* Parameter initializers, Keras definitions (keras/initializers). */
-typedef enum {
-  INIT_ZEROS, INIT_ONES, INIT_CONSTANT, INIT_UNIFORM, INIT_NORMAL,
-  INIT_TRUNCATED_NORMAL, INIT_GLOROT_UNIFORM, INIT_GLOROT_NORMAL,
-  INIT_HE_NORMAL, INIT_HE_UNIFORM, INIT_LECUN_NORMAL, INIT_LECUN_UNIFORM,
-  INIT_VALUES, INIT_COUNT
-} InitKind;
-
+/* Parameter initializers, Keras definitions (keras/initializers): the kind
+ * (InitKind, INIT_ZEROS, ...) is abi.h's, since descriptors carry it. */
 typedef struct Init {
   InitKind kind;
   double a, b;           /* constant v; uniform lo,hi; normal mean,std */
@@ -481,25 +484,12 @@ void opt_set_hyper(Optimizer *o, const OptHyper *h, double v);
  * essay in optimizer.c). */
 void opt_update(Graph *g);
 
-/* ----------------------------------------------------------------- init.c */
+/* --------------------------------------------------- graph.c: initializers */
 
-/* Like layout.c, init.c depends on libm only: the support library of
- * compiled shared objects initialises parameters with this same code. */
-uint64_t rng_stream(uint64_t seed, const char *name);
-double rng_uniform(uint64_t stream, uint64_t i);
-double rng_normal(uint64_t stream, uint64_t i);
-/* Dropout: the stream of one train step, and whether element i is kept
- * (compared on the generator's 53 bits, so f32 and double code agree). */
-uint64_t rng_step_stream(uint64_t stream, uint64_t step);
-uint64_t rng_keep_threshold(double rate);
-bool rng_keep(uint64_t step_stream, uint64_t i, uint64_t threshold);
 /* The initial values of a PARAM or STATE node (count elements), as doubles
- * rounded to the node's dtype. */
+ * rounded to the node's dtype: runtime/init.c's init_fill with the node's
+ * initializer, fans and name, as every model instance computes them. */
 void init_values(const Node *n, uint64_t seed, double *out, int64_t count);
-/* The same for a tensor described by parts (the AOT support library has no
- * nodes): its initializer, dtype, Keras fans, name and INIT_VALUES data. */
-void init_fill(const Init *in, DType dtype, double fan_in, double fan_out, const char *name,
-               const double *values, uint64_t seed, double *out, int64_t count);
 /* Keras' _compute_fans of a parameter shape. */
 int64_t fan_in(const Shape *s);
 int64_t fan_out(const Shape *s);
@@ -586,42 +576,20 @@ typedef struct PlanBuffer {
 } PlanBuffer;
 int plan_buffers(const Graph *g, PlanBuffer *out);
 
-/* --------------------------------------------------------------- layout.c */
-
-/* No dependency beyond libc: also built into the support library of
- * compiled shared objects (runtime/aot.c). */
-typedef struct LayoutBuffer {
-  int begin, end;              /* live range, inclusive */
-  size_t bytes;                /* a multiple of 64 */
-} LayoutBuffer;
-/* Offsets of n buffers in one block (see layout.c); the block's size, or
- * SIZE_MAX when out of memory. */
-size_t layout_assign(const LayoutBuffer *buf, int n, bool reuse, size_t *offset);
-/* Bytes of a buffer of that shape, rounded up to 64; SIZE_MAX on overflow. */
-size_t layout_bytes(const Dim *d, int rank, const int64_t *sym, size_t esize);
-
 /* -------------------------------------------------------- codegen.c, jit.c */
 
 /* The storage node of n: itself, the operand a reshape aliases, or NULL for
  * nodes without a buffer (scalar and tensor constants, sizes, assigns). */
 const Node *cg_buffer_node(const Node *n);
 
-/* A compiled entry point: rt is the calling instance's run-time context
- * (runtime/context.c), which the code hands, as first argument, to every
- * gradc_* function it calls (thread pool, scratch, profile tables); buf[i]
- * is node i's storage, sym[k] the value of symbolic dimension k
- * (sym[0] = 1). */
-typedef void StepFn(void *rt, void **buf, const int64_t *sym);
-
-typedef struct JitSymbol {
-  const char *name;
-  uintptr_t addr;
-} JitSymbol;
+/* The entry points' signature (StepFn) and the outside functions they call
+ * are abi.h's.  A module has one per function of graph_function_roots,
+ * 0 forward and 1 + s train step s (a descriptor's fns[] in that order). */
 
 typedef struct JitOptions {
   int opt_level;              /* 0..3 */
   bool keep_ir, keep_asm;     /* keep the text for gradc dump */
-  const JitSymbol *symbols;   /* external functions the code calls */
+  const AbiSymbol *symbols;   /* outside functions the code calls (abi.h) */
   int nsymbols;
   /* each kernel calls gradc_profile_mark(its node id) before it starts,
    * and mark(-1) ends a step: the runtime's per-kernel times */
@@ -646,62 +614,31 @@ const char *jit_ir(const Jit *j, bool optimised);   /* NULL unless keep_ir */
 const char *jit_asm(const Jit *j);                  /* NULL unless keep_asm */
 void jit_free(Jit *j);                              /* NULL is fine */
 
-/* ------------------------------------------- emit.c, header.c, runtime/aot.c */
+/* --------------------------------------------------------- descriptor.c */
 
-/* What a compiled shared object knows about its model.  emit.c writes it
- * as constant globals; runtime/aot.c (the model-independent support library
- * linked into every .so) reads it.  Every number is an i64 in one array, so
- * the layout never depends on a C compiler's struct rules; doubles are
- * stored as their bits. */
-enum {
-  AOT_VERSION = 2,             /* 2: the names of symbolic dims and hyperparameters */
-  /* the array starts with a header */
-  AOT_H_VERSION = 0, AOT_H_NNODES, AOT_H_NSYM, AOT_H_REUSE, AOT_H_NTENSORS, AOT_H_NBUFFERS, AOT_H_TRAIN,
-  AOT_H_SYM_NAME,              /* index into AotModel.names of symbolic dim 1's
-                                  name; dims 2..nsym follow it */
-  AOT_H_OPT_NAME,              /* index into names of the optimizer's name */
-  AOT_H_HYPER_NAME, AOT_H_NHYPER, /* the run-time hyperparameters the update
-                                  reads (tensors optimizer/NAME), in the
-                                  optimizer table's order: index of the first
-                                  NAME in names, and their number */
-  AOT_H_SIZE,
-  /* then one record per named tensor (inputs, params, state in node order,
-   * then outputs, metrics, the loss: the order of gradc_tensor_info) */
-  AOT_T_KIND = 0,              /* gradc_kind */
-  AOT_T_DTYPE, AOT_T_NODE, AOT_T_RANK, AOT_T_INIT, AOT_T_INIT_A, AOT_T_INIT_B,
-  AOT_T_FAN_IN, AOT_T_FAN_OUT,
-  AOT_T_VALUES,                /* index into AotModel.values, -1 for none */
-  AOT_T_NAME,                  /* index into AotModel.names (0 is the model) */
-  AOT_T_DIM_N, AOT_T_DIM_SYM = AOT_T_DIM_N + MAX_RANK, AOT_T_SIZE = AOT_T_DIM_SYM + MAX_RANK,
-  /* then one record per workspace buffer (plan_buffers) */
-  AOT_B_NODE = 0, AOT_B_BEGIN, AOT_B_END, AOT_B_ESIZE, AOT_B_RANK,
-  AOT_B_DIM_N, AOT_B_DIM_SYM = AOT_B_DIM_N + MAX_RANK, AOT_B_SIZE = AOT_B_DIM_SYM + MAX_RANK,
-  /* then per node the id of its storage node (cg_buffer_node), -1 for none */
-};
+/* A model's descriptor (runtime/abi.h's layout) in memory: what the JIT
+ * hands an instance and the emitter writes as constants.  Everything lives
+ * in the graph's arena; names and values point into the graph. */
+typedef struct Descriptor {
+  int64_t *desc;               /* abi_size(desc) fields */
+  const char **names;
+  int nnames;
+  const double **values;       /* INIT_VALUES data */
+  int64_t *nvalue;             /* and the number of each one's elements */
+  int nvalues;
+  int nsteps;                  /* train steps: entry points 1..nsteps */
+} Descriptor;
+void desc_build(const Graph *g, Descriptor *out);
 
-typedef struct AotModel {
-  const int64_t *desc;
-  const char *const *names;
-  const double *const *values;
-  StepFn *forward, *train_step;
-} AotModel;
-
-/* The entry points of a compiled .so, <prefix>_<name>, each forwarding to
- * gradc_aot_<name>(&model, args...).  sig: return type then parameters,
- * v void, p pointer, i int, l int64_t/size_t, d double. */
-typedef struct AotEntry {
-  const char *name, *sig;
-} AotEntry;
-extern const AotEntry aot_entries[];
-extern const int aot_nentries;
-
-/* Named tensors in gradc_tensor_info order; out has room for nnodes + 1. */
-typedef struct AotTensor {
+/* The named tensors in gradc_tensor_info's order (the descriptor's). */
+typedef struct DescTensor {
   const char *name;
-  int kind;                    /* gradc_kind */
+  AbiKind kind;
   const Node *node;
-} AotTensor;
-int aot_tensors(const Graph *g, AotTensor *out);
+} DescTensor;
+DescTensor *desc_tensors(const Graph *g, int *count);
+
+/* ------------------------------------------------------ emit.c, header.c */
 
 typedef enum { EMIT_SO, EMIT_OBJ, EMIT_ASM, EMIT_LLVM } EmitKind;
 
@@ -925,5 +862,16 @@ void compile_fail_after(long n);
 /* The graph's invariants (see verify.c); storage: also fuse()'s decisions.
  * False with the first violation written into err. */
 bool graph_verify(const Graph *g, bool storage, char *err, size_t errlen);
+
+/* ------------------------------------------------------------- jitmodel.c */
+
+/* The pipeline's options for the API's: what gradc_compile_file compiles,
+ * and gradc compile too, so the JIT and the .so get the same graph. */
+CompileOptions rt_compile_options(const gradc_options *o);
+/* gradc_compile_file, with profile: every kernel and product of the steps
+ * timed into the model's RtProfile (gradc train --profile). */
+gradc_status rt_compile_file(const char *path, const gradc_options *opt, bool profile, gradc_model **out);
+/* The graph behind a model of gradc_compile_* (the CLI's and the tests'). */
+const Graph *rt_graph(const gradc_model *m);
 
 #endif

@@ -5,20 +5,24 @@
  * Input: an optimized graph and the target (triple, CPU).  Output: one
  * module holding
  *
- *   - the step functions of codegen.c, as <prefix>__forward and
- *     <prefix>__train_step, hidden;
- *   - the model's descriptor (compiler.h, "emit.c, header.c, runtime/aot.c"):
- *     its named tensors with dtypes, shapes and initializers, the workspace
- *     buffers with their live ranges, each node's storage - what the
- *     support library needs to lay out memory exactly as plan.c does and to
- *     initialise exactly as init.c does - as private constants;
- *   - the public entry points <prefix>_<name> (aot_entries), each a
- *     one-line forward to the support library's gradc_aot_<name> with the
- *     descriptor as first argument.
+ *   - the functions of codegen.c, as <prefix>__forward and one
+ *     <prefix>__step_NAME per train step, hidden;
+ *   - the model's descriptor (runtime/abi.h), the numbers descriptor.c
+ *     computes for the JIT too: its named tensors with dtypes, shapes and
+ *     initializers, the workspace buffers with their live ranges, each
+ *     node's storage, the train steps with their hyperparameters, and the
+ *     array of entry points - what a model instance (runtime/instance.c)
+ *     needs to lay out memory exactly as the JIT's does, to initialise
+ *     exactly as init.c does and to run the steps - as private constants;
+ *   - the public entry points <prefix>_<name> (abi.h's GRADC_ABI_ENTRIES),
+ *     each a one-line forward to the support library's gradc_aot_<name>
+ *     with the descriptor as first argument, and per train step
+ *     <prefix>_step_NAME(m, &loss), gradc_aot_step with its name.
  *
- * Linking that object with libgradc_aot.a (runtime/aot.c, layout.c,
- * init.c), OpenBLAS and libm gives a shared object that needs neither LLVM
- * nor gradc at run time; the CLI does that link (runtime/main.c).
+ * Linking that object with libgradc_aot.a (runtime/aot.c, instance.c and
+ * what they use), OpenBLAS and libm gives a shared object that needs
+ * neither LLVM nor gradc at run time; the CLI does that link
+ * (runtime/link.c).
  *
  * The default CPU is x86-64-v2 on x86-64 (SSE4.2, no AVX: any x86-64
  * machine from the last decade), "generic" elsewhere; --cpu native takes
@@ -37,33 +41,6 @@
 #include "compiler.h"
 #include "llvm_internal.h"
 
-const AotEntry aot_entries[] = {
-    {"new", "p"},           {"free", "vp"},           {"init", "ipl"},
-    {"bind", "iplp"},       {"forward", "ip"},        {"train_step", "ipp"},
-    {"workspace_size", "ll"}, {"state_size", "l"},    {"checkpoint_size", "l"},
-    {"get_state", "ippl"},  {"set_state", "ippl"},    {"save", "ipp"},
-    {"load", "ipp"},        {"tensor_count", "i"},    {"tensor_info", "ipip"},
-    {"data", "pppp"},       {"last_error", "pp"},     {"set_hyper", "ipppd"},
-    {"get_hyper", "ipppp"}, {"bind_dim", "ippl"},
-};
-const int aot_nentries = (int)(sizeof aot_entries / sizeof *aot_entries);
-
-int aot_tensors(const Graph *g, AotTensor *out) {
-  int n = 0;
-  for (int i = 0; i < g->nnodes; i++) {
-    const Node *x = g->nodes[i];
-    int kind = x->op == OP_INPUT ? 0 : x->op == OP_PARAM ? 1 : x->op == OP_STATE ? 2 : -1;
-    if (kind >= 0) out[n++] = (AotTensor){x->name, kind, x};
-  }
-  for (int i = 0; i < g->noutputs; i++) out[n++] = (AotTensor){g->outputs[i].name, 3, g->outputs[i].node};
-  for (int i = 0; i < g->nmetrics; i++) out[n++] = (AotTensor){g->metrics[i].name, 4, g->metrics[i].node};
-  for (int s = 0; s < g->nsteps; s++) {
-    const Node *l = g->steps[s].loss;
-    out[n++] = (AotTensor){l->name ? l->name : "loss", 5, l};
-  }
-  return n;
-}
-
 typedef struct Emit {
   LLVMContextRef ctx;
   LLVMModuleRef mod;
@@ -72,12 +49,6 @@ typedef struct Emit {
 } Emit;
 
 static LLVMValueRef i64c(Emit *e, int64_t v) { return LLVMConstInt(e->i64, (unsigned long long)v, 1); }
-
-static LLVMValueRef dbits(Emit *e, double d) {
-  int64_t v;
-  memcpy(&v, &d, sizeof v);
-  return i64c(e, v);
-}
 
 static LLVMValueRef private_global(Emit *e, LLVMTypeRef t, LLVMValueRef init, const char *name) {
   LLVMValueRef gv = LLVMAddGlobal(e->mod, t, name);
@@ -92,111 +63,35 @@ static LLVMValueRef cstring(Emit *e, const char *s) {
   return private_global(e, LLVMTypeOf(str), str, "name");
 }
 
-/* The descriptor and the AotModel constant that points to it and to the
- * step functions. */
-static LLVMValueRef gen_descriptor(Emit *e, const Graph *g, LLVMValueRef fwd, LLVMValueRef step) {
+/* The descriptor (descriptor.c, the JIT's numbers) as constants, and the
+ * AbiModel constant that points to it, its strings and values, and the
+ * entry points fns[0] forward, fns[1 + s] step s. */
+static LLVMValueRef gen_descriptor(Emit *e, const Graph *g, LLVMValueRef *entry) {
   Arena *a = g->arena;
-  AotTensor *t = arena_alloc(a, sizeof *t * (size_t)(g->nnodes + 1));
-  int nt = aot_tensors(g, t);
-  PlanBuffer *pb = arena_alloc(a, sizeof *pb * (size_t)(g->nnodes + 1));
-  int nb = plan_buffers(g, pb);
-  GRADC_ASSERT(nb >= 0);
-  size_t total = AOT_H_SIZE + (size_t)nt * AOT_T_SIZE + (size_t)nb * AOT_B_SIZE + (size_t)g->nnodes;
+  Descriptor dd;
+  desc_build(g, &dd);
+  size_t total = abi_size(dd.desc);
   LLVMValueRef *d = arena_alloc(a, sizeof *d * total);
-  /* names: the model, the tensors, the symbolic dims, the optimizer and
-   * its run-time hyperparameters */
-  const OptInfo *info = &opt_info[g->nsteps ? g->steps[0].opt.kind : OPT_SGD];
-  size_t nnames = (size_t)nt + 1 + (size_t)g->nsym + 1 + (size_t)info->nhyper;
-  LLVMValueRef *names = arena_alloc(a, sizeof *names * nnames);
-  LLVMValueRef *values = arena_alloc(a, sizeof *values * (size_t)(nt + 1));
-  int nvalues = 0;
-  for (size_t k = 0; k < total; k++) d[k] = i64c(e, 0);
-  d[AOT_H_VERSION] = i64c(e, AOT_VERSION);
-  d[AOT_H_NNODES] = i64c(e, g->nnodes);
-  d[AOT_H_NSYM] = i64c(e, g->nsym);
-  d[AOT_H_REUSE] = i64c(e, g->reuse_memory);
-  d[AOT_H_NTENSORS] = i64c(e, nt);
-  d[AOT_H_NBUFFERS] = i64c(e, nb);
-  d[AOT_H_TRAIN] = i64c(e, g->nsteps > 0);
-  names[0] = cstring(e, g->model_name);
-  int nname = nt + 1;
-  d[AOT_H_SYM_NAME] = i64c(e, nname);
-  for (int k = 1; k <= g->nsym; k++) names[nname++] = cstring(e, g->sym[k]);
-  d[AOT_H_OPT_NAME] = i64c(e, nname);
-  names[nname++] = cstring(e, info->name);
-  /* As model.c's find_hyper lists them: the table's names that are state
-   * tensors optimizer/NAME, f64 scalars. */
-  d[AOT_H_HYPER_NAME] = i64c(e, nname);
-  int nhyper = 0;
-  for (int k = 0; g->nsteps && k < info->nhyper; k++)
-    for (int i = 0; i < nt; i++) {
-      const Node *n = t[i].node;
-      if (t[i].kind == 2 && !strncmp(t[i].name, "optimizer/", 10) && !strcmp(t[i].name + 10, info->hyper[k].name) &&
-          n->dtype == DT_F64 && n->shape.rank == 0) {
-        names[nname++] = cstring(e, info->hyper[k].name);
-        nhyper++;
-        break;
-      }
-    }
-  d[AOT_H_NHYPER] = i64c(e, nhyper);
-  for (int i = 0; i < nt; i++) {
-    LLVMValueRef *r = d + AOT_H_SIZE + (size_t)i * AOT_T_SIZE;
-    const Node *n = t[i].node;
-    bool persistent = t[i].kind == 1 || t[i].kind == 2;
-    const Node *s = cg_buffer_node(n);
-    r[AOT_T_KIND] = i64c(e, t[i].kind);
-    r[AOT_T_DTYPE] = i64c(e, n->dtype);
-    r[AOT_T_NODE] = i64c(e, s ? s->id : -1);
-    r[AOT_T_RANK] = i64c(e, n->shape.rank);
-    r[AOT_T_VALUES] = i64c(e, -1);
-    if (persistent) {
-      r[AOT_T_NODE] = i64c(e, n->id);
-      r[AOT_T_INIT] = i64c(e, n->a.init.kind);
-      r[AOT_T_INIT_A] = dbits(e, n->a.init.a);
-      r[AOT_T_INIT_B] = dbits(e, n->a.init.b);
-      r[AOT_T_FAN_IN] = i64c(e, fan_in(&n->shape));
-      r[AOT_T_FAN_OUT] = i64c(e, fan_out(&n->shape));
-      if (n->a.init.kind == INIT_VALUES) {
-        int64_t c = shape_static_count(&n->shape);
-        LLVMValueRef *v = arena_alloc(a, sizeof *v * (size_t)(c ? c : 1));
-        for (int64_t k = 0; k < c; k++) v[k] = LLVMConstReal(e->f64, n->a.values[k]);
-        LLVMTypeRef at = LLVMArrayType2(e->f64, (uint64_t)c);
-        values[nvalues] = private_global(e, at, LLVMConstArray2(e->f64, v, (uint64_t)c), "init");
-        r[AOT_T_VALUES] = i64c(e, nvalues++);
-      }
-    }
-    r[AOT_T_NAME] = i64c(e, i + 1);
-    names[i + 1] = cstring(e, t[i].name);
-    for (int k = 0; k < n->shape.rank; k++) {
-      r[AOT_T_DIM_N + k] = i64c(e, n->shape.d[k].n);
-      r[AOT_T_DIM_SYM + k] = i64c(e, n->shape.d[k].sym);
-    }
+  for (size_t k = 0; k < total; k++) d[k] = i64c(e, dd.desc[k]);
+  LLVMValueRef *names = arena_alloc(a, sizeof *names * (size_t)dd.nnames);
+  for (int k = 0; k < dd.nnames; k++) names[k] = cstring(e, dd.names[k]);
+  LLVMValueRef *values = arena_alloc(a, sizeof *values * (size_t)(dd.nvalues + 1));
+  for (int k = 0; k < dd.nvalues; k++) {
+    int64_t c = dd.nvalue[k];
+    LLVMValueRef *v = arena_alloc(a, sizeof *v * (size_t)(c ? c : 1));
+    for (int64_t x = 0; x < c; x++) v[x] = LLVMConstReal(e->f64, dd.values[k][x]);
+    values[k] = private_global(e, LLVMArrayType2(e->f64, (uint64_t)c), LLVMConstArray2(e->f64, v, (uint64_t)c), "init");
   }
-  for (int b = 0; b < nb; b++) {
-    LLVMValueRef *r = d + AOT_H_SIZE + (size_t)nt * AOT_T_SIZE + (size_t)b * AOT_B_SIZE;
-    const Node *n = pb[b].node;
-    r[AOT_B_NODE] = i64c(e, n->id);
-    r[AOT_B_BEGIN] = i64c(e, pb[b].begin);
-    r[AOT_B_END] = i64c(e, pb[b].end);
-    r[AOT_B_ESIZE] = i64c(e, (int64_t)dtype_size(n->dtype));
-    r[AOT_B_RANK] = i64c(e, n->shape.rank);
-    for (int k = 0; k < n->shape.rank; k++) {
-      r[AOT_B_DIM_N + k] = i64c(e, n->shape.d[k].n);
-      r[AOT_B_DIM_SYM + k] = i64c(e, n->shape.d[k].sym);
-    }
-  }
-  LLVMValueRef *nodes = d + AOT_H_SIZE + (size_t)nt * AOT_T_SIZE + (size_t)nb * AOT_B_SIZE;
-  for (int i = 0; i < g->nnodes; i++) {
-    const Node *s = cg_buffer_node(g->nodes[i]);
-    nodes[i] = i64c(e, s ? s->id : -1);
-  }
+  GRADC_ASSERT(1 + dd.nsteps == graph_nfunctions(g));
   LLVMValueRef desc = private_global(e, LLVMArrayType2(e->i64, total), LLVMConstArray2(e->i64, d, total), "desc");
-  LLVMValueRef nv = private_global(e, LLVMArrayType2(e->ptr, (uint64_t)nname),
-                                   LLVMConstArray2(e->ptr, names, (uint64_t)nname), "names");
-  LLVMValueRef vv = private_global(e, LLVMArrayType2(e->ptr, (uint64_t)nvalues),
-                                   LLVMConstArray2(e->ptr, values, (uint64_t)nvalues), "values");
-  LLVMValueRef fields[5] = {desc, nv, vv, fwd, step};
-  LLVMValueRef model = LLVMConstStructInContext(e->ctx, fields, 5, 0);
+  LLVMValueRef nv = private_global(e, LLVMArrayType2(e->ptr, (uint64_t)dd.nnames),
+                                   LLVMConstArray2(e->ptr, names, (uint64_t)dd.nnames), "names");
+  LLVMValueRef vv = private_global(e, LLVMArrayType2(e->ptr, (uint64_t)dd.nvalues),
+                                   LLVMConstArray2(e->ptr, values, (uint64_t)dd.nvalues), "values");
+  LLVMValueRef fv = private_global(e, LLVMArrayType2(e->ptr, (uint64_t)(1 + dd.nsteps)),
+                                   LLVMConstArray2(e->ptr, entry, (uint64_t)(1 + dd.nsteps)), "fns");
+  LLVMValueRef fields[4] = {desc, nv, vv, fv};
+  LLVMValueRef model = LLVMConstStructInContext(e->ctx, fields, 4, 0);
   return private_global(e, LLVMTypeOf(model), model, "model");
 }
 
@@ -213,27 +108,46 @@ static LLVMTypeRef sig_type(Emit *e, char c) {
   return NULL;
 }
 
-/* <prefix>_<name>(args) { return gradc_aot_<name>(&model, args); } */
-static void gen_entry(Emit *e, const AotEntry *en, LLVMValueRef model) {
-  int np = (int)strlen(en->sig) - 1;
+/* <prefix>_<name>(args) { return gradc_aot_<name>(&model, args); }, the
+ * signature sig as abi.h's GRADC_ABI_ENTRIES spells it. */
+static void gen_entry(Emit *e, const char *entry, const char *sig, LLVMValueRef model) {
+  int np = (int)strlen(sig) - 1;
   LLVMTypeRef params[8], inner[9];
   inner[0] = e->ptr;
-  for (int k = 0; k < np; k++) params[k] = inner[k + 1] = sig_type(e, en->sig[k + 1]);
-  LLVMTypeRef ret = sig_type(e, en->sig[0]);
+  for (int k = 0; k < np; k++) params[k] = inner[k + 1] = sig_type(e, sig[k + 1]);
+  LLVMTypeRef ret = sig_type(e, sig[0]);
   LLVMTypeRef outer_t = LLVMFunctionType(ret, params, (unsigned)np, 0);
   LLVMTypeRef inner_t = LLVMFunctionType(ret, inner, (unsigned)np + 1, 0);
   char name[300];
-  snprintf(name, sizeof name, "gradc_aot_%s", en->name);
+  snprintf(name, sizeof name, "gradc_aot_%s", entry);
   LLVMValueRef callee = LLVMAddFunction(e->mod, name, inner_t);
-  snprintf(name, sizeof name, "%s_%s", e->prefix, en->name);
+  snprintf(name, sizeof name, "%s_%s", e->prefix, entry);
   LLVMValueRef fn = LLVMAddFunction(e->mod, name, outer_t);
   LLVMBuilderRef b = LLVMCreateBuilderInContext(e->ctx);
   LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(e->ctx, fn, "entry"));
   LLVMValueRef args[9] = {model};
   for (int k = 0; k < np; k++) args[k + 1] = LLVMGetParam(fn, (unsigned)k);
   LLVMValueRef r = LLVMBuildCall2(b, inner_t, callee, args, (unsigned)np + 1, "");
-  if (en->sig[0] == 'v') LLVMBuildRetVoid(b);
+  if (sig[0] == 'v') LLVMBuildRetVoid(b);
   else LLVMBuildRet(b, r);
+  LLVMDisposeBuilder(b);
+}
+
+/* int <prefix>_step_NAME(void *m, double *loss)
+ *   { return gradc_aot_step(&model, m, "NAME", loss); } */
+static void gen_step_entry(Emit *e, const char *step, LLVMValueRef model) {
+  LLVMTypeRef outer[2] = {e->ptr, e->ptr}, inner[4] = {e->ptr, e->ptr, e->ptr, e->ptr};
+  LLVMTypeRef outer_t = LLVMFunctionType(e->i32, outer, 2, 0);
+  LLVMTypeRef inner_t = LLVMFunctionType(e->i32, inner, 4, 0);
+  LLVMValueRef callee = LLVMGetNamedFunction(e->mod, "gradc_aot_step");
+  if (!callee) callee = LLVMAddFunction(e->mod, "gradc_aot_step", inner_t);
+  char name[300];
+  snprintf(name, sizeof name, "%s_step_%s", e->prefix, step);
+  LLVMValueRef fn = LLVMAddFunction(e->mod, name, outer_t);
+  LLVMBuilderRef b = LLVMCreateBuilderInContext(e->ctx);
+  LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(e->ctx, fn, "entry"));
+  LLVMValueRef args[4] = {model, LLVMGetParam(fn, 0), cstring(e, step), LLVMGetParam(fn, 1)};
+  LLVMBuildRet(b, LLVMBuildCall2(b, inner_t, callee, args, 4, ""));
   LLVMDisposeBuilder(b);
 }
 
@@ -302,12 +216,6 @@ bool emit_file(const Graph *g, EmitOptions *o, const char *path, char *err, size
     return false;
   }
 
-  if (g->nsteps > 1) {
-    snprintf(err, errlen, "a model with %d train steps cannot be compiled to a shared object yet",
-             g->nsteps);
-    LLVMDisposeTargetMachine(tm);
-    return false;
-  }
   Emit ev = {.ctx = LLVMContextCreate(), .prefix = o->prefix}, *e = &ev;
   e->i32 = LLVMInt32TypeInContext(e->ctx);
   e->i64 = LLVMInt64TypeInContext(e->ctx);
@@ -317,18 +225,22 @@ bool emit_file(const Graph *g, EmitOptions *o, const char *path, char *err, size
   char step_prefix[200];
   snprintf(step_prefix, sizeof step_prefix, "%s__", o->prefix);
   e->mod = cg_module(e->ctx, g, step_prefix, false, false);
-  char name[256];
-  snprintf(name, sizeof name, "%s__forward", o->prefix);
-  LLVMValueRef fwd = LLVMGetNamedFunction(e->mod, name);
-  snprintf(name, sizeof name, "%s__%s", o->prefix, cg_function_name(g, g->nsteps ? 1 : 0));
-  LLVMValueRef step = LLVMGetNamedFunction(e->mod, name);
-  GRADC_ASSERT(fwd && step);
-  /* Hidden: a program may hold several models, and a static link of two
-   * model objects must not see two definitions. */
-  LLVMSetVisibility(fwd, LLVMHiddenVisibility);
-  LLVMSetVisibility(step, LLVMHiddenVisibility);
-  LLVMValueRef model = gen_descriptor(e, g, fwd, step);
-  for (int i = 0; i < aot_nentries; i++) gen_entry(e, &aot_entries[i], model);
+  int nfns = graph_nfunctions(g);
+  LLVMValueRef *entry = arena_alloc(g->arena, sizeof *entry * (size_t)nfns);
+  for (int i = 0; i < nfns; i++) {
+    char name[256];
+    snprintf(name, sizeof name, "%s%s", step_prefix, cg_function_name(g, i));
+    entry[i] = LLVMGetNamedFunction(e->mod, name);
+    GRADC_ASSERT(entry[i]);
+    /* Hidden: a program may hold several models, and a static link of two
+     * model objects must not see two definitions. */
+    LLVMSetVisibility(entry[i], LLVMHiddenVisibility);
+  }
+  LLVMValueRef model = gen_descriptor(e, g, entry);
+#define X(name, sig) gen_entry(e, #name, sig, model);
+  GRADC_ABI_ENTRIES(X)
+#undef X
+  for (int s = 0; s < g->nsteps; s++) gen_step_entry(e, g->steps[s].name, model);
 
   int opt = o->opt_level < 0 ? 0 : o->opt_level > 3 ? 3 : o->opt_level;
   bool ok = llvm_optimize(e->mod, tm, opt, NULL, err, errlen);

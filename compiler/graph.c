@@ -18,17 +18,38 @@ const OpInfo op_info[OP_COUNT] = {
 #undef OP
 };
 
-const char *const dtype_names[DT_COUNT] = {"f32", "f64", "i32", "bool"};
-
-const char *const init_names[INIT_COUNT] = {
-    "zeros", "ones", "constant", "uniform", "normal", "truncated_normal",
-    "glorot_uniform", "glorot_normal", "he_normal", "he_uniform",
-    "lecun_normal", "lecun_uniform", "values",
+const char *const dtype_names[DT_COUNT] = {
+#define X(id, name, ctype, bytes) [DT_##id] = name,
+    GRADC_ABI_DTYPES(X)
+#undef X
 };
 
-size_t dtype_size(DType t) {
-  static const size_t sz[DT_COUNT] = {4, 8, 4, 1};
-  return sz[t];
+const char *const init_names[INIT_COUNT] = {
+#define X(id, name) [INIT_##id] = name,
+    GRADC_ABI_INITS(X)
+#undef X
+};
+
+size_t dtype_size(DType t) { return abi_dtype_bytes(t); }
+
+/* Keras' _compute_fans (keras/initializers/initializers_v2.py): the
+ * receptive field (every axis but the last two) times the input axis
+ * (out = 0) or the output axis (out = 1). */
+static int64_t fan(const Shape *s, int out) {
+  if (s->rank < 1) return 1;
+  if (s->rank == 1) return s->d[0].n;
+  int64_t rf = 1;
+  for (int i = 0; i < s->rank - 2; i++) rf *= s->d[i].n;
+  return s->d[s->rank - 2 + out].n * rf;
+}
+
+int64_t fan_in(const Shape *s) { return fan(s, 0); }
+int64_t fan_out(const Shape *s) { return fan(s, 1); }
+
+void init_values(const Node *n, uint64_t seed, double *out, int64_t count) {
+  bool known = init_fill(n->a.init.kind, n->a.init.a, n->a.init.b, n->dtype, (double)fan_in(&n->shape),
+                         (double)fan_out(&n->shape), n->name, n->a.values, seed, out, count);
+  GRADC_ASSERT(known);
 }
 
 bool dtype_is_float(DType t) { return t == DT_F32 || t == DT_F64; }

@@ -3,25 +3,37 @@
  * --header): plain C, like tfcompile's header but without C++.
  *
  * Input: the optimized graph and the target emit.c compiled for.  Output:
- * declarations of the entry points <prefix>_<name> (emit.c's aot_entries),
- * each documented; one enum constant per named tensor, its index for
- * <prefix>_tensor_info, with a table of name, kind, dtype, shape (the batch
- * shown symbolically) and bytes; the symbolic dimensions and run-time
- * hyperparameters by name; the parameter-state and checkpoint sizes as
- * constants; the workspace size at a few batch sizes and its bound as a
- * function of the batch; the target triple and CPU.
+ * declarations of the entry points <prefix>_<name> (abi.h's
+ * GRADC_ABI_ENTRIES), each documented; one enum constant per named tensor,
+ * its index for <prefix>_tensor_info, with a table of name, kind, dtype,
+ * shape (the batch shown symbolically) and bytes; the symbolic dimensions
+ * and run-time hyperparameters by name; the parameter-state and checkpoint
+ * sizes as constants; the workspace size at a few batch sizes and its
+ * bound as a function of the batch; the target triple and CPU.
+ *
+ * The header says what the .so will do, so it asks the same sources: the
+ * tensors, steps and hyperparameters come from the model's descriptor
+ * (descriptor.c, the numbers the .so holds), and the sizes from the
+ * runtime's own functions of that descriptor (runtime/instance.c), which
+ * the .so's state_size, checkpoint_size and workspace_size return.
  *
  * The types shared by every model's header (gradc_aot_model, the tensor
  * description, kinds, dtypes, status codes) sit behind one include guard so
- * that several models' headers go into one translation unit; the tensor
- * struct must stay the one runtime/aot.c defines.
+ * that several models' headers go into one translation unit; their
+ * numbers are printed from abi.h's rows, and the tensor struct must stay
+ * the one runtime.h defines (gradc_aot_tensor).
  */
 #include <ctype.h>
 #include <string.h>
 
 #include "compiler.h"
+#include "runtime.h"
 
-static const char *const kind_names[] = {"input", "param", "state", "output", "metric", "loss"};
+static const char *const kind_names[ABI_KIND_COUNT] = {
+#define X(id, name) [ABI_##id] = name,
+    GRADC_ABI_KINDS(X)
+#undef X
+};
 
 static void upper(char *out, size_t n, const char *a, const char *b) {
   size_t k = 0;
@@ -30,56 +42,66 @@ static void upper(char *out, size_t n, const char *a, const char *b) {
   out[k] = 0;
 }
 
-static const char common[] =
-    "#ifndef GRADC_AOT_TYPES\n"
-    "#define GRADC_AOT_TYPES\n"
-    "/* Shared by the headers of every model gradc compiles. */\n"
-    "typedef struct gradc_aot_model gradc_aot_model;   /* opaque: one model instance */\n"
-    "\n"
-    "/* Status codes (the values of gradc_status in gradc.h). */\n"
-    "enum {\n"
-    "  GRADC_AOT_OK = 0,\n"
-    "  GRADC_AOT_ERR_IO = 2,          /* a file could not be read or written */\n"
-    "  GRADC_AOT_ERR_CHECKPOINT = 4,  /* corrupt, or of another model */\n"
-    "  GRADC_AOT_ERR_SHAPE = 5,       /* a batch size out of range */\n"
-    "  GRADC_AOT_ERR_NOMEM = 6,       /* out of memory; nothing was changed */\n"
-    "  GRADC_AOT_ERR_ARG = 7          /* a bad argument: NULL, unknown name, unbound */\n"
-    "};\n"
-    "\n"
-    "enum { GRADC_AOT_INPUT, GRADC_AOT_PARAM, GRADC_AOT_STATE, GRADC_AOT_OUTPUT, GRADC_AOT_METRIC,\n"
-    "       GRADC_AOT_LOSS };\n"
-    "enum { GRADC_AOT_F32, GRADC_AOT_F64, GRADC_AOT_I32, GRADC_AOT_BOOL };\n"
+/* The layout of runtime.h's gradc_aot_tensor, which instance.c fills (keep the two in step). */
+static const char tensor_struct[] =
     "\n"
     "/* A named tensor under the model's current batch size. */\n"
     "typedef struct gradc_aot_tensor {\n"
     "  const char *name;\n"
     "  int kind, dtype, rank;      /* GRADC_AOT_INPUT..., GRADC_AOT_F32... */\n"
-    "  int64_t dims[8];            /* -1 for the batch before bind */\n"
-    "  int symbolic[8];            /* non-zero where the dimension is the batch */\n"
+    "  int64_t dims[%d];            /* -1 for the batch before bind */\n"
+    "  int symbolic[%d];            /* non-zero where the dimension is the batch */\n"
     "  int64_t count;              /* elements (0 before bind if batched) */\n"
     "  size_t bytes;\n"
     "  void *data;                 /* NULL without a model or before bind */\n"
     "} gradc_aot_tensor;\n"
     "#endif\n\n";
 
+/* The part every model's header shares, behind one include guard: the
+ * status, kind and dtype numbers from abi.h's rows, then the tensor
+ * description. */
+static void write_common(FILE *out) {
+  fprintf(out, "#ifndef GRADC_AOT_TYPES\n"
+               "#define GRADC_AOT_TYPES\n"
+               "/* Shared by the headers of every model gradc compiles. */\n"
+               "typedef struct gradc_aot_model gradc_aot_model;   /* opaque: one model instance */\n"
+               "\n"
+               "/* Status codes (the values of gradc_status in gradc.h). */\n"
+               "enum {\n");
+#define X(id, value, what) \
+  fprintf(out, "  GRADC_AOT_%s = %d,%*s%s%s%s\n", #id, value, *what ? (int)(16 - sizeof #id) : 0, "", *what ? "/* " : "", what, *what ? " */" : "");
+  GRADC_ABI_STATUS(X)
+#undef X
+  fprintf(out, "};\n\nenum {");
+#define X(id, name) fprintf(out, " GRADC_AOT_%s%s", #id, ABI_##id + 1 < ABI_KIND_COUNT ? "," : " };\n");
+  GRADC_ABI_KINDS(X)
+#undef X
+  fprintf(out, "enum {");
+#define X(id, name, ctype, bytes) fprintf(out, " GRADC_AOT_%s%s", #id, DT_##id + 1 < DT_COUNT ? "," : " };\n");
+  GRADC_ABI_DTYPES(X)
+#undef X
+  fprintf(out, tensor_struct, ABI_MAX_RANK, ABI_MAX_RANK);
+}
+
 /* The C type of a tensor's elements, by dtype. */
-static const char *const ctype[DT_COUNT] = {"float", "double", "int32_t", "uint8_t"};
+static const char *const ctype[DT_COUNT] = {
+#define X(id, name, type, bytes) [DT_##id] = #type,
+    GRADC_ABI_DTYPES(X)
+#undef X
+};
 
 void header_write(FILE *out, const Graph *g, const EmitOptions *o) {
   const char *p = o->prefix;
   char up[200], id[300], buf[SHAPE_STR_MAX];
   upper(up, sizeof up, p, NULL);
-  AotTensor *t = arena_alloc(g->arena, sizeof *t * (size_t)(g->nnodes + 1));
-  int nt = aot_tensors(g, t);
-  size_t state = 0, payload = 4 + strlen(g->model_name) + 4;
-  for (int i = 0; i < nt; i++)
-    if (t[i].kind == 1 || t[i].kind == 2) {
-      size_t bytes = (size_t)shape_static_count(&t[i].node->shape) * dtype_size(t[i].node->dtype);
-      state += (bytes + 63) & ~(size_t)63;
-      payload += 4 + strlen(t[i].name) + 8 + 8 * (size_t)t[i].node->shape.rank + bytes;
-    }
-  size_t blocks = payload ? (payload + 65534) / 65535 : 1;
-  size_t ckpt = 32 + 2 + 5 * blocks + payload + 4;
+  int nt;
+  DescTensor *t = desc_tensors(g, &nt);
+  /* The sizes are what the .so's own functions return: the runtime's
+   * answers for the descriptor the .so holds. */
+  Descriptor dd;
+  desc_build(g, &dd);
+  const AbiModel am = {dd.desc, dd.names, dd.values, NULL};
+  size_t state = inst_state_size(&am), ckpt = inst_checkpoint_size(&am);
 
   fprintf(out, "/*\n * %s.h - the model '%s' (%s) compiled by gradc into a shared object.\n", p, g->model_name,
           g->src->name);
@@ -105,7 +127,8 @@ void header_write(FILE *out, const Graph *g, const EmitOptions *o) {
           " * next %s_bind or %s_free.  A step allocates nothing.\n */\n",
           p, p, ctype[nt ? t[0].node->dtype : DT_F32], p, nt ? t[0].name : "x", p, p, p, p, p, p, p);
   fprintf(out, "#ifndef %s_H\n#define %s_H\n\n#include <stddef.h>\n#include <stdint.h>\n\n", up, up);
-  fprintf(out, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n%s", common);
+  fprintf(out, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
+  write_common(out);
   fprintf(out, "#define %s_TARGET \"%s\"\n#define %s_CPU \"%s\"\n", up, o->triple_used, up, o->cpu_used);
   fprintf(out, "/* Bytes of all parameters and optimizer state (each tensor 64-byte aligned). */\n");
   fprintf(out, "#define %s_STATE_SIZE %zu\n", up, state);
@@ -148,14 +171,13 @@ void header_write(FILE *out, const Graph *g, const EmitOptions *o) {
   fprintf(out, "};\n\n");
 
   /* The workspace: exact at a few sizes, and the no-reuse bound. */
-  size_t *off = arena_alloc(g->arena, sizeof *off * (size_t)(g->nnodes + 1));
   fprintf(out, "/* The workspace (inputs, outputs and every intermediate value) for a batch\n"
                " * size: exactly %s_workspace_size(batch) bytes, for example\n", p);
   static const int64_t sizes[] = {1, 32, 128, 1024};
   for (int s = 0; s < 4; s++) {
     int64_t sym[MAX_SYMS + 1];
     for (int k = 0; k <= MAX_SYMS; k++) sym[k] = k ? sizes[s] : 1;
-    fprintf(out, " *   batch %5lld: %zu bytes\n", (long long)sizes[s], plan_offsets(g, sym, g->reuse_memory, off, NULL));
+    fprintf(out, " *   batch %5lld: %zu bytes\n", (long long)sizes[s], inst_workspace_size(&am, sym));
   }
   PlanBuffer *pb = arena_alloc(g->arena, sizeof *pb * (size_t)(g->nnodes + 1));
   int nb = plan_buffers(g, pb);
@@ -211,35 +233,51 @@ void header_write(FILE *out, const Graph *g, const EmitOptions *o) {
           "int %s_bind_dim(gradc_aot_model *m, const char *dim, int64_t value);\n\n", p);
   fprintf(out,
           "/* The optimizer's run-time hyperparameters, f64 state tensors\n"
-          " * optimizer/NAME that the train step reads every time: ");
-  const OptInfo *info = &opt_info[g->nsteps ? g->steps[0].opt.kind : OPT_SGD];
-  int nh = 0;
-  for (int k = 0; g->nsteps && k < info->nhyper; k++)
-    for (int i = 0; i < nt; i++)
-      if (t[i].kind == 2 && !strncmp(t[i].name, "optimizer/", 10) && !strcmp(t[i].name + 10, info->hyper[k].name)) {
-        fprintf(out, "%s%s", nh++ ? ", " : "", info->hyper[k].name);
-        break;
-      }
-  fprintf(out, "%s.\n", nh ? "" : "none");
+          " * %soptimizer/NAME that a train step reads every time, per step:\n",
+          dd.nsteps > 1 ? "STEP/" : "");
+  for (int s = 0; s < dd.nsteps; s++) {
+    const int64_t *r = abi_step(dd.desc, s);
+    fprintf(out, " *   %s (%s): ", dd.names[r[ABI_S_NAME]], dd.names[r[ABI_S_OPT_NAME]]);
+    for (int k = 0; k < r[ABI_S_NHYPER]; k++)
+      fprintf(out, "%s%s", k ? ", " : "", dd.names[abi_hyper(dd.desc, r[ABI_S_HYPER] + k)[ABI_P_NAME]]);
+    fprintf(out, "%s\n", r[ABI_S_NHYPER] ? "" : "none");
+  }
+  if (!dd.nsteps) fprintf(out, " *   none: the model has no train statement\n");
   fprintf(out,
           " * Setting one changes the next step (learning-rate schedules); checkpoints\n"
-          " * keep them.  step: NULL or \"train\".  GRADC_AOT_ERR_ARG for a NULL name or\n"
-          " * out pointer, an unknown step, or a name the update does not read (the\n"
-          " * message lists the valid names). */\n"
+          " * keep them.  step: the step's name, or NULL for the only one.\n"
+          " * GRADC_AOT_ERR_ARG for a NULL name or out pointer, an unknown step, or a\n"
+          " * name the update does not read (the message lists the valid names). */\n"
           "int %s_set_hyper(gradc_aot_model *m, const char *step, const char *name, double value);\n"
           "int %s_get_hyper(gradc_aot_model *m, const char *step, const char *name, double *value);\n\n",
           p, p);
+  const int64_t *first = dd.nsteps ? abi_step(dd.desc, 0) : NULL;
   fprintf(out,
-          "/* Outputs, metrics and the loss (when the label inputs are filled) from the\n"
-          " * inputs and parameters. */\n"
+          "/* Outputs, metrics and every loss (when the label inputs are filled) from\n"
+          " * the inputs and parameters. */\n"
           "int %s_forward(gradc_aot_model *m);\n"
           "/* One training step on the bound batch: forward, backward and the\n"
           " * optimizer update in place; *loss (may be NULL) gets the batch's loss,\n"
-          " * a double in the precision of the loss's dtype (%s).  Outputs, metrics\n"
+          " * a double in the precision of the loss's dtype.  Outputs, metrics\n"
           " * and the loss then hold the step's values, computed from the parameters\n"
-          " * and state before the update. */\n"
-          "int %s_train_step(gradc_aot_model *m, double *loss);\n\n", p,
-          g->nsteps ? dtype_names[g->steps[0].loss->dtype] : "no loss", p);
+          " * and state before the update.  train_step runs the only step (an error\n"
+          " * when the model has several); step the one named; step_count and\n"
+          " * step_name list them. */\n"
+          "int %s_train_step(gradc_aot_model *m, double *loss);%s%s%s\n"
+          "int %s_step(gradc_aot_model *m, const char *step, double *loss);\n"
+          "int %s_step_count(void);\n"
+          "const char *%s_step_name(int i);\n",
+          p, p, dd.nsteps == 1 ? "   /* loss: " : "",
+          dd.nsteps == 1 && first[ABI_S_LOSS] >= 0 ? dtype_names[abi_tensor(dd.desc, first[ABI_S_LOSS])[ABI_T_DTYPE]] : "",
+          dd.nsteps == 1 ? " */" : "", p, p, p);
+  for (int s = 0; s < dd.nsteps; s++) {
+    const int64_t *r = abi_step(dd.desc, s);
+    fprintf(out, "int %s_step_%s(gradc_aot_model *m, double *loss);   /* %s, loss %s (%s) */\n", p,
+            dd.names[r[ABI_S_NAME]], dd.names[r[ABI_S_OPT_NAME]],
+            r[ABI_S_LOSS] >= 0 ? dd.names[abi_tensor(dd.desc, r[ABI_S_LOSS])[ABI_T_NAME]] : "none",
+            r[ABI_S_LOSS] >= 0 ? dtype_names[abi_tensor(dd.desc, r[ABI_S_LOSS])[ABI_T_DTYPE]] : "-");
+  }
+  fputc('\n', out);
   fprintf(out,
           "/* The whole parameter and optimizer state as a gradc checkpoint, the bytes\n"
           " * `gradc train --save` writes and --resume reads: get_state needs\n"

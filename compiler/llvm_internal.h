@@ -84,13 +84,10 @@ CgKernel cg_softmax, cg_argreduce, cg_softmax_ce, cg_matmul, cg_transpose, cg_co
 void cg_slice_walk(CG *cg, const Node *n, const Shape *sliced, const Shape *full,
                    const Node *from, const Node *to, bool into_full);
 void cg_zero(CG *cg, const Node *n);
-/* A call of the outside function fname (declared on first use). */
-LLVMValueRef cg_call(CG *cg, const char *fname, LLVMTypeRef ret, LLVMTypeRef *params, LLVMValueRef *args,
-                     int nargs);
-/* The same for the runtime's gradc_* functions: the instance's run-time
- * context goes first, before params/args. */
-LLVMValueRef cg_runtime_call(CG *cg, const char *fname, LLVMTypeRef ret, LLVMTypeRef *params,
-                             LLVMValueRef *args, int nargs);
+/* A call of the outside function fn (abi.h's list; declared on first use):
+ * for the runtime's gradc_* functions the instance's run-time context goes
+ * first, before params/args. */
+LLVMValueRef cg_call(CG *cg, AbiFunction fn, LLVMTypeRef ret, LLVMTypeRef *params, LLVMValueRef *args, int nargs);
 /* The product fuse() folded into the col2im n (its runtime call zeroes n
  * and runs its own parts), or NULL. */
 const Node *cg_col2im_product(const Node *n);

@@ -16,9 +16,10 @@
  *
  * Offsets depend on the batch size, so plan_offsets assigns them for given
  * symbol values: buffers in order of first use, each at the lowest offset
- * (64-byte aligned) that no live buffer occupies (layout.c).  plan_buffers
- * hands the ranges to the AOT emitter, whose shared objects lay out their
- * workspace with the same layout.c at run time.
+ * (64-byte aligned) that no live buffer occupies (runtime/layout.c).
+ * plan_buffers hands the ranges to the descriptor (descriptor.c), from
+ * which every model instance, the JIT's and a shared object's, lays out
+ * its workspace with the same layout.c at run time.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -89,8 +90,9 @@ size_t plan_offsets(const Graph *g, const int64_t *sym, bool reuse, size_t *offs
   for (int i = 0; i < n; i++) offset[i] = SIZE_MAX;
   for (int b = 0; b < nbuf; b++) {
     const Node *x = pb[b].node;
-    lb[b] = (LayoutBuffer){pb[b].begin, pb[b].end,
-                           layout_bytes(x->shape.d, x->shape.rank, sym, dtype_size(x->dtype))};
+    int64_t dn[MAX_RANK], ds[MAX_RANK];
+    for (int k = 0; k < x->shape.rank; k++) dn[k] = x->shape.d[k].n, ds[k] = x->shape.d[k].sym;
+    lb[b] = (LayoutBuffer){pb[b].begin, pb[b].end, layout_bytes(x->shape.rank, dn, ds, sym, dtype_size(x->dtype))};
     if (lb[b].bytes == SIZE_MAX) nbuf = -1;
     else sum += lb[b].bytes;
   }

@@ -4,7 +4,9 @@
  * OpenBLAS is used from here and from gemm.c, which hands it the products
  * its own kernels do not take.  The JIT resolves the module's calls to
  * these addresses first, so the code never depends on what the dynamic
- * linker happened to load.
+ * linker happened to load.  The functions are abi.h's list
+ * (GRADC_ABI_FUNCTIONS), the one the code generator emits calls from, so a
+ * function compiled code may call cannot be missing from the table.
  *
  * With profile (rt_symbols), gradc_sgemm and the convolution products
  * (gradc_sgemm_col2im, _im2col) resolve to wrappers that add up the time
@@ -20,7 +22,6 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "compiler.h"
 #include "runtime.h"
 
 static double now_s(void) {
@@ -29,7 +30,7 @@ static double now_s(void) {
   return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-static void timed_sgemm(RtContext *rt, int o, int ta, int tb, int m, int n, int k, float alpha,
+static void timed_gradc_sgemm(RtContext *rt, int o, int ta, int tb, int m, int n, int k, float alpha,
                         const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
   double t0 = now_s();
   gradc_sgemm(rt, o, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -38,7 +39,7 @@ static void timed_sgemm(RtContext *rt, int o, int ta, int tb, int m, int n, int 
 }
 
 /* Counted as product time: nearly all of its work is the product's FMAs. */
-static void timed_sgemm_col2im(RtContext *rt, int ta, int tb, int m, int n, int k, const float *a, int lda,
+static void timed_gradc_sgemm_col2im(RtContext *rt, int ta, int tb, int m, int n, int k, const float *a, int lda,
                                const float *b, int ldb, float *dx, const int32_t *geo) {
   double t0 = now_s();
   gradc_sgemm_col2im(rt, ta, tb, m, n, k, a, lda, b, ldb, dx, geo);
@@ -46,7 +47,7 @@ static void timed_sgemm_col2im(RtContext *rt, int ta, int tb, int m, int n, int 
   rt->profile.sgemm_calls++;
 }
 
-static void timed_sgemm_im2col(RtContext *rt, int ta, int tb, int m, int n, int k, const float *x,
+static void timed_gradc_sgemm_im2col(RtContext *rt, int ta, int tb, int m, int n, int k, const float *x,
                                const int32_t *geo, const float *b, int ldb, float *c, int ldc) {
   double t0 = now_s();
   gradc_sgemm_im2col(rt, ta, tb, m, n, k, x, geo, b, ldb, c, ldc);
@@ -54,7 +55,7 @@ static void timed_sgemm_im2col(RtContext *rt, int ta, int tb, int m, int n, int 
   rt->profile.sgemm_calls++;
 }
 
-static void profile_mark(RtContext *rt, int64_t id) {
+void gradc_profile_mark(RtContext *rt, int64_t id) {
   RtProfile *p = &rt->profile;
   double t = now_s();
   if (p->current >= 0 && p->current < p->nkernels) {
@@ -76,32 +77,22 @@ static void profile_mark(RtContext *rt, int64_t id) {
   p->mark_time = now_s();   /* the bookkeeping is not the next kernel's time */
 }
 
-#define UNTIMED                                                                                     \
-  {"cblas_dgemm", (uintptr_t)cblas_dgemm}, {"tanhf", (uintptr_t)tanhf}, {"tanh", (uintptr_t)tanh}, \
-      {"expf", (uintptr_t)expf}, {"exp", (uintptr_t)exp}, {"logf", (uintptr_t)logf},               \
-      {"log", (uintptr_t)log}, {"powf", (uintptr_t)powf}, {"pow", (uintptr_t)pow},                 \
-      {"gradc_profile_mark", (uintptr_t)profile_mark}, {"gradc_parallel", (uintptr_t)gradc_parallel}, \
-      {"gradc_scratch", (uintptr_t)gradc_scratch}
-
-/* Two constant tables, so that models compiled at once in two threads
- * never write a shared one. */
-const JitSymbol *rt_symbols(bool profile, int *n) {
-  static const JitSymbol plain[] = {
-      UNTIMED,
-      {"gradc_sgemm", (uintptr_t)gradc_sgemm},
-      {"gradc_sgemm_col2im", (uintptr_t)gradc_sgemm_col2im},
-      {"gradc_sgemm_im2col", (uintptr_t)gradc_sgemm_im2col},
-  };
-  static const JitSymbol timed[] = {
-      UNTIMED,
-      {"gradc_sgemm", (uintptr_t)timed_sgemm},
-      {"gradc_sgemm_col2im", (uintptr_t)timed_sgemm_col2im},
-      {"gradc_sgemm_im2col", (uintptr_t)timed_sgemm_im2col},
-  };
-  _Static_assert(sizeof plain == sizeof timed, "the same symbols, timed or not");
-  *n = (int)(sizeof plain / sizeof *plain);
+/* Two constant tables from abi.h's one list of outside functions, so that
+ * a function codegen may call cannot be missing here, and models compiled
+ * at once in two threads never write a shared table.  With --profile, the
+ * functions the list marks TIMED resolve to timed_<symbol> above. */
+#define ADDRESS_UNTIMED(sym) (uintptr_t)sym
+#define ADDRESS_TIMED(sym) (uintptr_t)timed_##sym
+#define PLAIN(id, sym, call, profile) [ABI_FN_##id] = {#sym, (uintptr_t)sym},
+#define TIMED(id, sym, call, profile) [ABI_FN_##id] = {#sym, ADDRESS_##profile(sym)},
+const AbiSymbol *rt_symbols(bool profile, int *n) {
+  static const AbiSymbol plain[ABI_FN_COUNT] = {GRADC_ABI_FUNCTIONS(PLAIN)};
+  static const AbiSymbol timed[ABI_FN_COUNT] = {GRADC_ABI_FUNCTIONS(TIMED)};
+  *n = ABI_FN_COUNT;
   return profile ? timed : plain;
 }
+#undef PLAIN
+#undef TIMED
 
 double rt_kernel_seconds(const RtContext *rt, int64_t id, long *calls) {
   const RtProfile *p = &rt->profile;

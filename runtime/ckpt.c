@@ -1,6 +1,10 @@
 /*
  * ckpt.c - checkpoints: a model's parameters and optimizer state in one
- * file, saved atomically and loaded only when everything matches.
+ * file, saved atomically and loaded only when everything matches.  The one
+ * codec of every model instance (instance.c): the JIT's, through
+ * gradc_save/gradc_load, and a compiled shared object's, whose support
+ * library links this file (get_state/set_state on memory, save/load on
+ * files), so the two write the same bytes and read each other's.
  *
  * The file (all integers little-endian):
  *
@@ -9,9 +13,9 @@
  *   u64 size         of the uncompressed payload
  *   u32 crc          CRC-32 (zlib's crc32) of the uncompressed payload
  *   u64 csize        of the compressed payload that follows
- *   csize bytes      the payload as a zlib stream (compress2 level 1
- *                    here, stored blocks from a shared object; any
- *                    level is read)
+ *   csize bytes      the payload as a zlib stream: stored blocks when
+ *                    gradc writes it (zstream.c says why); any level is
+ *                    read, as older versions compressed it (level 1)
  *
  * and the payload:
  *
@@ -23,6 +27,10 @@
  *     u64 dims[rank]
  *     the elements     as in memory (4, 8, 4 and 1 bytes; little-endian)
  *
+ * With stored blocks, a checkpoint's size is a function of its tensors
+ * alone (ckpt_size), which a .so's header states as a constant and its
+ * get_state fills without allocating.
+ *
  * Saving never touches the previous checkpoint until the new one is safely
  * on disk: it writes `<path>.tmp.<pid>` in the same directory (O_EXCL, so
  * two savers never share a file), checks every write, fsyncs, renames over
@@ -32,10 +40,13 @@
  *
  * Loading trusts nothing in the file: every length is checked against the
  * bytes that remain before it is used, sizes are multiplied with overflow
- * checks, and the CRC catches the corruption zlib's own check might not
- * (a damaged byte in a stored block).  All differences from the model are
- * collected into one message, and data is copied only when there are
- * none, so a failed load leaves the model as it was.
+ * checks, and the CRC catches the corruption the stream's own Adler-32
+ * might not.  All differences from the model are collected into one
+ * message, and data is copied only when there are none, so a failed load
+ * leaves the model as it was.  A tensor marked optional (a run-time
+ * hyperparameter, which checkpoints of older versions lack) may be
+ * missing; it then keeps its value.  Messages name the file, or say "the
+ * checkpoint" for one in memory.
  *
  * Elements are written as they lie in memory; gradc targets little-endian
  * machines (x86-64, AArch64), where that is the documented byte order.
@@ -48,7 +59,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "runtime.h"
 
@@ -56,21 +66,25 @@
 #error "ckpt.c writes tensor data as in memory, which the format defines as little-endian"
 #endif
 
-/* CkptTensor.dims holds 8; compiler.h's MAX_RANK is the same limit. */
 enum { HEADER_BYTES = 32, FORMAT_VERSION = 1, CKPT_MAX_RANK = 8 };
+/* The format's rank limit holds every model's tensors (CkptTensor.dims). */
+_Static_assert((int)CKPT_MAX_RANK == (int)ABI_MAX_RANK, "a checkpoint holds tensors of any rank a model has");
 
 /* Loading reads the whole file into memory; beyond this it refuses rather
  * than ask for the memory.  Saving refuses to write what loading refuses. */
 #define MAX_FILE_BYTES (UINT64_C(4) << 30)
 
-static const char *const dtype_name[] = {"f32", "f64", "i32", "bool"};
-static const unsigned dtype_bytes[] = {4, 8, 4, 1};
+static const char *const dtype_name[] = {
+#define X(id, name, ctype, bytes) [DT_##id] = name,
+    GRADC_ABI_DTYPES(X)
+#undef X
+};
 
 /* ------------------------------------------------------- sizes and shapes */
 
 /* Bytes of a tensor of the given dtype and dims, or false on overflow. */
 static bool tensor_bytes(gradc_dtype dtype, int rank, const uint64_t *dims, uint64_t *bytes) {
-  uint64_t n = dtype_bytes[dtype];
+  uint64_t n = abi_dtype_bytes((DType)dtype);
   for (int k = 0; k < rank; k++)
     if (dims[k] == 0) n = 0;
   for (int k = 0; k < rank && n; k++) {
@@ -115,11 +129,97 @@ static gradc_status check_tensors(const char *who, const CkptTensor *t, int n, u
   return GRADC_OK;
 }
 
-/* ------------------------------------------------------------------ save */
+/* The payload's size; its terms are bounded (names by memory, tensors by
+ * MAX_FILE_BYTES), so the sum is checked against the limit as it grows,
+ * never overflowing. */
+static uint64_t payload_size(const char *model_name, const CkptTensor *t, int n, const uint64_t *bytes) {
+  uint64_t size = 4 + strlen(model_name) + 4;
+  for (int i = 0; i < n && size <= MAX_FILE_BYTES; i++)
+    size += 4 + strlen(t[i].name) + 4 + 4 + 8 * (uint64_t)t[i].rank + bytes[i];
+  return size;
+}
+
+static uint64_t file_size(uint64_t payload) {
+  return payload > MAX_FILE_BYTES ? UINT64_MAX : HEADER_BYTES + zs_stored_size((size_t)payload);
+}
+
+size_t ckpt_size(const char *model_name, const CkptTensor *t, int n) {
+  uint64_t size = 4 + strlen(model_name) + 4;
+  for (int i = 0; i < n; i++) {
+    uint64_t bytes = abi_dtype_bytes((DType)t[i].dtype);
+    for (int k = 0; k < t[i].rank; k++) bytes *= (uint64_t)t[i].dims[k];
+    size += 4 + strlen(t[i].name) + 4 + 4 + 8 * (uint64_t)t[i].rank + bytes;
+  }
+  return HEADER_BYTES + zs_stored_size((size_t)size);
+}
+
+/* ------------------------------------------------------------------ write */
 
 static unsigned char *put_le(unsigned char *p, uint64_t v, int bytes) {
   for (int k = 0; k < bytes; k++) p[k] = (unsigned char)(v >> (8 * k));
   return p + bytes;
+}
+
+/* The payload as it is written: into the zlib stream, and into its CRC. */
+typedef struct Out {
+  ZsWriter z;
+  uint32_t crc;
+} Out;
+
+static void out_bytes(Out *o, const void *p, size_t n) {
+  zs_put(&o->z, p, n);
+  o->crc = zs_crc32(o->crc, p, n);
+}
+
+static void out_le(Out *o, uint64_t v, int bytes) {
+  unsigned char b[8];
+  put_le(b, v, bytes);
+  out_bytes(o, b, (size_t)bytes);
+}
+
+/* The whole file into out (file_size(psize) bytes): header, then the
+ * payload streamed into stored blocks, then the CRC into the header. */
+static void write_checkpoint(unsigned char *out, uint64_t psize, const char *model_name, const CkptTensor *t, int n,
+                             const uint64_t *bytes) {
+  unsigned char *h = out;
+  memcpy(h, "GRADCKPT", 8), h += 8;
+  h = put_le(h, FORMAT_VERSION, 4);
+  h = put_le(h, psize, 8);
+  unsigned char *crc_at = h;
+  h += 4;
+  put_le(h, zs_stored_size((size_t)psize), 8);
+  Out o = {.crc = 0};
+  zs_begin(&o.z, out + HEADER_BYTES, (size_t)psize);
+  size_t len = strlen(model_name);
+  out_le(&o, len, 4);
+  out_bytes(&o, model_name, len);
+  out_le(&o, (uint64_t)n, 4);
+  for (int i = 0; i < n; i++) {
+    len = strlen(t[i].name);
+    out_le(&o, len, 4);
+    out_bytes(&o, t[i].name, len);
+    out_le(&o, (uint64_t)t[i].dtype, 4);
+    out_le(&o, (uint64_t)t[i].rank, 4);
+    for (int k = 0; k < t[i].rank; k++) out_le(&o, (uint64_t)t[i].dims[k], 8);
+    if (bytes[i]) out_bytes(&o, t[i].data, (size_t)bytes[i]);
+  }
+  zs_end(&o.z);
+  put_le(crc_at, o.crc, 4);
+}
+
+gradc_status ckpt_write(void *blob, size_t size, const char *model_name, const CkptTensor *t, int n, RtError *err) {
+  if (!blob || !model_name || n < 0 || (n > 0 && !t)) return rt_fail(err, GRADC_ERR_ARG, "ckpt_write: bad argument");
+  uint64_t *bytes = calloc((size_t)n + 1, sizeof *bytes);
+  if (!bytes) return rt_fail(err, GRADC_ERR_NOMEM, "out of memory");
+  gradc_status s = check_tensors("ckpt_write", t, n, bytes, err);
+  uint64_t psize = s ? 0 : payload_size(model_name, t, n, bytes), need = file_size(psize);
+  if (!s && need > size)
+    s = need == UINT64_MAX ? rt_fail(err, GRADC_ERR_ARG, "the checkpoint would exceed the 4 GiB limit")
+                           : rt_fail(err, GRADC_ERR_ARG, "the checkpoint needs %llu bytes, got %zu",
+                                     (unsigned long long)need, size);
+  if (!s) write_checkpoint(blob, psize, model_name, t, n, bytes);
+  free(bytes);
+  return s;
 }
 
 /* The directory part of path, for the fsync that makes a rename durable. */
@@ -207,72 +307,38 @@ gradc_status ckpt_save(const char *path, const char *model_name, const CkptTenso
   if (!path || !model_name || n < 0 || (n > 0 && !t)) return rt_fail(err, GRADC_ERR_ARG, "ckpt_save: bad argument");
   uint64_t *bytes = calloc((size_t)n + 1, sizeof *bytes);
   if (!bytes) return rt_fail(err, GRADC_ERR_NOMEM, "out of memory saving '%s'", path);
+  unsigned char *file = NULL;
   gradc_status s = check_tensors("ckpt_save", t, n, bytes, err);
-  if (s) {
-    free(bytes);
-    return s;
-  }
-  /* Every term is bounded (names by memory, tensors by MAX_FILE_BYTES), so
-   * the sum is checked against the limit as it grows, never overflowing. */
-  uint64_t size = 4 + strlen(model_name) + 4;
-  for (int i = 0; i < n && size <= MAX_FILE_BYTES; i++)
-    size += 4 + strlen(t[i].name) + 4 + 4 + 8 * (uint64_t)t[i].rank + bytes[i];
-  if (size > MAX_FILE_BYTES) {
-    free(bytes);
-    return rt_fail(err, GRADC_ERR_ARG, "cannot save '%s': the checkpoint would exceed the 4 GiB limit", path);
-  }
-  unsigned char *payload = malloc((size_t)size);
-  uLong bound = compressBound((uLong)size);
-  unsigned char *file = malloc(HEADER_BYTES + (size_t)bound);
-  if (!payload || !file) {
-    s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory saving '%s'", path);
-    goto done;
-  }
-  unsigned char *p = payload;
-  size_t len = strlen(model_name);
-  p = put_le(p, len, 4);
-  memcpy(p, model_name, len), p += len;
-  p = put_le(p, (uint64_t)n, 4);
-  for (int i = 0; i < n; i++) {
-    len = strlen(t[i].name);
-    p = put_le(p, len, 4);
-    memcpy(p, t[i].name, len), p += len;
-    p = put_le(p, (uint64_t)t[i].dtype, 4);
-    p = put_le(p, (uint64_t)t[i].rank, 4);
-    for (int k = 0; k < t[i].rank; k++) p = put_le(p, (uint64_t)t[i].dims[k], 8);
-    if (bytes[i]) memcpy(p, t[i].data, (size_t)bytes[i]), p += bytes[i];
-  }
-  /* Level 1: trained float weights barely compress at any level, and a
-   * save should not stall training.  The support library of compiled
-   * shared objects (runtime/aot.c) writes stored blocks and inflates any
-   * level, so its checkpoints and ours are interchangeable. */
-  uLong clen = bound;
-  int z = compress2(file + HEADER_BYTES, &clen, payload, (uLong)size, 1);
-  if (z != Z_OK) {
-    s = rt_fail(err, z == Z_MEM_ERROR ? GRADC_ERR_NOMEM : GRADC_ERR_IO, "cannot compress the checkpoint '%s': %s",
-                path, zError(z));
-    goto done;
-  }
-  if (HEADER_BYTES + (uint64_t)clen > MAX_FILE_BYTES) {
+  uint64_t psize = s ? 0 : payload_size(model_name, t, n, bytes), size = file_size(psize);
+  if (!s && size > MAX_FILE_BYTES)
     s = rt_fail(err, GRADC_ERR_ARG, "cannot save '%s': the checkpoint would exceed the 4 GiB limit", path);
-    goto done;
+  if (!s && !(file = malloc((size_t)size))) s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory saving '%s'", path);
+  if (!s) {
+    write_checkpoint(file, psize, model_name, t, n, bytes);
+    s = write_atomically(path, file, (size_t)size, err);
   }
-  unsigned char *h = file;
-  memcpy(h, "GRADCKPT", 8), h += 8;
-  h = put_le(h, FORMAT_VERSION, 4);
-  h = put_le(h, size, 8);
-  h = put_le(h, crc32_z(0, payload, (z_size_t)size), 4);
-  put_le(h, clen, 8);
-  s = write_atomically(path, file, HEADER_BYTES + (size_t)clen, err);
-
-done:
-  free(payload);
   free(file);
   free(bytes);
   return s;
 }
 
 /* ------------------------------------------------------------------ load */
+
+/* What the messages call the checkpoint: the file ('path', "checkpoint
+ * 'path'", the file) or one in memory (the checkpoint). */
+typedef struct Src {
+  char name[320], title[340];
+  const char *noun;
+} Src;
+
+static Src src_file(const char *path) {
+  Src s = {.noun = "the file"};
+  snprintf(s.name, sizeof s.name, "'%.300s'", path);
+  snprintf(s.title, sizeof s.title, "checkpoint '%.300s'", path);
+  return s;
+}
+
+static const Src src_memory = {"the checkpoint", "the checkpoint", "the checkpoint"};
 
 /* Reads all of path into *buf (malloc'd). */
 static gradc_status read_file(const char *path, unsigned char **buf, size_t *len, RtError *err) {
@@ -404,19 +470,19 @@ static FileTensor *find_tensor(FileTensor *ft, uint32_t count, const char *name,
 }
 
 /* Checks the file's tensors against t; copies nothing. */
-static gradc_status match_tensors(const char *path, FileTensor *ft, uint32_t count, const CkptTensor *t, int n,
+static gradc_status match_tensors(const Src *src, FileTensor *ft, uint32_t count, const CkptTensor *t, int n,
                                   RtError *err) {
-  static const char opening[] = "checkpoint '%s' does not match the model: %s%s";
-  /* Room for the opening words, the path and "; and 1234567 more". */
-  size_t used = sizeof opening + strlen(path) + 24;
+  static const char opening[] = "%s does not match the model: %s%s";
+  /* Room for the opening words, the title and "; and 1234567 more". */
+  size_t used = sizeof opening + strlen(src->title) + 24;
   Diff d = {.room = used < sizeof d.text ? sizeof d.text - used : 0};
   char a[200], b[200];
   for (int i = 0; i < n; i++) {
     bool twice;
     FileTensor *f = find_tensor(ft, count, t[i].name, &twice);
-    if (twice) return rt_fail(err, GRADC_ERR_CHECKPOINT, "'%s' is corrupted: it holds '%s' twice", path, t[i].name);
+    if (twice) return rt_fail(err, GRADC_ERR_CHECKPOINT, "%s is corrupted: it holds '%s' twice", src->name, t[i].name);
     if (!f) {
-      if (!t[i].optional) add_diff(&d, "'%s' is missing from the file", t[i].name);
+      if (!t[i].optional) add_diff(&d, "'%s' is missing from %s", t[i].name, src->noun);
       continue;
     }
     f->matched = true;
@@ -426,55 +492,56 @@ static gradc_status match_tensors(const char *path, FileTensor *ft, uint32_t cou
     if (f->dtype != t[i].dtype) {
       shape_text(f->rank, f->dims, a, sizeof a);
       shape_text(t[i].rank, dims, b, sizeof b);
-      add_diff(&d, "'%s' is %s%s in the file but %s%s in the model", t[i].name, dtype_name[f->dtype], a,
+      add_diff(&d, "'%s' is %s%s in %s but %s%s in the model", t[i].name, dtype_name[f->dtype], a, src->noun,
                dtype_name[t[i].dtype], b);
     } else if (!same_shape) {
       shape_text(f->rank, f->dims, a, sizeof a);
       shape_text(t[i].rank, dims, b, sizeof b);
-      add_diff(&d, "'%s' has shape %s in the file but %s in the model", t[i].name, a, b);
+      add_diff(&d, "'%s' has shape %s in %s but %s in the model", t[i].name, a, src->noun, b);
     }
   }
   for (uint32_t j = 0; j < count; j++)
     if (!ft[j].matched)
-      add_diff(&d, "'%.*s' is in the file but not in the model", ft[j].name_len > 200 ? 200 : (int)ft[j].name_len,
-               ft[j].name);
+      add_diff(&d, "'%.*s' is in %s but not in the model", ft[j].name_len > 200 ? 200 : (int)ft[j].name_len,
+               ft[j].name, src->noun);
   if (!d.count && !d.omitted) return GRADC_OK;
   char more[40] = "";
   if (d.omitted) snprintf(more, sizeof more, d.count ? "; and %d more" : "%d differences", d.omitted);
-  return rt_fail(err, GRADC_ERR_CHECKPOINT, opening, path, d.text, more);
+  return rt_fail(err, GRADC_ERR_CHECKPOINT, opening, src->title, d.text, more);
 }
 
 /* Checks the payload's structure and its tensors against t; on success
  * copies every tensor, and not one byte otherwise. */
-static gradc_status load_payload(const char *path, const unsigned char *payload, size_t size, const char *model_name,
+static gradc_status load_payload(const Src *src, const unsigned char *payload, size_t size, const char *model_name,
                                  const CkptTensor *t, int n, const uint64_t *bytes, RtError *err) {
   Reader r = {payload, size};
   uint64_t v;
   const unsigned char *name;
   if (!get_le(&r, 4, &v) || !get_bytes(&r, v, &name))
-    return rt_fail(err, GRADC_ERR_CHECKPOINT, "'%s' is corrupted: the model name runs past the end of the data", path);
+    return rt_fail(err, GRADC_ERR_CHECKPOINT, "%s is corrupted: the model name runs past the end of the data",
+                   src->name);
   if (v != strlen(model_name) || memcmp(name, model_name, (size_t)v))
-    return rt_fail(err, GRADC_ERR_CHECKPOINT, "checkpoint '%s' is for model '%.*s', not '%s'", path,
-                   v > 200 ? 200 : (int)v, (const char *)name, model_name);
+    return rt_fail(err, GRADC_ERR_CHECKPOINT, "%s is for model '%.*s', not '%s'", src->title, v > 200 ? 200 : (int)v,
+                   (const char *)name, model_name);
   if (!get_le(&r, 4, &v))
-    return rt_fail(err, GRADC_ERR_CHECKPOINT, "'%s' is corrupted: the tensor count is missing", path);
+    return rt_fail(err, GRADC_ERR_CHECKPOINT, "%s is corrupted: the tensor count is missing", src->name);
   /* Each tensor takes at least 12 bytes (name length, dtype, rank), which
    * bounds the allocation below by the payload actually present. */
   uint32_t count = (uint32_t)v;
   if (count > r.left / 12)
-    return rt_fail(err, GRADC_ERR_CHECKPOINT, "'%s' is corrupted: it claims %u tensors in %zu bytes", path, count,
+    return rt_fail(err, GRADC_ERR_CHECKPOINT, "%s is corrupted: it claims %u tensors in %zu bytes", src->name, count,
                    r.left);
   FileTensor *ft = calloc((size_t)count + 1, sizeof *ft);
-  if (!ft) return rt_fail(err, GRADC_ERR_NOMEM, "out of memory loading '%s'", path);
+  if (!ft) return rt_fail(err, GRADC_ERR_NOMEM, "out of memory loading %s", src->name);
   gradc_status s = GRADC_OK;
   for (uint32_t j = 0; j < count && !s; j++) {
     const char *why;
     if (!get_tensor(&r, &ft[j], &why))
-      s = rt_fail(err, GRADC_ERR_CHECKPOINT, "'%s' is corrupted: in tensor %u of %u, %s", path, j + 1, count, why);
+      s = rt_fail(err, GRADC_ERR_CHECKPOINT, "%s is corrupted: in tensor %u of %u, %s", src->name, j + 1, count, why);
   }
   if (!s && r.left)
-    s = rt_fail(err, GRADC_ERR_CHECKPOINT, "'%s' is corrupted: %zu stray bytes after the last tensor", path, r.left);
-  if (!s) s = match_tensors(path, ft, count, t, n, err);
+    s = rt_fail(err, GRADC_ERR_CHECKPOINT, "%s is corrupted: %zu stray bytes after the last tensor", src->name, r.left);
+  if (!s) s = match_tensors(src, ft, count, t, n, err);
   if (!s)
     for (int i = 0; i < n; i++) {
       bool twice;
@@ -485,73 +552,69 @@ static gradc_status load_payload(const char *path, const unsigned char *payload,
   return s;
 }
 
+/* A whole checkpoint, from its header to its tensors. */
+static gradc_status read_checkpoint(const Src *src, const unsigned char *file, size_t len, const char *model_name,
+                                    const CkptTensor *t, int n, const uint64_t *bytes, RtError *err) {
+  if (len < 8 || memcmp(file, "GRADCKPT", 8))
+    return rt_fail(err, GRADC_ERR_CHECKPOINT, "%s is not a gradc checkpoint (it does not start with GRADCKPT)",
+                   src->name);
+  if (len < HEADER_BYTES)
+    return rt_fail(err, GRADC_ERR_CHECKPOINT, "%s is truncated: %zu bytes, less than the %d-byte header", src->name,
+                   len, HEADER_BYTES);
+  Reader h = {file + 8, HEADER_BYTES - 8};
+  uint64_t version, size, crc, csize;
+  get_le(&h, 4, &version), get_le(&h, 8, &size), get_le(&h, 4, &crc), get_le(&h, 8, &csize);
+  if (version != FORMAT_VERSION)
+    return rt_fail(err, GRADC_ERR_CHECKPOINT, "%s: checkpoint format version %llu; this gradc reads %d", src->name,
+                   (unsigned long long)version, FORMAT_VERSION);
+  if (csize != len - HEADER_BYTES)
+    return rt_fail(err, GRADC_ERR_CHECKPOINT, "%s is %s: its header says %llu compressed bytes follow, but %zu do",
+                   src->name, csize > len - HEADER_BYTES ? "truncated" : "corrupted (trailing data)",
+                   (unsigned long long)csize, len - HEADER_BYTES);
+  /* deflate never expands more than 1032:1, so a larger claim is a damaged
+   * header - refused before it becomes an allocation. */
+  if (size > csize * 1032 + 1024)
+    return rt_fail(err, GRADC_ERR_CHECKPOINT, "%s is corrupted: its header claims %llu bytes from %llu compressed",
+                   src->name, (unsigned long long)size, (unsigned long long)csize);
+  unsigned char *payload = malloc((size_t)size + 1);
+  if (!payload)
+    return rt_fail(err, GRADC_ERR_NOMEM, "out of memory loading %s (%llu bytes)", src->name, (unsigned long long)size);
+  gradc_status s;
+  const char *why = zs_inflate(file + HEADER_BYTES, (size_t)csize, payload, (size_t)size);
+  if (why)
+    s = rt_fail(err, GRADC_ERR_CHECKPOINT, "%s is corrupted: %s", src->name, why);
+  else if (zs_crc32(0, payload, (size_t)size) != crc)
+    s = rt_fail(err, GRADC_ERR_CHECKPOINT, "%s: checksum mismatch: %s is corrupted", src->name, src->noun);
+  else
+    s = load_payload(src, payload, (size_t)size, model_name, t, n, bytes, err);
+  free(payload);
+  return s;
+}
+
+gradc_status ckpt_read(const void *blob, size_t len, const char *model_name, const CkptTensor *t, int n,
+                       RtError *err) {
+  if (!model_name || n < 0 || (n > 0 && !t)) return rt_fail(err, GRADC_ERR_ARG, "ckpt_read: bad argument");
+  if (!blob) len = 0;
+  uint64_t *bytes = calloc((size_t)n + 1, sizeof *bytes);
+  if (!bytes) return rt_fail(err, GRADC_ERR_NOMEM, "out of memory");
+  gradc_status s = check_tensors("ckpt_read", t, n, bytes, err);
+  if (!s) s = read_checkpoint(&src_memory, blob ? blob : "", len, model_name, t, n, bytes, err);
+  free(bytes);
+  return s;
+}
+
 gradc_status ckpt_load(const char *path, const char *model_name, const CkptTensor *t, int n, RtError *err) {
   if (!path || !model_name || n < 0 || (n > 0 && !t)) return rt_fail(err, GRADC_ERR_ARG, "ckpt_load: bad argument");
   uint64_t *bytes = calloc((size_t)n + 1, sizeof *bytes);
   if (!bytes) return rt_fail(err, GRADC_ERR_NOMEM, "out of memory loading '%s'", path);
-  unsigned char *file = NULL, *payload = NULL;
+  unsigned char *file = NULL;
   size_t len = 0;
   gradc_status s = check_tensors("ckpt_load", t, n, bytes, err);
-  if (s || (s = read_file(path, &file, &len, err))) goto done;
-
-  if (len < 8 || memcmp(file, "GRADCKPT", 8)) {
-    s = rt_fail(err, GRADC_ERR_CHECKPOINT, "'%s' is not a gradc checkpoint (it does not start with GRADCKPT)", path);
-    goto done;
+  if (!s) s = read_file(path, &file, &len, err);
+  if (!s) {
+    Src src = src_file(path);
+    s = read_checkpoint(&src, file, len, model_name, t, n, bytes, err);
   }
-  if (len < HEADER_BYTES) {
-    s = rt_fail(err, GRADC_ERR_CHECKPOINT, "'%s' is truncated: %zu bytes, less than the %d-byte header", path, len,
-                HEADER_BYTES);
-    goto done;
-  }
-  Reader h = {file + 8, HEADER_BYTES - 8};
-  uint64_t version, size, crc, csize;
-  get_le(&h, 4, &version), get_le(&h, 8, &size), get_le(&h, 4, &crc), get_le(&h, 8, &csize);
-  if (version != FORMAT_VERSION) {
-    s = rt_fail(err, GRADC_ERR_CHECKPOINT, "'%s': checkpoint format version %llu; this gradc reads %d", path,
-                (unsigned long long)version, FORMAT_VERSION);
-    goto done;
-  }
-  if (csize != len - HEADER_BYTES) {
-    s = rt_fail(err, GRADC_ERR_CHECKPOINT, "'%s' is %s: its header says %llu compressed bytes follow, but %zu do",
-                path, csize > len - HEADER_BYTES ? "truncated" : "corrupted (trailing data)",
-                (unsigned long long)csize, len - HEADER_BYTES);
-    goto done;
-  }
-  /* zlib never expands more than 1032:1, so a larger claim is a damaged
-   * header - refused before it becomes an allocation. */
-  if (size > csize * 1032 + 1024) {
-    s = rt_fail(err, GRADC_ERR_CHECKPOINT, "'%s' is corrupted: its header claims %llu bytes from %llu compressed",
-                path, (unsigned long long)size, (unsigned long long)csize);
-    goto done;
-  }
-  payload = malloc((size_t)size + 1);
-  if (!payload) {
-    s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory loading '%s' (%llu bytes)", path, (unsigned long long)size);
-    goto done;
-  }
-  uLongf got = (uLongf)size;
-  uLong used = (uLong)csize;
-  int z = uncompress2(payload, &got, file + HEADER_BYTES, &used);
-  if (z == Z_MEM_ERROR) {
-    s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory decompressing '%s'", path);
-    goto done;
-  }
-  /* Z_BUF_ERROR: more data than the header says, or a cut-off stream;
-   * either way the file is not what was written. */
-  if (z != Z_OK || got != size || used != csize) {
-    s = rt_fail(err, GRADC_ERR_CHECKPOINT,
-                "'%s' is corrupted: its compressed data does not decompress to the %llu bytes its header says (%s)",
-                path, (unsigned long long)size, z != Z_OK ? zError(z) : "size differs");
-    goto done;
-  }
-  if (crc32_z(0, payload, (z_size_t)size) != crc) {
-    s = rt_fail(err, GRADC_ERR_CHECKPOINT, "'%s': checksum mismatch: the file is corrupted", path);
-    goto done;
-  }
-  s = load_payload(path, payload, (size_t)size, model_name, t, n, bytes, err);
-
-done:
-  free(payload);
   free(file);
   free(bytes);
   return s;

@@ -4,9 +4,9 @@
  * A compiled step needs, besides its buffers, a thread pool (pool.c),
  * scratch blocks for the products (gemm.c) and for parallel reductions,
  * and with --profile the tables its timings go to.  None of it is process
- * state: each model instance (model.c, aot.c) owns one RtContext and
- * passes it to its steps, which pass it on to every runtime function they
- * call.  Two instances therefore never share a worker or a byte of
+ * state: each model instance (instance.c: the JIT's and a .so's) owns
+ * one RtContext and passes it to its steps, which pass it on to every
+ * runtime function they call.  Two instances therefore never share a worker or a byte of
  * scratch, and step concurrently in two threads with the results each
  * gets alone.
  *

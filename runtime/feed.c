@@ -12,55 +12,71 @@
  * input's dtype.  The fit loop of `gradc train` (cli/train.c) and
  * gradc_dataset_feed share both.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "compiler.h"
 #include "runtime.h"
 
-static int64_t per_sample(const Node *n) {
-  int64_t c = 1;
-  for (int k = 1; k < n->shape.rank; k++) c *= n->shape.d[k].n;
-  return c;
+/* "[batch,784]": a tensor record's shape with the descriptor's names. */
+static void shape_text(const AbiModel *am, const int64_t *t, char *out, size_t n) {
+  size_t used = (size_t)snprintf(out, n, "[");
+  for (int64_t k = 0; k < t[ABI_T_RANK] && used < n; k++) {
+    int64_t dn = t[ABI_T_DIM_N + k], ds = t[ABI_T_DIM_SYM + k];
+    const char *sym = ds ? am->names[am->desc[ABI_H_SYM_NAME] + ds - 1] : "";
+    if (!ds) used += (size_t)snprintf(out + used, n - used, "%s%lld", k ? "," : "", (long long)dn);
+    else if (dn == 1) used += (size_t)snprintf(out + used, n - used, "%s%s", k ? "," : "", sym);
+    else used += (size_t)snprintf(out + used, n - used, "%s%lld*%s", k ? "," : "", (long long)dn, sym);
+  }
+  if (used < n) snprintf(out + used, n - used, "]");
 }
 
-gradc_status feed_plan(const Graph *g, const Dataset *d, Feed *f, RtError *err) {
+gradc_status feed_plan(const gradc_model *m, const Dataset *d, Feed *f, RtError *err) {
+  const AbiModel *am = inst_model(m);
+  const int64_t *desc = am->desc;
   memset(f, 0, sizeof *f);
   bool have_x = false, have_y = false;
   int64_t col = 0;
-  for (int i = 0; i < g->nnodes; i++) {
-    const Node *n = g->nodes[i];
-    if (n->op != OP_INPUT) continue;
-    if (n->shape.rank < 1 || n->shape.d[0].sym == 0 || n->shape.d[0].n != 1)
+  for (int64_t i = 0; i < desc[ABI_H_NTENSORS]; i++) {
+    const int64_t *t = abi_tensor(desc, i);
+    if (t[ABI_T_KIND] != ABI_INPUT) continue;
+    const char *name = am->names[t[ABI_T_NAME]];
+    DType dt = (DType)t[ABI_T_DTYPE];
+    int64_t rank = t[ABI_T_RANK];
+    if (rank < 1 || t[ABI_T_DIM_SYM] == 0 || t[ABI_T_DIM_N] != 1)
       return rt_fail(err, GRADC_ERR_DATA, "input '%s' must have the symbolic batch as its first dimension",
-                     n->name);
-    for (int k = 1; k < n->shape.rank; k++)
-      if (n->shape.d[k].sym)
-        return rt_fail(err, GRADC_ERR_DATA, "input '%s' may only have the batch dimension symbolic", n->name);
+                     name);
+    int64_t w = 1;
+    for (int64_t k = 1; k < rank; k++) {
+      if (t[ABI_T_DIM_SYM + k])
+        return rt_fail(err, GRADC_ERR_DATA, "input '%s' may only have the batch dimension symbolic", name);
+      w *= t[ABI_T_DIM_N + k];
+    }
     if (f->n == MAX_FEED) return rt_fail(err, GRADC_ERR_DATA, "more than %d inputs to feed", MAX_FEED);
-    int64_t w = per_sample(n);
     if (d->table) {               /* CSV: inputs take columns in declaration order */
-      f->part[f->n++] = (FeedPart){n, col, w, false};
+      f->part[f->n++] = (FeedPart){name, dt, col, w, false};
       col += w;
       continue;
     }
-    bool labels = n->dtype == DT_I32 && !have_y;
-    if ((labels && n->shape.rank != 1) || (!labels && (!dtype_is_float(n->dtype) || have_x)))
+    bool labels = dt == DT_I32 && !have_y;
+    bool is_float = dt == DT_F32 || dt == DT_F64;
+    if ((labels && rank != 1) || (!labels && (!is_float || have_x)))
       return rt_fail(err, GRADC_ERR_DATA,
                      "cannot feed input '%s' (%s) from an image dataset: it feeds one float input "
                      "(images) and one i32[batch] input (labels)",
-                     n->name, dtype_names[n->dtype]);
+                     name, abi_dtype_name(dt));
     if (!labels && w != d->sample_size) {
-      char b[SHAPE_STR_MAX];
+      char b[160];
+      shape_text(am, t, b, sizeof b);
       return rt_fail(err, GRADC_ERR_DATA,
                      "input '%s' is %s, %lld values per sample, but the data has %lld values per "
                      "sample (%lldx%lld images)",
-                     n->name, shape_str(g, &n->shape, b, sizeof b), (long long)w,
-                     (long long)d->sample_size, (long long)d->dims[0], (long long)d->dims[1]);
+                     name, b, (long long)w, (long long)d->sample_size, (long long)d->dims[0],
+                     (long long)d->dims[1]);
     }
-    if (labels && !d->y) return rt_fail(err, GRADC_ERR_DATA, "the data has no labels for input '%s'", n->name);
+    if (labels && !d->y) return rt_fail(err, GRADC_ERR_DATA, "the data has no labels for input '%s'", name);
     have_x |= !labels, have_y |= labels;
-    f->part[f->n++] = (FeedPart){n, 0, w, labels};
+    f->part[f->n++] = (FeedPart){name, dt, 0, w, labels};
   }
   if (d->table && col != d->sample_size)
     return rt_fail(err, GRADC_ERR_DATA,
@@ -72,8 +88,8 @@ gradc_status feed_plan(const Graph *g, const Dataset *d, Feed *f, RtError *err) 
 
 void feed_gather(gradc_model *m, const Feed *f, const Dataset *d, const int64_t *idx, int64_t bs) {
   for (int p = 0; p < f->n; p++) {
-    const Node *n = f->part[p].in;
-    void *dst = gradc_data(m, n->name, NULL);
+    DType dt = f->part[p].dtype;
+    void *dst = gradc_data(m, f->part[p].name, NULL);
     int64_t w = f->part[p].width;
     for (int64_t i = 0; i < bs; i++) {
       if (f->part[p].labels) {
@@ -81,12 +97,12 @@ void feed_gather(gradc_model *m, const Feed *f, const Dataset *d, const int64_t 
         continue;
       }
       const float *src = d->x + idx[i] * d->sample_size + f->part[p].col;
-      if (n->dtype == DT_F32) {
+      if (dt == DT_F32) {
         memcpy((float *)dst + i * w, src, sizeof(float) * (size_t)w);
         continue;
       }
       for (int64_t k = 0; k < w; k++) {
-        switch (n->dtype) {
+        switch (dt) {
         case DT_F64: ((double *)dst)[i * w + k] = src[k]; break;
         case DT_I32: ((int32_t *)dst)[i * w + k] = (int32_t)src[k]; break;
         case DT_BOOL: ((uint8_t *)dst)[i * w + k] = src[k] != 0; break;
@@ -133,7 +149,7 @@ gradc_status gradc_dataset_feed(const gradc_dataset *d, gradc_model *m, const in
                        (long long)start, (long long)(start + count - 1), (long long)d->d.n);
   RtError err = {{0}};
   Feed f;
-  gradc_status s = feed_plan(rt_graph(m), &d->d, &f, &err);
+  gradc_status s = feed_plan(m, &d->d, &f, &err);
   if (s) return rt_api_fail(s, "%s", err.msg);
   if ((s = gradc_bind(m, count))) return s;
   int64_t *idx = malloc(sizeof(int64_t) * (size_t)count);

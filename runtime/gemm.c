@@ -65,11 +65,12 @@ enum {
 /* Work below this many flops per part is not worth a hand-over. */
 static const double PART_FLOPS = 4e6;
 
-/* A convolution's geometry, as compiled code passes it (int32 each): input
- * h, w, c; output oh, ow; kernel kh, kw; strides, dilations; padding top,
- * left.  Its patch matrix (im2col) has a row per output pixel (batch, oh,
- * ow) and a column per (ki, kj, channel). */
-enum { G_H, G_W, G_C, G_OH, G_OW, G_KH, G_KW, G_SH, G_SW, G_DH, G_DW, G_PT, G_PL, G_COUNT };
+/* A convolution's geometry, as compiled code passes it: abi.h's ABI_GEO_*
+ * array of int32 (input h, w, c; output oh, ow; kernel kh, kw; strides,
+ * dilations; padding top, left).  Its patch matrix (im2col) has a row per
+ * output pixel (batch, oh, ow) and a column per (ki, kj, channel). */
+_Static_assert(ABI_ROW_MAJOR == (int)CblasRowMajor && ABI_NO_TRANS == (int)CblasNoTrans && ABI_TRANS == (int)CblasTrans,
+               "compiled code passes CBLAS's own numbers (abi.h)");
 
 typedef struct Gemm {
   bool ta, tb;
@@ -151,10 +152,10 @@ static bool alloc_scratch(Scratch *s) {
  * ow, within its image) reads: the offset of its channel 0 within the
  * image, or -1 where it falls in the padding. */
 static ptrdiff_t tap_at(const int32_t *q, int pixel, int tap) {
-  int ih = pixel / q[G_OW] * q[G_SH] + tap / q[G_KW] * q[G_DH] - q[G_PT];
-  int iw = pixel % q[G_OW] * q[G_SW] + tap % q[G_KW] * q[G_DW] - q[G_PL];
-  if (ih < 0 || ih >= q[G_H] || iw < 0 || iw >= q[G_W]) return -1;
-  return ((ptrdiff_t)ih * q[G_W] + iw) * q[G_C];
+  int ih = pixel / q[ABI_GEO_OW] * q[ABI_GEO_SH] + tap / q[ABI_GEO_KW] * q[ABI_GEO_DH] - q[ABI_GEO_PT];
+  int iw = pixel % q[ABI_GEO_OW] * q[ABI_GEO_SW] + tap % q[ABI_GEO_KW] * q[ABI_GEO_DW] - q[ABI_GEO_PL];
+  if (ih < 0 || ih >= q[ABI_GEO_H] || iw < 0 || iw >= q[ABI_GEO_W]) return -1;
+  return ((ptrdiff_t)ih * q[ABI_GEO_W] + iw) * q[ABI_GEO_C];
 }
 
 /* The patch matrix of x (geometry q), rows [r0, r0 + nr) by columns
@@ -162,9 +163,9 @@ static ptrdiff_t tap_at(const int32_t *q, int pixel, int tap) {
  * is runs of channels copied from x, zeros where a tap falls in the
  * padding. */
 static void pack_patches(const int32_t *q, const float *x, int r0, int nr, int k0, int nk, float *out) {
-  int c = q[G_C], per = q[G_OH] * q[G_OW];
+  int c = q[ABI_GEO_C], per = q[ABI_GEO_OH] * q[ABI_GEO_OW];
   for (int r = r0; r < r0 + nr; r++, out += nk) {
-    const float *image = x + (size_t)(r / per) * q[G_H] * q[G_W] * c;
+    const float *image = x + (size_t)(r / per) * q[ABI_GEO_H] * q[ABI_GEO_W] * c;
     for (int k = k0; k < k0 + nk;) {
       int ch = k % c, run = c - ch < k0 + nk - k ? c - ch : k0 + nk - k;
       ptrdiff_t at = tap_at(q, r % per, k / c);
@@ -452,7 +453,7 @@ typedef struct Col2im {
 
 /* dx += the rows [q0, q0 + mr) of one image's dcols, row i at t + i * ldt. */
 static void c2i_scatter(const Col2im *g, float *dx, int q0, int mr, const float *t, size_t ldt) {
-  int c = g->geo[G_C], taps = g->geo[G_KH] * g->geo[G_KW];
+  int c = g->geo[ABI_GEO_C], taps = g->geo[ABI_GEO_KH] * g->geo[ABI_GEO_KW];
   for (int i = 0; i < mr; i++, t += ldt)
     for (int tap = 0; tap < taps; tap++) {
       ptrdiff_t at = tap_at(g->geo, q0 + i, tap);
@@ -476,8 +477,8 @@ AVX512 static void c2i_own(const Col2im *g, int img, float *mem) {
   int n = g->n, k = g->k, npad = (n + NR - 1) / NR * NR;
   float *bfull = mem, *tile = bfull + (size_t)k * npad, *aedge = tile + (size_t)MR * npad;
   const int32_t *q = g->geo;
-  int c = q[G_C];
-  float *dx = g->dx + (size_t)img * q[G_H] * q[G_W] * c;
+  int c = q[ABI_GEO_C];
+  float *dx = g->dx + (size_t)img * q[ABI_GEO_H] * q[ABI_GEO_W] * c;
   size_t rs = g->ta ? 1 : (size_t)g->lda, cs = g->ta ? (size_t)g->lda : 1;
   for (int q0 = 0; q0 < g->rows; q0 += MR) {
     int mr = g->rows - q0 < MR ? g->rows - q0 : MR;
@@ -508,7 +509,7 @@ AVX512 static void c2i_own(const Col2im *g, int img, float *mem) {
 static void c2i_part(void *arg, int p, int nparts) {
   const Col2im *g = arg;
   int i0 = (int)((int64_t)g->images * p / nparts), i1 = (int)((int64_t)g->images * (p + 1) / nparts);
-  size_t image = (size_t)g->geo[G_H] * g->geo[G_W] * g->geo[G_C];
+  size_t image = (size_t)g->geo[ABI_GEO_H] * g->geo[ABI_GEO_W] * g->geo[ABI_GEO_C];
   int npad = (g->n + NR - 1) / NR * NR;
   size_t need = g->own ? (size_t)g->k * npad + (size_t)MR * npad + (size_t)g->k * MR
                        : (size_t)g->rows * g->n;
@@ -526,8 +527,8 @@ static void c2i_part(void *arg, int p, int nparts) {
         for (int j = 0; j < g->n; j++) {
           float s = 0;
           for (int kk = 0; kk < g->k; kk++) s += c2i_a(g, r0 + q, kk) * c2i_b(g, kk, j);
-          ptrdiff_t at = tap_at(g->geo, q, j / g->geo[G_C]);
-          if (at >= 0) dx[at + j % g->geo[G_C]] += s;
+          ptrdiff_t at = tap_at(g->geo, q, j / g->geo[ABI_GEO_C]);
+          if (at >= 0) dx[at + j % g->geo[ABI_GEO_C]] += s;
         }
       continue;
     }
@@ -548,7 +549,7 @@ void gradc_sgemm_col2im(RtContext *rt, int ta, int tb, int m, int n, int k, cons
                         const float *b, int ldb, float *dx, const int32_t *geo) {
   GemmBuffers *gb = buffers(rt);
   Col2im g = {.ta = ta == CblasTrans, .tb = tb == CblasTrans, .own = gemm_own_kernels() && n >= MIN_N,
-              .m = m, .n = n, .k = k, .lda = lda, .ldb = ldb, .rows = geo[G_OH] * geo[G_OW],
+              .m = m, .n = n, .k = k, .lda = lda, .ldb = ldb, .rows = geo[ABI_GEO_OH] * geo[ABI_GEO_OW],
               .a = a, .b = b, .dx = dx, .geo = geo, .scratch = gb ? gb->c2i : NULL};
   g.images = g.rows ? m / g.rows : 0;
   /* OpenBLAS threads each product itself; our kernels split whole images. */

@@ -157,6 +157,6 @@ void gradc_parallel(RtContext *rt, gradc_task *task, void **buf, const int64_t *
 
 /* Partial results of compiled code's parallel reductions (codegen.c: row
  * chunks of a column reduction), in the instance's context; its size
- * bounds what codegen splits (SCRATCH_BYTES: 16 rows of f64 partials of
+ * bounds what codegen splits (abi.h ABI_SCRATCH_BYTES: 16 rows of f64 partials of
  * up to 1024 columns). */
 void *gradc_scratch(RtContext *rt) { return rt->scratch; }

@@ -2,6 +2,10 @@
  * rterror.c - the runtime's error values: rt_fail, which every runtime
  * function uses to record what went wrong, and the names of the statuses.
  *
+ * The numbers of the statuses are gradc.h's; a shared object returns some
+ * of them under the names abi.h gives them (GRADC_AOT_ERR_IO, ...), and
+ * the assertions below keep the two the same.
+ *
  * Errors are values (STYLE): a function formats one complete sentence into
  * the caller's RtError and returns the status, and the API or the CLI
  * decides what to do with it.  Nothing here prints or exits.
@@ -11,6 +15,13 @@
 #include <string.h>
 
 #include "runtime.h"
+
+/* gradc.h's statuses and the .so header's (abi.h's rows, which header.c
+ * prints) are one set of numbers; gradc.h cannot include abi.h, so the
+ * numbers are held together here. */
+#define X(id, value, what) _Static_assert(ABI_##id == (int)GRADC_##id, "abi.h's status " #id " is gradc.h's");
+GRADC_ABI_STATUS(X)
+#undef X
 
 gradc_status rt_fail(RtError *e, gradc_status status, const char *fmt, ...) {
   if (!e) return status;

@@ -1,6 +1,10 @@
 /*
  * runtime.h - the runtime's one internal header, in sections by file.
  *
+ * The runtime knows nothing of the compiler: what it shares with compiled
+ * code and with the compiler is abi.h; the command line's own
+ * declarations, which use both, are in cli.h.
+ *
  * Errors are values: every function that can fail returns a gradc_status
  * and writes a complete sentence into the caller's RtError (what was
  * expected, what was found, which file), which the API or the CLI reports.
@@ -13,7 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "compiler.h"
+#include "abi.h"
 #include "gradc.h"
 
 typedef struct RtError {
@@ -27,11 +31,11 @@ gradc_status rt_fail(RtError *e, gradc_status status, const char *fmt, ...)
 /* -------------------------------------------------------------- context.c */
 
 /* Everything a running step uses besides its buffers and symbols: one per
- * model instance (model.c for the JIT, aot.c for a compiled .so), never
+ * model instance (instance.c, the JIT's and a .so's alike), never
  * shared, so distinct instances step concurrently in distinct threads.
  * The compiled code receives it as the first argument of its entry points
- * and passes it first to every gradc_* function it calls (codegen.c,
- * cg_runtime_call). */
+ * and passes it first to every gradc_* function it calls (abi.h's
+ * ABI_CALL_RT functions). */
 typedef struct RtPool RtPool;               /* pool.c: workers, thread count */
 typedef struct GemmBuffers GemmBuffers;     /* gemm.c: per-part scratch, split-k partials */
 
@@ -46,13 +50,11 @@ typedef struct RtProfile {
   double mark_time;
 } RtProfile;
 
-enum { RT_SCRATCH_BYTES = 128 << 10 };   /* codegen.c's SCRATCH_BYTES */
-
 typedef struct RtContext {
   RtPool *pool;
   GemmBuffers *gemm;         /* NULL until the first product needs it */
   RtProfile profile;
-  _Alignas(64) unsigned char scratch[RT_SCRATCH_BYTES];   /* gradc_scratch */
+  _Alignas(64) unsigned char scratch[ABI_SCRATCH_BYTES];   /* gradc_scratch */
 } RtContext;
 
 /* A context whose pool runs threads threads (the caller's included; < 1
@@ -67,10 +69,15 @@ int rt_default_threads(void);
 
 /* ----------------------------------------------------------------- blas.c */
 
-/* Addresses of the functions compiled code calls (cblas_sgemm, libm);
- * with profile, the products resolve to wrappers that time them into the
- * calling instance's RtProfile. */
-const JitSymbol *rt_symbols(bool profile, int *n);
+/* Addresses of the functions compiled code calls (abi.h's list: the
+ * runtime's gradc_*, cblas_dgemm, libm); with profile, the products
+ * resolve to wrappers that time them into the calling instance's
+ * RtProfile. */
+const AbiSymbol *rt_symbols(bool profile, int *n);
+/* Compiled with --profile, each kernel calls this with its node id as it
+ * starts, and with -1 at the end of a step: the time between two marks is
+ * charged to the first one's kernel. */
+void gradc_profile_mark(RtContext *rt, int64_t id);
 /* OpenBLAS's thread count, which is process-wide: 1 whenever gemm.c's own
  * kernels take the products (OpenBLAS then gets only narrow ones, and its
  * spinning workers would take the cores from ours), else n (the last model
@@ -120,8 +127,8 @@ int pool_threads(const RtPool *p);
 typedef void gradc_task(RtContext *rt, void **buf, const int64_t *sym, int64_t part, int64_t nparts);
 /* work: elements the kernel writes, which decides how many parts pay off. */
 void gradc_parallel(RtContext *rt, gradc_task *task, void **buf, const int64_t *sym, int64_t work);
-/* RT_SCRATCH_BYTES for the partial results of compiled code's parallel
- * reductions (codegen.c's SCRATCH_BYTES). */
+/* ABI_SCRATCH_BYTES for the partial results of compiled code's parallel
+ * reductions (codegen.c sizes its row chunks by the same constant). */
 void *gradc_scratch(RtContext *rt);
 
 /* ------------------------------------------------------------------ mem.c */
@@ -131,20 +138,103 @@ void *gradc_scratch(RtContext *rt);
 void *rt_alloc_big(size_t bytes);
 void *rt_calloc_big(size_t bytes);
 
-/* ---------------------------------------------------------------- model.c */
+/* ------------------------------------------------------------- instance.c */
 
-const Graph *rt_graph(const gradc_model *m);
-/* The pipeline's options for the API's: what gradc_compile_file compiles,
- * and gradc compile too, so the JIT and the .so get the same graph. */
-CompileOptions rt_compile_options(const gradc_options *o);
+/* The largest value of a symbolic dimension (a batch size). */
+enum { RT_MAX_DIM = 1 << 24 };
+
+/* A model instance, built from a descriptor (abi.h's AbiModel): the
+ * gradc_model of include/gradc.h (the JIT's, compiler/jitmodel.c) and,
+ * inside a compiled .so, its header's gradc_aot_model (aot.c). */
+typedef struct InstanceOptions {
+  const char *api;             /* the prefix of function names in messages:
+                                  "gradc" (gradc_bind) or a .so's model name */
+  int threads;                 /* of its steps, the caller's included */
+  int workspaces;              /* workspaces kept for bindings, 1..4: a
+                                  binding seen before allocates nothing */
+} InstanceOptions;
+
+/* A new instance with zeroed parameters and state (inst_init fills them),
+ * unbound; NULL when out of memory or when the descriptor is not of this
+ * runtime's version, after a message for gradc_last_error(NULL).  am is
+ * the caller's and must outlive it. */
+gradc_model *inst_new(const AbiModel *am, const InstanceOptions *o);
+void inst_free(gradc_model *m);                   /* NULL is fine */
+/* Whoever made it may hang its own data on it (the JIT: its compilation). */
+void inst_set_owner(gradc_model *m, void *owner);
+void *inst_owner(const gradc_model *m);
+const AbiModel *inst_model(const gradc_model *m);
+/* Records the message as m's last error (the thread's when m is NULL). */
+gradc_status inst_fail(gradc_model *m, gradc_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+const char *inst_last_error(const gradc_model *m);
+
+/* Parameters and state from their initializers and seed. */
+gradc_status inst_init(gradc_model *m, uint64_t seed);
+/* Every symbolic dimension to batch (1..2^24), or one by name; selects
+ * (allocating on first use) the workspace of the binding.  workspace: the
+ * caller's 64-byte aligned memory of inst_workspace_size bytes, valid until
+ * the next inst_bind, or NULL; inst_bind_dim keeps the caller's memory of
+ * the last inst_bind while the new layout fits in it.  On failure the
+ * instance is unbound. */
+gradc_status inst_bind(gradc_model *m, int64_t batch, void *workspace);
+gradc_status inst_bind_dim(gradc_model *m, const char *dim, int64_t value);
+bool inst_bound(const gradc_model *m);
+/* Entry points: forward, and train step `step` (0..inst_steps - 1) with
+ * its loss into *loss (may be NULL) in the loss's precision; fn is the
+ * API's function name after the prefix, for messages. */
+gradc_status inst_forward(gradc_model *m);
+gradc_status inst_step(gradc_model *m, const char *fn, int step, double *loss);
+int inst_steps(const gradc_model *m);
+/* The index of the step called name (NULL: the only one), or -1 after a
+ * message listing the steps. */
+int inst_find_step(gradc_model *m, const char *fn, const char *name);
+const char *inst_step_name(const gradc_model *m, int step);   /* NULL out of range */
+double inst_loss(const gradc_model *m, int step);
+/* The f64 scalar behind the run-time hyperparameter name of step (NULL:
+ * the only step), or NULL after a message listing the valid names; fn is
+ * the API's function name after the prefix ("set_hyper"). */
+double *inst_hyper(gradc_model *m, const char *fn, const char *step, const char *name);
+
+/* A named tensor, as a .so's header prints the struct (header.c). */
+typedef struct gradc_aot_tensor {
+  const char *name;
+  int kind, dtype, rank;       /* AbiKind, DType */
+  int64_t dims[ABI_MAX_RANK];  /* -1 for symbolic dims before a binding */
+  int symbolic[ABI_MAX_RANK];
+  int64_t count;               /* elements under the binding; -1 past 2^62 */
+  size_t bytes;
+  void *data;                  /* NULL without a model, for constants, or
+                                  before a binding for workspace tensors */
+} gradc_aot_tensor;
+/* Tensor i of am (false when there is none) under m's binding; m may be
+ * NULL for shapes only. */
+bool inst_tensor(const AbiModel *am, const gradc_model *m, int i, gradc_aot_tensor *out);
+int inst_tensor_count(const AbiModel *am);
+/* A tensor's storage by name, or NULL after a message. */
+void *inst_data(gradc_model *m, const char *name, int64_t *count);
+/* The buffer table and symbol values the entry points get. */
+void **inst_buffers(gradc_model *m);
+const int64_t *inst_sym(const gradc_model *m);
+
+/* Checkpoints of parameters and state (ckpt.c): in memory (get_state
+ * needs size >= inst_checkpoint_size) and in files. */
+gradc_status inst_get_state(gradc_model *m, void *blob, size_t size);
+gradc_status inst_set_state(gradc_model *m, const void *blob, size_t size);
+gradc_status inst_save(gradc_model *m, const char *path);
+gradc_status inst_load(gradc_model *m, const char *path);
+
+/* What a descriptor's instances take: parameter and state bytes (each
+ * tensor 64-byte aligned), the workspace for the dimension values sym
+ * (SIZE_MAX past 2^62 bytes or when out of memory), a checkpoint's bytes.
+ * The .so's header states them (compiler/header.c). */
+size_t inst_state_size(const AbiModel *am);
+size_t inst_workspace_size(const AbiModel *am, const int64_t *sym);
+size_t inst_checkpoint_size(const AbiModel *am);
+
+/* The instance's run-time context: its threads and --profile's tables. */
+RtContext *rt_context(const gradc_model *m);
 /* Records msg as the thread's last API error (gradc_last_error(NULL)). */
 gradc_status rt_api_fail(gradc_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-const Jit *rt_jit(const gradc_model *m);
-/* The model's run-time context: its threads and --profile's tables. */
-RtContext *rt_context(const gradc_model *m);
-/* gradc_compile_file, with profile: every kernel and product of the steps
- * timed into the model's RtProfile (gradc train --profile). */
-gradc_status rt_compile_file(const char *path, const gradc_options *opt, bool profile, gradc_model **out);
 
 /* ----------------------------------------------------------------- data.c */
 
@@ -197,7 +287,8 @@ void data_permutation(int64_t *idx, int64_t n, uint64_t seed, int64_t epoch);
 enum { MAX_FEED = 16 };
 
 typedef struct FeedPart {
-  const Node *in;
+  const char *name;            /* the input */
+  DType dtype;
   int64_t col, width;
   bool labels;
 } FeedPart;
@@ -207,9 +298,9 @@ typedef struct Feed {
   FeedPart part[MAX_FEED];
 } Feed;
 
-/* Which input of g takes which columns of d's samples; GRADC_ERR_DATA,
+/* Which input of m takes which columns of d's samples; GRADC_ERR_DATA,
  * saying why, when the inputs do not fit the data. */
-gradc_status feed_plan(const Graph *g, const Dataset *d, Feed *f, RtError *err);
+gradc_status feed_plan(const gradc_model *m, const Dataset *d, Feed *f, RtError *err);
 /* Copies samples idx[0..bs-1] of d into m's bound input buffers (bind
  * first: gradc_bind(m, bs)). */
 void feed_gather(gradc_model *m, const Feed *f, const Dataset *d, const int64_t *idx, int64_t bs);
@@ -221,29 +312,66 @@ typedef struct CkptTensor {
   const char *name;
   gradc_dtype dtype;
   int rank;
-  int64_t dims[8];
+  int64_t dims[ABI_MAX_RANK];
   void *data;                /* rank/dims/dtype bytes */
   /* A run-time hyperparameter (optimizer/lr, ...): a checkpoint written
    * before gradc had them lacks it, and loading keeps the model's value. */
   bool optional;
 } CkptTensor;
 
+/* Format (little-endian; details in ckpt.c): magic "GRADCKPT", u32 format
+ * version, u64 payload size, u32 CRC-32 of the payload, u64 stream size,
+ * then the payload (model name, tensor count, each tensor's name, dtype,
+ * rank, dims, data) as a zlib stream of stored blocks - so that the size
+ * depends on the tensors alone, and the bytes are the same wherever
+ * written. */
+
+/* Bytes of the checkpoint of n tensors (valid ones: as ckpt_save takes). */
+size_t ckpt_size(const char *model_name, const CkptTensor *t, int n);
+
+/* The checkpoint into blob, which has size bytes (at least ckpt_size);
+ * GRADC_ERR_ARG, writing nothing, when it has fewer. */
+gradc_status ckpt_write(void *blob, size_t size, const char *model_name, const CkptTensor *t, int n, RtError *err);
+
 /* Writes all tensors to path atomically: a temporary file in the same
  * directory, flushed and fsync'd, then renamed over path, so the previous
- * checkpoint survives any failure (disk full, read-only directory, a crash).
- * Format (little-endian; details in ckpt.c): magic "GRADCKPT", u32 format
- * version, u64 payload size, u32 CRC-32 of the uncompressed payload, u64
- * compressed size, then the zlib-compressed payload (model name, tensor
- * count, each tensor's name, dtype, rank, dims, data). */
+ * checkpoint survives any failure (disk full, read-only directory, a crash). */
 gradc_status ckpt_save(const char *path, const char *model_name, const CkptTensor *t, int n,
                        RtError *err);
 
 /* Reads path and copies each expected tensor's data into t[i].data, after
  * checking the magic, version, checksum, model name, and that the file
- * holds exactly the tensors expected with the same dtypes and shapes; any
- * difference is reported by name (missing, unexpected, shape [a,b] vs [c,d]).
- * On failure nothing in t is modified. */
+ * holds exactly the tensors expected (t[i].optional ones may be missing)
+ * with the same dtypes and shapes; any difference is reported by name
+ * (missing, unexpected, shape [a,b] vs [c,d]).  Any zlib stream is read:
+ * checkpoints older versions compressed too.  On failure nothing in t is
+ * modified. */
 gradc_status ckpt_load(const char *path, const char *model_name, const CkptTensor *t, int n,
                        RtError *err);
+/* The same for a checkpoint of len bytes in memory. */
+gradc_status ckpt_read(const void *blob, size_t len, const char *model_name, const CkptTensor *t, int n,
+                       RtError *err);
+
+/* -------------------------------------------------------------- zstream.c */
+
+/* zlib streams without zlib (ckpt.c's payload).  The CRC-32 of zlib's
+ * crc32, continued from crc (0 to start). */
+uint32_t zs_crc32(uint32_t crc, const void *data, size_t n);
+/* Bytes of a zlib stream of stored blocks holding n bytes. */
+size_t zs_stored_size(size_t n);
+/* Writes such a stream of total bytes, given in pieces by zs_put, to out
+ * (zs_stored_size(total) bytes); zs_end returns its end. */
+typedef struct ZsWriter {
+  unsigned char *p;
+  size_t total, done, block_left;
+  uint32_t adler_a, adler_b;
+} ZsWriter;
+void zs_begin(ZsWriter *w, unsigned char *out, size_t total);
+void zs_put(ZsWriter *w, const void *data, size_t n);
+unsigned char *zs_end(ZsWriter *w);
+/* Decodes the zlib stream z (any deflate level) into exactly size bytes
+ * of out, checking its Adler-32; NULL, or what is wrong with it ("its
+ * compressed data is damaged (a distance)"). */
+const char *zs_inflate(const unsigned char *z, size_t zlen, unsigned char *out, size_t size);
 
 #endif

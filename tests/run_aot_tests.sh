@@ -79,6 +79,7 @@ for model in mnist_mlp:MNIST_MLP:32 linear_regression:LINEAR_REGRESSION:100 cnn_
   check "$name: the .so trains the same 5 steps, and the JIT's checkpoint loads into it byte for byte" \
     all 'status_is 0' 'stdout_has "driver: ok"'
   check "$name: outputs, metrics and loss after 5 steps are identical (cmp)" cmp -s jit.out so.out
+  check "$name: the JIT's and the .so's checkpoints of the same state are the same bytes (cmp)" cmp -s jit.ckpt so.ckpt
   run "$ref" train "$nn" 7 5 "$batch" jit2.ckpt jit2.out so.ckpt
   check "$name: the .so's checkpoint loads into the JIT with identical parameters and state" \
     all 'status_is 0' 'stdout_has "jit_ref: ok"'
@@ -96,11 +97,11 @@ for model in mnist_mlp:MNIST_MLP:32 linear_regression:LINEAR_REGRESSION:100 cnn_
     printf '\x5a\xa5\x00' | dd of=bad.ckpt bs=1 seek="$at" conv=notrunc 2>/dev/null
     run "./driver_$name" 7 5 "$batch" so.ckpt so.out bad.ckpt
     check "$name: compressed checkpoint damaged at byte $at: refused with a message" \
-      all 'status_is 1' 'stderr_has "driver: bad.ckpt: "'
+      all 'status_is 1' "stderr_has \"driver: 'bad.ckpt'\""
   done
   head -c $((size - 100)) jit_z6.ckpt >bad.ckpt
   run "./driver_$name" 7 5 "$batch" so.ckpt so.out bad.ckpt
-  check "$name: a cut-short compressed checkpoint is refused" all 'status_is 1' 'stderr_has "driver: bad.ckpt"'
+  check "$name: a cut-short compressed checkpoint is refused" all 'status_is 1' "stderr_has \"driver: 'bad.ckpt' is truncated\""
   run "$ref" train "$nn" 7 4 "$batch" jit4.ckpt jit4.out so.ckpt
   check "$name: one step less gives a different state (the comparison can fail)" \
     all 'status_is 1' 'stderr_has "differs"'
@@ -146,13 +147,13 @@ done
 
 # ---- run-time hyperparameters (tests/aot/hyper.c): lr set through the .so
 # before step 3 gives the JIT's losses and state bit for bit (--cpu native);
-# the refusals say what model.c says
+# the refusals say what the JIT says
 run "$gradc" compile "$src/models/mnist_mlp.nn" --cpu native -o libmnist_mlp.so --header mnist_mlp.h
 check "the header documents set_hyper, get_hyper and bind_dim, with the model's names" \
   all 'status_is 0' "grep -q 'int mnist_mlp_set_hyper(gradc_aot_model \*m, const char \*step, const char \*name, double value);' mnist_mlp.h" \
       "grep -q 'int mnist_mlp_get_hyper(gradc_aot_model \*m, const char \*step, const char \*name, double \*value);' mnist_mlp.h" \
       "grep -q 'int mnist_mlp_bind_dim(gradc_aot_model \*m, const char \*dim, int64_t value);' mnist_mlp.h" \
-      "grep -q 'every time: lr, rho, eps\.' mnist_mlp.h"
+      "grep -q ' *   train (rmsprop): lr, rho, eps$' mnist_mlp.h"
 run cc -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -DMODEL=mnist_mlp -I"$tmp" -I"$src/tests/aot" \
   -include mnist_mlp.h "$src/tests/aot/hyper.c" -L"$tmp" -lmnist_mlp -Wl,-rpath,"$tmp" -o hyper
 check "hyper: a C driver builds against the header and the .so alone" status_is 0
@@ -170,9 +171,37 @@ check "hyper: parameters and state after the lr change are the JIT's, byte for b
 run "$ref" hyper "$src/models/mnist_mlp.nn" 7 4 32 5 0.003 hyper_nochange.bin
 check "hyper: without the lr change the state differs (the comparison can fail)" \
   all 'status_is 0' '! cmp -s hyper_so.bin hyper_nochange.bin'
-check "hyper: the refusals' messages are model.c's, the .so's names for gradc_'s" \
+check "hyper: the refusals' messages are the JIT's, the .so's names for gradc_'s" \
   eval 'grep -q "^error: mnist_mlp_set_hyper: the rmsprop optimizer of step .train. has no run-time hyperparameter .momentum.; it has: lr, rho, eps$" hyper_so.out &&
         diff <(grep "^error" hyper_so.out) <(grep "^error" hyper_jit.out | sed "s/gradc_/mnist_mlp_/") >"$err"'
+
+# ---- two train statements (tests/models/two_steps.nn, tests/aot/steps.c):
+# one entry point per step and one by name; alternating them, with a new
+# learning rate for one, gives the JIT's losses and checkpoint bit for bit
+run "$gradc" compile "$src/tests/models/two_steps.nn" --cpu native -o libtwo_steps.so --header two_steps.h
+check "two_steps: the header lists both steps' entry points" \
+  all 'status_is 0' "grep -q 'int two_steps_step_first(gradc_aot_model \\*m, double \\*loss);' two_steps.h" \
+      "grep -q 'int two_steps_step_second(gradc_aot_model \\*m, double \\*loss);' two_steps.h" \
+      "grep -q 'int two_steps_step(gradc_aot_model \\*m, const char \\*step, double \\*loss);' two_steps.h" \
+      "grep -q ' first (adam): lr, beta1, beta2, eps' two_steps.h"
+run cc -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -I"$tmp" -I"$src/tests/aot" -DMODEL=two_steps \
+  -include two_steps.h "$src/tests/aot/steps.c" -L"$tmp" -ltwo_steps -Wl,-rpath,"$tmp" -o steps
+check "two_steps: a C driver builds against the header and the .so alone" status_is 0
+run ./steps 5 16 fsffssfsf steps_so.ckpt
+check "two_steps: the .so steps first and second alternately" all 'status_is 0' 'stdout_has "steps: ok"'
+cp "$out" steps_so.out
+run "$ref" steps "$src/tests/models/two_steps.nn" 5 16 fsffssfsf steps_jit.ckpt
+check "two_steps: the JIT steps the same schedule through gradc_step" all 'status_is 0' 'stdout_has "jit_ref: ok"'
+cp "$out" steps_jit.out
+check "two_steps: the losses are the JIT's, bit for bit" \
+  eval 'grep -q "^step 9 (f): " steps_so.out && diff <(grep "^step [0-9]" steps_so.out) <(grep "^step [0-9]" steps_jit.out) >"$err"'
+check "two_steps: the checkpoints are byte-identical (cmp)" cmp -s steps_so.ckpt steps_jit.ckpt
+check "two_steps: the refusals are the JIT's, the .so's names for gradc_'s" \
+  eval 'grep -q "^error: two_steps_train_step: the model has 2 train steps; name one: first, second$" steps_so.out &&
+        diff <(grep "^error" steps_so.out) <(grep "^error" steps_jit.out | sed "s/gradc_/two_steps_/") >"$err"'
+run "$ref" steps "$src/tests/models/two_steps.nn" 5 16 fsffsfsfs steps_other.ckpt
+check "two_steps: another schedule ends elsewhere (the comparison can fail)" \
+  all 'status_is 0' '! cmp -s steps_so.ckpt steps_other.ckpt'
 
 # ---- symbolic dimensions bound one at a time (tests/aot/dims.c): the
 # sums and messages of the JIT
@@ -203,7 +232,7 @@ nn=$src/tests/aot/loss_f64.nn
 run "$gradc" compile "$nn" --cpu native -o libloss_f64.so --header loss_f64.h
 check "loss_f64: the header's train_step takes a double for the loss, of dtype f64; its example reads the input as double" \
   all 'status_is 0' "grep -q 'int loss_f64_train_step(gradc_aot_model \*m, double \*loss);' loss_f64.h" \
-      "grep -q 'of the loss.s dtype (f64)' loss_f64.h" "grep -q 'double \\*x = loss_f64_data(m, \"x\", NULL);' loss_f64.h"
+      "grep -q 'loss_f64_train_step(gradc_aot_model \\*m, double \\*loss);   /\\* loss: f64 \\*/' loss_f64.h" "grep -q 'double \\*x = loss_f64_data(m, \"x\", NULL);' loss_f64.h"
 run compile_driver loss_f64 LOSS_F64
 run ./driver_loss_f64 7 3 4 f64.ckpt f64.out
 check "loss_f64: the .so's train_step returns the f64 loss exactly (1.0000000001, not 1)" \

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compiler.h"
 #include "gradc.h"
 #include "runtime.h"
 

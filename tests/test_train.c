@@ -619,6 +619,79 @@ static void test_adam_f64_step_size(void **state) {
   gradc_free(a);
 }
 
+/* The descriptor (compiler/descriptor.c, runtime/abi.h) records the train
+ * step: its name, loss, optimizer and run-time hyperparameters, each by the
+ * index of the f64 state tensor that holds it; a model without a train
+ * statement has no step (and no loss: `loss` is only a name there). */
+static void test_descriptor_steps(void **state) {
+  (void)state;
+  Compilation *c = compile_model("hyper.nn", hyper_src, strlen(hyper_src), STAGE_OPT);
+  assert_non_null(c->graph);
+  Descriptor d;
+  desc_build(c->graph, &d);
+  const int64_t *h = d.desc;
+  assert_int_equal(h[ABI_H_VERSION], ABI_VERSION);
+  assert_int_equal(h[ABI_H_NSTEPS], 1);
+  assert_int_equal(h[ABI_H_NHYPERS], 3);
+  assert_int_equal(d.nsteps, 1);
+  const int64_t *step = abi_step(h, 0);
+  assert_string_equal(d.names[step[ABI_S_NAME]], "train");
+  assert_string_equal(d.names[step[ABI_S_OPT_NAME]], "rmsprop");
+  const int64_t *loss = abi_tensor(h, step[ABI_S_LOSS]);
+  assert_int_equal(loss[ABI_T_KIND], ABI_LOSS);
+  assert_string_equal(d.names[loss[ABI_T_NAME]], "loss");
+  static const char *const hypers[] = {"lr", "rho", "eps"};
+  assert_int_equal(step[ABI_S_NHYPER], 3);
+  for (int k = 0; k < 3; k++) {
+    const int64_t *p = abi_hyper(h, step[ABI_S_HYPER] + k);
+    assert_string_equal(d.names[p[ABI_P_NAME]], hypers[k]);
+    const int64_t *t = abi_tensor(h, p[ABI_P_TENSOR]);
+    char want[40];
+    snprintf(want, sizeof want, "optimizer/%s", hypers[k]);
+    assert_string_equal(d.names[t[ABI_T_NAME]], want);
+    assert_int_equal(t[ABI_T_KIND], ABI_STATE);
+    assert_int_equal(t[ABI_T_DTYPE], DT_F64);
+    assert_int_equal(t[ABI_T_RANK], 0);
+  }
+  /* the storage table closes the array: one entry per node */
+  assert_int_equal(abi_size(h), (size_t)(abi_storage(h) - h) + (size_t)c->graph->nnodes);
+  compilation_free(c);
+
+  static const char forward_only[] = "input x : f32[batch, 2]\nparam w : f32[2] = ones\n"
+                                     "loss = mean(square(x * w))\noutput y = x * w\n";
+  c = compile_model("fwd.nn", forward_only, strlen(forward_only), STAGE_OPT);
+  assert_non_null(c->graph);
+  desc_build(c->graph, &d);
+  assert_int_equal(d.desc[ABI_H_NSTEPS], 0);
+  assert_int_equal(d.desc[ABI_H_NHYPERS], 0);
+  int64_t nt = d.desc[ABI_H_NTENSORS];
+  assert_int_equal(abi_tensor(d.desc, nt - 1)[ABI_T_KIND], ABI_OUTPUT);
+  compilation_free(c);
+}
+
+/* Bindings beyond the cache of four workspaces reuse the oldest one's
+ * memory or replace it, and every binding still computes what a fresh
+ * model computes. */
+static void test_workspace_cache(void **state) {
+  (void)state;
+  gradc_model *m = NULL;
+  assert_int_equal(gradc_compile_string("rows.nn", "input x : f32[batch, 3]\noutput s = sum(x, axis=1)\n", NULL, &m),
+                   GRADC_OK);
+  static const int64_t batches[] = {8, 2, 5, 7, 3, 8, 1, 2, 6, 4, 8};
+  for (size_t i = 0; i < sizeof batches / sizeof *batches; i++) {
+    int64_t b = batches[i], n;
+    assert_int_equal(gradc_bind(m, b), GRADC_OK);
+    float *x = gradc_data(m, "x", &n);
+    assert_int_equal(n, 3 * b);
+    for (int64_t k = 0; k < n; k++) x[k] = (float)(k + i);
+    assert_int_equal(gradc_forward(m), GRADC_OK);
+    float *s = gradc_data(m, "s", &n);
+    assert_int_equal(n, b);
+    for (int64_t r = 0; r < b; r++) assert_true(s[r] == (float)(9 * r + 3 + 3 * (int64_t)i));
+  }
+  gradc_free(m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_train_loop),     cmocka_unit_test(test_checkpoint_mismatch),
@@ -628,6 +701,7 @@ int main(void) {
       cmocka_unit_test(test_loss_full_precision),
       cmocka_unit_test(test_hyper),          cmocka_unit_test(test_bind_dim),
       cmocka_unit_test(test_adam_f64_step_size), cmocka_unit_test(test_checkpoint_without_hypers),
+      cmocka_unit_test(test_descriptor_steps), cmocka_unit_test(test_workspace_cache),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

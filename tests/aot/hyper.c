@@ -68,7 +68,7 @@ int main(int argc, char **argv) {
   double *p = F(data)(m, "optimizer/lr", NULL);
   expect(p && *p == (at <= steps ? lr : old), "optimizer/lr holds the value");
   expect(!F(set_hyper)(m, NULL, "lr", 0.25) && p && *p == 0.25, "set_hyper writes optimizer/lr");
-  /* refusals, in model.c's words */
+  /* refusals, in the JIT's words */
   expect(F(set_hyper)(m, NULL, "momentum", 1) == GRADC_AOT_ERR_ARG, "an unknown name");
   printf("error: %s\n", F(last_error)(m));
   expect(F(get_hyper)(m, "eval", "lr", &v) == GRADC_AOT_ERR_ARG, "an unknown step");

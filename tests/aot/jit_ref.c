@@ -16,6 +16,8 @@
  *       bytes and the refusals' messages
  *   jit_ref dims MODEL.nn
  *       as dims.c: the row sums under bind_dim, and its refusals
+ *   jit_ref steps MODEL.nn SEED BATCH SCHEDULE STATE.ckpt
+ *       as steps.c: two train steps through gradc_step
  */
 #include <math.h>
 #include <stdio.h>
@@ -144,6 +146,39 @@ static int hyper(char **argv) {
   return rc;
 }
 
+static int steps(char **argv) {
+  gradc_options o;
+  gradc_options_default(&o);
+  o.seed = strtoull(argv[3], NULL, 10);
+  gradc_model *m;
+  if (gradc_compile_file(argv[2], &o, &m)) {
+    fprintf(stderr, "jit_ref: %s\n", gradc_last_error(NULL));
+    return 1;
+  }
+  const char *schedule = argv[5];
+  int rc = gradc_bind(m, atoll(argv[4])) != GRADC_OK;
+  for (int i = 0; schedule[i]; i++) {
+    if (i == 5) rc |= gradc_set_hyper(m, "second", "lr", 0.02) != GRADC_OK;
+    feed(m, i);
+    double loss = -1;
+    rc |= gradc_step(m, schedule[i] == 'f' ? "first" : "second", &loss) != GRADC_OK;
+    printf("step %d (%c): loss %.17g\n", i + 1, schedule[i], loss);
+  }
+  rc |= gradc_save(m, argv[6]) != GRADC_OK;
+  double loss;
+  gradc_train_step(m, &loss);
+  printf("error: %s\n", gradc_last_error(m));
+  gradc_step(m, "third", &loss);
+  printf("error: %s\n", gradc_last_error(m));
+  gradc_set_hyper(m, NULL, "lr", 1);
+  printf("error: %s\n", gradc_last_error(m));
+  gradc_set_hyper(m, "first", "momentum", 1);
+  printf("error: %s\n", gradc_last_error(m));
+  gradc_free(m);
+  if (!rc) printf("jit_ref: ok\n");
+  return rc;
+}
+
 static void sums(gradc_model *m, int64_t rows, int64_t cols) {
   int64_t n = 0;
   float *x = gradc_data(m, "x", &n);
@@ -237,6 +272,7 @@ int main(int argc, char **argv) {
   if (argc == 5 && !strcmp(argv[1], "close")) return close_enough(argv);
   if (argc == 9 && !strcmp(argv[1], "hyper")) return hyper(argv);
   if (argc == 3 && !strcmp(argv[1], "dims")) return dims(argv);
+  if (argc == 7 && !strcmp(argv[1], "steps")) return steps(argv);
   fprintf(stderr, "usage: jit_ref train MODEL.nn SEED STEPS BATCH STATE.ckpt OUTPUTS.bin [OTHER.ckpt]\n"
                   "       jit_ref close A.bin B.bin TOL\n"
                   "       jit_ref recompress IN.ckpt OUT.ckpt LEVEL\n"

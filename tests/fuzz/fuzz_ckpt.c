@@ -8,14 +8,17 @@
  *          checksum checks;
  *   odd    the rest is the uncompressed payload (model name, tensors), and
  *          the target wraps it in a valid header with its CRC-32 and zlib
- *          compression, as ckpt_save would.
+ *          compression, as older gradc versions' ckpt_save did.
  *
  * The odd mode exists because mutations of a whole file almost never get
- * past zlib's own Adler-32 check and the CRC (zlib is not instrumented, so
- * libFuzzer cannot solve them): with whole files only, a 60 s run reached
- * 15 of load_payload's 72 edges, all from the seeds.  Seeds (make_seeds.c)
- * are checkpoints written by ckpt_save in both forms, matching the model or
- * differing from it in one way each.
+ * past the stream's Adler-32 check and the CRC (checksums libFuzzer cannot
+ * solve): with whole files only, a 60 s run reached 15 of load_payload's
+ * 72 edges, all from the seeds.  The wrapping compresses (zlib level 1, as
+ * older gradc versions wrote checkpoints), so the odd mode also runs the
+ * Huffman decoding of runtime/zstream.c's inflate; files ckpt_save writes
+ * now hold stored blocks.  Seeds (make_seeds.c) are checkpoints written by
+ * ckpt_save in both forms, matching the model or differing from it in one
+ * way each.
  */
 #include <stddef.h>
 #include <stdint.h>

@@ -9,14 +9,16 @@
  * still-live buffer occupies, so two buffers share bytes only when their
  * ranges do not meet.  Without reuse they are placed end to end.
  *
- * plan.c computes the ranges from a graph; the support library of compiled
- * shared objects (runtime/aot.c) calls this same function with ranges
- * recorded at compile time, so the JIT and a .so lay out one batch size
- * byte for byte alike.  Hence no dependency here beyond the C library.
+ * The compiler's planner (compiler/plan.c) computes the ranges from a graph
+ * for `gradc dump --stage memory` and the .so header; every model instance
+ * (instance.c) calls this same function with the ranges its descriptor
+ * recorded at compile time, so the JIT and a .so lay out one binding byte
+ * for byte alike.  Hence no dependency here beyond the C library, and a
+ * declaration in abi.h, which both sides include.
  */
 #include <stdlib.h>
 
-#include "compiler.h"
+#include "abi.h"
 
 typedef struct Live {
   size_t off, bytes;
@@ -73,12 +75,12 @@ size_t layout_assign(const LayoutBuffer *buf, int n, bool reuse, size_t *offset)
   return top;
 }
 
-/* Elements of shape under the symbol values sym, times esize, rounded up to
- * 64 bytes; SIZE_MAX past 2^62 elements. */
-size_t layout_bytes(const Dim *d, int rank, const int64_t *sym, size_t esize) {
+/* Elements under the symbol values sym, times esize, rounded up to 64
+ * bytes; SIZE_MAX past 2^62 elements. */
+size_t layout_bytes(int rank, const int64_t *n, const int64_t *dim_sym, const int64_t *sym, size_t esize) {
   int64_t c = 1;
   for (int k = 0; k < rank; k++) {
-    int64_t x = d[k].n * sym[d[k].sym];
+    int64_t x = n[k] * sym[dim_sym[k]];
     if (x != 0 && c > ((int64_t)1 << 62) / x) return SIZE_MAX;
     c *= x;
   }

@@ -14,14 +14,16 @@
  * as for the uniform ones (2/(fi+fo), 2/fi, 1/fi).  Values are rounded to the
  * tensor's dtype.
  *
- * Nothing here needs more than libm (gradc_die aside, which the AOT support
- * library defines for itself), so compiled shared objects link this file
- * and initialise exactly like the JIT.
+ * The runtime's file, not the compiler's: every model instance (instance.c)
+ * initialises its parameters with init_fill from its descriptor - the JIT's
+ * and a shared object's alike, the .so's support library linking this file
+ * (it needs libm only) - and the compiler's reference evaluator calls the
+ * same function (compiler/descriptor.c, init_values), so one seed gives the
+ * same numbers everywhere.  Declared in abi.h, which both sides include.
  */
 #include <math.h>
-#include <string.h>
 
-#include "compiler.h"
+#include "abi.h"
 
 static uint64_t splitmix64(uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
@@ -69,33 +71,14 @@ static double truncated(uint64_t stream, uint64_t i) {
 
 static const double TRUNC_STD = 0.87962566103423978;
 
-/* Keras' _compute_fans (keras/initializers/initializers_v2.py). */
-int64_t fan_in(const Shape *s) {
-  if (s->rank < 1) return 1;
-  if (s->rank == 1) return s->d[0].n;
-  int64_t rf = 1;
-  for (int i = 0; i < s->rank - 2; i++) rf *= s->d[i].n;
-  return s->d[s->rank - 2].n * rf;
-}
-
-int64_t fan_out(const Shape *s) {
-  if (s->rank < 1) return 1;
-  if (s->rank == 1) return s->d[0].n;
-  int64_t rf = 1;
-  for (int i = 0; i < s->rank - 2; i++) rf *= s->d[i].n;
-  return s->d[s->rank - 1].n * rf;
-}
-
-void init_values(const Node *n, uint64_t seed, double *out, int64_t count) {
-  init_fill(&n->a.init, n->dtype, (double)fan_in(&n->shape), (double)fan_out(&n->shape), n->name,
-            n->a.values, seed, out, count);
-}
-
-void init_fill(const Init *in, DType dtype, double fi, double fo, const char *name,
+bool init_fill(InitKind kind, double a, double b, DType dtype, double fi, double fo, const char *name,
                const double *values, uint64_t seed, double *out, int64_t count) {
+  /* The kind comes from a descriptor: one we do not know is refused before
+   * anything is written (the instance reports it). */
+  if ((unsigned)kind >= INIT_COUNT) return false;
   uint64_t st = rng_stream(seed, name);
   double lim = 0, std = 0, mean = 0;
-  switch (in->kind) {
+  switch (kind) {
   case INIT_GLOROT_UNIFORM: lim = sqrt(6.0 / (fi + fo)); break;
   case INIT_HE_UNIFORM: lim = sqrt(6.0 / fi); break;
   case INIT_LECUN_UNIFORM: lim = sqrt(3.0 / fi); break;
@@ -103,17 +86,17 @@ void init_fill(const Init *in, DType dtype, double fi, double fo, const char *na
   case INIT_HE_NORMAL: std = sqrt(2.0 / fi) / TRUNC_STD; break;
   case INIT_LECUN_NORMAL: std = sqrt(1.0 / fi) / TRUNC_STD; break;
   case INIT_TRUNCATED_NORMAL:
-  case INIT_NORMAL: mean = in->a, std = in->b; break;
+  case INIT_NORMAL: mean = a, std = b; break;
   default: break;
   }
   for (int64_t i = 0; i < count; i++) {
     double v = 0;
-    switch (in->kind) {
+    switch (kind) {
     case INIT_ZEROS: v = 0; break;
     case INIT_ONES: v = 1; break;
-    case INIT_CONSTANT: v = in->a; break;
+    case INIT_CONSTANT: v = a; break;
     case INIT_VALUES: v = values[i]; break;
-    case INIT_UNIFORM: v = in->a + (in->b - in->a) * rng_uniform(st, (uint64_t)i); break;
+    case INIT_UNIFORM: v = a + (b - a) * rng_uniform(st, (uint64_t)i); break;
     case INIT_GLOROT_UNIFORM:
     case INIT_HE_UNIFORM:
     case INIT_LECUN_UNIFORM: v = lim * (2 * rng_uniform(st, (uint64_t)i) - 1); break;
@@ -122,10 +105,11 @@ void init_fill(const Init *in, DType dtype, double fi, double fo, const char *na
     case INIT_GLOROT_NORMAL:
     case INIT_HE_NORMAL:
     case INIT_LECUN_NORMAL: v = mean + std * truncated(st, (uint64_t)i); break;
-    case INIT_COUNT: GRADC_ASSERT(0);
+    case INIT_COUNT: break;
     }
     if (dtype == DT_F32) v = (double)(float)v;
     else if (dtype == DT_I32) v = trunc(v);
     out[i] = v;
   }
+  return true;
 }
