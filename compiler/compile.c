@@ -7,8 +7,8 @@
  *
  * and the only caller of canon, autodiff, the optimizer's update
  * (optimizer.c) and the graph optimizer's passes.  The
- * API and `gradc train` (jitmodel.c), `gradc compile` (runtime/link.c),
- * `gradc dump` and `gradc check` (runtime/main.c) differ only in the
+ * API and `gradc train` (jitmodel.c), `gradc compile` (cli/link.c),
+ * `gradc dump` and `gradc check` (cli/main.c) differ only in the
  * CompileOptions they pass (the last stage, the optimization level, a pass
  * to stop after, the learning-rate override), so they see the same graph.
  * Code generation is not a stage here: the graph is handed to the JIT

@@ -3,7 +3,9 @@
  * that defines them (chibicc.h style).  Nothing here is public: the public
  * API lives in include/gradc.h.
  *
- * Data flows one way:  source -> lex -> parse (+ shape rules) -> Graph -> dump.
+ * Data flows one way, through compile() (compile.c):
+ *   source -> lex -> parse (+ shape rules) -> canon -> autodiff -> optimizer
+ *   update -> fold -> simplify -> cse -> dce -> fuse -> plan -> codegen
  * Everything of one compilation lives in one Arena freed at once.
  *
  * What the compiler shares with the runtime and with the code it
@@ -381,7 +383,7 @@ void graph_add_update(Graph *g, Node *state, Node *value);
 bool is_model_state(const Node *n);
 int graph_sym(Graph *g, const char *name);   /* intern, 0 when full */
 /* mark[i] = 1 for every node roots need, else 0; of a train_select only
- * the operand of the function being run (train_step or forward/eval). */
+ * the operand of the function being run (a train step, or forward/eval). */
 void graph_mark_needed(const Graph *g, Node *const *roots, int nroots, bool train,
                        unsigned char *mark);
 /* The compiled functions: 0 is forward (outputs, metrics and every loss, in
@@ -480,7 +482,7 @@ double opt_hyper_value(const Optimizer *o, const OptHyper *h);
 void opt_set_hyper(Optimizer *o, const OptHyper *h, double v);
 
 /* The stage after autodiff: appends the optimizer's update of every
- * parameter and slot and the ASSIGNs that close the train step (see the
+ * parameter and slot and the ASSIGNs that close each train step (see the
  * essay in optimizer.c). */
 void opt_update(Graph *g);
 

@@ -22,7 +22,7 @@
  * Linking that object with libgradc_aot.a (runtime/aot.c, instance.c and
  * what they use), OpenBLAS and libm gives a shared object that needs
  * neither LLVM nor gradc at run time; the CLI does that link
- * (runtime/link.c).
+ * (cli/link.c).
  *
  * The default CPU is x86-64-v2 on x86-64 (SSE4.2, no AVX: any x86-64
  * machine from the last decade), "generic" elsewhere; --cpu native takes

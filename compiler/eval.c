@@ -8,7 +8,8 @@
  *
  * Usage: eval_new(graph), eval_bind(batch and other symbols), eval_init(seed)
  * for parameters and optimizer state, fill the INPUT buffers (eval_data),
- * then eval_run with the roots to compute (eval_forward, eval_train_step).
+ * then eval_run with the roots to compute, or one of the compiled
+ * functions' roots (eval_function; eval_forward, eval_step for train step s).
  * Parameters and state keep their own storage across binds and runs.
  */
 #include <math.h>

@@ -353,10 +353,10 @@ Node *layer_dropout_mask(Parser *p, Call *c, OpKind op) {
   return parse_mk1(p, op, x, &a, c->fn->loc);
 }
 
-/* dropout(x, rate, seed=k): Keras Dropout.  In train_step each element is
+/* dropout(x, rate, seed=k): Keras Dropout.  In a train step each element is
  * zeroed with probability rate and the rest scaled by 1/(1-rate); forward
  * and eval pass x through.  The mask is a pure function of (seed, step,
- * index), the step being the train step counter, so runs repeat exactly;
+ * index), the step being a step counter (optimizer.c), so runs repeat exactly;
  * the k-th dropout of a model gets seed k unless one is given.  Written out:
  * train_select(x * dropout_mask(x, rate, seed), x). */
 Node *layer_dropout(Parser *p, Call *c, OpKind op) {
@@ -372,7 +372,7 @@ Node *layer_dropout(Parser *p, Call *c, OpKind op) {
 /* batch_norm(x, axis=-1, momentum=0.99, epsilon=1e-3, name=...): Keras
  * BatchNormalization.  Parameters <name>.gamma (ones) and <name>.beta
  * (zeros); non-trainable state <name>.moving_mean (zeros) and
- * <name>.moving_variance (ones); all four in x's dtype.  train_step normalises with the batch
+ * <name>.moving_variance (ones); all four in x's dtype.  A train step normalises with the batch
  * statistics over every axis but `axis` (biased variance) and moves the
  * state: moving = moving * momentum + batch * (1 - momentum), as Keras'
  * non-fused path (Keras 3 alike); forward and eval normalise with the

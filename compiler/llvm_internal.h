@@ -26,7 +26,7 @@ typedef struct CG {
   LLVMValueRef *base;               /* per node: its storage pointer in fn */
   LLVMValueRef *global;             /* per node: tensor constant globals */
   unsigned char *mark;             /* nodes the function being built needs */
-  bool train;                       /* generating train_step, not forward */
+  bool train;                       /* generating a train step, not forward */
   bool profile;                     /* call gradc_profile_mark per kernel */
   bool parallel;                    /* outline large loops (gen_parallel) */
   /* In an outlined kernel: its part and number of parts, which the next
@@ -92,7 +92,8 @@ LLVMValueRef cg_call(CG *cg, AbiFunction fn, LLVMTypeRef ret, LLVMTypeRef *param
  * and runs its own parts), or NULL. */
 const Node *cg_col2im_product(const Node *n);
 
-/* One module with <prefix>forward and <prefix>train_step (see codegen.c). */
+/* One module with <prefix>forward and <prefix>step_NAME per train step
+ * (cg_function_name; see codegen.c). */
 LLVMModuleRef cg_module(LLVMContextRef ctx, const Graph *g, const char *prefix, bool profile,
                         bool parallel);
 

@@ -1,5 +1,5 @@
 /*
- * optimizer.c - the optimizer table and the train step's update.
+ * optimizer.c - the optimizer table and the train steps' updates.
  *
  * One row per optimizer (opt_info): its name, its hyperparameters with
  * Keras' defaults and valid ranges, its boolean switches, and the builder of
@@ -7,13 +7,17 @@
  * ranges from here (call.c, parse_optimizer); the stage below builds the
  * update from the same row.
  *
- * Input: a graph after autodiff (g->grads).  Output: the train step's update
- * nodes appended - new values for parameters and optimizer slots, the
- * model's own state updates (update statements: batch norm's moving
- * statistics), then one ASSIGN per state, all at the very end, so "all
- * reads, then all writes" holds by executing the array in order.  Models
- * with Adam or dropout get the step counter optimizer/iterations (Adam's t),
- * appended as the second operand of every dropout_mask.
+ * Input: a graph after autodiff (each train step's grads, g->steps[s]).
+ * Output: per train step, its update nodes appended - new values for the
+ * parameters it trains and their optimizer slots (under the step's state
+ * prefix), the model's own state updates its loss feeds (update
+ * statements: batch norm's moving statistics; every step's when no loss
+ * feeds one) - then one ASSIGN per state, owned by its step (a.owner), all
+ * at the very end, so "all reads, then all writes" holds by executing the
+ * array in order.  A step with Adam gets its counter PREFIXoptimizer/
+ * iterations (Adam's t).  Every dropout_mask takes a step counter as its
+ * second operand: that one with one step, else dropout/iterations, which
+ * every step advances, so masks never repeat between steps.
  *
  * Hyperparameters are run-time values: each one an update reads becomes a
  * scalar f64 STATE node optimizer/NAME, initialised (INIT_CONSTANT) to the

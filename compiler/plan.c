@@ -9,8 +9,8 @@
  * no kernel ever writes over an operand it is still reading.
  *
  * Never reused: inputs (the caller fills them before the step and may read
- * them after), and outputs, metrics and the loss (read after the step;
- * both functions compute every one of them, and fuse() never lets one
+ * them after), and outputs, metrics and the losses (read after the step;
+ * every function computes each output and metric, and fuse() never lets one
  * alias a parameter or state, which the step's updates overwrite).
  * Parameters and optimizer state live outside the workspace.
  *

@@ -6,7 +6,7 @@
 #
 # Run from the repository root (ctest does).  Prints "ok N - what" or
 # "not ok N - what" per check (TAP style), then "P passed, F failed"; exits 1
-# when a check failed.  Exit statuses follow runtime/main.c: 0 success, 1 the
+# when a check failed.  Exit statuses follow cli/main.c: 0 success, 1 the
 # model is wrong, 2 the command line is wrong.
 set -u
 
