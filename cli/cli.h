@@ -34,13 +34,13 @@ typedef struct TrainOptions {
 } TrainOptions;
 
 /* Keras-style fit: progress per epoch, validation, history, test results. */
-gradc_status rt_train(gradc_model *m, const TrainOptions *o, RtError *err);
-/* Did the last rt_train stop on SIGINT? */
-bool rt_interrupted(void);
+gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err);
+/* Did the last cli_train stop on SIGINT? */
+bool cli_interrupted(void);
 /* Loss and metrics on the test split. */
-gradc_status rt_evaluate(gradc_model *m, const TrainOptions *o, RtError *err);
+gradc_status cli_evaluate(gradc_model *m, const TrainOptions *o, RtError *err);
 /* Predicted classes of the first count test samples. */
-gradc_status rt_predict(gradc_model *m, const TrainOptions *o, int64_t count, RtError *err);
+gradc_status cli_predict(gradc_model *m, const TrainOptions *o, int64_t count, RtError *err);
 
 /* ----------------------------------------------------------------- link.c */
 
@@ -58,6 +58,6 @@ typedef struct AotOptions {
 
 /* gradc compile: compiles, emits, links (EMIT_SO) and writes the header.
  * Diagnostics of the model go to stderr; other failures into err. */
-gradc_status rt_compile(const AotOptions *o, RtError *err);
+gradc_status cli_compile(const AotOptions *o, RtError *err);
 
 #endif

@@ -49,7 +49,7 @@ static Compilation *compile_graph(const char *path, int opt_level, RtError *err)
   gradc_options api;
   gradc_options_default(&api);
   api.opt_level = opt_level;
-  CompileOptions co = rt_compile_options(&api);
+  CompileOptions co = jitmodel_compile_options(&api);
   Compilation *c = compile_path(path, &co);
   if (!c) {
     rt_fail(err, GRADC_ERR_NOMEM, "out of memory");
@@ -178,7 +178,7 @@ static bool is_identifier(const char *s) {
   return true;
 }
 
-gradc_status rt_compile(const AotOptions *o, RtError *err) {
+gradc_status cli_compile(const AotOptions *o, RtError *err) {
   Compilation *c = compile_graph(o->model, o->opt_level, err);
   if (!c) return GRADC_ERR_MODEL;
   const Graph *g = c->graph;

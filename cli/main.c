@@ -329,7 +329,7 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
   if (!training && !r.load)
     return usage_error("%s needs --load CKPT (a checkpoint from gradc train --save)", cmd);
   gradc_model *m;
-  gradc_status s = rt_compile_file(r.file, &r.o, r.t.profile, &m);
+  gradc_status s = jitmodel_compile_file(r.file, &r.o, r.t.profile, &m);
   if (s) {
     const char *msg = gradc_last_error(NULL);
     fputs(msg, stderr);
@@ -346,26 +346,26 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
   RtError err = {{0}};
   char hist[512];
   if (training) {
-    dump_summary(stdout, rt_graph(m));
+    dump_summary(stdout, jitmodel_graph(m));
     int nt = rt_context_threads(rt_context(m));
     printf("compiled in %.0f ms (LLVM -O%d; products: %s kernels, OpenBLAS %s kernels for the rest; "
            "%d thread%s)\n", gradc_compile_ms(m), r.o.opt_level, gemm_kernels(), rt_blas_kernels(), nt,
            nt == 1 ? "" : "s");
     if (ckpt) printf("resumed from %s\n", ckpt);
     if (!r.history_set) {
-      snprintf(hist, sizeof hist, "%s_history.csv", rt_graph(m)->model_name);
+      snprintf(hist, sizeof hist, "%s_history.csv", jitmodel_graph(m)->model_name);
       r.t.history = hist;
     }
-    s = rt_train(m, &r.t, &err);
+    s = cli_train(m, &r.t, &err);
     if (!s && r.t.history) printf("history: %s\n", r.t.history);
-    if (!s && rt_interrupted()) {
+    if (!s && cli_interrupted()) {
       gradc_free(m);
       return 130;                 /* the shell's convention for SIGINT */
     }
   } else if (!strcmp(cmd, "eval")) {
-    s = rt_evaluate(m, &r.t, &err);
+    s = cli_evaluate(m, &r.t, &err);
   } else {
-    s = rt_predict(m, &r.t, r.count, &err);
+    s = cli_predict(m, &r.t, r.count, &err);
   }
   rc = report(s, err.msg);
   gradc_free(m);
@@ -413,7 +413,7 @@ static int cmd_compile(int argc, char **argv) {
   RtError err = {{0}};
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
-  gradc_status s = rt_compile(&o, &err);
+  gradc_status s = cli_compile(&o, &err);
   clock_gettime(CLOCK_MONOTONIC, &t1);
   if (s == GRADC_ERR_MODEL) return 1;          /* diagnostics already printed */
   if (s) return report(s, err.msg);

@@ -137,7 +137,7 @@ static gradc_status load_data(const TrainOptions *o, bool train, Dataset *d, RtE
   return GRADC_OK;
 }
 
-bool rt_interrupted(void) { return interrupted != 0; }
+bool cli_interrupted(void) { return interrupted != 0; }
 
 /* --profile: the kernels that took longest, one line each: share of the
  * training time, milliseconds per call, the kernel's root op (with how many
@@ -193,8 +193,8 @@ static void top_kernels(FILE *out, const Graph *g, const RtContext *rt, double t
   free(ids);
 }
 
-gradc_status rt_train(gradc_model *m, const TrainOptions *o, RtError *err) {
-  const Graph *g = rt_graph(m);
+gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
+  const Graph *g = jitmodel_graph(m);
   FILE *out = o->out ? o->out : stdout;
   bool tty = isatty(fileno(out));
   if (!g->nsteps) return rt_fail(err, GRADC_ERR_ARG, "the model has no train statement");
@@ -348,8 +348,8 @@ done:
   return s;
 }
 
-gradc_status rt_evaluate(gradc_model *m, const TrainOptions *o, RtError *err) {
-  const Graph *g = rt_graph(m);
+gradc_status cli_evaluate(gradc_model *m, const TrainOptions *o, RtError *err) {
+  const Graph *g = jitmodel_graph(m);
   FILE *out = o->out ? o->out : stdout;
   Dataset test = {0};
   Feed feed;
@@ -368,8 +368,8 @@ gradc_status rt_evaluate(gradc_model *m, const TrainOptions *o, RtError *err) {
 
 /* Prints the predicted class (argmax of the first output) of the first
  * `count` test samples, with its probability when the output sums to 1. */
-gradc_status rt_predict(gradc_model *m, const TrainOptions *o, int64_t count, RtError *err) {
-  const Graph *g = rt_graph(m);
+gradc_status cli_predict(gradc_model *m, const TrainOptions *o, int64_t count, RtError *err) {
+  const Graph *g = jitmodel_graph(m);
   FILE *out = o->out ? o->out : stdout;
   if (!g->noutputs) return rt_fail(err, GRADC_ERR_ARG, "the model declares no output to predict");
   const Node *y = g->outputs[0].node;

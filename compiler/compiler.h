@@ -869,11 +869,12 @@ bool graph_verify(const Graph *g, bool storage, char *err, size_t errlen);
 
 /* The pipeline's options for the API's: what gradc_compile_file compiles,
  * and gradc compile too, so the JIT and the .so get the same graph. */
-CompileOptions rt_compile_options(const gradc_options *o);
+CompileOptions jitmodel_compile_options(const gradc_options *o);
 /* gradc_compile_file, with profile: every kernel and product of the steps
  * timed into the model's RtProfile (gradc train --profile). */
-gradc_status rt_compile_file(const char *path, const gradc_options *opt, bool profile, gradc_model **out);
+gradc_status jitmodel_compile_file(const char *path, const gradc_options *opt, bool profile,
+                                   gradc_model **out);
 /* The graph behind a model of gradc_compile_* (the CLI's and the tests'). */
-const Graph *rt_graph(const gradc_model *m);
+const Graph *jitmodel_graph(const gradc_model *m);
 
 #endif

@@ -13,7 +13,7 @@
  * (the one pipeline with the API's options, the thread count the code is
  * compiled for, --profile's instrumented code), the compilation the model
  * keeps (its warnings, the time it took, the graph that gradc dump and
- * gradc train read through rt_graph), and --check-numerics, which names
+ * gradc train read through jitmodel_graph), and --check-numerics, which names
  * the graph node where a NaN or infinity first appears - something only
  * the graph can say.
  *
@@ -168,23 +168,24 @@ static gradc_options resolve_options(const gradc_options *opt) {
 
 /* The one pipeline (compile.c) with the API's options; -O0 and
  * --check-numerics (which needs every value in memory) run no pass. */
-CompileOptions rt_compile_options(const gradc_options *o) {
+CompileOptions jitmodel_compile_options(const gradc_options *o) {
   CompileOptions co = compile_defaults();
   co.opt_level = o->check_numerics ? 0 : o->opt_level;
   co.lr = o->lr;
   return co;
 }
 
-gradc_status rt_compile_file(const char *path, const gradc_options *opt, bool profile, gradc_model **out) {
+gradc_status jitmodel_compile_file(const char *path, const gradc_options *opt, bool profile,
+                                   gradc_model **out) {
   if (!out || !path) return rt_api_fail(GRADC_ERR_ARG, "gradc_compile_file: NULL argument");
   double t0 = now_ms();
   gradc_options o = resolve_options(opt);
-  CompileOptions co = rt_compile_options(&o);
+  CompileOptions co = jitmodel_compile_options(&o);
   return build(compile_path(path, &co), &o, profile, t0, out);
 }
 
 gradc_status gradc_compile_file(const char *path, const gradc_options *opt, gradc_model **out) {
-  return rt_compile_file(path, opt, false, out);
+  return jitmodel_compile_file(path, opt, false, out);
 }
 
 gradc_status gradc_compile_string(const char *name, const char *source, const gradc_options *opt,
@@ -192,7 +193,7 @@ gradc_status gradc_compile_string(const char *name, const char *source, const gr
   if (!out || !source) return rt_api_fail(GRADC_ERR_ARG, "gradc_compile_string: NULL argument");
   double t0 = now_ms();
   gradc_options o = resolve_options(opt);
-  CompileOptions co = rt_compile_options(&o);
+  CompileOptions co = jitmodel_compile_options(&o);
   return build(compile(name ? name : "model.nn", source, strlen(source), &co), &o, false, t0, out);
 }
 
@@ -202,14 +203,14 @@ double gradc_compile_ms(const gradc_model *m) { return m ? owner(m)->compile_ms 
 
 const char *gradc_warnings(const gradc_model *m) { return m && owner(m)->warnings ? owner(m)->warnings : ""; }
 
-const Graph *rt_graph(const gradc_model *m) { return owner(m)->comp->graph; }
+const Graph *jitmodel_graph(const gradc_model *m) { return owner(m)->comp->graph; }
 
 /* ------------------------------------------------------------ check_numerics */
 
 /* The first node in execution order holding a NaN or infinity is named;
  * its source line tells the user where to look. */
 static gradc_status non_finite(gradc_model *m, double loss) {
-  const Graph *g = rt_graph(m);
+  const Graph *g = jitmodel_graph(m);
   void **buf = inst_buffers(m);
   const int64_t *sym = inst_sym(m);
   for (int i = 0; i < g->nnodes; i++) {

@@ -141,7 +141,7 @@ static void run_model_tol(const char *name, const char *src, int64_t batch, int 
   gradc_status s = gradc_compile_string(name, src, &o, &m);
   if (s) print_error("%s\n", gradc_last_error(NULL));
   assert_int_equal(s, GRADC_OK);
-  const Graph *g = rt_graph(m);
+  const Graph *g = jitmodel_graph(m);
   note_ops(g);
   Eval *e = eval_new(g);
   assert_non_null(e);
@@ -195,9 +195,9 @@ static void run_opt_levels(const char *name, const char *src, int64_t batch, int
     assert_int_equal(gradc_compile_string(name, src, &o, &m[k]), GRADC_OK);
     assert_int_equal(gradc_bind(m[k], batch), GRADC_OK);
   }
-  const Graph *g = rt_graph(m[0]);
+  const Graph *g = jitmodel_graph(m[0]);
   note_ops(g);
-  note_ops(rt_graph(m[1]));
+  note_ops(jitmodel_graph(m[1]));
   for (int i = 0; i < g->nnodes; i++) {
     const Node *n = g->nodes[i];
     if (n->op != OP_INPUT) continue;
@@ -319,7 +319,7 @@ static void test_threads_same_bits(void **state) {
       o.threads = k + 1;
       assert_int_equal(gradc_compile_string(files[f], src, &o, &m[k]), GRADC_OK);
       assert_int_equal(gradc_bind(m[k], 32), GRADC_OK);
-      const Graph *g = rt_graph(m[k]);
+      const Graph *g = jitmodel_graph(m[k]);
       for (int i = 0; i < g->nnodes; i++) {
         const Node *n = g->nodes[i];
         if (n->op != OP_INPUT) continue;
@@ -765,7 +765,7 @@ static void test_two_steps(void **state) {
   assert_string_equal(gradc_step_name(m, 0), "first");
   assert_string_equal(gradc_step_name(m, 1), "second");
   assert_null(gradc_step_name(m, 2));
-  const Graph *g = rt_graph(m);
+  const Graph *g = jitmodel_graph(m);
   note_ops(g);
   Eval *e = eval_new(g);
   assert_non_null(e);

@@ -89,7 +89,7 @@ static void test_api_graph_is_dump_graph(void **state) {
                  gradc_last_error(NULL), rc);
       assert_string_equal(dumped, "");
     } else {
-      char *api = graph_text(rt_graph(m));
+      char *api = graph_text(jitmodel_graph(m));
       if (rc != 0 || strcmp(api, dumped) != 0) {
         print_error("%s: the API compiled\n%s\nbut gradc dump --stage opt printed (exit %d)\n%s\n", path,
                     api, rc, dumped);
@@ -218,8 +218,8 @@ static void test_api_runs_canon(void **state) {
   o.check_numerics = 1;
   gradc_model *m = NULL;
   assert_int_equal(gradc_compile_string("ce.nn", src, &o, &m), GRADC_OK);
-  assert_int_equal(count_op(rt_graph(m), OP_SOFTMAX_CE), 1);
-  assert_int_equal(count_op(rt_graph(m), OP_LOG), 0);
+  assert_int_equal(count_op(jitmodel_graph(m), OP_SOFTMAX_CE), 1);
+  assert_int_equal(count_op(jitmodel_graph(m), OP_LOG), 0);
   assert_int_equal(gradc_bind(m, 1), GRADC_OK);
   for (int step = 0; step < 3; step++) {
     gradc_status s = gradc_train_step(m, NULL);
@@ -244,8 +244,8 @@ static void test_api_runs_canon(void **state) {
                      "train loss with sgd(lr=0.1)\n";
   o.check_numerics = 0;
   assert_int_equal(gradc_compile_string("both.nn", both, &o, &m), GRADC_OK);
-  assert_int_equal(count_op(rt_graph(m), OP_SOFTMAX_CE), 2);
-  assert_int_equal(count_op(rt_graph(m), OP_LOG_SOFTMAX), 0);
+  assert_int_equal(count_op(jitmodel_graph(m), OP_SOFTMAX_CE), 2);
+  assert_int_equal(count_op(jitmodel_graph(m), OP_LOG_SOFTMAX), 0);
   gradc_free(m);
 }
 

@@ -117,9 +117,9 @@ static char *run_train(gradc_model *m, TrainOptions *t, gradc_status want) {
   size_t len = 0;
   t->out = open_memstream(&text, &len);
   RtError err = {{0}};
-  gradc_status s = rt_train(m, t, &err);
+  gradc_status s = cli_train(m, t, &err);
   fclose(t->out);
-  if (s != want) print_error("rt_train: %s\n%s\n", err.msg, text);
+  if (s != want) print_error("cli_train: %s\n%s\n", err.msg, text);
   assert_int_equal(s, want);
   return text;
 }
@@ -214,7 +214,7 @@ static void test_data_errors(void **state) {
   t.batch = 32;
   RtError err = {{0}};
   t.out = fopen("/dev/null", "w");
-  assert_int_equal(rt_train(w, &t, &err), GRADC_ERR_DATA);
+  assert_int_equal(cli_train(w, &t, &err), GRADC_ERR_DATA);
   fclose(t.out);
   assert_non_null(strstr(err.msg, "784 values per sample"));
   assert_non_null(strstr(err.msg, "64 values per sample"));
@@ -305,7 +305,7 @@ static void test_csv_regression(void **state) {
                    GRADC_OK);
   RtError err = {{0}};
   t.out = fopen("/dev/null", "w");
-  assert_int_equal(rt_train(wide, &t, &err), GRADC_ERR_DATA);
+  assert_int_equal(cli_train(wide, &t, &err), GRADC_ERR_DATA);
   fclose(t.out);
   assert_non_null(strstr(err.msg, "3 values per sample but the CSV has 2 columns"));
   gradc_free(wide);
