@@ -9,17 +9,8 @@
  * [5, 5] and the refusals' messages, the lines `jit_ref dims` prints from
  * the JIT, and checks the sums and shapes itself.
  */
-#include <stdio.h>
-#include <string.h>
-
-static int fails;
-
-static void expect(int ok, const char *what) {
-  if (!ok) {
-    fprintf(stderr, "dims: FAILED: %s\n", what);
-    fails++;
-  }
-}
+#define DRIVER "dims"
+#include "driver.h"
 
 /* x = 1, 2, ... then the row sums, printed; the sums' array. */
 static float *sums(gradc_aot_model *m, int64_t rows, int64_t cols) {
@@ -60,6 +51,5 @@ int main(void) {
   s = sums(m, 5, 5);
   expect(s && s[0] == 15 && s[4] == 115, "rows of five: 15 ... 115");
   dims_free(m);
-  if (!fails) printf("dims: ok\n");
-  return fails != 0;
+  return finish();
 }

@@ -11,45 +11,11 @@
  * (written by the JIT) it loads that and checks the state is byte for byte
  * its own.  Also checks the API's refusals.  Exit 0 when all is well.
  */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#define DRIVER "driver"
+#include "driver.h"
 
-#include "data.h"
-
-#define CAT2(a, b) a##_##b
-#define CAT(a, b) CAT2(a, b)
-#define F(name) CAT(MODEL, name)
+/* UPPER_NAME: the header's constant NAME (UPPER is the prefix in capitals). */
 #define U(name) CAT(UPPER, name)
-
-static int fails;
-
-static void expect(int ok, const char *what) {
-  if (!ok) {
-    fprintf(stderr, "driver: FAILED: %s\n", what);
-    fails++;
-  }
-}
-
-/* All parameter and state bytes, concatenated. */
-static char *state_bytes(gradc_aot_model *m, size_t *len) {
-  size_t n = 0;
-  gradc_aot_tensor t;
-  for (int i = 0; i < F(tensor_count)(); i++)
-    if (!F(tensor_info)(m, i, &t) && (t.kind == GRADC_AOT_PARAM || t.kind == GRADC_AOT_STATE)) n += t.bytes;
-  char *b = malloc(n + 1), *p = b;
-  for (int i = 0; i < F(tensor_count)(); i++)
-    if (!F(tensor_info)(m, i, &t) && (t.kind == GRADC_AOT_PARAM || t.kind == GRADC_AOT_STATE))
-      memcpy(p, t.data, t.bytes), p += t.bytes;
-  *len = n;
-  return b;
-}
-
-static void feed(gradc_aot_model *m, int64_t step) {
-  gradc_aot_tensor t;
-  for (int i = 0, input = 0; i < F(tensor_count)(); i++)
-    if (!F(tensor_info)(m, i, &t) && t.kind == GRADC_AOT_INPUT) fill_input(t.data, t.dtype, t.count, input++, step);
-}
 
 int main(int argc, char **argv) {
   if (argc < 6) {
@@ -136,6 +102,5 @@ int main(int argc, char **argv) {
   free(blob);
   free(ws);
   F(free)(m);
-  if (!fails) printf("driver: ok\n");
-  return fails != 0;
+  return finish();
 }

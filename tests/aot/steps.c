@@ -12,30 +12,8 @@
  * and the refusals' messages ("error: ..."), and saves the checkpoint, for
  * a comparison with `jit_ref steps`, which does the same through the JIT.
  */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "data.h"
-
-#define CAT2(a, b) a##_##b
-#define CAT(a, b) CAT2(a, b)
-#define F(name) CAT(MODEL, name)
-
-static int fails;
-
-static void expect(int ok, const char *what) {
-  if (!ok) {
-    fprintf(stderr, "steps: FAILED: %s\n", what);
-    fails++;
-  }
-}
-
-static void feed(gradc_aot_model *m, int64_t step) {
-  gradc_aot_tensor t;
-  for (int i = 0, input = 0; i < F(tensor_count)(); i++)
-    if (!F(tensor_info)(m, i, &t) && t.kind == GRADC_AOT_INPUT) fill_input(t.data, t.dtype, t.count, input++, step);
-}
+#define DRIVER "steps"
+#include "driver.h"
 
 int main(int argc, char **argv) {
   if (argc != 5) {
@@ -69,6 +47,5 @@ int main(int argc, char **argv) {
   expect(F(set_hyper)(m, "first", "momentum", 1) == GRADC_AOT_ERR_ARG, "adam has no momentum");
   printf("error: %s\n", F(last_error)(m));
   F(free)(m);
-  if (!fails) printf("steps: ok\n");
-  return fails != 0;
+  return finish();
 }

@@ -14,15 +14,9 @@
  * and "threads: ok" when all is well.
  */
 #include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-#include "data.h"
-
-#define CAT2(a, b) a##_##b
-#define CAT(a, b) CAT2(a, b)
-#define F(name) CAT(MODEL, name)
+#define DRIVER "threads"
+#include "driver.h"
 
 enum { MAX_STEPS = 64 };
 
@@ -42,21 +36,11 @@ static void *run(void *arg) {
   gradc_aot_model *m = F(new)();
   r->failed = !m || F(init)(m, r->seed) || F(bind)(m, r->batch, NULL);
   if (r->start) pthread_barrier_wait(r->start);
-  gradc_aot_tensor t;
   for (int s = 0; s < r->steps && !r->failed; s++) {
-    for (int i = 0, input = 0; i < F(tensor_count)(); i++)
-      if (!F(tensor_info)(m, i, &t) && t.kind == GRADC_AOT_INPUT)
-        fill_input(t.data, t.dtype, t.count, input++, s);
+    feed(m, s);
     r->failed |= F(train_step)(m, &r->loss[s]) != 0;
   }
-  r->len = 0;
-  for (int i = 0; m && i < F(tensor_count)(); i++)
-    if (!F(tensor_info)(m, i, &t) && (t.kind == GRADC_AOT_PARAM || t.kind == GRADC_AOT_STATE)) r->len += t.bytes;
-  r->state = malloc(r->len + 1);
-  char *p = r->state;
-  for (int i = 0; m && p && i < F(tensor_count)(); i++)
-    if (!F(tensor_info)(m, i, &t) && (t.kind == GRADC_AOT_PARAM || t.kind == GRADC_AOT_STATE))
-      memcpy(p, t.data, t.bytes), p += t.bytes;
+  r->state = state_bytes(m, &r->len);
   r->failed |= !r->state;
   F(free)(m);
   return NULL;
@@ -81,25 +65,15 @@ int main(int argc, char **argv) {
   for (int i = 0; i < 2; i++)
     if (pthread_create(&th[i], NULL, run, &both[i])) return fprintf(stderr, "threads: no thread\n"), 1;
   for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
-  int fails = 0;
   for (int i = 0; i < 2; i++) {
-    if (alone[i].failed || both[i].failed) {
-      fprintf(stderr, "threads: FAILED: instance %d could not train\n", i);
-      fails++;
-      continue;
-    }
-    if (memcmp(alone[i].loss, both[i].loss, sizeof(double) * (size_t)steps)) {
-      fprintf(stderr, "threads: FAILED: instance %d: losses differ in threads\n", i);
-      fails++;
-    }
-    if (alone[i].len != both[i].len || memcmp(alone[i].state, both[i].state, alone[i].len)) {
-      fprintf(stderr, "threads: FAILED: instance %d: parameters differ in threads\n", i);
-      fails++;
-    }
+    if (!expect(!alone[i].failed && !both[i].failed, "instance %d could not train", i)) continue;
+    expect(!memcmp(alone[i].loss, both[i].loss, sizeof(double) * (size_t)steps),
+           "instance %d: losses differ in threads", i);
+    expect(alone[i].len == both[i].len && !memcmp(alone[i].state, both[i].state, alone[i].len),
+           "instance %d: parameters differ in threads", i);
     printf("instance %d: loss %.6f after %d steps\n", i, both[i].loss[steps - 1], steps);
     free(alone[i].state), free(both[i].state);
   }
   pthread_barrier_destroy(&start);
-  if (!fails) printf("threads: ok\n");
-  return fails != 0;
+  return finish();
 }
