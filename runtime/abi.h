@@ -40,6 +40,16 @@
  * descriptor's dimension fields and of the sym[] array a step reads. */
 enum { ABI_MAX_RANK = 8, ABI_MAX_SYMS = 16 };
 
+/* Marks a runtime function that the compiler's library calls (libgradc.so:
+ * jitmodel.c, jit.c, descriptor.c, plan.c, eval.c).  libgradc_runtime.so
+ * exports gradc_* and nothing else (its version script, CMakeLists.txt), so
+ * such a function's symbol is gradc__NAME while its C name stays the
+ * module's: reserved for us (two underscores, never in gradc.h), neither
+ * clashing with nor interposed by a program's own inst_new or rng_uniform.
+ * A function libgradc.so needs that lacks the mark is an undefined
+ * reference when libgradc.so is linked (--no-undefined). */
+#define RT_SHARED(name) __asm__("gradc__" #name)
+
 /* ------------------------------------------------------------ entry points */
 
 /* A compiled entry point: rt is the calling instance's run-time context
@@ -325,28 +335,30 @@ typedef struct LayoutBuffer {
 } LayoutBuffer;
 /* Offsets of n buffers in one block (see layout.c); the block's size, or
  * SIZE_MAX when out of memory. */
-size_t layout_assign(const LayoutBuffer *buf, int n, bool reuse, size_t *offset);
+size_t layout_assign(const LayoutBuffer *buf, int n, bool reuse, size_t *offset) RT_SHARED(layout_assign);
 /* Bytes of a buffer whose dimension k is n[k] * sym[dim_sym[k]], rounded
  * up to 64; SIZE_MAX past 2^62 elements. */
-size_t layout_bytes(int rank, const int64_t *n, const int64_t *dim_sym, const int64_t *sym, size_t esize);
+size_t layout_bytes(int rank, const int64_t *n, const int64_t *dim_sym, const int64_t *sym, size_t esize)
+    RT_SHARED(layout_bytes);
 
 /* init.c: initial values - the evaluator (compiler/eval.c) and every
  * instance call it, so a seed gives the same numbers everywhere; the
  * generator is also what dropout's masks draw from, in compiled code
  * (codegen_kernels.c) as in the evaluator. */
-uint64_t rng_stream(uint64_t seed, const char *name);
-double rng_uniform(uint64_t stream, uint64_t i);
+uint64_t rng_stream(uint64_t seed, const char *name) RT_SHARED(rng_stream);
+double rng_uniform(uint64_t stream, uint64_t i) RT_SHARED(rng_uniform);
 double rng_normal(uint64_t stream, uint64_t i);
 /* Dropout: the stream of one train step, and whether element i is kept
  * (compared on the generator's 53 bits, so f32 and double code agree). */
-uint64_t rng_step_stream(uint64_t stream, uint64_t step);
-uint64_t rng_keep_threshold(double rate);
-bool rng_keep(uint64_t step_stream, uint64_t i, uint64_t threshold);
+uint64_t rng_step_stream(uint64_t stream, uint64_t step) RT_SHARED(rng_step_stream);
+uint64_t rng_keep_threshold(double rate) RT_SHARED(rng_keep_threshold);
+bool rng_keep(uint64_t step_stream, uint64_t i, uint64_t threshold) RT_SHARED(rng_keep);
 /* The initial values of a tensor of count elements, as doubles rounded to
  * dtype: initializer kind with its numbers a and b (constant v; uniform
  * lo, hi; normal mean, std), Keras' fans, the tensor's name (its random
  * stream) and, for INIT_VALUES, the values.  False for an unknown kind. */
 bool init_fill(InitKind kind, double a, double b, DType dtype, double fan_in, double fan_out,
-               const char *name, const double *values, uint64_t seed, double *out, int64_t count);
+               const char *name, const double *values, uint64_t seed, double *out, int64_t count)
+    RT_SHARED(init_fill);
 
 #endif

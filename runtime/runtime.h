@@ -65,7 +65,7 @@ void rt_context_free(RtContext *rt);
 int rt_context_threads(const RtContext *rt);
 /* The threads of gradc_options.threads = 0: the cores OpenBLAS saw when it
  * loaded (or OPENBLAS_NUM_THREADS), read once. */
-int rt_default_threads(void);
+int rt_default_threads(void) RT_SHARED(rt_default_threads);
 
 /* ----------------------------------------------------------------- blas.c */
 
@@ -73,7 +73,7 @@ int rt_default_threads(void);
  * runtime's gradc_*, cblas_dgemm, libm); with profile, the products
  * resolve to wrappers that time them into the calling instance's
  * RtProfile. */
-const AbiSymbol *rt_symbols(bool profile, int *n);
+const AbiSymbol *rt_symbols(bool profile, int *n) RT_SHARED(rt_symbols);
 /* Compiled with --profile, each kernel calls this with its node id as it
  * starts, and with -1 at the end of a step: the time between two marks is
  * charged to the first one's kernel. */
@@ -82,7 +82,7 @@ void gradc_profile_mark(RtContext *rt, int64_t id);
  * kernels take the products (OpenBLAS then gets only narrow ones, and its
  * spinning workers would take the cores from ours), else n (the last model
  * made sets it). */
-void rt_blas_threads(int n);
+void rt_blas_threads(int n) RT_SHARED(rt_blas_threads);
 /* seconds charged to the kernel of node id since rt_profile_reset */
 double rt_kernel_seconds(const RtContext *rt, int64_t id, long *calls);
 double rt_sgemm_seconds(const RtContext *rt, long *calls);
@@ -158,18 +158,19 @@ typedef struct InstanceOptions {
  * unbound; NULL when out of memory or when the descriptor is not of this
  * runtime's version, after a message for gradc_last_error(NULL).  am is
  * the caller's and must outlive it. */
-gradc_model *inst_new(const AbiModel *am, const InstanceOptions *o);
-void inst_free(gradc_model *m);                   /* NULL is fine */
+gradc_model *inst_new(const AbiModel *am, const InstanceOptions *o) RT_SHARED(inst_new);
+void inst_free(gradc_model *m) RT_SHARED(inst_free);   /* NULL is fine */
 /* Whoever made it may hang its own data on it (the JIT: its compilation). */
-void inst_set_owner(gradc_model *m, void *owner);
-void *inst_owner(const gradc_model *m);
+void inst_set_owner(gradc_model *m, void *owner) RT_SHARED(inst_set_owner);
+void *inst_owner(const gradc_model *m) RT_SHARED(inst_owner);
 const AbiModel *inst_model(const gradc_model *m);
 /* Records the message as m's last error (the thread's when m is NULL). */
-gradc_status inst_fail(gradc_model *m, gradc_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+gradc_status inst_fail(gradc_model *m, gradc_status s, const char *fmt, ...) RT_SHARED(inst_fail)
+    __attribute__((format(printf, 3, 4)));
 const char *inst_last_error(const gradc_model *m);
 
 /* Parameters and state from their initializers and seed. */
-gradc_status inst_init(gradc_model *m, uint64_t seed);
+gradc_status inst_init(gradc_model *m, uint64_t seed) RT_SHARED(inst_init);
 /* Every symbolic dimension to batch (1..2^24), or one by name; selects
  * (allocating on first use) the workspace of the binding.  workspace: the
  * caller's 64-byte aligned memory of inst_workspace_size bytes, valid until
@@ -178,18 +179,18 @@ gradc_status inst_init(gradc_model *m, uint64_t seed);
  * instance is unbound. */
 gradc_status inst_bind(gradc_model *m, int64_t batch, void *workspace);
 gradc_status inst_bind_dim(gradc_model *m, const char *dim, int64_t value);
-bool inst_bound(const gradc_model *m);
+bool inst_bound(const gradc_model *m) RT_SHARED(inst_bound);
 /* Entry points: forward, and train step `step` (0..inst_steps - 1) with
  * its loss into *loss (may be NULL) in the loss's precision; fn is the
  * API's function name after the prefix, for messages. */
-gradc_status inst_forward(gradc_model *m);
-gradc_status inst_step(gradc_model *m, const char *fn, int step, double *loss);
+gradc_status inst_forward(gradc_model *m) RT_SHARED(inst_forward);
+gradc_status inst_step(gradc_model *m, const char *fn, int step, double *loss) RT_SHARED(inst_step);
 int inst_steps(const gradc_model *m);
 /* The index of the step called name (NULL: the only one), or -1 after a
  * message listing the steps. */
-int inst_find_step(gradc_model *m, const char *fn, const char *name);
+int inst_find_step(gradc_model *m, const char *fn, const char *name) RT_SHARED(inst_find_step);
 const char *inst_step_name(const gradc_model *m, int step);   /* NULL out of range */
-double inst_loss(const gradc_model *m, int step);
+double inst_loss(const gradc_model *m, int step) RT_SHARED(inst_loss);
 /* The f64 scalar behind the run-time hyperparameter name of step (NULL:
  * the only step), or NULL after a message listing the valid names; fn is
  * the API's function name after the prefix ("set_hyper"). */
@@ -213,8 +214,8 @@ int inst_tensor_count(const AbiModel *am);
 /* A tensor's storage by name, or NULL after a message. */
 void *inst_data(gradc_model *m, const char *name, int64_t *count);
 /* The buffer table and symbol values the entry points get. */
-void **inst_buffers(gradc_model *m);
-const int64_t *inst_sym(const gradc_model *m);
+void **inst_buffers(gradc_model *m) RT_SHARED(inst_buffers);
+const int64_t *inst_sym(const gradc_model *m) RT_SHARED(inst_sym);
 
 /* Checkpoints of parameters and state (ckpt.c): in memory (get_state
  * needs size >= inst_checkpoint_size) and in files. */
@@ -227,14 +228,15 @@ gradc_status inst_load(gradc_model *m, const char *path);
  * tensor 64-byte aligned), the workspace for the dimension values sym
  * (SIZE_MAX past 2^62 bytes or when out of memory), a checkpoint's bytes.
  * The .so's header states them (compiler/header.c). */
-size_t inst_state_size(const AbiModel *am);
-size_t inst_workspace_size(const AbiModel *am, const int64_t *sym);
-size_t inst_checkpoint_size(const AbiModel *am);
+size_t inst_state_size(const AbiModel *am) RT_SHARED(inst_state_size);
+size_t inst_workspace_size(const AbiModel *am, const int64_t *sym) RT_SHARED(inst_workspace_size);
+size_t inst_checkpoint_size(const AbiModel *am) RT_SHARED(inst_checkpoint_size);
 
 /* The instance's run-time context: its threads and --profile's tables. */
 RtContext *rt_context(const gradc_model *m);
 /* Records msg as the thread's last API error (gradc_last_error(NULL)). */
-gradc_status rt_api_fail(gradc_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+gradc_status rt_api_fail(gradc_status s, const char *fmt, ...) RT_SHARED(rt_api_fail)
+    __attribute__((format(printf, 2, 3)));
 
 /* ----------------------------------------------------------------- data.c */
 

@@ -71,6 +71,12 @@ check "every function of include/gradc.h ($(wc -l <"$tmp/api")) is exported by l
   all '[ -s "$tmp/api" ]' stdout_empty
 comm -13 "$tmp/api" "$tmp/exported" >"$out"
 check "libgradc.so exports no gradc_* symbol that include/gradc.h does not declare" stdout_empty
+defined libgradc_runtime.so >"$tmp/rt_exported"
+grep -v '^gradc_' "$tmp/rt_exported" >"$out"
+check "libgradc_runtime.so exports only gradc_* symbols (nm -D): no pool_new, data_free" stdout_empty
+grep '^gradc__' "$tmp/rt_exported" | comm -23 - <(undefined libgradc.so) >"$out"
+check "each runtime function it exports as gradc__NAME (RT_SHARED) is one libgradc.so calls" \
+  all 'grep -qx gradc__inst_new "$tmp/rt_exported"' stdout_empty
 
 sort -u "$tmp/compiler_syms" "$tmp/runtime_syms" | comm -12 - "$tmp/cli_syms" >"$out"
 check "no command-line code in the libraries: nothing of libgradc_cli.a (cli_train, cli_compile) in them" \
