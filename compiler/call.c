@@ -1,8 +1,9 @@
 /*
  * call.c - function calls of the model language: argument parsing, the
- * builtin table (every primitive op under its name, the layers of layers.c,
- * and small sugar: flatten, mse, expand_dims, squeeze), parameter
- * initializers and optimizer settings.
+ * builtin table (every primitive op under its name - a plain elementwise
+ * op straight from its row of the op table - the layers of layers.c, and
+ * small sugar: flatten, mse, expand_dims, squeeze), parameter initializers
+ * and optimizer settings.
  *
  * An argument is parsed before the callee says what it must be (a tensor, a
  * number, a list, a bare name such as relu or f32); each handler then asks
@@ -402,36 +403,20 @@ static Node *fn_mse(Parser *p, Call *c, OpKind op) {
   return parse_mk1(p, OP_MEAN, d, &r, c->fn->loc);
 }
 
-static const struct Builtin {
+typedef struct Builtin {
   const char *name;
   CallFn *fn;
   OpKind op;
   int min_pos, max_pos;      /* positional arguments accepted */
   const char *kw;            /* comma-separated keyword arguments */
-} builtins[] = {
-    {"add", fn_binary, OP_ADD, 2, 2, ""},
-    {"sub", fn_binary, OP_SUB, 2, 2, ""},
-    {"mul", fn_binary, OP_MUL, 2, 2, ""},
-    {"div", fn_binary, OP_DIV, 2, 2, ""},
-    {"pow", fn_binary, OP_POW, 2, 2, ""},
-    {"maximum", fn_binary, OP_MAXIMUM, 2, 2, ""},
-    {"minimum", fn_binary, OP_MINIMUM, 2, 2, ""},
-    {"equal", fn_binary, OP_EQ, 2, 2, ""},
-    {"not_equal", fn_binary, OP_NE, 2, 2, ""},
-    {"less", fn_binary, OP_LT, 2, 2, ""},
-    {"less_equal", fn_binary, OP_LE, 2, 2, ""},
-    {"greater", fn_binary, OP_GT, 2, 2, ""},
-    {"greater_equal", fn_binary, OP_GE, 2, 2, ""},
+} Builtin;
+
+/* The functions that are more than an op of the table under its name: ops
+ * with arguments of their own (clip's bounds, a reduction's axis), ops of
+ * other kinds, layers and sugar.  A plain elementwise op (table_builtin)
+ * needs no row here. */
+static const Builtin builtins[] = {
     {"matmul", fn_matmul, OP_MATMUL, 2, 2, "transpose_a,transpose_b"},
-    {"neg", fn_unary, OP_NEG, 1, 1, ""},
-    {"abs", fn_unary, OP_ABS, 1, 1, ""},
-    {"square", fn_unary, OP_SQUARE, 1, 1, ""},
-    {"relu", fn_unary, OP_RELU, 1, 1, ""},
-    {"sigmoid", fn_unary, OP_SIGMOID, 1, 1, ""},
-    {"tanh", fn_unary, OP_TANH, 1, 1, ""},
-    {"exp", fn_unary, OP_EXP, 1, 1, ""},
-    {"log", fn_unary, OP_LOG, 1, 1, ""},
-    {"sqrt", fn_unary, OP_SQRT, 1, 1, ""},
     {"clip", fn_clip, OP_CLIP, 1, 3, "min,max"},
     {"cast", fn_cast, OP_CAST, 1, 2, "dtype"},
     {"where", fn_where, OP_WHERE, 3, 3, ""},
@@ -483,10 +468,42 @@ static bool in_list(const char *list, const char *key) {
   return false;
 }
 
-static const struct Builtin *find_builtin(const char *name) {
+/* An elementwise op of one or two operands is a function of its name in
+ * the op table, taking its operands and nothing else (sigmoid(x),
+ * maximum(a, b)): adding such an op to ops.h is all the parser needs.  One
+ * with arguments of its own (clip, cast) has a row in builtins, which wins. */
+static bool table_builtin(OpKind op, Builtin *out) {
+  const OpInfo *o = &op_info[op];
+  if (!(o->flags & F_ELEMENTWISE) || (o->kind != K_UNARY && o->kind != K_BINARY)) return false;
+  *out = (Builtin){o->name, o->kind == K_UNARY ? fn_unary : fn_binary, op, o->arity, o->arity, ""};
+  return true;
+}
+
+static bool find_builtin(const char *name, Builtin *out) {
   for (size_t i = 0; i < sizeof builtins / sizeof *builtins; i++)
-    if (strcmp(builtins[i].name, name) == 0) return &builtins[i];
-  return NULL;
+    if (strcmp(builtins[i].name, name) == 0) return *out = builtins[i], true;
+  for (int op = 0; op < OP_COUNT; op++)
+    if (table_builtin((OpKind)op, out) && strcmp(out->name, name) == 0) return true;
+  return false;
+}
+
+/* The known function name nearest to name (edit distance), and how near;
+ * the table's ops first, in table order, then builtins. */
+static const char *nearest_builtin(const char *name, int *distance) {
+  const char *best = NULL;
+  int bd = 1 << 30;
+  Builtin b;
+  for (int op = 0; op < OP_COUNT; op++) {
+    if (!table_builtin((OpKind)op, &b)) continue;
+    int d = edit_distance(name, b.name);
+    if (d < bd) bd = d, best = b.name;
+  }
+  for (size_t i = 0; i < sizeof builtins / sizeof *builtins; i++) {
+    int d = edit_distance(name, builtins[i].name);
+    if (d < bd) bd = d, best = builtins[i].name;
+  }
+  *distance = bd;
+  return best;
 }
 
 /* call = IDENT "(" (arg ("," arg)*)? ")" */
@@ -494,14 +511,10 @@ Node *parse_call(Parser *p) {
   Call *c = arena_alloc(p->arena, sizeof *c);
   c->fn = p->tok;
   char *name = parse_str(p, c->fn);
-  const struct Builtin *b = find_builtin(name);
-  if (!b) {
-    const char *best = NULL;
-    int bd = 1 << 30;
-    for (size_t i = 0; i < sizeof builtins / sizeof *builtins; i++) {
-      int d = edit_distance(name, builtins[i].name);
-      if (d < bd) bd = d, best = builtins[i].name;
-    }
+  Builtin bv, *b = &bv;
+  if (!find_builtin(name, b)) {
+    int bd;
+    const char *best = nearest_builtin(name, &bd);
     if (parse_lookup(p, name))
       parse_fail(p, c->fn->loc, "'%s' is a tensor, not a function", name);
     if (bd <= 2)
