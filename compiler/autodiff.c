@@ -212,6 +212,12 @@ void grad_log(AD *ad, Node *n, Node *gy) {
   ad_accum(ad, n->src[0], bin(ad, OP_DIV, gy, n->src[0]));
 }
 
+/* softplus' = sigmoid, which saturates where softplus does not overflow. */
+void grad_softplus(AD *ad, Node *n, Node *gy) {
+  Node *x = n->src[0];
+  ad_accum(ad, x, bin(ad, OP_MUL, gy, un(ad, OP_SIGMOID, x)));
+}
+
 void grad_sqrt(AD *ad, Node *n, Node *gy) {
   ad_accum(ad, n->src[0],
            bin(ad, OP_DIV, gy, bin(ad, OP_MUL, n, konst(ad, 2, n->dtype))));

@@ -342,6 +342,23 @@ static LLVMValueRef scalar(CG *cg, const Node *n, LLVMValueRef *a) {
   case OP_EXP: return cg_intrinsic(cg, "llvm.exp", t, a, 1);
   case OP_LOG: return cg_intrinsic(cg, "llvm.log", t, a, 1);
   case OP_SQRT: return cg_intrinsic(cg, "llvm.sqrt", t, a, 1);
+  case OP_SOFTPLUS: {
+    /* max(x, 0) + log1p(exp(-|x|)), as the evaluator: exp never overflows.
+     * log1p(e) is log(u) * (e / (u - 1)) with u = 1 + e, or e itself where
+     * u rounds to 1 (Goldberg's form; log(1 + e) alone would keep none of
+     * a small e's digits, and libm's log1p is no outside function of
+     * abi.h).  Plain IEEE operations: (u - 1) reassociated to e would undo
+     * the correction. */
+    LLVMValueRef x = a[0], zero = cg_const(cg, dt, 0), one = cg_const(cg, dt, 1);
+    LLVMValueRef relu = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, zero, ""), x, zero, "");
+    LLVMValueRef ax = cg_intrinsic(cg, "llvm.fabs", t, &x, 1);
+    LLVMValueRef e = cg_intrinsic(cg, "llvm.exp", t, (LLVMValueRef[]){LLVMBuildFNeg(b, ax, "")}, 1);
+    LLVMValueRef u = LLVMBuildFAdd(b, one, e, "");
+    LLVMValueRef ratio = LLVMBuildFDiv(b, e, LLVMBuildFSub(b, u, one, ""), "");
+    LLVMValueRef l = LLVMBuildFMul(b, cg_intrinsic(cg, "llvm.log", t, &u, 1), ratio, "");
+    LLVMValueRef tiny = LLVMBuildFCmp(b, LLVMRealOEQ, u, one, "");
+    return LLVMBuildFAdd(b, relu, LLVMBuildSelect(b, tiny, e, l, ""), "");
+  }
   case OP_CLIP: {
     LLVMValueRef lo = cg_const(cg, dt, n->a.lo), hi = cg_const(cg, dt, n->a.hi);
     LLVMValueRef below = fl ? LLVMBuildFCmp(b, LLVMRealOLT, a[0], lo, "") : LLVMBuildICmp(b, LLVMIntSLT, a[0], lo, "");

@@ -262,6 +262,8 @@ void eval_unary(Eval *e, const Node *n) {
     case OP_EXP: r = exp(x); break;
     case OP_LOG: r = log(x); break;
     case OP_SQRT: r = sqrt(x); break;
+    /* log(1 + exp(x)) without exp's overflow or 1 + tiny's rounding */
+    case OP_SOFTPLUS: r = fmax(x, 0) + log1p(exp(-fabs(x))); break;
     case OP_CLIP: r = x < n->a.lo ? n->a.lo : x > n->a.hi ? n->a.hi : x; break;
     case OP_CAST:
       switch (n->a.dtype) {

@@ -80,6 +80,7 @@
   OP(EXP,         "exp",               1, K_UNARY,   shape_same_float,   grad_exp,          eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \
   OP(LOG,         "log",               1, K_UNARY,   shape_same_float,   grad_log,          eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \
   OP(SQRT,        "sqrt",              1, K_UNARY,   shape_same_float,   grad_sqrt,         eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \
+  OP(SOFTPLUS,    "softplus",          1, K_UNARY,   shape_same_float,   grad_softplus,     eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \
   OP(CLIP,        "clip",              1, K_UNARY,   shape_same_num,     grad_clip,         eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \
   OP(CAST,        "cast",              1, K_UNARY,   shape_cast,         grad_cast,         eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE | F_CONVERT) \
   OP(WHERE,       "where",             3, K_TERNARY, shape_where,        grad_where,        eval_where,        gen_elementwise, NAN, F_ELEMENTWISE) \

@@ -192,6 +192,11 @@ static const Row rows[] = {
      "u = relu(h) + sigmoid(h) + tanh(h) + exp(h * 0.5)\n"
      "v = log(square(h) + 1) + sqrt(square(h) + 0.5) + log(sigmoid(h))\n"
      "loss = sum((u + v) * k)\n" TRAIN},
+    {"softplus", XK       /* h reaches +-20: both saturated sides */
+     "param W : f32[4, 3] = uniform(-1, 1)\n"
+     "param b : f32[3] = uniform(-1, 1)\n"
+     "h = (x @ W + b) * 8\n"
+     "loss = sum(softplus(h) * k) + sum(softplus(-h * b))\n" TRAIN},
     {"where", XK
      "param W : f32[4, 3] = uniform(-1, 1)\n"
      "param a : f32[3] = uniform(-1, 1)\n"

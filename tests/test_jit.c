@@ -471,6 +471,7 @@ static void test_ops(void **state) {
       "output d\n"
       "loss = mean(d * d) + sum(mean(c, axis=0)) + mean(q * x) + sum(mean(q - x * x, axis=1))\n"
       "metric m = max(d)\n"
+      "metric sp = mean(softplus(a * 8))\n"
       "train loss with sgd(lr=0.05, momentum=0.9, nesterov=true)\n",
 
       "input x : f32[batch, 4]\n"
@@ -603,6 +604,43 @@ static void test_ops(void **state) {
       missing++;
     }
   assert_int_equal(missing, 0);
+}
+
+/* softplus at the ends of its range, in f32 and f64, against log1p(exp(x))
+ * in double: log(1 + exp(x)) as written overflows to inf at x = 100 in f32
+ * and is 0 below -17, where softplus is exp(x); and a small exp(-|x|)
+ * keeps its digits (x = -5: 1 + 0.0067 in f32 would lose three of them). */
+static void test_softplus_extremes(void **state) {
+  (void)state;
+  static const double xs[] = {-700, -80, -20, -5, -0.5, -1e-3, 0, 1e-3, 0.5, 5, 20, 80, 700};
+  enum { N = sizeof xs / sizeof *xs };
+  for (int f64 = 0; f64 < 2; f64++) {
+    char src[128];
+    snprintf(src, sizeof src, "input x : %s[%d]\noutput y = softplus(x)\n", f64 ? "f64" : "f32", N);
+    gradc_options o;
+    gradc_options_default(&o);
+    gradc_model *m = NULL;
+    gradc_status st = gradc_compile_string("softplus.nn", src, &o, &m);
+    if (st) print_error("%s\n", gradc_last_error(NULL));
+    assert_int_equal(st, GRADC_OK);
+    assert_int_equal(gradc_bind(m, 1), GRADC_OK);
+    void *x = gradc_data(m, "x", NULL);
+    for (int i = 0; i < N; i++) set_from_double(x, f64 ? GRADC_F64 : GRADC_F32, i, xs[i]);
+    assert_int_equal(gradc_forward(m), GRADC_OK);
+    const void *y = gradc_data(m, "y", NULL);
+    for (int i = 0; i < N; i++) {
+      /* f32 inputs beyond its range: -700 and 700 stay what they round to */
+      double xi = f64 ? xs[i] : (double)(float)xs[i];
+      double want = xi > 0 ? xi + log1p(exp(-xi)) : log1p(exp(xi));
+      double got = as_double(y, f64 ? GRADC_F64 : GRADC_F32, i);
+      /* f32: a few ulps, and exp(-700) is 0 there; f64: a few ulps */
+      if (!close_to(got, want, f64 ? 0 : 1e-44, f64 ? 1e-15 : 5e-7)) {
+        print_error("softplus(%g) in %s: %.17g, expected %.17g\n", xi, f64 ? "f64" : "f32", got, want);
+        fail();
+      }
+    }
+    gradc_free(m);
+  }
 }
 
 /* f64 models compute in double on both sides: the JIT must agree with the
@@ -827,6 +865,7 @@ static void test_two_steps(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ops),
+      cmocka_unit_test(test_softplus_extremes),
       cmocka_unit_test(test_views_of_params_and_constants),
       cmocka_unit_test(test_model_files),
       cmocka_unit_test(test_threads_same_bits),
