@@ -350,6 +350,19 @@ static Node *fn_one_hot(Parser *p, Call *c, OpKind op) {
   return parse_mk1(p, op, x, &a, c->fn->loc);
 }
 
+/* gather(table, ids): tf.gather on axis 0 (the op under embedding) */
+static Node *fn_gather(Parser *p, Call *c, OpKind op) {
+  Node *s[2] = {call_tensor(p, c, 0, NULL), call_tensor(p, c, 1, NULL)};
+  return parse_mk(p, op, s, 2, NULL, c->fn->loc);
+}
+
+/* scatter_add(updates, ids, depth): gather's adjoint, [depth, D] */
+static Node *fn_scatter_add(Parser *p, Call *c, OpKind op) {
+  Node *s[2] = {call_tensor(p, c, 0, NULL), call_tensor(p, c, 1, NULL)};
+  Attrs a = {.depth = call_count(p, c, 2, "depth", "depth")};
+  return parse_mk(p, op, s, 2, &a, c->fn->loc);
+}
+
 /* expand_dims(x, axis): a reshape that inserts a 1 (axis may be -rank-1..rank) */
 static Node *fn_expand_dims(Parser *p, Call *c, OpKind op) {
   (void)op;
@@ -448,6 +461,8 @@ static const struct Builtin {
     {"broadcast_to", fn_broadcast, OP_BROADCAST, 1, 2, "shape"},
     {"concat", fn_concat, OP_CONCAT, 1, MAX_OPERANDS, "axis"},
     {"one_hot", fn_one_hot, OP_ONE_HOT, 1, 2, "depth"},
+    {"gather", fn_gather, OP_GATHER, 2, 2, ""},
+    {"scatter_add", fn_scatter_add, OP_SCATTER_ADD, 2, 3, "depth"},
     {"softmax_cross_entropy", fn_binary, OP_SOFTMAX_CE, 2, 2, ""},
     {"sigmoid_cross_entropy", fn_binary, OP_SIGMOID_CE, 2, 2, ""},
     {"expand_dims", fn_expand_dims, OP_RESHAPE, 1, 2, "axis"},
@@ -469,6 +484,7 @@ static const struct Builtin {
     {"dropout_mask", layer_dropout_mask, OP_DROPOUT_MASK, 1, 2, "rate,seed"},
     {"dropout", layer_dropout, OP_TRAIN_SELECT, 1, 2, "rate,seed"},
     {"batch_norm", layer_batch_norm, OP_TRAIN_SELECT, 1, 2, "axis,momentum,epsilon,name"},
+    {"embedding", layer_embedding, OP_GATHER, 1, 3, "input_dim,output_dim,embeddings_initializer,name"},
 };
 
 static bool in_list(const char *list, const char *key) {
@@ -533,7 +549,8 @@ Node *parse_call(Parser *p) {
     if (c->args[i].key && !in_list(b->kw, c->args[i].key))
       parse_fail(p, c->args[i].keyloc, "%s has no argument '%s'%s%s", name,
               c->args[i].key, *b->kw ? "; it takes: " : "", b->kw);
-  if (b->fn == layer_dense || b->fn == layer_conv2d || b->fn == layer_batch_norm)
+  if (b->fn == layer_dense || b->fn == layer_conv2d || b->fn == layer_batch_norm ||
+      b->fn == layer_embedding)
     p->bind_name = outer;
   Node *n = b->fn(p, c, b->op);
   p->bind_name = NULL;

@@ -694,6 +694,7 @@ typedef struct Parser {
   int depth;
   int ndense;              /* Keras-style numbering of unnamed layers */
   int nconv, ndropout, nbn;
+  int nembedding;
   const char *bind_name;   /* the name a let-binding is about to get */
   jmp_buf fail;            /* the first error unwinds the whole parse */
 } Parser;
@@ -779,6 +780,7 @@ Node *call_init(Parser *p, Node *param, Val *v);   /* param's initializer from v
 typedef Node *CallFn(Parser *p, Call *c, OpKind op);
 CallFn layer_dense, layer_conv2d, layer_im2col, layer_pool, layer_global_avgpool,
     layer_upsample, layer_pad, layer_dropout_mask, layer_dropout, layer_batch_norm;
+CallFn layer_embedding;
 
 /* ----------------------------------------------------------------- dump.c */
 

@@ -112,7 +112,8 @@ static void put_attrs(FILE *out, const Graph *g, const Node *n, bool nn) {
     for (int i = 0; i < n->shape.rank; i++) fprintf(out, "%s%d", i ? ", " : "", a->perm[i]);
     fputc(']', out);
     break;
-  case OP_ONE_HOT: fprintf(out, "%s%" PRId64, nn ? ", " : " depth=", a->depth); break;
+  case OP_ONE_HOT:
+  case OP_SCATTER_ADD: fprintf(out, "%s%" PRId64, nn ? ", " : " depth=", a->depth); break;
   case OP_MATMUL:
     if (a->ta) fprintf(out, "%stranspose_a=true", nn ? ", " : " ");
     if (a->tb) fprintf(out, "%stranspose_b=true", nn ? ", " : " ");

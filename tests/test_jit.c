@@ -63,6 +63,8 @@ static void fill_inputs(const Graph *g, Eval *e, gradc_model *m, uint64_t seed) 
         if (cls < range) range = cls;
       }
       if (c->op == OP_ONE_HOT && c->src[0] == n && c->a.depth < range) range = c->a.depth;
+      if (c->op == OP_GATHER && c->src[1] == n && c->src[0]->shape.d[0].n < range)
+        range = c->src[0]->shape.d[0].n;
     }
     int64_t cnt;
     void *dst = gradc_data(m, n->name, &cnt);
@@ -355,6 +357,86 @@ static void test_threads_same_bits(void **state) {
   }
 }
 
+/* Embeddings: a table of 10000 x 40 (large enough that its gradient's
+ * scatter-add runs in column blocks on the threads), ids repeating many
+ * times within a batch and some out of range.  The JIT matches the
+ * evaluator (a zero row for an out-of-range id, which updates no row),
+ * and 1, 2 and 3 threads give the same bits. */
+static void test_embedding(void **state) {
+  (void)state;
+  const char *src = "input ids : i32[batch, 6]\n"
+                    "input y : i32[batch]\n"
+                    "e = embedding(ids, 10000, 40)\n"
+                    "z = dense(mean(e, axis=1), 3)\n"
+                    "output e\n"
+                    "loss = mean(softmax_cross_entropy(z, y))\n"
+                    "train loss with sgd(lr=0.5)\n";
+  enum { BATCH = 64 };
+  gradc_model *m[3];
+  const Graph *g = NULL;
+  Eval *ev = NULL;
+  for (int k = 0; k < 3; k++) {
+    gradc_options o;
+    gradc_options_default(&o);
+    o.threads = k + 1;
+    assert_int_equal(gradc_compile_string("embedding.nn", src, &o, &m[k]), GRADC_OK);
+    assert_int_equal(gradc_bind(m[k], BATCH), GRADC_OK);
+    int64_t c;
+    int32_t *ids = gradc_data(m[k], "ids", &c), *y = gradc_data(m[k], "y", NULL);
+    assert_int_equal(c, BATCH * 6);
+    for (int64_t i = 0; i < c; i++)
+      ids[i] = i % 97 == 5 ? -1 : i % 89 == 7 ? 10000 : i % 101 == 3 ? 9999 : (int32_t)(i * 7 % 50);
+    for (int i = 0; i < BATCH; i++) y[i] = i % 3;
+    if (k) continue;
+    g = rt_graph(m[0]);
+    ev = eval_new(g);
+    assert_non_null(ev);
+    assert_true(eval_bind(ev, "batch", BATCH));
+    eval_init(ev, o.seed);
+    for (int i = 0; i < g->nnodes; i++) {
+      const Node *n = g->nodes[i];
+      if (n->op != OP_INPUT) continue;
+      const int32_t *d = gradc_data(m[0], n->name, &c);
+      for (int64_t j = 0; j < c; j++) eval_data(ev, n)[j] = d[j];
+    }
+  }
+  const float *e0 = gradc_data(m[0], "e.embeddings", NULL);
+  float before[2][40];
+  memcpy(before[0], e0 + 60 * 40, sizeof before[0]);     /* a row no id picks */
+  memcpy(before[1], e0 + 7 * 40, sizeof before[1]);      /* a row ids pick */
+  for (int s = 0; s < 3; s++) {
+    double l[3];
+    for (int k = 0; k < 3; k++) assert_int_equal(gradc_train_step(m[k], &l[k]), GRADC_OK);
+    eval_step(ev, 0);
+    assert_true(close_to(l[0], eval_data(ev, g->steps[0].loss)[0], 1e-5, 1e-4));
+    assert_memory_equal(&l[0], &l[1], sizeof l[0]);
+    assert_memory_equal(&l[0], &l[2], sizeof l[0]);
+  }
+  compare(m[0], g, ev, GRADC_PARAM, 1e-5, 1e-3, "trained");
+  /* the output e of the last step: zeros at the out-of-range ids */
+  const float *e = gradc_data(m[0], "e", NULL);
+  const int32_t *ids = gradc_data(m[0], "ids", NULL);
+  for (int i = 0; i < BATCH * 6; i++)
+    if (ids[i] < 0 || ids[i] >= 10000)
+      for (int j = 0; j < 40; j++) assert_true(e[i * 40 + j] == 0.0f);
+  assert_memory_equal(before[0], e0 + 60 * 40, sizeof before[0]);
+  assert_memory_not_equal(before[1], e0 + 7 * 40, sizeof before[1]);
+  for (int k = 1; k < 3; k++)
+    for (int i = 0; i < gradc_tensor_count(m[0]); i++) {
+      gradc_tensor t;
+      gradc_tensor_info(m[0], i, &t);
+      int64_t c0, c1;
+      const void *a = gradc_data(m[0], t.name, &c0), *b = gradc_data(m[k], t.name, &c1);
+      assert_int_equal(c0, c1);
+      if (memcmp(a, b, (size_t)c0 * 4)) {
+        print_error("embedding '%s': 1 thread and %d threads differ\n", t.name, k + 1);
+        fail();
+      }
+    }
+  eval_free(ev);
+  for (int k = 0; k < 3; k++) gradc_free(m[k]);
+}
+
 /* Sums and means of long runs of f32 (issue 15): a million values added one
  * after another into an f32 lose 1e-5 to 1e-4 of their sum.  The code
  * accumulates f32 sums in f64 and rounds once, so every output here is
@@ -580,6 +662,15 @@ static void test_ops(void **state) {
       "output o = a * 2 + 1\n"
       "loss = sum(a * a)\n"
       "train loss with sgd(lr=0.01)\n",
+
+      /* an embedding (gather, and scatter_add in the step) under Adam */
+      "input ids : i32[batch, 5]\n"
+      "input y : i32[batch]\n"
+      "e = embedding(ids, 7, 4)\n"
+      "z = dense(reshape(e, [-1, 20]), 3)\n"
+      "output e\n"
+      "loss = mean(softmax_cross_entropy(z, y)) + sum(gather(z.kernel, y)) * 0.01\n"
+      "train loss with adam(lr=0.05)\n",
 
       "input n : i32[batch, 3]\n"
       "const k : i32[3, 2] = [[1, 2], [3, 4], [5, 6]]\n"
@@ -830,6 +921,7 @@ int main(void) {
       cmocka_unit_test(test_views_of_params_and_constants),
       cmocka_unit_test(test_model_files),
       cmocka_unit_test(test_threads_same_bits),
+      cmocka_unit_test(test_embedding),
       cmocka_unit_test(test_long_reductions),
       cmocka_unit_test(test_f64_layers),
       cmocka_unit_test(test_f64_adam),

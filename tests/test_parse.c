@@ -142,6 +142,8 @@ static void test_param_counts(void **state) {
       {NULL, FC4, 335114},
       {NULL, MLP3, 535818},
       {NULL, TINY, 20},
+      /* SEEDS M28: Keras' Embedding(10000, 100) */
+      {NULL, "input ids : i32[batch, 80]\ne = embedding(ids, 10000, 100)\noutput e\n", 1000000},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     Compilation *c = cases[i].file ? compile_model_named(cases[i].file)
@@ -167,6 +169,33 @@ static void test_param_counts(void **state) {
       " dense_2.bias                   (256,)             256          zeros\n",
       " dense_3.kernel                 (256, 10)          2,560        glorot_uniform\n",
       "Total params: 335,114\n",
+  };
+  int missing = 0;
+  for (size_t i = 0; i < sizeof lines / sizeof *lines; i++)
+    if (!strstr(sum, lines[i])) print_error("summary lacks: %s", lines[i]), missing++;
+  if (missing) print_error("%s", sum);
+  free(sum);
+  assert_int_equal(missing, 0);
+}
+
+/* Embedding layers in the summary: Keras' names for unnamed ones
+ * (embedding, embedding_1), its uniform(-0.05, 0.05) and 1,000,000
+ * parameters for Embedding(10000, 100). */
+static void test_embedding_summary(void **state) {
+  (void)state;
+  Compilation *c = compile_str("input ids : i32[batch, 80]\n"
+                               "a = mean(embedding(ids, 10000, 100), axis=1)\n"
+                               "b = mean(embedding(ids, 20, 3, embeddings_initializer=zeros), axis=1)\n"
+                               "output a\noutput b\n");
+  if (!c->graph) print_diags(c);
+  assert_non_null(c->graph);
+  char *sum = dump_str(c->graph, DUMP_TEXT, true);
+  compilation_free(c);
+  static const char *const lines[] = {
+      " embedding.embeddings           (10000, 100)       1,000,000    uniform(-0.05, 0.05)\n",
+      " embedding_1.embeddings         (20, 3)            60           zeros\n",
+      " embedding                      1,000,000\n",
+      "Total params: 1,000,060\n",
   };
   int missing = 0;
   for (size_t i = 0; i < sizeof lines / sizeof *lines; i++)
@@ -258,6 +287,8 @@ static const char every_op[] =
     "rev = img[::-1]\n"
     "mid = img[-1, 2:-2, 5, 1:3]\n"
     "col = x[:, 3]\n"
+    "ga = gather(w, y)\n"
+    "sa = scatter_add(ga, y, depth=784)\n"
     "tr = transpose(img, perm=[0, 3, 1, 2])\n"
     "mt = transpose(m)\n"
     "cc = concat(img, img, axis=-1)\n"
@@ -290,7 +321,7 @@ static const char every_op[] =
     "output tr\noutput cc\noutput c2\noutput bt\noutput bb\noutput sq\n"
     "output fx\noutput back\noutput cl\noutput cf\noutput wh\noutput mx\n"
     "output mn\noutput an\noutput mm\noutput ta\noutput tb\noutput nd\n"
-    "output ck\noutput cbb\noutput ns\n"
+    "output ck\noutput cbb\noutput ns\noutput sa\n"
     "metric acc = mean(am == y)\n"
     "train loss with adam(lr=0.0003, beta1=0.85, beta2=0.995, eps=1e-8)\n";
 
@@ -806,6 +837,7 @@ int main(void) {
       cmocka_unit_test(test_every_model_compiles),
       cmocka_unit_test(test_param_counts),
       cmocka_unit_test(test_cnn_summaries),
+      cmocka_unit_test(test_embedding_summary),
       cmocka_unit_test(test_roundtrip_models),
       cmocka_unit_test(test_roundtrip_inline),
       cmocka_unit_test(test_roundtrip_scalar_param_values),
