@@ -782,7 +782,12 @@ Optimizer parse_optimizer(Parser *p, Token *ot) {
     }
     opt_set_hyper(&o, h, call_num(p, c, v, false));
     if (h->field == offsetof(Optimizer, lr)) lr_loc = v->loc;
+    if (h->range == RANGE_CLIP && !(opt_hyper_value(&o, h) > 0))
+      parse_fail(p, v->loc, "%s: %s must be positive, got %g", on, h->name, opt_hyper_value(&o, h));
   }
+  if (o.clipnorm > 0 && o.global_clipnorm > 0)
+    parse_fail(p, ot->loc, "%s: clipnorm and global_clipnorm exclude each other (as in Keras); "
+               "choose one", on);
   for (int i = 0; i < info->nhyper; i++) {
     const OptHyper *h = &info->hyper[i];
     double x = opt_hyper_value(&o, h);

@@ -289,6 +289,8 @@ typedef enum { OPT_SGD, OPT_RMSPROP, OPT_ADAM, OPT_ADAGRAD, OPT_COUNT } OptKind;
 typedef struct Optimizer {
   OptKind kind;
   double lr, momentum, rho, eps, beta1, beta2, initial_accumulator;
+  /* Keras' gradient clipping (every optimizer): 0 = none */
+  double clipnorm, global_clipnorm, clipvalue;
   bool nesterov, centered;
   Loc loc;
 } Optimizer;
@@ -446,9 +448,10 @@ GRADC_OPS(OP)
 
 /* ------------------------------------------------------------ optimizer.c */
 
-enum { OPT_MAX_HYPERS = 4, OPT_MAX_SWITCHES = 1 };
+enum { OPT_MAX_HYPERS = 7, OPT_MAX_SWITCHES = 1 };
 
-typedef enum { RANGE_ANY, RANGE_POSITIVE, RANGE_NONNEGATIVE, RANGE_UNIT } HyperRange;
+/* RANGE_CLIP: positive when given; 0, the default, is none */
+typedef enum { RANGE_ANY, RANGE_POSITIVE, RANGE_NONNEGATIVE, RANGE_UNIT, RANGE_CLIP } HyperRange;
 
 /* A numeric setting: its name (the model file's key, the API's, and the
  * state optimizer/NAME when the update reads it at run time), Keras'

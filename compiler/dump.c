@@ -208,6 +208,11 @@ static void print_train(FILE *out, const Graph *g, const TrainStep *st, const ch
     break;
   case OPT_COUNT: break;
   }
+  /* the clipping options, where given (opt_info's RANGE_CLIP rows) */
+  const OptInfo *info = &opt_info[o->kind];
+  for (int k = 0; k < info->nhyper; k++)
+    if (info->hyper[k].range == RANGE_CLIP && opt_hyper_value(o, &info->hyper[k]) > 0)
+      fprintf(out, ", %s=%.*g", info->hyper[k].name, d, opt_hyper_value(o, &info->hyper[k]));
   fputc(')', out);
   if (g->nsteps > 1 || strcmp(st->name, "train")) fprintf(out, " as %s", st->name);
   fputc('\n', out);

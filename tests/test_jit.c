@@ -437,6 +437,102 @@ static void test_embedding(void **state) {
   for (int k = 0; k < 3; k++) gradc_free(m[k]);
 }
 
+/* Gradient clipping against values computed by hand.  loss = sum(w*w)/2 +
+ * sum(v*v)/2, so the gradients are w = [3, 4, 12] (norm 13) and v = [1, 1]
+ * (norm sqrt 2), and sgd(lr=1) leaves w - g'.  SEEDS M32's per-tensor
+ * tf.clip_by_norm(g, 5) scales w's gradient by 5/13 and leaves v's; the
+ * global norm sqrt(171) scales both; clipvalue clips elements before
+ * clipnorm sees them (Keras' order).  Then the threshold as a run-time
+ * hyperparameter, the JIT against the evaluator, and the refusals. */
+static void test_gradient_clipping(void **state) {
+  (void)state;
+  static const struct {
+    const char *opts;
+    double w[3], v[2];
+  } cases[] = {
+      {"", {0, 0, 0}, {0, 0}},
+      {", clipnorm=5", {3 * 8. / 13, 4 * 8. / 13, 12 * 8. / 13}, {0, 0}},
+      {", global_clipnorm=5", {0, 0, 0}, {0, 0}},   /* filled in below */
+      {", clipvalue=2.5", {0.5, 1.5, 9.5}, {0, 0}},
+      {", clipvalue=2.5, clipnorm=4", {0, 0, 0}, {0, 0}},
+      {", clipnorm=20", {0, 0, 0}, {0, 0}},
+  };
+  double gs = 1 - 5 / sqrt(171.0), cs = 1 - 4 / sqrt(3 * 2.5 * 2.5);
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    char src[512];
+    snprintf(src, sizeof src,
+             "param w : f32[3] = [3, 4, 12]\nparam v : f32[2] = [1, 1]\n"
+             "loss = sum(w * w) / 2 + sum(v * v) / 2\ntrain loss with sgd(lr=1%s)\n", cases[i].opts);
+    double want_w[3], want_v[2];
+    memcpy(want_w, cases[i].w, sizeof want_w);
+    memcpy(want_v, cases[i].v, sizeof want_v);
+    if (i == 2)
+      for (int k = 0; k < 3; k++) want_w[k] = (k == 0 ? 3 : k == 1 ? 4 : 12) * gs, want_v[k % 2] = gs;
+    if (i == 4)
+      for (int k = 0; k < 3; k++) want_w[k] = (k == 0 ? 3 : k == 1 ? 4 : 12) - 2.5 * (1 - cs);
+    gradc_options o;
+    gradc_options_default(&o);
+    o.threads = 1;
+    gradc_model *m;
+    gradc_status st = gradc_compile_string("clip.nn", src, &o, &m);
+    if (st) print_error("%s\n", gradc_last_error(NULL));
+    assert_int_equal(st, GRADC_OK);
+    assert_int_equal(gradc_bind(m, 1), GRADC_OK);
+    double loss;
+    assert_int_equal(gradc_train_step(m, &loss), GRADC_OK);
+    const float *w = gradc_data(m, "w", NULL), *v = gradc_data(m, "v", NULL);
+    for (int k = 0; k < 3; k++)
+      if (!close_to(w[k], want_w[k], 1e-6, 1e-6)) {
+        print_error("%s: w[%d] = %.9g, want %.9g\n", cases[i].opts, k, w[k], want_w[k]);
+        fail();
+      }
+    for (int k = 0; k < 2; k++) assert_true(close_to(v[k], want_v[k], 1e-6, 1e-6));
+    /* The evaluator's step, from the same start. */
+    const Graph *g = rt_graph(m);
+    Eval *e = eval_new(g);
+    assert_non_null(e);
+    assert_true(eval_bind(e, "", 1));
+    eval_init(e, o.seed);
+    eval_step(e, 0);
+    compare(m, g, e, GRADC_PARAM, 1e-6, 1e-6, "clipped");
+    eval_free(e);
+    double h;
+    if (i == 0) {
+      assert_int_equal(gradc_get_hyper(m, NULL, "clipnorm", &h), GRADC_ERR_ARG);
+    } else if (i == 1) {
+      /* clipnorm 5 -> 10 at run time: w's step is now 10/13 of g */
+      assert_int_equal(gradc_get_hyper(m, NULL, "clipnorm", &h), GRADC_OK);
+      assert_true(h == 5);
+      assert_int_equal(gradc_set_hyper(m, NULL, "clipnorm", 10), GRADC_OK);
+      float w0[3];
+      memcpy(w0, w, sizeof w0);
+      assert_int_equal(gradc_train_step(m, &loss), GRADC_OK);
+      double n = sqrt((double)w0[0] * w0[0] + (double)w0[1] * w0[1] + (double)w0[2] * w0[2]);
+      for (int k = 0; k < 3; k++)
+        assert_true(close_to(w[k], w0[k] * (1 - (n > 10 ? 10 / n : 1)), 1e-6, 1e-6));
+    }
+    gradc_free(m);
+  }
+  /* Keras' refusals. */
+  static const char *const bad[][2] = {
+      {"sgd(clipnorm=0)", "sgd: clipnorm must be positive, got 0"},
+      {"adam(clipvalue=-1)", "adam: clipvalue must be positive, got -1"},
+      {"rmsprop(clipnorm=1, global_clipnorm=1)",
+       "rmsprop: clipnorm and global_clipnorm exclude each other (as in Keras); choose one"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    char src[256];
+    snprintf(src, sizeof src, "param w : f32[2] = [1, 2]\nloss = sum(w * w)\ntrain loss with %s\n",
+             bad[i][0]);
+    gradc_model *m = NULL;
+    assert_int_not_equal(gradc_compile_string("bad.nn", src, NULL, &m), GRADC_OK);
+    if (!strstr(gradc_last_error(NULL), bad[i][1])) {
+      print_error("%s: %s\n", bad[i][0], gradc_last_error(NULL));
+      fail();
+    }
+  }
+}
+
 /* Sums and means of long runs of f32 (issue 15): a million values added one
  * after another into an f32 lose 1e-5 to 1e-4 of their sum.  The code
  * accumulates f32 sums in f64 and rounds once, so every output here is
@@ -922,6 +1018,7 @@ int main(void) {
       cmocka_unit_test(test_model_files),
       cmocka_unit_test(test_threads_same_bits),
       cmocka_unit_test(test_embedding),
+      cmocka_unit_test(test_gradient_clipping),
       cmocka_unit_test(test_long_reductions),
       cmocka_unit_test(test_f64_layers),
       cmocka_unit_test(test_f64_adam),

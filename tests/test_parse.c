@@ -347,10 +347,10 @@ static const char opt_sgd[] =
     "train loss with sgd(lr=0.1, momentum=0.9, nesterov=true)\n";
 static const char opt_rmsprop[] =
     "param w : f32[2] = [1, 2]\nloss = sum(w * w)\n"
-    "train loss with rmsprop(lr=0.01, rho=0.8, momentum=0.5, eps=1e-6, centered=true)\n";
+    "train loss with rmsprop(lr=0.01, rho=0.8, momentum=0.5, eps=1e-6, centered=true, clipnorm=5)\n";
 static const char opt_adagrad[] =
     "param w : f32[2] = [1, 2]\nloss = sum(w * w)\n"
-    "train loss with adagrad(lr=0.5, initial_accumulator=0.2, eps=1e-5)\n";
+    "train loss with adagrad(lr=0.5, initial_accumulator=0.2, eps=1e-5, clipvalue=0.5, global_clipnorm=2)\n";
 
 static int cmp_values(const char *what, int id, const double *a, const double *b,
                       int64_t n) {
