@@ -561,6 +561,13 @@ Node *parse_call(Parser *p) {
   return n;
 }
 
+/* Keras' Orthogonal refuses tensors of rank < 2: it needs a matrix. */
+static void orthogonal_shape(Parser *p, const Node *param, Loc loc) {
+  if (param->a.init.kind == INIT_ORTHOGONAL && param->shape.rank < 2)
+    parse_fail(p, loc, "orthogonal needs a parameter of rank >= 2 (a matrix), '%s' has rank %d",
+               param->name ? param->name : "", param->shape.rank);
+}
+
 static Val *init_arg(Parser *p, Call *c, int i, const char *k1, const char *k2,
                      double *out) {
   Val *v = call_arg(c, i, k1);
@@ -598,14 +605,14 @@ Node *call_init(Parser *p, Node *param, Val *v) {
     for (int k = 0; k < INIT_VALUES; k++)
       if (strcmp(v->name, init_names[k]) == 0) in.kind = (InitKind)k, found = true;
     if (!found || in.kind == INIT_CONSTANT || in.kind == INIT_UNIFORM ||
-        in.kind == INIT_NORMAL || in.kind == INIT_TRUNCATED_NORMAL) {
+        in.kind == INIT_NORMAL || in.kind == INIT_TRUNCATED_NORMAL || in.kind == INIT_ORTHOGONAL) {
       if (found) goto defaults;
       const char *near = call_nearest(v->name, init_names, INIT_VALUES);
       if (near) parse_fail(p, loc, "unknown initializer '%s'; did you mean '%s'?", v->name, near);
       parse_fail(p, loc, "unknown initializer '%s'; use zeros, ones, constant(v), "
               "uniform(a,b), normal(mean,std), truncated_normal(std), "
               "glorot_uniform, glorot_normal, he_normal, he_uniform, "
-              "lecun_normal or lecun_uniform", v->name);
+              "lecun_normal, lecun_uniform or orthogonal", v->name);
     }
   } else {
     parse_fail(p, loc, "expected an initializer such as glorot_uniform, a number or "
@@ -617,9 +624,11 @@ defaults:
   switch (in.kind) {
   case INIT_CONSTANT: parse_fail(p, loc, "constant needs a value: constant(0.1)");
   case INIT_UNIFORM: in.a = -0.05, in.b = 0.05; break;
+  case INIT_ORTHOGONAL: in.a = 1, in.b = 0; break;
   default: in.a = 0, in.b = 0.05; break;
   }
   param->a.init = in;
+  orthogonal_shape(p, param, loc);
   return param;
 }
 
@@ -671,6 +680,12 @@ void parse_init(Parser *p, Node *param) {
       init_arg(p, c, 0, "stddev", "std", &in.b);
       if (call_kwarg(c, "mean")) in.a = call_num(p, c, call_kwarg(c, "mean"), false);
       break;
+    case INIT_ORTHOGONAL:
+      /* Keras 2's Orthogonal(gain=1.0) */
+      keys = "gain";
+      in.a = 1;
+      init_arg(p, c, 0, "gain", NULL, &in.a);
+      break;
     default:
       if (c->nargs)
         parse_fail(p, c->args[0].loc, "%s takes no arguments", name);
@@ -684,6 +699,7 @@ void parse_init(Parser *p, Node *param) {
     if ((in.kind == INIT_NORMAL || in.kind == INIT_TRUNCATED_NORMAL) && !(in.b > 0))
       parse_fail(p, c->fn->loc, "%s needs a positive standard deviation", name);
     param->a.init = in;
+    orthogonal_shape(p, param, c->fn->loc);
     return;
   }
   Val v = {.loc = p->tok->loc};

@@ -35,6 +35,9 @@ static void put_init(FILE *out, const Node *n) {
     if (in->a != 0) fprintf(out, "(%.9g, mean=%.9g)", in->b, in->a);
     else fprintf(out, "(%.9g)", in->b);
     break;
+  case INIT_ORTHOGONAL:
+    if (in->a != 1) fprintf(out, "(%.9g)", in->a);
+    break;
   default: break;
   }
 }

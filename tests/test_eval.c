@@ -501,6 +501,72 @@ static void test_init_determinism(void **state) {
   compilation_free(c);
 }
 
+/* orthogonal (Keras 2): the tensor read as a matrix of prod(shape[:-1])
+ * rows and shape[-1] columns has orthonormal columns (rows when there are
+ * fewer rows), to f32 rounding, times the gain; the same per seed, another
+ * for another seed; and it is the Q of the QR decomposition of the normal
+ * matrix drawn from the parameter's stream, R's diagonal made positive:
+ * Q^T A is upper triangular with a positive diagonal. */
+static void test_init_orthogonal(void **state) {
+  (void)state;
+  Compilation *c = compile_ok("orth.nn",
+                              "param A : f32[4, 3] = orthogonal\n"
+                              "param B : f32[3, 4] = orthogonal\n"
+                              "param C : f32[64, 64] = orthogonal\n"
+                              "param D : f32[3, 3, 4, 8] = orthogonal\n"
+                              "param E : f64[5, 2] = orthogonal(gain=2)\n"
+                              "output o = sum(A) + sum(B) + sum(C) + sum(D) + sum(cast(E, f32))\n");
+  const Graph *g = c->graph;
+  Eval *e1 = eval_new(g), *e2 = eval_new(g), *e3 = eval_new(g);
+  assert_true(e1 && e2 && e3);
+  eval_init(e1, 42);
+  eval_init(e2, 42);
+  eval_init(e3, 43);
+  static const struct {
+    const char *name;
+    int64_t rows, cols;
+    double gain, tol;
+  } cases[] = {{"A", 4, 3, 1, 1e-6}, {"B", 3, 4, 1, 1e-6}, {"C", 64, 64, 1, 1e-5},
+               {"D", 36, 8, 1, 1e-6}, {"E", 5, 2, 2, 1e-12}};
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+    Node *p = named(g, cases[k].name);
+    const double *q = eval_data(e1, p);
+    int64_t R = cases[k].rows, C = cases[k].cols, n = R < C ? R : C;
+    assert_int_equal(eval_count(e1, p), R * C);
+    assert_memory_equal(q, eval_data(e2, p), sizeof(double) * (size_t)(R * C));
+    assert_true(memcmp(q, eval_data(e3, p), sizeof(double) * (size_t)(R * C)) != 0);
+    /* the Gram matrix of the n orthonormal columns (or rows) */
+    double worst = 0;
+    for (int64_t a = 0; a < n; a++)
+      for (int64_t b = 0; b < n; b++) {
+        double dot = 0;
+        for (int64_t i = 0; i < (R < C ? C : R); i++)
+          dot += R >= C ? q[i * C + a] * q[i * C + b] : q[a * C + i] * q[b * C + i];
+        double want = a == b ? cases[k].gain * cases[k].gain : 0;
+        worst = fmax(worst, fabs(dot - want));
+      }
+    if (worst > cases[k].tol) {
+      print_error("%s: Q^T Q differs from I by %.3g\n", cases[k].name, worst);
+      fail();
+    }
+  }
+  /* A = [4, 3]: Q^T A upper triangular, positive diagonal (A row-major
+   * from counters i*3 + j of A's stream) */
+  const double *q = eval_data(e1, named(g, "A"));
+  uint64_t st = rng_stream(42, "A");
+  for (int a = 0; a < 3; a++)
+    for (int b = 0; b < 3; b++) {
+      double r = 0;
+      for (int i = 0; i < 4; i++) r += q[i * 3 + a] * rng_normal(st, (uint64_t)(i * 3 + b));
+      if (a > b) assert_near(r, 0, 0, 1e-6, "Q^T A below the diagonal");
+      if (a == b) assert_true(r > 0);
+    }
+  eval_free(e1);
+  eval_free(e2);
+  eval_free(e3);
+  compilation_free(c);
+}
+
 static void test_init_distributions(void **state) {
   (void)state;
   Compilation *c = compile_ok("init.nn", init_src);
@@ -845,6 +911,7 @@ int main(void) {
       cmocka_unit_test(test_mse),
       cmocka_unit_test(test_init_determinism),
       cmocka_unit_test(test_init_distributions),
+      cmocka_unit_test(test_init_orthogonal),
       cmocka_unit_test(test_linear_regression),
       cmocka_unit_test(test_himmelblau),
       cmocka_unit_test(test_mlp_blobs),

@@ -762,10 +762,11 @@ static void test_ops(void **state) {
       /* an embedding (gather, and scatter_add in the step) under Adam */
       "input ids : i32[batch, 5]\n"
       "input y : i32[batch]\n"
+      "param r : f32[3, 3] = orthogonal\n"
       "e = embedding(ids, 7, 4)\n"
-      "z = dense(reshape(e, [-1, 20]), 3)\n"
+      "z = dense(reshape(e, [-1, 20]), 3) @ r\n"
       "output e\n"
-      "loss = mean(softmax_cross_entropy(z, y)) + sum(gather(z.kernel, y)) * 0.01\n"
+      "loss = mean(softmax_cross_entropy(z, y)) + sum(gather(r, y)) * 0.01\n"
       "train loss with adam(lr=0.05)\n",
 
       "input n : i32[batch, 3]\n"
