@@ -127,6 +127,21 @@ static void test_every_model_compiles(void **state) {
   "a = dense(x, 2, activation=relu)\nb = dense(a, 2, activation=relu)\n"       \
   "c = dense(b, 2)\noutput c\n"
 
+/* The summary of the model src holds each of the n lines. */
+static void expect_summary(const char *src, const char *const *lines, size_t n) {
+  Compilation *c = compile_str(src);
+  if (!c->graph) print_diags(c);
+  assert_non_null(c->graph);
+  char *sum = dump_str(c->graph, DUMP_TEXT, true);
+  compilation_free(c);
+  int missing = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!strstr(sum, lines[i])) print_error("summary lacks: %s", lines[i]), missing++;
+  if (missing) print_error("%s", sum);
+  free(sum);
+  assert_int_equal(missing, 0);
+}
+
 static void test_param_counts(void **state) {
   (void)state;
   static const struct { const char *file, *src; int64_t count; } cases[] = {
@@ -159,10 +174,6 @@ static void test_param_counts(void **state) {
     assert_int_equal(warnings, 0);
   }
   /* the Keras names of unnamed layers, as in the seed's summary (M15) */
-  Compilation *c = compile_str(FC4);
-  assert_non_null(c->graph);
-  char *sum = dump_str(c->graph, DUMP_TEXT, true);
-  compilation_free(c);
   static const char *const lines[] = {
       " dense.kernel                   (784, 256)         200,704      glorot_uniform\n",
       " dense_1.kernel                 (256, 256)         65,536       glorot_uniform\n",
@@ -170,12 +181,7 @@ static void test_param_counts(void **state) {
       " dense_3.kernel                 (256, 10)          2,560        glorot_uniform\n",
       "Total params: 335,114\n",
   };
-  int missing = 0;
-  for (size_t i = 0; i < sizeof lines / sizeof *lines; i++)
-    if (!strstr(sum, lines[i])) print_error("summary lacks: %s", lines[i]), missing++;
-  if (missing) print_error("%s", sum);
-  free(sum);
-  assert_int_equal(missing, 0);
+  expect_summary(FC4, lines, sizeof lines / sizeof *lines);
 }
 
 /* Embedding layers in the summary: Keras' names for unnamed ones
@@ -183,26 +189,17 @@ static void test_param_counts(void **state) {
  * parameters for Embedding(10000, 100). */
 static void test_embedding_summary(void **state) {
   (void)state;
-  Compilation *c = compile_str("input ids : i32[batch, 80]\n"
-                               "a = mean(embedding(ids, 10000, 100), axis=1)\n"
-                               "b = mean(embedding(ids, 20, 3, embeddings_initializer=zeros), axis=1)\n"
-                               "output a\noutput b\n");
-  if (!c->graph) print_diags(c);
-  assert_non_null(c->graph);
-  char *sum = dump_str(c->graph, DUMP_TEXT, true);
-  compilation_free(c);
   static const char *const lines[] = {
       " embedding.embeddings           (10000, 100)       1,000,000    uniform(-0.05, 0.05)\n",
       " embedding_1.embeddings         (20, 3)            60           zeros\n",
       " embedding                      1,000,000\n",
       "Total params: 1,000,060\n",
   };
-  int missing = 0;
-  for (size_t i = 0; i < sizeof lines / sizeof *lines; i++)
-    if (!strstr(sum, lines[i])) print_error("summary lacks: %s", lines[i]), missing++;
-  if (missing) print_error("%s", sum);
-  free(sum);
-  assert_int_equal(missing, 0);
+  expect_summary("input ids : i32[batch, 80]\n"
+                 "a = mean(embedding(ids, 10000, 100), axis=1)\n"
+                 "b = mean(embedding(ids, 20, 3, embeddings_initializer=zeros), axis=1)\n"
+                 "output a\noutput b\n",
+                 lines, sizeof lines / sizeof *lines);
 }
 
 /* The per-layer counts of the seeds' CNN summaries (SEEDS M18, M20). */
