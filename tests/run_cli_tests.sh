@@ -211,7 +211,8 @@ loss = mean(softmax_cross_entropy(logits, y))
 metric accuracy = mean(argmax(logits, axis=-1) == y)
 train loss with adam(lr=0.05, clipnorm=1)
 NN
-run train "$tmp/seq.nn" --data "$tmp/seq.csv" --sequences --padding post --truncating post --epochs 8 --batch 32
+run train "$tmp/seq.nn" --data "$tmp/seq.csv" --sequences --padding post --truncating post --epochs 8 --batch 32 \
+  --history "$tmp/seq_h.csv"
 check "train on a CSV of sequences, padded and truncated (--sequences)" \
   all 'status_is 0' 'stdout_has "8/8 [=============================="' 'stdout_has "accuracy: 1.0000"'
 run train "$tmp/seq.nn" --data "$tmp/seq.csv" --sequences --padding middle
