@@ -30,6 +30,8 @@ typedef struct TrainOptions {
   const char *history;       /* CSV of per-epoch means, or NULL */
   bool test;                 /* evaluate on the test split at the end */
   bool profile;              /* report the share of step time in sgemm */
+  bool sequences;            /* the CSV's rows are a label and ids */
+  SeqPad pad;                /* how sequences meet the input's length */
   FILE *out;                 /* progress and results; NULL = stdout */
 } TrainOptions;
 

@@ -38,7 +38,14 @@ static const char usage[] =
     "      --batch N       value of every symbolic dimension (default 3)\n"
     "      --tol X         relative error tolerance (default 1e-4)\n"
     "  train FILE.nn     JIT-compile and train (Fashion-MNIST by default)\n"
-    "      --data DIR      MNIST-format IDX files (default " DEFAULT_DATA ")\n"
+    "      --data DIR      MNIST-format IDX files (default " DEFAULT_DATA "),\n"
+    "                      SPLIT-sequences-idx2-int/-ubyte for sequences of ids,\n"
+    "                      or a CSV file (inputs take its columns in order)\n"
+    "      --sequences     the CSV's rows are a label and any number of ids\n"
+    "      --padding P     pre (default) or post: where shorter sequences are\n"
+    "                      padded to the input's length (Keras pad_sequences)\n"
+    "      --truncating T  pre (default) or post: which end longer ones lose\n"
+    "      --pad-value N   the padding id (default 0)\n"
     "      --epochs N      passes over the training set (default 5)\n"
     "      --batch N       batch size (default 128)\n"
     "      --lr X          learning rate instead of the model's\n"
@@ -304,6 +311,13 @@ static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
     else if (!strcmp(a, "--check-numerics")) r->o.check_numerics = 1;
     else if (!strcmp(a, "--profile")) r->t.profile = true;
     else if (!strcmp(a, "--no-test")) r->t.test = false;
+    else if (!strcmp(a, "--sequences")) r->t.sequences = true;
+    else if (!strcmp(a, "--padding") || !strcmp(a, "--truncating")) {
+      NEED_VALUE();
+      if (strcmp(v, "pre") && strcmp(v, "post")) return usage_error("--padding and --truncating take pre or post, got '%s'", v);
+      *(a[2] == 'p' ? &r->t.pad.pad_post : &r->t.pad.truncate_post) = !strcmp(v, "post");
+    }
+    else if (!strcmp(a, "--pad-value")) { NUMBER(-2147483648.0, 2147483647.0); r->t.pad.value = (int32_t)x; }
     else if ((rc = take_file(a, &r->file))) return rc;
 #undef NUMBER
 #undef NEED_VALUE

@@ -3,7 +3,10 @@
  *
  * Data meets the model as feed.c plans it (images to the one float input,
  * labels to the i32 one); a CSV file (--data points.csv) feeds the inputs
- * in declaration order and has no test split.  A model without inputs
+ * in declaration order, or with --sequences holds a label and ids per row,
+ * and has no test split; sequences (CSV, or IDX vectors in a directory)
+ * are padded or truncated to the input's length (--padding, --truncating,
+ * --pad-value).  A model without inputs
  * (Himmelblau) takes one step per epoch.
  *
  * Output follows Keras' fit(): a live progress bar per epoch on a terminal
@@ -120,10 +123,16 @@ static bool is_table(const char *path) {
 }
 
 static gradc_status load_data(const TrainOptions *o, bool train, Dataset *d, RtError *err) {
-  if (!is_table(o->data_dir)) return data_load_mnist_dir(o->data_dir, train, d, err);
+  gradc_status s;
+  if (!is_table(o->data_dir) || o->sequences) {
+    s = o->sequences && is_table(o->data_dir) ? data_load_csv_sequences(o->data_dir, d, err)
+                                              : data_load_mnist_dir(o->data_dir, train, d, err);
+    d->pad = o->pad;
+    return s;
+  }
   double *v = NULL;
   int64_t rows, cols;
-  gradc_status s = data_load_csv(o->data_dir, &v, &rows, &cols, err);
+  s = data_load_csv(o->data_dir, &v, &rows, &cols, err);
   if (s) return s;
   memset(d, 0, sizeof *d);
   d->x = rt_alloc_big(sizeof(float) * (size_t)(rows * cols > 0 ? rows * cols : 1));
@@ -333,7 +342,7 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
     if (ss && !s) s = rt_fail(err, ss, "%s", gradc_last_error(m));
     else if (!ss) fprintf(out, "saved checkpoint %s\n", o->save);
   }
-  if (!s && !interrupted && has_inputs && o->test && !train.table) {
+  if (!s && !interrupted && has_inputs && o->test && !is_table(o->data_dir)) {
     if ((s = load_data(o, false, &test, err))) goto done;
     Means tm;
     if ((s = evaluate(m, g, &feed, &test, o->batch, &tm, err))) goto done;

@@ -349,6 +349,19 @@ void grad_concat(AD *ad, Node *n, Node *gy) {
   }
 }
 
+/* Embedding rows: the table's gradient adds each row of gy into the row
+ * its id picked (a scatter-add, never a one-hot product); and back. */
+void grad_gather(AD *ad, Node *n, Node *gy) {
+  Node *s[2] = {gy, n->src[1]};
+  Attrs a = {.depth = n->src[0]->shape.d[0].n};
+  ad_accum(ad, n->src[0], node(ad, OP_SCATTER_ADD, s, 2, &a));
+}
+
+void grad_scatter_add(AD *ad, Node *n, Node *gy) {
+  Node *s[2] = {gy, n->src[1]};
+  ad_accum(ad, n->src[0], node(ad, OP_GATHER, s, 2, NULL));
+}
+
 /* The fused form: d/dlogits = (softmax(logits) - target) * g per row. */
 /* Does every row of t along its last axis sum to one, whatever the
  * inputs: class indices, a one_hot, a softmax over that axis, or a

@@ -351,6 +351,19 @@ static Node *fn_one_hot(Parser *p, Call *c, OpKind op) {
   return parse_mk1(p, op, x, &a, c->fn->loc);
 }
 
+/* gather(table, ids): tf.gather on axis 0 (the op under embedding) */
+static Node *fn_gather(Parser *p, Call *c, OpKind op) {
+  Node *s[2] = {call_tensor(p, c, 0, NULL), call_tensor(p, c, 1, NULL)};
+  return parse_mk(p, op, s, 2, NULL, c->fn->loc);
+}
+
+/* scatter_add(updates, ids, depth): gather's adjoint, [depth, D] */
+static Node *fn_scatter_add(Parser *p, Call *c, OpKind op) {
+  Node *s[2] = {call_tensor(p, c, 0, NULL), call_tensor(p, c, 1, NULL)};
+  Attrs a = {.depth = call_count(p, c, 2, "depth", "depth")};
+  return parse_mk(p, op, s, 2, &a, c->fn->loc);
+}
+
 /* expand_dims(x, axis): a reshape that inserts a 1 (axis may be -rank-1..rank) */
 static Node *fn_expand_dims(Parser *p, Call *c, OpKind op) {
   (void)op;
@@ -433,6 +446,8 @@ static const Builtin builtins[] = {
     {"broadcast_to", fn_broadcast, OP_BROADCAST, 1, 2, "shape"},
     {"concat", fn_concat, OP_CONCAT, 1, MAX_OPERANDS, "axis"},
     {"one_hot", fn_one_hot, OP_ONE_HOT, 1, 2, "depth"},
+    {"gather", fn_gather, OP_GATHER, 2, 2, ""},
+    {"scatter_add", fn_scatter_add, OP_SCATTER_ADD, 2, 3, "depth"},
     {"softmax_cross_entropy", fn_binary, OP_SOFTMAX_CE, 2, 2, ""},
     {"sigmoid_cross_entropy", fn_binary, OP_SIGMOID_CE, 2, 2, ""},
     {"expand_dims", fn_expand_dims, OP_RESHAPE, 1, 2, "axis"},
@@ -454,6 +469,7 @@ static const Builtin builtins[] = {
     {"dropout_mask", layer_dropout_mask, OP_DROPOUT_MASK, 1, 2, "rate,seed"},
     {"dropout", layer_dropout, OP_TRAIN_SELECT, 1, 2, "rate,seed"},
     {"batch_norm", layer_batch_norm, OP_TRAIN_SELECT, 1, 2, "axis,momentum,epsilon,name"},
+    {"embedding", layer_embedding, OP_GATHER, 1, 3, "input_dim,output_dim,embeddings_initializer,name"},
 };
 
 static bool in_list(const char *list, const char *key) {
@@ -546,7 +562,8 @@ Node *parse_call(Parser *p) {
     if (c->args[i].key && !in_list(b->kw, c->args[i].key))
       parse_fail(p, c->args[i].keyloc, "%s has no argument '%s'%s%s", name,
               c->args[i].key, *b->kw ? "; it takes: " : "", b->kw);
-  if (b->fn == layer_dense || b->fn == layer_conv2d || b->fn == layer_batch_norm)
+  if (b->fn == layer_dense || b->fn == layer_conv2d || b->fn == layer_batch_norm ||
+      b->fn == layer_embedding)
     p->bind_name = outer;
   Node *n = b->fn(p, c, b->op);
   p->bind_name = NULL;
@@ -555,6 +572,13 @@ Node *parse_call(Parser *p) {
       parse_unknown(p, c->args[i].name, c->args[i].loc);
   (void)outer;
   return n;
+}
+
+/* Keras' Orthogonal refuses tensors of rank < 2: it needs a matrix. */
+static void orthogonal_shape(Parser *p, const Node *param, Loc loc) {
+  if (param->a.init.kind == INIT_ORTHOGONAL && param->shape.rank < 2)
+    parse_fail(p, loc, "orthogonal needs a parameter of rank >= 2 (a matrix), '%s' has rank %d",
+               param->name ? param->name : "", param->shape.rank);
 }
 
 static Val *init_arg(Parser *p, Call *c, int i, const char *k1, const char *k2,
@@ -594,14 +618,14 @@ Node *call_init(Parser *p, Node *param, Val *v) {
     for (int k = 0; k < INIT_VALUES; k++)
       if (strcmp(v->name, init_names[k]) == 0) in.kind = (InitKind)k, found = true;
     if (!found || in.kind == INIT_CONSTANT || in.kind == INIT_UNIFORM ||
-        in.kind == INIT_NORMAL || in.kind == INIT_TRUNCATED_NORMAL) {
+        in.kind == INIT_NORMAL || in.kind == INIT_TRUNCATED_NORMAL || in.kind == INIT_ORTHOGONAL) {
       if (found) goto defaults;
       const char *near = call_nearest(v->name, init_names, INIT_VALUES);
       if (near) parse_fail(p, loc, "unknown initializer '%s'; did you mean '%s'?", v->name, near);
       parse_fail(p, loc, "unknown initializer '%s'; use zeros, ones, constant(v), "
               "uniform(a,b), normal(mean,std), truncated_normal(std), "
               "glorot_uniform, glorot_normal, he_normal, he_uniform, "
-              "lecun_normal or lecun_uniform", v->name);
+              "lecun_normal, lecun_uniform or orthogonal", v->name);
     }
   } else {
     parse_fail(p, loc, "expected an initializer such as glorot_uniform, a number or "
@@ -613,9 +637,11 @@ defaults:
   switch (in.kind) {
   case INIT_CONSTANT: parse_fail(p, loc, "constant needs a value: constant(0.1)");
   case INIT_UNIFORM: in.a = -0.05, in.b = 0.05; break;
+  case INIT_ORTHOGONAL: in.a = 1, in.b = 0; break;
   default: in.a = 0, in.b = 0.05; break;
   }
   param->a.init = in;
+  orthogonal_shape(p, param, loc);
   return param;
 }
 
@@ -667,6 +693,12 @@ void parse_init(Parser *p, Node *param) {
       init_arg(p, c, 0, "stddev", "std", &in.b);
       if (call_kwarg(c, "mean")) in.a = call_num(p, c, call_kwarg(c, "mean"), false);
       break;
+    case INIT_ORTHOGONAL:
+      /* Keras 2's Orthogonal(gain=1.0) */
+      keys = "gain";
+      in.a = 1;
+      init_arg(p, c, 0, "gain", NULL, &in.a);
+      break;
     default:
       if (c->nargs)
         parse_fail(p, c->args[0].loc, "%s takes no arguments", name);
@@ -680,6 +712,7 @@ void parse_init(Parser *p, Node *param) {
     if ((in.kind == INIT_NORMAL || in.kind == INIT_TRUNCATED_NORMAL) && !(in.b > 0))
       parse_fail(p, c->fn->loc, "%s needs a positive standard deviation", name);
     param->a.init = in;
+    orthogonal_shape(p, param, c->fn->loc);
     return;
   }
   Val v = {.loc = p->tok->loc};
@@ -778,7 +811,12 @@ Optimizer parse_optimizer(Parser *p, Token *ot) {
     }
     opt_set_hyper(&o, h, call_num(p, c, v, false));
     if (h->field == offsetof(Optimizer, lr)) lr_loc = v->loc;
+    if (h->range == RANGE_CLIP && !(opt_hyper_value(&o, h) > 0))
+      parse_fail(p, v->loc, "%s: %s must be positive, got %g", on, h->name, opt_hyper_value(&o, h));
   }
+  if (o.clipnorm > 0 && o.global_clipnorm > 0)
+    parse_fail(p, ot->loc, "%s: clipnorm and global_clipnorm exclude each other (as in Keras); "
+               "choose one", on);
   for (int i = 0; i < info->nhyper; i++) {
     const OptHyper *h = &info->hyper[i];
     double x = opt_hyper_value(&o, h);

@@ -69,6 +69,10 @@ static int64_t index_bound(const Graph *g, const Node *n, int64_t batch) {
       b = d.n * (d.sym ? batch : 1);
     } else if (u->op == OP_ONE_HOT && u->src[0] == n) {
       b = u->a.depth;
+    } else if (u->op == OP_GATHER && u->src[1] == n) {
+      b = u->src[0]->shape.d[0].n;
+    } else if (u->op == OP_SCATTER_ADD && u->src[1] == n) {
+      b = u->a.depth;
     } else {
       bool passes = u->op == OP_RESHAPE || u->op == OP_TRANSPOSE || u->op == OP_SLICE ||
                     u->op == OP_BROADCAST || u->op == OP_CONCAT;

@@ -633,3 +633,65 @@ void cg_assign(CG *cg, const Node *n) {
   LLVMValueRef bytes = LLVMBuildMul(cg->b, cg_count(cg, &dst->shape), cg_int(cg, (int64_t)dtype_size(dst->dtype)), "");
   LLVMBuildMemCpy(cg->b, cg_ptr(cg, dst), 4, cg_ptr(cg, v), 4, bytes);
 }
+
+/* ------------------------------------------------------------ embeddings */
+
+/* Row ids[i] of the table [V, D] into row i, zeros for an id outside
+ * [0, V) (one unsigned compare per row); the outer loop over the ids is
+ * what threads split. */
+void cg_gather(CG *cg, const Node *n) {
+  const Node *t = n->src[0], *ids = n->src[1];
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef V = cg_int(cg, t->shape.d[0].n), D = cg_int(cg, t->shape.d[1].n);
+  Loop li, lj;
+  LLVMValueRef i = cg_loop_begin(cg, &li, cg_count(cg, &ids->shape));
+  LLVMValueRef id = LLVMBuildSExt(b, cg_load(cg, ids, i), cg->i64, "");
+  LLVMValueRef ok = LLVMBuildICmp(b, LLVMIntULT, id, V, "");
+  LLVMValueRef row = LLVMBuildMul(b, LLVMBuildSelect(b, ok, id, cg_int(cg, 0), ""), D, "");
+  LLVMValueRef out = LLVMBuildMul(b, i, D, "");
+  LLVMValueRef j = cg_loop_begin(cg, &lj, D);
+  LLVMValueRef v = cg_load(cg, t, plus(cg, row, j));
+  cg_store(cg, n, plus(cg, out, j), LLVMBuildSelect(b, ok, v, cg_const(cg, n->dtype, 0), ""));
+  cg_loop_end(cg, &lj);
+  cg_loop_end(cg, &li);
+}
+
+/* Columns per block of scatter_add: one cache line of f32. */
+enum { SCATTER_COLUMNS = 16 };
+
+/* gather's adjoint, by blocks of columns: each block zeroes its columns of
+ * the result, then adds the updates' columns into the rows the ids pick,
+ * the ids in order.  Every element is the same sum in the same order
+ * whichever thread runs its block, so the bits do not depend on the thread
+ * count, and no two threads ever write one element (a scatter over rows
+ * would race on repeated ids). */
+void cg_scatter_add(CG *cg, const Node *n) {
+  const Node *u = n->src[0], *ids = n->src[1];
+  LLVMBuilderRef b = cg->b;
+  int64_t cols = n->shape.d[1].n;
+  LLVMValueRef V = cg_int(cg, n->a.depth), D = cg_int(cg, cols);
+  Loop lb, lv, lz, li, la;
+  LLVMValueRef blk = cg_loop_begin(cg, &lb, cg_int(cg, (cols + SCATTER_COLUMNS - 1) / SCATTER_COLUMNS));
+  LLVMValueRef c0 = LLVMBuildMul(b, blk, cg_int(cg, SCATTER_COLUMNS), "");
+  LLVMValueRef left = LLVMBuildSub(b, D, c0, "");
+  LLVMValueRef w = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, left, cg_int(cg, SCATTER_COLUMNS), ""),
+                                   left, cg_int(cg, SCATTER_COLUMNS), "w");
+  LLVMValueRef v = cg_loop_begin(cg, &lv, V);
+  LLVMValueRef at = plus(cg, LLVMBuildMul(b, v, D, ""), c0);
+  LLVMValueRef z = cg_loop_begin(cg, &lz, w);
+  cg_store(cg, n, plus(cg, at, z), cg_const(cg, n->dtype, 0));
+  cg_loop_end(cg, &lz);
+  cg_loop_end(cg, &lv);
+  LLVMValueRef i = cg_loop_begin(cg, &li, cg_count(cg, &ids->shape));
+  LLVMValueRef id = LLVMBuildSExt(b, cg_load(cg, ids, i), cg->i64, "");
+  LLVMBasicBlockRef join = if_begin(cg, LLVMBuildICmp(b, LLVMIntULT, id, V, ""));
+  LLVMValueRef dst = plus(cg, LLVMBuildMul(b, id, D, ""), c0);
+  LLVMValueRef src = plus(cg, LLVMBuildMul(b, i, D, ""), c0);
+  LLVMValueRef c = cg_loop_begin(cg, &la, w);
+  LLVMValueRef sum = LLVMBuildFAdd(b, cg_load(cg, n, plus(cg, dst, c)), cg_load(cg, u, plus(cg, src, c)), "");
+  cg_store(cg, n, plus(cg, dst, c), sum);
+  cg_loop_end(cg, &la);
+  if_end(cg, join);
+  cg_loop_end(cg, &li);
+  cg_loop_end(cg, &lb);
+}

@@ -291,6 +291,8 @@ typedef enum { OPT_SGD, OPT_RMSPROP, OPT_ADAM, OPT_ADAGRAD, OPT_COUNT } OptKind;
 typedef struct Optimizer {
   OptKind kind;
   double lr, momentum, rho, eps, beta1, beta2, initial_accumulator;
+  /* Keras' gradient clipping (every optimizer): 0 = none */
+  double clipnorm, global_clipnorm, clipvalue;
   bool nesterov, centered;
   Loc loc;
 } Optimizer;
@@ -448,9 +450,10 @@ GRADC_OPS(OP)
 
 /* ------------------------------------------------------------ optimizer.c */
 
-enum { OPT_MAX_HYPERS = 4, OPT_MAX_SWITCHES = 1 };
+enum { OPT_MAX_HYPERS = 7, OPT_MAX_SWITCHES = 1 };
 
-typedef enum { RANGE_ANY, RANGE_POSITIVE, RANGE_NONNEGATIVE, RANGE_UNIT } HyperRange;
+/* RANGE_CLIP: positive when given; 0, the default, is none */
+typedef enum { RANGE_ANY, RANGE_POSITIVE, RANGE_NONNEGATIVE, RANGE_UNIT, RANGE_CLIP } HyperRange;
 
 /* A numeric setting: its name (the model file's key, the API's, and the
  * state optimizer/NAME when the update reads it at run time), Keras'
@@ -696,6 +699,7 @@ typedef struct Parser {
   int depth;
   int ndense;              /* Keras-style numbering of unnamed layers */
   int nconv, ndropout, nbn;
+  int nembedding;
   const char *bind_name;   /* the name a let-binding is about to get */
   jmp_buf fail;            /* the first error unwinds the whole parse */
 } Parser;
@@ -781,6 +785,7 @@ Node *call_init(Parser *p, Node *param, Val *v);   /* param's initializer from v
 typedef Node *CallFn(Parser *p, Call *c, OpKind op);
 CallFn layer_dense, layer_conv2d, layer_im2col, layer_pool, layer_global_avgpool,
     layer_upsample, layer_pad, layer_dropout_mask, layer_dropout, layer_batch_norm;
+CallFn layer_embedding;
 
 /* ----------------------------------------------------------------- dump.c */
 

@@ -35,6 +35,9 @@ static void put_init(FILE *out, const Node *n) {
     if (in->a != 0) fprintf(out, "(%.9g, mean=%.9g)", in->b, in->a);
     else fprintf(out, "(%.9g)", in->b);
     break;
+  case INIT_ORTHOGONAL:
+    if (in->a != 1) fprintf(out, "(%.9g)", in->a);
+    break;
   default: break;
   }
 }
@@ -112,7 +115,8 @@ static void put_attrs(FILE *out, const Graph *g, const Node *n, bool nn) {
     for (int i = 0; i < n->shape.rank; i++) fprintf(out, "%s%d", i ? ", " : "", a->perm[i]);
     fputc(']', out);
     break;
-  case OP_ONE_HOT: fprintf(out, "%s%" PRId64, nn ? ", " : " depth=", a->depth); break;
+  case OP_ONE_HOT:
+  case OP_SCATTER_ADD: fprintf(out, "%s%" PRId64, nn ? ", " : " depth=", a->depth); break;
   case OP_MATMUL:
     if (a->ta) fprintf(out, "%stranspose_a=true", nn ? ", " : " ");
     if (a->tb) fprintf(out, "%stranspose_b=true", nn ? ", " : " ");
@@ -207,6 +211,11 @@ static void print_train(FILE *out, const Graph *g, const TrainStep *st, const ch
     break;
   case OPT_COUNT: break;
   }
+  /* the clipping options, where given (opt_info's RANGE_CLIP rows) */
+  const OptInfo *info = &opt_info[o->kind];
+  for (int k = 0; k < info->nhyper; k++)
+    if (info->hyper[k].range == RANGE_CLIP && opt_hyper_value(o, &info->hyper[k]) > 0)
+      fprintf(out, ", %s=%.*g", info->hyper[k].name, d, opt_hyper_value(o, &info->hyper[k]));
   fputc(')', out);
   if (g->nsteps > 1 || strcmp(st->name, "train")) fprintf(out, " as %s", st->name);
   fputc('\n', out);

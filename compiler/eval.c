@@ -482,6 +482,27 @@ void eval_one_hot(Eval *e, const Node *n) {
     if (x[i] >= 0 && x[i] < (double)d) y[i * d + (int64_t)x[i]] = 1;
 }
 
+/* Row ids[i] of the table, a zero row for an id out of range. */
+void eval_gather(Eval *e, const Node *n) {
+  const Node *t = n->src[0];
+  const double *tab = e->v[t->id], *ids = e->v[n->src[1]->id];
+  double *y = e->v[n->id];
+  int64_t V = t->shape.d[0].n, D = t->shape.d[1].n;
+  for (int64_t i = 0, c = e->count[n->src[1]->id]; i < c; i++)
+    for (int64_t j = 0; j < D; j++)
+      y[i * D + j] = ids[i] >= 0 && ids[i] < (double)V ? tab[(int64_t)ids[i] * D + j] : 0;
+}
+
+void eval_scatter_add(Eval *e, const Node *n) {
+  const double *u = e->v[n->src[0]->id], *ids = e->v[n->src[1]->id];
+  double *y = e->v[n->id];
+  int64_t V = n->a.depth, D = n->shape.d[1].n;
+  memset(y, 0, sizeof(double) * (size_t)e->count[n->id]);
+  for (int64_t i = 0, c = e->count[n->src[1]->id]; i < c; i++)
+    if (ids[i] >= 0 && ids[i] < (double)V)
+      for (int64_t j = 0; j < D; j++) y[(int64_t)ids[i] * D + j] += u[i * D + j];
+}
+
 /* Per row: logsumexp(x) - x[label], or sum(t * (logsumexp(x) - x)). */
 void eval_softmax_ce(Eval *e, const Node *n) {
   const Node *lg = n->src[0], *lb = n->src[1];

@@ -111,6 +111,28 @@ Node *layer_dense(Parser *p, Call *c, OpKind op) {
 }
 
 
+/* embedding(ids, input_dim, output_dim,
+ *           embeddings_initializer=uniform(-0.05, 0.05), name=...)
+ * Keras Embedding: NAME.embeddings [input_dim, output_dim], and each i32 id
+ * picks its row: ids.shape + [output_dim].  An id outside [0, input_dim)
+ * gives a zero row (TF on CPU raises instead) and its gradient goes
+ * nowhere; the table's gradient is a scatter-add of the rows. */
+Node *layer_embedding(Parser *p, Call *c, OpKind op) {
+  Node *ids = call_tensor(p, c, 0, NULL);
+  int64_t rows = call_count(p, c, 1, "input_dim", "input_dim");
+  int64_t cols = call_count(p, c, 2, "output_dim", "output_dim");
+  if (ids->dtype != DT_I32)
+    parse_fail(p, c->fn->loc, "embedding: the ids must be i32, got %s; use cast(ids, i32)",
+               dtype_names[ids->dtype]);
+  const char *base = layer_name(p, c, "embedding", &p->nembedding);
+  Shape es = {2, {{rows, 0}, {cols, 0}}};
+  Node *e = new_param(p, arena_printf(p->arena, "%s.embeddings", base), DT_F32, &es,
+                      (Init){INIT_UNIFORM, -0.05, 0.05}, c->fn->loc);
+  Val *ei = call_kwarg(c, "embeddings_initializer");
+  if (ei) call_init(p, e, ei);
+  Node *s[2] = {e, ids};
+  return parse_mk(p, op, s, 2, NULL, c->fn->loc);
+}
 
 /* ------------------------------------------------------------ windows */
 

@@ -81,6 +81,7 @@ void cg_dims(CG *cg, const Shape *s, LLVMValueRef *d);
  * dispatch with the node whose value to compute */
 typedef void CgKernel(CG *cg, const Node *n);
 CgKernel cg_softmax, cg_argreduce, cg_softmax_ce, cg_matmul, cg_transpose, cg_concat, cg_one_hot, cg_im2col, cg_col2im, cg_pool, cg_maxpool_grad, cg_avgpool_grad, cg_train_select, cg_dropout_mask, cg_assign;
+CgKernel cg_gather, cg_scatter_add;   /* embedding lookups and their adjoint */
 void cg_slice_walk(CG *cg, const Node *n, const Shape *sliced, const Shape *full,
                    const Node *from, const Node *to, bool into_full);
 void cg_zero(CG *cg, const Node *n);

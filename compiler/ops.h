@@ -104,6 +104,13 @@
   OP(UNSLICE,     "unslice",           1, K_LAYOUT,  shape_unslice,      grad_unslice,      eval_unslice,      gen_unslice, NAN, 0) \
   OP(CONCAT,      "concat",           -1, K_LAYOUT,  shape_concat,       grad_concat,       eval_concat,       cg_concat, NAN, 0) \
   OP(ONE_HOT,     "one_hot",           1, K_LAYOUT,  shape_one_hot,      grad_none,         eval_one_hot,      cg_one_hot, NAN, F_NO_GRAD) \
+  /* embedding lookup (table [V, D], ids i32 [...]) -> [..., D]: row ids[i] \
+   * of the table, a zero row for an id outside [0, V), as one_hot */ \
+  OP(GATHER,      "gather",            2, K_LAYOUT,  shape_gather,       grad_gather,       eval_gather,       cg_gather, NAN, F_PARALLEL) \
+  /* gather's adjoint (updates [..., D], ids [...]) -> [depth, D]: row \
+   * ids[i] += updates[i], ids in order (the same bits for any thread \
+   * count); out-of-range ids add nothing */ \
+  OP(SCATTER_ADD, "scatter_add",       2, K_LAYOUT,  shape_scatter_add,  grad_scatter_add,  eval_scatter_add,  cg_scatter_add, NAN, F_PARALLEL) \
   /* losses with numerically stable fused forms */ \
   OP(SOFTMAX_CE,  "softmax_cross_entropy", 2, K_LOSS, shape_softmax_ce,   grad_softmax_ce,   eval_softmax_ce,   cg_softmax_ce, NAN, 0) \
   OP(SIGMOID_CE,  "sigmoid_cross_entropy", 2, K_LOSS, shape_sigmoid_ce,   grad_sigmoid_ce,   eval_sigmoid_ce,   gen_elementwise, NAN, F_ELEMENTWISE) \

@@ -31,6 +31,17 @@
  * results do not change.  Adam's step size lr * sqrt(1 - beta2^t) /
  * (1 - beta1^t) is computed in each parameter's dtype, as Keras computes it
  * in the variable's.
+ *
+ * Gradient clipping is an option of every optimizer, Keras 2.x's
+ * (optimizer_v2._transform_gradients), applied in its order before the
+ * update: clipvalue=c clips each element to [-c, c]; clipnorm=c scales each
+ * gradient by c / max(||g||, c) (tf.clip_by_norm); global_clipnorm=c scales
+ * all of the step's gradients by c / max(global norm, c)
+ * (tf.clip_by_global_norm).  Norms are sums of squares (accumulated in f64,
+ * as every f32 sum) and the scale is computed in f64, then rounded to the
+ * gradient's dtype.  The thresholds are run-time hyperparameters like the
+ * others (optimizer/clipnorm, ...); one not given makes no node at all, so
+ * a model without clipping has the graph it always had.
  */
 #include <stddef.h>
 #include <string.h>
@@ -229,32 +240,86 @@ static Node *update_adagrad(OptBuild *b, Node *p, Node *g) {
   return bin(b, OP_SUB, p, scaled(b, bin(b, OP_MUL, hyper(b, "lr", t), g), an, t));
 }
 
+/* ------------------------------------------------------------ clipping */
+
+/* The sum of the squares of g's elements, as an f64 scalar. */
+static Node *sum_squares(OptBuild *b, Node *g) {
+  Node *sq = un(b, OP_SQUARE, g);
+  if (g->shape.rank) {
+    Attrs all = {.axes = (1u << g->shape.rank) - 1};
+    sq = node(b, OP_SUM, &sq, 1, &all);
+  }
+  return cast(b, sq, DT_F64);
+}
+
+/* c / max(sqrt(sum of squares), c) for the threshold optimizer/NAME. */
+static Node *norm_scale(OptBuild *b, Node *squares, const char *name) {
+  Node *c = hyper64(b, name);
+  return bin(b, OP_DIV, c, bin(b, OP_MAXIMUM, un(b, OP_SQRT, squares), c));
+}
+
+/* The step's gradients after Keras' clipping (clipped[i] for grads[i]); the
+ * gradients themselves when the step clips nothing. */
+static void clip_gradients(OptBuild *b, Node **clipped) {
+  const TrainStep *st = b->st;
+  const Optimizer *o = &st->opt;
+  for (int i = 0; i < st->ngrads; i++) {
+    Node *g = clipped[i] = st->grads[i].grad;
+    b->fwd = st->grads[i].param;
+    if (o->clipvalue > 0) {
+      Node *c = hyper(b, "clipvalue", g->dtype);
+      g = clipped[i] = bin(b, OP_MINIMUM, bin(b, OP_MAXIMUM, g, un(b, OP_NEG, c)), c);
+    }
+    if (o->clipnorm > 0)
+      clipped[i] = bin(b, OP_MUL, g, cast(b, norm_scale(b, sum_squares(b, g), "clipnorm"), g->dtype));
+  }
+  if (!(o->global_clipnorm > 0) || !st->ngrads) return;
+  b->fwd = st->loss;
+  Node *total = NULL;
+  for (int i = 0; i < st->ngrads; i++) {
+    Node *ss = sum_squares(b, clipped[i]);
+    total = total ? bin(b, OP_ADD, total, ss) : ss;
+  }
+  Node *scale = norm_scale(b, total, "global_clipnorm");
+  Node *as[DT_COUNT] = {0};
+  for (int i = 0; i < st->ngrads; i++) {
+    DType t = clipped[i]->dtype;
+    if (!as[t]) as[t] = cast(b, scale, t);
+    clipped[i] = bin(b, OP_MUL, clipped[i], as[t]);
+  }
+}
+
 /* ------------------------------------------------------------ the table */
 
 /* Keras 2.x defaults (keras/optimizers/optimizer_v2); eps is Keras'
- * backend epsilon, 1e-7. */
+ * backend epsilon, 1e-7.  Every optimizer takes the clipping options
+ * (Keras' None is 0 here: no clipping). */
+#define CLIP_HYPERS                                                            \
+  H("clipnorm", NULL, clipnorm, 0, RANGE_CLIP),                                \
+      H("global_clipnorm", NULL, global_clipnorm, 0, RANGE_CLIP),              \
+      H("clipvalue", NULL, clipvalue, 0, RANGE_CLIP)
 const OptInfo opt_info[OPT_COUNT] = {
-    [OPT_SGD] = {"sgd", update_sgd, 2,
+    [OPT_SGD] = {"sgd", update_sgd, 5,
                  {H("lr", "learning_rate", lr, 0.01, RANGE_POSITIVE),
-                  H("momentum", NULL, momentum, 0, RANGE_UNIT)},
+                  H("momentum", NULL, momentum, 0, RANGE_UNIT), CLIP_HYPERS},
                  {"nesterov"}},
-    [OPT_RMSPROP] = {"rmsprop", update_rmsprop, 4,
+    [OPT_RMSPROP] = {"rmsprop", update_rmsprop, 7,
                      {H("lr", "learning_rate", lr, 0.001, RANGE_POSITIVE),
                       H("rho", NULL, rho, 0.9, RANGE_UNIT),
                       H("momentum", NULL, momentum, 0, RANGE_UNIT),
-                      H("eps", "epsilon", eps, 1e-7, RANGE_NONNEGATIVE)},
+                      H("eps", "epsilon", eps, 1e-7, RANGE_NONNEGATIVE), CLIP_HYPERS},
                      {"centered"}},
-    [OPT_ADAM] = {"adam", update_adam, 4,
+    [OPT_ADAM] = {"adam", update_adam, 7,
                   {H("lr", "learning_rate", lr, 0.001, RANGE_POSITIVE),
                    H("beta1", "beta_1", beta1, 0.9, RANGE_UNIT),
                    H("beta2", "beta_2", beta2, 0.999, RANGE_UNIT),
-                   H("eps", "epsilon", eps, 1e-7, RANGE_NONNEGATIVE)},
+                   H("eps", "epsilon", eps, 1e-7, RANGE_NONNEGATIVE), CLIP_HYPERS},
                   {NULL}},
-    [OPT_ADAGRAD] = {"adagrad", update_adagrad, 3,
+    [OPT_ADAGRAD] = {"adagrad", update_adagrad, 6,
                      {H("lr", "learning_rate", lr, 0.001, RANGE_POSITIVE),
                       H("initial_accumulator", "initial_accumulator_value",
                         initial_accumulator, 0.1, RANGE_ANY),
-                      H("eps", "epsilon", eps, 1e-7, RANGE_NONNEGATIVE)},
+                      H("eps", "epsilon", eps, 1e-7, RANGE_NONNEGATIVE), CLIP_HYPERS},
                      {NULL}},
 };
 
@@ -345,10 +410,12 @@ void opt_update(Graph *g) {
         reordered = true;      /* the counter was made after the mask */
       }
     }
+    Node **grads = arena_alloc(g->arena, sizeof(Node *) * (size_t)(st->ngrads + 1));
+    clip_gradients(b, grads);
     for (int i = 0; i < st->ngrads; i++) {
       Node *p = st->grads[i].param;
       b->fwd = p;
-      Node *np = b->info->update(b, p, st->grads[i].grad);
+      Node *np = b->info->update(b, p, grads[i]);
       set(b, p, np);
     }
     for (int i = 0; i < b->nups; i++) owner[n + i] = s;

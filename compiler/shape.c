@@ -474,6 +474,47 @@ bool shape_one_hot(Graph *g, Node *n) {
   return true;
 }
 
+/* gather(table, ids): rows of a static [V, D] float table picked by i32
+ * ids of any shape -> ids.shape + [D] (tf.gather on axis 0, Keras
+ * Embedding). */
+bool shape_gather(Graph *g, Node *n) {
+  Node *t = n->src[0], *ids = n->src[1];
+  char b[SHAPE_STR_MAX];
+  if (!need_float(g, n, t)) return false;
+  if (t->shape.rank != 2 || t->shape.d[0].sym || t->shape.d[1].sym)
+    return graph_error(g, n->loc, "gather needs a static [rows, columns] table, got %s",
+                       sh(g, &t->shape, b));
+  if (ids->dtype != DT_I32)
+    return graph_error(g, n->loc, "gather needs i32 indices, got %s", dtype_names[ids->dtype]);
+  if (ids->shape.rank == MAX_RANK)
+    return graph_error(g, n->loc, "gather result would exceed rank %d", MAX_RANK);
+  n->shape = ids->shape;
+  n->shape.d[n->shape.rank++] = t->shape.d[1];
+  n->dtype = t->dtype;
+  return true;
+}
+
+/* scatter_add(updates, ids, depth): updates ids.shape + [D] summed into the
+ * rows of a [depth, D] result (gather's adjoint). */
+bool shape_scatter_add(Graph *g, Node *n) {
+  Node *u = n->src[0], *ids = n->src[1];
+  char b1[SHAPE_STR_MAX], b2[SHAPE_STR_MAX];
+  if (!need_float(g, n, u)) return false;
+  if (ids->dtype != DT_I32)
+    return graph_error(g, n->loc, "scatter_add needs i32 indices, got %s", dtype_names[ids->dtype]);
+  Shape rows = u->shape;
+  rows.rank = rows.rank ? rows.rank - 1 : 0;
+  if (u->shape.rank != ids->shape.rank + 1 || !shape_eq(&rows, &ids->shape) ||
+      u->shape.d[u->shape.rank - 1].sym)
+    return graph_error(g, n->loc, "scatter_add: the updates %s must be the indices' shape %s "
+                       "and a static row length", sh(g, &u->shape, b1), sh(g, &ids->shape, b2));
+  if (n->a.depth < 1)
+    return graph_error(g, n->loc, "scatter_add: depth must be a positive integer");
+  n->shape = (Shape){2, {{n->a.depth, 0}, u->shape.d[u->shape.rank - 1]}};
+  n->dtype = u->dtype;
+  return true;
+}
+
 bool shape_softmax_ce(Graph *g, Node *n) {
   Node *lg = n->src[0], *lb = n->src[1];
   char b1[SHAPE_STR_MAX], b2[SHAPE_STR_MAX];

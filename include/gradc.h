@@ -207,8 +207,22 @@ gradc_status gradc_load(gradc_model *m, const char *path);
 typedef struct gradc_dataset gradc_dataset;
 
 /* Loads train-* (train != 0) or t10k-* images and labels from dir, e.g.
- * "/usr/share/datasets/fashion-mnist".  *out is NULL on failure. */
+ * "/usr/share/datasets/fashion-mnist".  A directory with
+ * SPLIT-sequences-idx2-int (IDX vectors of big-endian i32, type 0x0C) or
+ * SPLIT-sequences-idx2-ubyte instead of images holds sequences of ids:
+ * they feed the model's one non-label input (e.g. i32[batch, 80]), padded
+ * or truncated to its length (gradc_dataset_set_padding).  *out is NULL on
+ * failure. */
 gradc_status gradc_dataset_load(const char *dir, int train, gradc_dataset **out);
+/* Sequences from a CSV file: each row a label, then any number of integer
+ * ids (an optional header line, '#' comments).  *out is NULL on failure. */
+gradc_status gradc_dataset_load_sequences_csv(const char *path, gradc_dataset **out);
+/* How sequences of another length than the input's are fed, as Keras'
+ * pad_sequences: padding_post / truncating_post 0 is 'pre' (the default:
+ * padding before the ids, dropping the first ids), 1 is 'post'; value pads
+ * (default 0).  GRADC_ERR_ARG for a dataset of images. */
+gradc_status gradc_dataset_set_padding(gradc_dataset *d, int padding_post, int truncating_post,
+                                       int32_t value);
 int64_t gradc_dataset_size(const gradc_dataset *d);
 void gradc_dataset_free(gradc_dataset *d);              /* NULL is fine */
 

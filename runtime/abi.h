@@ -194,7 +194,7 @@ typedef enum {
   X(NORMAL, "normal") X(TRUNCATED_NORMAL, "truncated_normal")                              \
   X(GLOROT_UNIFORM, "glorot_uniform") X(GLOROT_NORMAL, "glorot_normal")                    \
   X(HE_NORMAL, "he_normal") X(HE_UNIFORM, "he_uniform") X(LECUN_NORMAL, "lecun_normal")    \
-  X(LECUN_UNIFORM, "lecun_uniform") X(VALUES, "values")
+  X(LECUN_UNIFORM, "lecun_uniform") X(ORTHOGONAL, "orthogonal") X(VALUES, "values")
 
 typedef enum {
 #define X(id, name) INIT_##id,
@@ -357,8 +357,16 @@ bool rng_keep(uint64_t step_stream, uint64_t i, uint64_t threshold) RT_SHARED(rn
  * dtype: initializer kind with its numbers a and b (constant v; uniform
  * lo, hi; normal mean, std), Keras' fans, the tensor's name (its random
  * stream) and, for INIT_VALUES, the values.  False for an unknown kind. */
+/* INIT_ORTHOGONAL's a is the gain; its matrix is fan_in x count / fan_in
+ * (Keras' flat shape).  False for an unknown kind, or when orthogonal's
+ * decomposition cannot be done (out of memory). */
 bool init_fill(InitKind kind, double a, double b, DType dtype, double fan_in, double fan_out,
                const char *name, const double *values, uint64_t seed, double *out, int64_t count)
     RT_SHARED(init_fill);
+/* blas.c: the orthonormal factor Q of the QR decomposition of the m x n
+ * matrix a (m >= n, column-major), with column j times the sign of R's
+ * diagonal element j, in place (LAPACK's dgeqrf and dorgqr).  False when
+ * out of memory or LAPACK refuses. */
+bool rt_orthonormal_columns(double *a, int m, int n);
 
 #endif

@@ -15,6 +15,10 @@
  * the end of a step), so the time between two marks is charged to the
  * kernel of the first.  Times go to the calling instance's RtProfile
  * (context.c): two profiled models do not mix their tables.
+ *
+ * LAPACK's QR (dgeqrf, dorgqr, which OpenBLAS exports) gives the
+ * orthogonal initializer its matrices (init.c): a support library of a .so
+ * links this file for it, and still needs nothing but OpenBLAS and libm.
  */
 #include <cblas.h>
 #include <math.h>
@@ -112,6 +116,35 @@ void rt_profile_reset(RtContext *rt) {
   p->sgemm_calls = 0;
   for (int64_t i = 0; i < p->nkernels; i++) p->kernel_seconds[i] = 0, p->kernel_calls[i] = 0;
   p->current = -1;
+}
+
+/* LAPACK as OpenBLAS exports it (Fortran calling convention; Debian's
+ * OpenBLAS has 32-bit integers and no lapack.h of its own). */
+void dgeqrf_(const int *m, const int *n, double *a, const int *lda, double *tau, double *work,
+             const int *lwork, int *info);
+void dorgqr_(const int *m, const int *n, const int *k, double *a, const int *lda, const double *tau,
+             double *work, const int *lwork, int *info);
+
+bool rt_orthonormal_columns(double *a, int m, int n) {
+  if (m < n || n < 1) return false;
+  double *tau = malloc(sizeof(double) * (size_t)n), query = 0;
+  int info = 0, lwork = -1;
+  if (!tau) return false;
+  dgeqrf_(&m, &n, a, &m, tau, &query, &lwork, &info);   /* asks for the workspace size */
+  lwork = info == 0 && query >= n ? (int)query : n * 64;
+  double *work = malloc(sizeof(double) * (size_t)lwork), *signs = malloc(sizeof(double) * (size_t)n);
+  bool ok = work && signs;
+  if (ok) dgeqrf_(&m, &n, a, &m, tau, work, &lwork, &info);
+  ok = ok && info == 0;
+  for (int j = 0; ok && j < n; j++) signs[j] = a[j + (size_t)j * (size_t)m] < 0 ? -1 : 1;
+  if (ok) dorgqr_(&m, &n, &n, a, &m, tau, work, &lwork, &info);
+  ok = ok && info == 0;
+  for (int j = 0; ok && j < n; j++)
+    for (int i = 0; i < m; i++) a[i + (size_t)j * (size_t)m] *= signs[j];
+  free(tau);
+  free(work);
+  free(signs);
+  return ok;
 }
 
 static void blas_single_thread(void) { openblas_set_num_threads(1); }

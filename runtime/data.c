@@ -37,7 +37,10 @@
 #define MAX_SAMPLES (UINT64_C(1) << 31)
 #define MAX_SAMPLE_VALUES (UINT64_C(1) << 24)
 
-enum { IDX_IMAGES = 0x00000803, IDX_LABELS = 0x00000801 };
+/* Images and labels of unsigned bytes; sequences of ids are vectors
+ * (count, length) of unsigned bytes or of big-endian i32 (type 0x0C). */
+enum { IDX_IMAGES = 0x00000803, IDX_LABELS = 0x00000801, IDX_U8_VECTORS = 0x00000802,
+       IDX_I32_VECTORS = 0x00000C02 };
 
 static const char debian_dir[] = "/usr/share/datasets/fashion-mnist";
 
@@ -48,6 +51,7 @@ typedef struct Idx {
   uint32_t dims[3];
   int ndims;
   uint64_t count;            /* elements: the product of dims */
+  int esize;                 /* bytes per element: 1, or 4 for i32 */
   unsigned char *body;
 } Idx;
 
@@ -58,6 +62,7 @@ static uint32_t get_be32(const unsigned char *p) {
 static const char *idx_kind(uint32_t magic) {
   return magic == IDX_IMAGES ? " (an IDX image file)"
          : magic == IDX_LABELS ? " (an IDX label file)"
+         : magic == IDX_U8_VECTORS || magic == IDX_I32_VECTORS ? " (an IDX sequence file)"
                                : "";
 }
 
@@ -104,7 +109,12 @@ static gradc_status read_some(gzFile f, const char *path, unsigned char *buf, si
   return GRADC_OK;
 }
 
-/* Reads the IDX file at path, whose magic number must be `magic`. */
+static const char *idx_what(uint32_t magic) {
+  return magic == IDX_IMAGES ? "image" : magic == IDX_LABELS ? "label" : "sequence";
+}
+
+/* Reads the IDX file at path, whose magic number must be `magic`
+ * (IDX_U8_VECTORS: either kind of vectors). */
 static gradc_status read_idx(const char *path, uint32_t magic, Idx *out, RtError *err) {
   memset(out, 0, sizeof *out);
   errno = 0;
@@ -116,15 +126,15 @@ static gradc_status read_idx(const char *path, uint32_t magic, Idx *out, RtError
 
   gradc_status s;
   unsigned char head[16];
-  size_t head_bytes = magic == IDX_IMAGES ? 16 : 8, got;
+  size_t head_bytes = 4 + 4 * (magic & 0xff), got;
   if ((s = read_some(f, path, head, head_bytes, &got, 0, 0, err))) goto fail;
-  if (got < 4 || get_be32(head) != magic) {
+  bool vectors = got >= 4 && magic == IDX_U8_VECTORS && get_be32(head) == IDX_I32_VECTORS;
+  if (got < 4 || (get_be32(head) != magic && !vectors)) {
     if (got < 4)
       s = rt_fail(err, GRADC_ERR_DATA, "'%s' is not an IDX file: it holds only %zu bytes", path, got);
     else
       s = rt_fail(err, GRADC_ERR_DATA, "'%s' is not an IDX %s file: its magic number is 0x%08x%s, expected 0x%08x (%u)",
-                  path, magic == IDX_IMAGES ? "image" : "label", get_be32(head), idx_kind(get_be32(head)),
-                  magic, magic == IDX_IMAGES ? 2051u : 2049u);
+                  path, idx_what(magic), get_be32(head), idx_kind(get_be32(head)), magic, magic);
     goto fail;
   }
   if (got < head_bytes) {
@@ -133,6 +143,7 @@ static gradc_status read_idx(const char *path, uint32_t magic, Idx *out, RtError
     goto fail;
   }
   out->ndims = (int)(head_bytes / 4 - 1);
+  out->esize = vectors ? 4 : 1;
   for (int k = 0; k < out->ndims; k++) out->dims[k] = get_be32(head + 4 + 4 * k);
   bool gz = !gzdirect(f);
 
@@ -157,14 +168,14 @@ static gradc_status read_idx(const char *path, uint32_t magic, Idx *out, RtError
     goto fail;
   }
   out->count = n * per_sample;
-  uint64_t expect = head_bytes + out->count;
+  uint64_t bytes = out->count * (uint64_t)out->esize, expect = head_bytes + bytes;
 
   /* The body, in chunks that double up to the promised size: memory
    * follows what the file really holds, not what its header claims. */
   size_t cap = 0, have = 0;
-  while (have < out->count) {
+  while (have < bytes) {
     size_t next = cap ? cap * 2 : (size_t)1 << 20;
-    if (next > out->count) next = (size_t)out->count;
+    if (next > bytes) next = (size_t)bytes;
     unsigned char *grown = realloc(out->body, next);
     if (!grown) {
       s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory reading '%s' (%zu bytes)", path, next);
@@ -176,10 +187,10 @@ static gradc_status read_idx(const char *path, uint32_t magic, Idx *out, RtError
     have += got;
     if (have < cap) break;
   }
-  if (have < out->count) {
+  if (have < bytes) {
     s = rt_fail(err, GRADC_ERR_DATA,
-                "'%s' is truncated: its header promises %llu %s, %llu bytes%s in all, but it holds %llu", path,
-                (unsigned long long)n, magic == IDX_IMAGES ? "images" : "labels", (unsigned long long)expect,
+                "'%s' is truncated: its header promises %llu %ss, %llu bytes%s in all, but it holds %llu", path,
+                (unsigned long long)n, idx_what(magic), (unsigned long long)expect,
                 gz ? " after decompression" : "", (unsigned long long)(head_bytes + have));
     goto fail;
   }
@@ -193,8 +204,8 @@ static gradc_status read_idx(const char *path, uint32_t magic, Idx *out, RtError
   } while (got == sizeof scratch);
   if (extra) {
     s = rt_fail(err, GRADC_ERR_DATA,
-                "'%s' has %llu bytes of trailing data: its header promises %llu %s, %llu bytes%s in all", path,
-                (unsigned long long)extra, (unsigned long long)n, magic == IDX_IMAGES ? "images" : "labels",
+                "'%s' has %llu bytes of trailing data: its header promises %llu %ss, %llu bytes%s in all", path,
+                (unsigned long long)extra, (unsigned long long)n, idx_what(magic),
                 (unsigned long long)expect, gz ? " after decompression" : "");
     goto fail;
   }
@@ -240,6 +251,46 @@ done:
   return s;
 }
 
+/* Element i of an IDX body: an unsigned byte or a big-endian i32. */
+static double idx_value(const Idx *x, uint64_t i) {
+  if (x->esize == 1) return x->body[i];
+  return (double)(int32_t)get_be32(x->body + 4 * i);
+}
+
+/* Sequences from IDX vectors (count, length), unscaled, with labels. */
+static gradc_status load_idx_sequences(const char *seq_path, const char *labels_path, Dataset *out,
+                                       RtError *err) {
+  memset(out, 0, sizeof *out);
+  Idx v, lab = {0};
+  gradc_status s = read_idx(seq_path, IDX_U8_VECTORS, &v, err);
+  if (s) return s;
+  if ((s = read_idx(labels_path, IDX_LABELS, &lab, err))) goto done;
+  if (lab.dims[0] != v.dims[0]) {
+    s = rt_fail(err, GRADC_ERR_DATA, "'%s' holds %u sequences but '%s' holds %u labels", seq_path, v.dims[0],
+                labels_path, lab.dims[0]);
+    goto done;
+  }
+  Dataset d = {.n = v.dims[0], .rank = 1, .dims = {v.dims[1]}, .sample_size = v.dims[1]};
+  d.x = rt_alloc_big(sizeof(float) * (size_t)v.count);
+  d.y = malloc(sizeof(int32_t) * (size_t)d.n);
+  d.seq = malloc(sizeof(int64_t) * (size_t)(d.n + 1));
+  if (!d.x || !d.y || !d.seq) {
+    s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory for %lld sequences of %lld", (long long)d.n,
+                (long long)d.dims[0]);
+    data_free(&d);
+    goto done;
+  }
+  for (uint64_t i = 0; i < v.count; i++) d.x[i] = (float)idx_value(&v, i);
+  for (int64_t i = 0; i < d.n; i++) d.y[i] = lab.body[i];
+  for (int64_t i = 0; i <= d.n; i++) d.seq[i] = i * d.sample_size;
+  *out = d;
+
+done:
+  free(v.body);
+  free(lab.body);
+  return s;
+}
+
 /* ----------------------------------------------------- MNIST directories */
 
 /* dir is the Debian package's location (trailing slashes aside). */
@@ -277,6 +328,17 @@ gradc_status data_load_mnist_dir(const char *dir, bool train, Dataset *out, RtEr
   if (!S_ISDIR(st.st_mode)) return rt_fail(err, GRADC_ERR_IO, "the dataset path '%s' is not a directory", dir);
   const char *split = train ? "train" : "t10k";
   char name[64], images[4096], labels[4096];
+  /* sequences of ids instead of images: SPLIT-sequences-idx2-int (i32)
+   * or -ubyte */
+  static const char *const seq_kinds[] = {"int", "ubyte"};
+  RtError ignored;
+  for (int k = 0; k < 2; k++) {
+    snprintf(name, sizeof name, "%s-sequences-idx2-%s", split, seq_kinds[k]);
+    if (find_file(dir, name, images, sizeof images, &ignored)) continue;
+    snprintf(name, sizeof name, "%s-labels-idx1-ubyte", split);
+    gradc_status s = find_file(dir, name, labels, sizeof labels, err);
+    return s ? s : load_idx_sequences(images, labels, out, err);
+  }
   snprintf(name, sizeof name, "%s-images-idx3-ubyte", split);
   gradc_status s = find_file(dir, name, images, sizeof images, err);
   if (s) return s;
@@ -341,14 +403,24 @@ static bool parse_row(char *line, double **vals, int64_t *nvals, int64_t *cap, i
   }
 }
 
-gradc_status data_load_csv(const char *path, double **out, int64_t *rows, int64_t *cols, RtError *err) {
-  if (!path || !out || !rows || !cols) return rt_fail(err, GRADC_ERR_ARG, "data_load_csv: NULL argument");
-  *out = NULL;
-  *rows = *cols = 0;
-  FILE *f = fopen(path, "r");
-  if (!f) return rt_fail(err, GRADC_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-  double *vals = NULL;
-  int64_t nvals = 0, cap = 0, nrows = 0, ncols = -1, header_cols = -1, first_row_line = 0;
+/* What a reader of CSV rows checks and records of each row: the row's
+ * fields are vals[first .. first + nfields), read from line lineno. */
+typedef struct CsvRows {
+  const char *path;
+  double *vals;
+  int64_t nvals, cap, nrows;
+  int64_t header_cols;             /* fields of a header line 1, or -1 */
+  gradc_status (*row)(struct CsvRows *c, long long lineno, int64_t first, int64_t nfields, RtError *err);
+  int64_t ncols, first_row_line;   /* tables: every row's width */
+  int64_t *seq, seq_cap, longest;  /* sequences: where each row's fields begin */
+} CsvRows;
+
+/* Reads the rows of numbers of c->path into c->vals, skipping blank lines,
+ * '#' comments and a header on line 1, and hands each row to c->row. */
+static gradc_status csv_read(CsvRows *c, RtError *err) {
+  c->header_cols = -1;
+  FILE *f = fopen(c->path, "r");
+  if (!f) return rt_fail(err, GRADC_ERR_IO, "cannot open '%s': %s", c->path, strerror(errno));
   char *line = NULL;
   size_t line_cap = 0;
   ssize_t len;
@@ -363,57 +435,120 @@ gradc_status data_load_csv(const char *path, double **out, int64_t *rows, int64_
     const char *first = text;
     while (is_blank(*first)) first++;
     if (!*first || *first == '#') continue;
-    int64_t nfields, bad_col, before = nvals;
+    int64_t nfields, bad_col, before = c->nvals;
     char bad[80];
     bool oom = false;
-    if (!parse_row(text, &vals, &nvals, &cap, &nfields, &bad_col, bad, sizeof bad, &oom)) {
+    if (!parse_row(text, &c->vals, &c->nvals, &c->cap, &nfields, &bad_col, bad, sizeof bad, &oom)) {
       if (oom) {
-        s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory reading '%s'", path);
+        s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory reading '%s'", c->path);
         break;
       }
       /* Only the very first line may be a header: a word further down is
        * a broken row, and skipping it would shift every row after it. */
       if (lineno == 1) {
-        nvals = before;
-        header_cols = 1;
-        for (const char *c = text; *c; c++) header_cols += *c == ',';
+        c->nvals = before;
+        c->header_cols = 1;
+        for (const char *t = text; *t; t++) c->header_cols += *t == ',';
         continue;
       }
-      s = rt_fail(err, GRADC_ERR_DATA, "%s:%lld:%lld: bad number '%s'", path, lineno, (long long)bad_col, bad);
+      s = rt_fail(err, GRADC_ERR_DATA, "%s:%lld:%lld: bad number '%s'", c->path, lineno, (long long)bad_col, bad);
       break;
     }
-    if (ncols < 0 && header_cols >= 0 && nfields != header_cols) {
-      s = rt_fail(err, GRADC_ERR_DATA, "%s:%lld: %lld fields, but the header on line 1 has %lld", path, lineno,
-                  (long long)nfields, (long long)header_cols);
-      break;
-    }
-    if (ncols < 0) {
-      ncols = nfields;
-      first_row_line = lineno;
-    } else if (nfields != ncols) {
-      s = rt_fail(err, GRADC_ERR_DATA, "%s:%lld: %lld fields, but line %lld has %lld", path, lineno,
-                  (long long)nfields, (long long)first_row_line, (long long)ncols);
-      break;
-    }
-    nrows++;
+    if ((s = c->row(c, lineno, before, nfields, err))) break;
+    c->nrows++;
   }
   /* getline's -1 is the end of the file or an error (ENOMEM among them);
    * only feof tells which. */
   if (!s && (ferror(f) || !feof(f)))
-    s = rt_fail(err, errno == ENOMEM ? GRADC_ERR_NOMEM : GRADC_ERR_IO, "cannot read '%s': %s", path,
+    s = rt_fail(err, errno == ENOMEM ? GRADC_ERR_NOMEM : GRADC_ERR_IO, "cannot read '%s': %s", c->path,
                 strerror(errno));
-  if (!s && nrows == 0)
-    s = rt_fail(err, GRADC_ERR_DATA, "'%s' holds no rows of numbers%s", path,
-                header_cols >= 0 ? ", only a header" : "");
   free(line);
   fclose(f);
+  return s;
+}
+
+/* A table's row: as many fields as the header and the first row. */
+static gradc_status table_row(CsvRows *c, long long lineno, int64_t first, int64_t nfields, RtError *err) {
+  (void)first;
+  if (c->ncols < 0 && c->header_cols >= 0 && nfields != c->header_cols)
+    return rt_fail(err, GRADC_ERR_DATA, "%s:%lld: %lld fields, but the header on line 1 has %lld", c->path,
+                   lineno, (long long)nfields, (long long)c->header_cols);
+  if (c->ncols < 0) {
+    c->ncols = nfields;
+    c->first_row_line = lineno;
+  } else if (nfields != c->ncols) {
+    return rt_fail(err, GRADC_ERR_DATA, "%s:%lld: %lld fields, but line %lld has %lld", c->path, lineno,
+                   (long long)nfields, (long long)c->first_row_line, (long long)c->ncols);
+  }
+  return GRADC_OK;
+}
+
+gradc_status data_load_csv(const char *path, double **out, int64_t *rows, int64_t *cols, RtError *err) {
+  if (!path || !out || !rows || !cols) return rt_fail(err, GRADC_ERR_ARG, "data_load_csv: NULL argument");
+  *out = NULL;
+  *rows = *cols = 0;
+  CsvRows c = {.path = path, .row = table_row, .ncols = -1};
+  gradc_status s = csv_read(&c, err);
+  if (!s && c.nrows == 0)
+    s = rt_fail(err, GRADC_ERR_DATA, "'%s' holds no rows of numbers%s", path,
+                c.header_cols >= 0 ? ", only a header" : "");
   if (s) {
-    free(vals);
+    free(c.vals);
     return s;
   }
-  *out = vals;
-  *rows = nrows;
-  *cols = ncols;
+  *out = c.vals;
+  *rows = c.nrows;
+  *cols = c.ncols;
+  return GRADC_OK;
+}
+
+/* A row of a sequence CSV: a label and any number of ids, each an
+ * integer (labels within i32, ids below 2^24, which floats hold exactly). */
+static gradc_status sequence_row(CsvRows *c, long long lineno, int64_t first, int64_t nfields, RtError *err) {
+  for (int64_t k = 0; k < nfields; k++) {
+    double v = c->vals[first + k], limit = k ? 1 << 24 : INT32_MAX;
+    if (v != floor(v) || fabs(v) > limit)
+      return rt_fail(err, GRADC_ERR_DATA, "%s:%lld: field %lld is %g, not an integer %s", c->path, lineno,
+                     (long long)(k + 1), v, k ? "id below 2^24" : "label");
+  }
+  if (c->nrows + 2 > c->seq_cap) {
+    int64_t grown = c->seq_cap ? c->seq_cap * 2 : 1024;
+    int64_t *g = realloc(c->seq, sizeof(int64_t) * (size_t)grown);
+    if (!g) return rt_fail(err, GRADC_ERR_NOMEM, "out of memory reading '%s'", c->path);
+    c->seq = g, c->seq_cap = grown;
+  }
+  c->seq[c->nrows] = first;
+  if (nfields - 1 > c->longest) c->longest = nfields - 1;
+  return GRADC_OK;
+}
+
+gradc_status data_load_csv_sequences(const char *path, Dataset *out, RtError *err) {
+  if (!path || !out) return rt_fail(err, GRADC_ERR_ARG, "data_load_csv_sequences: NULL argument");
+  memset(out, 0, sizeof *out);
+  CsvRows c = {.path = path, .row = sequence_row};
+  gradc_status s = csv_read(&c, err);
+  if (!s && c.nrows == 0) s = rt_fail(err, GRADC_ERR_DATA, "'%s' holds no sequences", path);
+  int64_t n = c.nrows, ids = c.nvals - n;
+  Dataset d = {.n = n, .rank = 1, .dims = {c.longest}, .sample_size = c.longest, .seq = c.seq};
+  if (!s) {
+    d.x = rt_alloc_big(sizeof(float) * (size_t)(ids > 0 ? ids : 1));
+    d.y = malloc(sizeof(int32_t) * (size_t)n);
+    if (!d.x || !d.y) s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory for '%s'", path);
+  }
+  /* each row, label first, into the label and its ids */
+  for (int64_t i = 0, at = 0; !s && i < n; i++) {
+    int64_t from = c.seq[i], to = i + 1 < n ? c.seq[i + 1] : c.nvals;
+    d.y[i] = (int32_t)c.vals[from];
+    d.seq[i] = at;
+    for (int64_t k = from + 1; k < to; k++) d.x[at++] = (float)c.vals[k];
+    d.seq[n] = at;
+  }
+  free(c.vals);
+  if (s) {
+    data_free(&d);
+    return s;
+  }
+  *out = d;
   return GRADC_OK;
 }
 
@@ -423,6 +558,7 @@ void data_free(Dataset *d) {
   if (!d) return;
   free(d->x);
   free(d->y);
+  free(d->seq);
   memset(d, 0, sizeof *d);
 }
 
@@ -438,7 +574,22 @@ gradc_status data_split(Dataset *d, double frac, Dataset *val, RtError *err) {
   v.n = (int64_t)floor((double)d->n * frac * (1 + 0x1p-50));
   v.x = NULL;
   v.y = NULL;
-  if (v.n > 0) {
+  v.seq = NULL;
+  if (v.n > 0 && d->seq) {       /* sequences: the ids of the last v.n */
+    int64_t keep = d->n - v.n, first = d->seq[keep], ids = d->seq[d->n] - first;
+    v.x = malloc(sizeof(float) * (size_t)(ids > 0 ? ids : 1));
+    v.y = malloc(sizeof(int32_t) * (size_t)v.n);
+    v.seq = malloc(sizeof(int64_t) * (size_t)(v.n + 1));
+    if (!v.x || !v.y || !v.seq) {
+      data_free(&v);
+      return rt_fail(err, GRADC_ERR_NOMEM, "out of memory splitting off %lld validation samples",
+                     (long long)v.n);
+    }
+    memcpy(v.x, d->x + first, sizeof(float) * (size_t)ids);
+    memcpy(v.y, d->y + keep, sizeof(int32_t) * (size_t)v.n);
+    for (int64_t i = 0; i <= v.n; i++) v.seq[i] = d->seq[keep + i] - first;
+    d->n = keep;
+  } else if (v.n > 0) {
     int64_t keep = d->n - v.n;
     size_t xbytes = sizeof(float) * (size_t)(v.n * d->sample_size);
     v.x = malloc(xbytes);

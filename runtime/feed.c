@@ -9,8 +9,11 @@
  * declaration order, one column per value of a sample.  feed_plan decides
  * once which input takes which columns; feed_gather then copies a batch of
  * samples, in any order, into the bound input buffers, converting to each
- * input's dtype.  The fit loop of `gradc train` (cli/train.c) and
- * gradc_dataset_feed share both.
+ * input's dtype.  A dataset of sequences (ids per sample, Dataset.seq)
+ * feeds its ids to the one input that is not the i32[batch] labels, each
+ * sequence padded or truncated to that input's length as Keras'
+ * pad_sequences does (SeqPad).  The fit loop of `gradc train`
+ * (cli/train.c) and gradc_dataset_feed share both.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +56,17 @@ gradc_status feed_plan(const gradc_model *m, const Dataset *d, Feed *f, RtError 
       w *= t[ABI_T_DIM_N + k];
     }
     if (f->n == MAX_FEED) return rt_fail(err, GRADC_ERR_DATA, "more than %d inputs to feed", MAX_FEED);
+    if (d->seq) {                 /* sequences: the ids to one input, labels to i32[batch] */
+      bool labels = dt == DT_I32 && rank == 1 && !have_y;
+      if (!labels && have_x)
+        return rt_fail(err, GRADC_ERR_DATA,
+                       "cannot feed input '%s' from a sequence dataset: it feeds one input (the "
+                       "ids, padded or truncated to its length) and one i32[batch] input (labels)",
+                       name);
+      have_x |= !labels, have_y |= labels;
+      f->part[f->n++] = (FeedPart){name, dt, 0, w, labels};
+      continue;
+    }
     if (d->table) {               /* CSV: inputs take columns in declaration order */
       f->part[f->n++] = (FeedPart){name, dt, col, w, false};
       col += w;
@@ -86,6 +100,32 @@ gradc_status feed_plan(const gradc_model *m, const Dataset *d, Feed *f, RtError 
   return GRADC_OK;
 }
 
+/* Element k of sample i of the batch, in dtype dt. */
+static void put(void *dst, DType dt, int64_t at, double v) {
+  switch (dt) {
+  case DT_F32: ((float *)dst)[at] = (float)v; break;
+  case DT_F64: ((double *)dst)[at] = v; break;
+  case DT_I32: ((int32_t *)dst)[at] = (int32_t)v; break;
+  case DT_BOOL: ((uint8_t *)dst)[at] = v != 0; break;
+  default: break;
+  }
+}
+
+/* Sequence s of d into the w values at dst + at, as Keras' pad_sequences:
+ * a longer one loses its first ids ('pre') or its last ('post'), a shorter
+ * one gets pad.value before ('pre') or after ('post') its ids. */
+static void put_sequence(void *dst, DType dt, int64_t at, int64_t w, const Dataset *d, int64_t s) {
+  const float *ids = d->x + d->seq[s];
+  int64_t len = d->seq[s + 1] - d->seq[s];
+  if (len > w) {
+    if (!d->pad.truncate_post) ids += len - w;
+    len = w;
+  }
+  int64_t pad = w - len, first = d->pad.pad_post ? 0 : pad;
+  for (int64_t k = 0; k < w; k++)
+    put(dst, dt, at + k, k >= first && k < first + len ? ids[k - first] : d->pad.value);
+}
+
 void feed_gather(gradc_model *m, const Feed *f, const Dataset *d, const int64_t *idx, int64_t bs) {
   for (int p = 0; p < f->n; p++) {
     DType dt = f->part[p].dtype;
@@ -96,19 +136,16 @@ void feed_gather(gradc_model *m, const Feed *f, const Dataset *d, const int64_t 
         ((int32_t *)dst)[i] = d->y[idx[i]];
         continue;
       }
+      if (d->seq) {
+        put_sequence(dst, dt, i * w, w, d, idx[i]);
+        continue;
+      }
       const float *src = d->x + idx[i] * d->sample_size + f->part[p].col;
       if (dt == DT_F32) {
         memcpy((float *)dst + i * w, src, sizeof(float) * (size_t)w);
         continue;
       }
-      for (int64_t k = 0; k < w; k++) {
-        switch (dt) {
-        case DT_F64: ((double *)dst)[i * w + k] = src[k]; break;
-        case DT_I32: ((int32_t *)dst)[i * w + k] = (int32_t)src[k]; break;
-        case DT_BOOL: ((uint8_t *)dst)[i * w + k] = src[k] != 0; break;
-        default: break;
-        }
-      }
+      for (int64_t k = 0; k < w; k++) put(dst, dt, i * w + k, src[k]);
     }
   }
 }
@@ -130,6 +167,28 @@ gradc_status gradc_dataset_load(const char *dir, int train, gradc_dataset **out)
     *out = NULL;
     return rt_api_fail(s, "%s", err.msg);
   }
+  return GRADC_OK;
+}
+
+gradc_status gradc_dataset_load_sequences_csv(const char *path, gradc_dataset **out) {
+  RtError err = {{0}};
+  if (!out || !path) return rt_api_fail(GRADC_ERR_ARG, "gradc_dataset_load_sequences_csv: NULL argument");
+  *out = calloc(1, sizeof **out);
+  if (!*out) return rt_api_fail(GRADC_ERR_NOMEM, "out of memory");
+  gradc_status s = data_load_csv_sequences(path, &(*out)->d, &err);
+  if (s) {
+    free(*out);
+    *out = NULL;
+    return rt_api_fail(s, "%s", err.msg);
+  }
+  return GRADC_OK;
+}
+
+gradc_status gradc_dataset_set_padding(gradc_dataset *d, int padding_post, int truncating_post,
+                                       int32_t value) {
+  if (!d) return rt_api_fail(GRADC_ERR_ARG, "gradc_dataset_set_padding: NULL argument");
+  if (!d->d.seq) return rt_api_fail(GRADC_ERR_ARG, "gradc_dataset_set_padding: the dataset holds no sequences");
+  d->d.pad = (SeqPad){padding_post != 0, truncating_post != 0, value};
   return GRADC_OK;
 }
 

@@ -11,8 +11,12 @@
  * lecun_uniform l = sqrt(3 / fan_in); the *_normal variants draw a normal
  * truncated at 2 standard deviations with std = sqrt(scale / n) /
  * 0.87962566103423978 (the std of a unit normal truncated there), scale and n
- * as for the uniform ones (2/(fi+fo), 2/fi, 1/fi).  Values are rounded to the
- * tensor's dtype.
+ * as for the uniform ones (2/(fi+fo), 2/fi, 1/fi).  orthogonal is Keras 2's
+ * Orthogonal(gain=1): the tensor as a matrix of prod(shape[:-1]) rows (the
+ * fan-in) and shape[-1] columns, from a normal matrix of max x min, the Q
+ * of its QR decomposition with each column times the sign of R's diagonal
+ * (LAPACK, through blas.c), transposed back when rows < columns.  Values are
+ * rounded to the tensor's dtype.
  *
  * The runtime's file, not the compiler's: every model instance (instance.c)
  * initialises its parameters with init_fill from its descriptor - the JIT's
@@ -22,6 +26,7 @@
  * same numbers everywhere.  Declared in abi.h, which both sides include.
  */
 #include <math.h>
+#include <stdlib.h>
 
 #include "abi.h"
 
@@ -71,12 +76,37 @@ static double truncated(uint64_t stream, uint64_t i) {
 
 static const double TRUNC_STD = 0.87962566103423978;
 
+static double to_dtype(double v, DType dtype) {
+  if (dtype == DT_F32) return (double)(float)v;
+  if (dtype == DT_I32) return trunc(v);
+  return v;
+}
+
+/* Keras 2 Orthogonal: see the top of the file.  The normal matrix is drawn
+ * row-major, max x min, from counters 0, 1, ... of the stream. */
+static bool orthogonal(double gain, DType dtype, double fan_in, uint64_t st, double *out, int64_t count) {
+  int64_t rows = (int64_t)fan_in, cols = rows > 0 ? count / rows : 0;
+  if (rows < 1 || cols < 1 || rows * cols != count || rows > INT32_MAX || cols > INT32_MAX) return false;
+  int64_t m = rows > cols ? rows : cols, n = rows > cols ? cols : rows;
+  double *q = malloc(sizeof(double) * (size_t)(m * n));
+  if (!q) return false;
+  for (int64_t i = 0; i < m; i++)
+    for (int64_t j = 0; j < n; j++) q[i + j * m] = rng_normal(st, (uint64_t)(i * n + j));
+  bool ok = rt_orthonormal_columns(q, (int)m, (int)n);
+  for (int64_t r = 0; ok && r < rows; r++)
+    for (int64_t c = 0; c < cols; c++)
+      out[r * cols + c] = to_dtype(gain * (rows >= cols ? q[r + c * m] : q[c + r * m]), dtype);
+  free(q);
+  return ok;
+}
+
 bool init_fill(InitKind kind, double a, double b, DType dtype, double fi, double fo, const char *name,
                const double *values, uint64_t seed, double *out, int64_t count) {
   /* The kind comes from a descriptor: one we do not know is refused before
    * anything is written (the instance reports it). */
   if ((unsigned)kind >= INIT_COUNT) return false;
   uint64_t st = rng_stream(seed, name);
+  if (kind == INIT_ORTHOGONAL) return orthogonal(a, dtype, fi, st, out, count);
   double lim = 0, std = 0, mean = 0;
   switch (kind) {
   case INIT_GLOROT_UNIFORM: lim = sqrt(6.0 / (fi + fo)); break;
@@ -105,11 +135,10 @@ bool init_fill(InitKind kind, double a, double b, DType dtype, double fi, double
     case INIT_GLOROT_NORMAL:
     case INIT_HE_NORMAL:
     case INIT_LECUN_NORMAL: v = mean + std * truncated(st, (uint64_t)i); break;
+    case INIT_ORTHOGONAL:
     case INIT_COUNT: break;
     }
-    if (dtype == DT_F32) v = (double)(float)v;
-    else if (dtype == DT_I32) v = trunc(v);
-    out[i] = v;
+    out[i] = to_dtype(v, dtype);
   }
   return true;
 }

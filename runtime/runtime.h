@@ -242,14 +242,28 @@ gradc_status rt_api_fail(gradc_status s, const char *fmt, ...) RT_SHARED(rt_api_
 
 /* A labelled dataset in memory: n samples of sample_size f32 values each
  * (images scaled to [0, 1]), and n i32 labels (NULL for unlabelled data). */
+/* How sequences of another length than the input's are fed: Keras'
+ * pad_sequences(padding='pre', truncating='pre', value=0) by default
+ * (the zero value of this struct). */
+typedef struct SeqPad {
+  bool pad_post;             /* padding='post': the values after the ids */
+  bool truncate_post;        /* truncating='post': drop the ids at the end */
+  int32_t value;             /* what pads */
+} SeqPad;
+
 typedef struct Dataset {
   int64_t n;
   int rank;                  /* per-sample rank: 2 for 28x28 images */
   int64_t dims[4];           /* per-sample dims */
-  int64_t sample_size;       /* product of dims */
+  int64_t sample_size;       /* product of dims; sequences: the longest */
   float *x;
   int32_t *y;
   bool table;                /* from a CSV: columns feed inputs in order */
+  /* Sequences of ids (IDX vectors, or CSV rows of a label and any number
+   * of ids): sample i is x[seq[i] .. seq[i+1]), fed padded or truncated to
+   * the input's length as pad says (feed.c); NULL for other data. */
+  int64_t *seq;
+  SeqPad pad;
 } Dataset;
 
 /* MNIST-format IDX files, gzip'd or not (detected by content, not name).
@@ -273,7 +287,12 @@ gradc_status data_load_mnist_dir(const char *dir, bool train, Dataset *out, RtEr
 gradc_status data_load_csv(const char *path, double **out, int64_t *rows, int64_t *cols,
                            RtError *err);
 
-void data_free(Dataset *d);                /* frees x and y; NULL-safe */
+/* A CSV file of sequences: each row a label, then any number of ids (all
+ * integers; '#' comments, an optional header line).  Sample i's ids are
+ * x[seq[i] .. seq[i+1]). */
+gradc_status data_load_csv_sequences(const char *path, Dataset *out, RtError *err);
+
+void data_free(Dataset *d);                /* frees x, y and seq; NULL-safe */
 
 /* Splits off the last `frac` of d (0 <= frac < 1) into val (copies). */
 gradc_status data_split(Dataset *d, double frac, Dataset *val, RtError *err);

@@ -197,6 +197,26 @@ check "train on IDX data: Keras-style epochs, test accuracy, checkpoint, history
       '[ -s "$tmp/t.ckpt" ]' '[ "$(wc -l <"$tmp/h.csv")" -eq 3 ]'
 run eval "$tmp/tiny.nn" --load "$tmp/t.ckpt" --data "$tmp/data"
 check "eval of the checkpoint" all 'status_is 0' 'stdout_has "test: 200 samples"'
+# Sequences of ids: a CSV of a label and 1..6 ids per row, padded to the
+# input's 4 (label 1 exactly where id 3 occurs, which an embedding learns).
+awk 'BEGIN { srand(5); print "label,ids";
+             for (i = 0; i < 256; i++) { n = 1 + int(rand() * 6); l = rand() < 0.5; s = l;
+               for (k = 0; k < n; k++) s = s "," (l && k == 0 ? 3 : 4 + int(rand() * 5)); print s } }' \
+  >"$tmp/seq.csv"
+cat >"$tmp/seq.nn" <<'NN'
+input ids : i32[batch, 4]
+input y : i32[batch]
+logits = dense(max(embedding(ids, 10, 4), axis=1), 2)
+loss = mean(softmax_cross_entropy(logits, y))
+metric accuracy = mean(argmax(logits, axis=-1) == y)
+train loss with adam(lr=0.05, clipnorm=1)
+NN
+run train "$tmp/seq.nn" --data "$tmp/seq.csv" --sequences --padding post --truncating post --epochs 8 --batch 32 \
+  --history "$tmp/seq_h.csv"
+check "train on a CSV of sequences, padded and truncated (--sequences)" \
+  all 'status_is 0' 'stdout_has "8/8 [=============================="' 'stdout_has "accuracy: 1.0000"'
+run train "$tmp/seq.nn" --data "$tmp/seq.csv" --sequences --padding middle
+check "--padding takes pre or post" all 'status_is 2' "stderr_has \"take pre or post, got 'middle'\""
 run train "$tmp/tiny.nn" --data "$tmp/data" --epochs 1 --batch 64 --history "$tmp/hp.csv" --profile --no-test
 check "train --profile: the kernel set, the sgemm share of step and training time, a table of kernels with their model lines" \
   all 'status_is 0' 'stdout_has "OpenBLAS "' \

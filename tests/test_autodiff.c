@@ -398,6 +398,14 @@ static const Row rows[] = {
      "n = batch_norm(h, momentum=0.9)\n"
      "z = dense(flatten(tanh(n)), 4, use_bias=false)\n"
      "loss = sum(n * k) + sum(tanh(batch_norm(z, axis=1, epsilon=0.01)) * k2)\n" TRAIN},
+    /* embedding: repeated ids (5 rows, batch 3 x 4 ids) add up in the
+     * table's gradient; scatter_add's own rule is a gather */
+    {"embedding_gather_scatter_add",
+     "input ids : i32[batch, 4]\ninput j : i32[3, 4]\ninput k : f32[batch, 4, 3]\n"
+     "input k2 : f32[6, 2]\n"
+     "param v : f32[3, 4, 2] = uniform(-1, 1)\n"
+     "e = embedding(ids, 5, 3, embeddings_initializer=glorot_uniform)\n"
+     "loss = sum(tanh(e) * k) + sum(tanh(scatter_add(v, j, 6)) * k2)\n" TRAIN},
     {"global_pool_upsample_pad_flatten",
      "input x : f32[batch, 3, 3, 2]\ninput k : f32[batch, 2]\n"
      "input k2 : f32[batch, 7, 11, 2]\ninput k3 : f32[batch, 18]\n"

@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "gradc.h"
 #include "runtime.h"
 
 static char dir[256];
@@ -567,6 +568,125 @@ static void test_permutation(void **state) {
   data_permutation(NULL, 0, 1, 0);                     /* nothing to do */
 }
 
+/* ------------------------------------------------------------ sequences */
+
+/* A CSV of sequences: a label and any number of ids per row; header,
+ * comments and blank lines as for tables; non-integers refused. */
+static void test_sequences_csv(void **state) {
+  (void)state;
+  write_text(path_of("seq.csv"), "label,ids\n# comment\n1, 5, 6, 7\n0\n\n2,9\n1,1,2,3,4,5\n");
+  Dataset d;
+  RtError err = {{0}};
+  assert_int_equal(data_load_csv_sequences(path_of("seq.csv"), &d, &err), GRADC_OK);
+  assert_int_equal(d.n, 4);
+  assert_int_equal(d.sample_size, 5);
+  static const int32_t y[] = {1, 0, 2, 1};
+  static const int64_t off[] = {0, 3, 3, 4, 9};
+  static const float ids[] = {5, 6, 7, 9, 1, 2, 3, 4, 5};
+  for (int i = 0; i < 4; i++) assert_int_equal(d.y[i], y[i]);
+  for (int i = 0; i < 5; i++) assert_int_equal(d.seq[i], off[i]);
+  assert_memory_equal(d.x, ids, sizeof ids);
+  /* the last sequence split off for validation keeps its ids */
+  Dataset v;
+  assert_int_equal(data_split(&d, 0.25, &v, &err), GRADC_OK);
+  assert_int_equal(d.n, 3);
+  assert_int_equal(v.n, 1);
+  assert_int_equal(v.y[0], 1);
+  assert_int_equal(v.seq[0], 0);
+  assert_int_equal(v.seq[1], 5);
+  assert_memory_equal(v.x, ids + 4, 5 * sizeof(float));
+  data_free(&v);
+  data_free(&d);
+  write_text(path_of("bad.csv"), "1,2,3\n0,4.5\n");
+  assert_int_equal(data_load_csv_sequences(path_of("bad.csv"), &d, &err), GRADC_ERR_DATA);
+  assert_non_null(strstr(err.msg, ":2: field 2 is 4.5, not an integer id"));
+  assert_null(d.x);
+  write_text(path_of("empty.csv"), "label,ids\n");
+  assert_int_equal(data_load_csv_sequences(path_of("empty.csv"), &d, &err), GRADC_ERR_DATA);
+  assert_non_null(strstr(err.msg, "holds no sequences"));
+}
+
+/* IDX vectors of i32 (type 0x0C, big-endian) or of bytes in a dataset
+ * directory, with labels: ids unscaled. */
+static void test_sequences_idx(void **state) {
+  (void)state;
+  enum { N = 3, L = 4 };
+  unsigned char b[12 + 4 * N * L];
+  put_be32(b, 0xC02), put_be32(b + 4, N), put_be32(b + 8, L);
+  for (int i = 0; i < N * L; i++) put_be32(b + 12 + 4 * i, (uint32_t)(i * 1000 - 5));
+  char sub[300];
+  snprintf(sub, sizeof sub, "%s/seqdir", dir);
+  assert_int_equal(mkdir(sub, 0700), 0);
+  write_file(path_of("seqdir/train-sequences-idx2-int.gz"), b, sizeof b, true);
+  write_labels("seqdir/train-labels-idx1-ubyte", N, false);
+  unsigned char u[12 + N * L];
+  put_be32(u, 0x802), put_be32(u + 4, N), put_be32(u + 8, L);
+  for (int i = 0; i < N * L; i++) u[12 + i] = (unsigned char)(200 + i);
+  write_file(path_of("seqdir/t10k-sequences-idx2-ubyte"), u, sizeof u, false);
+  write_labels("seqdir/t10k-labels-idx1-ubyte", N, false);
+  Dataset d;
+  RtError err = {{0}};
+  assert_int_equal(data_load_mnist_dir(sub, true, &d, &err), GRADC_OK);
+  assert_int_equal(d.n, N);
+  assert_int_equal(d.sample_size, L);
+  assert_non_null(d.seq);
+  for (int i = 0; i < N * L; i++) assert_true(d.x[i] == (float)(i * 1000 - 5));
+  for (int i = 0; i <= N; i++) assert_int_equal(d.seq[i], i * L);
+  for (int i = 0; i < N; i++) assert_int_equal(d.y[i], i * 37 % 256);
+  data_free(&d);
+  assert_int_equal(data_load_mnist_dir(sub, false, &d, &err), GRADC_OK);
+  for (int i = 0; i < N * L; i++) assert_true(d.x[i] == (float)(200 + i));
+  data_free(&d);
+  /* an IDX sequence file cut short says so */
+  write_file(path_of("seqdir/train-sequences-idx2-int.gz"), b, sizeof b - 4, true);
+  assert_int_equal(data_load_mnist_dir(sub, true, &d, &err), GRADC_ERR_DATA);
+  assert_non_null(strstr(err.msg, "truncated: its header promises 3 sequences"));
+}
+
+/* Keras pad_sequences through the public API: a model's i32[batch, 4]
+ * input takes each row padded or truncated at the chosen end; the labels
+ * feed the i32[batch] input. */
+static void test_sequences_feed(void **state) {
+  (void)state;
+  write_text(path_of("feed.csv"), "1,5,6\n0,1,2,3,4,5,6\n2\n");
+  gradc_dataset *ds;
+  assert_int_equal(gradc_dataset_load_sequences_csv(path_of("feed.csv"), &ds), GRADC_OK);
+  assert_int_equal(gradc_dataset_size(ds), 3);
+  gradc_model *m;
+  assert_int_equal(gradc_compile_string("seq.nn",
+                                        "input y : i32[batch]\ninput ids : i32[batch, 4]\n"
+                                        "e = embedding(ids, 10, 2)\n"
+                                        "loss = mean(softmax_cross_entropy(reshape(e, [-1, 8]), y))\n"
+                                        "train loss with sgd\n",
+                                        NULL, &m),
+                   GRADC_OK);
+  static const struct {
+    int pad_post, trunc_post, value;
+    int32_t want[12];
+  } cases[] = {
+      {0, 0, 0, {0, 0, 5, 6, 3, 4, 5, 6, 0, 0, 0, 0}},     /* Keras' defaults */
+      {1, 0, 0, {5, 6, 0, 0, 3, 4, 5, 6, 0, 0, 0, 0}},
+      {0, 1, 0, {0, 0, 5, 6, 1, 2, 3, 4, 0, 0, 0, 0}},
+      {1, 1, 9, {5, 6, 9, 9, 1, 2, 3, 4, 9, 9, 9, 9}},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    assert_int_equal(gradc_dataset_set_padding(ds, cases[i].pad_post, cases[i].trunc_post, cases[i].value),
+                     GRADC_OK);
+    assert_int_equal(gradc_dataset_feed(ds, m, NULL, 0, 3), GRADC_OK);
+    int64_t c;
+    const int32_t *ids = gradc_data(m, "ids", &c), *y = gradc_data(m, "y", NULL);
+    assert_int_equal(c, 12);
+    assert_memory_equal(ids, cases[i].want, sizeof cases[i].want);
+    assert_int_equal(y[0], 1);
+    assert_int_equal(y[2], 2);
+    double loss;
+    assert_int_equal(gradc_train_step(m, &loss), GRADC_OK);
+    assert_true(isfinite(loss));
+  }
+  gradc_free(m);
+  gradc_dataset_free(ds);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_big_blocks),
@@ -585,6 +705,9 @@ int main(void) {
       cmocka_unit_test(test_csv_errors),
       cmocka_unit_test(test_split),
       cmocka_unit_test(test_permutation),
+      cmocka_unit_test(test_sequences_csv),
+      cmocka_unit_test(test_sequences_idx),
+      cmocka_unit_test(test_sequences_feed),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

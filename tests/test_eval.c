@@ -439,9 +439,15 @@ static const char *const init_src =
     "param D : f64[2] = [0.1, 0.2]\n"
     "param B1 : f32[7]\n"
     "param W1 : f32[3, 5]\n"
+    "param OA : f32[4, 3] = orthogonal\n"
+    "param OB : f32[3, 4] = orthogonal\n"
+    "param OC : f32[64, 64] = orthogonal\n"
+    "param OD : f32[3, 3, 4, 8] = orthogonal\n"
+    "param OE : f64[5, 2] = orthogonal(gain=2)\n"
     "out = sum(G) + sum(T) + sum(H) + sum(L) + sum(GN) + sum(HU) + sum(LU) + sum(U) + sum(N)\n"
     "out2 = sum(Z) + sum(O) + sum(K) + S + sum(V) + sum(cast(D, f32)) + sum(B1) + sum(W1)\n"
-    "output total = out + out2\n";
+    "out3 = sum(OA) + sum(OB) + sum(OC) + sum(OD) + sum(cast(OE, f32))\n"
+    "output total = out + out2 + out3\n";
 
 typedef struct Stats {
   double mean, var, lo, hi;
@@ -469,7 +475,7 @@ static void test_init_determinism(void **state) {
   eval_init(e1, 42);
   eval_init(e2, 42);
   eval_init(e3, 43);
-  const char *random[] = {"G", "T", "H", "L", "GN", "HU", "LU", "U", "N"};
+  const char *random[] = {"G", "T", "H", "L", "GN", "HU", "LU", "U", "N", "OA", "OB", "OC", "OD", "OE"};
   for (size_t k = 0; k < sizeof random / sizeof *random; k++) {
     Node *p = named(g, random[k]);
     int64_t n = eval_count(e1, p);
@@ -498,6 +504,61 @@ static void test_init_determinism(void **state) {
   eval_free(e1);
   eval_free(e2);
   eval_free(e3);
+  compilation_free(c);
+}
+
+/* orthogonal (Keras 2): the tensor read as a matrix of prod(shape[:-1])
+ * rows and shape[-1] columns has orthonormal columns (rows when there are
+ * fewer rows), to f32 rounding, times the gain (test_init_determinism:
+ * the same per seed, another for another seed); and it is the Q of the QR
+ * decomposition of the normal matrix drawn from the parameter's stream,
+ * R's diagonal made positive: Q^T A is upper triangular with a positive
+ * diagonal. */
+static void test_init_orthogonal(void **state) {
+  (void)state;
+  Compilation *c = compile_ok("init.nn", init_src);
+  const Graph *g = c->graph;
+  Eval *e = eval_new(g);
+  assert_non_null(e);
+  eval_init(e, 42);
+  static const struct {
+    const char *name;
+    int64_t rows, cols;
+    double gain, tol;
+  } cases[] = {{"OA", 4, 3, 1, 1e-6}, {"OB", 3, 4, 1, 1e-6}, {"OC", 64, 64, 1, 1e-5},
+               {"OD", 36, 8, 1, 1e-6}, {"OE", 5, 2, 2, 1e-12}};
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+    Node *p = named(g, cases[k].name);
+    const double *q = eval_data(e, p);
+    int64_t R = cases[k].rows, C = cases[k].cols, n = R < C ? R : C;
+    assert_int_equal(eval_count(e, p), R * C);
+    /* the Gram matrix of the n orthonormal columns (or rows) */
+    double worst = 0;
+    for (int64_t a = 0; a < n; a++)
+      for (int64_t b = 0; b < n; b++) {
+        double dot = 0;
+        for (int64_t i = 0; i < (R < C ? C : R); i++)
+          dot += R >= C ? q[i * C + a] * q[i * C + b] : q[a * C + i] * q[b * C + i];
+        double want = a == b ? cases[k].gain * cases[k].gain : 0;
+        worst = fmax(worst, fabs(dot - want));
+      }
+    if (worst > cases[k].tol) {
+      print_error("%s: Q^T Q differs from I by %.3g\n", cases[k].name, worst);
+      fail();
+    }
+  }
+  /* OA = [4, 3]: Q^T A upper triangular, positive diagonal (A row-major
+   * from counters i*3 + j of OA's stream) */
+  const double *q = eval_data(e, named(g, "OA"));
+  uint64_t st = rng_stream(42, "OA");
+  for (int a = 0; a < 3; a++)
+    for (int b = 0; b < 3; b++) {
+      double r = 0;
+      for (int i = 0; i < 4; i++) r += q[i * 3 + a] * rng_normal(st, (uint64_t)(i * 3 + b));
+      if (a > b) assert_near(r, 0, 0, 1e-6, "Q^T A below the diagonal");
+      if (a == b) assert_true(r > 0);
+    }
+  eval_free(e);
   compilation_free(c);
 }
 
@@ -845,6 +906,7 @@ int main(void) {
       cmocka_unit_test(test_mse),
       cmocka_unit_test(test_init_determinism),
       cmocka_unit_test(test_init_distributions),
+      cmocka_unit_test(test_init_orthogonal),
       cmocka_unit_test(test_linear_regression),
       cmocka_unit_test(test_himmelblau),
       cmocka_unit_test(test_mlp_blobs),

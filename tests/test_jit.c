@@ -63,6 +63,8 @@ static void fill_inputs(const Graph *g, Eval *e, gradc_model *m, uint64_t seed) 
         if (cls < range) range = cls;
       }
       if (c->op == OP_ONE_HOT && c->src[0] == n && c->a.depth < range) range = c->a.depth;
+      if (c->op == OP_GATHER && c->src[1] == n && c->src[0]->shape.d[0].n < range)
+        range = c->src[0]->shape.d[0].n;
     }
     int64_t cnt;
     void *dst = gradc_data(m, n->name, &cnt);
@@ -355,6 +357,182 @@ static void test_threads_same_bits(void **state) {
   }
 }
 
+/* Embeddings: a table of 10000 x 40 (large enough that its gradient's
+ * scatter-add runs in column blocks on the threads), ids repeating many
+ * times within a batch and some out of range.  The JIT matches the
+ * evaluator (a zero row for an out-of-range id, which updates no row),
+ * and 1, 2 and 3 threads give the same bits. */
+static void test_embedding(void **state) {
+  (void)state;
+  const char *src = "input ids : i32[batch, 6]\n"
+                    "input y : i32[batch]\n"
+                    "e = embedding(ids, 10000, 40)\n"
+                    "z = dense(mean(e, axis=1), 3)\n"
+                    "output e\n"
+                    "loss = mean(softmax_cross_entropy(z, y))\n"
+                    "train loss with sgd(lr=0.5)\n";
+  enum { BATCH = 64 };
+  gradc_model *m[3];
+  const Graph *g = NULL;
+  Eval *ev = NULL;
+  for (int k = 0; k < 3; k++) {
+    gradc_options o;
+    gradc_options_default(&o);
+    o.threads = k + 1;
+    assert_int_equal(gradc_compile_string("embedding.nn", src, &o, &m[k]), GRADC_OK);
+    assert_int_equal(gradc_bind(m[k], BATCH), GRADC_OK);
+    int64_t c;
+    int32_t *ids = gradc_data(m[k], "ids", &c), *y = gradc_data(m[k], "y", NULL);
+    assert_int_equal(c, BATCH * 6);
+    for (int64_t i = 0; i < c; i++)
+      ids[i] = i % 97 == 5 ? -1 : i % 89 == 7 ? 10000 : i % 101 == 3 ? 9999 : (int32_t)(i * 7 % 50);
+    for (int i = 0; i < BATCH; i++) y[i] = i % 3;
+    if (k) continue;
+    g = rt_graph(m[0]);
+    ev = eval_new(g);
+    assert_non_null(ev);
+    assert_true(eval_bind(ev, "batch", BATCH));
+    eval_init(ev, o.seed);
+    for (int i = 0; i < g->nnodes; i++) {
+      const Node *n = g->nodes[i];
+      if (n->op != OP_INPUT) continue;
+      const int32_t *d = gradc_data(m[0], n->name, &c);
+      for (int64_t j = 0; j < c; j++) eval_data(ev, n)[j] = d[j];
+    }
+  }
+  const float *e0 = gradc_data(m[0], "e.embeddings", NULL);
+  float before[2][40];
+  memcpy(before[0], e0 + 60 * 40, sizeof before[0]);     /* a row no id picks */
+  memcpy(before[1], e0 + 7 * 40, sizeof before[1]);      /* a row ids pick */
+  for (int s = 0; s < 3; s++) {
+    double l[3];
+    for (int k = 0; k < 3; k++) assert_int_equal(gradc_train_step(m[k], &l[k]), GRADC_OK);
+    eval_step(ev, 0);
+    assert_true(close_to(l[0], eval_data(ev, g->steps[0].loss)[0], 1e-5, 1e-4));
+    assert_memory_equal(&l[0], &l[1], sizeof l[0]);
+    assert_memory_equal(&l[0], &l[2], sizeof l[0]);
+  }
+  compare(m[0], g, ev, GRADC_PARAM, 1e-5, 1e-3, "trained");
+  /* the output e of the last step: zeros at the out-of-range ids */
+  const float *e = gradc_data(m[0], "e", NULL);
+  const int32_t *ids = gradc_data(m[0], "ids", NULL);
+  for (int i = 0; i < BATCH * 6; i++)
+    if (ids[i] < 0 || ids[i] >= 10000)
+      for (int j = 0; j < 40; j++) assert_true(e[i * 40 + j] == 0.0f);
+  assert_memory_equal(before[0], e0 + 60 * 40, sizeof before[0]);
+  assert_memory_not_equal(before[1], e0 + 7 * 40, sizeof before[1]);
+  for (int k = 1; k < 3; k++)
+    for (int i = 0; i < gradc_tensor_count(m[0]); i++) {
+      gradc_tensor t;
+      gradc_tensor_info(m[0], i, &t);
+      int64_t c0, c1;
+      const void *a = gradc_data(m[0], t.name, &c0), *b = gradc_data(m[k], t.name, &c1);
+      assert_int_equal(c0, c1);
+      if (memcmp(a, b, (size_t)c0 * 4)) {
+        print_error("embedding '%s': 1 thread and %d threads differ\n", t.name, k + 1);
+        fail();
+      }
+    }
+  eval_free(ev);
+  for (int k = 0; k < 3; k++) gradc_free(m[k]);
+}
+
+/* Gradient clipping against values computed by hand.  loss = sum(w*w)/2 +
+ * sum(v*v)/2, so the gradients are w = [3, 4, 12] (norm 13) and v = [1, 1]
+ * (norm sqrt 2), and sgd(lr=1) leaves w - g'.  SEEDS M32's per-tensor
+ * tf.clip_by_norm(g, 5) scales w's gradient by 5/13 and leaves v's; the
+ * global norm sqrt(171) scales both; clipvalue clips elements before
+ * clipnorm sees them (Keras' order).  Then the threshold as a run-time
+ * hyperparameter, the JIT against the evaluator, and the refusals. */
+static void test_gradient_clipping(void **state) {
+  (void)state;
+  static const struct {
+    const char *opts;
+    double w[3], v[2];
+  } cases[] = {
+      {"", {0, 0, 0}, {0, 0}},
+      {", clipnorm=5", {3 * 8. / 13, 4 * 8. / 13, 12 * 8. / 13}, {0, 0}},
+      {", global_clipnorm=5", {0, 0, 0}, {0, 0}},   /* filled in below */
+      {", clipvalue=2.5", {0.5, 1.5, 9.5}, {0, 0}},
+      {", clipvalue=2.5, clipnorm=4", {0, 0, 0}, {0, 0}},
+      {", clipnorm=20", {0, 0, 0}, {0, 0}},
+  };
+  double gs = 1 - 5 / sqrt(171.0), cs = 1 - 4 / sqrt(3 * 2.5 * 2.5);
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    char src[512];
+    snprintf(src, sizeof src,
+             "param w : f32[3] = [3, 4, 12]\nparam v : f32[2] = [1, 1]\n"
+             "loss = sum(w * w) / 2 + sum(v * v) / 2\ntrain loss with sgd(lr=1%s)\n", cases[i].opts);
+    double want_w[3], want_v[2];
+    memcpy(want_w, cases[i].w, sizeof want_w);
+    memcpy(want_v, cases[i].v, sizeof want_v);
+    if (i == 2)
+      for (int k = 0; k < 3; k++) want_w[k] = (k == 0 ? 3 : k == 1 ? 4 : 12) * gs, want_v[k % 2] = gs;
+    if (i == 4)
+      for (int k = 0; k < 3; k++) want_w[k] = (k == 0 ? 3 : k == 1 ? 4 : 12) - 2.5 * (1 - cs);
+    gradc_options o;
+    gradc_options_default(&o);
+    o.threads = 1;
+    gradc_model *m;
+    gradc_status st = gradc_compile_string("clip.nn", src, &o, &m);
+    if (st) print_error("%s\n", gradc_last_error(NULL));
+    assert_int_equal(st, GRADC_OK);
+    assert_int_equal(gradc_bind(m, 1), GRADC_OK);
+    double loss;
+    assert_int_equal(gradc_train_step(m, &loss), GRADC_OK);
+    const float *w = gradc_data(m, "w", NULL), *v = gradc_data(m, "v", NULL);
+    for (int k = 0; k < 3; k++)
+      if (!close_to(w[k], want_w[k], 1e-6, 1e-6)) {
+        print_error("%s: w[%d] = %.9g, want %.9g\n", cases[i].opts, k, w[k], want_w[k]);
+        fail();
+      }
+    for (int k = 0; k < 2; k++) assert_true(close_to(v[k], want_v[k], 1e-6, 1e-6));
+    /* The evaluator's step, from the same start. */
+    const Graph *g = rt_graph(m);
+    Eval *e = eval_new(g);
+    assert_non_null(e);
+    assert_true(eval_bind(e, "", 1));
+    eval_init(e, o.seed);
+    eval_step(e, 0);
+    compare(m, g, e, GRADC_PARAM, 1e-6, 1e-6, "clipped");
+    eval_free(e);
+    double h;
+    if (i == 0) {
+      assert_int_equal(gradc_get_hyper(m, NULL, "clipnorm", &h), GRADC_ERR_ARG);
+    } else if (i == 1) {
+      /* clipnorm 5 -> 10 at run time: w's step is now 10/13 of g */
+      assert_int_equal(gradc_get_hyper(m, NULL, "clipnorm", &h), GRADC_OK);
+      assert_true(h == 5);
+      assert_int_equal(gradc_set_hyper(m, NULL, "clipnorm", 10), GRADC_OK);
+      float w0[3];
+      memcpy(w0, w, sizeof w0);
+      assert_int_equal(gradc_train_step(m, &loss), GRADC_OK);
+      double n = sqrt((double)w0[0] * w0[0] + (double)w0[1] * w0[1] + (double)w0[2] * w0[2]);
+      for (int k = 0; k < 3; k++)
+        assert_true(close_to(w[k], w0[k] * (1 - (n > 10 ? 10 / n : 1)), 1e-6, 1e-6));
+    }
+    gradc_free(m);
+  }
+  /* Keras' refusals. */
+  static const char *const bad[][2] = {
+      {"sgd(clipnorm=0)", "sgd: clipnorm must be positive, got 0"},
+      {"adam(clipvalue=-1)", "adam: clipvalue must be positive, got -1"},
+      {"rmsprop(clipnorm=1, global_clipnorm=1)",
+       "rmsprop: clipnorm and global_clipnorm exclude each other (as in Keras); choose one"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    char src[256];
+    snprintf(src, sizeof src, "param w : f32[2] = [1, 2]\nloss = sum(w * w)\ntrain loss with %s\n",
+             bad[i][0]);
+    gradc_model *m = NULL;
+    assert_int_not_equal(gradc_compile_string("bad.nn", src, NULL, &m), GRADC_OK);
+    if (!strstr(gradc_last_error(NULL), bad[i][1])) {
+      print_error("%s: %s\n", bad[i][0], gradc_last_error(NULL));
+      fail();
+    }
+  }
+}
+
 /* Sums and means of long runs of f32 (issue 15): a million values added one
  * after another into an f32 lose 1e-5 to 1e-4 of their sum.  The code
  * accumulates f32 sums in f64 and rounds once, so every output here is
@@ -581,6 +759,16 @@ static void test_ops(void **state) {
       "output o = a * 2 + 1\n"
       "loss = sum(a * a)\n"
       "train loss with sgd(lr=0.01)\n",
+
+      /* an embedding (gather, and scatter_add in the step) under Adam */
+      "input ids : i32[batch, 5]\n"
+      "input y : i32[batch]\n"
+      "param r : f32[3, 3] = orthogonal\n"
+      "e = embedding(ids, 7, 4)\n"
+      "z = dense(reshape(e, [-1, 20]), 3) @ r\n"
+      "output e\n"
+      "loss = mean(softmax_cross_entropy(z, y)) + sum(gather(r, y)) * 0.01\n"
+      "train loss with adam(lr=0.05)\n",
 
       "input n : i32[batch, 3]\n"
       "const k : i32[3, 2] = [[1, 2], [3, 4], [5, 6]]\n"
@@ -869,6 +1057,8 @@ int main(void) {
       cmocka_unit_test(test_views_of_params_and_constants),
       cmocka_unit_test(test_model_files),
       cmocka_unit_test(test_threads_same_bits),
+      cmocka_unit_test(test_embedding),
+      cmocka_unit_test(test_gradient_clipping),
       cmocka_unit_test(test_long_reductions),
       cmocka_unit_test(test_f64_layers),
       cmocka_unit_test(test_f64_adam),

@@ -127,6 +127,21 @@ static void test_every_model_compiles(void **state) {
   "a = dense(x, 2, activation=relu)\nb = dense(a, 2, activation=relu)\n"       \
   "c = dense(b, 2)\noutput c\n"
 
+/* The summary of the model src holds each of the n lines. */
+static void expect_summary(const char *src, const char *const *lines, size_t n) {
+  Compilation *c = compile_str(src);
+  if (!c->graph) print_diags(c);
+  assert_non_null(c->graph);
+  char *sum = dump_str(c->graph, DUMP_TEXT, true);
+  compilation_free(c);
+  int missing = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!strstr(sum, lines[i])) print_error("summary lacks: %s", lines[i]), missing++;
+  if (missing) print_error("%s", sum);
+  free(sum);
+  assert_int_equal(missing, 0);
+}
+
 static void test_param_counts(void **state) {
   (void)state;
   static const struct { const char *file, *src; int64_t count; } cases[] = {
@@ -142,6 +157,8 @@ static void test_param_counts(void **state) {
       {NULL, FC4, 335114},
       {NULL, MLP3, 535818},
       {NULL, TINY, 20},
+      /* SEEDS M28: Keras' Embedding(10000, 100) */
+      {NULL, "input ids : i32[batch, 80]\ne = embedding(ids, 10000, 100)\noutput e\n", 1000000},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     Compilation *c = cases[i].file ? compile_model_named(cases[i].file)
@@ -157,10 +174,6 @@ static void test_param_counts(void **state) {
     assert_int_equal(warnings, 0);
   }
   /* the Keras names of unnamed layers, as in the seed's summary (M15) */
-  Compilation *c = compile_str(FC4);
-  assert_non_null(c->graph);
-  char *sum = dump_str(c->graph, DUMP_TEXT, true);
-  compilation_free(c);
   static const char *const lines[] = {
       " dense.kernel                   (784, 256)         200,704      glorot_uniform\n",
       " dense_1.kernel                 (256, 256)         65,536       glorot_uniform\n",
@@ -168,12 +181,25 @@ static void test_param_counts(void **state) {
       " dense_3.kernel                 (256, 10)          2,560        glorot_uniform\n",
       "Total params: 335,114\n",
   };
-  int missing = 0;
-  for (size_t i = 0; i < sizeof lines / sizeof *lines; i++)
-    if (!strstr(sum, lines[i])) print_error("summary lacks: %s", lines[i]), missing++;
-  if (missing) print_error("%s", sum);
-  free(sum);
-  assert_int_equal(missing, 0);
+  expect_summary(FC4, lines, sizeof lines / sizeof *lines);
+}
+
+/* Embedding layers in the summary: Keras' names for unnamed ones
+ * (embedding, embedding_1), its uniform(-0.05, 0.05) and 1,000,000
+ * parameters for Embedding(10000, 100). */
+static void test_embedding_summary(void **state) {
+  (void)state;
+  static const char *const lines[] = {
+      " embedding.embeddings           (10000, 100)       1,000,000    uniform(-0.05, 0.05)\n",
+      " embedding_1.embeddings         (20, 3)            60           zeros\n",
+      " embedding                      1,000,000\n",
+      "Total params: 1,000,060\n",
+  };
+  expect_summary("input ids : i32[batch, 80]\n"
+                 "a = mean(embedding(ids, 10000, 100), axis=1)\n"
+                 "b = mean(embedding(ids, 20, 3, embeddings_initializer=zeros), axis=1)\n"
+                 "output a\noutput b\n",
+                 lines, sizeof lines / sizeof *lines);
 }
 
 /* The per-layer counts of the seeds' CNN summaries (SEEDS M18, M20). */
@@ -258,6 +284,8 @@ static const char every_op[] =
     "rev = img[::-1]\n"
     "mid = img[-1, 2:-2, 5, 1:3]\n"
     "col = x[:, 3]\n"
+    "ga = gather(w, y)\n"
+    "sa = scatter_add(ga, y, depth=784)\n"
     "tr = transpose(img, perm=[0, 3, 1, 2])\n"
     "mt = transpose(m)\n"
     "cc = concat(img, img, axis=-1)\n"
@@ -290,7 +318,7 @@ static const char every_op[] =
     "output tr\noutput cc\noutput c2\noutput bt\noutput bb\noutput sq\n"
     "output fx\noutput back\noutput cl\noutput cf\noutput wh\noutput mx\n"
     "output mn\noutput an\noutput mm\noutput ta\noutput tb\noutput nd\n"
-    "output ck\noutput cbb\noutput ns\n"
+    "output ck\noutput cbb\noutput ns\noutput sa\n"
     "metric acc = mean(am == y)\n"
     "train loss with adam(lr=0.0003, beta1=0.85, beta2=0.995, eps=1e-8)\n";
 
@@ -316,10 +344,10 @@ static const char opt_sgd[] =
     "train loss with sgd(lr=0.1, momentum=0.9, nesterov=true)\n";
 static const char opt_rmsprop[] =
     "param w : f32[2] = [1, 2]\nloss = sum(w * w)\n"
-    "train loss with rmsprop(lr=0.01, rho=0.8, momentum=0.5, eps=1e-6, centered=true)\n";
+    "train loss with rmsprop(lr=0.01, rho=0.8, momentum=0.5, eps=1e-6, centered=true, clipnorm=5)\n";
 static const char opt_adagrad[] =
     "param w : f32[2] = [1, 2]\nloss = sum(w * w)\n"
-    "train loss with adagrad(lr=0.5, initial_accumulator=0.2, eps=1e-5)\n";
+    "train loss with adagrad(lr=0.5, initial_accumulator=0.2, eps=1e-5, clipvalue=0.5, global_clipnorm=2)\n";
 
 static int cmp_values(const char *what, int id, const double *a, const double *b,
                       int64_t n) {
@@ -806,6 +834,7 @@ int main(void) {
       cmocka_unit_test(test_every_model_compiles),
       cmocka_unit_test(test_param_counts),
       cmocka_unit_test(test_cnn_summaries),
+      cmocka_unit_test(test_embedding_summary),
       cmocka_unit_test(test_roundtrip_models),
       cmocka_unit_test(test_roundtrip_inline),
       cmocka_unit_test(test_roundtrip_scalar_param_values),

@@ -202,7 +202,7 @@ static void test_op_properties(void **state) {
                       "greater_equal neg abs square relu sigmoid tanh exp log sqrt softplus clip cast where "
                       "broadcast_to sigmoid_cross_entropy"},
       {F_REDUCTION, "sum mean max min"},
-      {F_PARALLEL, "im2col col2im maxpool2d maxpool2d_grad avgpool2d dropout_mask"},
+      {F_PARALLEL, "gather scatter_add im2col col2im maxpool2d maxpool2d_grad avgpool2d dropout_mask"},
       {F_VIEW, "reshape"},
       {F_CONVERT, "cast reshape broadcast_to"},
       {F_INVOLUTION, "neg"},

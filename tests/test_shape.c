@@ -741,6 +741,30 @@ static void test_one_hot(void **state) {
   CHECK_CASES(cases);
 }
 
+/* gather / embedding: ids.shape + [D]; scatter_add back to [depth, D] */
+static void test_gather(void **state) {
+  (void)state;
+  static const ShapeCase cases[] = {
+      {"input ids : i32[batch, 80]\nh = embedding(ids, 10000, 100)", "h", "f32[batch,80,100]"},
+      {"input ids : i32\nh = embedding(ids, 5, 3)", "h", "f32[3]"},
+      {"input t : f64[6, 2]\ninput ids : i32[batch, 3]\nh = gather(t, ids)", "h", "f64[batch,3,2]"},
+      {"input u : f32[batch, 3, 2]\ninput ids : i32[batch, 3]\nh = scatter_add(u, ids, 6)", "h",
+       "f32[6,2]"},
+      {"input ids : f32[batch]\nh = embedding(ids, 10, 4)", "h",
+       "error: embedding: the ids must be i32, got f32; use cast(ids, i32)"},
+      {"input t : f32[6, 2, 1]\ninput ids : i32[batch]\nh = gather(t, ids)", "h",
+       "error: gather needs a static [rows, columns] table, got [6,2,1]"},
+      {"input t : f32[6, 2]\ninput ids : f32[batch]\nh = gather(t, ids)", "h",
+       "error: gather needs i32 indices, got f32"},
+      {"input u : f32[batch, 2]\ninput ids : i32[batch, 3]\nh = scatter_add(u, ids, 6)", "h",
+       "error: scatter_add: the updates [batch,2] must be the indices' shape [batch,3] and a "
+       "static row length"},
+      {"input ids : i32[batch]\nh = embedding(ids, 0, 4)", "h",
+       "error: embedding: input_dim must be a positive integer, got 0"},
+  };
+  CHECK_CASES(cases);
+}
+
 /* ------------------------------------------------------------ losses */
 
 static void test_losses(void **state) {
@@ -1052,6 +1076,7 @@ int main(void) {
       cmocka_unit_test(test_slicing),
       cmocka_unit_test(test_concat),
       cmocka_unit_test(test_one_hot),
+      cmocka_unit_test(test_gather),
       cmocka_unit_test(test_losses),
       cmocka_unit_test(test_dense),
       cmocka_unit_test(test_conv_pool_shapes),
