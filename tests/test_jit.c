@@ -388,7 +388,7 @@ static void test_embedding(void **state) {
       ids[i] = i % 97 == 5 ? -1 : i % 89 == 7 ? 10000 : i % 101 == 3 ? 9999 : (int32_t)(i * 7 % 50);
     for (int i = 0; i < BATCH; i++) y[i] = i % 3;
     if (k) continue;
-    g = rt_graph(m[0]);
+    g = jitmodel_graph(m[0]);
     ev = eval_new(g);
     assert_non_null(ev);
     assert_true(eval_bind(ev, "batch", BATCH));
@@ -488,7 +488,7 @@ static void test_gradient_clipping(void **state) {
       }
     for (int k = 0; k < 2; k++) assert_true(close_to(v[k], want_v[k], 1e-6, 1e-6));
     /* The evaluator's step, from the same start. */
-    const Graph *g = rt_graph(m);
+    const Graph *g = jitmodel_graph(m);
     Eval *e = eval_new(g);
     assert_non_null(e);
     assert_true(eval_bind(e, "", 1));
