@@ -30,6 +30,13 @@ struct AD {
   int nfwd;
   Node *fwd;            /* the forward node whose rule runs now */
   const char *rule;
+  /* While the body of forward loop `loop` is differentiated into the
+   * gradient loop `into`: an outside value's gradient is summed over the
+   * iterations in a carry of the gradient loop (acc), this iteration's
+   * running sum in sum; outer lists them in order. */
+  int loop, into;
+  Node **acc, **sum, **outer;
+  int nouter;
 };
 
 /* ------------------------------------------------------------ builders */
@@ -108,11 +115,34 @@ static bool wants(const AD *ad, const Node *x) {
   return x->id < ad->nfwd && ad->wants[x->id];
 }
 
+static Node *zeros_like(AD *ad, const Node *x) {
+  Node *z = konst(ad, 0, x->dtype);
+  if (x->shape.rank == 0) return z;
+  Attrs a = {.to = x->shape};
+  return node(ad, OP_BROADCAST, &z, 1, &a);
+}
+
+static Node *loop_node(AD *ad, OpKind op, Node **src, int n, int axis, int slot) {
+  Attrs a = {.axis = axis, .slot = slot};
+  return node(ad, op, src, n, &a);
+}
+
 /* add_or_set: accumulate a gradient contribution for x. */
 void ad_accum(AD *ad, Node *x, Node *dx) {
   if (!wants(ad, x)) return;
   if (!shape_eq(&dx->shape, &x->shape)) dx = unbroadcast(ad, dx, &x->shape);
   GRADC_ASSERT(dx->dtype == x->dtype);
+  if (ad->into && x->a.loop != ad->loop) {
+    /* a value from outside the body: its gradient is the sum over the
+     * iterations */
+    if (!ad->acc[x->id]) {
+      Node *z = zeros_like(ad, x);
+      ad->acc[x->id] = ad->sum[x->id] = loop_node(ad, OP_CARRY, &z, 1, 0, 0);
+      ad->outer[ad->nouter++] = x;
+    }
+    ad->sum[x->id] = bin(ad, OP_ADD, ad->sum[x->id], dx);
+    return;
+  }
   Node **slot = &ad->grad[x->id];
   *slot = *slot ? bin(ad, OP_ADD, *slot, dx) : dx;
 }
@@ -438,38 +468,208 @@ void grad_avgpool_grad(AD *ad, Node *n, Node *gy) {
 
 void grad_train_select(AD *ad, Node *n, Node *gy) { ad_accum(ad, n->src[0], gy); }
 
+void grad_loop(AD *ad, Node *n, Node *gy) {
+  (void)ad, (void)n, (void)gy;
+  GRADC_ASSERT(!"a loop is differentiated whole, at its loop_end");
+}
+
+/* ------------------------------------------------------------ loops */
+
+static bool run_rule(AD *ad, Node *x, Node *gy) {
+  const OpInfo *info = &op_info[x->op];
+  if (info->grad == grad_none) {
+    graph_error(ad->g, x->loc, "cannot differentiate through '%s': it has no "
+                "gradient rule", info->name);
+    return false;
+  }
+  ad->fwd = x;
+  ad->rule = info->name;
+  info->grad(ad, x, gy);
+  return true;
+}
+
+/* The gradient of loop l (ending in e) is a loop over the same indices in
+ * reverse (backpropagation through time).  Its carries: for each forward
+ * carry, d(loss)/d(carry) (starting from the last value's gradient, ending
+ * as the initial value's), and for each outside value the body reads, its
+ * gradient summed over the iterations.  Its slices: the gradients of the
+ * stacked values at the index.  Each iteration seeds the body's next
+ * values and stacked values and runs the body's rules backwards; what the
+ * rules read of the forward body comes from stacks the forward loop saves
+ * (a slice of the sequence itself for its slices), so the body is not run
+ * twice. */
+static bool ad_loop(AD *ad, Node *e) {
+  Graph *g = ad->g;
+  int l = e->a.loop, nc = e->a.slot, begin = graph_loop_begin(g, l);
+  int ncons = 0;
+  Node **cons = arena_alloc(g->arena, sizeof(Node *) * (size_t)(ad->nfwd - e->id));
+  for (int i = e->id + 1; i < ad->nfwd; i++) {
+    Node *x = g->nodes[i];
+    if ((x->op == OP_SCAN_STACK || x->op == OP_SCAN_LAST) && x->src[0] == e && ad->grad[i])
+      cons[ncons++] = x;
+  }
+  if (!ncons) return true;
+  const Scan fl = g->scans[l - 1];
+  int into = graph_new_scan(g, fl.len, !fl.reverse, fl.loc);
+  g->scans[into - 1].fwd = l;
+  int first_new = g->nnodes, outer_loop = g->cur_loop;
+  g->cur_loop = into;
+  ad->loop = l, ad->into = into, ad->nouter = 0;
+  ad->acc = arena_alloc(g->arena, sizeof(Node *) * (size_t)ad->nfwd);
+  ad->sum = arena_alloc(g->arena, sizeof(Node *) * (size_t)ad->nfwd);
+  ad->outer = arena_alloc(g->arena, sizeof(Node *) * (size_t)ad->nfwd);
+  ad->fwd = e;
+  ad->rule = "scan";
+
+  /* d(loss)/d(carry) carried backwards, from the last values' gradients */
+  Node **gcarry = arena_alloc(g->arena, sizeof(Node *) * (size_t)(nc + 1));
+  Node **gnext = arena_alloc(g->arena, sizeof(Node *) * (size_t)(nc + 1));
+  for (int j = 0; j < nc; j++) {
+    Node *c = graph_loop_carry(g, l, j);
+    if (!c || !ad->wants[c->id]) continue;
+    Node *init = NULL;
+    for (int k = 0; k < ncons; k++)
+      if (cons[k]->op == OP_SCAN_LAST && cons[k]->a.slot == j) init = ad->grad[cons[k]->id];
+    if (!init) init = zeros_like(ad, c);
+    gcarry[j] = loop_node(ad, OP_CARRY, &init, 1, 0, 0);
+  }
+  for (int j = 0; j < nc; j++)
+    if (gcarry[j]) ad_accum(ad, e->src[j], gcarry[j]);
+  for (int k = 0; k < ncons; k++)
+    if (cons[k]->op == OP_SCAN_STACK) {
+      ad->fwd = e, ad->rule = "scan";
+      Node *gs = loop_node(ad, OP_SCAN_SLICE, &ad->grad[cons[k]->id], 1, cons[k]->a.axis, 0);
+      ad_accum(ad, e->src[cons[k]->a.slot], gs);
+    }
+
+  /* the body backwards */
+  Node **dslice = arena_alloc(g->arena, sizeof(Node *) * (size_t)(e->id - begin + 1));
+  Node **slices = arena_alloc(g->arena, sizeof(Node *) * (size_t)(e->id - begin + 1));
+  int nslices = 0;
+  for (int i = e->id - 1; i >= begin; i--) {
+    Node *x = g->nodes[i];
+    Node *gy = ad->grad[i];
+    if (!gy || !ad->wants[i]) continue;
+    if (x->op == OP_CARRY) gnext[x->a.slot] = gy;
+    else if (x->op == OP_SCAN_SLICE) slices[nslices] = x, dslice[nslices++] = gy;
+    else if (!run_rule(ad, x, gy)) return false;
+  }
+
+  /* its loop_end: next gradient carries, sums, then the stacked gradients
+   * of the sequences */
+  ad->fwd = e, ad->rule = "scan";
+  int nsrc = 0, cap = nc + ad->nouter + nslices;
+  Node **src = arena_alloc(g->arena, sizeof(Node *) * (size_t)(cap ? cap : 1));
+  for (int j = 0; j < nc; j++)
+    if (gcarry[j]) {
+      gcarry[j]->a.slot = nsrc;
+      src[nsrc++] = gnext[j] ? gnext[j] : zeros_like(ad, gcarry[j]);
+    }
+  for (int k = 0; k < ad->nouter; k++) {
+    Node *x = ad->outer[k];
+    ad->acc[x->id]->a.slot = nsrc;
+    src[nsrc++] = ad->sum[x->id];
+  }
+  int ncarry = nsrc;
+  for (int k = 0; k < nslices; k++) src[nsrc++] = dslice[k];
+  Attrs ea = {.slot = ncarry};
+  Node *eb = node(ad, OP_LOOP_END, src, nsrc, &ea);
+  g->cur_loop = outer_loop;
+  ad->into = 0;
+
+  /* what flows out of it */
+  for (int j = 0; j < nc; j++)
+    if (gcarry[j])
+      ad_accum(ad, graph_loop_carry(g, l, j)->src[0],
+               loop_node(ad, OP_SCAN_LAST, &eb, 1, 0, gcarry[j]->a.slot));
+  for (int k = 0; k < ad->nouter; k++) {
+    Node *x = ad->outer[k];
+    ad_accum(ad, x, loop_node(ad, OP_SCAN_LAST, &eb, 1, 0, ad->acc[x->id]->a.slot));
+  }
+  for (int k = 0; k < nslices; k++)
+    ad_accum(ad, slices[k]->src[0],
+             loop_node(ad, OP_SCAN_STACK, &eb, 1, slices[k]->a.axis, ncarry + k));
+
+  /* the forward values the gradient body reads: saved by the forward loop
+   * (stacked along a new first axis), read back at the same index */
+  Node **saved = arena_alloc(g->arena, sizeof(Node *) * (size_t)ad->nfwd);
+  int last_new = g->nnodes;
+  for (int i = first_new; i < last_new; i++) {
+    Node *y = g->nodes[i];
+    if (y->a.loop != into) continue;
+    for (int k = 0; k < y->nsrc; k++) {
+      Node *v = y->src[k];
+      if (v->a.loop != l) continue;
+      if (!saved[v->id]) {
+        g->cur_loop = into;
+        ad->fwd = v, ad->rule = "scan";
+        if (v->op == OP_SCAN_SLICE) {
+          saved[v->id] = loop_node(ad, OP_SCAN_SLICE, v->src, 1, v->a.axis, 0);
+        } else {
+          g->cur_loop = 0;
+          Node *st = loop_node(ad, OP_SCAN_STACK, &e, 1, 0, graph_loop_add(g, e, v));
+          g->cur_loop = into;
+          saved[v->id] = loop_node(ad, OP_SCAN_SLICE, &st, 1, 0, 0);
+        }
+        g->cur_loop = outer_loop;
+      }
+      y->src[k] = saved[v->id];
+    }
+  }
+  return true;
+}
+
 /* ------------------------------------------------------------ the stage */
 
 bool gradients(Graph *g, Node *loss, Node *const *targets, int n, Node **out) {
+  /* loops' bodies in one piece each (ad_loop), ids in order */
+  if (g->nscans) graph_sort(g);
   AD adv = {.g = g, .nfwd = g->nnodes};
   AD *ad = &adv;
   ad->grad = arena_alloc(g->arena, sizeof(Node *) * (size_t)(g->nnodes ? g->nnodes : 1));
   ad->wants = arena_alloc(g->arena, (size_t)(g->nnodes ? g->nnodes : 1));
   for (int k = 0; k < n; k++) ad->wants[targets[k]->id] = dtype_is_float(targets[k]->dtype);
-  for (int i = 0; i < g->nnodes; i++) {
-    Node *x = g->nodes[i];
-    bool w = false;
-    for (int k = 0; k < x->nsrc && !w; k++) w = ad->wants[x->src[k]->id];
-    if (w && dtype_is_float(x->dtype) && !(op_info[x->op].flags & F_NO_GRAD)) ad->wants[i] = true;
+  /* A carry depends on its next value, which comes later: the body is
+   * walked again until no carry changes. */
+  for (bool again = true; again;) {
+    again = false;
+    for (int i = 0; i < g->nnodes; i++) {
+      Node *x = g->nodes[i];
+      bool w = ad->wants[i];
+      if (x->op == OP_SCAN_STACK || x->op == OP_SCAN_LAST) {
+        w = ad->wants[x->src[0]->src[x->a.slot]->id];
+      } else {
+        for (int k = 0; k < x->nsrc && !w; k++) w = ad->wants[x->src[k]->id];
+      }
+      if (x->op == OP_LOOP_END) {
+        ad->wants[i] = w;
+        for (int j = 0; j < x->a.slot; j++) {
+          Node *c = graph_loop_carry(g, x->a.loop, j);
+          if (c && !ad->wants[c->id] && ad->wants[x->src[j]->id] && dtype_is_float(c->dtype))
+            ad->wants[c->id] = again = true;
+        }
+      } else if (w && dtype_is_float(x->dtype) && !(op_info[x->op].flags & F_NO_GRAD)) {
+        ad->wants[i] = true;
+      }
+    }
   }
   ad->fwd = loss;
   ad->rule = "seed";
   ad->grad[loss->id] = konst(ad, 1, loss->dtype);
   for (int i = loss->id; i >= 0; i--) {
     Node *x = g->nodes[i];
+    if (x->op == OP_LOOP_END) {
+      if (!ad_loop(ad, x)) return false;
+      i = graph_loop_begin(g, x->a.loop);
+      continue;
+    }
     Node *gy = ad->grad[i];
     if (!gy || !ad->wants[i] || op_info[x->op].kind == K_LEAF) continue;
-    const OpInfo *info = &op_info[x->op];
-    if (info->grad == grad_none) {
-      graph_error(g, x->loc, "cannot differentiate through '%s': it has no "
-                  "gradient rule", info->name);
-      return false;
-    }
-    ad->fwd = x;
-    ad->rule = info->name;
-    info->grad(ad, x, gy);
+    if (x->op == OP_SCAN_STACK || x->op == OP_SCAN_LAST) continue;   /* at the loop_end */
+    if (!run_rule(ad, x, gy)) return false;
   }
   for (int k = 0; k < n; k++) out[k] = ad->grad[targets[k]->id];
+  if (g->nscans) graph_sort(g);
   return true;
 }
 

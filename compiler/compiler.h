@@ -146,7 +146,7 @@ typedef enum {
 
 typedef enum {
   K_LEAF, K_BINARY, K_UNARY, K_TERNARY, K_MATMUL, K_AXIS, K_REDUCE,
-  K_LAYOUT, K_LOSS, K_UPDATE, K_WINDOW, K_SELECT, K_RANDOM,
+  K_LAYOUT, K_LOSS, K_UPDATE, K_WINDOW, K_SELECT, K_RANDOM, K_LOOP,
 } OpClass;
 
 /* Properties of an op, one column of the table: see ops.h. */
@@ -165,6 +165,7 @@ enum {
   F_EFFECT = 1 << 11,
   F_MODE = 1 << 12,
   F_RANDOM = 1 << 13,
+  F_LOOP = 1 << 14,
 };
 
 typedef struct Graph Graph;
@@ -236,7 +237,9 @@ typedef struct Window {
   X(double *, values,   ,           ATTR_VALUES) /* const and INIT_VALUES data, row-major */ \
   X(Window,   win,      ,           ATTR_BYTES)  /* im2col, col2im, pooling */ \
   X(int64_t,  seed,     ,           ATTR_EQ)     /* dropout_mask: its stream is rng_stream(seed, "dropout") */ \
-  X(int,      owner,    ,           ATTR_EQ)     /* assign: index in g->steps of the step that applies it */
+  X(int,      owner,    ,           ATTR_EQ)     /* assign: index in g->steps of the step that applies it */ \
+  X(int,      loop,     ,           ATTR_EQ)     /* every node: the scan whose body it is in (1-based g->scans), 0: none */ \
+  X(int,      slot,     ,           ATTR_EQ)     /* carry: its operand of the loop_end; scan_stack, scan_last: the operand they read */
 
 typedef struct Attrs {
 #define ATTR(type, name, array, compare) type name array;
@@ -337,6 +340,35 @@ typedef struct TrainStep {
   Loc loc;
 } TrainStep;
 
+/* A loop over one axis (a scan, like JAX's lax.scan): its body is the
+ * nodes whose a.loop is its number, contiguous in g->nodes once sorted
+ * (graph_sort keeps them so), between the carries and scan_slices it
+ * starts with and its one loop_end:
+ *
+ *   c  = carry(init)          the carried value: init at the first
+ *                             iteration, then the loop_end's operand
+ *                             c.slot of the iteration before
+ *   xt = scan_slice(xs)       xs at the iteration's index along a.axis
+ *   ...                       the body, once per iteration
+ *   e  = loop_end(n0, .., s0, ..)   the carries' next values (the first
+ *                             a.slot operands), then the values stacked
+ *   ys = scan_stack(e)        after the loop: operand a.slot of e at
+ *                             every index, stacked along a.axis
+ *   hT = scan_last(e)         after the loop: the carry a.slot's last value
+ *
+ * A node reading a carry, a slice or another body node is in the body; one
+ * that reads only values from outside is computed once, outside (the
+ * loop-invariant parts of a body).  Iteration i has index i, or len-1-i in
+ * a reverse loop: the gradient of a loop is the reverse loop over the same
+ * indices (autodiff.c), which reads the values of the forward body it
+ * needs from stacks the forward loop saves. */
+typedef struct Scan {
+  Dim len;               /* iterations: the sliced axis' length */
+  bool reverse;
+  int fwd;               /* a gradient loop: the loop it differentiates */
+  Loc loc;
+} Scan;
+
 struct Graph {
   Arena *arena;
   Diags *diags;
@@ -358,6 +390,10 @@ struct Graph {
   /* Declared state (`state` statements, batch_norm) and its updates. */
   StateUpdate *updates;
   int nupdates, capupdates;
+  /* Loops, 1-based in a.loop; cur_loop: the loop whose body is being built
+   * (new carries, slices, loop_ends and random values go there). */
+  Scan *scans;
+  int nscans, cur_loop;
 };
 
 extern const char *const dtype_names[DT_COUNT];
@@ -397,6 +433,15 @@ void graph_function_mark(const Graph *g, int fn, unsigned char *mark);
 const TrainStep *graph_step(const Graph *g, const char *name);
 bool graph_error(Graph *g, Loc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* A new loop of len iterations; returns its number (a.loop). */
+int graph_new_scan(Graph *g, Dim len, bool reverse, Loc loc);
+/* The loop_end of loop l, the first node of its body (ids: a sorted graph),
+ * and the carry of slot k (NULL if DCE dropped it). */
+Node *graph_loop_end(const Graph *g, int l);
+int graph_loop_begin(const Graph *g, int l);
+Node *graph_loop_carry(const Graph *g, int l, int slot);
+/* Appends operand v to loop_end e; returns its slot. */
+int graph_loop_add(Graph *g, Node *e, Node *v);
 
 /* Shapes */
 bool shape_eq(const Shape *a, const Shape *b);
