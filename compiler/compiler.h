@@ -474,6 +474,12 @@ const char *op_symbol(OpKind op);
  * the written-out cross-entropy), run before autodiff; returns how many. */
 int canon(Graph *g);
 
+/* ---------------------------------------------------------------- hoist.c */
+
+/* The products of a loop's slice of a sequence by an outside weight, as
+ * one product before the loop; returns how many. */
+int hoist(Graph *g);
+
 /* ------------------------------------------------------------- autodiff.c */
 
 /* out[i] = d(loss)/d(targets[i]), or NULL where loss does not depend on
@@ -739,6 +745,7 @@ typedef struct Parser {
   int depth;
   int ndense;              /* Keras-style numbering of unnamed layers */
   int nconv, ndropout, nbn;
+  int nrnn[3];             /* simple_rnn, lstm, gru */
   const char *bind_name;   /* the name a let-binding is about to get */
   jmp_buf fail;            /* the first error unwinds the whole parse */
 } Parser;
@@ -824,6 +831,15 @@ Node *call_init(Parser *p, Node *param, Val *v);   /* param's initializer from v
 typedef Node *CallFn(Parser *p, Call *c, OpKind op);
 CallFn layer_dense, layer_conv2d, layer_im2col, layer_pool, layer_global_avgpool,
     layer_upsample, layer_pad, layer_dropout_mask, layer_dropout, layer_batch_norm;
+/* What layers share: a parameter under its name, the layer's name
+ * (name=, the binding's, or KIND_N), the activation argument v applied to
+ * x (NULL: linear), the dtype of the parameters for input x. */
+Node *layer_param(Parser *p, const char *name, DType t, const Shape *s, Init init, Loc loc);
+const char *layer_name(Parser *p, Call *c, const char *kind, int *counter);
+Node *layer_activate(Parser *p, Call *c, Val *v, Node *x);
+DType layer_dtype(const Node *x);
+/* recurrent.c: Keras' recurrent layers as loops */
+CallFn layer_simple_rnn, layer_lstm, layer_gru;
 
 /* ----------------------------------------------------------------- dump.c */
 

@@ -127,6 +127,10 @@ static void put_attrs(FILE *out, const Graph *g, const Node *n, bool nn) {
     fprintf(out, " into=%s", shape_str(g, &a->to, b, sizeof b));
     break;
   }
+  case OP_CARRY: case OP_SCAN_LAST: fprintf(out, " slot=%d", a->slot); break;
+  case OP_SCAN_SLICE: fprintf(out, " axis=%d", a->axis); break;
+  case OP_SCAN_STACK: fprintf(out, " slot=%d axis=%d", a->slot, a->axis); break;
+  case OP_LOOP_END: fprintf(out, " carries=%d", a->slot); break;
   case OP_ASSIGN:
     if (g->nsteps > 1) fprintf(out, " step=%s", g->steps[n->a.owner].name);
     break;
@@ -212,6 +216,15 @@ static void print_train(FILE *out, const Graph *g, const TrainStep *st, const ch
   fputc('\n', out);
 }
 
+/* "%L: N iterations, reverse, gradient of %F" */
+static void put_loop(FILE *out, const Graph *g, int l) {
+  const Scan *sc = &g->scans[l - 1];
+  char b[48];
+  fprintf(out, "%d: %s iterations", l, dim_str(g, sc->len, b, sizeof b));
+  if (sc->reverse) fputs(", reverse", out);
+  if (sc->fwd) fprintf(out, ", the gradient of loop %d", sc->fwd);
+}
+
 static void dump_text(FILE *out, const Graph *g, const char *stage) {
   fprintf(out, "# gradc graph '%s', stage %s: %d nodes", g->model_name, stage,
           g->nnodes);
@@ -220,11 +233,18 @@ static void dump_text(FILE *out, const Graph *g, const char *stage) {
     for (int i = 1; i <= g->nsym; i++) fprintf(out, " %s", g->sym[i]);
   }
   fputc('\n', out);
+  int open = 0;
   for (int i = 0; i < g->nnodes; i++) {
     const Node *n = g->nodes[i];
+    if (n->a.loop && n->a.loop != open) {
+      open = n->a.loop;
+      fputs("loop ", out);
+      put_loop(out, g, open);
+      fputs(" {\n", out);
+    }
     char head[512];
     FILE *mem = fmemopen(head, sizeof head, "w");
-    fprintf(mem, "%%%d = %s", n->id, op_info[n->op].name);
+    fprintf(mem, "%s%%%d = %s", open ? "  " : "", n->id, op_info[n->op].name);
     for (int k = 0; k < n->nsrc; k++) fprintf(mem, "%s%%%d", k ? ", " : " ", n->src[k]->id);
     if (n->op == OP_INPUT || n->op == OP_PARAM || n->op == OP_STATE) fprintf(mem, " %s", n->name);
     if (n->op == OP_PARAM || n->op == OP_STATE) {
@@ -264,6 +284,10 @@ static void dump_text(FILE *out, const Graph *g, const char *stage) {
     if (n->flags & N_METRIC) fputs(" [metric]", out);
     if (n->flags & N_LOSS) fputs(" [loss]", out);
     fputc('\n', out);
+    if (n->op == OP_LOOP_END) {
+      fputs("}\n", out);
+      open = 0;
+    }
   }
   for (int i = 0; i < g->noutputs; i++)
     fprintf(out, "output %s = %%%d\n", g->outputs[i].name, g->outputs[i].node->id);
@@ -311,8 +335,19 @@ static void dump_dot(FILE *out, const Graph *g, const char *stage) {
   fprintf(out, "digraph \"%s\" {\n  label=\"%s (stage %s)\";\n  rankdir=TB;\n"
           "  node [fontname=\"Helvetica\", fontsize=10];\n",
           g->model_name, g->model_name, stage);
+  int open = 0;
   for (int i = 0; i < g->nnodes; i++) {
     const Node *n = g->nodes[i];
+    if (n->a.loop != open && !n->inlined_into) {
+      /* a loop's body is a cluster of its own */
+      if (open) fputs("  }\n", out);
+      open = n->a.loop;
+      if (open) {
+        fprintf(out, "  subgraph cluster_loop%d {\n    label=\"loop ", open);
+        put_loop(out, g, open);
+        fputs("\";\n    style=rounded;\n    color=\"#1565c0\";\n", out);
+      }
+    }
     bool has_fused = false;
     for (int k = 0; k < g->nnodes && !has_fused; k++)
       has_fused = g->nodes[k] != n && kernel_of(g->nodes[k]) == n;
@@ -326,6 +361,7 @@ static void dump_dot(FILE *out, const Graph *g, const char *stage) {
       if (kernel_of(g->nodes[k]) == n) dot_node(out, g, g->nodes[k], "    ");
     fputs("  }\n", out);
   }
+  if (open) fputs("  }\n", out);
   for (int i = 0; i < g->nnodes; i++)
     for (int k = 0; k < g->nodes[i]->nsrc; k++)
       fprintf(out, "  n%d -> n%d;\n", g->nodes[i]->src[k]->id, g->nodes[i]->id);

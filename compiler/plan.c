@@ -42,8 +42,8 @@ bool plan_is_buffer(const Node *n) {
 /* A loop's body runs its positions [b, e] again in every iteration, so
  * what lives across iterations lives over all of [b, e]: a value from
  * before the loop that the body reads, the carries (set before the first
- * iteration, rewritten at the loop_end) and the stacks (written at every
- * loop_end, read after the loop).  A body value that lives within one
+ * iteration, rewritten at the loop_end, read by scan_last after the loop)
+ * and the stacks (written at every loop_end, read after the loop).  A body value that lives within one
  * iteration may share bytes with another that does too. */
 static void loop_ranges(const Graph *g, int *begin, int *end) {
   for (int l = 1; l <= g->nscans; l++) {
@@ -63,8 +63,14 @@ static void loop_ranges(const Graph *g, int *begin, int *end) {
         if (s && begin[s->id] < b && end[s->id] < e->id) end[s->id] = e->id;
       }
     }
-    for (int i = e->id + 1; i < g->nnodes; i++)
-      if (g->nodes[i]->op == OP_SCAN_STACK && g->nodes[i]->src[0] == e) begin[i] = b;
+    for (int i = e->id + 1; i < g->nnodes; i++) {
+      const Node *r = g->nodes[i];
+      if (r->src[0] != e) continue;
+      if (r->op == OP_SCAN_STACK) begin[i] = b;
+      /* a last value is copied out of its carry after the loop */
+      const Node *c = r->op == OP_SCAN_LAST ? graph_loop_carry(g, l, r->a.slot) : NULL;
+      if (c && c->storage && end[c->storage->id] < position(r)) end[c->storage->id] = position(r);
+    }
   }
 }
 

@@ -148,7 +148,7 @@ static void place_loop(Order *o, int l) {
   body[nb++] = e;
   for (int i = 0; i < g->nnodes; i++) {
     Node *x = g->nodes[i];
-    if (x->a.loop == l && !in[x->id] &&
+    if (x->a.loop == l && !in[x->id] && !x->moved &&
         (o->keep_all || (x->op == OP_CARRY && x->a.slot < e->a.slot))) {
       in[x->id] = true;
       body[nb++] = x;

@@ -5,7 +5,8 @@
  * reverse) must give the evaluator the same loss and gradients as the
  * same recurrence written out step by step in a model file, and its
  * gradients (a reverse loop: backpropagation through time) must match
- * finite differences.
+ * finite differences, with the input products inside the loop and
+ * hoisted out of it (hoist.c).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,7 +48,7 @@ static Node *bin(Graph *g, OpKind op, Node *x, Node *y) { return mk(g, op, (Node
 
 /* The loop of the cell tanh(x_t @ W + h @ U + b), its loss
  * sum(stack(h) * w) + sum(h_last^2), through autodiff. */
-static Compilation *loop_model(bool reverse) {
+static Compilation *loop_model(bool reverse, bool hoisted) {
   char *src = malloc(4096);
   snprintf(src, 4096, "%sloss = sum(h0)\ntrain loss with sgd(lr=0.1)\n", header);
   Compilation *c = compile_model("loop", src, strlen(src), STAGE_PARSE);
@@ -78,10 +79,15 @@ static Compilation *loop_model(bool reverse) {
   graph_dce(g);
   char err[256];
   assert_true(graph_verify(g, false, err, sizeof err) || (fprintf(stderr, "%s\n", err), 0));
+  if (hoisted) {
+    assert_int_equal(hoist(g), 1);
+    assert_true(graph_verify(g, false, err, sizeof err) || (fprintf(stderr, "%s\n", err), 0));
+  }
   assert_true(autodiff(g));
   opt_update(g);
   graph_dce(g);
   fuse(g, false);
+  if (getenv("TEST_SCAN_DUMP")) dump_graph(stderr, g, DUMP_TEXT, "grad");
   assert_true(graph_verify(g, true, err, sizeof err) || (fprintf(stderr, "%s\n", err), 0));
   return c;
 }
@@ -134,8 +140,8 @@ static const Node *grad_of(const Graph *g, const char *param) {
   return NULL;
 }
 
-static void same_as_unrolled(bool reverse) {
-  Compilation *lc = loop_model(reverse), *uc = unrolled_model(reverse);
+static void same_as_unrolled(bool reverse, bool hoisted) {
+  Compilation *lc = loop_model(reverse, hoisted), *uc = unrolled_model(reverse);
   const Graph *lg = lc->graph, *ug = uc->graph;
   Eval *le = ready(lg), *ue = ready(ug);
   const char *params[3] = {"W", "U", "b"};
@@ -164,18 +170,20 @@ static void same_as_unrolled(bool reverse) {
 
 static void test_loop_matches_unrolled(void **state) {
   (void)state;
-  same_as_unrolled(false);
+  same_as_unrolled(false, false);
+  same_as_unrolled(false, true);
 }
 
 static void test_reverse_loop_matches_unrolled(void **state) {
   (void)state;
-  same_as_unrolled(true);
+  same_as_unrolled(true, false);
+  same_as_unrolled(true, true);
 }
 
 static void test_loop_gradients_check(void **state) {
   (void)state;
-  for (int r = 0; r < 2; r++) {
-    Compilation *c = loop_model(r);
+  for (int r = 0; r < 4; r++) {
+    Compilation *c = loop_model(r & 1, r & 2);
     char *text = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&text, &len);
