@@ -37,6 +37,12 @@ struct AD {
   int loop, into;
   Node **acc, **sum, **outer;
   int nouter;
+  /* Contributions summed over the iterations after the loop instead
+   * (sum_terms): x gets matmul(stack(a)^T, stack(b)) (b NULL: the sum of
+   * stack(a) over the iterations and axes). */
+  struct Term { Node *x, *a, *b; uint32_t axes; } *terms;
+  int nterms;
+  Node *end;            /* the forward loop's loop_end */
 };
 
 /* ------------------------------------------------------------ builders */
@@ -127,6 +133,38 @@ static Node *loop_node(AD *ad, OpKind op, Node **src, int n, int axis, int slot)
   return node(ad, op, src, n, &a);
 }
 
+/* A value of the body, one per iteration: can it be stacked?  (Values of
+ * both loops can; a slice of a sequence only along axis 0, where the
+ * sequence itself is the stack.) */
+static bool stackable(const AD *ad, const Node *v) {
+  if (v->a.loop == ad->into) return true;
+  if (v->a.loop != ad->loop) return false;
+  return v->op != OP_SCAN_SLICE || v->a.axis == 0;
+}
+
+/* The sum over the iterations of a weight's gradient x^T gy (matmul's
+ * rule for x @ W) is one product of the stacked rows, [T*b, m]^T [T*b, n],
+ * and that of a bias' (a sum over the batch) one sum of the stack: both
+ * after the loop, rather than a small product and an add per iteration. */
+static bool sum_term(AD *ad, Node *x, Node *dx) {
+  struct Term t = {x, NULL, NULL, 0};
+  const Scan *sc = &ad->g->scans[ad->loop - 1];
+  if (dx->op == OP_MATMUL && dx->a.ta && !dx->a.tb && dx->src[0]->shape.rank == 2 &&
+      dx->src[1]->shape.rank == 2) {
+    Dim b = dx->src[0]->shape.d[0];
+    if (b.sym && sc->len.sym) return false;
+    t.a = dx->src[0], t.b = dx->src[1];
+  } else if (dx->op == OP_RESHAPE && dx->src[0]->op == OP_SUM && dx->src[0]->a.keepdims) {
+    t.a = dx->src[0]->src[0], t.axes = dx->src[0]->a.axes;
+    if (t.a->shape.rank + 1 > MAX_RANK) return false;
+  } else {
+    return false;
+  }
+  if (!stackable(ad, t.a) || (t.b && !stackable(ad, t.b))) return false;
+  ad->terms[ad->nterms++] = t;
+  return true;
+}
+
 /* add_or_set: accumulate a gradient contribution for x. */
 void ad_accum(AD *ad, Node *x, Node *dx) {
   if (!wants(ad, x)) return;
@@ -134,7 +172,9 @@ void ad_accum(AD *ad, Node *x, Node *dx) {
   GRADC_ASSERT(dx->dtype == x->dtype);
   if (ad->into && x->a.loop != ad->loop) {
     /* a value from outside the body: its gradient is the sum over the
-     * iterations */
+     * iterations, computed after the loop where it can be (sum_term), or
+     * added up in a carry */
+    if (sum_term(ad, x, dx)) return;
     if (!ad->acc[x->id]) {
       Node *z = zeros_like(ad, x);
       ad->acc[x->id] = ad->sum[x->id] = loop_node(ad, OP_CARRY, &z, 1, 0, 0);
@@ -488,6 +528,38 @@ static bool run_rule(AD *ad, Node *x, Node *gy) {
   return true;
 }
 
+/* v at every iteration, stacked along a new first axis [len, ...]: a
+ * value of either loop (saved by its loop_end) or a sequence sliced along
+ * its first axis (the sequence itself). */
+static Node *stack_of(AD *ad, Node *v, Node *eb) {
+  if (v->op == OP_SCAN_SLICE && v->a.axis == 0 && v->a.loop == ad->loop) return v->src[0];
+  Node *e = v->a.loop == ad->loop ? ad->end : eb;
+  return loop_node(ad, OP_SCAN_STACK, &e, 1, 0, graph_loop_add(ad->g, e, v));
+}
+
+/* Each row of [len, d0, ...] as [len * d0, ...]. */
+static Node *rows(AD *ad, Node *s) {
+  Shape r = {.rank = s->shape.rank - 1};
+  r.d[0] = (Dim){s->shape.d[0].n * s->shape.d[1].n, s->shape.d[0].sym | s->shape.d[1].sym};
+  for (int i = 2; i < s->shape.rank; i++) r.d[i - 1] = s->shape.d[i];
+  return reshape(ad, s, &r);
+}
+
+/* The terms sum_term deferred, after the gradient loop eb. */
+static void sum_terms(AD *ad, Node *eb) {
+  for (int k = 0; k < ad->nterms; k++) {
+    struct Term *t = &ad->terms[k];
+    ad->fwd = ad->end, ad->rule = "scan";
+    Node *sa = stack_of(ad, t->a, eb), *d;
+    if (t->b) {
+      d = matmul(ad, rows(ad, sa), rows(ad, stack_of(ad, t->b, eb)), true, false);
+    } else {
+      d = reshape(ad, sum_keep(ad, sa, t->axes << 1 | 1u), &t->x->shape);
+    }
+    ad_accum(ad, t->x, d);
+  }
+}
+
 /* The gradient of loop l (ending in e) is a loop over the same indices in
  * reverse (backpropagation through time).  Its carries: for each forward
  * carry, d(loss)/d(carry) (starting from the last value's gradient, ending
@@ -518,6 +590,9 @@ static bool ad_loop(AD *ad, Node *e) {
   ad->acc = arena_alloc(g->arena, sizeof(Node *) * (size_t)ad->nfwd);
   ad->sum = arena_alloc(g->arena, sizeof(Node *) * (size_t)ad->nfwd);
   ad->outer = arena_alloc(g->arena, sizeof(Node *) * (size_t)ad->nfwd);
+  ad->terms = arena_alloc(g->arena, sizeof(struct Term) * (size_t)(e->id - begin + 1) * 4);
+  ad->nterms = 0;
+  ad->end = e;
   ad->fwd = e;
   ad->rule = "scan";
 
@@ -576,6 +651,7 @@ static bool ad_loop(AD *ad, Node *e) {
   Node *eb = node(ad, OP_LOOP_END, src, nsrc, &ea);
   g->cur_loop = outer_loop;
   ad->into = 0;
+  sum_terms(ad, eb);
 
   /* what flows out of it */
   for (int j = 0; j < nc; j++)

@@ -471,15 +471,15 @@ static const struct Builtin {
     {"batch_norm", layer_batch_norm, OP_TRAIN_SELECT, 1, 2, "axis,momentum,epsilon,name"},
     {"simple_rnn", layer_simple_rnn, OP_CARRY, 1, 2,
      "units,activation,use_bias,kernel_initializer,recurrent_initializer,bias_initializer,"
-     "dropout,recurrent_dropout,return_sequences,go_backwards,seed,name"},
+     "dropout,recurrent_dropout,return_sequences,go_backwards,bidirectional,seed,name"},
     {"lstm", layer_lstm, OP_CARRY, 1, 2,
      "units,activation,recurrent_activation,use_bias,kernel_initializer,"
      "recurrent_initializer,bias_initializer,unit_forget_bias,dropout,recurrent_dropout,"
-     "return_sequences,go_backwards,seed,name"},
+     "return_sequences,go_backwards,bidirectional,seed,name"},
     {"gru", layer_gru, OP_CARRY, 1, 2,
      "units,activation,recurrent_activation,use_bias,kernel_initializer,"
      "recurrent_initializer,bias_initializer,reset_after,dropout,recurrent_dropout,"
-     "return_sequences,go_backwards,seed,name"},
+     "return_sequences,go_backwards,bidirectional,seed,name"},
 };
 
 static bool in_list(const char *list, const char *key) {

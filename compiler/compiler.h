@@ -440,7 +440,7 @@ int graph_new_scan(Graph *g, Dim len, bool reverse, Loc loc);
 Node *graph_loop_end(const Graph *g, int l);
 int graph_loop_begin(const Graph *g, int l);
 Node *graph_loop_carry(const Graph *g, int l, int slot);
-/* Appends operand v to loop_end e; returns its slot. */
+/* Stacks v at loop_end e (once): returns its operand's slot. */
 int graph_loop_add(Graph *g, Node *e, Node *v);
 
 /* Shapes */

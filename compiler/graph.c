@@ -247,6 +247,8 @@ Node *graph_loop_carry(const Graph *g, int l, int slot) {
 }
 
 int graph_loop_add(Graph *g, Node *e, Node *v) {
+  for (int k = e->a.slot; k < e->nsrc; k++)
+    if (e->src[k] == v) return k;        /* stacked already */
   Node **src = arena_alloc(g->arena, sizeof(Node *) * (size_t)(e->nsrc + 1));
   memcpy(src, e->src, sizeof(Node *) * (size_t)e->nsrc);
   src[e->nsrc] = v;

@@ -93,27 +93,20 @@ static Node *apply_mask(Parser *p, Node *x, Node *m, Loc loc) {
   return parse_mk(p, OP_TRAIN_SELECT, sel, 2, NULL, loc);
 }
 
-static Node *recurrent(Parser *p, Call *c, int kind) {
+/* A layer's arguments, read once for both directions of a bidirectional
+ * layer. */
+typedef struct Spec {
+  int kind;
+  int64_t units;
+  bool seqs, back, bias;
+  double rate, rrate;
+} Spec;
+
+/* One direction: its parameters under base, the loop, the output. */
+static Node *direction(Parser *p, Call *c, const Spec *sp, Node *x, const char *base, bool back) {
   Loc loc = c->fn->loc;
-  const char *what = kinds[kind];
-  Node *x = call_tensor(p, c, 0, NULL);
-  int64_t units = call_count(p, c, 1, "units", "the number of units");
-  char b[SHAPE_STR_MAX];
-  if (x->shape.rank != 3 || x->shape.d[2].sym)
-    parse_fail(p, loc, "%s: the input must be [batch, time, features] with a static "
-               "number of features, got %s", what, shape_str(p->g, &x->shape, b, sizeof b));
-  if (!dtype_is_float(x->dtype))
-    parse_fail(p, loc, "%s: the input must be floating-point, got %s (an embedding makes "
-               "vectors of token ids)", what, dtype_names[x->dtype]);
-  if (p->g->cur_loop) parse_fail(p, loc, "%s inside the body of a loop is not supported", what);
-  bool seqs = flag_arg(p, c, "return_sequences", false);
-  bool back = flag_arg(p, c, "go_backwards", false);
-  double rate = rate_arg(p, c, "dropout"), rrate = rate_arg(p, c, "recurrent_dropout");
-  if (kind == GRU && !flag_arg(p, c, "reset_after", true))
-    parse_fail(p, loc, "gru: reset_after=false (Keras 1's GRU) is not supported; Keras 2's "
-               "default reset_after=true is");
-  int g = ngates[kind];
-  const char *base = layer_name(p, c, what, &p->nrnn[kind]);
+  int kind = sp->kind, g = ngates[kind];
+  int64_t units = sp->units;
   DType t = layer_dtype(x);
   Dim batch = x->shape.d[0], time = x->shape.d[1];
   int64_t features = x->shape.d[2].n;
@@ -127,7 +120,7 @@ static Node *recurrent(Parser *p, Call *c, int kind) {
                               (Init){INIT_GLOROT_UNIFORM, 0, 0} /* MERGE: INIT_ORTHOGONAL */, loc);
   if ((v = call_kwarg(c, "recurrent_initializer"))) call_init(p, rkernel, v);
   Node *bias = NULL;
-  if (flag_arg(p, c, "use_bias", true)) {
+  if (sp->bias) {
     Shape bs = kind == GRU ? (Shape){2, {{2, 0}, {g * units, 0}}} : (Shape){1, {{g * units, 0}}};
     bias = layer_param(p, arena_printf(p->arena, "%s.bias", base), t, &bs,
                        (Init){INIT_ZEROS, 0, 0}, loc);
@@ -149,18 +142,17 @@ static Node *recurrent(Parser *p, Call *c, int kind) {
   Node *xs = x;
   if (back) {
     if (time.sym)
-      parse_fail(p, loc, "%s: go_backwards needs a static number of time steps", what);
+      parse_fail(p, loc, "%s: go_backwards needs a static number of time steps", kinds[kind]);
     xs = take(p, x, 1, time.n - 1, -1, -1, loc);
   }
   Shape bf = {2, {batch, {features, 0}}}, bu = {2, {batch, {units, 0}}};
-  if (rate > 0) {
+  if (sp->rate > 0) {
     /* [batch, features] across the time axis */
     Shape b1f = {3, {batch, {1, 0}, {features, 0}}};
-    xs = apply_mask(p, xs, call_reshape(p, drop_mask(p, c, rate, &bf, t, loc), &b1f, loc), loc);
+    xs = apply_mask(p, xs, call_reshape(p, drop_mask(p, c, sp->rate, &bf, t, loc), &b1f, loc), loc);
   }
   Node *state0 = filled(p, 0, t, &bu, loc);
-  Node *rmask = rrate > 0 ? drop_mask(p, c, rrate, &bu, t, loc) : NULL;
-
+  Node *rmask = sp->rrate > 0 ? drop_mask(p, c, sp->rrate, &bu, t, loc) : NULL;
   /* the cell, once per time step */
   int l = graph_new_scan(p->g, time, false, loc);
   p->g->cur_loop = l;
@@ -207,14 +199,62 @@ static Node *recurrent(Parser *p, Call *c, int kind) {
   ends[ncarry++] = next;
   if (kind == LSTM) ends[ncarry++] = cell;
   int n = ncarry;
-  if (seqs) ends[n++] = next;
+  if (sp->seqs) ends[n++] = next;
   Attrs ea = {.slot = ncarry};
   Node *e = parse_mk(p, OP_LOOP_END, ends, n, &ea, loc);
   p->g->cur_loop = 0;
-  Attrs out = seqs ? (Attrs){.slot = ncarry, .axis = 1} : (Attrs){.slot = 0};
-  Node *y = parse_mk1(p, seqs ? OP_SCAN_STACK : OP_SCAN_LAST, e, &out, loc);
+  Attrs out = sp->seqs ? (Attrs){.slot = ncarry, .axis = 1} : (Attrs){.slot = 0};
+  Node *y = parse_mk1(p, sp->seqs ? OP_SCAN_STACK : OP_SCAN_LAST, e, &out, loc);
   graph_sort(p->g);
   return y;
+}
+
+
+static double rates(Parser *p, Call *c, const char *key) { return rate_arg(p, c, key); }
+
+/* bidirectional=concat|sum|mul|ave: Keras' Bidirectional wrapper: a
+ * forward layer NAME.forward and a go_backwards copy NAME.backward, whose
+ * sequence is turned back to time order before the two are merged. */
+static Node *merge(Parser *p, Val *mode, Node *f, Node *b, Loc loc) {
+  const char *m = mode->kind == V_NAME ? mode->name : "";
+  if (!strcmp(m, "concat")) {
+    Attrs a = {.axis = f->shape.rank - 1};
+    return parse_mk(p, OP_CONCAT, (Node *[]){f, b}, 2, &a, loc);
+  }
+  if (!strcmp(m, "sum")) return parse_mk2(p, OP_ADD, f, b, loc);
+  if (!strcmp(m, "mul")) return parse_mk2(p, OP_MUL, f, b, loc);
+  if (!strcmp(m, "ave"))
+    return parse_mk2(p, OP_MUL, parse_mk2(p, OP_ADD, f, b, loc), parse_scalar(p, 0.5, false, loc), loc);
+  parse_fail(p, mode->loc, "bidirectional must be concat, sum, mul or ave (Keras' merge_mode)");
+}
+
+static Node *recurrent(Parser *p, Call *c, int kind) {
+  Loc loc = c->fn->loc;
+  const char *what = kinds[kind];
+  Node *x = call_tensor(p, c, 0, NULL);
+  Spec sp = {.kind = kind, .units = call_count(p, c, 1, "units", "the number of units")};
+  char b[SHAPE_STR_MAX];
+  if (x->shape.rank != 3 || x->shape.d[2].sym)
+    parse_fail(p, loc, "%s: the input must be [batch, time, features] with a static "
+               "number of features, got %s", what, shape_str(p->g, &x->shape, b, sizeof b));
+  if (!dtype_is_float(x->dtype))
+    parse_fail(p, loc, "%s: the input must be floating-point, got %s (an embedding makes "
+               "vectors of token ids)", what, dtype_names[x->dtype]);
+  if (p->g->cur_loop) parse_fail(p, loc, "%s inside the body of a loop is not supported", what);
+  sp.seqs = flag_arg(p, c, "return_sequences", false);
+  sp.back = flag_arg(p, c, "go_backwards", false);
+  sp.bias = flag_arg(p, c, "use_bias", true);
+  sp.rate = rates(p, c, "dropout"), sp.rrate = rates(p, c, "recurrent_dropout");
+  if (kind == GRU && !flag_arg(p, c, "reset_after", true))
+    parse_fail(p, loc, "gru: reset_after=false (Keras 1's GRU) is not supported; Keras 2's "
+               "default reset_after=true is");
+  const char *base = layer_name(p, c, what, &p->nrnn[kind]);
+  Val *bi = call_kwarg(c, "bidirectional");
+  if (!bi) return direction(p, c, &sp, x, base, sp.back);
+  Node *f = direction(p, c, &sp, x, arena_printf(p->arena, "%s.forward", base), sp.back);
+  Node *r = direction(p, c, &sp, x, arena_printf(p->arena, "%s.backward", base), !sp.back);
+  if (sp.seqs) r = take(p, r, 1, r->shape.d[1].n - 1, -1, -1, loc);
+  return merge(p, bi, f, r, loc);
 }
 
 Node *layer_simple_rnn(Parser *p, Call *c, OpKind op) { (void)op; return recurrent(p, c, SIMPLE_RNN); }
