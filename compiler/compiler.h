@@ -805,6 +805,8 @@ Node *call_init(Parser *p, Node *param, Val *v);   /* param's initializer from v
 enum { MAX_RESULTS = 16 };
 void func_def(Parser *p, Token *kw);                /* after `def` */
 const Def *parse_find_def(Parser *p, const char *name);
+/* Fails when name is a def's (parse_define: a tensor cannot take it). */
+void func_check_name(Parser *p, const char *name, Loc loc);
 int def_nargs(const Def *f);
 int def_nresults(const Def *f);
 const char *def_name(const Def *f);

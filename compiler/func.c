@@ -59,6 +59,13 @@ const Def *parse_find_def(Parser *p, const char *name) {
   return NULL;
 }
 
+void func_check_name(Parser *p, const char *name, Loc loc) {
+  const Def *f = parse_find_def(p, name);
+  if (f)
+    parse_fail(p, loc, "'%s' is a function (defined at line %d) and cannot be a tensor's name",
+               name, f->loc.line);
+}
+
 int def_nargs(const Def *f) { return f->nargs; }
 int def_nresults(const Def *f) { return f->nresults; }
 const char *def_name(const Def *f) { return f->name; }
@@ -158,6 +165,7 @@ void func_def(Parser *p, Token *kw) {
       for (int i = 0; i < f->nargs; i++)
         if (!strcmp(f->args[i], an))
           parse_fail(p, a->loc, "'%s' is already an argument of '%s'", an, f->name);
+      func_check_name(p, an, a->loc);
       if (!strcmp(an, "name"))
         parse_fail(p, a->loc, "'name' cannot be an argument: a call's name= names the "
                    "instance");

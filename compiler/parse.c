@@ -113,6 +113,7 @@ static bool is_keyword(const char *name) {
 
 void parse_define(Parser *p, const char *name, Node *n, Loc loc) {
   if (is_keyword(name)) parse_fail(p, loc, "'%s' is a keyword and cannot be a name", name);
+  func_check_name(p, name, loc);
   /* A function body's names may shadow the top level's (its scope ends at
    * p->scope), not each other. */
   for (Sym *old = p->syms; old != p->scope; old = old->next)
