@@ -804,13 +804,6 @@ static void test_unused_param_warning(void **state) {
 
 /* ------------------------------------------------------------ (9) functions */
 
-/* The node named name, or NULL. */
-static Node *named(const Graph *g, const char *name) {
-  for (int i = 0; i < g->nnodes; i++)
-    if (g->nodes[i]->name && !strcmp(g->nodes[i]->name, name)) return g->nodes[i];
-  return NULL;
-}
-
 /* How many nodes of op read x. */
 static int readers(const Graph *g, OpKind op, const Node *x) {
   int n = 0;
@@ -850,7 +843,7 @@ static void test_def_shared_params(void **state) {
   assert_int_equal(c->diags.warnings, 0);
   const Graph *g = c->graph;
   assert_int_equal(count_params(g), 6);
-  Node *w = named(g, "cell.W"), *u = named(g, "cell.U"), *r = named(g, "rnn1.W");
+  const Node *w = node_named(g, "cell.W"), *u = node_named(g, "cell.U"), *r = node_named(g, "rnn1.W");
   assert_non_null(w);
   assert_non_null(u);
   assert_non_null(r);
@@ -861,13 +854,13 @@ static void test_def_shared_params(void **state) {
   assert_int_equal(readers(g, OP_MATMUL, r), 1);
   assert_int_equal(graph_param_count(g), 48);
   /* o1 and h1 are one node (return out, out); the second call reads it */
-  Node *o1 = named(g, "o1"), *o2 = named(g, "o2");
+  const Node *o1 = node_named(g, "o1"), *o2 = node_named(g, "o2");
   assert_non_null(o1);
   assert_non_null(o2);
   assert_int_equal(o1->op, OP_TANH);
   assert_int_equal(readers(g, OP_MATMUL, o1), 1);
-  assert_null(named(g, "h1"));
-  assert_null(named(g, "out"));                       /* body names stay local */
+  assert_null(node_named(g, "h1"));
+  assert_null(node_named(g, "out"));                       /* body names stay local */
   compilation_free(c);
 }
 
@@ -892,10 +885,10 @@ static void test_def_layers_and_nesting(void **state) {
       "pair.tower.dense_1.bias", "other.tower.h.kernel", "other.tower.dense_1.bias",
       "tower.h.kernel", "tower.dense_1.bias"};
   for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-    if (!named(g, names[i])) fail_msg("no parameter %s", names[i]);
+    if (!node_named(g, names[i])) fail_msg("no parameter %s", names[i]);
   assert_int_equal(count_params(g), 12);
-  assert_int_equal(readers(g, OP_MATMUL, named(g, "pair.tower.h.kernel")), 2);
-  assert_int_equal(readers(g, OP_SQUARE, named(g, "tower.h.kernel")), 1);
+  assert_int_equal(readers(g, OP_MATMUL, node_named(g, "pair.tower.h.kernel")), 2);
+  assert_int_equal(readers(g, OP_SQUARE, node_named(g, "tower.h.kernel")), 1);
   compilation_free(c);
 }
 
@@ -913,9 +906,9 @@ static void test_def_shapes_and_scope(void **state) {
   assert_non_null(c->graph);
   const Graph *g = c->graph;
   char buf[SHAPE_STR_MAX];
-  assert_string_equal(shape_str(g, &named(g, "a")->shape, buf, sizeof buf), "[2,4]");
-  assert_string_equal(shape_str(g, &named(g, "b")->shape, buf, sizeof buf), "[3,5]");
-  assert_int_equal(named(g, "c")->shape.rank, 0);
+  assert_string_equal(shape_str(g, &node_named(g, "a")->shape, buf, sizeof buf), "[2,4]");
+  assert_string_equal(shape_str(g, &node_named(g, "b")->shape, buf, sizeof buf), "[3,5]");
+  assert_int_equal(node_named(g, "c")->shape.rank, 0);
   compilation_free(c);
 }
 
