@@ -500,6 +500,8 @@ static const struct Builtin *find_builtin(const char *name) {
   return NULL;
 }
 
+bool call_is_builtin(const char *name) { return find_builtin(name) != NULL; }
+
 /* call = IDENT "(" (arg ("," arg)*)? ")" */
 Node *parse_call(Parser *p) {
   Call *c = arena_alloc(p->arena, sizeof *c);

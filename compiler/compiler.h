@@ -736,18 +736,31 @@ typedef struct Sym {
   struct Sym *next;
 } Sym;
 
+typedef struct Def Def;     /* a function of the model language (func.c) */
+
 typedef struct Parser {
   Arena *arena;
   Graph *g;
   Diags *diags;
   Token *tok;
-  Sym *syms;
+  Sym *syms;               /* the names in scope, innermost first */
+  Sym *scope;              /* where the innermost scope ends: parse_define
+                              checks redefinitions down to here (NULL: all) */
   int depth;
   int ndense;              /* Keras-style numbering of unnamed layers */
   int nconv, ndropout, nbn;
   int nrnn[3];             /* simple_rnn, lstm, gru */
   const char *bind_name;   /* the name a let-binding is about to get */
   jmp_buf fail;            /* the first error unwinds the whole parse */
+  /* Functions (func.c): the defs so far, the instance whose body is being
+   * applied (NULL at top level: it prefixes the body's parameters), the
+   * parameters every instance has made (by full name, so that a later call
+   * of the same instance shares them) and the bodies being applied. */
+  Def *defs;
+  const char *instance;
+  Sym *instance_params;
+  const Def *active[16];
+  int nactive;
 } Parser;
 
 
@@ -799,6 +812,15 @@ void parse_skip(Parser *p, const char *s);
 Token *parse_ident(Parser *p, const char *what);
 Sym *parse_lookup(Parser *p, const char *name);
 void parse_define(Parser *p, const char *name, Node *n, Loc loc);
+/* A new trainable parameter declared as `name` (a param statement, a
+ * layer's kernel): at top level the node named name; inside a function
+ * body the instance's parameter INSTANCE.name, made by the instance's first
+ * call and returned again (same node) by its later calls, which must ask
+ * for the same dtype and shape.  Bound to name in the current scope either
+ * way; the caller sets the initializer. */
+Node *parse_param(Parser *p, const char *name, DType t, const Shape *s, Loc loc);
+/* One statement and its end of line (parse.c's grammar). */
+void parse_statement(Parser *p);
 Node *parse_scalar(Parser *p, double v, bool is_int, Loc loc);
 /* state <- value after each train step (update statements, batch_norm) */
 void parse_update(Parser *p, Node *state, Node *value, Loc loc);
@@ -808,6 +830,7 @@ Node *parse_list_tensor(Parser *p, Val *v);
 Node *parse_expr(Parser *p);
 /* call.c */
 Node *parse_call(Parser *p);
+bool call_is_builtin(const char *name);
 void parse_init(Parser *p, Node *param);
 Optimizer parse_optimizer(Parser *p, Token *ot);
 DType parse_dtype(const char *s, bool *ok);
@@ -826,6 +849,40 @@ Node *call_reshape(Parser *p, Node *x, const Shape *to, Loc loc);
 /* the closest of names to s, if close enough to be a likely typo */
 const char *call_nearest(const char *s, const char *const *names, int n);
 Node *call_init(Parser *p, Node *param, Val *v);   /* param's initializer from v */
+
+/* func.c: functions of the model language (see the essay there).
+ *   def NAME(ARG, ...) { STATEMENT... return EXPR (, EXPR)* }
+ * A Def is the body's tokens, its arguments and its number of results;
+ * each call parses the body again on its own arguments. */
+enum { MAX_RESULTS = 16 };
+void func_def(Parser *p, Token *kw);                /* after `def` */
+const Def *parse_find_def(Parser *p, const char *name);
+/* Fails when name is a def's (parse_define: a tensor cannot take it). */
+void func_check_name(Parser *p, const char *name, Loc loc);
+int def_nargs(const Def *f);
+int def_nresults(const Def *f);
+const char *def_name(const Def *f);
+/* Applies f to args (nargs of them) as instance `instance` (NULL: f's own
+ * name; inside another function's body it is prefixed by that instance,
+ * outer.inner), for the call at `call`: the body's nodes are made with
+ * graph_node in the current graph, in order, so a caller can tag the nodes
+ * appended meanwhile (ids from g->nnodes before to after).  Writes the
+ * results into results (room for MAX_RESULTS) and returns their number;
+ * on a mistake it reports the error at the body's token with a note "in
+ * the call of 'f' at FILE:LINE:COL" and unwinds the parse (p->fail), as
+ * every parse function does, so -1 is never returned to a caller that
+ * lets the unwinding happen. */
+int fn_apply(Parser *p, const Def *f, Node **args, int nargs, const char *instance,
+             Loc call, Node **results);
+/* NAME "(" args ["," name=INSTANCE] ")" where NAME is a def: parses and
+ * applies it, returns the number of results written into results. */
+int func_call(Parser *p, const Def *f, Node **results);
+/* names "=" values: a, b = f(...) (parse.c calls it when a statement starts
+ * with NAME ","). */
+void func_assign(Parser *p);
+/* The warning for functions never called (their bodies are checked only
+ * by calls). */
+void func_finish(Parser *p);
 
 /* layers.c: handlers of the builtin table that expand Keras layers */
 typedef Node *CallFn(Parser *p, Call *c, OpKind op);

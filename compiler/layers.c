@@ -26,11 +26,8 @@ DType layer_dtype(const Node *x) {
 }
 
 Node *layer_param(Parser *p, const char *name, DType t, const Shape *s, Init init, Loc loc) {
-  if (shape_static_count(s) < 0)
-    parse_fail(p, loc, "parameter '%s' would have more than 2^40 elements", name);
-  Node *n = graph_leaf(p->g, OP_PARAM, NULL, t, s, loc);
+  Node *n = parse_param(p, name, t, s, loc);
   n->a.init = init;
-  parse_define(p, name, n, loc);
   return n;
 }
 
