@@ -877,6 +877,15 @@ int fn_apply(Parser *p, const Def *f, Node **args, int nargs, const char *instan
 /* NAME "(" args ["," name=INSTANCE] ")" where NAME is a def: parses and
  * applies it, returns the number of results written into results. */
 int func_call(Parser *p, const Def *f, Node **results);
+/* scan(f, xs..., init=..., axis=1, reverse=false, name=I): a loop over the
+ * sequences' axis with f as its body; returns the number of results (the
+ * stacked outputs, then the carries' last values). */
+int func_scan(Parser *p, Node **results);
+/* The results of the loop ending in e (every one, used or not, so that a
+ * model written back as nn reads back to the same graph): the stacked
+ * values along axis, then the carries' last values; ends the loop's body
+ * (cur_loop) and sorts the graph.  Returns their number. */
+int scan_results(Parser *p, Node *e, int axis, Node **results);
 /* names "=" values: a, b = f(...) (parse.c calls it when a statement starts
  * with NAME ","). */
 void func_assign(Parser *p);

@@ -37,6 +37,7 @@
  * at zero in every body, so an unnamed dense is INSTANCE.dense in every
  * call.  Model state cannot be updated in a body (parse_update says why).
  */
+#include <math.h>
 #include <string.h>
 
 #include "compiler.h"
@@ -141,7 +142,7 @@ void func_def(Parser *p, Token *kw) {
   if (tok_is(nt, "def") || tok_is(nt, "return") || tok_is(nt, "input") || tok_is(nt, "param") ||
       tok_is(nt, "const") || tok_is(nt, "output") || tok_is(nt, "metric") || tok_is(nt, "train"))
     parse_fail(p, nt->loc, "'%s' is a keyword and cannot be a name", f->name);
-  if (call_is_builtin(f->name))
+  if (call_is_builtin(f->name) || !strcmp(f->name, "scan"))
     parse_fail(p, nt->loc, "'%s' is a builtin function; choose another name for the def",
                f->name);
   const Def *old = parse_find_def(p, f->name);
@@ -289,6 +290,147 @@ int func_call(Parser *p, const Def *f, Node **results) {
   return n;
 }
 
+/* scan = "scan" "(" NAME ("," expr)+ ("," key "=" value)* ")"
+ *   keys: init = expr | "[" expr ("," expr)* "]", axis = INT,
+ *         reverse = true|false, name = INSTANCE
+ * The loop (compiler.h: Scan): f applied once per index along axis of the
+ * sequences, to their slices at the index and the carried values; f
+ * returns the per-step outputs, then the carries' next values.  The
+ * results: each output stacked along axis, then each carry's last value.
+ * Without init=, the last positional argument is the one carry. */
+int func_scan(Parser *p, Node **results) {
+  Token *kw = p->tok;
+  Loc loc = kw->loc;
+  p->tok = kw->next;
+  parse_skip(p, "(");
+  Token *ft = parse_ident(p, "the function to loop (a def)");
+  const Def *f = parse_find_def(p, parse_str(p, ft));
+  if (!f) {
+    if (call_is_builtin(parse_str(p, ft)))
+      parse_fail(p, ft->loc, "scan loops a function defined with def, not the builtin '%.*s'",
+                 ft->len, ft->text);
+    parse_fail(p, ft->loc, "scan: '%.*s' is not a function defined with def", ft->len, ft->text);
+  }
+  Node *pos[MAX_OPERANDS], *init[MAX_RESULTS];
+  Loc pos_loc[MAX_OPERANDS];
+  int npos = 0, ninit = -1, axis = 1;
+  bool reverse = false, axis_given = false;
+  const char *instance = NULL;
+  while (parse_accept(p, ",")) {
+    Token *t = p->tok;
+    if (t->kind == T_IDENT && tok_is(t->next, "=")) {
+      p->tok = t->next->next;
+      if (tok_is(t, "init")) {
+        ninit = 0;
+        bool list = parse_accept(p, "[");
+        do {
+          if (ninit == MAX_RESULTS) parse_fail(p, p->tok->loc, "scan: at most %d carries", MAX_RESULTS);
+          init[ninit++] = parse_expr(p);
+        } while (list && parse_accept(p, ","));
+        if (list) parse_skip(p, "]");
+      } else if (tok_is(t, "axis")) {
+        double v;
+        bool is_int;
+        Loc nl;
+        if (!parse_number(p, &v, &is_int, &nl) || !is_int || fabs(v) > MAX_RANK)
+          parse_fail(p, p->tok->loc, "scan: axis must be an integer");
+        axis = (int)v, axis_given = true;
+      } else if (tok_is(t, "reverse")) {
+        Token *b = parse_ident(p, "true or false");
+        if (!tok_is(b, "true") && !tok_is(b, "false"))
+          parse_fail(p, b->loc, "scan: reverse must be true or false");
+        reverse = tok_is(b, "true");
+      } else if (tok_is(t, "name")) {
+        instance = parse_str(p, parse_ident(p, "an instance name (an identifier)"));
+      } else {
+        parse_fail(p, t->loc, "scan has no argument '%.*s'; it takes the function, the "
+                   "sequences, init=, axis=, reverse= and name=", t->len, t->text);
+      }
+      continue;
+    }
+    if (npos == MAX_OPERANDS) parse_fail(p, t->loc, "scan: too many sequences");
+    pos_loc[npos] = t->loc;
+    pos[npos++] = parse_expr(p);
+  }
+  parse_skip(p, ")");
+  Token *after = p->tok;
+  if (ninit < 0) {
+    if (npos < 2)
+      parse_fail(p, loc, "scan needs a sequence and an initial value: scan(%s, xs, init)", f->name);
+    init[0] = pos[--npos], ninit = 1;
+  }
+  if (npos < 1) parse_fail(p, loc, "scan needs at least one sequence to loop over");
+  if (npos + ninit != f->nargs)
+    parse_fail(p, loc, "scan: %s takes %d argument%s, but scan passes %d (%d slice%s of the "
+               "sequences, then %d carr%s)", signature(p, f), f->nargs, f->nargs == 1 ? "" : "s",
+               npos + ninit, npos, npos == 1 ? "" : "s", ninit, ninit == 1 ? "y" : "ies");
+  if (f->nresults < ninit)
+    parse_fail(p, loc, "scan: %s returns %d result%s, fewer than its %d carr%s' next values",
+               f->name, f->nresults, f->nresults == 1 ? "" : "s", ninit, ninit == 1 ? "y" : "ies");
+  if (p->g->cur_loop) parse_fail(p, loc, "a scan inside the body of a loop is not supported");
+  Graph *g = p->g;
+  const Shape *s0 = &pos[0]->shape;
+  int ax = axis < 0 ? axis + s0->rank : axis;
+  if (ax < 0 || ax >= s0->rank) {
+    char b[SHAPE_STR_MAX];
+    parse_fail(p, pos_loc[0], "scan: a sequence of shape %s has no axis %d%s",
+               shape_str(g, s0, b, sizeof b), axis, axis_given ? "" : " (the default, time "
+               "after batch: give axis=0 for a time-major sequence)");
+  }
+  int l = graph_new_scan(g, s0->d[ax], reverse, loc);
+  g->cur_loop = l;
+  Node *args[MAX_OPERANDS + MAX_RESULTS];
+  Attrs sa = {.axis = ax};
+  for (int i = 0; i < npos; i++) args[i] = parse_mk1(p, OP_SCAN_SLICE, pos[i], &sa, pos_loc[i]);
+  for (int i = 0; i < ninit; i++) {
+    Attrs ca = {.slot = i};
+    args[npos + i] = parse_mk1(p, OP_CARRY, init[i], &ca, loc);
+  }
+  Node *r[MAX_RESULTS];
+  int nr = fn_apply(p, f, args, npos + ninit, instance, loc, r), ny = nr - ninit;
+  Node *ends[MAX_RESULTS];
+  char b1[SHAPE_STR_MAX], b2[SHAPE_STR_MAX];
+  for (int i = 0; i < ninit; i++) {
+    Node *c = args[npos + i], *next = r[ny + i];
+    if (next->dtype != c->dtype || !shape_eq(&next->shape, &c->shape))
+      parse_fail(p, loc, "scan: %s's result %d, the next value of carry %d, is %s%s; the "
+                 "carry's initial value is %s%s", f->name, ny + i + 1, i + 1,
+                 dtype_names[next->dtype], shape_str(g, &next->shape, b1, sizeof b1),
+                 dtype_names[c->dtype], shape_str(g, &c->shape, b2, sizeof b2));
+    for (int k = 0; k < ninit; k++)
+      if (k != i && next == args[npos + k])
+        parse_fail(p, loc, "scan: %s returns carry %d unchanged as the next value of carry "
+                   "%d; exchanging carries is not supported", f->name, k + 1, i + 1);
+    ends[i] = next;
+  }
+  for (int j = 0; j < ny; j++) {
+    if (ax > r[j]->shape.rank || r[j]->shape.rank + 1 > MAX_RANK)
+      parse_fail(p, loc, "scan: %s's output %d (rank %d) cannot be stacked along axis %d",
+                 f->name, j + 1, r[j]->shape.rank, ax);
+    ends[ninit + j] = r[j];
+  }
+  Attrs ea = {.slot = ninit};
+  Node *e = parse_mk(p, OP_LOOP_END, ends, ninit + ny, &ea, loc);
+  scan_results(p, e, ax, results);
+  p->tok = after;
+  return nr;
+}
+
+int scan_results(Parser *p, Node *e, int axis, Node **results) {
+  int nc = e->a.slot, ny = e->nsrc - nc;
+  p->g->cur_loop = 0;
+  for (int j = 0; j < ny; j++) {
+    Attrs a = {.slot = nc + j, .axis = axis};
+    results[j] = parse_mk1(p, OP_SCAN_STACK, e, &a, e->loc);
+  }
+  for (int i = 0; i < nc; i++) {
+    Attrs a = {.slot = i};
+    results[ny + i] = parse_mk1(p, OP_SCAN_LAST, e, &a, e->loc);
+  }
+  graph_sort(p->g);
+  return e->nsrc;
+}
+
 /* assign = IDENT ("," IDENT)+ "=" values
  * values = call of a def (the only expression with several results) */
 void func_assign(Parser *p) {
@@ -301,6 +443,15 @@ void func_assign(Parser *p) {
   } while (parse_accept(p, ","));
   parse_skip(p, "=");
   Token *fn = p->tok;
+  if (tok_is(fn, "scan") && tok_is(fn->next, "(")) {
+    Node *r[MAX_RESULTS];
+    int nr = func_scan(p, r);
+    if (nr != n)
+      parse_fail(p, fn->loc, "scan gives %d result%s (the stacked outputs, then the carries' "
+                 "last values), but %d names are assigned", nr, nr == 1 ? "" : "s", n);
+    for (int i = 0; i < n; i++) parse_define(p, parse_str(p, names[i]), r[i], names[i]->loc);
+    return;
+  }
   const Def *f = fn->kind == T_IDENT && tok_is(fn->next, "(") ? parse_find_def(p, parse_str(p, fn))
                                                              : NULL;
   if (!f)

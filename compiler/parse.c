@@ -382,6 +382,13 @@ static Node *primary(Parser *p) {
   }
   if (t->kind == T_IDENT) {
     if (tok_is(t->next, "(")) {
+      if (tok_is(t, "scan")) {
+        Node *r[MAX_RESULTS];
+        if (func_scan(p, r) != 1)
+          parse_fail(p, t->loc, "this scan gives several results (the stacked outputs, then "
+                     "the carries' last values); assign them with a tuple: a, b = scan(...)");
+        return r[0];
+      }
       const Def *f = parse_find_def(p, parse_str(p, t));
       if (!f) return parse_call(p);
       Node *r[MAX_RESULTS];

@@ -157,9 +157,9 @@ static Node *direction(Parser *p, Call *c, const Spec *sp, Node *x, const char *
   int l = graph_new_scan(p->g, time, false, loc);
   p->g->cur_loop = l;
   Attrs c0 = {.slot = 0}, c1 = {.slot = 1}, ax = {.axis = 1};
+  Node *xt = parse_mk1(p, OP_SCAN_SLICE, xs, &ax, loc);      /* the order of scan() */
   Node *h = parse_mk1(p, OP_CARRY, state0, &c0, loc);
   Node *cell = kind == LSTM ? parse_mk1(p, OP_CARRY, state0, &c1, loc) : NULL;
-  Node *xt = parse_mk1(p, OP_SCAN_SLICE, xs, &ax, loc);
   Node *hin = rmask ? apply_mask(p, h, rmask, loc) : h;
   Node *zx = parse_mk2(p, OP_MATMUL, xt, kernel, loc);
   Node *zh = parse_mk2(p, OP_MATMUL, hin, rkernel, loc);
@@ -194,19 +194,18 @@ static Node *direction(Parser *p, Call *c, const Spec *sp, Node *x, const char *
       next = parse_mk2(p, OP_MUL, o, act(p, c, "activation", OP_TANH, cell), loc);
     }
   }
+  /* the loop_end as scan() makes it: the next values, then the output
+   * stacked with return_sequences; the result is the stack or h's last */
   Node *ends[3];
-  int ncarry = 0;
-  ends[ncarry++] = next;
-  if (kind == LSTM) ends[ncarry++] = cell;
-  int n = ncarry;
+  int n = 0, ncarry = kind == LSTM ? 2 : 1;
+  ends[n++] = next;
+  if (kind == LSTM) ends[n++] = cell;
   if (sp->seqs) ends[n++] = next;
   Attrs ea = {.slot = ncarry};
   Node *e = parse_mk(p, OP_LOOP_END, ends, n, &ea, loc);
-  p->g->cur_loop = 0;
-  Attrs out = sp->seqs ? (Attrs){.slot = ncarry, .axis = 1} : (Attrs){.slot = 0};
-  Node *y = parse_mk1(p, sp->seqs ? OP_SCAN_STACK : OP_SCAN_LAST, e, &out, loc);
-  graph_sort(p->g);
-  return y;
+  Node *r[3];
+  scan_results(p, e, 1, r);
+  return r[0];
 }
 
 
