@@ -926,7 +926,6 @@ static int gen_loop(CG *cg, int l, int begin, LLVMValueRef bufs, LLVMValueRef sy
   const Graph *g = cg->g;
   const Scan *sc = &g->scans[l - 1];
   int end = graph_loop_end(g, l)->id;
-  if (cg->profile) profile_mark(cg, end);
   for (int i = begin; i <= end; i++)
     if (cg->mark[i] && g->nodes[i]->op == OP_CARRY) cg_carry_init(cg, g->nodes[i]);
   Loop lp;
@@ -937,7 +936,9 @@ static int gen_loop(CG *cg, int l, int begin, LLVMValueRef bufs, LLVMValueRef sy
   cg->depth = 0;
   for (int i = begin; i <= end; i++) {
     const Node *n = g->nodes[i];
-    if (cg->mark[i] && !n->inlined_into) gen_maybe_parallel(cg, n, bufs, syms);
+    if (!cg->mark[i] || n->inlined_into) continue;
+    if (cg->profile && !gen_is_free(n)) profile_mark(cg, i);
+    gen_maybe_parallel(cg, n, bufs, syms);
   }
   cg->depth = depth;
   cg_loop_end(cg, &lp);
