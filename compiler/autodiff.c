@@ -30,6 +30,19 @@ struct AD {
   int nfwd;
   Node *fwd;            /* the forward node whose rule runs now */
   const char *rule;
+  /* While the body of forward loop `loop` is differentiated into the
+   * gradient loop `into`: an outside value's gradient is summed over the
+   * iterations in a carry of the gradient loop (acc), this iteration's
+   * running sum in sum; outer lists them in order. */
+  int loop, into;
+  Node **acc, **sum, **outer;
+  int nouter;
+  /* Contributions summed over the iterations after the loop instead
+   * (sum_terms): x gets matmul(stack(a)^T, stack(b)) (b NULL: the sum of
+   * stack(a) over the iterations and axes). */
+  struct Term { Node *x, *a, *b; uint32_t axes; } *terms;
+  int nterms;
+  Node *end;            /* the forward loop's loop_end */
 };
 
 /* ------------------------------------------------------------ builders */
@@ -108,11 +121,68 @@ static bool wants(const AD *ad, const Node *x) {
   return x->id < ad->nfwd && ad->wants[x->id];
 }
 
+static Node *zeros_like(AD *ad, const Node *x) {
+  Node *z = konst(ad, 0, x->dtype);
+  if (x->shape.rank == 0) return z;
+  Attrs a = {.to = x->shape};
+  return node(ad, OP_BROADCAST, &z, 1, &a);
+}
+
+static Node *loop_node(AD *ad, OpKind op, Node **src, int n, int axis, int slot) {
+  Attrs a = {.axis = axis, .slot = slot};
+  return node(ad, op, src, n, &a);
+}
+
+/* A value of the body, one per iteration: can it be stacked?  (Values of
+ * both loops can; a slice of a sequence only along axis 0, where the
+ * sequence itself is the stack.) */
+static bool stackable(const AD *ad, const Node *v) {
+  if (v->a.loop == ad->into) return true;
+  if (v->a.loop != ad->loop) return false;
+  return v->op != OP_SCAN_SLICE || v->a.axis == 0;
+}
+
+/* The sum over the iterations of a weight's gradient x^T gy (matmul's
+ * rule for x @ W) is one product of the stacked rows, [T*b, m]^T [T*b, n],
+ * and that of a bias' (a sum over the batch) one sum of the stack: both
+ * after the loop, rather than a small product and an add per iteration. */
+static bool sum_term(AD *ad, Node *x, Node *dx) {
+  struct Term t = {x, NULL, NULL, 0};
+  const Scan *sc = &ad->g->scans[ad->loop - 1];
+  if (dx->op == OP_MATMUL && dx->a.ta && !dx->a.tb && dx->src[0]->shape.rank == 2 &&
+      dx->src[1]->shape.rank == 2) {
+    Dim b = dx->src[0]->shape.d[0];
+    if (b.sym && sc->len.sym) return false;
+    t.a = dx->src[0], t.b = dx->src[1];
+  } else if (dx->op == OP_RESHAPE && dx->src[0]->op == OP_SUM && dx->src[0]->a.keepdims) {
+    t.a = dx->src[0]->src[0], t.axes = dx->src[0]->a.axes;
+    if (t.a->shape.rank + 1 > MAX_RANK) return false;
+  } else {
+    return false;
+  }
+  if (!stackable(ad, t.a) || (t.b && !stackable(ad, t.b))) return false;
+  ad->terms[ad->nterms++] = t;
+  return true;
+}
+
 /* add_or_set: accumulate a gradient contribution for x. */
 void ad_accum(AD *ad, Node *x, Node *dx) {
   if (!wants(ad, x)) return;
   if (!shape_eq(&dx->shape, &x->shape)) dx = unbroadcast(ad, dx, &x->shape);
   GRADC_ASSERT(dx->dtype == x->dtype);
+  if (ad->into && x->a.loop != ad->loop) {
+    /* a value from outside the body: its gradient is the sum over the
+     * iterations, computed after the loop where it can be (sum_term), or
+     * added up in a carry */
+    if (sum_term(ad, x, dx)) return;
+    if (!ad->acc[x->id]) {
+      Node *z = zeros_like(ad, x);
+      ad->acc[x->id] = ad->sum[x->id] = loop_node(ad, OP_CARRY, &z, 1, 0, 0);
+      ad->outer[ad->nouter++] = x;
+    }
+    ad->sum[x->id] = bin(ad, OP_ADD, ad->sum[x->id], dx);
+    return;
+  }
   Node **slot = &ad->grad[x->id];
   *slot = *slot ? bin(ad, OP_ADD, *slot, dx) : dx;
 }
@@ -457,38 +527,244 @@ void grad_avgpool_grad(AD *ad, Node *n, Node *gy) {
 
 void grad_train_select(AD *ad, Node *n, Node *gy) { ad_accum(ad, n->src[0], gy); }
 
+void grad_loop(AD *ad, Node *n, Node *gy) {
+  (void)ad, (void)n, (void)gy;
+  GRADC_ASSERT(!"a loop is differentiated whole, at its loop_end");
+}
+
+/* ------------------------------------------------------------ loops */
+
+static bool run_rule(AD *ad, Node *x, Node *gy) {
+  const OpInfo *info = &op_info[x->op];
+  if (info->grad == grad_none) {
+    graph_error(ad->g, x->loc, "cannot differentiate through '%s': it has no "
+                "gradient rule", info->name);
+    return false;
+  }
+  ad->fwd = x;
+  ad->rule = info->name;
+  info->grad(ad, x, gy);
+  return true;
+}
+
+/* v at every iteration, stacked along a new first axis [len, ...]: a
+ * value of either loop (saved by its loop_end) or a sequence sliced along
+ * its first axis (the sequence itself). */
+static Node *stack_of(AD *ad, Node *v, Node *eb) {
+  if (v->op == OP_SCAN_SLICE && v->a.axis == 0 && v->a.loop == ad->loop) return v->src[0];
+  Node *e = v->a.loop == ad->loop ? ad->end : eb;
+  return loop_node(ad, OP_SCAN_STACK, &e, 1, 0, graph_loop_add(ad->g, e, v));
+}
+
+/* Each row of [len, d0, ...] as [len * d0, ...]. */
+static Node *rows(AD *ad, Node *s) {
+  Shape r = {.rank = s->shape.rank - 1};
+  r.d[0] = (Dim){s->shape.d[0].n * s->shape.d[1].n, s->shape.d[0].sym | s->shape.d[1].sym};
+  for (int i = 2; i < s->shape.rank; i++) r.d[i - 1] = s->shape.d[i];
+  return reshape(ad, s, &r);
+}
+
+/* The terms sum_term deferred, after the gradient loop eb. */
+static void sum_terms(AD *ad, Node *eb) {
+  for (int k = 0; k < ad->nterms; k++) {
+    struct Term *t = &ad->terms[k];
+    ad->fwd = ad->end, ad->rule = "scan";
+    Node *sa = stack_of(ad, t->a, eb), *d;
+    if (t->b) {
+      d = matmul(ad, rows(ad, sa), rows(ad, stack_of(ad, t->b, eb)), true, false);
+    } else {
+      d = reshape(ad, sum_keep(ad, sa, t->axes << 1 | 1u), &t->x->shape);
+    }
+    ad_accum(ad, t->x, d);
+  }
+}
+
+/* The gradient of loop l (ending in e) is a loop over the same indices in
+ * reverse (backpropagation through time).  Its carries: for each forward
+ * carry, d(loss)/d(carry) (starting from the last value's gradient, ending
+ * as the initial value's), and for each outside value the body reads, its
+ * gradient summed over the iterations.  Its slices: the gradients of the
+ * stacked values at the index.  Each iteration seeds the body's next
+ * values and stacked values and runs the body's rules backwards; what the
+ * rules read of the forward body comes from stacks the forward loop saves
+ * (a slice of the sequence itself for its slices), so the body is not run
+ * twice. */
+static bool ad_loop(AD *ad, Node *e) {
+  Graph *g = ad->g;
+  int l = e->a.loop, nc = e->a.slot, begin = graph_loop_begin(g, l);
+  int ncons = 0;
+  Node **cons = arena_alloc(g->arena, sizeof(Node *) * (size_t)(ad->nfwd - e->id));
+  for (int i = e->id + 1; i < ad->nfwd; i++) {
+    Node *x = g->nodes[i];
+    if ((x->op == OP_SCAN_STACK || x->op == OP_SCAN_LAST) && x->src[0] == e && ad->grad[i])
+      cons[ncons++] = x;
+  }
+  if (!ncons) return true;
+  const Scan fl = g->scans[l - 1];
+  int into = graph_new_scan(g, fl.len, !fl.reverse, fl.loc);
+  g->scans[into - 1].fwd = l;
+  int first_new = g->nnodes, outer_loop = g->cur_loop;
+  g->cur_loop = into;
+  ad->loop = l, ad->into = into, ad->nouter = 0;
+  ad->acc = arena_alloc(g->arena, sizeof(Node *) * (size_t)ad->nfwd);
+  ad->sum = arena_alloc(g->arena, sizeof(Node *) * (size_t)ad->nfwd);
+  ad->outer = arena_alloc(g->arena, sizeof(Node *) * (size_t)ad->nfwd);
+  ad->terms = arena_alloc(g->arena, sizeof(struct Term) * (size_t)(e->id - begin + 1) * 4);
+  ad->nterms = 0;
+  ad->end = e;
+  ad->fwd = e;
+  ad->rule = "scan";
+
+  /* d(loss)/d(carry) carried backwards, from the last values' gradients */
+  Node **gcarry = arena_alloc(g->arena, sizeof(Node *) * (size_t)(nc + 1));
+  Node **gnext = arena_alloc(g->arena, sizeof(Node *) * (size_t)(nc + 1));
+  for (int j = 0; j < nc; j++) {
+    Node *c = graph_loop_carry(g, l, j);
+    if (!c || !ad->wants[c->id]) continue;
+    Node *init = NULL;
+    for (int k = 0; k < ncons; k++)
+      if (cons[k]->op == OP_SCAN_LAST && cons[k]->a.slot == j) init = ad->grad[cons[k]->id];
+    if (!init) init = zeros_like(ad, c);
+    gcarry[j] = loop_node(ad, OP_CARRY, &init, 1, 0, 0);
+  }
+  for (int j = 0; j < nc; j++)
+    if (gcarry[j]) ad_accum(ad, e->src[j], gcarry[j]);
+  for (int k = 0; k < ncons; k++)
+    if (cons[k]->op == OP_SCAN_STACK) {
+      ad->fwd = e, ad->rule = "scan";
+      Node *gs = loop_node(ad, OP_SCAN_SLICE, &ad->grad[cons[k]->id], 1, cons[k]->a.axis, 0);
+      ad_accum(ad, e->src[cons[k]->a.slot], gs);
+    }
+
+  /* the body backwards */
+  Node **dslice = arena_alloc(g->arena, sizeof(Node *) * (size_t)(e->id - begin + 1));
+  Node **slices = arena_alloc(g->arena, sizeof(Node *) * (size_t)(e->id - begin + 1));
+  int nslices = 0;
+  for (int i = e->id - 1; i >= begin; i--) {
+    Node *x = g->nodes[i];
+    Node *gy = ad->grad[i];
+    if (!gy || !ad->wants[i]) continue;
+    if (x->op == OP_CARRY) gnext[x->a.slot] = gy;
+    else if (x->op == OP_SCAN_SLICE) slices[nslices] = x, dslice[nslices++] = gy;
+    else if (!run_rule(ad, x, gy)) return false;
+  }
+
+  /* its loop_end: next gradient carries, sums, then the stacked gradients
+   * of the sequences */
+  ad->fwd = e, ad->rule = "scan";
+  int nsrc = 0, cap = nc + ad->nouter + nslices;
+  Node **src = arena_alloc(g->arena, sizeof(Node *) * (size_t)(cap ? cap : 1));
+  for (int j = 0; j < nc; j++)
+    if (gcarry[j]) {
+      gcarry[j]->a.slot = nsrc;
+      src[nsrc++] = gnext[j] ? gnext[j] : zeros_like(ad, gcarry[j]);
+    }
+  for (int k = 0; k < ad->nouter; k++) {
+    Node *x = ad->outer[k];
+    ad->acc[x->id]->a.slot = nsrc;
+    src[nsrc++] = ad->sum[x->id];
+  }
+  int ncarry = nsrc;
+  for (int k = 0; k < nslices; k++) src[nsrc++] = dslice[k];
+  Attrs ea = {.slot = ncarry};
+  Node *eb = node(ad, OP_LOOP_END, src, nsrc, &ea);
+  g->cur_loop = outer_loop;
+  ad->into = 0;
+  sum_terms(ad, eb);
+
+  /* what flows out of it */
+  for (int j = 0; j < nc; j++)
+    if (gcarry[j])
+      ad_accum(ad, graph_loop_carry(g, l, j)->src[0],
+               loop_node(ad, OP_SCAN_LAST, &eb, 1, 0, gcarry[j]->a.slot));
+  for (int k = 0; k < ad->nouter; k++) {
+    Node *x = ad->outer[k];
+    ad_accum(ad, x, loop_node(ad, OP_SCAN_LAST, &eb, 1, 0, ad->acc[x->id]->a.slot));
+  }
+  for (int k = 0; k < nslices; k++)
+    ad_accum(ad, slices[k]->src[0],
+             loop_node(ad, OP_SCAN_STACK, &eb, 1, slices[k]->a.axis, ncarry + k));
+
+  /* the forward values the gradient body reads: saved by the forward loop
+   * (stacked along a new first axis), read back at the same index */
+  Node **saved = arena_alloc(g->arena, sizeof(Node *) * (size_t)ad->nfwd);
+  int last_new = g->nnodes;
+  for (int i = first_new; i < last_new; i++) {
+    Node *y = g->nodes[i];
+    if (y->a.loop != into) continue;
+    for (int k = 0; k < y->nsrc; k++) {
+      Node *v = y->src[k];
+      if (v->a.loop != l) continue;
+      if (!saved[v->id]) {
+        g->cur_loop = into;
+        ad->fwd = v, ad->rule = "scan";
+        if (v->op == OP_SCAN_SLICE) {
+          saved[v->id] = loop_node(ad, OP_SCAN_SLICE, v->src, 1, v->a.axis, 0);
+        } else {
+          g->cur_loop = 0;
+          Node *st = loop_node(ad, OP_SCAN_STACK, &e, 1, 0, graph_loop_add(g, e, v));
+          g->cur_loop = into;
+          saved[v->id] = loop_node(ad, OP_SCAN_SLICE, &st, 1, 0, 0);
+        }
+        g->cur_loop = outer_loop;
+      }
+      y->src[k] = saved[v->id];
+    }
+  }
+  return true;
+}
+
 /* ------------------------------------------------------------ the stage */
 
 bool gradients(Graph *g, Node *loss, Node *const *targets, int n, Node **out) {
+  /* loops' bodies in one piece each (ad_loop), ids in order */
+  if (g->nscans) graph_sort(g);
   AD adv = {.g = g, .nfwd = g->nnodes};
   AD *ad = &adv;
   ad->grad = arena_alloc(g->arena, sizeof(Node *) * (size_t)(g->nnodes ? g->nnodes : 1));
   ad->wants = arena_alloc(g->arena, (size_t)(g->nnodes ? g->nnodes : 1));
   for (int k = 0; k < n; k++) ad->wants[targets[k]->id] = dtype_is_float(targets[k]->dtype);
-  for (int i = 0; i < g->nnodes; i++) {
-    Node *x = g->nodes[i];
-    bool w = false;
-    for (int k = 0; k < x->nsrc && !w; k++) w = ad->wants[x->src[k]->id];
-    if (w && dtype_is_float(x->dtype) && !(op_info[x->op].flags & F_NO_GRAD)) ad->wants[i] = true;
+  /* A carry depends on its next value, which comes later: the body is
+   * walked again until no carry changes. */
+  for (bool again = true; again;) {
+    again = false;
+    for (int i = 0; i < g->nnodes; i++) {
+      Node *x = g->nodes[i];
+      bool w = ad->wants[i];
+      if (x->op == OP_SCAN_STACK || x->op == OP_SCAN_LAST) {
+        w = ad->wants[x->src[0]->src[x->a.slot]->id];
+      } else {
+        for (int k = 0; k < x->nsrc && !w; k++) w = ad->wants[x->src[k]->id];
+      }
+      if (x->op == OP_LOOP_END) {
+        ad->wants[i] = w;
+        for (int j = 0; j < x->a.slot; j++) {
+          Node *c = graph_loop_carry(g, x->a.loop, j);
+          if (c && !ad->wants[c->id] && ad->wants[x->src[j]->id] && dtype_is_float(c->dtype))
+            ad->wants[c->id] = again = true;
+        }
+      } else if (w && dtype_is_float(x->dtype) && !(op_info[x->op].flags & F_NO_GRAD)) {
+        ad->wants[i] = true;
+      }
+    }
   }
   ad->fwd = loss;
   ad->rule = "seed";
   ad->grad[loss->id] = konst(ad, 1, loss->dtype);
   for (int i = loss->id; i >= 0; i--) {
     Node *x = g->nodes[i];
+    if (x->op == OP_LOOP_END) {
+      if (!ad_loop(ad, x)) return false;
+      i = graph_loop_begin(g, x->a.loop);
+      continue;
+    }
     Node *gy = ad->grad[i];
     if (!gy || !ad->wants[i] || op_info[x->op].kind == K_LEAF) continue;
-    const OpInfo *info = &op_info[x->op];
-    if (info->grad == grad_none) {
-      graph_error(g, x->loc, "cannot differentiate through '%s': it has no "
-                  "gradient rule", info->name);
-      return false;
-    }
-    ad->fwd = x;
-    ad->rule = info->name;
-    info->grad(ad, x, gy);
+    if (x->op == OP_SCAN_STACK || x->op == OP_SCAN_LAST) continue;   /* at the loop_end */
+    if (!run_rule(ad, x, gy)) return false;
   }
   for (int k = 0; k < n; k++) out[k] = ad->grad[targets[k]->id];
+  if (g->nscans) graph_sort(g);
   return true;
 }
 

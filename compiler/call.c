@@ -470,6 +470,17 @@ static const Builtin builtins[] = {
     {"dropout", layer_dropout, OP_TRAIN_SELECT, 1, 2, "rate,seed"},
     {"batch_norm", layer_batch_norm, OP_TRAIN_SELECT, 1, 2, "axis,momentum,epsilon,name"},
     {"embedding", layer_embedding, OP_GATHER, 1, 3, "input_dim,output_dim,embeddings_initializer,name"},
+    {"simple_rnn", layer_simple_rnn, OP_CARRY, 1, 2,
+     "units,activation,use_bias,kernel_initializer,recurrent_initializer,bias_initializer,"
+     "dropout,recurrent_dropout,return_sequences,go_backwards,bidirectional,seed,name"},
+    {"lstm", layer_lstm, OP_CARRY, 1, 2,
+     "units,activation,recurrent_activation,use_bias,kernel_initializer,"
+     "recurrent_initializer,bias_initializer,unit_forget_bias,dropout,recurrent_dropout,"
+     "return_sequences,go_backwards,bidirectional,seed,name"},
+    {"gru", layer_gru, OP_CARRY, 1, 2,
+     "units,activation,recurrent_activation,use_bias,kernel_initializer,"
+     "recurrent_initializer,bias_initializer,reset_after,dropout,recurrent_dropout,"
+     "return_sequences,go_backwards,bidirectional,seed,name"},
 };
 
 static bool in_list(const char *list, const char *key) {
@@ -522,6 +533,11 @@ static const char *nearest_builtin(const char *name, int *distance) {
   return best;
 }
 
+bool call_is_builtin(const char *name) {
+  Builtin b;
+  return find_builtin(name, &b);
+}
+
 /* call = IDENT "(" (arg ("," arg)*)? ")" */
 Node *parse_call(Parser *p) {
   Call *c = arena_alloc(p->arena, sizeof *c);
@@ -563,7 +579,8 @@ Node *parse_call(Parser *p) {
       parse_fail(p, c->args[i].keyloc, "%s has no argument '%s'%s%s", name,
               c->args[i].key, *b->kw ? "; it takes: " : "", b->kw);
   if (b->fn == layer_dense || b->fn == layer_conv2d || b->fn == layer_batch_norm ||
-      b->fn == layer_embedding)
+      b->fn == layer_embedding || b->fn == layer_simple_rnn || b->fn == layer_lstm ||
+      b->fn == layer_gru)
     p->bind_name = outer;
   Node *n = b->fn(p, c, b->op);
   p->bind_name = NULL;

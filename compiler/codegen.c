@@ -860,6 +860,8 @@ static void gen_parallel(CG *cg, const Node *n, GenFn *gen, LLVMValueRef bufs, L
   LLVMTypeRef params[5] = {cg->ptr, cg->ptr, cg->ptr, cg->i64, cg->i64};
   LLVMTypeRef tty = LLVMFunctionType(cg->vd, params, 5, 0);
   LLVMValueRef outer = cg->fn, outer_rt = cg->rt, outer_sym[MAX_SYMS + 1];
+  int depth = cg->depth;      /* a scan's loop may be open around it */
+  cg->depth = 0;
   LLVMBasicBlockRef at = LLVMGetInsertBlock(cg->b);
   LLVMValueRef *outer_base = arena_alloc(g->arena, sizeof(LLVMValueRef) * (size_t)g->nnodes);
   memcpy(outer_base, cg->base, sizeof(LLVMValueRef) * (size_t)g->nnodes);
@@ -882,7 +884,7 @@ static void gen_parallel(CG *cg, const Node *n, GenFn *gen, LLVMValueRef bufs, L
   LLVMBuildRetVoid(cg->b);
   cg->part = cg->nparts = NULL;
 
-  cg->fn = outer, cg->rt = outer_rt;
+  cg->fn = outer, cg->rt = outer_rt, cg->depth = depth;
   memcpy(cg->base, outer_base, sizeof(LLVMValueRef) * (size_t)g->nnodes);
   memcpy(cg->sym, outer_sym, sizeof outer_sym);
   LLVMPositionBuilderAtEnd(cg->b, at);
@@ -935,6 +937,32 @@ static void gen_maybe_parallel(CG *cg, const Node *n, LLVMValueRef bufs, LLVMVal
   if (gen == gen_reduce_chunks) gen_reduce_combine(cg, n);
 }
 
+/* The body of loop l, nodes [begin, its loop_end], as one native loop
+ * (codegen_loop.c); returns the loop_end's id. */
+static int gen_loop(CG *cg, int l, int begin, LLVMValueRef bufs, LLVMValueRef syms) {
+  const Graph *g = cg->g;
+  const Scan *sc = &g->scans[l - 1];
+  int end = graph_loop_end(g, l)->id;
+  for (int i = begin; i <= end; i++)
+    if (cg->mark[i] && g->nodes[i]->op == OP_CARRY) cg_carry_init(cg, g->nodes[i]);
+  Loop lp;
+  LLVMValueRef len = cg_dim(cg, sc->len);
+  LLVMValueRef iv = cg_loop_begin(cg, &lp, len);
+  cg->t = sc->reverse ? LLVMBuildSub(cg->b, LLVMBuildSub(cg->b, len, cg_int(cg, 1), ""), iv, "t") : iv;
+  int depth = cg->depth;      /* each kernel of the body as at the top */
+  cg->depth = 0;
+  for (int i = begin; i <= end; i++) {
+    const Node *n = g->nodes[i];
+    if (!cg->mark[i] || n->inlined_into) continue;
+    if (cg->profile && !gen_is_free(n)) profile_mark(cg, i);
+    gen_maybe_parallel(cg, n, bufs, syms);
+  }
+  cg->depth = depth;
+  cg_loop_end(cg, &lp);
+  cg->t = NULL;
+  return end;
+}
+
 static void gen_function(CG *cg, const char *name, Node *const *roots, int nroots, bool train) {
   const Graph *g = cg->g;
   cg->train = train;
@@ -954,6 +982,10 @@ static void gen_function(CG *cg, const char *name, Node *const *roots, int nroot
   for (int i = 0; i < g->nnodes; i++) {
     const Node *n = g->nodes[i];
     if (!cg->mark[i] || n->inlined_into) continue;
+    if (n->a.loop) {
+      i = gen_loop(cg, n->a.loop, i, bufs, syms);
+      continue;
+    }
     if (cg->profile && !gen_is_free(n)) profile_mark(cg, i);
     gen_maybe_parallel(cg, n, bufs, syms);
   }

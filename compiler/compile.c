@@ -113,6 +113,8 @@ static bool run_stages(Graph *g, const CompileOptions *o) {
   for (int s = 0; o->lr > 0 && s < g->nsteps; s++) g->steps[s].opt.lr = o->lr;
   g->canon_rewrites = canon(g);
   verify(g, o, "canon");
+  hoist(g);
+  verify(g, o, "hoist");
   if (!autodiff(g)) return false;
   verify(g, o, "autodiff");
   opt_update(g);

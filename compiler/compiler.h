@@ -148,7 +148,7 @@ typedef enum {
 
 typedef enum {
   K_LEAF, K_BINARY, K_UNARY, K_TERNARY, K_MATMUL, K_AXIS, K_REDUCE,
-  K_LAYOUT, K_LOSS, K_UPDATE, K_WINDOW, K_SELECT, K_RANDOM,
+  K_LAYOUT, K_LOSS, K_UPDATE, K_WINDOW, K_SELECT, K_RANDOM, K_LOOP,
 } OpClass;
 
 /* Properties of an op, one column of the table: see ops.h. */
@@ -167,6 +167,7 @@ enum {
   F_EFFECT = 1 << 11,
   F_MODE = 1 << 12,
   F_RANDOM = 1 << 13,
+  F_LOOP = 1 << 14,
 };
 
 typedef struct Graph Graph;
@@ -238,7 +239,9 @@ typedef struct Window {
   X(double *, values,   ,           ATTR_VALUES) /* const and INIT_VALUES data, row-major */ \
   X(Window,   win,      ,           ATTR_BYTES)  /* im2col, col2im, pooling */ \
   X(int64_t,  seed,     ,           ATTR_EQ)     /* dropout_mask: its stream is rng_stream(seed, "dropout") */ \
-  X(int,      owner,    ,           ATTR_EQ)     /* assign: index in g->steps of the step that applies it */
+  X(int,      owner,    ,           ATTR_EQ)     /* assign: index in g->steps of the step that applies it */ \
+  X(int,      loop,     ,           ATTR_EQ)     /* every node: the scan whose body it is in (1-based g->scans), 0: none */ \
+  X(int,      slot,     ,           ATTR_EQ)     /* carry: its operand of the loop_end; scan_stack, scan_last: the operand they read */
 
 typedef struct Attrs {
 #define ATTR(type, name, array, compare) type name array;
@@ -341,6 +344,35 @@ typedef struct TrainStep {
   Loc loc;
 } TrainStep;
 
+/* A loop over one axis (a scan, like JAX's lax.scan): its body is the
+ * nodes whose a.loop is its number, contiguous in g->nodes once sorted
+ * (graph_sort keeps them so), between the carries and scan_slices it
+ * starts with and its one loop_end:
+ *
+ *   c  = carry(init)          the carried value: init at the first
+ *                             iteration, then the loop_end's operand
+ *                             c.slot of the iteration before
+ *   xt = scan_slice(xs)       xs at the iteration's index along a.axis
+ *   ...                       the body, once per iteration
+ *   e  = loop_end(n0, .., s0, ..)   the carries' next values (the first
+ *                             a.slot operands), then the values stacked
+ *   ys = scan_stack(e)        after the loop: operand a.slot of e at
+ *                             every index, stacked along a.axis
+ *   hT = scan_last(e)         after the loop: the carry a.slot's last value
+ *
+ * A node reading a carry, a slice or another body node is in the body; one
+ * that reads only values from outside is computed once, outside (the
+ * loop-invariant parts of a body).  Iteration i has index i, or len-1-i in
+ * a reverse loop: the gradient of a loop is the reverse loop over the same
+ * indices (autodiff.c), which reads the values of the forward body it
+ * needs from stacks the forward loop saves. */
+typedef struct Scan {
+  Dim len;               /* iterations: the sliced axis' length */
+  bool reverse;
+  int fwd;               /* a gradient loop: the loop it differentiates */
+  Loc loc;
+} Scan;
+
 struct Graph {
   Arena *arena;
   Diags *diags;
@@ -362,6 +394,10 @@ struct Graph {
   /* Declared state (`state` statements, batch_norm) and its updates. */
   StateUpdate *updates;
   int nupdates, capupdates;
+  /* Loops, 1-based in a.loop; cur_loop: the loop whose body is being built
+   * (new carries, slices, loop_ends and random values go there). */
+  Scan *scans;
+  int nscans, cur_loop;
 };
 
 extern const char *const dtype_names[DT_COUNT];
@@ -401,6 +437,15 @@ void graph_function_mark(const Graph *g, int fn, unsigned char *mark);
 const TrainStep *graph_step(const Graph *g, const char *name);
 bool graph_error(Graph *g, Loc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* A new loop of len iterations; returns its number (a.loop). */
+int graph_new_scan(Graph *g, Dim len, bool reverse, Loc loc);
+/* The loop_end of loop l, the first node of its body (ids: a sorted graph),
+ * and the carry of slot k (NULL if DCE dropped it). */
+Node *graph_loop_end(const Graph *g, int l);
+int graph_loop_begin(const Graph *g, int l);
+Node *graph_loop_carry(const Graph *g, int l, int slot);
+/* Stacks v at loop_end e (once): returns its operand's slot. */
+int graph_loop_add(Graph *g, Node *e, Node *v);
 
 /* Shapes */
 bool shape_eq(const Shape *a, const Shape *b);
@@ -432,6 +477,12 @@ const char *op_symbol(OpKind op);
 /* Forward rewrites that choose a stabler gradient rule (log of softmax,
  * the written-out cross-entropy), run before autodiff; returns how many. */
 int canon(Graph *g);
+
+/* ---------------------------------------------------------------- hoist.c */
+
+/* The products of a loop's slice of a sequence by an outside weight, as
+ * one product before the loop; returns how many. */
+int hoist(Graph *g);
 
 /* ------------------------------------------------------------- autodiff.c */
 
@@ -690,18 +741,32 @@ typedef struct Sym {
   struct Sym *next;
 } Sym;
 
+typedef struct Def Def;     /* a function of the model language (func.c) */
+
 typedef struct Parser {
   Arena *arena;
   Graph *g;
   Diags *diags;
   Token *tok;
-  Sym *syms;
+  Sym *syms;               /* the names in scope, innermost first */
+  Sym *scope;              /* where the innermost scope ends: parse_define
+                              checks redefinitions down to here (NULL: all) */
   int depth;
   int ndense;              /* Keras-style numbering of unnamed layers */
   int nconv, ndropout, nbn;
   int nembedding;
+  int nrnn[3];             /* simple_rnn, lstm, gru */
   const char *bind_name;   /* the name a let-binding is about to get */
   jmp_buf fail;            /* the first error unwinds the whole parse */
+  /* Functions (func.c): the defs so far, the instance whose body is being
+   * applied (NULL at top level: it prefixes the body's parameters), the
+   * parameters every instance has made (by full name, so that a later call
+   * of the same instance shares them) and the bodies being applied. */
+  Def *defs;
+  const char *instance;
+  Sym *instance_params;
+  const Def *active[16];
+  int nactive;
 } Parser;
 
 
@@ -753,6 +818,15 @@ void parse_skip(Parser *p, const char *s);
 Token *parse_ident(Parser *p, const char *what);
 Sym *parse_lookup(Parser *p, const char *name);
 void parse_define(Parser *p, const char *name, Node *n, Loc loc);
+/* A new trainable parameter declared as `name` (a param statement, a
+ * layer's kernel): at top level the node named name; inside a function
+ * body the instance's parameter INSTANCE.name, made by the instance's first
+ * call and returned again (same node) by its later calls, which must ask
+ * for the same dtype and shape.  Bound to name in the current scope either
+ * way; the caller sets the initializer. */
+Node *parse_param(Parser *p, const char *name, DType t, const Shape *s, Loc loc);
+/* One statement and its end of line (parse.c's grammar). */
+void parse_statement(Parser *p);
 Node *parse_scalar(Parser *p, double v, bool is_int, Loc loc);
 /* state <- value after each train step (update statements, batch_norm) */
 void parse_update(Parser *p, Node *state, Node *value, Loc loc);
@@ -762,6 +836,7 @@ Node *parse_list_tensor(Parser *p, Val *v);
 Node *parse_expr(Parser *p);
 /* call.c */
 Node *parse_call(Parser *p);
+bool call_is_builtin(const char *name);
 void parse_init(Parser *p, Node *param);
 Optimizer parse_optimizer(Parser *p, Token *ot);
 DType parse_dtype(const char *s, bool *ok);
@@ -781,11 +856,63 @@ Node *call_reshape(Parser *p, Node *x, const Shape *to, Loc loc);
 const char *call_nearest(const char *s, const char *const *names, int n);
 Node *call_init(Parser *p, Node *param, Val *v);   /* param's initializer from v */
 
+/* func.c: functions of the model language (see the essay there).
+ *   def NAME(ARG, ...) { STATEMENT... return EXPR (, EXPR)* }
+ * A Def is the body's tokens, its arguments and its number of results;
+ * each call parses the body again on its own arguments. */
+enum { MAX_RESULTS = 16 };
+void func_def(Parser *p, Token *kw);                /* after `def` */
+const Def *parse_find_def(Parser *p, const char *name);
+/* Fails when name is a def's (parse_define: a tensor cannot take it). */
+void func_check_name(Parser *p, const char *name, Loc loc);
+int def_nargs(const Def *f);
+int def_nresults(const Def *f);
+const char *def_name(const Def *f);
+/* Applies f to args (nargs of them) as instance `instance` (NULL: f's own
+ * name; inside another function's body it is prefixed by that instance,
+ * outer.inner), for the call at `call`: the body's nodes are made with
+ * graph_node in the current graph, in order, so a caller can tag the nodes
+ * appended meanwhile (ids from g->nnodes before to after).  Writes the
+ * results into results (room for MAX_RESULTS) and returns their number;
+ * on a mistake it reports the error at the body's token with a note "in
+ * the call of 'f' at FILE:LINE:COL" and unwinds the parse (p->fail), as
+ * every parse function does, so -1 is never returned to a caller that
+ * lets the unwinding happen. */
+int fn_apply(Parser *p, const Def *f, Node **args, int nargs, const char *instance,
+             Loc call, Node **results);
+/* NAME "(" args ["," name=INSTANCE] ")" where NAME is a def: parses and
+ * applies it, returns the number of results written into results. */
+int func_call(Parser *p, const Def *f, Node **results);
+/* scan(f, xs..., init=..., axis=1, reverse=false, name=I): a loop over the
+ * sequences' axis with f as its body; returns the number of results (the
+ * stacked outputs, then the carries' last values). */
+int func_scan(Parser *p, Node **results);
+/* The results of the loop ending in e (every one, used or not, so that a
+ * model written back as nn reads back to the same graph): the stacked
+ * values along axis, then the carries' last values; ends the loop's body
+ * (cur_loop) and sorts the graph.  Returns their number. */
+int scan_results(Parser *p, Node *e, int axis, Node **results);
+/* names "=" values: a, b = f(...) (parse.c calls it when a statement starts
+ * with NAME ","). */
+void func_assign(Parser *p);
+/* The warning for functions never called (their bodies are checked only
+ * by calls). */
+void func_finish(Parser *p);
+
 /* layers.c: handlers of the builtin table that expand Keras layers */
 typedef Node *CallFn(Parser *p, Call *c, OpKind op);
 CallFn layer_dense, layer_conv2d, layer_im2col, layer_pool, layer_global_avgpool,
     layer_upsample, layer_pad, layer_dropout_mask, layer_dropout, layer_batch_norm;
 CallFn layer_embedding;
+/* What layers share: a parameter under its name, the layer's name
+ * (name=, the binding's, or KIND_N), the activation argument v applied to
+ * x (NULL: linear), the dtype of the parameters for input x. */
+Node *layer_param(Parser *p, const char *name, DType t, const Shape *s, Init init, Loc loc);
+const char *layer_name(Parser *p, Call *c, const char *kind, int *counter);
+Node *layer_activate(Parser *p, Call *c, Val *v, Node *x);
+DType layer_dtype(const Node *x);
+/* recurrent.c: Keras' recurrent layers as loops */
+CallFn layer_simple_rnn, layer_lstm, layer_gru;
 
 /* ----------------------------------------------------------------- dump.c */
 

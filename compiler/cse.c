@@ -5,7 +5,8 @@
  * repeats (softmax of the same logits, the same constants per parameter).
  *
  * Never merged: inputs, parameters and optimizer state (distinct storage,
- * F_NAMED in the op table) and assignments (effects, F_EFFECT).  Which
+ * F_NAMED in the op table), assignments (effects, F_EFFECT) and a loop's
+ * structure (F_LOOP: two carries of one initial value differ).  Which
  * attributes must agree, and how, is GRADC_ATTRS (graph_same_node).  A hash
  * table over (op, operands) keeps it linear in the graph's size.
  */
@@ -60,7 +61,7 @@ int cse(Graph *g) {
     Node *x = order[i];
     if (x->moved) continue;     /* dead: replaced by an earlier pass */
     graph_resolve(x);
-    if (op_info[x->op].flags & (F_NAMED | F_EFFECT)) continue;
+    if (op_info[x->op].flags & (F_NAMED | F_EFFECT | F_LOOP)) continue;
     for (uint64_t at = key(x) & (uint64_t)(size - 1);; at = (at + 1) & (uint64_t)(size - 1)) {
       Node *y = table[at];
       if (!y) {

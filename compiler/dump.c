@@ -131,6 +131,10 @@ static void put_attrs(FILE *out, const Graph *g, const Node *n, bool nn) {
     fprintf(out, " into=%s", shape_str(g, &a->to, b, sizeof b));
     break;
   }
+  case OP_CARRY: case OP_SCAN_LAST: fprintf(out, " slot=%d", a->slot); break;
+  case OP_SCAN_SLICE: fprintf(out, " axis=%d", a->axis); break;
+  case OP_SCAN_STACK: fprintf(out, " slot=%d axis=%d", a->slot, a->axis); break;
+  case OP_LOOP_END: fprintf(out, " carries=%d", a->slot); break;
   case OP_ASSIGN:
     if (g->nsteps > 1) fprintf(out, " step=%s", g->steps[n->a.owner].name);
     break;
@@ -176,8 +180,15 @@ static void temp_prefix(const Graph *g, char *prefix, size_t n) {
   snprintf(prefix, n, "_t");
   for (bool clash = true; clash && strlen(prefix) + 2 < n;) {
     clash = false;
-    for (int i = 0; i < g->nnodes && !clash; i++)
-      clash = g->nodes[i]->name && !strncmp(g->nodes[i]->name, prefix, strlen(prefix));
+    for (int i = 0; i < g->nnodes && !clash; i++) {
+      /* a name the prefix would give the node anyway is no clash (a
+       * model written back names its temporaries so; unnamed values, such
+       * as a function body's, keep their numbers) */
+      const char *nm = g->nodes[i]->name;
+      char own[48];
+      snprintf(own, sizeof own, "%s%d", prefix, i);
+      clash = nm && !strncmp(nm, prefix, strlen(prefix)) && strcmp(nm, own);
+    }
     if (clash) strcat(prefix, "_");
   }
 }
@@ -221,6 +232,15 @@ static void print_train(FILE *out, const Graph *g, const TrainStep *st, const ch
   fputc('\n', out);
 }
 
+/* "%L: N iterations, reverse, gradient of %F" */
+static void put_loop(FILE *out, const Graph *g, int l) {
+  const Scan *sc = &g->scans[l - 1];
+  char b[48];
+  fprintf(out, "%d: %s iterations", l, dim_str(g, sc->len, b, sizeof b));
+  if (sc->reverse) fputs(", reverse", out);
+  if (sc->fwd) fprintf(out, ", the gradient of loop %d", sc->fwd);
+}
+
 static void dump_text(FILE *out, const Graph *g, const char *stage) {
   fprintf(out, "# gradc graph '%s', stage %s: %d nodes", g->model_name, stage,
           g->nnodes);
@@ -229,11 +249,18 @@ static void dump_text(FILE *out, const Graph *g, const char *stage) {
     for (int i = 1; i <= g->nsym; i++) fprintf(out, " %s", g->sym[i]);
   }
   fputc('\n', out);
+  int open = 0;
   for (int i = 0; i < g->nnodes; i++) {
     const Node *n = g->nodes[i];
+    if (n->a.loop && n->a.loop != open) {
+      open = n->a.loop;
+      fputs("loop ", out);
+      put_loop(out, g, open);
+      fputs(" {\n", out);
+    }
     char head[512];
     FILE *mem = fmemopen(head, sizeof head, "w");
-    fprintf(mem, "%%%d = %s", n->id, op_info[n->op].name);
+    fprintf(mem, "%s%%%d = %s", open ? "  " : "", n->id, op_info[n->op].name);
     for (int k = 0; k < n->nsrc; k++) fprintf(mem, "%s%%%d", k ? ", " : " ", n->src[k]->id);
     if (n->op == OP_INPUT || n->op == OP_PARAM || n->op == OP_STATE) fprintf(mem, " %s", n->name);
     if (n->op == OP_PARAM || n->op == OP_STATE) {
@@ -273,6 +300,10 @@ static void dump_text(FILE *out, const Graph *g, const char *stage) {
     if (n->flags & N_METRIC) fputs(" [metric]", out);
     if (n->flags & N_LOSS) fputs(" [loss]", out);
     fputc('\n', out);
+    if (n->op == OP_LOOP_END) {
+      fputs("}\n", out);
+      open = 0;
+    }
   }
   for (int i = 0; i < g->noutputs; i++)
     fprintf(out, "output %s = %%%d\n", g->outputs[i].name, g->outputs[i].node->id);
@@ -320,8 +351,19 @@ static void dump_dot(FILE *out, const Graph *g, const char *stage) {
   fprintf(out, "digraph \"%s\" {\n  label=\"%s (stage %s)\";\n  rankdir=TB;\n"
           "  node [fontname=\"Helvetica\", fontsize=10];\n",
           g->model_name, g->model_name, stage);
+  int open = 0;
   for (int i = 0; i < g->nnodes; i++) {
     const Node *n = g->nodes[i];
+    if (n->a.loop != open && !n->inlined_into) {
+      /* a loop's body is a cluster of its own */
+      if (open) fputs("  }\n", out);
+      open = n->a.loop;
+      if (open) {
+        fprintf(out, "  subgraph cluster_loop%d {\n    label=\"loop ", open);
+        put_loop(out, g, open);
+        fputs("\";\n    style=rounded;\n    color=\"#1565c0\";\n", out);
+      }
+    }
     bool has_fused = false;
     for (int k = 0; k < g->nnodes && !has_fused; k++)
       has_fused = g->nodes[k] != n && kernel_of(g->nodes[k]) == n;
@@ -335,19 +377,114 @@ static void dump_dot(FILE *out, const Graph *g, const char *stage) {
       if (kernel_of(g->nodes[k]) == n) dot_node(out, g, g->nodes[k], "    ");
     fputs("  }\n", out);
   }
+  if (open) fputs("  }\n", out);
   for (int i = 0; i < g->nnodes; i++)
     for (int k = 0; k < g->nodes[i]->nsrc; k++)
       fprintf(out, "  n%d -> n%d;\n", g->nodes[i]->src[k]->id, g->nodes[i]->id);
   fputs("}\n", out);
 }
 
+/* NAME = op(operands, attributes)  # type, indented by ind */
+static void nn_statement(FILE *out, const Graph *g, const char *pre, const Node *n, const char *ind) {
+  char nb[48], sb[48], b[SHAPE_STR_MAX];
+  const char *name = nn_name(pre, n, nb, sizeof nb);
+  fputs(ind, out);
+  fprintf(out, "%s = ", name);
+  bool steps1 = n->op == OP_UNSLICE;
+  for (int k = 0; steps1 && k < n->shape.rank; k++) steps1 = n->a.step[k] == 1;
+  if (n->op == OP_SLICE) {
+    fputs(nn_name(pre, n->src[0], sb, sizeof sb), out);
+    put_slice(out, n);
+  } else if (steps1) {
+    /* an unslice with unit steps is zero padding, which pad() reads back */
+    fprintf(out, "pad(%s, [", nn_name(pre, n->src[0], sb, sizeof sb));
+    for (int k = 0; k < n->shape.rank; k++) {
+      const Dim *in = &n->src[0]->shape.d[k], *o = &n->shape.d[k];
+      int64_t before = in->sym ? 0 : n->a.begin[k], after = in->sym ? 0 : o->n - in->n - before;
+      fprintf(out, "%s[%" PRId64 ", %" PRId64 "]", k ? ", " : "", before, after);
+    }
+    fputs("])", out);
+  } else {
+    fprintf(out, "%s(", op_info[n->op].name);
+    for (int k = 0; k < n->nsrc; k++)
+      fprintf(out, "%s%s", k ? ", " : "", nn_name(pre, n->src[k], sb, sizeof sb));
+    put_attrs(out, g, n, true);
+    fputc(')', out);
+  }
+  fprintf(out, "  # %s%s\n", dtype_names[n->dtype], shape_str(g, &n->shape, b, sizeof b));
+}
+
+/* A loop as the function it runs and the scan that runs it:
+ *   def PRE loopL(slices..., carries...) { body  return stacked..., next... }
+ *   stacks..., lasts... = scan(PRE loopL, sequences..., init=[...], axis=A)
+ * Returns the loop_end's id; done marks the stacks and last values. */
+static int nn_loop(FILE *out, const Graph *g, const char *pre, int l, int begin, bool *done) {
+  const Node *e = graph_loop_end(g, l);
+  const Scan *sc = &g->scans[l - 1];
+  int nc = e->a.slot, axis = 1;
+  char nb[48];
+  fprintf(out, "def %sloop%d(", pre, l);
+  int nargs = 0;
+  for (int i = begin; i < e->id; i++)
+    if (g->nodes[i]->op == OP_SCAN_SLICE) {
+      axis = g->nodes[i]->a.axis;
+      fprintf(out, "%s%s", nargs++ ? ", " : "", nn_name(pre, g->nodes[i], nb, sizeof nb));
+    }
+  for (int k = 0; k < nc; k++) {
+    const Node *c = graph_loop_carry(g, l, k);
+    fprintf(out, "%s%s", nargs++ ? ", " : "", c ? nn_name(pre, c, nb, sizeof nb) : "_");
+  }
+  fputs(") {\n", out);
+  for (int i = begin; i < e->id; i++) {
+    const Node *n = g->nodes[i];
+    if (n->op != OP_SCAN_SLICE && n->op != OP_CARRY) nn_statement(out, g, pre, n, "  ");
+  }
+  fputs("  return ", out);
+  for (int k = 0; k < e->nsrc; k++) {
+    int slot = k < e->nsrc - nc ? nc + k : k - (e->nsrc - nc);
+    fprintf(out, "%s%s", k ? ", " : "", nn_name(pre, e->src[slot], nb, sizeof nb));
+  }
+  fputs("\n}\n", out);
+  /* the results: stacked outputs, then last values, in slot order */
+  for (int k = 0; k < e->nsrc; k++) {
+    int slot = k < e->nsrc - nc ? nc + k : k - (e->nsrc - nc);
+    const Node *r = NULL;
+    for (int i = e->id + 1; i < g->nnodes && !r; i++) {
+      const Node *x = g->nodes[i];
+      if ((x->op == OP_SCAN_STACK || x->op == OP_SCAN_LAST) && x->src[0] == e && x->a.slot == slot)
+        r = x;
+    }
+    if (r) done[r->id] = true;
+    if (r) fprintf(out, "%s%s", k ? ", " : "", nn_name(pre, r, nb, sizeof nb));
+    else fprintf(out, "%s%sunused%d_%d", k ? ", " : "", pre, l, slot);
+  }
+  fprintf(out, " = scan(%sloop%d", pre, l);
+  for (int i = begin; i < e->id; i++)
+    if (g->nodes[i]->op == OP_SCAN_SLICE)
+      fprintf(out, ", %s", nn_name(pre, g->nodes[i]->src[0], nb, sizeof nb));
+  fputs(", init=[", out);
+  for (int k = 0; k < nc; k++) {
+    const Node *c = graph_loop_carry(g, l, k);
+    fprintf(out, "%s%s", k ? ", " : "", nn_name(pre, c->src[0], nb, sizeof nb));
+  }
+  fprintf(out, "], axis=%d%s)\n", axis, sc->reverse ? ", reverse=true" : "");
+  return e->id;
+}
+
 static void dump_nn(FILE *out, const Graph *g) {
   char pre[24];
   temp_prefix(g, pre, sizeof pre);
   fprintf(out, "# %s, written back by gradc dump --format nn\n", g->model_name);
+  bool *done = calloc((size_t)g->nnodes + 1, 1);
+  GRADC_ASSERT(done);
   for (int i = 0; i < g->nnodes; i++) {
     const Node *n = g->nodes[i];
-    char nb[48], sb[48], b[SHAPE_STR_MAX];
+    if (n->a.loop) {
+      i = nn_loop(out, g, pre, n->a.loop, i, done);
+      continue;
+    }
+    if (done[i]) continue;
+    char nb[48], b[SHAPE_STR_MAX];
     const char *name = nn_name(pre, n, nb, sizeof nb);
     switch (n->op) {
     case OP_STATE:
@@ -376,30 +513,9 @@ static void dump_nn(FILE *out, const Graph *g) {
       continue;
     default: break;
     }
-    fprintf(out, "%s = ", name);
-    bool steps1 = n->op == OP_UNSLICE;
-    for (int k = 0; steps1 && k < n->shape.rank; k++) steps1 = n->a.step[k] == 1;
-    if (n->op == OP_SLICE) {
-      fputs(nn_name(pre, n->src[0], sb, sizeof sb), out);
-      put_slice(out, n);
-    } else if (steps1) {
-      /* an unslice with unit steps is zero padding, which pad() reads back */
-      fprintf(out, "pad(%s, [", nn_name(pre, n->src[0], sb, sizeof sb));
-      for (int k = 0; k < n->shape.rank; k++) {
-        const Dim *in = &n->src[0]->shape.d[k], *o = &n->shape.d[k];
-        int64_t before = in->sym ? 0 : n->a.begin[k], after = in->sym ? 0 : o->n - in->n - before;
-        fprintf(out, "%s[%" PRId64 ", %" PRId64 "]", k ? ", " : "", before, after);
-      }
-      fputs("])", out);
-    } else {
-      fprintf(out, "%s(", op_info[n->op].name);
-      for (int k = 0; k < n->nsrc; k++)
-        fprintf(out, "%s%s", k ? ", " : "", nn_name(pre, n->src[k], sb, sizeof sb));
-      put_attrs(out, g, n, true);
-      fputc(')', out);
-    }
-    fprintf(out, "  # %s%s\n", dtype_names[n->dtype], shape_str(g, &n->shape, b, sizeof b));
+    nn_statement(out, g, pre, n, "");
   }
+  free(done);
   /* Outputs and metrics are bound last, in their order, by name: a binding
    * may name a node under another name (output z = h) or a leaf. */
   for (int i = 0; i < g->noutputs + g->nmetrics; i++) {

@@ -26,6 +26,10 @@ struct Eval {
   unsigned char *mark;
   bool bound;
   bool infer;           /* train_select takes its second operand */
+  /* In a loop: the iteration's index along the sliced axis, and whether
+   * it is the first iteration (carries take their initial values). */
+  int64_t t;
+  bool first;
 };
 
 static bool persistent(const Node *n) { return n->op == OP_PARAM || n->op == OP_STATE; }
@@ -114,13 +118,36 @@ void eval_init(Eval *e, uint64_t seed) {
   }
 }
 
+static int64_t dim_value(const Eval *e, Dim d) { return d.n * e->sym[d.sym]; }
+
+/* Runs the body of loop l, nodes [begin, its loop_end], once per
+ * iteration; returns the id after it. */
+static int run_loop(Eval *e, int l, int begin) {
+  const Graph *g = e->g;
+  const Scan *sc = &g->scans[l - 1];
+  int end = begin;
+  while (g->nodes[end]->op != OP_LOOP_END || g->nodes[end]->a.loop != l) end++;
+  int64_t len = dim_value(e, sc->len);
+  for (int64_t i = 0; i < len; i++) {
+    e->t = sc->reverse ? len - 1 - i : i;
+    e->first = i == 0;
+    for (int k = begin; k <= end; k++)
+      if (e->mark[k]) op_info[g->nodes[k]->op].eval(e, g->nodes[k]);
+  }
+  return end + 1;
+}
+
 void eval_run(Eval *e, Node *const *roots, int nroots) {
   GRADC_ASSERT(e->bound);
   const Graph *g = e->g;
   graph_mark_needed(g, roots, nroots, !e->infer, e->mark);
-  for (int i = 0; i < g->nnodes; i++) {
+  for (int i = 0; i < g->nnodes;) {
     const Node *n = g->nodes[i];
-    if (e->mark[i] && op_info[n->op].kind != K_LEAF) op_info[n->op].eval(e, n);
+    if (e->mark[i] && n->a.loop) i = run_loop(e, n->a.loop, i);
+    else {
+      if (e->mark[i] && op_info[n->op].kind != K_LEAF) op_info[n->op].eval(e, n);
+      i++;
+    }
   }
 }
 
@@ -131,6 +158,10 @@ void eval_set_train(Eval *e, bool train) { e->infer = !train; }
 void eval_rerun(Eval *e, Node *root, const Node *changed) {
   GRADC_ASSERT(e->bound);
   const Graph *g = e->g;
+  if (g->nscans) {     /* a loop's carries depend on themselves: all of it */
+    eval_run(e, &root, 1);
+    return;
+  }
   graph_mark_needed(g, &root, 1, !e->infer, e->mark);
   /* mark 2 = depends on changed */
   e->mark[changed->id] = 2;
@@ -682,6 +713,68 @@ void eval_dropout_mask(Eval *e, const Node *n) {
 void eval_assign(Eval *e, const Node *n) {
   memcpy(e->v[n->src[0]->id], e->v[n->src[1]->id],
          sizeof(double) * (size_t)e->count[n->src[0]->id]);
+}
+
+/* ------------------------------------------------------------ loops */
+
+/* Copies the slice at index t along axis of a [.., len, ..] tensor of
+ * shape s from (to_stack false) or into (true) the flat value v. */
+static void slice_copy(Eval *e, const Shape *s, int axis, int64_t t, double *stack, double *v,
+                       bool to_stack) {
+  int64_t d[MAX_RANK], outer = 1, inner = 1;
+  dims(e, s, d);
+  for (int i = 0; i < axis; i++) outer *= d[i];
+  for (int i = axis + 1; i < s->rank; i++) inner *= d[i];
+  for (int64_t o = 0; o < outer; o++) {
+    double *at = stack + (o * d[axis] + t) * inner;
+    if (to_stack) memcpy(at, v + o * inner, sizeof(double) * (size_t)inner);
+    else memcpy(v + o * inner, at, sizeof(double) * (size_t)inner);
+  }
+}
+
+void eval_loop_node(Eval *e, const Node *n) {
+  const Graph *g = e->g;
+  double *v = e->v[n->id];
+  switch (n->op) {
+  case OP_CARRY:
+    if (e->first) memcpy(v, e->v[n->src[0]->id], sizeof(double) * (size_t)e->count[n->id]);
+    break;
+  case OP_SCAN_SLICE:
+    slice_copy(e, &n->src[0]->shape, n->a.axis, e->t, e->v[n->src[0]->id], v, false);
+    break;
+  case OP_LOOP_END: {
+    /* the stacked values at this index, then the next carries, all read
+     * before any carry is written (a carry's next may be another carry) */
+    for (int i = n->id + 1; i < g->nnodes; i++) {
+      const Node *s = g->nodes[i];
+      if (s->op == OP_SCAN_STACK && s->src[0] == n && e->mark[i])
+        slice_copy(e, &s->shape, s->a.axis, e->t, e->v[i], e->v[n->src[s->a.slot]->id], true);
+    }
+    double **next = calloc((size_t)n->a.slot + 1, sizeof(double *));
+    GRADC_ASSERT(next);
+    for (int k = 0; k < n->a.slot; k++) {
+      int64_t c = e->count[n->src[k]->id];
+      next[k] = malloc(sizeof(double) * (size_t)(c ? c : 1));
+      GRADC_ASSERT(next[k]);
+      memcpy(next[k], e->v[n->src[k]->id], sizeof(double) * (size_t)c);
+    }
+    for (int k = 0; k < n->a.slot; k++) {
+      const Node *c = graph_loop_carry(g, n->a.loop, k);
+      if (c) memcpy(e->v[c->id], next[k], sizeof(double) * (size_t)e->count[c->id]);
+      free(next[k]);
+    }
+    free(next);
+    break;
+  }
+  case OP_SCAN_STACK: break;     /* filled by the loop_end */
+  case OP_SCAN_LAST: {
+    const Node *c = graph_loop_carry(g, n->src[0]->a.loop, n->a.slot);
+    GRADC_ASSERT(c);
+    memcpy(v, e->v[c->id], sizeof(double) * (size_t)e->count[n->id]);
+    break;
+  }
+  default: GRADC_ASSERT(0);
+  }
 }
 
 /* Constant folding's calculator: computes n, whose operands are all

@@ -36,7 +36,7 @@ int fold(Graph *g) {
     }
     if (x->flags & (N_OUTPUT | N_METRIC | N_LOSS | N_GRAD) || !static_shape(&x->shape)) continue;
     /* mode- and step-dependent values are never constants */
-    if (info->flags & (F_MODE | F_RANDOM)) continue;
+    if (info->flags & (F_MODE | F_RANDOM | F_LOOP)) continue;
     int64_t c = shape_static_count(&x->shape);
     if (c < 0 || c > FOLD_MAX) continue;
     double *v = arena_alloc(g->arena, sizeof(double) * (size_t)(c ? c : 1));

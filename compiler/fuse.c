@@ -47,7 +47,8 @@ static bool reduction(const Node *n) { return op_info[n->op].flags & F_REDUCTION
 
 /* Can the value of n be computed inside the loop of consumer c? */
 static bool fusible(const Node *n, const Node *c) {
-  if (!elementwise(n)) return false;
+  /* a loop's body runs once per iteration: nothing moves in or out */
+  if (!elementwise(n) || n->a.loop != c->a.loop) return false;
   if (elementwise(c)) return shape_eq(&n->shape, &c->shape);
   if (reduction(c)) return c->src[0] == n;           /* walks n's elements */
   return false;

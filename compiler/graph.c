@@ -84,6 +84,24 @@ static Node *append(Graph *g, Node *n) {
   return n;
 }
 
+/* The loop whose body n belongs to (compiler.h: Scan).  A value that
+ * reads some body's values is in that body, or, while a loop is being
+ * built (its gradient reads the forward body's values, which autodiff
+ * then replaces by saved ones), in the loop being built; a value reading
+ * only outer ones is computed once outside, unless it is random. */
+static int loop_of(const Graph *g, const Node *n) {
+  switch (n->op) {
+  case OP_CARRY: case OP_SCAN_SLICE: case OP_LOOP_END: return g->cur_loop;
+  case OP_SCAN_STACK: case OP_SCAN_LAST: return 0;
+  default: break;
+  }
+  int l = 0;
+  for (int i = 0; i < n->nsrc; i++)
+    if (n->src[i]->a.loop) l = n->src[i]->a.loop;
+  if ((l || (op_info[n->op].flags & F_RANDOM)) && g->cur_loop) return g->cur_loop;
+  return l;
+}
+
 Node *graph_node(Graph *g, OpKind op, Node **src, int nsrc, const Attrs *a,
                  Loc loc) {
   const OpInfo *info = &op_info[op];
@@ -98,6 +116,7 @@ Node *graph_node(Graph *g, OpKind op, Node **src, int nsrc, const Attrs *a,
     n->src[i] = src[i];
     src[i]->flags |= N_USED;
   }
+  n->a.loop = loop_of(g, n);
   if (!info->shape(g, n)) return NULL;
   if (shape_static_count(&n->shape) < 0) {
     char b[SHAPE_STR_MAX];
@@ -161,6 +180,10 @@ void graph_mark_needed(const Graph *g, Node *const *roots, int nroots, bool trai
     if (op_info[n->op].flags & F_MODE) mark[n->src[train ? 0 : 1]->id] = 1;
     else
       for (int k = 0; k < n->nsrc; k++) mark[n->src[k]->id] = 1;
+    /* a loop runs all its carries, read or not: their last values */
+    if (n->op == OP_LOOP_END)
+      for (int k = i - 1; k >= 0 && g->nodes[k]->a.loop == n->a.loop; k--)
+        if (g->nodes[k]->op == OP_CARRY) mark[k] = 1;
   }
 }
 
@@ -191,6 +214,47 @@ const TrainStep *graph_step(const Graph *g, const char *name) {
   for (int i = 0; i < g->nsteps; i++)
     if (strcmp(g->steps[i].name, name) == 0) return &g->steps[i];
   return NULL;
+}
+
+int graph_new_scan(Graph *g, Dim len, bool reverse, Loc loc) {
+  Scan *grown = arena_alloc(g->arena, sizeof(Scan) * (size_t)(g->nscans + 1));
+  if (g->nscans) memcpy(grown, g->scans, sizeof(Scan) * (size_t)g->nscans);
+  grown[g->nscans] = (Scan){.len = len, .reverse = reverse, .loc = loc};
+  g->scans = grown;
+  return ++g->nscans;
+}
+
+Node *graph_loop_end(const Graph *g, int l) {
+  for (int i = g->nnodes - 1; i >= 0; i--)
+    if (g->nodes[i]->op == OP_LOOP_END && g->nodes[i]->a.loop == l) return g->nodes[i];
+  return NULL;
+}
+
+int graph_loop_begin(const Graph *g, int l) {
+  const Node *e = graph_loop_end(g, l);
+  GRADC_ASSERT(e);
+  int i = e->id;
+  while (i > 0 && g->nodes[i - 1]->a.loop == l) i--;
+  return i;
+}
+
+Node *graph_loop_carry(const Graph *g, int l, int slot) {
+  for (int i = 0; i < g->nnodes; i++) {
+    Node *c = g->nodes[i];
+    if (c->op == OP_CARRY && c->a.loop == l && c->a.slot == slot) return c;
+  }
+  return NULL;
+}
+
+int graph_loop_add(Graph *g, Node *e, Node *v) {
+  for (int k = e->a.slot; k < e->nsrc; k++)
+    if (e->src[k] == v) return k;        /* stacked already */
+  Node **src = arena_alloc(g->arena, sizeof(Node *) * (size_t)(e->nsrc + 1));
+  memcpy(src, e->src, sizeof(Node *) * (size_t)e->nsrc);
+  src[e->nsrc] = v;
+  v->flags |= N_USED;
+  e->src = src;
+  return e->nsrc++;
 }
 
 int graph_sym(Graph *g, const char *name) {

@@ -21,24 +21,20 @@
 /* The dtype of the parameters a layer makes for input x: x's own when it is
  * f32 or f64.  An integer input keeps f32, so that the layer's own check or
  * its first op's rule reports the input (not a mismatch with an i32 kernel). */
-static DType param_dtype(const Node *x) {
+DType layer_dtype(const Node *x) {
   return dtype_is_float(x->dtype) ? x->dtype : DT_F32;
 }
 
-static Node *new_param(Parser *p, const char *name, DType t, const Shape *s, Init init,
-                       Loc loc) {
-  if (shape_static_count(s) < 0)
-    parse_fail(p, loc, "parameter '%s' would have more than 2^40 elements", name);
-  Node *n = graph_leaf(p->g, OP_PARAM, NULL, t, s, loc);
+Node *layer_param(Parser *p, const char *name, DType t, const Shape *s, Init init, Loc loc) {
+  Node *n = parse_param(p, name, t, s, loc);
   n->a.init = init;
-  parse_define(p, name, n, loc);
   return n;
 }
 
 /* A layer's name, which prefixes its parameters: name=..., else the
  * binding's name (h = dense(...) makes h.kernel), else Keras' numbering
  * (dense, dense_1, ...). */
-static const char *layer_name(Parser *p, Call *c, const char *kind, int *counter) {
+const char *layer_name(Parser *p, Call *c, const char *kind, int *counter) {
   Val *nm = call_kwarg(c, "name");
   const char *base;
   if (nm && nm->kind == V_NAME) base = nm->name;
@@ -50,7 +46,7 @@ static const char *layer_name(Parser *p, Call *c, const char *kind, int *counter
 }
 
 /* Activation names allowed in layer sugar: the unary ops plus linear. */
-static Node *activate(Parser *p, Call *c, Val *v, Node *x) {
+Node *layer_activate(Parser *p, Call *c, Val *v, Node *x) {
   if (!v || (v->kind == V_NAME && (strcmp(v->name, "linear") == 0 ||
                                    strcmp(v->name, "None") == 0)))
     return x;
@@ -79,13 +75,13 @@ static Node *bias_and_activation(Parser *p, Call *c, const char *base, Node *y, 
   Val *ub = call_kwarg(c, "use_bias");
   if (!ub || call_bool(p, c, ub)) {
     Shape bs = {1, {{units, 0}}};
-    Node *b = new_param(p, arena_printf(p->arena, "%s.bias", base), param_dtype(y), &bs,
+    Node *b = layer_param(p, arena_printf(p->arena, "%s.bias", base), layer_dtype(y), &bs,
                         (Init){INIT_ZEROS, 0, 0}, c->fn->loc);
     Val *bi = call_kwarg(c, "bias_initializer");
     if (bi) call_init(p, b, bi);
     y = parse_mk2(p, OP_ADD, y, b, c->fn->loc);
   }
-  return activate(p, c, call_kwarg(c, "activation"), y);
+  return layer_activate(p, c, call_kwarg(c, "activation"), y);
 }
 
 /* dense(x, units, activation=linear, use_bias=true,
@@ -102,7 +98,7 @@ Node *layer_dense(Parser *p, Call *c, OpKind op) {
             dtype_names[x->dtype]);
   const char *base = layer_name(p, c, "dense", &p->ndense);
   Shape ks = {2, {{x->shape.d[x->shape.rank - 1].n, 0}, {units, 0}}};
-  Node *k = new_param(p, arena_printf(p->arena, "%s.kernel", base), param_dtype(x), &ks,
+  Node *k = layer_param(p, arena_printf(p->arena, "%s.kernel", base), layer_dtype(x), &ks,
                       (Init){INIT_GLOROT_UNIFORM, 0, 0}, c->fn->loc);
   Val *ki = call_kwarg(c, "kernel_initializer");
   if (ki) call_init(p, k, ki);
@@ -126,7 +122,7 @@ Node *layer_embedding(Parser *p, Call *c, OpKind op) {
                dtype_names[ids->dtype]);
   const char *base = layer_name(p, c, "embedding", &p->nembedding);
   Shape es = {2, {{rows, 0}, {cols, 0}}};
-  Node *e = new_param(p, arena_printf(p->arena, "%s.embeddings", base), DT_F32, &es,
+  Node *e = layer_param(p, arena_printf(p->arena, "%s.embeddings", base), DT_F32, &es,
                       (Init){INIT_UNIFORM, -0.05, 0.05}, c->fn->loc);
   Val *ei = call_kwarg(c, "embeddings_initializer");
   if (ei) call_init(p, e, ei);
@@ -339,7 +335,7 @@ Node *layer_conv2d(Parser *p, Call *c, OpKind op) {
   padding_arg(p, c, call_kwarg(c, "padding"), x, &w);
   if (!k) {
     Shape ks = {4, {{w.k[0], 0}, {w.k[1], 0}, {cin, 0}, {cout, 0}}};
-    k = new_param(p, arena_printf(p->arena, "%s.kernel", base), param_dtype(x), &ks,
+    k = layer_param(p, arena_printf(p->arena, "%s.kernel", base), layer_dtype(x), &ks,
                   (Init){INIT_GLOROT_UNIFORM, 0, 0}, c->fn->loc);
     Val *ki = call_kwarg(c, "kernel_initializer");
     if (ki) call_init(p, k, ki);
@@ -421,9 +417,9 @@ Node *layer_batch_norm(Parser *p, Call *c, OpKind op) {
   int64_t C = x->shape.d[ax].n;
   Shape cs = {1, {{C, 0}}}, ks = {.rank = r};
   for (int i = 0; i < r; i++) ks.d[i] = i == ax ? (Dim){C, 0} : (Dim){1, 0};
-  Node *gamma = new_param(p, arena_printf(p->arena, "%s.gamma", base), x->dtype, &cs,
+  Node *gamma = layer_param(p, arena_printf(p->arena, "%s.gamma", base), x->dtype, &cs,
                           (Init){INIT_ONES, 0, 0}, loc);
-  Node *beta = new_param(p, arena_printf(p->arena, "%s.beta", base), x->dtype, &cs,
+  Node *beta = layer_param(p, arena_printf(p->arena, "%s.beta", base), x->dtype, &cs,
                          (Init){INIT_ZEROS, 0, 0}, loc);
   Node *st[2];
   static const char *const what[2] = {"moving_mean", "moving_variance"};

@@ -2,7 +2,8 @@
  * lex.c - model source text -> token list.
  *
  * Newlines end statements, except inside ( ) and [ ], so a long call can span
- * lines.  Brackets are matched here, which lets the lexer point at the exact
+ * lines; { } (a function's body) holds statements, so newlines stay tokens
+ * there and the parser matches the braces.  Brackets are matched here, which lets the lexer point at the exact
  * opening bracket of an unterminated construct.  Every byte sequence either
  * lexes or yields one diagnostic; nothing is read past src->len.
  */
@@ -110,7 +111,7 @@ static bool lex_number(Lexer *L, Token *t) {
 
 static const char *const puncts[] = {
     "**", "==", "!=", "<=", ">=", "+", "-", "*", "/", "@", "(", ")", "[", "]",
-    ",", "=", ":", "<", ">",
+    ",", "=", ":", "<", ">", "{", "}",
 };
 
 Token *lex(Arena *a, const Source *src, Diags *d) {

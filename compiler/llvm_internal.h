@@ -35,6 +35,7 @@ typedef struct CG {
   bool split;
   bool own_parts;                   /* the generator slices its loops itself */
   int depth;                        /* loops open */
+  LLVMValueRef t;                   /* in a scan's body: the iteration's index */
 } CG;
 
 /* for (iv = 0; iv < n; iv++): code emitted between cg_loop_begin and
@@ -80,6 +81,8 @@ void cg_dims(CG *cg, const Shape *s, LLVMValueRef *d);
 /* codegen_kernels.c: one generator per structured op, called by codegen.c's
  * dispatch with the node whose value to compute */
 typedef void CgKernel(CG *cg, const Node *n);
+/* codegen_loop.c: loops (scans) */
+CgKernel cg_loop_node, cg_carry_init;
 CgKernel cg_softmax, cg_argreduce, cg_softmax_ce, cg_matmul, cg_transpose, cg_concat, cg_one_hot, cg_im2col, cg_col2im, cg_pool, cg_maxpool_grad, cg_avgpool_grad, cg_train_select, cg_dropout_mask, cg_assign;
 CgKernel cg_gather, cg_scatter_add;   /* embedding lookups and their adjoint */
 void cg_slice_walk(CG *cg, const Node *n, const Shape *sliced, const Shape *full,

@@ -38,6 +38,7 @@
  *   F_EFFECT       writes state: a root, never merged, no buffer of its own
  *   F_MODE         train_step and forward compute different operands
  *   F_RANDOM       a new value every step: never a constant
+ *   F_LOOP         the structure of a loop: never merged, folded or fused
  * Adding an elementwise op touches its row, its rules (shape, gradient,
  * evaluator, a case in codegen's scalar()) and its tests, nothing else.
  *
@@ -130,4 +131,11 @@
   /* (x[, step]) -> keep ? 1/(1-rate) : 0 per element of x's shape, from the \
    * counter-based generator at (seed, step, index); autodiff appends the \
    * step counter */ \
-  OP(DROPOUT_MASK, "dropout_mask",     -1, K_RANDOM,  shape_dropout_mask, grad_none,         eval_dropout_mask, cg_dropout_mask, NAN, F_NO_GRAD | F_RANDOM | F_PARALLEL)
+  OP(DROPOUT_MASK, "dropout_mask",     -1, K_RANDOM,  shape_dropout_mask, grad_none,         eval_dropout_mask, cg_dropout_mask, NAN, F_NO_GRAD | F_RANDOM | F_PARALLEL) \
+  /* loops (compiler.h: Scan); autodiff differentiates a loop as a whole \
+   * at its loop_end, so their rules are never called on their own */ \
+  OP(CARRY,       "carry",             1, K_LOOP,    shape_carry,        grad_loop,         eval_loop_node,    cg_loop_node, NAN, F_LOOP) \
+  OP(SCAN_SLICE,  "scan_slice",        1, K_LOOP,    shape_scan_slice,   grad_loop,         eval_loop_node,    cg_loop_node, NAN, F_LOOP) \
+  OP(LOOP_END,    "loop_end",         -1, K_LOOP,    shape_loop_end,     grad_loop,         eval_loop_node,    cg_loop_node, NAN, F_LOOP) \
+  OP(SCAN_STACK,  "scan_stack",        1, K_LOOP,    shape_scan_stack,   grad_loop,         eval_loop_node,    cg_loop_node, NAN, F_LOOP) \
+  OP(SCAN_LAST,   "scan_last",         1, K_LOOP,    shape_scan_last,    grad_loop,         eval_loop_node,    cg_loop_node, NAN, F_LOOP)

@@ -103,7 +103,7 @@ Sym *parse_lookup(Parser *p, const char *name) {
 }
 
 static const char *const keywords[] = {"input", "param", "const", "output",
-                                       "metric", "train", "with"};
+                                       "metric", "train", "with", "def", "return"};
 
 static bool is_keyword(const char *name) {
   for (size_t i = 0; i < sizeof keywords / sizeof *keywords; i++)
@@ -113,17 +113,51 @@ static bool is_keyword(const char *name) {
 
 void parse_define(Parser *p, const char *name, Node *n, Loc loc) {
   if (is_keyword(name)) parse_fail(p, loc, "'%s' is a keyword and cannot be a name", name);
-  Sym *old = parse_lookup(p, name);
-  if (old)
-    parse_fail(p, loc, "redefinition of '%s' (first defined at line %d)", name,
-            old->loc.line);
+  func_check_name(p, name, loc);
+  /* A function body's names may shadow the top level's (its scope ends at
+   * p->scope), not each other. */
+  for (Sym *old = p->syms; old != p->scope; old = old->next)
+    if (strcmp(old->name, name) == 0)
+      parse_fail(p, loc, "redefinition of '%s' (first defined at line %d)", name,
+                 old->loc.line);
   for (int i = 1; i <= p->g->nsym; i++)
     if (strcmp(p->g->sym[i], name) == 0)
       parse_fail(p, loc, "'%s' is already used as a symbolic dimension", name);
   Sym *s = arena_alloc(p->arena, sizeof *s);
   *s = (Sym){name, n, loc, p->syms};
   p->syms = s;
-  if (!n->name) n->name = name;
+  /* A body's local names are not node names: two calls would give two
+   * nodes one name, and a dump must write distinct names. */
+  if (!n->name && !p->instance) n->name = name;
+}
+
+Node *parse_param(Parser *p, const char *name, DType t, const Shape *s, Loc loc) {
+  if (shape_static_count(s) < 0)
+    parse_fail(p, loc, "parameter '%s' would have more than 2^40 elements", name);
+  if (!p->instance) {
+    Node *n = graph_leaf(p->g, OP_PARAM, NULL, t, s, loc);
+    parse_define(p, name, n, loc);
+    return n;
+  }
+  const char *full = arena_printf(p->arena, "%s.%s", p->instance, name);
+  Node *n = NULL;
+  for (Sym *q = p->instance_params; q && !n; q = q->next)
+    if (!strcmp(q->name, full)) n = q->node;
+  if (n && (n->dtype != t || !shape_eq(&n->shape, s))) {
+    char b1[SHAPE_STR_MAX], b2[SHAPE_STR_MAX];
+    parse_fail(p, loc, "parameter '%s' is %s%s here but %s%s as the instance's first call "
+               "made it (line %d); calls that share parameters must give them one shape",
+               full, dtype_names[t], shape_str(p->g, s, b1, sizeof b1), dtype_names[n->dtype],
+               shape_str(p->g, &n->shape, b2, sizeof b2), n->loc.line);
+  }
+  if (!n) {
+    n = graph_leaf(p->g, OP_PARAM, full, t, s, loc);
+    Sym *q = arena_alloc(p->arena, sizeof *q);
+    *q = (Sym){full, n, loc, p->instance_params};
+    p->instance_params = q;
+  }
+  parse_define(p, name, n, loc);
+  return n;
 }
 
 static const char *nearest_sym(Parser *p, const char *name) {
@@ -347,7 +381,22 @@ static Node *primary(Parser *p) {
     return parse_list_tensor(p, &v);
   }
   if (t->kind == T_IDENT) {
-    if (tok_is(t->next, "(")) return parse_call(p);
+    if (tok_is(t->next, "(")) {
+      if (tok_is(t, "scan")) {
+        Node *r[MAX_RESULTS];
+        if (func_scan(p, r) != 1)
+          parse_fail(p, t->loc, "this scan gives several results (the stacked outputs, then "
+                     "the carries' last values); assign them with a tuple: a, b = scan(...)");
+        return r[0];
+      }
+      const Def *f = parse_find_def(p, parse_str(p, t));
+      if (!f) return parse_call(p);
+      Node *r[MAX_RESULTS];
+      if (func_call(p, f, r) != 1)
+        parse_fail(p, t->loc, "'%s' returns %d results; assign them with a tuple: "
+                   "a, b = %s(...)", def_name(f), def_nresults(f), def_name(f));
+      return r[0];
+    }
     char *name = parse_str(p, t);
     Sym *s = parse_lookup(p, name);
     if (!s) parse_unknown(p, name, t->loc);
@@ -476,6 +525,11 @@ static void parse_type(Parser *p, DType *t, Shape *s) {
 
 void parse_update(Parser *p, Node *state, Node *value, Loc loc) {
   char b1[SHAPE_STR_MAX], b2[SHAPE_STR_MAX];
+  /* Why refused: each call of a function would add another update of the
+   * same state (and batch_norm's statistics of which call?). */
+  if (p->instance)
+    parse_fail(p, loc, "model state (batch_norm's moving statistics, update) cannot be "
+               "updated inside a function; apply batch_norm outside the def");
   if (state->op != OP_STATE)
     parse_fail(p, loc, "update needs a state declared with 'state', not a %s",
                op_info[state->op].name);
@@ -530,9 +584,13 @@ static void stmt_input(Parser *p, bool is_param, bool is_state) {
       parse_fail(p, name->loc, "parameters must be floating-point, got %s",
               dtype_names[t]);
   }
-  Node *n = graph_leaf(p->g, is_param ? OP_PARAM : OP_INPUT, NULL, t, &s,
-                       name->loc);
-  parse_define(p, parse_str(p, name), n, name->loc);
+  Node *n;
+  if (is_param) {
+    n = parse_param(p, parse_str(p, name), t, &s, name->loc);
+  } else {
+    n = graph_leaf(p->g, OP_INPUT, NULL, t, &s, name->loc);
+    parse_define(p, parse_str(p, name), n, name->loc);
+  }
   if (is_param) {
     /* Keras Dense defaults when no initializer is given. */
     n->a.init.kind = s.rank >= 2 ? INIT_GLOROT_UNIFORM : INIT_ZEROS;
@@ -747,14 +805,21 @@ static void finish_steps(Parser *p) {
   }
 }
 
-static void statement(Parser *p) {
+void parse_statement(Parser *p) {
   Token *t = p->tok;
   if (t->kind == T_NEWLINE) {
     p->tok = t->next;
     return;
   }
   if (t->kind != T_IDENT) parse_expected(p, "a statement");
+  if (tok_is(t->next, ",")) {        /* a, b = f(...) */
+    func_assign(p);
+    end_of_statement(p);
+    return;
+  }
   p->tok = t->next;
+  if (tok_is(t, "return"))
+    parse_fail(p, t->loc, "return outside a function");
   if (parse_at(p, "=") && is_keyword(parse_str(p, t)))
     parse_fail(p, t->loc, "'%.*s' is a keyword and cannot be a name", t->len, t->text);
   if (tok_is(t, "input")) stmt_input(p, false, false);
@@ -765,6 +830,7 @@ static void statement(Parser *p) {
   else if (tok_is(t, "output") || tok_is(t, "metric"))
     stmt_bind(p, parse_ident(p, "a name"), tok_is(t, "output") ? N_OUTPUT : N_METRIC);
   else if (tok_is(t, "train")) stmt_train(p, t);
+  else if (tok_is(t, "def")) func_def(p, t);
   else if (parse_at(p, "=")) {
     stmt_bind(p, t, 0);
   } else {
@@ -810,8 +876,9 @@ Graph *parse(Arena *a, const Source *src, Diags *d) {
   if (!toks) return NULL;
   p->tok = toks;
   if (setjmp(p->fail)) return NULL;
-  while (p->tok->kind != T_EOF) statement(p);
+  while (p->tok->kind != T_EOF) parse_statement(p);
   finish_steps(p);
+  func_finish(p);
   for (int i = 0; i < p->g->nnodes; i++) {
     Node *n = p->g->nodes[i];
     if (n->op == OP_PARAM && !(n->flags & (N_USED | N_OUTPUT | N_METRIC | N_LOSS)))

@@ -39,6 +39,41 @@ bool plan_is_buffer(const Node *n) {
   return n->storage == n && !persistent(n);
 }
 
+/* A loop's body runs its positions [b, e] again in every iteration, so
+ * what lives across iterations lives over all of [b, e]: a value from
+ * before the loop that the body reads, the carries (set before the first
+ * iteration, rewritten at the loop_end, read by scan_last after the loop)
+ * and the stacks (written at every loop_end, read after the loop).  A body value that lives within one
+ * iteration may share bytes with another that does too. */
+static void loop_ranges(const Graph *g, int *begin, int *end) {
+  for (int l = 1; l <= g->nscans; l++) {
+    const Node *e = graph_loop_end(g, l);
+    if (!e) continue;
+    int b = graph_loop_begin(g, l);
+    for (int i = 0; i < g->nnodes; i++) {
+      const Node *r = g->nodes[i];
+      int at = position(r);     /* an outside broadcast may run in the body */
+      if (at < b || at > e->id) continue;
+      if (r->op == OP_CARRY) {
+        begin[i] = b;
+        if (end[i] < e->id) end[i] = e->id;
+      }
+      for (int k = 0; k < r->nsrc; k++) {
+        const Node *s = r->src[k]->storage;
+        if (s && begin[s->id] < b && end[s->id] < e->id) end[s->id] = e->id;
+      }
+    }
+    for (int i = e->id + 1; i < g->nnodes; i++) {
+      const Node *r = g->nodes[i];
+      if (r->src[0] != e) continue;
+      if (r->op == OP_SCAN_STACK) begin[i] = b;
+      /* a last value is copied out of its carry after the loop */
+      const Node *c = r->op == OP_SCAN_LAST ? graph_loop_carry(g, l, r->a.slot) : NULL;
+      if (c && c->storage && end[c->storage->id] < position(r)) end[c->storage->id] = position(r);
+    }
+  }
+}
+
 /* Live ranges [begin, end] per node id (only buffers are meaningful). */
 static void live_ranges(const Graph *g, int *begin, int *end) {
   for (int i = 0; i < g->nnodes; i++) {
@@ -63,6 +98,7 @@ static void live_ranges(const Graph *g, int *begin, int *end) {
     /* An alias keeps its storage alive as long as the alias is read. */
     if (r->storage && r->storage != r && end[r->storage->id] < end[i]) end[r->storage->id] = end[i];
   }
+  loop_ranges(g, begin, end);
 }
 
 int plan_buffers(const Graph *g, PlanBuffer *out) {

@@ -86,61 +86,120 @@ static bool is_root(const Graph *g, const Node *n) {
   return false;
 }
 
-/* Appends n and everything it reads, operands first (iteratively: a long
- * chain of bindings must not exhaust the C stack). */
-static void place(Graph *g, Node *root, bool *seen, Node **order, int *n, Node **stack, int *at) {
-  if (seen[root->id]) return;
-  int top = 0;
-  stack[top] = root;
-  at[top++] = 0;
-  seen[root->id] = true;
-  while (top) {
+/* What renumber carries while it orders the nodes. */
+typedef struct Order {
+  Graph *g;
+  bool *seen;            /* by old id */
+  bool *loop_placed;     /* by loop number */
+  bool keep_all;
+  Node **order;
+  int n;
+  /* place's explicit stack, shared by nested calls (each node is pushed
+   * once in all, so nnodes entries are enough) */
+  Node **stack;
+  int *at, top;
+} Order;
+
+static void place_loop(Order *o, int l);
+
+/* Appends root and everything it reads, operands first (iteratively: a
+ * long chain of bindings must not exhaust the C stack).  A node of a loop
+ * body not yet placed places its whole loop (place_loop). */
+static void place(Order *o, Node *root) {
+  if (root->a.loop && !o->loop_placed[root->a.loop]) place_loop(o, root->a.loop);
+  if (o->seen[root->id]) return;
+  Node **stack = o->stack;
+  int *at = o->at, base = o->top;
+  stack[o->top] = root;
+  at[o->top++] = 0;
+  o->seen[root->id] = true;
+  while (o->top > base) {
+    int top = o->top;
     Node *x = stack[top - 1];
     if (at[top - 1] < x->nsrc) {
       Node *s = x->src[at[top - 1]++];
-      if (!seen[s->id]) {
-        seen[s->id] = true;
-        stack[top] = s;
-        at[top++] = 0;
+      if (s->a.loop && !o->loop_placed[s->a.loop]) place_loop(o, s->a.loop);
+      if (!o->seen[s->id]) {
+        o->seen[s->id] = true;
+        stack[o->top] = s;
+        at[o->top++] = 0;
       }
     } else {
-      order[(*n)++] = x;
-      top--;
+      o->order[o->n++] = x;
+      o->top--;
     }
   }
-  (void)g;
+}
+
+/* A loop's body in one piece: first every outside value it reads, then the
+ * body (what its loop_end reaches and its carries, or with keep_all every
+ * node of the loop) in operand order, the loop_end last. */
+static void place_loop(Order *o, int l) {
+  Graph *g = o->g;
+  o->loop_placed[l] = true;
+  Node *e = NULL;
+  for (int i = 0; i < g->nnodes; i++)
+    if (g->nodes[i]->op == OP_LOOP_END && g->nodes[i]->a.loop == l) e = g->nodes[i];
+  GRADC_ASSERT(e);
+  bool *in = arena_alloc(g->arena, (size_t)g->nnodes);
+  Node **body = arena_alloc(g->arena, sizeof(Node *) * (size_t)g->nnodes);
+  int nb = 0;
+  in[e->id] = true;
+  body[nb++] = e;
+  for (int i = 0; i < g->nnodes; i++) {
+    Node *x = g->nodes[i];
+    if (x->a.loop == l && !in[x->id] && !x->moved &&
+        (o->keep_all || (x->op == OP_CARRY && x->a.slot < e->a.slot))) {
+      in[x->id] = true;
+      body[nb++] = x;
+    }
+  }
+  for (int k = 0; k < nb; k++)
+    for (int j = 0; j < body[k]->nsrc; j++) {
+      Node *s = body[k]->src[j];
+      if (s->a.loop == l && !in[s->id]) in[s->id] = true, body[nb++] = s;
+    }
+  for (int k = 0; k < nb; k++)
+    for (int j = 0; j < body[k]->nsrc; j++)
+      if (body[k]->src[j]->a.loop != l) place(o, body[k]->src[j]);
+  for (int i = 0; i < g->nnodes; i++)
+    if (in[i] && g->nodes[i] != e) place(o, g->nodes[i]);
+  o->seen[e->id] = true;
+  o->order[o->n++] = e;
 }
 
 /* Renumbers the graph in topological order, the assigns last: the nodes
  * the roots reach (dce), or every node (keep_all), each placed after its
  * operands and otherwise in its old order, so a graph already in order
- * keeps its numbering. */
+ * keeps its numbering; each loop's body stays in one piece. */
 static int renumber(Graph *g, bool keep_all) {
   graph_resolve_all(g);
   int total = g->nnodes;
-  bool *seen = arena_alloc(g->arena, (size_t)total);
-  Node **order = arena_alloc(g->arena, sizeof(Node *) * (size_t)total);
-  Node **stack = arena_alloc(g->arena, sizeof(Node *) * (size_t)total);
-  int *at = arena_alloc(g->arena, sizeof(int) * (size_t)total);
-  int n = 0;
+  Order o = {.g = g, .keep_all = keep_all};
+  o.seen = arena_alloc(g->arena, (size_t)total);
+  o.loop_placed = arena_alloc(g->arena, (size_t)g->nscans + 1);
+  o.order = arena_alloc(g->arena, sizeof(Node *) * (size_t)total);
+  o.stack = arena_alloc(g->arena, sizeof(Node *) * (size_t)total);
+  o.at = arena_alloc(g->arena, sizeof(int) * (size_t)total);
   /* Everything but the assigns first, then the assigns: all reads of the
    * step before any write (see autodiff.c). */
   for (int i = 0; i < total; i++) {
     Node *x = g->nodes[i];
     if (x->op == OP_ASSIGN) {
-      place(g, x->src[0], seen, order, &n, stack, at);
-      place(g, x->src[1], seen, order, &n, stack, at);
+      place(&o, x->src[0]);
+      place(&o, x->src[1]);
     } else if (keep_all || is_root(g, x)) {
-      place(g, x, seen, order, &n, stack, at);
+      place(&o, x);
     }
   }
+  int n = o.n;
   for (int i = 0; i < total; i++)
     if (g->nodes[i]->op == OP_ASSIGN) {
-      seen[g->nodes[i]->id] = true;
-      order[n++] = g->nodes[i];
+      o.seen[g->nodes[i]->id] = true;
+      o.order[n++] = g->nodes[i];
     }
   for (int i = 0; i < n; i++) {
-    g->nodes[i] = order[i];
+    g->nodes[i] = o.order[i];
     g->nodes[i]->id = i;
   }
   g->nnodes = n;

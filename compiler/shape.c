@@ -674,3 +674,73 @@ bool shape_dropout_mask(Graph *g, Node *n) {
   n->dtype = x->dtype;
   return true;
 }
+
+/* ------------------------------------------------------------ loops */
+
+static const Scan *scan_of(const Graph *g, const Node *n) {
+  GRADC_ASSERT(n->a.loop >= 1 && n->a.loop <= g->nscans);
+  return &g->scans[n->a.loop - 1];
+}
+
+bool shape_carry(Graph *g, Node *n) {
+  (void)scan_of(g, n);
+  n->shape = n->src[0]->shape;
+  n->dtype = n->src[0]->dtype;
+  return true;
+}
+
+bool shape_scan_slice(Graph *g, Node *n) {
+  const Node *xs = n->src[0];
+  const Scan *l = scan_of(g, n);
+  int axis = n->a.axis;
+  char b1[SHAPE_STR_MAX], b2[32], b3[32];
+  if (axis < 0 || axis >= xs->shape.rank)
+    return graph_error(g, n->loc, "scan: a sequence of shape %s has no axis %d to loop over",
+                       sh(g, &xs->shape, b1), axis);
+  if (!dim_eq(xs->shape.d[axis], l->len))
+    return graph_error(g, n->loc, "scan: the sequences must have the same length along the "
+                       "loop's axis: %s has %s, the loop %s", sh(g, &xs->shape, b1),
+                       dim_str(g, xs->shape.d[axis], b2, sizeof b2),
+                       dim_str(g, l->len, b3, sizeof b3));
+  n->shape.rank = xs->shape.rank - 1;
+  for (int i = 0, k = 0; i < xs->shape.rank; i++)
+    if (i != axis) n->shape.d[k++] = xs->shape.d[i];
+  n->dtype = xs->dtype;
+  return true;
+}
+
+bool shape_loop_end(Graph *g, Node *n) {
+  (void)scan_of(g, n);
+  GRADC_ASSERT(n->a.slot >= 0 && n->a.slot <= n->nsrc);
+  n->shape.rank = 0;
+  n->dtype = DT_BOOL;
+  return true;
+}
+
+bool shape_scan_stack(Graph *g, Node *n) {
+  const Node *e = n->src[0];
+  GRADC_ASSERT(e->op == OP_LOOP_END && n->a.slot >= e->a.slot && n->a.slot < e->nsrc);
+  const Node *v = e->src[n->a.slot];
+  if (v->shape.rank + 1 > MAX_RANK) {
+    char b1[SHAPE_STR_MAX];
+    return graph_error(g, n->loc, "scan: stacking values of shape %s over the loop needs "
+                       "rank %d; the limit is %d", sh(g, &v->shape, b1), v->shape.rank + 1,
+                       MAX_RANK);
+  }
+  int axis = n->a.axis;
+  GRADC_ASSERT(axis >= 0 && axis <= v->shape.rank);
+  n->shape.rank = v->shape.rank + 1;
+  for (int i = 0, k = 0; i < n->shape.rank; i++)
+    n->shape.d[i] = i == axis ? scan_of(g, e)->len : v->shape.d[k++];
+  n->dtype = v->dtype;
+  return true;
+}
+
+bool shape_scan_last(Graph *g, Node *n) {
+  const Node *e = n->src[0];
+  (void)g;
+  GRADC_ASSERT(e->op == OP_LOOP_END && n->a.slot >= 0 && n->a.slot < e->a.slot);
+  n->shape = e->src[n->a.slot]->shape;
+  n->dtype = e->src[n->a.slot]->dtype;
+  return true;
+}

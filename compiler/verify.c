@@ -13,6 +13,8 @@
  *     operands and attributes (the rule is rerun on a copy);
  *   - assignments come after every other node (all reads of a step happen
  *     before any write);
+ *   - each loop's body is one run of nodes ending in its loop_end, which
+ *     only its stacks and last values read from outside (loop_ok);
  *   - the roots (outputs, metrics, the loss, gradients, state updates) are
  *     nodes of the graph;
  *   - once fuse() has assigned storage: a node inlined into a loop is read
@@ -28,6 +30,7 @@
  * message (GRADC_ASSERT's channel).
  */
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "compiler.h"
@@ -60,6 +63,7 @@ static bool in_graph(const Graph *g, const Node *n) {
  * the operands are marked strong: a weak literal has adopted its dtype when
  * n was made, and adopting again could append nodes to the graph. */
 static bool shape_agrees(Verifier *v, const Node *n) {
+  if (n->op == OP_LOOP_END) return true;     /* a marker; any number of operands */
   if (n->nsrc > MAX_OPERANDS) return bad(v, n, "%d operands, more than %d", n->nsrc, MAX_OPERANDS);
   Node ops[MAX_OPERANDS], *src[MAX_OPERANDS], copy = *n;
   for (int k = 0; k < n->nsrc; k++) {
@@ -110,6 +114,38 @@ static bool storage_ok(Verifier *v, const Node *n) {
   return true;
 }
 
+/* A loop's body is one run of nodes ending in its loop_end; a body reads
+ * its own nodes and outside ones; outside, only its stacks and last values
+ * read it (through the loop_end); a carry's slot names a next value. */
+static bool loop_ok(Verifier *v, const Node *n, int *open, bool *closed) {
+  const Graph *g = v->g;
+  int l = n->a.loop;
+  if (l < 0 || l > g->nscans) return bad(v, n, "is in loop %d of %d", l, g->nscans);
+  if (l != *open) {
+    if (*open) return bad(v, n, "follows loop %d, which has no loop_end", *open);
+    if (l && closed[l]) return bad(v, n, "is in loop %d, whose body ended before it", l);
+    *open = l;
+  }
+  if (n->op == OP_LOOP_END) {
+    if (!l) return bad(v, n, "is the end of no loop");
+    closed[l] = true;
+    *open = 0;
+  }
+  if ((n->op == OP_CARRY || n->op == OP_SCAN_SLICE) && !l) return bad(v, n, "is outside every loop");
+  if (n->op == OP_CARRY) {
+    const Node *e = graph_loop_end(g, l);
+    if (!e || n->a.slot < 0 || n->a.slot >= e->a.slot)
+      return bad(v, n, "carries slot %d, which its loop_end does not have", n->a.slot);
+  }
+  for (int k = 0; k < n->nsrc; k++) {
+    int sl = n->src[k]->a.loop;
+    bool reads_end = n->op == OP_SCAN_STACK || n->op == OP_SCAN_LAST;
+    if (sl && sl != l && !(reads_end && n->src[k]->op == OP_LOOP_END))
+      return bad(v, n, "in loop %d reads %%%d of loop %d", l, n->src[k]->id, sl);
+  }
+  return true;
+}
+
 static bool root_ok(Verifier *v, const Node *n, const char *role) {
   if (in_graph(v->g, n) && !n->moved) return true;
   return bad(v, NULL, "the %s is not a node of the graph", role);
@@ -118,6 +154,9 @@ static bool root_ok(Verifier *v, const Node *n, const char *role) {
 bool graph_verify(const Graph *g, bool storage, char *err, size_t errlen) {
   Verifier v = {g, err, errlen};
   bool assigns = false;
+  int open = 0;
+  bool *closed = calloc((size_t)g->nscans + 1, 1);
+  if (!closed) return bad(&v, NULL, "out of memory");
   for (int i = 0; i < g->nnodes; i++) {
     const Node *n = g->nodes[i];
     if (!n) return bad(&v, NULL, "g->nodes[%d] is NULL", i);
@@ -136,9 +175,14 @@ bool graph_verify(const Graph *g, bool storage, char *err, size_t errlen) {
       return bad(&v, n, "is applied by train step %d of %d", n->a.owner, g->nsteps);
     if (n->op == OP_ASSIGN) assigns = true;
     else if (assigns) return bad(&v, n, "comes after an assignment");
-    if (info->kind != K_LEAF && !shape_agrees(&v, n)) return false;
-    if (storage && !storage_ok(&v, n)) return false;
+    if ((info->kind != K_LEAF && !shape_agrees(&v, n)) || (storage && !storage_ok(&v, n)) ||
+        !loop_ok(&v, n, &open, closed)) {
+      free(closed);
+      return false;
+    }
   }
+  free(closed);
+  if (open) return bad(&v, NULL, "loop %d has no loop_end", open);
   for (int i = 0; i < g->noutputs; i++)
     if (!root_ok(&v, g->outputs[i].node, "output")) return false;
   for (int i = 0; i < g->nmetrics; i++)

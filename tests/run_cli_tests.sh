@@ -160,6 +160,24 @@ check "shape error: the source line and a caret under the +" \
   all 'stderr_has "    5 | logits = x @ W + b"' 'stderr_has "      |                ^"' \
       '[ "$(wc -l <"$err")" -eq 3 ]'
 
+run dump tests/errors/def_call_shape.nn
+check "error in a function's body: at the body's line, then a note at the call" \
+  all 'status_is 1' 'stdout_empty' \
+      'stderr_has "tests/errors/def_call_shape.nn:6:17: error: matmul inner dimensions differ"' \
+      'stderr_has "    6 |   return tanh(a @ W)"' \
+      "stderr_has \"tests/errors/def_call_shape.nn:9:6: note: in the call of 'cell' at tests/errors/def_call_shape.nn:9:6\"" \
+      'stderr_has "    9 | h2 = cell(h1)"'
+
+run summary models/simple_rnn_cell.nn
+check "a def applied at 3 steps: its 24 parameters once (SEEDS M29)" \
+  all 'status_is 0' 'stdout_has "Total params: 24"' \
+      '[ "$(grep -c "simple_rnn_cell\\.kernel " "$out")" -eq 1 ]'
+
+run check models/siamese_mlp.nn
+check "gradc check: shared parameters get the gradient of both applications" \
+  all 'status_is 0' 'stdout_has "ok: every gradient matches finite differences"' \
+      'stdout_has "tower.h.kernel"'
+
 run dump tests/errors/unused_param.nn
 check "unused parameter: exit 0, the dump, and a warning on stderr" \
   all 'status_is 0' 'stdout_has "output y = %3"' \

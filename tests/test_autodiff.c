@@ -414,6 +414,13 @@ static const Row rows[] = {
      "u = upsample2d(h, [2, 3])\n"
      "loss = sum(global_avgpool2d(h) * k) + sum(pad(u, [[0, 0], [1, 0], [0, 2], [0, 0]]) * k2)"
      " + sum(flatten(h) * k3)\n" TRAIN},
+    /* loops: backpropagation through time, the input products hoisted
+     * out of the loop, carries, slices, stacks and last values */
+    {"recurrent",
+     "input x : f32[batch, 4, 3]\ninput k : f32[batch, 4, 3]\ninput k2 : f32[batch, 2]\n"
+     "h = simple_rnn(x, 3, return_sequences=true, bias_initializer=0.1)\n"
+     "loss = sum(h * k) + sum(lstm(h, 2, go_backwards=true) * k2)"
+     " + sum(gru(x, 2, bias_initializer=0.1) * k2)\n" TRAIN},
 };
 
 enum { NROWS = sizeof rows / sizeof rows[0] };

@@ -266,6 +266,82 @@ static const ErrCase cases[] = {
      "expected an expression, found end of line", NULL},
     {"output_without_name", "output", 0, 1, 7, 1, "expected a name, found end of file",
      NULL},
+    /* ---- functions (def); errors inside a body are at the body's token,
+     * followed by a note at the call (test_def_error_note) */
+#define DEF_ID "def f(a) {\n  return a\n}\n"
+    {"def_without_return", X4 "def f(a) {\n  b = a + 1\n}\ny = f(x)", 0, 4, 1, 1,
+     "function 'f' has no return statement; end its body with return EXPR", NULL},
+    {"def_return_not_last", X4 "def f(a) {\n  return a\n  b = a\n}", 0, 3, 3, 6,
+     "return must be the last statement of 'f'", NULL},
+    {"def_return_without_value", X4 "def f(a) {\n  return\n}", 0, 3, 3, 6,
+     "return needs a value", NULL},
+    {"def_input_in_body", X4 "def f(a) {\n  input z : f32\n  return a\n}", 0, 3, 3, 5,
+     "'input' is not allowed inside a function", NULL},
+    {"def_output_in_body", X4 "def f(a) {\n  output a\n  return a\n}", 0, 3, 3, 6,
+     "'output' is not allowed inside a function", NULL},
+    {"def_metric_in_body", X4 "def f(a) {\n  metric m = sum(a)\n  return a\n}", 0, 3, 3, 6,
+     "'metric' is not allowed inside a function", NULL},
+    {"def_train_in_body", X4 "def f(a) {\n  train a with sgd\n  return a\n}", 0, 3, 3, 5,
+     "'train' is not allowed inside a function", NULL},
+    {"def_state_in_body", X4 "def f(a) {\n  state s : f32[4]\n  return a\n}", 0, 3, 3, 5,
+     "'state' is not allowed inside a function: each call would update the state again", NULL},
+    {"def_update_in_body", X4 "state s : f32[4]\ndef f(a) {\n  update s = a\n  return a\n}", 0,
+     4, 3, 6, "'update' is not allowed inside a function", NULL},
+    {"def_nested", X4 "def f(a) {\n  def g(b) {\n    return b\n  }\n  return a\n}", 0, 3, 3, 3,
+     "a function cannot be defined inside another", NULL},
+    {"def_batch_norm_in_body", "input x : f32[2, 4]\ndef f(a) {\n  return batch_norm(a)\n}\n"
+     "y = f(x)", 0, 3, 10, 10, "model state (batch_norm's moving statistics, update) cannot "
+     "be updated inside a function", NULL},
+    {"def_call_too_many_args", X4 "def f(a, b) {\n  return a + b\n}\ny = f(x, x, x)", 0, 5, 5, 1,
+     "f(a, b) takes 2 arguments, got 3", NULL},
+    {"def_call_too_few_args", X4 "def f(a, b) {\n  return a + b\n}\ny = f(x)", 0, 5, 5, 1,
+     "f(a, b) takes 2 arguments, got 1", NULL},
+    {"def_call_unknown_keyword", X4 DEF_ID "y = f(x, nme=q)", 0, 5, 10, 3,
+     "f(a) has no argument 'nme'; a function call takes its arguments and name=INSTANCE", NULL},
+    {"def_shadows_builtin", X4 "def tanh(a) {\n  return a\n}", 0, 2, 5, 4,
+     "'tanh' is a builtin function; choose another name for the def", NULL},
+    {"def_shadows_layer", X4 "def dense(a) {\n  return a\n}", 0, 2, 5, 5,
+     "'dense' is a builtin function", NULL},
+    {"def_redefined", X4 DEF_ID "def f(b) {\n  return b\n}", 0, 5, 5, 1,
+     "redefinition of function 'f' (first defined at line 2)", NULL},
+    {"def_named_like_tensor", X4 "def x(a) {\n  return a\n}", 0, 2, 5, 1,
+     "'x' is already a tensor (defined at line 1)", NULL},
+    {"tensor_named_like_def", X4 DEF_ID "f = x", 0, 5, 1, 1,
+     "'f' is a function (defined at line 2)", NULL},
+    {"def_duplicate_argument", X4 "def f(a, a) {\n  return a\n}", 0, 2, 10, 1,
+     "'a' is already an argument of 'f'", NULL},
+    {"def_recursion_direct", X4 "def f(a) {\n  return f(a)\n}\ny = f(x)", 0, 3, 10, 1,
+     "recursive call of 'f' (f -> f); a function cannot call itself", NULL},
+    {"def_recursion_indirect", X4 "def f(a) {\n  return g(a)\n}\ndef g(a) {\n  return f(a)\n}\n"
+     "y = f(x)", 0, 6, 10, 1, "recursive call of 'f' (f -> g -> f)", NULL},
+    {"def_unknown_name_in_body", X4 "def f(a) {\n  return a + zz\n}\ny = f(x)", 0, 3, 14, 2,
+     "unknown identifier 'zz'", NULL},
+    {"def_body_sees_no_later_names", X4 "def f(a) {\n  return a + later\n}\nlater = x\ny = f(x)",
+     0, 3, 14, 5, "unknown identifier 'later'", NULL},
+    {"def_local_not_visible_outside", X4 "def f(a) {\n  t = a + 1\n  return t\n}\ny = f(x)\n"
+     "z = t", 0, 7, 5, 1, "unknown identifier 't'", NULL},
+    {"def_shape_error_in_second_call", "input x : f32[2, 4]\ndef f(a) {\n  param W : f32[4, 3]\n"
+     "  return a @ W\n}\ny = f(x)\nz = f(y)", 0, 4, 12, 1,
+     "matmul inner dimensions differ", NULL},
+    {"def_shared_param_other_shape", "input x : f32[2, 4]\ndef f(a) {\n  return dense(a, 3)\n}\n"
+     "y = f(x)\nz = f(y)", 0, 3, 10, 5,
+     "parameter 'f.dense.kernel' is f32[3,3] here but f32[4,3] as the instance's first call "
+     "made it (line 3)", NULL},
+    {"def_instance_param_clashes", "input x : f32[2, 4]\nparam f.W : f32[4, 3]\n"
+     "def f(a) {\n  param W : f32[4, 3]\n  return a @ W\n}\ny = f(x) + sum(f.W)", 0, 7, 5, 1,
+     "redefinition of 'f.W' (first defined at line 2)", NULL},
+    {"tuple_count_differs", X4 "def f(a) {\n  return a, a\n}\ny, z, w = f(x)", 0, 5, 11, 1,
+     "'f' returns 2 results, but 3 names are assigned", NULL},
+    {"tuple_of_expression", X4 "a, b = x", 0, 2, 8, 1,
+     "2 names are assigned, but only a call of a function defined with def gives several "
+     "results", NULL},
+    {"multiple_results_in_expression", X4 "def f(a) {\n  return a, a\n}\ny = f(x) + 1", 0, 5, 5,
+     1, "'f' returns 2 results; assign them with a tuple: a, b = f(...)", NULL},
+    {"return_outside_function", X4 "return x", 0, 2, 1, 6, "return outside a function", NULL},
+    {"def_unterminated", X4 "def f(a) {\n  return a\n", 0, 2, 10, 1,
+     "unterminated '{': missing '}' before the end of the file", NULL},
+    {"def_name_argument", X4 "def f(name) {\n  return name\n}", 0, 2, 7, 4,
+     "'name' cannot be an argument", NULL},
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -447,6 +523,31 @@ static void test_render_last_line_without_newline(void **state) {
 /* The first error stops the parse: later mistakes are not reported.  (The
  * lexer runs over the whole file first, so a lexical error anywhere is
  * reported before a syntax error on an earlier line; this case has none.) */
+/* An error inside a function's body is at the body's token, followed by
+ * one note per call that led there, innermost first, each at its call. */
+static void test_def_error_note(void **state) {
+  (void)state;
+  Compilation *c = compile_str("input x : f32[2, 4]\n"
+                               "def g(a) {\n  param W : f32[4, 3]\n  return a @ W\n}\n"
+                               "def f(a) {\n  return g(a)\n}\n"
+                               "y = f(x)\nz = f(y)\n");
+  char *all = format_all(c);
+  static const char want[] =
+      "graph=NULL errors=1 warnings=0\n"
+      "[4:12 len 1] t.nn:4:12: error: matmul inner dimensions differ: [2,3] @ [4,3] (3 vs 4)\n"
+      "    4 |   return a @ W\n"
+      "      |            ^\n"
+      "[7:10 len 1] t.nn:7:10: note: in the call of 'g' at t.nn:7:10\n"
+      "    7 |   return g(a)\n"
+      "      |          ^\n"
+      "[10:5 len 1] t.nn:10:5: note: in the call of 'f' at t.nn:10:5\n"
+      "   10 | z = f(y)\n"
+      "      |     ^\n";
+  if (strcmp(all, want)) fail_msg("got:\n%s\nwant:\n%s", all, want);
+  free(all);
+  compilation_free(c);
+}
+
 static void test_first_error_stops(void **state) {
   (void)state;
   Compilation *c = compile_str("y = xx\nz = yy\nw = relu(x, x)\nv = 1 +\n");
@@ -631,6 +732,7 @@ int main(void) {
       cmocka_unit_test(test_render_crlf_line_ends),
       cmocka_unit_test(test_render_last_line_without_newline),
       cmocka_unit_test(test_first_error_stops),
+      cmocka_unit_test(test_def_error_note),
       cmocka_unit_test(test_unused_param_warning),
       cmocka_unit_test(test_two_warnings_in_order),
       cmocka_unit_test(test_used_param_no_warning),

@@ -311,7 +311,7 @@ static void test_model_files(void **state) {
  * loop, so every tensor after training must be the same to the bit. */
 static void test_threads_same_bits(void **state) {
   (void)state;
-  const char *files[] = {"models/cnn_bn.nn", "models/mnist_mlp.nn"};
+  const char *files[] = {"models/cnn_bn.nn", "models/mnist_mlp.nn", "tests/models/rnn_cells.nn"};
   for (size_t f = 0; f < sizeof files / sizeof *files; f++) {
     char *src = slurp(files[f]);
     gradc_model *m[2];
@@ -775,6 +775,13 @@ static void test_ops(void **state) {
       "output q = n @ k + n[:, 0:2] / 2 - maximum(n[:, 1:3], 1)\n"
       "output bq = cast(n > 1, f32)\n"
       "output nq = where(n != 2, n, n * 3)\n",
+
+      /* a loop: carries, slices, stacks and last values, forward and in
+       * the gradient's reverse loop */
+      "input x : f32[batch, 4, 2]\n"
+      "h = simple_rnn(x, 3, return_sequences=true)\n"
+      "loss = mean(square(h)) + mean(lstm(x, 2))\n"
+      "train loss with sgd(lr=0.1)\n",
   };
   memset(jit_ran, 0, sizeof jit_ran);
   for (size_t i = 0; i < sizeof models / sizeof *models; i++) {
@@ -972,6 +979,17 @@ static void test_views_of_params_and_constants(void **state) {
   free(views_model);
 }
 
+/* Recurrent layers (loops): the JIT against the evaluator, and -O0 against
+ * -O3, at batch sizes 1 and 5. */
+static void test_recurrent(void **state) {
+  (void)state;
+  char *src = slurp("tests/models/rnn_cells.nn");
+  run_model("rnn_cells.nn", src, 5, 4);
+  run_model("rnn_cells.nn", src, 1, 2);
+  run_opt_levels("rnn_cells.nn", src, 5, 4);
+  free(src);
+}
+
 /* Two train statements over disjoint parameters (tests/models/two_steps.nn),
  * stepped alternately through gradc_step: each step's loss, the
  * parameters and every optimizer state match the evaluator's same
@@ -1063,6 +1081,7 @@ int main(void) {
       cmocka_unit_test(test_f64_layers),
       cmocka_unit_test(test_f64_adam),
       cmocka_unit_test(test_two_steps),
+      cmocka_unit_test(test_recurrent),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

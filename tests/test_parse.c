@@ -829,6 +829,146 @@ static void test_unused_param_warning(void **state) {
   compilation_free(c);
 }
 
+
+/* ------------------------------------------------------------ (9) functions */
+
+/* How many nodes of op read x. */
+static int readers(const Graph *g, OpKind op, const Node *x) {
+  int n = 0;
+  for (int i = 0; i < g->nnodes; i++)
+    for (int k = 0; k < g->nodes[i]->nsrc; k++)
+      n += g->nodes[i]->op == op && g->nodes[i]->src[k] == x;
+  return n;
+}
+
+static int count_params(const Graph *g) {
+  int n = 0;
+  for (int i = 0; i < g->nnodes; i++) n += g->nodes[i]->op == OP_PARAM;
+  return n;
+}
+
+#define CELL                                                                   \
+  "input x1 : f32[batch, 4]\ninput x2 : f32[batch, 4]\ninput h0 : f32[batch, 3]\n" \
+  "def cell(x, h) {\n"                                                         \
+  "  param W : f32[4, 3] = glorot_uniform\n"                                   \
+  "  param U : f32[3, 3] = glorot_normal   # recurrent\n"                      \
+  "  param b : f32[3] = zeros\n"                                               \
+  "  out = tanh(x @ W + h @ U + b)\n"                                          \
+  "  return out, out\n"                                                        \
+  "}\n"                                                                        \
+  "o1, h1 = cell(x1, h0)\n"                                                    \
+  "o2, h2 = cell(x2, h1)\n"                                                    \
+  "p1, q1 = cell(x1, h0, name=rnn1)\n"                                         \
+  "s = mean(o2) + mean(p1) + mean(h2)\noutput s\n"
+
+/* Two calls of one instance share its parameters (the same nodes); name=
+ * makes another instance; a tuple assignment binds each result. */
+static void test_def_shared_params(void **state) {
+  (void)state;
+  Compilation *c = compile_str(CELL);
+  if (!c->graph) print_diags(c);
+  assert_non_null(c->graph);
+  assert_int_equal(c->diags.warnings, 0);
+  const Graph *g = c->graph;
+  assert_int_equal(count_params(g), 6);
+  const Node *w = node_named(g, "cell.W"), *u = node_named(g, "cell.U"), *r = node_named(g, "rnn1.W");
+  assert_non_null(w);
+  assert_non_null(u);
+  assert_non_null(r);
+  assert_int_equal(w->op, OP_PARAM);
+  assert_int_equal(u->a.init.kind, INIT_GLOROT_NORMAL);
+  assert_int_equal(readers(g, OP_MATMUL, w), 2);      /* x1 @ W and x2 @ W */
+  assert_int_equal(readers(g, OP_MATMUL, u), 2);
+  assert_int_equal(readers(g, OP_MATMUL, r), 1);
+  assert_int_equal(graph_param_count(g), 48);
+  /* o1 and h1 are one node (return out, out); the second call reads it */
+  const Node *o1 = node_named(g, "o1"), *o2 = node_named(g, "o2");
+  assert_non_null(o1);
+  assert_non_null(o2);
+  assert_int_equal(o1->op, OP_TANH);
+  assert_int_equal(readers(g, OP_MATMUL, o1), 1);
+  assert_null(node_named(g, "h1"));
+  assert_null(node_named(g, "out"));                       /* body names stay local */
+  compilation_free(c);
+}
+
+/* Layer sugar in a body names its parameters under the instance and a
+ * second call reuses them (no dense_2); a def may call a def, whose
+ * instance is then prefixed by the caller's; instance parameters are
+ * top-level names after the call. */
+static void test_def_layers_and_nesting(void **state) {
+  (void)state;
+  Compilation *c = compile_str(
+      "input a : f32[batch, 6]\ninput b : f32[batch, 6]\n"
+      "def tower(x) {\n  h = dense(x, 8, activation=tanh)\n  return dense(h, 4)\n}\n"
+      "def pair(x, y) {\n  return tower(x) - tower(y)\n}\n"
+      "d1 = pair(a, b)\nd2 = pair(b, a, name=other)\nt = tower(a)\n"
+      "l2 = sum(square(tower.h.kernel))\n"
+      "s = mean(d1) + mean(d2) + mean(t) + l2\noutput s\n");
+  if (!c->graph) print_diags(c);
+  assert_non_null(c->graph);
+  const Graph *g = c->graph;
+  static const char *const names[] = {
+      "pair.tower.h.kernel", "pair.tower.h.bias", "pair.tower.dense_1.kernel",
+      "pair.tower.dense_1.bias", "other.tower.h.kernel", "other.tower.dense_1.bias",
+      "tower.h.kernel", "tower.dense_1.bias"};
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+    if (!node_named(g, names[i])) fail_msg("no parameter %s", names[i]);
+  assert_int_equal(count_params(g), 12);
+  assert_int_equal(readers(g, OP_MATMUL, node_named(g, "pair.tower.h.kernel")), 2);
+  assert_int_equal(readers(g, OP_SQUARE, node_named(g, "tower.h.kernel")), 1);
+  compilation_free(c);
+}
+
+/* Arguments may differ in shape between calls where the body allows it;
+ * a body reads top-level names defined before the def, and its own names
+ * shadow them. */
+static void test_def_shapes_and_scope(void **state) {
+  (void)state;
+  Compilation *c = compile_str(
+      "input x : f32[2, 4]\ninput y : f32[3, 5]\nconst k = 2.0\n"
+      "def scale(x) {\n  y = x * k\n  return y + 1\n}\n"
+      "a = scale(x)\nb = scale(y)\nc = scale(3)\n"
+      "output a\noutput b\noutput c\n");
+  if (!c->graph) print_diags(c);
+  assert_non_null(c->graph);
+  const Graph *g = c->graph;
+  char buf[SHAPE_STR_MAX];
+  assert_string_equal(shape_str(g, &node_named(g, "a")->shape, buf, sizeof buf), "[2,4]");
+  assert_string_equal(shape_str(g, &node_named(g, "b")->shape, buf, sizeof buf), "[3,5]");
+  assert_int_equal(node_named(g, "c")->shape.rank, 0);
+  compilation_free(c);
+}
+
+/* The expanded model reads back to the same graph (a def is not dumped:
+ * the dump is the model after instantiation). */
+static void test_def_roundtrip(void **state) {
+  (void)state;
+  assert_int_equal(roundtrip("cell.nn", CELL, strlen(CELL)), 0);
+  Compilation *c = compile_str(CELL);
+  assert_non_null(c->graph);
+  char *t = dump_str(c->graph, DUMP_NN, false);
+  compilation_free(c);
+  bool ok = strstr(t, "\nparam cell.W : f32[4,3] = glorot_uniform\n") &&
+            strstr(t, "\nparam rnn1.b : f32[3] = zeros\n") && !strstr(t, "def ");
+  if (!ok) print_error("%s", t);
+  free(t);
+  assert_true(ok);
+}
+
+/* A def that is never called is reported (its body is not checked). */
+static void test_def_never_called(void **state) {
+  (void)state;
+  Compilation *c = compile_str("input x : f32\ndef f(a) {\n  return a + nothing\n}\noutput x\n");
+  assert_non_null(c->graph);
+  assert_int_equal(c->diags.warnings, 1);
+  assert_string_equal(c->diags.first->msg,
+                      "function 'f' is never called (its body is checked only by a call)");
+  assert_int_equal(c->diags.first->loc.line, 2);
+  assert_int_equal(c->diags.first->loc.col, 5);
+  compilation_free(c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_every_model_compiles),
@@ -844,6 +984,11 @@ int main(void) {
       cmocka_unit_test(test_optimizers),
       cmocka_unit_test(test_comments_and_continuations),
       cmocka_unit_test(test_unused_param_warning),
+      cmocka_unit_test(test_def_shared_params),
+      cmocka_unit_test(test_def_layers_and_nesting),
+      cmocka_unit_test(test_def_shapes_and_scope),
+      cmocka_unit_test(test_def_roundtrip),
+      cmocka_unit_test(test_def_never_called),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -779,6 +779,8 @@ static void change_win(Attrs *a) { a->win.pad[3] = 1; }
 static void change_win_k(Attrs *a) { a->win.k[0] = 3; }
 static void change_seed(Attrs *a) { a->seed = 7; }
 static void change_owner(Attrs *a) { a->owner = 1; }
+static void change_loop(Attrs *a) { a->loop = 1; }
+static void change_slot(Attrs *a) { a->slot = 1; }
 
 static void test_cse_every_attribute(void **state) {
   (void)state;
@@ -793,7 +795,7 @@ static void test_cse_every_attribute(void **state) {
       {"dtype", change_dtype}, {"depth", change_depth},   {"init", change_init},
       {"init", change_init_a}, {"init", change_init_b},   {"values", change_values},
       {"win", change_win},     {"win", change_win_k},     {"seed", change_seed},
-      {"owner", change_owner},
+      {"owner", change_owner}, {"loop", change_loop},     {"slot", change_slot},
   };
 #define ATTR(type, name, array, compare) #name,
   static const char *const fields[] = {GRADC_ATTRS(ATTR)};

@@ -312,6 +312,40 @@ static void test_csv_regression(void **state) {
   gradc_free(m);
 }
 
+/* A function applied twice with one set of parameters trains them with
+ * the gradient of both applications: y = lin(x1) + lin(x2) with one w and
+ * one b fits y = 2 (x1 + x2) + 2 only as w = 2, b = 1 (two separate
+ * biases could share the 2 any way). */
+static void test_shared_function_trains(void **state) {
+  (void)state;
+  char path[300];
+  snprintf(path, sizeof path, "%s/pairs.csv", dir);
+  FILE *f = fopen(path, "w");
+  fprintf(f, "x1,x2,y\n");
+  for (int i = 0; i < 50; i++) {
+    double a = i / 10.0, b = (i * 7 % 50) / 25.0 - 1;
+    fprintf(f, "%g,%g,%g\n", a, b, 2 * (a + b) + 2);
+  }
+  fclose(f);
+  gradc_model *m = NULL;
+  gradc_status s = gradc_compile_string("shared.nn",
+                                        "input x1 : f32[batch]\ninput x2 : f32[batch]\n"
+                                        "input y : f32[batch]\n"
+                                        "def lin(x) {\n  param w : f32 = 0\n  param b : f32 = 0\n"
+                                        "  return w * x + b\n}\n"
+                                        "loss = mean(square(lin(x1) + lin(x2) - y))\n"
+                                        "train loss with sgd(lr=0.02)\n",
+                                        NULL, &m);
+  if (s) print_error("%s\n", gradc_last_error(NULL));
+  assert_int_equal(s, GRADC_OK);
+  TrainOptions t = {.data_dir = path, .epochs = 600, .batch = 50, .seed = 1};
+  free(run_train(m, &t, GRADC_OK));
+  float w = *(float *)gradc_data(m, "lin.w", NULL), b = *(float *)gradc_data(m, "lin.b", NULL);
+  if (!(fabsf(w - 2.0f) < 0.01f && fabsf(b - 1.0f) < 0.03f))
+    fail_msg("lin.w = %g, lin.b = %g; want 2 and 1", w, b);
+  gradc_free(m);
+}
+
 /* A workspace that cannot be allocated is an error naming the batch size
  * and the bytes; the model stays usable at a size that fits. */
 static void test_workspace_allocation_failure(void **state) {
@@ -697,7 +731,8 @@ int main(void) {
       cmocka_unit_test(test_train_loop),     cmocka_unit_test(test_checkpoint_mismatch),
       cmocka_unit_test(test_data_errors),    cmocka_unit_test(test_dataset_api),
       cmocka_unit_test(test_check_numerics), cmocka_unit_test(test_api_misuse),
-      cmocka_unit_test(test_csv_regression), cmocka_unit_test(test_workspace_allocation_failure),
+      cmocka_unit_test(test_csv_regression),
+      cmocka_unit_test(test_shared_function_trains), cmocka_unit_test(test_workspace_allocation_failure),
       cmocka_unit_test(test_loss_full_precision),
       cmocka_unit_test(test_hyper),          cmocka_unit_test(test_bind_dim),
       cmocka_unit_test(test_adam_f64_step_size), cmocka_unit_test(test_checkpoint_without_hypers),

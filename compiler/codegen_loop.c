@@ -1,0 +1,76 @@
+/*
+ * codegen_loop.c - the code of a loop (a scan; compiler.h: Scan).
+ *
+ * codegen.c's gen_function meets a loop's body as one piece of the node
+ * order and emits it as one native loop: the carries take their initial
+ * values, then for each iteration (index i, or len-1-i in a reverse loop:
+ * cg->t) the body's kernels run in order, each as it would outside a
+ * loop, and the loop_end writes the stacked values at the index and the
+ * next values into the carries.  The body is generated once, whatever
+ * the number of iterations.  Slices are copied out of their sequence (a
+ * body's kernels then read a dense value), and scan_last copies a
+ * carry's value after the loop.
+ */
+#include <llvm-c/Core.h>
+#include <string.h>
+
+#include "compiler.h"
+#include "llvm_internal.h"
+
+/* Copies between the dense value v and the index cg->t along axis of
+ * stack (v's shape with that axis inserted). */
+static void copy_slice(CG *cg, const Node *stack, int axis, const Node *v, bool to_stack) {
+  LLVMValueRef d[MAX_RANK], vst[MAX_RANK], full[MAX_RANK], sst[MAX_RANK];
+  cg_dims(cg, &v->shape, d);
+  cg_strides(cg, &v->shape, vst);
+  cg_strides(cg, &stack->shape, full);
+  for (int i = 0, k = 0; i < stack->shape.rank; i++)
+    if (i != axis) sst[k++] = full[i];
+  Nest ns;
+  cg_nest_begin(cg, &ns, v->shape.rank, d);
+  LLVMValueRef vo = cg_offset(cg, &ns, vst);
+  LLVMValueRef so = LLVMBuildAdd(cg->b, cg_offset(cg, &ns, sst),
+                                 LLVMBuildMul(cg->b, cg->t, full[axis], ""), "");
+  if (to_stack) cg_store(cg, stack, so, cg_load(cg, v, vo));
+  else cg_store(cg, v, vo, cg_load(cg, stack, so));
+  cg_nest_end(cg, &ns);
+}
+
+static void copy(CG *cg, const Node *to, const Node *from) {
+  if (cg_buffer_node(to) && cg_buffer_node(to) == cg_buffer_node(from)) return;
+  Loop l;
+  LLVMValueRef i = cg_loop_begin(cg, &l, cg_count(cg, &to->shape));
+  cg_store(cg, to, i, cg_load(cg, from, i));
+  cg_loop_end(cg, &l);
+}
+
+void cg_carry_init(CG *cg, const Node *c) { copy(cg, c, c->src[0]); }
+
+void cg_loop_node(CG *cg, const Node *n) {
+  const Graph *g = cg->g;
+  switch (n->op) {
+  case OP_CARRY: break;                     /* cg_carry_init, before the loop */
+  case OP_SCAN_SLICE: copy_slice(cg, n->src[0], n->a.axis, n, false); break;
+  case OP_LOOP_END:
+    for (int i = n->id + 1; i < g->nnodes; i++) {
+      const Node *s = g->nodes[i];
+      if (s->op == OP_SCAN_STACK && s->src[0] == n && cg->mark[i])
+        copy_slice(cg, s, s->a.axis, n->src[s->a.slot], true);
+    }
+    /* in slot order: a next value is never another carry (the builders
+     * of loops see to that), so no carry is read after it is written */
+    for (int k = 0; k < n->a.slot; k++) {
+      const Node *c = graph_loop_carry(g, n->a.loop, k);
+      if (!c || !cg->mark[c->id]) continue;
+      for (int j = 0; j < n->a.slot; j++) {
+        const Node *o = graph_loop_carry(g, n->a.loop, j);
+        GRADC_ASSERT(j == k || !o || cg_buffer_node(n->src[k]) != cg_buffer_node(o));
+      }
+      copy(cg, c, n->src[k]);
+    }
+    break;
+  case OP_SCAN_STACK: break;                /* written by its loop_end */
+  case OP_SCAN_LAST: copy(cg, n, graph_loop_carry(g, n->src[0]->a.loop, n->a.slot)); break;
+  default: GRADC_ASSERT(0);
+  }
+}
