@@ -296,6 +296,58 @@ static LLVMValueRef convert(CG *cg, LLVMValueRef x, DType from, DType to) {
 }
 
 /* One element of an elementwise node from its operands' elements. */
+/* exp and tanh of f32 in plain arithmetic, so that the loops around them
+ * vectorise (a call of libm's expf or tanhf per element costs 10-40 ns,
+ * and recurrent cells spend most of their elementwise time there): Cody
+ * and Waite's reduction x = n ln2 + r, a degree-6 polynomial for e^r
+ * (Cephes' expf coefficients, within 2 ulp of expf on [-87.3, 88.4];
+ * beyond, the bounds' values) and 2^n from the exponent bits; tanh as
+ * 1 - 2 / (e^2|x| + 1) with the sign of x, and below |x| = 0.625, where
+ * that would cancel, Cephes' odd polynomial.  f64 keeps libm. */
+static LLVMValueRef poly(CG *cg, LLVMValueRef x, const double *c, int n) {
+  LLVMValueRef y = cg_const(cg, DT_F32, c[0]);
+  for (int i = 1; i < n; i++)
+    y = cg_fast(LLVMBuildFAdd(cg->b, cg_fast(LLVMBuildFMul(cg->b, y, x, "")), cg_const(cg, DT_F32, c[i]), ""));
+  return y;
+}
+
+static LLVMValueRef exp_f32(CG *cg, LLVMValueRef x) {
+  LLVMBuilderRef b = cg->b;
+  LLVMTypeRef f = cg->f32;
+  LLVMValueRef lo = cg_const(cg, DT_F32, -87.3365447505531), hi = cg_const(cg, DT_F32, 88.3762626647949);
+  x = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, lo, ""), lo, x, "");
+  x = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, hi, ""), hi, x, "");
+  LLVMValueRef fx = cg_fast(LLVMBuildFAdd(b, cg_fast(LLVMBuildFMul(b, x, cg_const(cg, DT_F32, 1.44269504088896341), "")),
+                                          cg_const(cg, DT_F32, 0.5), ""));
+  fx = cg_intrinsic(cg, "llvm.floor", f, &fx, 1);
+  LLVMValueRef r = LLVMBuildFSub(b, x, LLVMBuildFMul(b, fx, cg_const(cg, DT_F32, 0.693359375), ""), "");
+  r = LLVMBuildFSub(b, r, LLVMBuildFMul(b, fx, cg_const(cg, DT_F32, -2.12194440e-4), ""), "");
+  static const double c[] = {1.9875691500E-4, 1.3981999507E-3, 8.3334519073E-3,
+                             4.1665795894E-2, 1.6666665459E-1, 5.0000001201E-1};
+  LLVMValueRef z = cg_fast(LLVMBuildFMul(b, r, r, ""));
+  LLVMValueRef y = cg_fast(LLVMBuildFMul(b, poly(cg, r, c, 6), z, ""));
+  y = cg_fast(LLVMBuildFAdd(b, cg_fast(LLVMBuildFAdd(b, y, r, "")), cg_const(cg, DT_F32, 1), ""));
+  LLVMValueRef n = LLVMBuildFPToSI(b, fx, cg->i32, "");
+  LLVMValueRef bits = LLVMBuildShl(b, LLVMBuildAdd(b, n, LLVMConstInt(cg->i32, 127, 0), ""),
+                                   LLVMConstInt(cg->i32, 23, 0), "");
+  return cg_fast(LLVMBuildFMul(b, y, LLVMBuildBitCast(b, bits, f, ""), "exp"));
+}
+
+static LLVMValueRef tanh_f32(CG *cg, LLVMValueRef x) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef ax = cg_intrinsic(cg, "llvm.fabs", cg->f32, &x, 1);
+  static const double c[] = {-5.70498872745E-3, 2.06390887954E-2, -5.37397155531E-2,
+                             1.33314422036E-1, -3.33332819422E-1};
+  LLVMValueRef z = cg_fast(LLVMBuildFMul(b, x, x, ""));
+  LLVMValueRef small = cg_fast(LLVMBuildFAdd(b, cg_fast(LLVMBuildFMul(b, cg_fast(LLVMBuildFMul(b, poly(cg, z, c, 5), z, "")), x, "")), x, ""));
+  LLVMValueRef e = exp_f32(cg, cg_fast(LLVMBuildFAdd(b, ax, ax, "")));
+  LLVMValueRef one = cg_const(cg, DT_F32, 1);
+  LLVMValueRef big = LLVMBuildFSub(b, one, LLVMBuildFDiv(b, cg_const(cg, DT_F32, 2), LLVMBuildFAdd(b, e, one, ""), ""), "");
+  LLVMValueRef args[2] = {big, x};
+  big = cg_intrinsic(cg, "llvm.copysign", cg->f32, args, 2);
+  return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, ax, cg_const(cg, DT_F32, 0.625), ""), small, big, "tanh");
+}
+
 static LLVMValueRef scalar(CG *cg, const Node *n, LLVMValueRef *a) {
   LLVMBuilderRef b = cg->b;
   DType dt = n->src[0]->dtype;
@@ -335,10 +387,12 @@ static LLVMValueRef scalar(CG *cg, const Node *n, LLVMValueRef *a) {
     return LLVMBuildSelect(b, c, a[0], z, "");
   }
   case OP_SIGMOID: {
-    LLVMValueRef e = cg_intrinsic(cg, "llvm.exp", t, (LLVMValueRef[]){LLVMBuildFNeg(b, a[0], "")}, 1);
+    LLVMValueRef nx = LLVMBuildFNeg(b, a[0], "");
+    LLVMValueRef e = dt == DT_F32 ? exp_f32(cg, nx) : cg_intrinsic(cg, "llvm.exp", t, &nx, 1);
     return cg_fast(LLVMBuildFDiv(b, cg_const(cg, dt, 1), cg_fast(LLVMBuildFAdd(b, cg_const(cg, dt, 1), e, "")), ""));
   }
-  case OP_TANH: return cg_call(cg, dt == DT_F32 ? ABI_FN_TANHF : ABI_FN_TANH, t, &t, a, 1);
+  case OP_TANH:
+    return dt == DT_F32 ? tanh_f32(cg, a[0]) : cg_call(cg, ABI_FN_TANH, t, &t, a, 1);
   case OP_EXP: return cg_intrinsic(cg, "llvm.exp", t, a, 1);
   case OP_LOG: return cg_intrinsic(cg, "llvm.log", t, a, 1);
   case OP_SQRT: return cg_intrinsic(cg, "llvm.sqrt", t, a, 1);
@@ -914,12 +968,17 @@ static void gen_zero(CG *cg, const Node *n) { cg_fill(cg, n, cg_const(cg, n->dty
  * its own, so the scatter's parts find it done. */
 static void gen_maybe_parallel(CG *cg, const Node *n, LLVMValueRef bufs, LLVMValueRef syms) {
   GenFn *gen = op_info[n->op].flags & (F_ELEMENTWISE | F_PARALLEL) ? op_gen[n->op] : NULL;
+  /* In a loop's body a kernel runs once per iteration on one step's
+   * values: a hand-off to the pool per kernel costs more than it saves
+   * unless the step's value is large. */
+  bool parallel = cg->parallel && !(n->a.loop && shape_static_count(&n->shape) < 1 << 16);
+
   if (n->op == OP_COL2IM && cg_col2im_product(n)) gen = NULL;   /* its own parts, zeroing */
   /* A reduction's work is its operand's elements. */
   const Shape *work = &n->shape;
   if (chunked_reduction(n)) gen = gen_reduce_chunks, work = &n->src[0]->shape;
   bool scatter = (n->op == OP_COL2IM && gen) || n->op == OP_MAXPOOL_GRAD;
-  if (!cg->parallel && gen == gen_reduce_chunks && worth_threads(work)) {
+  if (!parallel && gen == gen_reduce_chunks && worth_threads(work)) {
     /* the same chunks in one part: the bits do not depend on threads */
     cg->part = cg_int(cg, 0), cg->nparts = cg_int(cg, 1);
     gen_reduce_chunks(cg, n);
@@ -927,7 +986,7 @@ static void gen_maybe_parallel(CG *cg, const Node *n, LLVMValueRef bufs, LLVMVal
     gen_reduce_combine(cg, n);
     return;
   }
-  if (!cg->parallel || !gen || !worth_threads(work)) {
+  if (!parallel || !gen || !worth_threads(work)) {
     if (scatter) cg_zero(cg, n);
     gen_node(cg, n);
     return;
