@@ -16,29 +16,12 @@ shared machine; the default is the whole epoch.
 
 usage: /usr/bin/python3 bench/cnn_vs_torch.py [--threads 1,2] [--repeats 3] [--samples 60000]
 """
-import argparse, csv, gzip, os, statistics, struct, subprocess, sys, tempfile
+import argparse, csv, os, statistics, subprocess, sys, tempfile
 
-from common import DATA, load_idx, print_blas_kernels, torch_epoch_seconds
+from common import DATA, FILES, load_idx, print_blas_kernels, subset, torch_epoch_seconds
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-         "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
-
-
-def subset(dst, n):
-    """The first n images and labels (and 1,000 test ones) as IDX files."""
-    for name in FILES:
-        magic, dims, body = load_idx(os.path.join(DATA, name))
-        per = 1
-        for d in dims[1:]:
-            per *= d
-        k = n if name.startswith("train") else min(1000, dims[0])
-        head = struct.pack(">I", magic) + struct.pack(">" + "I" * len(dims), k, *dims[1:])
-        with gzip.open(os.path.join(dst, name), "wb", compresslevel=1) as f:
-            f.write(head + body[:k * per])
-
-
 def torch_epoch(threads, repeats, n):
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     import numpy as np
