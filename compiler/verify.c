@@ -30,7 +30,6 @@
  * message (GRADC_ASSERT's channel).
  */
 #include <stdarg.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "compiler.h"
@@ -117,18 +116,18 @@ static bool storage_ok(Verifier *v, const Node *n) {
 /* A loop's body is one run of nodes ending in its loop_end; a body reads
  * its own nodes and outside ones; outside, only its stacks and last values
  * read it (through the loop_end); a carry's slot names a next value. */
-static bool loop_ok(Verifier *v, const Node *n, int *open, bool *closed) {
+static bool loop_ok(Verifier *v, const Node *n, int *open) {
   const Graph *g = v->g;
   int l = n->a.loop;
   if (l < 0 || l > g->nscans) return bad(v, n, "is in loop %d of %d", l, g->nscans);
   if (l != *open) {
     if (*open) return bad(v, n, "follows loop %d, which has no loop_end", *open);
-    if (l && closed[l]) return bad(v, n, "is in loop %d, whose body ended before it", l);
+    const Node *e = l ? graph_loop_end(g, l) : NULL;
+    if (e && e->id < n->id) return bad(v, n, "is in loop %d, whose body ended before it", l);
     *open = l;
   }
   if (n->op == OP_LOOP_END) {
     if (!l) return bad(v, n, "is the end of no loop");
-    closed[l] = true;
     *open = 0;
   }
   if ((n->op == OP_CARRY || n->op == OP_SCAN_SLICE) && !l) return bad(v, n, "is outside every loop");
@@ -155,8 +154,6 @@ bool graph_verify(const Graph *g, bool storage, char *err, size_t errlen) {
   Verifier v = {g, err, errlen};
   bool assigns = false;
   int open = 0;
-  bool *closed = calloc((size_t)g->nscans + 1, 1);
-  if (!closed) return bad(&v, NULL, "out of memory");
   for (int i = 0; i < g->nnodes; i++) {
     const Node *n = g->nodes[i];
     if (!n) return bad(&v, NULL, "g->nodes[%d] is NULL", i);
@@ -176,12 +173,9 @@ bool graph_verify(const Graph *g, bool storage, char *err, size_t errlen) {
     if (n->op == OP_ASSIGN) assigns = true;
     else if (assigns) return bad(&v, n, "comes after an assignment");
     if ((info->kind != K_LEAF && !shape_agrees(&v, n)) || (storage && !storage_ok(&v, n)) ||
-        !loop_ok(&v, n, &open, closed)) {
-      free(closed);
+        !loop_ok(&v, n, &open))
       return false;
-    }
   }
-  free(closed);
   if (open) return bad(&v, NULL, "loop %d has no loop_end", open);
   for (int i = 0; i < g->noutputs; i++)
     if (!root_ok(&v, g->outputs[i].node, "output")) return false;
