@@ -1004,6 +1004,9 @@ static int gen_loop(CG *cg, int l, int begin, LLVMValueRef bufs, LLVMValueRef sy
   int end = graph_loop_end(g, l)->id;
   for (int i = begin; i <= end; i++)
     if (cg->mark[i] && g->nodes[i]->op == OP_CARRY) cg_carry_init(cg, g->nodes[i]);
+  /* one thread for the loop's per-step products and tasks (gradc_serial) */
+  LLVMValueRef on = cg_int(cg, 1), off = cg_int(cg, 0);
+  if (cg->parallel) cg_call(cg, ABI_FN_SERIAL, cg->vd, &cg->i64, &on, 1);
   Loop lp;
   LLVMValueRef len = cg_dim(cg, sc->len);
   LLVMValueRef iv = cg_loop_begin(cg, &lp, len);
@@ -1018,6 +1021,7 @@ static int gen_loop(CG *cg, int l, int begin, LLVMValueRef bufs, LLVMValueRef sy
   }
   cg->depth = depth;
   cg_loop_end(cg, &lp);
+  if (cg->parallel) cg_call(cg, ABI_FN_SERIAL, cg->vd, &cg->i64, &off, 1);
   cg->t = NULL;
   return end;
 }

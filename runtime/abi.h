@@ -77,6 +77,7 @@ typedef enum { ABI_CALL_RT, ABI_CALL_C, ABI_CALL_LLVM } AbiCall;
   X(SGEMM_COL2IM,  gradc_sgemm_col2im,  ABI_CALL_RT,   TIMED)         \
   X(SGEMM_IM2COL,  gradc_sgemm_im2col,  ABI_CALL_RT,   TIMED)         \
   X(PARALLEL,      gradc_parallel,      ABI_CALL_RT,   UNTIMED)       \
+  X(SERIAL,        gradc_serial,        ABI_CALL_RT,   UNTIMED)       \
   X(SCRATCH,       gradc_scratch,       ABI_CALL_RT,   UNTIMED)       \
   X(PROFILE_MARK,  gradc_profile_mark,  ABI_CALL_RT,   UNTIMED)       \
   X(DGEMM,         cblas_dgemm,         ABI_CALL_C,    UNTIMED)       \

@@ -180,7 +180,7 @@ static void pack_patches(const int32_t *q, const float *x, int r0, int nr, int k
 /* How many parts a product of `flops` in `pieces` indivisible pieces is
  * worth: one per thread, none smaller than PART_FLOPS. */
 static int parts_for(const RtContext *rt, int pieces, double flops) {
-  int parts = pool_threads(rt->pool);
+  int parts = rt->serial ? 1 : pool_threads(rt->pool);
   if (parts > pieces) parts = pieces;
   if (parts > flops / PART_FLOPS) parts = (int)(flops / PART_FLOPS);
   if (parts > MAX_PARTS) parts = MAX_PARTS;

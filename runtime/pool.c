@@ -150,7 +150,7 @@ static void run_outlined(void *arg, int part, int nparts) {
 }
 
 void gradc_parallel(RtContext *rt, gradc_task *task, void **buf, const int64_t *sym, int64_t work) {
-  int64_t parts = work / GRAIN;
+  int64_t parts = rt->serial ? 1 : work / GRAIN;
   Outlined o = {task, rt, buf, sym};
   pool_run(rt->pool, run_outlined, &o, parts < 1 ? 1 : parts > MAX_POOL ? MAX_POOL : (int)parts);
 }
@@ -160,3 +160,5 @@ void gradc_parallel(RtContext *rt, gradc_task *task, void **buf, const int64_t *
  * bounds what codegen splits (abi.h ABI_SCRATCH_BYTES: 16 rows of f64 partials of
  * up to 1024 columns). */
 void *gradc_scratch(RtContext *rt) { return rt->scratch; }
+
+void gradc_serial(RtContext *rt, int64_t on) { rt->serial = on != 0; }

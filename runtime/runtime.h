@@ -54,6 +54,7 @@ typedef struct RtContext {
   RtPool *pool;
   GemmBuffers *gemm;         /* NULL until the first product needs it */
   RtProfile profile;
+  bool serial;               /* gradc_serial: products and tasks in one part */
   _Alignas(64) unsigned char scratch[ABI_SCRATCH_BYTES];   /* gradc_scratch */
 } RtContext;
 
@@ -93,6 +94,13 @@ const char *rt_blas_kernels(void);          /* OpenBLAS's kernel set, e.g. Skyla
 
 /* cblas_sgemm's arguments; our AVX-512 kernels where they apply, else
  * OpenBLAS (the file says which). */
+/* Compiled code calls gradc_serial(rt, 1) before a loop and (rt, 0) after
+ * it: a loop's body runs each product and outlined task once per
+ * iteration, and a hand-off to the pool per iteration (a wake-up, or a
+ * wait for a worker another process has descheduled) costs more than the
+ * second thread saves on one step's small product.  Parts are fixed
+ * pieces of a job, so one part gives the same bits. */
+void gradc_serial(RtContext *rt, int64_t on);
 void gradc_sgemm(RtContext *rt, int order, int ta, int tb, int m, int n, int k, float alpha, const float *a,
                  int lda, const float *b, int ldb, float beta, float *c, int ldc);
 /* dx = col2im(op(A) op(B)) without storing the product: m = batch * oh * ow
