@@ -16,9 +16,9 @@ shared machine; the default is the whole epoch.
 
 usage: /usr/bin/python3 bench/cnn_vs_torch.py [--threads 1,2] [--repeats 3] [--samples 60000]
 """
-import argparse, csv, os, statistics, subprocess, sys, tempfile
+import argparse, os, sys, tempfile
 
-from common import DATA, FILES, load_idx, print_blas_kernels, subset, torch_epoch_seconds
+from common import DATA, FILES, gradc_epoch, load_idx, print_blas_kernels, scaled_data, torch_epoch_seconds
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -47,20 +47,6 @@ def torch_epoch(threads, repeats, n):
     return torch_epoch_seconds(make, x, y, repeats)
 
 
-def gradc_epoch(gradc, model, threads, repeats, data):
-    times = []
-    for r in range(repeats):
-        with tempfile.TemporaryDirectory() as tmp:
-            hist = os.path.join(tmp, "h.csv")
-            subprocess.run([gradc, "train", model, "--epochs", "1", "--batch", "128",
-                            "--threads", str(threads), "--seed", str(r + 1), "--no-test",
-                            "--data", data, "--history", hist],
-                           capture_output=True, text=True, check=True)
-            with open(hist) as f:
-                times.append(float(list(csv.DictReader(f))[-1]["seconds"]))
-    return statistics.median(times)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", default="1,2")
@@ -71,16 +57,13 @@ def main():
     args = ap.parse_args()
     n = args.samples
     scale = 60000 / n
-    with tempfile.TemporaryDirectory() as data:
-        if n == 60000:
-            data = DATA
-        else:
-            subset(data, n)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = scaled_data(tmp, n)
         print_blas_kernels()
         print(f"{n} images per run, times scaled to a 60,000-image epoch")
         print(f"{'threads':>7} {'gradc s':>9} {'torch s':>9} {'torch/gradc':>12}")
         for t in [int(s) for s in args.threads.split(",")]:
-            g = gradc_epoch(args.gradc, args.model, t, args.repeats, data) * scale
+            g = gradc_epoch(args.gradc, args.model, t, args.repeats, data, profile=False)[0] * scale
             p = torch_epoch(t, args.repeats, n) * scale
             print(f"{t:>7} {g:>9.2f} {p:>9.2f} {p / g:>12.2f}")
             sys.stdout.flush()

@@ -20,6 +20,34 @@ def subset(dst, n):
             f.write(head + body[:k * per])
 
 
+def gradc_epoch(gradc, model, threads, repeats, data=DATA, profile=True):
+    """Median seconds of `repeats` one-epoch `gradc train` runs (seeds 1..),
+    and with profile the median share of step time in products."""
+    import csv, re, subprocess, tempfile
+    times, shares = [], []
+    for r in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            hist = os.path.join(tmp, "h.csv")
+            out = subprocess.run([gradc, "train", model, "--epochs", "1", "--batch", "128",
+                                  "--threads", str(threads), "--seed", str(r + 1), "--no-test",
+                                  "--data", data, "--history", hist] + (["--profile"] if profile else []),
+                                 capture_output=True, text=True, check=True).stdout
+            with open(hist) as f:
+                times.append(float(list(csv.DictReader(f))[-1]["seconds"]))
+            m = re.search(r"step time in sgemm \(([\d.]+)%", out)
+            shares.append(float(m.group(1)) if m else float("nan"))
+    return statistics.median(times), statistics.median(shares)
+
+
+def scaled_data(tmp, n):
+    """The data directory for n training images: the dataset itself, or
+    the first n written into tmp."""
+    if n == 60000:
+        return DATA
+    subset(tmp, n)
+    return tmp
+
+
 def load_idx(path):
     """(magic, dims, body) of a gzip'd IDX file."""
     with gzip.open(path, "rb") as f:

@@ -17,9 +17,9 @@ the training loop timed, data in memory.
 
 usage: /usr/bin/python3 bench/rnn_vs_torch.py [--threads 1,2] [--repeats 2] [--samples 60000] [--cells gru,lstm]
 """
-import argparse, csv, os, re, statistics, subprocess, sys, tempfile
+import argparse, os, sys, tempfile
 
-from common import DATA, FILES, load_idx, print_blas_kernels, subset, torch_epoch_seconds
+from common import DATA, FILES, gradc_epoch, load_idx, print_blas_kernels, scaled_data, torch_epoch_seconds
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -63,22 +63,6 @@ def torch_epoch(cell, threads, repeats, n):
     return torch_epoch_seconds(make, x, y, repeats)
 
 
-def gradc_epoch(gradc, model, threads, repeats, data):
-    times, shares = [], []
-    for r in range(repeats):
-        with tempfile.TemporaryDirectory() as tmp:
-            hist = os.path.join(tmp, "h.csv")
-            out = subprocess.run([gradc, "train", model, "--epochs", "1", "--batch", "128",
-                                  "--threads", str(threads), "--seed", str(r + 1), "--no-test",
-                                  "--profile", "--data", data, "--history", hist],
-                                 capture_output=True, text=True, check=True).stdout
-            with open(hist) as f:
-                times.append(float(list(csv.DictReader(f))[-1]["seconds"]))
-            m = re.search(r"step time in sgemm \(([\d.]+)%", out)
-            shares.append(float(m.group(1)) if m else float("nan"))
-    return statistics.median(times), statistics.median(shares)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", default="1,2")
@@ -89,11 +73,8 @@ def main():
     args = ap.parse_args()
     n = args.samples
     scale = 60000 / n
-    with tempfile.TemporaryDirectory() as data:
-        if n == 60000:
-            data = DATA
-        else:
-            subset(data, n)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = scaled_data(tmp, n)
         print_blas_kernels()
         print(f"{n} images per run, times scaled to a 60,000-image epoch; load "
               f"{open('/proc/loadavg').read().split()[0]}")
