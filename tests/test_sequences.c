@@ -17,6 +17,8 @@
  * split, ids pre-padded with 0 to 40 as Keras' pad_sequences), trained
  * through cli_train as `gradc train` does.  Compiled at -O1 on one thread,
  * with small layers and few epochs, so the whole file takes seconds.
+ * scripts/order_task.py writes the same task at any size for `gradc train`
+ * (the README's runs of the full-size models).
  */
 #include <stdarg.h>
 #include <stddef.h>
