@@ -35,10 +35,11 @@ static char *read_all(const char *path, size_t *len) {
   return buf;
 }
 
-/* models/<name>, read whole; the caller frees. */
+/* models/<name>, or a path under the source directory when name has a
+ * '/' (tests/models/...), read whole; the caller frees. */
 static char *read_model(const char *name, size_t *len) {
   char path[512];
-  snprintf(path, sizeof path, "%s/models/%s", source_dir(), name);
+  snprintf(path, sizeof path, "%s/%s%s", source_dir(), strchr(name, '/') ? "" : "models/", name);
   char *text = read_all(path, len);
   if (!text) print_error("cannot read %s\n", path);
   assert_non_null(text);
@@ -159,6 +160,11 @@ static void test_param_counts(void **state) {
       {NULL, TINY, 20},
       /* SEEDS M28: Keras' Embedding(10000, 100) */
       {NULL, "input ids : i32[batch, 80]\ne = embedding(ids, 10000, 100)\noutput e\n", 1000000},
+      /* SEEDS M30-M33: the IMDB models (Keras' summary totals) */
+      {"imdb_rnn_cells.nn", NULL, 1018881},
+      {"imdb_simple_rnn.nn", NULL, 1018881},
+      {"tests/models/imdb_lstm.nn", NULL, 1075329},
+      {"tests/models/imdb_gru.nn", NULL, 1056897},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     Compilation *c = cases[i].file ? compile_model_named(cases[i].file)
@@ -202,8 +208,9 @@ static void test_embedding_summary(void **state) {
                  lines, sizeof lines / sizeof *lines);
 }
 
-/* The per-layer counts of the seeds' CNN summaries (SEEDS M18, M20). */
-static void test_cnn_summaries(void **state) {
+/* The per-layer counts of the seeds' CNN and recurrent summaries (SEEDS M18,
+ * M20, M31, M33). */
+static void test_layer_summaries(void **state) {
   (void)state;
   static const struct { const char *file, *line; } cases[] = {
       {"cnn_seed.nn", " conv2d                         320\n"},
@@ -224,6 +231,15 @@ static void test_cnn_summaries(void **state) {
       {"cnn_bn.nn", "Trainable params: 421,866\n"},
       {"cnn_bn.nn", "Non-trainable params: 448\n"},
       {"resnet_small.nn", "Non-trainable params: 672\n"},
+      /* recurrent layers: Keras' per-layer counts with units 64 (M31, M33) */
+      {"imdb_simple_rnn.nn", " h                              10,560\n"},
+      {"imdb_simple_rnn.nn", " h1                             8,256\n"},
+      {"tests/models/imdb_lstm.nn", " h                              42,240\n"},
+      {"tests/models/imdb_lstm.nn", " h1                             33,024\n"},
+      {"tests/models/imdb_gru.nn", " h                              31,872\n"},
+      {"tests/models/imdb_gru.nn", " h1                             24,960\n"},
+      {"tests/models/imdb_gru.nn", " h.bias                         (2, 192)           384          zeros\n"},
+      {"imdb_rnn_cells.nn", " cell1.recurrent_kernel         (64, 64)           4,096        orthogonal\n"},
   };
   int missing = 0;
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -973,7 +989,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_every_model_compiles),
       cmocka_unit_test(test_param_counts),
-      cmocka_unit_test(test_cnn_summaries),
+      cmocka_unit_test(test_layer_summaries),
       cmocka_unit_test(test_embedding_summary),
       cmocka_unit_test(test_roundtrip_models),
       cmocka_unit_test(test_roundtrip_inline),
