@@ -88,7 +88,8 @@ static Node *append(Graph *g, Node *n) {
  * reads some body's values is in that body, or, while a loop is being
  * built (its gradient reads the forward body's values, which autodiff
  * then replaces by saved ones), in the loop being built; a value reading
- * only outer ones is computed once outside, unless it is random. */
+ * only outer ones is computed once outside (a dropout mask drawn from a
+ * shape: the same at every step). */
 static int loop_of(const Graph *g, const Node *n) {
   switch (n->op) {
   case OP_CARRY: case OP_SCAN_SLICE: case OP_LOOP_END: return g->cur_loop;
@@ -98,7 +99,7 @@ static int loop_of(const Graph *g, const Node *n) {
   int l = 0;
   for (int i = 0; i < n->nsrc; i++)
     if (n->src[i]->a.loop) l = n->src[i]->a.loop;
-  if ((l || (op_info[n->op].flags & F_RANDOM)) && g->cur_loop) return g->cur_loop;
+  if (l && g->cur_loop) return g->cur_loop;
   return l;
 }
 

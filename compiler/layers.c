@@ -354,9 +354,8 @@ Node *layer_conv2d(Parser *p, Call *c, OpKind op) {
 
 /* ------------------------------------------------------------ train vs inference */
 
-/* dropout_mask(x, rate, seed=0): see ops.h; the primitive under dropout. */
-Node *layer_dropout_mask(Parser *p, Call *c, OpKind op) {
-  Node *x = call_tensor(p, c, 0, NULL);
+/* dropout_mask's and dropout's rate= and seed= */
+static Attrs dropout_attrs(Parser *p, Call *c) {
   Val *r = call_arg(c, 1, "rate");
   if (!r) parse_fail(p, c->fn->loc, "%s: missing the rate", call_name(p, c));
   Attrs a = {.lo = call_num(p, c, r, false)};
@@ -368,6 +367,13 @@ Node *layer_dropout_mask(Parser *p, Call *c, OpKind op) {
     if (v < 0 || v > 1e15) parse_fail(p, s->loc, "%s: seed must be a non-negative integer", call_name(p, c));
     a.seed = (int64_t)v;
   }
+  return a;
+}
+
+/* dropout_mask(x, rate, seed=0): see ops.h; the primitive under dropout. */
+Node *layer_dropout_mask(Parser *p, Call *c, OpKind op) {
+  Node *x = call_tensor(p, c, 0, NULL);
+  Attrs a = dropout_attrs(p, c);
   return parse_mk1(p, op, x, &a, c->fn->loc);
 }
 
@@ -381,8 +387,18 @@ Node *layer_dropout(Parser *p, Call *c, OpKind op) {
   (void)op;
   Node *x = call_tensor(p, c, 0, NULL);
   int k = p->ndropout++;
-  Node *m = layer_dropout_mask(p, c, OP_DROPOUT_MASK);
-  if (!call_kwarg(c, "seed")) m->a.seed = k;
+  Attrs a = dropout_attrs(p, c);
+  if (!call_kwarg(c, "seed")) a.seed = k;
+  /* In a loop's body the mask is the same at every step (as Keras' cells
+   * keep theirs): drawn from x's shape alone, it is computed once before
+   * the loop, and the gradient reads it there, nothing saved per step. */
+  Node *shape = x;
+  if (p->g->cur_loop) {
+    shape = graph_scalar(p->g, 0, x->dtype, c->fn->loc);
+    Attrs to = {.to = x->shape};
+    if (x->shape.rank) shape = parse_mk1(p, OP_BROADCAST, shape, &to, c->fn->loc);
+  }
+  Node *m = parse_mk1(p, OP_DROPOUT_MASK, shape, &a, c->fn->loc);
   Node *s[2] = {parse_mk2(p, OP_MUL, x, m, c->fn->loc), x};
   return parse_mk(p, OP_TRAIN_SELECT, s, 2, NULL, c->fn->loc);
 }
