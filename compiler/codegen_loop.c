@@ -17,13 +17,28 @@
 #include "compiler.h"
 #include "llvm_internal.h"
 
+/* A sequence's or stack's strides: in a loop run in slices of the batch's
+ * rows, its axes keep the whole batch's strides (the slice's rows are
+ * within each step's rows). */
+static void full_strides(CG *cg, const Shape *s, LLVMValueRef *st) {
+  LLVMValueRef rows[MAX_SYMS + 1];
+  if (!cg->full_sym) {
+    cg_strides(cg, s, st);
+    return;
+  }
+  memcpy(rows, cg->sym, sizeof rows);
+  memcpy(cg->sym, cg->full_sym, sizeof rows);
+  cg_strides(cg, s, st);
+  memcpy(cg->sym, rows, sizeof rows);
+}
+
 /* Copies between the dense value v and the index cg->t along axis of
  * stack (v's shape with that axis inserted). */
 static void copy_slice(CG *cg, const Node *stack, int axis, const Node *v, bool to_stack) {
   LLVMValueRef d[MAX_RANK], vst[MAX_RANK], full[MAX_RANK], sst[MAX_RANK];
   cg_dims(cg, &v->shape, d);
   cg_strides(cg, &v->shape, vst);
-  cg_strides(cg, &stack->shape, full);
+  full_strides(cg, &stack->shape, full);
   for (int i = 0, k = 0; i < stack->shape.rank; i++)
     if (i != axis) sst[k++] = full[i];
   Nest ns;

@@ -36,6 +36,10 @@ typedef struct CG {
   bool own_parts;                   /* the generator slices its loops itself */
   int depth;                        /* loops open */
   LLVMValueRef t;                   /* in a scan's body: the iteration's index */
+  /* In a loop run in slices of rows (codegen.c: gen_loop_rows): sym with
+   * the whole batch, which the sequences' and stacks' strides are in
+   * (sym then holds the slice's rows); NULL elsewhere. */
+  LLVMValueRef *full_sym;
 } CG;
 
 /* for (iv = 0; iv < n; iv++): code emitted between cg_loop_begin and
