@@ -1116,6 +1116,10 @@ static void gen_loop_body(CG *cg, int l, int begin, int end, LLVMValueRef bufs, 
   LLVMValueRef len = cg_dim(cg, sc->len);
   LLVMValueRef iv = cg_loop_begin(cg, &lp, len);
   cg->t = sc->reverse ? LLVMBuildSub(cg->b, LLVMBuildSub(cg->b, len, cg_int(cg, 1), ""), iv, "t") : iv;
+  /* storage that moves with the step, set back after the loop */
+  LLVMValueRef *base = arena_alloc(g->arena, sizeof(LLVMValueRef) * (size_t)g->nnodes);
+  memcpy(base, cg->base, sizeof(LLVMValueRef) * (size_t)g->nnodes);
+  cg_loop_slots(cg, g->nodes[end]);
   int depth = cg->depth;      /* each kernel of the body as at the top */
   cg->depth = 0;
   for (int i = begin; i <= end; i++) {
@@ -1126,6 +1130,7 @@ static void gen_loop_body(CG *cg, int l, int begin, int end, LLVMValueRef bufs, 
   }
   cg->depth = depth;
   cg_loop_end(cg, &lp);
+  memcpy(cg->base, base, sizeof(LLVMValueRef) * (size_t)g->nnodes);
   cg->t = NULL;
 }
 
