@@ -154,6 +154,9 @@ static bool sum_term(AD *ad, Node *x, Node *dx) {
     Dim b = dx->src[0]->shape.d[0];
     if (b.sym && sc->len.sym) return false;
     t.a = dx->src[0], t.b = dx->src[1];
+  } else if (dx->op == OP_SUM && dx->a.keepdims) {   /* unbroadcast to a kept shape */
+    t.a = dx->src[0], t.axes = dx->a.axes;
+    if (t.a->shape.rank + 1 > MAX_RANK) return false;
   } else if (dx->op == OP_RESHAPE && dx->src[0]->op == OP_SUM && dx->src[0]->a.keepdims) {
     t.a = dx->src[0]->src[0], t.axes = dx->src[0]->a.axes;
     if (t.a->shape.rank + 1 > MAX_RANK) return false;

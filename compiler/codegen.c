@@ -996,21 +996,130 @@ static void gen_maybe_parallel(CG *cg, const Node *n, LLVMValueRef bufs, LLVMVal
   if (gen == gen_reduce_chunks) gen_reduce_combine(cg, n);
 }
 
-/* The body of loop l, nodes [begin, its loop_end], as one native loop
- * (codegen_loop.c); returns the loop_end's id. */
-static int gen_loop(CG *cg, int l, int begin, LLVMValueRef bufs, LLVMValueRef syms) {
+/* ------------------------------------------------- loops over rows */
+
+/* The axis of s that is symbolic dimension k itself, -1 when s has none
+ * of it, -2 when k appears otherwise (twice, or scaled). */
+static int rows_axis(const Shape *s, int k) {
+  int at = -1;
+  for (int i = 0; i < s->rank; i++)
+    if (s->d[i].sym == k) {
+      if (at != -1 || s->d[i].n != 1) return -2;
+      at = i;
+    }
+  return at;
+}
+
+/* Whether the elements after axis i of a and after axis j of b are the
+ * same count (their sizes the same in some order): the rows' stride. */
+static bool same_stride(const Shape *a, int i, const Shape *b, int j) {
+  int64_t na = 1, nb = 1;
+  int sa[MAX_SYMS + 1] = {0}, sb[MAX_SYMS + 1] = {0};
+  for (int x = i + 1; x < a->rank; x++) na *= a->d[x].n, sa[a->d[x].sym]++;
+  for (int x = j + 1; x < b->rank; x++) nb *= b->d[x].n, sb[b->d[x].sym]++;
+  return na == nb && !memcmp(sa + 1, sb + 1, sizeof(int) * MAX_SYMS);
+}
+
+/* What loop_rows has seen of the buffers the loop touches: per storage
+ * node, the first value read or written in it and the axis of the rows
+ * there. */
+typedef struct RowsSeen {
+  int k;
+  const Node **first;
+  int *axis;
+} RowsSeen;
+
+/* Whether the loop's slices can use x: free of the rows, or holding them
+ * on one axis (the first where a kernel reads it densely: dense), with
+ * the same rows' stride as every other value in its buffer, so that one
+ * offset moves the buffer to a slice's first row. */
+static bool rows_use(RowsSeen *rs, const Node *x, bool dense) {
+  if (x->op == OP_SIZE) return rows_axis(&x->a.to, rs->k) == -1;   /* a count of the rows */
+  int ax = rows_axis(&x->shape, rs->k);
+  if (ax == -2 || (dense && ax > 0)) return false;
+  const Node *s = cg_buffer_node(x);
+  if (!s) return true;
+  const Node *f = rs->first[s->id];
+  if (!f) {
+    rs->first[s->id] = x, rs->axis[s->id] = ax;
+    return true;
+  }
+  int fax = rs->axis[s->id];
+  return ax < 0 || fax < 0 ? ax == fax : same_stride(&f->shape, fax, &x->shape, ax);
+}
+
+/* Whether kernel n computes each row from the same row of its operands. */
+static bool row_local(const Node *n, int k) {
+  unsigned f = op_info[n->op].flags;
+  const Node *x = n->nsrc ? n->src[0] : NULL;
+  if (f & F_RANDOM) return false;            /* its draws are numbered by element */
+  if (f & F_ELEMENTWISE) {
+    for (int i = 0; i < n->nsrc; i++)        /* broadcast from the right: rows onto rows */
+      if (rows_axis(&n->src[i]->shape, k) == 0 && n->src[i]->shape.rank != n->shape.rank) return false;
+    return true;
+  }
+  if (f & F_REDUCTION) return !(n->a.axes & 1u) && rows_axis(&x->shape, k) == 0;
+  switch (n->op) {
+  case OP_MATMUL: return !n->a.ta && rows_axis(&x->shape, k) == 0 && rows_axis(&n->src[1]->shape, k) == -1;
+  case OP_SLICE: case OP_UNSLICE:            /* a symbolic axis is sliced whole */
+  case OP_RESHAPE: return rows_axis(&x->shape, k) == 0;
+  case OP_TRANSPOSE: return n->a.perm[0] == 0;
+  case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_CONCAT: return n->a.axis != 0;
+  case OP_TRAIN_SELECT: case OP_CARRY: case OP_SCAN_SLICE: return true;
+  default: return false;
+  }
+}
+
+/* The symbolic dimension whose rows loop l (nodes [begin, end]) can run
+ * in slices, each on its own thread from the first step to the last: the
+ * body's values hold its rows first, each kernel computes a row from the
+ * same row of its operands, and its sequences and stacks hold the rows on
+ * an axis other than the loop's.  A recurrent layer's loops (forward and
+ * backward) are such loops: its weights' gradients are summed over rows
+ * and steps after the loop (autodiff.c: sum_term).  0: none. */
+static int loop_rows(const CG *cg, int l, int begin, int end) {
+  const Graph *g = cg->g;
+  const Node *c = graph_loop_carry(g, l, 0);
+  int k = c ? c->shape.d[0].sym : 0;
+  if (!k || g->scans[l - 1].len.sym == k) return 0;
+  RowsSeen rs = {k, arena_alloc(g->arena, sizeof(Node *) * (size_t)g->nnodes),
+                 arena_alloc(g->arena, sizeof(int) * (size_t)g->nnodes)};
+  memset(rs.first, 0, sizeof(Node *) * (size_t)g->nnodes);
+  for (int i = begin; i <= end; i++) {
+    const Node *n = g->nodes[i];
+    if (!cg->mark[i]) continue;
+    if (n->op != OP_LOOP_END && (rows_axis(&n->shape, k) != 0 || !rows_use(&rs, n, true) || !row_local(n, k)))
+      return 0;
+    for (int s = 0; s < n->nsrc; s++) {
+      const Node *x = n->src[s];
+      if (n->op == OP_SCAN_SLICE) {          /* the sequence: any axis but the loop's */
+        int ax = rows_axis(&x->shape, k);
+        if (ax < 0 || ax == n->a.axis || !rows_use(&rs, x, false)) return 0;
+      } else if (x->a.loop != l && !rows_use(&rs, x, true))
+        return 0;
+    }
+  }
+  for (int i = end + 1; i < g->nnodes; i++) {
+    const Node *n = g->nodes[i];
+    if (n->op != OP_SCAN_STACK || n->src[0] != g->nodes[end] || !cg->mark[i]) continue;
+    int ax = rows_axis(&n->shape, k);
+    if (ax < 0 || ax == n->a.axis || !rows_use(&rs, n, false)) return 0;
+  }
+  return k;
+}
+
+/* Loop l's iterations, nodes [begin, end], as one native loop. */
+static void gen_loop_body(CG *cg, int l, int begin, int end, LLVMValueRef bufs, LLVMValueRef syms) {
   const Graph *g = cg->g;
   const Scan *sc = &g->scans[l - 1];
-  int end = graph_loop_end(g, l)->id;
-  for (int i = begin; i <= end; i++)
-    if (cg->mark[i] && g->nodes[i]->op == OP_CARRY) cg_carry_init(cg, g->nodes[i]);
-  /* one thread for the loop's per-step products and tasks (gradc_serial) */
-  LLVMValueRef on = cg_int(cg, 1), off = cg_int(cg, 0);
-  if (cg->parallel) cg_call(cg, ABI_FN_SERIAL, cg->vd, &cg->i64, &on, 1);
   Loop lp;
   LLVMValueRef len = cg_dim(cg, sc->len);
   LLVMValueRef iv = cg_loop_begin(cg, &lp, len);
   cg->t = sc->reverse ? LLVMBuildSub(cg->b, LLVMBuildSub(cg->b, len, cg_int(cg, 1), ""), iv, "t") : iv;
+  /* storage that moves with the step, set back after the loop */
+  LLVMValueRef *base = arena_alloc(g->arena, sizeof(LLVMValueRef) * (size_t)g->nnodes);
+  memcpy(base, cg->base, sizeof(LLVMValueRef) * (size_t)g->nnodes);
+  cg_loop_slots(cg, g->nodes[end]);
   int depth = cg->depth;      /* each kernel of the body as at the top */
   cg->depth = 0;
   for (int i = begin; i <= end; i++) {
@@ -1021,8 +1130,98 @@ static int gen_loop(CG *cg, int l, int begin, LLVMValueRef bufs, LLVMValueRef sy
   }
   cg->depth = depth;
   cg_loop_end(cg, &lp);
-  if (cg->parallel) cg_call(cg, ABI_FN_SERIAL, cg->vd, &cg->i64, &off, 1);
+  memcpy(cg->base, base, sizeof(LLVMValueRef) * (size_t)g->nnodes);
   cg->t = NULL;
+}
+
+/* Moves the storage of x to row r0 of the rows' axis, once per buffer. */
+static void rows_offset(CG *cg, const Node *x, int k, LLVMValueRef r0, unsigned char *moved) {
+  const Node *s = cg_buffer_node(x);
+  if (!s || moved[s->id] || !cg->base[s->id]) return;
+  moved[s->id] = 1;
+  int ax = rows_axis(&x->shape, k);   /* loop_rows: the same stride for all in s */
+  if (ax < 0) return;
+  LLVMValueRef st[MAX_RANK];
+  cg_strides(cg, &x->shape, st);    /* cg->sym still holds the whole batch */
+  cg->base[s->id] = cg_elem_ptr(cg, s, cg->base[s->id], LLVMBuildMul(cg->b, r0, st[ax], "row0"));
+}
+
+/* Loop l as task(rt, buf, sym, part, nparts) running all its iterations
+ * on slice `part` of the rows of symbolic dimension k, and a call of
+ * gradc_loop here, which runs the slices on the pool's threads: one
+ * hand-off per loop instead of one per step's product, and each row's
+ * bits are those it gets in one slice. */
+static void gen_loop_rows(CG *cg, int l, int begin, int end, int k, LLVMValueRef bufs, LLVMValueRef syms) {
+  const Graph *g = cg->g;
+  LLVMTypeRef params[5] = {cg->ptr, cg->ptr, cg->ptr, cg->i64, cg->i64};
+  LLVMTypeRef tty = LLVMFunctionType(cg->vd, params, 5, 0);
+  LLVMValueRef outer = cg->fn, outer_rt = cg->rt, outer_sym[MAX_SYMS + 1], full[MAX_SYMS + 1];
+  LLVMBasicBlockRef at = LLVMGetInsertBlock(cg->b);
+  LLVMValueRef *outer_base = arena_alloc(g->arena, sizeof(LLVMValueRef) * (size_t)g->nnodes);
+  unsigned char *moved = arena_alloc(g->arena, (size_t)g->nnodes);
+  memset(moved, 0, (size_t)g->nnodes);
+  memcpy(outer_base, cg->base, sizeof(LLVMValueRef) * (size_t)g->nnodes);
+  memcpy(outer_sym, cg->sym, sizeof outer_sym);
+
+  char name[64];
+  snprintf(name, sizeof name, "%s.loop%d", cg->train ? "train" : "forward", l);
+  LLVMValueRef task = cg->fn = LLVMAddFunction(cg->mod, name, tty);
+  LLVMSetLinkage(cg->fn, LLVMInternalLinkage);
+  unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
+  LLVMAddAttributeAtIndex(cg->fn, 2, LLVMCreateEnumAttribute(cg->ctx, noalias, 0));
+  LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry"));
+  cg->rt = LLVMGetParam(cg->fn, 0);
+  LLVMValueRef tbufs = LLVMGetParam(cg->fn, 1), tsyms = LLVMGetParam(cg->fn, 2);
+  load_arguments(cg, tbufs, tsyms);
+  LLVMValueRef part = LLVMGetParam(cg->fn, 3), nparts = LLVMGetParam(cg->fn, 4), all = cg->sym[k];
+  LLVMValueRef r0 = LLVMBuildSDiv(cg->b, LLVMBuildMul(cg->b, all, part, ""), nparts, "r0");
+  LLVMValueRef r1 = LLVMBuildSDiv(cg->b, LLVMBuildMul(cg->b, all, LLVMBuildAdd(cg->b, part, cg_int(cg, 1), ""), ""),
+                                  nparts, "r1");
+  for (int i = begin; i < g->nnodes; i++) {
+    const Node *n = g->nodes[i];
+    if (!cg->mark[i] || (i > end && !(n->op == OP_SCAN_STACK && n->src[0] == g->nodes[end]))) continue;
+    rows_offset(cg, n, k, r0, moved);
+    if (i <= end)
+      for (int s = 0; s < n->nsrc; s++) rows_offset(cg, n->src[s], k, r0, moved);
+  }
+  memcpy(full, cg->sym, sizeof full);
+  cg->sym[k] = LLVMBuildSub(cg->b, r1, r0, "rows");
+  cg->full_sym = full;
+  bool parallel = cg->parallel;
+  cg->parallel = false;       /* this thread's slice, its kernels serial */
+  gen_loop_body(cg, l, begin, end, tbufs, tsyms);
+  cg->parallel = parallel;
+  cg->full_sym = NULL;
+  LLVMBuildRetVoid(cg->b);
+
+  cg->fn = outer, cg->rt = outer_rt;
+  memcpy(cg->base, outer_base, sizeof(LLVMValueRef) * (size_t)g->nnodes);
+  memcpy(cg->sym, outer_sym, sizeof outer_sym);
+  LLVMPositionBuilderAtEnd(cg->b, at);
+  LLVMTypeRef pty[4] = {cg->ptr, cg->ptr, cg->ptr, cg->i64};
+  LLVMValueRef args[4] = {task, bufs, syms, cg->sym[k]};
+  cg_call(cg, ABI_FN_LOOP, cg->vd, pty, args, 4);
+}
+
+/* The body of loop l, nodes [begin, its loop_end], as one native loop
+ * (codegen_loop.c): in slices of the batch's rows on the pool's threads
+ * where its kernels allow (loop_rows), else on this thread; returns the
+ * loop_end's id. */
+static int gen_loop(CG *cg, int l, int begin, LLVMValueRef bufs, LLVMValueRef syms) {
+  const Graph *g = cg->g;
+  int end = graph_loop_end(g, l)->id;
+  for (int i = begin; i <= end; i++)
+    if (cg->mark[i] && g->nodes[i]->op == OP_CARRY) cg_carry_init(cg, g->nodes[i]);
+  int k = cg->parallel ? loop_rows(cg, l, begin, end) : 0;
+  if (k) {
+    gen_loop_rows(cg, l, begin, end, k, bufs, syms);
+    return end;
+  }
+  /* one thread for the loop's per-step products and tasks (gradc_serial) */
+  LLVMValueRef on = cg_int(cg, 1), off = cg_int(cg, 0);
+  if (cg->parallel) cg_call(cg, ABI_FN_SERIAL, cg->vd, &cg->i64, &on, 1);
+  gen_loop_body(cg, l, begin, end, bufs, syms);
+  if (cg->parallel) cg_call(cg, ABI_FN_SERIAL, cg->vd, &cg->i64, &off, 1);
   return end;
 }
 

@@ -10,6 +10,12 @@
  * the number of iterations.  Slices are copied out of their sequence (a
  * body's kernels then read a dense value), and scan_last copies a
  * carry's value after the loop.
+ *
+ * Where a sequence or a stack holds the steps on its first axis, a step's
+ * values are one dense block of it: a slice is read there and a stacked
+ * value computed there, with no copy (cg_loop_slots).  The gradient loop's
+ * slices of the forward loop's stacks, and the stacks the forward loop
+ * saves for it, are all such.
  */
 #include <llvm-c/Core.h>
 #include <string.h>
@@ -17,13 +23,28 @@
 #include "compiler.h"
 #include "llvm_internal.h"
 
+/* A sequence's or stack's strides: in a loop run in slices of the batch's
+ * rows, its axes keep the whole batch's strides (the slice's rows are
+ * within each step's rows). */
+static void full_strides(CG *cg, const Shape *s, LLVMValueRef *st) {
+  LLVMValueRef rows[MAX_SYMS + 1];
+  if (!cg->full_sym) {
+    cg_strides(cg, s, st);
+    return;
+  }
+  memcpy(rows, cg->sym, sizeof rows);
+  memcpy(cg->sym, cg->full_sym, sizeof rows);
+  cg_strides(cg, s, st);
+  memcpy(cg->sym, rows, sizeof rows);
+}
+
 /* Copies between the dense value v and the index cg->t along axis of
  * stack (v's shape with that axis inserted). */
 static void copy_slice(CG *cg, const Node *stack, int axis, const Node *v, bool to_stack) {
   LLVMValueRef d[MAX_RANK], vst[MAX_RANK], full[MAX_RANK], sst[MAX_RANK];
   cg_dims(cg, &v->shape, d);
   cg_strides(cg, &v->shape, vst);
-  cg_strides(cg, &stack->shape, full);
+  full_strides(cg, &stack->shape, full);
   for (int i = 0, k = 0; i < stack->shape.rank; i++)
     if (i != axis) sst[k++] = full[i];
   Nest ns;
@@ -34,6 +55,53 @@ static void copy_slice(CG *cg, const Node *stack, int axis, const Node *v, bool 
   if (to_stack) cg_store(cg, stack, so, cg_load(cg, v, vo));
   else cg_store(cg, v, vo, cg_load(cg, stack, so));
   cg_nest_end(cg, &ns);
+}
+
+/* Element offset of step cg->t's block in a sequence or stack whose first
+ * axis holds the steps. */
+static LLVMValueRef block_at(CG *cg, const Node *seq) {
+  LLVMValueRef st[MAX_RANK];
+  full_strides(cg, &seq->shape, st);
+  return LLVMBuildMul(cg->b, cg->t, st[0], "");
+}
+
+/* The value the stack's block at each step holds in place (see the top of
+ * the file), or NULL: a value of the body with a buffer of its own, not a
+ * carry (whose buffer lasts from step to step), stacked on axis 0 -  by
+ * the first such stack of its slot, when two are. */
+static const Node *in_stack(const CG *cg, const Node *stack) {
+  const Graph *g = cg->g;
+  const Node *e = stack->src[0], *v = e->src[stack->a.slot];
+  if (stack->a.axis != 0 || cg_buffer_node(stack) != stack || v->a.loop != e->a.loop || v->op == OP_CARRY ||
+      cg_buffer_node(v) != v)
+    return NULL;
+  for (int i = e->id + 1; i < stack->id; i++) {
+    const Node *o = g->nodes[i];
+    if (o->op == OP_SCAN_STACK && o->src[0] == e && o->a.slot == stack->a.slot && cg->mark[i] && o->a.axis == 0)
+      return NULL;
+  }
+  return v;
+}
+
+/* Whether a slice is read in place from its sequence's block. */
+static bool slice_in_place(const CG *cg, const Node *n) {
+  (void)cg;
+  return n->a.axis == 0 && cg_buffer_node(n) == n && cg_buffer_node(n->src[0]);
+}
+
+void cg_loop_slots(CG *cg, const Node *e) {
+  const Graph *g = cg->g;
+  int l = e->a.loop;
+  for (int i = graph_loop_begin(g, l); i < e->id; i++) {
+    const Node *n = g->nodes[i];
+    if (cg->mark[i] && n->op == OP_SCAN_SLICE && n->a.loop == l && slice_in_place(cg, n))
+      cg->base[n->id] = cg_elem_ptr(cg, n, cg_ptr(cg, n->src[0]), block_at(cg, n->src[0]));
+  }
+  for (int i = e->id + 1; i < g->nnodes; i++) {
+    const Node *s = g->nodes[i];
+    const Node *v = s->op == OP_SCAN_STACK && s->src[0] == e && cg->mark[i] ? in_stack(cg, s) : NULL;
+    if (v) cg->base[v->id] = cg_elem_ptr(cg, v, cg_ptr(cg, s), block_at(cg, s));
+  }
 }
 
 static void copy(CG *cg, const Node *to, const Node *from) {
@@ -50,11 +118,13 @@ void cg_loop_node(CG *cg, const Node *n) {
   const Graph *g = cg->g;
   switch (n->op) {
   case OP_CARRY: break;                     /* cg_carry_init, before the loop */
-  case OP_SCAN_SLICE: copy_slice(cg, n->src[0], n->a.axis, n, false); break;
+  case OP_SCAN_SLICE:
+    if (!slice_in_place(cg, n)) copy_slice(cg, n->src[0], n->a.axis, n, false);
+    break;
   case OP_LOOP_END:
     for (int i = n->id + 1; i < g->nnodes; i++) {
       const Node *s = g->nodes[i];
-      if (s->op == OP_SCAN_STACK && s->src[0] == n && cg->mark[i])
+      if (s->op == OP_SCAN_STACK && s->src[0] == n && cg->mark[i] && !in_stack(cg, s))
         copy_slice(cg, s, s->a.axis, n->src[s->a.slot], true);
     }
     /* in slot order: a next value is never another carry (the builders

@@ -36,6 +36,10 @@ typedef struct CG {
   bool own_parts;                   /* the generator slices its loops itself */
   int depth;                        /* loops open */
   LLVMValueRef t;                   /* in a scan's body: the iteration's index */
+  /* In a loop run in slices of rows (codegen.c: gen_loop_rows): sym with
+   * the whole batch, which the sequences' and stacks' strides are in
+   * (sym then holds the slice's rows); NULL elsewhere. */
+  LLVMValueRef *full_sym;
 } CG;
 
 /* for (iv = 0; iv < n; iv++): code emitted between cg_loop_begin and
@@ -83,6 +87,9 @@ void cg_dims(CG *cg, const Shape *s, LLVMValueRef *d);
 typedef void CgKernel(CG *cg, const Node *n);
 /* codegen_loop.c: loops (scans) */
 CgKernel cg_loop_node, cg_carry_init;
+/* At the top of an iteration of the loop ending in e: the values that live
+ * in a step's block of a stack or a sequence (codegen_loop.c). */
+void cg_loop_slots(CG *cg, const Node *e);
 CgKernel cg_softmax, cg_argreduce, cg_softmax_ce, cg_matmul, cg_transpose, cg_concat, cg_one_hot, cg_im2col, cg_col2im, cg_pool, cg_maxpool_grad, cg_avgpool_grad, cg_train_select, cg_dropout_mask, cg_assign;
 CgKernel cg_gather, cg_scatter_add;   /* embedding lookups and their adjoint */
 void cg_slice_walk(CG *cg, const Node *n, const Shape *sliced, const Shape *full,

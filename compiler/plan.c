@@ -43,8 +43,12 @@ bool plan_is_buffer(const Node *n) {
  * what lives across iterations lives over all of [b, e]: a value from
  * before the loop that the body reads, the carries (set before the first
  * iteration, rewritten at the loop_end, read by scan_last after the loop)
- * and the stacks (written at every loop_end, read after the loop).  A body value that lives within one
- * iteration may share bytes with another that does too. */
+ * and the stacks (written at every loop_end, read after the loop).  A
+ * value the body computes lives over all of [b, e] too, never sharing
+ * bytes with another: a loop may run in slices of the batch's rows on
+ * several threads (codegen.c: gen_loop_rows), each writing its own rows
+ * of every value, and two values of different row sizes in the same bytes
+ * would put one thread's rows of one onto another's of the other. */
 static void loop_ranges(const Graph *g, int *begin, int *end) {
   for (int l = 1; l <= g->nscans; l++) {
     const Node *e = graph_loop_end(g, l);
@@ -54,7 +58,7 @@ static void loop_ranges(const Graph *g, int *begin, int *end) {
       const Node *r = g->nodes[i];
       int at = position(r);     /* an outside broadcast may run in the body */
       if (at < b || at > e->id) continue;
-      if (r->op == OP_CARRY) {
+      if (r->storage == r) {
         begin[i] = b;
         if (end[i] < e->id) end[i] = e->id;
       }

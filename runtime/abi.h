@@ -78,6 +78,7 @@ typedef enum { ABI_CALL_RT, ABI_CALL_C, ABI_CALL_LLVM } AbiCall;
   X(SGEMM_IM2COL,  gradc_sgemm_im2col,  ABI_CALL_RT,   TIMED)         \
   X(PARALLEL,      gradc_parallel,      ABI_CALL_RT,   UNTIMED)       \
   X(SERIAL,        gradc_serial,        ABI_CALL_RT,   UNTIMED)       \
+  X(LOOP,          gradc_loop,          ABI_CALL_RT,   UNTIMED)       \
   X(SCRATCH,       gradc_scratch,       ABI_CALL_RT,   UNTIMED)       \
   X(PROFILE_MARK,  gradc_profile_mark,  ABI_CALL_RT,   UNTIMED)       \
   X(DGEMM,         cblas_dgemm,         ABI_CALL_C,    UNTIMED)       \
@@ -126,6 +127,11 @@ typedef struct AbiSymbol {
 /* gradc_scratch's block: the partial sums of the code's parallel
  * reductions, which codegen sizes its row chunks by. */
 enum { ABI_SCRATCH_BYTES = 128 << 10 };
+
+/* gradc_loop: at most this many slices of a loop's rows, none of fewer
+ * than ABI_LOOP_ROWS rows (a product of fewer rows than the kernel's tile
+ * would waste the second thread's work on padding). */
+enum { ABI_MAX_LOOP_PARTS = 16, ABI_LOOP_ROWS = 16 };
 
 /* The int32 geometry array of gradc_sgemm_col2im and _im2col: image rows,
  * columns, channels, output rows and columns, kernel rows and columns,

@@ -35,6 +35,7 @@ RtContext *rt_context_new(int threads) {
 
 void rt_context_free(RtContext *rt) {
   if (!rt) return;
+  for (int p = 0; p < ABI_MAX_LOOP_PARTS; p++) rt_context_free(rt->rows[p]);
   pool_free(rt->pool);
   gemm_buffers_free(rt->gemm);
   free(rt->profile.kernel_seconds);

@@ -162,3 +162,31 @@ void gradc_parallel(RtContext *rt, gradc_task *task, void **buf, const int64_t *
 void *gradc_scratch(RtContext *rt) { return rt->scratch; }
 
 void gradc_serial(RtContext *rt, int64_t on) { rt->serial = on != 0; }
+
+typedef struct LoopRun {
+  gradc_task *task;
+  RtContext *rt;
+  void **buf;
+  const int64_t *sym;
+} LoopRun;
+
+static void run_loop_part(void *arg, int part, int nparts) {
+  const LoopRun *o = arg;
+  o->task(part ? o->rt->rows[part] : o->rt, o->buf, o->sym, part, nparts);
+}
+
+void gradc_loop(RtContext *rt, gradc_task *task, void **buf, const int64_t *sym, int64_t rows) {
+  int64_t want = rows / ABI_LOOP_ROWS;
+  int parts = pool_threads(rt->pool);
+  if (parts > want) parts = (int)want;
+  if (parts > ABI_MAX_LOOP_PARTS) parts = ABI_MAX_LOOP_PARTS;
+  for (int p = 1; p < parts; p++) {
+    if (!rt->rows[p] && (rt->rows[p] = rt_context_new(1))) rt->rows[p]->serial = true;
+    if (!rt->rows[p]) parts = p;   /* out of memory: fewer parts, same results */
+  }
+  LoopRun o = {task, rt, buf, sym};
+  bool serial = rt->serial;
+  rt->serial = true;
+  pool_run(rt->pool, run_loop_part, &o, parts < 1 ? 1 : parts);
+  rt->serial = serial;
+}

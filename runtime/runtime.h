@@ -55,6 +55,9 @@ typedef struct RtContext {
   GemmBuffers *gemm;         /* NULL until the first product needs it */
   RtProfile profile;
   bool serial;               /* gradc_serial: products and tasks in one part */
+  /* gradc_loop's other parts: contexts of their own (gemm scratch, scratch,
+   * profile tables), made on first need, always serial */
+  struct RtContext *rows[ABI_MAX_LOOP_PARTS];
   _Alignas(64) unsigned char scratch[ABI_SCRATCH_BYTES];   /* gradc_scratch */
 } RtContext;
 
@@ -135,6 +138,13 @@ int pool_threads(const RtPool *p);
 typedef void gradc_task(RtContext *rt, void **buf, const int64_t *sym, int64_t part, int64_t nparts);
 /* work: elements the kernel writes, which decides how many parts pay off. */
 void gradc_parallel(RtContext *rt, gradc_task *task, void **buf, const int64_t *sym, int64_t work);
+/* A loop whose body computes each row of the batch from that row alone
+ * (codegen.c: loop_rows) runs as task(ctx, buf, sym, part, nparts) for
+ * nparts slices of its `rows` rows, each on its own thread with a context
+ * of its own (part 0 the caller's), whose products and tasks run serially:
+ * the threads meet once per loop, not once per step, and each row gets
+ * the bits it gets alone. */
+void gradc_loop(RtContext *rt, gradc_task *task, void **buf, const int64_t *sym, int64_t rows);
 /* ABI_SCRATCH_BYTES for the partial results of compiled code's parallel
  * reductions (codegen.c sizes its row chunks by the same constant). */
 void *gradc_scratch(RtContext *rt);
