@@ -905,46 +905,64 @@ static void load_arguments(CG *cg, LLVMValueRef bufs, LLVMValueRef syms) {
 
 typedef void GenFn(CG *cg, const Node *n);
 
-/* Outlines gen(n) - one loop nest whose outermost iterations are
- * independent - into task(rt, buf, sym, part, nparts) running its part-th
- * slice, and calls gradc_parallel(rt, task, buf, sym, elements of n) here. */
-static void gen_parallel(CG *cg, const Node *n, GenFn *gen, LLVMValueRef bufs, LLVMValueRef syms,
-                         const Shape *work_shape) {
-  const Graph *g = cg->g;
-  LLVMTypeRef params[5] = {cg->ptr, cg->ptr, cg->ptr, cg->i64, cg->i64};
-  LLVMTypeRef tty = LLVMFunctionType(cg->vd, params, 5, 0);
-  LLVMValueRef outer = cg->fn, outer_rt = cg->rt, outer_sym[MAX_SYMS + 1];
-  int depth = cg->depth;      /* a scan's loop may be open around it */
-  cg->depth = 0;
-  LLVMBasicBlockRef at = LLVMGetInsertBlock(cg->b);
-  LLVMValueRef *outer_base = arena_alloc(g->arena, sizeof(LLVMValueRef) * (size_t)g->nnodes);
-  memcpy(outer_base, cg->base, sizeof(LLVMValueRef) * (size_t)g->nnodes);
-  memcpy(outer_sym, cg->sym, sizeof outer_sym);
-  LLVMValueRef work = cg_count(cg, work_shape);
+/* The function being generated, while an outlined task is: saved by
+ * task_begin, put back by task_end. */
+typedef struct Outer {
+  LLVMValueRef fn, rt, *base, sym[MAX_SYMS + 1];
+  LLVMBasicBlockRef at;
+  int depth;
+} Outer;
 
-  char name[64];
-  snprintf(name, sizeof name, "%s.%d", cg->train ? "train" : "forward", n->id);
-  LLVMValueRef task = cg->fn = LLVMAddFunction(cg->mod, name, tty);
+/* Starts task(rt, buf, sym, part, nparts) (runtime.h: gradc_task), named
+ * name: the builder at its entry, its context, symbols and storage
+ * loaded as at a function's start. */
+static LLVMValueRef task_begin(CG *cg, Outer *o, const char *name) {
+  const Graph *g = cg->g;
+  *o = (Outer){cg->fn, cg->rt, arena_alloc(g->arena, sizeof(LLVMValueRef) * (size_t)g->nnodes), {0},
+               LLVMGetInsertBlock(cg->b), cg->depth};
+  memcpy(o->base, cg->base, sizeof(LLVMValueRef) * (size_t)g->nnodes);
+  memcpy(o->sym, cg->sym, sizeof o->sym);
+  cg->depth = 0;              /* a scan's loop may be open around it */
+  LLVMTypeRef params[5] = {cg->ptr, cg->ptr, cg->ptr, cg->i64, cg->i64};
+  LLVMValueRef task = cg->fn = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->vd, params, 5, 0));
   LLVMSetLinkage(cg->fn, LLVMInternalLinkage);
   unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
   LLVMAddAttributeAtIndex(cg->fn, 2, LLVMCreateEnumAttribute(cg->ctx, noalias, 0));
   LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry"));
   cg->rt = LLVMGetParam(cg->fn, 0);
   load_arguments(cg, LLVMGetParam(cg->fn, 1), LLVMGetParam(cg->fn, 2));
+  return task;
+}
+
+/* Ends the task and calls fn(rt, task, buf, sym, n) where it was begun. */
+static void task_end(CG *cg, const Outer *o, AbiFunction fn, LLVMValueRef task, LLVMValueRef bufs,
+                     LLVMValueRef syms, LLVMValueRef n) {
+  LLVMBuildRetVoid(cg->b);
+  cg->fn = o->fn, cg->rt = o->rt, cg->depth = o->depth;
+  memcpy(cg->base, o->base, sizeof(LLVMValueRef) * (size_t)cg->g->nnodes);
+  memcpy(cg->sym, o->sym, sizeof o->sym);
+  LLVMPositionBuilderAtEnd(cg->b, o->at);
+  LLVMTypeRef pty[4] = {cg->ptr, cg->ptr, cg->ptr, cg->i64};
+  LLVMValueRef args[4] = {task, bufs, syms, n};
+  cg_call(cg, fn, cg->vd, pty, args, 4);
+}
+
+/* Outlines gen(n) - one loop nest whose outermost iterations are
+ * independent - into task(rt, buf, sym, part, nparts) running its part-th
+ * slice, and calls gradc_parallel(rt, task, buf, sym, elements of n) here. */
+static void gen_parallel(CG *cg, const Node *n, GenFn *gen, LLVMValueRef bufs, LLVMValueRef syms,
+                         const Shape *work_shape) {
+  LLVMValueRef work = cg_count(cg, work_shape);
+  char name[64];
+  snprintf(name, sizeof name, "%s.%d", cg->train ? "train" : "forward", n->id);
+  Outer o;
+  LLVMValueRef task = task_begin(cg, &o, name);
   cg->part = LLVMGetParam(cg->fn, 3), cg->nparts = LLVMGetParam(cg->fn, 4);
   cg->split = true;
   gen(cg, n);
   GRADC_ASSERT(!cg->split);   /* the generator opened its loop */
-  LLVMBuildRetVoid(cg->b);
   cg->part = cg->nparts = NULL;
-
-  cg->fn = outer, cg->rt = outer_rt, cg->depth = depth;
-  memcpy(cg->base, outer_base, sizeof(LLVMValueRef) * (size_t)g->nnodes);
-  memcpy(cg->sym, outer_sym, sizeof outer_sym);
-  LLVMPositionBuilderAtEnd(cg->b, at);
-  LLVMTypeRef pty[4] = {cg->ptr, cg->ptr, cg->ptr, cg->i64};
-  LLVMValueRef args[4] = {task, bufs, syms, work};
-  cg_call(cg, ABI_FN_PARALLEL, cg->vd, pty, args, 4);
+  task_end(cg, &o, ABI_FN_PARALLEL, task, bufs, syms, work);
 }
 
 /* Large enough to share among threads: a batch-sized value, or a fixed
@@ -1153,27 +1171,13 @@ static void rows_offset(CG *cg, const Node *x, int k, LLVMValueRef r0, unsigned 
  * bits are those it gets in one slice. */
 static void gen_loop_rows(CG *cg, int l, int begin, int end, int k, LLVMValueRef bufs, LLVMValueRef syms) {
   const Graph *g = cg->g;
-  LLVMTypeRef params[5] = {cg->ptr, cg->ptr, cg->ptr, cg->i64, cg->i64};
-  LLVMTypeRef tty = LLVMFunctionType(cg->vd, params, 5, 0);
-  LLVMValueRef outer = cg->fn, outer_rt = cg->rt, outer_sym[MAX_SYMS + 1], full[MAX_SYMS + 1];
-  LLVMBasicBlockRef at = LLVMGetInsertBlock(cg->b);
-  LLVMValueRef *outer_base = arena_alloc(g->arena, sizeof(LLVMValueRef) * (size_t)g->nnodes);
   unsigned char *moved = arena_alloc(g->arena, (size_t)g->nnodes);
   memset(moved, 0, (size_t)g->nnodes);
-  memcpy(outer_base, cg->base, sizeof(LLVMValueRef) * (size_t)g->nnodes);
-  memcpy(outer_sym, cg->sym, sizeof outer_sym);
-
   char name[64];
   snprintf(name, sizeof name, "%s.loop%d", cg->train ? "train" : "forward", l);
-  LLVMValueRef task = cg->fn = LLVMAddFunction(cg->mod, name, tty);
-  LLVMSetLinkage(cg->fn, LLVMInternalLinkage);
-  unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
-  LLVMAddAttributeAtIndex(cg->fn, 2, LLVMCreateEnumAttribute(cg->ctx, noalias, 0));
-  LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry"));
-  cg->rt = LLVMGetParam(cg->fn, 0);
-  LLVMValueRef tbufs = LLVMGetParam(cg->fn, 1), tsyms = LLVMGetParam(cg->fn, 2);
-  load_arguments(cg, tbufs, tsyms);
-  LLVMValueRef part = LLVMGetParam(cg->fn, 3), nparts = LLVMGetParam(cg->fn, 4), all = cg->sym[k];
+  Outer o;
+  LLVMValueRef task = task_begin(cg, &o, name), full[MAX_SYMS + 1];
+  LLVMValueRef part = LLVMGetParam(task, 3), nparts = LLVMGetParam(task, 4), all = cg->sym[k];
   LLVMValueRef r0 = LLVMBuildSDiv(cg->b, LLVMBuildMul(cg->b, all, part, ""), nparts, "r0");
   LLVMValueRef r1 = LLVMBuildSDiv(cg->b, LLVMBuildMul(cg->b, all, LLVMBuildAdd(cg->b, part, cg_int(cg, 1), ""), ""),
                                   nparts, "r1");
@@ -1189,18 +1193,10 @@ static void gen_loop_rows(CG *cg, int l, int begin, int end, int k, LLVMValueRef
   cg->full_sym = full;
   bool parallel = cg->parallel;
   cg->parallel = false;       /* this thread's slice, its kernels serial */
-  gen_loop_body(cg, l, begin, end, tbufs, tsyms);
+  gen_loop_body(cg, l, begin, end, LLVMGetParam(task, 1), LLVMGetParam(task, 2));
   cg->parallel = parallel;
   cg->full_sym = NULL;
-  LLVMBuildRetVoid(cg->b);
-
-  cg->fn = outer, cg->rt = outer_rt;
-  memcpy(cg->base, outer_base, sizeof(LLVMValueRef) * (size_t)g->nnodes);
-  memcpy(cg->sym, outer_sym, sizeof outer_sym);
-  LLVMPositionBuilderAtEnd(cg->b, at);
-  LLVMTypeRef pty[4] = {cg->ptr, cg->ptr, cg->ptr, cg->i64};
-  LLVMValueRef args[4] = {task, bufs, syms, cg->sym[k]};
-  cg_call(cg, ABI_FN_LOOP, cg->vd, pty, args, 4);
+  task_end(cg, &o, ABI_FN_LOOP, task, bufs, syms, o.sym[k]);
 }
 
 /* The body of loop l, nodes [begin, its loop_end], as one native loop
