@@ -179,6 +179,15 @@ static void test_two_instances(void **state) {
 /* --profile's tables are per instance: each counts its own products, 5 per
  * step of the MLP (x W1 and h W2 forward; backward h^T dlogits, dlogits
  * W2^T and x^T dh - no gradient of the input x). */
+/* A GRU's loops run in slices of the batch's rows, one per pool thread
+ * (codegen.c: gen_loop_rows, each slice with a context of its own); two
+ * such models at once, on 2 and 3 threads. */
+static void test_recurrent_in_slices(void **state) {
+  (void)state;
+  check_pair((Job){.path = "models/fmnist_gru.nn", .threads = 2, .batch = 40, .seed = 6, .steps = 5},
+             (Job){.path = "models/fmnist_gru.nn", .threads = 3, .batch = 50, .seed = 7, .steps = 5});
+}
+
 static void test_profile_per_instance(void **state) {
   (void)state;
   Job a = {.path = "models/mnist_mlp.nn", .threads = 2, .batch = 64, .seed = 5, .steps = STEPS, .profile = true};
@@ -196,6 +205,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_mlp_and_cnn),
       cmocka_unit_test(test_two_instances),
+      cmocka_unit_test(test_recurrent_in_slices),
       cmocka_unit_test(test_profile_per_instance),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
