@@ -3,10 +3,15 @@
  *
  * The module is optimised with LLVM's new pass manager at the requested
  * level for the host CPU (its name and features, so AVX2/AVX-512 are used
- * where present), then handed to an LLJIT whose target machine is detected
- * from the same host.  Calls the module makes to the outside (gradc_sgemm,
- * libm) resolve to the addresses the runtime passes in, then to symbols of
- * the process.
+ * where present) and compiled here to an object file in memory, which an
+ * LLJIT for the same host links (LLVMOrcLLJITAddObjectFile).  Making the
+ * object ourselves, rather than handing LLJIT the IR, is what lets the
+ * object cache (cache.c) keep it: on a hit the same object is linked and
+ * LLVM's pipeline and code generator do not run at all.  Calls the module
+ * makes to the outside (gradc_sgemm, libm) resolve to the addresses the
+ * runtime passes in, then to symbols of the process.
+ *
+ * Each step adds a row to the caller's TimeReport (--time-report).
  *
  * LLVM's C API drifts between versions; every call of it that the JIT needs
  * is here (LLVM 19).
@@ -91,8 +96,11 @@ static LLVMTargetMachineRef host_machine(char *err, size_t errlen) {
   return tm;
 }
 
-/* The pipeline the generated code is optimised with (llvm_pipeline). */
-static void pipeline_for(int opt, char *out, size_t n) { snprintf(out, n, "default<O%d>", opt); }
+/* llvm_optimize's pipeline in words, for the cache's key: change the two
+ * together, or old entries would be taken for new code. */
+static void pipeline_name(int opt, char *out, size_t n) {
+  snprintf(out, n, "default<O%d>, no loop unrolling or interleaving", opt);
+}
 
 bool llvm_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt, char **ir_before, TimeReport *times,
                    char *err, size_t errlen) {
@@ -116,8 +124,16 @@ bool llvm_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt, char **i
   LLVMPassBuilderOptionsRef pbo = LLVMCreatePassBuilderOptions();
   LLVMPassBuilderOptionsSetLoopVectorization(pbo, opt >= 2);
   LLVMPassBuilderOptionsSetSLPVectorization(pbo, opt >= 2);
-  char pipeline[64];
-  pipeline_for(opt, pipeline, sizeof pipeline);
+  /* Unrolling and the vectorizer's interleaving made several copies of
+   * every vectorized loop (resnet_small's IR grew fourfold) and took more
+   * than half of LLVM's time, optimising and generating machine code,
+   * for no step time we could measure: the loops left to LLVM are
+   * elementwise and window loops bound by memory, the products run in
+   * gradc's own kernels.  The bits are the same (README: Compile time). */
+  LLVMPassBuilderOptionsSetLoopUnrolling(pbo, 0);
+  LLVMPassBuilderOptionsSetLoopInterleaving(pbo, 0);
+  char pipeline[32];
+  snprintf(pipeline, sizeof pipeline, "default<O%d>", opt);
   LLVMErrorRef e = LLVMRunPasses(mod, pipeline, tm, pbo);
   LLVMDisposePassBuilderOptions(pbo);
   time_add(times, "LLVM optimisation pipeline", t);
@@ -135,8 +151,8 @@ static void object_key(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt, cons
   LLVMGetVersion(&maj, &min, &pat);
   char *triple = LLVMGetTargetMachineTriple(tm), *cpu = LLVMGetTargetMachineCPU(tm);
   char *feat = LLVMGetTargetMachineFeatureString(tm), *ir = LLVMPrintModuleToString(mod);
-  char pipeline[64], what[256];
-  pipeline_for(opt, pipeline, sizeof pipeline);
+  char pipeline[128], what[512];
+  pipeline_name(opt, pipeline, sizeof pipeline);
   snprintf(what, sizeof what, "gradc %s cache %d llvm %u.%u.%u %s O%d profile %d parallel %d", GRADC_VERSION,
            CACHE_FORMAT, maj, min, pat, pipeline, opt, o->profile, o->parallel);
   const char *parts[] = {what, triple, cpu, feat, ir};
