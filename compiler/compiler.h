@@ -666,8 +666,8 @@ typedef struct Cache {
 bool cache_enabled(void);
 /* The directory and cap from the environment; false: no cache. */
 bool cache_open(Cache *c);
-/* key (CACHE_KEY_LEN + 1 bytes) from the parts' text. */
-void cache_key(const char *const *parts, int n, char *key);
+/* key (CACHE_KEY_LEN + 1 bytes) from n parts of lens[i] bytes. */
+void cache_key(const void *const *parts, const size_t *lens, int n, char *key);
 /* The payload stored under key (malloc'd, *len bytes), or NULL: missing,
  * or corrupt or foreign (then removed). */
 void *cache_load(const Cache *c, const char *key, size_t *len);
