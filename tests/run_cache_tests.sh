@@ -3,7 +3,8 @@
 # a hit computes the bits a miss computes, a corrupt or foreign entry is
 # rebuilt without a word to the user, two processes compiling the same model
 # at once both succeed, eviction keeps the cap, --no-cache and GRADC_CACHE=off
-# write nothing, and gradc cache stats|clear.
+# write nothing, and gradc cache stats|clear; and --time-report, whose
+# rows say whether LLVM ran.
 #
 #   bash tests/run_cache_tests.sh path/to/gradc
 #
@@ -134,5 +135,23 @@ run cache frob
 check "cache with another word: usage, exit 2" all 'status_is 2' 'stderr_has "gradc cache stats|clear"'
 GRADC_CACHE=off run cache stats
 check "cache stats when off says so" all 'status_is 0' 'stdout_has "cache: off"'
+
+# ---- --time-report: a row per stage, LLVM's only on a miss
+rm -rf "$cache"
+train "$tmp/tr.ckpt"
+check "train --time-report: the front end's stages, each pass, LLVM's steps, linking, a total" \
+  all 'status_is 0' 'stderr_has "   parse"' 'stderr_has "   autodiff"' 'stderr_has "   cse"' 'stderr_has "   fuse"' \
+      'stderr_has "   IR generation (codegen)"' 'stderr_has "   LLVM optimisation pipeline"' \
+      'stderr_has "   LLVM machine code generation"' 'stderr_has "   JIT linking"' 'stderr_has "   initial values"' \
+      'stderr_has "  100.0%   total"'
+train "$tmp/tr2.ckpt"
+check "on a hit neither LLVM's pipeline nor its code generator runs" \
+  all 'status_is 0' 'hit' '! stderr_has "LLVM optimisation pipeline"' '! stderr_has "machine code"'
+run compile --emit obj --cpu native "$model" -o "$tmp/m.o" --time-report
+check "compile --time-report: the same table for the object file" \
+  all 'status_is 0' 'stderr_has "   parse"' 'stderr_has "   LLVM optimisation pipeline"' \
+      'stderr_has "   LLVM machine code generation (to the file)"' 'stderr_has "  100.0%   total"'
+run compile --emit obj "$model" -o "$tmp/m.o"
+check "compile without --time-report prints no table" all 'status_is 0' '! stderr_has "time report"'
 
 tap_done
