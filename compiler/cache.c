@@ -210,7 +210,7 @@ static int list_entries(const Cache *c, Entry **out) {
       if (!m) break;
       e = m;
     }
-    snprintf(e[n].name, sizeof e[n].name, "%s", de->d_name);
+    memcpy(e[n].name, de->d_name, strlen(de->d_name) + 1);   /* its length was checked above */
     e[n].size = st.st_size;
     e[n].mtime = st.st_mtim;
     n++;
@@ -248,7 +248,9 @@ static void evict(const Cache *c, const char *keep) {
 
 bool cache_store(const Cache *c, const char *key, const void *data, size_t len) {
   if (!make_dirs(c->dir)) return false;
-  EntryHeader h = {.format = CACHE_FORMAT, .len = len, .check = payload_check(data, len)};
+  EntryHeader h;
+  memset(&h, 0, sizeof h);         /* the padding too: an entry's bytes are all defined */
+  h.format = CACHE_FORMAT, h.len = len, h.check = payload_check(data, len);
   memcpy(h.magic, MAGIC, sizeof MAGIC);
   memcpy(h.key, key, CACHE_KEY_LEN + 1);
   char path[sizeof c->dir + 64], tmp[sizeof c->dir + 128];
