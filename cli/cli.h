@@ -56,6 +56,7 @@ typedef struct AotOptions {
   int opt_level;
   char *info;                /* gets "target ..., CPU ..., symbols ..." */
   size_t info_len;
+  TimeReport *times;         /* --time-report, or NULL */
 } AotOptions;
 
 /* gradc compile: compiles, emits, links (EMIT_SO) and writes the header.

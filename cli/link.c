@@ -45,11 +45,12 @@ extern char **environ;
 
 /* The model through the one pipeline (compiler/compile.c), with the
  * options gradc_compile_file uses at this level. */
-static Compilation *compile_graph(const char *path, int opt_level, RtError *err) {
+static Compilation *compile_graph(const char *path, int opt_level, TimeReport *times, RtError *err) {
   gradc_options api;
   gradc_options_default(&api);
   api.opt_level = opt_level;
   CompileOptions co = jitmodel_compile_options(&api);
+  co.times = times;
   Compilation *c = compile_path(path, &co);
   if (!c) {
     rt_fail(err, GRADC_ERR_NOMEM, "out of memory");
@@ -179,7 +180,7 @@ static bool is_identifier(const char *s) {
 }
 
 gradc_status cli_compile(const AotOptions *o, RtError *err) {
-  Compilation *c = compile_graph(o->model, o->opt_level, err);
+  Compilation *c = compile_graph(o->model, o->opt_level, o->times, err);
   if (!c) return GRADC_ERR_MODEL;
   const Graph *g = c->graph;
   char prefix[128];
@@ -197,7 +198,8 @@ gradc_status cli_compile(const AotOptions *o, RtError *err) {
     compilation_free(c);
     return rt_fail(err, GRADC_ERR_ARG, "--name '%s' is not a C identifier of at most 100 characters", prefix);
   }
-  EmitOptions eo = {.kind = o->kind, .triple = o->triple, .cpu = o->cpu, .prefix = prefix, .opt_level = o->opt_level};
+  EmitOptions eo = {.kind = o->kind, .triple = o->triple, .cpu = o->cpu, .prefix = prefix, .opt_level = o->opt_level,
+                  .times = o->times};
   char dir[4096], obj[4200], msg[2048];
   const char *tmp_root = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
   snprintf(dir, sizeof dir, "%s/gradc_compile.XXXXXX", tmp_root);

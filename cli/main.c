@@ -6,6 +6,7 @@
  * picks the exit status: 0 success, 1 the model or data is wrong, 2 the
  * command line is wrong.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,8 @@ static const char usage[] =
     "      --profile       report the share of training time in sgemm and\n"
     "                      the kernels that took longest\n"
     "      --no-test       skip the test-set evaluation at the end\n"
+    "      --time-report   time per compiler stage\n"
+    "      --no-cache      no object cache (also GRADC_CACHE=off)\n"
     "  eval FILE.nn --load CKPT [--data DIR] [--batch N]\n"
     "                    test loss and metrics of a checkpoint\n"
     "  predict FILE.nn --load CKPT [--data DIR] [--count N]\n"
@@ -76,6 +79,8 @@ static const char usage[] =
     "                      generic elsewhere; native = this machine's)\n"
     "      --name P        symbol prefix (default: the model's name)\n"
     "      -O N            LLVM optimisation level 0..3 (default 3)\n"
+    "      --time-report   time per compiler stage\n"
+    "  cache stats|clear the object cache (README)\n"
     "  help              print this text\n"
     "  version           print the version\n";
 
@@ -282,6 +287,7 @@ typedef struct RunArgs {
   gradc_options o;
   int64_t count;
   bool history_set;
+  bool time_report;
 } RunArgs;
 
 static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
@@ -311,6 +317,10 @@ static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
     else if (!strcmp(a, "--check-numerics")) r->o.check_numerics = 1;
     else if (!strcmp(a, "--profile")) r->t.profile = true;
     else if (!strcmp(a, "--no-test")) r->t.test = false;
+    else if (!strcmp(a, "--time-report")) r->time_report = true;
+    /* The library reads the switch from the environment (cache.c), so the
+     * flag and GRADC_CACHE=off are one thing. */
+    else if (!strcmp(a, "--no-cache")) setenv("GRADC_CACHE", "off", 1);
     else if (!strcmp(a, "--sequences")) r->t.sequences = true;
     else if (!strcmp(a, "--padding") || !strcmp(a, "--truncating")) {
       NEED_VALUE();
@@ -351,6 +361,9 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
     return 1;
   }
   fputs(gradc_warnings(m), stderr);
+  if (r.time_report)
+    time_print(stderr, jitmodel_times(m), jitmodel_from_cache(m) ? "gradc compile time report (object from the cache)"
+                                                                 : "gradc compile time report");
   const char *ckpt = training ? r.resume : r.load;
   if (ckpt && (s = gradc_load(m, ckpt))) {
     rc = report(s, gradc_last_error(m));
@@ -388,6 +401,7 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
 
 static int cmd_compile(int argc, char **argv) {
   AotOptions o = {.kind = EMIT_SO, .opt_level = 3};
+  TimeReport times = {0};
   const char *emit = "so";
   int rc;
   for (int i = 0; i < argc; i++) {
@@ -398,6 +412,8 @@ static int cmd_compile(int argc, char **argv) {
     if (dst) {
       if (i + 1 >= argc || !*argv[i + 1]) return usage_error("%s needs a value", a);
       *dst = argv[++i];
+    } else if (!strcmp(a, "--time-report")) {
+      o.times = &times;
     } else if (!strcmp(a, "-O")) {
       double x;
       if (i + 1 >= argc) return usage_error("%s needs a value", a);
@@ -433,7 +449,30 @@ static int cmd_compile(int argc, char **argv) {
   if (s) return report(s, err.msg);
   printf("wrote %s%s%s (%s) in %.0f ms\n", o.output, o.header ? " and " : "", o.header ? o.header : "", info,
          (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+  time_print(stderr, o.times, "gradc compile time report");
   return 0;
+}
+
+/* gradc cache stats | clear */
+static int cmd_cache(int argc, char **argv) {
+  if (argc != 1 || (strcmp(argv[0], "stats") && strcmp(argv[0], "clear")))
+    return usage_error("%s", "usage: gradc cache stats|clear");
+  Cache c;
+  if (!cache_open(&c)) {
+    printf("cache: off (GRADC_CACHE=off, or neither XDG_CACHE_HOME nor HOME is set)\n");
+    return 0;
+  }
+  if (!strcmp(argv[0], "stats")) {
+    if (cache_stats(stdout, &c)) return 0;
+  } else {
+    int n = cache_clear(&c);
+    if (n >= 0) {
+      printf("removed %d entr%s from %s\n", n, n == 1 ? "y" : "ies", c.dir);
+      return 0;
+    }
+  }
+  fprintf(stderr, "gradc: error: cannot read the cache directory '%s': %s\n", c.dir, strerror(errno));
+  return 1;
 }
 
 int main(int argc, char **argv) {
@@ -454,6 +493,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "summary")) return cmd_summary(argc - 2, argv + 2);
   if (!strcmp(cmd, "check")) return cmd_check(argc - 2, argv + 2);
   if (!strcmp(cmd, "compile")) return cmd_compile(argc - 2, argv + 2);
+  if (!strcmp(cmd, "cache")) return cmd_cache(argc - 2, argv + 2);
   if (!strcmp(cmd, "train") || !strcmp(cmd, "eval") || !strcmp(cmd, "predict"))
     return cmd_run(argc - 2, argv + 2, cmd);
   return usage_error("unknown command '%s'", cmd);

@@ -62,7 +62,7 @@ static void optimize_with(Graph *g, const CompileOptions *o) {
     int before = g->nnodes, changed = 0;
     double t0 = now_ms();
     if (o->opt_level <= 0) {
-      if (p == PASS_FUSE) fuse(g, false), verify(g, o, "fuse");
+      if (p == PASS_FUSE) fuse(g, false), verify(g, o, "fuse"), time_add(o->times, "fuse (storage only)", t0);
       continue;
     }
     switch ((Pass)p) {
@@ -77,6 +77,7 @@ static void optimize_with(Graph *g, const CompileOptions *o) {
     g->stage = pass_names[p];
     /* fold, simplify and cse leave replaced nodes behind for dce */
     if (p >= PASS_DCE) verify(g, o, pass_names[p]);
+    time_add(o->times, pass_names[p], t0);
     if (o->stop_after && !strcmp(o->stop_after, pass_names[p])) {
       if (p < PASS_DCE) graph_dce(g);      /* keep ids dense for the dump */
       if (p < PASS_FUSE) fuse(g, false);
@@ -105,6 +106,7 @@ CompileOptions compile_defaults(void) {
 
 /* The stages after parsing, in order; false after a diagnostic. */
 static bool run_stages(Graph *g, const CompileOptions *o) {
+  double t = time_now_ms();
   g->stage = stage_names[STAGE_PARSE];
   verify(g, o, "parse");
   if (o->last < STAGE_GRAD) return true;
@@ -113,12 +115,16 @@ static bool run_stages(Graph *g, const CompileOptions *o) {
   for (int s = 0; o->lr > 0 && s < g->nsteps; s++) g->steps[s].opt.lr = o->lr;
   g->canon_rewrites = canon(g);
   verify(g, o, "canon");
+  t = time_add(o->times, "canon", t);
   hoist(g);
   verify(g, o, "hoist");
+  t = time_add(o->times, "hoist", t);
   if (!autodiff(g)) return false;
   verify(g, o, "autodiff");
+  t = time_add(o->times, "autodiff", t);
   opt_update(g);
   verify(g, o, "update");
+  time_add(o->times, "update (optimizer)", t);
   if (o->last == STAGE_GRAD) {
     fuse(g, false);          /* storage, no fusion: what the evaluator and dump need */
     verify(g, o, "grad");
@@ -155,7 +161,9 @@ Compilation *compile(const char *name, const char *text, size_t len, const Compi
   c->src.name = arena_strdup(a, name);
   c->src.text = arena_strndup(a, text, len);
   c->src.len = len;
+  double t = time_now_ms();
   Graph *g = parse(a, &c->src, &c->diags);
+  time_add(o.times, "parse", t);
   if (g && !run_stages(g, &o)) g = NULL;
   c->graph = g;
   c->status = g ? COMPILE_OK : COMPILE_ERR_MODEL;

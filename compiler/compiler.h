@@ -632,6 +632,52 @@ typedef struct PlanBuffer {
 } PlanBuffer;
 int plan_buffers(const Graph *g, PlanBuffer *out);
 
+/* ---------------------------------------------------------------- timing.c */
+
+/* Time per compiler stage (--time-report): rows in the order they were
+ * added.  Owned by the caller; every function accepts a NULL report. */
+#define TIME_MAX_ROWS 48
+typedef struct TimeRow {
+  const char *name;        /* a static string */
+  double ms;
+} TimeRow;
+typedef struct TimeReport {
+  TimeRow row[TIME_MAX_ROWS];
+  int n;
+} TimeReport;
+double time_now_ms(void);
+/* Adds the row name with the time since since_ms; returns now, the start
+ * of the next row. */
+double time_add(TimeReport *r, const char *name, double since_ms);
+/* The table, like clang's -ftime-report: ms and share of the total. */
+void time_print(FILE *out, const TimeReport *r, const char *title);
+
+/* ----------------------------------------------------------------- cache.c */
+
+/* The object cache (see cache.c).  Best effort: a false or NULL only ever
+ * means "compile it". */
+#define CACHE_KEY_LEN 32           /* hex digits of a 128-bit key */
+#define CACHE_FORMAT 1             /* of an entry's header; in the key too */
+typedef struct Cache {
+  char dir[4096];
+  long long max_bytes;             /* GRADC_CACHE_MAX, default 512 MiB */
+} Cache;
+/* False when GRADC_CACHE is off or 0. */
+bool cache_enabled(void);
+/* The directory and cap from the environment; false: no cache. */
+bool cache_open(Cache *c);
+/* key (CACHE_KEY_LEN + 1 bytes) from n parts of lens[i] bytes. */
+void cache_key(const void *const *parts, const size_t *lens, int n, char *key);
+/* The payload stored under key (malloc'd, *len bytes), or NULL: missing,
+ * or corrupt or foreign (then removed). */
+void *cache_load(const Cache *c, const char *key, size_t *len);
+/* Atomically; then evicts least recently used entries over the cap. */
+bool cache_store(const Cache *c, const char *key, const void *data, size_t len);
+/* gradc cache stats | clear; clear returns the entries removed, -1 when
+ * the directory cannot be read. */
+bool cache_stats(FILE *out, const Cache *c);
+int cache_clear(const Cache *c);
+
 /* -------------------------------------------------------- codegen.c, jit.c */
 
 /* The storage node of n: itself, the operand a reshape aliases, or NULL for
@@ -653,6 +699,9 @@ typedef struct JitOptions {
   /* large independent loop nests become functions run through
    * gradc_parallel(rt, task, buf, sym, work) (runtime/pool.c) */
   bool parallel;
+  TimeReport *times;          /* when not NULL: time of each LLVM step */
+  /* the object cache (cache.c): off when false or no directory */
+  bool use_cache;
 } JitOptions;
 
 /* The symbol of function fn (graph_function_roots) in generated code:
@@ -668,6 +717,7 @@ StepFn *jit_function(const Jit *j, int fn);
 StepFn *jit_forward(const Jit *j);
 const char *jit_ir(const Jit *j, bool optimised);   /* NULL unless keep_ir */
 const char *jit_asm(const Jit *j);                  /* NULL unless keep_asm */
+bool jit_from_cache(const Jit *j);                  /* its object came from the cache */
 void jit_free(Jit *j);                              /* NULL is fine */
 
 /* --------------------------------------------------------- descriptor.c */
@@ -705,6 +755,7 @@ typedef struct EmitOptions {
                                   "native": the host's CPU and features */
   const char *prefix;          /* symbol prefix, a C identifier */
   int opt_level;               /* 0..3 */
+  TimeReport *times;           /* when not NULL: time of each LLVM step */
   /* Filled in: what the code was compiled for. */
   char triple_used[128], cpu_used[64];
   bool host_arch;              /* the target's architecture is this machine's */
@@ -965,6 +1016,7 @@ typedef struct CompileOptions {
   double lr;               /* > 0: overrides the model's learning rate */
   bool verify;             /* graph_verify after every stage and pass */
   PassStats *stats;        /* when not NULL: what each pass changed */
+  TimeReport *times;       /* when not NULL: time per stage and pass */
 } CompileOptions;
 
 /* STAGE_OPT at level 3; verify on in GRADC_VERIFY builds or when the
@@ -1008,5 +1060,9 @@ gradc_status jitmodel_compile_file(const char *path, const gradc_options *opt, b
                                    gradc_model **out);
 /* The graph behind a model of gradc_compile_* (the CLI's and the tests'). */
 const Graph *jitmodel_graph(const gradc_model *m);
+/* Where its compilation's time went (--time-report), and whether its code
+ * came from the object cache. */
+const TimeReport *jitmodel_times(const gradc_model *m);
+bool jitmodel_from_cache(const gradc_model *m);
 
 #endif

@@ -224,6 +224,7 @@ bool emit_file(const Graph *g, EmitOptions *o, const char *path, char *err, size
   e->vd = LLVMVoidTypeInContext(e->ctx);
   char step_prefix[200];
   snprintf(step_prefix, sizeof step_prefix, "%s__", o->prefix);
+  double t = time_now_ms();
   e->mod = cg_module(e->ctx, g, step_prefix, false, false);
   int nfns = graph_nfunctions(g);
   LLVMValueRef *entry = arena_alloc(g->arena, sizeof *entry * (size_t)nfns);
@@ -242,8 +243,10 @@ bool emit_file(const Graph *g, EmitOptions *o, const char *path, char *err, size
 #undef X
   for (int s = 0; s < g->nsteps; s++) gen_step_entry(e, g->steps[s].name, model);
 
+  time_add(o->times, "IR generation (codegen and descriptor)", t);
   int opt = o->opt_level < 0 ? 0 : o->opt_level > 3 ? 3 : o->opt_level;
-  bool ok = llvm_optimize(e->mod, tm, opt, NULL, err, errlen);
+  bool ok = llvm_optimize(e->mod, tm, opt, NULL, o->times, err, errlen);
+  t = time_now_ms();
   if (ok) {
     char *msg = NULL;
     /* The C API takes a non-const file name. */
@@ -257,6 +260,7 @@ bool emit_file(const Graph *g, EmitOptions *o, const char *path, char *err, size
     LLVMDisposeMessage(msg);
     free(file);
     ok = !failed;
+    time_add(o->times, o->kind == EMIT_LLVM ? "writing the IR" : "LLVM machine code generation (to the file)", t);
   }
   LLVMDisposeModule(e->mod);
   LLVMContextDispose(e->ctx);

@@ -3,15 +3,21 @@
  *
  * The module is optimised with LLVM's new pass manager at the requested
  * level for the host CPU (its name and features, so AVX2/AVX-512 are used
- * where present), then handed to an LLJIT whose target machine is detected
- * from the same host.  Calls the module makes to the outside (gradc_sgemm,
- * libm) resolve to the addresses the runtime passes in, then to symbols of
- * the process.
+ * where present) and compiled here to an object file in memory, which an
+ * LLJIT for the same host links (LLVMOrcLLJITAddObjectFile).  Making the
+ * object ourselves, rather than handing LLJIT the IR, is what lets the
+ * object cache (cache.c) keep it: on a hit the same object is linked and
+ * LLVM's pipeline and code generator do not run at all.  Calls the module
+ * makes to the outside (gradc_sgemm, libm) resolve to the addresses the
+ * runtime passes in, then to symbols of the process.
+ *
+ * Each step adds a row to the caller's TimeReport (--time-report).
  *
  * LLVM's C API drifts between versions; every call of it that the JIT needs
  * is here (LLVM 19).
  */
 #include <llvm-c/Analysis.h>
+#include <llvm-c/BitWriter.h>
 #include <llvm-c/Core.h>
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
@@ -32,13 +38,8 @@ struct Jit {
   StepFn **fns;               /* graph_function_roots' order */
   int nfns;
   char *ir_before, *ir_after, *asm_text;
+  bool from_cache;            /* the object came from the cache */
 };
-
-static double now_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
 
 static bool take_error(LLVMErrorRef e, char *err, size_t errlen, const char *what) {
   if (!e) return false;
@@ -80,21 +81,31 @@ LLVMTargetMachineRef llvm_target_machine(const char *triple, const char *cpu, co
   return tm;
 }
 
-static LLVMTargetMachineRef host_machine(int opt, char *err, size_t errlen) {
-  static const LLVMCodeGenOptLevel levels[] = {LLVMCodeGenLevelNone, LLVMCodeGenLevelLess,
-                                               LLVMCodeGenLevelDefault, LLVMCodeGenLevelAggressive};
+/* This host's CPU name and features.  Machine code is generated at LLVM's
+ * default level, as LLJIT's own compile layer did before objects were
+ * made here (and as the AOT emitter does): the same instructions, so the
+ * same bits; position-independent and small, so that an object from the
+ * cache links at whatever address the JIT gives it. */
+static LLVMTargetMachineRef host_machine(char *err, size_t errlen) {
   char *triple = LLVMGetDefaultTargetTriple();
   char *cpu = LLVMGetHostCPUName(), *feat = LLVMGetHostCPUFeatures();
   LLVMTargetMachineRef tm =
-      llvm_target_machine(triple, cpu, feat, levels[opt], LLVMCodeModelJITDefault, err, errlen);
+      llvm_target_machine(triple, cpu, feat, LLVMCodeGenLevelDefault, LLVMCodeModelSmall, err, errlen);
   LLVMDisposeMessage(triple);
   LLVMDisposeMessage(cpu);
   LLVMDisposeMessage(feat);
   return tm;
 }
 
-bool llvm_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt, char **ir_before, char *err,
-                   size_t errlen) {
+/* llvm_optimize's pipeline in words, for the cache's key: change the two
+ * together, or old entries would be taken for new code. */
+static void pipeline_name(int opt, char *out, size_t n) {
+  snprintf(out, n, "default<O%d>, no loop unrolling or interleaving", opt);
+}
+
+bool llvm_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt, char **ir_before, TimeReport *times,
+                   char *err, size_t errlen) {
+  double t = time_now_ms();
   char *triple = LLVMGetTargetMachineTriple(tm);
   LLVMSetTarget(mod, triple);
   LLVMDisposeMessage(triple);
@@ -109,15 +120,102 @@ bool llvm_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt, char **i
     return false;
   }
   LLVMDisposeMessage(verr);
+  t = time_add(times, "LLVM IR verifier", t);
   if (ir_before) *ir_before = dup_llvm(LLVMPrintModuleToString(mod));
   LLVMPassBuilderOptionsRef pbo = LLVMCreatePassBuilderOptions();
   LLVMPassBuilderOptionsSetLoopVectorization(pbo, opt >= 2);
   LLVMPassBuilderOptionsSetSLPVectorization(pbo, opt >= 2);
+  /* Unrolling and the vectorizer's interleaving made several copies of
+   * every vectorized loop (resnet_small's IR grew fourfold) and took more
+   * than half of LLVM's time, optimising and generating machine code,
+   * for no step time we could measure: the loops left to LLVM are
+   * elementwise and window loops bound by memory, the products run in
+   * gradc's own kernels.  The bits are the same (README: Compile time). */
+  LLVMPassBuilderOptionsSetLoopUnrolling(pbo, 0);
+  LLVMPassBuilderOptionsSetLoopInterleaving(pbo, 0);
   char pipeline[32];
   snprintf(pipeline, sizeof pipeline, "default<O%d>", opt);
   LLVMErrorRef e = LLVMRunPasses(mod, pipeline, tm, pbo);
   LLVMDisposePassBuilderOptions(pbo);
+  time_add(times, "LLVM optimisation pipeline", t);
   return !take_error(e, err, errlen, "LLVM optimisation failed");
+}
+
+/* The object cache's key (cache.c): the generated IR, before LLVM's
+ * pipeline, and everything else that changes the machine code made from
+ * it - gradc's and LLVM's versions, the pipeline, the target triple, CPU
+ * name and features, the flags.  The IR already names every outside
+ * function, every constant and the profile and parallel code; the flags are
+ * in the key anyway, so that a key says what it was made from.  The IR is
+ * read as bitcode: it says the same as the text and is written several
+ * times faster, which is most of a hit's time. */
+static void object_key(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt, const JitOptions *o, char *key) {
+  unsigned maj, min, pat;
+  LLVMGetVersion(&maj, &min, &pat);
+  char *triple = LLVMGetTargetMachineTriple(tm), *cpu = LLVMGetTargetMachineCPU(tm);
+  char *feat = LLVMGetTargetMachineFeatureString(tm);
+  LLVMMemoryBufferRef ir = LLVMWriteBitcodeToMemoryBuffer(mod);
+  char pipeline[128], what[512];
+  pipeline_name(opt, pipeline, sizeof pipeline);
+  snprintf(what, sizeof what, "gradc %s cache %d llvm %u.%u.%u %s O%d profile %d parallel %d", GRADC_VERSION,
+           CACHE_FORMAT, maj, min, pat, pipeline, opt, o->profile, o->parallel);
+  const void *parts[] = {what, triple, cpu, feat, ir ? LLVMGetBufferStart(ir) : ""};
+  size_t lens[] = {strlen(what), strlen(triple), strlen(cpu), strlen(feat), ir ? LLVMGetBufferSize(ir) : 0};
+  cache_key(parts, lens, 5, key);
+  LLVMDisposeMessage(triple);
+  LLVMDisposeMessage(cpu);
+  LLVMDisposeMessage(feat);
+  if (ir) LLVMDisposeMemoryBuffer(ir);
+}
+
+/* The module as an object file in memory, from the cache when it holds
+ * one for this key, else optimised and compiled here (and then stored).
+ * NULL after writing the reason into err. */
+static LLVMMemoryBufferRef object_code(Jit *j, LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt,
+                                       const JitOptions *o, char *err, size_t errlen) {
+  TimeReport *times = o->times;
+  char key[CACHE_KEY_LEN + 1] = "";
+  Cache cache;
+  bool cached = o->use_cache && !o->keep_ir && !o->keep_asm && cache_open(&cache);
+  double t = time_now_ms();
+  if (cached) {
+    object_key(mod, tm, opt, o, key);
+    size_t len;
+    char *obj = cache_load(&cache, key, &len);
+    t = time_add(times, "object cache: key (hash of the IR) and lookup", t);
+    if (obj) {
+      LLVMMemoryBufferRef buf = LLVMCreateMemoryBufferWithMemoryRangeCopy(obj, len, "gradc-cached.o");
+      free(obj);
+      j->from_cache = true;
+      return buf;
+    }
+  }
+  if (!llvm_optimize(mod, tm, opt, o->keep_ir ? &j->ir_before : NULL, times, err, errlen)) return NULL;
+  t = time_now_ms();
+  if (o->keep_ir) j->ir_after = dup_llvm(LLVMPrintModuleToString(mod));
+  char *msg = NULL;
+  if (o->keep_asm) {
+    LLVMMemoryBufferRef buf = NULL;
+    if (!LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMAssemblyFile, &msg, &buf)) {
+      j->asm_text = strndup(LLVMGetBufferStart(buf), LLVMGetBufferSize(buf));
+      LLVMDisposeMemoryBuffer(buf);
+    }
+    LLVMDisposeMessage(msg);
+    msg = NULL;
+    t = time_add(times, "LLVM assembly text (dump)", t);
+  }
+  LLVMMemoryBufferRef buf = NULL;
+  if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMObjectFile, &msg, &buf)) {
+    snprintf(err, errlen, "LLVM machine code generation failed: %s", msg ? msg : "");
+    LLVMDisposeMessage(msg);
+    return NULL;
+  }
+  t = time_add(times, "LLVM machine code generation", t);
+  if (cached) {
+    cache_store(&cache, key, LLVMGetBufferStart(buf), LLVMGetBufferSize(buf));
+    time_add(times, "object cache: store", t);
+  }
+  return buf;
 }
 
 Jit *jit_compile(const Graph *g, const JitOptions *o, char *err, size_t errlen) {
@@ -126,35 +224,30 @@ Jit *jit_compile(const Graph *g, const JitOptions *o, char *err, size_t errlen) 
     snprintf(err, errlen, "out of memory");
     return NULL;
   }
-  double t0 = now_ms();
+  double t = time_now_ms();
   int opt = o->opt_level < 0 ? 0 : o->opt_level > 3 ? 3 : o->opt_level;
-  LLVMTargetMachineRef tm = host_machine(opt, err, errlen);
+  LLVMTargetMachineRef tm = host_machine(err, errlen);
   if (!tm) {
     free(j);
     return NULL;
   }
-  LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
-  LLVMContextRef ctx = LLVMOrcThreadSafeContextGetContext(tsc);
+  LLVMContextRef ctx = LLVMContextCreate();
   LLVMModuleRef mod = cg_module(ctx, g, "", o->profile, o->parallel);
-  bool failed = !llvm_optimize(mod, tm, opt, o->keep_ir ? &j->ir_before : NULL, err, errlen);
-  if (!failed && o->keep_ir) j->ir_after = dup_llvm(LLVMPrintModuleToString(mod));
-  if (!failed && o->keep_asm) {
-    LLVMMemoryBufferRef buf = NULL;
-    char *msg = NULL;
-    if (!LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMAssemblyFile, &msg, &buf)) {
-      j->asm_text = strndup(LLVMGetBufferStart(buf), LLVMGetBufferSize(buf));
-      LLVMDisposeMemoryBuffer(buf);
-    }
-    LLVMDisposeMessage(msg);
-  }
+  char *triple = LLVMGetTargetMachineTriple(tm);
+  LLVMSetTarget(mod, triple);
+  LLVMDisposeMessage(triple);
+  t = time_add(o->times, "IR generation (codegen)", t);
+  LLVMMemoryBufferRef obj = object_code(j, mod, tm, opt, o, err, errlen);
+  LLVMDisposeModule(mod);
+  LLVMContextDispose(ctx);
   LLVMDisposeTargetMachine(tm);
-  if (failed) {
-    LLVMDisposeModule(mod);
-    LLVMOrcDisposeThreadSafeContext(tsc);
+  if (!obj) {
     jit_free(j);
     return NULL;
   }
+  t = time_now_ms();
 
+  bool failed;
   LLVMOrcJITTargetMachineBuilderRef jtmb;
   LLVMErrorRef e;
   LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
@@ -168,8 +261,7 @@ Jit *jit_compile(const Graph *g, const JitOptions *o, char *err, size_t errlen) 
     failed = true;
   }
   if (failed) {
-    LLVMDisposeModule(mod);
-    LLVMOrcDisposeThreadSafeContext(tsc);
+    LLVMDisposeMemoryBuffer(obj);
     jit_free(j);
     return NULL;
   }
@@ -195,16 +287,12 @@ Jit *jit_compile(const Graph *g, const JitOptions *o, char *err, size_t errlen) 
     else failed = true;
   }
   if (!failed) {
-    LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(mod, tsc);
-    mod = NULL;
-    e = LLVMOrcLLJITAddLLVMIRModule(j->jit, jd, tsm);
-    if (take_error(e, err, errlen, "LLVM JIT could not add the module")) {
-      LLVMOrcDisposeThreadSafeModule(tsm);
-      failed = true;
-    }
+    /* The JIT takes the buffer, whether it succeeds or not. */
+    e = LLVMOrcLLJITAddObjectFile(j->jit, jd, obj);
+    failed = take_error(e, err, errlen, "LLVM JIT could not add the object file");
+  } else {
+    LLVMDisposeMemoryBuffer(obj);
   }
-  if (mod) LLVMDisposeModule(mod);
-  LLVMOrcDisposeThreadSafeContext(tsc);    /* the module keeps what it needs */
   j->nfns = graph_nfunctions(g);
   j->fns = calloc((size_t)j->nfns, sizeof *j->fns);
   if (!j->fns && !failed) {
@@ -215,15 +303,15 @@ Jit *jit_compile(const Graph *g, const JitOptions *o, char *err, size_t errlen) 
     LLVMOrcExecutorAddress a = 0;
     const char *name = cg_function_name(g, f);
     char what[300];
-    snprintf(what, sizeof what, "LLVM JIT could not compile %s", name);
+    snprintf(what, sizeof what, "LLVM JIT could not link %s", name);
     failed = take_error(LLVMOrcLLJITLookup(j->jit, &a, name), err, errlen, what);
     if (!failed) j->fns[f] = (StepFn *)(uintptr_t)a;
   }
+  time_add(o->times, "JIT linking (object file into ORC LLJIT)", t);
   if (failed) {
     jit_free(j);
     return NULL;
   }
-  (void)t0;
   return j;
 }
 
@@ -231,6 +319,7 @@ StepFn *jit_function(const Jit *j, int fn) { return fn >= 0 && fn < j->nfns ? j-
 StepFn *jit_forward(const Jit *j) { return j->fns[0]; }
 const char *jit_ir(const Jit *j, bool optimised) { return optimised ? j->ir_after : j->ir_before; }
 const char *jit_asm(const Jit *j) { return j->asm_text; }
+bool jit_from_cache(const Jit *j) { return j->from_cache; }
 
 void jit_free(Jit *j) {
   if (!j) return;

@@ -40,13 +40,8 @@ typedef struct JitModel {
   char *warnings;
   double compile_ms;
   bool check_numerics;
+  TimeReport times;            /* --time-report: compile()'s rows, then the JIT's */
 } JitModel;
-
-static double now_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
 
 static char *diag_text(const Diags *d) {
   char *text = NULL;
@@ -81,7 +76,8 @@ static bool describe(const Graph *g, Descriptor *d) {
 }
 
 /* Takes ownership of c. */
-static gradc_status build(Compilation *c, const gradc_options *opt, bool profile, double t0, gradc_model **out) {
+static gradc_status build(Compilation *c, const gradc_options *opt, bool profile, double t0, const TimeReport *front,
+                          gradc_model **out) {
   *out = NULL;
   if (!c) return rt_api_fail(GRADC_ERR_NOMEM, "out of memory while compiling");
   char *text = diag_text(&c->diags);
@@ -102,6 +98,7 @@ static gradc_status build(Compilation *c, const gradc_options *opt, bool profile
   }
   j->comp = c;
   j->warnings = text;
+  j->times = *front;
   j->check_numerics = opt->check_numerics != 0;
   const Graph *g = c->graph;
   int threads = opt->threads > 0 ? opt->threads : rt_default_threads();
@@ -110,7 +107,7 @@ static gradc_status build(Compilation *c, const gradc_options *opt, bool profile
   const AbiSymbol *syms = rt_symbols(profile, &nsyms);
   /* the code is outlined for threads > 1 (the pool's count: 1..64) */
   JitOptions jo = {.opt_level = opt->opt_level, .symbols = syms, .nsymbols = nsyms, .profile = profile,
-                   .parallel = threads > 1};
+                   .parallel = threads > 1, .times = &j->times, .use_cache = true};
   char err[2048];
   j->jit = jit_compile(g, &jo, err, sizeof err);
   if (!j->jit) {
@@ -118,7 +115,10 @@ static gradc_status build(Compilation *c, const gradc_options *opt, bool profile
     return rt_api_fail(GRADC_ERR_JIT, "%s", err);
   }
   Descriptor d;
-  if (!describe(g, &d)) {
+  double t = time_now_ms();
+  bool described = describe(g, &d);
+  t = time_add(&j->times, "plan and descriptor", t);
+  if (!described) {
     jit_model_free(j);
     return rt_api_fail(GRADC_ERR_NOMEM, "out of memory");
   }
@@ -137,13 +137,15 @@ static gradc_status build(Compilation *c, const gradc_options *opt, bool profile
     return GRADC_ERR_NOMEM;       /* inst_new's message */
   }
   inst_set_owner(m, j);
+  t = time_add(&j->times, "instance (memory)", t);
   gradc_status s = inst_init(m, opt->seed);
+  time_add(&j->times, "initial values", t);
   if (s) {
     rt_api_fail(s, "%s", gradc_last_error(m));
     gradc_free(m);
     return s;
   }
-  j->compile_ms = now_ms() - t0;
+  j->compile_ms = time_now_ms() - t0;
   *out = m;
   return GRADC_OK;
 }
@@ -178,10 +180,12 @@ CompileOptions jitmodel_compile_options(const gradc_options *o) {
 gradc_status jitmodel_compile_file(const char *path, const gradc_options *opt, bool profile,
                                    gradc_model **out) {
   if (!out || !path) return rt_api_fail(GRADC_ERR_ARG, "gradc_compile_file: NULL argument");
-  double t0 = now_ms();
+  double t0 = time_now_ms();
   gradc_options o = resolve_options(opt);
   CompileOptions co = jitmodel_compile_options(&o);
-  return build(compile_path(path, &co), &o, profile, t0, out);
+  TimeReport front = {0};
+  co.times = &front;
+  return build(compile_path(path, &co), &o, profile, t0, &front, out);
 }
 
 gradc_status gradc_compile_file(const char *path, const gradc_options *opt, gradc_model **out) {
@@ -191,10 +195,12 @@ gradc_status gradc_compile_file(const char *path, const gradc_options *opt, grad
 gradc_status gradc_compile_string(const char *name, const char *source, const gradc_options *opt,
                                   gradc_model **out) {
   if (!out || !source) return rt_api_fail(GRADC_ERR_ARG, "gradc_compile_string: NULL argument");
-  double t0 = now_ms();
+  double t0 = time_now_ms();
   gradc_options o = resolve_options(opt);
   CompileOptions co = jitmodel_compile_options(&o);
-  return build(compile(name ? name : "model.nn", source, strlen(source), &co), &o, false, t0, out);
+  TimeReport front = {0};
+  co.times = &front;
+  return build(compile(name ? name : "model.nn", source, strlen(source), &co), &o, false, t0, &front, out);
 }
 
 static const JitModel *owner(const gradc_model *m) { return m ? inst_owner(m) : NULL; }
@@ -204,6 +210,10 @@ double gradc_compile_ms(const gradc_model *m) { return m ? owner(m)->compile_ms 
 const char *gradc_warnings(const gradc_model *m) { return m && owner(m)->warnings ? owner(m)->warnings : ""; }
 
 const Graph *jitmodel_graph(const gradc_model *m) { return owner(m)->comp->graph; }
+
+const TimeReport *jitmodel_times(const gradc_model *m) { return &owner(m)->times; }
+
+bool jitmodel_from_cache(const gradc_model *m) { return jit_from_cache(owner(m)->jit); }
 
 /* ------------------------------------------------------------ check_numerics */
 

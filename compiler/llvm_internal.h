@@ -116,9 +116,10 @@ LLVMTargetMachineRef llvm_target_machine(const char *triple, const char *cpu, co
                                          LLVMCodeGenOptLevel level, LLVMCodeModel model, char *err,
                                          size_t errlen);
 /* Gives mod tm's triple and data layout, verifies it and runs LLVM's
- * default<O{opt}> pipeline; *ir_before (if not NULL) gets the IR before
- * the pipeline (malloc'd).  False after writing the reason into err. */
-bool llvm_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt, char **ir_before, char *err,
-                   size_t errlen);
+ * default<O{opt}> pipeline without loop unrolling and interleaving; *ir_before (if not NULL) gets the IR before
+ * the pipeline (malloc'd); times (if not NULL) a row per step.  False
+ * after writing the reason into err. */
+bool llvm_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt, char **ir_before, TimeReport *times,
+                   char *err, size_t errlen);
 
 #endif
