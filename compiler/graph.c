@@ -152,10 +152,14 @@ Node *graph_scalar(Graph *g, double v, DType t, Loc loc) {
 
 void graph_add_output(Graph *g, Binding **list, int *n, const char *name,
                       Node *node) {
-  Binding *grown = arena_alloc(g->arena, sizeof(Binding) * (size_t)(*n + 1));
-  if (*n) memcpy(grown, *list, sizeof(Binding) * (size_t)*n);
-  grown[*n] = (Binding){name, node};
-  *list = grown;
+  /* The capacity is the next power of two from 8, so the list doubles
+   * when full: a copy per binding made many outputs quadratic. */
+  if (*n == 0 || (*n >= 8 && (*n & (*n - 1)) == 0)) {
+    Binding *grown = arena_alloc(g->arena, sizeof(Binding) * (size_t)(*n ? 2 * *n : 8));
+    if (*n) memcpy(grown, *list, sizeof(Binding) * (size_t)*n);
+    *list = grown;
+  }
+  (*list)[*n] = (Binding){name, node};
   (*n)++;
 }
 

@@ -18,6 +18,7 @@
  */
 #include <ctype.h>
 #include <fnmatch.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +33,17 @@ _Noreturn void parse_fail(Parser *p, Loc loc, const char *fmt, ...) {
   longjmp(p->fail, 1);
 }
 
+/* Why refused: every node stays in memory until the compilation ends, and
+ * later stages add the backward pass and the updates to it (compiler.h). */
+static void node_budget(Parser *p, Loc loc) {
+  if (p->g->nnodes >= MAX_PARSE_NODES)
+    parse_fail(p, loc, "the model has more than %d operations; the limit bounds the "
+               "compiler's memory", MAX_PARSE_NODES);
+}
+
 /* A node constructor that unwinds when the shape rule refused. */
 Node *parse_mk(Parser *p, OpKind op, Node **src, int nsrc, const Attrs *a, Loc loc) {
+  node_budget(p, loc);
   Node *n = graph_node(p->g, op, src, nsrc, a, loc);
   if (!n) longjmp(p->fail, 1);
   return n;
@@ -96,11 +106,21 @@ static void end_of_statement(Parser *p) {
 
 /* ------------------------------------------------------------ names */
 
-Sym *parse_lookup(Parser *p, const char *name) {
-  for (Sym *s = p->syms; s; s = s->next)
-    if (strcmp(s->name, name) == 0) return s;
-  return NULL;
+/* A symbol is in scope in the body (or top level) that made it, and a
+ * top-level one also in the bodies of functions defined after it. */
+static bool in_scope(const Parser *p, const Sym *s) {
+  return s->scope == p->scope_id || (s->scope == 0 && s->seq <= p->visible_seq);
 }
+
+/* The hidden symbols under a name are at most one per enclosing call and
+ * one top-level name, so this walk is short. */
+static Sym *lookup_n(Parser *p, const char *name, size_t len) {
+  Sym *s = names_get(p->names, name, len);
+  while (s && !in_scope(p, s)) s = s->shadow;
+  return s;
+}
+
+Sym *parse_lookup(Parser *p, const char *name) { return lookup_n(p, name, strlen(name)); }
 
 static const char *const keywords[] = {"input", "param", "const", "output",
                                        "metric", "train", "with", "def", "return"};
@@ -114,18 +134,18 @@ static bool is_keyword(const char *name) {
 void parse_define(Parser *p, const char *name, Node *n, Loc loc) {
   if (is_keyword(name)) parse_fail(p, loc, "'%s' is a keyword and cannot be a name", name);
   func_check_name(p, name, loc);
-  /* A function body's names may shadow the top level's (its scope ends at
-   * p->scope), not each other. */
-  for (Sym *old = p->syms; old != p->scope; old = old->next)
-    if (strcmp(old->name, name) == 0)
-      parse_fail(p, loc, "redefinition of '%s' (first defined at line %d)", name,
-                 old->loc.line);
+  /* A function body's names may shadow the top level's, not each other. */
+  Sym *old = names_get(p->names, name, strlen(name));
+  if (old && old->scope == p->scope_id)
+    parse_fail(p, loc, "redefinition of '%s' (first defined at line %d)", name,
+               old->loc.line);
   for (int i = 1; i <= p->g->nsym; i++)
     if (strcmp(p->g->sym[i], name) == 0)
       parse_fail(p, loc, "'%s' is already used as a symbolic dimension", name);
   Sym *s = arena_alloc(p->arena, sizeof *s);
-  *s = (Sym){name, n, loc, p->syms};
+  *s = (Sym){name, n, loc, p->syms, old, p->scope_id, p->scope_id ? 0 : ++p->nsyms};
   p->syms = s;
+  names_put(p->names, name, strlen(name), s);
   /* A body's local names are not node names: two calls would give two
    * nodes one name, and a dump must write distinct names. */
   if (!n->name && !p->instance) n->name = name;
@@ -140,9 +160,8 @@ Node *parse_param(Parser *p, const char *name, DType t, const Shape *s, Loc loc)
     return n;
   }
   const char *full = arena_printf(p->arena, "%s.%s", p->instance, name);
-  Node *n = NULL;
-  for (Sym *q = p->instance_params; q && !n; q = q->next)
-    if (!strcmp(q->name, full)) n = q->node;
+  Sym *made = names_get(p->instance_names, full, strlen(full));
+  Node *n = made ? made->node : NULL;
   if (n && (n->dtype != t || !shape_eq(&n->shape, s))) {
     char b1[SHAPE_STR_MAX], b2[SHAPE_STR_MAX];
     parse_fail(p, loc, "parameter '%s' is %s%s here but %s%s as the instance's first call "
@@ -153,8 +172,9 @@ Node *parse_param(Parser *p, const char *name, DType t, const Shape *s, Loc loc)
   if (!n) {
     n = graph_leaf(p->g, OP_PARAM, full, t, s, loc);
     Sym *q = arena_alloc(p->arena, sizeof *q);
-    *q = (Sym){full, n, loc, p->instance_params};
+    *q = (Sym){.name = full, .node = n, .loc = loc, .next = p->instance_params};
     p->instance_params = q;
+    names_put(p->instance_names, full, strlen(full), q);
   }
   parse_define(p, name, n, loc);
   return n;
@@ -397,9 +417,8 @@ static Node *primary(Parser *p) {
                    "a, b = %s(...)", def_name(f), def_nresults(f), def_name(f));
       return r[0];
     }
-    char *name = parse_str(p, t);
-    Sym *s = parse_lookup(p, name);
-    if (!s) parse_unknown(p, name, t->loc);
+    Sym *s = lookup_n(p, t->text, (size_t)t->len);
+    if (!s) parse_unknown(p, parse_str(p, t), t->loc);
     p->tok = t->next;
     return s->node;
   }
@@ -658,11 +677,10 @@ static void stmt_bind(Parser *p, Token *name, unsigned flag) {
     p->bind_name = NULL;
     parse_define(p, nm, n, name->loc);
   }
-  Binding *list = flag == N_OUTPUT ? p->g->outputs : p->g->metrics;
-  int count = flag == N_OUTPUT ? p->g->noutputs : flag == N_METRIC ? p->g->nmetrics : 0;
-  for (int i = 0; i < count; i++)
-    if (!strcmp(list[i].name, nm))
-      parse_fail(p, name->loc, "'%s' is already %s", nm, flag == N_OUTPUT ? "an output" : "a metric");
+  NameMap *bound = flag == N_OUTPUT ? p->output_names : flag == N_METRIC ? p->metric_names : NULL;
+  if (bound && names_get(bound, nm, strlen(nm)))
+    parse_fail(p, name->loc, "'%s' is already %s", nm, flag == N_OUTPUT ? "an output" : "a metric");
+  if (bound) names_put(bound, nm, strlen(nm), n);
   if (flag == N_METRIC && n->shape.rank != 0) {
     char b[SHAPE_STR_MAX];
     parse_fail(p, name->loc, "metric '%s' must be a scalar, but it has shape %s; reduce it, "
@@ -807,6 +825,7 @@ static void finish_steps(Parser *p) {
 
 void parse_statement(Parser *p) {
   Token *t = p->tok;
+  node_budget(p, t->loc);
   if (t->kind == T_NEWLINE) {
     p->tok = t->next;
     return;
@@ -864,6 +883,12 @@ Graph *parse(Arena *a, const Source *src, Diags *d) {
   Parser *p = arena_alloc(a, sizeof *p);
   p->arena = a;
   p->diags = d;
+  p->names = names_new(a);
+  p->def_names = names_new(a);
+  p->instance_names = names_new(a);
+  p->output_names = names_new(a);
+  p->metric_names = names_new(a);
+  p->visible_seq = INT_MAX;
   if (src->len > MAX_SOURCE_BYTES) {
     diag_add(a, d, DIAG_ERROR, (Loc){0},
              "%s: model file is %zu bytes; the limit is %u", src->name, src->len,
