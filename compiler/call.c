@@ -16,6 +16,25 @@
 
 /* ------------------------------------------------------------ calls */
 
+/* A Call has room for every argument a call may have (19 KB), and calls
+ * nest (an argument holds a call): the record of a finished call is kept
+ * for the next one, since one from the arena per call made 100,000 calls
+ * take 2 GB.  A parse that fails does not give its calls back; it ends. */
+static Call *call_begin(Parser *p, Token *fn) {
+  Call *c = p->free_calls;
+  if (c) p->free_calls = c->next_free;
+  else c = arena_alloc(p->arena, sizeof *c);
+  c->fn = fn;
+  c->nargs = c->npos = 0;
+  c->next_free = NULL;
+  return c;
+}
+
+static void call_end(Parser *p, Call *c) {
+  c->next_free = p->free_calls;
+  p->free_calls = c;
+}
+
 /* arg = IDENT "=" value | value
  * value = list | number | IDENT (a bare name, when it is no tensor) | expr */
 static void parse_arg(Parser *p, Call *c) {
@@ -540,8 +559,7 @@ bool call_is_builtin(const char *name) {
 
 /* call = IDENT "(" (arg ("," arg)*)? ")" */
 Node *parse_call(Parser *p) {
-  Call *c = arena_alloc(p->arena, sizeof *c);
-  c->fn = p->tok;
+  Call *c = call_begin(p, p->tok);
   char *name = parse_str(p, c->fn);
   Builtin bv, *b = &bv;
   if (!find_builtin(name, b)) {
@@ -588,6 +606,7 @@ Node *parse_call(Parser *p) {
     if (!c->args[i].used && c->args[i].kind == V_NAME && !c->args[i].key)
       parse_unknown(p, c->args[i].name, c->args[i].loc);
   (void)outer;
+  call_end(p, c);
   return n;
 }
 
@@ -665,8 +684,7 @@ defaults:
 /* An initializer written as a call: constant(v), uniform(a, b), ... */
 void parse_init(Parser *p, Node *param) {
   if (p->tok->kind == T_IDENT && tok_is(p->tok->next, "(")) {
-    Call *c = arena_alloc(p->arena, sizeof *c);
-    c->fn = p->tok;
+    Call *c = call_begin(p, p->tok);
     char *name = parse_str(p, c->fn);
     p->tok = p->tok->next->next;
     if (!parse_at(p, ")")) {
@@ -730,6 +748,7 @@ void parse_init(Parser *p, Node *param) {
       parse_fail(p, c->fn->loc, "%s needs a positive standard deviation", name);
     param->a.init = in;
     orthogonal_shape(p, param, c->fn->loc);
+    call_end(p, c);
     return;
   }
   Val v = {.loc = p->tok->loc};
