@@ -567,6 +567,11 @@ Node *parse_call(Parser *p) {
     const char *best = nearest_builtin(name, &bd);
     if (parse_lookup(p, name))
       parse_fail(p, c->fn->loc, "'%s' is a tensor, not a function", name);
+    /* Functions too are defined in file order (see parse_unknown). */
+    for (const Token *t = c->fn; t->kind != T_EOF; t = t->next)
+      if (tok_is(t, "def") && tok_is(t->next, name))
+        parse_fail(p, c->fn->loc, "unknown function '%s': it is defined later, at line %d; a "
+                   "function must be defined before its first call", name, t->next->loc.line);
     if (bd <= 2)
       parse_fail(p, c->fn->loc, "unknown function '%s'; did you mean '%s'?", name, best);
     parse_fail(p, c->fn->loc, "unknown function '%s'", name);

@@ -786,6 +786,7 @@ typedef struct Parser {
   int nembedding;
   int nrnn[3];             /* simple_rnn, lstm, gru */
   const char *bind_name;   /* the name a let-binding is about to get */
+  Token *stmt;             /* the first token of the statement being parsed */
   jmp_buf fail;            /* the first error unwinds the whole parse */
   /* Functions (func.c): the defs so far, the instance whose body is being
    * applied (NULL at top level: it prefixes the body's parameters), the

@@ -206,14 +206,14 @@ int fn_apply(Parser *p, const Def *f, Node **args, int nargs, const char *instan
   /* What the body changes and the caller keeps: the scope, the position,
    * the instance, the layer counters, the error handler. */
   struct {
-    Token *tok;
+    Token *tok, *stmt;
     Sym *syms, *scope;
     int scope_id, visible_seq;
     const char *instance, *bind_name;
     int ndense, nconv, nbn, nembedding, nrnn[3];
     jmp_buf fail;
   } saved;
-  saved.tok = p->tok, saved.syms = p->syms, saved.scope = p->scope;
+  saved.tok = p->tok, saved.stmt = p->stmt, saved.syms = p->syms, saved.scope = p->scope;
   saved.scope_id = p->scope_id, saved.visible_seq = p->visible_seq;
   saved.instance = p->instance, saved.bind_name = p->bind_name;
   saved.ndense = p->ndense, saved.nconv = p->nconv, saved.nbn = p->nbn;
@@ -249,7 +249,7 @@ int fn_apply(Parser *p, const Def *f, Node **args, int nargs, const char *instan
   for (Sym *q = p->syms; q != f->scope; q = q->next)
     names_put(p->names, q->name, strlen(q->name), q->shadow);
   memcpy(p->fail, saved.fail, sizeof(jmp_buf));
-  p->tok = saved.tok, p->syms = saved.syms, p->scope = saved.scope;
+  p->tok = saved.tok, p->stmt = saved.stmt, p->syms = saved.syms, p->scope = saved.scope;
   p->scope_id = saved.scope_id, p->visible_seq = saved.visible_seq;
   p->instance = saved.instance, p->bind_name = saved.bind_name;
   p->ndense = saved.ndense, p->nconv = saved.nconv, p->nbn = saved.nbn;

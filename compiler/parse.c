@@ -191,7 +191,77 @@ static const char *nearest_sym(Parser *p, const char *name) {
   return bd <= (len < 4 ? 1 : 2) ? best : NULL;
 }
 
+/* The token that names `name` where the statement starting at t defines
+ * it (NAME = ..., a, NAME = ..., input/param/const/state NAME, output or
+ * metric NAME = ...), else NULL. */
+static const Token *defining(const Token *t, const char *name) {
+  size_t len = strlen(name);
+  const Token *n = t;
+  bool decl = tok_is(t, "input") || tok_is(t, "param") || tok_is(t, "const") || tok_is(t, "state");
+  if (decl || tok_is(t, "output") || tok_is(t, "metric")) {
+    n = t->next;
+    if (n->kind != T_IDENT || (!decl && !tok_is(n->next, "="))) return NULL;
+    return (size_t)n->len == len && !memcmp(n->text, name, len) ? n : NULL;
+  }
+  const Token *hit = NULL;
+  for (; n->kind == T_IDENT; n = n->next->next) {
+    if ((size_t)n->len == len && !memcmp(n->text, name, len)) hit = n;
+    if (tok_is(n->next, "=")) return hit;
+    if (!tok_is(n->next, ",")) return NULL;
+  }
+  return NULL;
+}
+
+/* The first statement after token t that defines name, up to the end of
+ * the body t is in (stop_at_brace) or of the file, skipping the bodies of
+ * functions; NULL if none.  Only an error is slow enough to call this. */
+static const Token *defined_after(const Token *t, const char *name, bool stop_at_brace) {
+  bool start = false;
+  for (; t->kind != T_EOF; t = t->next) {
+    if (t->kind == T_NEWLINE || tok_is(t, "{")) {
+      start = true;
+      continue;
+    }
+    if (tok_is(t, "}")) {
+      if (stop_at_brace) return NULL;
+      start = true;
+      continue;
+    }
+    if (!start) continue;
+    start = false;
+    if (tok_is(t, "def")) {
+      while (t->next->kind != T_EOF && !tok_is(t->next, "}")) t = t->next;
+      continue;
+    }
+    const Token *d = defining(t, name);
+    if (d) return d;
+  }
+  return NULL;
+}
+
+/* Why refused: statements run in file order, so the model is a DAG by
+ * construction; a use before the definition (and so any cycle) is the
+ * mistake, and the message says where the definition is. */
 _Noreturn void parse_unknown(Parser *p, const char *name, Loc loc) {
+  const char *order = "the model is evaluated in file order (a DAG), so a name must be "
+                      "defined before it is used";
+  if (p->stmt && defining(p->stmt, name))
+    parse_fail(p, loc, "unknown identifier '%s': it is used in its own definition; %s", name,
+               order);
+  const Token *later = defined_after(p->tok, name, p->nactive > 0);
+  if (later)
+    parse_fail(p, loc, "unknown identifier '%s': it is defined later, at line %d; %s", name,
+               later->loc.line, order);
+  if (p->nactive > 0) {
+    /* a top-level name made after the def: the body cannot see it */
+    const Token *end = p->tok;
+    while (end->kind != T_EOF && !tok_is(end, "}")) end = end->next;
+    later = defined_after(end, name, false);
+    if (later)
+      parse_fail(p, loc, "unknown identifier '%s': it is defined at line %d, after the function "
+                 "'%s'; a function's body sees the top-level names defined before its def", name,
+                 later->loc.line, def_name(p->active[p->nactive - 1]));
+  }
   const char *near = nearest_sym(p, name);
   if (near)
     parse_fail(p, loc, "unknown identifier '%s'; did you mean '%s'?", name, near);
@@ -825,6 +895,7 @@ static void finish_steps(Parser *p) {
 
 void parse_statement(Parser *p) {
   Token *t = p->tok;
+  p->stmt = t;
   node_budget(p, t->loc);
   if (t->kind == T_NEWLINE) {
     p->tok = t->next;

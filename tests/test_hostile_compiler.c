@@ -50,11 +50,11 @@ static Compilation *ok_at(const char *src, size_t len, Stage last) {
 
 static Compilation *ok(const char *src) { return ok_at(src, strlen(src), STAGE_PARSE); }
 
-/* The source fails with exactly one error at line:col whose message holds
- * phrase (and, when given, also phrase2). */
+/* The source (len bytes, 0: a string) fails with exactly one error at
+ * line:col whose message holds phrase (and, when given, also phrase2). */
 static void expect_error_at(const char *src, size_t len, Stage last, int line, int col,
                             const char *phrase, const char *phrase2) {
-  Compilation *c = compile_model("t.nn", src, len, last);
+  Compilation *c = compile_model("t.nn", src, len ? len : strlen(src), last);
   assert_non_null(c);
   const Diag *e = NULL;
   for (const Diag *g = c->diags.first; g; g = g->next)
@@ -194,6 +194,34 @@ static void test_outputs_once(void **state) {
   free(t.s);
 }
 
+/* ------------------------------------------------------------ 13. file order */
+
+/* A name used before its definition - a cycle is one - is reported with
+ * the line of the definition and why: the model is a DAG in file order. */
+static void test_defined_later(void **state) {
+  (void)state;
+  const char *order = "the model is evaluated in file order (a DAG)";
+  expect_error_at("input x : f32[4]\na = b + x\nb = a + x\noutput a\n", 0, STAGE_PARSE, 2, 5,
+                  "unknown identifier 'b': it is defined later, at line 3", order);
+  expect_error_at("input x : f32[4]\nh = relu(h)\n", 0, STAGE_PARSE, 2, 10,
+                  "unknown identifier 'h': it is used in its own definition", order);
+  /* declarations and tuples are definitions; a def's locals are not */
+  expect_error_at("input x : f32[4]\ny = x + z\ndef g(a) {\n  z = a\n  return z, a\n}\n"
+                  "u, z = g(x)\n", 0, STAGE_PARSE, 2, 9, "it is defined later, at line 7", NULL);
+  expect_error_at("input x : f32[4]\ny = x * w\nparam w : f32[4]\n", 0, STAGE_PARSE, 2, 9,
+                  "it is defined later, at line 3", NULL);
+  /* inside a body: its own later statements, then the top level after it */
+  expect_error_at("input x : f32[4]\ndef f(q) {\n  b = c + q\n  c = q\n  return b\n}\ny = f(x)\n", 0,
+                  STAGE_PARSE, 3, 7, "unknown identifier 'c': it is defined later, at line 4", NULL);
+  expect_error_at("input x : f32[4]\ndef f(q) {\n  return q + later\n}\nlater = x\ny = f(x)\n", 0,
+                  STAGE_PARSE, 3, 14, "unknown identifier 'later': it is defined at line 5, after the "
+                  "function 'f'", NULL);
+  expect_error_at("input x : f32[4]\ny = f(x)\ndef f(a) {\n  return a\n}\n", 0, STAGE_PARSE, 2, 5,
+                  "unknown function 'f': it is defined later, at line 3", NULL);
+  /* a name defined nowhere keeps its suggestion */
+  expect_error("input x : f32[4]\ny = xx + 1\n", 2, 5, "unknown identifier 'xx'; did you mean 'x'?");
+}
+
 /* ------------------------------------------------------------ 24. line ends */
 
 /* A lone CR ends a line as LF and CRLF do: the statements, the comment
@@ -291,6 +319,7 @@ int main(void) {
       cmocka_unit_test(test_body_scopes),
       cmocka_unit_test(test_many_instances),
       cmocka_unit_test(test_outputs_once),
+      cmocka_unit_test(test_defined_later),
       cmocka_unit_test(test_cr_line_ends),
       cmocka_unit_test(test_memory_per_call),
       cmocka_unit_test(test_memory_blank_lines),
