@@ -622,11 +622,23 @@ static void orthogonal_shape(Parser *p, const Node *param, Loc loc) {
                param->name ? param->name : "", param->shape.rank);
 }
 
-static Val *init_arg(Parser *p, Call *c, int i, const char *k1, const char *k2,
+/* A number the initializer of param draws from or writes: it must be a
+ * value of the parameter's dtype (uniform(-1e308, 1e308) for an f32
+ * parameter gave infinities). */
+static void init_value_fits(Parser *p, const Node *param, const char *what, double v, Loc loc) {
+  if (!dtype_holds(param->dtype, v))
+    parse_fail(p, loc, "%s%g is out of range for %s, the dtype of '%s' (%s)", what, v,
+               dtype_names[param->dtype], param->name ? param->name : "", dtype_range(param->dtype));
+}
+
+static Val *init_arg(Parser *p, Call *c, const Node *param, int i, const char *k1, const char *k2,
                      double *out) {
   Val *v = call_arg(c, i, k1);
   if (!v && k2) v = call_kwarg(c, k2);
-  if (v) *out = call_num(p, c, v, false);
+  if (v) {
+    *out = call_num(p, c, v, false);
+    init_value_fits(p, param, "", *out, v->loc);
+  }
   return v;
 }
 
@@ -638,6 +650,7 @@ Node *call_init(Parser *p, Node *param, Val *v) {
   Loc loc = v->loc;
   int64_t count = shape_static_count(&param->shape);
   if (v->kind == V_NUM) {
+    init_value_fits(p, param, "", v->num, loc);
     in = (Init){INIT_CONSTANT, v->num, 0};
   } else if (v->kind == V_LIST) {
     if (!shape_eq(&v->lshape, &param->shape) &&
@@ -650,6 +663,7 @@ Node *call_init(Parser *p, Node *param, Val *v) {
     double *d = arena_alloc(p->arena, sizeof(double) * (size_t)(count ? count : 1));
     for (int64_t i = 0; i < count; i++) {
       if (v->items[i].name) parse_unknown(p, v->items[i].name, v->items[i].loc);
+      init_value_fits(p, param, "initial value ", v->items[i].v, v->items[i].loc);
       d[i] = v->items[i].v;
     }
     in.kind = INIT_VALUES;
@@ -709,35 +723,35 @@ void parse_init(Parser *p, Node *param) {
     switch (in.kind) {
     case INIT_CONSTANT:
       keys = "value";
-      if (!init_arg(p, c, 0, "value", NULL, &in.a))
+      if (!init_arg(p, c, param, 0, "value", NULL, &in.a))
         parse_fail(p, c->fn->loc, "constant needs a value: constant(0.1)");
       break;
     case INIT_UNIFORM:
       keys = "minval,maxval";
       in.a = -0.05, in.b = 0.05;
-      init_arg(p, c, 0, "minval", NULL, &in.a);
-      init_arg(p, c, 1, "maxval", NULL, &in.b);
+      init_arg(p, c, param, 0, "minval", NULL, &in.a);
+      init_arg(p, c, param, 1, "maxval", NULL, &in.b);
       if (in.a >= in.b)
         parse_fail(p, c->fn->loc, "uniform needs minval < maxval, got (%g, %g)", in.a, in.b);
       break;
     case INIT_NORMAL:
       keys = "mean,stddev,std";
       in.a = 0, in.b = 0.05;
-      init_arg(p, c, 0, "mean", NULL, &in.a);
-      init_arg(p, c, 1, "stddev", "std", &in.b);
+      init_arg(p, c, param, 0, "mean", NULL, &in.a);
+      init_arg(p, c, param, 1, "stddev", "std", &in.b);
       break;
     case INIT_TRUNCATED_NORMAL:
       /* truncated_normal(std) as in the TF course; mean= by keyword. */
       keys = "mean,stddev,std";
       in.a = 0, in.b = 0.05;
-      init_arg(p, c, 0, "stddev", "std", &in.b);
-      if (call_kwarg(c, "mean")) in.a = call_num(p, c, call_kwarg(c, "mean"), false);
+      init_arg(p, c, param, 0, "stddev", "std", &in.b);
+      init_arg(p, c, param, MAX_ARGS, "mean", NULL, &in.a);   /* by keyword only */
       break;
     case INIT_ORTHOGONAL:
       /* Keras 2's Orthogonal(gain=1.0) */
       keys = "gain";
       in.a = 1;
-      init_arg(p, c, 0, "gain", NULL, &in.a);
+      init_arg(p, c, param, 0, "gain", NULL, &in.a);
       break;
     default:
       if (c->nargs)

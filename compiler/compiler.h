@@ -410,6 +410,11 @@ struct Graph {
 extern const char *const dtype_names[DT_COUNT];
 size_t dtype_size(DType t);
 bool dtype_is_float(DType t);
+/* Whether v is a value of t without overflow (a literal's check: an i32
+ * literal past 2^31 would wrap, an f32 one past FLT_MAX become inf), and
+ * t's range in words for the message. */
+bool dtype_holds(DType t, double v);
+const char *dtype_range(DType t);
 
 Graph *graph_new(Arena *a, Diags *d, const Source *src);
 /* Checked constructor: computes the shape with the op's rule; on a rule

@@ -7,6 +7,7 @@
  * made only by graph_node/graph_leaf, which run the op's shape rule and refuse
  * bad operands with a diagnostic, so an ill-shaped node never exists.
  */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -53,6 +54,22 @@ void init_values(const Node *n, uint64_t seed, double *out, int64_t count) {
 }
 
 bool dtype_is_float(DType t) { return t == DT_F32 || t == DT_F64; }
+
+bool dtype_holds(DType t, double v) {
+  switch (t) {
+  case DT_F32: return fabs(v) <= FLT_MAX;
+  case DT_I32: return v >= INT32_MIN && v <= INT32_MAX;
+  default: return isfinite(v);
+  }
+}
+
+const char *dtype_range(DType t) {
+  switch (t) {
+  case DT_F32: return "at most 3.4028235e+38 in magnitude";
+  case DT_I32: return "-2147483648 to 2147483647";
+  default: return "finite";
+  }
+}
 
 Graph *graph_new(Arena *a, Diags *d, const Source *src) {
   Graph *g = arena_alloc(a, sizeof *g);

@@ -937,6 +937,26 @@ void parse_statement(Parser *p) {
   end_of_statement(p);
 }
 
+/* Every literal must be a value of the dtype it ended up with - its own,
+ * its declaration's or the one it adopted from the other operand, known
+ * only once the whole model is read: an i32 literal past 2^31 wrapped and
+ * an f32 one past FLT_MAX became inf, silently. */
+static void check_literals(Parser *p) {
+  for (int i = 0; i < p->g->nnodes; i++) {
+    const Node *n = p->g->nodes[i];
+    if (n->op != OP_CONST) continue;
+    for (int64_t k = 0, c = shape_static_count(&n->shape); k < c; k++) {
+      double v = n->a.values[k];
+      if (dtype_holds(n->dtype, v)) continue;
+      if (c == 1)
+        parse_fail(p, n->loc, "literal %.*s is out of range for %s (%s)", n->loc.len,
+                   n->loc.src->text + n->loc.off, dtype_names[n->dtype], dtype_range(n->dtype));
+      parse_fail(p, n->loc, "value %g (element %lld) is out of range for %s (%s)", v,
+                 (long long)k, dtype_names[n->dtype], dtype_range(n->dtype));
+    }
+  }
+}
+
 static const char *stem(Arena *a, const char *path) {
   const char *s = strrchr(path, '/');
   s = s ? s + 1 : path;
@@ -974,6 +994,7 @@ Graph *parse(Arena *a, const Source *src, Diags *d) {
   if (setjmp(p->fail)) return NULL;
   while (p->tok->kind != T_EOF) parse_statement(p);
   finish_steps(p);
+  check_literals(p);
   func_finish(p);
   for (int i = 0; i < p->g->nnodes; i++) {
     Node *n = p->g->nodes[i];

@@ -222,6 +222,41 @@ static void test_defined_later(void **state) {
   expect_error("input x : f32[4]\ny = xx + 1\n", 2, 5, "unknown identifier 'xx'; did you mean 'x'?");
 }
 
+/* ------------------------------------------------------------ 15. literal ranges */
+
+/* A literal must be a value of the dtype it gets (its own, its
+ * declaration's, the other operand's): the error is at the literal. */
+static void test_literal_ranges(void **state) {
+  (void)state;
+  const char *i32 = "out of range for i32 (-2147483648 to 2147483647)";
+  const char *f32 = "out of range for f32 (at most 3.4028235e+38 in magnitude)";
+  expect_error_at("input x : i32[4]\ny = x + 99999999999\noutput y\n", 0, STAGE_PARSE, 2, 9,
+                  "literal 99999999999 is", i32);
+  expect_error_at("const a : i32 = 2147483648\noutput a\n", 0, STAGE_PARSE, 1, 17,
+                  "literal 2147483648 is", i32);
+  expect_error_at("input x : i32[4]\ny = x - -2147483649\noutput y\n", 0, STAGE_PARSE, 2, 9,
+                  "literal -2147483649 is", i32);
+  expect_error_at("input x : f32[4]\ny = x * 1e39\noutput y\n", 0, STAGE_PARSE, 2, 9,
+                  "literal 1e39 is", f32);
+  expect_error_at("input x : f32[2]\ny = x + [1, -1e39]\noutput y\n", 0, STAGE_PARSE, 2, 9,
+                  "value -1e+39 (element 1) is", f32);
+  expect_error_at("param w : f32[4] = constant(1e39)\n", 0, STAGE_PARSE, 1, 29,
+                  "1e+39 is out of range for f32, the dtype of 'w'", NULL);
+  expect_error_at("param w : f32[4] = uniform(-1e308, 1e308)\n", 0, STAGE_PARSE, 1, 28,
+                  "-1e+308 is out of range for f32, the dtype of 'w'", NULL);
+  expect_error_at("param w : f32[2] = [0, 4e38]\n", 0, STAGE_PARSE, 1, 24,
+                  "initial value 4e+38 is out of range for f32", NULL);
+  expect_error_at("param w : f32 = 1e39\n", 0, STAGE_PARSE, 1, 17, "1e+39 is out of range", NULL);
+  expect_error_at("param w : f32[2] = truncated_normal(1, mean=1e40)\n", 0, STAGE_PARSE, 1, 45,
+                  "1e+40 is out of range", NULL);
+  /* the edges of the ranges, and a wide literal that meets an f64 */
+  Compilation *c = ok("input x : i32[2]\ny = x + -2147483648 + 2147483647\noutput y\n"
+                      "input z : f64[2]\nc = 1e39\nw = z * c\noutput w\n"
+                      "param v : f32[2] = uniform(-3.4e38, 3.4e38)\noutput o = v * 3.4028234e38\n");
+  assert_int_equal(output_node(c->graph, "w")->src[1]->dtype, DT_F64);
+  compilation_free(c);
+}
+
 /* ------------------------------------------------------------ 24. line ends */
 
 /* A lone CR ends a line as LF and CRLF do: the statements, the comment
@@ -320,6 +355,7 @@ int main(void) {
       cmocka_unit_test(test_many_instances),
       cmocka_unit_test(test_outputs_once),
       cmocka_unit_test(test_defined_later),
+      cmocka_unit_test(test_literal_ranges),
       cmocka_unit_test(test_cr_line_ends),
       cmocka_unit_test(test_memory_per_call),
       cmocka_unit_test(test_memory_blank_lines),
