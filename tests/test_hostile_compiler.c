@@ -272,6 +272,37 @@ static void test_i32_division_and_wrapping(void **state) {
   }
 }
 
+/* ------------------------------------------------------------ 2. the loss */
+
+/* A loss that no trainable parameter affects is refused at its train
+ * statement: a constant (it segfaulted the runtime once, having no
+ * buffer), one of the inputs alone, one whose 'of' list names parameters
+ * it does not read, one reached only through argmax (no gradient). */
+static void test_loss_without_trained_params(void **state) {
+  (void)state;
+  const char *what = "does not depend on any trainable parameter";
+  expect_error_at("param w : f32[4]\ninput x : f32[batch, 4]\noutput o = x * w\nconst c : f32 = 1\n"
+                  "train c with sgd\n", 0, STAGE_GRAD, 5, 1, "the loss 'c' of train step 'train'",
+                  "(it is a constant)");
+  expect_error_at("param w : f32[4]\ninput x : f32[batch, 4]\noutput o = x * w\nloss = mean(x)\n"
+                  "train loss with sgd\n", 0, STAGE_GRAD, 5, 1, what, "no parameter affects it");
+  expect_error_at("param w : f32[4]\nparam v : f32[4]\nloss = sum(w * w)\noutput o = v\n"
+                  "train loss of v with sgd as only_v\n", 0, STAGE_GRAD, 5, 1,
+                  "the loss 'loss' of train step 'only_v'", "its 'of' list");
+  expect_error_at("param w : f32[4]\nloss = sum(cast(argmax(w, axis=0), f32))\ntrain loss with sgd\n",
+                  0, STAGE_GRAD, 3, 1, what, NULL);
+  expect_error_at("input x : f32[4]\nloss = sum(x)\ntrain loss with adam\n", 0, STAGE_GRAD, 3, 1,
+                  what, "the model has no parameter");
+  /* one step of two trains nothing: refused too */
+  expect_error_at("param w : f32[4]\nparam v : f32[4]\na = sum(w * w)\nb = sum(v * 2)\nconst k : f32 = 3\n"
+                  "train a with sgd as first\ntrain k with sgd as second\n", 0, STAGE_GRAD, 7, 1,
+                  "the loss 'k' of train step 'second'", NULL);
+  const char *fine = "param w : f32[4]\nloss = sum(w * w)\ntrain loss with sgd\n";
+  Compilation *c = ok_at(fine, strlen(fine), STAGE_GRAD);
+  assert_int_equal(c->graph->steps[0].ngrads, 1);
+  compilation_free(c);
+}
+
 /* ------------------------------------------------------------ 13. file order */
 
 /* A name used before its definition - a cycle is one - is reported with
@@ -433,6 +464,7 @@ int main(void) {
       cmocka_unit_test(test_many_instances),
       cmocka_unit_test(test_outputs_once),
       cmocka_unit_test(test_i32_division_and_wrapping),
+      cmocka_unit_test(test_loss_without_trained_params),
       cmocka_unit_test(test_defined_later),
       cmocka_unit_test(test_literal_ranges),
       cmocka_unit_test(test_cr_line_ends),
