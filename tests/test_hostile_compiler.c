@@ -303,6 +303,35 @@ static void test_loss_without_trained_params(void **state) {
   compilation_free(c);
 }
 
+/* ------------------------------------------------------------ 14. gradc check */
+
+/* A NaN gradient (0 * NaN through the branch where does not take: sqrt
+ * of a negative w) was "max abs error inf"; check says NaN and names the
+ * node where the first non-finite value appears, with its line. */
+static void test_check_names_nan(void **state) {
+  (void)state;
+  const char *src = "param w : f32[4] = uniform(-1, 1)\nloss = sum(where(w > 0, sqrt(w), w))\n"
+                    "train loss with sgd\n";
+  Compilation *c = ok_at(src, strlen(src), STAGE_GRAD);
+  char *buf = NULL;
+  size_t n = 0;
+  FILE *f = open_memstream(&buf, &n);
+  assert_non_null(f);
+  int rc = check_gradients(c->graph, 1, 3, 1e-4, f);
+  assert_int_equal(fclose(f), 0);
+  print_message("%s", buf);
+  assert_int_equal(rc, 1);
+  assert_non_null(strstr(buf, "            NaN            NaN  FAIL\n"));
+  assert_non_null(strstr(buf, ": symbolic NaN, numeric 1,"));
+  assert_non_null(strstr(buf, "the symbolic gradient is NaN at 2 of 4 elements checked"));
+  assert_non_null(strstr(buf, "the first non-finite value is NaN in node %"));
+  assert_non_null(strstr(buf, " (sqrt) at t.nn:2:25\n"));
+  assert_non_null(strstr(buf, "FAILED: 2 of 4 elements have a NaN or infinite symbolic gradient"));
+  assert_null(strstr(buf, "inf  FAIL"));   /* the old table said so */
+  free(buf);
+  compilation_free(c);
+}
+
 /* ------------------------------------------------------------ 13. file order */
 
 /* A name used before its definition - a cycle is one - is reported with
@@ -465,6 +494,7 @@ int main(void) {
       cmocka_unit_test(test_outputs_once),
       cmocka_unit_test(test_i32_division_and_wrapping),
       cmocka_unit_test(test_loss_without_trained_params),
+      cmocka_unit_test(test_check_names_nan),
       cmocka_unit_test(test_defined_later),
       cmocka_unit_test(test_literal_ranges),
       cmocka_unit_test(test_cr_line_ends),
