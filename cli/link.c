@@ -18,6 +18,7 @@
  * renamed over it, so a program that has the old .so mapped keeps running
  * and a failed link leaves no half-written file.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -171,6 +172,88 @@ static gradc_status link_so(const char *obj, const char *out, const char *prefix
   return GRADC_OK;
 }
 
+/* The global symbols an ar archive defines, from its symbol index (the
+ * GNU "/" or "/SYM64/" member that ranlib writes): a list of
+ * NUL-terminated names into *names, *count of them; false when the file
+ * cannot be read or has no index. */
+static bool archive_symbols(const char *path, char **names, size_t *bytes, size_t *count) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return false;
+  char magic[8], hdr[60];
+  bool ok = fread(magic, 1, 8, f) == 8 && (!memcmp(magic, "!<arch>\n", 8) || !memcmp(magic, "!<thin>\n", 8)) &&
+            fread(hdr, 1, 60, f) == 60 && !memcmp(hdr + 58, "`\n", 2);
+  int width = ok && !memcmp(hdr, "/               ", 16) ? 4 : ok && !memcmp(hdr, "/SYM64/         ", 16) ? 8 : 0;
+  char size_text[11];
+  memcpy(size_text, hdr + 48, 10);
+  size_text[10] = 0;
+  long size = width ? strtol(size_text, NULL, 10) : 0;
+  char *data = size > width && size < (64L << 20) ? malloc((size_t)size) : NULL;
+  ok = data && fread(data, 1, (size_t)size, f) == (size_t)size;
+  fclose(f);
+  if (!ok) {
+    free(data);
+    return false;
+  }
+  uint64_t n = 0;
+  for (int i = 0; i < width; i++) n = n << 8 | (unsigned char)data[i];
+  size_t skip = (size_t)width * (1 + (size_t)(n < (uint64_t)size ? n : 0));
+  if (n >= (uint64_t)size || skip > (size_t)size) {
+    free(data);
+    return false;
+  }
+  memmove(data, data + skip, (size_t)size - skip);
+  *names = data, *bytes = (size_t)size - skip, *count = (size_t)n;
+  return true;
+}
+
+/* Why refused: the .so exports every <prefix>_* symbol (the version
+ * script) and defines <prefix>_<entry> and <prefix>__<function>, so a
+ * prefix under which the support library defines a name - gradc_aot
+ * (gradc_aot_new), gradc, pool (pool_new), rt, inst - either makes two
+ * definitions of one symbol (the model's entry points silently renamed
+ * and nothing links) or exports the support library's internals.  A
+ * name that a library of every program (libc, libm, OpenBLAS) defines
+ * would take its place in the program.  The archive's own index says
+ * what it defines, so this list cannot fall behind the runtime. */
+static gradc_status check_prefix(const char *prefix, bool given, const char *support, const Graph *g,
+                                 RtError *err) {
+  size_t plen = strlen(prefix);
+  char whose[200];
+  snprintf(whose, sizeof whose, given ? "--name '%s'" : "the symbol prefix '%s' (the model's file name)", prefix);
+  char *names = NULL;
+  size_t bytes = 0, count = 0;
+  if (support && archive_symbols(support, &names, &bytes, &count)) {
+    const char *sym = names;
+    for (size_t i = 0; i < count && sym < names + bytes; i++, sym += strlen(sym) + 1) {
+      if (strncmp(sym, prefix, plen) != 0 || sym[plen] != '_') continue;
+      gradc_status st = rt_fail(err, GRADC_ERR_ARG,
+                                "%s clashes with the support library: %s defines '%s', and a .so "
+                                "exports and defines the symbols %s_*; choose another prefix with --name",
+                                whose, support, sym, prefix);
+      free(names);
+      return st;
+    }
+    free(names);
+  }
+  char sym[300];
+  const char *entries[] = {
+#define ENTRY(name, sig) #name,
+      GRADC_ABI_ENTRIES(ENTRY)
+#undef ENTRY
+  };
+  int nentries = (int)(sizeof entries / sizeof *entries);
+  for (int i = 0; i < nentries + g->nsteps; i++) {
+    if (i < nentries) snprintf(sym, sizeof sym, "%s_%s", prefix, entries[i]);
+    else snprintf(sym, sizeof sym, "%s_step_%s", prefix, g->steps[i - nentries].name);
+    if (dlsym(RTLD_DEFAULT, sym))
+      return rt_fail(err, GRADC_ERR_ARG,
+                     "%s clashes with a library: '%s', an entry point of the .so, is already "
+                     "defined by a library programs link (libc, libm, OpenBLAS); choose another prefix "
+                     "with --name", whose, sym);
+  }
+  return GRADC_OK;
+}
+
 static bool is_identifier(const char *s) {
   if (!*s || (*s >= '0' && *s <= '9')) return false;
   for (; *s; s++)
@@ -197,6 +280,17 @@ gradc_status cli_compile(const AotOptions *o, RtError *err) {
   if (!is_identifier(prefix) || strlen(prefix) > 100) {
     compilation_free(c);
     return rt_fail(err, GRADC_ERR_ARG, "--name '%s' is not a C identifier of at most 100 characters", prefix);
+  }
+  /* The support library is needed to link a .so; for an object, assembly
+   * or IR the user links it later, so it is checked when it is here. */
+  char support[4300];
+  RtError ignored = {0};
+  bool have_support = find_support(support, sizeof support, o->kind == EMIT_SO ? err : &ignored);
+  gradc_status ps = o->kind == EMIT_SO && !have_support ? GRADC_ERR_IO
+                    : check_prefix(prefix, o->prefix != NULL, have_support ? support : NULL, g, err);
+  if (ps) {
+    compilation_free(c);
+    return ps;
   }
   EmitOptions eo = {.kind = o->kind, .triple = o->triple, .cpu = o->cpu, .prefix = prefix, .opt_level = o->opt_level,
                   .times = o->times};

@@ -787,7 +787,7 @@ bool autodiff(Graph *g) {
   nparams = 0;
   for (int i = 0; i < nfwd; i++)
     if (g->nodes[i]->op == OP_PARAM) params[nparams++] = g->nodes[i];
-  bool *trained = arena_alloc(g->arena, (size_t)(nparams ? nparams : 1));
+  bool *trained = arena_alloc(g->arena, (size_t)nfwd + 1);   /* by node id */
   Node **sel = arena_alloc(g->arena, sizeof(Node *) * (size_t)(nparams ? nparams : 1));
   Node **grad = arena_alloc(g->arena, sizeof(Node *) * (size_t)(nparams ? nparams : 1));
   for (int s = 0; s < g->nsteps; s++) {
@@ -800,21 +800,30 @@ bool autodiff(Graph *g) {
       if (grad[i]) {
         st->grads[st->ngrads++] = (Grad){sel[i], grad[i]};
         grad[i]->flags |= N_GRAD;
-        for (int k = 0; k < nparams; k++) trained[k] |= params[k] == sel[i];
+        trained[sel[i]->id] = true;
       } else if (st->npatterns) {
         diag_add(g->arena, g->diags, DIAG_WARNING, sel[i]->loc,
                  "parameter '%s' does not affect the loss '%s' of train step '%s'; it will "
                  "not be trained", sel[i]->name, loss_name(st), st->name);
       }
     }
-    if (!st->ngrads)
-      diag_add(g->arena, g->diags, DIAG_WARNING, st->loss->loc,
-               "the loss '%s' does not depend on any parameter: training changes nothing",
-               loss_name(st));
+    /* Why refused: such a step changes nothing, a constant loss has no
+     * buffer of its own to report, and Keras refuses it too ("No gradients
+     * provided for any variable"). */
+    if (!st->ngrads) {
+      const char *why = st->loss->op == OP_CONST ? "it is a constant"
+                        : st->npatterns ? "none of the parameters its 'of' list names affects it"
+                        : !n ? "the model has no parameter"
+                        : "no parameter affects it through operations with a gradient";
+      return graph_error(g, st->loc, "the loss '%s' of train step '%s' does not depend on any "
+                         "trainable parameter (%s): training would change nothing; make it "
+                         "depend on a parameter, or drop the train statement", loss_name(st),
+                         st->name, why);
+    }
   }
   for (int k = 0; k < nparams; k++) {
     Node *p = params[k];
-    if (trained[k] || !(p->flags & N_USED)) continue;
+    if (trained[p->id] || !(p->flags & N_USED)) continue;
     bool named = false;
     for (int s = 0; s < g->nsteps && !named; s++) named = g->steps[s].npatterns > 0;
     if (g->nsteps == 1 && !named)

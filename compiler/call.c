@@ -16,6 +16,25 @@
 
 /* ------------------------------------------------------------ calls */
 
+/* A Call has room for every argument a call may have (19 KB), and calls
+ * nest (an argument holds a call): the record of a finished call is kept
+ * for the next one, since one from the arena per call made 100,000 calls
+ * take 2 GB.  A parse that fails does not give its calls back; it ends. */
+static Call *call_begin(Parser *p, Token *fn) {
+  Call *c = p->free_calls;
+  if (c) p->free_calls = c->next_free;
+  else c = arena_alloc(p->arena, sizeof *c);
+  c->fn = fn;
+  c->nargs = c->npos = 0;
+  c->next_free = NULL;
+  return c;
+}
+
+static void call_end(Parser *p, Call *c) {
+  c->next_free = p->free_calls;
+  p->free_calls = c;
+}
+
 /* arg = IDENT "=" value | value
  * value = list | number | IDENT (a bare name, when it is no tensor) | expr */
 static void parse_arg(Parser *p, Call *c) {
@@ -540,8 +559,7 @@ bool call_is_builtin(const char *name) {
 
 /* call = IDENT "(" (arg ("," arg)*)? ")" */
 Node *parse_call(Parser *p) {
-  Call *c = arena_alloc(p->arena, sizeof *c);
-  c->fn = p->tok;
+  Call *c = call_begin(p, p->tok);
   char *name = parse_str(p, c->fn);
   Builtin bv, *b = &bv;
   if (!find_builtin(name, b)) {
@@ -549,6 +567,11 @@ Node *parse_call(Parser *p) {
     const char *best = nearest_builtin(name, &bd);
     if (parse_lookup(p, name))
       parse_fail(p, c->fn->loc, "'%s' is a tensor, not a function", name);
+    /* Functions too are defined in file order (see parse_unknown). */
+    for (const Token *t = c->fn; t->kind != T_EOF; t = t->next)
+      if (tok_is(t, "def") && tok_is(t->next, name))
+        parse_fail(p, c->fn->loc, "unknown function '%s': it is defined later, at line %d; a "
+                   "function must be defined before its first call", name, t->next->loc.line);
     if (bd <= 2)
       parse_fail(p, c->fn->loc, "unknown function '%s'; did you mean '%s'?", name, best);
     parse_fail(p, c->fn->loc, "unknown function '%s'", name);
@@ -588,6 +611,7 @@ Node *parse_call(Parser *p) {
     if (!c->args[i].used && c->args[i].kind == V_NAME && !c->args[i].key)
       parse_unknown(p, c->args[i].name, c->args[i].loc);
   (void)outer;
+  call_end(p, c);
   return n;
 }
 
@@ -598,11 +622,23 @@ static void orthogonal_shape(Parser *p, const Node *param, Loc loc) {
                param->name ? param->name : "", param->shape.rank);
 }
 
-static Val *init_arg(Parser *p, Call *c, int i, const char *k1, const char *k2,
+/* A number the initializer of param draws from or writes: it must be a
+ * value of the parameter's dtype (uniform(-1e308, 1e308) for an f32
+ * parameter gave infinities). */
+static void init_value_fits(Parser *p, const Node *param, const char *what, double v, Loc loc) {
+  if (!dtype_holds(param->dtype, v))
+    parse_fail(p, loc, "%s%g is out of range for %s, the dtype of '%s' (%s)", what, v,
+               dtype_names[param->dtype], param->name ? param->name : "", dtype_range(param->dtype));
+}
+
+static Val *init_arg(Parser *p, Call *c, const Node *param, int i, const char *k1, const char *k2,
                      double *out) {
   Val *v = call_arg(c, i, k1);
   if (!v && k2) v = call_kwarg(c, k2);
-  if (v) *out = call_num(p, c, v, false);
+  if (v) {
+    *out = call_num(p, c, v, false);
+    init_value_fits(p, param, "", *out, v->loc);
+  }
   return v;
 }
 
@@ -614,6 +650,7 @@ Node *call_init(Parser *p, Node *param, Val *v) {
   Loc loc = v->loc;
   int64_t count = shape_static_count(&param->shape);
   if (v->kind == V_NUM) {
+    init_value_fits(p, param, "", v->num, loc);
     in = (Init){INIT_CONSTANT, v->num, 0};
   } else if (v->kind == V_LIST) {
     if (!shape_eq(&v->lshape, &param->shape) &&
@@ -626,6 +663,7 @@ Node *call_init(Parser *p, Node *param, Val *v) {
     double *d = arena_alloc(p->arena, sizeof(double) * (size_t)(count ? count : 1));
     for (int64_t i = 0; i < count; i++) {
       if (v->items[i].name) parse_unknown(p, v->items[i].name, v->items[i].loc);
+      init_value_fits(p, param, "initial value ", v->items[i].v, v->items[i].loc);
       d[i] = v->items[i].v;
     }
     in.kind = INIT_VALUES;
@@ -665,8 +703,7 @@ defaults:
 /* An initializer written as a call: constant(v), uniform(a, b), ... */
 void parse_init(Parser *p, Node *param) {
   if (p->tok->kind == T_IDENT && tok_is(p->tok->next, "(")) {
-    Call *c = arena_alloc(p->arena, sizeof *c);
-    c->fn = p->tok;
+    Call *c = call_begin(p, p->tok);
     char *name = parse_str(p, c->fn);
     p->tok = p->tok->next->next;
     if (!parse_at(p, ")")) {
@@ -686,35 +723,35 @@ void parse_init(Parser *p, Node *param) {
     switch (in.kind) {
     case INIT_CONSTANT:
       keys = "value";
-      if (!init_arg(p, c, 0, "value", NULL, &in.a))
+      if (!init_arg(p, c, param, 0, "value", NULL, &in.a))
         parse_fail(p, c->fn->loc, "constant needs a value: constant(0.1)");
       break;
     case INIT_UNIFORM:
       keys = "minval,maxval";
       in.a = -0.05, in.b = 0.05;
-      init_arg(p, c, 0, "minval", NULL, &in.a);
-      init_arg(p, c, 1, "maxval", NULL, &in.b);
+      init_arg(p, c, param, 0, "minval", NULL, &in.a);
+      init_arg(p, c, param, 1, "maxval", NULL, &in.b);
       if (in.a >= in.b)
         parse_fail(p, c->fn->loc, "uniform needs minval < maxval, got (%g, %g)", in.a, in.b);
       break;
     case INIT_NORMAL:
       keys = "mean,stddev,std";
       in.a = 0, in.b = 0.05;
-      init_arg(p, c, 0, "mean", NULL, &in.a);
-      init_arg(p, c, 1, "stddev", "std", &in.b);
+      init_arg(p, c, param, 0, "mean", NULL, &in.a);
+      init_arg(p, c, param, 1, "stddev", "std", &in.b);
       break;
     case INIT_TRUNCATED_NORMAL:
       /* truncated_normal(std) as in the TF course; mean= by keyword. */
       keys = "mean,stddev,std";
       in.a = 0, in.b = 0.05;
-      init_arg(p, c, 0, "stddev", "std", &in.b);
-      if (call_kwarg(c, "mean")) in.a = call_num(p, c, call_kwarg(c, "mean"), false);
+      init_arg(p, c, param, 0, "stddev", "std", &in.b);
+      init_arg(p, c, param, MAX_ARGS, "mean", NULL, &in.a);   /* by keyword only */
       break;
     case INIT_ORTHOGONAL:
       /* Keras 2's Orthogonal(gain=1.0) */
       keys = "gain";
       in.a = 1;
-      init_arg(p, c, 0, "gain", NULL, &in.a);
+      init_arg(p, c, param, 0, "gain", NULL, &in.a);
       break;
     default:
       if (c->nargs)
@@ -730,6 +767,7 @@ void parse_init(Parser *p, Node *param) {
       parse_fail(p, c->fn->loc, "%s needs a positive standard deviation", name);
     param->a.init = in;
     orthogonal_shape(p, param, c->fn->loc);
+    call_end(p, c);
     return;
   }
   Val v = {.loc = p->tok->loc};

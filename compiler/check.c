@@ -193,10 +193,42 @@ static Element check_element(Eval *e, Node *loss, const Node *p, int64_t k, doub
   return el;
 }
 
+/* A number for the table: NaN and infinities in words, not libc's "-nan". */
+static const char *num(char *buf, size_t n, const char *fmt, double v) {
+  if (isnan(v)) snprintf(buf, n, "NaN");
+  else if (isinf(v)) snprintf(buf, n, "%s", v > 0 ? "inf" : "-inf");
+  else snprintf(buf, n, fmt, v);
+  return buf;
+}
+
+/* Where a non-finite gradient comes from: the first node in evaluation
+ * order, among those grad is computed from, that holds a NaN or an
+ * infinity (as --check-numerics names it for a training run). */
+static void first_non_finite(FILE *out, Eval *e, const Graph *g, Node *grad) {
+  unsigned char *mark = malloc((size_t)g->nnodes);
+  GRADC_ASSERT(mark);
+  graph_mark_needed(g, &grad, 1, true, mark);
+  for (int i = 0; i < g->nnodes; i++) {
+    const Node *n = g->nodes[i];
+    if (!mark[i] || !dtype_is_float(n->dtype) || n->op == OP_ASSIGN) continue;
+    const double *v = eval_data(e, n);
+    for (int64_t k = 0, c = v ? eval_count(e, n) : 0; k < c; k++) {
+      if (isfinite(v[k])) continue;
+      char b[16];
+      fprintf(out, "      the first non-finite value is %s in node %%%d (%s%s%s) at %s:%d:%d\n",
+              num(b, sizeof b, "%g", v[k]), n->id, op_info[n->op].name, n->name ? " " : "",
+              n->name ? n->name : "", g->src->name, n->loc.line, n->loc.col);
+      free(mark);
+      return;
+    }
+  }
+  free(mark);
+}
+
 /* The gradients of one train step; counts into the totals. */
 static bool check_step(Eval *e, const Graph *g, const TrainStep *st, uint64_t seed, int64_t batch,
                        double tol, FILE *out, double *worst, int64_t *failed, int64_t *kinks,
-                       int64_t *checked) {
+                       int64_t *checked, int64_t *nonfinite) {
   Node *loss = st->loss;
   double l0 = loss_at(e, loss);
   if (!isfinite(l0)) {
@@ -231,8 +263,8 @@ static bool check_step(Eval *e, const Graph *g, const TrainStep *st, uint64_t se
     memcpy(an, eval_data(e, st->grads[i].grad), sizeof(double) * (size_t)cnt);
     int64_t checks = cnt < CHECK_SAMPLES ? cnt : CHECK_SAMPLES;
     uint64_t rs = rng_stream(seed ^ 0xc4ecull, p->name);
-    double max_abs = 0, max_ratio = 0;
-    int64_t pfailed = 0, pkinks = 0;
+    double max_abs = 0, max_ratio = 0, bad = 0;
+    int64_t pfailed = 0, pkinks = 0, pbad = 0;
     Element shown[SHOWN_FAILURES];
     int64_t shown_at[SHOWN_FAILURES];
     for (int64_t s = 0; s < checks; s++) {
@@ -240,6 +272,13 @@ static bool check_step(Eval *e, const Graph *g, const TrainStep *st, uint64_t se
       Element el = check_element(e, loss, p, k, an[k], tol, l0);
       if (el.verdict == ELEM_KINK) {
         pkinks++;
+        continue;
+      }
+      if (!isfinite(an[k])) {
+        /* not an error of some size: the table says NaN, below it where */
+        if (!pbad++) bad = an[k];
+        if (pfailed < SHOWN_FAILURES) shown[pfailed] = el, shown_at[pfailed] = k;
+        pfailed++;
         continue;
       }
       double ratio = el.allowed > 0 ? el.error / el.allowed : el.error > 0 ? INFINITY : 0;
@@ -251,11 +290,20 @@ static bool check_step(Eval *e, const Graph *g, const TrainStep *st, uint64_t se
       }
     }
     loss_after(e, loss, p);   /* back to the unperturbed values for the next one */
-    fprintf(out, "  %-24s %10lld %8lld %6lld %14.3e %14.3e%s\n", p->name, (long long)cnt,
-            (long long)checks, (long long)pkinks, max_abs, max_ratio, pfailed ? "  FAIL" : "");
+    char b1[32], b2[32], b3[32], b4[32];
+    fprintf(out, "  %-24s %10lld %8lld %6lld %14s %14s%s\n", p->name, (long long)cnt,
+            (long long)checks, (long long)pkinks, num(b1, sizeof b1, "%.3e", pbad ? bad : max_abs),
+            num(b2, sizeof b2, "%.3e", pbad ? bad : max_ratio), pfailed ? "  FAIL" : "");
     for (int64_t s = 0; s < pfailed && s < SHOWN_FAILURES; s++)
-      fprintf(out, "      element %lld: symbolic %.9g, numeric %.9g, atol %.3g\n",
-              (long long)shown_at[s], an[shown_at[s]], shown[s].numeric, shown[s].atol);
+      fprintf(out, "      element %lld: symbolic %s, numeric %s, atol %s\n", (long long)shown_at[s],
+              num(b1, sizeof b1, "%.9g", an[shown_at[s]]), num(b3, sizeof b3, "%.9g", shown[s].numeric),
+              num(b4, sizeof b4, "%.3g", shown[s].atol));
+    if (pbad) {
+      fprintf(out, "      the symbolic gradient is %s at %lld of %lld elements checked\n",
+              num(b1, sizeof b1, "%g", bad), (long long)pbad, (long long)checks);
+      first_non_finite(out, e, g, st->grads[i].grad);
+    }
+    *nonfinite += pbad;
     free(an);
     if (max_ratio > *worst) *worst = max_ratio;
     *failed += pfailed, *kinks += pkinks, *checked += checks;
@@ -288,15 +336,22 @@ int check_gradients(const Graph *g, uint64_t seed, int64_t batch, double tol, FI
   for (int s = 0; s < g->nsteps; s++) finite &= isfinite(loss_at(e, g->steps[s].loss));
   if (!finite) fill_inputs(e, g, seed, batch, 0.1);
   double worst = 0;
-  int64_t failed = 0, kinks = 0, checked = 0;
+  int64_t failed = 0, kinks = 0, checked = 0, nonfinite = 0;
   for (int s = 0; s < g->nsteps; s++) {
     if (!g->steps[s].ngrads) continue;
-    if (!check_step(e, g, &g->steps[s], seed, batch, tol, out, &worst, &failed, &kinks, &checked)) {
+    if (!check_step(e, g, &g->steps[s], seed, batch, tol, out, &worst, &failed, &kinks, &checked,
+                    &nonfinite)) {
       eval_free(e);
       return 1;
     }
   }
   eval_free(e);
+  if (nonfinite) {
+    fprintf(out, "FAILED: %lld of %lld elements have a NaN or infinite symbolic gradient (the "
+            "first non-finite value is named above)%s\n", (long long)nonfinite, (long long)checked,
+            failed > nonfinite ? ", and others differ from finite differences" : "");
+    return 1;
+  }
   if (failed) {
     fprintf(out, "FAILED: %lld of %lld elements differ from finite differences by more "
             "than atol + %.1e |numeric| (worst %.3g times that); %lld kinks stepped over\n",

@@ -263,11 +263,15 @@ static LLVMValueRef is_true(CG *cg, LLVMValueRef v) {
   return LLVMBuildICmp(cg->b, LLVMIntNE, v, LLVMConstInt(cg->i8, 0, 0), "");
 }
 
-/* Python's a // b for ints; 0 when b is 0, as the evaluator. */
+/* Python's a // b for ints; 0 when b is 0, as the evaluator.  INT_MIN / -1
+ * wraps to INT_MIN, as TF's and as i32 arithmetic does everywhere here:
+ * sdiv by -1 is undefined there (x86 raises SIGFPE), so b = -1 divides by
+ * 1 and negates. */
 static LLVMValueRef floor_div(CG *cg, LLVMValueRef a, LLVMValueRef b, LLVMTypeRef t) {
   LLVMValueRef zero = LLVMConstInt(t, 0, 0), one = LLVMConstInt(t, 1, 0);
   LLVMValueRef bz = LLVMBuildICmp(cg->b, LLVMIntEQ, b, zero, "");
-  LLVMValueRef safe = LLVMBuildSelect(cg->b, bz, one, b, "");
+  LLVMValueRef bm = LLVMBuildICmp(cg->b, LLVMIntEQ, b, LLVMConstAllOnes(t), "");
+  LLVMValueRef safe = LLVMBuildSelect(cg->b, LLVMBuildOr(cg->b, bz, bm, ""), one, b, "");
   LLVMValueRef q = LLVMBuildSDiv(cg->b, a, safe, ""), r = LLVMBuildSRem(cg->b, a, safe, "");
   LLVMValueRef adj = LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntNE, r, zero, ""),
                                   LLVMBuildICmp(cg->b, LLVMIntNE,
@@ -275,6 +279,7 @@ static LLVMValueRef floor_div(CG *cg, LLVMValueRef a, LLVMValueRef b, LLVMTypeRe
                                                 LLVMBuildICmp(cg->b, LLVMIntSLT, safe, zero, ""), ""),
                                   "");
   q = LLVMBuildSub(cg->b, q, LLVMBuildZExt(cg->b, adj, t, ""), "");
+  q = LLVMBuildSelect(cg->b, bm, LLVMBuildNeg(cg->b, a, ""), q, "");
   return LLVMBuildSelect(cg->b, bz, zero, q, "");
 }
 

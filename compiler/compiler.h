@@ -42,6 +42,12 @@ enum {
   MAX_SYMS = ABI_MAX_SYMS,       /* symbolic dimension names per model */
   MAX_DEPTH = 200,               /* expression nesting */
   MAX_OPERANDS = 64,             /* operands of a variadic op (concat) */
+  /* Tokens and nodes of one model file: what bounds the compiler's
+   * memory (64 bytes a token, about 1 KB a node with its operands and
+   * name) at about 1 GB whatever the file holds; real models have a few
+   * thousand of each, the largest literal lists two tokens an element. */
+  MAX_TOKENS = 4 << 20,
+  MAX_PARSE_NODES = 512 << 10,
 };
 #define MAX_SOURCE_BYTES (16u << 20)     /* model file size */
 #define MAX_ELEMENTS ((int64_t)1 << 40)  /* elements of one tensor */
@@ -108,13 +114,14 @@ typedef enum {
   T_EOF, T_NEWLINE, T_IDENT, T_INT, T_FLOAT, T_PUNCT,
 } TokenKind;
 
+/* 64 bytes: a model file can hold a token per byte or two, and every
+ * token stays in memory until the compilation ends. */
 typedef struct Token {
   TokenKind kind;
-  const char *text;      /* points into the source */
   int len;
+  const char *text;      /* points into the source */
   Loc loc;
-  int64_t ival;
-  double fval;
+  double fval;           /* T_INT and T_FLOAT: the value */
   struct Token *next;
 } Token;
 
@@ -403,6 +410,11 @@ struct Graph {
 extern const char *const dtype_names[DT_COUNT];
 size_t dtype_size(DType t);
 bool dtype_is_float(DType t);
+/* Whether v is a value of t without overflow (a literal's check: an i32
+ * literal past 2^31 would wrap, an f32 one past FLT_MAX become inf), and
+ * t's range in words for the message. */
+bool dtype_holds(DType t, double v);
+const char *dtype_range(DType t);
 
 Graph *graph_new(Arena *a, Diags *d, const Source *src);
 /* Checked constructor: computes the shape with the op's rule; on a rule
@@ -780,6 +792,15 @@ int check_gradients(const Graph *g, uint64_t seed, int64_t batch, double tol, FI
  * when an error was reported (diagnostics in d).  Warnings do not fail. */
 Graph *parse(Arena *a, const Source *src, Diags *d);
 
+/* ---------------------------------------------------------------- names.c */
+
+/* Names to pointers in an arena (see names.c): NULL for a name never put. */
+typedef struct NameMap NameMap;
+NameMap *names_new(Arena *a);
+void *names_get(const NameMap *m, const char *key, size_t len);
+/* key must live as long as the map (the arena, the source text). */
+void names_put(NameMap *m, const char *key, size_t len, void *value);
+
 /* ---------------------------------------------- parse.c, call.c, layers.c */
 
 /* Parser state, shared by the parts of the front end: parse.c (statements,
@@ -790,6 +811,12 @@ typedef struct Sym {
   Node *node;
   Loc loc;
   struct Sym *next;
+  /* The lookup table holds the newest symbol of each name; shadow is the
+   * one it hides (a top-level name under a body's, or an enclosing call's
+   * local), put back when the body's call ends. */
+  struct Sym *shadow;
+  int scope;               /* 0: top level; else the call of a body (Parser.scope_id) */
+  int seq;                 /* top level: definition order, 1-based */
 } Sym;
 
 typedef struct Def Def;     /* a function of the model language (func.c) */
@@ -800,14 +827,22 @@ typedef struct Parser {
   Diags *diags;
   Token *tok;
   Sym *syms;               /* the names in scope, innermost first */
-  Sym *scope;              /* where the innermost scope ends: parse_define
-                              checks redefinitions down to here (NULL: all) */
+  Sym *scope;              /* where the innermost scope ends: the top-level
+                              names a body sees (NULL at top level) */
+  NameMap *names;          /* name -> its newest Sym (parse_lookup) */
+  int scope_id;            /* 0 at top level, else the body's call */
+  int nscopes;             /* calls of bodies so far (scope ids) */
+  int visible_seq;         /* top-level names up to this seq are in scope */
+  int nsyms;               /* top-level names so far */
+  NameMap *def_names, *instance_names, *output_names, *metric_names;
+  struct Call *free_calls; /* finished calls' records, for reuse (call.c) */
   int depth;
   int ndense;              /* Keras-style numbering of unnamed layers */
   int nconv, ndropout, nbn;
   int nembedding;
   int nrnn[3];             /* simple_rnn, lstm, gru */
   const char *bind_name;   /* the name a let-binding is about to get */
+  Token *stmt;             /* the first token of the statement being parsed */
   jmp_buf fail;            /* the first error unwinds the whole parse */
   /* Functions (func.c): the defs so far, the instance whose body is being
    * applied (NULL at top level: it prefixes the body's parameters), the
@@ -851,6 +886,7 @@ typedef struct Call {
   Token *fn;
   Val args[MAX_ARGS];
   int nargs, npos;
+  struct Call *next_free;  /* reuse (call.c: call_begin) */
 } Call;
 
 

@@ -54,9 +54,9 @@ void diag_format(FILE *out, const Diag *g) {
           level_names[g->level], g->msg);
   size_t off = g->loc.off > src->len ? src->len : g->loc.off;
   size_t start = off, end = off;
-  while (start > 0 && src->text[start - 1] != '\n') start--;
-  while (end < src->len && src->text[end] != '\n') end++;
-  if (end > start && src->text[end - 1] == '\r') end--;     /* CRLF files */
+  /* Lines end in \n, \r\n or \r, as the lexer counts them. */
+  while (start > 0 && src->text[start - 1] != '\n' && src->text[start - 1] != '\r') start--;
+  while (end < src->len && src->text[end] != '\n' && src->text[end] != '\r') end++;
   if (end - start > 200) return;      /* a minified wall of text: no excerpt */
   fprintf(out, "%5d | ", g->loc.line);
   for (size_t i = start; i < end; i++) {

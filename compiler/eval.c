@@ -245,7 +245,27 @@ void eval_leaf(Eval *e, const Node *n) { (void)e, (void)n; }
 
 void eval_size(Eval *e, const Node *n) { e->v[n->id][0] = (double)count_of(e, &n->a.to); }
 
-static double ifloor_div(double a, double b) { return b == 0 ? 0 : floor(a / b); }
+/* i32 arithmetic wraps around in two's complement, as the compiled code's
+ * (and TF's) does: INT_MIN / -1 and -INT_MIN are INT_MIN. */
+static double wrap_i32(int64_t v) {
+  uint32_t u = (uint32_t)v;
+  return u >= 0x80000000u ? (double)u - 4294967296.0 : (double)u;
+}
+
+/* Python's a // b on integers, exactly; 0 when b is 0, as the compiled code. */
+static int64_t ifloor_div(int64_t a, int64_t b) {
+  if (b == 0) return 0;
+  int64_t q = a / b;
+  if (a % b != 0 && (a < 0) != (b < 0)) q--;
+  return q;
+}
+
+/* An i32 value held as a double, as an int64: products and sums of two
+ * stay exact.  (A value outside i32's range comes from no i32 tensor; it
+ * is clamped rather than converted with undefined behaviour.) */
+static int64_t as_int(double x) {
+  return x > 2147483648.0 ? INT64_C(2147483648) : x < -2147483648.0 ? -INT64_C(2147483648) : (int64_t)x;
+}
 
 void eval_binary(Eval *e, const Node *n) {
   double *y = e->v[n->id], *a = e->v[n->src[0]->id], *b = e->v[n->src[1]->id];
@@ -257,7 +277,7 @@ void eval_binary(Eval *e, const Node *n) {
     case OP_ADD: r = x + z; break;
     case OP_SUB: r = x - z; break;
     case OP_MUL: r = x * z; break;
-    case OP_DIV: r = ints ? ifloor_div(x, z) : x / z; break;
+    case OP_DIV: r = ints ? (double)ifloor_div(as_int(x), as_int(z)) : x / z; break;
     case OP_POW: r = pow(x, z); break;
     case OP_MAXIMUM: r = x >= z ? x : z; break;
     case OP_MINIMUM: r = x <= z ? x : z; break;
@@ -268,6 +288,13 @@ void eval_binary(Eval *e, const Node *n) {
     case OP_GT: r = x > z; break;
     case OP_GE: r = x >= z; break;
     default: GRADC_ASSERT(!"not a binary op");
+    }
+    if (n->dtype == DT_I32) {
+      int64_t xi = as_int(x), zi = as_int(z);
+      if (n->op == OP_ADD) r = wrap_i32(xi + zi);
+      else if (n->op == OP_SUB) r = wrap_i32(xi - zi);
+      else if (n->op == OP_MUL) r = wrap_i32(xi * zi);
+      else if (n->op == OP_DIV) r = wrap_i32(ifloor_div(xi, zi));
     }
     y[k] = r;
   }
@@ -306,6 +333,12 @@ void eval_unary(Eval *e, const Node *n) {
       }
       break;
     default: GRADC_ASSERT(!"not a unary op");
+    }
+    if (n->dtype == DT_I32) {      /* wraps as the compiled code does */
+      int64_t xi = as_int(x);
+      if (n->op == OP_NEG) r = wrap_i32(-xi);
+      else if (n->op == OP_ABS) r = wrap_i32(xi < 0 ? -xi : xi);
+      else if (n->op == OP_SQUARE) r = wrap_i32(xi * xi);
     }
     y[k] = r;
   }
@@ -418,6 +451,10 @@ void eval_reduce(Eval *e, const Node *n) {
     double per = (double)cx / (double)cy;
     for (int64_t k = 0; k < cy; k++) y[k] /= per;
   }
+  /* an i32 sum wraps as the compiled code's running sum does (exact while
+   * the true sum is below 2^53) */
+  if (n->op == OP_SUM && n->dtype == DT_I32)
+    for (int64_t k = 0; k < cy; k++) y[k] = wrap_i32((int64_t)fmod(y[k], 4294967296.0));
 }
 
 /* The first index of the extreme value along the axis (TF's tie rule). */

@@ -50,14 +50,13 @@ struct Def {
   int nargs, nresults;
   Token *body;           /* the first token after "{" */
   Sym *scope;            /* the top-level names at the def */
+  int scope_seq;         /* and how many there were */
   bool called;
   Def *next;
 };
 
 const Def *parse_find_def(Parser *p, const char *name) {
-  for (Def *f = p->defs; f; f = f->next)
-    if (!strcmp(f->name, name)) return f;
-  return NULL;
+  return names_get(p->def_names, name, strlen(name));
 }
 
 void func_check_name(Parser *p, const char *name, Loc loc) {
@@ -179,9 +178,11 @@ void func_def(Parser *p, Token *kw) {
   parse_skip(p, "{");
   f->body = p->tok;
   f->scope = p->syms;
+  f->scope_seq = p->nsyms;
   p->tok = check_body(p, f, open)->next;
   f->next = p->defs;
   p->defs = f;
+  names_put(p->def_names, f->name, strlen(f->name), f);
 }
 
 /* ------------------------------------------------------------ calls */
@@ -205,13 +206,15 @@ int fn_apply(Parser *p, const Def *f, Node **args, int nargs, const char *instan
   /* What the body changes and the caller keeps: the scope, the position,
    * the instance, the layer counters, the error handler. */
   struct {
-    Token *tok;
+    Token *tok, *stmt;
     Sym *syms, *scope;
+    int scope_id, visible_seq;
     const char *instance, *bind_name;
     int ndense, nconv, nbn, nembedding, nrnn[3];
     jmp_buf fail;
   } saved;
-  saved.tok = p->tok, saved.syms = p->syms, saved.scope = p->scope;
+  saved.tok = p->tok, saved.stmt = p->stmt, saved.syms = p->syms, saved.scope = p->scope;
+  saved.scope_id = p->scope_id, saved.visible_seq = p->visible_seq;
   saved.instance = p->instance, saved.bind_name = p->bind_name;
   saved.ndense = p->ndense, saved.nconv = p->nconv, saved.nbn = p->nbn;
   saved.nembedding = p->nembedding;
@@ -222,6 +225,8 @@ int fn_apply(Parser *p, const Def *f, Node **args, int nargs, const char *instan
   p->active[p->nactive++] = f;
   p->instance = p->instance ? arena_printf(p->arena, "%s.%s", p->instance, instance) : instance;
   p->syms = p->scope = f->scope;
+  p->scope_id = ++p->nscopes;
+  p->visible_seq = f->scope_seq;
   p->bind_name = NULL;
   p->ndense = p->nconv = p->nbn = p->nembedding = 0;
   memset(p->nrnn, 0, sizeof p->nrnn);
@@ -239,8 +244,13 @@ int fn_apply(Parser *p, const Def *f, Node **args, int nargs, const char *instan
   do results[n++] = parse_expr(p);
   while (n < MAX_RESULTS && parse_accept(p, ","));
   GRADC_ASSERT(n == f->nresults);
+  /* The body's names go out of scope: each name's table entry gets back
+   * the symbol it hid. */
+  for (Sym *q = p->syms; q != f->scope; q = q->next)
+    names_put(p->names, q->name, strlen(q->name), q->shadow);
   memcpy(p->fail, saved.fail, sizeof(jmp_buf));
-  p->tok = saved.tok, p->syms = saved.syms, p->scope = saved.scope;
+  p->tok = saved.tok, p->stmt = saved.stmt, p->syms = saved.syms, p->scope = saved.scope;
+  p->scope_id = saved.scope_id, p->visible_seq = saved.visible_seq;
   p->instance = saved.instance, p->bind_name = saved.bind_name;
   p->ndense = saved.ndense, p->nconv = saved.nconv, p->nbn = saved.nbn;
   p->nembedding = saved.nembedding;

@@ -65,13 +65,6 @@ static int kernel_at(int *kat, const Node *n) {
   return kat[r->id] = at;
 }
 
-/* Is r computed inside v's expression (r == v or fused, transitively, into v)? */
-static bool inside(const Node *r, const Node *v) {
-  for (; r; r = r->inlined_into)
-    if (r == v) return true;
-  return false;
-}
-
 /* Readers of n, later in the array, by id: CSR lists built once. */
 typedef struct Readers {
   int *start, *list;
@@ -238,6 +231,7 @@ int fuse(Graph *g, bool enable) {
    * over the old one when nothing reads the old one afterwards, neither a
    * later loop nor, in the same loop, anything outside the new value's own
    * expression (which reads the old value before the store). */
+  bool *in_v = arena_alloc(g->arena, (size_t)(n ? n : 1));
   for (int i = 0; enable && i < n; i++) {
     Node *a = g->nodes[i];
     if (a->op != OP_ASSIGN) continue;
@@ -246,11 +240,19 @@ int fuse(Graph *g, bool enable) {
         !covers(fn, v, a))
       continue;
     int at = kernel_at(kat, v);
+    /* in_v[k]: node k is inside v's expression; inlined_into points to a
+     * later node, so one pass down from v marks them all (walking each
+     * node's chain instead made a long fused chain quadratic). */
+    for (int k = v->id; k >= 0; k--) {
+      const Node *r = g->nodes[k];
+      in_v[k] = r == v || (r->inlined_into && r->inlined_into->id <= v->id && in_v[r->inlined_into->id]);
+    }
     bool read_later = false;
     for (int k = 0; k < n && !read_later; k++) {
       const Node *r = g->nodes[k];
       int rat = kernel_at(kat, r);
-      if (r == a || rat < at || (rat == at && inside(r, v)) || !(fn[r->id] & fn[a->id])) continue;
+      if (r == a || rat < at || (rat == at && k <= v->id && in_v[k]) || !(fn[r->id] & fn[a->id]))
+        continue;
       for (int s = 0; s < r->nsrc; s++) read_later |= r->src[s]->storage == dst;
     }
     if (!read_later) v->storage = dst;

@@ -7,6 +7,7 @@
  * made only by graph_node/graph_leaf, which run the op's shape rule and refuse
  * bad operands with a diagnostic, so an ill-shaped node never exists.
  */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -53,6 +54,22 @@ void init_values(const Node *n, uint64_t seed, double *out, int64_t count) {
 }
 
 bool dtype_is_float(DType t) { return t == DT_F32 || t == DT_F64; }
+
+bool dtype_holds(DType t, double v) {
+  switch (t) {
+  case DT_F32: return fabs(v) <= FLT_MAX;
+  case DT_I32: return v >= INT32_MIN && v <= INT32_MAX;
+  default: return isfinite(v);
+  }
+}
+
+const char *dtype_range(DType t) {
+  switch (t) {
+  case DT_F32: return "at most 3.4028235e+38 in magnitude";
+  case DT_I32: return "-2147483648 to 2147483647";
+  default: return "finite";
+  }
+}
 
 Graph *graph_new(Arena *a, Diags *d, const Source *src) {
   Graph *g = arena_alloc(a, sizeof *g);
@@ -152,10 +169,14 @@ Node *graph_scalar(Graph *g, double v, DType t, Loc loc) {
 
 void graph_add_output(Graph *g, Binding **list, int *n, const char *name,
                       Node *node) {
-  Binding *grown = arena_alloc(g->arena, sizeof(Binding) * (size_t)(*n + 1));
-  if (*n) memcpy(grown, *list, sizeof(Binding) * (size_t)*n);
-  grown[*n] = (Binding){name, node};
-  *list = grown;
+  /* The capacity is the next power of two from 8, so the list doubles
+   * when full: a copy per binding made many outputs quadratic. */
+  if (*n == 0 || (*n >= 8 && (*n & (*n - 1)) == 0)) {
+    Binding *grown = arena_alloc(g->arena, sizeof(Binding) * (size_t)(*n ? 2 * *n : 8));
+    if (*n) memcpy(grown, *list, sizeof(Binding) * (size_t)*n);
+    *list = grown;
+  }
+  (*list)[*n] = (Binding){name, node};
   (*n)++;
 }
 

@@ -101,12 +101,24 @@ static bool lex_number(Lexer *L, Token *t) {
       fail(L, L->pos, (int)len, "integer '%s' is too large", buf);
       return false;
     }
-    t->ival = v;
   }
   t->kind = is_float ? T_FLOAT : T_INT;
   t->len = (int)len;
   L->pos = p;
   return true;
+}
+
+/* t, copied into the arena; NULL after an error when the file has more
+ * tokens than MAX_TOKENS (compiler.h: what bounds the memory). */
+static Token *keep(Lexer *L, const Token *t, long *count) {
+  if (++*count > MAX_TOKENS) {
+    fail(L, t->loc.off, t->loc.len, "the model has more than %d tokens (names, numbers, "
+         "operators); the limit bounds the compiler's memory", MAX_TOKENS);
+    return NULL;
+  }
+  Token *k = arena_alloc(L->arena, sizeof *k);
+  *k = *t;
+  return k;
 }
 
 static const char *const puncts[] = {
@@ -124,15 +136,18 @@ Token *lex(Arena *a, const Source *src, Diags *d) {
   int depth = 0;
   const char *s = src->text;
 
+  long ntokens = 0;
+
   for (;;) {
     size_t n = src->len;
-    while (L.pos < n && (s[L.pos] == ' ' || s[L.pos] == '\t' || s[L.pos] == '\r'))
-      L.pos++;
+    while (L.pos < n && (s[L.pos] == ' ' || s[L.pos] == '\t')) L.pos++;
     if (L.pos < n && s[L.pos] == '#') {
-      while (L.pos < n && s[L.pos] != '\n') L.pos++;
+      while (L.pos < n && s[L.pos] != '\n' && s[L.pos] != '\r') L.pos++;
       continue;
     }
-    Token *t = arena_alloc(a, sizeof *t);
+    /* Built here, copied into the arena only when kept (keep): a newline
+     * inside brackets or after another costs nothing. */
+    Token tk = {0}, *t = &tk;
     t->text = s + L.pos;
     t->loc = loc_at(&L, L.pos, 1);
     if (L.pos >= n) {
@@ -145,15 +160,18 @@ Token *lex(Arena *a, const Source *src, Diags *d) {
                     open[depth - 1], open[depth - 1] == '(' ? ')' : ']');
       }
       t->kind = T_EOF;
-      cur = cur->next = t;
+      if (!(cur->next = keep(&L, t, &ntokens))) return NULL;
       break;
     }
     unsigned char c = (unsigned char)s[L.pos];
-    if (c == '\n') {
-      L.pos++;
-      if (depth == 0) {
+    /* A line ends in \n, \r\n or a lone \r (classic Mac OS files): each
+     * is one line, for the statements and for the line numbers. */
+    if (c == '\n' || c == '\r') {
+      L.pos += c == '\r' && L.pos + 1 < n && s[L.pos + 1] == '\n' ? 2 : 1;
+      /* Blank lines end no statement: one token for a run of them. */
+      if (depth == 0 && cur->kind != T_NEWLINE) {
         t->kind = T_NEWLINE;
-        cur = cur->next = t;
+        if (!(cur = cur->next = keep(&L, t, &ntokens))) return NULL;
       }
       L.line++;
       L.line_start = L.pos;
@@ -162,7 +180,7 @@ Token *lex(Arena *a, const Source *src, Diags *d) {
     if (isdigit(c) || (c == '.' && L.pos + 1 < n && isdigit((unsigned char)s[L.pos + 1]))) {
       if (!lex_number(&L, t)) return NULL;
       t->loc.len = t->len;
-      cur = cur->next = t;
+      if (!(cur = cur->next = keep(&L, t, &ntokens))) return NULL;
       continue;
     }
     if (is_ident_start(c)) {
@@ -181,7 +199,7 @@ Token *lex(Arena *a, const Source *src, Diags *d) {
       t->len = (int)(p - L.pos);
       t->loc.len = t->len;
       L.pos = p;
-      cur = cur->next = t;
+      if (!(cur = cur->next = keep(&L, t, &ntokens))) return NULL;
       continue;
     }
     bool matched = false;
@@ -217,7 +235,7 @@ Token *lex(Arena *a, const Source *src, Diags *d) {
       depth--;
     }
     L.pos += (size_t)t->len;
-    cur = cur->next = t;
+    if (!(cur = cur->next = keep(&L, t, &ntokens))) return NULL;
   }
   return head.next;
 }

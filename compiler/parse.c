@@ -18,6 +18,7 @@
  */
 #include <ctype.h>
 #include <fnmatch.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +33,17 @@ _Noreturn void parse_fail(Parser *p, Loc loc, const char *fmt, ...) {
   longjmp(p->fail, 1);
 }
 
+/* Why refused: every node stays in memory until the compilation ends, and
+ * later stages add the backward pass and the updates to it (compiler.h). */
+static void node_budget(Parser *p, Loc loc) {
+  if (p->g->nnodes >= MAX_PARSE_NODES)
+    parse_fail(p, loc, "the model has more than %d operations; the limit bounds the "
+               "compiler's memory", MAX_PARSE_NODES);
+}
+
 /* A node constructor that unwinds when the shape rule refused. */
 Node *parse_mk(Parser *p, OpKind op, Node **src, int nsrc, const Attrs *a, Loc loc) {
+  node_budget(p, loc);
   Node *n = graph_node(p->g, op, src, nsrc, a, loc);
   if (!n) longjmp(p->fail, 1);
   return n;
@@ -96,11 +106,21 @@ static void end_of_statement(Parser *p) {
 
 /* ------------------------------------------------------------ names */
 
-Sym *parse_lookup(Parser *p, const char *name) {
-  for (Sym *s = p->syms; s; s = s->next)
-    if (strcmp(s->name, name) == 0) return s;
-  return NULL;
+/* A symbol is in scope in the body (or top level) that made it, and a
+ * top-level one also in the bodies of functions defined after it. */
+static bool in_scope(const Parser *p, const Sym *s) {
+  return s->scope == p->scope_id || (s->scope == 0 && s->seq <= p->visible_seq);
 }
+
+/* The hidden symbols under a name are at most one per enclosing call and
+ * one top-level name, so this walk is short. */
+static Sym *lookup_n(Parser *p, const char *name, size_t len) {
+  Sym *s = names_get(p->names, name, len);
+  while (s && !in_scope(p, s)) s = s->shadow;
+  return s;
+}
+
+Sym *parse_lookup(Parser *p, const char *name) { return lookup_n(p, name, strlen(name)); }
 
 static const char *const keywords[] = {"input", "param", "const", "output",
                                        "metric", "train", "with", "def", "return"};
@@ -114,18 +134,18 @@ static bool is_keyword(const char *name) {
 void parse_define(Parser *p, const char *name, Node *n, Loc loc) {
   if (is_keyword(name)) parse_fail(p, loc, "'%s' is a keyword and cannot be a name", name);
   func_check_name(p, name, loc);
-  /* A function body's names may shadow the top level's (its scope ends at
-   * p->scope), not each other. */
-  for (Sym *old = p->syms; old != p->scope; old = old->next)
-    if (strcmp(old->name, name) == 0)
-      parse_fail(p, loc, "redefinition of '%s' (first defined at line %d)", name,
-                 old->loc.line);
+  /* A function body's names may shadow the top level's, not each other. */
+  Sym *old = names_get(p->names, name, strlen(name));
+  if (old && old->scope == p->scope_id)
+    parse_fail(p, loc, "redefinition of '%s' (first defined at line %d)", name,
+               old->loc.line);
   for (int i = 1; i <= p->g->nsym; i++)
     if (strcmp(p->g->sym[i], name) == 0)
       parse_fail(p, loc, "'%s' is already used as a symbolic dimension", name);
   Sym *s = arena_alloc(p->arena, sizeof *s);
-  *s = (Sym){name, n, loc, p->syms};
+  *s = (Sym){name, n, loc, p->syms, old, p->scope_id, p->scope_id ? 0 : ++p->nsyms};
   p->syms = s;
+  names_put(p->names, name, strlen(name), s);
   /* A body's local names are not node names: two calls would give two
    * nodes one name, and a dump must write distinct names. */
   if (!n->name && !p->instance) n->name = name;
@@ -140,9 +160,8 @@ Node *parse_param(Parser *p, const char *name, DType t, const Shape *s, Loc loc)
     return n;
   }
   const char *full = arena_printf(p->arena, "%s.%s", p->instance, name);
-  Node *n = NULL;
-  for (Sym *q = p->instance_params; q && !n; q = q->next)
-    if (!strcmp(q->name, full)) n = q->node;
+  Sym *made = names_get(p->instance_names, full, strlen(full));
+  Node *n = made ? made->node : NULL;
   if (n && (n->dtype != t || !shape_eq(&n->shape, s))) {
     char b1[SHAPE_STR_MAX], b2[SHAPE_STR_MAX];
     parse_fail(p, loc, "parameter '%s' is %s%s here but %s%s as the instance's first call "
@@ -153,8 +172,9 @@ Node *parse_param(Parser *p, const char *name, DType t, const Shape *s, Loc loc)
   if (!n) {
     n = graph_leaf(p->g, OP_PARAM, full, t, s, loc);
     Sym *q = arena_alloc(p->arena, sizeof *q);
-    *q = (Sym){full, n, loc, p->instance_params};
+    *q = (Sym){.name = full, .node = n, .loc = loc, .next = p->instance_params};
     p->instance_params = q;
+    names_put(p->instance_names, full, strlen(full), q);
   }
   parse_define(p, name, n, loc);
   return n;
@@ -171,7 +191,77 @@ static const char *nearest_sym(Parser *p, const char *name) {
   return bd <= (len < 4 ? 1 : 2) ? best : NULL;
 }
 
+/* The token that names `name` where the statement starting at t defines
+ * it (NAME = ..., a, NAME = ..., input/param/const/state NAME, output or
+ * metric NAME = ...), else NULL. */
+static const Token *defining(const Token *t, const char *name) {
+  size_t len = strlen(name);
+  const Token *n = t;
+  bool decl = tok_is(t, "input") || tok_is(t, "param") || tok_is(t, "const") || tok_is(t, "state");
+  if (decl || tok_is(t, "output") || tok_is(t, "metric")) {
+    n = t->next;
+    if (n->kind != T_IDENT || (!decl && !tok_is(n->next, "="))) return NULL;
+    return (size_t)n->len == len && !memcmp(n->text, name, len) ? n : NULL;
+  }
+  const Token *hit = NULL;
+  for (; n->kind == T_IDENT; n = n->next->next) {
+    if ((size_t)n->len == len && !memcmp(n->text, name, len)) hit = n;
+    if (tok_is(n->next, "=")) return hit;
+    if (!tok_is(n->next, ",")) return NULL;
+  }
+  return NULL;
+}
+
+/* The first statement after token t that defines name, up to the end of
+ * the body t is in (stop_at_brace) or of the file, skipping the bodies of
+ * functions; NULL if none.  Only an error is slow enough to call this. */
+static const Token *defined_after(const Token *t, const char *name, bool stop_at_brace) {
+  bool start = false;
+  for (; t->kind != T_EOF; t = t->next) {
+    if (t->kind == T_NEWLINE || tok_is(t, "{")) {
+      start = true;
+      continue;
+    }
+    if (tok_is(t, "}")) {
+      if (stop_at_brace) return NULL;
+      start = true;
+      continue;
+    }
+    if (!start) continue;
+    start = false;
+    if (tok_is(t, "def")) {
+      while (t->next->kind != T_EOF && !tok_is(t->next, "}")) t = t->next;
+      continue;
+    }
+    const Token *d = defining(t, name);
+    if (d) return d;
+  }
+  return NULL;
+}
+
+/* Why refused: statements run in file order, so the model is a DAG by
+ * construction; a use before the definition (and so any cycle) is the
+ * mistake, and the message says where the definition is. */
 _Noreturn void parse_unknown(Parser *p, const char *name, Loc loc) {
+  const char *order = "the model is evaluated in file order (a DAG), so a name must be "
+                      "defined before it is used";
+  if (p->stmt && defining(p->stmt, name))
+    parse_fail(p, loc, "unknown identifier '%s': it is used in its own definition; %s", name,
+               order);
+  const Token *later = defined_after(p->tok, name, p->nactive > 0);
+  if (later)
+    parse_fail(p, loc, "unknown identifier '%s': it is defined later, at line %d; %s", name,
+               later->loc.line, order);
+  if (p->nactive > 0) {
+    /* a top-level name made after the def: the body cannot see it */
+    const Token *end = p->tok;
+    while (end->kind != T_EOF && !tok_is(end, "}")) end = end->next;
+    later = defined_after(end, name, false);
+    if (later)
+      parse_fail(p, loc, "unknown identifier '%s': it is defined at line %d, after the function "
+                 "'%s'; a function's body sees the top-level names defined before its def", name,
+                 later->loc.line, def_name(p->active[p->nactive - 1]));
+  }
   const char *near = nearest_sym(p, name);
   if (near)
     parse_fail(p, loc, "unknown identifier '%s'; did you mean '%s'?", name, near);
@@ -397,9 +487,8 @@ static Node *primary(Parser *p) {
                    "a, b = %s(...)", def_name(f), def_nresults(f), def_name(f));
       return r[0];
     }
-    char *name = parse_str(p, t);
-    Sym *s = parse_lookup(p, name);
-    if (!s) parse_unknown(p, name, t->loc);
+    Sym *s = lookup_n(p, t->text, (size_t)t->len);
+    if (!s) parse_unknown(p, parse_str(p, t), t->loc);
     p->tok = t->next;
     return s->node;
   }
@@ -658,11 +747,10 @@ static void stmt_bind(Parser *p, Token *name, unsigned flag) {
     p->bind_name = NULL;
     parse_define(p, nm, n, name->loc);
   }
-  Binding *list = flag == N_OUTPUT ? p->g->outputs : p->g->metrics;
-  int count = flag == N_OUTPUT ? p->g->noutputs : flag == N_METRIC ? p->g->nmetrics : 0;
-  for (int i = 0; i < count; i++)
-    if (!strcmp(list[i].name, nm))
-      parse_fail(p, name->loc, "'%s' is already %s", nm, flag == N_OUTPUT ? "an output" : "a metric");
+  NameMap *bound = flag == N_OUTPUT ? p->output_names : flag == N_METRIC ? p->metric_names : NULL;
+  if (bound && names_get(bound, nm, strlen(nm)))
+    parse_fail(p, name->loc, "'%s' is already %s", nm, flag == N_OUTPUT ? "an output" : "a metric");
+  if (bound) names_put(bound, nm, strlen(nm), n);
   if (flag == N_METRIC && n->shape.rank != 0) {
     char b[SHAPE_STR_MAX];
     parse_fail(p, name->loc, "metric '%s' must be a scalar, but it has shape %s; reduce it, "
@@ -807,6 +895,8 @@ static void finish_steps(Parser *p) {
 
 void parse_statement(Parser *p) {
   Token *t = p->tok;
+  p->stmt = t;
+  node_budget(p, t->loc);
   if (t->kind == T_NEWLINE) {
     p->tok = t->next;
     return;
@@ -847,6 +937,26 @@ void parse_statement(Parser *p) {
   end_of_statement(p);
 }
 
+/* Every literal must be a value of the dtype it ended up with - its own,
+ * its declaration's or the one it adopted from the other operand, known
+ * only once the whole model is read: an i32 literal past 2^31 wrapped and
+ * an f32 one past FLT_MAX became inf, silently. */
+static void check_literals(Parser *p) {
+  for (int i = 0; i < p->g->nnodes; i++) {
+    const Node *n = p->g->nodes[i];
+    if (n->op != OP_CONST) continue;
+    for (int64_t k = 0, c = shape_static_count(&n->shape); k < c; k++) {
+      double v = n->a.values[k];
+      if (dtype_holds(n->dtype, v)) continue;
+      if (c == 1)
+        parse_fail(p, n->loc, "literal %.*s is out of range for %s (%s)", n->loc.len,
+                   n->loc.src->text + n->loc.off, dtype_names[n->dtype], dtype_range(n->dtype));
+      parse_fail(p, n->loc, "value %g (element %lld) is out of range for %s (%s)", v,
+                 (long long)k, dtype_names[n->dtype], dtype_range(n->dtype));
+    }
+  }
+}
+
 static const char *stem(Arena *a, const char *path) {
   const char *s = strrchr(path, '/');
   s = s ? s + 1 : path;
@@ -864,6 +974,12 @@ Graph *parse(Arena *a, const Source *src, Diags *d) {
   Parser *p = arena_alloc(a, sizeof *p);
   p->arena = a;
   p->diags = d;
+  p->names = names_new(a);
+  p->def_names = names_new(a);
+  p->instance_names = names_new(a);
+  p->output_names = names_new(a);
+  p->metric_names = names_new(a);
+  p->visible_seq = INT_MAX;
   if (src->len > MAX_SOURCE_BYTES) {
     diag_add(a, d, DIAG_ERROR, (Loc){0},
              "%s: model file is %zu bytes; the limit is %u", src->name, src->len,
@@ -878,6 +994,7 @@ Graph *parse(Arena *a, const Source *src, Diags *d) {
   if (setjmp(p->fail)) return NULL;
   while (p->tok->kind != T_EOF) parse_statement(p);
   finish_steps(p);
+  check_literals(p);
   func_finish(p);
   for (int i = 0; i < p->g->nnodes; i++) {
     Node *n = p->g->nodes[i];

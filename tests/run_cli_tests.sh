@@ -272,4 +272,75 @@ for m in models/*.nn; do
   check "dump --stage grad $m exits 0" all 'status_is 0' '! stderr_has "error:"'
 done
 
+# ---- issue 23, hostile input: the compiler's items (begin)
+h23=$tmp/h23
+mkdir -p "$h23"
+# 1. INT_MIN / -1 raised SIGFPE in compiled code; it wraps to INT_MIN (TF's i32).
+cat >"$h23/div.nn" <<'NN'
+input a : i32[batch]
+input b : i32[batch]
+param w : f32 = 1
+q = a / b
+loss = mean(cast(q, f32) * w)
+output q
+train loss with sgd(lr=1e-30)
+NN
+printf -- '-2147483648,-1\n-2147483648,-1\n' >"$h23/div.csv"
+for level in 0 3; do
+  run train "$h23/div.nn" --data "$h23/div.csv" --epochs 1 --batch 2 -O $level --history "$h23/div_h.csv"
+  check "issue 23: i32 INT_MIN / -1 trains at -O$level, wrapping to INT_MIN" \
+    all 'status_is 0' 'stdout_has "loss: -2147483648.0000"'
+done
+# 2. a loss that no parameter affects (a constant) is refused at its train statement.
+printf 'param w : f32[4]\ninput x : f32[batch, 4]\noutput o = x * w\nconst c : f32 = 1\ntrain c with sgd\n' >"$h23/closs.nn"
+run train "$h23/closs.nn" --epochs 1
+check "issue 23: a constant loss is refused with file:line:col" \
+  all 'status_is 1' 'stderr_has "closs.nn:5:1: error: the loss '"'"'c'"'"' of train step '"'"'train'"'"' does not depend on any trainable parameter (it is a constant)"'
+# 13. a name used before its definition says where it is defined.
+printf 'input x : f32[4]\na = b + x\nb = a + x\noutput a\n' >"$h23/cycle.nn"
+run dump "$h23/cycle.nn"
+check "issue 23: a forward reference names the later definition and the file order" \
+  all 'status_is 1' 'stderr_has "cycle.nn:2:5: error: unknown identifier '"'"'b'"'"': it is defined later, at line 3; the model is evaluated in file order (a DAG)"'
+# 14. gradc check says NaN and names the node.
+printf 'param w : f32[4] = uniform(-1, 1)\nloss = sum(where(w > 0, sqrt(w), w))\ntrain loss with sgd\n' >"$h23/nan.nn"
+run check "$h23/nan.nn"
+check "issue 23: gradc check says NaN and names the first non-finite node" \
+  all 'status_is 1' 'stdout_has "NaN  FAIL"' 'stdout_has "(sqrt) at '"$h23"'/nan.nn:2:25"' '! stdout_has "inf  FAIL"'
+# 15. literals out of their dtype's range are errors at the literal.
+printf 'input x : i32[4]\ny = x + 99999999999\noutput y\n' >"$h23/lit.nn"
+run dump "$h23/lit.nn"
+check "issue 23: an i32 literal past 2^31 is an error at the literal" \
+  all 'status_is 1' 'stderr_has "lit.nn:2:9: error: literal 99999999999 is out of range for i32"'
+printf 'param w : f32[4] = uniform(-1e308, 1e308)\noutput w\n' >"$h23/init.nn"
+run dump "$h23/init.nn"
+check "issue 23: an initializer argument beyond f32 is an error at the argument" \
+  all 'status_is 1' 'stderr_has "init.nn:1:28: error: -1e+308 is out of range for f32"'
+# 22. a symbol prefix under which the support library defines names is refused.
+run compile --name gradc_aot models/linear_regression.nn -o "$h23/clash.so"
+check "issue 23: compile --name gradc_aot is refused, naming the clashing symbol" \
+  all 'status_is 1' 'stderr_has "--name '"'"'gradc_aot'"'"' clashes with the support library"' \
+      'stderr_has "defines '"'"'gradc_aot_new'"'"'"' '[ ! -e "$h23/clash.so" ]'
+cp models/linear_regression.nn "$h23/gradc_aot.nn"
+run compile "$h23/gradc_aot.nn" -o "$h23/clash2.so"
+check "issue 23: a model file named gradc_aot.nn is refused the same way" \
+  all 'status_is 1' 'stderr_has "the symbol prefix '"'"'gradc_aot'"'"' (the model'"'"'s file name) clashes"' '[ ! -e "$h23/clash2.so" ]'
+run compile --name pool --emit obj models/linear_regression.nn -o "$h23/pool.o"
+check "issue 23: --name pool is refused too (the support library's pool_new), for an object file as well" \
+  all 'status_is 1' 'stderr_has "defines '"'"'pool_new'"'"'"'
+run compile --name pthread_attr --emit obj models/linear_regression.nn -o "$h23/pt.o"
+check "issue 23: a prefix whose entry points libc defines is refused" \
+  all 'status_is 1' 'stderr_has "'"'"'pthread_attr_init'"'"', an entry point of the .so, is already defined"'
+run compile --name hostile_ok --emit obj models/linear_regression.nn -o "$h23/ok.o"
+check "issue 23: a prefix that clashes with nothing compiles" all 'status_is 0' '[ -s "$h23/ok.o" ]'
+# 24. CR-only line ends, starting with a comment: every statement is read.
+printf '# a comment\rinput x : f32[4]\rparam w : f32[4]\ry = x * w\routput y\r' >"$h23/cr.nn"
+run dump "$h23/cr.nn"
+check "issue 23: a model with CR line ends starting with a comment has its 3 nodes" \
+  all 'status_is 0' 'stdout_has "stage parse: 3 nodes"' 'stdout_has "output y = %2"'
+printf '# a comment\rinput x : f32[4]\ry = xx + 1\r' >"$h23/cr2.nn"
+run dump "$h23/cr2.nn"
+check "issue 23: line numbers of errors count CR line ends" \
+  all 'status_is 1' 'stderr_has "cr2.nn:3:5: error: unknown identifier"'
+# ---- issue 23, hostile input: the compiler's items (end)
+
 tap_done

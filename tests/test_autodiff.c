@@ -919,18 +919,20 @@ static void test_loss_without_params(void **state) {
       "output o = x * w\n"
       "loss = sum(x * x)\n"
       "train loss with sgd\n";
-  Compilation *c = compile_grad("noparam.nn", src);
-  assert_true(has_warning(&c->diags, "the loss 'loss' does not depend on any parameter"));
-  assert_int_equal(c->graph->steps[0].ngrads, 0);
-  FILE *null = fopen("/dev/null", "w");
-  assert_non_null(null);
-  assert_int_equal(check_gradients(c->graph, 1, 3, 1e-5, null), 1);
-  fclose(null);
+  /* An error, as in Keras ("No gradients provided for any variable"):
+   * such a step would change nothing (issue 23). */
+  Compilation *c = compile_model("noparam.nn", src, strlen(src), STAGE_GRAD);
+  assert_non_null(c);
+  assert_null(c->graph);
+  assert_int_equal(c->diags.errors, 1);
+  assert_non_null(strstr(c->diags.last->msg, "the loss 'loss' of train step 'train' does not "
+                                             "depend on any trainable parameter"));
+  assert_int_equal(c->diags.last->loc.line, 5);
   compilation_free(c);
-  /* No train statement: nothing to check either. */
+  /* No train statement: nothing to check. */
   const char *fwd = "input x : f32[batch, 2]\nparam w : f32[2] = [1, 2]\noutput o = x * w\n";
   c = compile_grad("notrain.nn", fwd);
-  null = fopen("/dev/null", "w");
+  FILE *null = fopen("/dev/null", "w");
   assert_int_equal(check_gradients(c->graph, 1, 3, 1e-5, null), 1);
   fclose(null);
   compilation_free(c);

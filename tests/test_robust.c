@@ -146,11 +146,13 @@ static void check_diag(const Diag *g, const char *label, const char *src, size_t
     if (g->loc.line < 1 || g->loc.col < 1 || g->loc.len < 1)
       broken("diagnostic with line, column or length below 1", label, src, len);
     if (g->loc.off > s->len) broken("diagnostic offset past the end", label, src, len);
-    /* line and column must agree with the byte offset */
+    /* line and column must agree with the byte offset; a line ends in
+     * \n, \r\n or a lone \r */
     int line = 1;
     size_t start = 0;
     for (size_t i = 0; i < g->loc.off; i++)
-      if (s->text[i] == '\n') line++, start = i + 1;
+      if (s->text[i] == '\n' || (s->text[i] == '\r' && !(i + 1 < s->len && s->text[i + 1] == '\n')))
+        line++, start = i + 1;
     if (line != g->loc.line || (size_t)g->loc.col != g->loc.off - start + 1) {
       char why[160];
       snprintf(why, sizeof why, "diagnostic at %d:%d but its offset %zu is %d:%zu: %s",
