@@ -351,23 +351,55 @@ gradc_status data_load_mnist_dir(const char *dir, bool train, Dataset *out, RtEr
 
 static bool is_blank(char c) { return c == ' ' || c == '\t'; }
 
-/* A field (already trimmed, NUL-terminated by the caller) as a number:
- * strtod must consume all of it, and an overflow is not a number we can
- * train on.  Underflow to 0 or a subnormal is accepted. */
-static bool csv_number(const char *s, double *v) {
-  if (!*s) return false;
+/* A field (already trimmed, NUL-terminated by the caller) as a number.
+ * Only decimal notation is a number here - an optional sign, digits with
+ * an optional point, an optional exponent - because strtod also takes
+ * "nan", "inf", "Infinity" and hex ("0x10"), which no spreadsheet writes
+ * for a measurement and which would train on NaN, infinity or a value the
+ * user did not mean.  The value must fit f32, the dataset's storage (1e39
+ * would become infinity); underflow to 0 or a subnormal is accepted.
+ * Returns NULL for a number, else why the field is not one; *word is set
+ * when the field is no number at all (which line 1 may be: a header). */
+static const char *csv_number(const char *s, double *v, bool *word) {
+  const char *p = s;
+  *word = false;
+  if (*p == '+' || *p == '-') p++;
+  size_t digits = strspn(p, "0123456789");
+  p += digits;
+  if (*p == '.') {
+    size_t frac = strspn(p + 1, "0123456789");
+    digits += frac;
+    p += 1 + frac;
+  }
+  if (digits && (*p == 'e' || *p == 'E')) {
+    const char *e = p + 1 + (p[1] == '+' || p[1] == '-');
+    size_t exp = strspn(e, "0123456789");
+    if (exp) p = e + exp;
+  }
   char *end;
   errno = 0;
   *v = strtod(s, &end);
-  if (*end) return false;
-  return !(errno == ERANGE && isinf(*v));
+  if (!digits || *p) {
+    /* strtod reads more than decimals; what it reads whole is a number we
+     * refuse, anything else a word */
+    *word = !*s || end == s || *end;
+    if (*word) return "";
+    return isnan(*v) ? ": NaN is not a value to train on"
+           : isinf(*v) ? ": infinity is not a value to train on"
+                       : ": only decimal numbers are read (no hex)";
+  }
+  /* 0x1.ffffffp127 is FLT_MAX plus half its last place: what rounds to
+   * infinity as a float (a float cast out of range is undefined in C) */
+  if (!(fabs(*v) < 0x1.ffffffp127)) return ": beyond the range of f32 (magnitude at most 3.4e38)";
+  return NULL;
 }
 
 /* Appends one row's fields to *vals (growing it), or reports the first
- * field that is not a number: *bad_col is its 1-based column and the
- * field is copied into bad (a line that may be the header). */
+ * field that is not a number: *bad_col is its 1-based column, and bad gets
+ * the message ("bad number 'x'" and why); *word when the field is no
+ * number at all (a line that may be the header). */
 static bool parse_row(char *line, double **vals, int64_t *nvals, int64_t *cap, int64_t *nfields,
-                      int64_t *bad_col, char *bad, size_t bad_size, bool *oom) {
+                      int64_t *bad_col, char *bad, size_t bad_size, bool *word, bool *oom) {
   *nfields = 0;
   char *p = line;
   for (;;) {
@@ -379,13 +411,13 @@ static bool parse_row(char *line, double **vals, int64_t *nvals, int64_t *cap, i
     char keep = *end;
     *end = '\0';
     double v;
-    bool ok = csv_number(start, &v);
-    if (!ok) {
+    const char *why = csv_number(start, &v, word);
+    if (why) {
       *bad_col = start - line + 1;
-      snprintf(bad, bad_size, "%s", start);
+      snprintf(bad, bad_size, "bad number '%.40s'%s", start, why);
     }
     *end = keep;
-    if (!ok) return false;
+    if (why) return false;
     if (*nvals == *cap) {
       int64_t grown = *cap ? *cap * 2 : 1024;
       double *g = realloc(*vals, sizeof(double) * (size_t)grown);
@@ -432,26 +464,35 @@ static gradc_status csv_read(CsvRows *c, RtError *err) {
     char *text = line;
     /* A UTF-8 byte-order mark, as spreadsheet exports write it. */
     if (lineno == 1 && !strncmp(text, "\xEF\xBB\xBF", 3)) text += 3;
+    /* A NUL byte would end the line early as C reads it (a row starting
+     * with one would vanish): a binary or damaged file, said where. */
+    const char *nul = memchr(line, '\0', (size_t)len);
+    if (nul) {
+      s = rt_fail(err, GRADC_ERR_DATA, "%s:%lld:%lld: a NUL byte: the file is not text (binary or damaged)",
+                  c->path, lineno, (long long)(nul - line + 1));
+      break;
+    }
     const char *first = text;
     while (is_blank(*first)) first++;
     if (!*first || *first == '#') continue;
     int64_t nfields, bad_col, before = c->nvals;
-    char bad[80];
-    bool oom = false;
-    if (!parse_row(text, &c->vals, &c->nvals, &c->cap, &nfields, &bad_col, bad, sizeof bad, &oom)) {
+    char bad[160];
+    bool oom = false, word = false;
+    if (!parse_row(text, &c->vals, &c->nvals, &c->cap, &nfields, &bad_col, bad, sizeof bad, &word, &oom)) {
       if (oom) {
         s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory reading '%s'", c->path);
         break;
       }
-      /* Only the very first line may be a header: a word further down is
-       * a broken row, and skipping it would shift every row after it. */
-      if (lineno == 1) {
+      /* Only the very first line may be a header, and only of words: a
+       * word further down is a broken row, and skipping it would shift
+       * every row after it; a refused number is refused on line 1 too. */
+      if (lineno == 1 && word) {
         c->nvals = before;
         c->header_cols = 1;
         for (const char *t = text; *t; t++) c->header_cols += *t == ',';
         continue;
       }
-      s = rt_fail(err, GRADC_ERR_DATA, "%s:%lld:%lld: bad number '%s'", c->path, lineno, (long long)bad_col, bad);
+      s = rt_fail(err, GRADC_ERR_DATA, "%s:%lld:%lld: %s", c->path, lineno, (long long)bad_col, bad);
       break;
     }
     if ((s = c->row(c, lineno, before, nfields, err))) break;

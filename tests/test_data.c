@@ -432,7 +432,8 @@ static void test_csv_errors(void **state) {
   load_csv_error("1,2\n3,abc\n", GRADC_ERR_DATA, ":2:3: bad number 'abc'");
   load_csv_error("1,2\n# c\n\n3,  4x  ,5\n", GRADC_ERR_DATA, ":4:5: bad number '4x'");
   load_csv_error("1,2\n3,\n", GRADC_ERR_DATA, ":2:3: bad number ''");                  /* empty field */
-  load_csv_error("1,2\n3,1e999\n", GRADC_ERR_DATA, ":2:3: bad number '1e999'");        /* overflow */
+  load_csv_error("1,2\n3,1e999\n", GRADC_ERR_DATA,                                    /* overflow */
+                 ":2:3: bad number '1e999': beyond the range of f32 (magnitude at most 3.4e38)");
   /* A header only on line 1: a word further down is an error. */
   load_csv_error("# comment\nx,y\n1,2\n", GRADC_ERR_DATA, ":2:1: bad number 'x'");
   /* Ragged rows: the line and both counts. */
