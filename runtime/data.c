@@ -12,12 +12,19 @@
  * content and a renamed or uncompressed file still loads.
  *
  * Nothing in a file is trusted.  The header's sizes are checked against
- * limits before any arithmetic, and the body is read in growing chunks
- * rather than allocated from the header, so a header that claims 2^31
- * images in a 10-byte file costs a few kilobytes and a clear message, not
- * an out-of-memory failure.  Every error names the file and says what was
- * expected and what was found: a user looking at "truncated: 47040016
- * bytes expected, 23520000 found" knows to download again.
+ * limits before any arithmetic, and the memory its values will take
+ * against a budget before anything is allocated: at most DATA_MAX_BYTES
+ * (8 GiB) per file, and no more than the memory the process can have
+ * (MemAvailable, ulimit -v and -d), so a 4 MB gzip of zeros whose header
+ * promises 5,000,000 images is a message with the number, not a machine
+ * swapping.  Within the budget the values are reserved once and filled as
+ * the decompressed bytes arrive, converted a chunk at a time (the raw
+ * bytes are never held whole), so a file shorter than its header touches
+ * only the pages it fills, and the header's promise is checked against
+ * the bytes really there: fewer is "truncated", more is "trailing data".
+ * Every error names the file and says what was expected and what was
+ * found: a user looking at "truncated: 47040016 bytes expected, 23520000
+ * found" knows to download again.
  *
  * zlib is used here and in ckpt.c only (STYLE: the I/O files).
  */
@@ -27,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <zlib.h>
 
@@ -36,6 +44,10 @@
  * small enough that counts, sizes and their product fit in 64 bits. */
 #define MAX_SAMPLES (UINT64_C(1) << 31)
 #define MAX_SAMPLE_VALUES (UINT64_C(1) << 24)
+/* The most bytes one data file's values may take in memory (as f32 or
+ * i32): 45 times Fashion-MNIST's training images, and more than a machine
+ * that trains on the CPU holds for data.  README, "Data formats". */
+#define DATA_MAX_BYTES (UINT64_C(8) << 30)
 
 /* Images and labels of unsigned bytes; sequences of ids are vectors
  * (count, length) of unsigned bytes or of big-endian i32 (type 0x0C). */
@@ -46,13 +58,20 @@ static const char debian_dir[] = "/usr/share/datasets/fashion-mnist";
 
 /* ------------------------------------------------------------ IDX files */
 
-/* One IDX file's contents: the header's dimensions and the raw bytes. */
+/* What an IDX file's elements become in memory. */
+typedef enum IdxTo {
+  TO_PIXELS,                 /* f32 scaled to [0, 1] (images) */
+  TO_IDS,                    /* f32, unscaled (sequences of ids) */
+  TO_LABELS,                 /* i32 */
+} IdxTo;
+
+/* One IDX file's contents: the header's dimensions and the values. */
 typedef struct Idx {
   uint32_t dims[3];
   int ndims;
   uint64_t count;            /* elements: the product of dims */
-  int esize;                 /* bytes per element: 1, or 4 for i32 */
-  unsigned char *body;
+  int esize;                 /* bytes per element in the file: 1, or 4 for i32 */
+  void *values;              /* count floats (rt_alloc_big) or int32s (malloc) */
 } Idx;
 
 static uint32_t get_be32(const unsigned char *p) {
@@ -113,9 +132,62 @@ static const char *idx_what(uint32_t magic) {
   return magic == IDX_IMAGES ? "image" : magic == IDX_LABELS ? "label" : "sequence";
 }
 
+/* A "Key:   123 kB" line of /proc/meminfo in bytes; 0 when unknown. */
+static uint64_t meminfo_bytes(const char *key) {
+  FILE *f = fopen("/proc/meminfo", "r");
+  if (!f) return 0;
+  char line[256];
+  unsigned long long kb = 0;
+  size_t klen = strlen(key);
+  while (fgets(line, sizeof line, f))
+    if (!strncmp(line, key, klen) && line[klen] == ':' && sscanf(line + klen + 1, "%llu", &kb) == 1) break;
+  fclose(f);
+  return (uint64_t)kb * 1024;
+}
+
+/* Refuses values of `bytes` bytes for the n samples of path before they
+ * are allocated: past DATA_MAX_BYTES (GRADC_ERR_DATA: no machine would
+ * do), or past what this process can get (GRADC_ERR_NOMEM): its
+ * address-space and data limits, the memory the kernel says is available.
+ * The message gives the number and the limit it exceeds. */
+static gradc_status check_budget(const char *path, uint64_t n, uint32_t magic, uint64_t bytes, RtError *err) {
+  uint64_t limit = DATA_MAX_BYTES;
+  const char *why = "gradc's limit for one data file (8 GiB)";
+  gradc_status s = GRADC_ERR_DATA;
+  if (bytes <= limit) {
+    s = GRADC_ERR_NOMEM;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < limit)
+      limit = rl.rlim_cur, why = "the process's address-space limit (ulimit -v)";
+    if (getrlimit(RLIMIT_DATA, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < limit)
+      limit = rl.rlim_cur, why = "the process's data limit (ulimit -d)";
+    uint64_t avail = meminfo_bytes("MemAvailable");
+    if (avail && avail < limit) limit = avail, why = "the memory available (MemAvailable in /proc/meminfo)";
+    if (bytes <= limit) return GRADC_OK;
+  }
+  return rt_fail(err, s,
+                 "'%s': its header promises %llu %ss, %llu bytes of values in memory, more than %s: %llu "
+                 "bytes; nothing was allocated",
+                 path, (unsigned long long)n, idx_what(magic), (unsigned long long)bytes, why,
+                 (unsigned long long)limit);
+}
+
+/* Elements first .. first + k - 1 of the file, raw in buf, into values. */
+static void convert(const Idx *x, IdxTo to, const unsigned char *buf, uint64_t first, size_t k) {
+  float *f = x->values;
+  int32_t *i32 = x->values;
+  for (size_t e = 0; e < k; e++) {
+    int32_t v = x->esize == 1 ? buf[e] : (int32_t)get_be32(buf + 4 * e);
+    if (to == TO_LABELS) i32[first + e] = v;
+    else if (to == TO_PIXELS) f[first + e] = (float)v / 255.0f;
+    else f[first + e] = (float)v;
+  }
+}
+
 /* Reads the IDX file at path, whose magic number must be `magic`
- * (IDX_U8_VECTORS: either kind of vectors). */
-static gradc_status read_idx(const char *path, uint32_t magic, Idx *out, RtError *err) {
+ * (IDX_U8_VECTORS: either kind of vectors), its elements into values as
+ * `to` says. */
+static gradc_status read_idx(const char *path, uint32_t magic, IdxTo to, Idx *out, RtError *err) {
   memset(out, 0, sizeof *out);
   errno = 0;
   gzFile f = gzopen(path, "rb");
@@ -125,7 +197,8 @@ static gradc_status read_idx(const char *path, uint32_t magic, Idx *out, RtError
   gzbuffer(f, 1 << 17);      /* fewer read calls than zlib's default 8 KiB */
 
   gradc_status s;
-  unsigned char head[16];
+  enum { CHUNK = 1 << 20 };  /* raw bytes converted at a time: whole elements */
+  unsigned char head[16], *raw = NULL;
   size_t head_bytes = 4 + 4 * (magic & 0xff), got;
   if ((s = read_some(f, path, head, head_bytes, &got, 0, 0, err))) goto fail;
   bool vectors = got >= 4 && magic == IDX_U8_VECTORS && get_be32(head) == IDX_I32_VECTORS;
@@ -169,23 +242,25 @@ static gradc_status read_idx(const char *path, uint32_t magic, Idx *out, RtError
   }
   out->count = n * per_sample;
   uint64_t bytes = out->count * (uint64_t)out->esize, expect = head_bytes + bytes;
+  uint64_t value_bytes = out->count * 4;     /* f32 or i32 */
+  if ((s = check_budget(path, n, magic, value_bytes, err))) goto fail;
 
-  /* The body, in chunks that double up to the promised size: memory
-   * follows what the file really holds, not what its header claims. */
-  size_t cap = 0, have = 0;
+  /* Reserved once from the header (within the budget); pages are touched
+   * only as values arrive, a chunk at a time. */
+  raw = malloc(CHUNK);
+  out->values = to == TO_LABELS ? malloc((size_t)value_bytes) : rt_alloc_big((size_t)value_bytes);
+  if (!raw || !out->values) {
+    s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory for the %llu %ss of '%s' (%llu bytes)", (unsigned long long)n,
+                idx_what(magic), path, (unsigned long long)value_bytes);
+    goto fail;
+  }
+  uint64_t have = 0;
   while (have < bytes) {
-    size_t next = cap ? cap * 2 : (size_t)1 << 20;
-    if (next > bytes) next = (size_t)bytes;
-    unsigned char *grown = realloc(out->body, next);
-    if (!grown) {
-      s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory reading '%s' (%zu bytes)", path, next);
-      goto fail;
-    }
-    out->body = grown;
-    cap = next;
-    if ((s = read_some(f, path, out->body + have, cap - have, &got, head_bytes + have, expect, err))) goto fail;
+    size_t want = bytes - have < CHUNK ? (size_t)(bytes - have) : CHUNK;
+    if ((s = read_some(f, path, raw, want, &got, head_bytes + have, expect, err))) goto fail;
+    convert(out, to, raw, have / (uint64_t)out->esize, got / (size_t)out->esize);
     have += got;
-    if (have < cap) break;
+    if (got < want) break;
   }
   if (have < bytes) {
     s = rt_fail(err, GRADC_ERR_DATA,
@@ -197,11 +272,10 @@ static gradc_status read_idx(const char *path, uint32_t magic, Idx *out, RtError
   /* Anything after the promised bytes means the header and the data
    * disagree; counted to the end so the message can say how much. */
   uint64_t extra = 0;
-  unsigned char scratch[4096];
   do {
-    if ((s = read_some(f, path, scratch, sizeof scratch, &got, expect + extra, expect, err))) goto fail;
+    if ((s = read_some(f, path, raw, CHUNK, &got, expect + extra, expect, err))) goto fail;
     extra += got;
-  } while (got == sizeof scratch);
+  } while (got == CHUNK);
   if (extra) {
     s = rt_fail(err, GRADC_ERR_DATA,
                 "'%s' has %llu bytes of trailing data: its header promises %llu %ss, %llu bytes%s in all", path,
@@ -209,13 +283,15 @@ static gradc_status read_idx(const char *path, uint32_t magic, Idx *out, RtError
                 (unsigned long long)expect, gz ? " after decompression" : "");
     goto fail;
   }
+  free(raw);
   gzclose(f);
   return GRADC_OK;
 
 fail:
   gzclose(f);
-  free(out->body);
-  out->body = NULL;
+  free(raw);
+  free(out->values);
+  out->values = NULL;
   return s;
 }
 
@@ -223,38 +299,22 @@ gradc_status data_load_idx(const char *images_path, const char *labels_path, Dat
   if (!out || !images_path) return rt_fail(err, GRADC_ERR_ARG, "data_load_idx: NULL argument");
   memset(out, 0, sizeof *out);
   Idx img, lab = {0};
-  gradc_status s = read_idx(images_path, IDX_IMAGES, &img, err);
+  gradc_status s = read_idx(images_path, IDX_IMAGES, TO_PIXELS, &img, err);
   if (s) return s;
-  if (labels_path && (s = read_idx(labels_path, IDX_LABELS, &lab, err))) goto done;
+  if (labels_path && (s = read_idx(labels_path, IDX_LABELS, TO_LABELS, &lab, err))) goto done;
   if (labels_path && lab.dims[0] != img.dims[0]) {
     s = rt_fail(err, GRADC_ERR_DATA, "'%s' holds %u images but '%s' holds %u labels", images_path, img.dims[0],
                 labels_path, lab.dims[0]);
     goto done;
   }
-  Dataset d = {.n = img.dims[0], .rank = 2, .dims = {img.dims[1], img.dims[2]},
-               .sample_size = (int64_t)img.dims[1] * img.dims[2]};
-  d.x = rt_alloc_big(sizeof(float) * (size_t)img.count);
-  d.y = labels_path ? malloc(sizeof(int32_t) * (size_t)d.n) : NULL;
-  if (!d.x || (labels_path && !d.y)) {
-    s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory for %lld images of %lldx%lld", (long long)d.n,
-                (long long)d.dims[0], (long long)d.dims[1]);
-    data_free(&d);
-    goto done;
-  }
-  for (uint64_t i = 0; i < img.count; i++) d.x[i] = (float)img.body[i] / 255.0f;
-  for (int64_t i = 0; d.y && i < d.n; i++) d.y[i] = lab.body[i];
-  *out = d;
+  *out = (Dataset){.n = img.dims[0], .rank = 2, .dims = {img.dims[1], img.dims[2]},
+                   .sample_size = (int64_t)img.dims[1] * img.dims[2], .x = img.values, .y = lab.values};
+  img.values = lab.values = NULL;
 
 done:
-  free(img.body);
-  free(lab.body);
+  free(img.values);
+  free(lab.values);
   return s;
-}
-
-/* Element i of an IDX body: an unsigned byte or a big-endian i32. */
-static double idx_value(const Idx *x, uint64_t i) {
-  if (x->esize == 1) return x->body[i];
-  return (double)(int32_t)get_be32(x->body + 4 * i);
 }
 
 /* Sequences from IDX vectors (count, length), unscaled, with labels. */
@@ -262,32 +322,29 @@ static gradc_status load_idx_sequences(const char *seq_path, const char *labels_
                                        RtError *err) {
   memset(out, 0, sizeof *out);
   Idx v, lab = {0};
-  gradc_status s = read_idx(seq_path, IDX_U8_VECTORS, &v, err);
+  gradc_status s = read_idx(seq_path, IDX_U8_VECTORS, TO_IDS, &v, err);
   if (s) return s;
-  if ((s = read_idx(labels_path, IDX_LABELS, &lab, err))) goto done;
+  if ((s = read_idx(labels_path, IDX_LABELS, TO_LABELS, &lab, err))) goto done;
   if (lab.dims[0] != v.dims[0]) {
     s = rt_fail(err, GRADC_ERR_DATA, "'%s' holds %u sequences but '%s' holds %u labels", seq_path, v.dims[0],
                 labels_path, lab.dims[0]);
     goto done;
   }
   Dataset d = {.n = v.dims[0], .rank = 1, .dims = {v.dims[1]}, .sample_size = v.dims[1]};
-  d.x = rt_alloc_big(sizeof(float) * (size_t)v.count);
-  d.y = malloc(sizeof(int32_t) * (size_t)d.n);
   d.seq = malloc(sizeof(int64_t) * (size_t)(d.n + 1));
-  if (!d.x || !d.y || !d.seq) {
+  if (!d.seq) {
     s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory for %lld sequences of %lld", (long long)d.n,
                 (long long)d.dims[0]);
-    data_free(&d);
     goto done;
   }
-  for (uint64_t i = 0; i < v.count; i++) d.x[i] = (float)idx_value(&v, i);
-  for (int64_t i = 0; i < d.n; i++) d.y[i] = lab.body[i];
   for (int64_t i = 0; i <= d.n; i++) d.seq[i] = i * d.sample_size;
+  d.x = v.values, d.y = lab.values;
+  v.values = lab.values = NULL;
   *out = d;
 
 done:
-  free(v.body);
-  free(lab.body);
+  free(v.values);
+  free(lab.values);
   return s;
 }
 

@@ -7,6 +7,9 @@
  *       -Infinity, hex) or that overflow f32 (1e39) are refused at their
  *       line and column; a NUL byte is refused where it is, not dropped
  *       with its row.
+ *   25  an IDX header whose values would not fit (5,000,000 images from a
+ *       small gzip) is refused before anything is allocated, with the
+ *       number; a process limit lowers the budget.
  *
  * Messages are checked for what they must tell the user: the file, the
  * line and column, the value, the numbers.
@@ -67,6 +70,10 @@ static void write_file(const char *path, const void *data, size_t len, bool gz) 
   }
 }
 
+static void has(const char *msg, const char *want) {
+  if (!strstr(msg, want)) fail_msg("'%s' not in: %s", want, msg);
+}
+
 /* ------------------------------------------------------------ 17: CSV */
 
 /* The CSV text (a literal: NUL bytes count) fails to load with exactly
@@ -120,10 +127,90 @@ static void test_csv_numbers_accepted(void **state) {
   free(v);
 }
 
+/* ----------------------------------------------------------- 25: IDX */
+
+static void put_be32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16);
+  p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v;
+}
+
+/* A gzip'd IDX image file whose header promises n images of 28x28 and
+ * which holds `body` zero bytes after it. */
+static void promise_images(const char *name, uint32_t n, size_t body) {
+  size_t len = 16 + body;
+  unsigned char *b = calloc(1, len);
+  assert_non_null(b);
+  put_be32(b, 0x803), put_be32(b + 4, n), put_be32(b + 8, 28), put_be32(b + 12, 28);
+  write_file(path_of(name), b, len, true);
+  free(b);
+}
+
+static void test_idx_promise_too_large(void **state) {
+  (void)state;
+  /* The issue's file: 5,000,000 images, 15.68 GB as floats.  Refused
+   * after the header, before the body is inflated or anything allocated. */
+  promise_images("big-images.gz", 5000000, 1 << 20);
+  Dataset d;
+  RtError err = {{0}};
+  assert_int_equal(data_load_idx(path_of("big-images.gz"), NULL, &d, &err), GRADC_ERR_DATA);
+  assert_null(d.x);
+  has(err.msg, path_of("big-images.gz"));
+  has(err.msg, "promises 5000000 images, 15680000000 bytes of values in memory");
+  has(err.msg, "more than gradc's limit for one data file (8 GiB): 8589934592 bytes");
+  /* Within the 8 GiB, a process limit is the budget (here ulimit -d of
+   * 1 GiB against 700,000 images, 2.2 GB as floats). */
+  struct rlimit old;
+  assert_int_equal(getrlimit(RLIMIT_DATA, &old), 0);
+  if (old.rlim_max != RLIM_INFINITY && old.rlim_max < (1u << 30)) skip();
+  struct rlimit low = {(rlim_t)1 << 30, old.rlim_max};
+  promise_images("mid-images.gz", 700000, 4096);
+  assert_int_equal(setrlimit(RLIMIT_DATA, &low), 0);
+  gradc_status s = data_load_idx(path_of("mid-images.gz"), NULL, &d, &err);
+  assert_int_equal(setrlimit(RLIMIT_DATA, &old), 0);
+  assert_int_equal(s, GRADC_ERR_NOMEM);
+  has(err.msg, "promises 700000 images, 2195200000 bytes of values in memory, more than ");
+  if (!strstr(err.msg, "(ulimit -d): 1073741824 bytes")) has(err.msg, "MemAvailable");   /* a smaller machine */
+  /* Under the budget, a file shorter than its header is truncated, not
+   * allocated for in full: the promise is checked against what inflates. */
+  promise_images("short-images.gz", 1000, 28 * 28 * 10);
+  assert_int_equal(data_load_idx(path_of("short-images.gz"), NULL, &d, &err), GRADC_ERR_DATA);
+  has(err.msg, "is truncated: its header promises 1000 images, 784016 bytes after decompression in all, but it "
+               "holds 7856");
+}
+
+/* Streaming conversion gives the values the whole-file reader gave:
+ * images over several chunks of the reader, scaled by 1/255 exactly. */
+static void test_idx_streamed_values(void **state) {
+  (void)state;
+  uint32_t n = 2000;                       /* 1.5 MiB of pixels: two chunks and a part */
+  size_t len = 16 + (size_t)n * 784;
+  unsigned char *b = malloc(len);
+  assert_non_null(b);
+  put_be32(b, 0x803), put_be32(b + 4, n), put_be32(b + 8, 28), put_be32(b + 12, 28);
+  for (size_t k = 16; k < len; k++) b[k] = (unsigned char)(k * 131 % 251);
+  write_file(path_of("stream.gz"), b, len, true);
+  unsigned char l[8 + 2000];
+  put_be32(l, 0x801), put_be32(l + 4, n);
+  for (uint32_t i = 0; i < n; i++) l[8 + i] = (unsigned char)(i % 10);
+  write_file(path_of("stream-labels"), l, sizeof l, false);
+  Dataset d;
+  RtError err = {{0}};
+  gradc_status s = data_load_idx(path_of("stream.gz"), path_of("stream-labels"), &d, &err);
+  if (s) fail_msg("%s", err.msg);
+  assert_int_equal(d.n, n);
+  for (size_t k = 0; k < (size_t)n * 784; k++)
+    if (d.x[k] != (float)b[16 + k] / 255.0f) fail_msg("pixel %zu is %g, expected %g", k, d.x[k], b[16 + k] / 255.0);
+  for (uint32_t i = 0; i < n; i++) assert_int_equal(d.y[i], i % 10);
+  data_free(&d);
+  free(b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_csv_numbers_refused),
       cmocka_unit_test(test_csv_numbers_accepted),
+      cmocka_unit_test(test_idx_promise_too_large),
+      cmocka_unit_test(test_idx_streamed_values),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
