@@ -227,8 +227,12 @@ int64_t gradc_dataset_size(const gradc_dataset *d);
 void gradc_dataset_free(gradc_dataset *d);              /* NULL is fine */
 
 /* Binds the model to `count` samples and copies samples order[start ..
- * start+count-1] (or start.. when order is NULL) into its inputs.  Fails
- * with GRADC_ERR_DATA when the model's inputs do not fit the data. */
+ * start+count-1] (or start.. when order is NULL) into its inputs; order,
+ * when given, must have at least start + count entries, each a sample
+ * index in 0 .. gradc_dataset_size(d) - 1.  Fails with GRADC_ERR_ARG
+ * (nothing changed) when start, count or an entry of order is outside the
+ * dataset, GRADC_ERR_DATA when the model's inputs do not fit the data;
+ * the message is m's (and the thread's). */
 gradc_status gradc_dataset_feed(const gradc_dataset *d, gradc_model *m, const int64_t *order,
                                 int64_t start, int64_t count);
 

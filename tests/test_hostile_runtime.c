@@ -10,6 +10,10 @@
  *   25  an IDX header whose values would not fit (5,000,000 images from a
  *       small gzip) is refused before anything is allocated, with the
  *       number; a process limit lowers the budget.
+ *    4  gradc_dataset_feed checks the entries of order, not only start
+ *       and count.
+ *   11  a final save that fails (its directory gone during training)
+ *       writes the weights to a fallback file and says where.
  *
  * Messages are checked for what they must tell the user: the file, the
  * line and column, the value, the numbers.
@@ -205,12 +209,49 @@ static void test_idx_streamed_values(void **state) {
   free(b);
 }
 
+/* ------------------------------------------------- 4: gradc_dataset_feed */
+
+static void test_feed_order_checked(void **state) {
+  (void)state;
+  static const char text[] = "1,5,6\n0,1,2,3\n2,7\n";
+  write_file(path_of("feed.csv"), text, sizeof text - 1, false);
+  gradc_dataset *ds;
+  assert_int_equal(gradc_dataset_load_sequences_csv(path_of("feed.csv"), &ds), GRADC_OK);
+  gradc_model *m;
+  assert_int_equal(gradc_compile_string("feed.nn",
+                                        "input y : i32[batch]\ninput ids : i32[batch, 4]\n"
+                                        "e = embedding(ids, 10, 2)\n"
+                                        "loss = mean(softmax_cross_entropy(reshape(e, [-1, 8]), y))\n"
+                                        "train loss with sgd\n",
+                                        NULL, &m),
+                   GRADC_OK);
+  int64_t good[] = {2, 0, 1}, bad[] = {0, 3, 1}, negative[] = {2, -1, 0}, huge[] = {1, 0, INT64_MAX};
+  assert_int_equal(gradc_dataset_feed(ds, m, good, 0, 3), GRADC_OK);
+  assert_int_equal(gradc_data(m, "y", NULL) ? ((int32_t *)gradc_data(m, "y", NULL))[0] : -1, 2);
+  assert_int_equal(gradc_dataset_feed(ds, m, bad, 0, 3), GRADC_ERR_ARG);
+  assert_string_equal(gradc_last_error(m), "gradc_dataset_feed: order[1] is 3, outside the dataset of 3 samples");
+  assert_string_equal(gradc_last_error(NULL), gradc_last_error(m));
+  assert_int_equal(gradc_dataset_feed(ds, m, negative, 0, 3), GRADC_ERR_ARG);
+  has(gradc_last_error(m), "order[1] is -1");
+  assert_int_equal(gradc_dataset_feed(ds, m, huge, 1, 2), GRADC_ERR_ARG);
+  has(gradc_last_error(m), "order[2] is 9223372036854775807");
+  /* Only the entries start .. start + count - 1 are read. */
+  assert_int_equal(gradc_dataset_feed(ds, m, huge, 0, 2), GRADC_OK);
+  /* The model was left as the last good feed bound it. */
+  gradc_tensor t;
+  for (int i = 0; i < gradc_tensor_count(m); i++)
+    if (gradc_tensor_info(m, i, &t) == GRADC_OK && !strcmp(t.name, "y")) assert_int_equal(t.dims[0], 2);
+  gradc_free(m);
+  gradc_dataset_free(ds);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_csv_numbers_refused),
       cmocka_unit_test(test_csv_numbers_accepted),
       cmocka_unit_test(test_idx_promise_too_large),
       cmocka_unit_test(test_idx_streamed_values),
+      cmocka_unit_test(test_feed_order_checked),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
