@@ -372,9 +372,9 @@ static gradc_status find_file(const char *dir, const char *name, char *path, siz
                                     : "");
 }
 
-gradc_status data_load_mnist_dir(const char *dir, bool train, Dataset *out, RtError *err) {
-  if (!dir || !out) return rt_fail(err, GRADC_ERR_ARG, "data_load_mnist_dir: NULL argument");
-  memset(out, 0, sizeof *out);
+gradc_status data_mnist_paths(const char *dir, bool train, char *samples, char *labels, size_t size,
+                              bool *sequences, RtError *err) {
+  if (!dir || !samples || !labels) return rt_fail(err, GRADC_ERR_ARG, "data_mnist_paths: NULL argument");
   struct stat st;
   if (stat(dir, &st) != 0) {
     if (errno == ENOENT)
@@ -384,24 +384,33 @@ gradc_status data_load_mnist_dir(const char *dir, bool train, Dataset *out, RtEr
   }
   if (!S_ISDIR(st.st_mode)) return rt_fail(err, GRADC_ERR_IO, "the dataset path '%s' is not a directory", dir);
   const char *split = train ? "train" : "t10k";
-  char name[64], images[4096], labels[4096];
+  char name[64];
   /* sequences of ids instead of images: SPLIT-sequences-idx2-int (i32)
    * or -ubyte */
   static const char *const seq_kinds[] = {"int", "ubyte"};
   RtError ignored;
-  for (int k = 0; k < 2; k++) {
+  *sequences = false;
+  for (int k = 0; k < 2 && !*sequences; k++) {
     snprintf(name, sizeof name, "%s-sequences-idx2-%s", split, seq_kinds[k]);
-    if (find_file(dir, name, images, sizeof images, &ignored)) continue;
-    snprintf(name, sizeof name, "%s-labels-idx1-ubyte", split);
-    gradc_status s = find_file(dir, name, labels, sizeof labels, err);
-    return s ? s : load_idx_sequences(images, labels, out, err);
+    *sequences = !find_file(dir, name, samples, size, &ignored);
   }
-  snprintf(name, sizeof name, "%s-images-idx3-ubyte", split);
-  gradc_status s = find_file(dir, name, images, sizeof images, err);
-  if (s) return s;
+  gradc_status s = GRADC_OK;
+  if (!*sequences) {
+    snprintf(name, sizeof name, "%s-images-idx3-ubyte", split);
+    s = find_file(dir, name, samples, size, err);
+  }
   snprintf(name, sizeof name, "%s-labels-idx1-ubyte", split);
-  if ((s = find_file(dir, name, labels, sizeof labels, err))) return s;
-  return data_load_idx(images, labels, out, err);
+  return s ? s : find_file(dir, name, labels, size, err);
+}
+
+gradc_status data_load_mnist_dir(const char *dir, bool train, Dataset *out, RtError *err) {
+  if (!dir || !out) return rt_fail(err, GRADC_ERR_ARG, "data_load_mnist_dir: NULL argument");
+  memset(out, 0, sizeof *out);
+  char samples[4096], labels[4096];
+  bool sequences;
+  gradc_status s = data_mnist_paths(dir, train, samples, labels, sizeof samples, &sequences, err);
+  if (s) return s;
+  return sequences ? load_idx_sequences(samples, labels, out, err) : data_load_idx(samples, labels, out, err);
 }
 
 /* ------------------------------------------------------------- CSV files */

@@ -297,6 +297,11 @@ gradc_status data_load_idx(const char *images_path, const char *labels_path, Dat
  * A missing directory or file says so, with a hint to install the Debian
  * package dataset-fashion-mnist when dir is its default location. */
 gradc_status data_load_mnist_dir(const char *dir, bool train, Dataset *out, RtError *err);
+/* The files data_load_mnist_dir(dir, train) reads: the images or the
+ * sequences (*sequences says which) and the labels, into buffers of size
+ * bytes; its error when one is missing. */
+gradc_status data_mnist_paths(const char *dir, bool train, char *samples, char *labels, size_t size,
+                              bool *sequences, RtError *err);
 
 /* A CSV file of numbers (comma-separated, optional header line of
  * non-numbers, '#' comments): rows x cols doubles, row-major in *out

@@ -343,4 +343,109 @@ check "issue 23: line numbers of errors count CR line ends" \
   all 'status_is 1' 'stderr_has "cr2.nn:3:5: error: unknown identifier"'
 # ---- issue 23, hostile input: the compiler's items (end)
 
+# ---- issue 23, hostile input: the runtime, data and CLI items (begin)
+r23=$tmp/r23
+mkdir -p "$r23"
+# A 4-class classifier of two columns, and 64 rows of data for it.
+cat >"$r23/cls.nn" <<'EOF'
+input x : f32[batch, 2]
+input y : i32[batch]
+param W : f32[2, 4] = glorot_uniform
+param b : f32[4] = zeros
+logits = x @ W + b
+output probs = softmax(logits)
+loss = mean(softmax_cross_entropy(logits, y))
+metric accuracy = mean(argmax(logits, axis=-1) == y)
+train loss with sgd(lr=0.1)
+EOF
+{ echo "a,b,label"; for i in $(seq 0 63); do echo "0.$((i % 10)),0.$((i * 7 % 10)),$((i % 4))"; done; } >"$r23/cls.csv"
+cp "$r23/cls.csv" "$r23/cls.orig"
+cp "$r23/cls.nn" "$r23/m.nn"
+train23() { run train "$r23/m.nn" --data "$r23/cls.csv" --epochs 1 --batch 16 --no-test "$@"; }
+
+# 7. an output that is an input (or another output) is refused, by inode.
+train23 --save "$r23/m.nn" --history "$r23/h.csv"
+check "issue 23: train --save over the model file is refused, the model intact" \
+  all 'status_is 2' "stderr_has \"--save '$r23/m.nn' is the same file as the model file\"" \
+      'cmp -s "$r23/m.nn" "$r23/cls.nn"'
+train23 --history "$r23/cls.csv"
+check "issue 23: train --history over the data file is refused, the data intact" \
+  all 'status_is 2' "stderr_has \"--history '$r23/cls.csv' is the same file as --data\"" \
+      'cmp -s "$r23/cls.csv" "$r23/cls.orig"'
+ln -f "$r23/m.nn" "$r23/hard.nn"
+ln -sf "$r23/cls.csv" "$r23/sym.csv"
+train23 --history "$r23/hard.nn"
+check "issue 23: a hard link to the model file is the model file" \
+  all 'status_is 2' 'stderr_has "is the same file as the model file"' 'cmp -s "$r23/m.nn" "$r23/cls.nn"'
+train23 --history "$r23/sym.csv"
+check "issue 23: a symlink to the data file is the data file" \
+  all 'status_is 2' 'stderr_has "is the same file as --data"' 'cmp -s "$r23/cls.csv" "$r23/cls.orig"'
+train23 --history "$r23/h.csv" --save "$r23/./h.csv"
+check "issue 23: --save and --history naming one (new) file are refused" \
+  all 'status_is 2' 'stderr_has "refusing to overwrite another output"' '[ ! -e "$r23/h.csv" ]'
+train23 --history "$r23/h.csv" --save "$r23/a.ckpt"
+check "issue 23: distinct outputs train and save" all 'status_is 0' '[ -s "$r23/a.ckpt" ]'
+cp "$r23/a.ckpt" "$r23/a.before"
+train23 --history "$r23/h.csv" --resume "$r23/a.ckpt" --save "$r23/a.ckpt"
+check "issue 23: --save may be the checkpoint it resumes from (replaced by the trained one)" \
+  all 'status_is 0' 'stdout_has "resumed from"' '! cmp -s "$r23/a.ckpt" "$r23/a.before"'
+cp "$r23/a.ckpt" "$r23/a.keep"
+train23 --history "$r23/a.ckpt" --resume "$r23/a.ckpt"
+check "issue 23: --history over the checkpoint it resumes from is refused" \
+  all 'status_is 2' 'stderr_has "is the same file as the checkpoint it resumes from"' \
+      'cmp -s "$r23/a.ckpt" "$r23/a.keep"'
+run dump "$r23/m.nn" -o "$r23/hard.nn"
+check "issue 23: dump -o over the model file (a hard link) is refused" \
+  all 'status_is 2' 'stderr_has "is the same file as the model file"' 'cmp -s "$r23/m.nn" "$r23/cls.nn"'
+run compile "$r23/m.nn" -o "$r23/m.nn"
+check "issue 23: compile -o over the model file is refused" \
+  all 'status_is 2' "stderr_has \"-o '$r23/m.nn' is the same file as the model file\"" \
+      'cmp -s "$r23/m.nn" "$r23/cls.nn"'
+run compile "$r23/m.nn" --emit obj -o "$r23/m.o" --header "$r23/m.o"
+check "issue 23: compile --header and -o naming one file are refused" \
+  all 'status_is 2' 'stderr_has "refusing to overwrite another output"' '[ ! -e "$r23/m.o" ]'
+mkdir -p "$r23/idx"
+for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
+  printf 'x' >"$r23/idx/$f"
+done
+run train "$mnist" --data "$r23/idx" --history "$r23/idx/t10k-labels-idx1-ubyte"
+check "issue 23: --history over a data directory's test labels is refused before anything runs" \
+  all 'status_is 2' 'stderr_has "is the same file as the data file"' \
+      '[ "$(cat "$r23/idx/t10k-labels-idx1-ubyte")" = x ]'
+
+# 20. numeric options are decimal, and integers where a count is meant.
+for opt in "--epochs 2.5" "--batch 2.9" "--epochs 0x2" "--epochs 1e1" "--threads inf"; do
+  train23 $opt
+  check "issue 23: train $opt is refused, not truncated" \
+    all 'status_is 2' "stderr_has \"${opt%% *} expects an integer in\"" 'stdout_empty'
+done
+train23 --lr 0x1p-3
+check "issue 23: a hex --lr is refused" \
+  all 'status_is 2' "stderr_has \"--lr expects a number in [1e-12, 1e+06], got '0x1p-3'\""
+run dump "$r23/m.nn" --stage memory --batch 12.5
+check "issue 23: dump --batch 12.5 is refused" all 'status_is 2' 'stderr_has "--batch expects an integer"'
+run compile "$r23/m.nn" -O 2.5 -o "$r23/x.so"
+check "issue 23: compile -O 2.5 is refused" all 'status_is 2' 'stderr_has "-O expects an integer in [0, 3]"'
+run check "$r23/m.nn" --seed 0x10
+check "issue 23: check --seed 0x10 is refused" all 'status_is 2' 'stderr_has "--seed expects an integer"'
+
+# 21. an option a command does not take is an error; train --load is --resume.
+cp "$r23/a.ckpt" "$r23/b.ckpt"
+train23 --load "$r23/b.ckpt" --save "$r23/b.ckpt" --history "$r23/h.csv"
+check "issue 23: train --load starts from the checkpoint (the alias of --resume)" \
+  all 'status_is 0' "stdout_has \"resumed from $r23/b.ckpt\""
+train23 --load "$r23/b.ckpt" --resume "$r23/a.ckpt"
+check "issue 23: train --load and --resume naming two checkpoints are refused" \
+  all 'status_is 2' 'stderr_has "--resume and --load (its other name) name two checkpoints"'
+run eval "$r23/m.nn" --load "$r23/a.ckpt" --data "$r23/cls.csv" --epochs 3
+check "issue 23: eval --epochs is an error, naming the command that takes it" \
+  all 'status_is 2' 'stderr_has "--epochs is not an option of gradc eval (only of gradc train)"'
+run predict "$r23/m.nn" --load "$r23/a.ckpt" --data "$r23/cls.csv" --batch 3
+check "issue 23: predict --batch is an error" \
+  all 'status_is 2' 'stderr_has "--batch is not an option of gradc predict (only of gradc train and eval)"'
+run eval "$r23/m.nn" --load "$r23/a.ckpt" --data "$r23/cls.csv" --save "$r23/m.nn"
+check "issue 23: eval --save is an error, the model intact" \
+  all 'status_is 2' 'stderr_has "--save is not an option of gradc eval"' 'cmp -s "$r23/m.nn" "$r23/cls.nn"'
+# ---- issue 23, hostile input: the runtime, data and CLI items (end)
+
 tap_done
