@@ -300,11 +300,16 @@ static int cmd_dump(int argc, char **argv) {
               "value stored\n", (long long)batch, arena, naive, plan_unfused_bytes(c->graph, sym));
     free(off);
   }
-  if (fflush(out) != 0 || ferror(out)) {
-    perror(outpath ? outpath : "stdout");
-    rc = 1;
+  if (out != stdout) {               /* standard output is main's to check */
+    errno = 0;
+    bool bad = fflush(out) != 0 || ferror(out);
+    int e = errno;
+    bad |= fclose(out) != 0;
+    if (bad) {
+      fprintf(stderr, "gradc: error: cannot write '%s': %s\n", outpath, strerror(e ? e : errno ? errno : EIO));
+      rc = 1;
+    }
   }
-  if (out != stdout) fclose(out);
   compilation_free(c);
   return rc;
 }
@@ -616,7 +621,7 @@ static int cmd_cache(int argc, char **argv) {
   return 1;
 }
 
-int main(int argc, char **argv) {
+static int command(int argc, char **argv) {
   if (argc < 2) {
     fputs(usage, stderr);
     return 2;
@@ -638,4 +643,21 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "train") || !strcmp(cmd, "eval") || !strcmp(cmd, "predict"))
     return cmd_run(argc - 2, argv + 2, cmd);
   return usage_error("unknown command '%s'", cmd);
+}
+
+/* Standard output is checked as every output file is: its buffered
+ * writes fail only at the flush or close (a full disk, /dev/full), and a
+ * command whose output was lost must not exit 0. */
+int main(int argc, char **argv) {
+  int rc = command(argc, argv);
+  errno = 0;
+  bool bad = fflush(stdout) != 0 || ferror(stdout);
+  int e = errno;
+  bad |= fclose(stdout) != 0;
+  if (!e) e = errno;
+  if (bad) {
+    fprintf(stderr, "gradc: error: cannot write the standard output: %s\n", e ? strerror(e) : "a write failed");
+    return rc ? rc : 1;
+  }
+  return rc;
 }

@@ -659,6 +659,24 @@ gradc_status data_load_csv_sequences(const char *path, Dataset *out, RtError *er
   return GRADC_OK;
 }
 
+/* Stops the reader at the row c->nrows == c->ncols (the one sought),
+ * recording its line in first_row_line. */
+static gradc_status find_row(CsvRows *c, long long lineno, int64_t first, int64_t nfields, RtError *err) {
+  (void)first, (void)nfields, (void)err;
+  if (c->nrows < c->ncols) return GRADC_OK;
+  c->first_row_line = lineno;
+  return GRADC_ERR_DATA;     /* not an error: the reader stops here */
+}
+
+long long data_csv_line(const char *path, int64_t row) {
+  if (!path || row < 0) return 0;
+  RtError ignored;
+  CsvRows c = {.path = path, .row = find_row, .ncols = row};
+  csv_read(&c, &ignored);
+  free(c.vals);
+  return c.first_row_line;
+}
+
 /* ------------------------------------------------------ split and shuffle */
 
 void data_free(Dataset *d) {

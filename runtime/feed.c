@@ -15,6 +15,7 @@
  * pad_sequences does (SeqPad).  The fit loop of `gradc train`
  * (cli/train.c) and gradc_dataset_feed share both.
  */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,6 +150,24 @@ void feed_gather(gradc_model *m, const Feed *f, const Dataset *d, const int64_t 
       for (int64_t k = 0; k < w; k++) put(dst, dt, i * w + k, src[k]);
     }
   }
+}
+
+bool feed_find_outside(const Feed *f, int p, const Dataset *d, double lo, double hi, int64_t *sample, int64_t *elem,
+                       double *value) {
+  const FeedPart *part = &f->part[p];
+  for (int64_t i = 0; i < d->n; i++) {
+    int64_t from, count;           /* in d->y (labels) or d->x */
+    if (part->labels) from = i, count = 1;
+    else if (d->seq) from = d->seq[i], count = d->seq[i + 1] - d->seq[i];
+    else from = i * d->sample_size + part->col, count = part->width;
+    for (int64_t k = 0; k < count; k++) {
+      double v = part->labels ? (double)d->y[from] : (double)d->x[from + k];
+      if (v >= lo && v <= hi && v == floor(v)) continue;
+      *sample = i, *elem = k, *value = v;
+      return true;
+    }
+  }
+  return false;
 }
 
 /* ------------------------------------------------------------ public API */

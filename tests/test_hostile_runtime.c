@@ -245,6 +245,84 @@ static void test_feed_order_checked(void **state) {
   gradc_dataset_free(ds);
 }
 
+/* ------------------------------------------------ 11: the final save */
+
+/* The training loop's progress stream: at its first "Epoch" line (after
+ * the checks before training) it removes the directory the checkpoint is
+ * to be saved in, as a disk failing or a directory deleted during a long
+ * run would make the final save fail. */
+static char doomed[512];
+
+static ssize_t progress_write(void *cookie, const char *buf, size_t n) {
+  (void)cookie;
+  if (*doomed && memmem(buf, n, "Epoch", 5)) {
+    assert_int_equal(rmdir(doomed), 0);
+    *doomed = 0;
+  }
+  return (ssize_t)n;
+}
+
+static void test_save_fallback(void **state) {
+  (void)state;
+  char text[2048] = "a,b,label\n";
+  for (int i = 0; i < 32; i++)
+    snprintf(text + strlen(text), sizeof text - strlen(text), "0.%d,0.%d,%d\n", i % 10, i * 7 % 10, i % 4);
+  write_file(path_of("cls.csv"), text, strlen(text), false);
+  gradc_model *m;
+  assert_int_equal(gradc_compile_string("cls.nn",
+                                        "input x : f32[batch, 2]\ninput y : i32[batch]\n"
+                                        "param W : f32[2, 4] = glorot_uniform\nlogits = x @ W\n"
+                                        "loss = mean(softmax_cross_entropy(logits, y))\ntrain loss with sgd\n",
+                                        NULL, &m),
+                   GRADC_OK);
+  snprintf(doomed, sizeof doomed, "%s/doomed", dir);
+  assert_int_equal(mkdir(doomed, 0755), 0);
+  char save[600], data[600];
+  snprintf(save, sizeof save, "%s/model.ckpt", doomed);
+  snprintf(data, sizeof data, "%s", path_of("cls.csv"));
+  FILE *out = fopencookie(NULL, "w", (cookie_io_functions_t){.write = progress_write});
+  assert_non_null(out);
+  setvbuf(out, NULL, _IONBF, 0);
+  char *old_tmpdir = getenv("TMPDIR") ? strdup(getenv("TMPDIR")) : NULL;
+  setenv("TMPDIR", dir, 1);
+  TrainOptions o = {.data_dir = data, .epochs = 1, .batch = 8, .seed = 1, .save = save, .out = out};
+  RtError err = {{0}};
+  gradc_status s = cli_train(m, &o, &err);
+  if (old_tmpdir) setenv("TMPDIR", old_tmpdir, 1);
+  else unsetenv("TMPDIR");
+  free(old_tmpdir);
+  fclose(out);
+  assert_int_equal(*doomed, 0);              /* the directory went during training */
+  assert_int_equal(s, GRADC_ERR_IO);
+  has(err.msg, "cannot save the checkpoint");
+  has(err.msg, save);
+  /* "...; the trained weights were saved to 'DIR/cls-rescued-XXXXXX.ckpt' instead" */
+  const char *at = strstr(err.msg, "the trained weights were saved to '");
+  if (!at) fail_msg("no fallback in: %s", err.msg);
+  char rescued[600];
+  snprintf(rescued, sizeof rescued, "%s", at + strlen("the trained weights were saved to '"));
+  assert_non_null(strchr(rescued, '\''));
+  *strchr(rescued, '\'') = 0;
+  assert_int_equal(strncmp(rescued, dir, strlen(dir)), 0);
+  has(rescued, "/cls-rescued-");
+  /* It holds the trained weights: they load back, bit for bit. */
+  float trained[8];
+  memcpy(trained, gradc_data(m, "W", NULL), sizeof trained);
+  assert_int_equal(gradc_init(m, 99), GRADC_OK);
+  assert_int_equal(gradc_load(m, rescued), GRADC_OK);
+  assert_memory_equal(gradc_data(m, "W", NULL), trained, sizeof trained);
+  /* A destination missing before training is refused before it. */
+  snprintf(save, sizeof save, "%s/missing/model.ckpt", dir);
+  out = fopencookie(NULL, "w", (cookie_io_functions_t){.write = progress_write});
+  o.out = out;
+  s = cli_train(m, &o, &err);
+  fclose(out);
+  assert_int_equal(s, GRADC_ERR_IO);
+  has(err.msg, "its directory '");
+  has(err.msg, "/missing' does not exist (checked before training)");
+  gradc_free(m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_csv_numbers_refused),
@@ -252,6 +330,7 @@ int main(void) {
       cmocka_unit_test(test_idx_promise_too_large),
       cmocka_unit_test(test_idx_streamed_values),
       cmocka_unit_test(test_feed_order_checked),
+      cmocka_unit_test(test_save_fallback),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
