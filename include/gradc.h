@@ -211,11 +211,16 @@ typedef struct gradc_dataset gradc_dataset;
  * SPLIT-sequences-idx2-int (IDX vectors of big-endian i32, type 0x0C) or
  * SPLIT-sequences-idx2-ubyte instead of images holds sequences of ids:
  * they feed the model's one non-label input (e.g. i32[batch, 80]), padded
- * or truncated to its length (gradc_dataset_set_padding).  *out is NULL on
- * failure. */
+ * or truncated to its length (gradc_dataset_set_padding).  A file whose
+ * header promises more than 8 GiB of values (as f32 or i32) is
+ * GRADC_ERR_DATA, more than the process may allocate (ulimit -v, -d, the
+ * memory available) GRADC_ERR_NOMEM, both before anything is allocated;
+ * a file shorter or longer than its header says is GRADC_ERR_DATA.  *out
+ * is NULL on failure. */
 gradc_status gradc_dataset_load(const char *dir, int train, gradc_dataset **out);
 /* Sequences from a CSV file: each row a label, then any number of integer
- * ids (an optional header line, '#' comments).  *out is NULL on failure. */
+ * ids (an optional header line, '#' comments); numbers are decimal (no
+ * nan, inf or hex).  *out is NULL on failure. */
 gradc_status gradc_dataset_load_sequences_csv(const char *path, gradc_dataset **out);
 /* How sequences of another length than the input's are fed, as Keras'
  * pad_sequences: padding_post / truncating_post 0 is 'pre' (the default:
