@@ -17,11 +17,11 @@
  * (8 GiB) per file, and no more than the memory the process can have
  * (MemAvailable, ulimit -v and -d), so a 4 MB gzip of zeros whose header
  * promises 5,000,000 images is a message with the number, not a machine
- * swapping.  Within the budget the values are reserved once and filled as
- * the decompressed bytes arrive, converted a chunk at a time (the raw
- * bytes are never held whole), so a file shorter than its header touches
- * only the pages it fills, and the header's promise is checked against
- * the bytes really there: fewer is "truncated", more is "trailing data".
+ * swapping.  Within the budget the decompressed bytes are converted a
+ * chunk at a time into the values (the raw bytes are never held whole),
+ * which grow with what really arrives, so a 10-byte file that promises a
+ * gigabyte costs a chunk; the header's promise is checked against the
+ * bytes really there: fewer is "truncated", more is "trailing data".
  * Every error names the file and says what was expected and what was
  * found: a user looking at "truncated: 47040016 bytes expected, 23520000
  * found" knows to download again.
@@ -245,20 +245,35 @@ static gradc_status read_idx(const char *path, uint32_t magic, IdxTo to, Idx *ou
   uint64_t value_bytes = out->count * 4;     /* f32 or i32 */
   if ((s = check_budget(path, n, magic, value_bytes, err))) goto fail;
 
-  /* Reserved once from the header (within the budget); pages are touched
-   * only as values arrive, a chunk at a time. */
+  /* The values grow with what really arrives, doubling up to the promise
+   * (so a 16-byte file that promises a gigabyte costs a chunk, and no
+   * malloc of the promise is made for a file that cannot hold it), and
+   * the raw bytes pass through one chunk at a time. */
   raw = malloc(CHUNK);
-  out->values = to == TO_LABELS ? malloc((size_t)value_bytes) : rt_alloc_big((size_t)value_bytes);
-  if (!raw || !out->values) {
-    s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory for the %llu %ss of '%s' (%llu bytes)", (unsigned long long)n,
-                idx_what(magic), path, (unsigned long long)value_bytes);
+  if (!raw) {
+    s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory reading '%s'", path);
     goto fail;
   }
-  uint64_t have = 0;
+  uint64_t have = 0, cap = 0;      /* bytes read; elements of values */
   while (have < bytes) {
     size_t want = bytes - have < CHUNK ? (size_t)(bytes - have) : CHUNK;
     if ((s = read_some(f, path, raw, want, &got, head_bytes + have, expect, err))) goto fail;
-    convert(out, to, raw, have / (uint64_t)out->esize, got / (size_t)out->esize);
+    uint64_t done = have / (uint64_t)out->esize, k = got / (size_t)out->esize;
+    if (done + k > cap) {
+      uint64_t next = cap ? cap * 2 : CHUNK;
+      if (next < done + k) next = done + k;
+      if (next > out->count) next = out->count;
+      void *grown = to == TO_LABELS ? malloc((size_t)next * 4) : rt_alloc_big((size_t)next * 4);
+      if (!grown) {
+        s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory for the %llu %ss of '%s' (%llu bytes)",
+                    (unsigned long long)n, idx_what(magic), path, (unsigned long long)value_bytes);
+        goto fail;
+      }
+      if (done) memcpy(grown, out->values, (size_t)done * 4);
+      free(out->values);
+      out->values = grown, cap = next;
+    }
+    convert(out, to, raw, done, (size_t)k);
     have += got;
     if (got < want) break;
   }
