@@ -7,10 +7,12 @@
  * command line is wrong.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -53,7 +55,7 @@ static const char usage[] =
     "      --seed N        initialisation and shuffling seed (default 1)\n"
     "      --val-split F   hold out this fraction for validation (default 0)\n"
     "      --save CKPT     write a checkpoint at the end (also on Ctrl-C)\n"
-    "      --resume CKPT   start from a checkpoint\n"
+    "      --resume CKPT   start from a checkpoint (also --load CKPT)\n"
     "      --history CSV   per-epoch results (default MODEL_history.csv)\n"
     "      --threads N     BLAS threads (default: all cores)\n"
     "      -O N            LLVM optimisation level 0..3 (default 3)\n"
@@ -115,16 +117,81 @@ static Compilation *load(const char *path, const CompileOptions *o) {
   return c;
 }
 
-/* Parses "--name VALUE" as a number in [lo, hi]; false with a message. */
-static bool number_opt(const char *name, const char *v, double lo, double hi, double *out) {
-  char *end;
-  double x = strtod(v, &end);
-  if (end == v || *end || !(x >= lo && x <= hi)) {
-    fprintf(stderr, "gradc: %s expects a number in [%g, %g], got '%s'\n", name, lo, hi, v);
+/* Is s a decimal number: an optional sign, digits with an optional point
+ * and an optional exponent (integer: digits only)?  strtod alone would
+ * take "0x2", "inf" and "nan" as well. */
+static bool is_decimal(const char *s, bool integer) {
+  if (*s == '+' || *s == '-') s++;
+  size_t digits = strspn(s, "0123456789");
+  s += digits;
+  if (integer) return digits && !*s;
+  if (*s == '.') {
+    size_t frac = strspn(s + 1, "0123456789");
+    digits += frac;
+    s += 1 + frac;
+  }
+  if (digits && (*s == 'e' || *s == 'E')) {
+    const char *e = s + 1 + (s[1] == '+' || s[1] == '-');
+    size_t exp = strspn(e, "0123456789");
+    if (exp) s = e + exp;
+  }
+  return digits && !*s;
+}
+
+/* Parses "--name VALUE" as a decimal number in [lo, hi], an integer when
+ * integer is set; false with a message.  Every numeric option of every
+ * command comes through here, so none truncates (--epochs 2.5 is not 2)
+ * or reads hex (--epochs 0x2). */
+static bool number_opt(const char *name, const char *v, double lo, double hi, bool integer, double *out) {
+  double x = is_decimal(v, integer) ? strtod(v, NULL) : NAN;
+  if (!(x >= lo && x <= hi)) {
+    fprintf(stderr, "gradc: %s expects %s in [%.*g, %.*g], got '%s'\n", name, integer ? "an integer" : "a number",
+            integer ? 17 : 6, lo, integer ? 17 : 6, hi, v);
     return false;
   }
   *out = x;
   return true;
+}
+
+/* A file a command reads or writes, for refuse_overwrite. */
+typedef struct FileArg {
+  const char *what;          /* "--save", "the model file" */
+  const char *path;
+  bool output;               /* an input list may hold outputs too */
+} FileArg;
+
+/* Are a and b one file: the same device and inode when both exist (a
+ * hard link or a symlink to it included), the same name in the same
+ * directory when neither does yet (two outputs)? */
+static bool same_file(const char *a, const char *b) {
+  struct stat sa, sb;
+  bool ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
+  if (ea || eb) return ea && eb && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  const char *ba = strrchr(a, '/'), *bb = strrchr(b, '/');
+  ba = ba ? ba + 1 : a, bb = bb ? bb + 1 : b;
+  if (strcmp(ba, bb)) return false;
+  char da[4096], db[4096];
+  snprintf(da, sizeof da, "%.*s", ba == a ? 1 : (int)(ba - a), ba == a ? "." : a);
+  snprintf(db, sizeof db, "%.*s", bb == b ? 1 : (int)(bb - b), bb == b ? "." : b);
+  return stat(da, &sa) == 0 && stat(db, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* Refuses an output that is one of the inputs or another output
+ * (same_file), since writing it would destroy what the command reads
+ * (gradc train m.nn --save m.nn replaced the model file with a
+ * checkpoint) or what it writes.  2 after a message, else 0. */
+static int refuse_overwrite(const FileArg *in, int nin, const FileArg *out, int nout) {
+  for (int i = 0; i < nout; i++) {
+    for (int k = 0; out[i].path && k < nin + i; k++) {
+      const FileArg *x = k < nin ? &in[k] : &out[k - nin];
+      if (!x->path || !same_file(out[i].path, x->path)) continue;
+      fprintf(stderr, "gradc: %s '%s' is the same file as %s '%s'; refusing to overwrite %s\n"
+              "(run 'gradc help' for usage)\n", out[i].what, out[i].path, x->what, x->path,
+              x->output ? "another output" : "an input");
+      return 2;
+    }
+  }
+  return 0;
 }
 
 static int cmd_dump(int argc, char **argv) {
@@ -142,7 +209,7 @@ static int cmd_dump(int argc, char **argv) {
     } else if (!strcmp(a, "--batch")) {
       if (!has_val) return usage_error("%s needs a value", a);
       double x;
-      if (!number_opt(a, argv[++i], 1, 1 << 24, &x)) return 2;
+      if (!number_opt(a, argv[++i], 1, 1 << 24, true, &x)) return 2;
       batch = (int64_t)x;
     } else if (!strcmp(a, "--after")) {
       if (!has_val) return usage_error("%s needs a value", a);
@@ -174,6 +241,8 @@ static int cmd_dump(int argc, char **argv) {
     }
   }
   if (!file) return usage_error("%s", "dump needs a model file");
+  const FileArg dump_in[] = {{"the model file", file, false}}, dump_out[] = {{"-o", outpath, true}};
+  if ((rc = refuse_overwrite(dump_in, 1, dump_out, 1))) return rc;
   if (fmt == DUMP_NN && stage != STAGE_PARSE)
     return usage_error("%s", "--format nn writes the parse stage only (optimizer "
                        "state and updates have no model-file syntax)");
@@ -231,11 +300,16 @@ static int cmd_dump(int argc, char **argv) {
               "value stored\n", (long long)batch, arena, naive, plan_unfused_bytes(c->graph, sym));
     free(off);
   }
-  if (fflush(out) != 0 || ferror(out)) {
-    perror(outpath ? outpath : "stdout");
-    rc = 1;
+  if (out != stdout) {               /* standard output is main's to check */
+    errno = 0;
+    bool bad = fflush(out) != 0 || ferror(out);
+    int e = errno;
+    bad |= fclose(out) != 0;
+    if (bad) {
+      fprintf(stderr, "gradc: error: cannot write '%s': %s\n", outpath, strerror(e ? e : errno ? errno : EIO));
+      rc = 1;
+    }
   }
-  if (out != stdout) fclose(out);
   compilation_free(c);
   return rc;
 }
@@ -263,8 +337,7 @@ static int cmd_check(int argc, char **argv) {
     if (dst) {
       if (i + 1 >= argc) return usage_error("%s needs a value", a);
       double hi = dst == &tol ? 1 : dst == &batch ? 4096 : 9007199254740991.0;
-      if (!number_opt(a, argv[++i], dst == &tol ? 0 : dst == &batch ? 1 : 0, hi, dst)) return 2;
-      if (dst != &tol && *dst != (double)(int64_t)*dst) return usage_error("%s must be an integer", a);
+      if (!number_opt(a, argv[++i], dst == &batch ? 1 : 0, hi, dst != &tol, dst)) return 2;
     } else if ((rc = take_file(a, &file))) {
       return rc;
     }
@@ -290,30 +363,66 @@ typedef struct RunArgs {
   bool time_report;
 } RunArgs;
 
+/* Which of train, eval and predict take each option: an option a command
+ * does not use is an error, never silently ignored (gradc train --load X
+ * used to train from scratch, and --save X then replaced X). */
+enum { TRAIN = 1, EVAL = 2, PREDICT = 4, RUNS = TRAIN | EVAL | PREDICT };
+static const struct RunOption {
+  const char *name;
+  int commands;
+} run_options[] = {
+    {"--data", RUNS}, {"--epochs", TRAIN}, {"--batch", TRAIN | EVAL}, {"--lr", TRAIN}, {"--seed", TRAIN},
+    {"--val-split", TRAIN}, {"--save", TRAIN}, {"--resume", TRAIN}, {"--load", RUNS}, {"--history", TRAIN},
+    {"--threads", RUNS}, {"--count", PREDICT}, {"-O", RUNS}, {"--check-numerics", TRAIN}, {"--profile", TRAIN},
+    {"--no-test", TRAIN}, {"--time-report", RUNS}, {"--no-cache", RUNS}, {"--sequences", RUNS},
+    {"--padding", RUNS}, {"--truncating", RUNS}, {"--pad-value", RUNS},
+};
+
 static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
   gradc_options_default(&r->o);
   r->t = (TrainOptions){.data_dir = DEFAULT_DATA, .epochs = 5, .batch = 128, .seed = 1, .test = true};
   r->count = 10;
-  int rc;
+  int rc, self = !strcmp(cmd, "train") ? TRAIN : !strcmp(cmd, "eval") ? EVAL : PREDICT;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     double x;
+    const struct RunOption *opt = NULL;
+    for (size_t k = 0; k < sizeof run_options / sizeof *run_options; k++)
+      if (!strcmp(a, run_options[k].name)) opt = &run_options[k];
+    if (opt && !(opt->commands & self)) {
+      char whose[40] = "";
+      static const char *const names[] = {"train", "eval", "predict"};
+      for (int k = 0, left = opt->commands; k < 3; k++)
+        if (opt->commands & 1 << k)
+          left &= ~(1 << k), snprintf(whose + strlen(whose), sizeof whose - strlen(whose), "%s%s", *whose ? (left ? ", " : " and ") : "", names[k]);
+      fprintf(stderr, "gradc: %s is not an option of gradc %s (only of gradc %s)\n"
+              "(run 'gradc help' for usage)\n", a, cmd, whose);
+      return 2;
+    }
 #define NEED_VALUE() do { if (!v) return usage_error("%s needs a value", a); i++; } while (0)
-#define NUMBER(lo, hi) do { NEED_VALUE(); if (!number_opt(a, v, lo, hi, &x)) return 2; } while (0)
+#define NUMBER(lo, hi) do { NEED_VALUE(); if (!number_opt(a, v, lo, hi, false, &x)) return 2; } while (0)
+#define INTEGER(lo, hi) do { NEED_VALUE(); if (!number_opt(a, v, lo, hi, true, &x)) return 2; } while (0)
     if (!strcmp(a, "--data")) { NEED_VALUE(); r->t.data_dir = v; }
-    else if (!strcmp(a, "--epochs")) { NUMBER(1, 1e6); r->t.epochs = (int)x; }
-    else if (!strcmp(a, "--batch")) { NUMBER(1, 1 << 24); r->t.batch = (int64_t)x; }
+    else if (!strcmp(a, "--epochs")) { INTEGER(1, 1e6); r->t.epochs = (int)x; }
+    else if (!strcmp(a, "--batch")) { INTEGER(1, 1 << 24); r->t.batch = (int64_t)x; }
     else if (!strcmp(a, "--lr")) { NUMBER(1e-12, 1e6); r->o.lr = x; }
-    else if (!strcmp(a, "--seed")) { NUMBER(0, 9007199254740991.0); r->o.seed = r->t.seed = (uint64_t)x; }
+    else if (!strcmp(a, "--seed")) { INTEGER(0, 9007199254740991.0); r->o.seed = r->t.seed = (uint64_t)x; }
     else if (!strcmp(a, "--val-split")) { NUMBER(0, 0.99); r->t.val_split = x; }
     else if (!strcmp(a, "--save")) { NEED_VALUE(); r->t.save = v; }
-    else if (!strcmp(a, "--resume")) { NEED_VALUE(); r->resume = v; }
+    /* train --load is --resume: both start from a checkpoint's parameters
+     * and optimizer state, as eval and predict --load do. */
+    else if (!strcmp(a, "--resume") || (self == TRAIN && !strcmp(a, "--load"))) {
+      NEED_VALUE();
+      if (r->resume && strcmp(r->resume, v))
+        return usage_error("%s", "--resume and --load (its other name) name two checkpoints; give one");
+      r->resume = v;
+    }
     else if (!strcmp(a, "--load")) { NEED_VALUE(); r->load = v; }
     else if (!strcmp(a, "--history")) { NEED_VALUE(); r->t.history = v; r->history_set = true; }
-    else if (!strcmp(a, "--threads")) { NUMBER(1, 1024); r->o.threads = (int)x; }
-    else if (!strcmp(a, "--count")) { NUMBER(1, 1e6); r->count = (int64_t)x; }
-    else if (!strcmp(a, "-O")) { NUMBER(0, 3); r->o.opt_level = (int)x; }
+    else if (!strcmp(a, "--threads")) { INTEGER(1, 1024); r->o.threads = (int)x; }
+    else if (!strcmp(a, "--count")) { INTEGER(1, 1e6); r->count = (int64_t)x; }
+    else if (!strcmp(a, "-O")) { INTEGER(0, 3); r->o.opt_level = (int)x; }
     else if (!strcmp(a, "--check-numerics")) r->o.check_numerics = 1;
     else if (!strcmp(a, "--profile")) r->t.profile = true;
     else if (!strcmp(a, "--no-test")) r->t.test = false;
@@ -327,8 +436,9 @@ static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
       if (strcmp(v, "pre") && strcmp(v, "post")) return usage_error("--padding and --truncating take pre or post, got '%s'", v);
       *(a[2] == 'p' ? &r->t.pad.pad_post : &r->t.pad.truncate_post) = !strcmp(v, "post");
     }
-    else if (!strcmp(a, "--pad-value")) { NUMBER(-2147483648.0, 2147483647.0); r->t.pad.value = (int32_t)x; }
+    else if (!strcmp(a, "--pad-value")) { INTEGER(-2147483648.0, 2147483647.0); r->t.pad.value = (int32_t)x; }
     else if ((rc = take_file(a, &r->file))) return rc;
+#undef INTEGER
 #undef NUMBER
 #undef NEED_VALUE
   }
@@ -337,6 +447,34 @@ static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
     return 2;
   }
   return 0;
+}
+
+/* What gradc train, eval or predict reads: the model, the checkpoint and
+ * the data (a CSV file, or the files of both splits in a directory); and
+ * what train writes: the checkpoint and the history.  --save may be the
+ * checkpoint it resumes from: that one is read whole before training, and
+ * replaced atomically by the trained one, which is the point of resuming. */
+static int refuse_run_overwrite(const RunArgs *r) {
+  char files[4][4096];
+  FileArg in[8] = {{"the model file", r->file, false}, {"--load", r->load, false}, {"--data", NULL, false}};
+  int nin = 3;
+  struct stat st;
+  if (stat(r->t.data_dir, &st) == 0 && S_ISDIR(st.st_mode)) {
+    RtError ignored;
+    bool seq;
+    for (int k = 0; k < 2; k++)   /* a missing file is the loader's to report */
+      if (!data_mnist_paths(r->t.data_dir, k == 0, files[2 * k], files[2 * k + 1], sizeof files[0], &seq, &ignored)) {
+        in[nin++] = (FileArg){"the data file", files[2 * k], false};
+        in[nin++] = (FileArg){"the data file", files[2 * k + 1], false};
+      }
+  } else {
+    in[2].path = r->t.data_dir;
+  }
+  const FileArg history[] = {{"--history", r->t.history, true}}, save[] = {{"--save", r->t.save, true}};
+  in[nin] = (FileArg){"the checkpoint it resumes from", r->resume, false};
+  int rc = refuse_overwrite(in, nin + 1, history, 1);
+  in[nin] = history[0];
+  return rc ? rc : refuse_overwrite(in, nin + 1, save, 1);
 }
 
 static int report(gradc_status s, const char *msg) {
@@ -352,6 +490,7 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
   bool training = !strcmp(cmd, "train");
   if (!training && !r.load)
     return usage_error("%s needs --load CKPT (a checkpoint from gradc train --save)", cmd);
+
   gradc_model *m;
   gradc_status s = jitmodel_compile_file(r.file, &r.o, r.t.profile, &m);
   if (s) {
@@ -359,6 +498,15 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
     fputs(msg, stderr);
     if (!*msg || msg[strlen(msg) - 1] != '\n') fputc('\n', stderr);
     return 1;
+  }
+  char hist[512];
+  if (training && !r.history_set) {
+    snprintf(hist, sizeof hist, "%s_history.csv", jitmodel_graph(m)->model_name);
+    r.t.history = hist;
+  }
+  if ((rc = refuse_run_overwrite(&r))) {
+    gradc_free(m);
+    return rc;
   }
   fputs(gradc_warnings(m), stderr);
   if (r.time_report)
@@ -371,7 +519,6 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
     return rc;
   }
   RtError err = {{0}};
-  char hist[512];
   if (training) {
     dump_summary(stdout, jitmodel_graph(m));
     int nt = rt_context_threads(rt_context(m));
@@ -379,10 +526,6 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
            "%d thread%s)\n", gradc_compile_ms(m), r.o.opt_level, gemm_kernels(), rt_blas_kernels(), nt,
            nt == 1 ? "" : "s");
     if (ckpt) printf("resumed from %s\n", ckpt);
-    if (!r.history_set) {
-      snprintf(hist, sizeof hist, "%s_history.csv", jitmodel_graph(m)->model_name);
-      r.t.history = hist;
-    }
     s = cli_train(m, &r.t, &err);
     if (!s && r.t.history) printf("history: %s\n", r.t.history);
     if (!s && cli_interrupted()) {
@@ -417,7 +560,7 @@ static int cmd_compile(int argc, char **argv) {
     } else if (!strcmp(a, "-O")) {
       double x;
       if (i + 1 >= argc) return usage_error("%s needs a value", a);
-      if (!number_opt(a, argv[++i], 0, 3, &x)) return 2;
+      if (!number_opt(a, argv[++i], 0, 3, true, &x)) return 2;
       o.opt_level = (int)x;
     } else if ((rc = take_file(a, &o.model))) {
       return rc;
@@ -438,6 +581,9 @@ static int cmd_compile(int argc, char **argv) {
     snprintf(def, sizeof def, "%s%.*s%s", k == EMIT_SO ? "lib" : "", (int)(len > 200 ? 200 : len), base, ext[k]);
     o.output = def;
   }
+  const FileArg compile_in[] = {{"the model file", o.model, false}},
+                compile_out[] = {{"-o", o.output, true}, {"--header", o.header, true}};
+  if ((rc = refuse_overwrite(compile_in, 1, compile_out, 2))) return rc;
   o.info = info;
   o.info_len = sizeof info;
   RtError err = {{0}};
@@ -475,7 +621,7 @@ static int cmd_cache(int argc, char **argv) {
   return 1;
 }
 
-int main(int argc, char **argv) {
+static int command(int argc, char **argv) {
   if (argc < 2) {
     fputs(usage, stderr);
     return 2;
@@ -497,4 +643,21 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "train") || !strcmp(cmd, "eval") || !strcmp(cmd, "predict"))
     return cmd_run(argc - 2, argv + 2, cmd);
   return usage_error("unknown command '%s'", cmd);
+}
+
+/* Standard output is checked as every output file is: its buffered
+ * writes fail only at the flush or close (a full disk, /dev/full), and a
+ * command whose output was lost must not exit 0. */
+int main(int argc, char **argv) {
+  int rc = command(argc, argv);
+  errno = 0;
+  bool bad = fflush(stdout) != 0 || ferror(stdout);
+  int e = errno;
+  bad |= fclose(stdout) != 0;
+  if (!e) e = errno;
+  if (bad) {
+    fprintf(stderr, "gradc: error: cannot write the standard output: %s\n", e ? strerror(e) : "a write failed");
+    return rc ? rc : 1;
+  }
+  return rc;
 }

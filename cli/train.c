@@ -202,6 +202,121 @@ static void top_kernels(FILE *out, const Graph *g, const RtContext *rt, double t
   free(ids);
 }
 
+/* Integer inputs take integers, and one that indexes something (the
+ * labels of softmax_cross_entropy, one_hot's positions, embedding rows)
+ * only values in [0, n): a label of 200 for 4 classes made every loss NaN,
+ * and an id past an embedding's table reads zeros.  Checked when the data
+ * is loaded, naming the file, the record and the value; the data of a
+ * split of train (train = false: the test split). */
+static gradc_status check_values(gradc_model *m, const Feed *f, const Dataset *d, const TrainOptions *o, bool train,
+                                 RtError *err) {
+  const Graph *g = jitmodel_graph(m);
+  for (int p = 0; p < f->n; p++) {
+    const FeedPart *part = &f->part[p];
+    if (part->dtype != DT_I32) continue;
+    const Node *in = NULL;
+    for (int i = 0; i < g->nnodes && !in; i++)
+      if (g->nodes[i]->op == OP_INPUT && !strcmp(g->nodes[i]->name, part->name)) in = g->nodes[i];
+    int64_t bound = in ? check_index_bound(g, in, 0) : 0;
+    char takes[160];
+    if (bound)
+      snprintf(takes, sizeof takes, "integers in [0, %lld) (it indexes %lld entries: classes, one_hot positions or "
+               "embedding rows)", (long long)bound, (long long)bound);
+    else
+      snprintf(takes, sizeof takes, "integers within i32");
+    if (d->seq && !part->labels && bound && (d->pad.value < 0 || d->pad.value >= bound))
+      return rt_fail(err, GRADC_ERR_ARG, "the padding value %d (--pad-value) is outside what input '%s' takes: %s",
+                     d->pad.value, part->name, takes);
+    int64_t i, k;
+    double v;
+    if (!feed_find_outside(f, p, d, bound ? 0 : -2147483648.0, bound ? (double)(bound - 1) : 2147483647.0, &i, &k,
+                           &v))
+      continue;
+    char where[8400];
+    if (d->table || (d->seq && is_table(o->data_dir))) {
+      long long line = data_csv_line(o->data_dir, i);
+      long long field = d->table ? part->col + k + 1 : part->labels ? 1 : k + 2;
+      snprintf(where, sizeof where, "%s:%lld: %s %lld", o->data_dir, line, d->table ? "column" : "field", field);
+    } else {
+      char files[2][4096];
+      bool seq;
+      RtError ignored;
+      if (data_mnist_paths(o->data_dir, train, files[0], files[1], sizeof files[0], &seq, &ignored))
+        snprintf(files[part->labels], sizeof files[0], "%s", o->data_dir);
+      if (part->labels)
+        snprintf(where, sizeof where, "'%s': the label of record %lld (from 0)", files[1], (long long)i);
+      else
+        snprintf(where, sizeof where, "'%s': id %lld of sequence %lld (from 0)", files[0], (long long)k, (long long)i);
+    }
+    return rt_fail(err, GRADC_ERR_DATA, "%s is %g, but input '%s' takes %s", where, v, part->name, takes);
+  }
+  return GRADC_OK;
+}
+
+/* The first parameter or state tensor holding a NaN or an infinity: its
+ * name, the element and the value; false when all are finite. */
+static bool find_nonfinite(gradc_model *m, const char **name, int64_t *at, double *value) {
+  for (int i = 0; i < gradc_tensor_count(m); i++) {
+    gradc_tensor t;
+    if (gradc_tensor_info(m, i, &t) || (t.kind != GRADC_PARAM && t.kind != GRADC_STATE)) continue;
+    if (t.dtype != GRADC_F32 && t.dtype != GRADC_F64) continue;
+    int64_t count;
+    const void *p = gradc_data(m, t.name, &count);
+    for (int64_t k = 0; p && k < count; k++) {
+      double v = t.dtype == GRADC_F32 ? (double)((const float *)p)[k] : ((const double *)p)[k];
+      if (isfinite(v)) continue;
+      *name = t.name, *at = k, *value = v;
+      return true;
+    }
+  }
+  return false;
+}
+
+/* Can a checkpoint be written at path?  Asked before training, since a
+ * typo in the directory used to cost the whole run: the directory must
+ * exist and be writable, and path, if it exists, be a regular file
+ * (ckpt.c renames over nothing else). */
+static gradc_status check_save_path(const char *path, RtError *err) {
+  struct stat st;
+  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+    return rt_fail(err, GRADC_ERR_IO, "cannot save the checkpoint to '%s': it exists and is not a regular file "
+                   "(checked before training)", path);
+  const char *slash = strrchr(path, '/');
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%.*s", slash ? (slash == path ? 1 : (int)(slash - path)) : 1, slash ? path : ".");
+  if (access(dir, W_OK | X_OK) != 0)
+    return rt_fail(err, GRADC_ERR_IO, "cannot save the checkpoint to '%s': its directory '%s' %s (checked before "
+                   "training)", path, dir, errno == ENOENT ? "does not exist" : strerror(errno));
+  return GRADC_OK;
+}
+
+/* Writes the checkpoint to o->save; when that fails at the end of a run
+ * (the disk filled, the directory went away), to a new file in $TMPDIR
+ * (or /tmp), else in the current directory, so that the trained weights
+ * survive; the error then says where they are. */
+static gradc_status save_checkpoint(gradc_model *m, const TrainOptions *o, FILE *out, RtError *err) {
+  gradc_status s = gradc_save(m, o->save);
+  if (!s) {
+    fprintf(out, "saved checkpoint %s\n", o->save);
+    return GRADC_OK;
+  }
+  char first[1024];
+  snprintf(first, sizeof first, "%s", gradc_last_error(m));
+  const char *dirs[] = {getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", "."};
+  for (int k = 0; k < 2; k++) {
+    char rescue[4200];
+    snprintf(rescue, sizeof rescue, "%s/%s-rescued-XXXXXX.ckpt", dirs[k], jitmodel_graph(m)->model_name);
+    int fd = mkstemps(rescue, 5);    /* a name of our own, never someone's file */
+    if (fd < 0) continue;
+    close(fd);
+    if (!gradc_save(m, rescue))
+      return rt_fail(err, s, "%s; the trained weights were saved to '%s' instead", first, rescue);
+    unlink(rescue);
+  }
+  return rt_fail(err, s, "%s; saving them to $TMPDIR or the current directory failed too: the trained weights are "
+                 "lost", first);
+}
+
 gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
   const Graph *g = jitmodel_graph(m);
   FILE *out = o->out ? o->out : stdout;
@@ -218,10 +333,12 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
 
   Dataset train = {0}, val = {0}, test = {0};
   Feed feed = {0};
-  gradc_status s = GRADC_OK;
+  gradc_status s = o->save ? check_save_path(o->save, err) : GRADC_OK;
+  if (s) return s;
   if (has_inputs) {
     if ((s = load_data(o, true, &train, err))) goto done;
     if ((s = feed_plan(m, &train, &feed, err))) goto done;
+    if ((s = check_values(m, &feed, &train, o, true, err))) goto done;
     if (o->val_split > 0 && (s = data_split(&train, o->val_split, &val, err))) goto done;
     if (train.n < 1) {
       s = rt_fail(err, GRADC_ERR_DATA, "no training samples left after the validation split");
@@ -234,6 +351,7 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
     }
   }
   FILE *hist = NULL;
+  int hist_errno = 0;      /* the first failed write: reported at the end, after the save */
   if (o->history) {
     hist = fopen(o->history, "w");
     if (!hist) {
@@ -247,6 +365,7 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
       for (int i = 0; i < g->nmetrics; i++) fprintf(hist, ",val_%s", g->metrics[i].name);
     }
     fprintf(hist, ",seconds\n");
+    if (fflush(hist) != 0 || ferror(hist)) hist_errno = errno ? errno : EIO;
   }
   interrupted = 0;
   struct sigaction sa = {0}, old;
@@ -266,6 +385,9 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
   for (int k = 0; !s && has_inputs && k < 2; k++)
     if (sizes[k] && (s = gradc_bind(m, sizes[k])))
       rt_fail(err, s, "%s", gradc_last_error(m));
+  int bad_epoch = 0;
+  int64_t bad_step = 0;
+  double bad_loss = 0, last_loss = 0;
   for (int epoch = 0; !s && epoch < o->epochs && !interrupted; epoch++) {
     if (o->epochs > 1 || !tty) fprintf(out, "Epoch %d/%d\n", epoch + 1, o->epochs);
     data_permutation(perm, n, o->seed, epoch);
@@ -288,6 +410,7 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
         rt_fail(err, s, "epoch %d, step %lld: %s", epoch + 1, (long long)step + 1, gradc_last_error(m));
         break;
       }
+      if (!isfinite(loss) && !bad_epoch) bad_epoch = epoch + 1, bad_step = step + 1, bad_loss = loss;
       accumulate(m, g, &acc, loss, bs);
       double t = now_s() - t0;
       if (tty && t - last > 0.1) {
@@ -307,7 +430,8 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
     }
     fputc('\n', out);
     fflush(out);
-    if (hist) {
+    last_loss = acc.loss / (acc.weight > 0 ? acc.weight : 1);
+    if (hist && !hist_errno) {
       double w = acc.weight > 0 ? acc.weight : 1, vw = vm.weight > 0 ? vm.weight : 1;
       fprintf(hist, "%d,%.6f", epoch + 1, acc.loss / w);
       for (int i = 0; i < g->nmetrics; i++) fprintf(hist, ",%.6f", acc.metric[i] / w);
@@ -316,9 +440,29 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
         for (int i = 0; i < g->nmetrics; i++) fprintf(hist, ",%.6f", vm.metric[i] / vw);
       }
       fprintf(hist, ",%.3f\n", secs);
-      fflush(hist);
+      if (fflush(hist) != 0 || ferror(hist)) hist_errno = errno ? errno : EIO;
+    }
+    /* Parameters that went NaN or infinite stay so: no point in more
+     * epochs, and nothing of them may be saved over a checkpoint. */
+    const char *bad_name;
+    int64_t bad_at;
+    double bad_value;
+    if (find_nonfinite(m, &bad_name, &bad_at, &bad_value)) {
+      char first[160] = "";
+      if (bad_epoch)
+        snprintf(first, sizeof first, "; the loss was first %g in epoch %d, step %lld", bad_loss, bad_epoch,
+                 (long long)bad_step);
+      s = rt_fail(err, GRADC_ERR_NUMERIC, "training diverged: after epoch %d, parameter '%s' holds %g (element "
+                  "%lld)%s; nothing was saved%s%s%s. --check-numerics names the node where it starts; a smaller "
+                  "--lr may help", epoch + 1, bad_name, bad_value, (long long)bad_at, first,
+                  o->save ? ": '" : "", o->save ? o->save : "", o->save ? "' is unchanged" : "");
+      break;
     }
   }
+  if (!s && !isfinite(last_loss))
+    s = rt_fail(err, GRADC_ERR_NUMERIC, "training ended with a loss of %g (first %g in epoch %d, step %lld); "
+                "nothing was saved. --check-numerics names the node where it starts", last_loss, bad_loss,
+                bad_epoch, (long long)bad_step);
   free(perm);
   sigaction(SIGINT, &old, NULL);
   if (o->profile && step_seconds > 0) {
@@ -332,18 +476,17 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
             (double)n * o->epochs / step_seconds);
     top_kernels(out, g, rt_context(m), step_seconds);
   }
-  if (hist && fclose(hist) != 0 && !s)
-    s = rt_fail(err, GRADC_ERR_IO, "cannot write the history file '%s'", o->history);
+  if (hist && fclose(hist) != 0 && !hist_errno) hist_errno = errno ? errno : EIO;
   if (interrupted) fprintf(out, "\ninterrupted: stopping after the current step\n");
   /* A failed run (NaN parameters, bad data) must not overwrite a good
-   * checkpoint; an interrupted one saves what it has. */
-  if (o->save && !s) {
-    gradc_status ss = gradc_save(m, o->save);
-    if (ss && !s) s = rt_fail(err, ss, "%s", gradc_last_error(m));
-    else if (!ss) fprintf(out, "saved checkpoint %s\n", o->save);
-  }
+   * checkpoint; an interrupted one saves what it has.  A history that
+   * could not be written fails the run, but after the weights are safe. */
+  if (o->save && !s) s = save_checkpoint(m, o, out, err);
+  if (hist_errno && !s)
+    s = rt_fail(err, GRADC_ERR_IO, "cannot write the history file '%s': %s", o->history, strerror(hist_errno));
   if (!s && !interrupted && has_inputs && o->test && !is_table(o->data_dir)) {
     if ((s = load_data(o, false, &test, err))) goto done;
+    if ((s = check_values(m, &feed, &test, o, false, err))) goto done;
     Means tm;
     if ((s = evaluate(m, g, &feed, &test, o->batch, &tm, err))) goto done;
     fprintf(out, "test: %lld samples", (long long)test.n);
@@ -364,6 +507,7 @@ gradc_status cli_evaluate(gradc_model *m, const TrainOptions *o, RtError *err) {
   Feed feed;
   gradc_status s = load_data(o, false, &test, err);
   if (!s) s = feed_plan(m, &test, &feed, err);
+  if (!s) s = check_values(m, &feed, &test, o, false, err);
   Means tm;
   if (!s) s = evaluate(m, g, &feed, &test, o->batch, &tm, err);
   if (!s) {
@@ -382,13 +526,21 @@ gradc_status cli_predict(gradc_model *m, const TrainOptions *o, int64_t count, R
   FILE *out = o->out ? o->out : stdout;
   if (!g->noutputs) return rt_fail(err, GRADC_ERR_ARG, "the model declares no output to predict");
   const Node *y = g->outputs[0].node;
-  if (y->shape.rank != 2 || !dtype_is_float(y->dtype))
-    return rt_fail(err, GRADC_ERR_ARG, "predict needs a float output of shape [batch, classes]; '%s' is not",
-                   g->outputs[0].name);
+  /* A row per sample: the first dimension must be the batch (an output
+   * of [2,3] printed count rows, read past its 6 values), the second a
+   * number of classes. */
+  const Dim *d = y->shape.d;
+  if (y->shape.rank != 2 || !dtype_is_float(y->dtype) || !d[0].sym || d[0].n != 1 || d[1].sym) {
+    char shape[SHAPE_STR_MAX];
+    shape_str(g, &y->shape, shape, sizeof shape);
+    return rt_fail(err, GRADC_ERR_ARG, "predict needs a float output of shape [batch, classes]; '%s' is %s%s",
+                   g->outputs[0].name, dtype_names[y->dtype], shape);
+  }
   Dataset test = {0};
   Feed feed;
   gradc_status s = load_data(o, false, &test, err);
   if (!s) s = feed_plan(m, &test, &feed, err);
+  if (!s) s = check_values(m, &feed, &test, o, false, err);
   if (!s && count > test.n) count = test.n;
   int64_t *idx = s ? NULL : malloc(sizeof(int64_t) * (size_t)(count ? count : 1));
   if (!s && !idx) s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory");
@@ -397,18 +549,22 @@ gradc_status cli_predict(gradc_model *m, const TrainOptions *o, int64_t count, R
     for (int64_t i = 0; i < count; i++) idx[i] = i;
     feed_gather(m, &feed, &test, idx, count);
     gradc_forward(m);
-    int64_t C = y->shape.d[1].n, right = 0;
-    const float *p = gradc_data(m, g->outputs[0].name, NULL);
-    fprintf(out, "%8s %9s %7s %11s\n", "sample", "predicted", "label", "probability");
-    for (int64_t i = 0; i < count; i++) {
+    int64_t C = y->shape.d[1].n, right = 0, have = 0;
+    const void *data = gradc_data(m, g->outputs[0].name, &have);
+    if (!data || have != count * C)
+      s = rt_fail(err, GRADC_ERR_ARG, "predict cannot read output '%s': %s", g->outputs[0].name,
+                  data ? "its size is not batch x classes" : gradc_last_error(m));
+#define P(i, c) (y->dtype == DT_F64 ? ((const double *)data)[(i) * C + (c)] : (double)((const float *)data)[(i) * C + (c)])
+    if (!s) fprintf(out, "%8s %9s %7s %11s\n", "sample", "predicted", "label", "probability");
+    for (int64_t i = 0; !s && i < count; i++) {
       int64_t best = 0;
       for (int64_t c = 1; c < C; c++)
-        if (p[i * C + c] > p[i * C + best]) best = c;
+        if (P(i, c) > P(i, best)) best = c;
       right += test.y && best == test.y[i];
-      fprintf(out, "%8lld %9lld %7d %11.4f\n", (long long)i, (long long)best, test.y ? test.y[i] : -1,
-              (double)p[i * C + best]);
+      fprintf(out, "%8lld %9lld %7d %11.4f\n", (long long)i, (long long)best, test.y ? test.y[i] : -1, P(i, best));
     }
-    if (test.y) fprintf(out, "%lld of %lld correct\n", (long long)right, (long long)count);
+#undef P
+    if (!s && test.y) fprintf(out, "%lld of %lld correct\n", (long long)right, (long long)count);
   }
   free(idx);
   data_free(&test);

@@ -56,10 +56,7 @@ enum {
 
 static const double CHECK_STEP = 1e-6;
 
-/* The number of valid indices where n (an integer value) is used as one:
- * the smallest over its uses, following layout ops that pass values through;
- * 0 when nothing indexes with it.  Symbolic dims count as bound to batch. */
-static int64_t index_bound(const Graph *g, const Node *n, int64_t batch) {
+int64_t check_index_bound(const Graph *g, const Node *n, int64_t batch) {
   int64_t r = 0;
   for (int i = n->id + 1; i < g->nnodes; i++) {
     const Node *u = g->nodes[i];
@@ -77,7 +74,7 @@ static int64_t index_bound(const Graph *g, const Node *n, int64_t batch) {
       bool passes = u->op == OP_RESHAPE || u->op == OP_TRANSPOSE || u->op == OP_SLICE ||
                     u->op == OP_BROADCAST || u->op == OP_CONCAT;
       for (int k = 0; passes && k < u->nsrc && !b; k++)
-        if (u->src[k] == n) b = index_bound(g, u, batch);
+        if (u->src[k] == n) b = check_index_bound(g, u, batch);
     }
     if (b > 0 && (r == 0 || b < r)) r = b;
   }
@@ -90,7 +87,7 @@ static void fill_inputs(Eval *e, const Graph *g, uint64_t seed, int64_t batch, d
     if (n->op != OP_INPUT) continue;
     double *x = eval_data(e, n);
     uint64_t st = rng_stream(seed ^ 0x5eed5eedull, n->name);
-    int64_t range = index_bound(g, n, batch);
+    int64_t range = check_index_bound(g, n, batch);
     if (range == 0) range = UNBOUNDED_INT;
     for (int64_t k = 0, c = eval_count(e, n); k < c; k++) {
       double u = rng_uniform(st, (uint64_t)k);
@@ -106,7 +103,7 @@ static void print_int_inputs(FILE *out, const Graph *g, int64_t batch) {
   for (int i = 0; i < g->nnodes; i++) {
     const Node *n = g->nodes[i];
     if (n->op != OP_INPUT || n->dtype != DT_I32) continue;
-    int64_t r = index_bound(g, n, batch);
+    int64_t r = check_index_bound(g, n, batch);
     fprintf(out, "  input %s: integers from [0, %lld)%s\n", n->name,
             (long long)(r ? r : UNBOUNDED_INT), r ? ", every index it selects" : "");
   }

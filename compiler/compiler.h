@@ -785,6 +785,12 @@ void header_write(FILE *out, const Graph *g, const EmitOptions *o);
 /* gradc check: prints a table to out; 0 = every gradient within tol, 1 = a
  * mismatch or nothing to check, 2 = out of memory. */
 int check_gradients(const Graph *g, uint64_t seed, int64_t batch, double tol, FILE *out);
+/* The number of valid indices where the integer value n is used as one
+ * (softmax_cross_entropy's classes, one_hot's depth, gather's rows): the
+ * smallest over its uses, through layout ops; 0 when nothing indexes with
+ * it.  A symbolic class dimension counts as bound to batch (0: none).
+ * gradc check draws integer inputs from it, gradc train checks labels. */
+int64_t check_index_bound(const Graph *g, const Node *n, int64_t batch);
 
 /* ---------------------------------------------------------------- parse.c */
 

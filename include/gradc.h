@@ -211,11 +211,16 @@ typedef struct gradc_dataset gradc_dataset;
  * SPLIT-sequences-idx2-int (IDX vectors of big-endian i32, type 0x0C) or
  * SPLIT-sequences-idx2-ubyte instead of images holds sequences of ids:
  * they feed the model's one non-label input (e.g. i32[batch, 80]), padded
- * or truncated to its length (gradc_dataset_set_padding).  *out is NULL on
- * failure. */
+ * or truncated to its length (gradc_dataset_set_padding).  A file whose
+ * header promises more than 8 GiB of values (as f32 or i32) is
+ * GRADC_ERR_DATA, more than the process may allocate (ulimit -v, -d, the
+ * memory available) GRADC_ERR_NOMEM, both before anything is allocated;
+ * a file shorter or longer than its header says is GRADC_ERR_DATA.  *out
+ * is NULL on failure. */
 gradc_status gradc_dataset_load(const char *dir, int train, gradc_dataset **out);
 /* Sequences from a CSV file: each row a label, then any number of integer
- * ids (an optional header line, '#' comments).  *out is NULL on failure. */
+ * ids (an optional header line, '#' comments); numbers are decimal (no
+ * nan, inf or hex).  *out is NULL on failure. */
 gradc_status gradc_dataset_load_sequences_csv(const char *path, gradc_dataset **out);
 /* How sequences of another length than the input's are fed, as Keras'
  * pad_sequences: padding_post / truncating_post 0 is 'pre' (the default:
@@ -227,8 +232,12 @@ int64_t gradc_dataset_size(const gradc_dataset *d);
 void gradc_dataset_free(gradc_dataset *d);              /* NULL is fine */
 
 /* Binds the model to `count` samples and copies samples order[start ..
- * start+count-1] (or start.. when order is NULL) into its inputs.  Fails
- * with GRADC_ERR_DATA when the model's inputs do not fit the data. */
+ * start+count-1] (or start.. when order is NULL) into its inputs; order,
+ * when given, must have at least start + count entries, each a sample
+ * index in 0 .. gradc_dataset_size(d) - 1.  Fails with GRADC_ERR_ARG
+ * (nothing changed) when start, count or an entry of order is outside the
+ * dataset, GRADC_ERR_DATA when the model's inputs do not fit the data;
+ * the message is m's (and the thread's). */
 gradc_status gradc_dataset_feed(const gradc_dataset *d, gradc_model *m, const int64_t *order,
                                 int64_t start, int64_t count);
 

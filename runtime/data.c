@@ -12,12 +12,19 @@
  * content and a renamed or uncompressed file still loads.
  *
  * Nothing in a file is trusted.  The header's sizes are checked against
- * limits before any arithmetic, and the body is read in growing chunks
- * rather than allocated from the header, so a header that claims 2^31
- * images in a 10-byte file costs a few kilobytes and a clear message, not
- * an out-of-memory failure.  Every error names the file and says what was
- * expected and what was found: a user looking at "truncated: 47040016
- * bytes expected, 23520000 found" knows to download again.
+ * limits before any arithmetic, and the memory its values will take
+ * against a budget before anything is allocated: at most DATA_MAX_BYTES
+ * (8 GiB) per file, and no more than the memory the process can have
+ * (MemAvailable, ulimit -v and -d), so a 4 MB gzip of zeros whose header
+ * promises 5,000,000 images is a message with the number, not a machine
+ * swapping.  Within the budget the decompressed bytes are converted a
+ * chunk at a time into the values (the raw bytes are never held whole),
+ * which grow with what really arrives, so a 10-byte file that promises a
+ * gigabyte costs a chunk; the header's promise is checked against the
+ * bytes really there: fewer is "truncated", more is "trailing data".
+ * Every error names the file and says what was expected and what was
+ * found: a user looking at "truncated: 47040016 bytes expected, 23520000
+ * found" knows to download again.
  *
  * zlib is used here and in ckpt.c only (STYLE: the I/O files).
  */
@@ -27,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <zlib.h>
 
@@ -36,6 +44,10 @@
  * small enough that counts, sizes and their product fit in 64 bits. */
 #define MAX_SAMPLES (UINT64_C(1) << 31)
 #define MAX_SAMPLE_VALUES (UINT64_C(1) << 24)
+/* The most bytes one data file's values may take in memory (as f32 or
+ * i32): 45 times Fashion-MNIST's training images, and more than a machine
+ * that trains on the CPU holds for data.  README, "Data formats". */
+#define DATA_MAX_BYTES (UINT64_C(8) << 30)
 
 /* Images and labels of unsigned bytes; sequences of ids are vectors
  * (count, length) of unsigned bytes or of big-endian i32 (type 0x0C). */
@@ -46,13 +58,20 @@ static const char debian_dir[] = "/usr/share/datasets/fashion-mnist";
 
 /* ------------------------------------------------------------ IDX files */
 
-/* One IDX file's contents: the header's dimensions and the raw bytes. */
+/* What an IDX file's elements become in memory. */
+typedef enum IdxTo {
+  TO_PIXELS,                 /* f32 scaled to [0, 1] (images) */
+  TO_IDS,                    /* f32, unscaled (sequences of ids) */
+  TO_LABELS,                 /* i32 */
+} IdxTo;
+
+/* One IDX file's contents: the header's dimensions and the values. */
 typedef struct Idx {
   uint32_t dims[3];
   int ndims;
   uint64_t count;            /* elements: the product of dims */
-  int esize;                 /* bytes per element: 1, or 4 for i32 */
-  unsigned char *body;
+  int esize;                 /* bytes per element in the file: 1, or 4 for i32 */
+  void *values;              /* count floats (rt_alloc_big) or int32s (malloc) */
 } Idx;
 
 static uint32_t get_be32(const unsigned char *p) {
@@ -113,9 +132,62 @@ static const char *idx_what(uint32_t magic) {
   return magic == IDX_IMAGES ? "image" : magic == IDX_LABELS ? "label" : "sequence";
 }
 
+/* A "Key:   123 kB" line of /proc/meminfo in bytes; 0 when unknown. */
+static uint64_t meminfo_bytes(const char *key) {
+  FILE *f = fopen("/proc/meminfo", "r");
+  if (!f) return 0;
+  char line[256];
+  unsigned long long kb = 0;
+  size_t klen = strlen(key);
+  while (fgets(line, sizeof line, f))
+    if (!strncmp(line, key, klen) && line[klen] == ':' && sscanf(line + klen + 1, "%llu", &kb) == 1) break;
+  fclose(f);
+  return (uint64_t)kb * 1024;
+}
+
+/* Refuses values of `bytes` bytes for the n samples of path before they
+ * are allocated: past DATA_MAX_BYTES (GRADC_ERR_DATA: no machine would
+ * do), or past what this process can get (GRADC_ERR_NOMEM): its
+ * address-space and data limits, the memory the kernel says is available.
+ * The message gives the number and the limit it exceeds. */
+static gradc_status check_budget(const char *path, uint64_t n, uint32_t magic, uint64_t bytes, RtError *err) {
+  uint64_t limit = DATA_MAX_BYTES;
+  const char *why = "gradc's limit for one data file (8 GiB)";
+  gradc_status s = GRADC_ERR_DATA;
+  if (bytes <= limit) {
+    s = GRADC_ERR_NOMEM;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < limit)
+      limit = rl.rlim_cur, why = "the process's address-space limit (ulimit -v)";
+    if (getrlimit(RLIMIT_DATA, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < limit)
+      limit = rl.rlim_cur, why = "the process's data limit (ulimit -d)";
+    uint64_t avail = meminfo_bytes("MemAvailable");
+    if (avail && avail < limit) limit = avail, why = "the memory available (MemAvailable in /proc/meminfo)";
+    if (bytes <= limit) return GRADC_OK;
+  }
+  return rt_fail(err, s,
+                 "'%s': its header promises %llu %ss, %llu bytes of values in memory, more than %s: %llu "
+                 "bytes; nothing was allocated",
+                 path, (unsigned long long)n, idx_what(magic), (unsigned long long)bytes, why,
+                 (unsigned long long)limit);
+}
+
+/* Elements first .. first + k - 1 of the file, raw in buf, into values. */
+static void convert(const Idx *x, IdxTo to, const unsigned char *buf, uint64_t first, size_t k) {
+  float *f = x->values;
+  int32_t *i32 = x->values;
+  for (size_t e = 0; e < k; e++) {
+    int32_t v = x->esize == 1 ? buf[e] : (int32_t)get_be32(buf + 4 * e);
+    if (to == TO_LABELS) i32[first + e] = v;
+    else if (to == TO_PIXELS) f[first + e] = (float)v / 255.0f;
+    else f[first + e] = (float)v;
+  }
+}
+
 /* Reads the IDX file at path, whose magic number must be `magic`
- * (IDX_U8_VECTORS: either kind of vectors). */
-static gradc_status read_idx(const char *path, uint32_t magic, Idx *out, RtError *err) {
+ * (IDX_U8_VECTORS: either kind of vectors), its elements into values as
+ * `to` says. */
+static gradc_status read_idx(const char *path, uint32_t magic, IdxTo to, Idx *out, RtError *err) {
   memset(out, 0, sizeof *out);
   errno = 0;
   gzFile f = gzopen(path, "rb");
@@ -125,7 +197,8 @@ static gradc_status read_idx(const char *path, uint32_t magic, Idx *out, RtError
   gzbuffer(f, 1 << 17);      /* fewer read calls than zlib's default 8 KiB */
 
   gradc_status s;
-  unsigned char head[16];
+  enum { CHUNK = 1 << 20 };  /* raw bytes converted at a time: whole elements */
+  unsigned char head[16], *raw = NULL;
   size_t head_bytes = 4 + 4 * (magic & 0xff), got;
   if ((s = read_some(f, path, head, head_bytes, &got, 0, 0, err))) goto fail;
   bool vectors = got >= 4 && magic == IDX_U8_VECTORS && get_be32(head) == IDX_I32_VECTORS;
@@ -169,23 +242,40 @@ static gradc_status read_idx(const char *path, uint32_t magic, Idx *out, RtError
   }
   out->count = n * per_sample;
   uint64_t bytes = out->count * (uint64_t)out->esize, expect = head_bytes + bytes;
+  uint64_t value_bytes = out->count * 4;     /* f32 or i32 */
+  if ((s = check_budget(path, n, magic, value_bytes, err))) goto fail;
 
-  /* The body, in chunks that double up to the promised size: memory
-   * follows what the file really holds, not what its header claims. */
-  size_t cap = 0, have = 0;
+  /* The values grow with what really arrives, doubling up to the promise
+   * (so a 16-byte file that promises a gigabyte costs a chunk, and no
+   * malloc of the promise is made for a file that cannot hold it), and
+   * the raw bytes pass through one chunk at a time. */
+  raw = malloc(CHUNK);
+  if (!raw) {
+    s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory reading '%s'", path);
+    goto fail;
+  }
+  uint64_t have = 0, cap = 0;      /* bytes read; elements of values */
   while (have < bytes) {
-    size_t next = cap ? cap * 2 : (size_t)1 << 20;
-    if (next > bytes) next = (size_t)bytes;
-    unsigned char *grown = realloc(out->body, next);
-    if (!grown) {
-      s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory reading '%s' (%zu bytes)", path, next);
-      goto fail;
+    size_t want = bytes - have < CHUNK ? (size_t)(bytes - have) : CHUNK;
+    if ((s = read_some(f, path, raw, want, &got, head_bytes + have, expect, err))) goto fail;
+    uint64_t done = have / (uint64_t)out->esize, k = got / (size_t)out->esize;
+    if (done + k > cap) {
+      uint64_t next = cap ? cap * 2 : CHUNK;
+      if (next < done + k) next = done + k;
+      if (next > out->count) next = out->count;
+      void *grown = to == TO_LABELS ? malloc((size_t)next * 4) : rt_alloc_big((size_t)next * 4);
+      if (!grown) {
+        s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory for the %llu %ss of '%s' (%llu bytes)",
+                    (unsigned long long)n, idx_what(magic), path, (unsigned long long)value_bytes);
+        goto fail;
+      }
+      if (done) memcpy(grown, out->values, (size_t)done * 4);
+      free(out->values);
+      out->values = grown, cap = next;
     }
-    out->body = grown;
-    cap = next;
-    if ((s = read_some(f, path, out->body + have, cap - have, &got, head_bytes + have, expect, err))) goto fail;
+    convert(out, to, raw, done, (size_t)k);
     have += got;
-    if (have < cap) break;
+    if (got < want) break;
   }
   if (have < bytes) {
     s = rt_fail(err, GRADC_ERR_DATA,
@@ -197,11 +287,10 @@ static gradc_status read_idx(const char *path, uint32_t magic, Idx *out, RtError
   /* Anything after the promised bytes means the header and the data
    * disagree; counted to the end so the message can say how much. */
   uint64_t extra = 0;
-  unsigned char scratch[4096];
   do {
-    if ((s = read_some(f, path, scratch, sizeof scratch, &got, expect + extra, expect, err))) goto fail;
+    if ((s = read_some(f, path, raw, CHUNK, &got, expect + extra, expect, err))) goto fail;
     extra += got;
-  } while (got == sizeof scratch);
+  } while (got == CHUNK);
   if (extra) {
     s = rt_fail(err, GRADC_ERR_DATA,
                 "'%s' has %llu bytes of trailing data: its header promises %llu %ss, %llu bytes%s in all", path,
@@ -209,13 +298,15 @@ static gradc_status read_idx(const char *path, uint32_t magic, Idx *out, RtError
                 (unsigned long long)expect, gz ? " after decompression" : "");
     goto fail;
   }
+  free(raw);
   gzclose(f);
   return GRADC_OK;
 
 fail:
   gzclose(f);
-  free(out->body);
-  out->body = NULL;
+  free(raw);
+  free(out->values);
+  out->values = NULL;
   return s;
 }
 
@@ -223,38 +314,22 @@ gradc_status data_load_idx(const char *images_path, const char *labels_path, Dat
   if (!out || !images_path) return rt_fail(err, GRADC_ERR_ARG, "data_load_idx: NULL argument");
   memset(out, 0, sizeof *out);
   Idx img, lab = {0};
-  gradc_status s = read_idx(images_path, IDX_IMAGES, &img, err);
+  gradc_status s = read_idx(images_path, IDX_IMAGES, TO_PIXELS, &img, err);
   if (s) return s;
-  if (labels_path && (s = read_idx(labels_path, IDX_LABELS, &lab, err))) goto done;
+  if (labels_path && (s = read_idx(labels_path, IDX_LABELS, TO_LABELS, &lab, err))) goto done;
   if (labels_path && lab.dims[0] != img.dims[0]) {
     s = rt_fail(err, GRADC_ERR_DATA, "'%s' holds %u images but '%s' holds %u labels", images_path, img.dims[0],
                 labels_path, lab.dims[0]);
     goto done;
   }
-  Dataset d = {.n = img.dims[0], .rank = 2, .dims = {img.dims[1], img.dims[2]},
-               .sample_size = (int64_t)img.dims[1] * img.dims[2]};
-  d.x = rt_alloc_big(sizeof(float) * (size_t)img.count);
-  d.y = labels_path ? malloc(sizeof(int32_t) * (size_t)d.n) : NULL;
-  if (!d.x || (labels_path && !d.y)) {
-    s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory for %lld images of %lldx%lld", (long long)d.n,
-                (long long)d.dims[0], (long long)d.dims[1]);
-    data_free(&d);
-    goto done;
-  }
-  for (uint64_t i = 0; i < img.count; i++) d.x[i] = (float)img.body[i] / 255.0f;
-  for (int64_t i = 0; d.y && i < d.n; i++) d.y[i] = lab.body[i];
-  *out = d;
+  *out = (Dataset){.n = img.dims[0], .rank = 2, .dims = {img.dims[1], img.dims[2]},
+                   .sample_size = (int64_t)img.dims[1] * img.dims[2], .x = img.values, .y = lab.values};
+  img.values = lab.values = NULL;
 
 done:
-  free(img.body);
-  free(lab.body);
+  free(img.values);
+  free(lab.values);
   return s;
-}
-
-/* Element i of an IDX body: an unsigned byte or a big-endian i32. */
-static double idx_value(const Idx *x, uint64_t i) {
-  if (x->esize == 1) return x->body[i];
-  return (double)(int32_t)get_be32(x->body + 4 * i);
 }
 
 /* Sequences from IDX vectors (count, length), unscaled, with labels. */
@@ -262,32 +337,29 @@ static gradc_status load_idx_sequences(const char *seq_path, const char *labels_
                                        RtError *err) {
   memset(out, 0, sizeof *out);
   Idx v, lab = {0};
-  gradc_status s = read_idx(seq_path, IDX_U8_VECTORS, &v, err);
+  gradc_status s = read_idx(seq_path, IDX_U8_VECTORS, TO_IDS, &v, err);
   if (s) return s;
-  if ((s = read_idx(labels_path, IDX_LABELS, &lab, err))) goto done;
+  if ((s = read_idx(labels_path, IDX_LABELS, TO_LABELS, &lab, err))) goto done;
   if (lab.dims[0] != v.dims[0]) {
     s = rt_fail(err, GRADC_ERR_DATA, "'%s' holds %u sequences but '%s' holds %u labels", seq_path, v.dims[0],
                 labels_path, lab.dims[0]);
     goto done;
   }
   Dataset d = {.n = v.dims[0], .rank = 1, .dims = {v.dims[1]}, .sample_size = v.dims[1]};
-  d.x = rt_alloc_big(sizeof(float) * (size_t)v.count);
-  d.y = malloc(sizeof(int32_t) * (size_t)d.n);
   d.seq = malloc(sizeof(int64_t) * (size_t)(d.n + 1));
-  if (!d.x || !d.y || !d.seq) {
+  if (!d.seq) {
     s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory for %lld sequences of %lld", (long long)d.n,
                 (long long)d.dims[0]);
-    data_free(&d);
     goto done;
   }
-  for (uint64_t i = 0; i < v.count; i++) d.x[i] = (float)idx_value(&v, i);
-  for (int64_t i = 0; i < d.n; i++) d.y[i] = lab.body[i];
   for (int64_t i = 0; i <= d.n; i++) d.seq[i] = i * d.sample_size;
+  d.x = v.values, d.y = lab.values;
+  v.values = lab.values = NULL;
   *out = d;
 
 done:
-  free(v.body);
-  free(lab.body);
+  free(v.values);
+  free(lab.values);
   return s;
 }
 
@@ -315,9 +387,9 @@ static gradc_status find_file(const char *dir, const char *name, char *path, siz
                                     : "");
 }
 
-gradc_status data_load_mnist_dir(const char *dir, bool train, Dataset *out, RtError *err) {
-  if (!dir || !out) return rt_fail(err, GRADC_ERR_ARG, "data_load_mnist_dir: NULL argument");
-  memset(out, 0, sizeof *out);
+gradc_status data_mnist_paths(const char *dir, bool train, char *samples, char *labels, size_t size,
+                              bool *sequences, RtError *err) {
+  if (!dir || !samples || !labels) return rt_fail(err, GRADC_ERR_ARG, "data_mnist_paths: NULL argument");
   struct stat st;
   if (stat(dir, &st) != 0) {
     if (errno == ENOENT)
@@ -327,47 +399,88 @@ gradc_status data_load_mnist_dir(const char *dir, bool train, Dataset *out, RtEr
   }
   if (!S_ISDIR(st.st_mode)) return rt_fail(err, GRADC_ERR_IO, "the dataset path '%s' is not a directory", dir);
   const char *split = train ? "train" : "t10k";
-  char name[64], images[4096], labels[4096];
+  char name[64];
   /* sequences of ids instead of images: SPLIT-sequences-idx2-int (i32)
    * or -ubyte */
   static const char *const seq_kinds[] = {"int", "ubyte"};
   RtError ignored;
-  for (int k = 0; k < 2; k++) {
+  *sequences = false;
+  for (int k = 0; k < 2 && !*sequences; k++) {
     snprintf(name, sizeof name, "%s-sequences-idx2-%s", split, seq_kinds[k]);
-    if (find_file(dir, name, images, sizeof images, &ignored)) continue;
-    snprintf(name, sizeof name, "%s-labels-idx1-ubyte", split);
-    gradc_status s = find_file(dir, name, labels, sizeof labels, err);
-    return s ? s : load_idx_sequences(images, labels, out, err);
+    *sequences = !find_file(dir, name, samples, size, &ignored);
   }
-  snprintf(name, sizeof name, "%s-images-idx3-ubyte", split);
-  gradc_status s = find_file(dir, name, images, sizeof images, err);
-  if (s) return s;
+  gradc_status s = GRADC_OK;
+  if (!*sequences) {
+    snprintf(name, sizeof name, "%s-images-idx3-ubyte", split);
+    s = find_file(dir, name, samples, size, err);
+  }
   snprintf(name, sizeof name, "%s-labels-idx1-ubyte", split);
-  if ((s = find_file(dir, name, labels, sizeof labels, err))) return s;
-  return data_load_idx(images, labels, out, err);
+  return s ? s : find_file(dir, name, labels, size, err);
+}
+
+gradc_status data_load_mnist_dir(const char *dir, bool train, Dataset *out, RtError *err) {
+  if (!dir || !out) return rt_fail(err, GRADC_ERR_ARG, "data_load_mnist_dir: NULL argument");
+  memset(out, 0, sizeof *out);
+  char samples[4096], labels[4096];
+  bool sequences;
+  gradc_status s = data_mnist_paths(dir, train, samples, labels, sizeof samples, &sequences, err);
+  if (s) return s;
+  return sequences ? load_idx_sequences(samples, labels, out, err) : data_load_idx(samples, labels, out, err);
 }
 
 /* ------------------------------------------------------------- CSV files */
 
 static bool is_blank(char c) { return c == ' ' || c == '\t'; }
 
-/* A field (already trimmed, NUL-terminated by the caller) as a number:
- * strtod must consume all of it, and an overflow is not a number we can
- * train on.  Underflow to 0 or a subnormal is accepted. */
-static bool csv_number(const char *s, double *v) {
-  if (!*s) return false;
+/* A field (already trimmed, NUL-terminated by the caller) as a number.
+ * Only decimal notation is a number here - an optional sign, digits with
+ * an optional point, an optional exponent - because strtod also takes
+ * "nan", "inf", "Infinity" and hex ("0x10"), which no spreadsheet writes
+ * for a measurement and which would train on NaN, infinity or a value the
+ * user did not mean.  The value must fit f32, the dataset's storage (1e39
+ * would become infinity); underflow to 0 or a subnormal is accepted.
+ * Returns NULL for a number, else why the field is not one; *word is set
+ * when the field is no number at all (which line 1 may be: a header). */
+static const char *csv_number(const char *s, double *v, bool *word) {
+  const char *p = s;
+  *word = false;
+  if (*p == '+' || *p == '-') p++;
+  size_t digits = strspn(p, "0123456789");
+  p += digits;
+  if (*p == '.') {
+    size_t frac = strspn(p + 1, "0123456789");
+    digits += frac;
+    p += 1 + frac;
+  }
+  if (digits && (*p == 'e' || *p == 'E')) {
+    const char *e = p + 1 + (p[1] == '+' || p[1] == '-');
+    size_t exp = strspn(e, "0123456789");
+    if (exp) p = e + exp;
+  }
   char *end;
   errno = 0;
   *v = strtod(s, &end);
-  if (*end) return false;
-  return !(errno == ERANGE && isinf(*v));
+  if (!digits || *p) {
+    /* strtod reads more than decimals; what it reads whole is a number we
+     * refuse, anything else a word */
+    *word = !*s || end == s || *end;
+    if (*word) return "";
+    return isnan(*v) ? ": NaN is not a value to train on"
+           : isinf(*v) ? ": infinity is not a value to train on"
+                       : ": only decimal numbers are read (no hex)";
+  }
+  /* 0x1.ffffffp127 is FLT_MAX plus half its last place: what rounds to
+   * infinity as a float (a float cast out of range is undefined in C) */
+  if (!(fabs(*v) < 0x1.ffffffp127)) return ": beyond the range of f32 (magnitude at most 3.4e38)";
+  return NULL;
 }
 
 /* Appends one row's fields to *vals (growing it), or reports the first
- * field that is not a number: *bad_col is its 1-based column and the
- * field is copied into bad (a line that may be the header). */
+ * field that is not a number: *bad_col is its 1-based column, and bad gets
+ * the message ("bad number 'x'" and why); *word when the field is no
+ * number at all (a line that may be the header). */
 static bool parse_row(char *line, double **vals, int64_t *nvals, int64_t *cap, int64_t *nfields,
-                      int64_t *bad_col, char *bad, size_t bad_size, bool *oom) {
+                      int64_t *bad_col, char *bad, size_t bad_size, bool *word, bool *oom) {
   *nfields = 0;
   char *p = line;
   for (;;) {
@@ -379,13 +492,13 @@ static bool parse_row(char *line, double **vals, int64_t *nvals, int64_t *cap, i
     char keep = *end;
     *end = '\0';
     double v;
-    bool ok = csv_number(start, &v);
-    if (!ok) {
+    const char *why = csv_number(start, &v, word);
+    if (why) {
       *bad_col = start - line + 1;
-      snprintf(bad, bad_size, "%s", start);
+      snprintf(bad, bad_size, "bad number '%.40s'%s", start, why);
     }
     *end = keep;
-    if (!ok) return false;
+    if (why) return false;
     if (*nvals == *cap) {
       int64_t grown = *cap ? *cap * 2 : 1024;
       double *g = realloc(*vals, sizeof(double) * (size_t)grown);
@@ -432,26 +545,35 @@ static gradc_status csv_read(CsvRows *c, RtError *err) {
     char *text = line;
     /* A UTF-8 byte-order mark, as spreadsheet exports write it. */
     if (lineno == 1 && !strncmp(text, "\xEF\xBB\xBF", 3)) text += 3;
+    /* A NUL byte would end the line early as C reads it (a row starting
+     * with one would vanish): a binary or damaged file, said where. */
+    const char *nul = memchr(line, '\0', (size_t)len);
+    if (nul) {
+      s = rt_fail(err, GRADC_ERR_DATA, "%s:%lld:%lld: a NUL byte: the file is not text (binary or damaged)",
+                  c->path, lineno, (long long)(nul - line + 1));
+      break;
+    }
     const char *first = text;
     while (is_blank(*first)) first++;
     if (!*first || *first == '#') continue;
     int64_t nfields, bad_col, before = c->nvals;
-    char bad[80];
-    bool oom = false;
-    if (!parse_row(text, &c->vals, &c->nvals, &c->cap, &nfields, &bad_col, bad, sizeof bad, &oom)) {
+    char bad[160];
+    bool oom = false, word = false;
+    if (!parse_row(text, &c->vals, &c->nvals, &c->cap, &nfields, &bad_col, bad, sizeof bad, &word, &oom)) {
       if (oom) {
         s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory reading '%s'", c->path);
         break;
       }
-      /* Only the very first line may be a header: a word further down is
-       * a broken row, and skipping it would shift every row after it. */
-      if (lineno == 1) {
+      /* Only the very first line may be a header, and only of words: a
+       * word further down is a broken row, and skipping it would shift
+       * every row after it; a refused number is refused on line 1 too. */
+      if (lineno == 1 && word) {
         c->nvals = before;
         c->header_cols = 1;
         for (const char *t = text; *t; t++) c->header_cols += *t == ',';
         continue;
       }
-      s = rt_fail(err, GRADC_ERR_DATA, "%s:%lld:%lld: bad number '%s'", c->path, lineno, (long long)bad_col, bad);
+      s = rt_fail(err, GRADC_ERR_DATA, "%s:%lld:%lld: %s", c->path, lineno, (long long)bad_col, bad);
       break;
     }
     if ((s = c->row(c, lineno, before, nfields, err))) break;
@@ -550,6 +672,24 @@ gradc_status data_load_csv_sequences(const char *path, Dataset *out, RtError *er
   }
   *out = d;
   return GRADC_OK;
+}
+
+/* Stops the reader at the row c->nrows == c->ncols (the one sought),
+ * recording its line in first_row_line. */
+static gradc_status find_row(CsvRows *c, long long lineno, int64_t first, int64_t nfields, RtError *err) {
+  (void)first, (void)nfields, (void)err;
+  if (c->nrows < c->ncols) return GRADC_OK;
+  c->first_row_line = lineno;
+  return GRADC_ERR_DATA;     /* not an error: the reader stops here */
+}
+
+long long data_csv_line(const char *path, int64_t row) {
+  if (!path || row < 0) return 0;
+  RtError ignored;
+  CsvRows c = {.path = path, .row = find_row, .ncols = row};
+  csv_read(&c, &ignored);
+  free(c.vals);
+  return c.first_row_line;
 }
 
 /* ------------------------------------------------------ split and shuffle */

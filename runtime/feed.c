@@ -15,6 +15,8 @@
  * pad_sequences does (SeqPad).  The fit loop of `gradc train`
  * (cli/train.c) and gradc_dataset_feed share both.
  */
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +152,24 @@ void feed_gather(gradc_model *m, const Feed *f, const Dataset *d, const int64_t 
   }
 }
 
+bool feed_find_outside(const Feed *f, int p, const Dataset *d, double lo, double hi, int64_t *sample, int64_t *elem,
+                       double *value) {
+  const FeedPart *part = &f->part[p];
+  for (int64_t i = 0; i < d->n; i++) {
+    int64_t from, count;           /* in d->y (labels) or d->x */
+    if (part->labels) from = i, count = 1;
+    else if (d->seq) from = d->seq[i], count = d->seq[i + 1] - d->seq[i];
+    else from = i * d->sample_size + part->col, count = part->width;
+    for (int64_t k = 0; k < count; k++) {
+      double v = part->labels ? (double)d->y[from] : (double)d->x[from + k];
+      if (v >= lo && v <= hi && v == floor(v)) continue;
+      *sample = i, *elem = k, *value = v;
+      return true;
+    }
+  }
+  return false;
+}
+
 /* ------------------------------------------------------------ public API */
 
 struct gradc_dataset {
@@ -200,19 +220,41 @@ void gradc_dataset_free(gradc_dataset *d) {
   free(d);
 }
 
+/* The error of a call on m, as m's (gradc_last_error(m), as gradc.h's
+ * conventions say) and the thread's, where earlier versions put it. */
+static gradc_status feed_fail(gradc_model *m, gradc_status s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static gradc_status feed_fail(gradc_model *m, gradc_status s, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  rt_api_fail(s, "%s", msg);
+  return m ? inst_fail(m, s, "%s", msg) : s;
+}
+
 gradc_status gradc_dataset_feed(const gradc_dataset *d, gradc_model *m, const int64_t *order,
                                 int64_t start, int64_t count) {
-  if (!d || !m) return rt_api_fail(GRADC_ERR_ARG, "gradc_dataset_feed: NULL argument");
+  if (!d || !m) return feed_fail(m, GRADC_ERR_ARG, "gradc_dataset_feed: NULL argument");
   if (start < 0 || count < 1 || start > d->d.n - count)
-    return rt_api_fail(GRADC_ERR_ARG, "samples %lld..%lld are outside the dataset of %lld",
-                       (long long)start, (long long)(start + count - 1), (long long)d->d.n);
+    return feed_fail(m, GRADC_ERR_ARG, "gradc_dataset_feed: samples %lld..%lld are outside the dataset of %lld",
+                     (long long)start, (long long)(start + count - 1), (long long)d->d.n);
+  /* The entries of order index the dataset as start and count do, and
+   * are checked as they are, before anything changes: an entry out of
+   * range would read outside the samples. */
+  for (int64_t i = 0; order && i < count; i++)
+    if (order[start + i] < 0 || order[start + i] >= d->d.n)
+      return feed_fail(m, GRADC_ERR_ARG,
+                       "gradc_dataset_feed: order[%lld] is %lld, outside the dataset of %lld samples",
+                       (long long)(start + i), (long long)order[start + i], (long long)d->d.n);
   RtError err = {{0}};
   Feed f;
   gradc_status s = feed_plan(m, &d->d, &f, &err);
-  if (s) return rt_api_fail(s, "%s", err.msg);
+  if (s) return feed_fail(m, s, "%s", err.msg);
   if ((s = gradc_bind(m, count))) return s;
   int64_t *idx = malloc(sizeof(int64_t) * (size_t)count);
-  if (!idx) return rt_api_fail(GRADC_ERR_NOMEM, "out of memory");
+  if (!idx) return feed_fail(m, GRADC_ERR_NOMEM, "out of memory");
   for (int64_t i = 0; i < count; i++) idx[i] = order ? order[start + i] : start + i;
   feed_gather(m, &f, &d->d, idx, count);
   free(idx);

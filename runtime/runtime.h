@@ -297,6 +297,11 @@ gradc_status data_load_idx(const char *images_path, const char *labels_path, Dat
  * A missing directory or file says so, with a hint to install the Debian
  * package dataset-fashion-mnist when dir is its default location. */
 gradc_status data_load_mnist_dir(const char *dir, bool train, Dataset *out, RtError *err);
+/* The files data_load_mnist_dir(dir, train) reads: the images or the
+ * sequences (*sequences says which) and the labels, into buffers of size
+ * bytes; its error when one is missing. */
+gradc_status data_mnist_paths(const char *dir, bool train, char *samples, char *labels, size_t size,
+                              bool *sequences, RtError *err);
 
 /* A CSV file of numbers (comma-separated, optional header line of
  * non-numbers, '#' comments): rows x cols doubles, row-major in *out
@@ -309,6 +314,11 @@ gradc_status data_load_csv(const char *path, double **out, int64_t *rows, int64_
  * integers; '#' comments, an optional header line).  Sample i's ids are
  * x[seq[i] .. seq[i+1]). */
 gradc_status data_load_csv_sequences(const char *path, Dataset *out, RtError *err);
+
+/* The line of path that holds data row `row` (from 0: sample `row` of
+ * data_load_csv or data_load_csv_sequences), read again for a message;
+ * 0 when there is none. */
+long long data_csv_line(const char *path, int64_t row);
 
 void data_free(Dataset *d);                /* frees x, y and seq; NULL-safe */
 
@@ -343,6 +353,11 @@ gradc_status feed_plan(const gradc_model *m, const Dataset *d, Feed *f, RtError 
 /* Copies samples idx[0..bs-1] of d into m's bound input buffers (bind
  * first: gradc_bind(m, bs)). */
 void feed_gather(gradc_model *m, const Feed *f, const Dataset *d, const int64_t *idx, int64_t bs);
+/* The first value of d that part p of f feeds (a label, an id, a column)
+ * which is not an integer in [lo, hi]: its sample, its element within the
+ * sample (from 0) and the value; false when there is none. */
+bool feed_find_outside(const Feed *f, int p, const Dataset *d, double lo, double hi, int64_t *sample, int64_t *elem,
+                       double *value);
 
 /* ----------------------------------------------------------------- ckpt.c */
 

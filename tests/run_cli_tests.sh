@@ -343,4 +343,229 @@ check "issue 23: line numbers of errors count CR line ends" \
   all 'status_is 1' 'stderr_has "cr2.nn:3:5: error: unknown identifier"'
 # ---- issue 23, hostile input: the compiler's items (end)
 
+# ---- issue 23, hostile input: the runtime, data and CLI items (begin)
+r23=$tmp/r23
+mkdir -p "$r23"
+# A 4-class classifier of two columns, and 64 rows of data for it.
+cat >"$r23/cls.nn" <<'EOF'
+input x : f32[batch, 2]
+input y : i32[batch]
+param W : f32[2, 4] = glorot_uniform
+param b : f32[4] = zeros
+logits = x @ W + b
+output probs = softmax(logits)
+loss = mean(softmax_cross_entropy(logits, y))
+metric accuracy = mean(argmax(logits, axis=-1) == y)
+train loss with sgd(lr=0.1)
+EOF
+{ echo "a,b,label"; for i in $(seq 0 63); do echo "0.$((i % 10)),0.$((i * 7 % 10)),$((i % 4))"; done; } >"$r23/cls.csv"
+cp "$r23/cls.csv" "$r23/cls.orig"
+cp "$r23/cls.nn" "$r23/m.nn"
+train23() { run train "$r23/m.nn" --data "$r23/cls.csv" --epochs 1 --batch 16 --no-test "$@"; }
+
+# 7. an output that is an input (or another output) is refused, by inode.
+train23 --save "$r23/m.nn" --history "$r23/h.csv"
+check "issue 23: train --save over the model file is refused, the model intact" \
+  all 'status_is 2' "stderr_has \"--save '$r23/m.nn' is the same file as the model file\"" \
+      'cmp -s "$r23/m.nn" "$r23/cls.nn"'
+train23 --history "$r23/cls.csv"
+check "issue 23: train --history over the data file is refused, the data intact" \
+  all 'status_is 2' "stderr_has \"--history '$r23/cls.csv' is the same file as --data\"" \
+      'cmp -s "$r23/cls.csv" "$r23/cls.orig"'
+ln -f "$r23/m.nn" "$r23/hard.nn"
+ln -sf "$r23/cls.csv" "$r23/sym.csv"
+train23 --history "$r23/hard.nn"
+check "issue 23: a hard link to the model file is the model file" \
+  all 'status_is 2' 'stderr_has "is the same file as the model file"' 'cmp -s "$r23/m.nn" "$r23/cls.nn"'
+train23 --history "$r23/sym.csv"
+check "issue 23: a symlink to the data file is the data file" \
+  all 'status_is 2' 'stderr_has "is the same file as --data"' 'cmp -s "$r23/cls.csv" "$r23/cls.orig"'
+train23 --history "$r23/h.csv" --save "$r23/./h.csv"
+check "issue 23: --save and --history naming one (new) file are refused" \
+  all 'status_is 2' 'stderr_has "refusing to overwrite another output"' '[ ! -e "$r23/h.csv" ]'
+train23 --history "$r23/h.csv" --save "$r23/a.ckpt"
+check "issue 23: distinct outputs train and save" all 'status_is 0' '[ -s "$r23/a.ckpt" ]'
+cp "$r23/a.ckpt" "$r23/a.before"
+train23 --history "$r23/h.csv" --resume "$r23/a.ckpt" --save "$r23/a.ckpt"
+check "issue 23: --save may be the checkpoint it resumes from (replaced by the trained one)" \
+  all 'status_is 0' 'stdout_has "resumed from"' '! cmp -s "$r23/a.ckpt" "$r23/a.before"'
+cp "$r23/a.ckpt" "$r23/a.keep"
+train23 --history "$r23/a.ckpt" --resume "$r23/a.ckpt"
+check "issue 23: --history over the checkpoint it resumes from is refused" \
+  all 'status_is 2' 'stderr_has "is the same file as the checkpoint it resumes from"' \
+      'cmp -s "$r23/a.ckpt" "$r23/a.keep"'
+run dump "$r23/m.nn" -o "$r23/hard.nn"
+check "issue 23: dump -o over the model file (a hard link) is refused" \
+  all 'status_is 2' 'stderr_has "is the same file as the model file"' 'cmp -s "$r23/m.nn" "$r23/cls.nn"'
+run compile "$r23/m.nn" -o "$r23/m.nn"
+check "issue 23: compile -o over the model file is refused" \
+  all 'status_is 2' "stderr_has \"-o '$r23/m.nn' is the same file as the model file\"" \
+      'cmp -s "$r23/m.nn" "$r23/cls.nn"'
+run compile "$r23/m.nn" --emit obj -o "$r23/m.o" --header "$r23/m.o"
+check "issue 23: compile --header and -o naming one file are refused" \
+  all 'status_is 2' 'stderr_has "refusing to overwrite another output"' '[ ! -e "$r23/m.o" ]'
+mkdir -p "$r23/idx"
+for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
+  printf 'x' >"$r23/idx/$f"
+done
+run train "$mnist" --data "$r23/idx" --history "$r23/idx/t10k-labels-idx1-ubyte"
+check "issue 23: --history over a data directory's test labels is refused before anything runs" \
+  all 'status_is 2' 'stderr_has "is the same file as the data file"' \
+      '[ "$(cat "$r23/idx/t10k-labels-idx1-ubyte")" = x ]'
+
+# 20. numeric options are decimal, and integers where a count is meant.
+for opt in "--epochs 2.5" "--batch 2.9" "--epochs 0x2" "--epochs 1e1" "--threads inf"; do
+  train23 $opt
+  check "issue 23: train $opt is refused, not truncated" \
+    all 'status_is 2' "stderr_has \"${opt%% *} expects an integer in\"" 'stdout_empty'
+done
+train23 --lr 0x1p-3
+check "issue 23: a hex --lr is refused" \
+  all 'status_is 2' "stderr_has \"--lr expects a number in [1e-12, 1e+06], got '0x1p-3'\""
+run dump "$r23/m.nn" --stage memory --batch 12.5
+check "issue 23: dump --batch 12.5 is refused" all 'status_is 2' 'stderr_has "--batch expects an integer"'
+run compile "$r23/m.nn" -O 2.5 -o "$r23/x.so"
+check "issue 23: compile -O 2.5 is refused" all 'status_is 2' 'stderr_has "-O expects an integer in [0, 3]"'
+run check "$r23/m.nn" --seed 0x10
+check "issue 23: check --seed 0x10 is refused" all 'status_is 2' 'stderr_has "--seed expects an integer"'
+
+# 21. an option a command does not take is an error; train --load is --resume.
+cp "$r23/a.ckpt" "$r23/b.ckpt"
+train23 --load "$r23/b.ckpt" --save "$r23/b.ckpt" --history "$r23/h.csv"
+check "issue 23: train --load starts from the checkpoint (the alias of --resume)" \
+  all 'status_is 0' "stdout_has \"resumed from $r23/b.ckpt\""
+train23 --load "$r23/b.ckpt" --resume "$r23/a.ckpt"
+check "issue 23: train --load and --resume naming two checkpoints are refused" \
+  all 'status_is 2' 'stderr_has "--resume and --load (its other name) name two checkpoints"'
+run eval "$r23/m.nn" --load "$r23/a.ckpt" --data "$r23/cls.csv" --epochs 3
+check "issue 23: eval --epochs is an error, naming the command that takes it" \
+  all 'status_is 2' 'stderr_has "--epochs is not an option of gradc eval (only of gradc train)"'
+run predict "$r23/m.nn" --load "$r23/a.ckpt" --data "$r23/cls.csv" --batch 3
+check "issue 23: predict --batch is an error" \
+  all 'status_is 2' 'stderr_has "--batch is not an option of gradc predict (only of gradc train and eval)"'
+run eval "$r23/m.nn" --load "$r23/a.ckpt" --data "$r23/cls.csv" --save "$r23/m.nn"
+check "issue 23: eval --save is an error, the model intact" \
+  all 'status_is 2' 'stderr_has "--save is not an option of gradc eval"' 'cmp -s "$r23/m.nn" "$r23/cls.nn"'
+# 3, 18. predict reads a [batch, classes] output only: not a constant, not
+# a fixed shape (whose rows past its own it read from other buffers).
+cat >"$r23/fixed.nn" <<'EOF'
+input x : f32[batch, 2]
+input y : i32[batch]
+param W : f32[2, 4] = glorot_uniform
+param V : f32[2, 3] = glorot_uniform
+const c : f32[1, 4] = 1
+output fixed = V * 2
+output konst = c
+output probs = softmax(x @ W)
+loss = mean(softmax_cross_entropy(x @ W, y))
+train loss with sgd(lr=0.1)
+EOF
+run train "$r23/fixed.nn" --data "$r23/cls.csv" --epochs 1 --batch 16 --save "$r23/fixed.ckpt" --history "$r23/h.csv"
+check "issue 23: a model whose first outputs are fixed-shape trains" all 'status_is 0' '[ -s "$r23/fixed.ckpt" ]'
+run predict "$r23/fixed.nn" --load "$r23/fixed.ckpt" --data "$r23/cls.csv" --count 10
+check "issue 23: predict on an output [2,3] is refused with its shape, no rows printed" \
+  all 'status_is 1' "stderr_has \"predict needs a float output of shape [batch, classes]; 'fixed' is f32[2,3]\"" \
+      'stdout_empty'
+sed -e '/^output fixed/d' "$r23/fixed.nn" >"$r23/konst.nn"
+run train "$r23/konst.nn" --data "$r23/cls.csv" --epochs 1 --batch 16 --save "$r23/konst.ckpt" --history "$r23/h.csv"
+run predict "$r23/konst.nn" --load "$r23/konst.ckpt" --data "$r23/cls.csv" --count 3
+check "issue 23: predict on a constant first output is refused, not a crash" \
+  all 'status_is 1' "stderr_has \"'konst' is f32[1,4]\"" 'stdout_empty'
+
+# 23. a constant metric prints its value.
+sed -e 's/^metric accuracy.*/const one : f32 = 1\nmetric one_metric = one\nmetric two = one * 2/' "$r23/cls.nn" >"$r23/cm.nn"
+run train "$r23/cm.nn" --data "$r23/cls.csv" --epochs 1 --batch 16 --history "$r23/cm.csv" --no-test
+check "issue 23: constant metrics print their values, in the history too" \
+  all 'status_is 0' 'stdout_has "one_metric: 1.0000 - two: 2.0000"' 'grep -q ",1.000000,2.000000," "$r23/cm.csv"'
+
+# 8. a run whose parameters go non-finite fails, naming them, and saves nothing.
+{ for i in $(seq 0 99); do echo "$i,$((3 * i + 1))"; done; } >"$r23/lin.csv"
+run train models/linear_regression.nn --data "$r23/lin.csv" --epochs 2 --batch 100 --save "$r23/good.ckpt" \
+  --history "$r23/h.csv"
+cp "$r23/good.ckpt" "$r23/good.keep"
+run train models/linear_regression.nn --data "$r23/lin.csv" --epochs 60 --batch 100 --lr 1 --save "$r23/good.ckpt" \
+  --history "$r23/h.csv"
+check "issue 23: a diverging run exits 1 naming the parameter and epoch, and keeps the good checkpoint" \
+  all 'status_is 1' "stderr_has \"training diverged: after epoch\"" "stderr_has \"parameter 'w' holds\"" \
+      'stderr_has "the loss was first inf in epoch"' "stderr_has \"'$r23/good.ckpt' is unchanged\"" \
+      '! stdout_has "saved checkpoint"' 'cmp -s "$r23/good.ckpt" "$r23/good.keep"'
+
+# 11. --save into a missing directory fails before training, not after it.
+train23 --save "$r23/no-such-dir/m.ckpt" --history "$r23/h.csv"
+check "issue 23: --save into a missing directory is refused before the first epoch" \
+  all 'status_is 1' "stderr_has \"its directory '$r23/no-such-dir' does not exist (checked before training)\"" \
+      '! stdout_has "Epoch 1/1"'
+mkdir -p "$r23/isdir.ckpt"
+train23 --save "$r23/isdir.ckpt" --history "$r23/h.csv"
+check "issue 23: --save onto a directory is refused before the first epoch" \
+  all 'status_is 1' 'stderr_has "exists and is not a regular file (checked before training)"' '! stdout_has "Epoch 1/1"'
+
+# 16. labels and ids outside what their input indexes are refused at load.
+sed -e '6s/,[0-9]*$/,200/' "$r23/cls.csv" >"$r23/bad-label.csv"
+run train "$r23/m.nn" --data "$r23/bad-label.csv" --epochs 1 --batch 16 --history "$r23/h.csv"
+check "issue 23: a CSV label of 200 for 4 classes is refused with the file, line, column and range" \
+  all 'status_is 1' "stderr_has \"$r23/bad-label.csv:6: column 3 is 200, but input 'y' takes integers in [0, 4)\"" \
+      '! stdout_has "Epoch"'
+sed -e '9s/,[0-9]*$/,-1/' "$r23/cls.csv" >"$r23/neg-label.csv"
+run train "$r23/m.nn" --data "$r23/neg-label.csv" --epochs 1 --batch 16 --history "$r23/h.csv"
+check "issue 23: a negative label is refused too" all 'status_is 1' 'stderr_has "neg-label.csv:9: column 3 is -1"'
+mkdir -p "$r23/labels"
+python3 - "$r23/labels" <<'EOF'
+import gzip, struct, sys
+d = sys.argv[1]
+def idx(name, magic, dims, body):
+    with gzip.open(f"{d}/{name}.gz", "wb") as f:
+        f.write(struct.pack(">I", magic) + b"".join(struct.pack(">I", x) for x in dims) + bytes(body))
+idx("train-images-idx3-ubyte", 0x803, [20, 28, 28], [i % 256 for i in range(20 * 784)])
+idx("train-labels-idx1-ubyte", 0x801, [20], [i % 10 if i != 13 else 10 for i in range(20)])
+idx("t10k-images-idx3-ubyte", 0x803, [5, 28, 28], [i % 256 for i in range(5 * 784)])
+idx("t10k-labels-idx1-ubyte", 0x801, [5], [1, 2, 3, 4, 5])
+EOF
+run train "$mnist" --data "$r23/labels" --epochs 1 --batch 10 --history "$r23/h.csv"
+check "issue 23: an IDX label of 10 for 10 classes is refused with the file and record" \
+  all 'status_is 1' "stderr_has \"'$r23/labels/train-labels-idx1-ubyte.gz': the label of record 13 (from 0) is 10, but input 'y' takes integers in [0, 10)\""
+printf 'label,ids\n1,5,6\n0,1,2,3\n2,7,11\n' >"$r23/seq.csv"
+cat >"$r23/seq.nn" <<'EOF'
+input y : i32[batch]
+input ids : i32[batch, 4]
+e = embedding(ids, 10, 2)
+loss = mean(softmax_cross_entropy(reshape(e, [-1, 8]), y))
+train loss with sgd
+EOF
+run train "$r23/seq.nn" --data "$r23/seq.csv" --sequences --epochs 1 --batch 1 --history "$r23/h.csv"
+check "issue 23: a sequence id past the embedding's 10 rows is refused with its line and field" \
+  all 'status_is 1' "stderr_has \"seq.csv:4: field 3 is 11, but input 'ids' takes integers in [0, 10)\""
+
+# 19. write errors are errors: the history, and standard output.
+train23 --history /dev/full --save "$r23/full.ckpt"
+check "issue 23: --history /dev/full exits 1 naming the error, after saving the weights" \
+  all 'status_is 1' "stderr_has \"cannot write the history file '/dev/full': No space left on device\"" \
+      '[ -s "$r23/full.ckpt" ]'
+for c in "summary $r23/m.nn" "check $r23/m.nn" "dump $r23/m.nn" "version"; do
+  "$gradc" $c >/dev/full 2>"$err"
+  rc=$?
+  check "issue 23: gradc ${c%% *} > /dev/full exits 1 saying so" \
+    all 'status_is 1' 'stderr_has "cannot write the standard output: No space left on device"'
+done
+"$gradc" train "$r23/m.nn" --data "$r23/cls.csv" --epochs 1 --batch 16 --history "$r23/h.csv" >/dev/full 2>"$err"
+rc=$?
+check "issue 23: gradc train > /dev/full exits 1 saying so" \
+  all 'status_is 1' 'stderr_has "cannot write the standard output"'
+run dump "$r23/m.nn" -o /dev/full
+check "issue 23: dump -o /dev/full exits 1 naming the file" \
+  all 'status_is 1' "stderr_has \"cannot write '/dev/full': No space left on device\""
+
+# 17. CSV numbers: NaN, infinity, hex, beyond f32, NUL bytes.
+for v in nan -Infinity 0x10 1e39; do
+  { head -3 "$r23/cls.csv"; echo "0.5,$v,1"; tail -n +4 "$r23/cls.csv"; } >"$r23/bad-num.csv"
+  run train "$r23/m.nn" --data "$r23/bad-num.csv" --epochs 1 --batch 16 --history "$r23/h.csv"
+  check "issue 23: a CSV field '$v' is refused at its line and column" \
+    all 'status_is 1' "stderr_has \"bad-num.csv:4:5: bad number '$v'\""
+done
+{ head -3 "$r23/cls.csv"; printf '\0000.5,0.5,1\n'; tail -n +4 "$r23/cls.csv"; } >"$r23/nul.csv"
+run train "$r23/m.nn" --data "$r23/nul.csv" --epochs 1 --batch 16 --history "$r23/h.csv"
+check "issue 23: a CSV row starting with a NUL byte is refused, not dropped" \
+  all 'status_is 1' 'stderr_has "nul.csv:4:1: a NUL byte"'
+# ---- issue 23, hostile input: the runtime, data and CLI items (end)
+
 tap_done
