@@ -32,11 +32,15 @@
  * get_state fills without allocating.
  *
  * Saving never touches the previous checkpoint until the new one is safely
- * on disk: it writes `<path>.tmp.<pid>` in the same directory (O_EXCL, so
- * two savers never share a file), checks every write, fsyncs, renames over
- * path - atomic within one file system - and fsyncs the directory so the
- * rename itself survives a crash.  Any failure removes the temporary file
- * and reports the OS's reason.
+ * on disk: it writes a temporary file in the same directory, checks every
+ * write, fsyncs, renames over path - atomic within one file system - and
+ * fsyncs the directory so the rename itself survives a crash.  Any failure
+ * removes the temporary file and reports the OS's reason.  The temporary
+ * is `<path>.tmp.<pid>.<space>.<random>` (write_atomically says why each
+ * part), created with O_EXCL: two savers of one path never share a file,
+ * and a file or symlink planted at the name is an obstacle, never a
+ * target.  A saver killed mid-save leaves its temporary behind; the next
+ * save to the same path removes it once its writer is known to be dead.
  *
  * Loading trusts nothing in the file: every length is checked against the
  * bytes that remain before it is used, sizes are multiplied with overflow
@@ -51,13 +55,17 @@
  * Elements are written as they lie in memory; gradc targets little-endian
  * machines (x86-64, AArch64), where that is the documented byte order.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "runtime.h"
@@ -222,6 +230,82 @@ gradc_status ckpt_write(void *blob, size_t size, const char *model_name, const C
   return s;
 }
 
+/* ------------------------------------------------------ temporary files
+ *
+ * A temporary is named <path>.tmp.<pid>.<space>.<random>:
+ *   pid     the writer's process id, so that a later saver can ask whether
+ *           the writer still lives;
+ *   space   8 hex digits naming the pid space the pid belongs to (a hash
+ *           of the host name and the pid namespace): a pid means nothing
+ *           on another host sharing the directory (NFS) or in another
+ *           container, and such files are never judged;
+ *   random  8 hex digits from getrandom, so that nobody can plant a file
+ *           at the name beforehand, or fill every name we would try.
+ * A temporary whose writer is dead - same space, not us, and kill(pid, 0)
+ * says ESRCH - is removed by the next save of the same path.  Only names
+ * of exactly this form next to the path are considered, so the files of
+ * other programs, and other paths' temporaries, are never touched. */
+
+enum { TAG_HEX = 8 };
+
+/* This process's pid space as 8 hex digits (FNV-1a of the host name and
+ * /proc/self/ns/pid); false when the namespace cannot be read (no /proc),
+ * and then nothing is ever judged stale. */
+static bool pid_space(char tag[TAG_HEX + 1]) {
+  char text[512] = {0};
+  bool known = false;
+  if (gethostname(text, 256) != 0) text[0] = '\0';
+  text[255] = '\0';
+  size_t at = strlen(text) + 1;   /* the NUL separates the two parts */
+  ssize_t n = readlink("/proc/self/ns/pid", text + at, sizeof text - at - 1);
+  if (n > 0) at += (size_t)n, known = true;
+  uint32_t h = 2166136261u;
+  for (size_t i = 0; i < at; i++) h = (h ^ (unsigned char)text[i]) * 16777619u;
+  snprintf(tag, TAG_HEX + 1, "%08x", (unsigned)h);
+  return known;
+}
+
+static unsigned random_u32(void) {
+  uint32_t r;
+  if (getrandom(&r, sizeof r, GRND_NONBLOCK) == (ssize_t)sizeof r) return r;
+  /* No entropy yet (early boot) or no getrandom: the name is guessable,
+   * which O_EXCL makes a nuisance (a failed save), never an overwrite. */
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint32_t)ts.tv_nsec * 2654435761u ^ (uint32_t)getpid() ^ (uint32_t)(uintptr_t)&r;
+}
+
+/* Whether name (a directory entry next to the checkpoint base) is a
+ * temporary of base in pid space tag whose writer is dead. */
+static bool is_stale_temp(const char *name, const char *base, const char *tag) {
+  size_t blen = strlen(base);
+  if (strncmp(name, base, blen) || strncmp(name + blen, ".tmp.", 5)) return false;
+  const char *p = name + blen + 5, *digits = p;
+  long pid = 0;
+  while (*p >= '0' && *p <= '9' && p - digits < 10) pid = pid * 10 + (*p++ - '0');
+  if (p == digits || *digits == '0' || *p != '.') return false;
+  if (strncmp(p + 1, tag, TAG_HEX) || p[1 + TAG_HEX] != '.') return false;
+  p += 2 + TAG_HEX;
+  for (int k = 0; k < 8; k++, p++)
+    if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return false;
+  if (*p || pid > INT32_MAX || pid == (long)getpid()) return false;
+  /* EPERM: alive, someone else's; a zombie is alive until reaped. */
+  return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/* Removes the temporaries of path (in dir, of pid space tag) whose
+ * writers died mid-save.  Best effort: a directory that cannot be read
+ * keeps its files. */
+static void remove_stale_temps(const char *dir, const char *path, const char *tag) {
+  const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+  if (!*base) return;
+  DIR *dp = opendir(dir);
+  if (!dp) return;
+  for (struct dirent *e; (e = readdir(dp));)
+    if (is_stale_temp(e->d_name, base, tag)) unlinkat(dirfd(dp), e->d_name, 0);
+  closedir(dp);
+}
+
 /* The directory part of path, for the fsync that makes a rename durable. */
 static char *dir_of(const char *path) {
   const char *slash = strrchr(path, '/');
@@ -238,23 +322,28 @@ static gradc_status write_atomically(const char *path, const unsigned char *buf,
   if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
     return rt_fail(err, GRADC_ERR_IO, "cannot save the checkpoint to '%s': it exists and is not a regular file",
                    path);
+  char *dir = dir_of(path);
   size_t tmp_size = strlen(path) + 48;
-  char *tmp = malloc(tmp_size);
-  if (!tmp) return rt_fail(err, GRADC_ERR_NOMEM, "out of memory saving '%s'", path);
-  /* <path>.tmp.<pid>; taken names get a counter, since a crashed run in a
-   * container with recycled pids can leave one behind, and O_EXCL means we
-   * never write into a file someone else may still be writing. */
+  char *tmp = dir ? malloc(tmp_size) : NULL;
+  if (!tmp) {
+    free(dir);
+    return rt_fail(err, GRADC_ERR_NOMEM, "out of memory saving '%s'", path);
+  }
+  char tag[TAG_HEX + 1];
+  if (pid_space(tag)) remove_stale_temps(dir, path, tag);
+  /* O_EXCL (which also refuses a symlink at the name): a name taken by
+   * anyone - chance, or a planted file - is passed over for another. */
   int fd = -1;
-  for (int k = 0; k < 100 && fd < 0; k++) {
-    if (k == 0) snprintf(tmp, tmp_size, "%s.tmp.%ld", path, (long)getpid());
-    else snprintf(tmp, tmp_size, "%s.tmp.%ld.%d", path, (long)getpid(), k);
-    fd = open(tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+  for (int k = 0; k < 16 && fd < 0; k++) {
+    snprintf(tmp, tmp_size, "%s.tmp.%ld.%s.%08x", path, (long)getpid(), tag, random_u32());
+    fd = open(tmp, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY | O_CLOEXEC, 0644);
     if (fd < 0 && errno != EEXIST) break;
   }
   if (fd < 0) {
     gradc_status s = rt_fail(err, GRADC_ERR_IO, "cannot save the checkpoint '%s': cannot create '%s': %s", path,
                              tmp, strerror(errno));
     free(tmp);
+    free(dir);
     return s;
   }
   const char *step = "write";
@@ -281,8 +370,6 @@ static gradc_status write_atomically(const char *path, const unsigned char *buf,
   /* The new file is in place; the directory's fsync makes the rename
    * survive a power cut.  File systems that cannot sync a directory say
    * EINVAL, and there is nothing more to do on them. */
-  char *dir = dir_of(path);
-  if (!dir) return rt_fail(err, GRADC_ERR_NOMEM, "out of memory saving '%s'", path);
   int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   int e = dfd < 0 ? errno : fsync(dfd) != 0 ? errno : 0;
   if (dfd >= 0) close(dfd);
@@ -300,6 +387,7 @@ fail:;
   gradc_status s = rt_fail(err, GRADC_ERR_IO, "cannot save the checkpoint '%s' (%s of '%s' failed): %s", path, step,
                            tmp, strerror(saved));
   free(tmp);
+  free(dir);
   return s;
 }
 

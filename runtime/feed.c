@@ -237,9 +237,15 @@ static gradc_status feed_fail(gradc_model *m, gradc_status s, const char *fmt, .
 gradc_status gradc_dataset_feed(const gradc_dataset *d, gradc_model *m, const int64_t *order,
                                 int64_t start, int64_t count) {
   if (!d || !m) return feed_fail(m, GRADC_ERR_ARG, "gradc_dataset_feed: NULL argument");
-  if (start < 0 || count < 1 || start > d->d.n - count)
+  if (count < 1)
+    return feed_fail(m, GRADC_ERR_ARG, "gradc_dataset_feed: count %lld is not a number of samples", (long long)count);
+  if (start < 0 || start > d->d.n - count) {
+    /* The last sample's index, held at INT64_MAX: any start and count
+     * make a message, never an overflow. */
+    int64_t last = start > INT64_MAX - (count - 1) ? INT64_MAX : start + (count - 1);
     return feed_fail(m, GRADC_ERR_ARG, "gradc_dataset_feed: samples %lld..%lld are outside the dataset of %lld",
-                     (long long)start, (long long)(start + count - 1), (long long)d->d.n);
+                     (long long)start, (long long)last, (long long)d->d.n);
+  }
   /* The entries of order index the dataset as start and count do, and
    * are checked as they are, before anything changes: an entry out of
    * range would read outside the samples. */

@@ -388,8 +388,11 @@ size_t ckpt_size(const char *model_name, const CkptTensor *t, int n);
 gradc_status ckpt_write(void *blob, size_t size, const char *model_name, const CkptTensor *t, int n, RtError *err);
 
 /* Writes all tensors to path atomically: a temporary file in the same
- * directory, flushed and fsync'd, then renamed over path, so the previous
- * checkpoint survives any failure (disk full, read-only directory, a crash). */
+ * directory (a fresh name, O_EXCL), flushed and fsync'd, then renamed over
+ * path, so the previous checkpoint survives any failure (disk full,
+ * read-only directory, a crash).  A path that exists and is not a regular
+ * file is refused.  Temporaries of path left by savers that died are
+ * removed (ckpt.c says which). */
 gradc_status ckpt_save(const char *path, const char *model_name, const CkptTensor *t, int n,
                        RtError *err);
 

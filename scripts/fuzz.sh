@@ -3,12 +3,12 @@
 #
 #   bash scripts/fuzz.sh [SECONDS] [TARGET...]
 #
-# SECONDS per target (default 60); TARGETs among parse idx csv ckpt (or
+# SECONDS per target (default 60); TARGETs among parse idx csv ckpt api (or
 # fuzz_parse ...), all by default, run one after the other.  The build is
 # build-fuzz/ (clang-19, -DGRADC_FUZZ=ON: ASan + UBSan + coverage).  Each run
 # starts from the fixed seed corpus - tests/fuzz/corpus/<target>/, models/
-# and tests/errors/ for parse, the seeds make_seeds.c writes for idx and
-# ckpt, and tests/fuzz/regressions/<target>/ - copied to
+# and tests/errors/ for parse, the seeds make_seeds.c writes for idx, ckpt
+# and api, and tests/fuzz/regressions/<target>/ - copied to
 # build-fuzz/work/<target>/corpus, so the repository is never written; a
 # crash's reproducer lands in build-fuzz/work/<target>/artifacts/.
 #
@@ -19,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-ALL=(parse idx csv ckpt)
+ALL=(parse idx csv ckpt api)
 secs=${1:-60}
 [ $# -gt 0 ] && shift
 # 0 would mean "forever" to libFuzzer.
@@ -60,7 +60,7 @@ mkdir -p "$work"
 seed_dirs() {
     case $1 in
         parse) echo models tests/errors tests/fuzz/corpus/parse ;;
-        idx | ckpt) echo "$work/seeds/$1" tests/fuzz/corpus/$1 ;;
+        idx | ckpt | api) echo "$work/seeds/$1" tests/fuzz/corpus/$1 ;;
         csv) echo tests/fuzz/corpus/csv ;;
     esac
     echo tests/fuzz/regressions/$1
@@ -83,6 +83,7 @@ for t in "${targets[@]}"; do
     args=(-max_total_time="$secs" -seed=1 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
           -artifact_prefix="$tw/artifacts/")
     [ "$t" = parse ] && args+=(-dict=tests/fuzz/nn.dict)
+    [ "$t" = csv ] && args+=(-dict=tests/fuzz/csv.dict)
     # Extra libFuzzer flags, e.g. GRADC_FUZZ_FLAGS=-runs=10000000 to stop
     # after that many inputs (then the time is an upper bound).
     read -r -a extra <<<"${GRADC_FUZZ_FLAGS:-}"

@@ -10,12 +10,14 @@
  * with the other's arguments) and the partial sums of one model's
  * reductions were overwritten by the other's.
  *
- * Each job compiles its model with 2 threads (or 3), binds a batch, waits
+ * Each job compiles its model with 1, 2 or 3 threads, binds a batch, waits
  * for the other job to get that far, and takes STEPS training steps on
  * synthetic inputs drawn from its own seed;
  * products, outlined loops and chunked reductions are large enough to be
  * split over the pool.  Run it under ThreadSanitizer with
- * scripts/tsan.sh.
+ * scripts/tsan.sh.  The same for instances of compiled .so files - one
+ * model's twice, two models', on 1 and 2 pool threads - is
+ * tests/aot/threads.c, in run_aot_tests.sh.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -176,9 +178,26 @@ static void test_two_instances(void **state) {
              (Job){.path = "models/mnist_mlp.nn", .threads = 3, .batch = 48, .seed = 4, .steps = STEPS});
 }
 
-/* --profile's tables are per instance: each counts its own products, 5 per
- * step of the MLP (x W1 and h W2 forward; backward h^T dlogits, dlogits
- * W2^T and x^T dh - no gradient of the input x). */
+/* One pool thread each (the steps run on the calling threads): with the
+ * process-wide scratch and split-k buffers of before, two models at once
+ * did not deadlock here but silently computed wrong weights (issue 23,
+ * item 5).  Two different models, then one model twice. */
+static void test_one_pool_thread(void **state) {
+  (void)state;
+  check_pair((Job){.path = "models/mnist_mlp.nn", .threads = 1, .batch = 64, .seed = 8, .steps = STEPS},
+             (Job){.path = NULL, .threads = 1, .batch = 32, .seed = 9, .steps = STEPS});
+  check_pair((Job){.path = "models/mnist_mlp.nn", .threads = 1, .batch = 64, .seed = 10, .steps = STEPS},
+             (Job){.path = "models/mnist_mlp.nn", .threads = 1, .batch = 48, .seed = 11, .steps = STEPS});
+}
+
+/* One model on 1 thread beside another on 2: a pool of one and a pool of
+ * two at once. */
+static void test_one_and_two_pool_threads(void **state) {
+  (void)state;
+  check_pair((Job){.path = NULL, .threads = 1, .batch = 32, .seed = 12, .steps = STEPS},
+             (Job){.path = "models/mnist_mlp.nn", .threads = 2, .batch = 64, .seed = 13, .steps = STEPS});
+}
+
 /* A GRU's loops run in slices of the batch's rows, one per pool thread
  * (codegen.c: gen_loop_rows, each slice with a context of its own); two
  * such models at once, on 2 and 3 threads. */
@@ -188,6 +207,9 @@ static void test_recurrent_in_slices(void **state) {
              (Job){.path = "models/fmnist_gru.nn", .threads = 3, .batch = 50, .seed = 7, .steps = 5});
 }
 
+/* --profile's tables are per instance: each counts its own products, 5 per
+ * step of the MLP (x W1 and h W2 forward; backward h^T dlogits, dlogits
+ * W2^T and x^T dh - no gradient of the input x). */
 static void test_profile_per_instance(void **state) {
   (void)state;
   Job a = {.path = "models/mnist_mlp.nn", .threads = 2, .batch = 64, .seed = 5, .steps = STEPS, .profile = true};
@@ -205,6 +227,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_mlp_and_cnn),
       cmocka_unit_test(test_two_instances),
+      cmocka_unit_test(test_one_pool_thread),
+      cmocka_unit_test(test_one_and_two_pool_threads),
       cmocka_unit_test(test_recurrent_in_slices),
       cmocka_unit_test(test_profile_per_instance),
   };

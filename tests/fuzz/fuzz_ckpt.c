@@ -4,11 +4,18 @@
  *
  * Byte 0 picks how the rest is presented:
  *
- *   even   the rest is the checkpoint file as is: the magic, header and
- *          checksum checks;
- *   odd    the rest is the uncompressed payload (model name, tensors), and
- *          the target wraps it in a valid header with its CRC-32 and zlib
- *          compression, as older gradc versions' ckpt_save did.
+ *   odd        the rest is the uncompressed payload (model name, tensors),
+ *              and the target wraps it in a valid header with its CRC-32
+ *              and zlib compression, as older gradc versions' ckpt_save
+ *              did;
+ *   2 (mod 4)  the rest is an output size (u32, little-endian, modulo
+ *              4 MiB + 1) and a zlib stream, for zs_inflate alone, checked
+ *              against zlib itself: what zlib decodes to exactly that size,
+ *              zs_inflate must decode to the same bytes; what it accepts
+ *              that zlib refuses (puff.c's rules on incomplete codes are
+ *              laxer than zlib's) still passed the stream's Adler-32;
+ *   0 (mod 4)  the rest is the checkpoint file as is: the magic, header
+ *              and checksum checks.
  *
  * The odd mode exists because mutations of a whole file almost never get
  * past the stream's Adler-32 check and the CRC (checksums libFuzzer cannot
@@ -16,10 +23,16 @@
  * 72 edges, all from the seeds.  The wrapping compresses (zlib level 1, as
  * older gradc versions wrote checkpoints), so the odd mode also runs the
  * Huffman decoding of runtime/zstream.c's inflate; files ckpt_save writes
- * now hold stored blocks.  Seeds (make_seeds.c) are checkpoints written by
+ * now hold stored blocks.  But the odd mode's streams are always valid
+ * ones: damaged compressed data reaches the decoder only in the whole-file
+ * mode, past a header whose sizes must agree with the input's length -
+ * hence the inflate mode.  Seeds (make_seeds.c) are checkpoints written by
  * ckpt_save in both forms, matching the model or differing from it in one
- * way each.
+ * way each; older versions' checkpoints (zlib levels 1, 6 and 9, and fixed
+ * Huffman codes) whole; and payloads compressed those ways for the
+ * inflate mode.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -55,9 +68,39 @@ static void put_wrapped(FuzzFile *f, const uint8_t *payload, size_t n) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* zs_inflate against zlib's uncompress on one stream. */
+static void inflate_both(const uint8_t *data, size_t size) {
+  if (size < 4) return;
+  size_t want = ((size_t)data[0] | (size_t)data[1] << 8 | (size_t)data[2] << 16 | (size_t)data[3] << 24) %
+                ((4u << 20) + 1);   /* at most 4 MiB */
+  const uint8_t *z = data + 4;
+  size_t zlen = size - 4;
+  unsigned char *ours = malloc(want + 1), *theirs = malloc(want + 1);
+  if (!ours || !theirs) abort();
+  const char *why = zs_inflate(z, zlen, ours, want);
+  uLongf got = (uLongf)want;
+  uLong used = (uLong)zlen;
+  int zr = uncompress2(theirs, &got, z, &used);
+  bool zlib_ok = zr == Z_OK && got == want && used == zlen;
+  if (zlib_ok && (why || memcmp(ours, theirs, want))) abort();   /* a valid stream refused, or decoded wrong */
+  if (!why && !zlib_ok) {
+    /* Accepted what zlib refuses: only where puff.c is laxer than zlib
+     * (an incomplete code), and then the bytes still carry the stream's
+     * Adler-32 - checked by zs_inflate itself - so they are what was
+     * written. */
+    if (zr == Z_OK && used == zlen && got != want) abort();   /* a size zlib disagrees with */
+  }
+  free(ours);
+  free(theirs);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static FuzzFile file;
   if (size < 1 || size > (1 << 20)) return -1;
+  if ((data[0] & 3) == 2) {
+    inflate_both(data + 1, size - 1);
+    return 0;
+  }
   if (!file.path[0]) fuzz_file_open(&file, "fuzz.ckpt");
   if (data[0] & 1) put_wrapped(&file, data + 1, size - 1);
   else fuzz_file_set(&file, data + 1, size - 1);
