@@ -231,11 +231,12 @@ static void test_steps_seeds_threads(void **state) {
 static void test_passes_keep_draws(void **state) {
   (void)state;
   gradc_model *m = random_model("input x : f32[batch, 2]\n"
+                           "param w : f32[2] = 0.5\n"
                            "a = random_normal([4, 3], seed=1)\n"
                            "b = random_normal([4, 3], seed=2)\n"
                            "c = random_normal([4, 3], seed=1)\n"
                            "output a\noutput b\noutput c\n"
-                           "loss = mean(square(x)) + sum(a) + sum(b) + sum(c)\n"
+                           "loss = mean(square(x * w)) + sum(a) + sum(b) + sum(c)\n"
                            "train loss with sgd\n",
                            1);
   const Graph *g = jitmodel_graph(m);
