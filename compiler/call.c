@@ -435,6 +435,84 @@ static Node *fn_mse(Parser *p, Call *c, OpKind op) {
   return parse_mk1(p, OP_MEAN, d, &r, c->fn->loc);
 }
 
+/* random_normal(shape, mean=0, stddev=1, seed=k, dtype=f32),
+ * random_uniform(shape, minval=0, maxval=1, ...), truncated_normal(shape,
+ * mean=0, stddev=1, ...): TF's tf.random.* inside the step, shapes with
+ * symbolic dimensions ([batch, 100]).  Drawn afresh every train step (see
+ * ops.h, eval.c); the k-th unseeded random op of a model gets seed k. */
+static Node *fn_random(Parser *p, Call *c, OpKind op) {
+  bool uniform = op == OP_RANDOM_UNIFORM;
+  Attrs a = {.to = shape_arg(p, c, call_arg(c, 0, "shape")), .hi = 1, .dtype = DT_F32};
+  for (int i = 0; i < a.to.rank; i++)
+    if (a.to.d[i].n == -1)
+      parse_fail(p, c->fn->loc, "%s: -1 is not allowed in the shape", call_name(p, c));
+  Val *lo = call_arg(c, 1, uniform ? "minval" : "mean"), *hi = call_arg(c, 2, uniform ? "maxval" : "stddev");
+  if (lo) a.lo = call_num(p, c, lo, false);
+  if (hi) a.hi = call_num(p, c, hi, false);
+  Val *s = call_kwarg(c, "seed");
+  a.seed = p->nrandom++;
+  if (s) {
+    double v = call_num(p, c, s, true);
+    if (v < 0 || v > 1e15) parse_fail(p, s->loc, "%s: seed must be a non-negative integer", call_name(p, c));
+    a.seed = (int64_t)v;
+  }
+  Val *t = call_kwarg(c, "dtype");
+  if (t) {
+    bool ok = false;
+    if (t->kind == V_NAME) a.dtype = parse_dtype(t->name, &ok);
+    if (!ok) parse_fail(p, t->loc, "%s: expected a dtype: f32 or f64", call_name(p, c));
+  }
+  /* Why refused: a node that reads nothing of a loop's body is computed
+   * once before the loop, so every iteration would see the same draw. */
+  if (p->g->cur_loop)
+    parse_fail(p, c->fn->loc, "%s inside a scan body would draw once for every step of the "
+               "loop; draw the noise for all steps outside and pass it in as a sequence",
+               call_name(p, c));
+  return parse_mk(p, op, NULL, 0, &a, c->fn->loc);
+}
+
+/* Keras' backend.epsilon(), the clipping of its losses on probabilities. */
+static const double KERAS_EPSILON = 1e-7;
+
+static Node *mean_last_axis(Parser *p, Node *x, Loc loc) {
+  Attrs r = {.axes = x->shape.rank ? 1u << (x->shape.rank - 1) : 0};
+  return parse_mk1(p, OP_MEAN, x, &r, loc);
+}
+
+/* binary_crossentropy(y_true, y_pred): Keras 2's on probabilities
+ * (keras.losses.binary_crossentropy, backend.binary_crossentropy with
+ * from_logits=False): p = clip(y_pred, eps, 1 - eps), then
+ * -(t log(p + eps) + (1 - t) log(1 - p + eps)), averaged over the last
+ * axis, eps = 1e-7.  (Keras' graph mode reads the logits back when y_pred
+ * is a sigmoid's output; we compute what its eager mode does: from logits,
+ * write sigmoid_cross_entropy.) */
+static Node *fn_binary_crossentropy(Parser *p, Call *c, OpKind op) {
+  (void)op;
+  Loc loc = c->fn->loc;
+  Node *t = call_tensor(p, c, 0, "y_true"), *y = call_tensor(p, c, 1, "y_pred");
+  Attrs clip = {.lo = KERAS_EPSILON, .hi = 1 - KERAS_EPSILON};
+  Node *q = parse_mk1(p, OP_CLIP, y, &clip, loc);
+  Node *eps = parse_scalar(p, KERAS_EPSILON, false, loc), *one = parse_scalar(p, 1, false, loc);
+  Node *l1 = parse_mk1(p, OP_LOG, parse_mk2(p, OP_ADD, q, eps, loc), NULL, loc);
+  Node *l0 = parse_mk1(p, OP_LOG, parse_mk2(p, OP_ADD, parse_mk2(p, OP_SUB, one, q, loc), eps, loc), NULL, loc);
+  Node *b = parse_mk2(p, OP_ADD, parse_mk2(p, OP_MUL, t, l1, loc),
+                      parse_mk2(p, OP_MUL, parse_mk2(p, OP_SUB, one, t, loc), l0, loc), loc);
+  return mean_last_axis(p, parse_mk1(p, OP_NEG, b, NULL, loc), loc);
+}
+
+/* kl_divergence(y_true, y_pred): Keras' KLDivergence per sample,
+ * sum(t log(t / q)) over the last axis with t and q clipped to [eps, 1]. */
+static Node *fn_kl_divergence(Parser *p, Call *c, OpKind op) {
+  (void)op;
+  Loc loc = c->fn->loc;
+  Attrs clip = {.lo = KERAS_EPSILON, .hi = 1};
+  Node *t = parse_mk1(p, OP_CLIP, call_tensor(p, c, 0, "y_true"), &clip, loc);
+  Node *q = parse_mk1(p, OP_CLIP, call_tensor(p, c, 1, "y_pred"), &clip, loc);
+  Node *k = parse_mk2(p, OP_MUL, t, parse_mk1(p, OP_LOG, parse_mk2(p, OP_DIV, t, q, loc), NULL, loc), loc);
+  Attrs r = {.axes = k->shape.rank ? 1u << (k->shape.rank - 1) : 0};
+  return parse_mk1(p, OP_SUM, k, &r, loc);
+}
+
 typedef struct Builtin {
   const char *name;
   CallFn *fn;
@@ -473,6 +551,8 @@ static const Builtin builtins[] = {
     {"squeeze", fn_squeeze, OP_RESHAPE, 1, 2, "axis"},
     {"flatten", fn_flatten, OP_RESHAPE, 1, 1, ""},
     {"mse", fn_mse, OP_MEAN, 2, 2, ""},
+    {"binary_crossentropy", fn_binary_crossentropy, OP_MEAN, 0, 2, "y_true,y_pred"},
+    {"kl_divergence", fn_kl_divergence, OP_SUM, 0, 2, "y_true,y_pred"},
     {"dense", layer_dense, OP_MATMUL, 1, 2,
      "units,activation,use_bias,kernel_initializer,bias_initializer,name"},
     {"conv2d", layer_conv2d, OP_MATMUL, 1, 3,
@@ -487,6 +567,9 @@ static const Builtin builtins[] = {
     {"train_select", fn_binary, OP_TRAIN_SELECT, 2, 2, ""},
     {"dropout_mask", layer_dropout_mask, OP_DROPOUT_MASK, 1, 2, "rate,seed"},
     {"dropout", layer_dropout, OP_TRAIN_SELECT, 1, 2, "rate,seed"},
+    {"random_normal", fn_random, OP_RANDOM_NORMAL, 1, 3, "shape,mean,stddev,seed,dtype"},
+    {"random_uniform", fn_random, OP_RANDOM_UNIFORM, 1, 3, "shape,minval,maxval,seed,dtype"},
+    {"truncated_normal", fn_random, OP_TRUNCATED_NORMAL, 1, 3, "shape,mean,stddev,seed,dtype"},
     {"batch_norm", layer_batch_norm, OP_TRAIN_SELECT, 1, 2, "axis,momentum,epsilon,name"},
     {"embedding", layer_embedding, OP_GATHER, 1, 3, "input_dim,output_dim,embeddings_initializer,name"},
     {"simple_rnn", layer_simple_rnn, OP_CARRY, 1, 2,

@@ -611,8 +611,8 @@ static LLVMValueRef splitmix(CG *cg, LLVMValueRef x) {
 void cg_dropout_mask(CG *cg, const Node *n) {
   LLVMBuilderRef b = cg->b;
   uint64_t stream = rng_stream((uint64_t)n->a.seed, "dropout");
-  LLVMValueRef step = n->nsrc == 2 ? LLVMBuildSExt(b, cg_load(cg, n->src[1], cg_int(cg, 0)), cg->i64, "")
-                                   : cg_int(cg, 0);
+  const Node *sn = graph_random_step(n);
+  LLVMValueRef step = sn ? LLVMBuildSExt(b, cg_load(cg, sn, cg_int(cg, 0)), cg->i64, "") : cg_int(cg, 0);
   LLVMValueRef st = splitmix(cg, LLVMBuildXor(b, LLVMConstInt(cg->i64, stream, 0), splitmix(cg, step), ""));
   LLVMValueRef thr = LLVMConstInt(cg->i64, rng_keep_threshold(n->a.lo), 0);
   LLVMValueRef scale = cg_const(cg, n->dtype, 1 / (1 - n->a.lo)), zero = cg_const(cg, n->dtype, 0);
@@ -620,6 +620,83 @@ void cg_dropout_mask(CG *cg, const Node *n) {
   LLVMValueRef i = cg_loop_begin(cg, &l, cg_count(cg, &n->shape));
   LLVMValueRef bits = LLVMBuildLShr(b, splitmix(cg, LLVMBuildAdd(b, st, splitmix(cg, i), "")), cg_int(cg, 11), "");
   cg_store(cg, n, i, LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntUGE, bits, thr, ""), scale, zero, ""));
+  cg_loop_end(cg, &l);
+}
+
+/* init.c's rng_uniform: counter c of the stream st as a double in [0, 1). */
+static LLVMValueRef uniform01(CG *cg, LLVMValueRef st, LLVMValueRef c) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef bits = LLVMBuildLShr(b, splitmix(cg, LLVMBuildAdd(b, st, splitmix(cg, c), "")), cg_int(cg, 11), "");
+  return LLVMBuildFMul(b, LLVMBuildUIToFP(b, bits, cg->f64, ""), LLVMConstReal(cg->f64, 0x1.0p-53), "");
+}
+
+/* init.c's rng_normal, operation for operation and without fast-math
+ * flags, so the compiled draws are the evaluator's doubles (log and cos
+ * are the C library's in both). */
+static LLVMValueRef normal01(CG *cg, LLVMValueRef st, LLVMValueRef i) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef c = LLVMBuildMul(b, i, cg_int(cg, 2), "");
+  LLVMValueRef u1 = LLVMBuildFSub(b, LLVMConstReal(cg->f64, 1.0), uniform01(cg, st, c), "");
+  LLVMValueRef u2 = uniform01(cg, st, LLVMBuildAdd(b, c, cg_int(cg, 1), ""));
+  LLVMValueRef l = cg_intrinsic(cg, "llvm.log", cg->f64, &u1, 1);
+  LLVMValueRef r = LLVMBuildFMul(b, LLVMConstReal(cg->f64, -2.0), l, "");
+  r = cg_intrinsic(cg, "llvm.sqrt", cg->f64, &r, 1);
+  LLVMValueRef a = LLVMBuildFMul(b, LLVMConstReal(cg->f64, 6.283185307179586), u2, "");
+  return LLVMBuildFMul(b, r, cg_intrinsic(cg, "llvm.cos", cg->f64, &a, 1), "");
+}
+
+/* init.c's rng_truncated: normals on counters 64i, 64i+1, ... until one
+ * lies within 2; 0 after 64 misses. */
+static LLVMValueRef truncated01(CG *cg, LLVMValueRef st, LLVMValueRef i) {
+  LLVMBuilderRef b = cg->b;
+  LLVMBasicBlockRef entry = LLVMGetInsertBlock(b);
+  LLVMBasicBlockRef draw = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "draw");
+  LLVMBasicBlockRef again = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "again");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "drawn");
+  LLVMBuildBr(b, draw);
+  LLVMPositionBuilderAtEnd(b, draw);
+  LLVMValueRef k = LLVMBuildPhi(b, cg->i64, "k");
+  LLVMValueRef z = normal01(cg, st, LLVMBuildAdd(b, LLVMBuildMul(b, i, cg_int(cg, 64), ""), k, ""));
+  LLVMValueRef k1 = LLVMBuildAdd(b, k, cg_int(cg, 1), "");
+  LLVMValueRef az = cg_intrinsic(cg, "llvm.fabs", cg->f64, &z, 1);
+  LLVMBuildCondBr(b, LLVMBuildFCmp(b, LLVMRealOLE, az, LLVMConstReal(cg->f64, 2.0), ""), done, again);
+  LLVMBasicBlockRef draw_end = LLVMGetInsertBlock(b);
+  LLVMPositionBuilderAtEnd(b, again);
+  LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntULT, k1, cg_int(cg, 64), ""), draw, done);
+  LLVMPositionBuilderAtEnd(b, done);
+  LLVMValueRef v = LLVMBuildPhi(b, cg->f64, "z");
+  LLVMValueRef vin[2] = {z, LLVMConstReal(cg->f64, 0.0)};
+  LLVMBasicBlockRef vfrom[2] = {draw_end, again};
+  LLVMAddIncoming(v, vin, vfrom, 2);
+  LLVMValueRef kin[2] = {cg_int(cg, 0), k1};
+  LLVMBasicBlockRef kfrom[2] = {entry, again};
+  LLVMAddIncoming(k, kin, kfrom, 2);
+  return v;
+}
+
+/* random_normal, random_uniform, truncated_normal: eval_random's draws,
+ * computed in double and rounded once to the node's dtype.  Element i
+ * depends on (seed, step, i) alone, so the slices the threads take give
+ * the same bits as one thread. */
+void cg_random(CG *cg, const Node *n) {
+  LLVMBuilderRef b = cg->b;
+  const Node *sn = graph_random_step(n);
+  uint64_t stream = rng_stream((uint64_t)n->a.seed, op_info[n->op].name);
+  LLVMValueRef step = sn ? LLVMBuildSExt(b, cg_load(cg, sn, cg_int(cg, 0)), cg->i64, "") : cg_int(cg, 0);
+  LLVMValueRef st = splitmix(cg, LLVMBuildXor(b, LLVMConstInt(cg->i64, stream, 0), splitmix(cg, step), ""));
+  double lo = n->a.lo, hi = n->a.hi;
+  Loop l;
+  LLVMValueRef i = cg_loop_begin(cg, &l, cg_count(cg, &n->shape));
+  LLVMValueRef v;
+  if (n->op == OP_RANDOM_UNIFORM) {
+    v = LLVMBuildFMul(b, LLVMConstReal(cg->f64, hi - lo), uniform01(cg, st, i), "");
+  } else {
+    v = n->op == OP_TRUNCATED_NORMAL ? truncated01(cg, st, i) : normal01(cg, st, i);
+    v = LLVMBuildFMul(b, LLVMConstReal(cg->f64, hi), v, "");
+  }
+  v = LLVMBuildFAdd(b, LLVMConstReal(cg->f64, lo), v, "");
+  if (n->dtype != DT_F64) v = LLVMBuildFPTrunc(b, v, cg_type(cg, n->dtype), "");
+  cg_store(cg, n, i, v);
   cg_loop_end(cg, &l);
 }
 

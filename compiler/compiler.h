@@ -426,6 +426,10 @@ Node *graph_leaf(Graph *g, OpKind op, const char *name, DType t,
 /* A scalar constant v of dtype t (what the backward and update stages
  * multiply by). */
 Node *graph_scalar(Graph *g, double v, DType t, Loc loc);
+/* The step counter a random op (F_RANDOM) draws for: its last operand when
+ * that is an i32 scalar (optimizer.c appends it; dropout_mask's x is a
+ * float, the random_* ops have no other operand), else NULL. */
+const Node *graph_random_step(const Node *n);
 void graph_add_output(Graph *g, Binding **list, int *n, const char *name,
                       Node *node);
 void graph_add_update(Graph *g, Node *state, Node *value);
@@ -845,6 +849,7 @@ typedef struct Parser {
   int depth;
   int ndense;              /* Keras-style numbering of unnamed layers */
   int nconv, ndropout, nbn;
+  int nrandom;             /* random_normal & co. without seed= */
   int nembedding;
   int nrnn[3];             /* simple_rnn, lstm, gru */
   const char *bind_name;   /* the name a let-binding is about to get */

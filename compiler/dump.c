@@ -138,6 +138,18 @@ static void put_attrs(FILE *out, const Graph *g, const Node *n, bool nn) {
   case OP_ASSIGN:
     if (g->nsteps > 1) fprintf(out, " step=%s", g->steps[n->a.owner].name);
     break;
+  case OP_RANDOM_NORMAL: case OP_RANDOM_UNIFORM: case OP_TRUNCATED_NORMAL: {
+    bool u = n->op == OP_RANDOM_UNIFORM;
+    fprintf(out, "%s[", nn ? "" : " shape=");    /* the shape is the first argument */
+    for (int i = 0; i < a->to.rank; i++) {
+      char b[48];
+      fprintf(out, "%s%s", i ? ", " : "", dim_str(g, a->to.d[i], b, sizeof b));
+    }
+    fprintf(out, "]%s%s=%.17g%s%s=%.17g%sseed=%" PRId64 "%sdtype=%s", nn ? ", " : " ", u ? "minval" : "mean",
+            a->lo, nn ? ", " : " ", u ? "maxval" : "stddev", a->hi, nn ? ", " : " ", a->seed,
+            nn ? ", " : " ", dtype_names[n->dtype]);
+    break;
+  }
   case OP_DROPOUT_MASK:
     fprintf(out, "%srate=%.17g%sseed=%" PRId64, nn ? ", " : " ", a->lo, nn ? ", " : " ", a->seed);
     break;

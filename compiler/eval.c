@@ -738,13 +738,41 @@ void eval_train_select(Eval *e, const Node *n) {
   memcpy(e->v[n->id], e->v[s->id], sizeof(double) * (size_t)e->count[n->id]);
 }
 
+/* The step a random op draws for: its step counter's value as it stands
+ * (forward and eval read it without advancing it), 0 without one. */
+static uint64_t random_step(const Eval *e, const Node *n) {
+  const Node *s = graph_random_step(n);
+  return s ? (uint64_t)(int64_t)e->v[s->id][0] : 0;
+}
+
 void eval_dropout_mask(Eval *e, const Node *n) {
-  uint64_t step = n->nsrc == 2 ? (uint64_t)(int64_t)e->v[n->src[1]->id][0] : 0;
+  uint64_t step = random_step(e, n);
   uint64_t st = rng_step_stream(rng_stream((uint64_t)n->a.seed, "dropout"), step);
   uint64_t thr = rng_keep_threshold(n->a.lo);
   double scale = 1 / (1 - n->a.lo);
   double *m = e->v[n->id];
   for (int64_t i = 0; i < e->count[n->id]; i++) m[i] = rng_keep(st, (uint64_t)i, thr) ? scale : 0;
+}
+
+/* random_normal, random_uniform, truncated_normal: element i is drawn from
+ * counter i of the stream (seed, the op's name, step) - init.c's
+ * generator, the one dropout's masks and the initializers use.  normal:
+ * Box-Muller on counters 2i, 2i+1; uniform: the 53 bits of counter i;
+ * truncated: TF's rule (redraw beyond 2 stddev) made deterministic: the
+ * first of the normals on counters 64i, 64i+1, ... within 2, 0 after 64
+ * misses (probability 0.0455^64).  Kept in double here; compiled code
+ * computes the same double and rounds it to the dtype. */
+void eval_random(Eval *e, const Node *n) {
+  uint64_t st = rng_step_stream(rng_stream((uint64_t)n->a.seed, op_info[n->op].name), random_step(e, n));
+  double lo = n->a.lo, hi = n->a.hi, *m = e->v[n->id];
+  for (int64_t i = 0; i < e->count[n->id]; i++) {
+    uint64_t k = (uint64_t)i;
+    switch (n->op) {
+    case OP_RANDOM_UNIFORM: m[i] = lo + (hi - lo) * rng_uniform(st, k); break;
+    case OP_TRUNCATED_NORMAL: m[i] = lo + hi * rng_truncated(st, k); break;
+    default: m[i] = lo + hi * rng_normal(st, k); break;
+    }
+  }
 }
 
 void eval_assign(Eval *e, const Node *n) {

@@ -159,6 +159,11 @@ Node *graph_leaf(Graph *g, OpKind op, const char *name, DType t,
   return append(g, n);
 }
 
+const Node *graph_random_step(const Node *n) {
+  const Node *s = n->nsrc ? n->src[n->nsrc - 1] : NULL;
+  return s && s->dtype == DT_I32 && s->shape.rank == 0 ? s : NULL;
+}
+
 Node *graph_scalar(Graph *g, double v, DType t, Loc loc) {
   Shape s = {0};
   Node *k = graph_leaf(g, OP_CONST, NULL, t, &s, loc);

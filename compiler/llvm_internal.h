@@ -90,7 +90,7 @@ CgKernel cg_loop_node, cg_carry_init;
 /* At the top of an iteration of the loop ending in e: the values that live
  * in a step's block of a stack or a sequence (codegen_loop.c). */
 void cg_loop_slots(CG *cg, const Node *e);
-CgKernel cg_softmax, cg_argreduce, cg_softmax_ce, cg_matmul, cg_transpose, cg_concat, cg_one_hot, cg_im2col, cg_col2im, cg_pool, cg_maxpool_grad, cg_avgpool_grad, cg_train_select, cg_dropout_mask, cg_assign;
+CgKernel cg_softmax, cg_argreduce, cg_softmax_ce, cg_matmul, cg_transpose, cg_concat, cg_one_hot, cg_im2col, cg_col2im, cg_pool, cg_maxpool_grad, cg_avgpool_grad, cg_train_select, cg_dropout_mask, cg_random, cg_assign;
 CgKernel cg_gather, cg_scatter_add;   /* embedding lookups and their adjoint */
 void cg_slice_walk(CG *cg, const Node *n, const Shape *sliced, const Shape *full,
                    const Node *from, const Node *to, bool into_full);

@@ -132,6 +132,14 @@
    * counter-based generator at (seed, step, index); autodiff appends the \
    * step counter */ \
   OP(DROPOUT_MASK, "dropout_mask",     -1, K_RANDOM,  shape_dropout_mask, grad_none,         eval_dropout_mask, cg_dropout_mask, NAN, F_NO_GRAD | F_RANDOM | F_PARALLEL) \
+  /* ([step]) -> a.to-shaped draws, element i from the counter-based \
+   * generator at (seed, step, i): normal (a.lo mean, a.hi stddev), uniform \
+   * in [a.lo, a.hi), normal redrawn beyond 2 stddev (eval.c says how); \
+   * constants with respect to every parameter; optimizer.c appends the \
+   * step counter, as for dropout_mask */ \
+  OP(RANDOM_NORMAL, "random_normal",   -1, K_RANDOM,  shape_random,       grad_none,         eval_random,       cg_random, NAN, F_NO_GRAD | F_RANDOM | F_PARALLEL) \
+  OP(RANDOM_UNIFORM, "random_uniform", -1, K_RANDOM,  shape_random,       grad_none,         eval_random,       cg_random, NAN, F_NO_GRAD | F_RANDOM | F_PARALLEL) \
+  OP(TRUNCATED_NORMAL, "truncated_normal", -1, K_RANDOM, shape_random,    grad_none,         eval_random,       cg_random, NAN, F_NO_GRAD | F_RANDOM | F_PARALLEL) \
   /* loops (compiler.h: Scan); autodiff differentiates a loop as a whole \
    * at its loop_end, so their rules are never called on their own */ \
   OP(CARRY,       "carry",             1, K_LOOP,    shape_carry,        grad_loop,         eval_loop_node,    cg_loop_node, NAN, F_LOOP) \

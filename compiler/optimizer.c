@@ -15,9 +15,10 @@
  * feeds one) - then one ASSIGN per state, owned by its step (a.owner), all
  * at the very end, so "all reads, then all writes" holds by executing the
  * array in order.  A step with Adam gets its counter PREFIXoptimizer/
- * iterations (Adam's t).  Every dropout_mask takes a step counter as its
- * second operand: that one with one step, else dropout/iterations, which
- * every step advances, so masks never repeat between steps.
+ * iterations (Adam's t).  Every random op (dropout_mask, random_normal,
+ * ...) takes a step counter as its last operand: that one with one step,
+ * else dropout/iterations, which every step advances, so draws never
+ * repeat between steps.
  *
  * Hyperparameters are run-time values: each one an update reads becomes a
  * scalar f64 STATE node optimizer/NAME, initialised (INIT_CONSTANT) to the
@@ -359,7 +360,7 @@ void opt_update(Graph *g) {
   if (!g->nsteps) return;
   int nfwd = g->nnodes, nups = g->nupdates;
   bool random = false, reordered = false;
-  for (int i = 0; i < nfwd; i++) random |= g->nodes[i]->op == OP_DROPOUT_MASK;
+  for (int i = 0; i < nfwd; i++) random |= (op_info[g->nodes[i]->op].flags & F_RANDOM) != 0;
   for (int s = 0; s < g->nsteps; s++) nups += g->steps[s].ngrads * 4 + g->nupdates + 3;
   Update *ups = arena_alloc(g->arena, sizeof(Update) * (size_t)nups);
   int *owner = arena_alloc(g->arena, sizeof(int) * (size_t)nups), n = 0;
@@ -375,8 +376,11 @@ void opt_update(Graph *g) {
           g->nsteps == 1 || feeds(g, g->updates[u].value, g->steps[s].loss, ma, mb);
     for (int s = 0; !any && s < g->nsteps; s++) applies[u * g->nsteps + s] = true;
   }
-  /* Dropout's step counter: the step's own with one step (its Adam t),
-   * else one every step advances, so masks never repeat between steps. */
+  /* The random ops' step counter (dropout's masks, random_normal, ...):
+   * the step's own with one step (its Adam t), else one every step
+   * advances, so draws never repeat between steps.  (Named
+   * dropout/iterations since dropout was the first to need it: checkpoints
+   * keep the name.) */
   Node *shared = NULL, *shared1 = NULL;
   for (int s = 0; s < g->nsteps; s++) {
     TrainStep *st = &g->steps[s];
@@ -403,10 +407,11 @@ void opt_update(Graph *g) {
       Node *mask_step = g->nsteps == 1 ? it : shared;
       for (int i = 0; i < nfwd; i++) {
         Node *m = g->nodes[i];
-        if (m->op != OP_DROPOUT_MASK || m->nsrc != 1) continue;
-        Node **src = arena_alloc(g->arena, sizeof(Node *) * 2);
-        src[0] = m->src[0], src[1] = mask_step;
-        m->src = src, m->nsrc = 2;
+        if (!(op_info[m->op].flags & F_RANDOM) || graph_random_step(m)) continue;
+        Node **src = arena_alloc(g->arena, sizeof(Node *) * (size_t)(m->nsrc + 1));
+        for (int k = 0; k < m->nsrc; k++) src[k] = m->src[k];
+        src[m->nsrc] = mask_step;
+        m->src = src, m->nsrc++;
         reordered = true;      /* the counter was made after the mask */
       }
     }

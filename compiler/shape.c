@@ -668,10 +668,27 @@ bool shape_dropout_mask(Graph *g, Node *n) {
   if (!need_float(g, n, x)) return false;
   if (!(n->a.lo >= 0 && n->a.lo < 1))
     return graph_error(g, n->loc, "dropout: the rate must lie in [0, 1), got %g", n->a.lo);
-  GRADC_ASSERT(n->nsrc == 1 || (n->nsrc == 2 && n->src[1]->dtype == DT_I32 &&
-                                n->src[1]->shape.rank == 0));
+  GRADC_ASSERT(n->nsrc == 1 || (n->nsrc == 2 && graph_random_step(n)));
   n->shape = x->shape;
   n->dtype = x->dtype;
+  return true;
+}
+
+/* random_normal and kin: the shape and dtype the parser put in a.to and
+ * a.dtype; the only operand, once optimizer.c adds it, is the step. */
+bool shape_random(Graph *g, Node *n) {
+  GRADC_ASSERT(n->nsrc == 0 || (n->nsrc == 1 && graph_random_step(n)));
+  if (!dtype_is_float(n->a.dtype))
+    return graph_error(g, n->loc, "%s: draws are floating-point (f32 or f64), not %s",
+                       op_info[n->op].name, dtype_names[n->a.dtype]);
+  if (n->op == OP_RANDOM_UNIFORM && !(n->a.hi > n->a.lo))
+    return graph_error(g, n->loc, "random_uniform: maxval must be greater than minval, got "
+                       "minval=%g, maxval=%g", n->a.lo, n->a.hi);
+  if (n->op != OP_RANDOM_UNIFORM && !(n->a.hi >= 0 && isfinite(n->a.hi)))
+    return graph_error(g, n->loc, "%s: stddev must be a non-negative number, got %g",
+                       op_info[n->op].name, n->a.hi);
+  n->shape = n->a.to;
+  n->dtype = n->a.dtype;
   return true;
 }
 

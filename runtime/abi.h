@@ -354,8 +354,10 @@ size_t layout_bytes(int rank, const int64_t *n, const int64_t *dim_sym, const in
  * (codegen_kernels.c) as in the evaluator. */
 uint64_t rng_stream(uint64_t seed, const char *name) RT_SHARED(rng_stream);
 double rng_uniform(uint64_t stream, uint64_t i) RT_SHARED(rng_uniform);
-double rng_normal(uint64_t stream, uint64_t i);
-/* Dropout: the stream of one train step, and whether element i is kept
+double rng_normal(uint64_t stream, uint64_t i) RT_SHARED(rng_normal);
+/* A normal within 2 std (TF's truncated_normal): see init.c. */
+double rng_truncated(uint64_t stream, uint64_t i) RT_SHARED(rng_truncated);
+/* Dropout and the random ops: the stream of one train step; whether element i is kept
  * (compared on the generator's 53 bits, so f32 and double code agree). */
 uint64_t rng_step_stream(uint64_t stream, uint64_t step) RT_SHARED(rng_step_stream);
 uint64_t rng_keep_threshold(double rate) RT_SHARED(rng_keep_threshold);

@@ -66,7 +66,7 @@ double rng_normal(uint64_t stream, uint64_t i) {
 
 /* Normal redrawn until within 2 std: try k = 0, 1, ... on counter i*64+k.
  * 64 misses in a row have probability 0.0455^64; then 0 is returned. */
-static double truncated(uint64_t stream, uint64_t i) {
+double rng_truncated(uint64_t stream, uint64_t i) {
   for (uint64_t k = 0; k < 64; k++) {
     double z = rng_normal(stream, i * 64 + k);
     if (fabs(z) <= 2.0) return z;
@@ -134,7 +134,7 @@ bool init_fill(InitKind kind, double a, double b, DType dtype, double fi, double
     case INIT_TRUNCATED_NORMAL:
     case INIT_GLOROT_NORMAL:
     case INIT_HE_NORMAL:
-    case INIT_LECUN_NORMAL: v = mean + std * truncated(st, (uint64_t)i); break;
+    case INIT_LECUN_NORMAL: v = mean + std * rng_truncated(st, (uint64_t)i); break;
     case INIT_ORTHOGONAL:
     case INIT_COUNT: break;
     }

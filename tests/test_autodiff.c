@@ -327,6 +327,27 @@ static const Row rows[] = {
      "input z : f32[batch, 3]\n"
      "param W : f32[4, 3] = uniform(-1, 1)\n"
      "loss = mean(mse(x @ W, z))\n" TRAIN},
+    /* Keras' losses on probabilities: targets in (0, 1), predictions away
+     * from the clipping bounds (clip passes the gradient inside them) */
+    {"binary_crossentropy",
+     "input x : f32[batch, 4]\n"
+     "param W : f32[4, 3] = uniform(-1, 1)\n"
+     "param V : f32[4, 3] = uniform(-1, 1)\n"
+     "loss = mean(binary_crossentropy(sigmoid(x @ V), sigmoid(x @ W)))\n" TRAIN},
+    {"kl_divergence",
+     "input x : f32[batch, 4]\n"
+     "param W : f32[4, 3] = uniform(-1, 1)\n"
+     "param V : f32[4, 3] = uniform(-1, 1)\n"
+     "loss = mean(kl_divergence(softmax(x @ V), softmax(x @ W)))\n" TRAIN},
+    /* random ops are constants of the parameters: the reparameterisation
+     * z = mu + exp(0.5 log_var) eps differentiates through mu and log_var */
+    {"random_reparameterisation",
+     "input x : f32[batch, 4]\ninput k : f32[batch, 3]\n"
+     "param W : f32[4, 3] = uniform(-1, 1)\n"
+     "param V : f32[4, 3] = uniform(-1, 1)\n"
+     "z = x @ W + exp(0.5 * (x @ V)) * random_normal([batch, 3], seed=4)\n"
+     "u = random_uniform([batch, 3], -1, 1) + truncated_normal([batch, 3])\n"
+     "loss = sum(tanh(z + u) * k)\n" TRAIN},
     /* dense sugar with each activation */
     {"dense_activations", XK
      "h1 = dense(x, 3, activation=relu)\n"

@@ -791,6 +791,14 @@ static void test_ops(void **state) {
       "h = simple_rnn(x, 3, return_sequences=true)\n"
       "loss = mean(square(h)) + mean(lstm(x, 2))\n"
       "train loss with sgd(lr=0.1)\n",
+      /* random ops: a fresh draw every step, the evaluator's numbers */
+      "input x : f32[batch, 3]\n"
+      "param w : f32[3] = uniform(-1, 1)\n"
+      "e = random_normal([batch, 3], 0.5, 2, seed=3) + random_uniform([batch, 3], -1, 2) * "
+      "truncated_normal([batch, 3], stddev=0.3)\n"
+      "output e\n"
+      "loss = mean(square(x * w + e))\n"
+      "train loss with sgd(lr=0.1)\n",
   };
   memset(jit_ran, 0, sizeof jit_ran);
   for (size_t i = 0; i < sizeof models / sizeof *models; i++) {

@@ -154,6 +154,8 @@ static void test_param_counts(void **state) {
       {"cnn_gap.nn", NULL, 2650},
       {"cnn_bn.nn", NULL, 421866},           /* trainable; 448 in batch-norm state */
       {"resnet_small.nn", NULL, 77754},
+      {"ae.nn", NULL, 471066},               /* SEEDS M35 */
+      {"vae.nn", NULL, 205604},              /* SEEDS M36 */
       {NULL, MLP5, 244522},
       {NULL, FC4, 335114},
       {NULL, MLP3, 535818},

@@ -202,7 +202,8 @@ static void test_op_properties(void **state) {
                       "greater_equal neg abs square relu sigmoid tanh exp log sqrt softplus clip cast where "
                       "broadcast_to sigmoid_cross_entropy"},
       {F_REDUCTION, "sum mean max min"},
-      {F_PARALLEL, "gather scatter_add im2col col2im maxpool2d maxpool2d_grad avgpool2d dropout_mask"},
+      {F_PARALLEL, "gather scatter_add im2col col2im maxpool2d maxpool2d_grad avgpool2d dropout_mask "
+                   "random_normal random_uniform truncated_normal"},
       {F_VIEW, "reshape"},
       {F_CONVERT, "cast reshape broadcast_to"},
       {F_INVOLUTION, "neg"},
@@ -211,7 +212,7 @@ static void test_op_properties(void **state) {
       {F_PERSISTENT, "param state"},
       {F_EFFECT, "assign"},
       {F_MODE, "train_select"},
-      {F_RANDOM, "dropout_mask"},
+      {F_RANDOM, "dropout_mask random_normal random_uniform truncated_normal"},
   };
   char buf[1024];
   for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
