@@ -520,6 +520,47 @@ void grad_maxpool(AD *ad, Node *n, Node *gy) {
   ad_accum(ad, n->src[0], window(ad, OP_MAXPOOL_GRAD, s, 2, &n->a.win, NULL));
 }
 
+/* maxpool2d_grad(x, gy) routes each window's gy to the first maximum of
+ * x in it: linear in gy, constant in x between ties (no gradient to x).
+ * Its adjoint reads back, for each window, the value at that position:
+ * the windows of g (im2col) weighted by a one-hot of argmax over the
+ * windows of x, whose first-index ties are maxpool2d_grad's.  Taps in the
+ * padding are -inf there, as they never win a max.  Only a gradient of a
+ * gradient through max pooling needs it, so it is built from existing ops
+ * rather than a kernel of its own. */
+void grad_maxpool_grad(AD *ad, Node *n, Node *gy) {
+  Node *x = n->src[0], *g = n->src[1];
+  if (!wants(ad, g)) return;
+  const Window *w = &n->a.win;
+  const Shape *xs = &x->shape;
+  int64_t taps = w->k[0] * w->k[1];
+  Node *px = window(ad, OP_IM2COL, &x, 1, w, NULL);
+  Shape s5 = {5, {px->shape.d[0], px->shape.d[1], px->shape.d[2], {taps, 0}, xs->d[3]}};
+  px = reshape(ad, px, &s5);
+  if (w->pad[0] || w->pad[1] || w->pad[2] || w->pad[3]) {
+    Attrs all = {.to = *xs};
+    Node *one = konst(ad, 1, x->dtype);
+    Node *ones = node(ad, OP_BROADCAST, &one, 1, &all);
+    Node *inside = reshape(ad, window(ad, OP_IM2COL, &ones, 1, w, NULL), &s5);
+    Node *in = bin(ad, OP_GT, inside, konst(ad, 0.5, x->dtype));
+    px = choose(ad, in, px, konst(ad, -INFINITY, x->dtype));
+  }
+  Attrs am = {.axis = 3};
+  Node *best = node(ad, OP_ARGMAX, &px, 1, &am);               /* [b, oh, ow, c] */
+  Attrs oh = {.depth = taps};
+  Node *pick = node(ad, OP_ONE_HOT, &best, 1, &oh);            /* [b, oh, ow, c, taps] */
+  if (pick->dtype != x->dtype) {
+    Attrs c = {.dtype = x->dtype};
+    pick = node(ad, OP_CAST, &pick, 1, &c);
+  }
+  Attrs tr = {.perm = {0, 1, 2, 4, 3}};
+  pick = node(ad, OP_TRANSPOSE, &pick, 1, &tr);
+  Node *pg = reshape(ad, window(ad, OP_IM2COL, &gy, 1, w, NULL), &s5);
+  Attrs sa = {.axes = 1u << 3};
+  Node *prod = bin(ad, OP_MUL, pick, pg);
+  ad_accum(ad, g, node(ad, OP_SUM, &prod, 1, &sa));
+}
+
 void grad_avgpool(AD *ad, Node *n, Node *gy) {
   ad_accum(ad, n->src[0], window(ad, OP_AVGPOOL_GRAD, &gy, 1, &n->a.win, &n->src[0]->shape));
 }

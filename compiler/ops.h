@@ -121,7 +121,7 @@
   OP(COL2IM,      "col2im",            1, K_WINDOW,  shape_col2im,       grad_col2im,       eval_col2im,       cg_col2im, NAN, F_PARALLEL) \
   OP(MAXPOOL,     "maxpool2d",         1, K_WINDOW,  shape_pool,         grad_maxpool,      eval_pool,         cg_pool, NAN, F_PARALLEL) \
   /* (x, gy) -> dx: gy routed to the first maximum of each window */ \
-  OP(MAXPOOL_GRAD, "maxpool2d_grad",    2, K_WINDOW,  shape_maxpool_grad, grad_none,         eval_maxpool_grad, cg_maxpool_grad, NAN, F_PARALLEL) \
+  OP(MAXPOOL_GRAD, "maxpool2d_grad",    2, K_WINDOW,  shape_maxpool_grad, grad_maxpool_grad, eval_maxpool_grad, cg_maxpool_grad, NAN, F_PARALLEL) \
   OP(AVGPOOL,     "avgpool2d",         1, K_WINDOW,  shape_pool,         grad_avgpool,      eval_pool,         cg_pool, NAN, F_PARALLEL) \
   OP(AVGPOOL_GRAD, "avgpool2d_grad",    1, K_WINDOW,  shape_col2im,       grad_avgpool_grad, eval_avgpool_grad, cg_avgpool_grad, NAN, 0) \
   /* train vs inference: train_step computes the first operand, forward and \

@@ -491,15 +491,20 @@ static Compilation *unslice_model(void) {
   return c;
 }
 
-/* COL2IM and AVGPOOL_GRAD (the adjoints of im2col and average pooling) have
- * rules of their own but no surface syntax either:
- * loss = sum(col2im(tanh(w)) * k) + sum(avgpool2d_grad(tanh(v)) * k). */
+/* COL2IM and AVGPOOL_GRAD (the adjoints of im2col and average pooling)
+ * and MAXPOOL_GRAD have rules of their own but no surface syntax of their
+ * own (col2im's is for dumps): loss = sum(col2im(tanh(w)) * k) +
+ * sum(avgpool2d_grad(tanh(v)) * k) + sum(maxpool2d_grad(m, tanh(q)) * k),
+ * the last twice, over 2x2 windows and over padded 3x3 ones (whose taps
+ * in the padding never win). */
 static Compilation *window_adjoint_model(void) {
   const char *src =
       "param w : f32[1, 3, 3, 8] = uniform(-1, 1)\n"
       "param v : f32[1, 2, 2, 2] = uniform(-1, 1)\n"
+      "param q : f32[1, 2, 2, 2] = uniform(-1, 1)\n"
       "input k : f32[1, 4, 4, 2]\n"
-      "seed = sum(w) + sum(v)\n"
+      "input m : f32[1, 4, 4, 2]\n"
+      "seed = sum(w) + sum(v) + sum(q) + sum(m)\n"
       "train seed with sgd\n";
   Compilation *c = compile_model("adjoints.nn", src, strlen(src), STAGE_PARSE);
   assert_non_null(c);
@@ -524,6 +529,21 @@ static Compilation *window_adjoint_model(void) {
                   graph_node(g, OP_SUM, &s2, 1, &all, w->loc)};
   Node *l = graph_node(g, OP_ADD, l12, 2, NULL, w->loc);
   assert_non_null(l);
+  Node *q = named(g, "q"), *m = named(g, "m");
+  Node *tq = graph_node(g, OP_TANH, &q, 1, NULL, q->loc);
+  const Window pools[2] = {{{2, 2}, {2, 2}, {1, 1}, {0, 0, 0, 0}}, {{3, 3}, {2, 2}, {1, 1}, {0, 1, 0, 1}}};
+  for (int i = 0; i < 2; i++) {
+    Attrs pa = {.win = pools[i]};
+    Node *mg[2] = {m, tq};
+    Node *r = graph_node(g, OP_MAXPOOL_GRAD, mg, 2, &pa, q->loc);
+    assert_non_null(r);
+    Node *rk[2] = {r, k};
+    Node *prod = graph_node(g, OP_MUL, rk, 2, NULL, q->loc);
+    Node *sum = graph_node(g, OP_SUM, &prod, 1, &all, q->loc);
+    Node *acc[2] = {l, sum};
+    l = graph_node(g, OP_ADD, acc, 2, NULL, q->loc);
+    assert_non_null(l);
+  }
   l->name = "loss";
   l->flags |= N_LOSS;
   g->steps[0].loss = l;
@@ -534,7 +554,7 @@ static Compilation *window_adjoint_model(void) {
 static void test_window_adjoint_gradients(void **state) {
   (void)state;
   Compilation *c = window_adjoint_model();
-  assert_int_equal(c->graph->steps[0].ngrads, 2);
+  assert_int_equal(c->graph->steps[0].ngrads, 3);
   for (uint64_t seed = 1; seed <= 3; seed++)
     assert_int_equal(run_check(c->graph, seed, 3, 1e-5), 0);
   compilation_free(c);
@@ -593,6 +613,50 @@ static void test_every_rule_has_a_row(void **state) {
     }
   assert_int_equal(missing, 0);
 }
+
+/* ---- issue 18: second-order gradients (begin) */
+
+/* Every row, and the hand-built models, through autodiff. */
+static Compilation *make_row(int i) {
+  char nm[96];
+  if (i < NROWS) return compile_grad(row_name(&rows[i], nm, sizeof nm), rows[i].src);
+  return i == NROWS ? unslice_model() : window_adjoint_model();
+}
+enum { NMODELS = NROWS + 2 };
+
+/* A gradient of a gradient needs the rules of the ops the first rules
+ * emitted: every op a rule emits has a rule of its own, or stops
+ * gradients by definition (comparisons, one_hot, argmax: F_NO_GRAD), or
+ * is a leaf.  Over the rows every rule runs (test_every_rule_has_a_row),
+ * so every op any rule emits is seen here.  maxpool2d_grad, which
+ * max-pooling's rule emits, had none. */
+static void test_every_emitted_op_has_a_rule(void **state) {
+  (void)state;
+  bool emitted[OP_COUNT] = {0};
+  for (int i = 0; i < NMODELS; i++) {
+    Compilation *c = make_row(i);
+    const Graph *g = c->graph;
+    for (int k = 0; k < g->nnodes; k++) {
+      const Node *n = g->nodes[k];
+      if (n->rule && n->op != OP_ASSIGN && n->op != OP_STATE) emitted[n->op] = true;
+    }
+    compilation_free(c);
+  }
+  int missing = 0;
+  for (int op = 0; op < OP_COUNT; op++) {
+    const OpInfo *o = &op_info[op];
+    if (emitted[op] && o->grad == grad_none && !(o->flags & F_NO_GRAD) && o->kind != K_LEAF) {
+      fprintf(stderr, "a gradient rule emits '%s', which has no gradient rule\n", o->name);
+      missing++;
+    }
+  }
+  assert_int_equal(missing, 0);
+  /* and the ones that matter most were emitted at all */
+  assert_true(emitted[OP_WHERE] && emitted[OP_COL2IM] && emitted[OP_IM2COL] &&
+              emitted[OP_MAXPOOL_GRAD] && emitted[OP_MATMUL] && emitted[OP_BROADCAST]);
+}
+
+/* ---- issue 18: second-order gradients (end) */
 
 /* ------------------------------------------------------------ 2. exact values */
 
@@ -1199,6 +1263,7 @@ int main(void) {
       cmocka_unit_test(test_unslice_gradient),
       cmocka_unit_test(test_window_adjoint_gradients),
       cmocka_unit_test(test_every_rule_has_a_row),
+      cmocka_unit_test(test_every_emitted_op_has_a_rule),
       cmocka_unit_test(test_w_times_w),
       cmocka_unit_test(test_chain_rule),
       cmocka_unit_test(test_sigmoid_gradient_vector),
