@@ -9,7 +9,11 @@
  * patterns, else every parameter) and records d(loss)/d(param) in the
  * step's grads.  Each backward node records the forward node and the rule
  * that made it.  The optimizer's update of each parameter is the next
- * stage's (optimizer.c).
+ * stage's (optimizer.c).  The stage before writes out the model's grad(y,
+ * x) expressions with gradients() (gradexpr.c), so a loss may hold
+ * backward nodes: every op a rule emits has a rule of its own, or stops
+ * gradients by definition (test_autodiff checks both, and every rule's
+ * gradient against finite differences).
  *
  * Invariants the rest of the pipeline relies on:
  *  - the backward graph is built once, at compile time; nothing is recorded
@@ -261,10 +265,20 @@ void grad_square(AD *ad, Node *n, Node *gy) {
   ad_accum(ad, x, bin(ad, OP_MUL, bin(ad, OP_MUL, gy, x), konst(ad, 2, n->dtype)));
 }
 
-/* relu'(0) = 0, as TF (the seed's notes say 1; tests at exactly 0 differ). */
+/* relu'(0) = 0, as TF (the seed's notes say 1; tests at exactly 0 differ).
+ * The mask is a comparison, which gradients stop at (F_NO_GRAD), and
+ * where's rule routes a gradient of this gradient through the same mask:
+ * relu'' is 0. */
 void grad_relu(AD *ad, Node *n, Node *gy) {
   Node *x = n->src[0], *zero = konst(ad, 0, n->dtype);
   ad_accum(ad, x, choose(ad, bin(ad, OP_GT, x, zero), gy, zero));
+}
+
+/* TF's LeakyReluGrad: g where x > 0, alpha g elsewhere (at 0 too). */
+void grad_leaky_relu(AD *ad, Node *n, Node *gy) {
+  Node *x = n->src[0];
+  Node *below = bin(ad, OP_MUL, gy, konst(ad, n->a.alpha, n->dtype));
+  ad_accum(ad, x, choose(ad, bin(ad, OP_GT, x, konst(ad, 0, n->dtype)), gy, below));
 }
 
 void grad_sigmoid(AD *ad, Node *n, Node *gy) {
@@ -378,6 +392,19 @@ void grad_reduce_max(AD *ad, Node *n, Node *gy) {
   Node *mask = node(ad, OP_CAST, &eq, 1, &c);
   Node *cnt = sum_keep(ad, mask, n->a.axes);
   ad_accum(ad, x, bin(ad, OP_DIV, bin(ad, OP_MUL, mask, expand(ad, gy, n)), cnt));
+}
+
+/* d|x|/dx = x / |x| per reduced group, and 0 where the norm is 0 (then x
+ * is 0 too): the subgradient 0, where TF's tf.norm gives NaN (0/0) and
+ * WGAN-GP code adds an epsilon under the root.  Written x * (g / safe)
+ * with safe = where(|x| > 0, |x|, 1), so no node of this gradient, nor of
+ * its own gradient (the gradient penalty differentiates it again),
+ * divides by zero: where's rule sends nothing into the branch not taken. */
+void grad_norm(AD *ad, Node *n, Node *gy) {
+  Node *x = n->src[0];
+  Node *pos = bin(ad, OP_GT, n, konst(ad, 0, n->dtype));
+  Node *safe = choose(ad, pos, n, konst(ad, 1, n->dtype));
+  ad_accum(ad, x, bin(ad, OP_MUL, x, expand(ad, bin(ad, OP_DIV, gy, safe), n)));
 }
 
 void grad_reshape(AD *ad, Node *n, Node *gy) {
@@ -805,6 +832,11 @@ bool gradients(Graph *g, Node *loss, Node *const *targets, int n, Node **out) {
     Node *gy = ad->grad[i];
     if (!gy || !ad->wants[i] || op_info[x->op].kind == K_LEAF) continue;
     if (x->op == OP_SCAN_STACK || x->op == OP_SCAN_LAST) continue;   /* at the loop_end */
+    /* A target's own operands may want nothing (a grad(y, x) whose x is
+     * computed by an op without a rule): its rule would add nothing. */
+    bool reaches = false;
+    for (int k = 0; k < x->nsrc && !reaches; k++) reaches = wants(ad, x->src[k]);
+    if (!reaches) continue;
     if (!run_rule(ad, x, gy)) return false;
   }
   for (int k = 0; k < n; k++) out[k] = ad->grad[targets[k]->id];

@@ -414,6 +414,61 @@ static const Row rows[] = {
      "u = upsample2d(h, [2, 3])\n"
      "loss = sum(global_avgpool2d(h) * k) + sum(pad(u, [[0, 0], [1, 0], [0, 2], [0, 0]]) * k2)"
      " + sum(flatten(h) * k3)\n" TRAIN},
+    /* issue 18: the GAN ops and grad() (test_second_order_every_row takes
+     * every row, these too, to order 2) */
+    {"leaky_relu", XK
+     "param W : f32[4, 3] = uniform(-1, 1)\n"
+     "param b : f32[3] = uniform(-1, 1)\n"
+     "h = x @ W + b\n"
+     "loss = sum(leaky_relu(h) * k) + sum(leaky_relu(h * 2, alpha=0.3) * k)"
+     " + sum(leaky_relu(h, -0.5) * h)\n" TRAIN},
+    {"norm_ords_axes",
+     "input x : f32[batch, 4]\ninput k : f32[batch, 3]\ninput k2 : f32[batch, 2]\n"
+     "param W : f32[4, 6] = uniform(-1, 1)\n"
+     "h = reshape(tanh(x @ W), [batch, 2, 3])\n"
+     "loss = sum(norm(h, axis=-1) * k2) + norm(h) + sum(norm(h, axis=[1, 2], keepdims=true))"
+     " + sum(norm(h, ord=2, axis=1) * k) + sum(norm(h, ord=1, axis=1) * k)"
+     " + sum(norm(h, ord=inf, axis=[1, 2])) + sum(norm(h, ord=1, axis=[2, 1]))"
+     " + sum(norm(h, ord=fro, axis=[0, 2])) + sum(norm(h, ord=inf, axis=2) * k2)\n" TRAIN},
+    {"conv2d_transpose",
+     "input x : f32[batch, 3, 3, 2]\ninput k : f32[batch, 6, 6, 4]\n"
+     "input k2 : f32[batch, 8, 8, 4]\ninput k3 : f32[batch, 3, 6, 3]\n"
+     "param w : f32[3, 3, 4, 2] = uniform(-1, 1)\n"
+     "h = tanh(x * 2)\n"
+     "y1 = conv2d_transpose(h, w, strides=2, padding=same)\n"
+     "y2 = conv2d_transpose(h, w, strides=2, output_padding=1)\n"
+     "y3 = conv2d_transpose(h, filters=3, kernel=[2, 3], strides=[1, 2], padding=same,\n"
+     "                      activation=tanh, bias_initializer=0.1)\n"
+     "loss = sum(tanh(y1) * k) + sum(y2 * k2) + sum(y3 * k3)\n" TRAIN},
+    {"upsample_bilinear",
+     "input x : f32[batch, 3, 2, 2]\ninput k : f32[batch, 6, 6, 2]\n"
+     "param w : f32[2] = uniform(-1, 1)\n"
+     "u = upsample2d(tanh(x * w), [2, 3], interpolation=bilinear)\n"
+     "loss = sum(tanh(u) * k)\n" TRAIN},
+    /* a WGAN-GP critic: conv, leaky_relu, relu, dense, tanh, sigmoid,
+     * sigmoid_cross_entropy, flatten, mean and norm, differentiated
+     * inside the loss and again by the train step */
+    {"grad_penalty",
+     "input a : f32[batch, 5, 5, 1]\ninput b : f32[batch, 5, 5, 1]\n"
+     "input t : f32[batch, 1, 1, 1]\ninput z : f32[batch, 1]\n"
+     "def critic(v) {\n"
+     "  h = conv2d(v, filters=2, kernel=3, strides=2, padding=same, bias_initializer=0.1)\n"
+     "  r = relu(conv2d(leaky_relu(h), 2, 1, bias_initializer=0.2))\n"
+     "  return dense(tanh(flatten(r)), 1, bias_initializer=0.1)\n"
+     "}\n"
+     "xi = a * t + b * (1 - t)\n"
+     "gp = mean(square(norm(grad(critic(xi), xi), axis=[1, 2, 3]) - 1))\n"
+     "loss = mean(sigmoid_cross_entropy(critic(a), z)) + mean(sigmoid(critic(b))) + gp * 10\n"
+     TRAIN},
+    /* grad of a non-scalar (the sum of its elements) through batch norm,
+     * with respect to an input and to a value inside the network */
+    {"grad_batch_norm_dense",
+     "input x : f32[batch, 4]\ninput k : f32[batch, 4]\ninput k3 : f32[batch, 3]\n"
+     "h = dense(x, 3, activation=sigmoid, bias_initializer=0.1)\n"
+     "n = batch_norm(h, momentum=0.9)\n"
+     "o = dense(n, 2, activation=tanh)\n"
+     "loss = sum(grad(o, x) * k) + mean(square(grad(o, h))) + sum(grad(sum(o * o), n) * k3)\n"
+     TRAIN},
     /* loops: backpropagation through time, the input products hoisted
      * out of the loop, carries, slices, stacks and last values */
     {"recurrent",
@@ -654,6 +709,31 @@ static void test_every_emitted_op_has_a_rule(void **state) {
   /* and the ones that matter most were emitted at all */
   assert_true(emitted[OP_WHERE] && emitted[OP_COL2IM] && emitted[OP_IM2COL] &&
               emitted[OP_MAXPOOL_GRAD] && emitted[OP_MATMUL] && emitted[OP_BROADCAST]);
+}
+
+/* Every row at order 2: d<v, dL/dparams>/dparams against finite
+ * differences of <v, dL/dparams> (gradc check --order 2), which runs
+ * every rule's own gradient; the grad() rows differentiate three times. */
+static void test_second_order_every_row(void **state) {
+  (void)state;
+  int failures = 0;
+  for (int i = 0; i < NMODELS; i++) {
+    Compilation *c = make_row(i);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    assert_non_null(out);
+    int rc = check_gradients_order(c->graph, 2, 3, 1e-5, 2, out);
+    fclose(out);
+    if (rc != 0 || !strstr(text, ", order 2: ")) {
+      fprintf(stderr, "%s\nmodel %d (%s): gradc check --order 2 failed\n", text, i,
+              i < NROWS ? rows[i].name : "hand-built");
+      failures++;
+    }
+    free(text);
+    compilation_free(c);
+  }
+  assert_int_equal(failures, 0);
 }
 
 /* ---- issue 18: second-order gradients (end) */
@@ -1264,6 +1344,7 @@ int main(void) {
       cmocka_unit_test(test_window_adjoint_gradients),
       cmocka_unit_test(test_every_rule_has_a_row),
       cmocka_unit_test(test_every_emitted_op_has_a_rule),
+      cmocka_unit_test(test_second_order_every_row),
       cmocka_unit_test(test_w_times_w),
       cmocka_unit_test(test_chain_rule),
       cmocka_unit_test(test_sigmoid_gradient_vector),
