@@ -40,6 +40,8 @@ static const char usage[] =
     "      --seed N        initializer and input seed (default 1)\n"
     "      --batch N       value of every symbolic dimension (default 3)\n"
     "      --tol X         relative error tolerance (default 1e-4)\n"
+    "      --order N       1: gradients; 2: also the gradient of <v, gradient>\n"
+    "                      for a random v (default 2 when the model has grad())\n"
     "  train FILE.nn     JIT-compile and train (Fashion-MNIST by default)\n"
     "      --data DIR      MNIST-format IDX files (default " DEFAULT_DATA "),\n"
     "                      SPLIT-sequences-idx2-int/-ubyte for sequences of ids,\n"
@@ -328,16 +330,17 @@ static int cmd_summary(int argc, char **argv) {
 
 static int cmd_check(int argc, char **argv) {
   const char *file = NULL;
-  double seed = 1, batch = 3, tol = 1e-4;
+  double seed = 1, batch = 3, tol = 1e-4, order = 0;
   int rc;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
     double *dst = !strcmp(a, "--seed") ? &seed : !strcmp(a, "--batch") ? &batch
-                : !strcmp(a, "--tol") ? &tol : NULL;
+                : !strcmp(a, "--tol") ? &tol : !strcmp(a, "--order") ? &order : NULL;
     if (dst) {
       if (i + 1 >= argc) return usage_error("%s needs a value", a);
-      double hi = dst == &tol ? 1 : dst == &batch ? 4096 : 9007199254740991.0;
-      if (!number_opt(a, argv[++i], dst == &batch ? 1 : 0, hi, dst != &tol, dst)) return 2;
+      double hi = dst == &tol ? 1 : dst == &batch ? 4096 : dst == &order ? 2 : 9007199254740991.0;
+      double lo = dst == &batch || dst == &order ? 1 : 0;
+      if (!number_opt(a, argv[++i], lo, hi, dst != &tol, dst)) return 2;
     } else if ((rc = take_file(a, &file))) {
       return rc;
     }
@@ -348,7 +351,11 @@ static int cmd_check(int argc, char **argv) {
   CompileOptions co = compile_defaults();
   Compilation *c = load(file, &co);
   if (!c) return 1;
-  rc = check_gradients(c->graph, (uint64_t)seed, (int64_t)batch, tol, stdout);
+  /* A loss that holds grad() is checked at order 2 unless --order 1 says
+   * otherwise: its own gradient already differentiates gradient nodes,
+   * and order 2 differentiates once more. */
+  int ord = order > 0 ? (int)order : c->graph->ngrad_exprs ? 2 : 1;
+  rc = check_gradients_order(c->graph, (uint64_t)seed, (int64_t)batch, tol, ord, stdout);
   compilation_free(c);
   return rc == 0 ? 0 : 1;
 }

@@ -9,7 +9,11 @@
  * patterns, else every parameter) and records d(loss)/d(param) in the
  * step's grads.  Each backward node records the forward node and the rule
  * that made it.  The optimizer's update of each parameter is the next
- * stage's (optimizer.c).
+ * stage's (optimizer.c).  The stage before writes out the model's grad(y,
+ * x) expressions with gradients() (gradexpr.c), so a loss may hold
+ * backward nodes: every op a rule emits has a rule of its own, or stops
+ * gradients by definition (test_autodiff checks both, and every rule's
+ * gradient against finite differences).
  *
  * Invariants the rest of the pipeline relies on:
  *  - the backward graph is built once, at compile time; nothing is recorded
@@ -261,10 +265,20 @@ void grad_square(AD *ad, Node *n, Node *gy) {
   ad_accum(ad, x, bin(ad, OP_MUL, bin(ad, OP_MUL, gy, x), konst(ad, 2, n->dtype)));
 }
 
-/* relu'(0) = 0, as TF (the seed's notes say 1; tests at exactly 0 differ). */
+/* relu'(0) = 0, as TF (the seed's notes say 1; tests at exactly 0 differ).
+ * The mask is a comparison, which gradients stop at (F_NO_GRAD), and
+ * where's rule routes a gradient of this gradient through the same mask:
+ * relu'' is 0. */
 void grad_relu(AD *ad, Node *n, Node *gy) {
   Node *x = n->src[0], *zero = konst(ad, 0, n->dtype);
   ad_accum(ad, x, choose(ad, bin(ad, OP_GT, x, zero), gy, zero));
+}
+
+/* TF's LeakyReluGrad: g where x > 0, alpha g elsewhere (at 0 too). */
+void grad_leaky_relu(AD *ad, Node *n, Node *gy) {
+  Node *x = n->src[0];
+  Node *below = bin(ad, OP_MUL, gy, konst(ad, n->a.alpha, n->dtype));
+  ad_accum(ad, x, choose(ad, bin(ad, OP_GT, x, konst(ad, 0, n->dtype)), gy, below));
 }
 
 void grad_sigmoid(AD *ad, Node *n, Node *gy) {
@@ -378,6 +392,19 @@ void grad_reduce_max(AD *ad, Node *n, Node *gy) {
   Node *mask = node(ad, OP_CAST, &eq, 1, &c);
   Node *cnt = sum_keep(ad, mask, n->a.axes);
   ad_accum(ad, x, bin(ad, OP_DIV, bin(ad, OP_MUL, mask, expand(ad, gy, n)), cnt));
+}
+
+/* d|x|/dx = x / |x| per reduced group, and 0 where the norm is 0 (then x
+ * is 0 too): the subgradient 0, where TF's tf.norm gives NaN (0/0) and
+ * WGAN-GP code adds an epsilon under the root.  Written x * (g / safe)
+ * with safe = where(|x| > 0, |x|, 1), so no node of this gradient, nor of
+ * its own gradient (the gradient penalty differentiates it again),
+ * divides by zero: where's rule sends nothing into the branch not taken. */
+void grad_norm(AD *ad, Node *n, Node *gy) {
+  Node *x = n->src[0];
+  Node *pos = bin(ad, OP_GT, n, konst(ad, 0, n->dtype));
+  Node *safe = choose(ad, pos, n, konst(ad, 1, n->dtype));
+  ad_accum(ad, x, bin(ad, OP_MUL, x, expand(ad, bin(ad, OP_DIV, gy, safe), n)));
 }
 
 void grad_reshape(AD *ad, Node *n, Node *gy) {
@@ -518,6 +545,47 @@ void grad_col2im(AD *ad, Node *n, Node *gy) {
 void grad_maxpool(AD *ad, Node *n, Node *gy) {
   Node *s[2] = {n->src[0], gy};
   ad_accum(ad, n->src[0], window(ad, OP_MAXPOOL_GRAD, s, 2, &n->a.win, NULL));
+}
+
+/* maxpool2d_grad(x, gy) routes each window's gy to the first maximum of
+ * x in it: linear in gy, constant in x between ties (no gradient to x).
+ * Its adjoint reads back, for each window, the value at that position:
+ * the windows of g (im2col) weighted by a one-hot of argmax over the
+ * windows of x, whose first-index ties are maxpool2d_grad's.  Taps in the
+ * padding are -inf there, as they never win a max.  Only a gradient of a
+ * gradient through max pooling needs it, so it is built from existing ops
+ * rather than a kernel of its own. */
+void grad_maxpool_grad(AD *ad, Node *n, Node *gy) {
+  Node *x = n->src[0], *g = n->src[1];
+  if (!wants(ad, g)) return;
+  const Window *w = &n->a.win;
+  const Shape *xs = &x->shape;
+  int64_t taps = w->k[0] * w->k[1];
+  Node *px = window(ad, OP_IM2COL, &x, 1, w, NULL);
+  Shape s5 = {5, {px->shape.d[0], px->shape.d[1], px->shape.d[2], {taps, 0}, xs->d[3]}};
+  px = reshape(ad, px, &s5);
+  if (w->pad[0] || w->pad[1] || w->pad[2] || w->pad[3]) {
+    Attrs all = {.to = *xs};
+    Node *one = konst(ad, 1, x->dtype);
+    Node *ones = node(ad, OP_BROADCAST, &one, 1, &all);
+    Node *inside = reshape(ad, window(ad, OP_IM2COL, &ones, 1, w, NULL), &s5);
+    Node *in = bin(ad, OP_GT, inside, konst(ad, 0.5, x->dtype));
+    px = choose(ad, in, px, konst(ad, -INFINITY, x->dtype));
+  }
+  Attrs am = {.axis = 3};
+  Node *best = node(ad, OP_ARGMAX, &px, 1, &am);               /* [b, oh, ow, c] */
+  Attrs oh = {.depth = taps};
+  Node *pick = node(ad, OP_ONE_HOT, &best, 1, &oh);            /* [b, oh, ow, c, taps] */
+  if (pick->dtype != x->dtype) {
+    Attrs c = {.dtype = x->dtype};
+    pick = node(ad, OP_CAST, &pick, 1, &c);
+  }
+  Attrs tr = {.perm = {0, 1, 2, 4, 3}};
+  pick = node(ad, OP_TRANSPOSE, &pick, 1, &tr);
+  Node *pg = reshape(ad, window(ad, OP_IM2COL, &gy, 1, w, NULL), &s5);
+  Attrs sa = {.axes = 1u << 3};
+  Node *prod = bin(ad, OP_MUL, pick, pg);
+  ad_accum(ad, g, node(ad, OP_SUM, &prod, 1, &sa));
 }
 
 void grad_avgpool(AD *ad, Node *n, Node *gy) {
@@ -764,6 +832,11 @@ bool gradients(Graph *g, Node *loss, Node *const *targets, int n, Node **out) {
     Node *gy = ad->grad[i];
     if (!gy || !ad->wants[i] || op_info[x->op].kind == K_LEAF) continue;
     if (x->op == OP_SCAN_STACK || x->op == OP_SCAN_LAST) continue;   /* at the loop_end */
+    /* A target's own operands may want nothing (a grad(y, x) whose x is
+     * computed by an op without a rule): its rule would add nothing. */
+    bool reaches = false;
+    for (int k = 0; k < x->nsrc && !reaches; k++) reaches = wants(ad, x->src[k]);
+    if (!reaches) continue;
     if (!run_rule(ad, x, gy)) return false;
   }
   for (int k = 0; k < n; k++) out[k] = ad->grad[targets[k]->id];

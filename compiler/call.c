@@ -203,6 +203,8 @@ static Shape shape_arg(Parser *p, Call *c, Val *v) {
   return s;
 }
 
+Shape call_shape(Parser *p, Call *c, Val *v) { return shape_arg(p, c, v); }
+
 /* The closest of names to s, if it is close enough to be a likely typo. */
 const char *call_nearest(const char *s, const char *const *names, int n) {
   const char *best = NULL;
@@ -426,6 +428,98 @@ static Node *fn_flatten(Parser *p, Call *c, OpKind op) {
   return call_reshape(p, x, &s, c->fn->loc);
 }
 
+/* leaky_relu(x, alpha=0.2): tf.nn.leaky_relu and its default slope (Keras 2's
+ * LeakyReLU layer defaults to 0.3, Keras 3's to 0.2; the issue's GANs and
+ * TF's function use 0.2). */
+static Node *fn_leaky_relu(Parser *p, Call *c, OpKind op) {
+  Node *x = call_tensor(p, c, 0, NULL);
+  Val *v = call_arg(c, 1, "alpha");
+  Attrs a = {.alpha = v ? call_num(p, c, v, false) : 0.2};
+  if (!isfinite(a.alpha)) parse_fail(p, v->loc, "leaky_relu: alpha must be a finite number");
+  return parse_mk1(p, op, x, &a, c->fn->loc);
+}
+
+/* norm(x, ord=euclidean, axis=None, keepdims=false), as tf.norm: axis
+ * None (every element), an axis or a list of them.  Over one axis or all
+ * of them, a vector norm: ord 1 (sum of magnitudes), 2 or euclidean (the
+ * square root of the sum of squares), inf (the largest magnitude).  Over
+ * two axes [rows, cols], TF's matrix norms: euclidean or fro (Frobenius),
+ * 1 (the largest column sum of magnitudes), inf (the largest row sum); its
+ * ord=2 there, the largest singular value, is refused.  Over three or more
+ * axes (TF refuses them), the vector norm of their elements, which is what
+ * WGAN-GP computes per image: norm(g, axis=[1, 2, 3]).  The Euclidean
+ * norm is one op (NORM), whose gradient is 0 where the norm is 0. */
+static Node *fn_norm(Parser *p, Call *c, OpKind op) {
+  Node *x = call_tensor(p, c, 0, NULL);
+  Loc loc = c->fn->loc;
+  int r = x->shape.rank;
+  if (r == 0) parse_fail(p, loc, "norm needs a tensor of rank >= 1, got a scalar");
+  if (!dtype_is_float(x->dtype))
+    parse_fail(p, loc, "norm needs a floating-point tensor, got %s; use cast(x, f32)",
+               dtype_names[x->dtype]);
+  enum { ORD_1, ORD_2, ORD_EUCLID, ORD_FRO, ORD_INF } ord = ORD_EUCLID;
+  Val *o = call_arg(c, 1, "ord");
+  if (o && o->kind == V_NUM && o->num == 1) ord = ORD_1;
+  else if (o && o->kind == V_NUM && o->num == 2) ord = ORD_2;
+  else if (o && o->kind == V_NAME && !strcmp(o->name, "euclidean")) ord = ORD_EUCLID;
+  else if (o && o->kind == V_NAME && !strcmp(o->name, "fro")) ord = ORD_FRO;
+  else if (o && o->kind == V_NAME && !strcmp(o->name, "inf")) ord = ORD_INF;
+  else if (o)
+    parse_fail(p, o->loc, "norm: ord must be 1, 2, inf, euclidean or fro");
+  /* the axes in the order written: a matrix norm's first is its rows */
+  Val *ax = call_arg(c, 2, "axis");
+  int axes[MAX_RANK], naxes = 0;
+  uint32_t mask = 0;
+  if (!ax || (ax->kind == V_NAME && !strcmp(ax->name, "None"))) {
+    for (int i = 0; i < r; i++) axes[naxes++] = i;
+    mask = (1u << r) - 1;
+  } else {
+    mask = axes_arg(p, c, ax, r);
+    if (ax->kind == V_LIST)
+      for (int64_t i = 0; i < ax->lshape.d[0].n; i++)
+        axes[naxes++] = norm_axis(p, c, ax->items[i].loc, ax->items[i].v, r);
+    else
+      axes[naxes++] = norm_axis(p, c, ax->loc, ax->num, r);
+  }
+  bool matrix = ax && ax->kind == V_LIST && naxes == 2;
+  Val *kd = call_kwarg(c, "keepdims");
+  bool keep = kd && call_bool(p, c, kd);
+  if (ord == ORD_FRO && !matrix)
+    parse_fail(p, o->loc, "norm: ord=fro is a matrix norm (axis=[rows, cols]), as in tf.norm; "
+               "use euclidean");
+  if (ord == ORD_2 && matrix)
+    parse_fail(p, o->loc, "norm: ord=2 over two axes is the spectral norm (tf.norm's largest "
+               "singular value), which gradc does not compute; use euclidean or fro");
+  Attrs all = {.axes = mask, .keepdims = keep};
+  if (ord == ORD_2 || ord == ORD_EUCLID || ord == ORD_FRO) return parse_mk1(p, op, x, &all, loc);
+  Node *m = parse_mk1(p, OP_ABS, x, NULL, loc);
+  if (!matrix) return parse_mk1(p, ord == ORD_1 ? OP_SUM : OP_MAX, m, &all, loc);
+  /* tf.norm: the sum along the rows axis (ord 1) or the cols axis (inf),
+   * then the largest of those sums */
+  int sum_axis = ord == ORD_1 ? axes[0] : axes[1], max_axis = ord == ORD_1 ? axes[1] : axes[0];
+  Attrs sa = {.axes = 1u << sum_axis, .keepdims = true}, ma = {.axes = 1u << max_axis, .keepdims = true};
+  Node *y = parse_mk1(p, OP_MAX, parse_mk1(p, OP_SUM, m, &sa, loc), &ma, loc);
+  if (keep) return y;
+  Shape s = {0};
+  for (int i = 0; i < r; i++)
+    if (!(mask & (1u << i))) s.d[s.rank++] = x->shape.d[i];
+  return call_reshape(p, y, &s, loc);
+}
+
+/* grad(y, x): the gradient of the sum of y's elements with respect to x
+ * (x's shape), TF's tape.gradient(y, x); differentiable again, so a loss
+ * may hold it (WGAN-GP's gradient penalty).  A placeholder until the
+ * autodiff stage writes it out (autodiff.c: lower_grads). */
+static Node *fn_grad(Parser *p, Call *c, OpKind op) {
+  Node *s[2] = {call_tensor(p, c, 0, NULL), call_tensor(p, c, 1, NULL)};
+  /* Why refused: a body's nodes run once per iteration, and the gradient
+   * nodes appended for them would not be part of the loop. */
+  if (p->g->cur_loop)
+    parse_fail(p, c->fn->loc, "grad() inside a loop body is not supported; take the "
+               "gradient of the loop's results outside it");
+  return parse_mk(p, op, s, 2, NULL, c->fn->loc);
+}
+
 /* mse(a, b): Keras MeanSquaredError per sample = mean over the last axis */
 static Node *fn_mse(Parser *p, Call *c, OpKind op) {
   (void)op;
@@ -553,16 +647,23 @@ static const Builtin builtins[] = {
     {"mse", fn_mse, OP_MEAN, 2, 2, ""},
     {"binary_crossentropy", fn_binary_crossentropy, OP_MEAN, 0, 2, "y_true,y_pred"},
     {"kl_divergence", fn_kl_divergence, OP_SUM, 0, 2, "y_true,y_pred"},
+    {"leaky_relu", fn_leaky_relu, OP_LEAKY_RELU, 1, 2, "alpha"},
+    {"norm", fn_norm, OP_NORM, 1, 3, "ord,axis,keepdims"},
+    {"grad", fn_grad, OP_GRAD, 2, 2, ""},
     {"dense", layer_dense, OP_MATMUL, 1, 2,
      "units,activation,use_bias,kernel_initializer,bias_initializer,name"},
     {"conv2d", layer_conv2d, OP_MATMUL, 1, 3,
      "filters,kernel,kernel_size,strides,padding,dilation,dilation_rate,activation,"
      "use_bias,kernel_initializer,bias_initializer,name"},
+    {"conv2d_transpose", layer_conv2d_transpose, OP_COL2IM, 1, 3,
+     "filters,kernel,kernel_size,strides,padding,output_padding,activation,use_bias,"
+     "kernel_initializer,bias_initializer,name"},
     {"im2col", layer_im2col, OP_IM2COL, 1, 2, "kernel,strides,dilation,padding"},
+    {"col2im", layer_col2im, OP_COL2IM, 1, 1, "kernel,strides,dilation,padding,shape"},
     {"maxpool2d", layer_pool, OP_MAXPOOL, 1, 2, "pool,pool_size,strides,padding"},
     {"avgpool2d", layer_pool, OP_AVGPOOL, 1, 2, "pool,pool_size,strides,padding"},
     {"global_avgpool2d", layer_global_avgpool, OP_MEAN, 1, 1, ""},
-    {"upsample2d", layer_upsample, OP_BROADCAST, 1, 2, "size"},
+    {"upsample2d", layer_upsample, OP_BROADCAST, 1, 2, "size,interpolation"},
     {"pad", layer_pad, OP_UNSLICE, 1, 2, "paddings"},
     {"train_select", fn_binary, OP_TRAIN_SELECT, 2, 2, ""},
     {"dropout_mask", layer_dropout_mask, OP_DROPOUT_MASK, 1, 2, "rate,seed"},
@@ -684,7 +785,8 @@ Node *parse_call(Parser *p) {
     if (c->args[i].key && !in_list(b->kw, c->args[i].key))
       parse_fail(p, c->args[i].keyloc, "%s has no argument '%s'%s%s", name,
               c->args[i].key, *b->kw ? "; it takes: " : "", b->kw);
-  if (b->fn == layer_dense || b->fn == layer_conv2d || b->fn == layer_batch_norm ||
+  if (b->fn == layer_dense || b->fn == layer_conv2d || b->fn == layer_conv2d_transpose ||
+      b->fn == layer_batch_norm ||
       b->fn == layer_embedding || b->fn == layer_simple_rnn || b->fn == layer_lstm ||
       b->fn == layer_gru)
     p->bind_name = outer;

@@ -39,6 +39,15 @@
  * smooth loss and does not for a kink) plus rounding, and the symbolic
  * gradient lies between them: relu'(0) = 0 and the first maximum taking a
  * tie are one side, max's shared ties a point in between.
+ *
+ * Order 2 (check_gradients_order, gradc check --order 2): the same
+ * comparison for the scalar s = <v, dL/dparams>, v drawn uniformly from
+ * [-1, 1] per element from the seed, whose symbolic gradient (a
+ * Hessian-vector product) gradients() appends to the graph: the
+ * differences of the first-order gradient nodes check the rules'
+ * gradients.  A loss that holds grad() is already second order at order 1
+ * (its gradient differentiates gradient nodes, the difference is of those
+ * nodes); the table says so.
  */
 #include <float.h>
 #include <math.h>
@@ -222,42 +231,73 @@ static void first_non_finite(FILE *out, Eval *e, const Graph *g, Node *grad) {
   free(mark);
 }
 
-/* The gradients of one train step; counts into the totals. */
-static bool check_step(Eval *e, const Graph *g, const TrainStep *st, uint64_t seed, int64_t batch,
-                       double tol, FILE *out, double *worst, int64_t *failed, int64_t *kinks,
-                       int64_t *checked, int64_t *nonfinite) {
-  Node *loss = st->loss;
+/* What one table compares: the symbolic gradients of a scalar with
+ * respect to parameters (a train step's loss, or at order 2 the scalar
+ * <v, dL/dparams>), and how its header names them. */
+typedef struct Target {
+  const TrainStep *step;
+  Node *loss;
+  const Grad *grads;
+  int ngrads;
+  int order;             /* 2: loss is <v, dL/dparams> of step's loss L */
+} Target;
+
+typedef struct Totals {
+  double worst;
+  int64_t failed, kinks, checked, nonfinite;
+} Totals;
+
+/* The table's first line: which gradients are compared with what. */
+static void print_header(FILE *out, const Graph *g, const Target *t, uint64_t seed, int64_t batch,
+                         double l0) {
+  const TrainStep *st = t->step;
+  const char *lname = st->loss->name ? st->loss->name : "loss";
+  fprintf(out, "gradc check %s", g->model_name);
+  if (g->nsteps > 1) fprintf(out, ", train step %s", st->name);
+  if (t->order == 2)
+    fprintf(out, ", order 2: seed %llu, batch %lld, s = <v, d%s/dparams> = %.6g for a random v; "
+            "ds/dparams against finite differences of s\n", (unsigned long long)seed,
+            (long long)batch, lname, l0);
+  else if (g->nsteps > 1)
+    fprintf(out, ": seed %llu, batch %lld, loss %s = %.6g\n", (unsigned long long)seed,
+            (long long)batch, lname, l0);
+  else
+    fprintf(out, ": seed %llu, batch %lld, loss %.6g\n", (unsigned long long)seed,
+            (long long)batch, l0);
+  if (t->order == 1 && g->ngrad_exprs)
+    fprintf(out, "  second order: the loss holds grad(), so its gradient differentiates "
+            "gradient nodes, checked against finite differences of them\n");
+}
+
+/* The gradients of one target; counts into the totals. */
+static bool check_step(Eval *e, const Graph *g, const Target *tg, uint64_t seed, int64_t batch,
+                       double tol, FILE *out, Totals *tot) {
+  Node *loss = tg->loss;
   double l0 = loss_at(e, loss);
   if (!isfinite(l0)) {
-    fprintf(out, "gradc check: the loss is %g at the random starting point; "
-            "cannot compare gradients there\n", l0);
+    fprintf(out, "gradc check: the %s is %g at the random starting point; "
+            "cannot compare gradients there\n", tg->order == 2 ? "scalar s" : "loss", l0);
     return false;
   }
-  Node **roots = malloc(sizeof(Node *) * (size_t)(st->ngrads + 1));
+  Node **roots = malloc(sizeof(Node *) * (size_t)(tg->ngrads + 1));
   GRADC_ASSERT(roots);
   roots[0] = loss;
-  for (int i = 0; i < st->ngrads; i++) roots[i + 1] = st->grads[i].grad;
-  eval_run(e, roots, st->ngrads + 1);
+  for (int i = 0; i < tg->ngrads; i++) roots[i + 1] = tg->grads[i].grad;
+  eval_run(e, roots, tg->ngrads + 1);
   free(roots);
 
-  if (g->nsteps == 1)
-    fprintf(out, "gradc check %s: seed %llu, batch %lld, loss %.6g\n", g->model_name,
-            (unsigned long long)seed, (long long)batch, l0);
-  else
-    fprintf(out, "gradc check %s, train step %s: seed %llu, batch %lld, loss %s = %.6g\n",
-            g->model_name, st->name, (unsigned long long)seed, (long long)batch,
-            loss->name ? loss->name : "loss", l0);
+  print_header(out, g, tg, seed, batch, l0);
   print_int_inputs(out, g, batch);
   fprintf(out, "  pass: |symbolic - numeric| <= atol + %.1e |numeric|, atol the "
           "difference's own error\n", tol);
   fprintf(out, "  %-24s %10s %8s %6s %14s %14s\n", "parameter", "elements", "checked",
           "kinks", "max abs error", "error/allowed");
-  for (int i = 0; i < st->ngrads; i++) {
-    Node *p = st->grads[i].param;
+  for (int i = 0; i < tg->ngrads; i++) {
+    Node *p = tg->grads[i].param;
     int64_t cnt = eval_count(e, p);
     double *an = malloc(sizeof(double) * (size_t)cnt);
     GRADC_ASSERT(an);
-    memcpy(an, eval_data(e, st->grads[i].grad), sizeof(double) * (size_t)cnt);
+    memcpy(an, eval_data(e, tg->grads[i].grad), sizeof(double) * (size_t)cnt);
     int64_t checks = cnt < CHECK_SAMPLES ? cnt : CHECK_SAMPLES;
     uint64_t rs = rng_stream(seed ^ 0xc4ecull, p->name);
     double max_abs = 0, max_ratio = 0, bad = 0;
@@ -298,20 +338,72 @@ static bool check_step(Eval *e, const Graph *g, const TrainStep *st, uint64_t se
     if (pbad) {
       fprintf(out, "      the symbolic gradient is %s at %lld of %lld elements checked\n",
               num(b1, sizeof b1, "%g", bad), (long long)pbad, (long long)checks);
-      first_non_finite(out, e, g, st->grads[i].grad);
+      first_non_finite(out, e, g, tg->grads[i].grad);
     }
-    *nonfinite += pbad;
+    tot->nonfinite += pbad;
     free(an);
-    if (max_ratio > *worst) *worst = max_ratio;
-    *failed += pfailed, *kinks += pkinks, *checked += checks;
+    if (max_ratio > tot->worst) tot->worst = max_ratio;
+    tot->failed += pfailed, tot->kinks += pkinks, tot->checked += checks;
   }
   return true;
 }
 
-int check_gradients(const Graph *g, uint64_t seed, int64_t batch, double tol, FILE *out) {
-  int ngrads = 0;
-  for (int s = 0; s < g->nsteps; s++) ngrads += g->steps[s].ngrads;
-  if (!ngrads) {
+/* Order 2 for train step st: s = sum over its parameters p of
+ * sum(v_p * dL/dp), v_p uniform in [-1, 1] from the seed, and ds/dp by
+ * gradients() (a Hessian-vector product).  Where s does not depend on a
+ * parameter through operations with a gradient, ds/dp is zeros, which the
+ * finite differences must then confirm. */
+static bool second_order(Graph *g, const TrainStep *st, uint64_t seed, Target *out) {
+  Target t = {.step = st, .order = 2};
+  Node *s = NULL;
+  Loc loc = st->loss->loc;
+  for (int i = 0; i < st->ngrads; i++) {
+    Node *p = st->grads[i].param, *gp = st->grads[i].grad;
+    int64_t cnt = shape_static_count(&p->shape);
+    Node *v = graph_leaf(g, OP_CONST, NULL, gp->dtype, &p->shape, loc);
+    v->a.values = arena_alloc(g->arena, sizeof(double) * (size_t)(cnt ? cnt : 1));
+    uint64_t rs = rng_stream(seed ^ 0x2dedull, p->name);
+    for (int64_t k = 0; k < cnt; k++) v->a.values[k] = 2 * rng_uniform(rs, (uint64_t)k) - 1;
+    Node *m[2] = {gp, v};
+    Node *term = graph_node(g, OP_MUL, m, 2, NULL, loc);
+    GRADC_ASSERT(term);
+    if (term->shape.rank) {
+      Attrs all = {.axes = (1u << term->shape.rank) - 1};
+      term = graph_node(g, OP_SUM, &term, 1, &all, loc);
+    }
+    if (term->dtype != st->loss->dtype) {
+      Attrs c = {.dtype = st->loss->dtype};
+      term = graph_node(g, OP_CAST, &term, 1, &c, loc);
+    }
+    Node *add[2] = {s, term};
+    s = s ? graph_node(g, OP_ADD, add, 2, NULL, loc) : term;
+    GRADC_ASSERT(s);
+  }
+  Node **params = arena_alloc(g->arena, sizeof(Node *) * (size_t)st->ngrads);
+  Node **hv = arena_alloc(g->arena, sizeof(Node *) * (size_t)st->ngrads);
+  Grad *grads = arena_alloc(g->arena, sizeof(Grad) * (size_t)st->ngrads);
+  for (int i = 0; i < st->ngrads; i++) params[i] = st->grads[i].param;
+  /* Every op a rule emits has a rule (test_autodiff), but a model's own
+   * op may not: then this is the diagnostic naming it. */
+  if (!gradients(g, s, params, st->ngrads, hv)) return false;
+  for (int i = 0; i < st->ngrads; i++) {
+    Node *h = hv[i];
+    if (!h) {
+      Attrs to = {.to = params[i]->shape};
+      h = graph_scalar(g, 0, params[i]->dtype, loc);
+      if (to.to.rank) h = graph_node(g, OP_BROADCAST, &h, 1, &to, loc);
+    }
+    grads[i] = (Grad){params[i], h};
+  }
+  t.loss = s, t.grads = grads, t.ngrads = st->ngrads;
+  *out = t;
+  return true;
+}
+
+/* Every target's table, then the verdict. */
+static int check_targets(const Graph *g, const Target *targets, int ntargets, uint64_t seed,
+                         int64_t batch, double tol, FILE *out) {
+  if (!ntargets) {
     fprintf(out, "gradc check: the model has no train statement or no trained "
             "parameter; nothing to check\n");
     return 1;
@@ -332,30 +424,62 @@ int check_gradients(const Graph *g, uint64_t seed, int64_t batch, double tol, FI
   bool finite = true;
   for (int s = 0; s < g->nsteps; s++) finite &= isfinite(loss_at(e, g->steps[s].loss));
   if (!finite) fill_inputs(e, g, seed, batch, 0.1);
-  double worst = 0;
-  int64_t failed = 0, kinks = 0, checked = 0, nonfinite = 0;
-  for (int s = 0; s < g->nsteps; s++) {
-    if (!g->steps[s].ngrads) continue;
-    if (!check_step(e, g, &g->steps[s], seed, batch, tol, out, &worst, &failed, &kinks, &checked,
-                    &nonfinite)) {
+  Totals tot = {0};
+  for (int i = 0; i < ntargets; i++)
+    if (!check_step(e, g, &targets[i], seed, batch, tol, out, &tot)) {
       eval_free(e);
       return 1;
     }
-  }
   eval_free(e);
-  if (nonfinite) {
+  if (tot.nonfinite) {
     fprintf(out, "FAILED: %lld of %lld elements have a NaN or infinite symbolic gradient (the "
-            "first non-finite value is named above)%s\n", (long long)nonfinite, (long long)checked,
-            failed > nonfinite ? ", and others differ from finite differences" : "");
+            "first non-finite value is named above)%s\n", (long long)tot.nonfinite,
+            (long long)tot.checked, tot.failed > tot.nonfinite ? ", and others differ from finite "
+            "differences" : "");
     return 1;
   }
-  if (failed) {
+  if (tot.failed) {
     fprintf(out, "FAILED: %lld of %lld elements differ from finite differences by more "
             "than atol + %.1e |numeric| (worst %.3g times that); %lld kinks stepped over\n",
-            (long long)failed, (long long)checked, tol, worst, (long long)kinks);
+            (long long)tot.failed, (long long)tot.checked, tol, tot.worst, (long long)tot.kinks);
     return 1;
   }
   fprintf(out, "ok: every gradient matches finite differences (worst %.3g of the allowed "
-          "error, rtol %.1e); %lld kinks stepped over\n", worst, tol, (long long)kinks);
+          "error, rtol %.1e); %lld kinks stepped over\n", tot.worst, tol, (long long)tot.kinks);
   return 0;
+}
+
+/* The train steps' own gradients (order 1). */
+static int step_targets(const Graph *g, Target *t) {
+  int n = 0;
+  for (int s = 0; s < g->nsteps; s++)
+    if (g->steps[s].ngrads)
+      t[n++] = (Target){&g->steps[s], g->steps[s].loss, g->steps[s].grads, g->steps[s].ngrads, 1};
+  return n;
+}
+
+int check_gradients(const Graph *g, uint64_t seed, int64_t batch, double tol, FILE *out) {
+  Target *t = malloc(sizeof(Target) * (size_t)(g->nsteps + 1));
+  GRADC_ASSERT(t);
+  int rc = check_targets(g, t, step_targets(g, t), seed, batch, tol, out);
+  free(t);
+  return rc;
+}
+
+int check_gradients_order(Graph *g, uint64_t seed, int64_t batch, double tol, int order,
+                          FILE *out) {
+  if (order < 2) return check_gradients(g, seed, batch, tol, out);
+  Target *t = malloc(sizeof(Target) * (size_t)(2 * g->nsteps + 1));
+  GRADC_ASSERT(t);
+  int n = step_targets(g, t), first = n;
+  for (int i = 0; i < first; i++)
+    if (!second_order(g, t[i].step, seed, &t[n++])) {
+      fprintf(out, "gradc check: no second-order gradient:\n");
+      diag_print(out, g->diags);
+      free(t);
+      return 1;
+    }
+  int rc = check_targets(g, t, n, seed, batch, tol, out);
+  free(t);
+  return rc;
 }

@@ -391,6 +391,10 @@ static LLVMValueRef scalar(CG *cg, const Node *n, LLVMValueRef *a) {
     LLVMValueRef c = fl ? LLVMBuildFCmp(b, LLVMRealOGT, a[0], z, "") : LLVMBuildICmp(b, LLVMIntSGT, a[0], z, "");
     return LLVMBuildSelect(b, c, a[0], z, "");
   }
+  case OP_LEAKY_RELU: {
+    LLVMValueRef c = LLVMBuildFCmp(b, LLVMRealOGT, a[0], cg_const(cg, dt, 0), "");
+    return LLVMBuildSelect(b, c, a[0], cg_fast(LLVMBuildFMul(b, a[0], cg_const(cg, dt, n->a.alpha), "")), "");
+  }
   case OP_SIGMOID: {
     LLVMValueRef nx = LLVMBuildFNeg(b, a[0], "");
     LLVMValueRef e = dt == DT_F32 ? exp_f32(cg, nx) : cg_intrinsic(cg, "llvm.exp", t, &nx, 1);
@@ -540,7 +544,13 @@ static void gen_copy(CG *cg, const Node *n) {
  * computes, rounded.  max and min are exact; integer sums wrap as the
  * evaluator's; f64 sums stay f64. */
 static DType reduce_acc(const Node *n) {
-  return n->dtype == DT_F32 && (n->op == OP_SUM || n->op == OP_MEAN) ? DT_F64 : n->dtype;
+  bool sum = n->op == OP_SUM || n->op == OP_MEAN || n->op == OP_NORM;
+  return n->dtype == DT_F32 && sum ? DT_F64 : n->dtype;
+}
+
+/* What an element of the operand adds: a norm sums squares. */
+static LLVMValueRef reduce_term(CG *cg, const Node *n, LLVMValueRef v) {
+  return n->op == OP_NORM ? cg_fast(LLVMBuildFMul(cg->b, v, v, "")) : v;
 }
 
 /* The value an accumulator of type t of reduction n starts from. */
@@ -575,6 +585,7 @@ static LLVMValueRef reduce_finish(CG *cg, const Node *n, LLVMValueRef acc, LLVMV
   DType at = reduce_acc(n);
   if (n->op == OP_MEAN)
     acc = cg_fast(LLVMBuildFDiv(cg->b, acc, LLVMBuildSIToFP(cg->b, per, cg_type(cg, at), ""), ""));
+  if (n->op == OP_NORM) acc = cg_intrinsic(cg, "llvm.sqrt", cg_type(cg, at), &acc, 1);
   return convert(cg, acc, at, n->dtype);
 }
 
@@ -587,9 +598,10 @@ static LLVMValueRef acc_ptr(CG *cg, const Node *n, LLVMValueRef base, LLVMValueR
  * sum adds in f32 before it adds them to its f64 accumulator. */
 enum { REDUCE_TILE = 256, REDUCE_BLOCK = 1024 };
 
-/* sum/mean/max/min.  The kept axes are the outer loops, so each output
- * element accumulates all of its elements, in order, in an accumulator of
- * its own before its one store; nothing here depends on threads.
+/* sum/mean/max/min, and norm (a sum of squares, the root taken at the
+ * store).  The kept axes are the outer loops, so each output element
+ * accumulates all of its elements, in order, in an accumulator of its own
+ * before its one store; nothing here depends on threads.
  *  - When the operand's innermost axis is reduced (a whole tensor, rows),
  *    that is one register per output over contiguous runs, which an f32
  *    sum takes in blocks of REDUCE_BLOCK elements: each block summed in a
@@ -685,7 +697,7 @@ static void gen_reduce(CG *cg, const Node *n) {
     for (int i = 0; i < inner; i++) cx.i = LLVMBuildAdd(b, cx.i, LLVMBuildMul(b, ns.idx[i], st[i], ""), "");
   }
   DType vt = blk ? n->dtype : at;
-  LLVMValueRef v = convert(cg, elem(cg, x, n, &cx), x->dtype, vt);
+  LLVMValueRef v = reduce_term(cg, n, convert(cg, elem(cg, x, n, &cx), x->dtype, vt));
   LLVMBuildStore(b, reduce_step(cg, n, LLVMBuildLoad2(b, cg_type(cg, vt), p, ""), v), p);
   if (inner < rank) cg_loop_end(cg, &lj);
   LLVMTypeRef t = cg_type(cg, at);
@@ -794,7 +806,7 @@ static void chunk_rows(CG *cg, const Node *n, DType pt, void *arg) {
   ns.idx[last] = c;
   Ctx cx = {.shape = xs, .flat = flat_tree(x, n, xs), .ns = &ns};
   cx.i = LLVMBuildAdd(b, LLVMBuildMul(b, r, C, ""), c, "");
-  LLVMValueRef v = convert(cg, elem(cg, x, n, &cx), x->dtype, pt);
+  LLVMValueRef v = reduce_term(cg, n, convert(cg, elem(cg, x, n, &cx), x->dtype, pt));
   LLVMValueRef p = LLVMBuildGEP2(b, t, partial, &c, 1, "");
   LLVMBuildStore(b, reduce_step(cg, n, LLVMBuildLoad2(b, t, p, ""), v), p);
   cg_loop_end(cg, &lc);

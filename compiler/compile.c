@@ -3,11 +3,12 @@
  *
  * compile() is the one way from source text to a graph ready for codegen:
  *
- *   parse -> canon -> autodiff -> update -> fold -> simplify -> cse -> dce -> fuse
+ *   parse -> canon -> hoist -> grad() -> autodiff -> update -> fold -> simplify
+ *         -> cse -> dce -> fuse
  *
- * and the only caller of canon, autodiff, the optimizer's update
- * (optimizer.c) and the graph optimizer's passes.  The
- * API and `gradc train` (jitmodel.c), `gradc compile` (cli/link.c),
+ * and the only caller of canon, hoist, lower_grads (gradexpr.c), autodiff,
+ * the optimizer's update (optimizer.c) and the graph optimizer's passes.
+ * The API and `gradc train` (jitmodel.c), `gradc compile` (cli/link.c),
  * `gradc dump` and `gradc check` (cli/main.c) differ only in the
  * CompileOptions they pass (the last stage, the optimization level, a pass
  * to stop after, the learning-rate override), so they see the same graph.
@@ -119,6 +120,10 @@ static bool run_stages(Graph *g, const CompileOptions *o) {
   hoist(g);
   verify(g, o, "hoist");
   t = time_add(o->times, "hoist", t);
+  /* grad(y, x) expressions first: the train steps differentiate them
+   * (their time counts as autodiff's) */
+  if (!lower_grads(g)) return false;
+  verify(g, o, "grad()");
   if (!autodiff(g)) return false;
   verify(g, o, "autodiff");
   t = time_add(o->times, "autodiff", t);

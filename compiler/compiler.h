@@ -4,8 +4,9 @@
  * API lives in include/gradc.h.
  *
  * Data flows one way, through compile() (compile.c):
- *   source -> lex -> parse (+ shape rules) -> canon -> autodiff -> optimizer
- *   update -> fold -> simplify -> cse -> dce -> fuse -> plan -> codegen
+ *   source -> lex -> parse (+ shape rules) -> canon -> hoist -> grad() ->
+ *   autodiff -> optimizer update -> fold -> simplify -> cse -> dce -> fuse ->
+ *   plan -> codegen
  * Everything of one compilation lives in one Arena freed at once.
  *
  * What the compiler shares with the runtime and with the code it
@@ -155,7 +156,7 @@ typedef enum {
 
 typedef enum {
   K_LEAF, K_BINARY, K_UNARY, K_TERNARY, K_MATMUL, K_AXIS, K_REDUCE,
-  K_LAYOUT, K_LOSS, K_UPDATE, K_WINDOW, K_SELECT, K_RANDOM, K_LOOP,
+  K_LAYOUT, K_LOSS, K_UPDATE, K_WINDOW, K_SELECT, K_RANDOM, K_LOOP, K_LOWERED,
 } OpClass;
 
 /* Properties of an op, one column of the table: see ops.h. */
@@ -175,6 +176,7 @@ enum {
   F_MODE = 1 << 12,
   F_RANDOM = 1 << 13,
   F_LOOP = 1 << 14,
+  F_LOWERED = 1 << 15,
 };
 
 typedef struct Graph Graph;
@@ -238,6 +240,7 @@ typedef struct Window {
   X(int64_t,  step,     [MAX_RANK], ATTR_BYTES) \
   X(double,   lo,       ,           ATTR_EQ)     /* clip bounds */ \
   X(double,   hi,       ,           ATTR_EQ) \
+  X(double,   alpha,    ,           ATTR_EQ)     /* leaky_relu's slope below 0 */ \
   X(bool,     ta,       ,           ATTR_EQ)     /* matmul: operand a / b transposed (last two axes) */ \
   X(bool,     tb,       ,           ATTR_EQ) \
   X(DType,    dtype,    ,           ATTR_EQ)     /* cast target */ \
@@ -405,6 +408,9 @@ struct Graph {
    * (new carries, slices, loop_ends and random values go there). */
   Scan *scans;
   int nscans, cur_loop;
+  /* grad(y, x) expressions the autodiff stage replaced by backward nodes:
+   * a loss that has them is differentiated twice (gradc check says so). */
+  int ngrad_exprs;
 };
 
 extern const char *const dtype_names[DT_COUNT];
@@ -514,6 +520,13 @@ void ad_accum(AD *ad, Node *x, Node *dx);
 #define OP(e, name, arity, kind, shape, grad, eval, gen, identity, flags) GradFn grad;
 GRADC_OPS(OP)
 #undef OP
+
+/* ------------------------------------------------------------- gradexpr.c */
+
+/* The stage before autodiff: every grad(y, x) node replaced by the backward
+ * nodes of gradients() (see gradexpr.c); g->ngrad_exprs counts them.  False
+ * after a diagnostic (y does not depend on x). */
+bool lower_grads(Graph *g);
 
 /* ------------------------------------------------------------ optimizer.c */
 
@@ -795,6 +808,12 @@ int check_gradients(const Graph *g, uint64_t seed, int64_t batch, double tol, FI
  * it.  A symbolic class dimension counts as bound to batch (0: none).
  * gradc check draws integer inputs from it, gradc train checks labels. */
 int64_t check_index_bound(const Graph *g, const Node *n, int64_t batch);
+/* order 2: also d<v, dL/dparams>/dparams for a random v against finite
+ * differences of <v, dL/dparams>, whose nodes it appends to g (gradc
+ * check --order 2; the default for a model with grad()).  order 1 is
+ * check_gradients. */
+int check_gradients_order(Graph *g, uint64_t seed, int64_t batch, double tol, int order,
+                          FILE *out);
 
 /* ---------------------------------------------------------------- parse.c */
 
@@ -850,6 +869,7 @@ typedef struct Parser {
   int ndense;              /* Keras-style numbering of unnamed layers */
   int nconv, ndropout, nbn;
   int nrandom;             /* random_normal & co. without seed= */
+  int nconv_transpose;
   int nembedding;
   int nrnn[3];             /* simple_rnn, lstm, gru */
   const char *bind_name;   /* the name a let-binding is about to get */
@@ -950,6 +970,8 @@ bool call_bool(Parser *p, Call *c, Val *v);
 int call_axis(Parser *p, Call *c, Val *v, int rank, int dflt);
 int64_t call_count(Parser *p, Call *c, int i, const char *key, const char *what);
 Node *call_reshape(Parser *p, Node *x, const Shape *to, Loc loc);
+/* A shape written as a list: [batch, 28, 28, 1] (one -1 to infer). */
+Shape call_shape(Parser *p, Call *c, Val *v);
 /* the closest of names to s, if close enough to be a likely typo */
 const char *call_nearest(const char *s, const char *const *names, int n);
 Node *call_init(Parser *p, Node *param, Val *v);   /* param's initializer from v */
@@ -1001,6 +1023,7 @@ void func_finish(Parser *p);
 typedef Node *CallFn(Parser *p, Call *c, OpKind op);
 CallFn layer_dense, layer_conv2d, layer_im2col, layer_pool, layer_global_avgpool,
     layer_upsample, layer_pad, layer_dropout_mask, layer_dropout, layer_batch_norm;
+CallFn layer_conv2d_transpose, layer_col2im;
 CallFn layer_embedding;
 /* What layers share: a parameter under its name, the layer's name
  * (name=, the binding's, or KIND_N), the activation argument v applied to

@@ -81,6 +81,7 @@ static void put_attrs(FILE *out, const Graph *g, const Node *n, bool nn) {
   switch (n->op) {
   case OP_CLIP: fprintf(out, "%s%.9g, %.9g", nn ? ", " : " min=", a->lo, a->hi); break;
   case OP_CAST: fprintf(out, "%s%s", nn ? ", " : " to=", dtype_names[a->dtype]); break;
+  case OP_LEAKY_RELU: fprintf(out, "%salpha=%.9g", nn ? ", " : " ", a->alpha); break;
   case OP_SOFTMAX:
   case OP_LOG_SOFTMAX:
   case OP_CONCAT: fprintf(out, "%saxis=%d", nn ? ", " : " ", a->axis); break;
@@ -93,6 +94,7 @@ static void put_attrs(FILE *out, const Graph *g, const Node *n, bool nn) {
   case OP_MEAN:
   case OP_MAX:
   case OP_MIN:
+  case OP_NORM:
     fprintf(out, "%saxis=", nn ? ", " : " ");
     put_axes(out, a->axes);
     if (a->keepdims) fprintf(out, "%skeepdims=true", nn ? ", " : " ");
@@ -163,6 +165,10 @@ static void put_attrs(FILE *out, const Graph *g, const Node *n, bool nn) {
     if (!pool) fprintf(out, "%sdilation=[%" PRId64 ", %" PRId64 "]", nn ? ", " : " ", w->dil[0], w->dil[1]);
     fprintf(out, "%spadding=[%" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 "]", nn ? ", " : " ",
             w->pad[0], w->pad[1], w->pad[2], w->pad[3]);
+    if (n->op == OP_COL2IM) {     /* the image it adds the patches into */
+      char b[SHAPE_STR_MAX];
+      fprintf(out, "%s%s", nn ? ", shape=" : " into=", shape_str(g, &a->to, b, sizeof b));
+    }
     break;
   }
   default: break;

@@ -315,6 +315,7 @@ void eval_unary(Eval *e, const Node *n) {
     case OP_ABS: r = fabs(x); break;
     case OP_SQUARE: r = x * x; break;
     case OP_RELU: r = x > 0 ? x : 0; break;
+    case OP_LEAKY_RELU: r = x > 0 ? x : n->a.alpha * x; break;
     case OP_SIGMOID: r = sigmoid(x); break;
     case OP_TANH: r = tanh(x); break;
     case OP_EXP: r = exp(x); break;
@@ -445,8 +446,11 @@ void eval_reduce(Eval *e, const Node *n) {
     double *o = &y[t.off[0]];
     if (n->op == OP_MAX) *o = fmax(*o, x[k]);
     else if (n->op == OP_MIN) *o = fmin(*o, x[k]);
+    else if (n->op == OP_NORM) *o += x[k] * x[k];
     else *o += x[k];
   }
+  if (n->op == OP_NORM)
+    for (int64_t k = 0; k < cy; k++) y[k] = sqrt(y[k]);
   if (n->op == OP_MEAN && cy) {
     double per = (double)cx / (double)cy;
     for (int64_t k = 0; k < cy; k++) y[k] /= per;
@@ -867,4 +871,10 @@ bool eval_constant(const Graph *g, const Node *n, double *out) {
   free(e.v);
   free(e.count);
   return true;
+}
+
+/* grad(y, x) never reaches an evaluator: autodiff lowered it (ops.h). */
+void eval_lowered(Eval *e, const Node *n) {
+  (void)e, (void)n;
+  GRADC_ASSERT(!"a lowered op is evaluated");
 }

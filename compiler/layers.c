@@ -232,9 +232,34 @@ Node *layer_global_avgpool(Parser *p, Call *c, OpKind op) {
   return parse_mk1(p, op, x, &a, c->fn->loc);
 }
 
-/* upsample2d(x, size=2): Keras UpSampling2D with nearest neighbours, as
- * [b,h,1,w,1,c] broadcast to [b,h,sh,w,sw,c] and read as [b,h*sh,w*sw,c];
- * its gradient (a sum over each block) comes from broadcast's rule. */
+/* Bilinear resampling of n values to n*s along one axis, as the [n*s, n]
+ * matrix of its weights: TF's resize_bilinear with half_pixel_centers,
+ * which Keras 2's UpSampling2D(interpolation='bilinear') runs (through
+ * tf.image.resize).  Output i samples the input at (i + 0.5) / s - 0.5,
+ * between rows floor and ceil of it clamped to [0, n-1]: for s = 2,
+ * rows 0.75 x0 + 0.25 x1, 0.25 x0 + 0.75 x1, ..., and the end rows copy
+ * the end values. */
+static Node *bilinear_weights(Parser *p, DType t, int64_t n, int64_t s, Loc loc) {
+  Shape ws = {2, {{n * s, 0}, {n, 0}}};
+  Node *w = graph_leaf(p->g, OP_CONST, NULL, t, &ws, loc);
+  w->a.values = arena_alloc(p->arena, sizeof(double) * (size_t)(n * s * n));
+  for (int64_t i = 0; i < n * s; i++) {
+    double at = ((double)i + 0.5) / (double)s - 0.5, lo = floor(at), f = at - lo;
+    int64_t a = lo < 0 ? 0 : (int64_t)lo, b = (int64_t)ceil(at) > n - 1 ? n - 1 : (int64_t)ceil(at);
+    w->a.values[i * n + a] += 1 - f;
+    w->a.values[i * n + b] += f;
+  }
+  w->flags |= N_USED;
+  return w;
+}
+
+/* upsample2d(x, size=2, interpolation=nearest): Keras UpSampling2D.
+ * nearest: [b,h,1,w,1,c] broadcast to [b,h,sh,w,sw,c] and read as
+ * [b,h*sh,w*sw,c]; its gradient (a sum over each block) comes from
+ * broadcast's rule.  bilinear: linear in x and separable, so it is two
+ * products with constant weight matrices (bilinear_weights) on x read as
+ * [b, c, h, w] - Wh @ X @ Ww^T - whose gradients and second gradients are
+ * matmul's and transpose's. */
 Node *layer_upsample(Parser *p, Call *c, OpKind op) {
   (void)op;
   Node *x = call_tensor(p, c, 0, NULL);
@@ -244,6 +269,26 @@ Node *layer_upsample(Parser *p, Call *c, OpKind op) {
     parse_fail(p, c->fn->loc, "upsample2d needs an NHWC tensor with static height and "
                "width");
   const Dim *d = x->shape.d;
+  Val *iv = call_kwarg(c, "interpolation");
+  bool bilinear = false;
+  if (iv && iv->kind == V_NAME && !strcmp(iv->name, "bilinear")) bilinear = true;
+  else if (iv && !(iv->kind == V_NAME && !strcmp(iv->name, "nearest")))
+    parse_fail(p, iv->loc, "upsample2d: interpolation must be nearest or bilinear");
+  if (bilinear) {
+    Loc loc = c->fn->loc;
+    if (!dtype_is_float(x->dtype))
+      parse_fail(p, loc, "upsample2d: bilinear interpolation needs a floating-point input, "
+                 "got %s", dtype_names[x->dtype]);
+    Attrs to_chw = {.perm = {0, 3, 1, 2}}, to_hwc = {.perm = {0, 2, 3, 1}};
+    Node *xc = parse_mk1(p, OP_TRANSPOSE, x, &to_chw, loc);          /* [b, c, h, w] */
+    Node *wh = bilinear_weights(p, x->dtype, d[1].n, sz[0], loc);
+    Node *ww = bilinear_weights(p, x->dtype, d[2].n, sz[1], loc);
+    Node *rows = parse_mk2(p, OP_MATMUL, wh, xc, loc);              /* [b, c, h*sh, w] */
+    Node *s[2] = {rows, ww};
+    Attrs tb = {.tb = true};
+    Node *y = parse_mk(p, OP_MATMUL, s, 2, &tb, loc);                /* [b, c, h*sh, w*sw] */
+    return parse_mk1(p, OP_TRANSPOSE, y, &to_hwc, loc);
+  }
   Shape s6 = {6, {d[0], d[1], {1, 0}, d[2], {1, 0}, d[3]}};
   Node *r = call_reshape(p, x, &s6, c->fn->loc);
   Attrs a = {.to = {6, {d[0], d[1], {sz[0], 0}, d[2], {sz[1], 0}, d[3]}}};
@@ -350,6 +395,170 @@ Node *layer_conv2d(Parser *p, Call *c, OpKind op) {
   y = call_reshape(p, y, &ys, c->fn->loc);
   if (wv) return y;
   return bias_and_activation(p, c, base, y, cout);
+}
+
+/* padding = valid | same of conv2d_transpose, and its output length along
+ * one axis: Keras' deconv_output_length.  Without output_padding, valid
+ * gives in*s + max(k - s, 0) and same in*s; with it, (in - 1)*s + k -
+ * 2*pad + output_padding, pad being k/2 for same and 0 for valid. */
+static int64_t transpose_length(int64_t in, int64_t k, int64_t s, bool same, int64_t outpad) {
+  if (outpad < 0) return same ? in * s : in * s + (k > s ? k - s : 0);
+  return (in - 1) * s + k - 2 * (same ? k / 2 : 0) + outpad;
+}
+
+/* conv2d_transpose(x, w, strides=1, padding=valid, output_padding=None) as
+ * tf.nn.conv2d_transpose with a [kh, kw, out_channels, in_channels] kernel
+ * and the output size Keras computes, or the Keras 2 Conv2DTranspose layer
+ * conv2d_transpose(x, filters, kernel, strides=1, padding=valid,
+ * output_padding=None, activation=linear, use_bias=true,
+ * kernel_initializer=glorot_uniform, bias_initializer=zeros, name=...)
+ * making NAME.kernel [kh, kw, filters, in_channels] (Keras' layout, so its
+ * fans and Glorot limits are Keras') and NAME.bias [filters].
+ *
+ * It is the adjoint of conv2d over the output: one matrix product of the
+ * input's pixels by the kernel read as [kh*kw*out, in], transposed, gives
+ * each input pixel's patch, and col2im adds the patches into the output
+ * (the path of conv2d's input gradient, so no kernel of its own).  The
+ * padding is TF's for a convolution of the output (same: the odd one at
+ * the bottom and right), which must map the output back to the input's
+ * size, as tf.nn.conv2d_transpose checks. */
+Node *layer_conv2d_transpose(Parser *p, Call *c, OpKind op) {
+  (void)op;
+  Node *x = call_tensor(p, c, 0, NULL);
+  Val *wv = c->npos > 1 && c->args[1].kind == V_NODE ? call_arg(c, 1, NULL) : NULL;
+  Val *filters = wv ? NULL : call_arg(c, 1, "filters");
+  Loc loc = c->fn->loc;
+  if (!wv && !filters)
+    parse_fail(p, loc, "conv2d_transpose: expected conv2d_transpose(x, kernel_tensor, ...) or "
+               "the layer form conv2d_transpose(x, filters=32, kernel=3, ...)");
+  char b[SHAPE_STR_MAX];
+  if (x->shape.rank != 4 || x->shape.d[1].sym || x->shape.d[2].sym || x->shape.d[3].sym)
+    parse_fail(p, loc, "conv2d_transpose needs an NHWC tensor [batch, height, width, channels] "
+               "with static height, width and channels, got %s",
+               shape_str(p->g, &x->shape, b, sizeof b));
+  if (!dtype_is_float(x->dtype))
+    parse_fail(p, loc, "conv2d_transpose: the input must be floating-point, got %s",
+               dtype_names[x->dtype]);
+  int64_t cin = x->shape.d[3].n, cout;
+  Window w = {.dil = {1, 1}};
+  Node *k = NULL;
+  const char *base = NULL;
+  if (wv) {
+    k = wv->node;
+    if (k->shape.rank != 4 || k->shape.d[0].sym || k->shape.d[1].sym || k->shape.d[2].sym ||
+        k->shape.d[3].sym)
+      parse_fail(p, wv->loc, "conv2d_transpose: the kernel must be a static [height, width, "
+                 "out_channels, in_channels] tensor, got %s",
+                 shape_str(p->g, &k->shape, b, sizeof b));
+    if (k->shape.d[3].n != cin)
+      parse_fail(p, wv->loc, "conv2d_transpose: the kernel [height, width, out_channels, "
+                 "in_channels] expects %lld input channels but the input has %lld",
+                 (long long)k->shape.d[3].n, (long long)cin);
+    w.k[0] = k->shape.d[0].n, w.k[1] = k->shape.d[1].n;
+    cout = k->shape.d[2].n;
+  } else {
+    double f = call_num(p, c, filters, true);
+    if (f < 1 || f > 1 << 20)
+      parse_fail(p, filters->loc, "conv2d_transpose: filters must be a positive integer, got %g", f);
+    cout = (int64_t)f;
+    Val *ks = call_arg(c, 2, "kernel");
+    if (!ks) ks = call_kwarg(c, "kernel_size");
+    if (!ks) parse_fail(p, loc, "conv2d_transpose: missing kernel=3 (or [height, width])");
+    pair_arg(p, c, ks, w.k, 1, "kernel");
+  }
+  pair_arg(p, c, call_kwarg(c, "strides"), w.stride, 1, "strides");
+  Val *pv = call_kwarg(c, "padding");
+  bool same = pv && pv->kind == V_NAME && !strcmp(pv->name, "same");
+  if (pv && !same && !(pv->kind == V_NAME && !strcmp(pv->name, "valid")))
+    parse_fail(p, pv->loc, "conv2d_transpose: padding must be valid or same (Keras)");
+  Val *ov = call_kwarg(c, "output_padding");
+  int64_t outpad[2] = {-1, -1};
+  if (ov && !(ov->kind == V_NAME && !strcmp(ov->name, "None"))) {
+    double v[2];
+    if (ov->kind == V_NUM) {
+      v[0] = v[1] = call_num(p, c, ov, true);
+    } else if (ov->kind == V_LIST && ov->lshape.rank == 1 && ov->lshape.d[0].n == 2 &&
+               !ov->items[0].name && !ov->items[1].name && ov->items[0].is_int &&
+               ov->items[1].is_int) {
+      v[0] = ov->items[0].v, v[1] = ov->items[1].v;
+    } else {
+      parse_fail(p, ov->loc, "conv2d_transpose: output_padding must be an integer or a list "
+                 "of two integers");
+    }
+    for (int i = 0; i < 2; i++) {
+      /* Keras: "Stride ... must be greater than output padding" */
+      if (v[i] < 0 || v[i] >= (double)w.stride[i])
+        parse_fail(p, ov->loc, "conv2d_transpose: output_padding %g must lie in [0, %lld), "
+                   "below the stride", v[i], (long long)w.stride[i]);
+      outpad[i] = (int64_t)v[i];
+    }
+  }
+  Shape to = {4, {x->shape.d[0], {0, 0}, {0, 0}, {cout, 0}}};
+  for (int i = 0; i < 2; i++) {
+    int64_t in = x->shape.d[1 + i].n, kk = w.k[i], s = w.stride[i];
+    int64_t out = transpose_length(in, kk, s, same, outpad[i]);
+    if (out < 1 || out > MAX_ELEMENTS)
+      parse_fail(p, loc, "conv2d_transpose: the output would have %lld %s", (long long)out,
+                 i ? "columns" : "rows");
+    to.d[1 + i].n = out;
+    int64_t total = 0;
+    if (same) {
+      total = ((out + s - 1) / s - 1) * s + kk - out;
+      if (total < 0) total = 0;
+    }
+    w.pad[2 * i] = total / 2, w.pad[2 * i + 1] = total - total / 2;
+  }
+  int64_t oh = 0, ow = 0;
+  if (!window_out(&w, &to, &oh, &ow) || oh != x->shape.d[1].n || ow != x->shape.d[2].n)
+    parse_fail(p, ov ? ov->loc : loc, "conv2d_transpose: an output of %lldx%lld, which a "
+               "stride-%lldx%lld %s convolution maps to %lldx%lld, not the input's %lldx%lld; "
+               "choose another output_padding", (long long)to.d[1].n, (long long)to.d[2].n,
+               (long long)w.stride[0], (long long)w.stride[1], same ? "same" : "valid",
+               (long long)oh, (long long)ow, (long long)x->shape.d[1].n,
+               (long long)x->shape.d[2].n);
+  if (!k) {
+    base = layer_name(p, c, "conv2d_transpose", &p->nconv_transpose);
+    Shape ks = {4, {{w.k[0], 0}, {w.k[1], 0}, {cout, 0}, {cin, 0}}};
+    k = layer_param(p, arena_printf(p->arena, "%s.kernel", base), layer_dtype(x), &ks,
+                    (Init){INIT_GLOROT_UNIFORM, 0, 0}, loc);
+    Val *ki = call_kwarg(c, "kernel_initializer");
+    if (ki) call_init(p, k, ki);
+  }
+  const Dim *d = x->shape.d;
+  Dim rows = {d[0].n * d[1].n * d[2].n, d[0].sym};
+  int64_t patch = w.k[0] * w.k[1] * cout;
+  Shape xs = {2, {rows, {cin, 0}}}, kmat = {2, {{patch, 0}, {cin, 0}}};
+  Node *s2[2] = {call_reshape(p, x, &xs, loc), call_reshape(p, k, &kmat, loc)};
+  Attrs tb = {.tb = true};
+  Node *cols = parse_mk(p, OP_MATMUL, s2, 2, &tb, loc);
+  Shape cs = {4, {d[0], d[1], d[2], {patch, 0}}};
+  Attrs ca = {.win = w, .to = to};
+  Node *y = parse_mk1(p, OP_COL2IM, call_reshape(p, cols, &cs, loc), &ca, loc);
+  if (wv) return y;
+  return bias_and_activation(p, c, base, y, cout);
+}
+
+/* col2im(x, kernel, strides=1, dilation=1, padding=valid, shape=[b, h, w,
+ * c]): im2col's adjoint, each row of patch values [b, oh, ow, kh*kw*c]
+ * added into the shape's image; written by gradc dump --format nn for
+ * conv2d_transpose, so that the dump reads back.  Explicit padding only:
+ * same would be the image's, which the op does not see. */
+Node *layer_col2im(Parser *p, Call *c, OpKind op) {
+  Node *x = call_tensor(p, c, 0, NULL);
+  Val *k = call_kwarg(c, "kernel"), *sv = call_kwarg(c, "shape"), *pv = call_kwarg(c, "padding");
+  if (!k || !sv)
+    parse_fail(p, c->fn->loc, "col2im: needs kernel=[height, width] and shape=[batch, height, "
+               "width, channels]");
+  Attrs a = {.to = call_shape(p, c, sv)};
+  for (int i = 0; i < a.to.rank; i++)
+    if (a.to.d[i].n == -1) parse_fail(p, sv->loc, "col2im: -1 is not allowed in the shape");
+  pair_arg(p, c, k, a.win.k, 1, "kernel");
+  pair_arg(p, c, call_kwarg(c, "strides"), a.win.stride, 1, "strides");
+  pair_arg(p, c, call_kwarg(c, "dilation"), a.win.dil, 1, "dilation");
+  if (pv && pv->kind == V_NAME && !strcmp(pv->name, "same"))
+    parse_fail(p, pv->loc, "col2im: padding must be valid or [top, bottom, left, right]");
+  padding_arg(p, c, pv, x, &a.win);
+  return parse_mk1(p, op, x, &a, c->fn->loc);
 }
 
 /* ------------------------------------------------------------ train vs inference */

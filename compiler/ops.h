@@ -39,6 +39,8 @@
  *   F_MODE         train_step and forward compute different operands
  *   F_RANDOM       a new value every step: never a constant
  *   F_LOOP         the structure of a loop: never merged, folded or fused
+ *   F_LOWERED      replaced by a stage before the passes (grad: autodiff),
+ *                  so no evaluator or code generator ever sees it
  * Adding an elementwise op touches its row, its rules (shape, gradient,
  * evaluator, a case in codegen's scalar()) and its tests, nothing else.
  *
@@ -76,6 +78,8 @@
   OP(ABS,         "abs",               1, K_UNARY,   shape_same_signed,  grad_abs,          eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \
   OP(SQUARE,      "square",            1, K_UNARY,   shape_same_num,     grad_square,       eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \
   OP(RELU,        "relu",              1, K_UNARY,   shape_same_num,     grad_relu,         eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \
+  /* x > 0 ? x : alpha x (a.alpha), tf.nn.leaky_relu */ \
+  OP(LEAKY_RELU,  "leaky_relu",        1, K_UNARY,   shape_same_float,   grad_leaky_relu,   eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \
   OP(SIGMOID,     "sigmoid",           1, K_UNARY,   shape_same_float,   grad_sigmoid,      eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \
   OP(TANH,        "tanh",              1, K_UNARY,   shape_same_float,   grad_tanh,         eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \
   OP(EXP,         "exp",               1, K_UNARY,   shape_same_float,   grad_exp,          eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \
@@ -95,6 +99,9 @@
   OP(MEAN,        "mean",              1, K_REDUCE,  shape_reduce,       grad_mean,         eval_reduce,       gen_reduce, NAN, F_REDUCTION) \
   OP(MAX,         "max",               1, K_REDUCE,  shape_reduce,       grad_reduce_max,   eval_reduce,       gen_reduce, NAN, F_REDUCTION) \
   OP(MIN,         "min",               1, K_REDUCE,  shape_reduce,       grad_reduce_max,   eval_reduce,       gen_reduce, NAN, F_REDUCTION) \
+  /* the Euclidean norm over a.axes, sqrt(sum(x*x)): one op, so that its \
+   * gradient x/norm can be 0 where the norm is (autodiff.c) */ \
+  OP(NORM,        "norm",              1, K_REDUCE,  shape_norm,         grad_norm,         eval_reduce,       gen_reduce, NAN, F_REDUCTION) \
   OP(ARGMAX,      "argmax",            1, K_REDUCE,  shape_argreduce,    grad_none,         eval_argreduce,    cg_argreduce, NAN, F_NO_GRAD) \
   OP(ARGMIN,      "argmin",            1, K_REDUCE,  shape_argreduce,    grad_none,         eval_argreduce,    cg_argreduce, NAN, F_NO_GRAD) \
   /* layout */ \
@@ -121,7 +128,7 @@
   OP(COL2IM,      "col2im",            1, K_WINDOW,  shape_col2im,       grad_col2im,       eval_col2im,       cg_col2im, NAN, F_PARALLEL) \
   OP(MAXPOOL,     "maxpool2d",         1, K_WINDOW,  shape_pool,         grad_maxpool,      eval_pool,         cg_pool, NAN, F_PARALLEL) \
   /* (x, gy) -> dx: gy routed to the first maximum of each window */ \
-  OP(MAXPOOL_GRAD, "maxpool2d_grad",    2, K_WINDOW,  shape_maxpool_grad, grad_none,         eval_maxpool_grad, cg_maxpool_grad, NAN, F_PARALLEL) \
+  OP(MAXPOOL_GRAD, "maxpool2d_grad",    2, K_WINDOW,  shape_maxpool_grad, grad_maxpool_grad, eval_maxpool_grad, cg_maxpool_grad, NAN, F_PARALLEL) \
   OP(AVGPOOL,     "avgpool2d",         1, K_WINDOW,  shape_pool,         grad_avgpool,      eval_pool,         cg_pool, NAN, F_PARALLEL) \
   OP(AVGPOOL_GRAD, "avgpool2d_grad",    1, K_WINDOW,  shape_col2im,       grad_avgpool_grad, eval_avgpool_grad, cg_avgpool_grad, NAN, 0) \
   /* train vs inference: train_step computes the first operand, forward and \
@@ -146,4 +153,8 @@
   OP(SCAN_SLICE,  "scan_slice",        1, K_LOOP,    shape_scan_slice,   grad_loop,         eval_loop_node,    cg_loop_node, NAN, F_LOOP) \
   OP(LOOP_END,    "loop_end",         -1, K_LOOP,    shape_loop_end,     grad_loop,         eval_loop_node,    cg_loop_node, NAN, F_LOOP) \
   OP(SCAN_STACK,  "scan_stack",        1, K_LOOP,    shape_scan_stack,   grad_loop,         eval_loop_node,    cg_loop_node, NAN, F_LOOP) \
-  OP(SCAN_LAST,   "scan_last",         1, K_LOOP,    shape_scan_last,    grad_loop,         eval_loop_node,    cg_loop_node, NAN, F_LOOP)
+  OP(SCAN_LAST,   "scan_last",         1, K_LOOP,    shape_scan_last,    grad_loop,         eval_loop_node,    cg_loop_node, NAN, F_LOOP) \
+  /* (y, x) -> d sum(y) / dx, the model language's grad(y, x): autodiff \
+   * replaces it by the backward nodes of gradients() before anything \
+   * evaluates or differentiates the graph */ \
+  OP(GRAD,        "grad",              2, K_LOWERED, shape_grad,         grad_none,         eval_lowered,      gen_none, NAN, F_LOWERED)

@@ -270,6 +270,12 @@ bool shape_reduce(Graph *g, Node *n) {
   return true;
 }
 
+/* tf.norm's Euclidean norm: float operands only, TF's reduction shape. */
+bool shape_norm(Graph *g, Node *n) {
+  if (!need_float(g, n, n->src[0])) return false;
+  return shape_reduce(g, n);
+}
+
 bool shape_argreduce(Graph *g, Node *n) {
   Node *x = n->src[0];
   if (x->shape.rank == 0)
@@ -617,12 +623,26 @@ bool shape_im2col(Graph *g, Node *n) {
 }
 
 /* The adjoint of im2col (and of average pooling): back to a.to, the shape
- * of the forward operand; built by autodiff only. */
+ * of the forward operand.  autodiff builds both from checked forward
+ * nodes; col2im is also written in model files (conv2d_transpose's dump),
+ * so its operand must be what im2col of a.to gives: [b, oh, ow, kh*kw*c]. */
 bool shape_col2im(Graph *g, Node *n) {
-  (void)g;
-  n->shape = n->a.to;
-  n->dtype = n->src[0]->dtype;
-  return true;
+  const Node *y = n->src[0];
+  const Shape *to = &n->a.to;
+  n->shape = *to;
+  n->dtype = y->dtype;
+  if (n->op != OP_COL2IM) return true;
+  char b1[SHAPE_STR_MAX], b2[SHAPE_STR_MAX];
+  int64_t oh = 0, ow = 0;
+  bool fits = to->rank == 4 && y->shape.rank == 4 && !to->d[1].sym && !to->d[2].sym &&
+              !to->d[3].sym && window_out(&n->a.win, to, &oh, &ow);
+  if (!fits || !dim_eq(y->shape.d[0], to->d[0]) || !dim_eq(y->shape.d[1], (Dim){oh, 0}) ||
+      !dim_eq(y->shape.d[2], (Dim){ow, 0}) ||
+      !dim_eq(y->shape.d[3], (Dim){n->a.win.k[0] * n->a.win.k[1] * to->d[3].n, 0}))
+    return graph_error(g, n->loc, "col2im: the patches %s are not those of the %lldx%lld "
+                       "window over %s", sh(g, &y->shape, b1), (long long)n->a.win.k[0],
+                       (long long)n->a.win.k[1], sh(g, to, b2));
+  return need_float(g, n, (Node *)y);
 }
 
 /* [b, h, w, c] -> [b, oh, ow, c]; padding never wins a max and is not
@@ -759,5 +779,19 @@ bool shape_scan_last(Graph *g, Node *n) {
   GRADC_ASSERT(e->op == OP_LOOP_END && n->a.slot >= 0 && n->a.slot < e->a.slot);
   n->shape = e->src[n->a.slot]->shape;
   n->dtype = e->src[n->a.slot]->dtype;
+  return true;
+}
+
+/* ------------------------------------------------------------ grad */
+
+/* grad(y, x): x's shape and dtype (the gradient of the sum of y's elements);
+ * both float.  Whether y depends on x at all is autodiff's question. */
+bool shape_grad(Graph *g, Node *n) {
+  Node *y = n->src[0], *x = n->src[1];
+  if (!dtype_is_float(y->dtype) || !dtype_is_float(x->dtype))
+    return graph_error(g, n->loc, "grad(y, x) needs floating-point y and x, got %s and %s",
+                       dtype_names[y->dtype], dtype_names[x->dtype]);
+  n->shape = x->shape;
+  n->dtype = x->dtype;
   return true;
 }

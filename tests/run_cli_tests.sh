@@ -568,4 +568,61 @@ check "issue 23: a CSV row starting with a NUL byte is refused, not dropped" \
   all 'status_is 1' 'stderr_has "nul.csv:4:1: a NUL byte"'
 # ---- issue 23, hostile input: the runtime, data and CLI items (end)
 
+# ---- issue 18, second-order gradients and the GAN ops (begin)
+g18=$tmp/g18
+mkdir -p "$g18"
+wgan=tests/models/wgan_gp_tiny.nn
+# A loss that holds grad() is checked at order 2 without being asked.
+run check "$wgan"
+check "issue 18: check of a loss with grad() is second order and adds the order-2 table by default" \
+  all 'status_is 0' 'stdout_has "second order: the loss holds grad()"' \
+      'stdout_has "gradc check wgan_gp_tiny, order 2: seed 1, batch 3, s = <v, dloss/dparams>"' \
+      'stdout_has "ok: every gradient matches finite differences"'
+run check "$wgan" --order 1
+check "issue 18: check --order 1 leaves the order-2 table out" \
+  all 'status_is 0' 'stdout_has "second order: the loss holds grad()"' '! stdout_has ", order 2:"'
+run check tests/models/two_steps.nn --order 2
+check "issue 18: check --order 2 of a model without grad(): a table per step and order" \
+  all 'status_is 0' 'stdout_has "gradc check two_steps, train step first, order 2:"' \
+      'stdout_has "gradc check two_steps, train step second, order 2:"'
+run check tests/models/two_steps.nn --order 3
+check "issue 18: check --order 3 is a usage error" all 'status_is 2' 'stderr_has "--order"'
+# The critic trains from the command line (CSV columns: real, fake, t).
+awk 'BEGIN { for (r = 0; r < 20; r++) { s = ""; for (c = 0; c < 129; c++)
+       s = s (c ? "," : "") sprintf("%.4f", c < 128 ? sin(r * 7 + c) : (r % 10) / 10); print s } }' \
+  >"$g18/wgan.csv"
+run train "$wgan" --data "$g18/wgan.csv" --epochs 2 --batch 5 --history "$g18/h.csv"
+check "issue 18: gradc train runs the WGAN-GP critic step, finite loss and penalty" \
+  all 'status_is 0' 'stdout_has "Epoch 2/2"' '! grep -qi nan "$g18/h.csv"' 'grep -q "^2," "$g18/h.csv"'
+# The new ops write back as model files that read back the same.
+cat >"$g18/ops.nn" <<'NN'
+input x : f32[batch, 3, 3, 2]
+y = leaky_relu(conv2d_transpose(x, filters=4, kernel=3, strides=2, padding=same), alpha=0.2)
+u = upsample2d(x, [2, 2], interpolation=bilinear)
+z = conv2d_transpose(y, 1, [2, 3], strides=[1, 2], output_padding=[0, 1])
+n = norm(grad(sum(z), x), axis=[1, 2, 3])
+output n
+output u
+NN
+run dump --format nn "$g18/ops.nn"
+cp "$out" "$g18/ops2.nn"
+run dump --format nn "$g18/ops2.nn"
+check "issue 18: --format nn round trip of conv2d_transpose (col2im), bilinear upsample2d, leaky_relu, norm, grad" \
+  all 'status_is 0' 'cmp -s <(tail -n +2 "$g18/ops2.nn") <(tail -n +2 "$out")' \
+      'stdout_has "col2im("' 'stdout_has "grad("' 'stdout_has "leaky_relu("'
+# Mistakes name the file, line and column.
+printf 'input x : f32[3]\ninput z : f32[3]\ny = sum(x)\noutput g = grad(y, z)\n' >"$g18/nodep.nn"
+run check "$g18/nodep.nn"
+check "issue 18: grad of a value that does not depend on x: file:line:col" \
+  all 'status_is 1' "stderr_has \"nodep.nn:4:12: error: grad: 'y' does not depend on 'z'\""
+printf 'input x : f32[4]\noutput n = norm(x, ord=fro)\n' >"$g18/fro.nn"
+run dump "$g18/fro.nn"
+check "issue 18: norm(ord=fro) of a vector: file:line:col at the ord" \
+  all 'status_is 1' 'stderr_has "fro.nn:2:24: error: norm: ord=fro is a matrix norm"'
+printf 'input x : f32[1, 3, 3, 2]\ny = conv2d_transpose(x, 4, 3, strides=2, output_padding=2)\noutput y\n' >"$g18/op.nn"
+run dump "$g18/op.nn"
+check "issue 18: conv2d_transpose output_padding not below the stride: file:line:col" \
+  all 'status_is 1' 'stderr_has "op.nn:2:57: error: conv2d_transpose: output_padding 2 must lie in [0, 2)"'
+# ---- issue 18, second-order gradients and the GAN ops (end)
+
 tap_done

@@ -435,6 +435,61 @@ static const Row rows[] = {
      "u = upsample2d(h, [2, 3])\n"
      "loss = sum(global_avgpool2d(h) * k) + sum(pad(u, [[0, 0], [1, 0], [0, 2], [0, 0]]) * k2)"
      " + sum(flatten(h) * k3)\n" TRAIN},
+    /* issue 18: the GAN ops and grad() (test_second_order_every_row takes
+     * every row, these too, to order 2) */
+    {"leaky_relu", XK
+     "param W : f32[4, 3] = uniform(-1, 1)\n"
+     "param b : f32[3] = uniform(-1, 1)\n"
+     "h = x @ W + b\n"
+     "loss = sum(leaky_relu(h) * k) + sum(leaky_relu(h * 2, alpha=0.3) * k)"
+     " + sum(leaky_relu(h, -0.5) * h)\n" TRAIN},
+    {"norm_ords_axes",
+     "input x : f32[batch, 4]\ninput k : f32[batch, 3]\ninput k2 : f32[batch, 2]\n"
+     "param W : f32[4, 6] = uniform(-1, 1)\n"
+     "h = reshape(tanh(x @ W), [batch, 2, 3])\n"
+     "loss = sum(norm(h, axis=-1) * k2) + norm(h) + sum(norm(h, axis=[1, 2], keepdims=true))"
+     " + sum(norm(h, ord=2, axis=1) * k) + sum(norm(h, ord=1, axis=1) * k)"
+     " + sum(norm(h, ord=inf, axis=[1, 2])) + sum(norm(h, ord=1, axis=[2, 1]))"
+     " + sum(norm(h, ord=fro, axis=[0, 2])) + sum(norm(h, ord=inf, axis=2) * k2)\n" TRAIN},
+    {"conv2d_transpose",
+     "input x : f32[batch, 3, 3, 2]\ninput k : f32[batch, 6, 6, 4]\n"
+     "input k2 : f32[batch, 8, 8, 4]\ninput k3 : f32[batch, 3, 6, 3]\n"
+     "param w : f32[3, 3, 4, 2] = uniform(-1, 1)\n"
+     "h = tanh(x * 2)\n"
+     "y1 = conv2d_transpose(h, w, strides=2, padding=same)\n"
+     "y2 = conv2d_transpose(h, w, strides=2, output_padding=1)\n"
+     "y3 = conv2d_transpose(h, filters=3, kernel=[2, 3], strides=[1, 2], padding=same,\n"
+     "                      activation=tanh, bias_initializer=0.1)\n"
+     "loss = sum(tanh(y1) * k) + sum(y2 * k2) + sum(y3 * k3)\n" TRAIN},
+    {"upsample_bilinear",
+     "input x : f32[batch, 3, 2, 2]\ninput k : f32[batch, 6, 6, 2]\n"
+     "param w : f32[2] = uniform(-1, 1)\n"
+     "u = upsample2d(tanh(x * w), [2, 3], interpolation=bilinear)\n"
+     "loss = sum(tanh(u) * k)\n" TRAIN},
+    /* a WGAN-GP critic: conv, leaky_relu, relu, dense, tanh, sigmoid,
+     * sigmoid_cross_entropy, flatten, mean and norm, differentiated
+     * inside the loss and again by the train step */
+    {"grad_penalty",
+     "input a : f32[batch, 5, 5, 1]\ninput b : f32[batch, 5, 5, 1]\n"
+     "input t : f32[batch, 1, 1, 1]\ninput z : f32[batch, 1]\n"
+     "def critic(v) {\n"
+     "  h = conv2d(v, filters=2, kernel=3, strides=2, padding=same, bias_initializer=0.1)\n"
+     "  r = relu(conv2d(leaky_relu(h), 2, 1, bias_initializer=0.2))\n"
+     "  return dense(tanh(flatten(r)), 1, bias_initializer=0.1)\n"
+     "}\n"
+     "xi = a * t + b * (1 - t)\n"
+     "gp = mean(square(norm(grad(critic(xi), xi), axis=[1, 2, 3]) - 1))\n"
+     "loss = mean(sigmoid_cross_entropy(critic(a), z)) + mean(sigmoid(critic(b))) + gp * 10\n"
+     TRAIN},
+    /* grad of a non-scalar (the sum of its elements) through batch norm,
+     * with respect to an input and to a value inside the network */
+    {"grad_batch_norm_dense",
+     "input x : f32[batch, 4]\ninput k : f32[batch, 4]\ninput k3 : f32[batch, 3]\n"
+     "h = dense(x, 3, activation=sigmoid, bias_initializer=0.1)\n"
+     "n = batch_norm(h, momentum=0.9)\n"
+     "o = dense(n, 2, activation=tanh)\n"
+     "loss = sum(grad(o, x) * k) + mean(square(grad(o, h))) + sum(grad(sum(o * o), n) * k3)\n"
+     TRAIN},
     /* loops: backpropagation through time, the input products hoisted
      * out of the loop, carries, slices, stacks and last values */
     {"recurrent",
@@ -512,15 +567,20 @@ static Compilation *unslice_model(void) {
   return c;
 }
 
-/* COL2IM and AVGPOOL_GRAD (the adjoints of im2col and average pooling) have
- * rules of their own but no surface syntax either:
- * loss = sum(col2im(tanh(w)) * k) + sum(avgpool2d_grad(tanh(v)) * k). */
+/* COL2IM and AVGPOOL_GRAD (the adjoints of im2col and average pooling)
+ * and MAXPOOL_GRAD have rules of their own but no surface syntax of their
+ * own (col2im's is for dumps): loss = sum(col2im(tanh(w)) * k) +
+ * sum(avgpool2d_grad(tanh(v)) * k) + sum(maxpool2d_grad(m, tanh(q)) * k),
+ * the last twice, over 2x2 windows and over padded 3x3 ones (whose taps
+ * in the padding never win). */
 static Compilation *window_adjoint_model(void) {
   const char *src =
       "param w : f32[1, 3, 3, 8] = uniform(-1, 1)\n"
       "param v : f32[1, 2, 2, 2] = uniform(-1, 1)\n"
+      "param q : f32[1, 2, 2, 2] = uniform(-1, 1)\n"
       "input k : f32[1, 4, 4, 2]\n"
-      "seed = sum(w) + sum(v)\n"
+      "input m : f32[1, 4, 4, 2]\n"
+      "seed = sum(w) + sum(v) + sum(q) + sum(m)\n"
       "train seed with sgd\n";
   Compilation *c = compile_model("adjoints.nn", src, strlen(src), STAGE_PARSE);
   assert_non_null(c);
@@ -545,6 +605,21 @@ static Compilation *window_adjoint_model(void) {
                   graph_node(g, OP_SUM, &s2, 1, &all, w->loc)};
   Node *l = graph_node(g, OP_ADD, l12, 2, NULL, w->loc);
   assert_non_null(l);
+  Node *q = named(g, "q"), *m = named(g, "m");
+  Node *tq = graph_node(g, OP_TANH, &q, 1, NULL, q->loc);
+  const Window pools[2] = {{{2, 2}, {2, 2}, {1, 1}, {0, 0, 0, 0}}, {{3, 3}, {2, 2}, {1, 1}, {0, 1, 0, 1}}};
+  for (int i = 0; i < 2; i++) {
+    Attrs pa = {.win = pools[i]};
+    Node *mg[2] = {m, tq};
+    Node *r = graph_node(g, OP_MAXPOOL_GRAD, mg, 2, &pa, q->loc);
+    assert_non_null(r);
+    Node *rk[2] = {r, k};
+    Node *prod = graph_node(g, OP_MUL, rk, 2, NULL, q->loc);
+    Node *sum = graph_node(g, OP_SUM, &prod, 1, &all, q->loc);
+    Node *acc[2] = {l, sum};
+    l = graph_node(g, OP_ADD, acc, 2, NULL, q->loc);
+    assert_non_null(l);
+  }
   l->name = "loss";
   l->flags |= N_LOSS;
   g->steps[0].loss = l;
@@ -555,7 +630,7 @@ static Compilation *window_adjoint_model(void) {
 static void test_window_adjoint_gradients(void **state) {
   (void)state;
   Compilation *c = window_adjoint_model();
-  assert_int_equal(c->graph->steps[0].ngrads, 2);
+  assert_int_equal(c->graph->steps[0].ngrads, 3);
   for (uint64_t seed = 1; seed <= 3; seed++)
     assert_int_equal(run_check(c->graph, seed, 3, 1e-5), 0);
   compilation_free(c);
@@ -614,6 +689,75 @@ static void test_every_rule_has_a_row(void **state) {
     }
   assert_int_equal(missing, 0);
 }
+
+/* ---- issue 18: second-order gradients (begin) */
+
+/* Every row, and the hand-built models, through autodiff. */
+static Compilation *make_row(int i) {
+  char nm[96];
+  if (i < NROWS) return compile_grad(row_name(&rows[i], nm, sizeof nm), rows[i].src);
+  return i == NROWS ? unslice_model() : window_adjoint_model();
+}
+enum { NMODELS = NROWS + 2 };
+
+/* A gradient of a gradient needs the rules of the ops the first rules
+ * emitted: every op a rule emits has a rule of its own, or stops
+ * gradients by definition (comparisons, one_hot, argmax: F_NO_GRAD), or
+ * is a leaf.  Over the rows every rule runs (test_every_rule_has_a_row),
+ * so every op any rule emits is seen here.  maxpool2d_grad, which
+ * max-pooling's rule emits, had none. */
+static void test_every_emitted_op_has_a_rule(void **state) {
+  (void)state;
+  bool emitted[OP_COUNT] = {0};
+  for (int i = 0; i < NMODELS; i++) {
+    Compilation *c = make_row(i);
+    const Graph *g = c->graph;
+    for (int k = 0; k < g->nnodes; k++) {
+      const Node *n = g->nodes[k];
+      if (n->rule && n->op != OP_ASSIGN && n->op != OP_STATE) emitted[n->op] = true;
+    }
+    compilation_free(c);
+  }
+  int missing = 0;
+  for (int op = 0; op < OP_COUNT; op++) {
+    const OpInfo *o = &op_info[op];
+    if (emitted[op] && o->grad == grad_none && !(o->flags & F_NO_GRAD) && o->kind != K_LEAF) {
+      fprintf(stderr, "a gradient rule emits '%s', which has no gradient rule\n", o->name);
+      missing++;
+    }
+  }
+  assert_int_equal(missing, 0);
+  /* and the ones that matter most were emitted at all */
+  assert_true(emitted[OP_WHERE] && emitted[OP_COL2IM] && emitted[OP_IM2COL] &&
+              emitted[OP_MAXPOOL_GRAD] && emitted[OP_MATMUL] && emitted[OP_BROADCAST]);
+}
+
+/* Every row at order 2: d<v, dL/dparams>/dparams against finite
+ * differences of <v, dL/dparams> (gradc check --order 2), which runs
+ * every rule's own gradient; the grad() rows differentiate three times. */
+static void test_second_order_every_row(void **state) {
+  (void)state;
+  int failures = 0;
+  for (int i = 0; i < NMODELS; i++) {
+    Compilation *c = make_row(i);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    assert_non_null(out);
+    int rc = check_gradients_order(c->graph, 2, 3, 1e-5, 2, out);
+    fclose(out);
+    if (rc != 0 || !strstr(text, ", order 2: ")) {
+      fprintf(stderr, "%s\nmodel %d (%s): gradc check --order 2 failed\n", text, i,
+              i < NROWS ? rows[i].name : "hand-built");
+      failures++;
+    }
+    free(text);
+    compilation_free(c);
+  }
+  assert_int_equal(failures, 0);
+}
+
+/* ---- issue 18: second-order gradients (end) */
 
 /* ------------------------------------------------------------ 2. exact values */
 
@@ -1220,6 +1364,8 @@ int main(void) {
       cmocka_unit_test(test_unslice_gradient),
       cmocka_unit_test(test_window_adjoint_gradients),
       cmocka_unit_test(test_every_rule_has_a_row),
+      cmocka_unit_test(test_every_emitted_op_has_a_rule),
+      cmocka_unit_test(test_second_order_every_row),
       cmocka_unit_test(test_w_times_w),
       cmocka_unit_test(test_chain_rule),
       cmocka_unit_test(test_sigmoid_gradient_vector),

@@ -199,9 +199,9 @@ static void test_op_properties(void **state) {
   } rows[] = {
       {F_COMMUTATIVE, "add mul maximum minimum equal not_equal"},
       {F_ELEMENTWISE, "add sub mul div pow maximum minimum equal not_equal less less_equal greater "
-                      "greater_equal neg abs square relu sigmoid tanh exp log sqrt softplus clip cast where "
+                      "greater_equal neg abs square relu leaky_relu sigmoid tanh exp log sqrt softplus clip cast where "
                       "broadcast_to sigmoid_cross_entropy"},
-      {F_REDUCTION, "sum mean max min"},
+      {F_REDUCTION, "sum mean max min norm"},
       {F_PARALLEL, "gather scatter_add im2col col2im maxpool2d maxpool2d_grad avgpool2d dropout_mask "
                    "random_normal random_uniform truncated_normal"},
       {F_VIEW, "reshape"},
@@ -213,6 +213,7 @@ static void test_op_properties(void **state) {
       {F_EFFECT, "assign"},
       {F_MODE, "train_select"},
       {F_RANDOM, "dropout_mask random_normal random_uniform truncated_normal"},
+      {F_LOWERED, "grad"},
   };
   char buf[1024];
   for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
@@ -767,6 +768,7 @@ static void change_end(Attrs *a) { a->end[MAX_RANK - 1] = 1; }
 static void change_step(Attrs *a) { a->step[MAX_RANK - 1] = 2; }
 static void change_lo(Attrs *a) { a->lo = -1; }
 static void change_hi(Attrs *a) { a->hi = 2; }
+static void change_alpha(Attrs *a) { a->alpha = 0.3; }
 static void change_ta(Attrs *a) { a->ta = true; }
 static void change_tb(Attrs *a) { a->tb = true; }
 static void change_dtype(Attrs *a) { a->dtype = DT_F64; }
@@ -792,7 +794,8 @@ static void test_cse_every_attribute(void **state) {
       {"axis", change_axis},   {"axes", change_axes},     {"keepdims", change_keepdims},
       {"perm", change_perm},   {"to", change_to},         {"begin", change_begin},
       {"end", change_end},     {"step", change_step},     {"lo", change_lo},
-      {"hi", change_hi},       {"ta", change_ta},         {"tb", change_tb},
+      {"hi", change_hi},       {"alpha", change_alpha},   {"ta", change_ta},
+      {"tb", change_tb},
       {"dtype", change_dtype}, {"depth", change_depth},   {"init", change_init},
       {"init", change_init_a}, {"init", change_init_b},   {"values", change_values},
       {"win", change_win},     {"win", change_win_k},     {"seed", change_seed},
