@@ -7,7 +7,7 @@ set -euo pipefail
 # runtime are for the sanitizer and fuzz builds.
 PACKAGES=(
     build-essential cmake pkg-config
-    llvm-19-dev libopenblas-dev zlib1g-dev libcmocka-dev
+    llvm-19-dev libopenblas-dev zlib1g-dev libcmocka-dev libpng-dev
     dataset-fashion-mnist
     clang-19 libclang-rt-19-dev
 )
