@@ -235,8 +235,9 @@ class Model:
     def _check_array(self, name, array, shape, what="input"):
         info = self._info[name]
         if array.dtype != info.dtype:
-            raise DataError("%s '%s' is %s: expected a %s array, got %s (convert with .astype(np.%s))"
-                            % (what, name, info.declared(), info.dtype, array.dtype, info.dtype))
+            article = "an" if str(info.dtype)[0] in "aeiou" else "a"
+            raise DataError("%s '%s' is %s: expected %s %s array, got %s (convert with .astype(np.%s))"
+                            % (what, name, info.declared(), article, info.dtype, array.dtype, info.dtype))
         if tuple(array.shape) != tuple(shape):
             expected = tuple("batch" if s else d for s, d in zip(info.symbolic, shape))
             raise ShapeError("%s '%s' is %s: expected an array of shape (%s), got shape %s"
