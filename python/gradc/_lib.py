@@ -226,12 +226,32 @@ class SoApi(Api):
         self.compile_ms = lambda m: 0.0
 
 
-def so_prefix(path):
-    """The prefix of a .so's entry points: the one name X for which the
-    dynamic string table holds X_checkpoint_size (every .so has it)."""
+def dynamic_symbols(path):
+    """The names a shared object exports: the defined global symbols of its
+    ELF64 .dynsym (what `nm -D --defined-only` lists)."""
+    import struct
     with open(path, "rb") as f:
         data = f.read()
-    import re
-    names = set(m.group(1).decode() for m in re.finditer(rb"(?<![A-Za-z0-9_])([A-Za-z_][A-Za-z0-9_]*)_checkpoint_size\0", data))
-    names.discard("gradc_aot")     # the support library's own, hidden name
-    return sorted(names)
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+        raise OSError("%s is not a 64-bit little-endian ELF shared object" % path)
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+    names = []
+    for sh in sections:
+        if sh[1] != 11:                         # SHT_DYNSYM
+            continue
+        strtab = sections[sh[6]]                # sh_link: its string table
+        for at in range(sh[4], sh[4] + sh[5], sh[9] or 24):
+            name, info, _, shndx = struct.unpack_from("<IBBH", data, at)
+            if shndx and info >> 4 in (1, 2):    # defined, STB_GLOBAL or STB_WEAK
+                start = strtab[4] + name
+                names.append(data[start:data.index(b"\0", start)].decode())
+    return names
+
+
+def so_prefix(path):
+    """The prefixes X of a .so's entry points: X_checkpoint_size is one of
+    every .so made by gradc compile, and it exports nothing but X_*."""
+    suffix = "_checkpoint_size"
+    return sorted(n[:-len(suffix)] for n in dynamic_symbols(path) if n.endswith(suffix))
