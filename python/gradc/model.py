@@ -49,6 +49,12 @@ class _Storage:
         self.__array_interface__ = {"data": (address, not writable), "shape": shape,
                                     "typestr": dtype.str, "version": 3}
         self.model = model
+        model._nviews += 1
+
+    def __del__(self):
+        self.model._nviews -= 1
+        if self.model._closed and not self.model._nviews:
+            self.model._free()
 
 
 class TensorInfo:
@@ -89,12 +95,15 @@ class Model:
     def __init__(self, api, handle, seed, name):
         self._api = api
         self._m = ctypes.c_void_p(handle)
+        self._closed = False
+        self._nviews = 0                # _Storage objects alive: arrays over our memory
         self._lock = threading.RLock()
         self._seed = seed
         self.name = name
         self.stop_training = False
         self._gen = 0                  # counts re-bindings: cached views die with them
         self._cache = {}               # name -> (gen, array): workspace views of this binding
+        self._batch = None             # fit's views of the inputs and metrics
         self._info = {}
         t = api.tensor_type()
         for i in range(api.tensor_count(self._m)):
@@ -109,15 +118,24 @@ class Model:
     # ---------------------------------------------------------------- basics
 
     def close(self):
-        """Frees the model now (views still alive keep it until they go)."""
+        """Ends the model: no call works on it afterwards.  Its memory is
+        freed now, or when the last view of it goes, so that no array ever
+        points at freed memory."""
         with self._lock:
-            if self._m and self._m.value:
-                self._api.free(self._m)
-                self._m = None
+            self._closed = True
+            self._cache.clear()             # our own views go; the caller's keep the memory
+            self._batch = None
+            if not self._nviews:
+                self._free()
+
+    def _free(self):
+        if self._m is not None and self._m.value:
+            self._api.free(self._m)
+        self._m = None
 
     def __del__(self):
         try:
-            self.close()
+            self._free()
         except Exception:   # interpreter shutdown: ctypes may be gone
             pass
 
@@ -128,7 +146,7 @@ class Model:
         self.close()
 
     def _handle(self):
-        if not self._m:
+        if self._closed or not self._m:
             raise ArgumentError("the model was closed")
         return self._m
 
@@ -191,6 +209,7 @@ class Model:
     # ---------------------------------------------------------------- views
 
     def _view(self, name):
+        self._handle()
         info = self._info.get(name)
         if info is None:
             raise ArgumentError("the model has no tensor '%s'; it has %s" % (name, ", ".join(self._info)))
@@ -381,9 +400,9 @@ class Model:
         if self._bound != bs:
             self.bind(bs)
             self._bound = bs
-            self._views = ({n: self._view(n) for n in self.inputs},
+            self._batch = ({n: self._view(n) for n in self.inputs},
                            [self._view(n) for n in self.metrics_names])
-        return self._views
+        return self._batch
 
     def _run_batches(self, arrays, n, batch_size, order, train, step_name, on_batch=None):
         """Steps (train) or forwards over the samples in order, batch by
