@@ -122,3 +122,14 @@ def test_closed_model():
     import gc
     gc.collect()
     assert m._m is None                            # the last view went: freed
+
+
+def test_a_model_without_inputs_fits_as_the_cli(gradc_bin, tmp_path):
+    from conftest import run_gradc
+    path = os.path.join(MODELS, "himmelblau.nn")
+    run_gradc("train", path, "--epochs", 5, "--no-test", "--save", tmp_path / "cli.ckpt", cwd=str(tmp_path))
+    m = gradc.compile(path)
+    h = m.fit(epochs=5, verbose=0)
+    assert len(h.history["loss"]) == 5
+    m.save(tmp_path / "py.ckpt")
+    assert (tmp_path / "py.ckpt").read_bytes() == (tmp_path / "cli.ckpt").read_bytes()
