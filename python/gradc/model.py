@@ -198,13 +198,20 @@ class Model:
         workspace; views of inputs and outputs taken before are void."""
         with self._lock:
             self._check(self._api.bind(self._handle(), int(batch)))
-            self._gen += 1
+            self._rebound()
 
     def bind_dim(self, dim, value):
         """Sets one symbolic dimension by name (`n` of `f32[batch, n]`)."""
         with self._lock:
             self._check(self._api.bind_dim(self._handle(), dim.encode(), int(value)))
-            self._gen += 1
+            self._rebound()
+
+    def _rebound(self):
+        """After a binding: views of the workspace are stale, shapes new."""
+        self._gen += 1
+        for name, info in list(self._info.items()):
+            if info.kind_id not in (PARAM, STATE):
+                self._refresh(name)
 
     # ---------------------------------------------------------------- views
 
@@ -221,8 +228,6 @@ class Model:
         if not address:
             raise for_status(7, self._api.last_error(self._m).decode(errors="replace") or
                              "tensor '%s' has no storage yet: bind a batch size first (m.bind)" % name)
-        if info.kind_id not in (PARAM, STATE) or None in info.shape:
-            info = self._refresh(name)
         array = np.asarray(_Storage(self, address, info.shape, info.dtype, info.kind_id in WRITABLE))
         if array.size != count.value:
             raise ShapeError("tensor '%s': %d elements, but its shape %s says %d" %
@@ -270,7 +275,7 @@ class Model:
         exception says what was expected."""
         with self._lock:
             arrays = {k: np.asarray(v) for k, v in arrays.items()}
-            batch = None
+            batch, bound, others = None, None, False
             for name, a in arrays.items():
                 info = self._info.get(name)
                 if info is None or info.kind_id != INPUT:
@@ -278,19 +283,21 @@ class Model:
                                         % (name, ", ".join(self.inputs)))
                 if a.dtype != info.dtype or a.ndim != len(info.shape):
                     self._check_array(name, a, info.shape)
-                for k, s in enumerate(info.symbolic):
-                    if s:
-                        if batch is not None and a.shape[k] != batch:
-                            raise ShapeError("input '%s' has %d samples but another input has %d"
-                                             % (name, a.shape[k], batch))
-                        batch = a.shape[k]
-            if batch is not None and any(self._info[n].shape[k] != batch for n in arrays
-                                         for k, s in enumerate(self._info[n].symbolic) if s):
+                others |= any(info.symbolic[1:])
+                if info.symbolic and info.symbolic[0]:
+                    if batch is not None and a.shape[0] != batch:
+                        raise ShapeError("input '%s' has %d samples but another input has %d"
+                                         % (name, a.shape[0], batch))
+                    batch, bound = a.shape[0], info.shape[0]
+            if batch is not None and batch != bound:
                 if batch < 1:
                     raise ShapeError("cannot feed 0 samples")
-                self.bind(batch)
-                for n in arrays:
-                    self._refresh(n)
+                # Other symbolic dimensions keep their binding (bind_dim);
+                # the batch alone is the first dimension's.
+                if others:
+                    self.bind_dim("batch", batch)
+                else:
+                    self.bind(batch)
             for name, a in arrays.items():
                 view = self._view(name)
                 self._check_array(name, a, view.shape)
@@ -441,7 +448,7 @@ class Model:
             if on_batch:
                 on_batch(batch, at, bs, value)
         means = sums / max(n, 1)
-        logs = {"loss": float(means[0])} if loss_name else {}
+        logs = {"loss": float(means[0])} if train or loss_name else {}
         logs.update({k: float(v) for k, v in zip(self.metrics_names, means[1:])})
         return logs
 

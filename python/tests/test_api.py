@@ -133,3 +133,19 @@ def test_a_model_without_inputs_fits_as_the_cli(gradc_bin, tmp_path):
     assert len(h.history["loss"]) == 5
     m.save(tmp_path / "py.ckpt")
     assert (tmp_path / "py.ckpt").read_bytes() == (tmp_path / "cli.ckpt").read_bytes()
+
+
+def test_feed_rebinds_after_a_bind():
+    m = gradc.compile(MLP, threads=1)
+    m.feed(x=np.zeros((64, 784), np.float32), y=np.zeros(64, np.int32))
+    m.bind(8)
+    m.feed(x=np.ones((64, 784), np.float32), y=np.zeros(64, np.int32))
+    assert m["x"].shape == (64, 784) and m["x"].all()
+    d = gradc.compile(os.path.join(ROOT, "tests", "aot", "dims.nn"))
+    d.bind(2)
+    d.bind_dim("n", 3)
+    d.feed(x=np.ones((5, 3), np.float32))              # n stays 3, the batch becomes 5
+    d.forward()
+    assert list(d.outputs()["s"]) == [3] * 5
+    with pytest.raises(gradc.ShapeError, match=r"expected an array of shape \(batch, batch\), got shape \(5, 4\)"):
+        d.feed(x=np.ones((5, 4), np.float32))
