@@ -104,15 +104,20 @@ class Model:
         self._gen = 0                  # counts re-bindings: cached views die with them
         self._cache = {}               # name -> (gen, array): workspace views of this binding
         self._batch = None             # fit's views of the inputs and metrics
-        self._info = {}
+        # Tensors by index (gradc_tensor_info's), and by name the first of
+        # that name: a loss may also be an output (himmelblau's f), and
+        # both are one storage.
+        self._list, self._index, self._info = [], {}, {}
         t = api.tensor_type()
         for i in range(api.tensor_count(self._m)):
             self._check(api.tensor_info(self._m, i, ctypes.byref(t)))
             info = TensorInfo(t)
-            self._info[info.name] = info
-        self.inputs = [n for n, t in self._info.items() if t.kind_id == INPUT]
-        self.outputs_names = [n for n, t in self._info.items() if t.kind_id == OUTPUT]
-        self.metrics_names = [n for n, t in self._info.items() if t.kind_id == METRIC]
+            self._list.append(info)
+            self._index.setdefault(info.name, i)
+            self._info.setdefault(info.name, info)
+        self.inputs = self._names(INPUT)
+        self.outputs_names = self._names(OUTPUT)
+        self.metrics_names = self._names(METRIC)
         self.steps = [api.step_name(self._m, i).decode() for i in range(api.step_count(self._m))]
 
     # ---------------------------------------------------------------- basics
@@ -157,10 +162,15 @@ class Model:
     def _refresh(self, name):
         """Re-reads a tensor's shape after a binding."""
         t = self._api.tensor_type()
-        i = list(self._info).index(name)
-        self._check(self._api.tensor_info(self._handle(), i, ctypes.byref(t)))
-        self._info[name] = TensorInfo(t)
+        for i, info in enumerate(self._list):
+            if info.name == name:
+                self._check(self._api.tensor_info(self._handle(), i, ctypes.byref(t)))
+                self._list[i] = TensorInfo(t)
+        self._info[name] = self._list[self._index[name]]
         return self._info[name]
+
+    def _names(self, kind):
+        return [t.name for t in self._list if t.kind_id == kind]
 
     @property
     def warnings(self):
@@ -173,11 +183,13 @@ class Model:
 
     def tensors(self):
         """Every named tensor's TensorInfo, in gradc_tensor_info's order."""
-        return [self._refresh(n) for n in list(self._info)]
+        for n in list(self._info):
+            self._refresh(n)
+        return list(self._list)
 
     def summary(self, print_fn=None):
         """The parameter table, Keras style; printed (by print_fn) and returned."""
-        rows = [(n, t) for n, t in self._info.items() if t.kind_id == PARAM]
+        rows = [(t.name, t) for t in self._list if t.kind_id == PARAM]
         width = max([len(n) for n, _ in rows] + [9]) + 2
         lines = ['Model: "%s"' % self.name, "_" * (width + 40),
                  "%-*s%-26s%s" % (width, "Parameter", "Shape", "Param #"), "=" * (width + 40)]
@@ -209,9 +221,8 @@ class Model:
     def _rebound(self):
         """After a binding: views of the workspace are stale, shapes new."""
         self._gen += 1
-        for name, info in list(self._info.items()):
-            if info.kind_id not in (PARAM, STATE):
-                self._refresh(name)
+        for name in set(t.name for t in self._list if t.kind_id not in (PARAM, STATE)):
+            self._refresh(name)
 
     # ---------------------------------------------------------------- views
 
@@ -453,7 +464,7 @@ class Model:
         return logs
 
     def _loss_name(self, step_name):
-        losses = [n for n, t in self._info.items() if t.kind_id == LOSS]
+        losses = self._names(LOSS)
         if not losses:
             return None
         if step_name and len(self.steps) > 1 and step_name in self.steps:
@@ -555,6 +566,10 @@ class Model:
             def keep(batch, at, bs, loss):
                 for name in self.outputs_names:
                     out = self._view(name)
+                    if out.ndim == 0 or out.shape[0] != bs or not self._info[name].symbolic[0]:
+                        raise ArgumentError("predict needs outputs with the batch as first dimension; "
+                                            "'%s' is %s: use forward and m['%s']"
+                                            % (name, self._info[name].declared(), name))
                     if name not in results:
                         results[name] = np.empty((n,) + out.shape[1:], out.dtype)
                     results[name][at:at + bs] = out

@@ -149,3 +149,9 @@ def test_feed_rebinds_after_a_bind():
     assert list(d.outputs()["s"]) == [3] * 5
     with pytest.raises(gradc.ShapeError, match=r"expected an array of shape \(batch, batch\), got shape \(5, 4\)"):
         d.feed(x=np.ones((5, 4), np.float32))
+
+
+def test_predict_refuses_outputs_that_are_not_per_sample():
+    m = gradc.compile(os.path.join(MODELS, "himmelblau.nn"))
+    with pytest.raises(gradc.ArgumentError, match=r"'f' is f32\[\]: use forward"):
+        m.predict(None)
