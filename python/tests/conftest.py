@@ -2,10 +2,13 @@
 libraries and the gradc binary of a build (GRADC_LIB, GRADC_BIN, set by
 ctest; else build/ of the source tree), and small synthetic datasets in
 MNIST's IDX format that both `gradc train` and NumPy read."""
+import atexit
 import gzip
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -71,7 +74,17 @@ def gradc_bin():
     return GRADC_BIN
 
 
+_QUIET_DIR = []
+
+
 def run_gradc(*args, cwd=None):
+    """gradc with args, in cwd or a temporary directory of its own: train
+    writes MODEL_history.csv where it runs, never into the source tree."""
+    if cwd is None:
+        if not _QUIET_DIR:
+            _QUIET_DIR.append(tempfile.mkdtemp(prefix="gradc-pytest-"))
+            atexit.register(shutil.rmtree, _QUIET_DIR[0], True)
+        cwd = _QUIET_DIR[0]
     p = subprocess.run([GRADC_BIN] + [str(a) for a in args], cwd=cwd, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, universal_newlines=True)
     if p.returncode:
