@@ -4,12 +4,14 @@
 set -euo pipefail
 
 # LLVM is pinned to 19 (its C API drifts between versions); clang-19 and its
-# runtime are for the sanitizer and fuzz builds.
+# runtime are for the sanitizer and fuzz builds.  Python, NumPy and pytest
+# run the Python package's suite (python/; ctypes is in the standard library).
 PACKAGES=(
     build-essential cmake pkg-config
     llvm-19-dev libopenblas-dev zlib1g-dev libcmocka-dev libpng-dev
     dataset-fashion-mnist
     clang-19 libclang-rt-19-dev
+    python3 python3-numpy python3-pytest
 )
 
 missing=()
