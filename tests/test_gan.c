@@ -17,31 +17,7 @@
 
 #include "cli.h"
 
-static char dir[64];
-
-static int setup(void **state) {
-  (void)state;
-  snprintf(dir, sizeof dir, "/tmp/gradc-gan-XXXXXX");
-  return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  return system(cmd);
-}
-
-static gradc_model *compile_model_src(const char *src) {
-  gradc_options o;
-  gradc_options_default(&o);
-  o.threads = 1;
-  gradc_model *m = NULL;
-  gradc_status s = gradc_compile_string("t.nn", src, &o, &m);
-  if (s) print_error("%s\n", gradc_last_error(NULL));
-  assert_int_equal(s, GRADC_OK);
-  return m;
-}
+#include "util_files.h"
 
 static float *f32(gradc_model *m, const char *name, int64_t *n) {
   float *p = gradc_data(m, name, n);
@@ -52,17 +28,17 @@ static float *f32(gradc_model *m, const char *name, int64_t *n) {
 
 /* An MNIST-format split of n h x w images: pixel (i, k) = px(i, k). */
 static void write_split(const char *prefix, int n, int h, int w, uint8_t (*px)(int i, int k)) {
-  char path[256];
-  snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte", dir, prefix);
-  FILE *f = fopen(path, "wb");
+  char name[64];
+  snprintf(name, sizeof name, "%s-images-idx3-ubyte", prefix);
+  FILE *f = fopen(path_of(name), "wb");
   assert_non_null(f);
   uint8_t head[16] = {0, 0, 8, 3, 0, 0, (uint8_t)(n >> 8), (uint8_t)n, 0, 0, 0, (uint8_t)h, 0, 0, 0, (uint8_t)w};
   fwrite(head, 1, 16, f);
   for (int i = 0; i < n; i++)
     for (int k = 0; k < h * w; k++) fputc(px(i, k), f);
   fclose(f);
-  snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", dir, prefix);
-  f = fopen(path, "wb");
+  snprintf(name, sizeof name, "%s-labels-idx1-ubyte", prefix);
+  f = fopen(path_of(name), "wb");
   assert_non_null(f);
   uint8_t lhead[8] = {0, 0, 8, 1, 0, 0, (uint8_t)(n >> 8), (uint8_t)n};
   fwrite(lhead, 1, 8, f);
@@ -91,7 +67,7 @@ static void test_constraint_clips_the_update(void **state) {
            "train loss with sgd(lr=0.5)\n", body);
   gradc_model *m[2];
   for (int k = 0; k < 2; k++) {
-    m[k] = compile_model_src(src[k]);
+    m[k] = compile_src("t.nn", src[k]);
     assert_int_equal(gradc_bind(m[k], 5), GRADC_OK);
     int64_t n;
     float *x = f32(m[k], "x", &n);
@@ -127,7 +103,7 @@ static void test_constraint_clips_the_update(void **state) {
  * for the step that runs only f(b). */
 static void test_batch_norm_in_function(void **state) {
   (void)state;
-  gradc_model *m = compile_model_src(
+  gradc_model *m = compile_src("t.nn",
       "input a : f32[batch, 2]\n"
       "input b : f32[batch, 2]\n"
       "def f(v) {\n  return batch_norm(v, momentum=0.5)\n}\n"
@@ -195,12 +171,12 @@ static void test_schedule(void **state) {
   (void)state;
   write_split("train", 64, 4, 4, noise);
   write_split("t10k", 16, 4, 4, noise);
-  char src[2048], hist[128];
+  char src[2048];
   snprintf(src, sizeof src, "%sschedule c * 2, g\n", gan_src);
-  snprintf(hist, sizeof hist, "%s/h.csv", dir);
+  const char *hist = path_of("h.csv");
   static const struct { bool schedule; int c, g; } rows[] = {{true, 8, 4}, {false, 8, 8}};
   for (size_t r = 0; r < 2; r++) {
-    gradc_model *m = compile_model_src(rows[r].schedule ? src : gan_src);
+    gradc_model *m = compile_src("t.nn", rows[r].schedule ? src : gan_src);
     TrainOptions t = {.data_dir = dir, .epochs = 2, .batch = 16, .seed = 1, .history = hist,
                       .test = true};
     char *text = train(m, &t);
@@ -239,11 +215,10 @@ static void png_size(const char *path, uint32_t *w, uint32_t *h) {
 static void test_samples_png(void **state) {
   (void)state;
   write_split("t10k", 20, 4, 4, noise);
-  gradc_model *gan = compile_model_src(gan_src);
+  gradc_model *gan = compile_src("t.nn", gan_src);
   TrainOptions t = {.data_dir = dir, .batch = 16, .signed_pixels = true};
   RtError err = {{0}};
-  char path[128];
-  snprintf(path, sizeof path, "%s/grid.png", dir);
+  const char *path = path_of("grid.png");
   assert_int_equal(cli_sample(gan, &t, path, 12, false, &err), GRADC_OK);
   uint32_t w, h;
   png_size(path, &w, &h);
@@ -251,7 +226,7 @@ static void test_samples_png(void **state) {
   assert_int_equal(h, 2 + 2 * 6);
   gradc_free(gan);
 
-  gradc_model *ae = compile_model_src("input x : f32[batch, 16]\n"
+  gradc_model *ae = compile_src("t.nn", "input x : f32[batch, 16]\n"
                             "output x_hat = sigmoid(dense(dense(x, 3, activation=relu), 16))\n"
                             "loss = mean(square(x_hat - x))\ntrain loss with adam\n");
   t.signed_pixels = false;
@@ -279,7 +254,7 @@ static void test_inception_score(void **state) {
   for (size_t r = 0; r < 2; r++) {
     char src[256];
     snprintf(src, sizeof src, "input x : f32[batch, 4, 4]\noutput p = %s\n", rows[r].out);
-    gradc_model *m = compile_model_src(src);
+    gradc_model *m = compile_src("t.nn", src);
     TrainOptions t = {.data_dir = dir, .batch = 16};
     RtError err = {{0}};
     double is = 0;
@@ -291,7 +266,7 @@ static void test_inception_score(void **state) {
     assert_float_equal(is, rows[r].score, 1e-6);
     gradc_free(m);
   }
-  gradc_model *m = compile_model_src("input x : f32[batch, 4, 4]\noutput p = flatten(x)[:, 0:4] * 3 - 1\n");
+  gradc_model *m = compile_src("t.nn", "input x : f32[batch, 4, 4]\noutput p = flatten(x)[:, 0:4] * 3 - 1\n");
   TrainOptions t = {.data_dir = dir, .batch = 16};
   RtError err = {{0}};
   double is;
