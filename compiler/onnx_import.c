@@ -56,6 +56,7 @@ typedef struct Value {
   float *f;                  /* float constants */
   int64_t *i;                /* integer constants (BATCH allowed) */
   bool param_written;        /* declared as a param already */
+  bool is_output;            /* a graph output, written as `output` */
 } Value;
 
 typedef struct Importer {
@@ -74,6 +75,7 @@ typedef struct Importer {
   int tmp;
   int opset;
   const Onnx__NodeProto *node; /* the node being translated, for messages */
+  const Onnx__GraphProto *graph;
 } Importer;
 
 static void fail(Importer *im, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
@@ -133,9 +135,17 @@ static bool id_used(const Importer *im, const char *s) {
 static const char *new_id(Importer *im, const char *name, bool keep_dots) {
   static const char *const reserved[] = {"input", "param", "const", "output", "metric", "train", "with",
                                          "def", "return", "batch", "loss", "y", "state", "true", "false"};
-  char buf[160];
+  char buf[160], src[160];
   size_t n = 0;
-  for (const char *s = name ? name : ""; *s && n < 120; s++) {
+  /* PyTorch's "/conv1/Conv_output_0" reads as conv1_Conv. */
+  snprintf(src, sizeof src, "%s", name ? name : "");
+  size_t sl = strlen(src);
+  if (sl > 9 && !strcmp(src + sl - 9, "_output_0")) src[sl - 9] = 0;
+  const char *from = src;
+  while (*from && !((*from >= 'a' && *from <= 'z') || (*from >= 'A' && *from <= 'Z') || (*from >= '0' && *from <= '9')))
+    from++;
+  if (!strncmp(from, "onnx::", 6)) from += 6;
+  for (const char *s = from; *s && n < 120; s++) {
     unsigned char c = (unsigned char)*s;
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
               (keep_dots && c == '.' && n > 0);
@@ -262,7 +272,10 @@ static Value *input(Importer *im, const Onnx__NodeProto *n, size_t k, bool requi
 
 static Value *output(Importer *im, const Onnx__NodeProto *n) {
   if (n->n_output < 1 || !n->output[0] || !*n->output[0]) fail(im, "the node has no output");
-  return new_value(im, n->output[0]);
+  Value *v = new_value(im, n->output[0]);
+  for (size_t k = 0; k < im->graph->n_output; k++)
+    v->is_output |= im->graph->output[k] && im->graph->output[k]->name && !strcmp(im->graph->output[k]->name, v->name);
+  return v;
 }
 
 static const Onnx__AttributeProto *attr(const Onnx__NodeProto *n, const char *name) {
@@ -372,7 +385,9 @@ static void define(Importer *im, Value *v, bool is_nhwc, const char *fmt, ...) {
   va_end(ap);
   v->id = new_id(im, v->name, false);
   v->nhwc = is_nhwc;
-  emit(im, "%s = %s\n", v->id, expr);
+  bool out = v->is_output && !is_nhwc;
+  emit(im, "%s%s = %s\n", out ? "output " : "", v->id, expr);
+  v->is_output &= !out;      /* written */
 }
 
 static void copy_shape(Value *dst, const Value *src) {
@@ -394,8 +409,17 @@ static const char *onnx_layer_name(Importer *im, const Value *w, const char *kin
   char b[160];
   snprintf(b, sizeof b, "%s", w->name);
   char *dot = strrchr(b, '.');
-  if (dot && dot != b) *dot = 0;
-  else snprintf(b, sizeof b, "%s", kind);
+  const char *node = im->node && im->node->name ? im->node->name : "";
+  if (dot && dot != b && strncmp(b, "onnx::", 6)) {
+    *dot = 0;
+  } else if (node[0] == '/' && strrchr(node, '/') != node) {
+    /* PyTorch's node "/fc1/MatMul": the module's path, fc1. */
+    snprintf(b, sizeof b, "%.*s", (int)(strrchr(node, '/') - node - 1), node + 1);
+  } else {
+    snprintf(b, sizeof b, "%s", kind);
+  }
+  for (char *c = b; *c; c++)
+    if (*c == '/') *c = '_';
   return new_id(im, b, true);
 }
 
@@ -630,8 +654,11 @@ static void op_batch_norm(Importer *im, const Onnx__NodeProto *n) {
       fail(im, "scale, bias, mean and var must be 1-D float initializers of one value per channel");
   }
   if (x->rank != 4 && x->rank != 2) fail(im, "only [N, C] and [N, C, H, W] inputs are supported");
+  /* training_mode=1 adds the updated running statistics as outputs;
+   * gradc's batch_norm updates them itself, so they may not be used. */
   for (size_t k = 1; k < n->n_output; k++)
-    if (n->output[k] && *n->output[k]) fail(im, "the running statistics outputs are not supported");
+    if (n->output[k] && *n->output[k] && !attr_int(n, "training_mode", 0))
+      fail(im, "the running statistics outputs are not supported");
   float eps = attr_float(n, "epsilon", 1e-5f), mom = attr_float(n, "momentum", 0.9f);
   const char *L = onnx_layer_name(im, p[0], "batch_norm");
   static const char *const part[4] = {"gamma", "beta", "moving_mean", "moving_variance"};
@@ -641,7 +668,7 @@ static void op_batch_norm(Importer *im, const Onnx__NodeProto *n) {
   }
   copy_shape(r, x);
   /* ONNX's momentum is Keras': moving = moving * momentum + batch * (1 - momentum). */
-  define(im, r, x->rank == 4, "batch_norm(%s, momentum=%.9g, epsilon=%.9g, name=%s)",
+  define(im, r, x->rank == 4, "batch_norm(%s, momentum=%.7g, epsilon=%.7g, name=%s)",
          x->rank == 4 ? nhwc(im, x) : nchw(im, x), (double)mom, (double)eps, L);
 }
 
@@ -1025,7 +1052,7 @@ static void w_leaky(Importer *im, const Onnx__NodeProto *n, const char *s) {
   (void)s;
   Value *x = input(im, n, 0, true), *r = output(im, n);
   copy_shape(r, x);
-  define(im, r, x->nhwc, "leaky_relu(%s, alpha=%.9g)", x->nhwc ? x->id : nchw(im, x),
+  define(im, r, x->nhwc, "leaky_relu(%s, alpha=%.7g)", x->nhwc ? x->id : nchw(im, x),
          (double)attr_float(n, "alpha", 0.01f));
 }
 static void w_identity(Importer *im, const Onnx__NodeProto *n, const char *s) {
@@ -1098,7 +1125,7 @@ static void translate(Importer *im, const Onnx__ModelProto *m, const OnnxImportO
   }
   if (im->opset < 13 || im->opset > 17)
     fail(im, "opset %d; gradc imports opsets 13 to 17 (torch.onnx.export(..., opset_version=17))", im->opset);
-  const Onnx__GraphProto *g = m->graph;
+  const Onnx__GraphProto *g = im->graph = m->graph;
   emit(im, "# imported from %s (opset %d%s%s)\n", im->file, im->opset, m->producer_name ? ", " : "",
        m->producer_name ? m->producer_name : "");
   for (size_t k = 0; k < g->n_initializer; k++) {
@@ -1139,8 +1166,13 @@ static void translate(Importer *im, const Onnx__ModelProto *m, const OnnxImportO
     if (!g->output[k] || !g->output[k]->name) fail(im, "a graph output without a name");
     Value *v = find(im, g->output[k]->name);
     if (!v) fail(im, "output '%.100s' is computed by no node", g->output[k]->name);
-    const char *id = nchw(im, v), *name = new_id(im, g->output[k]->name, false);
-    emit(im, "output %s = %s\n", name, id);
+    const char *name = v->id;
+    if (v->is_output || !v->id || v->is_const) {   /* not written as an output yet */
+      const char *id = nchw(im, v);
+      name = new_id(im, g->output[k]->name, false);
+      emit(im, "output %s = %s\n", name, id);
+      v->is_output = false;
+    }
     if (!first) first = name, first_v = v;
   }
   if (o && o->loss) {
