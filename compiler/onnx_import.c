@@ -162,6 +162,13 @@ static const char *new_id(Importer *im, const char *name, bool keep_dots) {
   return im->ids[im->nids++] = arena_strdup(im->a, cand);
 }
 
+/* A name a layer creates (NAME.kernel): taken, so that no declaration
+ * clashes with it. */
+static const char *reserve(Importer *im, const char *name) {
+  if (im->nids == im->capids) im->ids = grow(im, im->ids, &im->capids, sizeof *im->ids);
+  return im->ids[im->nids++] = name;
+}
+
 static const char *tmp_id(Importer *im) {
   char b[32];
   snprintf(b, sizeof b, "t%d", ++im->tmp);
@@ -332,6 +339,7 @@ static int axis_of(Importer *im, int64_t a, int rank) {
  * layout, written once. */
 static void add_param(Importer *im, const char *name, int rank, const int64_t *dim, const float *data, bool state) {
   if (im->nparams == im->capparams) im->params = grow(im, im->params, &im->capparams, sizeof *im->params);
+  if (!id_used(im, name)) reserve(im, name);
   OnnxParam *p = &im->params[im->nparams++];
   *p = (OnnxParam){.name = name, .rank = rank, .data = data, .state = state};
   for (int k = 0; k < rank; k++) p->dims[k] = dim[k];
@@ -359,6 +367,7 @@ static const char *nchw(Importer *im, Value *v) {
   }
   if (v->is_int) fail(im, "integer tensor '%.100s' is used as a value; gradc takes integer constants only as shapes and axes", v->name);
   v->id = new_id(im, v->name, true);
+  v->param_written = true;
   emit(im, "param %s : f32%s = zeros\n", v->id, d);
   add_param(im, v->id, v->rank, v->dim, v->f, false);
   return v->id;
@@ -476,6 +485,9 @@ static void op_gemm(Importer *im, const Onnx__NodeProto *n, bool gemm) {
     add_param(im, arena_printf(im->a, "%s.kernel", L), 2, kd, k, false);
     if (c) add_param(im, arena_printf(im->a, "%s.bias", L), 1, &units, c->f, false);
     b->param_written = true;
+    /* Another product with the same weight (a shared layer) reads the
+     * layer's kernel when its layout is ONNX's. */
+    if (!tb) b->id = arena_printf(im->a, "%s.kernel", L);
     copy_shape(r, a);
     r->dim[r->rank - 1] = units;
     r->is_int = false;
@@ -1013,6 +1025,55 @@ static void op_dropout(Importer *im, const Onnx__NodeProto *n) {
   else define(im, r, x->nhwc, "dropout(%s, %.9g)", id, (double)rate);
 }
 
+/* Slice: constant starts, ends, axes, steps, as ONNX clamps them, written
+ * as gradc's x[b:e:s, ...] with non-negative bounds (an end before element
+ * 0 of a negative step left out). */
+static void op_slice(Importer *im, const Onnx__NodeProto *n) {
+  Value *x = input(im, n, 0, true), *r = output(im, n);
+  int64_t st[OX_RANK], en[OX_RANK], ax[OX_RANK], sp[OX_RANK];
+  int k = const_ints(im, input(im, n, 1, true), st, OX_RANK, "starts");
+  if (const_ints(im, input(im, n, 2, true), en, OX_RANK, "ends") != k) fail(im, "starts and ends differ in length");
+  Value *av = input(im, n, 3, false), *sv = input(im, n, 4, false);
+  if (av && const_ints(im, av, ax, OX_RANK, "axes") != k) fail(im, "axes and starts differ in length");
+  if (sv && const_ints(im, sv, sp, OX_RANK, "steps") != k) fail(im, "steps and starts differ in length");
+  int64_t b[OX_RANK], e[OX_RANK], step[OX_RANK];
+  for (int i = 0; i < x->rank; i++) b[i] = 0, e[i] = x->dim[i], step[i] = 1;
+  bool seen[OX_RANK] = {0};
+  for (int j = 0; j < k; j++) {
+    int a = axis_of(im, av ? ax[j] : j, x->rank);
+    if (seen[a]) fail(im, "axis %d is sliced twice", a);
+    seen[a] = true;
+    int64_t d = x->dim[a], s1 = sv ? sp[j] : 1, lo = st[j], hi = en[j];
+    if (s1 == 0) fail(im, "a step of 0");
+    if (d == BATCH) {
+      if (lo != 0 || hi < (INT64_C(1) << 31) || s1 != 1) fail(im, "the batch dimension can only be taken whole");
+      continue;
+    }
+    if (lo < 0) lo += d;
+    if (hi < 0 && hi > INT64_MIN / 2) hi += d;
+    if (s1 > 0) lo = lo < 0 ? 0 : lo > d ? d : lo, hi = hi < 0 ? 0 : hi > d ? d : hi;
+    else lo = lo < 0 ? 0 : lo > d - 1 ? d - 1 : lo, hi = hi < -1 ? -1 : hi > d - 1 ? d - 1 : hi;
+    b[a] = lo, e[a] = hi, step[a] = s1;
+  }
+  copy_shape(r, x);
+  char idx[800] = "";
+  for (int i = 0; i < x->rank; i++) {
+    char part[80];
+    if (x->dim[i] == BATCH) {
+      snprintf(part, sizeof part, ":");
+    } else {
+      int64_t len = step[i] > 0 ? (e[i] - b[i] + step[i] - 1) / step[i] : (b[i] - e[i] - step[i] - 1) / -step[i];
+      if (len <= 0) fail(im, "the slice of axis %d is empty", i);
+      r->dim[i] = len;
+      if (e[i] < 0) snprintf(part, sizeof part, "%lld::%lld", (long long)b[i], (long long)step[i]);
+      else snprintf(part, sizeof part, "%lld:%lld:%lld", (long long)b[i], (long long)e[i], (long long)step[i]);
+    }
+    snprintf(idx + strlen(idx), sizeof idx - strlen(idx), "%s%s", i ? ", " : "", part);
+  }
+  if (!x->rank) fail(im, "a slice of a scalar");
+  define(im, r, false, "%s[%s]", nchw(im, x), idx);
+}
+
 typedef struct OpRow {
   const char *name;
   void (*fn)(Importer *, const Onnx__NodeProto *, const char *);
@@ -1043,6 +1104,7 @@ WRAP(w_shape, op_shape(im, n))
 WRAP(w_constant, op_constant(im, n))
 WRAP(w_resize, op_resize(im, n))
 WRAP(w_dropout, op_dropout(im, n))
+WRAP(w_slice, op_slice(im, n))
 static void w_unary(Importer *im, const Onnx__NodeProto *n, const char *s) { op_unary(im, n, s); }
 static void w_sym(Importer *im, const Onnx__NodeProto *n, const char *s) { op_binary(im, n, s, NULL); }
 static void w_fn2(Importer *im, const Onnx__NodeProto *n, const char *s) { op_binary(im, n, NULL, s); }
@@ -1081,6 +1143,7 @@ static const OpRow ops[] = {
     {"Concat", w_concat, NULL}, {"Squeeze", w_squeeze, NULL}, {"Unsqueeze", w_unsqueeze, NULL},
     {"Gather", w_gather, NULL}, {"Shape", w_shape, NULL}, {"Constant", w_constant, NULL}, {"Clip", w_clip, NULL},
     {"Where", w_where, NULL}, {"Cast", w_cast, NULL}, {"Identity", w_identity, NULL}, {"Resize", w_resize, NULL},
+    {"Slice", w_slice, NULL},
 };
 
 /* ---------------------------------------------------------- the graph */
@@ -1149,7 +1212,7 @@ static void translate(Importer *im, const Onnx__ModelProto *m, const OnnxImportO
            "Mul, Div, Pow, Neg, Abs, Sqrt, Exp, Log, Relu, LeakyRelu, Sigmoid, Tanh, Softmax, LogSoftmax, "
            "ReduceSum/Mean/Max/Min, ArgMax, Conv, ConvTranspose, MaxPool, AveragePool, GlobalAveragePool, "
            "BatchNormalization, Dropout, Flatten, Reshape, Transpose, Concat, Squeeze, Unsqueeze, Gather, "
-           "Shape, Constant, Clip, Where, Cast, Identity, Resize)",
+           "Shape, Constant, Clip, Where, Cast, Identity, Resize, Slice)",
            n->domain && *n->domain ? n->domain : "", n->domain && *n->domain ? "." : "",
            n->op_type ? n->op_type : "(none)");
     for (size_t j = 1; j < n->n_output; j++)

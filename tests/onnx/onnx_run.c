@@ -8,7 +8,9 @@
  * initializers come from the test script's import), binds BATCH, fills
  * the model's float input from X.f32 and its i32 input from Y.i32, runs
  * STEPS train steps printing each loss ("%.9g"), then the forward function,
- * and writes its first output's floats to OUT.f32.
+ * and writes its first output's floats to OUT.f32.  X.f32 "@fill" fills
+ * every float input with a fixed pattern in [0, 1) by element index (and
+ * i32 inputs with 0 and 1), the same for any model of the same inputs.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,14 @@
 #include "gradc.h"
 
 static int fill(const char *path, void *dst, size_t bytes) {
+  if (!strcmp(path, "@fill") || !strcmp(path, "@ints")) {
+    for (size_t k = 0; k < bytes / 4; k++) {
+      float f = (float)((k * 7919 + 13) % 1000) / 1000.0f;
+      int32_t i = (int32_t)(k % 2);
+      memcpy((char *)dst + 4 * k, bytes % 4 == 0 && path[1] == 'f' ? (void *)&f : (void *)&i, 4);
+    }
+    return 0;
+  }
   FILE *f = fopen(path, "rb");
   if (!f) return perror(path), 1;
   size_t got = fread(dst, 1, bytes, f);
@@ -53,7 +63,9 @@ int main(int argc, char **argv) {
     int64_t count;
     void *d = gradc_data(m, t.name, &count);
     if (t.kind == GRADC_INPUT && t.dtype == GRADC_F32 && fill(argv[3], d, sizeof(float) * (size_t)count)) return 1;
-    if (t.kind == GRADC_INPUT && t.dtype == GRADC_I32 && fill(argv[4], d, sizeof(int32_t) * (size_t)count)) return 1;
+    if (t.kind == GRADC_INPUT && t.dtype == GRADC_I32 &&
+        fill(strcmp(argv[3], "@fill") ? argv[4] : "@ints", d, sizeof(int32_t) * (size_t)count))
+      return 1;
     if (t.kind == GRADC_OUTPUT && !out) out = t.name;
   }
   for (int s = 0; s < steps; s++) {
