@@ -134,7 +134,7 @@ static bool id_used(const Importer *im, const char *s) {
  * keyword, a builtin dimension name or a name already taken. */
 static const char *new_id(Importer *im, const char *name, bool keep_dots) {
   static const char *const reserved[] = {"input", "param", "const", "output", "metric", "train", "with",
-                                         "def", "return", "batch", "loss", "y", "state", "true", "false"};
+                                         "def", "return", "batch", "loss", "state", "true", "false"};
   char buf[160], src[160];
   size_t n = 0;
   /* PyTorch's "/conv1/Conv_output_0" reads as conv1_Conv. */
@@ -1074,6 +1074,33 @@ static void op_slice(Importer *im, const Onnx__NodeProto *n) {
   define(im, r, false, "%s[%s]", nchw(im, x), idx);
 }
 
+/* Pad with zeros (mode constant, value 0): gradc's pad. */
+static void op_pad(Importer *im, const Onnx__NodeProto *n) {
+  Value *x = input(im, n, 0, true), *pv = input(im, n, 1, true), *cv = input(im, n, 2, false), *r = output(im, n);
+  if (input(im, n, 3, false)) fail(im, "the axes input is not supported");
+  if (!attr_is(n, "mode", "constant") && !attr_is(n, "mode", NULL)) fail(im, "only mode=constant is supported");
+  if (cv && const_scalar(im, cv, "constant_value") != 0) fail(im, "only padding with zeros is supported");
+  int64_t p[2 * OX_RANK];
+  if (const_ints(im, pv, p, 2 * OX_RANK, "pads") != 2 * x->rank) fail(im, "pads must have 2 values per axis");
+  copy_shape(r, x);
+  char l[600] = "[";
+  bool any = false;
+  for (int k = 0; k < x->rank; k++) {
+    int64_t b = p[k], e = p[k + x->rank];
+    if (b < 0 || e < 0 || b > 4096 || e > 4096) fail(im, "pads must be 0 to 4096");
+    if ((b || e) && x->dim[k] == BATCH) fail(im, "the batch dimension cannot be padded");
+    if (b || e) r->dim[k] += b + e, any = true;
+    snprintf(l + strlen(l), sizeof l - strlen(l), "%s[%lld, %lld]", k ? ", " : "", (long long)b, (long long)e);
+  }
+  strcat(l, "]");
+  const char *id = x->nhwc ? x->id : nchw(im, x);
+  if (!any) {
+    define(im, r, x->nhwc, "%s", id);
+    return;
+  }
+  define(im, r, false, "pad(%s, %s)", nchw(im, x), l);
+}
+
 typedef struct OpRow {
   const char *name;
   void (*fn)(Importer *, const Onnx__NodeProto *, const char *);
@@ -1105,6 +1132,7 @@ WRAP(w_constant, op_constant(im, n))
 WRAP(w_resize, op_resize(im, n))
 WRAP(w_dropout, op_dropout(im, n))
 WRAP(w_slice, op_slice(im, n))
+WRAP(w_pad, op_pad(im, n))
 static void w_unary(Importer *im, const Onnx__NodeProto *n, const char *s) { op_unary(im, n, s); }
 static void w_sym(Importer *im, const Onnx__NodeProto *n, const char *s) { op_binary(im, n, s, NULL); }
 static void w_fn2(Importer *im, const Onnx__NodeProto *n, const char *s) { op_binary(im, n, NULL, s); }
@@ -1143,7 +1171,7 @@ static const OpRow ops[] = {
     {"Concat", w_concat, NULL}, {"Squeeze", w_squeeze, NULL}, {"Unsqueeze", w_unsqueeze, NULL},
     {"Gather", w_gather, NULL}, {"Shape", w_shape, NULL}, {"Constant", w_constant, NULL}, {"Clip", w_clip, NULL},
     {"Where", w_where, NULL}, {"Cast", w_cast, NULL}, {"Identity", w_identity, NULL}, {"Resize", w_resize, NULL},
-    {"Slice", w_slice, NULL},
+    {"Slice", w_slice, NULL}, {"Pad", w_pad, NULL},
 };
 
 /* ---------------------------------------------------------- the graph */
@@ -1198,6 +1226,7 @@ static void translate(Importer *im, const Onnx__ModelProto *m, const OnnxImportO
     v->is_init = true;
   }
   if (g->n_sparse_initializer) fail(im, "sparse initializers are not supported");
+  if (o && o->loss) reserve(im, o->label ? o->label : "y");   /* the label input appended below */
   for (size_t k = 0; k < g->n_input; k++) graph_input(im, g->input[k]);
   for (size_t k = 0; k < g->n_node; k++) {
     const Onnx__NodeProto *n = g->node[k];
@@ -1212,7 +1241,7 @@ static void translate(Importer *im, const Onnx__ModelProto *m, const OnnxImportO
            "Mul, Div, Pow, Neg, Abs, Sqrt, Exp, Log, Relu, LeakyRelu, Sigmoid, Tanh, Softmax, LogSoftmax, "
            "ReduceSum/Mean/Max/Min, ArgMax, Conv, ConvTranspose, MaxPool, AveragePool, GlobalAveragePool, "
            "BatchNormalization, Dropout, Flatten, Reshape, Transpose, Concat, Squeeze, Unsqueeze, Gather, "
-           "Shape, Constant, Clip, Where, Cast, Identity, Resize, Slice)",
+           "Shape, Constant, Clip, Where, Cast, Identity, Resize, Slice, Pad)",
            n->domain && *n->domain ? n->domain : "", n->domain && *n->domain ? "." : "",
            n->op_type ? n->op_type : "(none)");
     for (size_t j = 1; j < n->n_output; j++)

@@ -57,6 +57,16 @@ for m in mnist_mlp cnn_seed cnn_bn; do
   check "$m: 10 SGD steps give PyTorch's losses (1e-4)" status_is 0
 done
 
+# Most operators gradc imports in one model (twins.py: class Ops).
+run "$py" "$src/tests/onnx/twins.py" ops "$tmp"
+run "$gradc" import ops.onnx -o ops.nn --ckpt ops.ckpt
+check "ops: import" status_is 0
+run "$runner" ops.nn ops.ckpt ops.x.f32 ops.y.i32 4 0 ops.g.f32
+check "ops: gradc's output equals PyTorch's (1e-5)" \
+  all 'status_is 0' "\"$py\" \"$src/tests/onnx/compare.py\" out ops.g.f32 ops.out.f32 1e-5 >\$out"
+check "ops: the batch PyTorch reads with Shape is folded into the reshapes" \
+  all "grep -q '^Reshape = reshape(Slice, \[-1, 4\])' ops.nn" "grep -q '^output y = reshape(Reshape_1, \[-1, 5\])' ops.nn"
+
 # Layer sugar and names from the file: nn.Linear is dense, Conv conv2d,
 # BatchNormalization batch_norm, under PyTorch's module names.
 check "cnn_bn: the imported text uses the layers and PyTorch's names" \

@@ -10,6 +10,9 @@
                           batch norm in training mode and dropout off, as
                           gradc's train step with the exported model computes)
   twins.py unknown DIR    DIR/gelu.onnx, a model with an operator gradc lacks
+  twins.py ops DIR        DIR/ops.onnx (class Ops: most operators gradc
+                          imports), its inputs (ops.x.f32, ops.y.i32: ids)
+                          and PyTorch's output, ops.out.f32
 
 The models are the twins of models/mnist_mlp.nn, models/cnn_seed.nn and
 models/cnn_bn.nn (same layers; smaller images where the test needs speed).
@@ -75,6 +78,47 @@ class CnnBn(nn.Module):
         return self.fc2(h)
 
 
+class Ops(nn.Module):
+    """One of most operators gradc imports, on 3x8x8 images and 5 ids a
+    sample: ConvTranspose, AveragePool, Resize (nearest), MaxPool,
+    LeakyRelu, Sigmoid, Tanh, GlobalAveragePool, Squeeze, Unsqueeze,
+    ReduceMean/Sum/Max, Gather (an embedding), Concat, Clip, Pow, Abs, Sqrt,
+    Exp, Log, Neg, Div, Softmax, LogSoftmax, Transpose, Reshape with the
+    batch from Shape, Flatten, Gemm and MatMul."""
+    def __init__(self):
+        super().__init__()
+        self.up = nn.ConvTranspose2d(3, 4, 2, stride=2)
+        self.emb = nn.Embedding(10, 3)
+        self.fc = nn.Linear(14, 6)
+        self.w = nn.Parameter(torch.randn(6, 5) * 0.3)
+
+    def forward(self, x, ids):
+        h = nn.functional.avg_pool2d(self.up(x), 2)                       # [B,4,8,8]
+        u = nn.functional.max_pool2d(nn.functional.interpolate(h, scale_factor=2, mode="nearest"), 2)
+        h = nn.functional.leaky_relu(h, 0.2) + torch.sigmoid(u) * torch.tanh(h)
+        g = nn.functional.adaptive_avg_pool2d(h, 1).squeeze(-1).squeeze(-1)  # [B,4]
+        e = self.emb(ids).mean(dim=1)                                      # [B,3]
+        m = x.amax(dim=(2, 3)) - x.sum(dim=(2, 3), keepdim=True).squeeze(3).squeeze(2) / 64
+        z = torch.cat([g, e, m, h.mean(dim=(1, 2)).unsqueeze(1)[:, :, :4].reshape(x.shape[0], -1)], dim=1)
+        z = torch.clamp(z, -1.5, 2.0) ** 2 + torch.sqrt(torch.abs(z) + 1) - torch.exp(-z) + torch.log(z * z + 1)
+        y = self.fc(z) @ self.w                                           # [B,5]
+        y = torch.softmax(y, dim=1) + torch.log_softmax(y.transpose(0, 1), dim=0).transpose(0, 1)
+        return torch.flatten(y.reshape(x.shape[0], 5, 1), 1)
+
+
+def ops_twin(out):
+    g = torch.Generator().manual_seed(2)
+    m = Ops().eval()
+    x = torch.rand(BATCH, 3, 8, 8, generator=g)
+    ids = torch.randint(0, 10, (BATCH, 5), generator=g)
+    torch.onnx.export(m, (x, ids), f"{out}/ops.onnx", opset_version=17, input_names=["x", "ids"],
+                      output_names=["y"], dynamic_axes={"x": {0: "batch"}, "ids": {0: "batch"}, "y": {0: "batch"}})
+    write(f"{out}/ops.x.f32", x)
+    write(f"{out}/ops.y.i32", ids.to(torch.int32))
+    with torch.no_grad():
+        write(f"{out}/ops.out.f32", m(x, ids))
+
+
 def randomize_bn(m, g):
     """Moving statistics away from 0 and 1, so that the test sees them."""
     for b in m.modules():
@@ -112,6 +156,9 @@ def main():
     cmd, out = sys.argv[1], sys.argv[2]
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(1)
+    if cmd == "ops":
+        ops_twin(out)
+        return
     if cmd == "unknown":
         m = nn.Sequential(nn.Linear(8, 4), nn.GELU())
         export(m, torch.randn(2, 8), f"{out}/gelu.onnx")
