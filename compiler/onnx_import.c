@@ -107,6 +107,9 @@ static void *grow(Importer *im, void *p, int *cap, size_t elem) {
 static void emit(Importer *im, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void emit(Importer *im, const char *fmt, ...) {
   va_list ap;
+  if (!im->text) {           /* text + len must point into a buffer */
+    if (!(im->text = malloc(im->cap = 4096))) fail(im, "out of memory");
+  }
   for (;;) {
     va_start(ap, fmt);
     int n = vsnprintf(im->text + im->len, im->cap - im->len, fmt, ap);

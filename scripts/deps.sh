@@ -4,12 +4,16 @@
 set -euo pipefail
 
 # LLVM is pinned to 19 (its C API drifts between versions); clang-19 and its
-# runtime are for the sanitizer and fuzz builds.
+# runtime are for the sanitizer and fuzz builds.  protobuf-c reads and writes
+# ONNX files, with the onnx.proto python3-onnx ships (also the checker of
+# tests/run_onnx_tests.sh, whose PyTorch twins need python3-torch).
 PACKAGES=(
     build-essential cmake pkg-config
     llvm-19-dev libopenblas-dev zlib1g-dev libcmocka-dev
     dataset-fashion-mnist
     clang-19 libclang-rt-19-dev
+    libprotobuf-c-dev protobuf-c-compiler python3-onnx
+    python3-torch
 )
 
 missing=()
