@@ -529,6 +529,12 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
     time_print(stderr, jitmodel_times(m), jitmodel_from_cache(m) ? "gradc compile time report (object from the cache)"
                                                                  : "gradc compile time report");
   const char *ckpt = training ? r.resume : r.load;
+  if (training && onnx && !jitmodel_graph(m)->nsteps) {
+    fprintf(stderr, "gradc: error: %s has no loss to train; write a model file with one: gradc import %s "
+            "--loss softmax_cross_entropy (README: ONNX)\n", r.file, r.file);
+    gradc_free(m);
+    return 1;
+  }
   if (onnx && !ckpt && cli_onnx_weights(m, r.file)) {
     gradc_free(m);
     return 1;

@@ -457,6 +457,7 @@ static void op_unary(Importer *im, const Onnx__NodeProto *n, const char *fn) {
 }
 
 static void op_binary(Importer *im, const Onnx__NodeProto *n, const char *sym, const char *fn) {
+  if (n->n_input != 2) fail(im, "%zu inputs; gradc imports this operator with 2", n->n_input);
   Value *x = input(im, n, 0, true), *y = input(im, n, 1, true), *r = output(im, n);
   broadcast(im, x, y, r);
   r->is_int = x->is_int && y->is_int;
@@ -1139,6 +1140,11 @@ WRAP(w_pad, op_pad(im, n))
 static void w_unary(Importer *im, const Onnx__NodeProto *n, const char *s) { op_unary(im, n, s); }
 static void w_sym(Importer *im, const Onnx__NodeProto *n, const char *s) { op_binary(im, n, s, NULL); }
 static void w_fn2(Importer *im, const Onnx__NodeProto *n, const char *s) { op_binary(im, n, NULL, s); }
+/* Comparisons give bool, which Where takes. */
+static void w_compare(Importer *im, const Onnx__NodeProto *n, const char *s) {
+  op_binary(im, n, s, NULL);
+  im->vals[im->nvals - 1]->is_int = false;
+}
 static void w_reduce(Importer *im, const Onnx__NodeProto *n, const char *s) { op_reduce(im, n, s); }
 static void w_softmax(Importer *im, const Onnx__NodeProto *n, const char *s) { op_softmax(im, n, s); }
 static void w_leaky(Importer *im, const Onnx__NodeProto *n, const char *s) {
@@ -1174,7 +1180,9 @@ static const OpRow ops[] = {
     {"Concat", w_concat, NULL}, {"Squeeze", w_squeeze, NULL}, {"Unsqueeze", w_unsqueeze, NULL},
     {"Gather", w_gather, NULL}, {"Shape", w_shape, NULL}, {"Constant", w_constant, NULL}, {"Clip", w_clip, NULL},
     {"Where", w_where, NULL}, {"Cast", w_cast, NULL}, {"Identity", w_identity, NULL}, {"Resize", w_resize, NULL},
-    {"Slice", w_slice, NULL}, {"Pad", w_pad, NULL},
+    {"Slice", w_slice, NULL}, {"Pad", w_pad, NULL}, {"Max", w_fn2, "maximum"}, {"Min", w_fn2, "minimum"},
+    {"Softplus", w_unary, "softplus"}, {"Equal", w_compare, "=="}, {"Less", w_compare, "<"},
+    {"LessOrEqual", w_compare, "<="}, {"Greater", w_compare, ">"}, {"GreaterOrEqual", w_compare, ">="},
 };
 
 /* ---------------------------------------------------------- the graph */
@@ -1244,7 +1252,8 @@ static void translate(Importer *im, const Onnx__ModelProto *m, const OnnxImportO
            "Mul, Div, Pow, Neg, Abs, Sqrt, Exp, Log, Relu, LeakyRelu, Sigmoid, Tanh, Softmax, LogSoftmax, "
            "ReduceSum/Mean/Max/Min, ArgMax, Conv, ConvTranspose, MaxPool, AveragePool, GlobalAveragePool, "
            "BatchNormalization, Dropout, Flatten, Reshape, Transpose, Concat, Squeeze, Unsqueeze, Gather, "
-           "Shape, Constant, Clip, Where, Cast, Identity, Resize, Slice, Pad)",
+           "Shape, Constant, Clip, Where, Cast, Identity, Resize, Slice, Pad, Max, Min, Softplus, Equal, Less, LessOrEqual, Greater, "
+           "GreaterOrEqual)",
            n->domain && *n->domain ? n->domain : "", n->domain && *n->domain ? "." : "",
            n->op_type ? n->op_type : "(none)");
     for (size_t j = 1; j < n->n_output; j++)

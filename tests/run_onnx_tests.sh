@@ -85,6 +85,9 @@ print(' '.join(str(int(i)) for i in np.fromfile('mnist_mlp.out.f32', np.float32)
 run "$gradc" predict mnist_mlp.onnx --data mlp.csv --count 4
 check "predict on the .onnx file itself: PyTorch's classes" \
   all 'status_is 0' "[ \"\$(awk '/^ +[0-9]/ {printf \"%s%s\", s, \$2; s=\" \"}' $out)\" = \"\$(cat torch_classes.txt)\" ]"
+run "$gradc" train mnist_mlp.onnx --data mlp.csv --epochs 1
+check "train on an .onnx file without a loss says how to add one" \
+  all 'status_is 1' "stderr_has 'gradc: error: mnist_mlp.onnx has no loss to train; write a model file with one: gradc import mnist_mlp.onnx --loss softmax_cross_entropy'"
 run "$gradc" summary cnn_seed.onnx
 check "summary of an .onnx file counts PyTorch's parameters" \
   all 'status_is 0' "stdout_has '$("$py" -c "

@@ -84,7 +84,8 @@ class Ops(nn.Module):
     LeakyRelu, Sigmoid, Tanh, GlobalAveragePool, Squeeze, Unsqueeze,
     ReduceMean/Sum/Max, Gather (an embedding), Concat, Clip, Pow, Abs, Sqrt,
     Exp, Log, Neg, Div, Softmax, LogSoftmax, Transpose, Reshape with the
-    batch from Shape, Flatten, Gemm and MatMul."""
+    batch from Shape, Flatten, Gemm, MatMul, Greater, Where, Max, Min and
+    Softplus."""
     def __init__(self):
         super().__init__()
         self.up = nn.ConvTranspose2d(3, 4, 2, stride=2)
@@ -101,6 +102,7 @@ class Ops(nn.Module):
         m = x.amax(dim=(2, 3)) - x.sum(dim=(2, 3), keepdim=True).squeeze(3).squeeze(2) / 64
         z = torch.cat([g, e, m, h.mean(dim=(1, 2)).unsqueeze(1)[:, :, :4].reshape(x.shape[0], -1)], dim=1)
         z = torch.clamp(z, -1.5, 2.0) ** 2 + torch.sqrt(torch.abs(z) + 1) - torch.exp(-z) + torch.log(z * z + 1)
+        z = torch.where(z > 0.5, z, 0.1 * z) + torch.maximum(z, torch.minimum(-z, nn.functional.softplus(z)))
         y = self.fc(z) @ self.w                                           # [B,5]
         y = torch.softmax(y, dim=1) + torch.log_softmax(y.transpose(0, 1), dim=0).transpose(0, 1)
         return torch.flatten(y.reshape(x.shape[0], 5, 1), 1)
