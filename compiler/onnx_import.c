@@ -605,6 +605,7 @@ static void op_conv_transpose(Importer *im, const Onnx__NodeProto *n) {
   int64_t I = wt->dim[0], O = wt->dim[1], kh = wt->dim[2], kw = wt->dim[3];
   if (b && (!b->is_const || b->is_int || b->rank != 1 || b->dim[0] != O)) fail(im, "the bias must be a 1-D float initializer");
   if (x->dim[1] != I) fail(im, "the weight expects %lld input channels", (long long)I);
+  if (x->dim[2] < 1 || x->dim[3] < 1) fail(im, "the image's height and width must be static");
   OnnxWindow w;
   onnx_window_attrs(im, n, &w, (int64_t[]){kh, kw});
   int64_t v[8];
@@ -708,6 +709,13 @@ static void reshape_to(Importer *im, Value *x, Value *r, int rank, const int64_t
   define(im, r, false, "reshape(%s, %s)", nchw(im, x), l);
 }
 
+/* a * b for element counts (both >= 0), refused past 2^40 rather than
+ * wrapped: dimensions come from the file. */
+static int64_t mul(Importer *im, int64_t a, int64_t b) {
+  if (a < 0 || b < 0 || (b && a > (INT64_C(1) << 40) / b)) fail(im, "a tensor of more than 2^40 elements");
+  return a * b;
+}
+
 static void op_flatten(Importer *im, const Onnx__NodeProto *n) {
   Value *x = input(im, n, 0, true), *r = output(im, n);
   int axis = axis_of(im, attr_int(n, "axis", 1), x->rank + 1);
@@ -715,7 +723,7 @@ static void op_flatten(Importer *im, const Onnx__NodeProto *n) {
   for (int k = 0; k < x->rank; k++) {
     int64_t *t = &d[k >= axis];
     if (x->dim[k] == BATCH || *t == BATCH) *t = BATCH;
-    else *t *= x->dim[k];
+    else *t = mul(im, *t, x->dim[k]);
   }
   reshape_to(im, x, r, 2, d);
 }
@@ -730,7 +738,7 @@ static void op_reshape(Importer *im, const Onnx__NodeProto *n) {
   bool batch_in = false;
   for (int k = 0; k < x->rank; k++) {
     if (x->dim[k] == BATCH) batch_in = true;
-    else total *= x->dim[k];
+    else total = mul(im, total, x->dim[k]);
   }
   for (int k = 0; k < rank; k++) {
     if (d[k] == 0) {
@@ -745,8 +753,7 @@ static void op_reshape(Importer *im, const Onnx__NodeProto *n) {
     } else if (d[k] < 0) {
       fail(im, "shape entry %lld", (long long)d[k]);
     } else {
-      known *= d[k];
-      if (known > (INT64_C(1) << 40)) fail(im, "the shape is too large");
+      known = mul(im, known, d[k]);
     }
   }
   bool batch_out = false;
