@@ -156,7 +156,7 @@ done
 for f in "$src"/models/*.nn; do
   b=$(basename "$f" .nn)
   if ! "$gradc" export "$f" -o "rt_$b.onnx" >/dev/null 2>"rt_$b.err"; then
-    grep -qE 'scan_slice|random_normal' "rt_$b.err" && continue
+    grep -q 'cannot be exported to ONNX' "rt_$b.err" && continue   # loops, random ops: refused by design
     cat "rt_$b.err" >"$err"; rc=1
     check "models/$b.nn exports" false
     continue
