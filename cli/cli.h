@@ -84,4 +84,13 @@ typedef struct AotOptions {
  * Diagnostics of the model go to stderr; other failures into err. */
 gradc_status cli_compile(const AotOptions *o, RtError *err);
 
+/* ----------------------------------------------------------------- onnx.c */
+
+/* gradc import and gradc export (their argument lists, after the command). */
+int cli_import(int argc, char **argv);
+int cli_export(int argc, char **argv);
+/* The initializers of the .onnx file path into m (which compile_path
+ * compiled from it); errors are printed. */
+gradc_status cli_onnx_weights(gradc_model *m, const char *path);
+
 #endif

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "onnx.h"
 
 /* GRADC_VERSION comes from project(VERSION) in CMakeLists.txt. */
 #define DEFAULT_DATA "/usr/share/datasets/fashion-mnist"
@@ -106,6 +107,13 @@ static const char usage2[] =
     "  cache stats|clear the object cache (README)\n"
     "  help              print this text\n"
     "  version           print the version\n";
+/* More commands (C caps one string literal at 4095 characters). */
+static const char usage_onnx[] =
+    "  import F.onnx [-o F.nn] [--ckpt CKPT] [--loss L] [--label Y] [--optimizer O]\n"
+    "                    the ONNX model as a model file and its weights (README: ONNX)\n"
+    "  export F.nn -o F.onnx [--load CKPT]\n"
+    "                    the forward graph as ONNX (opset 17) with the weights\n"
+    "  every command that takes FILE.nn takes an .onnx file too\n";
 
 static int usage_error(const char *fmt, const char *arg) {
   fprintf(stderr, "gradc: ");
@@ -536,7 +544,8 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
   int rc = parse_run_args(argc, argv, &r, cmd);
   if (rc) return rc;
   bool training = !strcmp(cmd, "train");
-  if (!training && !r.load)
+  bool onnx = onnx_is_onnx_path(r.file);   /* its weights come with it */
+  if (!training && !r.load && !onnx)
     return usage_error("%s needs --load CKPT (a checkpoint from gradc train --save)", cmd);
   if (!strcmp(cmd, "sample") && !r.output) return usage_error("%s", "sample needs -o GRID.png");
 
@@ -562,6 +571,16 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
     time_print(stderr, jitmodel_times(m), jitmodel_from_cache(m) ? "gradc compile time report (object from the cache)"
                                                                  : "gradc compile time report");
   const char *ckpt = training ? r.resume : r.load;
+  if (training && onnx && !jitmodel_graph(m)->nsteps) {
+    fprintf(stderr, "gradc: error: %s has no loss to train; write a model file with one: gradc import %s "
+            "--loss softmax_cross_entropy (README: ONNX)\n", r.file, r.file);
+    gradc_free(m);
+    return 1;
+  }
+  if (onnx && !ckpt && cli_onnx_weights(m, r.file)) {
+    gradc_free(m);
+    return 1;
+  }
   if (ckpt && (s = gradc_load(m, ckpt))) {
     rc = report(s, gradc_last_error(m));
     gradc_free(m);
@@ -685,12 +704,14 @@ static int command(int argc, char **argv) {
   if (argc < 2) {
     fputs(usage, stderr);
     fputs(usage2, stderr);
+    fputs(usage_onnx, stderr);
     return 2;
   }
   const char *cmd = argv[1];
   if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
     fputs(usage, stdout);
     fputs(usage2, stdout);
+    fputs(usage_onnx, stdout);
     return 0;
   }
   if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
@@ -702,6 +723,8 @@ static int command(int argc, char **argv) {
   if (!strcmp(cmd, "check")) return cmd_check(argc - 2, argv + 2);
   if (!strcmp(cmd, "compile")) return cmd_compile(argc - 2, argv + 2);
   if (!strcmp(cmd, "cache")) return cmd_cache(argc - 2, argv + 2);
+  if (!strcmp(cmd, "import")) return cli_import(argc - 2, argv + 2);
+  if (!strcmp(cmd, "export")) return cli_export(argc - 2, argv + 2);
   if (!strcmp(cmd, "train") || !strcmp(cmd, "eval") || !strcmp(cmd, "predict") || !strcmp(cmd, "sample") ||
       !strcmp(cmd, "score"))
     return cmd_run(argc - 2, argv + 2, cmd);

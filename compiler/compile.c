@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "compiler.h"
+#include "onnx.h"
 
 static long fail_after;
 
@@ -176,6 +177,30 @@ Compilation *compile(const char *name, const char *text, size_t len, const Compi
   return c;
 }
 
+/* An ONNX file compiles as the model text onnx_import writes for it (one
+ * pipeline for both formats); an import error is the compilation's one
+ * diagnostic. */
+static Compilation *compile_onnx(const char *path, const char *buf, size_t len, const CompileOptions *o) {
+  Arena *scratch = arena_new();
+  if (!scratch) return NULL;
+  OnnxImport imp;
+  Compilation *c;
+  if (onnx_import(scratch, path, buf, len, NULL, &imp)) {
+    c = compile(path, imp.text, imp.len, o);
+  } else {
+    Arena *a = arena_new();
+    c = a ? arena_alloc(a, sizeof *c) : NULL;
+    if (c) {
+      c->arena = a;
+      c->status = COMPILE_ERR_MODEL;
+      c->src.name = arena_strdup(a, path);
+      diag_add(a, &c->diags, DIAG_ERROR, (Loc){0}, "%s", imp.error);
+    }
+  }
+  arena_free(scratch);
+  return c;
+}
+
 Compilation *compile_path(const char *path, const CompileOptions *o) {
   FILE *f = fopen(path, "rb");
   const char *why = NULL;
@@ -203,6 +228,8 @@ Compilation *compile_path(const char *path, const CompileOptions *o) {
       c->src.name = arena_strdup(a, path);
       diag_add(a, &c->diags, DIAG_ERROR, (Loc){0}, "cannot read '%s': %s", path, why);
     }
+  } else if (onnx_is_onnx_path(path)) {
+    c = compile_onnx(path, buf, len, o);
   } else {
     c = compile(path, buf, len, o);
   }

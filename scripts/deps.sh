@@ -6,12 +6,17 @@ set -euo pipefail
 # LLVM is pinned to 19 (its C API drifts between versions); clang-19 and its
 # runtime are for the sanitizer and fuzz builds.  Python, NumPy and pytest
 # run the Python package's suite (python/; ctypes is in the standard library).
+# protobuf-c reads and writes ONNX files, with the onnx.proto python3-onnx
+# ships (also the checker of tests/run_onnx_tests.sh, whose PyTorch twins
+# need python3-torch).
 PACKAGES=(
     build-essential cmake pkg-config
     llvm-19-dev libopenblas-dev zlib1g-dev libcmocka-dev libpng-dev
     dataset-fashion-mnist
     clang-19 libclang-rt-19-dev
     python3 python3-numpy python3-pytest
+    libprotobuf-c-dev protobuf-c-compiler python3-onnx
+    python3-torch
 )
 
 missing=()
