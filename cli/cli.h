@@ -84,4 +84,20 @@ typedef struct AotOptions {
  * Diagnostics of the model go to stderr; other failures into err. */
 gradc_status cli_compile(const AotOptions *o, RtError *err);
 
+/* ------------------------------------------------------------------ run.c */
+
+enum { RUN_MAX_FEEDS = 16 };
+
+typedef struct RunOptions {
+  const char *model;
+  struct { const char *name, *path; } feeds[RUN_MAX_FEEDS];  /* --feed NAME=FILE */
+  int nfeeds;
+  uint64_t seed;
+  const char *npy_dir;       /* --format npy -o DIR, or NULL: print */
+} RunOptions;
+
+/* gradc run: compile, feed, forward once, print (or write) every output.
+ * A model that does not compile: its diagnostics in err, GRADC_ERR_MODEL. */
+gradc_status cli_run(const RunOptions *o, FILE *out, RtError *err);
+
 #endif
