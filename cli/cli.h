@@ -93,6 +93,7 @@ typedef struct RunOptions {
   struct { const char *name, *path; } feeds[RUN_MAX_FEEDS];  /* --feed NAME=FILE */
   int nfeeds;
   uint64_t seed;
+  int opt_level;             /* -O N: 0 turns the graph passes (folding) off */
   const char *npy_dir;       /* --format npy -o DIR, or NULL: print */
 } RunOptions;
 

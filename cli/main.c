@@ -80,6 +80,7 @@ static const char usage2[] =
     "      --feed NAME=FILE  an input's values from a .npy or .csv file\n"
     "      --seed N        initializer and random-op seed (default 1)\n"
     "      --format F      text (default) or npy: write DIR/NAME.npy (-o DIR)\n"
+    "      -O N            optimisation level 0..3 (default 3; 0: no folding)\n"
     "  eval FILE.nn --load CKPT [--data DIR] [--batch N]\n"
     "                    test loss and metrics of a checkpoint\n"
     "  predict FILE.nn --load CKPT [--data DIR] [--count N]\n"
@@ -666,7 +667,7 @@ static int cmd_compile(int argc, char **argv) {
 
 /* gradc run FILE.nn [--feed NAME=FILE]... [--seed N] [--format text|npy -o DIR] */
 static int cmd_run_once(int argc, char **argv) {
-  RunOptions o = {.seed = 1};
+  RunOptions o = {.seed = 1, .opt_level = 3};
   const char *format = "text", *dir = NULL;
   int rc;
   for (int i = 0; i < argc; i++) {
@@ -687,6 +688,11 @@ static int cmd_run_once(int argc, char **argv) {
         o.feeds[o.nfeeds].name = strndup(v, (size_t)(eq - v));
         o.feeds[o.nfeeds++].path = eq + 1;
       }
+    } else if (!strcmp(a, "-O")) {
+      double x;
+      if (i + 1 >= argc) return usage_error("%s needs a value", a);
+      if (!number_opt(a, argv[++i], 0, 3, true, &x)) return 2;
+      o.opt_level = (int)x;
     } else if ((rc = take_file(a, &o.model))) {
       return rc;
     }

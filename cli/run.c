@@ -409,6 +409,7 @@ gradc_status cli_run(const RunOptions *o, FILE *out, RtError *err) {
   gradc_options opt;
   gradc_options_default(&opt);
   opt.seed = o->seed;
+  opt.opt_level = o->opt_level;
   opt.threads = 1;
   gradc_model *m;
   gradc_status st = gradc_compile_file(o->model, &opt, &m);

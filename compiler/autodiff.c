@@ -291,6 +291,19 @@ void grad_tanh(AD *ad, Node *n, Node *gy) {
   ad_accum(ad, n->src[0], bin(ad, OP_MUL, gy, d));
 }
 
+/* sin' = cos, cos' = -sin, (1/x)' = -1/x^2 = -y^2 */
+void grad_sin(AD *ad, Node *n, Node *gy) {
+  ad_accum(ad, n->src[0], bin(ad, OP_MUL, gy, un(ad, OP_COS, n->src[0])));
+}
+
+void grad_cos(AD *ad, Node *n, Node *gy) {
+  ad_accum(ad, n->src[0], un(ad, OP_NEG, bin(ad, OP_MUL, gy, un(ad, OP_SIN, n->src[0]))));
+}
+
+void grad_reciprocal(AD *ad, Node *n, Node *gy) {
+  ad_accum(ad, n->src[0], un(ad, OP_NEG, bin(ad, OP_MUL, gy, un(ad, OP_SQUARE, n))));
+}
+
 void grad_exp(AD *ad, Node *n, Node *gy) {
   ad_accum(ad, n->src[0], bin(ad, OP_MUL, gy, n));
 }

@@ -321,6 +321,13 @@ void eval_unary(Eval *e, const Node *n) {
     case OP_EXP: r = exp(x); break;
     case OP_LOG: r = log(x); break;
     case OP_SQRT: r = sqrt(x); break;
+    case OP_SIN: r = sin(x); break;
+    case OP_COS: r = cos(x); break;
+    case OP_RECIPROCAL: r = 1 / x; break;
+    case OP_FLOOR: r = floor(x); break;
+    case OP_CEIL: r = ceil(x); break;
+    case OP_ROUND: r = nearbyint(x); break;       /* ties to even, as tf.round */
+    case OP_SIGN: r = (x > 0) - (x < 0); break;
     /* log(1 + exp(x)) without exp's overflow or 1 + tiny's rounding */
     case OP_SOFTPLUS: r = fmax(x, 0) + log1p(exp(-fabs(x))); break;
     case OP_CLIP: r = x < n->a.lo ? n->a.lo : x > n->a.hi ? n->a.hi : x; break;

@@ -86,6 +86,15 @@
   OP(LOG,         "log",               1, K_UNARY,   shape_same_float,   grad_log,          eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \
   OP(SQRT,        "sqrt",              1, K_UNARY,   shape_same_float,   grad_sqrt,         eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \
   OP(SOFTPLUS,    "softplus",          1, K_UNARY,   shape_same_float,   grad_softplus,     eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \
+  /* issue 24: trigonometry, rounding (TF's round: half to even), sign, \
+   * reciprocal; rounding and sign have no gradient, as in TF (None) */ \
+  OP(SIN,         "sin",               1, K_UNARY,   shape_same_float,   grad_sin,          eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \
+  OP(COS,         "cos",               1, K_UNARY,   shape_same_float,   grad_cos,          eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \
+  OP(RECIPROCAL,  "reciprocal",        1, K_UNARY,   shape_same_float,   grad_reciprocal,   eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \
+  OP(FLOOR,       "floor",             1, K_UNARY,   shape_same_float,   grad_none,         eval_unary,        gen_elementwise, NAN, F_NO_GRAD | F_ELEMENTWISE) \
+  OP(CEIL,        "ceil",              1, K_UNARY,   shape_same_float,   grad_none,         eval_unary,        gen_elementwise, NAN, F_NO_GRAD | F_ELEMENTWISE) \
+  OP(ROUND,       "round",             1, K_UNARY,   shape_same_float,   grad_none,         eval_unary,        gen_elementwise, NAN, F_NO_GRAD | F_ELEMENTWISE) \
+  OP(SIGN,        "sign",              1, K_UNARY,   shape_same_signed,  grad_none,         eval_unary,        gen_elementwise, NAN, F_NO_GRAD | F_ELEMENTWISE) \
   OP(CLIP,        "clip",              1, K_UNARY,   shape_same_num,     grad_clip,         eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \
   OP(CAST,        "cast",              1, K_UNARY,   shape_cast,         grad_cast,         eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE | F_CONVERT) \
   OP(WHERE,       "where",             3, K_TERNARY, shape_where,        grad_where,        eval_where,        gen_elementwise, NAN, F_ELEMENTWISE) \

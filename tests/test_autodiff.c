@@ -437,6 +437,11 @@ static const Row rows[] = {
      " + sum(flatten(h) * k3)\n" TRAIN},
     /* issue 18: the GAN ops and grad() (test_second_order_every_row takes
      * every row, these too, to order 2) */
+    {"trig_reciprocal", XK
+     "param W : f32[4, 3] = uniform(-1, 1)\n"
+     "h = x @ W\n"
+     "loss = sum(sin(h) * k) + sum(cos(h * 2) * k) + sum(reciprocal(h * h + 1) * k)"
+     " + sum(floor(h) * h) + sum(ceil(h) * k) + sum(round(h) * h) + sum(sign(h) * h)\n" TRAIN},
     {"leaky_relu", XK
      "param W : f32[4, 3] = uniform(-1, 1)\n"
      "param b : f32[3] = uniform(-1, 1)\n"

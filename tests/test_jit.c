@@ -789,7 +789,16 @@ static void test_ops(void **state) {
       "const k : i32[3, 2] = [[1, 2], [3, 4], [5, 6]]\n"
       "output q = n @ k + n[:, 0:2] / 2 - maximum(n[:, 1:3], 1)\n"
       "output bq = cast(n > 1, f32)\n"
-      "output nq = where(n != 2, n, n * 3)\n",
+      "output nq = where(n != 2, n, n * 3)\n"
+      "output sg = sign(n - 2)\n",
+
+      /* issue 24: trigonometry, rounding, sign, reciprocal */
+      "input x : f32[batch, 3]\n"
+      "param w : f32[3] = uniform(0.5, 1.5)\n"
+      "h = x * w * 3\n"
+      "output r = floor(h) + ceil(h) * 2 + round(h) * 3 + sign(h) * 4\n"
+      "loss = mean(sin(h) * cos(h * 2)) + mean(reciprocal(h * h + 1))\n"
+      "train loss with sgd(lr=0.1)\n",
 
       /* a loop: carries, slices, stacks and last values, forward and in
        * the gradient's reverse loop */
