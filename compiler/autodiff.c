@@ -475,6 +475,28 @@ void grad_scatter_add(AD *ad, Node *n, Node *gy) {
   ad_accum(ad, n->src[0], node(ad, OP_GATHER, s, 2, NULL));
 }
 
+/* issue 24: a take's gradient adds gy back where each element came from
+ * (scatter_nd, as gather's); take_add's reads it back. */
+void grad_take(AD *ad, Node *n, Node *gy) {
+  Node *s[2] = {gy, n->src[1]};
+  Attrs a = {.to = n->src[0]->shape};
+  ad_accum(ad, n->src[0], node(ad, OP_TAKE_ADD, s, 2, &a));
+}
+
+void grad_take_add(AD *ad, Node *n, Node *gy) {
+  Node *s[2] = {gy, n->src[1]};
+  ad_accum(ad, n->src[0], node(ad, OP_TAKE, s, 2, NULL));
+}
+
+/* d/dx_j of sum_i g_i cumsum(x)_i is the sum of g from j on:
+ * sum(g) - cumsum(g) + g along the axis. */
+void grad_cumsum(AD *ad, Node *n, Node *gy) {
+  Attrs r = {.axes = 1u << n->a.axis, .keepdims = true}, c = {.axis = n->a.axis};
+  Node *total = node(ad, OP_SUM, &gy, 1, &r);
+  Node *run = node(ad, OP_CUMSUM, &gy, 1, &c);
+  ad_accum(ad, n->src[0], bin(ad, OP_ADD, bin(ad, OP_SUB, total, run), gy));
+}
+
 /* The fused form: d/dlogits = (softmax(logits) - target) * g per row. */
 /* Does every row of t along its last axis sum to one, whatever the
  * inputs: class indices, a one_hot, a softmax over that axis, or a
