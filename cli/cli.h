@@ -94,6 +94,7 @@ typedef struct RunOptions {
   int nfeeds;
   uint64_t seed;
   int opt_level;             /* -O N: 0 turns the graph passes (folding) off */
+  bool shapes_only;          /* --shapes: each output's dtype and shape, no values */
   const char *npy_dir;       /* --format npy -o DIR, or NULL: print */
 } RunOptions;
 

@@ -81,6 +81,7 @@ static const char usage2[] =
     "      --seed N        initializer and random-op seed (default 1)\n"
     "      --format F      text (default) or npy: write DIR/NAME.npy (-o DIR)\n"
     "      -O N            optimisation level 0..3 (default 3; 0: no folding)\n"
+    "      --shapes        print each output's dtype and shape only\n"
     "  eval FILE.nn --load CKPT [--data DIR] [--batch N]\n"
     "                    test loss and metrics of a checkpoint\n"
     "  predict FILE.nn --load CKPT [--data DIR] [--count N]\n"
@@ -693,6 +694,8 @@ static int cmd_run_once(int argc, char **argv) {
       if (i + 1 >= argc) return usage_error("%s needs a value", a);
       if (!number_opt(a, argv[++i], 0, 3, true, &x)) return 2;
       o.opt_level = (int)x;
+    } else if (!strcmp(a, "--shapes")) {
+      o.shapes_only = true;
     } else if ((rc = take_file(a, &o.model))) {
       return rc;
     }

@@ -24,8 +24,8 @@
 
 #include "cli.h"
 
-/* numpy's print options: threshold, edgeitems, precision */
-enum { RUN_THRESHOLD = 1000, RUN_EDGE = 3, RUN_PRECISION = 8 };
+/* numpy's print options: threshold, edgeitems, precision, linewidth */
+enum { RUN_THRESHOLD = 1000, RUN_EDGE = 3, RUN_PRECISION = 8, RUN_LINE_WIDTH = 75 };
 
 /* The values of a fed file as doubles, with its shape. */
 typedef struct Array {
@@ -291,38 +291,59 @@ static void print_axis(const Printer *p, int axis, int64_t at, int indent) {
   int64_t stride = 1;
   for (int i = axis + 1; i < t->rank; i++) stride *= t->dims[i];
   fputc('[', p->out);
+  if (axis == t->rank - 1) {
+    /* numpy's line width: a word goes on the next line, under the first,
+     * when it would end past 75 less one column per enclosing bracket */
+    int col = axis + 1, limit = RUN_LINE_WIDTH - 1 - axis;
+    bool first = true;
+    for (int64_t k = 0; k < t->dims[axis]; k++) {
+      if (skipped(p, axis, k) && k != RUN_EDGE) continue;
+      char s[512];
+      if (skipped(p, axis, k)) snprintf(s, sizeof s, "...");
+      else {
+        char raw[512];
+        format_raw(raw, sizeof raw, &p->f, elem(p->data, t->dtype, at + k));
+        snprintf(s, sizeof s, "%*s", p->f.width, raw);
+      }
+      int w = (int)strlen(s);
+      if (!first && col + 1 + w > limit) {
+        fprintf(p->out, "\n%*s", axis + 1, "");
+        col = axis + 1;
+      } else if (!first) {
+        fputc(' ', p->out);
+        col++;
+      }
+      fputs(s, p->out);
+      col += w, first = false;
+    }
+    fputc(']', p->out);
+    return;
+  }
   for (int64_t k = 0; k < t->dims[axis]; k++) {
     if (skipped(p, axis, k)) {
-      if (k == RUN_EDGE) {
-        if (axis == t->rank - 1) fputs(" ...", p->out);
-        else fprintf(p->out, "\n%*s...", indent + 1, "");
-      }
+      if (k == RUN_EDGE) fprintf(p->out, "\n%*s...", indent + 1, "");
       continue;
     }
     if (k > 0) {
-      if (axis == t->rank - 1) fputc(' ', p->out);
-      else {
-        for (int nl = 0; nl < t->rank - 1 - axis; nl++) fputc('\n', p->out);
-        fprintf(p->out, "%*s", indent + 1, "");
-      }
+      for (int nl = 0; nl < t->rank - 1 - axis; nl++) fputc('\n', p->out);
+      fprintf(p->out, "%*s", indent + 1, "");
     }
-    if (axis == t->rank - 1) {
-      char s[512];
-      format_raw(s, sizeof s, &p->f, elem(p->data, t->dtype, at + k));
-      fprintf(p->out, "%*s", p->f.width, s);
-    } else {
-      print_axis(p, axis + 1, at + k * stride, indent + 1);
-    }
+    print_axis(p, axis + 1, at + k * stride, indent + 1);
   }
   fputc(']', p->out);
 }
 
 static const char *const dtype_name[] = {"f32", "f64", "i32", "bool"};
 
-static void print_tensor(FILE *out, const gradc_tensor *t, const void *data) {
+static void print_header(FILE *out, const gradc_tensor *t) {
   fprintf(out, "%s: %s[", t->name, dtype_name[t->dtype]);
   for (int i = 0; i < t->rank; i++) fprintf(out, "%s%" PRId64, i ? ", " : "", t->dims[i]);
-  fputs("] =", out);
+  fputc(']', out);
+}
+
+static void print_tensor(FILE *out, const gradc_tensor *t, const void *data) {
+  print_header(out, t);
+  fputs(" =", out);
   Printer p = {out, t, data, t->count > RUN_THRESHOLD, make_format(data, t->dtype, t->count)};
   if (t->rank == 0) {
     char s[512];
@@ -426,6 +447,7 @@ gradc_status cli_run(const RunOptions *o, FILE *out, RtError *err) {
     if (t.kind != GRADC_OUTPUT) continue;
     const void *data = gradc_data(m, t.name, NULL);
     if (o->npy_dir) st = write_npy(o->npy_dir, &t, data, err);
+    else if (o->shapes_only) print_header(out, &t), fputc('\n', out);
     else print_tensor(out, &t, data);
   }
   for (int i = 0; i < o->nfeeds; i++) free(arrays[i].v);

@@ -324,10 +324,11 @@ Node *tensor_stack(Parser *p, Call *c, OpKind op) {
   if (R == MAX_RANK) parse_fail(p, at(c), "stack: the result would exceed rank %d", MAX_RANK);
   int axis = call_axis(p, c, call_kwarg(c, "axis"), R + 1, 0);
   char b1[SHAPE_STR_MAX], b2[SHAPE_STR_MAX];
+  Shape first = s[0]->shape;
   for (int i = 0; i < n; i++) {
-    if (!shape_eq(&s[i]->shape, &s[0]->shape))
+    if (!shape_eq(&s[i]->shape, &first))
       parse_fail(p, c->args[i].loc, "stack: operand %d has shape %s, the first %s", i + 1,
-                 shape_str(p->g, &s[i]->shape, b1, sizeof b1), shape_str(p->g, &s[0]->shape, b2, sizeof b2));
+                 shape_str(p->g, &s[i]->shape, b1, sizeof b1), shape_str(p->g, &first, b2, sizeof b2));
     Shape e = {.rank = R + 1};
     for (int k = 0, j = 0; k <= R; k++) e.d[k] = k == axis ? (Dim){1, 0} : s[i]->shape.d[j++];
     s[i] = call_reshape(p, s[i], &e, at(c));

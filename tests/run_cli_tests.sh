@@ -709,8 +709,8 @@ EOF'
 printf 'output r = random_uniform([40, 30], seed=3)\n' >"$g24/big.nn"
 run run "$g24/big.nn"
 check "issue 24: gradc run summarises past 1000 elements with ..." \
-  all 'status_is 0' 'stdout_has "r: f32[40, 30] ="' 'stdout_has " ... "' '[ "$(grep -c "^ \.\.\.$" "$out")" -eq 1 ]' \
-      '[ "$(wc -l <"$out")" -eq 8 ]'
+  all 'status_is 0' 'stdout_has "r: f32[40, 30] ="' 'stdout_has " ... "' '[ "$(grep -cx " \.\.\." "$out")" -eq 1 ]' \
+      '[ "$(wc -l <"$out")" -eq 8 ]' '[ "$(grep -c "^ \[" "$out")" -eq 5 ]'
 printf 'input x : f32[batch, 3]\noutput y = x * 2\n' >"$g24/feed.nn"
 printf '1,2,3\n4,5,6\n' >"$g24/x.csv"
 run run "$g24/feed.nn" --feed "x=$g24/x.csv"
