@@ -26,5 +26,5 @@ for f in tests/seeds/tensor/*.nn; do
       all 'status_is 0' '[ -s "$tmp/expected" ]' 'diff -u "$tmp/expected" "$out" >&2'
   done
 done
-check "the examples are there" '[ "$files" -ge 5 ]'
+check "the examples are there" test "$files" -ge 6
 tap_done
