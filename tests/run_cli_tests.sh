@@ -737,6 +737,18 @@ check "issue 24: --feed of the wrong size says what was expected and found" \
   all 'status_is 1' 'stderr_has "short.csv holds 2 values, the input x takes 6"'
 run run "$g24/feed.nn" --format npy
 check "issue 24: --format npy without -o is a usage error" all 'status_is 2' 'stderr_has "--format npy needs -o DIR"'
+printf 'const a = [1, 2, 3]\noutput v = tile(a, [2, 2])\n' >"$g24/bad.nn"
+run run "$g24/bad.nn"
+check "issue 24: gradc run of a wrong model: file:line:col, exit 1" \
+  all 'status_is 1' 'stderr_has "bad.nn:2:20: error: tile: multiples must have one entry per axis of the input (1)"'
+run run --shapes "$g24/consts.nn"
+check "issue 24: gradc run --shapes prints dtypes and shapes only" \
+  all 'status_is 0' 'cmp -s "$out" - <<EOF
+b: i32[3, 3]
+c: f32[3]
+s: f32[5]
+z: f32[]
+EOF'
 # ---- issue 24 (end)
 
 tap_done
