@@ -93,4 +93,22 @@ int cli_export(int argc, char **argv);
  * compiled from it); errors are printed. */
 gradc_status cli_onnx_weights(gradc_model *m, const char *path);
 
+/* ------------------------------------------------------------------ run.c */
+
+enum { RUN_MAX_FEEDS = 16 };
+
+typedef struct RunOptions {
+  const char *model;
+  struct { const char *name, *path; } feeds[RUN_MAX_FEEDS];  /* --feed NAME=FILE */
+  int nfeeds;
+  uint64_t seed;
+  int opt_level;             /* -O N: 0 turns the graph passes (folding) off */
+  bool shapes_only;          /* --shapes: each output's dtype and shape, no values */
+  const char *npy_dir;       /* --format npy -o DIR, or NULL: print */
+} RunOptions;
+
+/* gradc run: compile, feed, forward once, print (or write) every output.
+ * A model that does not compile: its diagnostics in err, GRADC_ERR_MODEL. */
+gradc_status cli_run(const RunOptions *o, FILE *out, RtError *err);
+
 #endif

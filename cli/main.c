@@ -76,6 +76,13 @@ static const char usage[] =
     "      --time-report   time per compiler stage\n"
     "      --no-cache      no object cache (also GRADC_CACHE=off)\n";
 static const char usage2[] =
+    "  run FILE.nn       compile a forward-only program, run it once and print\n"
+    "                    every output with its dtype and shape (numpy-style)\n"
+    "      --feed NAME=FILE  an input's values from a .npy or .csv file\n"
+    "      --seed N        initializer and random-op seed (default 1)\n"
+    "      --format F      text (default) or npy: write DIR/NAME.npy (-o DIR)\n"
+    "      -O N            optimisation level 0..3 (default 3; 0: no folding)\n"
+    "      --shapes        print each output's dtype and shape only\n"
     "  eval FILE.nn --load CKPT [--data DIR] [--batch N]\n"
     "                    test loss and metrics of a checkpoint\n"
     "  predict FILE.nn --load CKPT [--data DIR] [--count N]\n"
@@ -678,6 +685,59 @@ static int cmd_compile(int argc, char **argv) {
   return 0;
 }
 
+/* gradc run FILE.nn [--feed NAME=FILE]... [--seed N] [--format text|npy -o DIR] */
+static int cmd_run_once(int argc, char **argv) {
+  RunOptions o = {.seed = 1, .opt_level = 3};
+  const char *format = "text", *dir = NULL;
+  int rc;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--feed") || !strcmp(a, "--seed") || !strcmp(a, "--format") || !strcmp(a, "-o")) {
+      if (i + 1 >= argc || !*argv[i + 1]) return usage_error("%s needs a value", a);
+      const char *v = argv[++i];
+      if (!strcmp(a, "--format")) format = v;
+      else if (!strcmp(a, "-o")) dir = v;
+      else if (!strcmp(a, "--seed")) {
+        double x;
+        if (!number_opt(a, v, 0, 9007199254740992.0, true, &x)) return 2;
+        o.seed = (uint64_t)x;
+      } else {
+        const char *eq = strchr(v, '=');
+        if (!eq || eq == v || !eq[1]) return usage_error("--feed takes NAME=FILE, got '%s'", v);
+        if (o.nfeeds == RUN_MAX_FEEDS) return usage_error("%s", "too many --feed options");
+        o.feeds[o.nfeeds].name = strndup(v, (size_t)(eq - v));
+        o.feeds[o.nfeeds++].path = eq + 1;
+      }
+    } else if (!strcmp(a, "-O")) {
+      double x;
+      if (i + 1 >= argc) return usage_error("%s needs a value", a);
+      if (!number_opt(a, argv[++i], 0, 3, true, &x)) return 2;
+      o.opt_level = (int)x;
+    } else if (!strcmp(a, "--shapes")) {
+      o.shapes_only = true;
+    } else if ((rc = take_file(a, &o.model))) {
+      return rc;
+    }
+  }
+  if (!o.model) return usage_error("%s", "run needs a model file");
+  if (!strcmp(format, "npy")) {
+    if (!dir) return usage_error("%s", "--format npy needs -o DIR");
+    o.npy_dir = dir;
+  } else if (strcmp(format, "text")) {
+    return usage_error("unknown --format '%s'; forms: text, npy", format);
+  } else if (dir) {
+    return usage_error("%s", "-o DIR goes with --format npy");
+  }
+  RtError err = {{0}};
+  gradc_status s = cli_run(&o, stdout, &err);
+  for (int i = 0; i < o.nfeeds; i++) free((char *)o.feeds[i].name);
+  if (s == GRADC_ERR_MODEL) {
+    fputs(err.msg, stderr);
+    return 1;
+  }
+  return report(s, err.msg);
+}
+
 /* gradc cache stats | clear */
 static int cmd_cache(int argc, char **argv) {
   if (argc != 1 || (strcmp(argv[0], "stats") && strcmp(argv[0], "clear")))
@@ -725,6 +785,7 @@ static int command(int argc, char **argv) {
   if (!strcmp(cmd, "cache")) return cmd_cache(argc - 2, argv + 2);
   if (!strcmp(cmd, "import")) return cli_import(argc - 2, argv + 2);
   if (!strcmp(cmd, "export")) return cli_export(argc - 2, argv + 2);
+  if (!strcmp(cmd, "run")) return cmd_run_once(argc - 2, argv + 2);
   if (!strcmp(cmd, "train") || !strcmp(cmd, "eval") || !strcmp(cmd, "predict") || !strcmp(cmd, "sample") ||
       !strcmp(cmd, "score"))
     return cmd_run(argc - 2, argv + 2, cmd);

@@ -291,6 +291,19 @@ void grad_tanh(AD *ad, Node *n, Node *gy) {
   ad_accum(ad, n->src[0], bin(ad, OP_MUL, gy, d));
 }
 
+/* sin' = cos, cos' = -sin, (1/x)' = -1/x^2 = -y^2 */
+void grad_sin(AD *ad, Node *n, Node *gy) {
+  ad_accum(ad, n->src[0], bin(ad, OP_MUL, gy, un(ad, OP_COS, n->src[0])));
+}
+
+void grad_cos(AD *ad, Node *n, Node *gy) {
+  ad_accum(ad, n->src[0], un(ad, OP_NEG, bin(ad, OP_MUL, gy, un(ad, OP_SIN, n->src[0]))));
+}
+
+void grad_reciprocal(AD *ad, Node *n, Node *gy) {
+  ad_accum(ad, n->src[0], un(ad, OP_NEG, bin(ad, OP_MUL, gy, un(ad, OP_SQUARE, n))));
+}
+
 void grad_exp(AD *ad, Node *n, Node *gy) {
   ad_accum(ad, n->src[0], bin(ad, OP_MUL, gy, n));
 }
@@ -460,6 +473,28 @@ void grad_gather(AD *ad, Node *n, Node *gy) {
 void grad_scatter_add(AD *ad, Node *n, Node *gy) {
   Node *s[2] = {gy, n->src[1]};
   ad_accum(ad, n->src[0], node(ad, OP_GATHER, s, 2, NULL));
+}
+
+/* issue 24: a take's gradient adds gy back where each element came from
+ * (scatter_nd, as gather's); take_add's reads it back. */
+void grad_take(AD *ad, Node *n, Node *gy) {
+  Node *s[2] = {gy, n->src[1]};
+  Attrs a = {.to = n->src[0]->shape};
+  ad_accum(ad, n->src[0], node(ad, OP_TAKE_ADD, s, 2, &a));
+}
+
+void grad_take_add(AD *ad, Node *n, Node *gy) {
+  Node *s[2] = {gy, n->src[1]};
+  ad_accum(ad, n->src[0], node(ad, OP_TAKE, s, 2, NULL));
+}
+
+/* d/dx_j of sum_i g_i cumsum(x)_i is the sum of g from j on:
+ * sum(g) - cumsum(g) + g along the axis. */
+void grad_cumsum(AD *ad, Node *n, Node *gy) {
+  Attrs r = {.axes = 1u << n->a.axis, .keepdims = true}, c = {.axis = n->a.axis};
+  Node *total = node(ad, OP_SUM, &gy, 1, &r);
+  Node *run = node(ad, OP_CUMSUM, &gy, 1, &c);
+  ad_accum(ad, n->src[0], bin(ad, OP_ADD, bin(ad, OP_SUB, total, run), gy));
 }
 
 /* The fused form: d/dlogits = (softmax(logits) - target) * g per row. */

@@ -26,6 +26,7 @@ static Call *call_begin(Parser *p, Token *fn) {
   else c = arena_alloc(p->arena, sizeof *c);
   c->fn = fn;
   c->nargs = c->npos = 0;
+  c->results = NULL, c->nresults = 0;
   c->next_free = NULL;
   return c;
 }
@@ -372,12 +373,6 @@ static Node *fn_one_hot(Parser *p, Call *c, OpKind op) {
   return parse_mk1(p, op, x, &a, c->fn->loc);
 }
 
-/* gather(table, ids): tf.gather on axis 0 (the op under embedding) */
-static Node *fn_gather(Parser *p, Call *c, OpKind op) {
-  Node *s[2] = {call_tensor(p, c, 0, NULL), call_tensor(p, c, 1, NULL)};
-  return parse_mk(p, op, s, 2, NULL, c->fn->loc);
-}
-
 /* scatter_add(updates, ids, depth): gather's adjoint, [depth, D] */
 static Node *fn_scatter_add(Parser *p, Call *c, OpKind op) {
   Node *s[2] = {call_tensor(p, c, 0, NULL), call_tensor(p, c, 1, NULL)};
@@ -637,7 +632,29 @@ static const Builtin builtins[] = {
     {"broadcast_to", fn_broadcast, OP_BROADCAST, 1, 2, "shape"},
     {"concat", fn_concat, OP_CONCAT, 1, MAX_OPERANDS, "axis"},
     {"one_hot", fn_one_hot, OP_ONE_HOT, 1, 2, "depth"},
-    {"gather", fn_gather, OP_GATHER, 2, 2, ""},
+    {"gather", tensor_gather, OP_GATHER, 2, 2, "params,indices,axis,batch_dims"},
+    /* issue 24: the tensor toolkit (tensor.c) */
+    {"gather_nd", tensor_gather_nd, OP_TAKE, 2, 2, "params,indices"},
+    {"scatter_nd", tensor_scatter_nd, OP_TAKE_ADD, 2, 3, "indices,updates,shape"},
+    {"take", tensor_take, OP_TAKE, 2, 2, ""},
+    {"take_add", tensor_take_add, OP_TAKE_ADD, 2, 3, "shape"},
+    {"tile", tensor_tile, OP_TAKE, 1, 2, "input,multiples"},
+    {"repeat", tensor_repeat, OP_TAKE, 1, 3, "input,repeats,axis"},
+    {"stack", tensor_stack, OP_CONCAT, 1, MAX_OPERANDS, "axis"},
+    {"unstack", tensor_unstack, OP_SLICE, 1, 2, "value,axis"},
+    {"split", tensor_split, OP_SLICE, 1, 3, "value,num_or_size_splits,axis"},
+    {"reverse", tensor_reverse, OP_SLICE, 1, 2, "tensor,axis"},
+    {"range", tensor_range, OP_CONST, 1, 3, "start,limit,delta"},
+    {"linspace", tensor_linspace, OP_CONST, 0, 3, "start,stop,num"},
+    {"meshgrid", tensor_meshgrid, OP_BROADCAST, 2, 2, ""},
+    {"fill", tensor_fill, OP_BROADCAST, 0, 2, "dims,value"},
+    {"zeros_like", tensor_like, OP_BROADCAST, 1, 1, "input"},
+    {"ones_like", tensor_like, OP_BROADCAST, 1, 1, "input"},
+    {"argsort", tensor_argsort, OP_ARGSORT, 1, 2, "values,axis,direction"},
+    {"sort", tensor_sort, OP_TAKE, 1, 2, "values,axis,direction"},
+    {"top_k", tensor_top_k, OP_TAKE, 1, 2, "input,k"},
+    {"cumsum", tensor_cumsum, OP_CUMSUM, 1, 2, "x,axis,exclusive,reverse"},
+    {"top_k_accuracy", tensor_top_k_accuracy, OP_MEAN, 0, 3, "y_pred,y_true,k"},
     {"scatter_add", fn_scatter_add, OP_SCATTER_ADD, 2, 3, "depth"},
     {"softmax_cross_entropy", fn_binary, OP_SOFTMAX_CE, 2, 2, ""},
     {"sigmoid_cross_entropy", fn_binary, OP_SIGMOID_CE, 2, 2, ""},
@@ -742,7 +759,8 @@ bool call_is_builtin(const char *name) {
 }
 
 /* call = IDENT "(" (arg ("," arg)*)? ")" */
-Node *parse_call(Parser *p) {
+/* A call of a builtin: its results into r, their number returned. */
+static int call_builtin(Parser *p, Node **r) {
   Call *c = call_begin(p, p->tok);
   char *name = parse_str(p, c->fn);
   Builtin bv, *b = &bv;
@@ -796,9 +814,25 @@ Node *parse_call(Parser *p) {
     if (!c->args[i].used && c->args[i].kind == V_NAME && !c->args[i].key)
       parse_unknown(p, c->args[i].name, c->args[i].loc);
   (void)outer;
+  int count = c->nresults ? c->nresults : 1;
+  if (c->nresults) memcpy(r, c->results, sizeof(Node *) * (size_t)count);
+  else r[0] = n;
   call_end(p, c);
-  return n;
+  return count;
 }
+
+Node *parse_call(Parser *p) {
+  Token *fn = p->tok;
+  Node *r[MAX_RESULTS];
+  int n = call_builtin(p, r);
+  if (n != 1) {
+    char *name = parse_str(p, fn);
+    parse_fail(p, fn->loc, "%s gives %d results here; assign them with a tuple: a, b = %s(...)", name, n, name);
+  }
+  return r[0];
+}
+
+int parse_call_results(Parser *p, Node **r) { return call_builtin(p, r); }
 
 /* Keras' Orthogonal refuses tensors of rank < 2: it needs a matrix. */
 static void orthogonal_shape(Parser *p, const Node *param, Loc loc) {

@@ -405,6 +405,18 @@ static LLVMValueRef scalar(CG *cg, const Node *n, LLVMValueRef *a) {
   case OP_EXP: return cg_intrinsic(cg, "llvm.exp", t, a, 1);
   case OP_LOG: return cg_intrinsic(cg, "llvm.log", t, a, 1);
   case OP_SQRT: return cg_intrinsic(cg, "llvm.sqrt", t, a, 1);
+  case OP_SIN: return cg_intrinsic(cg, "llvm.sin", t, a, 1);
+  case OP_COS: return cg_intrinsic(cg, "llvm.cos", t, a, 1);
+  case OP_RECIPROCAL: return LLVMBuildFDiv(b, cg_const(cg, dt, 1), a[0], "");
+  case OP_FLOOR: return cg_intrinsic(cg, "llvm.floor", t, a, 1);
+  case OP_CEIL: return cg_intrinsic(cg, "llvm.ceil", t, a, 1);
+  case OP_ROUND: return cg_intrinsic(cg, "llvm.roundeven", t, a, 1);
+  case OP_SIGN: {
+    LLVMValueRef z = cg_const(cg, dt, 0);
+    LLVMValueRef pos = fl ? LLVMBuildFCmp(b, LLVMRealOGT, a[0], z, "") : LLVMBuildICmp(b, LLVMIntSGT, a[0], z, "");
+    LLVMValueRef neg = fl ? LLVMBuildFCmp(b, LLVMRealOLT, a[0], z, "") : LLVMBuildICmp(b, LLVMIntSLT, a[0], z, "");
+    return LLVMBuildSelect(b, pos, cg_const(cg, dt, 1), LLVMBuildSelect(b, neg, cg_const(cg, dt, -1), z, ""), "");
+  }
   case OP_SOFTPLUS: {
     /* max(x, 0) + log1p(exp(-|x|)), as the evaluator: exp never overflows.
      * log1p(e) is log(u) * (e / (u - 1)) with u = 1 + e, or e itself where

@@ -772,3 +772,88 @@ void cg_scatter_add(CG *cg, const Node *n) {
   cg_loop_end(cg, &li);
   cg_loop_end(cg, &lb);
 }
+
+/* ------------------------------------------------- issue 24: index ops */
+
+/* y[i] = x[idx[i]], 0 for an index outside x (one unsigned compare). */
+void cg_take(CG *cg, const Node *n) {
+  const Node *x = n->src[0], *idx = n->src[1];
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef size = cg_count(cg, &x->shape);
+  Loop li;
+  LLVMValueRef i = cg_loop_begin(cg, &li, cg_count(cg, &n->shape));
+  LLVMValueRef id = LLVMBuildSExt(b, cg_load(cg, idx, i), cg->i64, "");
+  LLVMValueRef ok = LLVMBuildICmp(b, LLVMIntULT, id, size, "");
+  LLVMValueRef v = cg_load(cg, x, LLVMBuildSelect(b, ok, id, cg_int(cg, 0), ""));
+  cg_store(cg, n, i, LLVMBuildSelect(b, ok, v, cg_const(cg, n->dtype, 0), ""));
+  cg_loop_end(cg, &li);
+}
+
+/* Zeros, then u[i] added at idx[i] in index order (the evaluator's sums,
+ * on one thread: repeated indices would race). */
+void cg_take_add(CG *cg, const Node *n) {
+  const Node *u = n->src[0], *idx = n->src[1];
+  LLVMBuilderRef b = cg->b;
+  bool fl = dtype_is_float(n->dtype);
+  LLVMValueRef size = cg_count(cg, &n->shape);
+  cg_fill(cg, n, cg_const(cg, n->dtype, 0));
+  Loop li;
+  LLVMValueRef i = cg_loop_begin(cg, &li, cg_count(cg, &idx->shape));
+  LLVMValueRef id = LLVMBuildSExt(b, cg_load(cg, idx, i), cg->i64, "");
+  LLVMBasicBlockRef join = if_begin(cg, LLVMBuildICmp(b, LLVMIntULT, id, size, ""));
+  LLVMValueRef old = cg_load(cg, n, id), add = cg_load(cg, u, i);
+  cg_store(cg, n, id, fl ? LLVMBuildFAdd(b, old, add, "") : LLVMBuildAdd(b, old, add, ""));
+  if_end(cg, join);
+  cg_loop_end(cg, &li);
+}
+
+/* Stable argsort of each row along a.axis by counting: element i goes to
+ * the number of elements that come before it (smaller, or equal at a
+ * lower index).  Quadratic in the row, which is short in every use
+ * (sort, top_k over classes); no branches, no scratch. */
+void cg_argsort(CG *cg, const Node *n) {
+  const Node *x = n->src[0];
+  LLVMBuilderRef b = cg->b;
+  bool fl = dtype_is_float(x->dtype);
+  LLVMValueRef outer, len, inner;
+  around(cg, &x->shape, n->a.axis, &outer, &len, &inner);
+  Loop lo, lin, li, lj;
+  LLVMValueRef o = cg_loop_begin(cg, &lo, outer), in = cg_loop_begin(cg, &lin, inner);
+  LLVMValueRef i = cg_loop_begin(cg, &li, len);
+  LLVMValueRef xi = cg_load(cg, x, at3(cg, o, i, in, len, inner));
+  LLVMValueRef r = slot(cg, cg->i64, cg_int(cg, 0));
+  LLVMValueRef j = cg_loop_begin(cg, &lj, len);
+  LLVMValueRef xj = cg_load(cg, x, at3(cg, o, j, in, len, inner));
+  LLVMValueRef lt = fl ? LLVMBuildFCmp(b, LLVMRealOLT, xj, xi, "") : LLVMBuildICmp(b, LLVMIntSLT, xj, xi, "");
+  LLVMValueRef eq = fl ? LLVMBuildFCmp(b, LLVMRealOEQ, xj, xi, "") : LLVMBuildICmp(b, LLVMIntEQ, xj, xi, "");
+  LLVMValueRef before = LLVMBuildOr(b, lt, LLVMBuildAnd(b, eq, LLVMBuildICmp(b, LLVMIntSLT, j, i, ""), ""), "");
+  LLVMBuildStore(b, LLVMBuildAdd(b, LLVMBuildLoad2(b, cg->i64, r, ""), LLVMBuildZExt(b, before, cg->i64, ""), ""), r);
+  cg_loop_end(cg, &lj);
+  LLVMValueRef at = at3(cg, o, LLVMBuildLoad2(b, cg->i64, r, ""), in, len, inner);
+  cg_store(cg, n, at, LLVMBuildTrunc(b, i, cg->i32, ""));
+  cg_loop_end(cg, &li);
+  cg_loop_end(cg, &lin);
+  cg_loop_end(cg, &lo);
+}
+
+/* A running sum along a.axis, in the element type, in order. */
+void cg_cumsum(CG *cg, const Node *n) {
+  const Node *x = n->src[0];
+  LLVMBuilderRef b = cg->b;
+  LLVMTypeRef t = cg_type(cg, n->dtype);
+  bool fl = dtype_is_float(n->dtype);
+  LLVMValueRef outer, len, inner;
+  around(cg, &x->shape, n->a.axis, &outer, &len, &inner);
+  Loop lo, lin, lj;
+  LLVMValueRef o = cg_loop_begin(cg, &lo, outer), in = cg_loop_begin(cg, &lin, inner);
+  LLVMValueRef acc = slot(cg, t, cg_const(cg, n->dtype, 0));
+  LLVMValueRef j = cg_loop_begin(cg, &lj, len);
+  LLVMValueRef at = at3(cg, o, j, in, len, inner);
+  LLVMValueRef a = LLVMBuildLoad2(b, t, acc, ""), v = cg_load(cg, x, at);
+  LLVMValueRef s = fl ? LLVMBuildFAdd(b, a, v, "") : LLVMBuildAdd(b, a, v, "");
+  LLVMBuildStore(b, s, acc);
+  cg_store(cg, n, at, s);
+  cg_loop_end(cg, &lj);
+  cg_loop_end(cg, &lin);
+  cg_loop_end(cg, &lo);
+}

@@ -944,6 +944,10 @@ typedef struct Call {
   Token *fn;
   Val args[MAX_ARGS];
   int nargs, npos;
+  /* a builtin with several results (tensor.c: unstack, top_k) sets them
+   * here; its return value is the first */
+  struct Node **results;
+  int nresults;
   struct Call *next_free;  /* reuse (call.c: call_begin) */
 } Call;
 
@@ -1063,6 +1067,14 @@ Node *layer_activate(Parser *p, Call *c, Val *v, Node *x);
 DType layer_dtype(const Node *x);
 /* recurrent.c: Keras' recurrent layers as loops */
 CallFn layer_simple_rnn, layer_lstm, layer_gru;
+/* tensor.c: the seeds' tensor toolkit (issue 24), as take/take_add/argsort */
+CallFn tensor_gather, tensor_gather_nd, tensor_scatter_nd, tensor_take, tensor_take_add, tensor_tile,
+    tensor_repeat, tensor_stack, tensor_unstack, tensor_split, tensor_reverse, tensor_range, tensor_linspace,
+    tensor_meshgrid, tensor_fill, tensor_like, tensor_argsort, tensor_sort, tensor_top_k, tensor_cumsum,
+    tensor_top_k_accuracy;
+/* call.c: a call of a builtin with several results (unstack, top_k) at
+ * p->tok; their number, results into r (room for MAX_RESULTS) */
+int parse_call_results(Parser *p, Node **r);
 
 /* ----------------------------------------------------------------- dump.c */
 

@@ -85,6 +85,8 @@ static void put_attrs(FILE *out, const Graph *g, const Node *n, bool nn) {
   case OP_LEAKY_RELU: fprintf(out, "%salpha=%.9g", nn ? ", " : " ", a->alpha); break;
   case OP_SOFTMAX:
   case OP_LOG_SOFTMAX:
+  case OP_ARGSORT:
+  case OP_CUMSUM:
   case OP_CONCAT: fprintf(out, "%saxis=%d", nn ? ", " : " ", a->axis); break;
   case OP_ARGMAX:
   case OP_ARGMIN:
@@ -101,6 +103,7 @@ static void put_attrs(FILE *out, const Graph *g, const Node *n, bool nn) {
     if (a->keepdims) fprintf(out, "%skeepdims=true", nn ? ", " : " ");
     break;
   case OP_RESHAPE:
+  case OP_TAKE_ADD:
   case OP_BROADCAST: {
     fprintf(out, "%s[", nn ? ", " : " shape=");
     for (int i = 0; i < a->to.rank; i++) {

@@ -321,6 +321,13 @@ void eval_unary(Eval *e, const Node *n) {
     case OP_EXP: r = exp(x); break;
     case OP_LOG: r = log(x); break;
     case OP_SQRT: r = sqrt(x); break;
+    case OP_SIN: r = sin(x); break;
+    case OP_COS: r = cos(x); break;
+    case OP_RECIPROCAL: r = 1 / x; break;
+    case OP_FLOOR: r = floor(x); break;
+    case OP_CEIL: r = ceil(x); break;
+    case OP_ROUND: r = nearbyint(x); break;       /* ties to even, as tf.round */
+    case OP_SIGN: r = (x > 0) - (x < 0); break;
     /* log(1 + exp(x)) without exp's overflow or 1 + tiny's rounding */
     case OP_SOFTPLUS: r = fmax(x, 0) + log1p(exp(-fabs(x))); break;
     case OP_CLIP: r = x < n->a.lo ? n->a.lo : x > n->a.hi ? n->a.hi : x; break;
@@ -573,6 +580,64 @@ void eval_scatter_add(Eval *e, const Node *n) {
   for (int64_t i = 0, c = e->count[n->src[1]->id]; i < c; i++)
     if (ids[i] >= 0 && ids[i] < (double)V)
       for (int64_t j = 0; j < D; j++) y[(int64_t)ids[i] * D + j] += u[i * D + j];
+}
+
+/* ------------------------------------------------ issue 24: index ops */
+
+void eval_take(Eval *e, const Node *n) {
+  const double *x = e->v[n->src[0]->id], *idx = e->v[n->src[1]->id];
+  double *y = e->v[n->id];
+  double size = (double)e->count[n->src[0]->id];
+  for (int64_t i = 0, c = e->count[n->id]; i < c; i++)
+    y[i] = idx[i] >= 0 && idx[i] < size ? x[(int64_t)idx[i]] : 0;
+}
+
+void eval_take_add(Eval *e, const Node *n) {
+  const double *u = e->v[n->src[0]->id], *idx = e->v[n->src[1]->id];
+  double *y = e->v[n->id];
+  int64_t size = e->count[n->id];
+  memset(y, 0, sizeof(double) * (size_t)size);
+  for (int64_t i = 0, c = e->count[n->src[1]->id]; i < c; i++)
+    if (idx[i] >= 0 && idx[i] < (double)size) y[(int64_t)idx[i]] += u[i];
+  if (n->dtype == DT_I32)
+    for (int64_t i = 0; i < size; i++) y[i] = wrap_i32(as_int(y[i]));
+}
+
+/* Stable: element i's position is the count of elements before it in the
+ * order (smaller, or equal at a lower index), as the compiled code. */
+void eval_argsort(Eval *e, const Node *n) {
+  const double *x = e->v[n->src[0]->id];
+  double *y = e->v[n->id];
+  int64_t outer, len, inner;
+  around(e, &n->shape, n->a.axis, &outer, &len, &inner);
+  for (int64_t o = 0; o < outer; o++)
+    for (int64_t in = 0; in < inner; in++)
+      for (int64_t i = 0; i < len; i++) {
+        double xi = x[(o * len + i) * inner + in];
+        int64_t r = 0;
+        for (int64_t j = 0; j < len; j++) {
+          double xj = x[(o * len + j) * inner + in];
+          r += xj < xi || (xj == xi && j < i);
+        }
+        y[(o * len + r) * inner + in] = (double)i;
+      }
+}
+
+void eval_cumsum(Eval *e, const Node *n) {
+  const double *x = e->v[n->src[0]->id];
+  double *y = e->v[n->id];
+  int64_t outer, len, inner;
+  around(e, &n->shape, n->a.axis, &outer, &len, &inner);
+  for (int64_t o = 0; o < outer; o++)
+    for (int64_t in = 0; in < inner; in++) {
+      double acc = 0;
+      for (int64_t j = 0; j < len; j++) {
+        int64_t at = (o * len + j) * inner + in;
+        acc += x[at];
+        if (n->dtype == DT_I32) acc = wrap_i32(as_int(acc));
+        y[at] = acc;
+      }
+    }
 }
 
 /* Per row: logsumexp(x) - x[label], or sum(t * (logsumexp(x) - x)). */

@@ -471,6 +471,15 @@ void func_assign(Parser *p) {
   }
   const Def *f = fn->kind == T_IDENT && tok_is(fn->next, "(") ? parse_find_def(p, parse_str(p, fn))
                                                              : NULL;
+  if (!f && fn->kind == T_IDENT && tok_is(fn->next, "(")) {   /* unstack, split, top_k, meshgrid */
+    Node *r[MAX_RESULTS];
+    int nr = parse_call_results(p, r);
+    if (nr != n)
+      parse_fail(p, fn->loc, "%s gives %d result%s here, but %d names are assigned", parse_str(p, fn), nr,
+                 nr == 1 ? "" : "s", n);
+    for (int i = 0; i < n; i++) parse_define(p, parse_str(p, names[i]), r[i], names[i]->loc);
+    return;
+  }
   if (!f)
     parse_fail(p, fn->loc, "%d names are assigned, but only a call of a function defined "
                "with def gives several results", n);

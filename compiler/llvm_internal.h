@@ -92,6 +92,7 @@ CgKernel cg_loop_node, cg_carry_init;
 void cg_loop_slots(CG *cg, const Node *e);
 CgKernel cg_softmax, cg_argreduce, cg_softmax_ce, cg_matmul, cg_transpose, cg_concat, cg_one_hot, cg_im2col, cg_col2im, cg_pool, cg_maxpool_grad, cg_avgpool_grad, cg_train_select, cg_dropout_mask, cg_random, cg_assign;
 CgKernel cg_gather, cg_scatter_add;   /* embedding lookups and their adjoint */
+CgKernel cg_take, cg_take_add, cg_argsort, cg_cumsum;   /* issue 24's index ops */
 void cg_slice_walk(CG *cg, const Node *n, const Shape *sliced, const Shape *full,
                    const Node *from, const Node *to, bool into_full);
 void cg_zero(CG *cg, const Node *n);

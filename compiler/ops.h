@@ -86,6 +86,15 @@
   OP(LOG,         "log",               1, K_UNARY,   shape_same_float,   grad_log,          eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \
   OP(SQRT,        "sqrt",              1, K_UNARY,   shape_same_float,   grad_sqrt,         eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \
   OP(SOFTPLUS,    "softplus",          1, K_UNARY,   shape_same_float,   grad_softplus,     eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \
+  /* issue 24: trigonometry, rounding (TF's round: half to even), sign, \
+   * reciprocal; rounding and sign have no gradient, as in TF (None) */ \
+  OP(SIN,         "sin",               1, K_UNARY,   shape_same_float,   grad_sin,          eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \
+  OP(COS,         "cos",               1, K_UNARY,   shape_same_float,   grad_cos,          eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \
+  OP(RECIPROCAL,  "reciprocal",        1, K_UNARY,   shape_same_float,   grad_reciprocal,   eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \
+  OP(FLOOR,       "floor",             1, K_UNARY,   shape_same_float,   grad_none,         eval_unary,        gen_elementwise, NAN, F_NO_GRAD | F_ELEMENTWISE) \
+  OP(CEIL,        "ceil",              1, K_UNARY,   shape_same_float,   grad_none,         eval_unary,        gen_elementwise, NAN, F_NO_GRAD | F_ELEMENTWISE) \
+  OP(ROUND,       "round",             1, K_UNARY,   shape_same_float,   grad_none,         eval_unary,        gen_elementwise, NAN, F_NO_GRAD | F_ELEMENTWISE) \
+  OP(SIGN,        "sign",              1, K_UNARY,   shape_same_signed,  grad_none,         eval_unary,        gen_elementwise, NAN, F_NO_GRAD | F_ELEMENTWISE) \
   OP(CLIP,        "clip",              1, K_UNARY,   shape_same_num,     grad_clip,         eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \
   OP(CAST,        "cast",              1, K_UNARY,   shape_cast,         grad_cast,         eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE | F_CONVERT) \
   OP(WHERE,       "where",             3, K_TERNARY, shape_where,        grad_where,        eval_where,        gen_elementwise, NAN, F_ELEMENTWISE) \
@@ -119,6 +128,20 @@
    * ids[i] += updates[i], ids in order (the same bits for any thread \
    * count); out-of-range ids add nothing */ \
   OP(SCATTER_ADD, "scatter_add",       2, K_LAYOUT,  shape_scatter_add,  grad_scatter_add,  eval_scatter_add,  cg_scatter_add, NAN, F_PARALLEL) \
+  /* issue 24's index ops.  take (x, idx i32) -> idx's shape: element \
+   * idx[i] of x in row-major order, 0 for an index outside [0, size(x)); \
+   * every gather, tile, repeat, sort and top_k is a take by an index \
+   * tensor computed from constants and the operands (tensor.c), so one \
+   * gradient rule serves them all: take_add (u, idx) -> a.to, zeros \
+   * with u[i] added at idx[i], indices in order (scatter_nd too) */ \
+  OP(TAKE,        "take",              2, K_LAYOUT,  shape_take,         grad_take,         eval_take,         cg_take, NAN, 0) \
+  OP(TAKE_ADD,    "take_add",          2, K_LAYOUT,  shape_take_add,     grad_take_add,     eval_take_add,     cg_take_add, NAN, 0) \
+  /* the positions that sort a.axis ascending, stable (ties in index \
+   * order): i32; descending is the argsort of -x, which keeps TF's \
+   * tie order (top_k's: the lower index first) */ \
+  OP(ARGSORT,     "argsort",           1, K_AXIS,    shape_argsort,      grad_none,         eval_argsort,      cg_argsort, NAN, F_NO_GRAD) \
+  /* running sum along a.axis (tf.cumsum) */ \
+  OP(CUMSUM,      "cumsum",            1, K_AXIS,    shape_cumsum,       grad_cumsum,       eval_cumsum,       cg_cumsum, NAN, 0) \
   /* losses with numerically stable fused forms */ \
   OP(SOFTMAX_CE,  "softmax_cross_entropy", 2, K_LOSS, shape_softmax_ce,   grad_softmax_ce,   eval_softmax_ce,   cg_softmax_ce, NAN, 0) \
   OP(SIGMOID_CE,  "sigmoid_cross_entropy", 2, K_LOSS, shape_sigmoid_ce,   grad_sigmoid_ce,   eval_sigmoid_ce,   gen_elementwise, NAN, F_ELEMENTWISE) \

@@ -500,6 +500,56 @@ bool shape_gather(Graph *g, Node *n) {
   return true;
 }
 
+/* ------------------------------------------------ issue 24: index ops */
+
+static bool static_shape(Graph *g, Node *n, const Shape *s, const char *what) {
+  char b[SHAPE_STR_MAX];
+  for (int i = 0; i < s->rank; i++)
+    if (s->d[i].sym)
+      return graph_error(g, n->loc, "%s needs a static shape, got %s", what, sh(g, s, b));
+  return true;
+}
+
+/* take(x, idx): x's elements at idx's (flat, row-major) positions. */
+bool shape_take(Graph *g, Node *n) {
+  Node *x = n->src[0], *idx = n->src[1];
+  if (!static_shape(g, n, &x->shape, "take's operand")) return false;
+  if (idx->dtype != DT_I32)
+    return graph_error(g, n->loc, "take needs i32 indices, got %s", dtype_names[idx->dtype]);
+  n->shape = idx->shape;
+  n->dtype = x->dtype;
+  return true;
+}
+
+/* take_add(u, idx, shape=a.to): u added into zeros of a.to at idx. */
+bool shape_take_add(Graph *g, Node *n) {
+  Node *u = n->src[0], *idx = n->src[1];
+  char b1[SHAPE_STR_MAX], b2[SHAPE_STR_MAX];
+  if (!need_numeric(g, n, u)) return false;
+  if (idx->dtype != DT_I32)
+    return graph_error(g, n->loc, "take_add needs i32 indices, got %s", dtype_names[idx->dtype]);
+  if (!shape_eq(&u->shape, &idx->shape))
+    return graph_error(g, n->loc, "take_add: the updates %s must have the indices' shape %s",
+                       sh(g, &u->shape, b1), sh(g, &idx->shape, b2));
+  if (!static_shape(g, n, &n->a.to, "take_add's result")) return false;
+  n->shape = n->a.to;
+  n->dtype = u->dtype;
+  return true;
+}
+
+bool shape_argsort(Graph *g, Node *n) {
+  Node *x = n->src[0];
+  if (!need_numeric(g, n, x)) return false;
+  if (x->shape.rank == 0)
+    return graph_error(g, n->loc, "%s needs a tensor of rank >= 1, got a scalar", op_info[n->op].name);
+  GRADC_ASSERT(n->a.axis >= 0 && n->a.axis < x->shape.rank);
+  n->shape = x->shape;
+  n->dtype = n->op == OP_ARGSORT ? DT_I32 : x->dtype;
+  return true;
+}
+
+bool shape_cumsum(Graph *g, Node *n) { return shape_argsort(g, n); }
+
 /* scatter_add(updates, ids, depth): updates ids.shape + [D] summed into the
  * rows of a [depth, D] result (gather's adjoint). */
 bool shape_scatter_add(Graph *g, Node *n) {

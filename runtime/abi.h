@@ -89,7 +89,13 @@ typedef enum { ABI_CALL_RT, ABI_CALL_C, ABI_CALL_LLVM } AbiCall;
   X(LOGF,          logf,                ABI_CALL_LLVM, UNTIMED)       \
   X(LOG,           log,                 ABI_CALL_LLVM, UNTIMED)       \
   X(POWF,          powf,                ABI_CALL_LLVM, UNTIMED)       \
-  X(POW,           pow,                 ABI_CALL_LLVM, UNTIMED)
+  X(POW,           pow,                 ABI_CALL_LLVM, UNTIMED)       \
+  X(SINF,          sinf,                ABI_CALL_LLVM, UNTIMED)       \
+  X(SIN,           sin,                 ABI_CALL_LLVM, UNTIMED)       \
+  X(COSF,          cosf,                ABI_CALL_LLVM, UNTIMED)       \
+  X(COS,           cos,                 ABI_CALL_LLVM, UNTIMED)       \
+  X(ROUNDEVENF,    roundevenf,          ABI_CALL_LLVM, UNTIMED)       \
+  X(ROUNDEVEN,     roundeven,           ABI_CALL_LLVM, UNTIMED)
 
 typedef enum {
 #define X(id, sym, call, profile) ABI_FN_##id,

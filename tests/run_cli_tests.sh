@@ -691,4 +691,64 @@ check "issue 18: conv2d_transpose output_padding not below the stride: file:line
   all 'status_is 1' 'stderr_has "op.nn:2:57: error: conv2d_transpose: output_padding 2 must lie in [0, 2)"'
 # ---- issue 18, second-order gradients and the GAN ops (end)
 
+# ---- issue 24, gradc run and the tensor toolkit (begin)
+g24="$tmp/issue24"
+mkdir -p "$g24"
+printf 'const a = [[4,6,8],[9,4,7],[4,5,1]]\noutput b = a * 2\noutput c = sum(cast(a, f32) / 3, axis=1)\noutput s = sigmoid([-2.0, -1, 0, 1, 2])\noutput z = sum(cast(a, f32))\n' >"$g24/consts.nn"
+run run "$g24/consts.nn"
+check "issue 24: gradc run prints every output with dtype, shape and numpy-style values" \
+  all 'status_is 0' 'cmp -s "$out" - <<EOF
+b: i32[3, 3] =
+[[ 8 12 16]
+ [18  8 14]
+ [ 8 10  2]]
+c: f32[3] = [6.        6.6666665 3.3333335]
+s: f32[5] = [0.11920292 0.26894143 0.5        0.7310586  0.880797  ]
+z: f32[] = 48.
+EOF'
+printf 'output r = random_uniform([40, 30], seed=3)\n' >"$g24/big.nn"
+run run "$g24/big.nn"
+check "issue 24: gradc run summarises past 1000 elements with ..." \
+  all 'status_is 0' 'stdout_has "r: f32[40, 30] ="' 'stdout_has " ... "' '[ "$(grep -cx " \.\.\." "$out")" -eq 1 ]' \
+      '[ "$(wc -l <"$out")" -eq 8 ]' '[ "$(grep -c "^ \[" "$out")" -eq 5 ]'
+printf 'input x : f32[batch, 3]\noutput y = x * 2\n' >"$g24/feed.nn"
+printf '1,2,3\n4,5,6\n' >"$g24/x.csv"
+run run "$g24/feed.nn" --feed "x=$g24/x.csv"
+check "issue 24: gradc run --feed x=FILE.csv binds batch from the file" \
+  all 'status_is 0' 'cmp -s "$out" - <<EOF
+y: f32[2, 3] =
+[[ 2.  4.  6.]
+ [ 8. 10. 12.]]
+EOF'
+mkdir -p "$g24/npy"
+run run "$g24/feed.nn" --feed "x=$g24/x.csv" --format npy -o "$g24/npy"
+run2_rc=$rc
+run run "$g24/feed.nn" --feed "x=$g24/npy/y.npy"
+check "issue 24: --format npy writes DIR/NAME.npy that --feed reads back" \
+  all '[ "$run2_rc" -eq 0 ]' 'status_is 0' 'stdout_has "[16. 20. 24.]"' \
+      'head -c 10 "$g24/npy/y.npy" | od -An -c | grep -q "N   U   M   P   Y"' \
+      'grep -qa "{'"'"'descr'"'"': '"'"'<f4'"'"', '"'"'fortran_order'"'"': False, '"'"'shape'"'"': (2, 3), }" "$g24/npy/y.npy"'
+run run "$g24/feed.nn" --feed "z=$g24/x.csv"
+check "issue 24: --feed of an unknown input names it" \
+  all 'status_is 1' "stderr_has \"--feed z: the model has no input called 'z'\""
+printf '1,2\n' >"$g24/short.csv"
+run run "$g24/feed.nn" --feed "x=$g24/short.csv"
+check "issue 24: --feed of the wrong size says what was expected and found" \
+  all 'status_is 1' 'stderr_has "short.csv holds 2 values, the input x takes 6"'
+run run "$g24/feed.nn" --format npy
+check "issue 24: --format npy without -o is a usage error" all 'status_is 2' 'stderr_has "--format npy needs -o DIR"'
+printf 'const a = [1, 2, 3]\noutput v = tile(a, [2, 2])\n' >"$g24/bad.nn"
+run run "$g24/bad.nn"
+check "issue 24: gradc run of a wrong model: file:line:col, exit 1" \
+  all 'status_is 1' 'stderr_has "bad.nn:2:20: error: tile: multiples must have one entry per axis of the input (1)"'
+run run --shapes "$g24/consts.nn"
+check "issue 24: gradc run --shapes prints dtypes and shapes only" \
+  all 'status_is 0' 'cmp -s "$out" - <<EOF
+b: i32[3, 3]
+c: f32[3]
+s: f32[5]
+z: f32[]
+EOF'
+# ---- issue 24 (end)
+
 tap_done

@@ -437,6 +437,35 @@ static const Row rows[] = {
      " + sum(flatten(h) * k3)\n" TRAIN},
     /* issue 18: the GAN ops and grad() (test_second_order_every_row takes
      * every row, these too, to order 2) */
+    {"trig_reciprocal", XK
+     "param W : f32[4, 3] = uniform(-1, 1)\n"
+     "h = x @ W\n"
+     "loss = sum(sin(h) * k) + sum(cos(h * 2) * k) + sum(reciprocal(h * h + 1) * k)"
+     " + sum(floor(h) * h) + sum(ceil(h) * k) + sum(round(h) * h) + sum(sign(h) * h)\n" TRAIN},
+    /* issue 24: every toolkit function is a take by computed positions, so
+     * these rows check take's and take_add's rules (and cumsum's) under
+     * each of them */
+    {"gather_axes", XK
+     "input ids : i32[batch, 2]\n"
+     "param W : f32[3, 4, 2] = uniform(-1, 1)\n"
+     "param v : f32[4, 3] = uniform(-1, 1)\n"
+     "h = x @ v\n"
+     "loss = sum(gather(W, [2, 0, 2], axis=0) * sum(h)) + sum(gather(W, ids, axis=1) * 0.5)"
+     " + sum(gather_nd(W, [[1, 2], [0, 3]]) * 2) + sum(gather(v, [[1, 2], [0, 0], [3, 1], [2, 2]], axis=1, batch_dims=1))"
+     " + sum(take(v, ids) * h[:, 0:2])\n" TRAIN},
+    {"tile_repeat_stack_split", XK
+     "param W : f32[4, 3] = uniform(-1, 1)\n"
+     "h = x @ W\n"
+     "a, b, c = split(W, [1, 2, -1], axis=0)\n"
+     "u0, u1, u2 = unstack(W, axis=1)\n"
+     "loss = sum(tile(W, [1, 2]) * sum(h * k)) + sum(repeat(W, [1, 2, 3], axis=1) * square(repeat(W, 2)[0:6]))"
+     " + sum(stack(a[0], c[0], axis=1) * b[1:2, 0:2]) + sum(u0 * u1 * u2) + sum(scatter_nd([[1], [1]], W[0:2, :] * sum(h), [3, 3]) * W[0:3])\n" TRAIN},
+    {"sort_top_k_cumsum", XK
+     "param W : f32[4, 3] = uniform(-1, 1)\n"
+     "h = x @ W\n"
+     "tv, ti = top_k(W, 2)\n"
+     "loss = sum(sort(W * W, axis=1) * sum(h * k)) + sum(sort(W, axis=0, direction=DESCENDING) * W)"
+     " + sum(tv * tv) + sum(cumsum(h, axis=1) * k) + sum(cumsum(W, exclusive=true, reverse=true) * W)\n" TRAIN},
     {"leaky_relu", XK
      "param W : f32[4, 3] = uniform(-1, 1)\n"
      "param b : f32[3] = uniform(-1, 1)\n"

@@ -789,7 +789,38 @@ static void test_ops(void **state) {
       "const k : i32[3, 2] = [[1, 2], [3, 4], [5, 6]]\n"
       "output q = n @ k + n[:, 0:2] / 2 - maximum(n[:, 1:3], 1)\n"
       "output bq = cast(n > 1, f32)\n"
-      "output nq = where(n != 2, n, n * 3)\n",
+      "output nq = where(n != 2, n, n * 3)\n"
+      "output sg = sign(n - 2)\n",
+
+      /* issue 24: the index ops (take, take_add in the gradients, argsort,
+       * cumsum) under every toolkit function, forward and trained */
+      "input x : f32[batch, 4]\n"
+      "input ids : i32[batch, 2]\n"
+      "param w : f32[3, 4] = uniform(-1, 1)\n"
+      "param v : f32[2, 4] = uniform(-1, 1)\n"
+      "h = tanh(x @ transpose(w)) \n"
+      "g = gather(w, ids, axis=0)\n"
+      "t = tile(v, [2, 1]) + repeat(v, 2, axis=0)\n"
+      "s = sort(w, direction=DESCENDING) + sort(w, axis=0)\n"
+      "tv, ti = top_k(v, 3)\n"
+      "c = cumsum(w, axis=1) + cumsum(w, reverse=true)\n"
+      "n = gather_nd(w, [[0, 1], [2, 3], [1, 0]])\n"
+      "sc = scatter_nd([[1], [0], [1]], w[:, 0:3], [3, 3])\n"
+      "u0, u1 = unstack(v)\n"
+      "output o = argsort(h, axis=1)\n"
+      "output oi = cumsum(ids, axis=1) * sum(ti)\n"
+      "metric acc = top_k_accuracy(h, ids[:, 0], 2)\n"
+      "loss = mean(square(g)) + mean(t * t) + mean(s * w) + mean(tv) + mean(c * w) + mean(n * n)"
+      " + mean(sc * sc) + mean(stack(u0, u1) * v) + mean(take(w, ids) * h[:, 0:2])\n"
+      "train loss with sgd(lr=0.1)\n",
+
+      /* issue 24: trigonometry, rounding, sign, reciprocal */
+      "input x : f32[batch, 3]\n"
+      "param w : f32[3] = uniform(0.5, 1.5)\n"
+      "h = x * w * 3\n"
+      "output r = floor(h) + ceil(h) * 2 + round(h) * 3 + sign(h) * 4\n"
+      "loss = mean(sin(h) * cos(h * 2)) + mean(reciprocal(h * h + 1))\n"
+      "train loss with sgd(lr=0.1)\n",
 
       /* a loop: carries, slices, stacks and last values, forward and in
        * the gradient's reverse loop */

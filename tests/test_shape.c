@@ -752,8 +752,11 @@ static void test_gather(void **state) {
        "f32[6,2]"},
       {"input ids : f32[batch]\nh = embedding(ids, 10, 4)", "h",
        "error: embedding: the ids must be i32, got f32; use cast(ids, i32)"},
-      {"input t : f32[6, 2, 1]\ninput ids : i32[batch]\nh = gather(t, ids)", "h",
-       "error: gather needs a static [rows, columns] table, got [6,2,1]"},
+      /* issue 24: any rank, any axis (tf.gather); what is moved needs a static shape */
+      {"input t : f32[6, 2, 1]\ninput ids : i32[batch]\nh = gather(t, ids)", "h", "f32[batch,2,1]"},
+      {"input t : i32[6, 2, 5]\ninput ids : i32[batch, 4]\nh = gather(t, ids, axis=2)", "h", "i32[6,2,batch,4]"},
+      {"input t : f32[batch, 2]\ninput ids : i32[3]\nh = gather(t, ids, axis=1)", "h",
+       "error: gather needs a tensor of static shape: axis 0 is the symbolic dimension 'batch'"},
       {"input t : f32[6, 2]\ninput ids : f32[batch]\nh = gather(t, ids)", "h",
        "error: gather needs i32 indices, got f32"},
       {"input u : f32[batch, 2]\ninput ids : i32[batch, 3]\nh = scatter_add(u, ids, 6)", "h",
