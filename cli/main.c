@@ -67,6 +67,11 @@ static const char usage[] =
     "      --no-test       skip the test-set evaluation at the end\n"
     "      --time-report   time per compiler stage\n"
     "      --no-cache      no object cache (also GRADC_CACHE=off)\n"
+    "      --mpi-timeout S under mpirun: end every rank when a collective\n"
+    "                      operation waits longer than S seconds (default 300)\n"
+    "      --mpi-check     under mpirun: compare the ranks' parameters every epoch\n";
+/* (two strings: C11 compilers need take only 4095 characters in one) */
+static const char usage_more[] =
     "  eval FILE.nn --load CKPT [--data DIR] [--batch N]\n"
     "                    test loss and metrics of a checkpoint\n"
     "  predict FILE.nn --load CKPT [--data DIR] [--count N]\n"
@@ -368,6 +373,7 @@ typedef struct RunArgs {
   int64_t count;
   bool history_set;
   bool time_report;
+  double mpi_timeout;
 } RunArgs;
 
 /* Which of train, eval and predict take each option: an option a command
@@ -382,13 +388,15 @@ static const struct RunOption {
     {"--val-split", TRAIN}, {"--save", TRAIN}, {"--resume", TRAIN}, {"--load", RUNS}, {"--history", TRAIN},
     {"--threads", RUNS}, {"--count", PREDICT}, {"-O", RUNS}, {"--check-numerics", TRAIN}, {"--profile", TRAIN},
     {"--no-test", TRAIN}, {"--time-report", RUNS}, {"--no-cache", RUNS}, {"--sequences", RUNS},
-    {"--padding", RUNS}, {"--truncating", RUNS}, {"--pad-value", RUNS},
+    {"--padding", RUNS}, {"--truncating", RUNS}, {"--pad-value", RUNS}, {"--mpi-timeout", TRAIN},
+    {"--mpi-check", TRAIN},
 };
 
 static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
   gradc_options_default(&r->o);
   r->t = (TrainOptions){.data_dir = DEFAULT_DATA, .epochs = 5, .batch = 128, .seed = 1, .test = true};
   r->count = 10;
+  r->mpi_timeout = 300;
   int rc, self = !strcmp(cmd, "train") ? TRAIN : !strcmp(cmd, "eval") ? EVAL : PREDICT;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
@@ -443,6 +451,8 @@ static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
       if (strcmp(v, "pre") && strcmp(v, "post")) return usage_error("--padding and --truncating take pre or post, got '%s'", v);
       *(a[2] == 'p' ? &r->t.pad.pad_post : &r->t.pad.truncate_post) = !strcmp(v, "post");
     }
+    else if (!strcmp(a, "--mpi-timeout")) { NUMBER(0.1, 1e7); r->mpi_timeout = x; }
+    else if (!strcmp(a, "--mpi-check")) r->t.mpi_check = true;
     else if (!strcmp(a, "--pad-value")) { INTEGER(-2147483648.0, 2147483647.0); r->t.pad.value = (int32_t)x; }
     else if ((rc = take_file(a, &r->file))) return rc;
 #undef INTEGER
@@ -490,6 +500,8 @@ static int report(gradc_status s, const char *msg) {
   return 1;
 }
 
+static int cmd_run_model(RunArgs *rp, bool training, const char *cmd);
+
 static int cmd_run(int argc, char **argv, const char *cmd) {
   RunArgs r = {0};
   int rc = parse_run_args(argc, argv, &r, cmd);
@@ -498,6 +510,32 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
   if (!training && !r.load)
     return usage_error("%s needs --load CKPT (a checkpoint from gradc train --save)", cmd);
 
+  /* Under mpirun -np N (N > 1) gradc train is one rank of a
+   * data-parallel job (cli/mpi.c): every rank compiles the model with the
+   * gradient reduction; rank 0 reads the checkpoint, prints and writes. */
+  Dist dist = {0};
+  RtError err = {{0}};
+  if (training && dist_launched_size() > 1) {
+    if (dist_init(&dist, NULL, NULL, r.mpi_timeout, &err)) return report(GRADC_ERR_ARG, err.msg);
+    r.t.dist = &dist;
+    r.o.data_parallel = 1;
+    if (dist.rank > 0 && !(r.t.out = fopen("/dev/null", "w"))) dist_abort(&dist, 1);
+  }
+  r.t.model_path = r.file;
+  rc = cmd_run_model(&r, training, cmd);
+  if (fflush(stdout) == EOF) rc = rc ? rc : 1;
+  if (r.t.dist) {
+    /* a failure on one rank must not leave the others waiting in a
+     * collective: it ends the job */
+    if (rc && rc != 130) dist_abort(&dist, rc);
+    dist_finish(&dist);
+  }
+  return rc;
+}
+
+static int cmd_run_model(RunArgs *rp, bool training, const char *cmd) {
+  RunArgs r = *rp;
+  int rc;
   gradc_model *m;
   gradc_status s = jitmodel_compile_file(r.file, &r.o, r.t.profile, &m);
   if (s) {
@@ -520,21 +558,30 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
     time_print(stderr, jitmodel_times(m), jitmodel_from_cache(m) ? "gradc compile time report (object from the cache)"
                                                                  : "gradc compile time report");
   const char *ckpt = training ? r.resume : r.load;
-  if (ckpt && (s = gradc_load(m, ckpt))) {
+  bool lead = !r.t.dist || r.t.dist->rank == 0;   /* the others get rank 0's state */
+  if (ckpt && lead && (s = gradc_load(m, ckpt))) {
     rc = report(s, gradc_last_error(m));
     gradc_free(m);
     return rc;
   }
   RtError err = {{0}};
-  if (training) {
+  if (training && lead) {
     dump_summary(stdout, jitmodel_graph(m));
     int nt = rt_context_threads(rt_context(m));
+    if (r.t.dist)
+      printf("data parallel: %d ranks (MPI), each %lld rows of every batch of %lld\n", r.t.dist->size,
+             (long long)(r.t.batch / r.t.dist->size), (long long)r.t.batch);
     printf("compiled in %.0f ms (LLVM -O%d; products: %s kernels, OpenBLAS %s kernels for the rest; "
            "%d thread%s)\n", gradc_compile_ms(m), r.o.opt_level, gemm_kernels(), rt_blas_kernels(), nt,
            nt == 1 ? "" : "s");
     if (ckpt) printf("resumed from %s\n", ckpt);
+  }
+  if (training) {
     s = cli_train(m, &r.t, &err);
-    if (!s && r.t.history) printf("history: %s\n", r.t.history);
+    if (!s && r.t.dist && lead && r.t.dist->reductions)
+      printf("communication: %.3f s in %ld gradient reductions (%d ranks)\n", r.t.dist->comm_seconds,
+             r.t.dist->reductions, r.t.dist->size);
+    if (!s && r.t.history && lead) printf("history: %s\n", r.t.history);
     if (!s && cli_interrupted()) {
       gradc_free(m);
       return 130;                 /* the shell's convention for SIGINT */
@@ -544,7 +591,12 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
   } else {
     s = cli_predict(m, &r.t, r.count, &err);
   }
-  rc = report(s, err.msg);
+  if (s && r.t.dist) {
+    fprintf(stderr, "gradc: error: rank %d of %d: %s\n", r.t.dist->rank, r.t.dist->size, err.msg);
+    rc = 1;
+  } else {
+    rc = report(s, err.msg);
+  }
   gradc_free(m);
   return rc;
 }
@@ -631,11 +683,13 @@ static int cmd_cache(int argc, char **argv) {
 static int command(int argc, char **argv) {
   if (argc < 2) {
     fputs(usage, stderr);
+    fputs(usage_more, stderr);
     return 2;
   }
   const char *cmd = argv[1];
   if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
     fputs(usage, stdout);
+    fputs(usage_more, stdout);
     return 0;
   }
   if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {

@@ -870,6 +870,18 @@ static void gen_view(CG *cg, const Node *n) {
   if (cg_buffer_node(n) == n) gen_copy(cg, n);
 }
 
+/* The replicas' weighted sum of a gradient, by the instance's callback
+ * (runtime/context.c: gradc_allreduce, which returns at once when no
+ * callback is set), over the node's own storage: fuse() gives it the
+ * gradient's buffer when nothing else reads that, else it copies first. */
+static void gen_allreduce(CG *cg, const Node *n) {
+  const Node *x = n->src[0];
+  if (!cg_buffer_node(x) || cg_buffer_node(x) != cg_buffer_node(n)) gen_copy(cg, n);
+  LLVMTypeRef params[3] = {cg->ptr, cg->i64, cg->i64};
+  LLVMValueRef args[3] = {cg_ptr(cg, n), cg_count(cg, &n->shape), cg_int(cg, n->dtype)};
+  cg_call(cg, ABI_FN_ALLREDUCE, cg->vd, params, args, 3);
+}
+
 static void gen_slice(CG *cg, const Node *n) {
   cg_slice_walk(cg, n, &n->shape, &n->src[0]->shape, n->src[0], n, false);
 }

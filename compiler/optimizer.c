@@ -33,6 +33,13 @@
  * (1 - beta1^t) is computed in each parameter's dtype, as Keras computes it
  * in the variable's.
  *
+ * With data parallelism (g->data_parallel), each gradient passes through
+ * an allreduce node before clipping and the update: the sum over the
+ * replicas, each weighted by its share of the batch, that the instance's
+ * callback computes (a loss that is a mean over the batch then gets the
+ * gradient of the whole batch); without a callback the node is the
+ * gradient itself.
+ *
  * Gradient clipping is an option of every optimizer, Keras 2.x's
  * (optimizer_v2._transform_gradients), applied in its order before the
  * update: clipvalue=c clips each element to [-c, c]; clipnorm=c scales each
@@ -265,8 +272,10 @@ static void clip_gradients(OptBuild *b, Node **clipped) {
   const TrainStep *st = b->st;
   const Optimizer *o = &st->opt;
   for (int i = 0; i < st->ngrads; i++) {
-    Node *g = clipped[i] = st->grads[i].grad;
     b->fwd = st->grads[i].param;
+    /* Data parallel: every replica's gradient of its shard, summed, is
+     * what clipping and the update see, so they stay identical. */
+    Node *g = clipped[i] = b->g->data_parallel ? un(b, OP_ALLREDUCE, st->grads[i].grad) : st->grads[i].grad;
     if (o->clipvalue > 0) {
       Node *c = hyper(b, "clipvalue", g->dtype);
       g = clipped[i] = bin(b, OP_MINIMUM, bin(b, OP_MAXIMUM, g, un(b, OP_NEG, c)), c);
