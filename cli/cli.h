@@ -45,6 +45,8 @@ gradc_status dist_attach(Dist *d, gradc_model *m, RtError *err);
 /* This rank's rows of a batch of rows (first, count) and its weight
  * count / rows; d NULL: all of them. */
 void dist_share(const Dist *d, int64_t rows, int64_t *first, int64_t *count, double *weight);
+/* Rank 0's state tensors (batch norm's moving statistics) to every rank. */
+void dist_sync_state(Dist *d, gradc_model *m);
 /* The next step's global batch has rows rows (the reduction's weights). */
 void dist_set_batch(Dist *d, int64_t rows);
 /* v[0..n) summed over the ranks, in place. */

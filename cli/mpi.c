@@ -114,6 +114,11 @@ struct DistImpl {
   void *send, *recv;
   size_t cap;
   double *weights;        /* each rank's share of the current batch */
+  /* the failure tests' hook: GRADC_MPI_TEST=kill:RANK:N or stall:RANK:N
+   * kills rank RANK (SIGKILL) or stops it for good at its Nth reduction */
+  char fault;
+  int fault_rank;
+  long fault_at;
 };
 
 static double now_s(void) {
@@ -165,17 +170,36 @@ static void check(Dist *d, int rc, const char *what) {
 
 bool dist_available(void) { return true; }
 
+/* The launcher ends the other ranks with SIGTERM when one dies: each says
+ * so (write(2): async-signal-safe) rather than vanishing silently. */
+static char term_msg[160];
+static void on_term(int sig) {
+  (void)sig;
+  ssize_t ignored = write(2, term_msg, strlen(term_msg));
+  (void)ignored;
+  _exit(143);
+}
+
 gradc_status dist_init(Dist *d, int *argc, char ***argv, double timeout, RtError *err) {
   memset(d, 0, sizeof *d);
   if (MPI_Init(argc, argv) != MPI_SUCCESS) return rt_fail(err, GRADC_ERR_ARG, "MPI_Init failed");
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
   MPI_Comm_size(MPI_COMM_WORLD, &d->size);
+  snprintf(term_msg, sizeof term_msg, "gradc: error: rank %d of %d: ended by the launcher (SIGTERM), most likely "
+           "because another rank failed or died\n", d->rank, d->size);
+  struct sigaction sa = {0};
+  sa.sa_handler = on_term;
+  sigaction(SIGTERM, &sa, NULL);
   d->impl = calloc(1, sizeof *d->impl);
   if (!d->impl) return rt_fail(err, GRADC_ERR_NOMEM, "out of memory");
   d->impl->weights = calloc((size_t)d->size, sizeof(double));
   if (!d->impl->weights) return rt_fail(err, GRADC_ERR_NOMEM, "out of memory");
   d->impl->timeout = timeout;
+  const char *t = getenv("GRADC_MPI_TEST");
+  char kind[8];
+  if (t && sscanf(t, "%7[a-z]:%d:%ld", kind, &d->impl->fault_rank, &d->impl->fault_at) == 3)
+    d->impl->fault = kind[0];
   pthread_mutex_init(&d->impl->lock, NULL);
   if (pthread_create(&d->impl->watchdog, NULL, watchdog, d))
     return rt_fail(err, GRADC_ERR_ARG, "cannot start the MPI watchdog thread");
@@ -237,6 +261,10 @@ static int reduce_gradient(void *user, void *data, int64_t count, gradc_dtype dt
   double t0 = now_s();
   int n = d->size, me = d->rank;
   size_t es = dtype == GRADC_F64 ? 8 : 4;
+  if (x->fault && me == x->fault_rank && d->reductions + 1 == x->fault_at) {
+    if (x->fault == 'k') raise(SIGKILL);
+    for (;;) pause();
+  }
   MPI_Datatype type = dtype == GRADC_F64 ? MPI_DOUBLE : MPI_FLOAT;
   int64_t chunk = (count + n - 1) / n;
   size_t bytes = (size_t)(chunk * n) * es;
@@ -277,14 +305,13 @@ static int reduce_gradient(void *user, void *data, int64_t count, gradc_dtype dt
   return 0;
 }
 
-gradc_status dist_attach(Dist *d, gradc_model *m, RtError *err) {
-  gradc_status s = gradc_set_allreduce(m, reduce_gradient, d);
-  if (s) return rt_fail(err, s, "%s", gradc_last_error(m));
-  /* rank 0's parameters and optimizer state everywhere (a checkpoint it
-   * resumed from, or its initial values) */
+/* Rank 0's tensors of a kind (GRADC_PARAM, GRADC_STATE; -1: both) to every rank. */
+static void broadcast(Dist *d, gradc_model *m, int kind) {
   for (int i = 0; i < gradc_tensor_count(m); i++) {
     gradc_tensor t;
-    if (gradc_tensor_info(m, i, &t) || (t.kind != GRADC_PARAM && t.kind != GRADC_STATE)) continue;
+    if (gradc_tensor_info(m, i, &t) || (t.kind != GRADC_PARAM && t.kind != GRADC_STATE) ||
+        (kind >= 0 && (int)t.kind != kind))
+      continue;
     int64_t count;
     void *p = gradc_data(m, t.name, &count);
     if (!p) continue;
@@ -292,8 +319,22 @@ gradc_status dist_attach(Dist *d, gradc_model *m, RtError *err) {
     watch(d, "MPI_Bcast (rank 0's parameters)");
     check(d, MPI_Bcast(p, (int)((size_t)count * es), MPI_BYTE, 0, MPI_COMM_WORLD), "MPI_Bcast (rank 0's parameters)");
   }
+}
+
+gradc_status dist_attach(Dist *d, gradc_model *m, RtError *err) {
+  gradc_status s = gradc_set_allreduce(m, reduce_gradient, d);
+  if (s) return rt_fail(err, s, "%s", gradc_last_error(m));
+  /* rank 0's parameters and state everywhere (a checkpoint it resumed
+   * from, or its initial values) */
+  broadcast(d, m, -1);
   return GRADC_OK;
 }
+
+/* Parameters and optimizer slots stay identical by construction (every
+ * rank applies the same summed gradients); the model's own state updates
+ * (batch norm's moving statistics) see each rank's batch statistics, so
+ * rank 0's replace the others' (PyTorch DDP's broadcast_buffers). */
+void dist_sync_state(Dist *d, gradc_model *m) { broadcast(d, m, GRADC_STATE); }
 
 void dist_set_batch(Dist *d, int64_t rows) {
   for (int r = 0; r < d->size; r++) {
@@ -345,6 +386,7 @@ gradc_status dist_attach(Dist *d, gradc_model *m, RtError *err) {
   return GRADC_OK;
 }
 void dist_set_batch(Dist *d, int64_t rows) { (void)d, (void)rows; }
+void dist_sync_state(Dist *d, gradc_model *m) { (void)d, (void)m; }
 void dist_sum(Dist *d, double *v, int n) { (void)d, (void)v, (void)n; }
 gradc_status dist_check_same(Dist *d, gradc_model *m, int epoch, RtError *err) {
   (void)d, (void)m, (void)epoch, (void)err;

@@ -449,7 +449,10 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
     if (s) break;
     /* the epoch's means over every rank's rows (the live bar showed this
      * rank's) */
-    if (o->dist) dist_sum(o->dist, &acc.loss, (int)(sizeof acc / sizeof(double)));
+    if (o->dist) {
+      dist_sum(o->dist, &acc.loss, (int)(sizeof acc / sizeof(double)));
+      dist_sync_state(o->dist, m);
+    }
     if (o->dist && o->mpi_check && (s = dist_check_same(o->dist, m, epoch + 1, err))) break;
     double secs = now_s() - t0;
     step_seconds += secs;
