@@ -4,12 +4,14 @@
 set -euo pipefail
 
 # LLVM is pinned to 19 (its C API drifts between versions); clang-19 and its
-# runtime are for the sanitizer and fuzz builds.
+# runtime are for the sanitizer and fuzz builds; Open MPI for data-parallel
+# training (gradc builds without it too) and its tests.
 PACKAGES=(
     build-essential cmake pkg-config
     llvm-19-dev libopenblas-dev zlib1g-dev libcmocka-dev
     dataset-fashion-mnist
     clang-19 libclang-rt-19-dev
+    libopenmpi-dev openmpi-bin
 )
 
 missing=()

@@ -107,7 +107,7 @@ check "resumed on 3 ranks, it trains on as 1 rank does" \
 mpi 2 models/cnn_bn.nn --data "$tmp/data" --batch 32 --threads 1 --epochs 1 --mpi-check --no-test \
   --history "$tmp/bn.csv"
 check "cnn_bn trains on 2 ranks and the ranks' parameters stay identical (--mpi-check)" \
-  all 'status_is 0' 'stdout_has "7/7 [===="' '! stderr_has "differ"'
+  all 'status_is 0' 'stdout_has "11/11 [===="' '! stderr_has "differ"'
 
 # --- failures: every rank ends, with the rank named ---------------------
 run env GRADC_MPI_TEST=kill:1:3 mpirun --oversubscribe -np 3 -x GRADC_MPI_TEST "$GRADC" train "$mlp" \
