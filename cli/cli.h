@@ -97,6 +97,7 @@ typedef struct AotOptions {
   char *info;                /* gets "target ..., CPU ..., symbols ..." */
   size_t info_len;
   TimeReport *times;         /* --time-report, or NULL */
+  bool data_parallel;        /* --data-parallel: steps call MODEL_set_allreduce's fn */
 } AotOptions;
 
 /* gradc compile: compiles, emits, links (EMIT_SO) and writes the header.

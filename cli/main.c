@@ -82,6 +82,7 @@ static const char usage_more[] =
     "      --emit K        so (default), obj (link it with libgradc_aot.a\n"
     "                      -lopenblas -lm), asm or llvm\n"
     "      --header FILE   also write the C header documenting the entry points\n"
+    "      --data-parallel steps hand each gradient to MODEL_set_allreduce's callback\n"
     "      --target T      target triple (default: this machine's); a .so only\n"
     "                      for this machine's architecture\n"
     "      --cpu C         CPU to compile for (default x86-64-v2 on x86-64,\n"
@@ -616,6 +617,8 @@ static int cmd_compile(int argc, char **argv) {
       *dst = argv[++i];
     } else if (!strcmp(a, "--time-report")) {
       o.times = &times;
+    } else if (!strcmp(a, "--data-parallel")) {
+      o.data_parallel = true;
     } else if (!strcmp(a, "-O")) {
       double x;
       if (i + 1 >= argc) return usage_error("%s needs a value", a);
