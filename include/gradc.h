@@ -182,7 +182,7 @@ gradc_status gradc_train_step(gradc_model *m, double *loss);
  * a mean over the batch gets the gradient of the whole batch on every
  * replica.  data holds count elements of dtype (GRADC_F32 or GRADC_F64).
  * Returns 0, or non-zero on failure (see gradc_set_allreduce). */
-typedef int gradc_allreduce_fn(void *user, void *data, int64_t count, gradc_dtype dtype);
+typedef int (*gradc_allreduce_fn)(void *user, void *data, int64_t count, gradc_dtype dtype);
 
 /* Installs fn (NULL removes it) as m's gradient reduction; user is passed
  * back to it.  A model compiled with gradc_options.data_parallel calls it
@@ -193,7 +193,7 @@ typedef int gradc_allreduce_fn(void *user, void *data, int64_t count, gradc_dtyp
  * compiled without data_parallel.  A step during which fn failed returns
  * GRADC_ERR_ARG, its message naming fn's return value; the parameters are
  * then not those of any replica and the run should end. */
-gradc_status gradc_set_allreduce(gradc_model *m, gradc_allreduce_fn *fn, void *user);
+gradc_status gradc_set_allreduce(gradc_model *m, gradc_allreduce_fn fn, void *user);
 
 /* Train steps by name.  A model file may have several train statements,
  *   train d_loss of disc.* with adam(lr=1e-4) as critic

@@ -450,7 +450,7 @@ gradc_status inst_step(gradc_model *m, const char *fn, int step, double *loss) {
   return GRADC_OK;
 }
 
-gradc_status inst_set_allreduce(gradc_model *m, const char *fn, gradc_allreduce_fn *cb, void *user) {
+gradc_status inst_set_allreduce(gradc_model *m, const char *fn, gradc_allreduce_fn cb, void *user) {
   if (cb && !m->d[ABI_H_ALLREDUCE])
     return inst_fail(m, GRADC_ERR_ARG, "%s_%s: the model was compiled without data parallelism, so its steps never "
                      "reduce gradients (gradc_options.data_parallel, gradc compile --data-parallel)", m->api, fn);
@@ -586,7 +586,7 @@ int gradc_step_count(const gradc_model *m) { return m ? m->nsteps : 0; }
 
 const char *gradc_step_name(const gradc_model *m, int i) { return m ? inst_step_name(m, i) : NULL; }
 
-gradc_status gradc_set_allreduce(gradc_model *m, gradc_allreduce_fn *fn, void *user) {
+gradc_status gradc_set_allreduce(gradc_model *m, gradc_allreduce_fn fn, void *user) {
   if (!m) return inst_fail(NULL, GRADC_ERR_ARG, "gradc_set_allreduce: NULL model");
   return inst_set_allreduce(m, "set_allreduce", fn, user);
 }

@@ -61,7 +61,7 @@ typedef struct RtContext {
   /* gradc_allreduce: the caller's reduction of gradients over replicas
    * (gradc_set_allreduce), NULL for none; the first failure it returned in
    * this step, after which the step's other calls are skipped */
-  gradc_allreduce_fn *allreduce;
+  gradc_allreduce_fn allreduce;
   void *allreduce_user;
   int allreduce_failed;
   _Alignas(64) unsigned char scratch[ABI_SCRATCH_BYTES];   /* gradc_scratch */
@@ -215,7 +215,7 @@ gradc_status inst_forward(gradc_model *m) RT_SHARED(inst_forward);
 gradc_status inst_step(gradc_model *m, const char *fn, int step, double *loss) RT_SHARED(inst_step);
 /* The gradient reduction of data-parallel steps (gradc_set_allreduce, a
  * .so's m_set_allreduce); refused for a model compiled without it. */
-gradc_status inst_set_allreduce(gradc_model *m, const char *fn, gradc_allreduce_fn *cb, void *user);
+gradc_status inst_set_allreduce(gradc_model *m, const char *fn, gradc_allreduce_fn cb, void *user);
 int inst_steps(const gradc_model *m);
 /* The index of the step called name (NULL: the only one), or -1 after a
  * message listing the steps. */
