@@ -524,7 +524,6 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
   }
   r.t.model_path = r.file;
   rc = cmd_run_model(&r, training, cmd);
-  if (fflush(stdout) == EOF) rc = rc ? rc : 1;
   if (r.t.dist) {
     /* a failure on one rank must not leave the others waiting in a
      * collective: it ends the job */

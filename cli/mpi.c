@@ -135,6 +135,10 @@ static void watch(Dist *d, const char *op) {
   pthread_mutex_unlock(&d->impl->lock);
 }
 
+/* MPI_Abort from this thread while the main one waits inside MPI: the
+ * library was initialised for one thread (MPI_Init), so this is outside
+ * the standard's promise; Open MPI and MPICH end the job all the same, and
+ * _exit after it makes sure at least this rank ends. */
 static void *watchdog(void *arg) {
   Dist *d = arg;
   for (;;) {
