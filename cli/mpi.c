@@ -67,17 +67,6 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
   return h;
 }
 
-static uint64_t hash_file(const char *path) {
-  FILE *f = fopen(path, "rb");
-  uint64_t h = 14695981039346656037ull;
-  if (!f) return 0;
-  unsigned char buf[65536];
-  size_t k;
-  while ((k = fread(buf, 1, sizeof buf, f)) > 0) h = fnv(h, buf, k);
-  fclose(f);
-  return h;
-}
-
 uint64_t dist_state_hash(gradc_model *m) {
   uint64_t h = 14695981039346656037ull;
   for (int i = 0; i < gradc_tensor_count(m); i++) {
@@ -96,6 +85,17 @@ uint64_t dist_state_hash(gradc_model *m) {
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
+
+static uint64_t hash_file(const char *path) {
+  FILE *f = fopen(path, "rb");
+  uint64_t h = 14695981039346656037ull;
+  if (!f) return 0;
+  unsigned char buf[65536];
+  size_t k;
+  while ((k = fread(buf, 1, sizeof buf, f)) > 0) h = fnv(h, buf, k);
+  fclose(f);
+  return h;
+}
 
 /* What every rank must agree on before training. */
 typedef struct Agree {
