@@ -25,6 +25,7 @@
 typedef struct Dist {
   int rank, size;
   double comm_seconds;       /* inside the gradient reductions */
+  double wait_seconds;       /* --mpi-overlap: steps waiting for them */
   long reductions;
   struct DistImpl *impl;
 } Dist;
@@ -33,7 +34,7 @@ typedef struct Dist {
 int dist_launched_size(void);
 /* Was gradc built with MPI?  Without it dist_init says so. */
 bool dist_available(void);
-gradc_status dist_init(Dist *d, int *argc, char ***argv, double timeout, RtError *err);
+gradc_status dist_init(Dist *d, int *argc, char ***argv, double timeout, bool overlap, RtError *err);
 void dist_finish(Dist *d);
 /* Ends every rank (MPI_Abort) with exit status code. */
 _Noreturn void dist_abort(Dist *d, int code);

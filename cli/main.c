@@ -69,7 +69,9 @@ static const char usage[] =
     "      --no-cache      no object cache (also GRADC_CACHE=off)\n"
     "      --mpi-timeout S under mpirun: end every rank when a collective\n"
     "                      operation waits longer than S seconds (default 300)\n"
-    "      --mpi-check     under mpirun: compare the ranks' parameters every epoch\n";
+    "      --mpi-check     under mpirun: compare the ranks' parameters every epoch\n"
+    "      --mpi-overlap   under mpirun: reduce gradients in a thread of their\n"
+    "                      own while the backward pass goes on\n";
 /* (two strings: C11 compilers need take only 4095 characters in one) */
 static const char usage_more[] =
     "  eval FILE.nn --load CKPT [--data DIR] [--batch N]\n"
@@ -375,6 +377,7 @@ typedef struct RunArgs {
   bool history_set;
   bool time_report;
   double mpi_timeout;
+  bool mpi_overlap;
 } RunArgs;
 
 /* Which of train, eval and predict take each option: an option a command
@@ -390,7 +393,7 @@ static const struct RunOption {
     {"--threads", RUNS}, {"--count", PREDICT}, {"-O", RUNS}, {"--check-numerics", TRAIN}, {"--profile", TRAIN},
     {"--no-test", TRAIN}, {"--time-report", RUNS}, {"--no-cache", RUNS}, {"--sequences", RUNS},
     {"--padding", RUNS}, {"--truncating", RUNS}, {"--pad-value", RUNS}, {"--mpi-timeout", TRAIN},
-    {"--mpi-check", TRAIN},
+    {"--mpi-check", TRAIN}, {"--mpi-overlap", TRAIN},
 };
 
 static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
@@ -454,6 +457,7 @@ static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
     }
     else if (!strcmp(a, "--mpi-timeout")) { NUMBER(0.1, 1e7); r->mpi_timeout = x; }
     else if (!strcmp(a, "--mpi-check")) r->t.mpi_check = true;
+    else if (!strcmp(a, "--mpi-overlap")) r->mpi_overlap = true;
     else if (!strcmp(a, "--pad-value")) { INTEGER(-2147483648.0, 2147483647.0); r->t.pad.value = (int32_t)x; }
     else if ((rc = take_file(a, &r->file))) return rc;
 #undef INTEGER
@@ -517,7 +521,7 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
   Dist dist = {0};
   RtError err = {{0}};
   if (training && dist_launched_size() > 1) {
-    if (dist_init(&dist, NULL, NULL, r.mpi_timeout, &err)) return report(GRADC_ERR_ARG, err.msg);
+    if (dist_init(&dist, NULL, NULL, r.mpi_timeout, r.mpi_overlap, &err)) return report(GRADC_ERR_ARG, err.msg);
     r.t.dist = &dist;
     r.o.data_parallel = 1;
     if (dist.rank > 0 && !(r.t.out = fopen("/dev/null", "w"))) dist_abort(&dist, 1);
@@ -578,9 +582,15 @@ static int cmd_run_model(RunArgs *rp, bool training, const char *cmd) {
   }
   if (training) {
     s = cli_train(m, &r.t, &err);
-    if (!s && r.t.dist && lead && r.t.dist->reductions)
-      printf("communication: %.3f s in %ld gradient reductions (%d ranks)\n", r.t.dist->comm_seconds,
+    if (!s && r.t.dist && lead && r.t.dist->reductions) {
+      printf("communication: %.3f s in %ld gradient reductions (%d ranks)", r.t.dist->comm_seconds,
              r.t.dist->reductions, r.t.dist->size);
+      if (r.mpi_overlap)
+        printf("; the steps waited %.3f s for them: %.0f%% hidden behind the backward pass", r.t.dist->wait_seconds,
+               r.t.dist->wait_seconds < r.t.dist->comm_seconds
+                   ? 100 * (1 - r.t.dist->wait_seconds / r.t.dist->comm_seconds) : 0.0);
+      printf("\n");
+    }
     if (!s && r.t.history && lead) printf("history: %s\n", r.t.history);
     if (!s && cli_interrupted()) {
       gradc_free(m);

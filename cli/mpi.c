@@ -114,6 +114,15 @@ struct DistImpl {
   void *send, *recv;
   size_t cap;
   double *weights;        /* each rank's share of the current batch */
+  /* --mpi-overlap: a communication thread reduces the gradients queued by
+   * the step's calls while the backward pass goes on; the call without
+   * data waits for the queue to drain */
+  bool overlap, stop_comm, comm_failed;
+  pthread_t comm;
+  pthread_mutex_t qlock;
+  pthread_cond_t qwork, qdone;
+  struct Job { void *data; int64_t count; gradc_dtype dtype; } queue[256];
+  long qhead, qtail;
   /* the failure tests' hook: GRADC_MPI_TEST=kill:RANK:N or stall:RANK:N
    * kills rank RANK (SIGKILL) or stops it for good at its Nth reduction */
   char fault;
@@ -174,6 +183,8 @@ static void check(Dist *d, int rc, const char *what) {
 
 bool dist_available(void) { return true; }
 
+static void *comm_thread(void *arg);
+
 /* The launcher ends the other ranks with SIGTERM when one dies: each says
  * so (write(2): async-signal-safe) rather than vanishing silently. */
 static char term_msg[160];
@@ -184,9 +195,16 @@ static void on_term(int sig) {
   _exit(143);
 }
 
-gradc_status dist_init(Dist *d, int *argc, char ***argv, double timeout, RtError *err) {
+gradc_status dist_init(Dist *d, int *argc, char ***argv, double timeout, bool overlap, RtError *err) {
   memset(d, 0, sizeof *d);
-  if (MPI_Init(argc, argv) != MPI_SUCCESS) return rt_fail(err, GRADC_ERR_ARG, "MPI_Init failed");
+  /* with overlap only the communication thread calls MPI during a step,
+   * and the main thread only between steps, when the queue is empty */
+  int provided = MPI_THREAD_SINGLE;
+  if (MPI_Init_thread(argc, argv, overlap ? MPI_THREAD_SERIALIZED : MPI_THREAD_SINGLE, &provided) != MPI_SUCCESS)
+    return rt_fail(err, GRADC_ERR_ARG, "MPI_Init failed");
+  if (overlap && provided < MPI_THREAD_SERIALIZED)
+    return rt_fail(err, GRADC_ERR_ARG, "--mpi-overlap needs MPI_THREAD_SERIALIZED, which this MPI library does not "
+                   "provide");
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
   MPI_Comm_size(MPI_COMM_WORLD, &d->size);
@@ -207,6 +225,12 @@ gradc_status dist_init(Dist *d, int *argc, char ***argv, double timeout, RtError
   pthread_mutex_init(&d->impl->lock, NULL);
   if (pthread_create(&d->impl->watchdog, NULL, watchdog, d))
     return rt_fail(err, GRADC_ERR_ARG, "cannot start the MPI watchdog thread");
+  d->impl->overlap = overlap;
+  pthread_mutex_init(&d->impl->qlock, NULL);
+  pthread_cond_init(&d->impl->qwork, NULL);
+  pthread_cond_init(&d->impl->qdone, NULL);
+  if (overlap && pthread_create(&d->impl->comm, NULL, comm_thread, d))
+    return rt_fail(err, GRADC_ERR_ARG, "cannot start the communication thread");
   return GRADC_OK;
 }
 
@@ -216,6 +240,13 @@ void dist_finish(Dist *d) {
   d->impl->stop = true;
   pthread_mutex_unlock(&d->impl->lock);
   pthread_join(d->impl->watchdog, NULL);
+  if (d->impl->overlap) {
+    pthread_mutex_lock(&d->impl->qlock);
+    d->impl->stop_comm = true;
+    pthread_cond_signal(&d->impl->qwork);
+    pthread_mutex_unlock(&d->impl->qlock);
+    pthread_join(d->impl->comm, NULL);
+  }
   free(d->impl->send), free(d->impl->recv), free(d->impl->weights);
   free(d->impl);
   d->impl = NULL;
@@ -259,8 +290,7 @@ gradc_status dist_agree(Dist *d, const char *model_path, const char *version, in
 }
 
 /* The deterministic weighted sum described at the top. */
-static int reduce_gradient(void *user, void *data, int64_t count, gradc_dtype dtype) {
-  Dist *d = user;
+static int reduce_now(Dist *d, void *data, int64_t count, gradc_dtype dtype) {
   struct DistImpl *x = d->impl;
   double t0 = now_s();
   int n = d->size, me = d->rank;
@@ -307,6 +337,48 @@ static int reduce_gradient(void *user, void *data, int64_t count, gradc_dtype dt
   d->comm_seconds += now_s() - t0;
   d->reductions++;
   return 0;
+}
+
+static void *comm_thread(void *arg) {
+  Dist *d = arg;
+  struct DistImpl *x = d->impl;
+  pthread_mutex_lock(&x->qlock);
+  for (;;) {
+    while (x->qhead == x->qtail && !x->stop_comm) pthread_cond_wait(&x->qwork, &x->qlock);
+    if (x->qhead == x->qtail) break;
+    struct Job j = x->queue[x->qhead % 256];
+    pthread_mutex_unlock(&x->qlock);
+    int failed = reduce_now(d, j.data, j.count, j.dtype);
+    pthread_mutex_lock(&x->qlock);
+    x->comm_failed |= failed != 0;
+    x->qhead++;
+    pthread_cond_broadcast(&x->qdone);
+  }
+  pthread_mutex_unlock(&x->qlock);
+  return NULL;
+}
+
+/* The step's callback (gradc_set_allreduce): synchronous, or with
+ * --mpi-overlap queued for the communication thread; the call without data
+ * then waits for the queue, and the time it waits is what overlap did not
+ * hide. */
+static int reduce_gradient(void *user, void *data, int64_t count, gradc_dtype dtype) {
+  Dist *d = user;
+  struct DistImpl *x = d->impl;
+  if (!x->overlap) return data ? reduce_now(d, data, count, dtype) : 0;
+  double t0 = now_s();
+  pthread_mutex_lock(&x->qlock);
+  if (data) {
+    while (x->qtail - x->qhead >= 256) pthread_cond_wait(&x->qdone, &x->qlock);
+    x->queue[x->qtail++ % 256] = (struct Job){data, count, dtype};
+    pthread_cond_signal(&x->qwork);
+  } else {
+    while (x->qhead != x->qtail) pthread_cond_wait(&x->qdone, &x->qlock);
+    d->wait_seconds += now_s() - t0;
+  }
+  int failed = x->comm_failed;
+  pthread_mutex_unlock(&x->qlock);
+  return failed;
 }
 
 /* Rank 0's tensors of a kind (GRADC_PARAM, GRADC_STATE; -1: both) to every rank. */
@@ -370,8 +442,8 @@ gradc_status dist_check_same(Dist *d, gradc_model *m, int epoch, RtError *err) {
 
 bool dist_available(void) { return false; }
 
-gradc_status dist_init(Dist *d, int *argc, char ***argv, double timeout, RtError *err) {
-  (void)d, (void)argc, (void)argv, (void)timeout;
+gradc_status dist_init(Dist *d, int *argc, char ***argv, double timeout, bool overlap, RtError *err) {
+  (void)d, (void)argc, (void)argv, (void)timeout, (void)overlap;
   return rt_fail(err, GRADC_ERR_ARG, "this gradc was built without MPI support, so it cannot train under mpirun "
                  "on several processes (install libopenmpi-dev or MPICH and rebuild; CMake option GRADC_MPI)");
 }

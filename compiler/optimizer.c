@@ -365,6 +365,27 @@ static bool feeds(Graph *g, Node *value, Node *loss, unsigned char *a, unsigned 
   return false;
 }
 
+/* Data parallel: each allreduce right after its gradient (outside loops),
+ * so that the reduction can start while the rest of the backward pass
+ * runs; the order of the others is kept (the sums are read by the updates,
+ * after the backward pass). */
+static void place_reductions(Graph *g) {
+  Node **ar = arena_alloc(g->arena, sizeof(Node *) * (size_t)(g->nnodes + 1));
+  Node **order = arena_alloc(g->arena, sizeof(Node *) * (size_t)(g->nnodes + 1));
+  int nar = 0, n = 0;
+  for (int i = 0; i < g->nnodes; i++)
+    if (g->nodes[i]->op == OP_ALLREDUCE && !g->nodes[i]->src[0]->a.loop) ar[nar++] = g->nodes[i];
+  for (int i = 0; i < g->nnodes; i++) {
+    Node *x = g->nodes[i];
+    if (x->op == OP_ALLREDUCE && !x->src[0]->a.loop) continue;
+    order[n++] = x;
+    for (int k = 0; k < nar; k++)
+      if (ar[k]->src[0] == x) order[n++] = ar[k];
+  }
+  GRADC_ASSERT(n == g->nnodes);
+  for (int i = 0; i < n; i++) g->nodes[i] = order[i], g->nodes[i]->id = i;
+}
+
 void opt_update(Graph *g) {
   if (!g->nsteps) return;
   int nfwd = g->nnodes, nups = g->nupdates;
@@ -444,5 +465,6 @@ void opt_update(Graph *g) {
     as->fwd = ups[i].dst;
     as->rule = opt_info[g->steps[owner[i]].opt.kind].name;
   }
+  if (g->data_parallel) place_reductions(g);
   if (reordered) graph_sort(g);
 }

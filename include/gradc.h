@@ -187,9 +187,13 @@ typedef int (*gradc_allreduce_fn)(void *user, void *data, int64_t count, gradc_d
 /* Installs fn (NULL removes it) as m's gradient reduction; user is passed
  * back to it.  A model compiled with gradc_options.data_parallel calls it
  * from inside every train step, on the calling thread, once per trained
- * parameter in the order of the parameters, after the backward pass and
- * before clipping and the optimizer update; without a callback those
- * steps are the ordinary ones.  GRADC_ERR_ARG on a NULL model or a model
+ * parameter as soon as the backward pass has completed that gradient (in
+ * the order the backward pass completes them), and with data NULL and
+ * count 0 before clipping or an update reads a sum: by the time that call
+ * returns, every gradient handed over before it must hold its sum.  A
+ * callback that reduces asynchronously (while the backward pass goes on)
+ * waits there; a synchronous one returns 0.  Without a callback the steps are the
+ * ordinary ones.  GRADC_ERR_ARG on a NULL model or a model
  * compiled without data_parallel.  A step during which fn failed returns
  * GRADC_ERR_ARG, its message naming fn's return value; the parameters are
  * then not those of any replica and the run should end. */

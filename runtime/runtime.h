@@ -156,7 +156,9 @@ void gradc_loop(RtContext *rt, gradc_task *task, void **buf, const int64_t *sym,
 void *gradc_scratch(RtContext *rt);
 /* Compiled data-parallel steps call this with each gradient once it is
  * complete (an allreduce node): the caller's callback sums it over the
- * replicas in place.  Nothing happens without a callback. */
+ * replicas in place; then once with data NULL, before the first reader of
+ * a sum (the callback waits there for sums it computes asynchronously).
+ * Nothing happens without a callback. */
 void gradc_allreduce(RtContext *rt, void *data, int64_t count, int64_t dtype);
 
 /* ------------------------------------------------------------------ mem.c */

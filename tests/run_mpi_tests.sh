@@ -102,6 +102,11 @@ mpi 3 "$mlp" "${common[@]}" --epochs 2 --save "$tmp/three-again.ckpt" --history 
 check "a repeated 3-rank run gives the same bytes (fixed reduction order)" \
   all 'status_is 0' 'cmp "$tmp/three.ckpt" "$tmp/three-again.ckpt"'
 
+mpi 3 "$mlp" "${common[@]}" --epochs 2 --save "$tmp/three-overlap.ckpt" --history "$tmp/three-overlap.csv" \
+  --mpi-overlap
+check "--mpi-overlap (reductions in a thread during the backward pass) gives the same bytes" \
+  all 'status_is 0' 'stdout_has "hidden behind the backward pass"' 'cmp "$tmp/three.ckpt" "$tmp/three-overlap.ckpt"'
+
 # --- resuming on another number of ranks --------------------------------
 run "$GRADC" train "$mlp" "${common[@]}" --epochs 1 --save "$tmp/r1.ckpt" --no-test
 run "$GRADC" train "$mlp" "${common[@]}" --epochs 1 --resume "$tmp/r1.ckpt" --save "$tmp/r1b.ckpt" --no-test

@@ -58,22 +58,31 @@ static void feed(gradc_model *m, int lo, int n) {
 /* ------------------------------------------------------------ the calls */
 
 typedef struct Calls {
-  int n;
+  int n, flushes;
   int64_t count[8];
+  bool last_was_flush;      /* the step's last call had no data */
   int fail_at;              /* return 5 at this call (1-based), 0: never */
 } Calls;
 
 static int record(void *user, void *data, int64_t count, gradc_dtype dtype) {
   Calls *c = user;
-  (void)data;
+  if (!data) {              /* the step's wait for the sums */
+    assert_int_equal(count, 0);
+    c->flushes++;
+    c->last_was_flush = true;
+    return 0;
+  }
   assert_int_equal(dtype, GRADC_F32);
+  c->last_was_flush = false;
   if (c->n < 8) c->count[c->n] = count;
   c->n++;
   return c->fail_at && c->n == c->fail_at ? 5 : 0;
 }
 
-/* One call per trained parameter, in their order, with its element
- * count; without a callback the step is the plain model's, bit for bit. */
+/* One call per trained parameter with its element count, as the backward
+ * pass completes them, and calls without data before updates read the
+ * sums (the last call of the step); without a callback the step is the
+ * plain model's, bit for bit. */
 static void test_calls_and_identity(void **state) {
   (void)state;
   gradc_model *plain = compile_dp(false), *dp = compile_dp(true);
@@ -84,8 +93,10 @@ static void test_calls_and_identity(void **state) {
   double l1, l2;
   assert_int_equal(gradc_train_step(dp, &l1), GRADC_OK);
   assert_int_equal(c.n, 2);
-  assert_int_equal(c.count[0], 12);
-  assert_int_equal(c.count[1], 3);
+  assert_int_equal(c.count[0] * c.count[1], 12 * 3);
+  assert_int_equal(c.count[0] + c.count[1], 12 + 3);
+  assert_true(c.flushes >= 1 && c.flushes <= 2);
+  assert_true(c.last_was_flush);
   assert_int_equal(gradc_train_step(plain, &l2), GRADC_OK);
   assert_true(l1 == l2);
   assert_int_equal(gradc_set_allreduce(dp, NULL, NULL), GRADC_OK);
@@ -130,6 +141,56 @@ static void test_callback_failure(void **state) {
   (void)loss;
 }
 
+/* An asynchronous callback: each gradient is only noted when handed
+ * over, and changed (scaled by 0.5, as two replicas' weighted sum of
+ * equal gradients with the wrong weights would) at the next call without
+ * data.  The updates must read the changed values, bit for bit what a
+ * synchronous callback that scales at once gives: a call without data
+ * missing before some reader would leave that update the unscaled
+ * gradient. */
+typedef struct Deferred {
+  bool defer;
+  float *pending[8];
+  int64_t count[8];
+  int n;
+} Deferred;
+
+static void halve(float *g, int64_t count) {
+  for (int64_t i = 0; i < count; i++) g[i] *= 0.5f;
+}
+
+static int deferred(void *user, void *data, int64_t count, gradc_dtype dtype) {
+  Deferred *d = user;
+  (void)dtype;
+  if (data && !d->defer) halve(data, count);
+  else if (data) d->pending[d->n] = data, d->count[d->n++] = count;
+  else {
+    for (int k = 0; k < d->n; k++) halve(d->pending[k], d->count[k]);
+    d->n = 0;
+  }
+  return 0;
+}
+
+static void test_deferred_equals_immediate(void **state) {
+  (void)state;
+  gradc_model *m[2] = {compile_dp(true), compile_dp(true)};
+  Deferred d[2] = {{.defer = false}, {.defer = true}};
+  for (int k = 0; k < 2; k++) {
+    assert_int_equal(gradc_set_allreduce(m[k], deferred, &d[k]), GRADC_OK);
+    feed(m[k], 0, 6);
+    for (int s = 0; s < 3; s++) assert_int_equal(gradc_train_step(m[k], NULL), GRADC_OK);
+  }
+  assert_int_equal(d[1].n, 0);
+  static const char *const names[] = {"W", "b"};
+  for (int t = 0; t < 2; t++) {
+    int64_t n;
+    const float *a = gradc_data(m[0], names[t], &n), *b = gradc_data(m[1], names[t], NULL);
+    assert_memory_equal(a, b, sizeof(float) * (size_t)n);
+  }
+  gradc_free(m[0]);
+  gradc_free(m[1]);
+}
+
 /* ------------------------------------------------------------ two replicas */
 
 /* Replica 0 steps first: its callback keeps a copy of each gradient and
@@ -149,8 +210,9 @@ typedef struct Pair {
 static int pair_reduce(void *user, void *data, int64_t count, gradc_dtype dtype) {
   Pair *p = user;
   float *g = data;
-  int k = p->call++;
   (void)dtype;
+  if (!data) return 0;      /* synchronous: the sums are already in place */
+  int k = p->call++;
   if (p->phase == 0) {
     p->count[k] = count;
     p->g0[k] = realloc(p->g0[k], sizeof(float) * (size_t)count);
@@ -235,6 +297,7 @@ int main(void) {
       cmocka_unit_test(test_calls_and_identity),
       cmocka_unit_test(test_refused_without_data_parallel),
       cmocka_unit_test(test_callback_failure),
+      cmocka_unit_test(test_deferred_equals_immediate),
       cmocka_unit_test(test_two_replicas_equal_one),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
