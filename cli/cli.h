@@ -70,6 +70,9 @@ typedef struct TrainOptions {
   bool profile;              /* report the share of step time in sgemm */
   bool sequences;            /* the CSV's rows are a label and ids */
   SeqPad pad;                /* how sequences meet the input's length */
+  bool signed_pixels;        /* images' pixels in [-1, 1] instead of [0, 1] */
+  const char *samples;       /* a PNG grid of the model's images after each epoch */
+  const char *sample_output; /* which output is the image (NULL: the first) */
   FILE *out;                 /* progress and results; NULL = stdout */
   Dist *dist;                /* a data-parallel job, or NULL */
   bool mpi_check;            /* compare the ranks' parameters every epoch */
@@ -84,6 +87,24 @@ bool cli_interrupted(void);
 gradc_status cli_evaluate(gradc_model *m, const TrainOptions *o, RtError *err);
 /* Predicted classes of the first count test samples. */
 gradc_status cli_predict(gradc_model *m, const TrainOptions *o, int64_t count, RtError *err);
+
+/* The first count samples of the data through forward, drawn as a PNG
+ * grid: the output --sample-output names or the first image-shaped one;
+ * an output computed from an input of its shape (an auto-encoder's
+ * reconstruction) beside that input.  gradc sample and train --samples. */
+gradc_status cli_sample(gradc_model *m, const TrainOptions *o, const char *path, int64_t count, bool idx,
+                        RtError *err);
+/* gradc sample --format idx writes count images as DIR/t10k-*-ubyte;
+ * gradc score: the Inception score of the data's test split under a
+ * classifier (its first output, probabilities). */
+gradc_status cli_score(gradc_model *m, const TrainOptions *o, double *score, int64_t *n, RtError *err);
+
+/* ------------------------------------------------------------------ png.c */
+
+/* n images of h x w x c floats (c 1 or 3, row-major), values in [lo, hi],
+ * as a PNG of cols per row, written atomically. */
+gradc_status cli_png_grid(const char *path, const float *px, int64_t n, int64_t h, int64_t w, int64_t c,
+                          int64_t cols, double lo, double hi, RtError *err);
 
 /* ----------------------------------------------------------------- link.c */
 

@@ -51,6 +51,13 @@ static const char usage[] =
     "                      padded to the input's length (Keras pad_sequences)\n"
     "      --truncating T  pre (default) or post: which end longer ones lose\n"
     "      --pad-value N   the padding id (default 0)\n"
+    "      --pixels R      0,1 (default) or -1,1: the range images' pixels are\n"
+    "                      scaled to (-1,1 for a generator ending in tanh)\n"
+    "      --samples DIR   after each epoch, DIR/epoch_N.png: a grid of the\n"
+    "                      model's images (an auto-encoder's: inputs above\n"
+    "                      their reconstructions)\n"
+    "      --sample-output NAME  the output to draw (default: the first that\n"
+    "                      is an image)\n"
     "      --epochs N      passes over the training set (default 5)\n"
     "      --batch N       batch size (default 128)\n"
     "      --lr X          learning rate instead of the model's\n"
@@ -66,18 +73,28 @@ static const char usage[] =
     "                      the kernels that took longest\n"
     "      --no-test       skip the test-set evaluation at the end\n"
     "      --time-report   time per compiler stage\n"
-    "      --no-cache      no object cache (also GRADC_CACHE=off)\n"
+    "      --no-cache      no object cache (also GRADC_CACHE=off)\n";
+static const char usage2[] =
     "      --mpi-timeout S under mpirun: end every rank when a collective\n"
     "                      operation waits longer than S seconds (default 300)\n"
     "      --mpi-check     under mpirun: compare the ranks' parameters every epoch\n"
     "      --mpi-overlap   under mpirun: reduce gradients in a thread of their\n"
-    "                      own while the backward pass goes on\n";
-/* (two strings: C11 compilers need take only 4095 characters in one) */
-static const char usage_more[] =
+    "                      own while the backward pass goes on\n"
     "  eval FILE.nn --load CKPT [--data DIR] [--batch N]\n"
     "                    test loss and metrics of a checkpoint\n"
     "  predict FILE.nn --load CKPT [--data DIR] [--count N]\n"
     "                    predicted classes of the first N test images\n"
+    "  sample FILE.nn --load CKPT -o GRID.png [--count N] [--data DIR]\n"
+    "                    a PNG grid of the model's images from forward: a\n"
+    "                    generator's draws, an auto-encoder's inputs above\n"
+    "                    their reconstructions (--count, default 64;\n"
+    "                    --pixels, --sample-output as for train)\n"
+    "      --format idx    -o names a directory: --count images as an MNIST\n"
+    "                      test split (t10k-*-ubyte), for gradc score\n"
+    "  score FILE.nn --load CKPT [--data DIR] [--batch N]\n"
+    "                    the Inception score exp(E KL(p(y|x) || p(y))) of the\n"
+    "                    data's test split under a classifier (its first\n"
+    "                    output, probabilities; e.g. cnn_seed)\n"
     "  compile FILE.nn   compile to a shared object that needs only libc, libm\n"
     "                    and OpenBLAS (no LLVM, no gradc) and exports MODEL_*\n"
     "      -o FILE         output (default libMODEL.so, MODEL.o, MODEL.s, MODEL.ll)\n"
@@ -378,30 +395,36 @@ typedef struct RunArgs {
   bool time_report;
   double mpi_timeout;
   bool mpi_overlap;
+  const char *output;          /* gradc sample's PNG, or directory with --format idx */
+  bool idx;
 } RunArgs;
 
 /* Which of train, eval and predict take each option: an option a command
  * does not use is an error, never silently ignored (gradc train --load X
  * used to train from scratch, and --save X then replaced X). */
-enum { TRAIN = 1, EVAL = 2, PREDICT = 4, RUNS = TRAIN | EVAL | PREDICT };
+enum { TRAIN = 1, EVAL = 2, PREDICT = 4, SAMPLE = 8, SCORE = 16, RUNS = TRAIN | EVAL | PREDICT | SAMPLE | SCORE };
 static const struct RunOption {
   const char *name;
   int commands;
 } run_options[] = {
-    {"--data", RUNS}, {"--epochs", TRAIN}, {"--batch", TRAIN | EVAL}, {"--lr", TRAIN}, {"--seed", TRAIN},
+    {"--data", RUNS}, {"--epochs", TRAIN}, {"--batch", TRAIN | EVAL | SCORE}, {"--lr", TRAIN}, {"--seed", TRAIN},
     {"--val-split", TRAIN}, {"--save", TRAIN}, {"--resume", TRAIN}, {"--load", RUNS}, {"--history", TRAIN},
-    {"--threads", RUNS}, {"--count", PREDICT}, {"-O", RUNS}, {"--check-numerics", TRAIN}, {"--profile", TRAIN},
+    {"--threads", RUNS}, {"--count", PREDICT | SAMPLE}, {"-O", RUNS}, {"-o", SAMPLE}, {"--format", SAMPLE}, {"--check-numerics", TRAIN}, {"--profile", TRAIN},
     {"--no-test", TRAIN}, {"--time-report", RUNS}, {"--no-cache", RUNS}, {"--sequences", RUNS},
-    {"--padding", RUNS}, {"--truncating", RUNS}, {"--pad-value", RUNS}, {"--mpi-timeout", TRAIN},
+    {"--padding", RUNS}, {"--truncating", RUNS}, {"--pad-value", RUNS}, {"--pixels", RUNS},
+    {"--samples", TRAIN}, {"--sample-output", TRAIN | SAMPLE}, {"--mpi-timeout", TRAIN},
     {"--mpi-check", TRAIN}, {"--mpi-overlap", TRAIN},
 };
 
 static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
   gradc_options_default(&r->o);
-  r->t = (TrainOptions){.data_dir = DEFAULT_DATA, .epochs = 5, .batch = 128, .seed = 1, .test = true};
+  r->t = (TrainOptions){.data_dir = DEFAULT_DATA, .epochs = 5, .batch = 128, .seed = 1, .test = true,
+                        };
   r->count = 10;
   r->mpi_timeout = 300;
-  int rc, self = !strcmp(cmd, "train") ? TRAIN : !strcmp(cmd, "eval") ? EVAL : PREDICT;
+  int rc, self = !strcmp(cmd, "train") ? TRAIN : !strcmp(cmd, "eval") ? EVAL : !strcmp(cmd, "sample") ? SAMPLE
+               : !strcmp(cmd, "score") ? SCORE : PREDICT;
+  if (self == SAMPLE) r->count = 64;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -411,8 +434,8 @@ static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
       if (!strcmp(a, run_options[k].name)) opt = &run_options[k];
     if (opt && !(opt->commands & self)) {
       char whose[40] = "";
-      static const char *const names[] = {"train", "eval", "predict"};
-      for (int k = 0, left = opt->commands; k < 3; k++)
+      static const char *const names[] = {"train", "eval", "predict", "sample", "score"};
+      for (int k = 0, left = opt->commands; k < 5; k++)
         if (opt->commands & 1 << k)
           left &= ~(1 << k), snprintf(whose + strlen(whose), sizeof whose - strlen(whose), "%s%s", *whose ? (left ? ", " : " and ") : "", names[k]);
       fprintf(stderr, "gradc: %s is not an option of gradc %s (only of gradc %s)\n"
@@ -441,6 +464,12 @@ static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
     else if (!strcmp(a, "--history")) { NEED_VALUE(); r->t.history = v; r->history_set = true; }
     else if (!strcmp(a, "--threads")) { INTEGER(1, 1024); r->o.threads = (int)x; }
     else if (!strcmp(a, "--count")) { INTEGER(1, 1e6); r->count = (int64_t)x; }
+    else if (!strcmp(a, "--format")) {
+      NEED_VALUE();
+      if (strcmp(v, "png") && strcmp(v, "idx")) return usage_error("--format takes png or idx, got '%s'", v);
+      r->idx = !strcmp(v, "idx");
+    }
+    else if (!strcmp(a, "-o")) { NEED_VALUE(); r->output = v; }
     else if (!strcmp(a, "-O")) { INTEGER(0, 3); r->o.opt_level = (int)x; }
     else if (!strcmp(a, "--check-numerics")) r->o.check_numerics = 1;
     else if (!strcmp(a, "--profile")) r->t.profile = true;
@@ -459,6 +488,14 @@ static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
     else if (!strcmp(a, "--mpi-check")) r->t.mpi_check = true;
     else if (!strcmp(a, "--mpi-overlap")) r->mpi_overlap = true;
     else if (!strcmp(a, "--pad-value")) { INTEGER(-2147483648.0, 2147483647.0); r->t.pad.value = (int32_t)x; }
+    else if (!strcmp(a, "--pixels")) {
+      NEED_VALUE();
+      if (!strcmp(v, "0,1")) r->t.signed_pixels = false;
+      else if (!strcmp(v, "-1,1")) r->t.signed_pixels = true;
+      else return usage_error("--pixels takes 0,1 (the default) or -1,1, got '%s'", v);
+    }
+    else if (!strcmp(a, "--samples")) { NEED_VALUE(); r->t.samples = v; }
+    else if (!strcmp(a, "--sample-output")) { NEED_VALUE(); r->t.sample_output = v; }
     else if ((rc = take_file(a, &r->file))) return rc;
 #undef INTEGER
 #undef NUMBER
@@ -496,7 +533,9 @@ static int refuse_run_overwrite(const RunArgs *r) {
   in[nin] = (FileArg){"the checkpoint it resumes from", r->resume, false};
   int rc = refuse_overwrite(in, nin + 1, history, 1);
   in[nin] = history[0];
-  return rc ? rc : refuse_overwrite(in, nin + 1, save, 1);
+  rc = rc ? rc : refuse_overwrite(in, nin + 1, save, 1);
+  const FileArg png[] = {{"-o", r->output, true}};
+  return rc ? rc : refuse_overwrite(in, nin + 1, png, 1);
 }
 
 static int report(gradc_status s, const char *msg) {
@@ -514,6 +553,7 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
   bool training = !strcmp(cmd, "train");
   if (!training && !r.load)
     return usage_error("%s needs --load CKPT (a checkpoint from gradc train --save)", cmd);
+  if (!strcmp(cmd, "sample") && !r.output) return usage_error("%s", "sample needs -o GRID.png");
 
   /* Under mpirun -np N (N > 1) gradc train is one rank of a
    * data-parallel job (cli/mpi.c): every rank compiles the model with the
@@ -598,6 +638,17 @@ static int cmd_run_model(RunArgs *rp, bool training, const char *cmd) {
     }
   } else if (!strcmp(cmd, "eval")) {
     s = cli_evaluate(m, &r.t, &err);
+  } else if (!strcmp(cmd, "sample")) {
+    if (!r.idx && r.count > 1024) s = rt_fail(&err, GRADC_ERR_ARG, "a PNG grid holds at most 1024 images, not %lld "
+                                              "(--format idx writes any number)", (long long)r.count);
+    if (!s) s = cli_sample(m, &r.t, r.output, r.count, r.idx, &err);
+    if (!s) printf("wrote %s%s\n", r.output, r.idx ? "/t10k-images-idx3-ubyte and its labels (all 0)" : "");
+  } else if (!strcmp(cmd, "score")) {
+    double is;
+    int64_t n;
+    s = cli_score(m, &r.t, &is, &n, &err);
+    if (!s) printf("inception score: %.4f over %lld images (output '%s')\n", is, (long long)n,
+                   jitmodel_graph(m)->outputs[0].name);
   } else {
     s = cli_predict(m, &r.t, r.count, &err);
   }
@@ -695,13 +746,13 @@ static int cmd_cache(int argc, char **argv) {
 static int command(int argc, char **argv) {
   if (argc < 2) {
     fputs(usage, stderr);
-    fputs(usage_more, stderr);
+    fputs(usage2, stderr);
     return 2;
   }
   const char *cmd = argv[1];
   if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
     fputs(usage, stdout);
-    fputs(usage_more, stdout);
+    fputs(usage2, stdout);
     return 0;
   }
   if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
@@ -713,7 +764,8 @@ static int command(int argc, char **argv) {
   if (!strcmp(cmd, "check")) return cmd_check(argc - 2, argv + 2);
   if (!strcmp(cmd, "compile")) return cmd_compile(argc - 2, argv + 2);
   if (!strcmp(cmd, "cache")) return cmd_cache(argc - 2, argv + 2);
-  if (!strcmp(cmd, "train") || !strcmp(cmd, "eval") || !strcmp(cmd, "predict"))
+  if (!strcmp(cmd, "train") || !strcmp(cmd, "eval") || !strcmp(cmd, "predict") || !strcmp(cmd, "sample") ||
+      !strcmp(cmd, "score"))
     return cmd_run(argc - 2, argv + 2, cmd);
   return usage_error("unknown command '%s'", cmd);
 }

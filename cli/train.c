@@ -54,21 +54,38 @@ static double scalar_of(gradc_model *m, const Node *n, const char *name) {
   return NAN;
 }
 
-/* Running sums of the loss and each metric, weighted by batch size. */
+/* Running sums of each step's loss and each metric, weighted by batch
+ * size: a step's loss over the batches it ran on, the metrics over the
+ * batches the data-reading steps ran on (with one step, the same). */
 typedef struct Means {
-  double loss, metric[16], weight;
+  double loss[MAX_STEPS], lweight[MAX_STEPS], metric[16], weight;
 } Means;
 
-static void accumulate(gradc_model *m, const Graph *g, Means *a, double loss, int64_t bs) {
-  a->loss += loss * (double)bs;
+static void accumulate_loss(Means *a, int step, double loss, int64_t bs) {
+  a->loss[step] += loss * (double)bs;
+  a->lweight[step] += (double)bs;
+}
+
+static void accumulate(gradc_model *m, const Graph *g, Means *a, int64_t bs) {
   for (int i = 0; i < g->nmetrics && i < 16; i++)
     a->metric[i] += scalar_of(m, g->metrics[i].node, g->metrics[i].name) * (double)bs;
   a->weight += (double)bs;
 }
 
+/* NaN for a step that did not run (a generator step the epoch's data
+ * ran out before). */
+static double mean_loss(const Means *a, int step) {
+  return a->lweight[step] > 0 ? a->loss[step] / a->lweight[step] : NAN;
+}
+
+/* "loss" with one step, else "NAME_loss" per step (Keras' GAN examples
+ * print d_loss and g_loss). */
 static void put_means(FILE *out, const Graph *g, const Means *a, const char *prefix) {
   double w = a->weight > 0 ? a->weight : 1;
-  if (g->nsteps) fprintf(out, " - %sloss: %.4f", prefix, a->loss / w);
+  for (int s = 0; s < g->nsteps; s++)
+    if (a->lweight[s] > 0 || g->nsteps == 1)
+      fprintf(out, " - %s%s%sloss: %.4f", prefix, g->nsteps > 1 ? g->steps[s].name : "",
+              g->nsteps > 1 ? "_" : "", a->lweight[s] > 0 ? mean_loss(a, s) : 0);
   for (int i = 0; i < g->nmetrics && i < 16; i++)
     fprintf(out, " - %s%s: %.4f", prefix, g->metrics[i].name, a->metric[i] / w);
 }
@@ -112,12 +129,14 @@ static gradc_status evaluate(gradc_model *m, const Graph *g, const Feed *f, cons
     for (int64_t i = 0; i < bs; i++) idx[i] = at + i;
     feed_gather(m, f, d, idx, bs);
     gradc_forward(m);
-    const Node *l = g->nsteps ? g->steps[0].loss : NULL;
-    double loss = l ? scalar_of(m, l, l->name ? l->name : "loss") : 0;
-    accumulate(m, g, out, loss, bs);
+    for (int st = 0; st < g->nsteps; st++) {
+      const Node *l = g->steps[st].loss;
+      accumulate_loss(out, st, scalar_of(m, l, l->name ? l->name : "loss"), bs);
+    }
+    accumulate(m, g, out, bs);
   }
   free(idx);
-  if (dist) dist_sum(dist, &out->loss, (int)(sizeof *out / sizeof(double)));
+  if (dist) dist_sum(dist, out->loss, (int)(sizeof *out / sizeof(double)));
   return GRADC_OK;
 }
 
@@ -133,6 +152,9 @@ static gradc_status load_data(const TrainOptions *o, bool train, Dataset *d, RtE
     s = o->sequences && is_table(o->data_dir) ? data_load_csv_sequences(o->data_dir, d, err)
                                               : data_load_mnist_dir(o->data_dir, train, d, err);
     d->pad = o->pad;
+    /* [0, 1] as loaded; [-1, 1] for a generator that ends in tanh */
+    if (!s && !d->seq && o->signed_pixels)
+      for (int64_t i = 0; i < d->n * d->sample_size; i++) d->x[i] = d->x[i] * 2 - 1;
     return s;
   }
   double *v = NULL;
@@ -322,15 +344,182 @@ static gradc_status save_checkpoint(gradc_model *m, const TrainOptions *o, FILE 
                  "lost", first);
 }
 
+/* An empty field for a step that did not run. */
+static void put_csv(FILE *f, const Means *a, int step) {
+  if (a->lweight[step] > 0) fprintf(f, ",%.6f", mean_loss(a, step));
+  else fputc(',', f);
+}
+
+static void put_loss_names(FILE *f, const Graph *g, const char *prefix) {
+  for (int s = 0; s < g->nsteps; s++)
+    fprintf(f, ",%s%s%sloss", prefix, g->nsteps > 1 ? g->steps[s].name : "", g->nsteps > 1 ? "_" : "");
+}
+
+/* The order gradc train runs the steps in: the model's schedule, each
+ * entry repeated, else every step once in file order.  A step whose loss
+ * reads a fed input takes the next batch; one that reads none (a GAN's
+ * generator: its data is its own random z) runs on the batch before, so
+ * an epoch is one pass over the data by the steps that read it.  Where
+ * no step reads the data, every step takes a batch. */
+typedef struct Sched {
+  const ScheduleEntry *ent;
+  int n, e, r;               /* entries; the next one and its repeat */
+  bool reads[MAX_STEPS];
+  ScheduleEntry each[MAX_STEPS];
+} Sched;
+
+static int schedule_peek(const Sched *sc) { return sc->ent[sc->e].step; }
+
+static void schedule_next(Sched *sc) {
+  if (++sc->r < sc->ent[sc->e].times) return;
+  sc->r = 0;
+  sc->e = (sc->e + 1) % sc->n;
+}
+
+static void schedule_plan(const Graph *g, Sched *sc) {
+  memset(sc, 0, sizeof *sc);
+  for (int i = 0; i < g->nsteps; i++) sc->each[i] = (ScheduleEntry){i, 1};
+  sc->ent = g->nschedule ? g->schedule : sc->each;
+  sc->n = g->nschedule ? g->nschedule : g->nsteps;
+  unsigned char *mark = malloc((size_t)g->nnodes + 1);
+  bool any = false;
+  for (int st = 0; mark && st < g->nsteps; st++) {
+    Node *root = g->steps[st].loss;
+    graph_mark_needed(g, &root, 1, true, mark);
+    for (int i = 0; i < g->nnodes; i++) sc->reads[st] |= mark[i] && g->nodes[i]->op == OP_INPUT;
+  }
+  free(mark);
+  for (int i = 0; i < sc->n; i++) any |= sc->reads[sc->ent[i].step];
+  for (int st = 0; !any && st < g->nsteps; st++) sc->reads[st] = true;
+}
+
+/* [batch, H, W, C] with C 1 or 3, [batch, H, W], or [batch, N] with N a
+ * square (a flattened MNIST image): h, w, c; false for anything else. */
+static bool image_shape(const Node *y, int64_t *h, int64_t *w, int64_t *c) {
+  const Shape *s = &y->shape;
+  if (!dtype_is_float(y->dtype) || s->rank < 2 || !s->d[0].sym) return false;
+  for (int i = 1; i < s->rank; i++)
+    if (s->d[i].sym) return false;
+  if (s->rank == 4 && (s->d[3].n == 1 || s->d[3].n == 3)) {
+    *h = s->d[1].n, *w = s->d[2].n, *c = s->d[3].n;
+    return true;
+  }
+  if (s->rank == 3) {
+    *h = s->d[1].n, *w = s->d[2].n, *c = 1;
+    return true;
+  }
+  int64_t r = (int64_t)(sqrt((double)s->d[1].n) + 0.5);
+  if (s->rank != 2 || r < 2 || r * r != s->d[1].n) return false;
+  *h = *w = r, *c = 1;
+  return true;
+}
+
+/* The floats of a tensor (f32 or f64) into out. */
+static void read_floats(gradc_model *m, const Node *n, const char *name, float *out, int64_t count) {
+  const void *p = gradc_data(m, name, NULL);
+  for (int64_t i = 0; i < count; i++)
+    out[i] = n->dtype == DT_F64 ? (float)((const double *)p)[i] : ((const float *)p)[i];
+}
+
+/* The output to draw: --sample-output, else the first image-shaped one. */
+static gradc_status image_output(const Graph *g, const TrainOptions *o, const Binding **out, int64_t *h,
+                                 int64_t *w, int64_t *c, RtError *err) {
+  *out = NULL;
+  for (int i = 0; i < g->noutputs && !*out; i++) {
+    bool named = o->sample_output && !strcmp(o->sample_output, g->outputs[i].name);
+    if (o->sample_output && !named) continue;
+    if (image_shape(g->outputs[i].node, h, w, c)) *out = &g->outputs[i];
+    else if (named) {
+      char b[SHAPE_STR_MAX];
+      return rt_fail(err, GRADC_ERR_ARG, "output '%s' is %s%s, not an image: [batch, H, W, 1 or 3], [batch, H, W] "
+                     "or [batch, N*N] of floats", o->sample_output, dtype_names[g->outputs[i].node->dtype],
+                     shape_str(g, &g->outputs[i].node->shape, b, sizeof b));
+    }
+  }
+  if (!*out && o->sample_output) return rt_fail(err, GRADC_ERR_ARG, "the model has no output '%s'", o->sample_output);
+  if (!*out)
+    return rt_fail(err, GRADC_ERR_ARG, "the model has no image output to draw: [batch, H, W, 1 or 3], [batch, H, W] "
+                   "or [batch, N*N] of floats");
+  return GRADC_OK;
+}
+
+/* Before training: the directory exists (made if missing) and the model
+ * has something to draw, so a typo fails now, not after the first epoch. */
+static gradc_status samples_ready(const Graph *g, const TrainOptions *o, RtError *err) {
+  const Binding *b;
+  int64_t h, w, c;
+  gradc_status s = image_output(g, o, &b, &h, &w, &c, err);
+  if (s) return s;
+  struct stat st;
+  if (mkdir(o->samples, 0777) != 0 && errno != EEXIST)
+    return rt_fail(err, GRADC_ERR_IO, "cannot make the samples directory '%s': %s", o->samples, strerror(errno));
+  if (stat(o->samples, &st) != 0 || !S_ISDIR(st.st_mode) || access(o->samples, W_OK) != 0)
+    return rt_fail(err, GRADC_ERR_IO, "--samples needs a writable directory; '%s' is not one", o->samples);
+  return GRADC_OK;
+}
+
+static gradc_status draw_samples(gradc_model *m, const TrainOptions *o, const Dataset *d, const Feed *f,
+                                 const char *path, int64_t count, RtError *err) {
+  const Graph *g = jitmodel_graph(m);
+  const Binding *out;
+  int64_t h = 0, w = 0, c = 0;
+  gradc_status s0 = image_output(g, o, &out, &h, &w, &c, err);
+  if (s0) return s0;
+  /* An input of the output's shape that the output is computed from: an
+   * auto-encoder's image, drawn above its reconstruction. */
+  const Node *in = NULL;
+  unsigned char *mark = malloc((size_t)g->nnodes + 1);
+  if (!mark) return rt_fail(err, GRADC_ERR_NOMEM, "out of memory");
+  Node *root = out->node;
+  graph_mark_needed(g, &root, 1, false, mark);
+  for (int i = 0; i < g->nnodes && !in; i++)
+    if (mark[i] && g->nodes[i]->op == OP_INPUT && shape_eq(&g->nodes[i]->shape, &out->node->shape) &&
+        dtype_is_float(g->nodes[i]->dtype))
+      in = g->nodes[i];
+  free(mark);
+  if (d && count > d->n) count = d->n;
+  int64_t size = h * w * c, cols = 8, cells = count;
+  float *px = malloc(sizeof(float) * (size_t)(size * count * (in ? 2 : 1)));
+  float *tmp = in ? malloc(sizeof(float) * (size_t)(size * count)) : NULL;
+  int64_t *idx = malloc(sizeof(int64_t) * (size_t)count);
+  gradc_status s = !px || (in && !tmp) || !idx ? rt_fail(err, GRADC_ERR_NOMEM, "out of memory") : GRADC_OK;
+  if (!s && (s = gradc_bind(m, count))) rt_fail(err, s, "%s", gradc_last_error(m));
+  if (!s) {
+    for (int64_t i = 0; i < count; i++) idx[i] = i;
+    if (d) feed_gather(m, f, d, idx, count);
+    gradc_forward(m);
+    if (!in) {
+      read_floats(m, out->node, out->name, px, size * count);
+    } else {
+      /* rows of cols inputs, each above the row of their reconstructions */
+      read_floats(m, in, in->name, tmp, size * count);
+      float *y = px + size * count;
+      read_floats(m, out->node, out->name, y, size * count);
+      int64_t rows = (count + cols - 1) / cols;       /* a short last row: blank cells */
+      float *grid = malloc(sizeof(float) * (size_t)(2 * rows * cols * size));
+      if (!grid) s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory");
+      for (int64_t r = 0; !s && r < rows; r++)
+        for (int pass = 0; pass < 2; pass++)
+          for (int64_t j = 0; j < cols; j++) {
+            float *cell = grid + ((2 * r + pass) * cols + j) * size;
+            int64_t at = r * cols + j;
+            if (at < count) memcpy(cell, (pass ? y : tmp) + at * size, sizeof(float) * (size_t)size);
+            else for (int64_t e = 0; e < size; e++) cell[e] = NAN;
+          }
+      free(px);
+      px = grid, cells = 2 * rows * cols;
+    }
+  }
+  if (!s) s = cli_png_grid(path, px, cells, h, w, c, cols, o->signed_pixels ? -1 : 0, 1, err);
+  free(px), free(tmp), free(idx);
+  return s;
+}
+
 gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
   const Graph *g = jitmodel_graph(m);
   FILE *out = o->out ? o->out : stdout;
   bool tty = isatty(fileno(out));
   if (!g->nsteps) return rt_fail(err, GRADC_ERR_ARG, "the model has no train statement");
-  if (g->nsteps > 1)
-    return rt_fail(err, GRADC_ERR_ARG, "gradc train fits models with one train statement; this "
-                   "one has %d (%s, %s%s): run them with gradc_step from a program", g->nsteps,
-                   g->steps[0].name, g->steps[1].name, g->nsteps > 2 ? ", ..." : "");
   if (o->batch < 1) return rt_fail(err, GRADC_ERR_ARG, "batch size must be at least 1, got %lld", (long long)o->batch);
   if (o->epochs < 1) return rt_fail(err, GRADC_ERR_ARG, "epochs must be at least 1, got %d", o->epochs);
   bool has_inputs = false;
@@ -339,6 +528,7 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
   Dataset train = {0}, val = {0}, test = {0};
   Feed feed = {0};
   gradc_status s = o->save ? check_save_path(o->save, err) : GRADC_OK;
+  if (!s && o->samples) s = samples_ready(g, o, err);
   if (s) return s;
   if (has_inputs) {
     if ((s = load_data(o, true, &train, err))) goto done;
@@ -356,8 +546,13 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
     }
   }
   if (!s && o->dist) {
-    s = dist_agree(o->dist, o->model_path, GRADC_VERSION, has_inputs ? train.n : 1, o->batch, o->epochs,
-                   o->seed, err);
+    /* (a GAN's steps would each need their own share of the rows) */
+    if (g->nsteps > 1)
+      s = rt_fail(err, GRADC_ERR_ARG, "gradc train under mpirun trains models with one train statement; this one "
+                  "has %d", g->nsteps);
+    if (!s)
+      s = dist_agree(o->dist, o->model_path, GRADC_VERSION, has_inputs ? train.n : 1, o->batch, o->epochs,
+                     o->seed, err);
     if (!s) s = dist_attach(o->dist, m, err);
     if (s) goto done;
   }
@@ -369,10 +564,11 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
       s = rt_fail(err, GRADC_ERR_IO, "cannot write the history file '%s': %s", o->history, strerror(errno));
       goto done;
     }
-    fprintf(hist, "epoch,loss");
+    fprintf(hist, "epoch");
+    put_loss_names(hist, g, "");
     for (int i = 0; i < g->nmetrics; i++) fprintf(hist, ",%s", g->metrics[i].name);
     if (val.n) {
-      fprintf(hist, ",val_loss");
+      put_loss_names(hist, g, "val_");
       for (int i = 0; i < g->nmetrics; i++) fprintf(hist, ",val_%s", g->metrics[i].name);
     }
     fprintf(hist, ",seconds\n");
@@ -404,44 +600,59 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
   int bad_epoch = 0;
   int64_t bad_step = 0;
   double bad_loss = 0, last_loss = 0;
+  Sched sc;
+  schedule_plan(g, &sc);
   for (int epoch = 0; !s && epoch < o->epochs && !interrupted; epoch++) {
     if (o->epochs > 1 || !tty) fprintf(out, "Epoch %d/%d\n", epoch + 1, o->epochs);
     data_permutation(perm, n, o->seed, epoch);
     Means acc = {0};
     double t0 = now_s(), last = 0;
-    int64_t step;
-    for (step = 0; step < steps && !interrupted; step++) {
-      int64_t at = step * o->batch, bs = n - at < o->batch ? n - at : o->batch;
-      if (!has_inputs) bs = 1;
-      /* Data parallel: this rank's rows of the global batch; one with
-       * none (a last batch of fewer rows than ranks) steps on one row
-       * that its weight 0 leaves out of the sum. */
-      int64_t first = 0, rows = bs;
-      double w = 1;
-      if (o->dist) {
-        dist_share(o->dist, bs, &first, &rows, &w);
-        dist_set_batch(o->dist, bs);
+    int64_t step = 0, bs = 0, rows = 0;   /* batches taken; the bound batch size; this rank's rows */
+    for (;;) {
+      int st = schedule_peek(&sc);
+      if (sc.reads[st] && step == steps) break;     /* the schedule goes on next epoch */
+      if (interrupted) break;
+      schedule_next(&sc);
+      if (sc.reads[st] || !bs) {
+        int64_t at = step * o->batch;
+        bs = has_inputs ? (n - at < o->batch ? n - at : o->batch) : 1;
+        /* Data parallel: this rank's rows of the global batch; one with
+         * none (a last batch of fewer rows than ranks) steps on one row
+         * that its weight 0 leaves out of the sum. */
+        int64_t first = 0;
+        double w = 1;
+        rows = bs;
+        if (o->dist) {
+          dist_share(o->dist, bs, &first, &rows, &w);
+          dist_set_batch(o->dist, bs);
+        }
+        int64_t fed = rows ? rows : 1;
+        if (!rows) first = 0;
+        if ((s = gradc_bind(m, fed))) {
+          rt_fail(err, s, "%s", gradc_last_error(m));
+          break;
+        }
+        if (has_inputs) feed_gather(m, &feed, &train, perm + at + first, fed);
       }
-      int64_t fed = rows ? rows : 1;
-      if (!rows) first = 0;
-      if ((s = gradc_bind(m, has_inputs ? fed : 1))) {
-        rt_fail(err, s, "%s", gradc_last_error(m));
-        break;
-      }
-      if (has_inputs) feed_gather(m, &feed, &train, perm + at + first, fed);
       double loss;
       double t_step = o->profile ? now_s() : 0;
-      s = gradc_train_step(m, &loss);
+      s = g->nsteps == 1 ? gradc_train_step(m, &loss) : gradc_step(m, g->steps[st].name, &loss);
       if (o->profile) in_step += now_s() - t_step;
       if (s) {
-        rt_fail(err, s, "epoch %d, step %lld: %s", epoch + 1, (long long)step + 1, gradc_last_error(m));
+        rt_fail(err, s, "epoch %d, step %lld%s%s: %s", epoch + 1, (long long)step + sc.reads[st],
+                g->nsteps > 1 ? " of train step " : "", g->nsteps > 1 ? g->steps[st].name : "",
+                gradc_last_error(m));
         break;
       }
       if (!isfinite(loss) && !bad_epoch) bad_epoch = epoch + 1, bad_step = step + 1, bad_loss = loss;
-      accumulate(m, g, &acc, loss, rows);
+      accumulate_loss(&acc, st, loss, rows);
+      if (sc.reads[st]) {
+        accumulate(m, g, &acc, rows);
+        step++;
+      }
       double t = now_s() - t0;
       if (tty && t - last > 0.1) {
-        progress(out, step + 1, steps, t, g, &acc, false);
+        progress(out, step, steps, t, g, &acc, false);
         fflush(out);
         last = t;
       }
@@ -450,7 +661,7 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
     /* the epoch's means over every rank's rows (the live bar showed this
      * rank's) */
     if (o->dist) {
-      dist_sum(o->dist, &acc.loss, (int)(sizeof acc / sizeof(double)));
+      dist_sum(o->dist, acc.loss, (int)(sizeof acc / sizeof(double)));
       dist_sync_state(o->dist, m);
     }
     if (o->dist && o->mpi_check && (s = dist_check_same(o->dist, m, epoch + 1, err))) break;
@@ -463,14 +674,22 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
       put_means(out, g, &vm, "val_");
     }
     fputc('\n', out);
+    if (o->samples && !interrupted) {
+      char path[4200];
+      snprintf(path, sizeof path, "%s/epoch_%03d.png", o->samples, epoch + 1);
+      if ((s = draw_samples(m, o, has_inputs ? (val.n ? &val : &train) : NULL, &feed, path, 32, err))) break;
+      fprintf(out, "samples: %s\n", path);
+    }
     fflush(out);
-    last_loss = acc.loss / (acc.weight > 0 ? acc.weight : 1);
+    last_loss = 0;
+    for (int k = 0; k < g->nsteps; k++) last_loss += acc.lweight[k] > 0 ? mean_loss(&acc, k) : 0;
     if (hist && !hist_errno) {
       double w = acc.weight > 0 ? acc.weight : 1, vw = vm.weight > 0 ? vm.weight : 1;
-      fprintf(hist, "%d,%.6f", epoch + 1, acc.loss / w);
+      fprintf(hist, "%d", epoch + 1);
+      for (int k = 0; k < g->nsteps; k++) put_csv(hist, &acc, k);
       for (int i = 0; i < g->nmetrics; i++) fprintf(hist, ",%.6f", acc.metric[i] / w);
       if (val.n) {
-        fprintf(hist, ",%.6f", vm.loss / vw);
+        for (int k = 0; k < g->nsteps; k++) put_csv(hist, &vm, k);
         for (int i = 0; i < g->nmetrics; i++) fprintf(hist, ",%.6f", vm.metric[i] / vw);
       }
       fprintf(hist, ",%.3f\n", secs);
@@ -601,6 +820,165 @@ gradc_status cli_predict(gradc_model *m, const TrainOptions *o, int64_t count, R
     if (!s && test.y) fprintf(out, "%lld of %lld correct\n", (long long)right, (long long)count);
   }
   free(idx);
+  data_free(&test);
+  return s;
+}
+
+/* The step counter the random ops draw for (NULL: none draws). */
+static int32_t *random_counter(gradc_model *m, const Graph *g) {
+  for (int i = 0; i < g->nnodes; i++) {
+    const Node *c = (op_info[g->nodes[i]->op].flags & F_RANDOM) ? graph_random_step(g->nodes[i]) : NULL;
+    if (c && c->name) return gradc_data(m, c->name, NULL);
+  }
+  return NULL;
+}
+
+static gradc_status write_file(const char *path, const void *head, size_t nhead, const uint8_t *body, size_t n,
+                               RtError *err) {
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path);
+  int fd = mkstemp(tmp);
+  FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+  bool ok = f && fwrite(head, 1, nhead, f) == nhead && fwrite(body, 1, n, f) == n;
+  ok = f && fclose(f) == 0 && ok;
+  if (!f && fd >= 0) close(fd);
+  if (ok && rename(tmp, path) == 0) return GRADC_OK;
+  int e = errno;
+  if (fd >= 0) unlink(tmp);
+  return rt_fail(err, GRADC_ERR_IO, "cannot write '%s': %s", path, strerror(e));
+}
+
+/* count images as an MNIST-format test split in dir (t10k-images-idx3-
+ * ubyte, and labels all 0), pixels mapped from [lo, hi] to 0..255, for a
+ * classifier to read (gradc score).  Forward runs in chunks, each with
+ * the random ops' counter moved on so no chunk repeats another's draws;
+ * the counter is put back after. */
+static gradc_status sample_idx(gradc_model *m, const TrainOptions *o, const Dataset *d, const Feed *f,
+                               const char *dir, int64_t count, RtError *err) {
+  const Graph *g = jitmodel_graph(m);
+  const Binding *out;
+  int64_t h, w, c;
+  gradc_status s = image_output(g, o, &out, &h, &w, &c, err);
+  if (s) return s;
+  if (c != 1)
+    return rt_fail(err, GRADC_ERR_ARG, "IDX images have one channel; output '%s' has %lld", out->name, (long long)c);
+  if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+    return rt_fail(err, GRADC_ERR_IO, "cannot make the directory '%s': %s", dir, strerror(errno));
+  enum { CHUNK = 250 };
+  int64_t size = h * w;
+  uint8_t *px = malloc((size_t)(size * count)), *labels = calloc((size_t)count, 1);
+  float *buf = malloc(sizeof(float) * (size_t)(size * CHUNK));
+  int64_t *idx = malloc(sizeof(int64_t) * CHUNK);
+  if (!px || !labels || !buf || !idx) s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory for %lld images", (long long)count);
+  int32_t *counter = random_counter(m, g), start = counter ? *counter : 0;
+  for (int64_t at = 0; !s && at < count; at += CHUNK) {
+    int64_t bs = count - at < CHUNK ? count - at : CHUNK;
+    if ((s = gradc_bind(m, bs))) {
+      rt_fail(err, s, "%s", gradc_last_error(m));
+      break;
+    }
+    counter = random_counter(m, g);       /* a new binding may move it */
+    if (counter) *counter = start + (int32_t)(at / CHUNK);
+    for (int64_t i = 0; d && i < bs; i++) idx[i] = (at + i) % d->n;
+    if (d) feed_gather(m, f, d, idx, bs);
+    gradc_forward(m);
+    read_floats(m, out->node, out->name, buf, size * bs);
+    for (int64_t i = 0; i < size * bs; i++) {
+      double lo = o->signed_pixels ? -1 : 0, t = ((double)buf[i] - lo) / (1 - lo) * 255.0 + 0.5;
+      px[at * size + i] = !(t > 0) ? 0 : t >= 255 ? 255 : (uint8_t)t;
+    }
+  }
+  if ((counter = random_counter(m, g))) *counter = start;
+  char path[4200];
+  uint8_t head[16] = {0, 0, 8, 3}, lhead[8] = {0, 0, 8, 1};
+  uint32_t dims[3] = {(uint32_t)count, (uint32_t)h, (uint32_t)w};
+  for (int k = 0; k < 3; k++)
+    for (int b = 0; b < 4; b++) head[4 + 4 * k + b] = (uint8_t)(dims[k] >> (24 - 8 * b));
+  memcpy(lhead + 4, head + 4, 4);
+  snprintf(path, sizeof path, "%s/t10k-images-idx3-ubyte", dir);
+  if (!s) s = write_file(path, head, sizeof head, px, (size_t)(size * count), err);
+  snprintf(path, sizeof path, "%s/t10k-labels-idx1-ubyte", dir);
+  if (!s) s = write_file(path, lhead, sizeof lhead, labels, (size_t)count, err);
+  free(px), free(labels), free(buf), free(idx);
+  return s;
+}
+
+gradc_status cli_sample(gradc_model *m, const TrainOptions *o, const char *path, int64_t count, bool idx,
+                        RtError *err) {
+  const Graph *g = jitmodel_graph(m);
+  bool has_inputs = false;
+  for (int i = 0; i < g->nnodes; i++) has_inputs |= g->nodes[i]->op == OP_INPUT;
+  Dataset test = {0};
+  Feed feed;
+  gradc_status s = has_inputs ? load_data(o, false, &test, err) : GRADC_OK;
+  if (!s && has_inputs) s = feed_plan(m, &test, &feed, err);
+  if (!s && has_inputs) s = check_values(m, &feed, &test, o, false, err);
+  if (!s && idx) s = sample_idx(m, o, has_inputs ? &test : NULL, &feed, path, count, err);
+  else if (!s) s = draw_samples(m, o, has_inputs ? &test : NULL, &feed, path, count, err);
+  data_free(&test);
+  return s;
+}
+
+/* The Inception score of the test split under the model's first output,
+ * a classifier's probabilities p(y|x) [batch, classes]:
+ * IS = exp(mean_x KL(p(y|x) || p(y))), p(y) the mean of p(y|x) over the
+ * split (Salimans et al. 2016; here with a Fashion-MNIST classifier
+ * rather than Inception).  Rows that are not probabilities (logits) are
+ * refused rather than guessed at. */
+gradc_status cli_score(gradc_model *m, const TrainOptions *o, double *score, int64_t *n, RtError *err) {
+  const Graph *g = jitmodel_graph(m);
+  if (!g->noutputs) return rt_fail(err, GRADC_ERR_ARG, "the model declares no output: score needs class probabilities");
+  const Node *y = g->outputs[0].node;
+  const Dim *dm = y->shape.d;
+  if (y->shape.rank != 2 || !dtype_is_float(y->dtype) || !dm[0].sym || dm[0].n != 1 || dm[1].sym) {
+    char b[SHAPE_STR_MAX];
+    return rt_fail(err, GRADC_ERR_ARG, "score needs class probabilities [batch, classes] as the first output; '%s' is %s%s",
+                   g->outputs[0].name, dtype_names[y->dtype], shape_str(g, &y->shape, b, sizeof b));
+  }
+  int64_t C = dm[1].n;
+  Dataset test = {0};
+  Feed feed;
+  gradc_status s = load_data(o, false, &test, err);
+  if (!s) s = feed_plan(m, &test, &feed, err);
+  if (!s) s = check_values(m, &feed, &test, o, false, err);
+  double *p = s ? NULL : malloc(sizeof(double) * (size_t)(test.n * C));
+  int64_t *idx = s ? NULL : malloc(sizeof(int64_t) * (size_t)o->batch);
+  if (!s && (!p || !idx)) s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory");
+  for (int64_t at = 0; !s && at < test.n; at += o->batch) {
+    int64_t bs = test.n - at < o->batch ? test.n - at : o->batch;
+    if ((s = gradc_bind(m, bs))) {
+      rt_fail(err, s, "%s", gradc_last_error(m));
+      break;
+    }
+    for (int64_t i = 0; i < bs; i++) idx[i] = at + i;
+    feed_gather(m, &feed, &test, idx, bs);
+    gradc_forward(m);
+    const void *data = gradc_data(m, g->outputs[0].name, NULL);
+    for (int64_t i = 0; i < bs * C; i++)
+      p[at * C + i] = y->dtype == DT_F64 ? ((const double *)data)[i] : (double)((const float *)data)[i];
+    for (int64_t i = 0; !s && i < bs; i++) {
+      double sum = 0;
+      bool ok = true;
+      for (int64_t k = 0; k < C; k++) ok &= p[(at + i) * C + k] >= 0, sum += p[(at + i) * C + k];
+      if (!ok || fabs(sum - 1) > 1e-3)
+        s = rt_fail(err, GRADC_ERR_ARG, "output '%s' of sample %lld is not a probability distribution (sums to %g): "
+                    "score needs softmax probabilities", g->outputs[0].name, (long long)(at + i), sum);
+    }
+  }
+  if (!s) {
+    double *py = calloc((size_t)C, sizeof(double)), kl = 0;
+    if (!py) s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; py && i < test.n; i++)
+      for (int64_t k = 0; k < C; k++) py[k] += p[i * C + k] / (double)test.n;
+    for (int64_t i = 0; py && i < test.n; i++)
+      for (int64_t k = 0; k < C; k++) {
+        double q = p[i * C + k];
+        if (q > 0) kl += q * (log(q) - log(py[k]));
+      }
+    if (py) *score = exp(kl / (double)test.n), *n = test.n;
+    free(py);
+  }
+  free(p), free(idx);
   data_free(&test);
   return s;
 }

@@ -319,6 +319,10 @@ typedef struct Binding {
  * train step, state <- value.  Written `update NAME = expr`. */
 typedef struct StateUpdate {
   Node *state, *value;
+  /* A moving average, value = keep * state + add: several may update one
+   * state (a function's calls), chained per step in optimizer.c. */
+  Node *add;
+  double keep;
 } StateUpdate;
 
 typedef struct Grad {
@@ -353,6 +357,22 @@ typedef struct TrainStep {
   int ngrads;
   Loc loc;
 } TrainStep;
+
+/* `schedule critic * 5, generator`: the order in which `gradc train`
+ * runs the steps, repeated until the data runs out. */
+typedef struct ScheduleEntry {
+  int step;              /* index in g->steps */
+  int times;
+} ScheduleEntry;
+
+/* A post-update constraint on a parameter (Keras' kernel_constraint;
+ * WGAN's weight clipping): after each update, the parameter's value is
+ * clipped to [lo, hi] inside the compiled step. */
+typedef struct Constraint {
+  Node *param;
+  double lo, hi;
+  Loc loc;
+} Constraint;
 
 /* A loop over one axis (a scan, like JAX's lax.scan): its body is the
  * nodes whose a.loop is its number, contiguous in g->nodes once sorted
@@ -397,6 +417,10 @@ struct Graph {
   /* The train statements, in file order (function 1 + i of codegen). */
   TrainStep *steps;
   int nsteps;
+  ScheduleEntry *schedule;     /* none: each step once, in file order */
+  int nschedule;
+  Constraint *constraints;
+  int nconstraints;
   const char *stage;           /* the last stage that ran: parse, grad */
   bool reuse_memory;           /* set by optimize(): buffers may share bytes */
   bool stored;                 /* set by fuse(): storage and inlining decided */
@@ -858,6 +882,9 @@ typedef struct Parser {
   Graph *g;
   Diags *diags;
   Token *tok;
+  /* `schedule`'s step names, resolved once every step is named */
+  Token **schedule_names;
+  Loc schedule_loc;
   Sym *syms;               /* the names in scope, innermost first */
   Sym *scope;              /* where the innermost scope ends: the top-level
                               names a body sees (NULL at top level) */
@@ -946,6 +973,8 @@ void parse_define(Parser *p, const char *name, Node *n, Loc loc);
  * for the same dtype and shape.  Bound to name in the current scope either
  * way; the caller sets the initializer. */
 Node *parse_param(Parser *p, const char *name, DType t, const Shape *s, Loc loc);
+Node *parse_shared_leaf(Parser *p, OpKind op, const char *name, DType t, const Shape *s, Loc loc);
+void parse_update_ema(Parser *p, Node *state, double keep, Node *add, Loc loc);
 /* One statement and its end of line (parse.c's grammar). */
 void parse_statement(Parser *p);
 Node *parse_scalar(Parser *p, double v, bool is_int, Loc loc);

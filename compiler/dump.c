@@ -10,6 +10,7 @@
  * dump_summary prints the Keras-style parameter table.
  */
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -250,6 +251,20 @@ static void print_train(FILE *out, const Graph *g, const TrainStep *st, const ch
   fputc('\n', out);
 }
 
+/* The schedule and the constraints, as the language writes them. */
+static void print_schedule(FILE *out, const Graph *g, int d, const char *lead) {
+  for (int i = 0; i < g->nconstraints; i++) {
+    const Constraint *c = &g->constraints[i];
+    if (c->lo == 0 && isinf(c->hi)) fprintf(out, "constraint %s = non_neg\n", c->param->name);
+    else fprintf(out, "constraint %s = clip(%.*g, %.*g)\n", c->param->name, d, c->lo, d, c->hi);
+  }
+  for (int i = 0; i < g->nschedule; i++) {
+    fprintf(out, "%s%s", i ? ", " : lead, g->steps[g->schedule[i].step].name);
+    if (g->schedule[i].times != 1) fprintf(out, " * %d", g->schedule[i].times);
+  }
+  if (g->nschedule) fputc('\n', out);
+}
+
 /* "%L: N iterations, reverse, gradient of %F" */
 static void put_loop(FILE *out, const Graph *g, int l) {
   const Scan *sc = &g->scans[l - 1];
@@ -338,6 +353,7 @@ static void dump_text(FILE *out, const Graph *g, const char *stage) {
     snprintf(lb, sizeof lb, "%%%d", g->steps[i].loss->id);
     print_train(out, g, &g->steps[i], lb, 9);
   }
+  print_schedule(out, g, 9, "schedule ");
 }
 
 static void dot_node(FILE *out, const Graph *g, const Node *n, const char *indent) {
@@ -553,6 +569,7 @@ static void dump_nn(FILE *out, const Graph *g) {
     char lb[48];
     print_train(out, g, &g->steps[i], nn_name(pre, g->steps[i].loss, lb, sizeof lb), 17);
   }
+  print_schedule(out, g, 17, "schedule ");
 }
 
 void dump_graph(FILE *out, const Graph *g, DumpFormat f, const char *stage) {
@@ -663,8 +680,17 @@ void dump_summary(FILE *out, const Graph *g) {
     const TrainStep *st = &g->steps[i];
     fprintf(out, "Train:  %s with %s(lr=%g)", st->loss->name ? st->loss->name : "loss",
             opt_info[st->opt.kind].name, st->opt.lr);
-    if (g->nsteps > 1) fprintf(out, " as %s, %d parameters", st->name, st->ngrads);
+    int np = st->ngrads ? st->ngrads : st->nparams;   /* at parse: what `of` matched */
+    if (g->nsteps > 1) fprintf(out, " as %s", st->name);
+    if (g->nsteps > 1 && np) fprintf(out, ", %d parameters", np);
     fputc('\n', out);
+  }
+  if (g->nschedule) {
+    print_schedule(out, g, 9, "Schedule: ");
+  }
+  for (int i = 0; i < g->nconstraints; i++) {
+    const Constraint *c = &g->constraints[i];
+    fprintf(out, "Constraint: %s in [%g, %g] after each update\n", c->param->name, c->lo, c->hi);
   }
 }
 

@@ -89,6 +89,8 @@ static const char *refused(const Token *t) {
            "takes its inputs as arguments and returns its results)";
   if ((tok_is(t, "state") || tok_is(t, "update")) && t->next->kind == T_IDENT)
     return "is not allowed inside a function: each call would update the state again";
+  if ((tok_is(t, "schedule") || tok_is(t, "constraint")) && t->next->kind == T_IDENT)
+    return "is not allowed inside a function: write it at top level, after the calls";
   return NULL;
 }
 
@@ -243,7 +245,10 @@ int fn_apply(Parser *p, const Def *f, Node **args, int nargs, const char *instan
   int n = 0;
   do results[n++] = parse_expr(p);
   while (n < MAX_RESULTS && parse_accept(p, ","));
-  GRADC_ASSERT(n == f->nresults);
+  /* check_body counted the results by commas outside brackets; unbalanced
+   * brackets can make that count disagree with what parses. */
+  if (n != f->nresults || !(p->tok->kind == T_NEWLINE || tok_is(p->tok, "}")))
+    parse_expected(p, "the end of the return statement");
   /* The body's names go out of scope: each name's table entry gets back
    * the symbol it hid. */
   for (Sym *q = p->syms; q != f->scope; q = q->next)

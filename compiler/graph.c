@@ -192,7 +192,7 @@ void graph_add_update(Graph *g, Node *state, Node *value) {
     if (g->nupdates) memcpy(grown, g->updates, sizeof(StateUpdate) * (size_t)g->nupdates);
     g->updates = grown, g->capupdates = cap;
   }
-  g->updates[g->nupdates++] = (StateUpdate){state, value};
+  g->updates[g->nupdates++] = (StateUpdate){state, value, NULL, 0};
 }
 
 bool is_model_state(const Node *n) { return n->op == OP_STATE && !n->rule && !n->fwd; }

@@ -649,10 +649,8 @@ Node *layer_batch_norm(Parser *p, Call *c, OpKind op) {
   Node *st[2];
   static const char *const what[2] = {"moving_mean", "moving_variance"};
   for (int k = 0; k < 2; k++) {
-    st[k] = graph_leaf(p->g, OP_STATE, arena_printf(p->arena, "%s.%s", base, what[k]),
-                       x->dtype, &cs, loc);
+    st[k] = parse_shared_leaf(p, OP_STATE, arena_printf(p->arena, "%s.%s", base, what[k]), x->dtype, &cs, loc);
     st[k]->a.init = (Init){k ? INIT_ONES : INIT_ZEROS, 0, 0};
-    parse_define(p, st[k]->name, st[k], loc);
   }
   Node *g = call_reshape(p, gamma, &ks, loc), *b = call_reshape(p, beta, &ks, loc);
   Node *e = parse_scalar(p, eps, false, loc);
@@ -672,10 +670,8 @@ Node *layer_batch_norm(Parser *p, Call *c, OpKind op) {
   Node *y = parse_mk(p, OP_TRAIN_SELECT, s2, 2, NULL, loc);
   /* the moving averages, after the step */
   Node *batch[2] = {call_reshape(p, mean, &cs, loc), call_reshape(p, var, &cs, loc)};
-  for (int k = 0; k < 2; k++) {
-    Node *keep = parse_mk2(p, OP_MUL, st[k], parse_scalar(p, momentum, false, loc), loc);
-    Node *add = parse_mk2(p, OP_MUL, batch[k], parse_scalar(p, 1 - momentum, false, loc), loc);
-    parse_update(p, st[k], parse_mk2(p, OP_ADD, keep, add, loc), loc);
-  }
+  for (int k = 0; k < 2; k++)
+    parse_update_ema(p, st[k], momentum, parse_mk2(p, OP_MUL, batch[k], parse_scalar(p, 1 - momentum, false, loc), loc),
+                     loc);
   return y;
 }

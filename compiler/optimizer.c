@@ -345,6 +345,18 @@ void opt_set_hyper(Optimizer *o, const OptHyper *h, double v) {
 
 /* The step counter PREFIXoptimizer/iterations (Adam's t - 1), made by
  * the caller before any update reads it; its increment is b->t1. */
+/* The parameter's new value under its constraint, if it has one: Keras
+ * applies kernel_constraint to the value the optimizer wrote. */
+static Node *constrained(OptBuild *b, Node *p, Node *value) {
+  for (int i = 0; i < b->g->nconstraints; i++) {
+    const Constraint *c = &b->g->constraints[i];
+    if (c->param != p) continue;
+    Attrs a = {.lo = c->lo, .hi = c->hi};
+    return node(b, OP_CLIP, &value, 1, &a);
+  }
+  return value;
+}
+
 static Node *counter(OptBuild *b, const char *name, Loc loc) {
   Shape s = {0};
   Node *it = graph_leaf(b->g, OP_STATE, name, DT_I32, &s, loc);
@@ -399,6 +411,7 @@ void opt_update(Graph *g) {
   /* Which steps apply each model state update: all of them with one
    * step, else those whose loss feeds it (every step when none does). */
   bool *applies = arena_alloc(g->arena, (size_t)(g->nupdates * g->nsteps + 1));
+  bool *head = arena_alloc(g->arena, (size_t)(g->nupdates + 1));   /* its value begins a chain */
   for (int u = 0; u < g->nupdates; u++) {
     bool any = false;
     for (int s = 0; s < g->nsteps; s++)
@@ -417,8 +430,25 @@ void opt_update(Graph *g) {
     OptBuild bv = {.g = g, .st = st, .info = &opt_info[st->opt.kind], .fwd = st->loss};
     OptBuild *b = &bv;
     b->ups = ups + n;
-    for (int u = 0; u < g->nupdates; u++)
-      if (applies[u * g->nsteps + s]) set(b, g->updates[u].state, g->updates[u].value);
+    /* A state several calls update (a function's batch_norm): the
+     * step's applying updates chained in call order, one assign. */
+    for (int u = 0; u < g->nupdates; u++) {
+      const StateUpdate *up = &g->updates[u];
+      if (!applies[u * g->nsteps + s]) continue;
+      bool seen = false;
+      for (int v = 0; v < u && !seen; v++) seen = g->updates[v].state == up->state && applies[v * g->nsteps + s];
+      if (seen) continue;
+      Node *value = up->value;
+      head[u] = true;
+      for (int v = u + 1; v < g->nupdates; v++) {
+        const StateUpdate *w = &g->updates[v];
+        if (w->state != up->state || !applies[v * g->nsteps + s]) continue;
+        b->fwd = up->state;
+        value = bin(b, OP_ADD, bin(b, OP_MUL, value, konst(b, w->keep, value->dtype)), w->add);
+      }
+      b->fwd = st->loss;
+      set(b, up->state, value);
+    }
     Node *it = NULL;
     if ((st->opt.kind == OPT_ADAM && st->ngrads) || (random && g->nsteps == 1)) {
       it = counter(b, arena_printf(g->arena, "%soptimizer/iterations", st->prefix), st->opt.loc);
@@ -450,12 +480,18 @@ void opt_update(Graph *g) {
     for (int i = 0; i < st->ngrads; i++) {
       Node *p = st->grads[i].param;
       b->fwd = p;
-      Node *np = b->info->update(b, p, grads[i]);
+      Node *np = constrained(b, p, b->info->update(b, p, grads[i]));
       set(b, p, np);
     }
     for (int i = 0; i < b->nups; i++) owner[n + i] = s;
     n += b->nups;
   }
+  /* A chained update's own value (state * k + add) is no node's operand
+   * unless it began a chain: the graph keeps only those that did. */
+  int kept = 0;
+  for (int u = 0; u < g->nupdates; u++)
+    if (head[u]) g->updates[kept++] = g->updates[u];
+  g->nupdates = kept;
   /* All writes after all reads: the assigns close the steps. */
   for (int i = 0; i < n; i++) {
     Node *src[2] = {ups[i].dst, ups[i].value};

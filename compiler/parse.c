@@ -151,26 +151,30 @@ void parse_define(Parser *p, const char *name, Node *n, Loc loc) {
   if (!n->name && !p->instance) n->name = name;
 }
 
-Node *parse_param(Parser *p, const char *name, DType t, const Shape *s, Loc loc) {
+/* A parameter or a state (batch_norm's moving statistics): at top level
+ * a new leaf; inside a function's instance, the one the instance's first
+ * call made, so every call shares it. */
+Node *parse_shared_leaf(Parser *p, OpKind op, const char *name, DType t, const Shape *s, Loc loc) {
+  const char *what = op == OP_PARAM ? "parameter" : "state";
   if (shape_static_count(s) < 0)
-    parse_fail(p, loc, "parameter '%s' would have more than 2^40 elements", name);
+    parse_fail(p, loc, "%s '%s' would have more than 2^40 elements", what, name);
   if (!p->instance) {
-    Node *n = graph_leaf(p->g, OP_PARAM, NULL, t, s, loc);
+    Node *n = graph_leaf(p->g, op, op == OP_PARAM ? NULL : name, t, s, loc);
     parse_define(p, name, n, loc);
     return n;
   }
   const char *full = arena_printf(p->arena, "%s.%s", p->instance, name);
   Sym *made = names_get(p->instance_names, full, strlen(full));
   Node *n = made ? made->node : NULL;
-  if (n && (n->dtype != t || !shape_eq(&n->shape, s))) {
+  if (n && (n->op != op || n->dtype != t || !shape_eq(&n->shape, s))) {
     char b1[SHAPE_STR_MAX], b2[SHAPE_STR_MAX];
-    parse_fail(p, loc, "parameter '%s' is %s%s here but %s%s as the instance's first call "
+    parse_fail(p, loc, "%s '%s' is %s%s here but %s%s as the instance's first call "
                "made it (line %d); calls that share parameters must give them one shape",
-               full, dtype_names[t], shape_str(p->g, s, b1, sizeof b1), dtype_names[n->dtype],
+               what, full, dtype_names[t], shape_str(p->g, s, b1, sizeof b1), dtype_names[n->dtype],
                shape_str(p->g, &n->shape, b2, sizeof b2), n->loc.line);
   }
   if (!n) {
-    n = graph_leaf(p->g, OP_PARAM, full, t, s, loc);
+    n = graph_leaf(p->g, op, full, t, s, loc);
     Sym *q = arena_alloc(p->arena, sizeof *q);
     *q = (Sym){.name = full, .node = n, .loc = loc, .next = p->instance_params};
     p->instance_params = q;
@@ -178,6 +182,10 @@ Node *parse_param(Parser *p, const char *name, DType t, const Shape *s, Loc loc)
   }
   parse_define(p, name, n, loc);
   return n;
+}
+
+Node *parse_param(Parser *p, const char *name, DType t, const Shape *s, Loc loc) {
+  return parse_shared_leaf(p, OP_PARAM, name, t, s, loc);
 }
 
 static const char *nearest_sym(Parser *p, const char *name) {
@@ -612,13 +620,28 @@ static void parse_type(Parser *p, DType *t, Shape *s) {
     parse_fail(p, tt->loc, "tensor has more than 2^40 elements");
 }
 
+/* state = keep * state + add after each step (batch_norm's moving
+ * averages).  Inside a function several calls may update one state: each
+ * call's update follows the one before, in call order, as Keras'
+ * layer.__call__ does; optimizer.c chains those of each train step. */
+void parse_update_ema(Parser *p, Node *state, double keep, Node *add, Loc loc) {
+  Node *value = parse_mk2(p, OP_ADD, parse_mk2(p, OP_MUL, state, parse_scalar(p, keep, false, loc), loc), add, loc);
+  parse_update(p, state, value, loc);
+}
+
+/* Is value state * k + add, k a number?  (What parse_update_ema builds,
+ * and what an nn dump of it reads back as.) */
+static bool ema_form(const Node *value, const Node *state, double *keep, Node **add) {
+  if (value->op != OP_ADD || value->src[0]->op != OP_MUL) return false;
+  const Node *m = value->src[0];
+  if (m->src[0] != state || m->src[1]->op != OP_CONST || shape_static_count(&m->src[1]->shape) != 1) return false;
+  *keep = m->src[1]->a.values[0];
+  *add = value->src[1];
+  return true;
+}
+
 void parse_update(Parser *p, Node *state, Node *value, Loc loc) {
   char b1[SHAPE_STR_MAX], b2[SHAPE_STR_MAX];
-  /* Why refused: each call of a function would add another update of the
-   * same state (and batch_norm's statistics of which call?). */
-  if (p->instance)
-    parse_fail(p, loc, "model state (batch_norm's moving statistics, update) cannot be "
-               "updated inside a function; apply batch_norm outside the def");
   if (state->op != OP_STATE)
     parse_fail(p, loc, "update needs a state declared with 'state', not a %s",
                op_info[state->op].name);
@@ -627,10 +650,15 @@ void parse_update(Parser *p, Node *state, Node *value, Loc loc) {
     parse_fail(p, loc, "update of '%s' (%s%s) with a value of type %s%s", state->name,
                dtype_names[state->dtype], shape_str(p->g, &state->shape, b1, sizeof b1),
                dtype_names[value->dtype], shape_str(p->g, &value->shape, b2, sizeof b2));
+  double keep = 0;
+  Node *add = NULL;
+  bool ema = ema_form(value, state, &keep, &add);
   for (int i = 0; i < p->g->nupdates; i++)
-    if (p->g->updates[i].state == state)
-      parse_fail(p, loc, "'%s' already has an update", state->name);
+    if (p->g->updates[i].state == state && (!ema || !p->g->updates[i].add))
+      parse_fail(p, loc, "'%s' already has an update (a state may have several only as moving averages, "
+                 "state * k + x, each following the one before)", state->name);
   graph_add_update(p->g, state, value);
+  if (ema) p->g->updates[p->g->nupdates - 1].add = add, p->g->updates[p->g->nupdates - 1].keep = keep;
 }
 
 /* update NAME "=" expr */
@@ -643,6 +671,9 @@ static void stmt_update(Parser *p) {
   Node *v = parse_expr(p);
   parse_update(p, s->node, v, name->loc);
 }
+
+static void parse_constraint(Parser *p, double *lo, double *hi);
+static void add_constraint(Parser *p, Node *param, double lo, double hi, Loc loc);
 
 /* input NAME ":" type | param NAME ":" type ("=" init)?
  * | state NAME ":" type ("=" init)?   (non-trainable, see update) */
@@ -684,6 +715,14 @@ static void stmt_input(Parser *p, bool is_param, bool is_state) {
     /* Keras Dense defaults when no initializer is given. */
     n->a.init.kind = s.rank >= 2 ? INIT_GLOROT_UNIFORM : INIT_ZEROS;
     if (parse_accept(p, "=")) parse_init(p, n);
+    if (tok_is(p->tok, "constraint")) {
+      Loc at = p->tok->loc;
+      p->tok = p->tok->next;
+      parse_skip(p, "=");
+      double lo, hi;
+      parse_constraint(p, &lo, &hi);
+      add_constraint(p, n, lo, hi, at);
+    }
   }
 }
 
@@ -842,6 +881,131 @@ static void stmt_train(Parser *p, Token *kw) {
   loss->flags |= N_LOSS;
 }
 
+/* schedule NAME [* TIMES], ...: the order `gradc train` runs several
+ * train steps in (WGAN-GP's critic * 5, generator).  The names are
+ * resolved in finish_steps, once unnamed steps have their names. */
+static void stmt_schedule(Parser *p, Token *kw) {
+  if (p->schedule_names)
+    parse_fail(p, kw->loc, "the model already has a schedule");
+  enum { MAX_ENTRIES = 64 };
+  Graph *g = p->g;
+  p->schedule_loc = kw->loc;
+  p->schedule_names = arena_alloc(p->arena, sizeof(Token *) * MAX_ENTRIES);
+  g->schedule = arena_alloc(p->arena, sizeof(ScheduleEntry) * MAX_ENTRIES);
+  do {
+    if (g->nschedule == MAX_ENTRIES)
+      parse_fail(p, p->tok->loc, "a schedule has at most %d entries", MAX_ENTRIES);
+    Token *name = parse_ident(p, "the name of a train step");
+    int64_t times = 1;
+    if (parse_accept(p, "*")) {
+      Token *t = p->tok;
+      double v;
+      bool is_int;
+      Loc loc;
+      if (!parse_number(p, &v, &is_int, &loc) || !is_int || v < 1 || v > 1000000)
+        parse_fail(p, t->loc, "a schedule repeats a step a whole number of times from 1 to "
+                   "1000000, got '%.*s'", t->len, t->text);
+      times = (int64_t)v;
+    }
+    p->schedule_names[g->nschedule] = name;
+    g->schedule[g->nschedule++] = (ScheduleEntry){.step = -1, .times = (int)times};
+  } while (parse_accept(p, ","));
+}
+
+static void finish_schedule(Parser *p) {
+  Graph *g = p->g;
+  if (!g->nschedule) return;
+  if (!g->nsteps) parse_fail(p, p->schedule_loc, "a schedule needs train statements");
+  bool *used = arena_alloc(p->arena, sizeof(bool) * (size_t)g->nsteps);
+  for (int i = 0; i < g->nschedule; i++) {
+    Token *t = p->schedule_names[i];
+    char *nm = parse_str(p, t);
+    for (int k = 0; k < g->nsteps; k++)
+      if (!strcmp(g->steps[k].name, nm)) g->schedule[i].step = k, used[k] = true;
+    if (g->schedule[i].step >= 0) continue;
+    char list[512] = "";
+    size_t at = 0;
+    for (int k = 0; k < g->nsteps && at < sizeof list - 64; k++)
+      at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", k ? ", " : "", g->steps[k].name);
+    parse_fail(p, t->loc, "the schedule names '%s', which is not a train step (the steps are: %s)",
+               nm, list);
+  }
+  for (int k = 0; k < g->nsteps; k++)
+    if (!used[k])
+      diag_add(p->arena, p->diags, DIAG_WARNING, g->steps[k].loc,
+               "train step '%s' is not in the schedule: gradc train never runs it", g->steps[k].name);
+}
+
+/* A constraint: clip(lo, hi) or non_neg (Keras' NonNeg). */
+static void parse_constraint(Parser *p, double *lo, double *hi) {
+  Token *t = parse_ident(p, "a constraint: clip(min, max) or non_neg");
+  if (tok_is(t, "non_neg")) {
+    *lo = 0, *hi = INFINITY;
+    return;
+  }
+  if (!tok_is(t, "clip"))
+    parse_fail(p, t->loc, "unknown constraint '%.*s' (the constraints are clip(min, max) and non_neg)",
+               t->len, t->text);
+  parse_skip(p, "(");
+  double v[2];
+  for (int i = 0; i < 2; i++) {
+    if (i) parse_skip(p, ",");
+    bool is_int;
+    Loc loc;
+    Token *at = p->tok;
+    if (!parse_number(p, &v[i], &is_int, &loc))
+      parse_fail(p, at->loc, "clip needs two numbers: clip(min, max)");
+  }
+  parse_skip(p, ")");
+  if (!(v[0] <= v[1]))
+    parse_fail(p, t->loc, "clip needs min <= max, got (%g, %g)", v[0], v[1]);
+  *lo = v[0], *hi = v[1];
+}
+
+static void add_constraint(Parser *p, Node *param, double lo, double hi, Loc loc) {
+  Graph *g = p->g;
+  for (int i = 0; i < g->nconstraints; i++)
+    if (g->constraints[i].param == param)
+      parse_fail(p, loc, "parameter '%s' already has a constraint (line %d)", param->name,
+                 g->constraints[i].loc.line);
+  Constraint *grown = arena_alloc(p->arena, sizeof(Constraint) * (size_t)(g->nconstraints + 1));
+  if (g->nconstraints) memcpy(grown, g->constraints, sizeof(Constraint) * (size_t)g->nconstraints);
+  grown[g->nconstraints++] = (Constraint){param, lo, hi, loc};
+  g->constraints = grown;
+}
+
+/* constraint PATTERN, ... = clip(lo, hi) | non_neg: for the parameters
+ * layers make (`constraint critic.* = clip(-0.01, 0.01)`). */
+static void stmt_constraint(Parser *p) {
+  enum { MAX_PATTERNS = 64 };
+  const char *pat[MAX_PATTERNS];
+  Loc locs[MAX_PATTERNS];
+  int n = 0;
+  do {
+    if (n == MAX_PATTERNS)
+      parse_fail(p, p->tok->loc, "too many parameter patterns (at most %d)", MAX_PATTERNS);
+    pat[n] = train_pattern(p, &locs[n]);
+    n++;
+  } while (parse_accept(p, ","));
+  parse_skip(p, "=");
+  double lo, hi;
+  Loc at = p->tok->loc;
+  parse_constraint(p, &lo, &hi);
+  Graph *g = p->g;
+  for (int k = 0; k < n; k++) {
+    bool any = false;
+    for (int i = 0; i < g->nnodes; i++) {
+      Node *x = g->nodes[i];
+      if (x->op != OP_PARAM || fnmatch(pat[k], x->name, 0)) continue;
+      any = true;
+      add_constraint(p, x, lo, hi, at);
+    }
+    if (!any)
+      parse_fail(p, locs[k], "'%s' matches no parameter declared so far; a constraint comes after "
+                 "the layers it constrains", pat[k]);
+  }
+}
+
 /* The parameters step st's patterns match, each pattern at least one. */
 static void match_params(Parser *p, TrainStep *st) {
   Graph *g = p->g;
@@ -920,6 +1084,8 @@ void parse_statement(Parser *p) {
   else if (tok_is(t, "output") || tok_is(t, "metric"))
     stmt_bind(p, parse_ident(p, "a name"), tok_is(t, "output") ? N_OUTPUT : N_METRIC);
   else if (tok_is(t, "train")) stmt_train(p, t);
+  else if (tok_is(t, "schedule") && p->tok->kind == T_IDENT) stmt_schedule(p, t);
+  else if (tok_is(t, "constraint") && p->tok->kind == T_IDENT) stmt_constraint(p);
   else if (tok_is(t, "def")) func_def(p, t);
   else if (parse_at(p, "=")) {
     stmt_bind(p, t, 0);
@@ -994,6 +1160,7 @@ Graph *parse(Arena *a, const Source *src, Diags *d) {
   if (setjmp(p->fail)) return NULL;
   while (p->tok->kind != T_EOF) parse_statement(p);
   finish_steps(p);
+  finish_schedule(p);
   check_literals(p);
   func_finish(p);
   for (int i = 0; i < p->g->nnodes; i++) {

@@ -48,6 +48,7 @@ void graph_replace(Graph *g, Node *old, Node *new_node) {
   for (int i = 0; i < g->nupdates; i++) {
     if (g->updates[i].state == old) g->updates[i].state = new_node;
     if (g->updates[i].value == old) g->updates[i].value = new_node;
+    if (g->updates[i].add == old) g->updates[i].add = new_node;
   }
   /* Roles move with the value; a name moves if the new node has none. */
   new_node->flags |= old->flags & (N_OUTPUT | N_METRIC | N_LOSS | N_GRAD);

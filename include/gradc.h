@@ -267,6 +267,14 @@ void gradc_dataset_free(gradc_dataset *d);              /* NULL is fine */
 gradc_status gradc_dataset_feed(const gradc_dataset *d, gradc_model *m, const int64_t *order,
                                 int64_t start, int64_t count);
 
+/* The order in which `gradc train --seed seed` visits n samples in epoch
+ * `epoch` (from 0): a permutation of 0 .. n-1 written to order[0 .. n-1],
+ * the same for the same (seed, epoch) on every machine.  Give it to
+ * gradc_dataset_feed, or gather batches of your own arrays by it, to train
+ * on exactly the batches the command line trains on (the Python package's
+ * fit does).  Does nothing when order is NULL or n < 1. */
+void gradc_shuffle(int64_t *order, int64_t n, uint64_t seed, int64_t epoch);
+
 #ifdef __cplusplus
 }
 #endif

@@ -266,3 +266,9 @@ gradc_status gradc_dataset_feed(const gradc_dataset *d, gradc_model *m, const in
   free(idx);
   return GRADC_OK;
 }
+
+/* The CLI's own order (cli/train.c calls data_permutation), so that a
+ * program that feeds by it trains on the same batches. */
+void gradc_shuffle(int64_t *order, int64_t n, uint64_t seed, int64_t epoch) {
+  data_permutation(order, n, seed, epoch);
+}

@@ -4,13 +4,16 @@
 set -euo pipefail
 
 # LLVM is pinned to 19 (its C API drifts between versions); clang-19 and its
-# runtime are for the sanitizer and fuzz builds; Open MPI for data-parallel
-# training (gradc builds without it too) and its tests.
+# runtime are for the sanitizer and fuzz builds.  Python, NumPy and pytest
+# run the Python package's suite (python/; ctypes is in the standard library).
+# Open MPI for data-parallel training (gradc builds without it too) and its
+# tests.
 PACKAGES=(
     build-essential cmake pkg-config
-    llvm-19-dev libopenblas-dev zlib1g-dev libcmocka-dev
+    llvm-19-dev libopenblas-dev zlib1g-dev libcmocka-dev libpng-dev
     dataset-fashion-mnist
     clang-19 libclang-rt-19-dev
+    python3 python3-numpy python3-pytest
     libopenmpi-dev openmpi-bin
 )
 

@@ -181,31 +181,36 @@ check "hyper: the refusals' messages are the JIT's, the .so's names for gradc_'s
 
 # ---- two train statements (tests/models/two_steps.nn, tests/aot/steps.c):
 # one entry point per step and one by name; alternating them, with a new
-# learning rate for one, gives the JIT's losses and checkpoint bit for bit
-run "$gradc" compile "$src/tests/models/two_steps.nn" --cpu native -o libtwo_steps.so --header two_steps.h
-check "two_steps: the header lists both steps' entry points" \
-  all 'status_is 0' "grep -q 'int two_steps_step_first(gradc_aot_model \\*m, double \\*loss);' two_steps.h" \
-      "grep -q 'int two_steps_step_second(gradc_aot_model \\*m, double \\*loss);' two_steps.h" \
-      "grep -q 'int two_steps_step(gradc_aot_model \\*m, const char \\*step, double \\*loss);' two_steps.h" \
-      "grep -q ' first (adam): lr, beta1, beta2, eps' two_steps.h"
-run cc -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -I"$tmp" -I"$src/tests/aot" -DMODEL=two_steps \
-  -include two_steps.h "$src/tests/aot/steps.c" -L"$tmp" -ltwo_steps -Wl,-rpath,"$tmp" -o steps
-check "two_steps: a C driver builds against the header and the .so alone" status_is 0
+# learning rate for one, gives the JIT's losses and checkpoint bit for bit.
+# gan_small (tests/aot/) adds what a GAN's steps hold: random draws, batch
+# norm inside functions, grad() and a constraint.
+for nn in "$src/tests/models/two_steps.nn" "$src/tests/aot/gan_small.nn"; do
+name=$(basename "$nn" .nn)
+run "$gradc" compile "$nn" --cpu native -o "lib$name.so" --header "$name.h"
+check "$name: the header lists both steps' entry points" \
+  all 'status_is 0' "grep -q 'int ${name}_step_first(gradc_aot_model \\*m, double \\*loss);' $name.h" \
+      "grep -q 'int ${name}_step_second(gradc_aot_model \\*m, double \\*loss);' $name.h" \
+      "grep -q 'int ${name}_step(gradc_aot_model \\*m, const char \\*step, double \\*loss);' $name.h" \
+      "grep -q ' first (adam): lr, beta1, beta2, eps' $name.h"
+run cc -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -I"$tmp" -I"$src/tests/aot" -DMODEL="$name" \
+  -include "$name.h" "$src/tests/aot/steps.c" -L"$tmp" -l"$name" -Wl,-rpath,"$tmp" -o steps
+check "$name: a C driver builds against the header and the .so alone" status_is 0
 run ./steps 5 16 fsffssfsf steps_so.ckpt
-check "two_steps: the .so steps first and second alternately" all 'status_is 0' 'stdout_has "steps: ok"'
+check "$name: the .so steps first and second alternately" all 'status_is 0' 'stdout_has "steps: ok"'
 cp "$out" steps_so.out
-run "$ref" steps "$src/tests/models/two_steps.nn" 5 16 fsffssfsf steps_jit.ckpt
-check "two_steps: the JIT steps the same schedule through gradc_step" all 'status_is 0' 'stdout_has "jit_ref: ok"'
+run "$ref" steps "$nn" 5 16 fsffssfsf steps_jit.ckpt
+check "$name: the JIT steps the same schedule through gradc_step" all 'status_is 0' 'stdout_has "jit_ref: ok"'
 cp "$out" steps_jit.out
-check "two_steps: the losses are the JIT's, bit for bit" \
+check "$name: the losses are the JIT's, bit for bit" \
   eval 'grep -q "^step 9 (f): " steps_so.out && diff <(grep "^step [0-9]" steps_so.out) <(grep "^step [0-9]" steps_jit.out) >"$err"'
-check "two_steps: the checkpoints are byte-identical (cmp)" cmp -s steps_so.ckpt steps_jit.ckpt
-check "two_steps: the refusals are the JIT's, the .so's names for gradc_'s" \
-  eval 'grep -q "^error: two_steps_train_step: the model has 2 train steps; name one: first, second$" steps_so.out &&
-        diff <(grep "^error" steps_so.out) <(grep "^error" steps_jit.out | sed "s/gradc_/two_steps_/") >"$err"'
-run "$ref" steps "$src/tests/models/two_steps.nn" 5 16 fsffsfsfs steps_other.ckpt
-check "two_steps: another schedule ends elsewhere (the comparison can fail)" \
+check "$name: the checkpoints are byte-identical (cmp)" cmp -s steps_so.ckpt steps_jit.ckpt
+check "$name: the refusals are the JIT's, the .so's names for gradc_'s" \
+  eval 'grep -q "^error: ${name}_train_step: the model has 2 train steps; name one: first, second$" steps_so.out &&
+        diff <(grep "^error" steps_so.out) <(grep "^error" steps_jit.out | sed "s/gradc_/${name}_/") >"$err"'
+run "$ref" steps "$nn" 5 16 fsffsfsfs steps_other.ckpt
+check "$name: another schedule ends elsewhere (the comparison can fail)" \
   all 'status_is 0' '! cmp -s steps_so.ckpt steps_other.ckpt'
+done
 
 # ---- symbolic dimensions bound one at a time (tests/aot/dims.c): the
 # sums and messages of the JIT

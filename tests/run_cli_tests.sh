@@ -272,6 +272,72 @@ for m in models/*.nn; do
   check "dump --stage grad $m exits 0" all 'status_is 0' '! stderr_has "error:"'
 done
 
+# ---- issue 18: GANs (begin) - several steps under a schedule, pixels in
+# [-1, 1], PNG grids of samples, the Inception score, second-order checks
+cat >"$tmp/gan.nn" <<'NN'
+input x : f32[batch, 8, 8, 1]
+def gen(z) {
+  return reshape(tanh(dense(relu(batch_norm(dense(z, 16))), 64)), [-1, 8, 8, 1])
+}
+def critic(v) {
+  return dense(leaky_relu(dense(flatten(v), 8), alpha=0.2), 1)
+}
+z = random_normal([batch, 4])
+output fake = gen(z)
+xi = random_uniform([batch, 1, 1, 1]) * (x - fake) + fake
+gp = mean(square(norm(grad(critic(xi), xi), axis=[1, 2, 3]) - 1))
+critic_loss = mean(critic(fake)) - mean(critic(x)) + 10 * gp
+g_loss = -mean(critic(fake))
+metric gp
+train critic_loss of critic.* with adam(lr=1e-3, beta_1=0.5, beta_2=0.9) as critic
+train g_loss of gen.* with adam(lr=1e-3, beta_1=0.5, beta_2=0.9) as generator
+schedule critic * 3, generator
+NN
+run train "$tmp/gan.nn" --data "$tmp/data" --epochs 2 --batch 100 --pixels -1,1 --samples "$tmp/gs" \
+  --history "$tmp/gh.csv" --save "$tmp/gan.ckpt"
+check "GAN: gradc train runs the schedule; each step's loss, a PNG grid per epoch" \
+  all 'status_is 0' 'stdout_has "20/20 ["' 'stdout_has " - critic_loss: "' 'stdout_has " - generator_loss: "' \
+      'stdout_has "samples: $tmp/gs/epoch_002.png"' '[ "$(head -c 4 "$tmp/gs/epoch_001.png" | od -An -c | tr -d " ")" = "211PNG" ]' \
+      'head -1 "$tmp/gh.csv" | grep -qx "epoch,critic_loss,generator_loss,gp,seconds"'
+run sample "$tmp/gan.nn" --load "$tmp/gan.ckpt" --data "$tmp/data" --pixels -1,1 -o "$tmp/grid.png" --count 20
+check "GAN: gradc sample draws a grid from the checkpoint" \
+  all 'status_is 0' 'stdout_has "wrote $tmp/grid.png"' '[ "$(head -c 4 "$tmp/grid.png" | od -An -c | tr -d " ")" = "211PNG" ]'
+run sample "$tmp/gan.nn" --load "$tmp/gan.ckpt" --data "$tmp/data" --pixels -1,1 --format idx -o "$tmp/gen" --count 300
+check "GAN: gradc sample --format idx writes 300 images as a test split (chunks of draws, none repeated)" \
+  all 'status_is 0' '[ "$(wc -c <"$tmp/gen/t10k-images-idx3-ubyte")" -eq $((16 + 300 * 64)) ]' \
+      '[ "$(wc -c <"$tmp/gen/t10k-labels-idx1-ubyte")" -eq 308 ]' \
+      '! cmp -s <(head -c $((16 + 250 * 64)) "$tmp/gen/t10k-images-idx3-ubyte" | tail -c 3200) <(tail -c 3200 "$tmp/gen/t10k-images-idx3-ubyte")'
+mkdir -p "$tmp/sc"            # tiny's classifier with its probabilities as the output
+cat >"$tmp/sc/tiny.nn" <<'NN'
+input x : f32[batch, 8, 8, 1]
+input y : i32[batch]
+logits = dense(flatten(x), 4)
+output probs = softmax(logits)
+loss = mean(softmax_cross_entropy(logits, y))
+train loss with sgd(lr=0.1)
+NN
+run score "$tmp/sc/tiny.nn" --load "$tmp/t.ckpt" --data "$tmp/gen"
+check "gradc score prints the Inception score of a split under a classifier's probabilities" \
+  all 'status_is 0' 'stdout_has "inception score: "' 'stdout_has "over 300 images (output '"'"'probs'"'"')"'
+run score "$tmp/tiny.nn" --load "$tmp/t.ckpt" --data "$tmp/gen"
+check "gradc score refuses a model without probabilities" all 'status_is 1' 'stderr_has "score needs class probabilities"'
+run sample "$tmp/gan.nn" --load "$tmp/gan.ckpt" --data "$tmp/data"
+check "gradc sample needs -o" all 'status_is 2' 'stderr_has "sample needs -o GRID.png"'
+run sample "$tmp/gan.nn" --load "$tmp/gan.ckpt" --data "$tmp/data" -o "$tmp/big.png" --count 2000
+check "a PNG grid holds at most 1024 images" all 'status_is 1' 'stderr_has "at most 1024 images"' '[ ! -e "$tmp/big.png" ]'
+run train "$tmp/gan.nn" --data "$tmp/data" --pixels 0,2
+check "--pixels takes 0,1 or -1,1" all 'status_is 2' 'stderr_has "--pixels takes 0,1 (the default) or -1,1, got '"'"'0,2'"'"'"'
+run train "$tmp/gan.nn" --data "$tmp/data" --samples "$tmp/gh.csv" --epochs 1
+check "--samples on a file fails before training" \
+  all 'status_is 1' 'stderr_has "--samples needs a writable directory"' '! stdout_has "Epoch 1/1"'
+run train "$tmp/tiny.nn" --data "$tmp/data" --samples "$tmp/ts" --epochs 1
+check "--samples on a model without an image output fails before training" \
+  all 'status_is 1' 'stderr_has "the model has no image output to draw"' '! stdout_has "Epoch 1/1"'
+run check "$tmp/gan.nn" --batch 2
+check "gradc check on the GAN: both steps, first and second order (grad in the loss)" \
+  all 'status_is 0' 'stdout_has "order 2"' '! stdout_has "FAIL"'
+# ---- issue 18: GANs (end)
+
 # ---- issue 23, hostile input: the compiler's items (begin)
 h23=$tmp/h23
 mkdir -p "$h23"
@@ -442,7 +508,7 @@ check "issue 23: eval --epochs is an error, naming the command that takes it" \
   all 'status_is 2' 'stderr_has "--epochs is not an option of gradc eval (only of gradc train)"'
 run predict "$r23/m.nn" --load "$r23/a.ckpt" --data "$r23/cls.csv" --batch 3
 check "issue 23: predict --batch is an error" \
-  all 'status_is 2' 'stderr_has "--batch is not an option of gradc predict (only of gradc train and eval)"'
+  all 'status_is 2' 'stderr_has "--batch is not an option of gradc predict (only of gradc train, eval and score)"'
 run eval "$r23/m.nn" --load "$r23/a.ckpt" --data "$r23/cls.csv" --save "$r23/m.nn"
 check "issue 23: eval --save is an error, the model intact" \
   all 'status_is 2' 'stderr_has "--save is not an option of gradc eval"' 'cmp -s "$r23/m.nn" "$r23/cls.nn"'

@@ -61,28 +61,7 @@ static void play(const uint32_t *values, int n) {
 
 /* ----------------------------------------------------------- helpers */
 
-static char dir[256];
-
-static int setup(void **state) {
-  (void)state;
-  snprintf(dir, sizeof dir, "/tmp/gradc-ckpt-save-XXXXXX");
-  return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  char cmd[600];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  return system(cmd);
-}
-
-static char *path_of(const char *name) {
-  static char paths[8][600];
-  static int next;
-  char *p = paths[next++ % 8];
-  snprintf(p, 600, "%s/%.300s", dir, name);
-  return p;
-}
+#include "util_files.h"
 
 enum { N = 1 << 16 };   /* floats: a 256 KiB checkpoint */
 static float values[N];

@@ -26,30 +26,9 @@
 #include "gradc.h"
 #include "runtime.h"
 
-static char dir[256];
-
-static int setup(void **state) {
-  (void)state;
-  snprintf(dir, sizeof dir, "/tmp/gradc-data-XXXXXX");
-  return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  char cmd[512];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  return system(cmd);
-}
+#include "util_files.h"
 
 /* ------------------------------------------------------------ helpers */
-
-static const char *path_of(const char *name) {
-  static char paths[4][512];
-  static int next;
-  char *p = paths[next++ % 4];
-  snprintf(p, 512, "%s/%s", dir, name);
-  return p;
-}
 
 static void put_be32(unsigned char *p, uint32_t v) {
   p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16);

@@ -37,28 +37,7 @@
 #include "gradc.h"
 #include "runtime.h"
 
-static char dir[256];
-
-static int setup(void **state) {
-  (void)state;
-  snprintf(dir, sizeof dir, "/tmp/gradc-hostile-XXXXXX");
-  return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  char cmd[512];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  return system(cmd);
-}
-
-static const char *path_of(const char *name) {
-  static char paths[4][512];
-  static int next;
-  char *p = paths[next++ % 4];
-  snprintf(p, 512, "%s/%s", dir, name);
-  return p;
-}
+#include "util_files.h"
 
 static void write_file(const char *path, const void *data, size_t len, bool gz) {
   if (gz) {
