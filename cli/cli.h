@@ -18,6 +18,44 @@
 #include "gradc.h"
 #include "runtime.h"
 
+/* ------------------------------------------------------------------ mpi.c */
+
+/* A data-parallel job (mpirun -np N gradc train): this process's rank, the
+ * number of ranks, and what its gradient reductions cost. */
+typedef struct Dist {
+  int rank, size;
+  double comm_seconds;       /* inside the gradient reductions */
+  double wait_seconds;       /* --mpi-overlap: steps waiting for them */
+  long reductions;
+  struct DistImpl *impl;
+} Dist;
+
+/* The job size a launcher (mpirun, srun) gave this process; 0: none. */
+int dist_launched_size(void);
+/* Was gradc built with MPI?  Without it dist_init says so. */
+bool dist_available(void);
+gradc_status dist_init(Dist *d, int *argc, char ***argv, double timeout, bool overlap, RtError *err);
+void dist_finish(Dist *d);
+/* Ends every rank (MPI_Abort) with exit status code. */
+_Noreturn void dist_abort(Dist *d, int code);
+/* Every rank's model file, gradc version, data size and options agree. */
+gradc_status dist_agree(Dist *d, const char *model_path, const char *version, int64_t samples, int64_t batch,
+                        int epochs, uint64_t seed, RtError *err);
+/* Installs the gradient reduction on m and copies rank 0's state to all. */
+gradc_status dist_attach(Dist *d, gradc_model *m, RtError *err);
+/* This rank's rows of a batch of rows (first, count) and its weight
+ * count / rows; d NULL: all of them. */
+void dist_share(const Dist *d, int64_t rows, int64_t *first, int64_t *count, double *weight);
+/* Rank 0's state tensors (batch norm's moving statistics) to every rank. */
+void dist_sync_state(Dist *d, gradc_model *m);
+/* The next step's global batch has rows rows (the reduction's weights). */
+void dist_set_batch(Dist *d, int64_t rows);
+/* v[0..n) summed over the ranks, in place. */
+void dist_sum(Dist *d, double *v, int n);
+/* --mpi-check: every rank's parameters and state are rank 0's. */
+gradc_status dist_check_same(Dist *d, gradc_model *m, int epoch, RtError *err);
+uint64_t dist_state_hash(gradc_model *m);
+
 /* ---------------------------------------------------------------- train.c */
 
 typedef struct TrainOptions {
@@ -36,6 +74,9 @@ typedef struct TrainOptions {
   const char *samples;       /* a PNG grid of the model's images after each epoch */
   const char *sample_output; /* which output is the image (NULL: the first) */
   FILE *out;                 /* progress and results; NULL = stdout */
+  Dist *dist;                /* a data-parallel job, or NULL */
+  bool mpi_check;            /* compare the ranks' parameters every epoch */
+  const char *model_path;    /* for the ranks' start-up check */
 } TrainOptions;
 
 /* Keras-style fit: progress per epoch, validation, history, test results. */
@@ -78,6 +119,7 @@ typedef struct AotOptions {
   char *info;                /* gets "target ..., CPU ..., symbols ..." */
   size_t info_len;
   TimeReport *times;         /* --time-report, or NULL */
+  bool data_parallel;        /* --data-parallel: steps call MODEL_set_allreduce's fn */
 } AotOptions;
 
 /* gradc compile: compiles, emits, links (EMIT_SO) and writes the header.

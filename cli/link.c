@@ -46,10 +46,12 @@ extern char **environ;
 
 /* The model through the one pipeline (compiler/compile.c), with the
  * options gradc_compile_file uses at this level. */
-static Compilation *compile_graph(const char *path, int opt_level, TimeReport *times, RtError *err) {
+static Compilation *compile_graph(const char *path, int opt_level, bool data_parallel, TimeReport *times,
+                                  RtError *err) {
   gradc_options api;
   gradc_options_default(&api);
   api.opt_level = opt_level;
+  api.data_parallel = data_parallel;
   CompileOptions co = jitmodel_compile_options(&api);
   co.times = times;
   Compilation *c = compile_path(path, &co);
@@ -263,7 +265,7 @@ static bool is_identifier(const char *s) {
 }
 
 gradc_status cli_compile(const AotOptions *o, RtError *err) {
-  Compilation *c = compile_graph(o->model, o->opt_level, o->times, err);
+  Compilation *c = compile_graph(o->model, o->opt_level, o->data_parallel, o->times, err);
   if (!c) return GRADC_ERR_MODEL;
   const Graph *g = c->graph;
   char prefix[128];

@@ -76,6 +76,11 @@ static const char usage[] =
     "      --time-report   time per compiler stage\n"
     "      --no-cache      no object cache (also GRADC_CACHE=off)\n";
 static const char usage2[] =
+    "      --mpi-timeout S under mpirun: end every rank when a collective\n"
+    "                      operation waits longer than S seconds (default 300)\n"
+    "      --mpi-check     under mpirun: compare the ranks' parameters every epoch\n"
+    "      --mpi-overlap   under mpirun: reduce gradients in a thread of their\n"
+    "                      own while the backward pass goes on\n"
     "  run FILE.nn       compile a forward-only program, run it once and print\n"
     "                    every output with its dtype and shape (numpy-style)\n"
     "      --feed NAME=FILE  an input's values from a .npy or .csv file\n"
@@ -104,6 +109,7 @@ static const char usage2[] =
     "      --emit K        so (default), obj (link it with libgradc_aot.a\n"
     "                      -lopenblas -lm), asm or llvm\n"
     "      --header FILE   also write the C header documenting the entry points\n"
+    "      --data-parallel steps hand each gradient to MODEL_set_allreduce's callback\n"
     "      --target T      target triple (default: this machine's); a .so only\n"
     "                      for this machine's architecture\n"
     "      --cpu C         CPU to compile for (default x86-64-v2 on x86-64,\n"
@@ -402,6 +408,8 @@ typedef struct RunArgs {
   int64_t count;
   bool history_set;
   bool time_report;
+  double mpi_timeout;
+  bool mpi_overlap;
   const char *output;          /* gradc sample's PNG, or directory with --format idx */
   bool idx;
 } RunArgs;
@@ -419,7 +427,8 @@ static const struct RunOption {
     {"--threads", RUNS}, {"--count", PREDICT | SAMPLE}, {"-O", RUNS}, {"-o", SAMPLE}, {"--format", SAMPLE}, {"--check-numerics", TRAIN}, {"--profile", TRAIN},
     {"--no-test", TRAIN}, {"--time-report", RUNS}, {"--no-cache", RUNS}, {"--sequences", RUNS},
     {"--padding", RUNS}, {"--truncating", RUNS}, {"--pad-value", RUNS}, {"--pixels", RUNS},
-    {"--samples", TRAIN}, {"--sample-output", TRAIN | SAMPLE},
+    {"--samples", TRAIN}, {"--sample-output", TRAIN | SAMPLE}, {"--mpi-timeout", TRAIN},
+    {"--mpi-check", TRAIN}, {"--mpi-overlap", TRAIN},
 };
 
 static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
@@ -427,6 +436,7 @@ static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
   r->t = (TrainOptions){.data_dir = DEFAULT_DATA, .epochs = 5, .batch = 128, .seed = 1, .test = true,
                         };
   r->count = 10;
+  r->mpi_timeout = 300;
   int rc, self = !strcmp(cmd, "train") ? TRAIN : !strcmp(cmd, "eval") ? EVAL : !strcmp(cmd, "sample") ? SAMPLE
                : !strcmp(cmd, "score") ? SCORE : PREDICT;
   if (self == SAMPLE) r->count = 64;
@@ -489,6 +499,9 @@ static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
       if (strcmp(v, "pre") && strcmp(v, "post")) return usage_error("--padding and --truncating take pre or post, got '%s'", v);
       *(a[2] == 'p' ? &r->t.pad.pad_post : &r->t.pad.truncate_post) = !strcmp(v, "post");
     }
+    else if (!strcmp(a, "--mpi-timeout")) { NUMBER(0.1, 1e7); r->mpi_timeout = x; }
+    else if (!strcmp(a, "--mpi-check")) r->t.mpi_check = true;
+    else if (!strcmp(a, "--mpi-overlap")) r->mpi_overlap = true;
     else if (!strcmp(a, "--pad-value")) { INTEGER(-2147483648.0, 2147483647.0); r->t.pad.value = (int32_t)x; }
     else if (!strcmp(a, "--pixels")) {
       NEED_VALUE();
@@ -546,6 +559,8 @@ static int report(gradc_status s, const char *msg) {
   return 1;
 }
 
+static int cmd_run_model(RunArgs *rp, bool training, const char *cmd);
+
 static int cmd_run(int argc, char **argv, const char *cmd) {
   RunArgs r = {0};
   int rc = parse_run_args(argc, argv, &r, cmd);
@@ -556,6 +571,31 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
     return usage_error("%s needs --load CKPT (a checkpoint from gradc train --save)", cmd);
   if (!strcmp(cmd, "sample") && !r.output) return usage_error("%s", "sample needs -o GRID.png");
 
+  /* Under mpirun -np N (N > 1) gradc train is one rank of a
+   * data-parallel job (cli/mpi.c): every rank compiles the model with the
+   * gradient reduction; rank 0 reads the checkpoint, prints and writes. */
+  Dist dist = {0};
+  RtError err = {{0}};
+  if (training && dist_launched_size() > 1) {
+    if (dist_init(&dist, NULL, NULL, r.mpi_timeout, r.mpi_overlap, &err)) return report(GRADC_ERR_ARG, err.msg);
+    r.t.dist = &dist;
+    r.o.data_parallel = 1;
+    if (dist.rank > 0 && !(r.t.out = fopen("/dev/null", "w"))) dist_abort(&dist, 1);
+  }
+  r.t.model_path = r.file;
+  rc = cmd_run_model(&r, training, cmd);
+  if (r.t.dist) {
+    /* a failure on one rank must not leave the others waiting in a
+     * collective: it ends the job */
+    if (rc && rc != 130) dist_abort(&dist, rc);
+    dist_finish(&dist);
+  }
+  return rc;
+}
+
+static int cmd_run_model(RunArgs *rp, bool training, const char *cmd) {
+  RunArgs r = *rp;
+  int rc;
   gradc_model *m;
   gradc_status s = jitmodel_compile_file(r.file, &r.o, r.t.profile, &m);
   if (s) {
@@ -588,21 +628,36 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
     gradc_free(m);
     return 1;
   }
-  if (ckpt && (s = gradc_load(m, ckpt))) {
+  bool lead = !r.t.dist || r.t.dist->rank == 0;   /* the others get rank 0's state */
+  if (ckpt && lead && (s = gradc_load(m, ckpt))) {
     rc = report(s, gradc_last_error(m));
     gradc_free(m);
     return rc;
   }
   RtError err = {{0}};
-  if (training) {
+  if (training && lead) {
     dump_summary(stdout, jitmodel_graph(m));
     int nt = rt_context_threads(rt_context(m));
+    if (r.t.dist)
+      printf("data parallel: %d ranks (MPI), each %lld rows of every batch of %lld\n", r.t.dist->size,
+             (long long)(r.t.batch / r.t.dist->size), (long long)r.t.batch);
     printf("compiled in %.0f ms (LLVM -O%d; products: %s kernels, OpenBLAS %s kernels for the rest; "
            "%d thread%s)\n", gradc_compile_ms(m), r.o.opt_level, gemm_kernels(), rt_blas_kernels(), nt,
            nt == 1 ? "" : "s");
     if (ckpt) printf("resumed from %s\n", ckpt);
+  }
+  if (training) {
     s = cli_train(m, &r.t, &err);
-    if (!s && r.t.history) printf("history: %s\n", r.t.history);
+    if (!s && r.t.dist && lead && r.t.dist->reductions) {
+      printf("communication: %.3f s in %ld gradient reductions (%d ranks)", r.t.dist->comm_seconds,
+             r.t.dist->reductions, r.t.dist->size);
+      if (r.mpi_overlap)
+        printf("; the steps waited %.3f s for them: %.0f%% hidden behind the backward pass", r.t.dist->wait_seconds,
+               r.t.dist->wait_seconds < r.t.dist->comm_seconds
+                   ? 100 * (1 - r.t.dist->wait_seconds / r.t.dist->comm_seconds) : 0.0);
+      printf("\n");
+    }
+    if (!s && r.t.history && lead) printf("history: %s\n", r.t.history);
     if (!s && cli_interrupted()) {
       gradc_free(m);
       return 130;                 /* the shell's convention for SIGINT */
@@ -623,7 +678,12 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
   } else {
     s = cli_predict(m, &r.t, r.count, &err);
   }
-  rc = report(s, err.msg);
+  if (s && r.t.dist) {
+    fprintf(stderr, "gradc: error: rank %d of %d: %s\n", r.t.dist->rank, r.t.dist->size, err.msg);
+    rc = 1;
+  } else {
+    rc = report(s, err.msg);
+  }
   gradc_free(m);
   return rc;
 }
@@ -643,6 +703,8 @@ static int cmd_compile(int argc, char **argv) {
       *dst = argv[++i];
     } else if (!strcmp(a, "--time-report")) {
       o.times = &times;
+    } else if (!strcmp(a, "--data-parallel")) {
+      o.data_parallel = true;
     } else if (!strcmp(a, "-O")) {
       double x;
       if (i + 1 >= argc) return usage_error("%s needs a value", a);

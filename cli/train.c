@@ -111,12 +111,16 @@ static void progress(FILE *out, int64_t step, int64_t steps, double elapsed, con
 
 /* Loss and metrics over a whole dataset, forward only. */
 static gradc_status evaluate(gradc_model *m, const Graph *g, const Feed *f, const Dataset *d,
-                             int64_t batch, Means *out, RtError *err) {
+                             int64_t batch, Dist *dist, Means *out, RtError *err) {
   memset(out, 0, sizeof *out);
   int64_t *idx = malloc(sizeof(int64_t) * (size_t)batch);
   if (!idx) return rt_fail(err, GRADC_ERR_NOMEM, "out of memory");
-  for (int64_t at = 0; at < d->n; at += batch) {
-    int64_t bs = d->n - at < batch ? d->n - at : batch;
+  /* data parallel: each rank its share of the samples, then the sums */
+  int64_t lo, mine;
+  double w;
+  dist_share(dist, d->n, &lo, &mine, &w);
+  for (int64_t at = lo; at < lo + mine; at += batch) {
+    int64_t bs = lo + mine - at < batch ? lo + mine - at : batch;
     gradc_status s = gradc_bind(m, bs);
     if (s) {
       free(idx);
@@ -132,6 +136,7 @@ static gradc_status evaluate(gradc_model *m, const Graph *g, const Feed *f, cons
     accumulate(m, g, out, bs);
   }
   free(idx);
+  if (dist) dist_sum(dist, out->loss, (int)(sizeof *out / sizeof(double)));
   return GRADC_OK;
 }
 
@@ -540,9 +545,20 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
       goto done;
     }
   }
+  if (!s && o->dist) {
+    /* (a GAN's steps would each need their own share of the rows) */
+    if (g->nsteps > 1)
+      s = rt_fail(err, GRADC_ERR_ARG, "gradc train under mpirun trains models with one train statement; this one "
+                  "has %d", g->nsteps);
+    if (!s)
+      s = dist_agree(o->dist, o->model_path, GRADC_VERSION, has_inputs ? train.n : 1, o->batch, o->epochs,
+                     o->seed, err);
+    if (!s) s = dist_attach(o->dist, m, err);
+    if (s) goto done;
+  }
   FILE *hist = NULL;
   int hist_errno = 0;      /* the first failed write: reported at the end, after the save */
-  if (o->history) {
+  if (o->history && (!o->dist || o->dist->rank == 0)) {   /* rank 0 writes for all */
     hist = fopen(o->history, "w");
     if (!hist) {
       s = rt_fail(err, GRADC_ERR_IO, "cannot write the history file '%s': %s", o->history, strerror(errno));
@@ -573,6 +589,11 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
    * touched before the clock starts: allocation is set-up, not training,
    * and would otherwise weigh on the first epoch alone. */
   int64_t sizes[2] = {n % o->batch, n < o->batch ? n : o->batch};
+  for (int k = 0; k < 2; k++) {   /* this rank's share of them */
+    int64_t first;
+    double w;
+    dist_share(o->dist, sizes[k], &first, &sizes[k], &w);
+  }
   for (int k = 0; !s && has_inputs && k < 2; k++)
     if (sizes[k] && (s = gradc_bind(m, sizes[k])))
       rt_fail(err, s, "%s", gradc_last_error(m));
@@ -586,7 +607,7 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
     data_permutation(perm, n, o->seed, epoch);
     Means acc = {0};
     double t0 = now_s(), last = 0;
-    int64_t step = 0, bs = 0;     /* batches taken; the bound batch size */
+    int64_t step = 0, bs = 0, rows = 0;   /* batches taken; the bound batch size; this rank's rows */
     for (;;) {
       int st = schedule_peek(&sc);
       if (sc.reads[st] && step == steps) break;     /* the schedule goes on next epoch */
@@ -595,11 +616,23 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
       if (sc.reads[st] || !bs) {
         int64_t at = step * o->batch;
         bs = has_inputs ? (n - at < o->batch ? n - at : o->batch) : 1;
-        if ((s = gradc_bind(m, bs))) {
+        /* Data parallel: this rank's rows of the global batch; one with
+         * none (a last batch of fewer rows than ranks) steps on one row
+         * that its weight 0 leaves out of the sum. */
+        int64_t first = 0;
+        double w = 1;
+        rows = bs;
+        if (o->dist) {
+          dist_share(o->dist, bs, &first, &rows, &w);
+          dist_set_batch(o->dist, bs);
+        }
+        int64_t fed = rows ? rows : 1;
+        if (!rows) first = 0;
+        if ((s = gradc_bind(m, fed))) {
           rt_fail(err, s, "%s", gradc_last_error(m));
           break;
         }
-        if (has_inputs) feed_gather(m, &feed, &train, perm + at, bs);
+        if (has_inputs) feed_gather(m, &feed, &train, perm + at + first, fed);
       }
       double loss;
       double t_step = o->profile ? now_s() : 0;
@@ -612,9 +645,9 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
         break;
       }
       if (!isfinite(loss) && !bad_epoch) bad_epoch = epoch + 1, bad_step = step + 1, bad_loss = loss;
-      accumulate_loss(&acc, st, loss, bs);
+      accumulate_loss(&acc, st, loss, rows);
       if (sc.reads[st]) {
-        accumulate(m, g, &acc, bs);
+        accumulate(m, g, &acc, rows);
         step++;
       }
       double t = now_s() - t0;
@@ -625,12 +658,19 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
       }
     }
     if (s) break;
+    /* the epoch's means over every rank's rows (the live bar showed this
+     * rank's) */
+    if (o->dist) {
+      dist_sum(o->dist, acc.loss, (int)(sizeof acc / sizeof(double)));
+      dist_sync_state(o->dist, m);
+    }
+    if (o->dist && o->mpi_check && (s = dist_check_same(o->dist, m, epoch + 1, err))) break;
     double secs = now_s() - t0;
     step_seconds += secs;
     progress(out, step, steps, secs, g, &acc, true);
     Means vm = {0};
     if (val.n && !interrupted) {
-      if ((s = evaluate(m, g, &feed, &val, o->batch, &vm, err))) break;
+      if ((s = evaluate(m, g, &feed, &val, o->batch, o->dist, &vm, err))) break;
       put_means(out, g, &vm, "val_");
     }
     fputc('\n', out);
@@ -694,14 +734,14 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
   /* A failed run (NaN parameters, bad data) must not overwrite a good
    * checkpoint; an interrupted one saves what it has.  A history that
    * could not be written fails the run, but after the weights are safe. */
-  if (o->save && !s) s = save_checkpoint(m, o, out, err);
+  if (o->save && !s && (!o->dist || o->dist->rank == 0)) s = save_checkpoint(m, o, out, err);
   if (hist_errno && !s)
     s = rt_fail(err, GRADC_ERR_IO, "cannot write the history file '%s': %s", o->history, strerror(hist_errno));
   if (!s && !interrupted && has_inputs && o->test && !is_table(o->data_dir)) {
     if ((s = load_data(o, false, &test, err))) goto done;
     if ((s = check_values(m, &feed, &test, o, false, err))) goto done;
     Means tm;
-    if ((s = evaluate(m, g, &feed, &test, o->batch, &tm, err))) goto done;
+    if ((s = evaluate(m, g, &feed, &test, o->batch, o->dist, &tm, err))) goto done;
     fprintf(out, "test: %lld samples", (long long)test.n);
     put_means(out, g, &tm, "test_");
     fputc('\n', out);
@@ -722,7 +762,7 @@ gradc_status cli_evaluate(gradc_model *m, const TrainOptions *o, RtError *err) {
   if (!s) s = feed_plan(m, &test, &feed, err);
   if (!s) s = check_values(m, &feed, &test, o, false, err);
   Means tm;
-  if (!s) s = evaluate(m, g, &feed, &test, o->batch, &tm, err);
+  if (!s) s = evaluate(m, g, &feed, &test, o->batch, o->dist, &tm, err);
   if (!s) {
     fprintf(out, "test: %lld samples", (long long)test.n);
     put_means(out, g, &tm, "test_");

@@ -882,6 +882,21 @@ static void gen_view(CG *cg, const Node *n) {
   if (cg_buffer_node(n) == n) gen_copy(cg, n);
 }
 
+/* The replicas' weighted sum of a gradient, by the instance's callback
+ * (runtime/context.c: gradc_allreduce, which returns at once when no
+ * callback is set), over the node's own storage: fuse() gives it the
+ * gradient's buffer when nothing else reads that, else it copies first.
+ * The update stage placed it right after the gradient; the callback may
+ * finish the sum later, by gen_function's call with no data before its
+ * first reader. */
+static void gen_allreduce(CG *cg, const Node *n) {
+  const Node *x = n->src[0];
+  if (!cg_buffer_node(x) || cg_buffer_node(x) != cg_buffer_node(n)) gen_copy(cg, n);
+  LLVMTypeRef params[3] = {cg->ptr, cg->i64, cg->i64};
+  LLVMValueRef args[3] = {cg_ptr(cg, n), cg_count(cg, &n->shape), cg_int(cg, n->dtype)};
+  cg_call(cg, ABI_FN_ALLREDUCE, cg->vd, params, args, 3);
+}
+
 static void gen_slice(CG *cg, const Node *n) {
   cg_slice_walk(cg, n, &n->shape, &n->src[0]->shape, n->src[0], n, false);
 }
@@ -1250,6 +1265,26 @@ static int gen_loop(CG *cg, int l, int begin, LLVMValueRef bufs, LLVMValueRef sy
   return end;
 }
 
+/* Per kernel position of this function: the last allreduce node whose
+ * sum the kernel reads (itself or through the nodes fused into it), -1
+ * for none. */
+static int *sums_read(CG *cg) {
+  const Graph *g = cg->g;
+  int *need = arena_alloc(g->arena, sizeof(int) * (size_t)(g->nnodes + 1));
+  for (int i = 0; i < g->nnodes; i++) need[i] = -1;
+  for (int i = 0; i < g->nnodes; i++) {
+    const Node *n = g->nodes[i];
+    if (!cg->mark[i] || n->op == OP_ALLREDUCE) continue;
+    for (int k = 0; k < n->nsrc; k++) {
+      if (n->src[k]->op != OP_ALLREDUCE) continue;
+      const Node *r = n;
+      while (r->inlined_into) r = r->inlined_into;
+      if (need[r->id] < n->src[k]->id) need[r->id] = n->src[k]->id;
+    }
+  }
+  return need;
+}
+
 static void gen_function(CG *cg, const char *name, Node *const *roots, int nroots, bool train) {
   const Graph *g = cg->g;
   cg->train = train;
@@ -1266,9 +1301,25 @@ static void gen_function(CG *cg, const char *name, Node *const *roots, int nroot
   LLVMPositionBuilderAtEnd(cg->b, entry);
   graph_mark_needed(g, roots, nroots, train, cg->mark);
   load_arguments(cg, bufs, syms);
+  int *need = sums_read(cg), started = -1, waited = -1;
   for (int i = 0; i < g->nnodes; i++) {
     const Node *n = g->nodes[i];
     if (!cg->mark[i] || n->inlined_into) continue;
+    /* The callback's chance to wait for reductions it runs asynchronously:
+     * before a kernel (or a loop) that reads a sum handed over since the
+     * last wait.  The updates of a parameter may come before the last
+     * gradient (dce orders nodes by the assigns' operands), so a step may
+     * wait more than once. */
+    const Node *e = n->a.loop ? graph_loop_end(g, n->a.loop) : NULL;
+    int want = -1;
+    for (int k = i; k <= (e ? e->id : i); k++) want = need[k] > want ? need[k] : want;
+    if (want > waited) {
+      LLVMTypeRef types[3] = {cg->ptr, cg->i64, cg->i64};
+      LLVMValueRef none[3] = {LLVMConstNull(cg->ptr), cg_int(cg, 0), cg_int(cg, 0)};
+      cg_call(cg, ABI_FN_ALLREDUCE, cg->vd, types, none, 3);
+      waited = started;
+    }
+    if (n->op == OP_ALLREDUCE) started = i;
     if (n->a.loop) {
       i = gen_loop(cg, n->a.loop, i, bufs, syms);
       continue;

@@ -128,6 +128,7 @@ static bool run_stages(Graph *g, const CompileOptions *o) {
   if (!autodiff(g)) return false;
   verify(g, o, "autodiff");
   t = time_add(o->times, "autodiff", t);
+  g->data_parallel = o->data_parallel;
   opt_update(g);
   verify(g, o, "update");
   time_add(o->times, "update (optimizer)", t);

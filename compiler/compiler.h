@@ -435,6 +435,9 @@ struct Graph {
   /* grad(y, x) expressions the autodiff stage replaced by backward nodes:
    * a loss that has them is differentiated twice (gradc check says so). */
   int ngrad_exprs;
+  /* The update stage sums each gradient over data-parallel replicas
+   * (an allreduce node between it and the update): CompileOptions. */
+  bool data_parallel;
 };
 
 extern const char *const dtype_names[DT_COUNT];
@@ -1128,6 +1131,7 @@ typedef struct CompileOptions {
   bool verify;             /* graph_verify after every stage and pass */
   PassStats *stats;        /* when not NULL: what each pass changed */
   TimeReport *times;       /* when not NULL: time per stage and pass */
+  bool data_parallel;      /* train steps all-reduce their gradients (optimizer.c) */
 } CompileOptions;
 
 /* STAGE_OPT at level 3; verify on in GRADC_VERIFY builds or when the

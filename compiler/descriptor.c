@@ -130,6 +130,7 @@ void desc_build(const Graph *g, Descriptor *out) {
   d[ABI_H_NBUFFERS] = nb;
   d[ABI_H_NSTEPS] = tr.nsteps;
   d[ABI_H_NHYPERS] = nhypers;
+  for (int i = 0; i < g->nnodes; i++) d[ABI_H_ALLREDUCE] += g->nodes[i]->op == OP_ALLREDUCE;
   /* names: the model, the tensors, the symbolic dims, then per step its
    * name, its optimizer's and its hyperparameters' */
   const char **names = arena_alloc(a, sizeof *names * (size_t)(1 + nt + g->nsym + 2 * tr.nsteps + nhypers));

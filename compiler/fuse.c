@@ -227,6 +227,17 @@ int fuse(Graph *g, bool enable) {
     else if (op_info[x->op].flags & F_VIEW)
       x->storage = x->src[0]->storage;
   }
+  /* 3b. An all-reduce sums its gradient in place when nothing else reads
+   * the gradient's buffer: no copy of the step's largest values.  It runs
+   * on the calling thread at its own position, after the gradient is
+   * complete and before any reader of the sum. */
+  for (int i = 0; i < n; i++) {
+    Node *x = g->nodes[i], *s = x->src ? x->src[0] : NULL;
+    if (x->op != OP_ALLREDUCE || x->inlined_into || !s || s->storage != s || (op_info[s->op].flags & F_PERSISTENT) ||
+        s->op == OP_INPUT || (s->flags & (N_OUTPUT | N_METRIC | N_LOSS)) || rd.start[s->id + 1] - rd.start[s->id] != 1)
+      continue;
+    x->storage = s;
+  }
   /* 4. Updates in place: the new value of a parameter or slot is written
    * over the old one when nothing reads the old one afterwards, neither a
    * later loop nor, in the same loop, anything outside the new value's own

@@ -251,6 +251,20 @@ void header_write(FILE *out, const Graph *g, const EmitOptions *o) {
           "int %s_set_hyper(gradc_aot_model *m, const char *step, const char *name, double value);\n"
           "int %s_get_hyper(gradc_aot_model *m, const char *step, const char *name, double *value);\n\n",
           p, p);
+  fprintf(out,
+          "/* Data-parallel training (a .so made with gradc compile --data-parallel):\n"
+          " * fn(user, data, count, dtype) must sum one gradient (count elements of\n"
+          " * GRADC_AOT_F32 or _F64) in place over every replica, each weighted by its\n"
+          " * share of the global batch, and return 0 (non-zero fails the step).  Each\n"
+          " * train step calls it on the calling thread once per trained parameter as\n"
+          " * the backward pass completes its gradient, and with data NULL before an\n"
+          " * update reads a sum: every sum handed over must then be in place (an\n"
+          " * asynchronous fn waits there, a synchronous one returns 0).  NULL removes it;\n"
+          " * GRADC_AOT_ERR_ARG for a .so made without --data-parallel%s.\n"
+          " * examples/train_mpi_so.c plugs MPI in. */\n"
+          "int %s_set_allreduce(gradc_aot_model *m, int (*fn)(void *user, void *data, int64_t count, int dtype),\n"
+          "                    void *user);\n\n",
+          dd.desc[ABI_H_ALLREDUCE] ? "" : " (as this one)", p);
   const int64_t *first = dd.nsteps ? abi_step(dd.desc, 0) : NULL;
   fprintf(out,
           "/* Outputs, metrics and every loss (when the label inputs are filled) from\n"

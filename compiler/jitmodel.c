@@ -174,6 +174,7 @@ CompileOptions jitmodel_compile_options(const gradc_options *o) {
   CompileOptions co = compile_defaults();
   co.opt_level = o->check_numerics ? 0 : o->opt_level;
   co.lr = o->lr;
+  co.data_parallel = o->data_parallel != 0;
   return co;
 }
 

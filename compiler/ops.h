@@ -59,6 +59,11 @@
   OP(SIZE,        "size",              0, K_LEAF,    shape_leaf,         grad_none,         eval_size,         gen_none, NAN, F_NO_GRAD | F_IMMEDIATE) \
   /* state <- value, after everything else of the step (see autodiff.c) */ \
   OP(ASSIGN,      "assign",            2, K_UPDATE,  shape_assign,       grad_none,         eval_assign,       cg_assign, NAN, F_NO_GRAD | F_EFFECT) \
+  /* a gradient summed over data-parallel replicas, each weighted by its \
+   * share of the global batch, through the instance's reduction callback \
+   * (gradc_set_allreduce); the value itself on one process.  Made by the \
+   * update stage (optimizer.c) only with CompileOptions.data_parallel */ \
+  OP(ALLREDUCE,   "allreduce",         1, K_UNARY,   shape_same_float,   grad_none,         eval_copy,         gen_allreduce, NAN, F_NO_GRAD) \
   /* elementwise binary, numpy broadcasting */ \
   OP(ADD,         "add",               2, K_BINARY,  shape_arith,        grad_add,          eval_binary,       gen_elementwise, 0, F_COMMUTATIVE | F_ELEMENTWISE) \
   OP(SUB,         "sub",               2, K_BINARY,  shape_arith,        grad_sub,          eval_binary,       gen_elementwise, 0, F_ELEMENTWISE) \

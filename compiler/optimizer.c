@@ -33,6 +33,13 @@
  * (1 - beta1^t) is computed in each parameter's dtype, as Keras computes it
  * in the variable's.
  *
+ * With data parallelism (g->data_parallel), each gradient passes through
+ * an allreduce node before clipping and the update: the sum over the
+ * replicas, each weighted by its share of the batch, that the instance's
+ * callback computes (a loss that is a mean over the batch then gets the
+ * gradient of the whole batch); without a callback the node is the
+ * gradient itself.
+ *
  * Gradient clipping is an option of every optimizer, Keras 2.x's
  * (optimizer_v2._transform_gradients), applied in its order before the
  * update: clipvalue=c clips each element to [-c, c]; clipnorm=c scales each
@@ -265,8 +272,10 @@ static void clip_gradients(OptBuild *b, Node **clipped) {
   const TrainStep *st = b->st;
   const Optimizer *o = &st->opt;
   for (int i = 0; i < st->ngrads; i++) {
-    Node *g = clipped[i] = st->grads[i].grad;
     b->fwd = st->grads[i].param;
+    /* Data parallel: every replica's gradient of its shard, summed, is
+     * what clipping and the update see, so they stay identical. */
+    Node *g = clipped[i] = b->g->data_parallel ? un(b, OP_ALLREDUCE, st->grads[i].grad) : st->grads[i].grad;
     if (o->clipvalue > 0) {
       Node *c = hyper(b, "clipvalue", g->dtype);
       g = clipped[i] = bin(b, OP_MINIMUM, bin(b, OP_MAXIMUM, g, un(b, OP_NEG, c)), c);
@@ -366,6 +375,27 @@ static bool feeds(Graph *g, Node *value, Node *loss, unsigned char *a, unsigned 
   for (int i = 0; i < g->nnodes; i++)
     if (a[i] && b[i] && op_info[g->nodes[i]->op].kind != K_LEAF) return true;
   return false;
+}
+
+/* Data parallel: each allreduce right after its gradient (outside loops),
+ * so that the reduction can start while the rest of the backward pass
+ * runs; the order of the others is kept (the sums are read by the updates,
+ * after the backward pass). */
+static void place_reductions(Graph *g) {
+  Node **ar = arena_alloc(g->arena, sizeof(Node *) * (size_t)(g->nnodes + 1));
+  Node **order = arena_alloc(g->arena, sizeof(Node *) * (size_t)(g->nnodes + 1));
+  int nar = 0, n = 0;
+  for (int i = 0; i < g->nnodes; i++)
+    if (g->nodes[i]->op == OP_ALLREDUCE && !g->nodes[i]->src[0]->a.loop) ar[nar++] = g->nodes[i];
+  for (int i = 0; i < g->nnodes; i++) {
+    Node *x = g->nodes[i];
+    if (x->op == OP_ALLREDUCE && !x->src[0]->a.loop) continue;
+    order[n++] = x;
+    for (int k = 0; k < nar; k++)
+      if (ar[k]->src[0] == x) order[n++] = ar[k];
+  }
+  GRADC_ASSERT(n == g->nnodes);
+  for (int i = 0; i < n; i++) g->nodes[i] = order[i], g->nodes[i]->id = i;
 }
 
 void opt_update(Graph *g) {
@@ -471,5 +501,6 @@ void opt_update(Graph *g) {
     as->fwd = ups[i].dst;
     as->rule = opt_info[g->steps[owner[i]].opt.kind].name;
   }
+  if (g->data_parallel) place_reductions(g);
   if (reordered) graph_sort(g);
 }

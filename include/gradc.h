@@ -74,6 +74,9 @@ typedef struct gradc_options {
                             included; 0 = all cores (default 0) */
   double lr;             /* > 0 overrides the model's learning rate */
   int check_numerics;    /* non-zero: train_step checks loss for NaN/Inf */
+  int data_parallel;     /* non-zero: each train step hands every gradient,
+                            once complete and before the update, to the
+                            callback of gradc_set_allreduce (default 0) */
 } gradc_options;
 
 /* Fills o with the defaults above. */
@@ -172,6 +175,29 @@ gradc_status gradc_forward(gradc_model *m);
  * included.  For a model with one train statement; with several,
  * GRADC_ERR_ARG (use gradc_step). */
 gradc_status gradc_train_step(gradc_model *m, double *loss);
+
+/* Data-parallel training: a callback that sums one gradient over every
+ * replica in place, each replica's contribution weighted by its share of
+ * the global batch (rows_r / rows of all replicas), so that a loss that is
+ * a mean over the batch gets the gradient of the whole batch on every
+ * replica.  data holds count elements of dtype (GRADC_F32 or GRADC_F64).
+ * Returns 0, or non-zero on failure (see gradc_set_allreduce). */
+typedef int (*gradc_allreduce_fn)(void *user, void *data, int64_t count, gradc_dtype dtype);
+
+/* Installs fn (NULL removes it) as m's gradient reduction; user is passed
+ * back to it.  A model compiled with gradc_options.data_parallel calls it
+ * from inside every train step, on the calling thread, once per trained
+ * parameter as soon as the backward pass has completed that gradient (in
+ * the order the backward pass completes them), and with data NULL and
+ * count 0 before clipping or an update reads a sum: by the time that call
+ * returns, every gradient handed over before it must hold its sum.  A
+ * callback that reduces asynchronously (while the backward pass goes on)
+ * waits there; a synchronous one returns 0.  Without a callback the steps are the
+ * ordinary ones.  GRADC_ERR_ARG on a NULL model or a model
+ * compiled without data_parallel.  A step during which fn failed returns
+ * GRADC_ERR_ARG, its message naming fn's return value; the parameters are
+ * then not those of any replica and the run should end. */
+gradc_status gradc_set_allreduce(gradc_model *m, gradc_allreduce_fn fn, void *user);
 
 /* Train steps by name.  A model file may have several train statements,
  *   train d_loss of disc.* with adam(lr=1e-4) as critic

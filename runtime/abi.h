@@ -81,6 +81,7 @@ typedef enum { ABI_CALL_RT, ABI_CALL_C, ABI_CALL_LLVM } AbiCall;
   X(LOOP,          gradc_loop,          ABI_CALL_RT,   UNTIMED)       \
   X(SCRATCH,       gradc_scratch,       ABI_CALL_RT,   UNTIMED)       \
   X(PROFILE_MARK,  gradc_profile_mark,  ABI_CALL_RT,   UNTIMED)       \
+  X(ALLREDUCE,     gradc_allreduce,     ABI_CALL_RT,   UNTIMED)       \
   X(DGEMM,         cblas_dgemm,         ABI_CALL_C,    UNTIMED)       \
   X(TANHF,         tanhf,               ABI_CALL_C,    UNTIMED)       \
   X(TANH,          tanh,                ABI_CALL_C,    UNTIMED)       \
@@ -257,10 +258,14 @@ typedef enum {
  * Strings are indices into AbiModel.names (0 is the model's name); a
  * step's entry point is AbiModel.fns[1 + s], forward is fns[0]. */
 enum {
-  ABI_VERSION = 3,             /* 2: names of symbolic dims and hyperparameters;
-                                  3: the step table and fns[] */
+  ABI_VERSION = 4,             /* 2: names of symbolic dims and hyperparameters;
+                                  3: the step table and fns[];
+                                  4: ABI_H_ALLREDUCE */
   ABI_H_VERSION = 0, ABI_H_NNODES, ABI_H_NSYM, ABI_H_REUSE, ABI_H_NTENSORS, ABI_H_NBUFFERS,
   ABI_H_NSTEPS, ABI_H_NHYPERS,
+  ABI_H_ALLREDUCE,             /* the number of allreduce nodes (gradients the
+                                  steps sum over replicas); 0: compiled
+                                  without data parallelism */
   ABI_H_SYM_NAME,              /* names index of symbolic dim 1's name; dims
                                   2..nsym follow it */
   ABI_H_SIZE,
@@ -335,7 +340,7 @@ static inline const int64_t *abi_storage(const int64_t *d) { return abi_hyper(d,
   X(workspace_size, "ll") X(state_size, "l") X(checkpoint_size, "l") X(get_state, "ippl")          \
   X(set_state, "ippl") X(save, "ipp") X(load, "ipp") X(tensor_count, "i") X(tensor_info, "ipip")    \
   X(data, "pppp") X(last_error, "pp") X(set_hyper, "ipppd") X(get_hyper, "ipppp") X(bind_dim, "ippl")  \
-  X(step, "ipppp") X(step_count, "i") X(step_name, "ppi")
+  X(step, "ipppp") X(step_count, "i") X(step_name, "ppi") X(set_allreduce, "ippp")
 
 /* ------------------------------------------- code both sides run (runtime/) */
 

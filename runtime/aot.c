@@ -138,6 +138,13 @@ int gradc_aot_set_hyper(const AbiModel *am, gradc_model *m, const char *step, co
   return GRADC_OK;
 }
 
+/* The .so's m_set_allreduce: the gradient reduction of a model compiled
+ * with gradc compile --data-parallel (gradc_set_allreduce's contract). */
+int gradc_aot_set_allreduce(const AbiModel *am, gradc_model *m, gradc_allreduce_fn fn, void *user) {
+  gradc_status s = check(am, m, "set_allreduce");
+  return s ? s : inst_set_allreduce(m, "set_allreduce", fn, user);
+}
+
 int gradc_aot_get_hyper(const AbiModel *am, gradc_model *m, const char *step, const char *name, double *value) {
   gradc_status s = check(am, m, "get_hyper");
   if (s) return s;

@@ -56,3 +56,10 @@ int rt_default_threads(void) {
   pthread_once(&default_once, read_default_threads);
   return default_threads < 1 ? 1 : default_threads;
 }
+
+void gradc_allreduce(RtContext *rt, void *data, int64_t count, int64_t dtype) {
+  /* One failure ends the reduction for this step: the caller's callback
+   * has reported its peers gone, and the step's result is discarded. */
+  if (!rt->allreduce || rt->allreduce_failed) return;
+  rt->allreduce_failed = rt->allreduce(rt->allreduce_user, data, count, (gradc_dtype)dtype);
+}

@@ -441,8 +441,21 @@ gradc_status inst_step(gradc_model *m, const char *fn, int step, double *loss) {
   if (s) return s;
   if (step < 0 || step >= m->nsteps)
     return inst_fail(m, GRADC_ERR_ARG, "%s_%s: the model has no train step %d", m->api, fn, step);
+  m->rt->allreduce_failed = 0;
   m->am->fns[1 + step](m->rt, m->buf, m->sym);
   if (loss) *loss = inst_loss(m, step);
+  if (m->rt->allreduce_failed)
+    return inst_fail(m, GRADC_ERR_ARG, "%s_%s: the gradient reduction (the allreduce callback) failed with %d; the "
+                     "parameters are no longer those of the other replicas", m->api, fn, m->rt->allreduce_failed);
+  return GRADC_OK;
+}
+
+gradc_status inst_set_allreduce(gradc_model *m, const char *fn, gradc_allreduce_fn cb, void *user) {
+  if (cb && !m->d[ABI_H_ALLREDUCE])
+    return inst_fail(m, GRADC_ERR_ARG, "%s_%s: the model was compiled without data parallelism, so its steps never "
+                     "reduce gradients (gradc_options.data_parallel, gradc compile --data-parallel)", m->api, fn);
+  m->rt->allreduce = cb;
+  m->rt->allreduce_user = user;
   return GRADC_OK;
 }
 
@@ -572,6 +585,11 @@ gradc_status gradc_forward(gradc_model *m) {
 int gradc_step_count(const gradc_model *m) { return m ? m->nsteps : 0; }
 
 const char *gradc_step_name(const gradc_model *m, int i) { return m ? inst_step_name(m, i) : NULL; }
+
+gradc_status gradc_set_allreduce(gradc_model *m, gradc_allreduce_fn fn, void *user) {
+  if (!m) return inst_fail(NULL, GRADC_ERR_ARG, "gradc_set_allreduce: NULL model");
+  return inst_set_allreduce(m, "set_allreduce", fn, user);
+}
 
 gradc_status gradc_set_hyper(gradc_model *m, const char *step, const char *name, double value) {
   if (!m) return inst_fail(NULL, GRADC_ERR_ARG, "gradc_set_hyper: NULL argument");

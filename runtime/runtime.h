@@ -58,6 +58,12 @@ typedef struct RtContext {
   /* gradc_loop's other parts: contexts of their own (gemm scratch, scratch,
    * profile tables), made on first need, always serial */
   struct RtContext *rows[ABI_MAX_LOOP_PARTS];
+  /* gradc_allreduce: the caller's reduction of gradients over replicas
+   * (gradc_set_allreduce), NULL for none; the first failure it returned in
+   * this step, after which the step's other calls are skipped */
+  gradc_allreduce_fn allreduce;
+  void *allreduce_user;
+  int allreduce_failed;
   _Alignas(64) unsigned char scratch[ABI_SCRATCH_BYTES];   /* gradc_scratch */
 } RtContext;
 
@@ -148,6 +154,12 @@ void gradc_loop(RtContext *rt, gradc_task *task, void **buf, const int64_t *sym,
 /* ABI_SCRATCH_BYTES for the partial results of compiled code's parallel
  * reductions (codegen.c sizes its row chunks by the same constant). */
 void *gradc_scratch(RtContext *rt);
+/* Compiled data-parallel steps call this with each gradient once it is
+ * complete (an allreduce node): the caller's callback sums it over the
+ * replicas in place; then once with data NULL, before the first reader of
+ * a sum (the callback waits there for sums it computes asynchronously).
+ * Nothing happens without a callback. */
+void gradc_allreduce(RtContext *rt, void *data, int64_t count, int64_t dtype);
 
 /* ------------------------------------------------------------------ mem.c */
 
@@ -203,6 +215,9 @@ bool inst_bound(const gradc_model *m) RT_SHARED(inst_bound);
  * API's function name after the prefix, for messages. */
 gradc_status inst_forward(gradc_model *m) RT_SHARED(inst_forward);
 gradc_status inst_step(gradc_model *m, const char *fn, int step, double *loss) RT_SHARED(inst_step);
+/* The gradient reduction of data-parallel steps (gradc_set_allreduce, a
+ * .so's m_set_allreduce); refused for a model compiled without it. */
+gradc_status inst_set_allreduce(gradc_model *m, const char *fn, gradc_allreduce_fn cb, void *user);
 int inst_steps(const gradc_model *m);
 /* The index of the step called name (NULL: the only one), or -1 after a
  * message listing the steps. */

@@ -9,6 +9,8 @@ set -euo pipefail
 # protobuf-c reads and writes ONNX files, with the onnx.proto python3-onnx
 # ships (also the checker of tests/run_onnx_tests.sh, whose PyTorch twins
 # need python3-torch).
+# Open MPI for data-parallel training (gradc builds without it too) and its
+# tests.
 PACKAGES=(
     build-essential cmake pkg-config
     llvm-19-dev libopenblas-dev zlib1g-dev libcmocka-dev libpng-dev
@@ -17,6 +19,7 @@ PACKAGES=(
     python3 python3-numpy python3-pytest
     libprotobuf-c-dev protobuf-c-compiler python3-onnx
     python3-torch
+    libopenmpi-dev openmpi-bin
 )
 
 missing=()

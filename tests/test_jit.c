@@ -130,6 +130,9 @@ static const Tol f32_tol = {1e-5, 1e-4, 1e-3};
 /* Which ops the models compiled so far contained, and so ran through their
  * code generators and matched the evaluator (test_ops checks all do). */
 static bool jit_ran[OP_COUNT];
+/* run_model_tol compiles data-parallel (allreduce nodes, no callback: the
+ * gradient itself, which the evaluator's identity must match) */
+static bool data_parallel;
 
 static void note_ops(const Graph *g) {
   for (int i = 0; i < g->nnodes; i++) jit_ran[g->nodes[i]->op] = true;
@@ -139,6 +142,7 @@ static void run_model_tol(const char *name, const char *src, int64_t batch, int 
   gradc_options o;
   gradc_options_default(&o);
   o.threads = 1;
+  o.data_parallel = data_parallel;
   gradc_model *m = NULL;
   gradc_status s = gradc_compile_string(name, src, &o, &m);
   if (s) print_error("%s\n", gradc_last_error(NULL));
@@ -861,6 +865,9 @@ static void test_ops(void **state) {
     run_model(name, models[i], 1, 2);
     run_opt_levels(name, models[i], 4, 3);
   }
+  data_parallel = true;
+  run_model("op_model_data_parallel.nn", models[0], 4, 3);
+  data_parallel = false;
   int missing = 0;
   for (int op = 0; op < OP_COUNT; op++)
     if (!jit_ran[op] && !(op_info[op].flags & F_LOWERED)) {   /* lowered: never compiled */

@@ -68,6 +68,7 @@ class Options(ctypes.Structure):
         ("threads", ctypes.c_int),
         ("lr", ctypes.c_double),
         ("check_numerics", ctypes.c_int),
+        ("data_parallel", ctypes.c_int),
     ]
 
 

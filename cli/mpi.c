@@ -1,0 +1,471 @@
+/*
+ * mpi.c - data-parallel training over MPI for `mpirun -np N gradc train`.
+ *
+ * Every rank compiles the same model with gradc_options.data_parallel, so
+ * each train step hands every gradient, once complete and before the
+ * update, to the callback installed here (gradc_set_allreduce).  The
+ * training loop (train.c) asks this file which rows of each global batch
+ * are this rank's (dist_share), and sums its loss and metrics over the
+ * ranks (dist_sum); everything MPI is here, behind the Dist handle, so the
+ * rest of gradc builds and runs without MPI (the stubs at the end).
+ *
+ * The reduction is deterministic, whatever MPI library or algorithm:
+ * each gradient is cut into N chunks; an MPI_Alltoall gives rank r every
+ * rank's copy of chunk r, which it adds in rank order 0..N-1 in double,
+ * each weighted by that rank's share of the batch, and rounds once; an
+ * MPI_Allgather hands the sums round.  So a run repeated with the same N
+ * gives the same bits, and N = 1 the bits of a run without MPI; different
+ * N agree to rounding (the order of the additions differs).  The traffic
+ * per rank is 2 (N-1)/N of the gradient, as a ring all-reduce's.
+ *
+ * Weights: rank r computes the mean loss of its rows_r rows, so sum_r
+ * (rows_r / rows) g_r is the gradient of the mean over the global batch;
+ * terms that do not depend on the batch (weight decay) keep their value
+ * since the weights sum to 1.  A rank with no rows in a small last batch
+ * runs its step on one row with weight 0.  Losses that sum over the batch
+ * instead of averaging would need weight 1: gradc assumes means (Keras').
+ *
+ * Failure: at the start every rank sends rank 0 what must agree (a hash of
+ * the model file, gradc's version, the dataset's size, batch, epochs and
+ * seed); a mismatch ends every rank with a message naming the rank and
+ * what differs.  MPI's errors are returned (MPI_ERRORS_RETURN), reported
+ * with the rank, and end the job with MPI_Abort; a watchdog thread aborts
+ * a collective that has not finished after --mpi-timeout seconds (a rank
+ * died or hangs), so no rank waits forever.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+/* Under a launcher, the size of the job it started (Open MPI, MPICH and
+ * other PMI launchers, Slurm); 0 when started alone. */
+int dist_launched_size(void) {
+  static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS"};
+  for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+    const char *v = getenv(vars[i]);
+    if (v && atoi(v) > 0) return atoi(v);
+  }
+  return 0;
+}
+
+void dist_share(const Dist *d, int64_t rows, int64_t *first, int64_t *count, double *weight) {
+  int n = d ? d->size : 1, r = d ? d->rank : 0;
+  /* rows split as evenly as possible: the first rows % n ranks one more */
+  int64_t lo = rows * r / n, hi = rows * (r + 1) / n;
+  *first = lo, *count = hi - lo;
+  *weight = rows ? (double)(hi - lo) / (double)rows : 0;
+}
+
+/* FNV-1a, enough to tell two files apart (not an adversary's). */
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+  const unsigned char *c = p;
+  for (size_t i = 0; i < n; i++) h = (h ^ c[i]) * 1099511628211ull;
+  return h;
+}
+
+uint64_t dist_state_hash(gradc_model *m) {
+  uint64_t h = 14695981039346656037ull;
+  for (int i = 0; i < gradc_tensor_count(m); i++) {
+    gradc_tensor t;
+    if (gradc_tensor_info(m, i, &t) || (t.kind != GRADC_PARAM && t.kind != GRADC_STATE)) continue;
+    int64_t count;
+    const void *p = gradc_data(m, t.name, &count);
+    size_t es = t.dtype == GRADC_F64 ? 8 : t.dtype == GRADC_BOOL ? 1 : 4;
+    if (p) h = fnv(h, p, (size_t)count * es);
+  }
+  return h;
+}
+
+#ifdef GRADC_HAVE_MPI
+#include <mpi.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+static uint64_t hash_file(const char *path) {
+  FILE *f = fopen(path, "rb");
+  uint64_t h = 14695981039346656037ull;
+  if (!f) return 0;
+  unsigned char buf[65536];
+  size_t k;
+  while ((k = fread(buf, 1, sizeof buf, f)) > 0) h = fnv(h, buf, k);
+  fclose(f);
+  return h;
+}
+
+/* What every rank must agree on before training. */
+typedef struct Agree {
+  uint64_t model, version;
+  int64_t samples, batch, epochs, seed;
+} Agree;
+
+struct DistImpl {
+  /* the watchdog: the collective under way and since when (0: none) */
+  pthread_t watchdog;
+  pthread_mutex_t lock;
+  const char *op;
+  double since, timeout;
+  bool stop;
+  /* the gradient reduction's buffers, grown to the largest gradient */
+  void *send, *recv;
+  size_t cap;
+  double *weights;        /* each rank's share of the current batch */
+  /* --mpi-overlap: a communication thread reduces the gradients queued by
+   * the step's calls while the backward pass goes on; the call without
+   * data waits for the queue to drain */
+  bool overlap, stop_comm, comm_failed;
+  pthread_t comm;
+  pthread_mutex_t qlock;
+  pthread_cond_t qwork, qdone;
+  struct Job { void *data; int64_t count; gradc_dtype dtype; } queue[256];
+  long qhead, qtail;
+  /* the failure tests' hook: GRADC_MPI_TEST=kill:RANK:N or stall:RANK:N
+   * kills rank RANK (SIGKILL) or stops it for good at its Nth reduction */
+  char fault;
+  int fault_rank;
+  long fault_at;
+};
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* A collective begins (op) or ends (NULL): what the watchdog watches. */
+static void watch(Dist *d, const char *op) {
+  pthread_mutex_lock(&d->impl->lock);
+  d->impl->op = op;
+  d->impl->since = op ? now_s() : 0;
+  pthread_mutex_unlock(&d->impl->lock);
+}
+
+/* MPI_Abort from this thread while the main one waits inside MPI: the
+ * library was initialised for one thread (MPI_Init), so this is outside
+ * the standard's promise; Open MPI and MPICH end the job all the same, and
+ * _exit after it makes sure at least this rank ends. */
+static void *watchdog(void *arg) {
+  Dist *d = arg;
+  for (;;) {
+    usleep(100000);
+    pthread_mutex_lock(&d->impl->lock);
+    bool stop = d->impl->stop;
+    const char *op = d->impl->op;
+    double waited = op ? now_s() - d->impl->since : 0;
+    pthread_mutex_unlock(&d->impl->lock);
+    if (stop) return NULL;
+    if (op && waited > d->impl->timeout) {
+      fprintf(stderr, "gradc: error: rank %d of %d: %s has not completed after %.0f s (--mpi-timeout): another rank "
+              "died or hangs; ending every rank\n", d->rank, d->size, op, d->impl->timeout);
+      fflush(stderr);
+      MPI_Abort(MPI_COMM_WORLD, 3);
+      _exit(3);
+    }
+  }
+}
+
+/* An MPI call's failure, reported with the rank, ends the whole job. */
+static void check(Dist *d, int rc, const char *what) {
+  watch(d, NULL);
+  if (rc == MPI_SUCCESS) return;
+  char msg[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, msg, &len);
+  fprintf(stderr, "gradc: error: rank %d of %d: %s failed: %s; ending every rank\n", d->rank, d->size, what, msg);
+  fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, 3);
+  _exit(3);
+}
+
+bool dist_available(void) { return true; }
+
+static void *comm_thread(void *arg);
+
+/* The launcher ends the other ranks with SIGTERM when one dies: each says
+ * so (write(2): async-signal-safe) rather than vanishing silently. */
+static char term_msg[160];
+static void on_term(int sig) {
+  (void)sig;
+  ssize_t ignored = write(2, term_msg, strlen(term_msg));
+  (void)ignored;
+  _exit(143);
+}
+
+gradc_status dist_init(Dist *d, int *argc, char ***argv, double timeout, bool overlap, RtError *err) {
+  memset(d, 0, sizeof *d);
+  /* with overlap only the communication thread calls MPI during a step,
+   * and the main thread only between steps, when the queue is empty */
+  int provided = MPI_THREAD_SINGLE;
+  if (MPI_Init_thread(argc, argv, overlap ? MPI_THREAD_SERIALIZED : MPI_THREAD_SINGLE, &provided) != MPI_SUCCESS)
+    return rt_fail(err, GRADC_ERR_ARG, "MPI_Init failed");
+  if (overlap && provided < MPI_THREAD_SERIALIZED)
+    return rt_fail(err, GRADC_ERR_ARG, "--mpi-overlap needs MPI_THREAD_SERIALIZED, which this MPI library does not "
+                   "provide");
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &d->size);
+  snprintf(term_msg, sizeof term_msg, "gradc: error: rank %d of %d: ended by the launcher (SIGTERM), most likely "
+           "because another rank failed or died\n", d->rank, d->size);
+  struct sigaction sa = {0};
+  sa.sa_handler = on_term;
+  sigaction(SIGTERM, &sa, NULL);
+  d->impl = calloc(1, sizeof *d->impl);
+  if (!d->impl) return rt_fail(err, GRADC_ERR_NOMEM, "out of memory");
+  d->impl->weights = calloc((size_t)d->size, sizeof(double));
+  if (!d->impl->weights) return rt_fail(err, GRADC_ERR_NOMEM, "out of memory");
+  d->impl->timeout = timeout;
+  const char *t = getenv("GRADC_MPI_TEST");
+  char kind[8];
+  if (t && sscanf(t, "%7[a-z]:%d:%ld", kind, &d->impl->fault_rank, &d->impl->fault_at) == 3)
+    d->impl->fault = kind[0];
+  pthread_mutex_init(&d->impl->lock, NULL);
+  if (pthread_create(&d->impl->watchdog, NULL, watchdog, d))
+    return rt_fail(err, GRADC_ERR_ARG, "cannot start the MPI watchdog thread");
+  d->impl->overlap = overlap;
+  pthread_mutex_init(&d->impl->qlock, NULL);
+  pthread_cond_init(&d->impl->qwork, NULL);
+  pthread_cond_init(&d->impl->qdone, NULL);
+  if (overlap && pthread_create(&d->impl->comm, NULL, comm_thread, d))
+    return rt_fail(err, GRADC_ERR_ARG, "cannot start the communication thread");
+  return GRADC_OK;
+}
+
+void dist_finish(Dist *d) {
+  if (!d || !d->impl) return;
+  pthread_mutex_lock(&d->impl->lock);
+  d->impl->stop = true;
+  pthread_mutex_unlock(&d->impl->lock);
+  pthread_join(d->impl->watchdog, NULL);
+  if (d->impl->overlap) {
+    pthread_mutex_lock(&d->impl->qlock);
+    d->impl->stop_comm = true;
+    pthread_cond_signal(&d->impl->qwork);
+    pthread_mutex_unlock(&d->impl->qlock);
+    pthread_join(d->impl->comm, NULL);
+  }
+  free(d->impl->send), free(d->impl->recv), free(d->impl->weights);
+  free(d->impl);
+  d->impl = NULL;
+  MPI_Finalize();
+}
+
+void dist_abort(Dist *d, int code) {
+  fflush(stdout), fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, code);
+  (void)d;
+  _exit(code);
+}
+
+gradc_status dist_agree(Dist *d, const char *model_path, const char *version, int64_t samples, int64_t batch,
+                        int epochs, uint64_t seed, RtError *err) {
+  Agree me = {hash_file(model_path), fnv(14695981039346656037ull, version, strlen(version)), samples, batch, epochs,
+              (int64_t)seed};
+  Agree *all = malloc(sizeof(Agree) * (size_t)d->size);
+  if (!all) return rt_fail(err, GRADC_ERR_NOMEM, "out of memory");
+  watch(d, "MPI_Allgather (the start-up check)");
+  check(d, MPI_Allgather(&me, (int)sizeof me, MPI_BYTE, all, (int)sizeof me, MPI_BYTE, MPI_COMM_WORLD),
+        "MPI_Allgather (the start-up check)");
+  gradc_status s = GRADC_OK;
+  for (int r = 1; r < d->size && !s; r++) {
+    const Agree *a = &all[r], *z = &all[0];
+    if (a->model != z->model)
+      s = rt_fail(err, GRADC_ERR_ARG, "rank %d's model file '%s' differs from rank 0's (hash %016" PRIx64 " vs %016"
+                  PRIx64 "): every rank must train the same model", r, model_path, a->model, z->model);
+    else if (a->version != z->version)
+      s = rt_fail(err, GRADC_ERR_ARG, "rank %d runs another gradc version than rank 0 (this one is %s)", r, version);
+    else if (a->samples != z->samples)
+      s = rt_fail(err, GRADC_ERR_ARG, "rank %d's training data has %lld samples, rank 0's %lld: every rank must "
+                  "read the same data", r, (long long)a->samples, (long long)z->samples);
+    else if (a->batch != z->batch || a->epochs != z->epochs || a->seed != z->seed)
+      s = rt_fail(err, GRADC_ERR_ARG, "rank %d has --batch %lld --epochs %lld --seed %lld, rank 0 --batch %lld "
+                  "--epochs %lld --seed %lld", r, (long long)a->batch, (long long)a->epochs, (long long)a->seed,
+                  (long long)z->batch, (long long)z->epochs, (long long)z->seed);
+  }
+  free(all);
+  return s;
+}
+
+/* The deterministic weighted sum described at the top. */
+static int reduce_now(Dist *d, void *data, int64_t count, gradc_dtype dtype) {
+  struct DistImpl *x = d->impl;
+  double t0 = now_s();
+  int n = d->size, me = d->rank;
+  size_t es = dtype == GRADC_F64 ? 8 : 4;
+  if (x->fault && me == x->fault_rank && d->reductions + 1 == x->fault_at) {
+    if (x->fault == 'k') raise(SIGKILL);
+    for (;;) pause();
+  }
+  MPI_Datatype type = dtype == GRADC_F64 ? MPI_DOUBLE : MPI_FLOAT;
+  int64_t chunk = (count + n - 1) / n;
+  size_t bytes = (size_t)(chunk * n) * es;
+  if (bytes > x->cap) {
+    void *s = realloc(x->send, bytes), *r = s ? realloc(x->recv, bytes) : NULL;
+    if (s) x->send = s;
+    if (r) x->recv = r;
+    if (!s || !r) return 1;
+    x->cap = bytes;
+  }
+  /* a gradient that splits evenly is sent from where it lies */
+  void *send = data;
+  if (count % n) {
+    memcpy(x->send, data, (size_t)count * es);
+    memset((char *)x->send + (size_t)count * es, 0, bytes - (size_t)count * es);
+    send = x->send;
+  }
+  watch(d, "MPI_Alltoall (the gradient reduction)");
+  check(d, MPI_Alltoall(send, (int)chunk, type, x->recv, (int)chunk, type, MPI_COMM_WORLD),
+        "MPI_Alltoall (the gradient reduction)");
+  /* rank r's copy of my chunk is recv[r * chunk ...]: summed in rank order */
+  char *mine = (char *)x->send + (size_t)(me * chunk) * es;
+  for (int64_t j = 0; j < chunk; j++) {
+    double s = 0;
+    for (int r = 0; r < n; r++) {
+      double v = dtype == GRADC_F64 ? ((double *)x->recv)[r * chunk + j] : ((float *)x->recv)[r * chunk + j];
+      s += x->weights[r] * v;
+    }
+    if (dtype == GRADC_F64) ((double *)mine)[j] = s;
+    else ((float *)mine)[j] = (float)s;
+  }
+  watch(d, "MPI_Allgather (the gradient reduction)");
+  check(d, MPI_Allgather(MPI_IN_PLACE, 0, type, x->send, (int)chunk, type, MPI_COMM_WORLD),
+        "MPI_Allgather (the gradient reduction)");
+  memcpy(data, x->send, (size_t)count * es);
+  d->comm_seconds += now_s() - t0;
+  d->reductions++;
+  return 0;
+}
+
+static void *comm_thread(void *arg) {
+  Dist *d = arg;
+  struct DistImpl *x = d->impl;
+  pthread_mutex_lock(&x->qlock);
+  for (;;) {
+    while (x->qhead == x->qtail && !x->stop_comm) pthread_cond_wait(&x->qwork, &x->qlock);
+    if (x->qhead == x->qtail) break;
+    struct Job j = x->queue[x->qhead % 256];
+    pthread_mutex_unlock(&x->qlock);
+    int failed = reduce_now(d, j.data, j.count, j.dtype);
+    pthread_mutex_lock(&x->qlock);
+    x->comm_failed |= failed != 0;
+    x->qhead++;
+    pthread_cond_broadcast(&x->qdone);
+  }
+  pthread_mutex_unlock(&x->qlock);
+  return NULL;
+}
+
+/* The step's callback (gradc_set_allreduce): synchronous, or with
+ * --mpi-overlap queued for the communication thread; the call without data
+ * then waits for the queue, and the time it waits is what overlap did not
+ * hide. */
+static int reduce_gradient(void *user, void *data, int64_t count, gradc_dtype dtype) {
+  Dist *d = user;
+  struct DistImpl *x = d->impl;
+  if (!x->overlap) return data ? reduce_now(d, data, count, dtype) : 0;
+  double t0 = now_s();
+  pthread_mutex_lock(&x->qlock);
+  if (data) {
+    while (x->qtail - x->qhead >= 256) pthread_cond_wait(&x->qdone, &x->qlock);
+    x->queue[x->qtail++ % 256] = (struct Job){data, count, dtype};
+    pthread_cond_signal(&x->qwork);
+  } else {
+    while (x->qhead != x->qtail) pthread_cond_wait(&x->qdone, &x->qlock);
+    d->wait_seconds += now_s() - t0;
+  }
+  int failed = x->comm_failed;
+  pthread_mutex_unlock(&x->qlock);
+  return failed;
+}
+
+/* Rank 0's tensors of a kind (GRADC_PARAM, GRADC_STATE; -1: both) to every rank. */
+static void broadcast(Dist *d, gradc_model *m, int kind) {
+  for (int i = 0; i < gradc_tensor_count(m); i++) {
+    gradc_tensor t;
+    if (gradc_tensor_info(m, i, &t) || (t.kind != GRADC_PARAM && t.kind != GRADC_STATE) ||
+        (kind >= 0 && (int)t.kind != kind))
+      continue;
+    int64_t count;
+    void *p = gradc_data(m, t.name, &count);
+    if (!p) continue;
+    size_t es = t.dtype == GRADC_F64 ? 8 : t.dtype == GRADC_BOOL ? 1 : 4;
+    watch(d, "MPI_Bcast (rank 0's parameters)");
+    check(d, MPI_Bcast(p, (int)((size_t)count * es), MPI_BYTE, 0, MPI_COMM_WORLD), "MPI_Bcast (rank 0's parameters)");
+  }
+}
+
+gradc_status dist_attach(Dist *d, gradc_model *m, RtError *err) {
+  gradc_status s = gradc_set_allreduce(m, reduce_gradient, d);
+  if (s) return rt_fail(err, s, "%s", gradc_last_error(m));
+  /* rank 0's parameters and state everywhere (a checkpoint it resumed
+   * from, or its initial values) */
+  broadcast(d, m, -1);
+  return GRADC_OK;
+}
+
+/* Parameters and optimizer slots stay identical by construction (every
+ * rank applies the same summed gradients); the model's own state updates
+ * (batch norm's moving statistics) see each rank's batch statistics, so
+ * rank 0's replace the others' (PyTorch DDP's broadcast_buffers). */
+void dist_sync_state(Dist *d, gradc_model *m) { broadcast(d, m, GRADC_STATE); }
+
+void dist_set_batch(Dist *d, int64_t rows) {
+  for (int r = 0; r < d->size; r++) {
+    int64_t lo = rows * r / d->size, hi = rows * (r + 1) / d->size;
+    d->impl->weights[r] = rows ? (double)(hi - lo) / (double)rows : 0;
+  }
+}
+
+void dist_sum(Dist *d, double *v, int n) {
+  watch(d, "MPI_Allreduce (loss and metrics)");
+  check(d, MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce (loss and metrics)");
+}
+
+gradc_status dist_check_same(Dist *d, gradc_model *m, int epoch, RtError *err) {
+  uint64_t h = dist_state_hash(m), *all = malloc(sizeof(uint64_t) * (size_t)d->size);
+  if (!all) return rt_fail(err, GRADC_ERR_NOMEM, "out of memory");
+  watch(d, "MPI_Allgather (--mpi-check)");
+  check(d, MPI_Allgather(&h, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, MPI_COMM_WORLD), "MPI_Allgather (--mpi-check)");
+  gradc_status s = GRADC_OK;
+  for (int r = 1; r < d->size && !s; r++)
+    if (all[r] != all[0])
+      s = rt_fail(err, GRADC_ERR_NUMERIC, "after epoch %d rank %d's parameters differ from rank 0's (checksum "
+                  "%016" PRIx64 " vs %016" PRIx64 ")", epoch, r, all[r], all[0]);
+  free(all);
+  return s;
+}
+
+#else   /* built without MPI */
+
+bool dist_available(void) { return false; }
+
+gradc_status dist_init(Dist *d, int *argc, char ***argv, double timeout, bool overlap, RtError *err) {
+  (void)d, (void)argc, (void)argv, (void)timeout, (void)overlap;
+  return rt_fail(err, GRADC_ERR_ARG, "this gradc was built without MPI support, so it cannot train under mpirun "
+                 "on several processes (install libopenmpi-dev or MPICH and rebuild; CMake option GRADC_MPI)");
+}
+void dist_finish(Dist *d) { (void)d; }
+void dist_abort(Dist *d, int code) {
+  (void)d;
+  exit(code);
+}
+gradc_status dist_agree(Dist *d, const char *model_path, const char *version, int64_t samples, int64_t batch,
+                        int epochs, uint64_t seed, RtError *err) {
+  (void)d, (void)model_path, (void)version, (void)samples, (void)batch, (void)epochs, (void)seed, (void)err;
+  return GRADC_OK;
+}
+gradc_status dist_attach(Dist *d, gradc_model *m, RtError *err) {
+  (void)d, (void)m, (void)err;
+  return GRADC_OK;
+}
+void dist_set_batch(Dist *d, int64_t rows) { (void)d, (void)rows; }
+void dist_sync_state(Dist *d, gradc_model *m) { (void)d, (void)m; }
+void dist_sum(Dist *d, double *v, int n) { (void)d, (void)v, (void)n; }
+gradc_status dist_check_same(Dist *d, gradc_model *m, int epoch, RtError *err) {
+  (void)d, (void)m, (void)epoch, (void)err;
+  return GRADC_OK;
+}
+#endif

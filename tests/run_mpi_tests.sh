@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# run_mpi_tests.sh - data-parallel training under mpirun (cli/mpi.c).
+#
+#   tests/run_mpi_tests.sh GRADC HAVE_MPI
+#
+# HAVE_MPI is 1 when CMake built gradc with MPI.  Without it, or without
+# mpirun, the script says why and skips (exit 0).  On 2 and 3 processes
+# (--oversubscribe: the machine may have fewer cores) on synthetic data:
+# N ranks train to 1 rank's parameters within float tolerance, a repeated
+# run with the same N gives the same bytes, a checkpoint resumes on another
+# N, and a killed rank, a hung rank, a different model file or different
+# data on one rank end every rank with a message naming the rank.
+set -u
+GRADC=${1:?usage: run_mpi_tests.sh GRADC HAVE_MPI}
+HAVE_MPI=${2:-0}
+here=$(cd "$(dirname "$0")" && pwd)
+if [ "$HAVE_MPI" != 1 ]; then
+  # What such a gradc says when a launcher starts it as one of several ranks.
+  o=$(OMPI_COMM_WORLD_SIZE=2 "$GRADC" train models/mnist_mlp.nn --epochs 1 2>&1); r=$?
+  if [ "$r" = 1 ] && printf '%s' "$o" | grep -qF "this gradc was built without MPI support"; then
+    echo "ok 1 - without MPI, gradc train as one of 2 ranks says it was built without MPI support"
+  else
+    echo "not ok 1 - without MPI, gradc train as one of 2 ranks: exit $r, $o"
+    exit 1
+  fi
+  echo "# the other checks need MPI: install libopenmpi-dev and openmpi-bin, reconfigure"
+  exit 0
+fi
+if ! command -v mpirun >/dev/null 2>&1; then
+  echo "1..0 # SKIP no mpirun (install openmpi-bin)"
+  exit 0
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+out=$tmp/out err=$tmp/err
+export GRADC_CACHE=off
+# CI runs as root; Open MPI refuses that unless told.  Our processes may
+# outnumber the cores.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+source "$here/tap.sh"
+
+# run CMD...: rc, out, err of one command, at most 120 s (a hang is a failure, 124).
+run() { timeout 120 "$@" >"$out" 2>"$err"; rc=$?; }
+# mpi N ARGS...: gradc train ARGS on N ranks.
+mpi() { local np=$1; shift; run mpirun --oversubscribe -np "$np" "$GRADC" train "$@"; }
+close() { python3 "$here/ckpt_close.py" "$@" >>"$err"; }
+not_hung() { [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]; }
+
+# 330 training and 60 test images of 10 classes, each class a brighter
+# block of the image under noise: learnable, but not in one step, so the
+# gradients stay far from zero through the runs.
+python3 - "$tmp/data" <<'EOF'
+import os, random, struct, sys
+d = sys.argv[1]
+os.makedirs(d)
+rng = random.Random(7)
+def write(split, n):
+    labels = [i % 10 for i in range(n)]
+    rng.shuffle(labels)
+    px = bytearray()
+    for c in labels:
+        for r in range(28):
+            for k in range(28):
+                v = rng.randrange(0, 140)
+                if (r // 7) * 4 + k // 7 == c + 3: v += 100
+                px.append(min(v, 255))
+    with open(f"{d}/{split}-images-idx3-ubyte", "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, n, 28, 28) + px)
+    with open(f"{d}/{split}-labels-idx1-ubyte", "wb") as f:
+        f.write(struct.pack(">II", 0x801, n) + bytes(labels))
+write("train", 330)
+write("t10k", 60)
+EOF
+mlp=models/mnist_mlp.nn
+common=(--data "$tmp/data" --batch 32 --threads 1 --seed 3)
+
+# --- N ranks against 1 rank ---------------------------------------------
+# 330 samples at batch 32: a last batch of 10 rows, split 5/5 and 4/3/3.
+run "$GRADC" train "$mlp" "${common[@]}" --epochs 2 --save "$tmp/one.ckpt" --history "$tmp/one.csv"
+check "1 rank trains (the reference)" all 'status_is 0' 'stdout_has "saved checkpoint"'
+mpi 2 "$mlp" "${common[@]}" --epochs 2 --save "$tmp/two.ckpt" --history "$tmp/two.csv" --mpi-check
+check "2 ranks train: rank 0 reports the split, the summary and the results once" \
+  all 'status_is 0' 'stdout_has "data parallel: 2 ranks (MPI), each 16 rows of every batch of 32"' \
+      '[ "$(grep -c "Total params" "$out")" = 1 ] && [ "$(grep -c "^test: 60 samples" "$out")" = 1 ]' \
+      'stdout_has "communication: "'
+check "2 ranks end with 1 rank's parameters and optimizer state (rtol 1e-4)" close "$tmp/one.ckpt" "$tmp/two.ckpt"
+check "... to rounding: the bytes differ (the sums' order does)" all '! cmp -s "$tmp/one.ckpt" "$tmp/two.ckpt"'
+mpi 3 "$mlp" "${common[@]}" --epochs 2 --save "$tmp/three.ckpt" --history "$tmp/three.csv" --mpi-check
+check "3 ranks, a last batch of 10 split 4/3/3, end with 1 rank's parameters" \
+  all 'status_is 0' 'close "$tmp/one.ckpt" "$tmp/three.ckpt"'
+check "the loss and accuracy of every epoch are 1 rank's, averaged over the ranks' rows" \
+  python3 - "$tmp/one.csv" "$tmp/three.csv" <<'EOF'
+import csv, sys
+a, b = (list(csv.DictReader(open(p))) for p in sys.argv[1:3])
+assert len(a) == len(b) == 2
+for x, y in zip(a, b):
+    for k in ("loss", "accuracy"):
+        assert abs(float(x[k]) - float(y[k])) < 2e-4, (k, x[k], y[k])
+assert float(a[1]["loss"]) < float(a[0]["loss"]), "the loss did not go down"
+EOF
+mpi 3 "$mlp" "${common[@]}" --epochs 2 --save "$tmp/three-again.ckpt" --history "$tmp/three-again.csv"
+check "a repeated 3-rank run gives the same bytes (fixed reduction order)" \
+  all 'status_is 0' 'cmp "$tmp/three.ckpt" "$tmp/three-again.ckpt"'
+
+mpi 3 "$mlp" "${common[@]}" --epochs 2 --save "$tmp/three-overlap.ckpt" --history "$tmp/three-overlap.csv" \
+  --mpi-overlap
+check "--mpi-overlap (reductions in a thread during the backward pass) gives the same bytes" \
+  all 'status_is 0' 'stdout_has "hidden behind the backward pass"' 'cmp "$tmp/three.ckpt" "$tmp/three-overlap.ckpt"'
+
+# --- resuming on another number of ranks --------------------------------
+run "$GRADC" train "$mlp" "${common[@]}" --epochs 1 --save "$tmp/r1.ckpt" --no-test
+run "$GRADC" train "$mlp" "${common[@]}" --epochs 1 --resume "$tmp/r1.ckpt" --save "$tmp/r1b.ckpt" --no-test
+mpi 2 "$mlp" "${common[@]}" --epochs 1 --save "$tmp/r2.ckpt" --no-test
+check "a 2-rank checkpoint is 1 rank's" all 'status_is 0' 'close "$tmp/r1.ckpt" "$tmp/r2.ckpt"'
+mpi 3 "$mlp" "${common[@]}" --epochs 1 --resume "$tmp/r2.ckpt" --save "$tmp/r3.ckpt" --no-test
+check "resumed on 3 ranks, it trains on as 1 rank does" \
+  all 'status_is 0' 'stdout_has "resumed from"' 'close "$tmp/r1b.ckpt" "$tmp/r3.ckpt"'
+
+# --- batch norm: per-rank statistics (PyTorch DDP's default) ------------
+mpi 2 models/cnn_bn.nn --data "$tmp/data" --batch 32 --threads 1 --epochs 1 --mpi-check --no-test \
+  --history "$tmp/bn.csv"
+check "cnn_bn trains on 2 ranks and the ranks' parameters stay identical (--mpi-check)" \
+  all 'status_is 0' 'stdout_has "11/11 [===="' '! stderr_has "differ"'
+
+# --- failures: every rank ends, with the rank named ---------------------
+run env GRADC_MPI_TEST=kill:1:3 mpirun --oversubscribe -np 3 -x GRADC_MPI_TEST "$GRADC" train "$mlp" \
+  "${common[@]}" --epochs 1 --no-test
+check "a killed rank ends every rank: the launcher names it, the others say why they end" \
+  all not_hung 'grep -q "rank 1 .*exited on signal 9" "$out" "$err"' \
+      'stderr_has "rank 0 of 3: ended by the launcher"' 'stderr_has "rank 2 of 3: ended by the launcher"'
+run env GRADC_MPI_TEST=stall:1:3 mpirun --oversubscribe -np 2 -x GRADC_MPI_TEST "$GRADC" train "$mlp" \
+  "${common[@]}" --epochs 1 --no-test --mpi-timeout 2
+check "a rank that hangs: the other ends the job after --mpi-timeout" \
+  all not_hung 'stderr_has "rank 0 of 2: MPI_Alltoall (the gradient reduction) has not completed after 2 s (--mpi-timeout)"'
+{ cat "$mlp"; echo "# another revision"; } >"$tmp/other.nn"
+cat >"$tmp/pick.sh" <<EOF
+#!/bin/sh
+# rank 1 trains another file
+m=$mlp; [ "\$OMPI_COMM_WORLD_RANK" = 1 ] && m=$tmp/other.nn
+exec "$GRADC" train "\$m" "\$@"
+EOF
+chmod +x "$tmp/pick.sh"
+run mpirun --oversubscribe -np 2 "$tmp/pick.sh" "${common[@]}" --epochs 1 --no-test
+check "a different model file on rank 1 ends every rank, naming rank 1" \
+  all not_hung "stderr_has \"rank 0 of 2: rank 1's model file\"" 'stderr_has "differs from rank 0'"'"'s"'
+mkdir -p "$tmp/fewer"
+python3 - "$tmp/data" "$tmp/fewer" <<'EOF'
+import struct, sys
+src, dst = sys.argv[1:3]
+for split in ("train", "t10k"):
+    img = open(f"{src}/{split}-images-idx3-ubyte", "rb").read()
+    lab = open(f"{src}/{split}-labels-idx1-ubyte", "rb").read()
+    n = struct.unpack(">I", img[4:8])[0] - 10
+    open(f"{dst}/{split}-images-idx3-ubyte", "wb").write(img[:4] + struct.pack(">I", n) + img[8:16] + img[16:16 + n * 784])
+    open(f"{dst}/{split}-labels-idx1-ubyte", "wb").write(lab[:4] + struct.pack(">I", n) + lab[8:8 + n])
+EOF
+cat >"$tmp/pickdata.sh" <<EOF
+#!/bin/sh
+d=$tmp/data; [ "\$OMPI_COMM_WORLD_RANK" = 1 ] && d=$tmp/fewer
+exec "$GRADC" train $mlp --data "\$d" "\$@"
+EOF
+chmod +x "$tmp/pickdata.sh"
+run mpirun --oversubscribe -np 2 "$tmp/pickdata.sh" --batch 32 --threads 1 --epochs 1 --no-test
+check "different data on rank 1 ends every rank, naming rank 1 and both sizes" \
+  all not_hung "stderr_has \"rank 1's training data has 320 samples, rank 0's 330\""
+
+# --- a .so's own driver: examples/train_mpi_so.c ------------------------
+if command -v mpicc >/dev/null 2>&1; then
+  mkdir -p "$tmp/so"
+  run "$GRADC" compile "$mlp" --data-parallel -o "$tmp/so/libmnist_mlp.so" --header "$tmp/so/mnist_mlp.h"
+  check "gradc compile --data-parallel: the header documents mnist_mlp_set_allreduce" \
+    all 'status_is 0' 'grep -q "int mnist_mlp_set_allreduce(gradc_aot_model \*m, int (\*fn)" "$tmp/so/mnist_mlp.h"'
+  run mpicc -std=c11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -I"$tmp/so" examples/train_mpi_so.c -L"$tmp/so" \
+    -lmnist_mlp -Wl,-rpath,"$tmp/so" -o "$tmp/so/train_mpi_so"
+  check "examples/train_mpi_so.c builds with mpicc against the .so" status_is 0
+  run "$tmp/so/train_mpi_so" "$tmp/data" 2 32 "$tmp/so/one.ckpt"
+  run mpirun --oversubscribe -np 3 "$tmp/so/train_mpi_so" "$tmp/data" 2 32 "$tmp/so/three.ckpt"
+  check "the example on 3 ranks ends with its 1-rank parameters (rtol 1e-3, atol 1e-5: it scales in f32)" \
+    all 'status_is 0' 'stdout_has "epoch 2: loss"' 'close "$tmp/so/one.ckpt" "$tmp/so/three.ckpt" 1e-3 1e-5'
+  run "$GRADC" compile "$mlp" -o "$tmp/so/libmnist_mlp.so" --header "$tmp/so/mnist_mlp.h"
+  run "$tmp/so/train_mpi_so" "$tmp/data" 1 32
+  check "a .so made without --data-parallel refuses the callback, saying so" \
+    all 'status_is 1' 'stderr_has "mnist_mlp_set_allreduce: the model was compiled without data parallelism"'
+else
+  echo "# no mpicc: examples/train_mpi_so.c not built"
+fi
+
+tap_done
