@@ -993,6 +993,149 @@ static const OptHyper *opt_hyper_named(const OptInfo *info, const char *key) {
   return NULL;
 }
 
+/* ------------------------------------------------ learning-rate schedules */
+
+/* The schedule named by t, or SCHED_NONE. */
+static ScheduleKind schedule_named(Parser *p, Token *t) {
+  if (t->kind != T_IDENT || !tok_is(t->next, "(")) return SCHED_NONE;
+  const char *n = parse_str(p, t);
+  for (int k = 1; k < SCHED_COUNT; k++)
+    if (!strcmp(n, sched_info[k].name) || !strcmp(n, sched_info[k].alias)) return (ScheduleKind)k;
+  return SCHED_NONE;
+}
+
+/* Keras' keyword, or the short one the issue and most tutorials write. */
+static Val *sched_arg(Call *c, int i, const char *key, const char *shorter) {
+  Val *v = call_arg(c, i, key);
+  return v ? v : shorter ? call_kwarg(c, shorter) : NULL;
+}
+
+static double sched_num(Parser *p, Call *c, int i, const char *key, const char *shorter,
+                        bool required, double dflt) {
+  Val *v = sched_arg(c, i, key, shorter);
+  if (!v && required)
+    parse_fail(p, c->fn->loc, "%s: missing argument %s", call_name(p, c), key);
+  return v ? call_num(p, c, v, false) : dflt;
+}
+
+/* A list of numbers: piecewise's boundaries and values. */
+static int sched_list(Parser *p, Call *c, int i, const char *key, double *out, int max) {
+  Val *v = call_arg(c, i, key);
+  if (!v) parse_fail(p, c->fn->loc, "%s: missing argument %s", call_name(p, c), key);
+  if (v->kind != V_LIST || v->lshape.rank != 1)
+    parse_fail(p, v->loc, "%s: %s must be a list of numbers, e.g. [1000, 2000]",
+               call_name(p, c), key);
+  int n = (int)v->lshape.d[0].n;
+  if (n > max) parse_fail(p, v->loc, "%s: at most %d %s", call_name(p, c), max, key);
+  for (int k = 0; k < n; k++) {
+    if (v->items[k].name)
+      parse_fail(p, v->items[k].loc, "%s: %s must be numbers", call_name(p, c), key);
+    out[k] = v->items[k].v;
+  }
+  return n;
+}
+
+/* schedule = NAME "(" args ")", Keras' schedules and arguments
+ * (tf.keras.optimizers.schedules), short keys in brackets:
+ *   exponential_decay(initial_learning_rate [initial], decay_steps [steps],
+ *                     decay_rate [rate], staircase=false)
+ *   inverse_time_decay(the same)
+ *   polynomial_decay(initial_learning_rate, decay_steps,
+ *                    end_learning_rate=0.0001 [end], power=1)
+ *   piecewise_constant_decay(boundaries, values)       (alias piecewise)
+ *   cosine_decay(initial_learning_rate, decay_steps, alpha=0,
+ *                warmup_target=none, warmup_steps=0)    (alias cosine)
+ * Keras' PolynomialDecay(cycle=True) is not offered. */
+static LrSchedule parse_schedule(Parser *p, ScheduleKind kind) {
+  LrSchedule s = {.kind = kind, .loc = p->tok->loc, .power = 1, .end = 0.0001};
+  Call *c = call_begin(p, p->tok);
+  const char *name = call_name(p, c);
+  p->tok = p->tok->next;
+  parse_skip(p, "(");
+  if (!parse_at(p, ")")) {
+    do parse_arg(p, c);
+    while (parse_accept(p, ","));
+  }
+  parse_skip(p, ")");
+  const char *keys = "";
+  switch (kind) {
+  case SCHED_EXPONENTIAL:
+  case SCHED_INVERSE_TIME:
+    keys = "initial_learning_rate,initial,decay_steps,steps,decay_rate,rate,staircase";
+    s.initial = sched_num(p, c, 0, "initial_learning_rate", "initial", true, 0);
+    s.decay_steps = sched_num(p, c, 1, "decay_steps", "steps", true, 0);
+    s.rate = sched_num(p, c, 2, "decay_rate", "rate", true, 0);
+    {
+      Val *v = call_arg(c, 3, "staircase");
+      s.staircase = v && call_bool(p, c, v);
+    }
+    if (!(s.rate > 0)) parse_fail(p, c->fn->loc, "%s: decay_rate must be positive, got %g", name, s.rate);
+    break;
+  case SCHED_POLYNOMIAL:
+    keys = "initial_learning_rate,initial,decay_steps,steps,end_learning_rate,end,power";
+    s.initial = sched_num(p, c, 0, "initial_learning_rate", "initial", true, 0);
+    s.decay_steps = sched_num(p, c, 1, "decay_steps", "steps", true, 0);
+    s.end = sched_num(p, c, 2, "end_learning_rate", "end", false, 0.0001);
+    s.power = sched_num(p, c, 3, "power", NULL, false, 1);
+    if (!(s.end >= 0)) parse_fail(p, c->fn->loc, "%s: end_learning_rate must not be negative", name);
+    break;
+  case SCHED_PIECEWISE: {
+    keys = "boundaries,values";
+    double bounds[SCHED_MAX_VALUES];
+    int nb = sched_list(p, c, 0, "boundaries", bounds, SCHED_MAX_VALUES - 1);
+    s.nvalues = sched_list(p, c, 1, "values", s.values, SCHED_MAX_VALUES);
+    if (s.nvalues != nb + 1)
+      parse_fail(p, c->fn->loc, "%s: needs one value more than boundaries (Keras), got %d "
+                 "boundaries and %d values", name, nb, s.nvalues);
+    for (int i = 0; i < nb; i++) {
+      s.boundaries[i] = bounds[i];
+      if (i && !(bounds[i] > bounds[i - 1]))
+        parse_fail(p, c->fn->loc, "%s: boundaries must increase, got %g after %g", name,
+                   bounds[i], bounds[i - 1]);
+    }
+    for (int i = 0; i < s.nvalues; i++)
+      if (!(s.values[i] > 0))
+        parse_fail(p, c->fn->loc, "%s: learning rates must be positive, got %g", name, s.values[i]);
+    s.initial = s.values[0];
+    break;
+  }
+  case SCHED_COSINE: {
+    keys = "initial_learning_rate,initial,decay_steps,steps,alpha,warmup_target,warmup_steps";
+    s.initial = sched_num(p, c, 0, "initial_learning_rate", "initial", true, 0);
+    s.decay_steps = sched_num(p, c, 1, "decay_steps", "steps", true, 0);
+    s.alpha = sched_num(p, c, 2, "alpha", NULL, false, 0);
+    Val *t = call_kwarg(c, "warmup_target");
+    s.warmup = t != NULL;
+    s.warmup_target = t ? call_num(p, c, t, false) : 0;
+    s.warmup_steps = sched_num(p, c, 4, "warmup_steps", NULL, false, 0);
+    if (!(s.alpha >= 0 && s.alpha <= 1))
+      parse_fail(p, c->fn->loc, "%s: alpha must lie in [0, 1], got %g", name, s.alpha);
+    if (s.warmup && !(s.warmup_target > 0))
+      parse_fail(p, t->loc, "%s: warmup_target must be positive, got %g", name, s.warmup_target);
+    if (!(s.warmup_steps >= 0) || (s.warmup_steps > 0 && !s.warmup))
+      parse_fail(p, c->fn->loc, "%s: warmup_steps needs warmup_target, the rate warm-up ends at",
+                 name);
+    break;
+  }
+  case SCHED_NONE:
+  case SCHED_COUNT: GRADC_ASSERT(!"no such schedule");
+  }
+  /* A warm-up may start from 0 (Keras' usual CosineDecay(0.0, ...,
+   * warmup_target=...)); every other rate must be positive. */
+  if (!(s.initial > 0) && !(kind == SCHED_COSINE && s.warmup && s.initial >= 0))
+    parse_fail(p, c->fn->loc, "%s: the initial learning rate must be positive, got %g", name, s.initial);
+  if (kind != SCHED_PIECEWISE && !(s.decay_steps > 0))
+    parse_fail(p, c->fn->loc, "%s: decay_steps must be positive, got %g", name, s.decay_steps);
+  for (int i = 0; i < c->nargs; i++) {
+    if (c->args[i].key && !in_list(keys, c->args[i].key))
+      parse_fail(p, c->args[i].keyloc, "%s has no argument '%s'; it takes: %s", name,
+                 c->args[i].key, keys);
+    if (!c->args[i].used) parse_fail(p, c->args[i].loc, "%s: too many arguments", name);
+  }
+  call_end(p, c);
+  return s;
+}
+
 /* optimizer = NAME ("(" args ")")?  with Keras defaults for every
  * hyperparameter (tf.keras.optimizers, TF 2.x); names, keys, defaults and
  * ranges come from opt_info (optimizer.c). */
@@ -1024,17 +1167,40 @@ Optimizer parse_optimizer(Parser *p, Token *ot) {
   const char *keys = opt_keys(p, info);
   Call *c = arena_alloc(p->arena, sizeof *c);
   c->fn = ot;
+  /* lr may be a schedule, lr=exponential_decay(...) or positional first;
+   * then optimizer/lr starts at the schedule's nominal rate. */
+  bool sched_first = false;
   if (parse_accept(p, "(")) {
     if (!parse_at(p, ")")) {
-      do parse_arg(p, c);
-      while (parse_accept(p, ","));
+      do {
+        Token *t = p->tok;
+        bool keyed = t->kind == T_IDENT && tok_is(t->next, "=");
+        Token *at = keyed ? t->next->next : t;
+        const OptHyper *h = keyed ? opt_hyper_named(info, parse_str(p, t)) : NULL;
+        bool lr_place = keyed ? h && h->field == offsetof(Optimizer, lr) : c->nargs == 0;
+        ScheduleKind sk = schedule_named(p, at);
+        if (sk == SCHED_NONE || !lr_place) {
+          parse_arg(p, c);
+          continue;
+        }
+        if (o.sched.kind != SCHED_NONE) parse_fail(p, t->loc, "%s: the learning rate is given twice", on);
+        sched_first = !keyed;
+        p->tok = at;
+        o.sched = parse_schedule(p, sk);
+        o.lr = opt_schedule_nominal(&o.sched);
+        lr_loc = at->loc;
+      } while (parse_accept(p, ","));
     }
     parse_skip(p, ")");
   }
   for (int i = 0; i < c->nargs; i++) {
     Val *v = &c->args[i];
+    if (o.sched.kind != SCHED_NONE && (!v->key || opt_hyper_named(info, v->key) ==
+                                                      opt_hyper_named(info, "lr")))
+      parse_fail(p, v->key ? v->keyloc : v->loc, "%s: the learning rate is given twice (a "
+                 "schedule and a number)", on);
     if (!v->key) {
-      if (i > 0) parse_fail(p, v->loc, "%s: only the learning rate may be positional", on);
+      if (i > 0 || sched_first) parse_fail(p, v->loc, "%s: only the learning rate may be positional", on);
       o.lr = call_num(p, c, v, false);
       lr_loc = v->loc;
       continue;

@@ -301,8 +301,32 @@ struct Node {
 typedef enum { OPT_SGD, OPT_RMSPROP, OPT_ADAM, OPT_ADAGRAD, OPT_COUNT } OptKind;
 
 /* A model's optimizer settings (defaults and ranges: opt_info, optimizer.c). */
+/* A learning-rate schedule of the optimizer (Keras'
+ * tf.keras.optimizers.schedules): lr as a function of the step counter,
+ * computed inside the compiled step (optimizer.c, opt_schedule_*). */
+typedef enum {
+  SCHED_NONE, SCHED_EXPONENTIAL, SCHED_INVERSE_TIME, SCHED_POLYNOMIAL, SCHED_PIECEWISE,
+  SCHED_COSINE, SCHED_COUNT
+} ScheduleKind;
+
+enum { SCHED_MAX_VALUES = 64 };
+
+typedef struct LrSchedule {
+  ScheduleKind kind;
+  double initial, decay_steps, rate, alpha, end, power;
+  bool staircase;
+  /* cosine's linear warm-up from initial to warmup_target */
+  double warmup_target, warmup_steps;
+  bool warmup;
+  /* piecewise: values[i] up to boundaries[i] (inclusive), then the last */
+  double boundaries[SCHED_MAX_VALUES - 1], values[SCHED_MAX_VALUES];
+  int nvalues;
+  Loc loc;
+} LrSchedule;
+
 typedef struct Optimizer {
   OptKind kind;
+  LrSchedule sched;      /* kind SCHED_NONE: lr is constant */
   double lr, momentum, rho, eps, beta1, beta2, initial_accumulator;
   /* Keras' gradient clipping (every optimizer): 0 = none */
   double clipnorm, global_clipnorm, clipvalue;
@@ -587,6 +611,16 @@ typedef struct OptInfo {
 extern const OptInfo opt_info[OPT_COUNT];
 double opt_hyper_value(const Optimizer *o, const OptHyper *h);
 void opt_set_hyper(Optimizer *o, const OptHyper *h, double v);
+
+/* One row per schedule: its name in model files, Keras' long name (an
+ * alias), the builder of lr(step) in the compiled step. */
+typedef struct ScheduleInfo {
+  const char *name, *alias;
+} ScheduleInfo;
+extern const ScheduleInfo sched_info[SCHED_COUNT];
+/* The rate optimizer/lr holds for a schedule (its peak: the initial rate,
+ * cosine's warmup_target, piecewise's first value); see optimizer.c. */
+double opt_schedule_nominal(const LrSchedule *s);
 
 /* The stage after autodiff: appends the optimizer's update of every
  * parameter and slot and the ASSIGNs that close each train step (see the
