@@ -57,7 +57,14 @@ static void parse_arg(Parser *p, Call *c) {
   if (tok_is(t, "-") && (after->kind == T_INT || after->kind == T_FLOAT))
     after = after->next;
   bool ends = tok_is(after, ",") || tok_is(after, ")");
-  if (parse_at(p, "[") && v->key) {
+  size_t kl = v->key ? strlen(v->key) : 0;
+  if (kl >= 11 && !strcmp(v->key + kl - 11, "regularizer")) {
+    /* kernel_regularizer=l2(0.001): no tensor, parsed here (see
+     * parse_regularizer) */
+    parse_regularizer(p, v->reg);
+    v->kind = V_NAME;
+    v->name = "regularizer";
+  } else if (parse_at(p, "[") && v->key) {
     parse_list_value(p, v);
   } else if (parse_at(p, "[")) {
     /* A positional list is a tensor literal unless followed by an operator;
@@ -651,10 +658,11 @@ static const Builtin builtins[] = {
     {"norm", fn_norm, OP_NORM, 1, 3, "ord,axis,keepdims"},
     {"grad", fn_grad, OP_GRAD, 2, 2, ""},
     {"dense", layer_dense, OP_MATMUL, 1, 2,
-     "units,activation,use_bias,kernel_initializer,bias_initializer,name"},
+     "units,activation,use_bias,kernel_initializer,bias_initializer,kernel_regularizer,"
+     "bias_regularizer,name"},
     {"conv2d", layer_conv2d, OP_MATMUL, 1, 3,
      "filters,kernel,kernel_size,strides,padding,dilation,dilation_rate,activation,"
-     "use_bias,kernel_initializer,bias_initializer,name"},
+     "use_bias,kernel_initializer,bias_initializer,kernel_regularizer,bias_regularizer,name"},
     {"conv2d_transpose", layer_conv2d_transpose, OP_COL2IM, 1, 3,
      "filters,kernel,kernel_size,strides,padding,output_padding,activation,use_bias,"
      "kernel_initializer,bias_initializer,name"},
@@ -993,6 +1001,127 @@ static const OptHyper *opt_hyper_named(const OptInfo *info, const char *key) {
   return NULL;
 }
 
+/* ------------------------------------------------ regularizers */
+
+/* regularizer = l1 ("(" NUM ")")? | l2 ("(" NUM ")")?
+ *             | l1_l2 ("(" (l1=)? NUM, (l2=)? NUM ")")?
+ * Keras' tf.keras.regularizers: L1(0.01), L2(0.01), l1_l2(0.01, 0.01);
+ * the penalty is factor * sum(|w|) or factor * sum(w^2) (no 1/2). */
+void parse_regularizer(Parser *p, double reg[2]) {
+  Token *t = parse_ident(p, "a regularizer: l1(x), l2(x) or l1_l2(l1=x, l2=y)");
+  bool l1 = tok_is(t, "l1"), l2 = tok_is(t, "l2"), both = tok_is(t, "l1_l2");
+  if (!l1 && !l2 && !both)
+    parse_fail(p, t->loc, "unknown regularizer '%.*s' (the regularizers are l1(x), l2(x) and "
+               "l1_l2(l1=x, l2=y))", t->len, t->text);
+  reg[0] = l1 || both ? 0.01 : 0;
+  reg[1] = l2 || both ? 0.01 : 0;
+  if (!parse_accept(p, "(")) return;
+  for (int i = 0; i < (both ? 2 : 1) && !parse_at(p, ")"); i++) {
+    if (i) parse_skip(p, ",");
+    int slot = both ? i : l2;
+    if (p->tok->kind == T_IDENT && tok_is(p->tok->next, "=")) {
+      Token *k = p->tok;
+      bool ok1 = tok_is(k, "l1") && (l1 || both), ok2 = tok_is(k, "l2") && (l2 || both);
+      if (!ok1 && !ok2)
+        parse_fail(p, k->loc, "%.*s has no argument '%.*s'", t->len, t->text, k->len, k->text);
+      slot = ok2;
+      p->tok = k->next->next;
+    }
+    bool is_int;
+    Loc at = p->tok->loc;
+    double x;
+    if (!parse_number(p, &x, &is_int, &at))
+      parse_fail(p, at, "%.*s needs a number, e.g. %.*s(0.001)", t->len, t->text, t->len, t->text);
+    if (!(x >= 0))
+      parse_fail(p, at, "%.*s: the factor must not be negative, got %g", t->len, t->text, x);
+    reg[slot] = x;
+  }
+  parse_skip(p, ")");
+}
+
+void call_regularize(Parser *p, Node *param, const double reg[2], Loc loc) {
+  Graph *g = p->g;
+  for (int i = 0; i < g->nregularizers; i++)
+    if (g->regularizers[i].param == param)
+      parse_fail(p, loc, "parameter '%s' already has a regularizer (line %d)", param->name,
+                 g->regularizers[i].loc.line);
+  Regularizer *grown = arena_alloc(p->arena, sizeof(Regularizer) * (size_t)(g->nregularizers + 1));
+  if (g->nregularizers)
+    memcpy(grown, g->regularizers, sizeof(Regularizer) * (size_t)g->nregularizers);
+  grown[g->nregularizers++] = (Regularizer){param, reg[0], reg[1], loc};
+  g->regularizers = grown;
+}
+
+/* A layer's kernel_regularizer= / bias_regularizer= for the parameter it
+ * made. */
+void call_regularizer_arg(Parser *p, Call *c, const char *key, Node *param) {
+  Val *v = call_kwarg(c, key);
+  if (!v) return;
+  if (v->kind != V_NAME || !v->name || strcmp(v->name, "regularizer"))
+    parse_fail(p, v->loc, "%s: %s must be a regularizer such as l2(0.001)", call_name(p, c), key);
+  call_regularize(p, param, v->reg, v->keyloc);
+}
+
+/* The penalty of the parameters a step trains, in the loss's dtype:
+ * those its `of` patterns name, else those its loss depends on (Keras
+ * adds every layer's losses to the model's). */
+static Node *step_penalty(Parser *p, const TrainStep *st, unsigned char *mark) {
+  Graph *g = p->g;
+  Node *loss = st->loss;
+  if (!st->npatterns) graph_mark_needed(g, &loss, 1, true, mark);
+  Node *total = NULL;
+  for (int i = 0; i < g->nregularizers; i++) {
+    const Regularizer *r = &g->regularizers[i];
+    bool trained = false;
+    for (int k = 0; k < st->nparams && !trained; k++) trained = st->params[k] == r->param;
+    if (!st->npatterns) trained = mark[r->param->id];
+    if (!trained) continue;
+    Node *w = r->param;
+    Attrs all = {.axes = (1u << w->shape.rank) - 1};
+    for (int k = 0; k < 2; k++) {
+      double f = k ? r->l2 : r->l1;
+      if (!(f > 0)) continue;
+      Node *e = parse_mk1(p, k ? OP_SQUARE : OP_ABS, w, NULL, r->loc);
+      if (w->shape.rank) e = parse_mk1(p, OP_SUM, e, &all, r->loc);
+      e = parse_mk2(p, OP_MUL, graph_scalar(g, f, w->dtype, r->loc), e, r->loc);
+      if (e->dtype != loss->dtype) {
+        Attrs to = {.dtype = loss->dtype};
+        e = parse_mk1(p, OP_CAST, e, &to, r->loc);
+      }
+      total = total ? parse_mk2(p, OP_ADD, total, e, r->loc) : e;
+    }
+  }
+  return total;
+}
+
+/* After the last statement: each step trains loss + penalty, reported
+ * under the loss's name (Keras' loss includes it), and the penalty alone
+ * is the metric PREFIXregularization, so the progress line shows it. */
+void regularize_steps(Parser *p) {
+  Graph *g = p->g;
+  if (!g->nregularizers) return;
+  for (int s = 0; s < g->nsteps; s++) {
+    TrainStep *st = &g->steps[s];
+    /* per step: the previous step's penalty added nodes */
+    unsigned char *mark = arena_alloc(p->arena, (size_t)g->nnodes + 1);
+    Node *pen = step_penalty(p, st, mark);
+    if (!pen) continue;
+    const char *name = arena_printf(p->arena, "%sregularization", st->prefix);
+    for (int i = 0; i < g->nmetrics; i++)
+      if (!strcmp(g->metrics[i].name, name))
+        parse_fail(p, st->loc, "the metric '%s' is the regularizers' penalty; rename yours", name);
+    pen->flags |= N_METRIC;
+    graph_add_output(g, &g->metrics, &g->nmetrics, name, pen);
+    Node *total = parse_mk2(p, OP_ADD, st->loss, pen, st->loc);
+    total->name = st->loss->name;
+    total->flags |= N_LOSS;
+    /* one node per name in dumps (the text dump must parse back); a
+     * leaf keeps its own */
+    if (op_info[st->loss->op].kind != K_LEAF) st->loss->name = NULL;
+    st->loss = total;
+  }
+}
+
 /* ------------------------------------------------ learning-rate schedules */
 
 /* The schedule named by t, or SCHED_NONE. */
@@ -1232,6 +1361,8 @@ Optimizer parse_optimizer(Parser *p, Token *ot) {
       parse_fail(p, ot->loc, "%s: momentum, rho and betas must lie in [0, 1)", on);
     if (h->range == RANGE_NONNEGATIVE && !(x >= 0))
       parse_fail(p, ot->loc, "%s: eps must not be negative", on);
+    if (h->range == RANGE_OPTIONAL && !(x >= 0))
+      parse_fail(p, ot->loc, "%s: %s must not be negative, got %g", on, h->name, x);
   }
   return o;
 }

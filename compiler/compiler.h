@@ -330,6 +330,8 @@ typedef struct Optimizer {
   double lr, momentum, rho, eps, beta1, beta2, initial_accumulator;
   /* Keras' gradient clipping (every optimizer): 0 = none */
   double clipnorm, global_clipnorm, clipvalue;
+  /* decoupled weight decay (Keras 2.11+ weight_decay, AdamW): 0 = none */
+  double weight_decay;
   bool nesterov, centered;
   Loc loc;
 } Optimizer;
@@ -398,6 +400,14 @@ typedef struct Constraint {
   Loc loc;
 } Constraint;
 
+/* A weight penalty added to the loss of every train step that trains
+ * param (Keras' kernel_regularizer): l1 * sum(|w|) + l2 * sum(w^2). */
+typedef struct Regularizer {
+  Node *param;
+  double l1, l2;
+  Loc loc;
+} Regularizer;
+
 /* A loop over one axis (a scan, like JAX's lax.scan): its body is the
  * nodes whose a.loop is its number, contiguous in g->nodes once sorted
  * (graph_sort keeps them so), between the carries and scan_slices it
@@ -445,6 +455,8 @@ struct Graph {
   int nschedule;
   Constraint *constraints;
   int nconstraints;
+  Regularizer *regularizers;
+  int nregularizers;
   const char *stage;           /* the last stage that ran: parse, grad */
   bool reuse_memory;           /* set by optimize(): buffers may share bytes */
   bool stored;                 /* set by fuse(): storage and inlining decided */
@@ -578,10 +590,13 @@ bool lower_grads(Graph *g);
 
 /* ------------------------------------------------------------ optimizer.c */
 
-enum { OPT_MAX_HYPERS = 7, OPT_MAX_SWITCHES = 1 };
+enum { OPT_MAX_HYPERS = 8, OPT_MAX_SWITCHES = 1 };
 
-/* RANGE_CLIP: positive when given; 0, the default, is none */
-typedef enum { RANGE_ANY, RANGE_POSITIVE, RANGE_NONNEGATIVE, RANGE_UNIT, RANGE_CLIP } HyperRange;
+/* RANGE_CLIP: positive when given; 0, the default, is none.  RANGE_OPTIONAL:
+ * not negative, 0 (the default) is none (weight_decay). */
+typedef enum {
+  RANGE_ANY, RANGE_POSITIVE, RANGE_NONNEGATIVE, RANGE_UNIT, RANGE_CLIP, RANGE_OPTIONAL
+} HyperRange;
 
 /* A numeric setting: its name (the model file's key, the API's, and the
  * state optimizer/NAME when the update reads it at run time), Keras'
@@ -969,6 +984,7 @@ typedef struct Val {
   const char *name;
   Item *items;             /* V_LIST, flattened row-major */
   Shape lshape;            /* V_LIST nesting */
+  double reg[2];           /* a *regularizer= (V_NAME "regularizer"): l1, l2 */
   bool used;
 } Val;
 
@@ -988,6 +1004,13 @@ _Noreturn void parse_expected(Parser *p, const char *what);
 _Noreturn void parse_unknown(Parser *p, const char *name, Loc loc);
 /* Node constructors that unwind the parse when a shape rule refuses. */
 Node *parse_mk(Parser *p, OpKind op, Node **src, int nsrc, const Attrs *a, Loc loc);
+/* Regularizers (call.c): l1(x) | l2(x) | l1_l2(l1=, l2=) into the two
+ * factors; param's penalty recorded on the graph; after the last
+ * statement, each train step's loss gets its parameters' penalties. */
+void parse_regularizer(Parser *p, double reg[2]);
+void call_regularize(Parser *p, Node *param, const double reg[2], Loc loc);
+void call_regularizer_arg(Parser *p, Call *c, const char *key, Node *param);
+void regularize_steps(Parser *p);
 Node *parse_mk1(Parser *p, OpKind op, Node *x, const Attrs *a, Loc loc);
 Node *parse_mk2(Parser *p, OpKind op, Node *x, Node *y, Loc loc);
 char *parse_str(Parser *p, const Token *t);

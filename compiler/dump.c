@@ -281,10 +281,12 @@ static void print_train(FILE *out, const Graph *g, const TrainStep *st, const ch
     break;
   case OPT_COUNT: break;
   }
-  /* the clipping options, where given (opt_info's RANGE_CLIP rows) */
+  /* the clipping options and weight decay, where given (RANGE_CLIP and
+   * RANGE_OPTIONAL rows) */
   const OptInfo *info = &opt_info[o->kind];
   for (int k = 0; k < info->nhyper; k++)
-    if (info->hyper[k].range == RANGE_CLIP && opt_hyper_value(o, &info->hyper[k]) > 0)
+    if ((info->hyper[k].range == RANGE_CLIP || info->hyper[k].range == RANGE_OPTIONAL) &&
+        opt_hyper_value(o, &info->hyper[k]) > 0)
       fprintf(out, ", %s=%.*g", info->hyper[k].name, d, opt_hyper_value(o, &info->hyper[k]));
   fputc(')', out);
   if (g->nsteps > 1 || strcmp(st->name, "train")) fprintf(out, " as %s", st->name);

@@ -433,29 +433,30 @@ static void clip_gradients(OptBuild *b, Node **clipped) {
 
 /* Keras 2.x defaults (keras/optimizers/optimizer_v2); eps is Keras'
  * backend epsilon, 1e-7.  Every optimizer takes the clipping options
- * (Keras' None is 0 here: no clipping). */
+ * (Keras' None is 0 here: no clipping) and weight_decay (0: none). */
 #define CLIP_HYPERS                                                            \
   H("clipnorm", NULL, clipnorm, 0, RANGE_CLIP),                                \
       H("global_clipnorm", NULL, global_clipnorm, 0, RANGE_CLIP),              \
-      H("clipvalue", NULL, clipvalue, 0, RANGE_CLIP)
+      H("clipvalue", NULL, clipvalue, 0, RANGE_CLIP),                          \
+      H("weight_decay", NULL, weight_decay, 0, RANGE_OPTIONAL)
 const OptInfo opt_info[OPT_COUNT] = {
-    [OPT_SGD] = {"sgd", update_sgd, 5,
+    [OPT_SGD] = {"sgd", update_sgd, 6,
                  {H("lr", "learning_rate", lr, 0.01, RANGE_POSITIVE),
                   H("momentum", NULL, momentum, 0, RANGE_UNIT), CLIP_HYPERS},
                  {"nesterov"}},
-    [OPT_RMSPROP] = {"rmsprop", update_rmsprop, 7,
+    [OPT_RMSPROP] = {"rmsprop", update_rmsprop, 8,
                      {H("lr", "learning_rate", lr, 0.001, RANGE_POSITIVE),
                       H("rho", NULL, rho, 0.9, RANGE_UNIT),
                       H("momentum", NULL, momentum, 0, RANGE_UNIT),
                       H("eps", "epsilon", eps, 1e-7, RANGE_NONNEGATIVE), CLIP_HYPERS},
                      {"centered"}},
-    [OPT_ADAM] = {"adam", update_adam, 7,
+    [OPT_ADAM] = {"adam", update_adam, 8,
                   {H("lr", "learning_rate", lr, 0.001, RANGE_POSITIVE),
                    H("beta1", "beta_1", beta1, 0.9, RANGE_UNIT),
                    H("beta2", "beta_2", beta2, 0.999, RANGE_UNIT),
                    H("eps", "epsilon", eps, 1e-7, RANGE_NONNEGATIVE), CLIP_HYPERS},
                   {NULL}},
-    [OPT_ADAGRAD] = {"adagrad", update_adagrad, 6,
+    [OPT_ADAGRAD] = {"adagrad", update_adagrad, 7,
                      {H("lr", "learning_rate", lr, 0.001, RANGE_POSITIVE),
                       H("initial_accumulator", "initial_accumulator_value",
                         initial_accumulator, 0.1, RANGE_ANY),
@@ -590,7 +591,17 @@ void opt_update(Graph *g) {
     for (int i = 0; i < st->ngrads; i++) {
       Node *p = st->grads[i].param;
       b->fwd = p;
-      Node *np = constrained(b, p, b->info->update(b, p, grads[i]));
+      Node *np = b->info->update(b, p, grads[i]);
+      if (st->opt.weight_decay > 0) {
+        /* Decoupled weight decay, Keras 2.11+'s _apply_weight_decay
+         * (AdamW, Loshchilov & Hutter): p -= p * wd * lr before the
+         * update, which subtracts the same from its result; the update
+         * itself never sees it (no L2 term in the gradient or slots). */
+        Node *d = bin(b, OP_MUL, bin(b, OP_MUL, p, hyper(b, "weight_decay", p->dtype)),
+                      hyper(b, "lr", p->dtype));
+        np = bin(b, OP_SUB, np, d);
+      }
+      np = constrained(b, p, np);
       set(b, p, np);
     }
     for (int i = 0; i < b->nups; i++) owner[n + i] = s;
