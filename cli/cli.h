@@ -20,6 +20,42 @@
 
 /* ---------------------------------------------------------------- train.c */
 
+/* ------------------------------------------------------------ callbacks.c */
+
+/* One of Keras' fit callbacks, monitoring one value per epoch ("loss",
+ * "val_loss", a metric, "val_" + a metric; "NAME_loss" per step). */
+typedef struct Callback {
+  bool on;
+  char monitor[64];
+  bool max;                  /* mode: larger is better */
+  double min_delta;
+  int patience;
+  bool restore_best;         /* early stopping */
+  int start_from_epoch;      /* early stopping */
+  double factor, min_lr;     /* reduce-lr-on-plateau */
+  int cooldown;
+  /* the state */
+  double best;
+  int best_epoch, wait, cooldown_left;
+} Callback;
+
+typedef enum { CB_NONE, CB_IMPROVED, CB_STOP, CB_REDUCE } CbAction;
+
+/* Parses the value of --early-stopping, --save-best's monitor or
+ * --reduce-lr-on-plateau (opt names which: its options and defaults are
+ * Keras'); false with the reason in msg. */
+bool cb_parse(const char *opt, const char *spec, Callback *cb, char *msg, size_t len);
+/* One epoch's monitored value (epoch from 0): what the callback asks. */
+CbAction cb_early_stopping(Callback *cb, int epoch, double current);
+CbAction cb_save_best(Callback *cb, int epoch, double current);
+CbAction cb_reduce_lr(Callback *cb, int epoch, double current);
+
+/* A copy of the parameters and the model's own state (restore_best). */
+typedef struct Snapshot Snapshot;
+gradc_status cb_snapshot_take(gradc_model *m, const Graph *g, Snapshot **s, RtError *err);
+gradc_status cb_snapshot_restore(gradc_model *m, const Snapshot *s, RtError *err);
+void cb_snapshot_free(Snapshot *s);
+
 typedef struct TrainOptions {
   const char *data_dir;      /* MNIST-format directory */
   int epochs;
@@ -36,6 +72,9 @@ typedef struct TrainOptions {
   const char *samples;       /* a PNG grid of the model's images after each epoch */
   const char *sample_output; /* which output is the image (NULL: the first) */
   FILE *out;                 /* progress and results; NULL = stdout */
+  /* callbacks (callbacks.c); .on false: not given */
+  Callback early_stopping, reduce_lr, save_best;
+  const char *save_best_path;
 } TrainOptions;
 
 /* Keras-style fit: progress per epoch, validation, history, test results. */

@@ -66,6 +66,13 @@ static const char usage[] =
     "      --save CKPT     write a checkpoint at the end (also on Ctrl-C)\n"
     "      --resume CKPT   start from a checkpoint (also --load CKPT)\n"
     "      --history CSV   per-epoch results (default MODEL_history.csv)\n"
+    "      --early-stopping MONITOR[,patience=N,min_delta=D,restore_best,mode=M]\n"
+    "                      Keras' EarlyStopping, e.g. val_loss,patience=3,restore_best\n"
+    "      --save-best CKPT  write CKPT whenever the monitored value improves\n"
+    "                      (ModelCheckpoint save_best_only; --monitor M, default\n"
+    "                      val_loss, loss without validation)\n"
+    "      --reduce-lr-on-plateau MONITOR[,factor=F,patience=N,min_delta=D,\n"
+    "                      cooldown=N,min_lr=X]  Keras' ReduceLROnPlateau\n"
     "      --threads N     BLAS threads (default: all cores)\n"
     "      -O N            LLVM optimisation level 0..3 (default 3)\n"
     "      --check-numerics  stop at the first NaN/Inf loss, naming its node\n"
@@ -405,6 +412,7 @@ static const struct RunOption {
     {"--no-test", TRAIN}, {"--time-report", RUNS}, {"--no-cache", RUNS}, {"--sequences", RUNS},
     {"--padding", RUNS}, {"--truncating", RUNS}, {"--pad-value", RUNS}, {"--pixels", RUNS},
     {"--samples", TRAIN}, {"--sample-output", TRAIN | SAMPLE},
+    {"--early-stopping", TRAIN}, {"--save-best", TRAIN}, {"--monitor", TRAIN}, {"--reduce-lr-on-plateau", TRAIN},
 };
 
 static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
@@ -452,6 +460,15 @@ static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
     }
     else if (!strcmp(a, "--load")) { NEED_VALUE(); r->load = v; }
     else if (!strcmp(a, "--history")) { NEED_VALUE(); r->t.history = v; r->history_set = true; }
+    /* Keras' fit callbacks (callbacks.c) */
+    else if (!strcmp(a, "--early-stopping") || !strcmp(a, "--reduce-lr-on-plateau") || !strcmp(a, "--monitor")) {
+      NEED_VALUE();
+      char msg[512];
+      Callback *cb = !strcmp(a, "--early-stopping") ? &r->t.early_stopping
+                     : !strcmp(a, "--monitor") ? &r->t.save_best : &r->t.reduce_lr;
+      if (!cb_parse(a, v, cb, msg, sizeof msg)) return usage_error("%s", msg);
+    }
+    else if (!strcmp(a, "--save-best")) { NEED_VALUE(); r->t.save_best_path = v; }
     else if (!strcmp(a, "--threads")) { INTEGER(1, 1024); r->o.threads = (int)x; }
     else if (!strcmp(a, "--count")) { INTEGER(1, 1e6); r->count = (int64_t)x; }
     else if (!strcmp(a, "--format")) {
@@ -491,6 +508,12 @@ static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
   if (!r->file) {
     fprintf(stderr, "gradc: %s needs a model file\n(run 'gradc help' for usage)\n", cmd);
     return 2;
+  }
+  if (r->t.save_best.on && !r->t.save_best_path) return usage_error("%s", "--monitor is --save-best's; give --save-best CKPT");
+  if (r->t.save_best_path && !r->t.save_best.on) {
+    /* ModelCheckpoint's default monitor, val_loss, where there is any */
+    char msg[256];
+    cb_parse("--monitor", r->t.val_split > 0 ? "val_loss" : "loss", &r->t.save_best, msg, sizeof msg);
   }
   return 0;
 }

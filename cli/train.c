@@ -350,6 +350,104 @@ static void put_loss_names(FILE *f, const Graph *g, const char *prefix) {
     fprintf(f, ",%s%s%sloss", prefix, g->nsteps > 1 ? g->steps[s].name : "", g->nsteps > 1 ? "_" : "");
 }
 
+/* ------------------------------------------------ callbacks (issue 22) */
+
+/* The value a callback monitors, from the epoch's means: "loss" (one
+ * step) or "NAME_loss" (several), a metric's name, each also with "val_"
+ * for the validation data.  false when the name is none of these. */
+static bool monitor_value(const Graph *g, const char *name, const Means *acc, const Means *vm, double *v) {
+  const Means *a = acc;
+  if (!strncmp(name, "val_", 4)) a = vm, name += 4;
+  double w = a->weight > 0 ? a->weight : 1;
+  for (int s = 0; s < g->nsteps; s++) {
+    char ln[200];
+    snprintf(ln, sizeof ln, "%s%sloss", g->nsteps > 1 ? g->steps[s].name : "", g->nsteps > 1 ? "_" : "");
+    if (!strcmp(name, ln)) return *v = mean_loss(a, s), true;
+  }
+  for (int i = 0; i < g->nmetrics && i < 16; i++)
+    if (!strcmp(name, g->metrics[i].name)) return *v = a->metric[i] / w, true;
+  return false;
+}
+
+/* Before training: every monitored name exists, and val_ ones have
+ * validation data (Keras only warns, every epoch, and does nothing). */
+static gradc_status check_monitors(const Graph *g, const TrainOptions *o, bool has_val, RtError *err) {
+  const struct { const Callback *cb; const char *opt; } cbs[] = {
+      {&o->early_stopping, "--early-stopping"}, {&o->reduce_lr, "--reduce-lr-on-plateau"},
+      {&o->save_best, "--save-best"}};
+  for (size_t k = 0; k < sizeof cbs / sizeof *cbs; k++) {
+    if (!cbs[k].cb->on) continue;
+    const char *name = cbs[k].cb->monitor;
+    Means none = {0};
+    double v;
+    if (!monitor_value(g, name, &none, &none, &v)) {
+      char names[1024] = "";
+      size_t used = 0;
+      for (int pass = 0; pass < 2; pass++) {
+        for (int s = 0; s < g->nsteps; s++)
+          used += (size_t)snprintf(names + used, used < sizeof names ? sizeof names - used : 0, "%s%s%s%s%sloss",
+                                   used ? ", " : "", pass ? "val_" : "", g->nsteps > 1 ? g->steps[s].name : "",
+                                   g->nsteps > 1 ? "_" : "", "");
+        for (int i = 0; i < g->nmetrics && i < 16; i++)
+          used += (size_t)snprintf(names + used, used < sizeof names ? sizeof names - used : 0, ", %s%s",
+                                   pass ? "val_" : "", g->metrics[i].name);
+      }
+      return rt_fail(err, GRADC_ERR_ARG, "%s monitors '%s', which the model does not report (it reports: %s)",
+                     cbs[k].opt, name, names);
+    }
+    if (!strncmp(name, "val_", 4) && !has_val)
+      return rt_fail(err, GRADC_ERR_ARG, "%s monitors '%s', but there is no validation data: give --val-split F "
+                     "(or monitor '%s')", cbs[k].opt, name, name + 4);
+  }
+  return GRADC_OK;
+}
+
+/* After each epoch, in Keras' usual order: ModelCheckpoint,
+ * ReduceLROnPlateau, EarlyStopping.  *stop when training should end. */
+static gradc_status run_callbacks(gradc_model *m, const Graph *g, const TrainOptions *o, Callback *cbs,
+                                  Snapshot **best, int epoch, const Means *acc, const Means *vm, FILE *out,
+                                  bool *stop, RtError *err) {
+  Callback *save = &cbs[0], *reduce = &cbs[1], *early = &cbs[2];
+  double v;
+  gradc_status s;
+  if (save->on && monitor_value(g, save->monitor, acc, vm, &v)) {
+    double before = save->best;
+    if (cb_save_best(save, epoch, v) == CB_IMPROVED) {
+      if ((s = gradc_save(m, o->save_best_path))) return rt_fail(err, s, "%s", gradc_last_error(m));
+      fprintf(out, "Epoch %d: %s improved from %.5f to %.5f, saving model to %s\n", epoch + 1, save->monitor,
+              before, v, o->save_best_path);
+    } else {
+      fprintf(out, "Epoch %d: %s did not improve from %.5f\n", epoch + 1, save->monitor, save->best);
+    }
+  }
+  if (reduce->on && monitor_value(g, reduce->monitor, acc, vm, &v) &&
+      cb_reduce_lr(reduce, epoch, v) == CB_REDUCE) {
+    for (int k = 0; k < g->nsteps; k++) {
+      const char *step = g->nsteps > 1 ? g->steps[k].name : NULL;
+      double lr;
+      if (gradc_get_hyper(m, step, "lr", &lr)) continue;
+      if (!(lr > reduce->min_lr)) continue;
+      double nl = fmax(lr * reduce->factor, reduce->min_lr);
+      if ((s = gradc_set_hyper(m, step, "lr", nl))) return rt_fail(err, s, "%s", gradc_last_error(m));
+      fprintf(out, "Epoch %d: ReduceLROnPlateau reducing learning rate%s%s to %g.\n", epoch + 1,
+              step ? " of " : "", step ? step : "", nl);
+    }
+  }
+  if (early->on && monitor_value(g, early->monitor, acc, vm, &v)) {
+    CbAction a = cb_early_stopping(early, epoch, v);
+    if (a == CB_IMPROVED && early->restore_best && (s = cb_snapshot_take(m, g, best, err))) return s;
+    if (a == CB_STOP) {
+      *stop = true;
+      fprintf(out, "Epoch %d: early stopping\n", epoch + 1);
+      if (early->restore_best && *best) {
+        fprintf(out, "Restoring model weights from the end of the best epoch: %d.\n", early->best_epoch + 1);
+        if ((s = cb_snapshot_restore(m, *best, err))) return s;
+      }
+    }
+  }
+  return GRADC_OK;
+}
+
 /* The order gradc train runs the steps in: the model's schedule, each
  * entry repeated, else every step once in file order.  A step whose loss
  * reads a fed input takes the next batch; one that reads none (a GAN's
@@ -523,6 +621,7 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
   Dataset train = {0}, val = {0}, test = {0};
   Feed feed = {0};
   gradc_status s = o->save ? check_save_path(o->save, err) : GRADC_OK;
+  if (!s && o->save_best_path) s = check_save_path(o->save_best_path, err);
   if (!s && o->samples) s = samples_ready(g, o, err);
   if (s) return s;
   if (has_inputs) {
@@ -540,6 +639,10 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
       goto done;
     }
   }
+  if ((s = check_monitors(g, o, val.n > 0, err))) goto done;
+  Callback cbs[3] = {o->save_best, o->reduce_lr, o->early_stopping};
+  Snapshot *best = NULL;
+  bool stop = false;
   FILE *hist = NULL;
   int hist_errno = 0;      /* the first failed write: reported at the end, after the save */
   if (o->history) {
@@ -671,7 +774,9 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
                   o->save ? ": '" : "", o->save ? o->save : "", o->save ? "' is unchanged" : "");
       break;
     }
+    if ((s = run_callbacks(m, g, o, cbs, &best, epoch, &acc, &vm, out, &stop, err)) || stop) break;
   }
+  cb_snapshot_free(best);
   if (!s && !isfinite(last_loss))
     s = rt_fail(err, GRADC_ERR_NUMERIC, "training ended with a loss of %g (first %g in epoch %d, step %lld); "
                 "nothing was saved. --check-numerics names the node where it starts", last_loss, bad_loss,

@@ -691,4 +691,62 @@ check "issue 18: conv2d_transpose output_padding not below the stride: file:line
   all 'status_is 1' 'stderr_has "op.nn:2:57: error: conv2d_transpose: output_padding 2 must lie in [0, 2)"'
 # ---- issue 18, second-order gradients and the GAN ops (end)
 
+# ---- issue 22, training as Keras users expect it (ux): callbacks,
+# regularizers and schedules on the command line
+i22=$tmp/i22
+mkdir -p "$i22"
+# 200 rows of x0,x1,label: label = x0 > x1 in the first 160, reversed in
+# the last 40 - the validation split (the last 20%), whose loss rises as
+# the model learns the training rows.
+awk 'BEGIN { s = 7; for (i = 0; i < 200; i++) { s = (s * 1103515245 + 12345) % 2147483648; a = s / 2147483648;
+             s = (s * 1103515245 + 12345) % 2147483648; b = s / 2147483648;
+             l = a > b; if (i >= 160) l = 1 - l; printf "%.4f,%.4f,%d\n", a, b, l } }' >"$i22/rise.csv"
+cat >"$i22/rise.nn" <<'NN'
+input x : f32[batch, 2]
+input y : i32[batch]
+logits = dense(x, 2, kernel_regularizer=l2(0.001))
+loss = mean(softmax_cross_entropy(logits, one_hot(y, 2)))
+metric accuracy = mean(cast(argmax(logits, axis=1) == y, f32))
+train loss with sgd(lr=exponential_decay(0.5, steps=100, rate=0.9))
+NN
+run train "$i22/rise.nn" --data "$i22/rise.csv" --val-split 0.2 --epochs 10 --batch 20 \
+  --early-stopping val_loss,patience=2,restore_best --save-best "$i22/best.ckpt" --save "$i22/final.ckpt" \
+  --reduce-lr-on-plateau val_loss,factor=0.5,patience=1 --history "$i22/h.csv"
+check "issue 22: early stopping on a rising val_loss stops after patience epochs and restores the best" \
+  all 'status_is 0' 'stdout_has "Epoch 3: early stopping"' \
+      'stdout_has "Restoring model weights from the end of the best epoch: 1."' \
+      'stdout_has "Epoch 1: val_loss improved from inf to"' 'stdout_has "Epoch 2: val_loss did not improve"' \
+      '[ "$(wc -l <"$i22/h.csv")" -eq 4 ]' '! grep -q "^4," "$i22/h.csv"'
+check "issue 22: ReduceLROnPlateau halves the run-time lr after each epoch without improvement" \
+  all 'stdout_has "Epoch 2: ReduceLROnPlateau reducing learning rate to 0.25."' \
+      'stdout_has "Epoch 3: ReduceLROnPlateau reducing learning rate to 0.125."'
+check "issue 22: the regularizers' penalty is reported on its own" \
+  all 'stdout_has " - regularization: "' 'stdout_has " - val_regularization: "' \
+      'head -1 "$i22/h.csv" | grep -q "^epoch,loss,accuracy,regularization,val_loss"'
+run eval "$i22/rise.nn" --load "$i22/best.ckpt" --data "$i22/rise.csv"
+cp "$out" "$i22/best.txt"
+run eval "$i22/rise.nn" --load "$i22/final.ckpt" --data "$i22/rise.csv"
+check "issue 22: restore_best: the final checkpoint has the best epoch's weights (--save-best's)" \
+  all 'status_is 0' 'stdout_has "test_loss"' 'cmp -s <(grep test_loss "$i22/best.txt") <(grep test_loss "$out")'
+run train "$i22/rise.nn" --data "$i22/rise.csv" --val-split 0.2 --epochs 3 --batch 20 --save "$i22/plain.ckpt" \
+  --history "$i22/h2.csv"
+run eval "$i22/rise.nn" --load "$i22/plain.ckpt" --data "$i22/rise.csv"
+check "issue 22: without restore_best the last epoch's weights differ (the check above can fail)" \
+  all 'status_is 0' '! cmp -s <(grep test_loss "$i22/best.txt") <(grep test_loss "$out")'
+run train "$i22/rise.nn" --data "$i22/rise.csv" --epochs 2 --early-stopping val_loss --history "$i22/h3.csv"
+check "issue 22: a val_ monitor without validation data is refused before training" \
+  all 'status_is 1' "stderr_has \"--early-stopping monitors 'val_loss', but there is no validation data: give --val-split F (or monitor 'loss')\"" \
+      '! stdout_has "Epoch 1/"'
+run train "$i22/rise.nn" --data "$i22/rise.csv" --val-split 0.2 --epochs 2 --save-best "$i22/b2.ckpt" --monitor val_acc \
+  --history "$i22/h4.csv"
+check "issue 22: an unknown monitor names what the model reports" \
+  all 'status_is 1' "stderr_has \"--save-best monitors 'val_acc', which the model does not report (it reports: loss, accuracy, regularization, val_loss, val_accuracy, val_regularization)\""
+run train "$i22/rise.nn" --reduce-lr-on-plateau val_loss,factor=2
+check "issue 22: a bad callback option is a usage error" \
+  all 'status_is 2' "stderr_has \"--reduce-lr-on-plateau: factor takes a number in [0, 0.999999], got '2'\""
+run dump --format nn "$i22/rise.nn"
+check "issue 22: dump --format nn writes the schedule back" \
+  all 'status_is 0' 'stdout_has "train loss with sgd(lr=exponential_decay(0.5, 100, 0.9"'
+# ---- issue 22 (ux) (end)
+
 tap_done
