@@ -1122,6 +1122,33 @@ void regularize_steps(Parser *p) {
   }
 }
 
+/* ------------------------------------------------ swapped loss operands */
+
+/* softmax_cross_entropy(one_hot(y, 10), logits) - TensorFlow's order,
+ * labels first - is a valid call here whose loss falls without bound
+ * (issue 22: it trained to -8494).  The mistake shows in the data flow:
+ * our first operand, the logits, depends on no parameter while the
+ * second, the labels, does.  A warning, not an error: a model may mean
+ * it (a distillation target computed from parameters). */
+void warn_swapped_losses(Parser *p) {
+  Graph *g = p->g;
+  unsigned char *dep = arena_alloc(p->arena, (size_t)g->nnodes + 1);
+  for (int i = 0; i < g->nnodes; i++) {      /* creation order is topological */
+    Node *n = g->nodes[i];
+    dep[i] = n->op == OP_PARAM;
+    for (int k = 0; k < n->nsrc && !dep[i]; k++) dep[i] = dep[n->src[k]->id];
+  }
+  for (int i = 0; i < g->nnodes; i++) {
+    Node *n = g->nodes[i];
+    if ((n->op != OP_SOFTMAX_CE && n->op != OP_SIGMOID_CE) || dep[n->src[0]->id] || !dep[n->src[1]->id])
+      continue;
+    const char *name = op_info[n->op].name;
+    diag_add(p->arena, p->diags, DIAG_WARNING, n->loc,
+             "%s(logits, labels): the first operand depends on no parameter and the second does; "
+             "are they swapped (TensorFlow's %s(labels, logits))?", name, name);
+  }
+}
+
 /* ------------------------------------------------ learning-rate schedules */
 
 /* The schedule named by t, or SCHED_NONE. */

@@ -1011,6 +1011,8 @@ void parse_regularizer(Parser *p, double reg[2]);
 void call_regularize(Parser *p, Node *param, const double reg[2], Loc loc);
 void call_regularizer_arg(Parser *p, Call *c, const char *key, Node *param);
 void regularize_steps(Parser *p);
+/* Warns where a cross-entropy's operands look swapped (call.c). */
+void warn_swapped_losses(Parser *p);
 Node *parse_mk1(Parser *p, OpKind op, Node *x, const Attrs *a, Loc loc);
 Node *parse_mk2(Parser *p, OpKind op, Node *x, Node *y, Loc loc);
 char *parse_str(Parser *p, const Token *t);

@@ -1172,6 +1172,7 @@ Graph *parse(Arena *a, const Source *src, Diags *d) {
   while (p->tok->kind != T_EOF) parse_statement(p);
   finish_steps(p);
   regularize_steps(p);
+  warn_swapped_losses(p);
   finish_schedule(p);
   check_literals(p);
   func_finish(p);

@@ -747,6 +747,17 @@ check "issue 22: a bad callback option is a usage error" \
 run dump --format nn "$i22/rise.nn"
 check "issue 22: dump --format nn writes the schedule back" \
   all 'status_is 0' 'stdout_has "train loss with sgd(lr=exponential_decay(0.5, 100, 0.9"'
+printf 'input x : f32[batch, 4]\ninput y : i32[batch]\nlogits = dense(x, 10)\nloss = mean(softmax_cross_entropy(one_hot(y, 10), logits))\ntrain loss with sgd\n' >"$i22/swap.nn"
+run dump "$i22/swap.nn"
+check "issue 22: TensorFlow's softmax_cross_entropy(labels, logits) order is warned about at the call" \
+  all 'status_is 0' 'stderr_has "swap.nn:4:13: warning: softmax_cross_entropy(logits, labels): the first operand depends on no parameter and the second does; are they swapped (TensorFlow'"'"'s softmax_cross_entropy(labels, logits))?"'
+sed -i 's/softmax_cross_entropy(one_hot(y, 10), logits)/softmax_cross_entropy(logits, one_hot(y, 10))/' "$i22/swap.nn"
+run dump "$i22/swap.nn"
+check "issue 22: no warning in gradc's order" all 'status_is 0' 'stderr_empty'
+printf 'input x : f32[batch, 4]\ninput t : f32[batch, 1]\nz = dense(x, 1)\nloss = mean(sigmoid_cross_entropy(t, z))\ntrain loss with sgd\n' >"$i22/swap2.nn"
+run dump "$i22/swap2.nn"
+check "issue 22: the same for sigmoid_cross_entropy" \
+  all 'status_is 0' 'stderr_has "swap2.nn:4:13: warning: sigmoid_cross_entropy(logits, labels)"'
 # ---- issue 22 (ux) (end)
 
 tap_done
