@@ -97,6 +97,11 @@ gradc_status cli_sample(gradc_model *m, const TrainOptions *o, const char *path,
  * classifier (its first output, probabilities). */
 gradc_status cli_score(gradc_model *m, const TrainOptions *o, double *score, int64_t *n, RtError *err);
 
+/* ----------------------------------------------------------------- plot.c */
+
+/* gradc plot: the curves of a history CSV as an SVG (a line on out). */
+gradc_status cli_plot(const char *csv, const char *svg, FILE *out, RtError *err);
+
 /* ------------------------------------------------------------------ png.c */
 
 /* n images of h x w x c floats (c 1 or 3, row-major), values in [lo, hi],

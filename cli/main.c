@@ -36,6 +36,9 @@ static const char usage[] =
     "                      parse stage only)\n"
     "      -o FILE         write to FILE instead of standard output\n"
     "  summary FILE.nn   print the parameter table (like Keras' model.summary)\n"
+    "  plot HISTORY.csv  draw a training history as an SVG: loss and each\n"
+    "                    metric per epoch, training against validation\n"
+    "      -o FILE.svg     the picture (default HISTORY.svg)\n"
     "  check FILE.nn     compare every gradient with finite differences\n"
     "      --seed N        initializer and input seed (default 1)\n"
     "      --batch N       value of every symbolic dimension (default 3)\n"
@@ -352,6 +355,33 @@ static int cmd_summary(int argc, char **argv) {
   dump_summary(stdout, c->graph);
   compilation_free(c);
   return 0;
+}
+
+/* gradc plot HISTORY.csv [-o OUT.svg]: default HISTORY.svg */
+static int cmd_plot(int argc, char **argv) {
+  const char *csv = NULL, *svg = NULL;
+  int rc;
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "-o")) {
+      if (i + 1 >= argc) return usage_error("%s needs a value", "-o");
+      svg = argv[++i];
+    } else if ((rc = take_file(argv[i], &csv))) {
+      return rc;
+    }
+  }
+  if (!csv) return usage_error("%s", "plot needs a history file: gradc plot HISTORY.csv -o curves.svg");
+  char def[4096];
+  if (!svg) {
+    const char *dot = strrchr(csv, '.'), *slash = strrchr(csv, '/');
+    int stem = dot && (!slash || dot > slash) ? (int)(dot - csv) : (int)strlen(csv);
+    snprintf(def, sizeof def, "%.*s.svg", stem, csv);
+    svg = def;
+  }
+  if (!strcmp(svg, csv)) return usage_error("-o '%s' is the history itself", svg);
+  RtError err = {{0}};
+  gradc_status s = cli_plot(csv, svg, stdout, &err);
+  if (s) fprintf(stderr, "gradc: error: %s\n", err.msg);
+  return s ? 1 : 0;
 }
 
 static int cmd_check(int argc, char **argv) {
@@ -722,6 +752,7 @@ static int command(int argc, char **argv) {
   }
   if (!strcmp(cmd, "dump")) return cmd_dump(argc - 2, argv + 2);
   if (!strcmp(cmd, "summary")) return cmd_summary(argc - 2, argv + 2);
+  if (!strcmp(cmd, "plot")) return cmd_plot(argc - 2, argv + 2);
   if (!strcmp(cmd, "check")) return cmd_check(argc - 2, argv + 2);
   if (!strcmp(cmd, "compile")) return cmd_compile(argc - 2, argv + 2);
   if (!strcmp(cmd, "cache")) return cmd_cache(argc - 2, argv + 2);

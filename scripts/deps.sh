@@ -6,12 +6,14 @@ set -euo pipefail
 # LLVM is pinned to 19 (its C API drifts between versions); clang-19 and its
 # runtime are for the sanitizer and fuzz builds.  Python, NumPy and pytest
 # run the Python package's suite (python/; ctypes is in the standard library).
+# rsvg-convert and xmllint check that gradc plot's SVG parses and renders.
 PACKAGES=(
     build-essential cmake pkg-config
     llvm-19-dev libopenblas-dev zlib1g-dev libcmocka-dev libpng-dev
     dataset-fashion-mnist
     clang-19 libclang-rt-19-dev
     python3 python3-numpy python3-pytest
+    librsvg2-bin libxml2-utils
 )
 
 missing=()
