@@ -75,6 +75,8 @@ typedef struct TrainOptions {
   /* callbacks (callbacks.c); .on false: not given */
   Callback early_stopping, reduce_lr, save_best;
   const char *save_best_path;
+  /* gradc predict --format table|csv|npy, --output NAME, -o FILE */
+  const char *predict_format, *predict_output, *predict_path;
 } TrainOptions;
 
 /* Keras-style fit: progress per epoch, validation, history, test results. */

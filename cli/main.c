@@ -89,6 +89,10 @@ static const char usage2[] =
     "                    test loss and metrics of a checkpoint\n"
     "  predict FILE.nn --load CKPT [--data DIR] [--count N]\n"
     "                    predicted classes of the first N test images\n"
+    "      --format F      table (default: classes), csv or npy: the values of\n"
+    "                      any output, a row per sample\n"
+    "      --output NAME   which output (default the first)\n"
+    "      -o FILE         csv: the file (default standard output); npy: needed\n"
     "  sample FILE.nn --load CKPT -o GRID.png [--count N] [--data DIR]\n"
     "                    a PNG grid of the model's images from forward: a\n"
     "                    generator's draws, an auto-encoder's inputs above\n"
@@ -438,11 +442,11 @@ static const struct RunOption {
 } run_options[] = {
     {"--data", RUNS}, {"--epochs", TRAIN}, {"--batch", TRAIN | EVAL | SCORE}, {"--lr", TRAIN}, {"--seed", TRAIN},
     {"--val-split", TRAIN}, {"--save", TRAIN}, {"--resume", TRAIN}, {"--load", RUNS}, {"--history", TRAIN},
-    {"--threads", RUNS}, {"--count", PREDICT | SAMPLE}, {"-O", RUNS}, {"-o", SAMPLE}, {"--format", SAMPLE}, {"--check-numerics", TRAIN}, {"--profile", TRAIN},
+    {"--threads", RUNS}, {"--count", PREDICT | SAMPLE}, {"-O", RUNS}, {"-o", SAMPLE | PREDICT}, {"--format", SAMPLE | PREDICT}, {"--check-numerics", TRAIN}, {"--profile", TRAIN},
     {"--no-test", TRAIN}, {"--time-report", RUNS}, {"--no-cache", RUNS}, {"--sequences", RUNS},
     {"--padding", RUNS}, {"--truncating", RUNS}, {"--pad-value", RUNS}, {"--pixels", RUNS},
     {"--samples", TRAIN}, {"--sample-output", TRAIN | SAMPLE},
-    {"--early-stopping", TRAIN}, {"--save-best", TRAIN}, {"--monitor", TRAIN}, {"--reduce-lr-on-plateau", TRAIN},
+    {"--output", PREDICT}, {"--early-stopping", TRAIN}, {"--save-best", TRAIN}, {"--monitor", TRAIN}, {"--reduce-lr-on-plateau", TRAIN},
 };
 
 static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
@@ -501,6 +505,14 @@ static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
     else if (!strcmp(a, "--save-best")) { NEED_VALUE(); r->t.save_best_path = v; }
     else if (!strcmp(a, "--threads")) { INTEGER(1, 1024); r->o.threads = (int)x; }
     else if (!strcmp(a, "--count")) { INTEGER(1, 1e6); r->count = (int64_t)x; }
+    else if (!strcmp(a, "--format") && self == PREDICT) {
+      /* predict's values of any output (issue 22) */
+      NEED_VALUE();
+      if (strcmp(v, "table") && strcmp(v, "csv") && strcmp(v, "npy"))
+        return usage_error("predict --format takes table, csv or npy, got '%s'", v);
+      r->t.predict_format = v;
+    }
+    else if (!strcmp(a, "--output")) { NEED_VALUE(); r->t.predict_output = v; }
     else if (!strcmp(a, "--format")) {
       NEED_VALUE();
       if (strcmp(v, "png") && strcmp(v, "idx")) return usage_error("--format takes png or idx, got '%s'", v);
@@ -648,6 +660,7 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
     if (!s) printf("inception score: %.4f over %lld images (output '%s')\n", is, (long long)n,
                    jitmodel_graph(m)->outputs[0].name);
   } else {
+    r.t.predict_path = r.output;
     s = cli_predict(m, &r.t, r.count, &err);
   }
   rc = report(s, err.msg);

@@ -839,10 +839,126 @@ gradc_status cli_evaluate(gradc_model *m, const TrainOptions *o, RtError *err) {
 
 /* Prints the predicted class (argmax of the first output) of the first
  * `count` test samples, with its probability when the output sums to 1. */
+/* ------------------------------------------------ predict --format csv|npy */
+
+/* The output's values for the first count samples: CSV (a header of
+ * NAME[i,j] per element of a sample, a row per sample) or NumPy .npy
+ * (format 1.0, little-endian, C order, shape [count] + the sample's
+ * shape; an output without a batch dimension is written whole, once). */
+static gradc_status predict_values(gradc_model *m, const Graph *g, const TrainOptions *o, int64_t count, FILE *out,
+                                   RtError *err) {
+  const Binding *b = &g->outputs[0];
+  if (o->predict_output) {
+    b = NULL;
+    for (int i = 0; i < g->noutputs; i++)
+      if (!strcmp(g->outputs[i].name, o->predict_output)) b = &g->outputs[i];
+    if (!b) {
+      char names[1024] = "";
+      for (int i = 0; i < g->noutputs; i++)
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", g->outputs[i].name);
+      return rt_fail(err, GRADC_ERR_ARG, "--output '%s' is not an output of the model (its outputs: %s)",
+                     o->predict_output, names);
+    }
+  }
+  bool npy = !strcmp(o->predict_format, "npy");
+  if (npy && !o->predict_path) return rt_fail(err, GRADC_ERR_ARG, "predict --format npy needs -o FILE.npy");
+  Dataset test = {0};
+  Feed feed;
+  bool has_inputs = false;
+  for (int i = 0; i < g->nnodes; i++) has_inputs |= g->nodes[i]->op == OP_INPUT;
+  gradc_status s = GRADC_OK;
+  if (has_inputs) {
+    s = load_data(o, false, &test, err);
+    if (!s) s = feed_plan(m, &test, &feed, err);
+    if (!s) s = check_values(m, &feed, &test, o, false, err);
+    if (!s && count > test.n) count = test.n;
+  }
+  const Node *y = b->node;
+  bool batched = y->shape.rank > 0 && y->shape.d[0].sym;
+  if (!batched) count = 1;
+  int64_t *idx = s ? NULL : malloc(sizeof(int64_t) * (size_t)(count ? count : 1));
+  if (!s && !idx) s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory");
+  if (!s && (s = gradc_bind(m, has_inputs ? count : 1))) rt_fail(err, s, "%s", gradc_last_error(m));
+  FILE *f = NULL;
+  char tmp[4200] = "";
+  if (!s) {
+    for (int64_t i = 0; i < count; i++) idx[i] = i;
+    if (has_inputs) feed_gather(m, &feed, &test, idx, count);
+    if ((s = gradc_forward(m))) rt_fail(err, s, "%s", gradc_last_error(m));
+  }
+  int64_t have = 0;
+  const void *data = s ? NULL : gradc_data(m, b->name, &have);
+  if (!s && !data) s = rt_fail(err, GRADC_ERR_ARG, "predict cannot read output '%s': %s", b->name, gradc_last_error(m));
+  int64_t per = batched ? have / (count ? count : 1) : have;   /* elements per sample */
+  if (!s && o->predict_path) {
+    snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", o->predict_path);
+    int fd = mkstemp(tmp);
+    f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!f) {
+      if (fd >= 0) close(fd), unlink(tmp);
+      s = rt_fail(err, GRADC_ERR_IO, "cannot write '%s': %s", o->predict_path, strerror(errno));
+    }
+  }
+  FILE *w = f ? f : out;
+  if (!s && npy) {
+    static const char *const descr[] = {[DT_F32] = "<f4", [DT_F64] = "<f8", [DT_I32] = "<i4", [DT_BOOL] = "|b1"};
+    /* a Python tuple: (), (n,), (a, b) */
+    char shape[256] = "", head[512];
+    size_t at = 0;
+    for (int k = 0; k < y->shape.rank; k++)
+      at += (size_t)snprintf(shape + at, sizeof shape - at, "%s%lld", k ? ", " : "",
+                             (long long)(k == 0 && batched ? count : y->shape.d[k].n));
+    if (y->shape.rank == 1) snprintf(shape + at, sizeof shape - at, ",");
+    int len = snprintf(head, sizeof head, "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }",
+                       descr[y->dtype], shape);
+    int total = 10 + len + 1, pad = (64 - total % 64) % 64;  /* the header ends on a 64-byte boundary */
+    fwrite("\x93NUMPY\x01\x00", 1, 8, w);
+    uint16_t hl = (uint16_t)(len + pad + 1);
+    unsigned char le[2] = {(unsigned char)(hl & 255), (unsigned char)(hl >> 8)};
+    fwrite(le, 1, 2, w);
+    fprintf(w, "%s%*s\n", head, pad, "");
+    size_t bytes = y->dtype == DT_F64 ? 8 : y->dtype == DT_BOOL ? 1 : 4;
+    fwrite(data, bytes, (size_t)have, w);       /* the machine is little-endian (x86-64, aarch64) */
+  } else if (!s) {
+    fprintf(w, "sample");
+    for (int64_t e = 0; e < per; e++) fprintf(w, ",%s[%lld]", b->name, (long long)e);
+    fputc('\n', w);
+    for (int64_t i = 0; i < count; i++) {
+      fprintf(w, "%lld", (long long)i);
+      for (int64_t e = 0; e < per; e++) {
+        int64_t k = i * per + e;
+        switch (y->dtype) {
+        case DT_F32: fprintf(w, ",%.9g", ((const float *)data)[k]); break;
+        case DT_F64: fprintf(w, ",%.17g", ((const double *)data)[k]); break;
+        case DT_I32: fprintf(w, ",%d", ((const int32_t *)data)[k]); break;
+        case DT_BOOL: fprintf(w, ",%d", ((const uint8_t *)data)[k]); break;
+        case DT_COUNT: break;
+        }
+      }
+      fputc('\n', w);
+    }
+  }
+  if (f) {
+    bool bad = ferror(f) != 0;
+    if (fclose(f) != 0) bad = true;
+    if (!s && (bad || rename(tmp, o->predict_path) != 0))
+      s = rt_fail(err, GRADC_ERR_IO, "cannot write '%s': %s", o->predict_path, strerror(errno ? errno : EIO));
+    if (s) unlink(tmp);
+    else fprintf(out, "wrote %lld sample%s of output '%s' to %s\n", (long long)count, count == 1 ? "" : "s",
+                 b->name, o->predict_path);
+  }
+  free(idx);
+  data_free(&test);
+  return s;
+}
+
 gradc_status cli_predict(gradc_model *m, const TrainOptions *o, int64_t count, RtError *err) {
   const Graph *g = jitmodel_graph(m);
   FILE *out = o->out ? o->out : stdout;
   if (!g->noutputs) return rt_fail(err, GRADC_ERR_ARG, "the model declares no output to predict");
+  if (o->predict_format && strcmp(o->predict_format, "table")) return predict_values(m, g, o, count, out, err);
+  if (o->predict_output || o->predict_path)
+    return rt_fail(err, GRADC_ERR_ARG, "--output and -o go with --format csv or npy");
   const Node *y = g->outputs[0].node;
   /* A row per sample: the first dimension must be the batch (an output
    * of [2,3] printed count rows, read past its 6 values), the second a

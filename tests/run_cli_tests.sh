@@ -811,6 +811,42 @@ printf 'epoch,loss\n1,0.5\n2,abc\n' >"$i22/bad.csv"
 run plot "$i22/bad.csv" -o "$i22/bad.svg"
 check "issue 22: a bad history field is named: file, line, column, value" \
   all 'status_is 1' "stderr_has \"bad.csv:3: field 2 (loss) is 'abc', expected a finite number\"" '[ ! -e "$i22/bad.svg" ]'
+# gradc predict --format csv|npy: the values of any output, a row per sample
+cat >"$i22/two.nn" <<'NN'
+input x : f32[batch, 2]
+input y : f32[batch]
+pred = dense(x, 1)
+img = reshape(x * 2, [-1, 1, 2])
+output pred
+output img
+loss = mean(square(reshape(pred, [-1]) - y))
+train loss with sgd
+NN
+run train "$i22/two.nn" --data "$i22/rise.csv" --epochs 1 --batch 20 --save "$i22/two.ckpt" --history "$i22/h5.csv"
+run predict "$i22/two.nn" --load "$i22/two.ckpt" --data "$i22/rise.csv" --count 3 --format csv --output img
+# sample 1's row: 2 * its x (as f32, so within 1e-6)
+row1_is_2x() {
+  awk -F, -v r="$(sed -n 2p "$i22/rise.csv")" 'NR == 3 { split(r, a, ",");
+    exit !($1 == 1 && ($2 - 2 * a[1]) ^ 2 < 1e-12 && ($3 - 2 * a[2]) ^ 2 < 1e-12) }' "$out"
+}
+check "issue 22: predict --format csv writes any output's values, a row per sample" \
+  all 'status_is 0' '[ "$(sed -n 1p "$out")" = "sample,img[0],img[1]" ]' '[ "$(wc -l <"$out")" -eq 4 ]' 'row1_is_2x'
+run predict "$i22/two.nn" --load "$i22/two.ckpt" --data "$i22/rise.csv" --count 3 --format npy --output img -o "$i22/img.npy"
+check "issue 22: predict --format npy writes a NumPy 1.0 file: header, shape [count] + the sample's, the values" \
+  all 'status_is 0' 'stdout_has "wrote 3 samples of output '"'"'img'"'"' to"' \
+      '[ "$(head -c 6 "$i22/img.npy" | tail -c 5)" = "NUMPY" ]' \
+      'grep -qa "{'"'"'descr'"'"': '"'"'<f4'"'"', '"'"'fortran_order'"'"': False, '"'"'shape'"'"': (3, 1, 2), }" "$i22/img.npy"' \
+      '[ "$(wc -c <"$i22/img.npy")" -eq $((128 + 3 * 2 * 4)) ]'
+if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+  check "issue 22: numpy.load reads the .npy as the CSV's values" \
+    /usr/bin/python3 -c 'import sys, numpy as np; a = np.load(sys.argv[1]); c = np.loadtxt(sys.argv[2], delimiter=",", max_rows=3); assert a.shape == (3, 1, 2) and np.allclose(a.reshape(3, 2), 2 * c[:, :2], rtol=1e-6), a' "$i22/img.npy" "$i22/rise.csv"
+fi
+run predict "$i22/two.nn" --load "$i22/two.ckpt" --data "$i22/rise.csv" --format npy
+check "issue 22: predict --format npy without -o is refused" \
+  all 'status_is 1' 'stderr_has "predict --format npy needs -o FILE.npy"'
+run predict "$i22/two.nn" --load "$i22/two.ckpt" --data "$i22/rise.csv" --format csv --output nope
+check "issue 22: an unknown --output names the outputs" \
+  all 'status_is 1' "stderr_has \"--output 'nope' is not an output of the model (its outputs: pred, img)\""
 # ---- issue 22 (ux) (end)
 
 tap_done
