@@ -1004,14 +1004,24 @@ _Noreturn void parse_expected(Parser *p, const char *what);
 _Noreturn void parse_unknown(Parser *p, const char *name, Loc loc);
 /* Node constructors that unwind the parse when a shape rule refuses. */
 Node *parse_mk(Parser *p, OpKind op, Node **src, int nsrc, const Attrs *a, Loc loc);
-/* Regularizers (call.c): l1(x) | l2(x) | l1_l2(l1=, l2=) into the two
+/* call.c's argument records and keyword lists, for fit.c's calls */
+Call *call_begin(Parser *p, Token *fn);
+void call_end(Parser *p, Call *c);
+bool call_in_list(const char *list, const char *key);
+/* arg = IDENT "=" value | value, appended to c */
+void call_parse_arg(Parser *p, Call *c);
+/* Learning-rate schedules (fit.c): the schedule t names when a "(" follows
+ * (else SCHED_NONE), and the call at p->tok parsed. */
+ScheduleKind parse_schedule_named(Parser *p, Token *t);
+LrSchedule parse_schedule(Parser *p, ScheduleKind kind);
+/* Regularizers (fit.c): l1(x) | l2(x) | l1_l2(l1=, l2=) into the two
  * factors; param's penalty recorded on the graph; after the last
  * statement, each train step's loss gets its parameters' penalties. */
 void parse_regularizer(Parser *p, double reg[2]);
 void call_regularize(Parser *p, Node *param, const double reg[2], Loc loc);
 void call_regularizer_arg(Parser *p, Call *c, const char *key, Node *param);
 void regularize_steps(Parser *p);
-/* Warns where a cross-entropy's operands look swapped (call.c). */
+/* Warns where a cross-entropy's operands look swapped (fit.c). */
 void warn_swapped_losses(Parser *p);
 Node *parse_mk1(Parser *p, OpKind op, Node *x, const Attrs *a, Loc loc);
 Node *parse_mk2(Parser *p, OpKind op, Node *x, Node *y, Loc loc);
