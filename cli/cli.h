@@ -58,6 +58,42 @@ uint64_t dist_state_hash(gradc_model *m);
 
 /* ---------------------------------------------------------------- train.c */
 
+/* ------------------------------------------------------------ callbacks.c */
+
+/* One of Keras' fit callbacks, monitoring one value per epoch ("loss",
+ * "val_loss", a metric, "val_" + a metric; "NAME_loss" per step). */
+typedef struct Callback {
+  bool on;
+  char monitor[64];
+  bool max;                  /* mode: larger is better */
+  double min_delta;
+  int patience;
+  bool restore_best;         /* early stopping */
+  int start_from_epoch;      /* early stopping */
+  double factor, min_lr;     /* reduce-lr-on-plateau */
+  int cooldown;
+  /* the state */
+  double best;
+  int best_epoch, wait, cooldown_left;
+} Callback;
+
+typedef enum { CB_NONE, CB_IMPROVED, CB_STOP, CB_REDUCE } CbAction;
+
+/* Parses the value of --early-stopping, --save-best's monitor or
+ * --reduce-lr-on-plateau (opt names which: its options and defaults are
+ * Keras'); false with the reason in msg. */
+bool cb_parse(const char *opt, const char *spec, Callback *cb, char *msg, size_t len);
+/* One epoch's monitored value (epoch from 0): what the callback asks. */
+CbAction cb_early_stopping(Callback *cb, int epoch, double current);
+CbAction cb_save_best(Callback *cb, int epoch, double current);
+CbAction cb_reduce_lr(Callback *cb, int epoch, double current);
+
+/* A copy of the parameters and the model's own state (restore_best). */
+typedef struct Snapshot Snapshot;
+gradc_status cb_snapshot_take(gradc_model *m, const Graph *g, Snapshot **s, RtError *err);
+gradc_status cb_snapshot_restore(gradc_model *m, const Snapshot *s, RtError *err);
+void cb_snapshot_free(Snapshot *s);
+
 typedef struct TrainOptions {
   const char *data_dir;      /* MNIST-format directory */
   int epochs;
@@ -77,6 +113,11 @@ typedef struct TrainOptions {
   Dist *dist;                /* a data-parallel job, or NULL */
   bool mpi_check;            /* compare the ranks' parameters every epoch */
   const char *model_path;    /* for the ranks' start-up check */
+  /* callbacks (callbacks.c); .on false: not given */
+  Callback early_stopping, reduce_lr, save_best;
+  const char *save_best_path;
+  /* gradc predict --format table|csv|npy, --output NAME, -o FILE */
+  const char *predict_format, *predict_output, *predict_path;
 } TrainOptions;
 
 /* Keras-style fit: progress per epoch, validation, history, test results. */
@@ -98,6 +139,11 @@ gradc_status cli_sample(gradc_model *m, const TrainOptions *o, const char *path,
  * gradc score: the Inception score of the data's test split under a
  * classifier (its first output, probabilities). */
 gradc_status cli_score(gradc_model *m, const TrainOptions *o, double *score, int64_t *n, RtError *err);
+
+/* ----------------------------------------------------------------- plot.c */
+
+/* gradc plot: the curves of a history CSV as an SVG (a line on out). */
+gradc_status cli_plot(const char *csv, const char *svg, FILE *out, RtError *err);
 
 /* ------------------------------------------------------------------ png.c */
 

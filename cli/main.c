@@ -37,6 +37,9 @@ static const char usage[] =
     "                      parse stage only)\n"
     "      -o FILE         write to FILE instead of standard output\n"
     "  summary FILE.nn   print the parameter table (like Keras' model.summary)\n"
+    "  plot HISTORY.csv  draw a training history as an SVG: loss and each\n"
+    "                    metric per epoch, training against validation\n"
+    "      -o FILE.svg     the picture (default HISTORY.svg)\n"
     "  check FILE.nn     compare every gradient with finite differences\n"
     "      --seed N        initializer and input seed (default 1)\n"
     "      --batch N       value of every symbolic dimension (default 3)\n"
@@ -67,6 +70,13 @@ static const char usage[] =
     "      --save CKPT     write a checkpoint at the end (also on Ctrl-C)\n"
     "      --resume CKPT   start from a checkpoint (also --load CKPT)\n"
     "      --history CSV   per-epoch results (default MODEL_history.csv)\n"
+    "      --early-stopping MONITOR[,patience=N,min_delta=D,restore_best,mode=M]\n"
+    "                      Keras' EarlyStopping, e.g. val_loss,patience=3,restore_best\n"
+    "      --save-best CKPT  write CKPT whenever the monitored value improves\n"
+    "                      (ModelCheckpoint save_best_only; --monitor M, default\n"
+    "                      val_loss, loss without validation)\n"
+    "      --reduce-lr-on-plateau MONITOR[,factor=F,patience=N,min_delta=D,\n"
+    "                      cooldown=N,min_lr=X]  Keras' ReduceLROnPlateau\n"
     "      --threads N     BLAS threads (default: all cores)\n"
     "      -O N            LLVM optimisation level 0..3 (default 3)\n"
     "      --check-numerics  stop at the first NaN/Inf loss, naming its node\n"
@@ -92,6 +102,10 @@ static const char usage2[] =
     "                    test loss and metrics of a checkpoint\n"
     "  predict FILE.nn --load CKPT [--data DIR] [--count N]\n"
     "                    predicted classes of the first N test images\n"
+    "      --format F      table (default: classes), csv or npy: the values of\n"
+    "                      any output, a row per sample\n"
+    "      --output NAME   which output (default the first)\n"
+    "      -o FILE         csv: the file (default standard output); npy: needed\n"
     "  sample FILE.nn --load CKPT -o GRID.png [--count N] [--data DIR]\n"
     "                    a PNG grid of the model's images from forward: a\n"
     "                    generator's draws, an auto-encoder's inputs above\n"
@@ -368,6 +382,33 @@ static int cmd_summary(int argc, char **argv) {
   return 0;
 }
 
+/* gradc plot HISTORY.csv [-o OUT.svg]: default HISTORY.svg */
+static int cmd_plot(int argc, char **argv) {
+  const char *csv = NULL, *svg = NULL;
+  int rc;
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "-o")) {
+      if (i + 1 >= argc) return usage_error("%s needs a value", "-o");
+      svg = argv[++i];
+    } else if ((rc = take_file(argv[i], &csv))) {
+      return rc;
+    }
+  }
+  if (!csv) return usage_error("%s", "plot needs a history file: gradc plot HISTORY.csv -o curves.svg");
+  char def[4096];
+  if (!svg) {
+    const char *dot = strrchr(csv, '.'), *slash = strrchr(csv, '/');
+    int stem = dot && (!slash || dot > slash) ? (int)(dot - csv) : (int)strlen(csv);
+    snprintf(def, sizeof def, "%.*s.svg", stem, csv);
+    svg = def;
+  }
+  if (!strcmp(svg, csv)) return usage_error("-o '%s' is the history itself", svg);
+  RtError err = {{0}};
+  gradc_status s = cli_plot(csv, svg, stdout, &err);
+  if (s) fprintf(stderr, "gradc: error: %s\n", err.msg);
+  return s ? 1 : 0;
+}
+
 static int cmd_check(int argc, char **argv) {
   const char *file = NULL;
   double seed = 1, batch = 3, tol = 1e-4, order = 0;
@@ -424,11 +465,12 @@ static const struct RunOption {
 } run_options[] = {
     {"--data", RUNS}, {"--epochs", TRAIN}, {"--batch", TRAIN | EVAL | SCORE}, {"--lr", TRAIN}, {"--seed", TRAIN},
     {"--val-split", TRAIN}, {"--save", TRAIN}, {"--resume", TRAIN}, {"--load", RUNS}, {"--history", TRAIN},
-    {"--threads", RUNS}, {"--count", PREDICT | SAMPLE}, {"-O", RUNS}, {"-o", SAMPLE}, {"--format", SAMPLE}, {"--check-numerics", TRAIN}, {"--profile", TRAIN},
+    {"--threads", RUNS}, {"--count", PREDICT | SAMPLE}, {"-O", RUNS}, {"-o", SAMPLE | PREDICT}, {"--format", SAMPLE | PREDICT}, {"--check-numerics", TRAIN}, {"--profile", TRAIN},
     {"--no-test", TRAIN}, {"--time-report", RUNS}, {"--no-cache", RUNS}, {"--sequences", RUNS},
     {"--padding", RUNS}, {"--truncating", RUNS}, {"--pad-value", RUNS}, {"--pixels", RUNS},
     {"--samples", TRAIN}, {"--sample-output", TRAIN | SAMPLE}, {"--mpi-timeout", TRAIN},
     {"--mpi-check", TRAIN}, {"--mpi-overlap", TRAIN},
+    {"--output", PREDICT}, {"--early-stopping", TRAIN}, {"--save-best", TRAIN}, {"--monitor", TRAIN}, {"--reduce-lr-on-plateau", TRAIN},
 };
 
 static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
@@ -477,8 +519,25 @@ static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
     }
     else if (!strcmp(a, "--load")) { NEED_VALUE(); r->load = v; }
     else if (!strcmp(a, "--history")) { NEED_VALUE(); r->t.history = v; r->history_set = true; }
+    /* Keras' fit callbacks (callbacks.c) */
+    else if (!strcmp(a, "--early-stopping") || !strcmp(a, "--reduce-lr-on-plateau") || !strcmp(a, "--monitor")) {
+      NEED_VALUE();
+      char msg[512];
+      Callback *cb = !strcmp(a, "--early-stopping") ? &r->t.early_stopping
+                     : !strcmp(a, "--monitor") ? &r->t.save_best : &r->t.reduce_lr;
+      if (!cb_parse(a, v, cb, msg, sizeof msg)) return usage_error("%s", msg);
+    }
+    else if (!strcmp(a, "--save-best")) { NEED_VALUE(); r->t.save_best_path = v; }
     else if (!strcmp(a, "--threads")) { INTEGER(1, 1024); r->o.threads = (int)x; }
     else if (!strcmp(a, "--count")) { INTEGER(1, 1e6); r->count = (int64_t)x; }
+    else if (!strcmp(a, "--format") && self == PREDICT) {
+      /* predict's values of any output (issue 22) */
+      NEED_VALUE();
+      if (strcmp(v, "table") && strcmp(v, "csv") && strcmp(v, "npy"))
+        return usage_error("predict --format takes table, csv or npy, got '%s'", v);
+      r->t.predict_format = v;
+    }
+    else if (!strcmp(a, "--output")) { NEED_VALUE(); r->t.predict_output = v; }
     else if (!strcmp(a, "--format")) {
       NEED_VALUE();
       if (strcmp(v, "png") && strcmp(v, "idx")) return usage_error("--format takes png or idx, got '%s'", v);
@@ -519,6 +578,12 @@ static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
   if (!r->file) {
     fprintf(stderr, "gradc: %s needs a model file\n(run 'gradc help' for usage)\n", cmd);
     return 2;
+  }
+  if (r->t.save_best.on && !r->t.save_best_path) return usage_error("%s", "--monitor is --save-best's; give --save-best CKPT");
+  if (r->t.save_best_path && !r->t.save_best.on) {
+    /* ModelCheckpoint's default monitor, val_loss, where there is any */
+    char msg[256];
+    cb_parse("--monitor", r->t.val_split > 0 ? "val_loss" : "loss", &r->t.save_best, msg, sizeof msg);
   }
   return 0;
 }
@@ -596,6 +661,7 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
 static int cmd_run_model(RunArgs *rp, bool training, const char *cmd) {
   RunArgs r = *rp;
   int rc;
+  bool onnx = onnx_is_onnx_path(r.file);
   gradc_model *m;
   gradc_status s = jitmodel_compile_file(r.file, &r.o, r.t.profile, &m);
   if (s) {
@@ -676,6 +742,7 @@ static int cmd_run_model(RunArgs *rp, bool training, const char *cmd) {
     if (!s) printf("inception score: %.4f over %lld images (output '%s')\n", is, (long long)n,
                    jitmodel_graph(m)->outputs[0].name);
   } else {
+    r.t.predict_path = r.output;
     s = cli_predict(m, &r.t, r.count, &err);
   }
   if (s && r.t.dist) {
@@ -842,6 +909,7 @@ static int command(int argc, char **argv) {
   }
   if (!strcmp(cmd, "dump")) return cmd_dump(argc - 2, argv + 2);
   if (!strcmp(cmd, "summary")) return cmd_summary(argc - 2, argv + 2);
+  if (!strcmp(cmd, "plot")) return cmd_plot(argc - 2, argv + 2);
   if (!strcmp(cmd, "check")) return cmd_check(argc - 2, argv + 2);
   if (!strcmp(cmd, "compile")) return cmd_compile(argc - 2, argv + 2);
   if (!strcmp(cmd, "cache")) return cmd_cache(argc - 2, argv + 2);

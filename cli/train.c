@@ -355,6 +355,104 @@ static void put_loss_names(FILE *f, const Graph *g, const char *prefix) {
     fprintf(f, ",%s%s%sloss", prefix, g->nsteps > 1 ? g->steps[s].name : "", g->nsteps > 1 ? "_" : "");
 }
 
+/* ------------------------------------------------ callbacks (issue 22) */
+
+/* The value a callback monitors, from the epoch's means: "loss" (one
+ * step) or "NAME_loss" (several), a metric's name, each also with "val_"
+ * for the validation data.  false when the name is none of these. */
+static bool monitor_value(const Graph *g, const char *name, const Means *acc, const Means *vm, double *v) {
+  const Means *a = acc;
+  if (!strncmp(name, "val_", 4)) a = vm, name += 4;
+  double w = a->weight > 0 ? a->weight : 1;
+  for (int s = 0; s < g->nsteps; s++) {
+    char ln[200];
+    snprintf(ln, sizeof ln, "%s%sloss", g->nsteps > 1 ? g->steps[s].name : "", g->nsteps > 1 ? "_" : "");
+    if (!strcmp(name, ln)) return *v = mean_loss(a, s), true;
+  }
+  for (int i = 0; i < g->nmetrics && i < 16; i++)
+    if (!strcmp(name, g->metrics[i].name)) return *v = a->metric[i] / w, true;
+  return false;
+}
+
+/* Before training: every monitored name exists, and val_ ones have
+ * validation data (Keras only warns, every epoch, and does nothing). */
+static gradc_status check_monitors(const Graph *g, const TrainOptions *o, bool has_val, RtError *err) {
+  const struct { const Callback *cb; const char *opt; } cbs[] = {
+      {&o->early_stopping, "--early-stopping"}, {&o->reduce_lr, "--reduce-lr-on-plateau"},
+      {&o->save_best, "--save-best"}};
+  for (size_t k = 0; k < sizeof cbs / sizeof *cbs; k++) {
+    if (!cbs[k].cb->on) continue;
+    const char *name = cbs[k].cb->monitor;
+    Means none = {0};
+    double v;
+    if (!monitor_value(g, name, &none, &none, &v)) {
+      char names[1024] = "";
+      size_t used = 0;
+      for (int pass = 0; pass < 2; pass++) {
+        for (int s = 0; s < g->nsteps; s++)
+          used += (size_t)snprintf(names + used, used < sizeof names ? sizeof names - used : 0, "%s%s%s%s%sloss",
+                                   used ? ", " : "", pass ? "val_" : "", g->nsteps > 1 ? g->steps[s].name : "",
+                                   g->nsteps > 1 ? "_" : "", "");
+        for (int i = 0; i < g->nmetrics && i < 16; i++)
+          used += (size_t)snprintf(names + used, used < sizeof names ? sizeof names - used : 0, ", %s%s",
+                                   pass ? "val_" : "", g->metrics[i].name);
+      }
+      return rt_fail(err, GRADC_ERR_ARG, "%s monitors '%s', which the model does not report (it reports: %s)",
+                     cbs[k].opt, name, names);
+    }
+    if (!strncmp(name, "val_", 4) && !has_val)
+      return rt_fail(err, GRADC_ERR_ARG, "%s monitors '%s', but there is no validation data: give --val-split F "
+                     "(or monitor '%s')", cbs[k].opt, name, name + 4);
+  }
+  return GRADC_OK;
+}
+
+/* After each epoch, in Keras' usual order: ModelCheckpoint,
+ * ReduceLROnPlateau, EarlyStopping.  *stop when training should end. */
+static gradc_status run_callbacks(gradc_model *m, const Graph *g, const TrainOptions *o, Callback *cbs,
+                                  Snapshot **best, int epoch, const Means *acc, const Means *vm, FILE *out,
+                                  bool *stop, RtError *err) {
+  Callback *save = &cbs[0], *reduce = &cbs[1], *early = &cbs[2];
+  double v;
+  gradc_status s;
+  if (save->on && monitor_value(g, save->monitor, acc, vm, &v)) {
+    double before = save->best;
+    if (cb_save_best(save, epoch, v) == CB_IMPROVED) {
+      if ((s = gradc_save(m, o->save_best_path))) return rt_fail(err, s, "%s", gradc_last_error(m));
+      fprintf(out, "Epoch %d: %s improved from %.5f to %.5f, saving model to %s\n", epoch + 1, save->monitor,
+              before, v, o->save_best_path);
+    } else {
+      fprintf(out, "Epoch %d: %s did not improve from %.5f\n", epoch + 1, save->monitor, save->best);
+    }
+  }
+  if (reduce->on && monitor_value(g, reduce->monitor, acc, vm, &v) &&
+      cb_reduce_lr(reduce, epoch, v) == CB_REDUCE) {
+    for (int k = 0; k < g->nsteps; k++) {
+      const char *step = g->nsteps > 1 ? g->steps[k].name : NULL;
+      double lr;
+      if (gradc_get_hyper(m, step, "lr", &lr)) continue;
+      if (!(lr > reduce->min_lr)) continue;
+      double nl = fmax(lr * reduce->factor, reduce->min_lr);
+      if ((s = gradc_set_hyper(m, step, "lr", nl))) return rt_fail(err, s, "%s", gradc_last_error(m));
+      fprintf(out, "Epoch %d: ReduceLROnPlateau reducing learning rate%s%s to %g.\n", epoch + 1,
+              step ? " of " : "", step ? step : "", nl);
+    }
+  }
+  if (early->on && monitor_value(g, early->monitor, acc, vm, &v)) {
+    CbAction a = cb_early_stopping(early, epoch, v);
+    if (a == CB_IMPROVED && early->restore_best && (s = cb_snapshot_take(m, g, best, err))) return s;
+    if (a == CB_STOP) {
+      *stop = true;
+      fprintf(out, "Epoch %d: early stopping\n", epoch + 1);
+      if (early->restore_best && *best) {
+        fprintf(out, "Restoring model weights from the end of the best epoch: %d.\n", early->best_epoch + 1);
+        if ((s = cb_snapshot_restore(m, *best, err))) return s;
+      }
+    }
+  }
+  return GRADC_OK;
+}
+
 /* The order gradc train runs the steps in: the model's schedule, each
  * entry repeated, else every step once in file order.  A step whose loss
  * reads a fed input takes the next batch; one that reads none (a GAN's
@@ -528,6 +626,7 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
   Dataset train = {0}, val = {0}, test = {0};
   Feed feed = {0};
   gradc_status s = o->save ? check_save_path(o->save, err) : GRADC_OK;
+  if (!s && o->save_best_path) s = check_save_path(o->save_best_path, err);
   if (!s && o->samples) s = samples_ready(g, o, err);
   if (s) return s;
   if (has_inputs) {
@@ -556,6 +655,10 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
     if (!s) s = dist_attach(o->dist, m, err);
     if (s) goto done;
   }
+  if ((s = check_monitors(g, o, val.n > 0, err))) goto done;
+  Callback cbs[3] = {o->save_best, o->reduce_lr, o->early_stopping};
+  Snapshot *best = NULL;
+  bool stop = false;
   FILE *hist = NULL;
   int hist_errno = 0;      /* the first failed write: reported at the end, after the save */
   if (o->history && (!o->dist || o->dist->rank == 0)) {   /* rank 0 writes for all */
@@ -711,7 +814,9 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
                   o->save ? ": '" : "", o->save ? o->save : "", o->save ? "' is unchanged" : "");
       break;
     }
+    if ((s = run_callbacks(m, g, o, cbs, &best, epoch, &acc, &vm, out, &stop, err)) || stop) break;
   }
+  cb_snapshot_free(best);
   if (!s && !isfinite(last_loss))
     s = rt_fail(err, GRADC_ERR_NUMERIC, "training ended with a loss of %g (first %g in epoch %d, step %lld); "
                 "nothing was saved. --check-numerics names the node where it starts", last_loss, bad_loss,
@@ -774,10 +879,126 @@ gradc_status cli_evaluate(gradc_model *m, const TrainOptions *o, RtError *err) {
 
 /* Prints the predicted class (argmax of the first output) of the first
  * `count` test samples, with its probability when the output sums to 1. */
+/* ------------------------------------------------ predict --format csv|npy */
+
+/* The output's values for the first count samples: CSV (a header of
+ * NAME[i,j] per element of a sample, a row per sample) or NumPy .npy
+ * (format 1.0, little-endian, C order, shape [count] + the sample's
+ * shape; an output without a batch dimension is written whole, once). */
+static gradc_status predict_values(gradc_model *m, const Graph *g, const TrainOptions *o, int64_t count, FILE *out,
+                                   RtError *err) {
+  const Binding *b = &g->outputs[0];
+  if (o->predict_output) {
+    b = NULL;
+    for (int i = 0; i < g->noutputs; i++)
+      if (!strcmp(g->outputs[i].name, o->predict_output)) b = &g->outputs[i];
+    if (!b) {
+      char names[1024] = "";
+      for (int i = 0; i < g->noutputs; i++)
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", g->outputs[i].name);
+      return rt_fail(err, GRADC_ERR_ARG, "--output '%s' is not an output of the model (its outputs: %s)",
+                     o->predict_output, names);
+    }
+  }
+  bool npy = !strcmp(o->predict_format, "npy");
+  if (npy && !o->predict_path) return rt_fail(err, GRADC_ERR_ARG, "predict --format npy needs -o FILE.npy");
+  Dataset test = {0};
+  Feed feed;
+  bool has_inputs = false;
+  for (int i = 0; i < g->nnodes; i++) has_inputs |= g->nodes[i]->op == OP_INPUT;
+  gradc_status s = GRADC_OK;
+  if (has_inputs) {
+    s = load_data(o, false, &test, err);
+    if (!s) s = feed_plan(m, &test, &feed, err);
+    if (!s) s = check_values(m, &feed, &test, o, false, err);
+    if (!s && count > test.n) count = test.n;
+  }
+  const Node *y = b->node;
+  bool batched = y->shape.rank > 0 && y->shape.d[0].sym;
+  if (!batched) count = 1;
+  int64_t *idx = s ? NULL : malloc(sizeof(int64_t) * (size_t)(count ? count : 1));
+  if (!s && !idx) s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory");
+  if (!s && (s = gradc_bind(m, has_inputs ? count : 1))) rt_fail(err, s, "%s", gradc_last_error(m));
+  FILE *f = NULL;
+  char tmp[4200] = "";
+  if (!s) {
+    for (int64_t i = 0; i < count; i++) idx[i] = i;
+    if (has_inputs) feed_gather(m, &feed, &test, idx, count);
+    if ((s = gradc_forward(m))) rt_fail(err, s, "%s", gradc_last_error(m));
+  }
+  int64_t have = 0;
+  const void *data = s ? NULL : gradc_data(m, b->name, &have);
+  if (!s && !data) s = rt_fail(err, GRADC_ERR_ARG, "predict cannot read output '%s': %s", b->name, gradc_last_error(m));
+  int64_t per = batched ? have / (count ? count : 1) : have;   /* elements per sample */
+  if (!s && o->predict_path) {
+    snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", o->predict_path);
+    int fd = mkstemp(tmp);
+    f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!f) {
+      if (fd >= 0) close(fd), unlink(tmp);
+      s = rt_fail(err, GRADC_ERR_IO, "cannot write '%s': %s", o->predict_path, strerror(errno));
+    }
+  }
+  FILE *w = f ? f : out;
+  if (!s && npy) {
+    static const char *const descr[] = {[DT_F32] = "<f4", [DT_F64] = "<f8", [DT_I32] = "<i4", [DT_BOOL] = "|b1"};
+    /* a Python tuple: (), (n,), (a, b) */
+    char shape[256] = "", head[512];
+    size_t at = 0;
+    for (int k = 0; k < y->shape.rank; k++)
+      at += (size_t)snprintf(shape + at, sizeof shape - at, "%s%lld", k ? ", " : "",
+                             (long long)(k == 0 && batched ? count : y->shape.d[k].n));
+    if (y->shape.rank == 1) snprintf(shape + at, sizeof shape - at, ",");
+    int len = snprintf(head, sizeof head, "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }",
+                       descr[y->dtype], shape);
+    int total = 10 + len + 1, pad = (64 - total % 64) % 64;  /* the header ends on a 64-byte boundary */
+    fwrite("\x93NUMPY\x01\x00", 1, 8, w);
+    uint16_t hl = (uint16_t)(len + pad + 1);
+    unsigned char le[2] = {(unsigned char)(hl & 255), (unsigned char)(hl >> 8)};
+    fwrite(le, 1, 2, w);
+    fprintf(w, "%s%*s\n", head, pad, "");
+    size_t bytes = y->dtype == DT_F64 ? 8 : y->dtype == DT_BOOL ? 1 : 4;
+    fwrite(data, bytes, (size_t)have, w);       /* the machine is little-endian (x86-64, aarch64) */
+  } else if (!s) {
+    fprintf(w, "sample");
+    for (int64_t e = 0; e < per; e++) fprintf(w, ",%s[%lld]", b->name, (long long)e);
+    fputc('\n', w);
+    for (int64_t i = 0; i < count; i++) {
+      fprintf(w, "%lld", (long long)i);
+      for (int64_t e = 0; e < per; e++) {
+        int64_t k = i * per + e;
+        switch (y->dtype) {
+        case DT_F32: fprintf(w, ",%.9g", ((const float *)data)[k]); break;
+        case DT_F64: fprintf(w, ",%.17g", ((const double *)data)[k]); break;
+        case DT_I32: fprintf(w, ",%d", ((const int32_t *)data)[k]); break;
+        case DT_BOOL: fprintf(w, ",%d", ((const uint8_t *)data)[k]); break;
+        case DT_COUNT: break;
+        }
+      }
+      fputc('\n', w);
+    }
+  }
+  if (f) {
+    bool bad = ferror(f) != 0;
+    if (fclose(f) != 0) bad = true;
+    if (!s && (bad || rename(tmp, o->predict_path) != 0))
+      s = rt_fail(err, GRADC_ERR_IO, "cannot write '%s': %s", o->predict_path, strerror(errno ? errno : EIO));
+    if (s) unlink(tmp);
+    else fprintf(out, "wrote %lld sample%s of output '%s' to %s\n", (long long)count, count == 1 ? "" : "s",
+                 b->name, o->predict_path);
+  }
+  free(idx);
+  data_free(&test);
+  return s;
+}
+
 gradc_status cli_predict(gradc_model *m, const TrainOptions *o, int64_t count, RtError *err) {
   const Graph *g = jitmodel_graph(m);
   FILE *out = o->out ? o->out : stdout;
   if (!g->noutputs) return rt_fail(err, GRADC_ERR_ARG, "the model declares no output to predict");
+  if (o->predict_format && strcmp(o->predict_format, "table")) return predict_values(m, g, o, count, out, err);
+  if (o->predict_output || o->predict_path)
+    return rt_fail(err, GRADC_ERR_ARG, "--output and -o go with --format csv or npy");
   const Node *y = g->outputs[0].node;
   /* A row per sample: the first dimension must be the batch (an output
    * of [2,3] printed count rows, read past its 6 values), the second a

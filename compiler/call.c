@@ -20,7 +20,7 @@
  * nest (an argument holds a call): the record of a finished call is kept
  * for the next one, since one from the arena per call made 100,000 calls
  * take 2 GB.  A parse that fails does not give its calls back; it ends. */
-static Call *call_begin(Parser *p, Token *fn) {
+Call *call_begin(Parser *p, Token *fn) {
   Call *c = p->free_calls;
   if (c) p->free_calls = c->next_free;
   else c = arena_alloc(p->arena, sizeof *c);
@@ -31,14 +31,14 @@ static Call *call_begin(Parser *p, Token *fn) {
   return c;
 }
 
-static void call_end(Parser *p, Call *c) {
+void call_end(Parser *p, Call *c) {
   c->next_free = p->free_calls;
   p->free_calls = c;
 }
 
 /* arg = IDENT "=" value | value
  * value = list | number | IDENT (a bare name, when it is no tensor) | expr */
-static void parse_arg(Parser *p, Call *c) {
+void call_parse_arg(Parser *p, Call *c) {
   if (c->nargs == MAX_ARGS)
     parse_fail(p, p->tok->loc, "too many arguments (at most %d)", MAX_ARGS);
   Val *v = &c->args[c->nargs++];
@@ -58,7 +58,14 @@ static void parse_arg(Parser *p, Call *c) {
   if (tok_is(t, "-") && (after->kind == T_INT || after->kind == T_FLOAT))
     after = after->next;
   bool ends = tok_is(after, ",") || tok_is(after, ")");
-  if (parse_at(p, "[") && v->key) {
+  size_t kl = v->key ? strlen(v->key) : 0;
+  if (kl >= 11 && !strcmp(v->key + kl - 11, "regularizer")) {
+    /* kernel_regularizer=l2(0.001): no tensor, parsed here (see
+     * parse_regularizer) */
+    parse_regularizer(p, v->reg);
+    v->kind = V_NAME;
+    v->name = "regularizer";
+  } else if (parse_at(p, "[") && v->key) {
     parse_list_value(p, v);
   } else if (parse_at(p, "[")) {
     /* A positional list is a tensor literal unless followed by an operator;
@@ -668,10 +675,11 @@ static const Builtin builtins[] = {
     {"norm", fn_norm, OP_NORM, 1, 3, "ord,axis,keepdims"},
     {"grad", fn_grad, OP_GRAD, 2, 2, ""},
     {"dense", layer_dense, OP_MATMUL, 1, 2,
-     "units,activation,use_bias,kernel_initializer,bias_initializer,name"},
+     "units,activation,use_bias,kernel_initializer,bias_initializer,kernel_regularizer,"
+     "bias_regularizer,name"},
     {"conv2d", layer_conv2d, OP_MATMUL, 1, 3,
      "filters,kernel,kernel_size,strides,padding,dilation,dilation_rate,activation,"
-     "use_bias,kernel_initializer,bias_initializer,name"},
+     "use_bias,kernel_initializer,bias_initializer,kernel_regularizer,bias_regularizer,name"},
     {"conv2d_transpose", layer_conv2d_transpose, OP_COL2IM, 1, 3,
      "filters,kernel,kernel_size,strides,padding,output_padding,activation,use_bias,"
      "kernel_initializer,bias_initializer,name"},
@@ -703,7 +711,7 @@ static const Builtin builtins[] = {
      "return_sequences,go_backwards,bidirectional,seed,name"},
 };
 
-static bool in_list(const char *list, const char *key) {
+bool call_in_list(const char *list, const char *key) {
   size_t n = strlen(key);
   for (const char *s = list; *s;) {
     const char *e = strchr(s, ',');
@@ -783,7 +791,7 @@ static int call_builtin(Parser *p, Node **r) {
   p->tok = p->tok->next;
   parse_skip(p, "(");
   if (!parse_at(p, ")")) {
-    do parse_arg(p, c);
+    do call_parse_arg(p, c);
     while (parse_accept(p, ","));
   }
   parse_skip(p, ")");
@@ -800,7 +808,7 @@ static int call_builtin(Parser *p, Node **r) {
     }
   }
   for (int i = 0; i < c->nargs; i++)
-    if (c->args[i].key && !in_list(b->kw, c->args[i].key))
+    if (c->args[i].key && !call_in_list(b->kw, c->args[i].key))
       parse_fail(p, c->args[i].keyloc, "%s has no argument '%s'%s%s", name,
               c->args[i].key, *b->kw ? "; it takes: " : "", b->kw);
   if (b->fn == layer_dense || b->fn == layer_conv2d || b->fn == layer_conv2d_transpose ||
@@ -926,7 +934,7 @@ void parse_init(Parser *p, Node *param) {
     char *name = parse_str(p, c->fn);
     p->tok = p->tok->next->next;
     if (!parse_at(p, ")")) {
-      do parse_arg(p, c);
+      do call_parse_arg(p, c);
       while (parse_accept(p, ","));
     }
     parse_skip(p, ")");
@@ -977,7 +985,7 @@ void parse_init(Parser *p, Node *param) {
         parse_fail(p, c->args[0].loc, "%s takes no arguments", name);
     }
     for (int i = 0; i < c->nargs; i++) {
-      if (c->args[i].key && !in_list(keys, c->args[i].key))
+      if (c->args[i].key && !call_in_list(keys, c->args[i].key))
         parse_fail(p, c->args[i].keyloc, "%s has no argument '%s'", name, c->args[i].key);
       if (!c->args[i].used)
         parse_fail(p, c->args[i].loc, "%s: too many arguments", name);
@@ -1058,22 +1066,45 @@ Optimizer parse_optimizer(Parser *p, Token *ot) {
   const char *keys = opt_keys(p, info);
   Call *c = arena_alloc(p->arena, sizeof *c);
   c->fn = ot;
+  /* lr may be a schedule, lr=exponential_decay(...) or positional first;
+   * then optimizer/lr starts at the schedule's nominal rate. */
+  bool sched_first = false;
   if (parse_accept(p, "(")) {
     if (!parse_at(p, ")")) {
-      do parse_arg(p, c);
-      while (parse_accept(p, ","));
+      do {
+        Token *t = p->tok;
+        bool keyed = t->kind == T_IDENT && tok_is(t->next, "=");
+        Token *at = keyed ? t->next->next : t;
+        const OptHyper *h = keyed ? opt_hyper_named(info, parse_str(p, t)) : NULL;
+        bool lr_place = keyed ? h && h->field == offsetof(Optimizer, lr) : c->nargs == 0;
+        ScheduleKind sk = parse_schedule_named(p, at);
+        if (sk == SCHED_NONE || !lr_place) {
+          call_parse_arg(p, c);
+          continue;
+        }
+        if (o.sched.kind != SCHED_NONE) parse_fail(p, t->loc, "%s: the learning rate is given twice", on);
+        sched_first = !keyed;
+        p->tok = at;
+        o.sched = parse_schedule(p, sk);
+        o.lr = opt_schedule_nominal(&o.sched);
+        lr_loc = at->loc;
+      } while (parse_accept(p, ","));
     }
     parse_skip(p, ")");
   }
   for (int i = 0; i < c->nargs; i++) {
     Val *v = &c->args[i];
+    if (o.sched.kind != SCHED_NONE && (!v->key || opt_hyper_named(info, v->key) ==
+                                                      opt_hyper_named(info, "lr")))
+      parse_fail(p, v->key ? v->keyloc : v->loc, "%s: the learning rate is given twice (a "
+                 "schedule and a number)", on);
     if (!v->key) {
-      if (i > 0) parse_fail(p, v->loc, "%s: only the learning rate may be positional", on);
+      if (i > 0 || sched_first) parse_fail(p, v->loc, "%s: only the learning rate may be positional", on);
       o.lr = call_num(p, c, v, false);
       lr_loc = v->loc;
       continue;
     }
-    if (!in_list(keys, v->key))
+    if (!call_in_list(keys, v->key))
       parse_fail(p, v->keyloc, "%s has no argument '%s'; it takes: %s", on, v->key, keys);
     const char *k = v->key;
     const OptHyper *h = opt_hyper_named(info, k);
@@ -1100,6 +1131,8 @@ Optimizer parse_optimizer(Parser *p, Token *ot) {
       parse_fail(p, ot->loc, "%s: momentum, rho and betas must lie in [0, 1)", on);
     if (h->range == RANGE_NONNEGATIVE && !(x >= 0))
       parse_fail(p, ot->loc, "%s: eps must not be negative", on);
+    if (h->range == RANGE_OPTIONAL && !(x >= 0))
+      parse_fail(p, ot->loc, "%s: %s must not be negative, got %g", on, h->name, x);
   }
   return o;
 }

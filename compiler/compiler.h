@@ -301,11 +301,37 @@ struct Node {
 typedef enum { OPT_SGD, OPT_RMSPROP, OPT_ADAM, OPT_ADAGRAD, OPT_COUNT } OptKind;
 
 /* A model's optimizer settings (defaults and ranges: opt_info, optimizer.c). */
+/* A learning-rate schedule of the optimizer (Keras'
+ * tf.keras.optimizers.schedules): lr as a function of the step counter,
+ * computed inside the compiled step (optimizer.c, opt_schedule_*). */
+typedef enum {
+  SCHED_NONE, SCHED_EXPONENTIAL, SCHED_INVERSE_TIME, SCHED_POLYNOMIAL, SCHED_PIECEWISE,
+  SCHED_COSINE, SCHED_COUNT
+} ScheduleKind;
+
+enum { SCHED_MAX_VALUES = 64 };
+
+typedef struct LrSchedule {
+  ScheduleKind kind;
+  double initial, decay_steps, rate, alpha, end, power;
+  bool staircase;
+  /* cosine's linear warm-up from initial to warmup_target */
+  double warmup_target, warmup_steps;
+  bool warmup;
+  /* piecewise: values[i] up to boundaries[i] (inclusive), then the last */
+  double boundaries[SCHED_MAX_VALUES - 1], values[SCHED_MAX_VALUES];
+  int nvalues;
+  Loc loc;
+} LrSchedule;
+
 typedef struct Optimizer {
   OptKind kind;
+  LrSchedule sched;      /* kind SCHED_NONE: lr is constant */
   double lr, momentum, rho, eps, beta1, beta2, initial_accumulator;
   /* Keras' gradient clipping (every optimizer): 0 = none */
   double clipnorm, global_clipnorm, clipvalue;
+  /* decoupled weight decay (Keras 2.11+ weight_decay, AdamW): 0 = none */
+  double weight_decay;
   bool nesterov, centered;
   Loc loc;
 } Optimizer;
@@ -374,6 +400,14 @@ typedef struct Constraint {
   Loc loc;
 } Constraint;
 
+/* A weight penalty added to the loss of every train step that trains
+ * param (Keras' kernel_regularizer): l1 * sum(|w|) + l2 * sum(w^2). */
+typedef struct Regularizer {
+  Node *param;
+  double l1, l2;
+  Loc loc;
+} Regularizer;
+
 /* A loop over one axis (a scan, like JAX's lax.scan): its body is the
  * nodes whose a.loop is its number, contiguous in g->nodes once sorted
  * (graph_sort keeps them so), between the carries and scan_slices it
@@ -421,6 +455,8 @@ struct Graph {
   int nschedule;
   Constraint *constraints;
   int nconstraints;
+  Regularizer *regularizers;
+  int nregularizers;
   const char *stage;           /* the last stage that ran: parse, grad */
   bool reuse_memory;           /* set by optimize(): buffers may share bytes */
   bool stored;                 /* set by fuse(): storage and inlining decided */
@@ -557,10 +593,13 @@ bool lower_grads(Graph *g);
 
 /* ------------------------------------------------------------ optimizer.c */
 
-enum { OPT_MAX_HYPERS = 7, OPT_MAX_SWITCHES = 1 };
+enum { OPT_MAX_HYPERS = 8, OPT_MAX_SWITCHES = 1 };
 
-/* RANGE_CLIP: positive when given; 0, the default, is none */
-typedef enum { RANGE_ANY, RANGE_POSITIVE, RANGE_NONNEGATIVE, RANGE_UNIT, RANGE_CLIP } HyperRange;
+/* RANGE_CLIP: positive when given; 0, the default, is none.  RANGE_OPTIONAL:
+ * not negative, 0 (the default) is none (weight_decay). */
+typedef enum {
+  RANGE_ANY, RANGE_POSITIVE, RANGE_NONNEGATIVE, RANGE_UNIT, RANGE_CLIP, RANGE_OPTIONAL
+} HyperRange;
 
 /* A numeric setting: its name (the model file's key, the API's, and the
  * state optimizer/NAME when the update reads it at run time), Keras'
@@ -590,6 +629,16 @@ typedef struct OptInfo {
 extern const OptInfo opt_info[OPT_COUNT];
 double opt_hyper_value(const Optimizer *o, const OptHyper *h);
 void opt_set_hyper(Optimizer *o, const OptHyper *h, double v);
+
+/* One row per schedule: its name in model files, Keras' long name (an
+ * alias), the builder of lr(step) in the compiled step. */
+typedef struct ScheduleInfo {
+  const char *name, *alias;
+} ScheduleInfo;
+extern const ScheduleInfo sched_info[SCHED_COUNT];
+/* The rate optimizer/lr holds for a schedule (its peak: the initial rate,
+ * cosine's warmup_target, piecewise's first value); see optimizer.c. */
+double opt_schedule_nominal(const LrSchedule *s);
 
 /* The stage after autodiff: appends the optimizer's update of every
  * parameter and slot and the ASSIGNs that close each train step (see the
@@ -938,6 +987,7 @@ typedef struct Val {
   const char *name;
   Item *items;             /* V_LIST, flattened row-major */
   Shape lshape;            /* V_LIST nesting */
+  double reg[2];           /* a *regularizer= (V_NAME "regularizer"): l1, l2 */
   bool used;
 } Val;
 
@@ -961,6 +1011,25 @@ _Noreturn void parse_expected(Parser *p, const char *what);
 _Noreturn void parse_unknown(Parser *p, const char *name, Loc loc);
 /* Node constructors that unwind the parse when a shape rule refuses. */
 Node *parse_mk(Parser *p, OpKind op, Node **src, int nsrc, const Attrs *a, Loc loc);
+/* call.c's argument records and keyword lists, for fit.c's calls */
+Call *call_begin(Parser *p, Token *fn);
+void call_end(Parser *p, Call *c);
+bool call_in_list(const char *list, const char *key);
+/* arg = IDENT "=" value | value, appended to c */
+void call_parse_arg(Parser *p, Call *c);
+/* Learning-rate schedules (fit.c): the schedule t names when a "(" follows
+ * (else SCHED_NONE), and the call at p->tok parsed. */
+ScheduleKind parse_schedule_named(Parser *p, Token *t);
+LrSchedule parse_schedule(Parser *p, ScheduleKind kind);
+/* Regularizers (fit.c): l1(x) | l2(x) | l1_l2(l1=, l2=) into the two
+ * factors; param's penalty recorded on the graph; after the last
+ * statement, each train step's loss gets its parameters' penalties. */
+void parse_regularizer(Parser *p, double reg[2]);
+void call_regularize(Parser *p, Node *param, const double reg[2], Loc loc);
+void call_regularizer_arg(Parser *p, Call *c, const char *key, Node *param);
+void regularize_steps(Parser *p);
+/* Warns where a cross-entropy's operands look swapped (fit.c). */
+void warn_swapped_losses(Parser *p);
 Node *parse_mk1(Parser *p, OpKind op, Node *x, const Attrs *a, Loc loc);
 Node *parse_mk2(Parser *p, OpKind op, Node *x, Node *y, Loc loc);
 char *parse_str(Parser *p, const Token *t);

@@ -221,13 +221,53 @@ static const char *nn_name(const char *prefix, const Node *n, char *buf, size_t 
   return buf;
 }
 
+/* The learning rate: a number, or its schedule as the language writes it
+ * (issue 22). */
+static void print_lr(FILE *out, const Optimizer *o, int d) {
+  const LrSchedule *s = &o->sched;
+  if (s->kind == SCHED_NONE) {
+    fprintf(out, "%.*g", d, o->lr);
+    return;
+  }
+  fprintf(out, "%s(", sched_info[s->kind].name);
+  switch (s->kind) {
+  case SCHED_EXPONENTIAL:
+  case SCHED_INVERSE_TIME:
+    fprintf(out, "%.*g, %.*g, %.*g, staircase=%s", d, s->initial, d, s->decay_steps, d, s->rate,
+            s->staircase ? "true" : "false");
+    break;
+  case SCHED_POLYNOMIAL:
+    fprintf(out, "%.*g, %.*g, end_learning_rate=%.*g, power=%.*g", d, s->initial, d, s->decay_steps,
+            d, s->end, d, s->power);
+    break;
+  case SCHED_PIECEWISE:
+    for (int i = 0; i < 2; i++) {
+      int n = i ? s->nvalues : s->nvalues - 1;
+      const double *v = i ? s->values : s->boundaries;
+      fprintf(out, "%s%s=[", i ? ", " : "", i ? "values" : "boundaries");
+      for (int k = 0; k < n; k++) fprintf(out, "%s%.*g", k ? ", " : "", d, v[k]);
+      fputc(']', out);
+    }
+    break;
+  case SCHED_COSINE:
+    fprintf(out, "%.*g, %.*g, alpha=%.*g", d, s->initial, d, s->decay_steps, d, s->alpha);
+    if (s->warmup)
+      fprintf(out, ", warmup_target=%.*g, warmup_steps=%.*g", d, s->warmup_target, d, s->warmup_steps);
+    break;
+  case SCHED_NONE:
+  case SCHED_COUNT: break;
+  }
+  fputc(')', out);
+}
+
 /* A train statement as the language writes it: loss, `of` patterns,
  * the optimizer with every setting (digits significant digits), the name. */
 static void print_train(FILE *out, const Graph *g, const TrainStep *st, const char *loss, int d) {
   const Optimizer *o = &st->opt;
   fprintf(out, "train %s", loss);
   for (int k = 0; k < st->npatterns; k++) fprintf(out, "%s%s", k ? ", " : " of ", st->patterns[k]);
-  fprintf(out, " with %s(lr=%.*g", opt_info[o->kind].name, d, o->lr);
+  fprintf(out, " with %s(lr=", opt_info[o->kind].name);
+  print_lr(out, o, d);
   switch (o->kind) {
   case OPT_SGD:
     fprintf(out, ", momentum=%.*g, nesterov=%s", d, o->momentum, o->nesterov ? "true" : "false");
@@ -244,10 +284,12 @@ static void print_train(FILE *out, const Graph *g, const TrainStep *st, const ch
     break;
   case OPT_COUNT: break;
   }
-  /* the clipping options, where given (opt_info's RANGE_CLIP rows) */
+  /* the clipping options and weight decay, where given (RANGE_CLIP and
+   * RANGE_OPTIONAL rows) */
   const OptInfo *info = &opt_info[o->kind];
   for (int k = 0; k < info->nhyper; k++)
-    if (info->hyper[k].range == RANGE_CLIP && opt_hyper_value(o, &info->hyper[k]) > 0)
+    if ((info->hyper[k].range == RANGE_CLIP || info->hyper[k].range == RANGE_OPTIONAL) &&
+        opt_hyper_value(o, &info->hyper[k]) > 0)
       fprintf(out, ", %s=%.*g", info->hyper[k].name, d, opt_hyper_value(o, &info->hyper[k]));
   fputc(')', out);
   if (g->nsteps > 1 || strcmp(st->name, "train")) fprintf(out, " as %s", st->name);

@@ -79,6 +79,7 @@ static Node *bias_and_activation(Parser *p, Call *c, const char *base, Node *y, 
                         (Init){INIT_ZEROS, 0, 0}, c->fn->loc);
     Val *bi = call_kwarg(c, "bias_initializer");
     if (bi) call_init(p, b, bi);
+    call_regularizer_arg(p, c, "bias_regularizer", b);
     y = parse_mk2(p, OP_ADD, y, b, c->fn->loc);
   }
   return layer_activate(p, c, call_kwarg(c, "activation"), y);
@@ -102,6 +103,7 @@ Node *layer_dense(Parser *p, Call *c, OpKind op) {
                       (Init){INIT_GLOROT_UNIFORM, 0, 0}, c->fn->loc);
   Val *ki = call_kwarg(c, "kernel_initializer");
   if (ki) call_init(p, k, ki);
+  call_regularizer_arg(p, c, "kernel_regularizer", k);
   Node *y = parse_mk2(p, OP_MATMUL, x, k, c->fn->loc);
   return bias_and_activation(p, c, base, y, units);
 }
@@ -384,6 +386,7 @@ Node *layer_conv2d(Parser *p, Call *c, OpKind op) {
                   (Init){INIT_GLOROT_UNIFORM, 0, 0}, c->fn->loc);
     Val *ki = call_kwarg(c, "kernel_initializer");
     if (ki) call_init(p, k, ki);
+    call_regularizer_arg(p, c, "kernel_regularizer", k);
   }
   Node *cols = window_node(p, c, OP_IM2COL, x, &w);
   const Dim *d = cols->shape.d;

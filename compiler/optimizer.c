@@ -14,8 +14,8 @@
  * statements: batch norm's moving statistics; every step's when no loss
  * feeds one) - then one ASSIGN per state, owned by its step (a.owner), all
  * at the very end, so "all reads, then all writes" holds by executing the
- * array in order.  A step with Adam gets its counter PREFIXoptimizer/
- * iterations (Adam's t).  Every random op (dropout_mask, random_normal,
+ * array in order.  A step with Adam or a learning-rate schedule gets its
+ * counter PREFIXoptimizer/iterations (Adam's t, the schedule's step).  Every random op (dropout_mask, random_normal,
  * ...) takes a step counter as its last operand: that one with one step,
  * else dropout/iterations, which every step advances, so draws never
  * repeat between steps.
@@ -51,6 +51,7 @@
  * others (optimizer/clipnorm, ...); one not given makes no node at all, so
  * a model without clipping has the graph it always had.
  */
+#include <math.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -70,7 +71,8 @@ struct OptBuild {
   Node *fwd;                          /* the node whose location new nodes take */
   Node *hyper[OPT_MAX_HYPERS];        /* the f64 state, made on first read */
   Node *cast[OPT_MAX_HYPERS][DT_COUNT];
-  Node *t1;                           /* iterations + 1 */
+  Node *it, *t1;                      /* iterations, iterations + 1 */
+  Node *lr64;                         /* the scheduled lr, f64, made on first read */
   Node *adam_alpha[DT_COUNT];
   Update *ups;
   int nups;
@@ -129,11 +131,16 @@ static Node *hyper64(OptBuild *b, const char *name) {
   return b->hyper[i];
 }
 
-/* A hyperparameter in dtype t (one cast per dtype in use). */
+static Node *scheduled_lr(OptBuild *b);
+
+/* A hyperparameter in dtype t (one cast per dtype in use); lr under a
+ * schedule is the schedule's value at this step. */
 static Node *hyper(OptBuild *b, const char *name, DType t) {
   int i = hyper_index(b->info, name);
-  Node *h = hyper64(b, name);
-  if (!b->cast[i][t]) b->cast[i][t] = cast(b, h, t);
+  if (!b->cast[i][t]) {
+    bool sched = b->st->opt.sched.kind != SCHED_NONE && !strcmp(name, "lr");
+    b->cast[i][t] = cast(b, sched ? scheduled_lr(b) : hyper64(b, name), t);
+  }
   return b->cast[i][t];
 }
 
@@ -165,6 +172,138 @@ static Node *ema(OptBuild *b, const char *a, Node *x, Node *y, DType t) {
 static Node *scaled(OptBuild *b, Node *num, Node *denom, DType t) {
   Node *d = bin(b, OP_ADD, un(b, OP_SQRT, denom), hyper(b, "eps", t));
   return bin(b, OP_DIV, num, d);
+}
+
+/* ------------------------------------------------------------ schedules */
+
+/* Keras' learning-rate schedules (keras/optimizers/schedules/
+ * learning_rate_schedule.py), of the step counter before this step's
+ * increment (optimizer.iterations, 0 at the first step), computed in f64
+ * inside the step, so a schedule costs a few scalar nodes and no host
+ * round trip.  optimizer/lr stays the run-time hyperparameter: it holds
+ * the schedule's nominal rate (opt_schedule_nominal) and the step uses
+ * schedule(step) * (optimizer/lr / nominal), so `--lr X`, gradc_set_hyper
+ * and ReduceLROnPlateau scale the whole curve (by 1 when untouched: the
+ * exact Keras value). */
+const ScheduleInfo sched_info[SCHED_COUNT] = {
+    [SCHED_NONE] = {NULL, NULL},
+    [SCHED_EXPONENTIAL] = {"exponential_decay", "ExponentialDecay"},
+    [SCHED_INVERSE_TIME] = {"inverse_time_decay", "InverseTimeDecay"},
+    [SCHED_POLYNOMIAL] = {"polynomial_decay", "PolynomialDecay"},
+    [SCHED_PIECEWISE] = {"piecewise_constant_decay", "piecewise"},
+    [SCHED_COSINE] = {"cosine_decay", "cosine"},
+};
+
+double opt_schedule_nominal(const LrSchedule *s) {
+  if (s->kind == SCHED_PIECEWISE) return s->values[0];
+  if (s->kind == SCHED_COSINE && s->warmup) return s->warmup_target;
+  return s->initial;
+}
+
+static Node *k64(OptBuild *b, double v) { return konst(b, v, DT_F64); }
+
+/* floor(x) for x >= 0 (a step ratio): the IR has no floor, and a
+ * truncating cast to i32 is floor there. */
+static Node *floor_nonneg(OptBuild *b, Node *x) { return cast(b, cast(b, x, DT_I32), DT_F64); }
+
+/* cos(pi * f) for f in [0, 1], in f64: the IR has no cos, so -sin(u) at u =
+ * pi*f - pi/2 in [-pi/2, pi/2] by its Taylor series to u^25, whose
+ * remainder (pi/2)^27/27! ~ 2e-23 lies far below f64's rounding.  (Once
+ * the IR has cos, it replaces this.) */
+static Node *cos_pi(OptBuild *b, Node *f) {
+  Node *u = bin(b, OP_SUB, bin(b, OP_MUL, f, k64(b, M_PI)), k64(b, M_PI / 2));
+  Node *u2 = un(b, OP_SQUARE, u);
+  double coef[13];
+  double fact = 1;
+  for (int k = 0; k < 13; k++) {
+    if (k) fact *= (double)(2 * k) * (double)(2 * k + 1);
+    coef[k] = (k % 2 ? -1 : 1) / fact;
+  }
+  Node *y = k64(b, coef[12]);
+  for (int k = 11; k >= 0; k--) y = bin(b, OP_ADD, bin(b, OP_MUL, y, u2), k64(b, coef[k]));
+  /* clamped, so that the end of the decay is exactly 0, never -1e-18 */
+  Node *c = un(b, OP_NEG, bin(b, OP_MUL, y, u));
+  Attrs unit = {.lo = -1, .hi = 1};
+  return node(b, OP_CLIP, &c, 1, &unit);
+}
+
+/* CosineDecay's _decay_function: from * ((1 - alpha) * cos_decayed + alpha),
+ * step already clamped to [0, decay_steps]. */
+static Node *cosine_decayed(OptBuild *b, const LrSchedule *s, Node *step, double from) {
+  Node *c = cos_pi(b, bin(b, OP_DIV, step, k64(b, s->decay_steps)));
+  Node *half = bin(b, OP_MUL, k64(b, 0.5), bin(b, OP_ADD, k64(b, 1), c));
+  Node *d = bin(b, OP_ADD, bin(b, OP_MUL, k64(b, 1 - s->alpha), half), k64(b, s->alpha));
+  return bin(b, OP_MUL, k64(b, from), d);
+}
+
+static Node *schedule_value(OptBuild *b, const LrSchedule *s, Node *step) {
+  switch (s->kind) {
+  case SCHED_EXPONENTIAL: {
+    /* initial * rate ^ (step / decay_steps), the exponent floored when
+     * staircase */
+    Node *p = bin(b, OP_DIV, step, k64(b, s->decay_steps));
+    if (s->staircase) p = floor_nonneg(b, p);
+    return bin(b, OP_MUL, k64(b, s->initial), bin(b, OP_POW, k64(b, s->rate), p));
+  }
+  case SCHED_INVERSE_TIME: {
+    /* initial / (1 + rate * step / decay_steps) */
+    Node *p = bin(b, OP_DIV, step, k64(b, s->decay_steps));
+    if (s->staircase) p = floor_nonneg(b, p);
+    return bin(b, OP_DIV, k64(b, s->initial),
+               bin(b, OP_ADD, k64(b, 1), bin(b, OP_MUL, k64(b, s->rate), p)));
+  }
+  case SCHED_POLYNOMIAL: {
+    /* (initial - end) * (1 - min(step, decay_steps) / decay_steps)^power
+     * + end (cycle=False) */
+    Node *st = bin(b, OP_MINIMUM, step, k64(b, s->decay_steps));
+    Node *f = bin(b, OP_SUB, k64(b, 1), bin(b, OP_DIV, st, k64(b, s->decay_steps)));
+    Node *pw = bin(b, OP_POW, f, k64(b, s->power));
+    return bin(b, OP_ADD, bin(b, OP_MUL, k64(b, s->initial - s->end), pw), k64(b, s->end));
+  }
+  case SCHED_PIECEWISE: {
+    /* values[i] while step <= boundaries[i], from the last boundary on
+     * values[n-1] */
+    Node *r = k64(b, s->values[s->nvalues - 1]);
+    for (int i = s->nvalues - 2; i >= 0; i--) {
+      Node *src[3] = {bin(b, OP_LE, step, k64(b, s->boundaries[i])), k64(b, s->values[i]), r};
+      r = node(b, OP_WHERE, src, 3, NULL);
+    }
+    return r;
+  }
+  case SCHED_COSINE: {
+    if (!s->warmup)
+      return cosine_decayed(b, s, bin(b, OP_MINIMUM, step, k64(b, s->decay_steps)), s->initial);
+    /* step clamped to decay_steps + warmup_steps; below warmup_steps the
+     * linear ramp initial + (target - initial) * step / warmup_steps, then
+     * the decay from warmup_target over step - warmup_steps */
+    Node *st = bin(b, OP_MINIMUM, step, k64(b, s->decay_steps + s->warmup_steps));
+    Node *ramp = bin(b, OP_ADD,
+                     bin(b, OP_MUL, k64(b, s->warmup_target - s->initial),
+                         bin(b, OP_DIV, st, k64(b, s->warmup_steps > 0 ? s->warmup_steps : 1))),
+                     k64(b, s->initial));
+    Node *decay = cosine_decayed(b, s, bin(b, OP_SUB, st, k64(b, s->warmup_steps)), s->warmup_target);
+    Node *src[3] = {bin(b, OP_LT, st, k64(b, s->warmup_steps)), ramp, decay};
+    return node(b, OP_WHERE, src, 3, NULL);
+  }
+  case SCHED_NONE:
+  case SCHED_COUNT: break;
+  }
+  GRADC_ASSERT(!"no such schedule");
+  return NULL;
+}
+
+/* The step's learning rate under its schedule, f64, made once. */
+static Node *scheduled_lr(OptBuild *b) {
+  if (b->lr64) return b->lr64;
+  GRADC_ASSERT(b->it);           /* opt_update made the counter */
+  const LrSchedule *s = &b->st->opt.sched;
+  Node *fwd = b->fwd;
+  b->fwd = b->st->loss;
+  Node *v = schedule_value(b, s, cast(b, b->it, DT_F64));
+  Node *scale = bin(b, OP_DIV, hyper64(b, "lr"), k64(b, opt_schedule_nominal(s)));
+  b->lr64 = bin(b, OP_MUL, v, scale);
+  b->fwd = fwd;
+  return b->lr64;
 }
 
 /* ------------------------------------------------------------ updates */
@@ -303,29 +442,30 @@ static void clip_gradients(OptBuild *b, Node **clipped) {
 
 /* Keras 2.x defaults (keras/optimizers/optimizer_v2); eps is Keras'
  * backend epsilon, 1e-7.  Every optimizer takes the clipping options
- * (Keras' None is 0 here: no clipping). */
+ * (Keras' None is 0 here: no clipping) and weight_decay (0: none). */
 #define CLIP_HYPERS                                                            \
   H("clipnorm", NULL, clipnorm, 0, RANGE_CLIP),                                \
       H("global_clipnorm", NULL, global_clipnorm, 0, RANGE_CLIP),              \
-      H("clipvalue", NULL, clipvalue, 0, RANGE_CLIP)
+      H("clipvalue", NULL, clipvalue, 0, RANGE_CLIP),                          \
+      H("weight_decay", NULL, weight_decay, 0, RANGE_OPTIONAL)
 const OptInfo opt_info[OPT_COUNT] = {
-    [OPT_SGD] = {"sgd", update_sgd, 5,
+    [OPT_SGD] = {"sgd", update_sgd, 6,
                  {H("lr", "learning_rate", lr, 0.01, RANGE_POSITIVE),
                   H("momentum", NULL, momentum, 0, RANGE_UNIT), CLIP_HYPERS},
                  {"nesterov"}},
-    [OPT_RMSPROP] = {"rmsprop", update_rmsprop, 7,
+    [OPT_RMSPROP] = {"rmsprop", update_rmsprop, 8,
                      {H("lr", "learning_rate", lr, 0.001, RANGE_POSITIVE),
                       H("rho", NULL, rho, 0.9, RANGE_UNIT),
                       H("momentum", NULL, momentum, 0, RANGE_UNIT),
                       H("eps", "epsilon", eps, 1e-7, RANGE_NONNEGATIVE), CLIP_HYPERS},
                      {"centered"}},
-    [OPT_ADAM] = {"adam", update_adam, 7,
+    [OPT_ADAM] = {"adam", update_adam, 8,
                   {H("lr", "learning_rate", lr, 0.001, RANGE_POSITIVE),
                    H("beta1", "beta_1", beta1, 0.9, RANGE_UNIT),
                    H("beta2", "beta_2", beta2, 0.999, RANGE_UNIT),
                    H("eps", "epsilon", eps, 1e-7, RANGE_NONNEGATIVE), CLIP_HYPERS},
                   {NULL}},
-    [OPT_ADAGRAD] = {"adagrad", update_adagrad, 6,
+    [OPT_ADAGRAD] = {"adagrad", update_adagrad, 7,
                      {H("lr", "learning_rate", lr, 0.001, RANGE_POSITIVE),
                       H("initial_accumulator", "initial_accumulator_value",
                         initial_accumulator, 0.1, RANGE_ANY),
@@ -450,8 +590,9 @@ void opt_update(Graph *g) {
       set(b, up->state, value);
     }
     Node *it = NULL;
-    if ((st->opt.kind == OPT_ADAM && st->ngrads) || (random && g->nsteps == 1)) {
-      it = counter(b, arena_printf(g->arena, "%soptimizer/iterations", st->prefix), st->opt.loc);
+    if (((st->opt.kind == OPT_ADAM || st->opt.sched.kind != SCHED_NONE) && st->ngrads) ||
+        (random && g->nsteps == 1)) {
+      it = b->it = counter(b, arena_printf(g->arena, "%soptimizer/iterations", st->prefix), st->opt.loc);
       b->t1 = bin(b, OP_ADD, it, konst(b, 1, DT_I32));
       set(b, it, b->t1);
     }
@@ -480,7 +621,17 @@ void opt_update(Graph *g) {
     for (int i = 0; i < st->ngrads; i++) {
       Node *p = st->grads[i].param;
       b->fwd = p;
-      Node *np = constrained(b, p, b->info->update(b, p, grads[i]));
+      Node *np = b->info->update(b, p, grads[i]);
+      if (st->opt.weight_decay > 0) {
+        /* Decoupled weight decay, Keras 2.11+'s _apply_weight_decay
+         * (AdamW, Loshchilov & Hutter): p -= p * wd * lr before the
+         * update, which subtracts the same from its result; the update
+         * itself never sees it (no L2 term in the gradient or slots). */
+        Node *d = bin(b, OP_MUL, bin(b, OP_MUL, p, hyper(b, "weight_decay", p->dtype)),
+                      hyper(b, "lr", p->dtype));
+        np = bin(b, OP_SUB, np, d);
+      }
+      np = constrained(b, p, np);
       set(b, p, np);
     }
     for (int i = 0; i < b->nups; i++) owner[n + i] = s;

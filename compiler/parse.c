@@ -715,13 +715,24 @@ static void stmt_input(Parser *p, bool is_param, bool is_state) {
     /* Keras Dense defaults when no initializer is given. */
     n->a.init.kind = s.rank >= 2 ? INIT_GLOROT_UNIFORM : INIT_ZEROS;
     if (parse_accept(p, "=")) parse_init(p, n);
-    if (tok_is(p->tok, "constraint")) {
-      Loc at = p->tok->loc;
-      p->tok = p->tok->next;
-      parse_skip(p, "=");
-      double lo, hi;
-      parse_constraint(p, &lo, &hi);
-      add_constraint(p, n, lo, hi, at);
+    /* constraint=... and regularizer=..., in either order */
+    for (int k = 0; k < 2; k++) {
+      if (tok_is(p->tok, "constraint")) {
+        Loc at = p->tok->loc;
+        p->tok = p->tok->next;
+        parse_skip(p, "=");
+        double lo, hi;
+        parse_constraint(p, &lo, &hi);
+        add_constraint(p, n, lo, hi, at);
+      }
+      if (tok_is(p->tok, "regularizer")) {
+        Loc at = p->tok->loc;
+        p->tok = p->tok->next;
+        parse_skip(p, "=");
+        double reg[2];
+        parse_regularizer(p, reg);
+        call_regularize(p, n, reg, at);
+      }
     }
   }
 }
@@ -1160,6 +1171,8 @@ Graph *parse(Arena *a, const Source *src, Diags *d) {
   if (setjmp(p->fail)) return NULL;
   while (p->tok->kind != T_EOF) parse_statement(p);
   finish_steps(p);
+  regularize_steps(p);
+  warn_swapped_losses(p);
   finish_schedule(p);
   check_literals(p);
   func_finish(p);

@@ -11,6 +11,7 @@ set -euo pipefail
 # need python3-torch).
 # Open MPI for data-parallel training (gradc builds without it too) and its
 # tests.
+# rsvg-convert and xmllint check that gradc plot's SVG parses and renders.
 PACKAGES=(
     build-essential cmake pkg-config
     llvm-19-dev libopenblas-dev zlib1g-dev libcmocka-dev libpng-dev
@@ -20,6 +21,7 @@ PACKAGES=(
     libprotobuf-c-dev protobuf-c-compiler python3-onnx
     python3-torch
     libopenmpi-dev openmpi-bin
+    librsvg2-bin libxml2-utils
 )
 
 missing=()
