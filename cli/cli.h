@@ -145,6 +145,20 @@ gradc_status cli_score(gradc_model *m, const TrainOptions *o, double *score, int
 /* gradc plot: the curves of a history CSV as an SVG (a line on out). */
 gradc_status cli_plot(const char *csv, const char *svg, FILE *out, RtError *err);
 
+/* -------------------------------------------------------------- outfile.c */
+
+/* An output written whole or not at all: out_open makes a temporary
+ * beside path (with fopen's mode); out_commit closes it and, when s is
+ * GRADC_OK and every write succeeded, renames it over path, else removes
+ * it.  Returns s, or the write error. */
+typedef struct OutFile {
+  FILE *f;
+  const char *path;
+  char tmp[4200];
+} OutFile;
+gradc_status out_open(OutFile *o, const char *path, RtError *err);
+gradc_status out_commit(OutFile *o, gradc_status s, RtError *err);
+
 /* ------------------------------------------------------------------ png.c */
 
 /* n images of h x w x c floats (c 1 or 3, row-major), values in [lo, hi],

@@ -232,15 +232,13 @@ gradc_status cli_plot(const char *csv, const char *svg, FILE *out, RtError *err)
     history_free(&h);
     return rt_fail(err, GRADC_ERR_DATA, "%s: nothing to plot: no loss or metric column", csv);
   }
-  char tmp[4200];
-  snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", svg);
-  int fd = mkstemp(tmp);
-  FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-  if (!f) {
-    if (fd >= 0) close(fd), unlink(tmp);
+  OutFile out_file;
+  s = out_open(&out_file, svg, err);
+  if (s) {
     history_free(&h);
-    return rt_fail(err, GRADC_ERR_IO, "cannot write '%s': %s", svg, strerror(errno));
+    return s;
   }
+  FILE *f = out_file.f;
   fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
           "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%d\" height=\"%d\" "
           "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">\n"
@@ -248,13 +246,9 @@ gradc_status cli_plot(const char *csv, const char *svg, FILE *out, RtError *err)
           PANEL_W, PANEL_H * n, PANEL_W, PANEL_H * n);
   for (int i = 0; i < n; i++) panel(f, &h, cols[i], vals[i], PANEL_H * i);
   fputs("</svg>\n", f);
-  bool bad = ferror(f) != 0;
-  if (fclose(f) != 0) bad = true;
-  if (bad || rename(tmp, svg) != 0) {
-    int e = errno;
-    unlink(tmp);
+  if ((s = out_commit(&out_file, GRADC_OK, err))) {
     history_free(&h);
-    return rt_fail(err, GRADC_ERR_IO, "cannot write '%s': %s", svg, strerror(e ? e : EIO));
+    return s;
   }
   fprintf(out, "plotted %d epochs of %d quantit%s to %s\n", h.nrows, n, n == 1 ? "y" : "ies", svg);
   history_free(&h);

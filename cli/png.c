@@ -2,14 +2,11 @@
  * --samples` and `gradc sample` write so a user can look at what a
  * generative model draws.  Written atomically like checkpoints: into a
  * temporary file beside the target, renamed over it when complete. */
-#include <errno.h>
 #include <math.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "cli.h"
 
@@ -74,24 +71,9 @@ gradc_status cli_png_grid(const char *path, const float *px, int64_t n, int64_t 
   }
   for (int64_t y = 0; y < height; y++) rows[y] = pixels + y * width * c;
 
-  char tmp[4200];
-  snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path);
-  int fd = mkstemp(tmp);
-  mode_t mask = umask(0);      /* mkstemp's 0600 would hide the picture from others */
-  umask(mask);
-  if (fd >= 0) fchmod(fd, 0666 & ~mask);
-  gradc_status s = GRADC_OK;
-  FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
-  if (!f) {
-    s = rt_fail(err, GRADC_ERR_IO, "cannot write the PNG '%s': %s", path, strerror(errno));
-    if (fd >= 0) close(fd), unlink(tmp);
-  } else {
-    s = write_rows(f, rows, width, height, (int)c, path, err);
-    if (fclose(f) != 0 && !s) s = rt_fail(err, GRADC_ERR_IO, "cannot write the PNG '%s': %s", path, strerror(errno));
-    if (!s && rename(tmp, path) != 0)
-      s = rt_fail(err, GRADC_ERR_IO, "cannot write the PNG '%s': %s", path, strerror(errno));
-    if (s) unlink(tmp);
-  }
+  OutFile out;
+  gradc_status s = out_open(&out, path, err);
+  if (!s) s = out_commit(&out, write_rows(out.f, rows, width, height, (int)c, path, err), err);
   free(pixels), free(rows);
   return s;
 }

@@ -919,8 +919,6 @@ static gradc_status predict_values(gradc_model *m, const Graph *g, const TrainOp
   int64_t *idx = s ? NULL : malloc(sizeof(int64_t) * (size_t)(count ? count : 1));
   if (!s && !idx) s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory");
   if (!s && (s = gradc_bind(m, has_inputs ? count : 1))) rt_fail(err, s, "%s", gradc_last_error(m));
-  FILE *f = NULL;
-  char tmp[4200] = "";
   if (!s) {
     for (int64_t i = 0; i < count; i++) idx[i] = i;
     if (has_inputs) feed_gather(m, &feed, &test, idx, count);
@@ -930,16 +928,9 @@ static gradc_status predict_values(gradc_model *m, const Graph *g, const TrainOp
   const void *data = s ? NULL : gradc_data(m, b->name, &have);
   if (!s && !data) s = rt_fail(err, GRADC_ERR_ARG, "predict cannot read output '%s': %s", b->name, gradc_last_error(m));
   int64_t per = batched ? have / (count ? count : 1) : have;   /* elements per sample */
-  if (!s && o->predict_path) {
-    snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", o->predict_path);
-    int fd = mkstemp(tmp);
-    f = fd >= 0 ? fdopen(fd, "wb") : NULL;
-    if (!f) {
-      if (fd >= 0) close(fd), unlink(tmp);
-      s = rt_fail(err, GRADC_ERR_IO, "cannot write '%s': %s", o->predict_path, strerror(errno));
-    }
-  }
-  FILE *w = f ? f : out;
+  OutFile file = {0};
+  if (!s && o->predict_path) s = out_open(&file, o->predict_path, err);
+  FILE *w = file.f ? file.f : out;
   if (!s && npy) {
     static const char *const descr[] = {[DT_F32] = "<f4", [DT_F64] = "<f8", [DT_I32] = "<i4", [DT_BOOL] = "|b1"};
     /* a Python tuple: (), (n,), (a, b) */
@@ -978,13 +969,9 @@ static gradc_status predict_values(gradc_model *m, const Graph *g, const TrainOp
       fputc('\n', w);
     }
   }
-  if (f) {
-    bool bad = ferror(f) != 0;
-    if (fclose(f) != 0) bad = true;
-    if (!s && (bad || rename(tmp, o->predict_path) != 0))
-      s = rt_fail(err, GRADC_ERR_IO, "cannot write '%s': %s", o->predict_path, strerror(errno ? errno : EIO));
-    if (s) unlink(tmp);
-    else fprintf(out, "wrote %lld sample%s of output '%s' to %s\n", (long long)count, count == 1 ? "" : "s",
+  if (file.f) {
+    s = out_commit(&file, s, err);
+    if (!s) fprintf(out, "wrote %lld sample%s of output '%s' to %s\n", (long long)count, count == 1 ? "" : "s",
                  b->name, o->predict_path);
   }
   free(idx);
@@ -1056,17 +1043,12 @@ static int32_t *random_counter(gradc_model *m, const Graph *g) {
 
 static gradc_status write_file(const char *path, const void *head, size_t nhead, const uint8_t *body, size_t n,
                                RtError *err) {
-  char tmp[4200];
-  snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path);
-  int fd = mkstemp(tmp);
-  FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
-  bool ok = f && fwrite(head, 1, nhead, f) == nhead && fwrite(body, 1, n, f) == n;
-  ok = f && fclose(f) == 0 && ok;
-  if (!f && fd >= 0) close(fd);
-  if (ok && rename(tmp, path) == 0) return GRADC_OK;
-  int e = errno;
-  if (fd >= 0) unlink(tmp);
-  return rt_fail(err, GRADC_ERR_IO, "cannot write '%s': %s", path, strerror(e));
+  OutFile o;
+  gradc_status s = out_open(&o, path, err);
+  if (s) return s;
+  fwrite(head, 1, nhead, o.f);
+  fwrite(body, 1, n, o.f);
+  return out_commit(&o, GRADC_OK, err);      /* a short write shows in ferror */
 }
 
 /* count images as an MNIST-format test split in dir (t10k-images-idx3-
