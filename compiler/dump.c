@@ -80,7 +80,10 @@ static void put_values(FILE *out, const Node *n, int64_t limit) {
 static void put_attrs(FILE *out, const Graph *g, const Node *n, bool nn) {
   const Attrs *a = &n->a;
   switch (n->op) {
-  case OP_CLIP: fprintf(out, "%s%.9g, %.9g", nn ? ", " : " min=", a->lo, a->hi); break;
+  case OP_CLIP:
+    if (nn) fprintf(out, ", %.9g, %.9g", a->lo, a->hi);
+    else fprintf(out, " min=%.9g max=%.9g", a->lo, a->hi);
+    break;
   case OP_CAST: fprintf(out, "%s%s", nn ? ", " : " to=", dtype_names[a->dtype]); break;
   case OP_LEAKY_RELU: fprintf(out, "%salpha=%.9g", nn ? ", " : " ", a->alpha); break;
   case OP_SOFTMAX:

@@ -748,8 +748,8 @@ static void test_cse_attributes_differ(void **state) {
                "%7 = max %0 axis=[0] keepdims=true : f32[1,2]\n"
                "%8 = max %0 axis=[0] : f32[2]\n"
                "%9 = add %7, %8 : f32[1,2]\n"
-               "%10 = clip %0 min=0, 1 : f32[2,2]\n"
-               "%11 = clip %0 min=0, 2 : f32[2,2]\n"
+               "%10 = clip %0 min=0 max=1 : f32[2,2]\n"
+               "%11 = clip %0 min=0 max=2 : f32[2,2]\n"
                "%12 = add %10, %11 : f32[2,2]\n");
   release(c);
 }
