@@ -951,6 +951,10 @@ run eval "$pics/n/c.nn" --load "$pics/n/c.ckpt" --data "$pics/c.csv" --confusion
 check "issue 22: --confusion of a model that is not a classifier says what it needs" \
   all 'status_is 1' "stderr_has \"--confusion needs a classifier: the first output must hold class scores [batch, classes] (at least 2), but 'scores' is f32[batch]\"" \
       '[ ! -e "$pics/bad.svg" ]'
+run eval "$pics/c.nn" --load "$pics/c.ckpt" --data "$pics/c.csv" --confusion "$pics/c.nn"
+check "issue 22: --confusion over the model file is refused, the model intact" \
+  all 'status_is 2' "stderr_has \"--confusion '$pics/c.nn' is the same file as the model file\"" \
+      'grep -q "^output scores = x$" "$pics/c.nn"'
 run predict "$pics/c.nn" --load "$pics/c.ckpt" --data "$pics/c.csv" --confusion "$pics/bad.svg"
 check "issue 22: --confusion is eval's" all 'status_is 2' 'stderr_has "--confusion is not an option of gradc predict (only of gradc eval)"'
 # Fashion-MNIST's names by default for 10 classes of a fashion-mnist
@@ -972,8 +976,10 @@ if command -v dot >/dev/null 2>&1; then
     all 'status_is 0' 'wellformed "$pics/g.svg"' 'grep -q "<title>mnist_mlp</title>" "$pics/g.svg"' \
         'grep -q ">softmax" "$pics/g.svg"'
   run dump "$mnist" --format png -o "$pics/g.png"
-  check "issue 22: dump --format png writes a PNG" \
-    all 'status_is 0' '[ "$(head -c 4 "$pics/g.png" | tail -c 3)" = PNG ]'
+  stats=$(png_stats "$pics/g.png" 2>>"$err")
+  check "issue 22: dump --format png writes a PNG that is not blank: $stats" \
+    all 'status_is 0' '[ "$(head -c 4 "$pics/g.png" | tail -c 3)" = PNG ]' \
+        'set -- $stats; [ "$1" -gt 100 ] && [ "$2" -gt 100 ] && [ "$3" -gt $(($1 * $2 / 50)) ]'
 else
   echo "ok $((n = n + 1)) - issue 22: dump --format svg|png # SKIP Graphviz's dot not installed (Debian graphviz)"
   passed=$((passed + 1))
