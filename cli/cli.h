@@ -118,6 +118,8 @@ typedef struct TrainOptions {
   const char *save_best_path;
   /* gradc predict --format table|csv|npy, --output NAME, -o FILE */
   const char *predict_format, *predict_output, *predict_path;
+  /* gradc eval --confusion FILE.svg, --class-names (confusion.c) */
+  const char *confusion, *class_names;
 } TrainOptions;
 
 /* Keras-style fit: progress per epoch, validation, history, test results. */
@@ -144,6 +146,28 @@ gradc_status cli_score(gradc_model *m, const TrainOptions *o, double *score, int
 
 /* gradc plot: the curves of a history CSV as an SVG (a line on out). */
 gradc_status cli_plot(const char *csv, const char *svg, FILE *out, RtError *err);
+/* The SVG helpers the pictures share (plot, confusion): the document's
+ * prologue (a white w x h page; close it with "</svg>"), and s as XML
+ * character data. */
+void svg_begin(FILE *f, int w, int h);
+void svg_text(FILE *f, const char *s);
+
+/* ------------------------------------------------------------ confusion.c */
+
+/* gradc eval --confusion: is m a classifier of the data f feeds (its
+ * first output class scores [batch, classes], an i32 [batch] input of
+ * labels), and do --class-names fit?  Checked before the evaluation. */
+gradc_status confusion_check(const gradc_model *m, const TrainOptions *o, const Feed *f, RtError *err);
+/* The confusion matrix of d (rows: true class, columns: predicted), printed
+ * on o->out and drawn to o->confusion (an SVG, written atomically). */
+gradc_status cli_confusion(gradc_model *m, const TrainOptions *o, const Dataset *d, const Feed *f, RtError *err);
+
+/* ------------------------------------------------------------- graphviz.c */
+
+/* gradc dump --format svg|png: dot_text (len bytes of DOT) rendered by
+ * Graphviz's dot -T<format> into path (atomically) or, path NULL, onto
+ * standard output.  A missing dot is an error that says to install it. */
+gradc_status cli_graphviz(const char *dot_text, size_t len, const char *format, const char *path, RtError *err);
 
 /* -------------------------------------------------------------- outfile.c */
 

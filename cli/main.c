@@ -34,7 +34,8 @@ static const char usage[] =
     "                      dce, fuse\n"
     "      --stats         what each graph pass changed\n"
     "      --format F      text (default), dot (Graphviz) or nn (model file,\n"
-    "                      parse stage only)\n"
+    "                      parse stage only); svg or png: the dot graph drawn\n"
+    "                      by Graphviz's dot (installed separately; png needs -o)\n"
     "      -o FILE         write to FILE instead of standard output\n"
     "  summary FILE.nn   print the parameter table (like Keras' model.summary)\n"
     "  plot HISTORY.csv  draw a training history as an SVG: loss and each\n"
@@ -83,9 +84,9 @@ static const char usage[] =
     "      --profile       report the share of training time in sgemm and\n"
     "                      the kernels that took longest\n"
     "      --no-test       skip the test-set evaluation at the end\n"
-    "      --time-report   time per compiler stage\n"
-    "      --no-cache      no object cache (also GRADC_CACHE=off)\n";
+    "      --time-report   time per compiler stage\n";
 static const char usage2[] =
+    "      --no-cache      no object cache (also GRADC_CACHE=off)\n"
     "      --mpi-timeout S under mpirun: end every rank when a collective\n"
     "                      operation waits longer than S seconds (default 300)\n"
     "      --mpi-check     under mpirun: compare the ranks' parameters every epoch\n"
@@ -100,6 +101,11 @@ static const char usage2[] =
     "      --shapes        print each output's dtype and shape only\n"
     "  eval FILE.nn --load CKPT [--data DIR] [--batch N]\n"
     "                    test loss and metrics of a checkpoint\n"
+    "      --confusion F.svg  also the confusion matrix of a classifier (first\n"
+    "                      output [batch, classes]), as text and as an SVG\n"
+    "      --class-names N fashion-mnist or a,b,...: its labels (default:\n"
+    "                      Fashion-MNIST's for 10 classes of a fashion-mnist\n"
+    "                      --data, else the class indices)\n"
     "  predict FILE.nn --load CKPT [--data DIR] [--count N]\n"
     "                    predicted classes of the first N test images\n"
     "      --format F      table (default: classes), csv or npy: the values of\n"
@@ -251,7 +257,7 @@ static int refuse_overwrite(const FileArg *in, int nin, const FileArg *out, int 
 }
 
 static int cmd_dump(int argc, char **argv) {
-  const char *file = NULL, *outpath = NULL, *native = NULL, *after = NULL;
+  const char *file = NULL, *outpath = NULL, *native = NULL, *after = NULL, *render = NULL;
   Stage stage = STAGE_PARSE;
   bool stats = false;
   int64_t batch = 128;
@@ -288,7 +294,8 @@ static int cmd_dump(int argc, char **argv) {
         if (!strcmp(v, "text")) fmt = DUMP_TEXT;
         else if (!strcmp(v, "dot")) fmt = DUMP_DOT;
         else if (!strcmp(v, "nn")) fmt = DUMP_NN;
-        else return usage_error("unknown format '%s'; formats: text, dot, nn", v);
+        else if (!strcmp(v, "svg") || !strcmp(v, "png")) fmt = DUMP_DOT, render = v;   /* through dot */
+        else return usage_error("unknown format '%s'; formats: text, dot, nn, svg, png", v);
       } else {
         outpath = v;
       }
@@ -302,12 +309,31 @@ static int cmd_dump(int argc, char **argv) {
   if (fmt == DUMP_NN && stage != STAGE_PARSE)
     return usage_error("%s", "--format nn writes the parse stage only (optimizer "
                        "state and updates have no model-file syntax)");
+  if (render && (native || stats))
+    return usage_error("--format %s draws the graph; --stats and the memory, llvm and asm stages are text", render);
+  if (render && !strcmp(render, "png") && !outpath) return usage_error("%s", "--format png needs -o FILE.png");
   if (stats && stage < STAGE_OPT) stage = STAGE_OPT;
   PassStats st = {0};
   CompileOptions co = compile_defaults();
   co.last = stage, co.stop_after = after, co.stats = &st;
   Compilation *c = load(file, &co);
   if (!c) return 1;
+  if (render) {
+    /* the DOT text, then Graphviz's picture of it (graphviz.c) */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *ms = open_memstream(&text, &len);
+    RtError err = {{0}};
+    gradc_status s = GRADC_ERR_NOMEM;
+    if (ms) {
+      dump_graph(ms, c->graph, DUMP_DOT, c->graph->stage);
+      s = fclose(ms) ? GRADC_ERR_NOMEM : cli_graphviz(text, len, render, outpath, &err);
+    }
+    if (s) fprintf(stderr, "gradc: error: %s\n", s == GRADC_ERR_NOMEM && !*err.msg ? "out of memory" : err.msg);
+    free(text);
+    compilation_free(c);
+    return s ? 1 : 0;
+  }
   FILE *out = stdout;
   if (outpath && !(out = fopen(outpath, "w"))) {
     perror(outpath);
@@ -470,7 +496,7 @@ static const struct RunOption {
     {"--padding", RUNS}, {"--truncating", RUNS}, {"--pad-value", RUNS}, {"--pixels", RUNS},
     {"--samples", TRAIN}, {"--sample-output", TRAIN | SAMPLE}, {"--mpi-timeout", TRAIN},
     {"--mpi-check", TRAIN}, {"--mpi-overlap", TRAIN},
-    {"--output", PREDICT}, {"--early-stopping", TRAIN}, {"--save-best", TRAIN}, {"--monitor", TRAIN}, {"--reduce-lr-on-plateau", TRAIN},
+    {"--output", PREDICT}, {"--confusion", EVAL}, {"--class-names", EVAL}, {"--early-stopping", TRAIN}, {"--save-best", TRAIN}, {"--monitor", TRAIN}, {"--reduce-lr-on-plateau", TRAIN},
 };
 
 static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
@@ -538,6 +564,8 @@ static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
       r->t.predict_format = v;
     }
     else if (!strcmp(a, "--output")) { NEED_VALUE(); r->t.predict_output = v; }
+    else if (!strcmp(a, "--confusion")) { NEED_VALUE(); r->t.confusion = v; }
+    else if (!strcmp(a, "--class-names")) { NEED_VALUE(); r->t.class_names = v; }
     else if (!strcmp(a, "--format")) {
       NEED_VALUE();
       if (strcmp(v, "png") && strcmp(v, "idx")) return usage_error("--format takes png or idx, got '%s'", v);
@@ -614,8 +642,9 @@ static int refuse_run_overwrite(const RunArgs *r) {
   int rc = refuse_overwrite(in, nin + 1, history, 1);
   in[nin] = history[0];
   rc = rc ? rc : refuse_overwrite(in, nin + 1, save, 1);
-  const FileArg png[] = {{"-o", r->output, true}};
-  return rc ? rc : refuse_overwrite(in, nin + 1, png, 1);
+  const FileArg png[] = {{"-o", r->output, true}}, confusion[] = {{"--confusion", r->t.confusion, true}};
+  rc = rc ? rc : refuse_overwrite(in, nin + 1, png, 1);
+  return rc ? rc : refuse_overwrite(in, nin + 1, confusion, 1);
 }
 
 static int report(gradc_status s, const char *msg) {

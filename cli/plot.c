@@ -110,7 +110,7 @@ out:
 
 /* ------------------------------------------------------------ drawing */
 
-static void xml_text(FILE *f, const char *s) {
+void svg_text(FILE *f, const char *s) {
   for (; *s; s++) {
     if (*s == '&') fputs("&amp;", f);
     else if (*s == '<') fputs("&lt;", f);
@@ -118,6 +118,16 @@ static void xml_text(FILE *f, const char *s) {
     else if (*s == '"') fputs("&quot;", f);
     else fputc(*s, f);
   }
+}
+
+/* The prologue every picture of the CLI shares: SVG 1.1 (what
+ * rsvg-convert and browsers read), a white page of w x h pixels. */
+void svg_begin(FILE *f, int w, int h) {
+  fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+          "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%d\" height=\"%d\" "
+          "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">\n"
+          "<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n",
+          w, h, w, h);
 }
 
 /* A step of 1, 2 or 5 times a power of ten giving about n ticks. */
@@ -154,7 +164,7 @@ static void panel(FILE *f, const History *h, int c, int v, int y0) {
 #define PX(x) (LEFT + ((x) - x0) / (x1 - x0) * w)
 #define PY(y) (y0 + TOP + (hi - (y)) / (hi - lo) * ht)
   fprintf(f, "<g>\n<text x=\"%d\" y=\"%d\" font-size=\"15\" font-weight=\"bold\">", LEFT, y0 + 22);
-  xml_text(f, h->names[c]);
+  svg_text(f, h->names[c]);
   fprintf(f, "</text>\n");
   /* grid and tick labels */
   for (double t = lo; t <= hi + ys * 1e-9; t += ys) {
@@ -239,11 +249,7 @@ gradc_status cli_plot(const char *csv, const char *svg, FILE *out, RtError *err)
     return s;
   }
   FILE *f = out_file.f;
-  fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-          "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%d\" height=\"%d\" "
-          "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">\n"
-          "<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n",
-          PANEL_W, PANEL_H * n, PANEL_W, PANEL_H * n);
+  svg_begin(f, PANEL_W, PANEL_H * n);
   for (int i = 0; i < n; i++) panel(f, &h, cols[i], vals[i], PANEL_H * i);
   fputs("</svg>\n", f);
   if ((s = out_commit(&out_file, GRADC_OK, err))) {

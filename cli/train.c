@@ -866,6 +866,7 @@ gradc_status cli_evaluate(gradc_model *m, const TrainOptions *o, RtError *err) {
   gradc_status s = load_data(o, false, &test, err);
   if (!s) s = feed_plan(m, &test, &feed, err);
   if (!s) s = check_values(m, &feed, &test, o, false, err);
+  if (!s && o->confusion) s = confusion_check(m, o, &feed, err);
   Means tm;
   if (!s) s = evaluate(m, g, &feed, &test, o->batch, o->dist, &tm, err);
   if (!s) {
@@ -873,6 +874,7 @@ gradc_status cli_evaluate(gradc_model *m, const TrainOptions *o, RtError *err) {
     put_means(out, g, &tm, "test_");
     fputc('\n', out);
   }
+  if (!s && o->confusion) s = cli_confusion(m, o, &test, &feed, err);
   data_free(&test);
   return s;
 }

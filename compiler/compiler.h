@@ -1054,6 +1054,10 @@ Node *parse_scalar(Parser *p, double v, bool is_int, Loc loc);
 /* state <- value after each train step (update statements, batch_norm) */
 void parse_update(Parser *p, Node *state, Node *value, Loc loc);
 bool parse_number(Parser *p, double *v, bool *is_int, Loc *loc);
+/* dimexpr.c: integer arithmetic of literals and integer constants as a
+ * list item or a dimension (7*7*64); false, consuming nothing, when the
+ * item at p->tok is a lone number or symbolic name. */
+bool parse_dim_expr(Parser *p, double *v, Loc *loc);
 void parse_list_value(Parser *p, Val *v);
 Node *parse_list_tensor(Parser *p, Val *v);
 Node *parse_expr(Parser *p);

@@ -311,7 +311,8 @@ bool parse_number(Parser *p, double *v, bool *is_int, Loc *loc) {
   return true;
 }
 
-/* list = "[" (list | item) ("," (list | item))* "]", rectangular. */
+/* list = "[" (list | item) ("," (list | item))* "]", rectangular;
+ * item = NUMBER | NAME | dimexpr.c's integer arithmetic. */
 static void parse_list(Parser *p, Val *v, int level, Item **buf, int64_t *n,
                        int64_t *cap) {
   Token *open = p->tok;
@@ -329,7 +330,9 @@ static void parse_list(Parser *p, Val *v, int level, Item **buf, int64_t *n,
         if (level + 1 != v->lshape.rank)
           parse_fail(p, p->tok->loc, "ragged list: mixed nesting depths");
         Item it = {0};
-        if (!parse_number(p, &it.v, &it.is_int, &it.loc)) {
+        if (parse_dim_expr(p, &it.v, &it.loc)) {   /* [-1, 7*7*64] */
+          it.is_int = true;
+        } else if (!parse_number(p, &it.v, &it.is_int, &it.loc)) {
           if (p->tok->kind != T_IDENT) parse_expected(p, "a number");
           it.loc = p->tok->loc;
           it.name = parse_str(p, p->tok);
@@ -578,7 +581,7 @@ Node *parse_expr(Parser *p) {
 
 /* ------------------------------------------------------------ declarations */
 
-/* type = DTYPE ("[" (dim ("," dim)*)? "]")?   dim = INT | IDENT */
+/* type = DTYPE ("[" (dim ("," dim)*)? "]")?   dim = INT | IDENT | dimexpr.c's dim */
 static void parse_type(Parser *p, DType *t, Shape *s) {
   Token *tt = parse_ident(p, "a dtype (f32, f64, i32, bool)");
   bool ok;
@@ -595,7 +598,9 @@ static void parse_type(Parser *p, DType *t, Shape *s) {
       double num;
       bool is_int;
       Loc nl;
-      if (parse_number(p, &num, &is_int, &nl)) {
+      bool arith = parse_dim_expr(p, &num, &nl);   /* f32[batch, 28*28] */
+      if (arith || parse_number(p, &num, &is_int, &nl)) {
+        if (arith) is_int = true;
         if (!is_int || num < 1)
           parse_fail(p, nl, "dimension %g must be a positive integer", num);
         if (num > (double)MAX_ELEMENTS)

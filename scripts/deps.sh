@@ -11,7 +11,9 @@ set -euo pipefail
 # need python3-torch).
 # Open MPI for data-parallel training (gradc builds without it too) and its
 # tests.
-# rsvg-convert and xmllint check that gradc plot's SVG parses and renders.
+# rsvg-convert and xmllint check that gradc plot's and eval --confusion's
+# SVGs parse and render; Graphviz's dot draws gradc dump --format svg|png
+# (gradc runs it when asked; without it that format says to install it).
 PACKAGES=(
     build-essential cmake pkg-config
     llvm-19-dev libopenblas-dev zlib1g-dev libcmocka-dev libpng-dev
@@ -21,7 +23,7 @@ PACKAGES=(
     libprotobuf-c-dev protobuf-c-compiler python3-onnx
     python3-torch
     libopenmpi-dev openmpi-bin
-    librsvg2-bin libxml2-utils
+    librsvg2-bin libxml2-utils graphviz
 )
 
 missing=()

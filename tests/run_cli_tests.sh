@@ -908,4 +908,124 @@ check "issue 22: an unknown --output names the outputs" \
   all 'status_is 1' "stderr_has \"--output 'nope' is not an output of the model (its outputs: pred, img)\""
 # ---- issue 22 (ux) (end)
 
+# ---- issue 22 (pics): eval --confusion, dump --format svg|png, the pictures render
+pics=$tmp/pics
+mkdir -p "$pics"
+# A "classifier" whose scores are its input: the predicted class of each
+# row is the argmax of its first three columns, so the matrix is known.
+# Rows: true 0 predicted 0, 0, 2; true 1 predicted 1, 1, 1; true 2
+# predicted 0, 2, 2.
+printf '0.9,0.1,0.0,0\n0.8,0.1,0.1,0\n0.1,0.2,0.7,0\n0.0,1.0,0.0,1\n0.2,0.5,0.3,1\n0.1,0.8,0.1,1\n0.6,0.2,0.2,2\n0.1,0.1,0.8,2\n0.3,0.3,0.4,2\n' \
+  >"$pics/c.csv"
+cat >"$pics/c.nn" <<'NN'
+input x : f32[batch, 3]
+input y : i32[batch]
+param w : f32[3] = zeros
+output scores = x
+loss = mean(softmax_cross_entropy(x + w, y))
+train loss with sgd(lr=0.1)
+NN
+run train "$pics/c.nn" --data "$pics/c.csv" --epochs 1 --batch 9 --save "$pics/c.ckpt" --history "$pics/ch.csv"
+run eval "$pics/c.nn" --load "$pics/c.ckpt" --data "$pics/c.csv" --confusion "$pics/c.svg" --class-names cat,dog,bird
+check "issue 22: eval --confusion prints the matrix, rows the true class, columns the predicted one" \
+  all 'status_is 0' 'stdout_has "test: 9 samples"' 'stdout_has "confusion matrix of 3 classes drawn to $pics/c.svg"' \
+      'stdout_has "0 cat   2  0  1"' 'stdout_has "1 dog   0  3  0"' 'stdout_has "2 bird  1  0  2"'
+check "issue 22: the confusion SVG is well-formed, with the class names, the counts and a colour bar" \
+  all 'wellformed "$pics/c.svg"' 'grep -q ">bird</text>" "$pics/c.svg"' 'grep -q "accuracy 0.7778" "$pics/c.svg"' \
+      '[ "$(grep -c "font-size=\"13\" text-anchor=\"middle\" fill=" "$pics/c.svg")" -eq 9 ]' \
+      'grep -q "url(#scale)" "$pics/c.svg"'
+run eval "$pics/c.nn" --load "$pics/c.ckpt" --data "$pics/c.csv" --confusion "$pics/i.svg"
+check "issue 22: without --class-names (and not Fashion-MNIST) the classes are their indices" \
+  all 'status_is 0' 'stdout_has "0  2  0  1"' 'grep -q ">2</text>" "$pics/i.svg"'
+run eval "$pics/c.nn" --load "$pics/c.ckpt" --data "$pics/c.csv" --confusion "$pics/bad.svg" --class-names a,b
+check "issue 22: --class-names must name every class" \
+  all 'status_is 1' "stderr_has \"--class-names gives 2 names, but the model has 3 classes (output 'scores')\"" \
+      '[ ! -e "$pics/bad.svg" ]' '! stdout_has "test:"'
+run eval "$pics/c.nn" --load "$pics/c.ckpt" --data "$pics/c.csv" --confusion "$pics/bad.svg" --class-names fashion-mnist
+check "issue 22: --class-names fashion-mnist is for 10 classes" \
+  all 'status_is 1' 'stderr_has "--class-names fashion-mnist names 10 classes, but the model has 3"'
+mkdir -p "$pics/n"    # the same model name (the checkpoint's), scores of another shape
+sed 's/^output scores = x$/output scores = x[:, 0]/' "$pics/c.nn" >"$pics/n/c.nn"
+run train "$pics/n/c.nn" --data "$pics/c.csv" --epochs 1 --batch 9 --save "$pics/n/c.ckpt" --history "$pics/n/h.csv"
+run eval "$pics/n/c.nn" --load "$pics/n/c.ckpt" --data "$pics/c.csv" --confusion "$pics/bad.svg"
+check "issue 22: --confusion of a model that is not a classifier says what it needs" \
+  all 'status_is 1' "stderr_has \"--confusion needs a classifier: the first output must hold class scores [batch, classes] (at least 2), but 'scores' is f32[batch]\"" \
+      '[ ! -e "$pics/bad.svg" ]'
+run eval "$pics/c.nn" --load "$pics/c.ckpt" --data "$pics/c.csv" --confusion "$pics/c.nn"
+check "issue 22: --confusion over the model file is refused, the model intact" \
+  all 'status_is 2' "stderr_has \"--confusion '$pics/c.nn' is the same file as the model file\"" \
+      'grep -q "^output scores = x$" "$pics/c.nn"'
+run predict "$pics/c.nn" --load "$pics/c.ckpt" --data "$pics/c.csv" --confusion "$pics/bad.svg"
+check "issue 22: --confusion is eval's" all 'status_is 2' 'stderr_has "--confusion is not an option of gradc predict (only of gradc eval)"'
+# Fashion-MNIST's names by default for 10 classes of a fashion-mnist
+# directory: the small IDX data above, under that name.
+mkdir -p "$pics/fashion-mnist"
+cp "$tmp/data/"*-ubyte "$pics/fashion-mnist/"
+sed 's/dense(flatten(x), 4)/dense(flatten(x), 10)\noutput probs = softmax(logits)/' "$tmp/tiny.nn" >"$pics/ten.nn"
+run train "$pics/ten.nn" --data "$pics/fashion-mnist" --epochs 1 --batch 200 --save "$pics/ten.ckpt" \
+  --history "$pics/th.csv" --no-test
+run eval "$pics/ten.nn" --load "$pics/ten.ckpt" --data "$pics/fashion-mnist" --confusion "$pics/f.svg"
+check "issue 22: a fashion-mnist directory's 10 classes get Fashion-MNIST's names" \
+  all 'status_is 0' 'stdout_has " 0 T-shirt/top "' 'stdout_has " 9 Ankle boot "' \
+      'grep -q ">Ankle boot</text>" "$pics/f.svg"' 'wellformed "$pics/f.svg"'
+
+# dump --format svg|png: Graphviz's dot, when installed
+if command -v dot >/dev/null 2>&1; then
+  run dump "$mnist" --format svg -o "$pics/g.svg"
+  check "issue 22: dump --format svg: the graph drawn by dot" \
+    all 'status_is 0' 'wellformed "$pics/g.svg"' 'grep -q "<title>mnist_mlp</title>" "$pics/g.svg"' \
+        'grep -q ">softmax" "$pics/g.svg"'
+  run dump "$mnist" --format png -o "$pics/g.png"
+  stats=$(png_stats "$pics/g.png" 2>>"$err")
+  check "issue 22: dump --format png writes a PNG that is not blank: $stats" \
+    all 'status_is 0' '[ "$(head -c 4 "$pics/g.png" | tail -c 3)" = PNG ]' \
+        'set -- $stats; [ "$1" -gt 100 ] && [ "$2" -gt 100 ] && [ "$3" -gt $(($1 * $2 / 50)) ]'
+else
+  echo "ok $((n = n + 1)) - issue 22: dump --format svg|png # SKIP Graphviz's dot not installed (Debian graphviz)"
+  passed=$((passed + 1))
+fi
+run dump "$mnist" --format png
+check "issue 22: dump --format png needs -o" all 'status_is 2' 'stderr_has "--format png needs -o FILE.png"'
+# without dot on PATH (gradc itself is run by its full path)
+PATH=/nonexistent "$gradc" dump "$mnist" --format svg -o "$pics/none.svg" >"$out" 2>"$err"
+rc=$?
+check "issue 22: without Graphviz, dump --format svg says to install it and writes nothing" \
+  all 'status_is 1' 'stderr_has "which is not installed (not on PATH); install graphviz"' '[ ! -e "$pics/none.svg" ]'
+# a dot that fails: its exit status is reported and no file is left
+mkdir -p "$pics/bin"
+printf '#!/bin/sh\ncat >/dev/null\necho "dot: simulated failure" >&2\nexit 3\n' >"$pics/bin/dot"
+chmod +x "$pics/bin/dot"
+PATH=$pics/bin "$gradc" dump "$mnist" --format svg -o "$pics/fail.svg" >"$out" 2>"$err"
+rc=$?
+check "issue 22: a dot that fails: its status is the error, no output file" \
+  all 'status_is 1' 'stderr_has "dot -Tsvg failed with exit status 3"' 'stderr_has "dot: simulated failure"' \
+      '[ -z "$(ls "$pics" | grep fail.svg)" ]'
+
+# Every picture renders: rsvg-convert draws each SVG to a PNG at the size
+# the SVG declares (in pixels; dot's in points), and the PNG is not blank.
+# svg_size SVG: "W H" of its root element, points converted to pixels as
+# rsvg-convert does (96 per inch).
+svg_size() {
+  /usr/bin/python3 -c '
+import sys, xml.etree.ElementTree as E
+r = E.parse(sys.argv[1]).getroot()
+def px(v): return round(float(v[:-2]) * 96 / 72) if v.endswith("pt") else round(float(v))
+print(px(r.get("width")), px(r.get("height")))' "$1"
+}
+if command -v rsvg-convert >/dev/null 2>&1; then
+  for svg in "$i22/curves.svg" "$pics/c.svg" "$pics/f.svg" "$pics/g.svg"; do
+    [ -e "$svg" ] || continue     # g.svg: only with dot
+    rsvg-convert -o "$svg.png" "$svg" 2>"$err"; rc=$?
+    stats=$(png_stats "$svg.png" 2>>"$err") size=$(svg_size "$svg")
+    # not blank: at least 2% of the pixels drawn
+    check "issue 22: $(basename "$svg") renders at its size ($size) and is not blank: $stats" \
+      all 'status_is 0' '[ "${stats% *}" = "$size" ]' \
+          '[ "${stats##* }" -gt $(( ${size% *} * ${size#* } / 50 )) ]'
+  done
+else
+  echo "ok $((n = n + 1)) - issue 22: rendering the SVGs # SKIP rsvg-convert not installed (Debian librsvg2-bin)"
+  passed=$((passed + 1))
+fi
+# ---- issue 22 (pics) (end)
+
 tap_done
