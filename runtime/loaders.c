@@ -158,6 +158,8 @@ gradc_status npy_header(const char *path, const unsigned char *buf, size_t len, 
     while (show > 0 && (h[show - 1] == '\n' || h[show - 1] == ' ')) show--;
     return rt_fail(err, GRADC_ERR_DATA, "'%s': a .npy header is expected, but %s: '%.*s'", path, why, show, h);
   }
+  /* a byte has no byte order: numpy writes '|u1', others '<u1' or '=u1' */
+  if ((descr[1] == 'u' || descr[1] == 'b') && descr[2] == '1' && !descr[3] && strchr("<>=", descr[0])) descr[0] = '|';
   bool known = false;
   for (size_t k = 0; k < sizeof npy_types / sizeof *npy_types; k++)
     if (!strcmp(descr, npy_types[k].descr)) a->type = npy_types[k].type, a->esize = npy_types[k].esize, known = true;
@@ -168,10 +170,11 @@ gradc_status npy_header(const char *path, const unsigned char *buf, size_t len, 
                    path, descr);
   uint64_t count = 1;
   for (int k = 0; k < a->rank; k++) {
-    count *= (uint64_t)a->dims[k];
-    if (count > MAX_ELEMENTS)
+    /* checked before the product, which could wrap 64 bits to 0 */
+    if (a->dims[k] && count > MAX_ELEMENTS / (uint64_t)a->dims[k])
       return rt_fail(err, GRADC_ERR_DATA, "'%s': its shape promises more than 2^40 elements; gradc refuses it",
                      path);
+    count *= (uint64_t)a->dims[k];
   }
   /* A Fortran-order array's bytes are in another order than its shape
    * says: reading them as C order would silently transpose. */
@@ -587,8 +590,10 @@ gradc_status data_load_arrays(const char *path, const char *x_name, const char *
     /* the CSV reader's rule: no NaN or infinity to train on, nothing
      * beyond f32 (which would become infinity) */
     if (!(fabs(v) < 0x1.ffffffp127)) {
-      s = rt_fail(err, GRADC_ERR_DATA, "'%s': value %lld of sample %lld (from 0) is %g; expected a finite number "
-                  "within f32", where, (long long)(i % d.sample_size), (long long)(i / d.sample_size), v);
+      char text[32];
+      snprintf(text, sizeof text, isnan(v) ? "NaN" : "%g", v);
+      s = rt_fail(err, GRADC_ERR_DATA, "'%s': value %lld of sample %lld (from 0) is %s; expected a finite number "
+                  "within f32", where, (long long)(i % d.sample_size), (long long)(i / d.sample_size), text);
       data_free(&d);
       goto done;
     }
