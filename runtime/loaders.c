@@ -243,8 +243,10 @@ gradc_status npy_read(const char *path, NpyArray *a, RtError *err) {
     s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory reading '%s'", path);
     goto done;
   }
-  memcpy(head, pre, got);
-  if (hlen > got && fread(head + got, 1, (size_t)hlen - got, f) != (size_t)hlen - got) {
+  /* a header length of 0 makes hlen 10, fewer bytes than were read */
+  size_t keep = got < hlen ? got : (size_t)hlen;
+  memcpy(head, pre, keep);
+  if (hlen > keep && fread(head + keep, 1, (size_t)hlen - keep, f) != (size_t)hlen - keep) {
     s = rt_fail(err, GRADC_ERR_IO, "cannot read '%s': %s", path, ferror(f) ? strerror(errno) : "end of file");
     goto done;
   }
@@ -410,7 +412,20 @@ static gradc_status zip_extract(const char *path, FILE *f, const char *name, con
       fseek(f, (long)(le16(local + 26) + le16(local + 28)), SEEK_CUR) != 0)
     return rt_fail(err, GRADC_ERR_DATA, "'%s' is damaged: member %s has no local header at offset %llu", path, name,
                    (unsigned long long)m->offset);
-  unsigned char *dst = malloc((size_t)m->usize + 1), *src = NULL;
+  /* The compressed bytes must be in the file: a directory entry that
+   * claims more is cut off (or lies), found before any allocation. */
+  long data_at = ftell(f);
+  struct stat st;
+  if (data_at < 0 || fstat(fileno(f), &st) != 0 || m->csize > (uint64_t)st.st_size - (uint64_t)data_at)
+    return rt_fail(err, GRADC_ERR_DATA, "'%s' is truncated: member %s claims %llu bytes, and the archive has %llu "
+                   "after its header", path, name, (unsigned long long)m->csize,
+                   data_at < 0 ? 0ULL : (unsigned long long)((uint64_t)st.st_size - (uint64_t)data_at));
+  /* A deflated member's buffer grows with what really inflates (a few
+   * bytes that claim a gigabyte cost what they produce), up to the claim
+   * and one spare byte, which catches a stream longer than claimed. */
+  uint64_t cap = m->method == 0 ? m->usize + 1 : m->csize * 4 + (1 << 20);
+  if (cap > m->usize + 1) cap = m->usize + 1;
+  unsigned char *dst = malloc((size_t)cap), *src = NULL;
   if (!dst) return rt_fail(err, GRADC_ERR_NOMEM, "out of memory for member %s of '%s'", name, path);
   gradc_status s = GRADC_OK;
   if (m->method == 0) {
@@ -426,8 +441,7 @@ static gradc_status zip_extract(const char *path, FILE *f, const char *name, con
       free(dst), free(src);
       return rt_fail(err, GRADC_ERR_NOMEM, "out of memory for member %s of '%s'", name, path);
     }
-    /* avail_out is 32 bits: the buffer is handed over a gigabyte at a
-     * time, and its one spare byte catches a stream longer than claimed. */
+    /* avail_out is 32 bits: the buffer is handed over a gigabyte at a time */
     z.next_out = dst;
     uint64_t left = m->csize;
     zr = Z_OK;
@@ -440,12 +454,26 @@ static gradc_status zip_extract(const char *path, FILE *f, const char *name, con
         z.next_in = src, z.avail_in = (uInt)got;
       }
       if (!z.avail_out) {
-        uint64_t room = m->usize + 1 - (uint64_t)(z.next_out - dst);
-        if (!room) break;
+        uint64_t used = (uint64_t)(z.next_out - dst);
+        if (used == cap) {
+          if (cap == m->usize + 1) break;
+          uint64_t grown = cap * 2 < m->usize + 1 ? cap * 2 : m->usize + 1;
+          unsigned char *g = realloc(dst, (size_t)grown);
+          if (!g) {
+            zr = Z_MEM_ERROR;
+            break;
+          }
+          dst = g, cap = grown, z.next_out = dst + used;
+        }
+        uint64_t room = cap - used;
         z.avail_out = (uInt)(room < (1u << 30) ? room : (1u << 30));
       }
       zr = inflate(&z, Z_NO_FLUSH);
     }
+    if (zr == Z_MEM_ERROR) {
+      s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory for member %s of '%s' (%llu bytes)", name, path,
+                  (unsigned long long)m->usize);
+    } else
     if (zr != Z_STREAM_END || z.total_out != m->usize)
       s = rt_fail(err, GRADC_ERR_DATA,
                   "'%s': member %s is truncated or damaged (zlib: %s): %llu bytes expected, %llu decompressed", path,

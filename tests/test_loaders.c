@@ -160,6 +160,11 @@ static void test_npy_hostile(void **state) {
   write_file(at("t.npy"), "\x93NUMPY\x01\x00\xff\x7f{'descr'", 18);
   assert_int_equal(npy_read(at("t.npy"), &a, &err), GRADC_ERR_DATA);
   assert_has(err.msg, "is truncated: its .npy header promises 32767 bytes, 8 are there");
+  /* a header of length 0 (fewer bytes than the reader's first read: found
+   * by fuzz_npy, a heap overflow) */
+  write_file(at("t.npy"), "\x93NUMPY\x01\x00\x00\x00{'descr': '<f4'}", 27);
+  assert_int_equal(npy_read(at("t.npy"), &a, &err), GRADC_ERR_DATA);
+  assert_has(err.msg, "it does not start with '{'");
 }
 
 /* ---------------------------------------------------------------- .npz */
