@@ -61,7 +61,8 @@ static char **list(const char *dir, bool dirs, int *count) {
       if (!g) break;
       names = g;
     }
-    names[(*count)++] = strdup(e->d_name);
+    if (!(names[*count] = strdup(e->d_name))) break;
+    ++*count;
   }
   closedir(d);
   if (!names) return NULL;
@@ -94,8 +95,8 @@ bool cli_image_dir_has_test(const char *dir) {
 }
 
 /* H x W x C of the model's image input (the first float one), or
- * --image-size; false after a message. */
-static gradc_status target_size(gradc_model *m, const TrainOptions *o, int64_t hwc[3], RtError *err) {
+ * --image-size. */
+static gradc_status find_size(gradc_model *m, const TrainOptions *o, int64_t hwc[3], RtError *err) {
   if (o->image_size[0]) {
     memcpy(hwc, o->image_size, sizeof(int64_t) * 3);
     return GRADC_OK;
@@ -117,6 +118,14 @@ static gradc_status target_size(gradc_model *m, const TrainOptions *o, int64_t h
                    "size images are resized to with --image-size HxWxC", t.name);
   }
   return rt_fail(err, GRADC_ERR_ARG, "the model has no float input for the images of '%s'", o->data_dir);
+}
+
+static gradc_status target_size(gradc_model *m, const TrainOptions *o, int64_t hwc[3], RtError *err) {
+  gradc_status s = find_size(m, o, hwc, err);
+  if (!s && (hwc[0] < 1 || hwc[1] < 1 || hwc[0] * hwc[1] > (1 << 24)))
+    return rt_fail(err, GRADC_ERR_ARG, "the image input's size %lldx%lld is not one images can be resized to: give "
+                   "--image-size HxWxC", (long long)hwc[0], (long long)hwc[1]);
+  return s;
 }
 
 /* src (sh x sw x c bytes) into dst (h x w x c floats in [0, 1]), bilinear

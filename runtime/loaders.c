@@ -227,7 +227,7 @@ gradc_status npy_read(const char *path, NpyArray *a, RtError *err) {
    * straight into the array's memory once its size is known. */
   struct stat st;
   gradc_status s = GRADC_OK;
-  unsigned char pre[12], *head = NULL;
+  unsigned char pre[12] = {0}, *head = NULL;
   size_t got = fstat(fileno(f), &st) == 0 ? fread(pre, 1, sizeof pre, f) : 0;
   uint64_t size = (uint64_t)st.st_size;
   size_t at = 0;
@@ -309,6 +309,7 @@ static gradc_status zip_find(const char *path, FILE *f, const char *name, ZipMem
   if (names && names_size) names[0] = '\0';
   if (fseek(f, 0, SEEK_END) != 0) return rt_fail(err, GRADC_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
   long size = ftell(f);
+  if (size < 0) return rt_fail(err, GRADC_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
   /* The end-of-central-directory record: 22 bytes and a comment of at most
    * 65535, so within the last 65557 bytes. */
   long tail = size < 65557 ? size : 65557;
@@ -580,10 +581,14 @@ gradc_status data_load_arrays(const char *path, const char *x_name, const char *
     char ywhere[4200];
     snprintf(ywhere, sizeof ywhere, is_dir ? "%s/%s.npy" : "%s:%s.npy", path, y_name);
     int64_t per = 1;
-    for (int k = 1; k < y.rank; k++) per *= y.dims[k];
+    char shape[200] = "";
+    for (int k = 0; k < y.rank; k++) {
+      if (k) per *= y.dims[k];
+      snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld", k ? ", " : "", (long long)y.dims[k]);
+    }
     if (y.rank < 1 || per != 1) {
-      s = rt_fail(err, GRADC_ERR_DATA, "'%s' has shape [%s%lld...]; expected class labels: [N] or [N, 1] (one-hot "
-                  "labels: save y.argmax(axis=1))", ywhere, "", y.rank ? (long long)y.dims[0] : 0LL);
+      s = rt_fail(err, GRADC_ERR_DATA, "'%s' has shape [%s]; expected class labels: [N] or [N, 1] (one-hot "
+                  "labels: save y.argmax(axis=1))", ywhere, shape);
       goto done;
     }
     if (y.dims[0] != d.n) {
