@@ -175,7 +175,7 @@ static gradc_status load_image(const char *path, const int64_t hwc[3], float *ds
 
 gradc_status cli_load_image_dir(gradc_model *m, const TrainOptions *o, bool train, Dataset *out, RtError *err) {
   memset(out, 0, sizeof *out);
-  int64_t hwc[3];
+  int64_t hwc[3] = {0};
   gradc_status s = target_size(m, o, hwc, err);
   if (s) return s;
   char train_root[4200], root[4200];
