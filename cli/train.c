@@ -287,6 +287,22 @@ static void top_kernels(FILE *out, const Graph *g, const RtContext *rt, double t
   free(ids);
 }
 
+/* The CIFAR batch file that holds record *i of a split (data_batch_1..5
+ * concatenated), *i becoming the record's place in it. */
+static void cifar_origin(const char *dir, bool train, int64_t *i, char *file, size_t size) {
+  struct stat st;
+  snprintf(file, size, "%s/%s", dir, train ? "train.bin" : "test.bin");
+  if (stat(file, &st) == 0) return;
+  snprintf(file, size, "%s/test_batch.bin", dir);
+  for (int k = 1; train && k <= 5; k++) {
+    snprintf(file, size, "%s/data_batch_%d.bin", dir, k);
+    if (stat(file, &st) != 0) continue;
+    int64_t n = (int64_t)st.st_size / 3073;
+    if (*i < n) return;
+    *i -= n;
+  }
+}
+
 /* Integer inputs take integers, and one that indexes something (the
  * labels of softmax_cross_entropy, one_hot's positions, embedding rows)
  * only values in [0, n): a label of 200 for 4 classes made every loss NaN,
@@ -322,12 +338,25 @@ static gradc_status check_values(gradc_model *m, const Feed *f, const Dataset *d
       long long line = data_csv_line(o->data_dir, i);
       long long field = d->table ? part->col + k + 1 : part->labels ? 1 : k + 2;
       snprintf(where, sizeof where, "%s:%lld: %s %lld", o->data_dir, line, d->table ? "column" : "field", field);
+    } else if (cli_data_kind(o->data_dir) == DATA_IMAGES) {
+      snprintf(where, sizeof where, "'%s': the label of a sample (its class folder's place in sorted order)",
+               o->data_dir);
     } else {
-      char files[2][4096];
+      char files[2][4200];
       bool seq;
       RtError ignored;
-      if (data_mnist_paths(o->data_dir, train, files[0], files[1], sizeof files[0], &seq, &ignored))
+      DataKind kind = cli_data_kind(o->data_dir);
+      if (kind == DATA_NPZ || kind == DATA_NPY_DIR) {
+        const char *names[2];
+        array_names(o, train, &names[0], &names[1]);
+        for (int w = 0; w < 2; w++)
+          snprintf(files[w], sizeof files[w], kind == DATA_NPZ ? "%s:%s.npy" : "%s/%s.npy", o->data_dir,
+                   names[w] ? names[w] : "");
+      } else if (kind == DATA_CIFAR) {
+        cifar_origin(o->data_dir, train, &i, files[1], sizeof files[1]);
+      } else if (data_mnist_paths(o->data_dir, train, files[0], files[1], sizeof files[0], &seq, &ignored)) {
         snprintf(files[part->labels], sizeof files[0], "%s", o->data_dir);
+      }
       if (part->labels)
         snprintf(where, sizeof where, "'%s': the label of record %lld (from 0)", files[1], (long long)i);
       else

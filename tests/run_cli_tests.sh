@@ -953,6 +953,11 @@ PY
   run train "$d22/img.nn" --data "$d22/fortran.npz" --epochs 1 --history "$d22/h.csv"
   check "issue 22 (data): a Fortran-order array is refused" \
     all 'status_is 1' "stderr_has \"fortran.npz:x_train.npy' is in Fortran order; expected C order\""
+  sed 's/, 3)/, 2)/g' "$d22/img.nn" >"$d22/two.nn"
+  run train "$d22/two.nn" --data "$d22/mnist_like.npz" --epochs 1 --history "$d22/h.csv"
+  check "issue 22 (data): a label past the model's classes names the .npz member and the record" \
+    all 'status_is 1' 'stderr_has "mnist_like.npz:y_train.npy'"'"': the label of record "' \
+        'stderr_has " is 2, but input '"'"'y'"'"' takes integers in [0, 2)"'
   run train "$d22/img.nn" --data "$d22/named.npz" --arrays x=pictures --epochs 1 --history "$d22/h.csv"
   check "issue 22 (data): an array that is not there lists the archive's arrays" \
     all 'status_is 1' "stderr_has \"has no array 'pictures'; its members are: images.npy, classes.npy\""
@@ -1005,7 +1010,7 @@ check "issue 22 (data): CIFAR-100 train.bin/test.bin with --cifar-labels coarse"
   all 'status_is 0' 'stdout_has "test: 20 samples"' 'test_acc_high'
 run train "$d22/cifar.nn" --data "$d22/c100" --epochs 1 --batch 10 --history "$d22/h.csv"
 check "issue 22 (data): CIFAR-100's fine labels (the default) past the model's classes name the record" \
-  all 'status_is 1' 'stderr_has "c100'"'"': the label of record 0 (from 0) is 4"' 'stderr_has ", but input '"'"'y'"'"' takes integers in [0, 10)"'
+  all 'status_is 1' 'stderr_has "c100/train.bin'"'"': the label of record 0 (from 0) is 4"' 'stderr_has ", but input '"'"'y'"'"' takes integers in [0, 10)"'
 head -c 30000 "$d22/c10/test_batch.bin" >"$d22/cut.bin" && mv "$d22/cut.bin" "$d22/c10/test_batch.bin"
 run train "$d22/cifar.nn" --data "$d22/c10" --epochs 1 --batch 10 --history "$d22/h.csv"
 check "issue 22 (data): a truncated CIFAR batch names the file and the record" \
