@@ -126,7 +126,7 @@ typedef struct TrainOptions {
 } TrainOptions;
 
 /* What --data names (train.c decides, by content). */
-typedef enum DataKind { DATA_IDX, DATA_CSV, DATA_NPZ, DATA_NPY_DIR, DATA_CIFAR, DATA_IMAGES } DataKind;
+typedef enum DataKind { DATA_IDX, DATA_CSV, DATA_NPZ, DATA_NPY_DIR, DATA_NPY_FILE, DATA_CIFAR, DATA_IMAGES } DataKind;
 DataKind cli_data_kind(const char *path);
 
 /* Keras-style fit: progress per epoch, validation, history, test results. */

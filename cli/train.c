@@ -149,11 +149,12 @@ DataKind cli_data_kind(const char *path) {
   struct stat st;
   if (stat(path, &st) != 0) return DATA_IDX;
   if (S_ISREG(st.st_mode)) {
-    unsigned char magic[4] = {0};
+    unsigned char magic[6] = {0};
     FILE *f = fopen(path, "rb");
-    size_t got = f ? fread(magic, 1, 4, f) : 0;
+    size_t got = f ? fread(magic, 1, 6, f) : 0;
     if (f) fclose(f);
-    return got == 4 && !memcmp(magic, "PK\3\4", 4) ? DATA_NPZ : DATA_CSV;
+    if (got == 6 && !memcmp(magic, "\x93NUMPY", 6)) return DATA_NPY_FILE;
+    return got >= 4 && !memcmp(magic, "PK\3\4", 4) ? DATA_NPZ : DATA_CSV;
   }
   if (!S_ISDIR(st.st_mode)) return DATA_IDX;
   if (data_is_cifar_dir(path)) return DATA_CIFAR;
@@ -204,6 +205,13 @@ static gradc_status load_data(gradc_model *m, const TrainOptions *o, bool train,
       array_names(o, train, &x, &y);
       s = data_load_arrays(o->data_dir, x, y, d, err);
       break;
+    case DATA_NPY_FILE:
+      /* one array: samples or labels, not both */
+      memset(d, 0, sizeof *d);
+      return rt_fail(err, GRADC_ERR_DATA,
+                     "'%s' is one NumPy array; a dataset is samples and labels: give a directory of x_train.npy and "
+                     "y_train.npy (x_test.npy, y_test.npy for the test split), or one .npz of them (np.savez)",
+                     o->data_dir);
     case DATA_CIFAR: s = data_load_cifar(o->data_dir, train, o->cifar_coarse, d, err); break;
     case DATA_IMAGES: s = cli_load_image_dir(m, o, train, d, err); break;
     case DATA_CSV: s = data_load_csv_sequences(o->data_dir, d, err); break;

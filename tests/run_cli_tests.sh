@@ -971,6 +971,9 @@ cat >"$d22/feed.nn" <<'NN'
 input x : f32[n, 2]
 output y = x * 2
 NN
+run train "$d22/img.nn" --data "$d22/huge.npy"
+check "issue 22 (data): --data with one .npy says how a dataset of arrays is laid out" \
+  all 'status_is 1' 'stderr_has "huge.npy'"'"' is one NumPy array; a dataset is samples and labels: give a directory of x_train.npy"'
 run run "$d22/feed.nn" --feed "x=$d22/huge.npy"
 check "issue 22 (data): run --feed refuses a .npy whose shape promises 2^64 elements" \
   all 'status_is 1' 'stderr_has "huge.npy'"'"': its shape promises more than 2^40 elements"'
