@@ -935,11 +935,19 @@ y = r.integers(0, 3, 200)
 x = (np.eye(3)[y][:, None, None, :] * 200 + r.integers(0, 50, (200, 4, 4, 3))).astype(np.uint8)
 np.savez_compressed(d + "/mnist_like.npz", x_train=x[:160], y_train=y[:160], x_test=x[160:], y_test=y[160:])
 np.savez(d + "/named.npz", images=x.astype(np.float32) / 255, classes=y.astype(np.int32))
+import os
+os.makedirs(d + "/arrays", exist_ok=True)
+for name, a in (("x_train", x[:160].astype(np.float64) / 255), ("y_train", y[:160].reshape(-1, 1)),
+                ("x_test", x[160:].astype(np.float64) / 255), ("y_test", y[160:].reshape(-1, 1))):
+    np.save(d + "/arrays/" + name + ".npy", a)
 np.savez(d + "/half.npz", x_train=x.astype(np.float16), y_train=y)
 np.savez(d + "/fortran.npz", x_train=np.asfortranarray(x.reshape(200, 48)), y_train=y)
 PY
   run train "$d22/img.nn" --data "$d22/mnist_like.npz" --epochs 2 --batch 16 --history "$d22/h.csv"
   check "issue 22 (data): train on np.savez_compressed's x_train/y_train, test on x_test/y_test" \
+    all 'status_is 0' 'stdout_has "test: 40 samples"' 'test_acc_high'
+  run train "$d22/img.nn" --data "$d22/arrays" --epochs 2 --batch 16 --history "$d22/h.csv"
+  check "issue 22 (data): train on a directory of x_train.npy ... y_test.npy from np.save (float64, [N, 1] labels)" \
     all 'status_is 0' 'stdout_has "test: 40 samples"' 'test_acc_high'
   run train "$d22/img.nn" --data "$d22/named.npz" --arrays x=images,y=classes --val-split 0.2 --epochs 2 --batch 16 --history "$d22/h.csv"
   check "issue 22 (data): --arrays names the arrays; an .npz without x_test has no test split" \
