@@ -227,7 +227,11 @@ gradc_status cli_load_image_dir(gradc_model *m, const TrainOptions *o, bool trai
     free_list(files);
   }
   free_list(classes);
-  if (!s && d.n == 0) s = rt_fail(err, GRADC_ERR_DATA, "the image folder '%s' holds no .png or .jpg files", root);
+  /* a directory with folders and no images may be a misplaced IDX or
+   * CIFAR directory: say what else was looked for */
+  if (!s && d.n == 0)
+    s = rt_fail(err, GRADC_ERR_DATA, "'%s' holds folders but no .png or .jpg files in them (nor MNIST-format IDX "
+                "files, CIFAR batches or .npy arrays)", root);
   int64_t *perm = s ? NULL : malloc(sizeof(int64_t) * (size_t)d.n);
   Dataset mixed = d;
   mixed.x = s ? NULL : malloc(sizeof(float) * (size_t)(d.n * d.sample_size));
