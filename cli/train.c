@@ -361,6 +361,7 @@ static gradc_status check_values(gradc_model *m, const Feed *f, const Dataset *d
           snprintf(files[w], sizeof files[w], kind == DATA_NPZ ? "%s:%s.npy" : "%s/%s.npy", o->data_dir,
                    names[w] ? names[w] : "");
       } else if (kind == DATA_CIFAR) {
+        snprintf(files[0], sizeof files[0], "%s", o->data_dir);
         cifar_origin(o->data_dir, train, &i, files[1], sizeof files[1]);
       } else if (data_mnist_paths(o->data_dir, train, files[0], files[1], sizeof files[0], &seq, &ignored)) {
         snprintf(files[part->labels], sizeof files[0], "%s", o->data_dir);
