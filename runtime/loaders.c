@@ -417,10 +417,13 @@ static gradc_status zip_extract(const char *path, FILE *f, const char *name, con
    * claims more is cut off (or lies), found before any allocation. */
   long data_at = ftell(f);
   struct stat st;
-  if (data_at < 0 || fstat(fileno(f), &st) != 0 || m->csize > (uint64_t)st.st_size - (uint64_t)data_at)
+  /* (fseek past the end succeeds: data_at itself may lie beyond it) */
+  if (data_at < 0 || fstat(fileno(f), &st) != 0 || data_at > st.st_size ||
+      m->csize > (uint64_t)st.st_size - (uint64_t)data_at)
     return rt_fail(err, GRADC_ERR_DATA, "'%s' is truncated: member %s claims %llu bytes, and the archive has %llu "
                    "after its header", path, name, (unsigned long long)m->csize,
-                   data_at < 0 ? 0ULL : (unsigned long long)((uint64_t)st.st_size - (uint64_t)data_at));
+                   data_at < 0 || data_at > st.st_size ? 0ULL
+                                                       : (unsigned long long)((uint64_t)st.st_size - (uint64_t)data_at));
   /* A deflated member's buffer grows with what really inflates (a few
    * bytes that claim a gigabyte cost what they produce), up to the claim
    * and one spare byte, which catches a stream longer than claimed. */

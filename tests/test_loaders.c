@@ -324,6 +324,21 @@ static void test_npz_hostile(void **state) {
   write_file(at("bomb.npz"), buf, n);
   assert_int_equal(data_load_arrays(at("bomb.npz"), "x", NULL, &d, &err), GRADC_ERR_DATA);
   assert_has(err.msg, "is damaged: member x.npy claims 4294967280 bytes from");
+  /* a member whose local header's extra field runs past the end of the
+   * archive, with a directory entry claiming 256 MiB compressed (found by
+   * fuzz_npy: the bytes left after the header underflowed, and 1 GiB was
+   * allocated before anything was read) */
+  Member single[] = {{"x.npy", npy, nn, true}};
+  write_zip(at("past.npz"), single, 1);
+  f = fopen(at("past.npz"), "rb");
+  n = fread(buf, 1, sizeof buf, f);
+  fclose(f);
+  put16(buf + 28, 0xffff);
+  for (size_t k = 0; k + 4 < n; k++)
+    if (!memcmp(buf + k, "PK\1\2", 4)) put32(buf + k + 20, 0x10000000), put32(buf + k + 24, 0xf0000000);
+  write_file(at("past.npz"), buf, n);
+  assert_int_equal(data_load_arrays(at("past.npz"), "x", NULL, &d, &err), GRADC_ERR_DATA);
+  assert_has(err.msg, "is truncated: member x.npy claims 268435456 bytes, and the archive has 0 after its header");
   /* labels that are no integers, labels of another count, one-hot labels */
   float x[4] = {1, 2, 3, 4}, yf[2] = {0.5f, 1};
   float hot[4] = {1, 0, 0, 1};
