@@ -120,7 +120,16 @@ typedef struct TrainOptions {
   const char *predict_format, *predict_output, *predict_path;
   /* gradc eval --confusion FILE.svg, --class-names (confusion.c) */
   const char *confusion, *class_names;
+  /* --arrays: the .npz arrays of x, y, x_test, y_test (NULL: defaults) */
+  const char *arrays[4];
+  bool cifar_coarse;         /* --cifar-labels coarse (CIFAR-100) */
+  bool no_shuffle;           /* --no-shuffle: every epoch in the data's order */
+  int64_t image_size[3];     /* --image-size HxWxC for image folders (0: the input's) */
 } TrainOptions;
+
+/* What --data names (train.c decides, by content). */
+typedef enum DataKind { DATA_IDX, DATA_CSV, DATA_NPZ, DATA_NPY_DIR, DATA_NPY_FILE, DATA_CIFAR, DATA_IMAGES } DataKind;
+DataKind cli_data_kind(const char *path);
 
 /* Keras-style fit: progress per epoch, validation, history, test results. */
 gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err);
@@ -189,6 +198,25 @@ gradc_status out_commit(OutFile *o, gradc_status s, RtError *err);
  * as a PNG of cols per row, written atomically. */
 gradc_status cli_png_grid(const char *path, const float *px, int64_t n, int64_t h, int64_t w, int64_t c,
                           int64_t cols, double lo, double hi, RtError *err);
+
+/* The PNG at path as 8-bit gray (channels 1) or RGB (3), row-major, in a
+ * malloc'd *px of *h x *w x channels bytes. */
+gradc_status cli_png_read(const char *path, int channels, unsigned char **px, int *h, int *w, RtError *err);
+
+/* ----------------------------------------------------------------- jpeg.c */
+
+/* The JPEG at path, as cli_png_read. */
+gradc_status cli_jpeg_read(const char *path, int channels, unsigned char **px, int *h, int *w, RtError *err);
+
+/* --------------------------------------------------------------- images.c */
+
+/* Is dir a folder of image folders (DIR/train/CLASS or DIR/CLASS)?  Does
+ * it have a test split (DIR/train and DIR/test)? */
+bool cli_is_image_dir(const char *dir);
+bool cli_image_dir_has_test(const char *dir);
+/* The train or test split of the image folders o->data_dir, resized to
+ * m's image input (or --image-size), classes in sorted folder order. */
+gradc_status cli_load_image_dir(gradc_model *m, const TrainOptions *o, bool train, Dataset *out, RtError *err);
 
 /* ----------------------------------------------------------------- link.c */
 

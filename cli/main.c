@@ -48,9 +48,6 @@ static const char usage[] =
     "      --order N       1: gradients; 2: also the gradient of <v, gradient>\n"
     "                      for a random v (default 2 when the model has grad())\n"
     "  train FILE.nn     JIT-compile and train (Fashion-MNIST by default)\n"
-    "      --data DIR      MNIST-format IDX files (default " DEFAULT_DATA "),\n"
-    "                      SPLIT-sequences-idx2-int/-ubyte for sequences of ids,\n"
-    "                      or a CSV file (inputs take its columns in order)\n"
     "      --sequences     the CSV's rows are a label and any number of ids\n"
     "      --padding P     pre (default) or post: where shorter sequences are\n"
     "                      padded to the input's length (Keras pad_sequences)\n"
@@ -85,6 +82,23 @@ static const char usage[] =
     "                      the kernels that took longest\n"
     "      --no-test       skip the test-set evaluation at the end\n"
     "      --time-report   time per compiler stage\n";
+static const char usage_data[] =
+    "      --data PATH     the data, by what PATH holds (README: Data formats):\n"
+    "                      a directory of MNIST-format IDX files (default\n"
+    "                      " DEFAULT_DATA "; SPLIT-sequences-idx2-int/\n"
+    "                      -ubyte for sequences of ids); a CSV file (inputs\n"
+    "                      take its columns in order); a NumPy .npz, or a\n"
+    "                      directory of NAME.npy (x_train, y_train, x_test,\n"
+    "                      y_test as Keras' mnist.npz; or x, y); CIFAR-10/100\n"
+    "                      binary batches (data_batch_N.bin, test_batch.bin;\n"
+    "                      train.bin, test.bin); image folders DIR/train/CLASS/\n"
+    "                      and DIR/test/CLASS/, or DIR/CLASS/ (PNG, JPEG)\n"
+    "      --arrays x=A,y=B,x_test=C,y_test=D  which arrays of an .npz or\n"
+    "                      .npy directory are the samples and labels\n"
+    "      --cifar-labels L  fine (default) or coarse: CIFAR-100's labels\n"
+    "      --image-size HxWxC  image folders: the size images are resized to\n"
+    "                      (bilinear; default the image input's)\n"
+    "      --no-shuffle    train on the samples in the data's order\n";
 static const char usage2[] =
     "      --no-cache      no object cache (also GRADC_CACHE=off)\n"
     "      --mpi-timeout S under mpirun: end every rank when a collective\n"
@@ -496,8 +510,27 @@ static const struct RunOption {
     {"--padding", RUNS}, {"--truncating", RUNS}, {"--pad-value", RUNS}, {"--pixels", RUNS},
     {"--samples", TRAIN}, {"--sample-output", TRAIN | SAMPLE}, {"--mpi-timeout", TRAIN},
     {"--mpi-check", TRAIN}, {"--mpi-overlap", TRAIN},
-    {"--output", PREDICT}, {"--confusion", EVAL}, {"--class-names", EVAL}, {"--early-stopping", TRAIN}, {"--save-best", TRAIN}, {"--monitor", TRAIN}, {"--reduce-lr-on-plateau", TRAIN},
+    {"--output", PREDICT}, {"--confusion", EVAL}, {"--class-names", EVAL},
+    {"--arrays", RUNS}, {"--cifar-labels", RUNS}, {"--image-size", RUNS}, {"--no-shuffle", TRAIN}, {"--early-stopping", TRAIN}, {"--save-best", TRAIN}, {"--monitor", TRAIN}, {"--reduce-lr-on-plateau", TRAIN},
 };
+
+/* --arrays x=A,y=B,x_test=C,y_test=D (any of them): the names of the
+ * arrays of an .npz that are the samples and labels of each split. */
+static int parse_arrays(const char *v, const char *names[4]) {
+  static const char *const keys[] = {"x", "y", "x_test", "y_test"};
+  static char buf[4][256];
+  for (const char *p = v; *p;) {
+    const char *comma = strchr(p, ','), *end = comma ? comma : p + strlen(p), *eq = memchr(p, '=', (size_t)(end - p));
+    int k = 0;
+    while (eq && k < 4 && ((size_t)(eq - p) != strlen(keys[k]) || strncmp(p, keys[k], (size_t)(eq - p)))) k++;
+    if (!eq || k == 4 || eq + 1 == end || end - eq - 1 >= 256)
+      return usage_error("--arrays takes x=NAME,y=NAME,x_test=NAME,y_test=NAME (any of them), got '%s'", v);
+    snprintf(buf[k], sizeof buf[k], "%.*s", (int)(end - eq - 1), eq + 1);
+    names[k] = buf[k];
+    p = comma ? comma + 1 : end;
+  }
+  return 0;
+}
 
 static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
   gradc_options_default(&r->o);
@@ -581,6 +614,28 @@ static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
      * flag and GRADC_CACHE=off are one thing. */
     else if (!strcmp(a, "--no-cache")) setenv("GRADC_CACHE", "off", 1);
     else if (!strcmp(a, "--sequences")) r->t.sequences = true;
+    else if (!strcmp(a, "--no-shuffle")) r->t.no_shuffle = true;
+    else if (!strcmp(a, "--cifar-labels")) {
+      NEED_VALUE();
+      if (strcmp(v, "fine") && strcmp(v, "coarse")) return usage_error("--cifar-labels takes fine or coarse, got '%s'", v);
+      r->t.cifar_coarse = !strcmp(v, "coarse");
+    }
+    else if (!strcmp(a, "--arrays")) {
+      NEED_VALUE();
+      if ((rc = parse_arrays(v, r->t.arrays))) return rc;
+    }
+    else if (!strcmp(a, "--image-size")) {
+      NEED_VALUE();
+      long long h, w, c = 0;
+      int end = 0;
+      if ((sscanf(v, "%lldx%lldx%lld%n", &h, &w, &c, &end) != 3 || v[end]) &&
+          (c = 0, end = 0, sscanf(v, "%lldx%lld%n", &h, &w, &end) != 2 || v[end]))
+        return usage_error("--image-size takes HxW or HxWxC (C 1 or 3), got '%s'", v);
+      if (!c) c = 1;
+      if (h < 1 || w < 1 || h > 4096 || w > 4096 || (c != 1 && c != 3))
+        return usage_error("--image-size takes H and W in 1..4096 and C 1 or 3, got '%s'", v);
+      r->t.image_size[0] = h, r->t.image_size[1] = w, r->t.image_size[2] = c;
+    }
     else if (!strcmp(a, "--padding") || !strcmp(a, "--truncating")) {
       NEED_VALUE();
       if (strcmp(v, "pre") && strcmp(v, "post")) return usage_error("--padding and --truncating take pre or post, got '%s'", v);
@@ -921,6 +976,7 @@ static int cmd_cache(int argc, char **argv) {
 static int command(int argc, char **argv) {
   if (argc < 2) {
     fputs(usage, stderr);
+    fputs(usage_data, stderr);
     fputs(usage2, stderr);
     fputs(usage_onnx, stderr);
     return 2;
@@ -928,6 +984,7 @@ static int command(int argc, char **argv) {
   const char *cmd = argv[1];
   if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
     fputs(usage, stdout);
+    fputs(usage_data, stdout);
     fputs(usage2, stdout);
     fputs(usage_onnx, stdout);
     return 0;

@@ -77,3 +77,35 @@ gradc_status cli_png_grid(const char *path, const float *px, int64_t n, int64_t 
   free(pixels), free(rows);
   return s;
 }
+
+/* Reading, for image folders (images.c): libpng's simplified API converts
+ * every PNG (palette, 16-bit, alpha composited on black, gray or color) to
+ * 8-bit gray or RGB, its own sRGB-weighted luma for color to gray. */
+gradc_status cli_png_read(const char *path, int channels, unsigned char **px, int *h, int *w, RtError *err) {
+  *px = NULL;
+  png_image img;
+  memset(&img, 0, sizeof img);
+  img.version = PNG_IMAGE_VERSION;
+  if (!png_image_begin_read_from_file(&img, path))
+    return rt_fail(err, GRADC_ERR_DATA, "'%s' is not a readable PNG image (libpng: %s)", path, img.message);
+  img.format = channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
+  /* an image of more than 2^24 pixels is no training sample */
+  if ((uint64_t)img.width * img.height > (UINT64_C(1) << 24)) {
+    png_image_free(&img);
+    return rt_fail(err, GRADC_ERR_DATA, "'%s' is a PNG of %ux%u pixels; gradc reads images of at most 2^24 pixels",
+                   path, img.width, img.height);
+  }
+  unsigned char *buf = malloc(PNG_IMAGE_SIZE(img));
+  if (!buf) {
+    png_image_free(&img);
+    return rt_fail(err, GRADC_ERR_NOMEM, "out of memory reading '%s'", path);
+  }
+  if (!png_image_finish_read(&img, NULL, buf, 0, NULL)) {
+    free(buf);
+    gradc_status s = rt_fail(err, GRADC_ERR_DATA, "'%s' is a damaged PNG image (libpng: %s)", path, img.message);
+    png_image_free(&img);
+    return s;
+  }
+  *px = buf, *h = (int)img.height, *w = (int)img.width;
+  return GRADC_OK;
+}

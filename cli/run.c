@@ -43,71 +43,20 @@ static gradc_status fail(RtError *err, const char *fmt, ...) {
   return GRADC_ERR_DATA;
 }
 
-/* npy version 1 or 2: magic, header dict, data in C order. */
-static gradc_status read_npy(const char *path, FILE *f, Array *a, RtError *err) {
-  unsigned char pre[10];
-  if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0)
-    return fail(err, "%s: expected the .npy magic \\x93NUMPY%s", path, "");
-  size_t hlen = pre[8] | (size_t)pre[9] << 8;
-  if (pre[6] == 2) {
-    unsigned char more[2];
-    if (fread(more, 1, 2, f) != 2) return fail(err, "%s: truncated .npy header%s", path, "");
-    hlen |= (size_t)more[0] << 16 | (size_t)more[1] << 24;
+/* A .npy file through the runtime's one reader (loaders.c), as doubles. */
+static gradc_status read_npy(const char *path, Array *a, RtError *err) {
+  NpyArray n;
+  gradc_status s = npy_read(path, &n, err);
+  if (s) return s;
+  a->rank = n.rank, a->count = n.count;
+  for (int k = 0; k < n.rank; k++) a->dims[k] = n.dims[k];
+  a->v = malloc(sizeof(double) * (size_t)(n.count ? n.count : 1));
+  if (!a->v) {
+    npy_free(&n);
+    return fail(err, "%s: out of memory%s", path, "");
   }
-  if (hlen > 1 << 20) return fail(err, "%s: .npy header too long%s", path, "");
-  char *h = calloc(hlen + 1, 1);
-  if (!h || fread(h, 1, hlen, f) != hlen) {
-    free(h);
-    return fail(err, "%s: truncated .npy header%s", path, "");
-  }
-  const char *d = strstr(h, "'descr'"), *o = strstr(h, "'fortran_order'"), *s = strstr(h, "'shape'");
-  char descr[8] = "";
-  if (d) sscanf(d, "'descr': '%7[^']'", descr);
-  if (!d || !o || !s || strstr(o, "True") == o + 17) {
-    fail(err, "%s: expected a C-order .npy header with descr and shape, found '%s'", path, h);
-    free(h);
-    return GRADC_ERR_DATA;
-  }
-  size_t esize;
-  if (!strcmp(descr, "<f4")) esize = 4;
-  else if (!strcmp(descr, "<f8") || !strcmp(descr, "<i8")) esize = 8;
-  else if (!strcmp(descr, "<i4")) esize = 4;
-  else if (!strcmp(descr, "|b1") || !strcmp(descr, "|u1")) esize = 1;
-  else {
-    free(h);
-    return fail(err, "%s: expected dtype <f4, <f8, <i4, <i8, |b1 or |u1, found '%s'", path, descr);
-  }
-  const char *p = strchr(s, '(');
-  a->rank = 0, a->count = 1;
-  for (p = p ? p + 1 : s; p && *p && *p != ')';) {
-    char *e;
-    long long v = strtoll(p, &e, 10);
-    if (e == p) break;
-    if (a->rank == 8 || v < 0) {
-      fail(err, "%s: expected a shape of rank <= 8, found '%s'", path, s);
-      free(h);
-      return GRADC_ERR_DATA;
-    }
-    a->dims[a->rank++] = v, a->count *= v;
-    p = e;
-    while (*p == ',' || *p == ' ') p++;
-  }
-  free(h);
-  unsigned char *raw = malloc(esize * (size_t)(a->count ? a->count : 1));
-  a->v = malloc(sizeof(double) * (size_t)(a->count ? a->count : 1));
-  if (!raw || !a->v || fread(raw, esize, (size_t)a->count, f) != (size_t)a->count) {
-    free(raw);
-    return fail(err, "%s: truncated .npy data (or out of memory)%s", path, "");
-  }
-  for (int64_t i = 0; i < a->count; i++) {
-    const unsigned char *q = raw + i * (int64_t)esize;
-    if (descr[1] == 'f' && esize == 4) { float x; memcpy(&x, q, 4); a->v[i] = x; }
-    else if (descr[1] == 'f') { double x; memcpy(&x, q, 8); a->v[i] = x; }
-    else if (esize == 4) { int32_t x; memcpy(&x, q, 4); a->v[i] = x; }
-    else if (esize == 8) { int64_t x; memcpy(&x, q, 8); a->v[i] = (double)x; }
-    else a->v[i] = *q;
-  }
-  free(raw);
+  for (int64_t i = 0; i < n.count; i++) a->v[i] = npy_value(&n, i);
+  npy_free(&n);
   return GRADC_OK;
 }
 
@@ -157,11 +106,11 @@ static gradc_status read_csv(const char *path, FILE *f, Array *a, RtError *err) 
 }
 
 static gradc_status read_array(const char *path, Array *a, RtError *err) {
+  size_t len = strlen(path);
+  if (len > 4 && !strcmp(path + len - 4, ".npy")) return read_npy(path, a, err);
   FILE *f = fopen(path, "rb");
   if (!f) return fail(err, "cannot read '%s': %s", path, strerror(errno));
-  size_t len = strlen(path);
-  gradc_status st = len > 4 && !strcmp(path + len - 4, ".npy") ? read_npy(path, f, a, err)
-                                                                 : read_csv(path, f, a, err);
+  gradc_status st = read_csv(path, f, a, err);
   fclose(f);
   return st;
 }

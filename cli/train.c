@@ -140,17 +140,83 @@ static gradc_status evaluate(gradc_model *m, const Graph *g, const Feed *f, cons
   return GRADC_OK;
 }
 
-/* A directory holds MNIST-format files; a file is a CSV table. */
-static bool is_table(const char *path) {
+/* What --data names, by content and names, not by what the user says:
+ * a file is an .npz (a zip: "PK\3\4") or else a CSV table; a directory
+ * holds CIFAR batches, NAME.npy arrays, MNIST-format IDX files, or
+ * folders of images, one per class.  A directory that is none of these is
+ * IDX's, whose loader says which files it lacks. */
+DataKind cli_data_kind(const char *path) {
   struct stat st;
-  return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+  if (stat(path, &st) != 0) return DATA_IDX;
+  if (S_ISREG(st.st_mode)) {
+    unsigned char magic[6] = {0};
+    FILE *f = fopen(path, "rb");
+    size_t got = f ? fread(magic, 1, 6, f) : 0;
+    if (f) fclose(f);
+    if (got == 6 && !memcmp(magic, "\x93NUMPY", 6)) return DATA_NPY_FILE;
+    return got >= 4 && !memcmp(magic, "PK\3\4", 4) ? DATA_NPZ : DATA_CSV;
+  }
+  if (!S_ISDIR(st.st_mode)) return DATA_IDX;
+  if (data_is_cifar_dir(path)) return DATA_CIFAR;
+  if (data_arrays_have(path, "x_train") || data_arrays_have(path, "x")) return DATA_NPY_DIR;
+  char a[4096], b[4096];
+  bool seq;
+  RtError ignored;
+  if (!data_mnist_paths(path, true, a, b, sizeof a, &seq, &ignored) ||
+      !data_mnist_paths(path, false, a, b, sizeof a, &seq, &ignored))
+    return DATA_IDX;
+  return cli_is_image_dir(path) ? DATA_IMAGES : DATA_IDX;
 }
 
-static gradc_status load_data(const TrainOptions *o, bool train, Dataset *d, RtError *err) {
+static bool is_table(const char *path) { return cli_data_kind(path) == DATA_CSV; }
+
+/* The arrays of an .npz or a directory of .npy files that make the split:
+ * --arrays' names, else Keras' (x_train, y_train; x_test, y_test), else
+ * x and y for the training split.  *y is NULL when there is no label
+ * array of the default name. */
+static void array_names(const TrainOptions *o, bool train, const char **x, const char **y) {
+  *x = o->arrays[train ? 0 : 2], *y = o->arrays[train ? 1 : 3];
+  bool keras = data_arrays_have(o->data_dir, train ? "x_train" : "x_test");
+  if (!*x) *x = train ? (keras ? "x_train" : "x") : "x_test";
+  if (!*y) {
+    const char *name = train ? (keras ? "y_train" : "y") : "y_test";
+    *y = data_arrays_have(o->data_dir, name) ? name : NULL;
+  }
+}
+
+/* Does the data have a test split (evaluated at the end of training)? */
+static bool has_test_split(const TrainOptions *o) {
+  const char *x, *y;
+  switch (cli_data_kind(o->data_dir)) {
+  case DATA_CSV: return false;
+  case DATA_NPZ: case DATA_NPY_DIR: array_names(o, false, &x, &y); return data_arrays_have(o->data_dir, x);
+  case DATA_IMAGES: return cli_image_dir_has_test(o->data_dir);
+  default: return true;
+  }
+}
+
+static gradc_status load_data(gradc_model *m, const TrainOptions *o, bool train, Dataset *d, RtError *err) {
   gradc_status s;
-  if (!is_table(o->data_dir) || o->sequences) {
-    s = o->sequences && is_table(o->data_dir) ? data_load_csv_sequences(o->data_dir, d, err)
-                                              : data_load_mnist_dir(o->data_dir, train, d, err);
+  DataKind kind = cli_data_kind(o->data_dir);
+  const char *x, *y;
+  if (kind != DATA_CSV || o->sequences) {
+    switch (kind) {
+    case DATA_NPZ: case DATA_NPY_DIR:
+      array_names(o, train, &x, &y);
+      s = data_load_arrays(o->data_dir, x, y, d, err);
+      break;
+    case DATA_NPY_FILE:
+      /* one array: samples or labels, not both */
+      memset(d, 0, sizeof *d);
+      return rt_fail(err, GRADC_ERR_DATA,
+                     "'%s' is one NumPy array; a dataset is samples and labels: give a directory of x_train.npy and "
+                     "y_train.npy (x_test.npy, y_test.npy for the test split), or one .npz of them (np.savez)",
+                     o->data_dir);
+    case DATA_CIFAR: s = data_load_cifar(o->data_dir, train, o->cifar_coarse, d, err); break;
+    case DATA_IMAGES: s = cli_load_image_dir(m, o, train, d, err); break;
+    case DATA_CSV: s = data_load_csv_sequences(o->data_dir, d, err); break;
+    default: s = data_load_mnist_dir(o->data_dir, train, d, err); break;
+    }
     d->pad = o->pad;
     /* [0, 1] as loaded; [-1, 1] for a generator that ends in tanh */
     if (!s && !d->seq && o->signed_pixels)
@@ -229,6 +295,22 @@ static void top_kernels(FILE *out, const Graph *g, const RtContext *rt, double t
   free(ids);
 }
 
+/* The CIFAR batch file that holds record *i of a split (data_batch_1..5
+ * concatenated), *i becoming the record's place in it. */
+static void cifar_origin(const char *dir, bool train, int64_t *i, char *file, size_t size) {
+  struct stat st;
+  snprintf(file, size, "%s/%s", dir, train ? "train.bin" : "test.bin");
+  if (stat(file, &st) == 0) return;
+  snprintf(file, size, "%s/test_batch.bin", dir);
+  for (int k = 1; train && k <= 5; k++) {
+    snprintf(file, size, "%s/data_batch_%d.bin", dir, k);
+    if (stat(file, &st) != 0) continue;
+    int64_t n = (int64_t)st.st_size / 3073;
+    if (*i < n) return;
+    *i -= n;
+  }
+}
+
 /* Integer inputs take integers, and one that indexes something (the
  * labels of softmax_cross_entropy, one_hot's positions, embedding rows)
  * only values in [0, n): a label of 200 for 4 classes made every loss NaN,
@@ -264,12 +346,26 @@ static gradc_status check_values(gradc_model *m, const Feed *f, const Dataset *d
       long long line = data_csv_line(o->data_dir, i);
       long long field = d->table ? part->col + k + 1 : part->labels ? 1 : k + 2;
       snprintf(where, sizeof where, "%s:%lld: %s %lld", o->data_dir, line, d->table ? "column" : "field", field);
+    } else if (cli_data_kind(o->data_dir) == DATA_IMAGES) {
+      snprintf(where, sizeof where, "'%s': the label of a sample (its class folder's place in sorted order)",
+               o->data_dir);
     } else {
-      char files[2][4096];
+      char files[2][4200];
       bool seq;
       RtError ignored;
-      if (data_mnist_paths(o->data_dir, train, files[0], files[1], sizeof files[0], &seq, &ignored))
+      DataKind kind = cli_data_kind(o->data_dir);
+      if (kind == DATA_NPZ || kind == DATA_NPY_DIR) {
+        const char *names[2];
+        array_names(o, train, &names[0], &names[1]);
+        for (int w = 0; w < 2; w++)
+          snprintf(files[w], sizeof files[w], kind == DATA_NPZ ? "%s:%s.npy" : "%s/%s.npy", o->data_dir,
+                   names[w] ? names[w] : "");
+      } else if (kind == DATA_CIFAR) {
+        snprintf(files[0], sizeof files[0], "%s", o->data_dir);
+        cifar_origin(o->data_dir, train, &i, files[1], sizeof files[1]);
+      } else if (data_mnist_paths(o->data_dir, train, files[0], files[1], sizeof files[0], &seq, &ignored)) {
         snprintf(files[part->labels], sizeof files[0], "%s", o->data_dir);
+      }
       if (part->labels)
         snprintf(where, sizeof where, "'%s': the label of record %lld (from 0)", files[1], (long long)i);
       else
@@ -630,7 +726,7 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
   if (!s && o->samples) s = samples_ready(g, o, err);
   if (s) return s;
   if (has_inputs) {
-    if ((s = load_data(o, true, &train, err))) goto done;
+    if ((s = load_data(m, o, true, &train, err))) goto done;
     if ((s = feed_plan(m, &train, &feed, err))) goto done;
     if ((s = check_values(m, &feed, &train, o, true, err))) goto done;
     if (o->val_split > 0 && (s = data_split(&train, o->val_split, &val, err))) goto done;
@@ -707,7 +803,11 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
   schedule_plan(g, &sc);
   for (int epoch = 0; !s && epoch < o->epochs && !interrupted; epoch++) {
     if (o->epochs > 1 || !tty) fprintf(out, "Epoch %d/%d\n", epoch + 1, o->epochs);
-    data_permutation(perm, n, o->seed, epoch);
+    /* --no-shuffle: the file's order every epoch (time series, curricula) */
+    if (o->no_shuffle)
+      for (int64_t i = 0; i < n; i++) perm[i] = i;
+    else
+      data_permutation(perm, n, o->seed, epoch);
     Means acc = {0};
     double t0 = now_s(), last = 0;
     int64_t step = 0, bs = 0, rows = 0;   /* batches taken; the bound batch size; this rank's rows */
@@ -842,8 +942,8 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
   if (o->save && !s && (!o->dist || o->dist->rank == 0)) s = save_checkpoint(m, o, out, err);
   if (hist_errno && !s)
     s = rt_fail(err, GRADC_ERR_IO, "cannot write the history file '%s': %s", o->history, strerror(hist_errno));
-  if (!s && !interrupted && has_inputs && o->test && !is_table(o->data_dir)) {
-    if ((s = load_data(o, false, &test, err))) goto done;
+  if (!s && !interrupted && has_inputs && o->test && has_test_split(o)) {
+    if ((s = load_data(m, o, false, &test, err))) goto done;
     if ((s = check_values(m, &feed, &test, o, false, err))) goto done;
     Means tm;
     if ((s = evaluate(m, g, &feed, &test, o->batch, o->dist, &tm, err))) goto done;
@@ -863,7 +963,7 @@ gradc_status cli_evaluate(gradc_model *m, const TrainOptions *o, RtError *err) {
   FILE *out = o->out ? o->out : stdout;
   Dataset test = {0};
   Feed feed;
-  gradc_status s = load_data(o, false, &test, err);
+  gradc_status s = load_data(m, o, false, &test, err);
   if (!s) s = feed_plan(m, &test, &feed, err);
   if (!s) s = check_values(m, &feed, &test, o, false, err);
   if (!s && o->confusion) s = confusion_check(m, o, &feed, err);
@@ -910,7 +1010,7 @@ static gradc_status predict_values(gradc_model *m, const Graph *g, const TrainOp
   for (int i = 0; i < g->nnodes; i++) has_inputs |= g->nodes[i]->op == OP_INPUT;
   gradc_status s = GRADC_OK;
   if (has_inputs) {
-    s = load_data(o, false, &test, err);
+    s = load_data(m, o, false, &test, err);
     if (!s) s = feed_plan(m, &test, &feed, err);
     if (!s) s = check_values(m, &feed, &test, o, false, err);
     if (!s && count > test.n) count = test.n;
@@ -1001,7 +1101,7 @@ gradc_status cli_predict(gradc_model *m, const TrainOptions *o, int64_t count, R
   }
   Dataset test = {0};
   Feed feed;
-  gradc_status s = load_data(o, false, &test, err);
+  gradc_status s = load_data(m, o, false, &test, err);
   if (!s) s = feed_plan(m, &test, &feed, err);
   if (!s) s = check_values(m, &feed, &test, o, false, err);
   if (!s && count > test.n) count = test.n;
@@ -1115,7 +1215,7 @@ gradc_status cli_sample(gradc_model *m, const TrainOptions *o, const char *path,
   for (int i = 0; i < g->nnodes; i++) has_inputs |= g->nodes[i]->op == OP_INPUT;
   Dataset test = {0};
   Feed feed;
-  gradc_status s = has_inputs ? load_data(o, false, &test, err) : GRADC_OK;
+  gradc_status s = has_inputs ? load_data(m, o, false, &test, err) : GRADC_OK;
   if (!s && has_inputs) s = feed_plan(m, &test, &feed, err);
   if (!s && has_inputs) s = check_values(m, &feed, &test, o, false, err);
   if (!s && idx) s = sample_idx(m, o, has_inputs ? &test : NULL, &feed, path, count, err);
@@ -1143,7 +1243,7 @@ gradc_status cli_score(gradc_model *m, const TrainOptions *o, double *score, int
   int64_t C = dm[1].n;
   Dataset test = {0};
   Feed feed;
-  gradc_status s = load_data(o, false, &test, err);
+  gradc_status s = load_data(m, o, false, &test, err);
   if (!s) s = feed_plan(m, &test, &feed, err);
   if (!s) s = check_values(m, &feed, &test, o, false, err);
   double *p = s ? NULL : malloc(sizeof(double) * (size_t)(test.n * C));

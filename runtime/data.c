@@ -26,7 +26,8 @@
  * found: a user looking at "truncated: 47040016 bytes expected, 23520000
  * found" knows to download again.
  *
- * zlib is used here and in ckpt.c only (STYLE: the I/O files).
+ * zlib is used here, in loaders.c (.npz archives) and in ckpt.c only
+ * (STYLE: the I/O files).
  */
 #include <errno.h>
 #include <math.h>

@@ -344,6 +344,55 @@ gradc_status data_split(Dataset *d, double frac, Dataset *val, RtError *err);
  * the same (seed, epoch) always gives the same order. */
 void data_permutation(int64_t *idx, int64_t n, uint64_t seed, int64_t epoch);
 
+/* -------------------------------------------------------------- loaders.c */
+
+/* A NumPy array read from a .npy file or an .npz member: little-endian
+ * elements in C order at data (inside block, which owns them). */
+typedef enum NpyType { NPY_F4, NPY_F8, NPY_I4, NPY_I8, NPY_U1, NPY_B1 } NpyType;
+enum { NPY_MAX_RANK = 8 };
+typedef struct NpyArray {
+  NpyType type;
+  int esize;                 /* bytes per element */
+  int rank;
+  int64_t dims[NPY_MAX_RANK];
+  int64_t count;             /* elements: the product of dims */
+  unsigned char *data;
+  unsigned char *block;      /* what npy_free frees */
+} NpyArray;
+
+/* Parses the .npy header at buf (len bytes, name for messages): dtype,
+ * order and shape into a, the offset of the data into *data_at.  Refuses
+ * other dtypes than <f4 <f8 <i4 <i8 |u1 |b1, Fortran order, shapes past
+ * 2^40 elements or 8 GiB, saying what it found. */
+gradc_status npy_header(const char *name, const unsigned char *buf, size_t len, NpyArray *a, size_t *data_at,
+                        RtError *err);
+/* A whole .npy in memory: buf (malloc'd, len bytes) becomes a's block,
+ * or is freed on failure; the data must be exactly what the shape says. */
+gradc_status npy_parse(const char *name, unsigned char *buf, size_t len, NpyArray *a, RtError *err);
+/* The .npy file at path. */
+gradc_status npy_read(const char *path, NpyArray *a, RtError *err);
+/* Array `name` (member name.npy) of the .npz at path; *found false when
+ * the archive has no such member (the error lists the members). */
+gradc_status npz_read(const char *path, const char *name, NpyArray *a, bool *found, RtError *err);
+double npy_value(const NpyArray *a, int64_t i);   /* element i as a double */
+void npy_free(NpyArray *a);                       /* NULL-safe */
+
+/* A dataset of arrays x_name [N, ...] and labels y_name [N] or [N, 1]
+ * (integers; NULL: none) from the .npz at path or the directory path of
+ * NAME.npy files.  uint8 x is scaled to [0, 1] like IDX pixels; NaN,
+ * infinity and labels that are no integers are refused with the sample. */
+gradc_status data_load_arrays(const char *path, const char *x_name, const char *y_name, Dataset *out,
+                              RtError *err);
+/* Does the .npz (or directory) at path hold array name? */
+bool data_arrays_have(const char *path, const char *name);
+
+/* CIFAR-10 (data_batch_1..5.bin, test_batch.bin) or CIFAR-100 (train.bin,
+ * test.bin; fine labels, or coarse) binary batches in dir as [N, 32, 32, 3]
+ * images in [0, 1] and labels.  A file that is not whole records, or a
+ * label past the classes, is an error naming the file and the record. */
+gradc_status data_load_cifar(const char *dir, bool train, bool coarse, Dataset *out, RtError *err);
+bool data_is_cifar_dir(const char *dir);
+
 /* ----------------------------------------------------------------- feed.c */
 
 /* How a dataset feeds a model: each input takes a run of columns of a

@@ -11,12 +11,13 @@ set -euo pipefail
 # need python3-torch).
 # Open MPI for data-parallel training (gradc builds without it too) and its
 # tests.
+# libpng and libjpeg-turbo read image folders (gradc train --data DIR).
 # rsvg-convert and xmllint check that gradc plot's and eval --confusion's
 # SVGs parse and render; Graphviz's dot draws gradc dump --format svg|png
 # (gradc runs it when asked; without it that format says to install it).
 PACKAGES=(
     build-essential cmake pkg-config
-    llvm-19-dev libopenblas-dev zlib1g-dev libcmocka-dev libpng-dev
+    llvm-19-dev libopenblas-dev zlib1g-dev libcmocka-dev libpng-dev libjpeg62-turbo-dev
     dataset-fashion-mnist
     clang-19 libclang-rt-19-dev
     python3 python3-numpy python3-pytest

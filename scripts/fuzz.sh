@@ -3,7 +3,7 @@
 #
 #   bash scripts/fuzz.sh [SECONDS] [TARGET...]
 #
-# SECONDS per target (default 60); TARGETs among parse idx csv ckpt api onnx (or
+# SECONDS per target (default 60); TARGETs among parse idx csv ckpt api onnx npy (or
 # fuzz_parse ...), all by default, run one after the other.  The build is
 # build-fuzz/ (clang-19, -DGRADC_FUZZ=ON: ASan + UBSan + coverage).  Each run
 # starts from the fixed seed corpus - tests/fuzz/corpus/<target>/, models/
@@ -19,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-ALL=(parse idx csv ckpt api onnx)
+ALL=(parse idx csv ckpt api onnx npy)
 secs=${1:-60}
 [ $# -gt 0 ] && shift
 # 0 would mean "forever" to libFuzzer.
@@ -63,6 +63,7 @@ seed_dirs() {
         idx | ckpt | api) echo "$work/seeds/$1" tests/fuzz/corpus/$1 ;;
         csv) echo tests/fuzz/corpus/csv ;;
         onnx) echo tests/fuzz/corpus/onnx ;;
+        npy) echo tests/fuzz/corpus/npy ;;
     esac
     echo tests/fuzz/regressions/$1
 }

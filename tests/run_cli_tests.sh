@@ -1027,5 +1027,175 @@ else
   passed=$((passed + 1))
 fi
 # ---- issue 22 (pics) (end)
+# ---- issue 22 (data): .npy/.npz, CIFAR, image folders, --no-shuffle, help
+d22=$tmp/d22
+mkdir -p "$d22"
+run help
+check "issue 22 (data): help names every data format and --no-shuffle" \
+  all 'status_is 0' 'stdout_has "MNIST-format IDX files"' 'stdout_has "a CSV file"' 'stdout_has "a NumPy .npz"' \
+      'stdout_has "CIFAR-10/100"' 'stdout_has "image folders DIR/train/CLASS/"' 'stdout_has "--no-shuffle"'
+# 3 classes of 4x4 RGB images, the class's channel bright: separable at once
+cat >"$d22/img.nn" <<'NN'
+input x : f32[batch, 4, 4, 3]
+input y : i32[batch]
+logits = dense(reshape(x, [-1, 48]), 3)
+loss = mean(softmax_cross_entropy(logits, one_hot(y, 3)))
+metric accuracy = mean(cast(argmax(logits, axis=1) == y, f32))
+train loss with sgd(lr=0.5)
+NN
+# test accuracy of the last line "test: N samples - test_loss: L - test_accuracy: A" is at least 0.9
+test_acc_high() { awk '/^test: / { a = $NF } END { exit !(a >= 0.9) }' "$out"; }
+if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+  /usr/bin/python3 - "$d22" <<'PY'
+import sys, numpy as np
+d = sys.argv[1]
+r = np.random.default_rng(0)
+y = r.integers(0, 3, 200)
+x = (np.eye(3)[y][:, None, None, :] * 200 + r.integers(0, 50, (200, 4, 4, 3))).astype(np.uint8)
+np.savez_compressed(d + "/mnist_like.npz", x_train=x[:160], y_train=y[:160], x_test=x[160:], y_test=y[160:])
+np.savez(d + "/named.npz", images=x.astype(np.float32) / 255, classes=y.astype(np.int32))
+import os
+os.makedirs(d + "/arrays", exist_ok=True)
+for name, a in (("x_train", x[:160].astype(np.float64) / 255), ("y_train", y[:160].reshape(-1, 1)),
+                ("x_test", x[160:].astype(np.float64) / 255), ("y_test", y[160:].reshape(-1, 1))):
+    np.save(d + "/arrays/" + name + ".npy", a)
+np.savez(d + "/half.npz", x_train=x.astype(np.float16), y_train=y)
+np.savez(d + "/fortran.npz", x_train=np.asfortranarray(x.reshape(200, 48)), y_train=y)
+PY
+  run train "$d22/img.nn" --data "$d22/mnist_like.npz" --epochs 2 --batch 16 --history "$d22/h.csv"
+  check "issue 22 (data): train on np.savez_compressed's x_train/y_train, test on x_test/y_test" \
+    all 'status_is 0' 'stdout_has "test: 40 samples"' 'test_acc_high'
+  run train "$d22/img.nn" --data "$d22/arrays" --epochs 2 --batch 16 --history "$d22/h.csv"
+  check "issue 22 (data): train on a directory of x_train.npy ... y_test.npy from np.save (float64, [N, 1] labels)" \
+    all 'status_is 0' 'stdout_has "test: 40 samples"' 'test_acc_high'
+  run train "$d22/img.nn" --data "$d22/named.npz" --arrays x=images,y=classes --val-split 0.2 --epochs 2 --batch 16 --history "$d22/h.csv"
+  check "issue 22 (data): --arrays names the arrays; an .npz without x_test has no test split" \
+    all 'status_is 0' 'stdout_has "val_accuracy"' '! stdout_has "test:"'
+  run train "$d22/img.nn" --data "$d22/mnist_like.npz" --epochs 1 --batch 16 --history "$d22/h.csv" --save "$d22/img.ckpt"
+  run eval "$d22/img.nn" --load "$d22/img.ckpt" --data "$d22/mnist_like.npz"
+  check "issue 22 (data): eval reads the .npz's test arrays" all 'status_is 0' 'stdout_has "test: 40 samples"'
+  run train "$d22/img.nn" --data "$d22/half.npz" --epochs 1 --history "$d22/h.csv"
+  check "issue 22 (data): a float16 array names the file, the dtype found and those expected" \
+    all 'status_is 1' "stderr_has \"half.npz:x_train.npy' holds dtype '<f2'; expected float32, float64, int32, int64 or uint8\""
+  run train "$d22/img.nn" --data "$d22/fortran.npz" --epochs 1 --history "$d22/h.csv"
+  check "issue 22 (data): a Fortran-order array is refused" \
+    all 'status_is 1' "stderr_has \"fortran.npz:x_train.npy' is in Fortran order; expected C order\""
+  sed 's/, 3)/, 2)/g' "$d22/img.nn" >"$d22/two.nn"
+  run train "$d22/two.nn" --data "$d22/mnist_like.npz" --epochs 1 --history "$d22/h.csv"
+  check "issue 22 (data): a label past the model's classes names the .npz member and the record" \
+    all 'status_is 1' 'stderr_has "mnist_like.npz:y_train.npy'"'"': the label of record "' \
+        'stderr_has " is 2, but input '"'"'y'"'"' takes integers in [0, 2)"'
+  run train "$d22/img.nn" --data "$d22/named.npz" --arrays x=pictures --epochs 1 --history "$d22/h.csv"
+  check "issue 22 (data): an array that is not there lists the archive's arrays" \
+    all 'status_is 1' "stderr_has \"has no array 'pictures'; its members are: images.npy, classes.npy\""
+fi
+run train "$d22/img.nn" --arrays z=q
+check "issue 22 (data): --arrays takes only x, y, x_test, y_test" all 'status_is 2' 'stderr_has "--arrays takes x=NAME"'
+# gradc run --feed reads .npy through the same reader: a shape whose product
+# wraps 64 bits is refused, not fed
+printf "\x93NUMPY\x01\x00\x76\x00{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }%*s\n" 40 "" >"$d22/huge.npy"
+cat >"$d22/feed.nn" <<'NN'
+input x : f32[n, 2]
+output y = x * 2
+NN
+run train "$d22/img.nn" --data "$d22/huge.npy"
+check "issue 22 (data): --data with one .npy says how a dataset of arrays is laid out" \
+  all 'status_is 1' 'stderr_has "huge.npy'"'"' is one NumPy array; a dataset is samples and labels: give a directory of x_train.npy"'
+run run "$d22/feed.nn" --feed "x=$d22/huge.npy"
+check "issue 22 (data): run --feed refuses a .npy whose shape promises 2^64 elements" \
+  all 'status_is 1' 'stderr_has "huge.npy'"'"': its shape promises more than 2^40 elements"'
+# CIFAR-10 and CIFAR-100 binary batches: a bright channel per class
+cat >"$d22/cifar.nn" <<'NN'
+input x : f32[batch, 32, 32, 3]
+input y : i32[batch]
+logits = dense(reshape(x, [-1, 3072]), 10)
+loss = mean(softmax_cross_entropy(logits, one_hot(y, 10)))
+metric accuracy = mean(cast(argmax(logits, axis=1) == y, f32))
+train loss with sgd(lr=0.05)
+NN
+mkdir -p "$d22/c10" "$d22/c100"
+/usr/bin/python3 - "$d22" <<'PY'
+import sys, random
+d = sys.argv[1]
+random.seed(1)
+def batch(n, coarse):
+    out = bytearray()
+    for i in range(n):
+        l = random.randrange(3)
+        out += bytes([l, 40 + l] if coarse else [l])
+        for c in range(3):
+            out += bytes((200 if c == l else 0) + random.randrange(40) for _ in range(1024))
+    return bytes(out)
+for k in range(1, 6):
+    open(f"{d}/c10/data_batch_{k}.bin", "wb").write(batch(12, False))
+open(f"{d}/c10/test_batch.bin", "wb").write(batch(20, False))
+open(f"{d}/c100/train.bin", "wb").write(batch(60, True))
+open(f"{d}/c100/test.bin", "wb").write(batch(20, True))
+PY
+run train "$d22/cifar.nn" --data "$d22/c10" --epochs 3 --batch 10 --history "$d22/h.csv"
+check "issue 22 (data): train on CIFAR-10 batches data_batch_1..5.bin, test on test_batch.bin" \
+  all 'status_is 0' 'stdout_has "test: 20 samples"' 'test_acc_high'
+run train "$d22/cifar.nn" --data "$d22/c100" --cifar-labels coarse --epochs 3 --batch 10 --history "$d22/h.csv"
+check "issue 22 (data): CIFAR-100 train.bin/test.bin with --cifar-labels coarse" \
+  all 'status_is 0' 'stdout_has "test: 20 samples"' 'test_acc_high'
+run train "$d22/cifar.nn" --data "$d22/c100" --epochs 1 --batch 10 --history "$d22/h.csv"
+check "issue 22 (data): CIFAR-100's fine labels (the default) past the model's classes name the record" \
+  all 'status_is 1' 'stderr_has "c100/train.bin'"'"': the label of record 0 (from 0) is 4"' 'stderr_has ", but input '"'"'y'"'"' takes integers in [0, 10)"'
+head -c 30000 "$d22/c10/test_batch.bin" >"$d22/cut.bin" && mv "$d22/cut.bin" "$d22/c10/test_batch.bin"
+run train "$d22/cifar.nn" --data "$d22/c10" --epochs 1 --batch 10 --history "$d22/h.csv"
+check "issue 22 (data): a truncated CIFAR batch names the file and the record" \
+  all 'status_is 1' 'stderr_has "test_batch.bin'"'"' is truncated or not a CIFAR-10 batch: 30000 bytes is not a whole number of 3073-byte records (record 9 (from 0)"'
+# image folders: DIR/train/CLASS/*.png and DIR/test/CLASS/*.png, 8x8 PNGs
+# (written with zlib, no imaging library) resized to the input's 4x4
+/usr/bin/python3 - "$d22/imgs" <<'PY'
+import sys, os, zlib, struct, random
+root = sys.argv[1]
+random.seed(2)
+def png(path, w, h, rgb):
+    raw = b"".join(b"\0" + bytes(v for px in row for v in px) for row in rgb)
+    def chunk(t, b): return struct.pack(">I", len(b)) + t + b + struct.pack(">I", zlib.crc32(t + b))
+    open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+for split, n in (("train", 20), ("test", 5)):
+    for l, name in enumerate(("blue", "green", "red")):
+        os.makedirs(f"{root}/{split}/{name}", exist_ok=True)
+        for i in range(n):
+            c = {"red": 0, "green": 1, "blue": 2}[name]
+            rgb = [[tuple((200 if k == c else 0) + random.randrange(50) for k in range(3)) for _ in range(8)] for _ in range(8)]
+            png(f"{root}/{split}/{name}/{i}.png", 8, 8, rgb)
+PY
+run train "$d22/img.nn" --data "$d22/imgs" --epochs 3 --batch 10 --history "$d22/h.csv"
+check "issue 22 (data): train on image folders, one per class, resized to the input; test on test/" \
+  all 'status_is 0' 'stdout_has "test: 15 samples"' 'test_acc_high'
+printf 'not a png' >"$d22/imgs/train/red/broken.png"
+run train "$d22/img.nn" --data "$d22/imgs" --epochs 1 --batch 10 --history "$d22/h.csv"
+check "issue 22 (data): a file that is no image names the file" \
+  all 'status_is 1' 'stderr_has "imgs/train/red/broken.png'"'"' is neither a PNG nor a JPEG image"'
+rm "$d22/imgs/train/red/broken.png"
+# --no-shuffle: with zero-initialised parameters the seed only shuffles, so
+# two seeds train the same without shuffling and differently with it
+cat >"$d22/zero.nn" <<'NN'
+input x : f32[batch, 2]
+input y : i32[batch]
+param w : f32[2, 2] = zeros
+param b : f32[2] = zeros
+logits = matmul(x, w) + b
+loss = mean(softmax_cross_entropy(logits, one_hot(y, 2)))
+train loss with sgd(lr=0.5)
+NN
+awk 'BEGIN { s = 3; for (i = 0; i < 40; i++) { s = (s * 1103515245 + 12345) % 2147483648; a = s / 2147483648;
+             printf "%.4f,%.4f,%d\n", a, 1 - a, (a > 0.5) } }' >"$d22/pts.csv"
+for seed in 1 2; do
+  for mode in shuffle no-shuffle; do
+    flag=; [ $mode = no-shuffle ] && flag=--no-shuffle
+    "$gradc" train "$d22/zero.nn" --data "$d22/pts.csv" --epochs 2 --batch 4 --seed $seed $flag \
+      --history "$d22/$mode$seed.csv" >/dev/null 2>&1
+    cut -d, -f1-2 "$d22/$mode$seed.csv" >"$d22/$mode$seed.loss"
+  done
+done
+check "issue 22 (data): --no-shuffle trains in the data's order whatever the seed; without it the seed reorders" \
+  all 'cmp -s "$d22/no-shuffle1.loss" "$d22/no-shuffle2.loss"' '! cmp -s "$d22/shuffle1.loss" "$d22/shuffle2.loss"' \
+      '[ "$(wc -l <"$d22/no-shuffle1.loss")" -eq 3 ]'
+# ---- issue 22 (data) (end)
 
 tap_done
