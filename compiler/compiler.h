@@ -926,6 +926,14 @@ typedef struct Sym {
 
 typedef struct Def Def;     /* a function of the model language (func.c) */
 
+/* A result of a data-dependent size (tensor.c): value, padded along
+ * axis, holds count valid entries there; valid is its extent per axis. */
+typedef struct Padded {
+  Node *value, *valid, *count;
+  int axis;
+  struct Padded *next;
+} Padded;
+
 typedef struct Parser {
   Arena *arena;
   Graph *g;
@@ -963,6 +971,7 @@ typedef struct Parser {
   Sym *instance_params;
   const Def *active[16];
   int nactive;
+  Padded *padded;          /* results of data-dependent sizes (tensor.c) */
 } Parser;
 
 
@@ -1143,7 +1152,9 @@ CallFn layer_simple_rnn, layer_lstm, layer_gru;
 CallFn tensor_gather, tensor_gather_nd, tensor_scatter_nd, tensor_take, tensor_take_add, tensor_tile,
     tensor_repeat, tensor_stack, tensor_unstack, tensor_split, tensor_reverse, tensor_range, tensor_linspace,
     tensor_meshgrid, tensor_fill, tensor_like, tensor_argsort, tensor_sort, tensor_top_k, tensor_cumsum,
-    tensor_top_k_accuracy;
+    tensor_top_k_accuracy, tensor_boolean_mask, tensor_unique, tensor_where_true, tensor_valid_shape;
+/* the padding record of y, or NULL when y is not padded */
+const Padded *tensor_padded(const Parser *p, const Node *y);
 /* call.c: a call of a builtin with several results (unstack, top_k) at
  * p->tok; their number, results into r (room for MAX_RESULTS) */
 int parse_call_results(Parser *p, Node **r);
