@@ -775,8 +775,9 @@ bool call_is_builtin(const char *name) {
 }
 
 /* call = IDENT "(" (arg ("," arg)*)? ")" */
-/* A call of a builtin: its results into r, their number returned. */
-static int call_builtin(Parser *p, Node **r) {
+/* A call of a builtin: *r pointed at its results (in the arena), their
+ * number returned. */
+static int call_builtin(Parser *p, Node ***r) {
   Call *c = call_begin(p, p->tok);
   char *name = parse_str(p, c->fn);
   Builtin bv, *b = &bv;
@@ -831,16 +832,16 @@ static int call_builtin(Parser *p, Node **r) {
       parse_unknown(p, c->args[i].name, c->args[i].loc);
   (void)outer;
   int count = c->nresults ? c->nresults : 1;
-  if (c->nresults) memcpy(r, c->results, sizeof(Node *) * (size_t)count);
-  else r[0] = n;
+  if (c->nresults) *r = c->results;
+  else *r = arena_alloc(p->arena, sizeof(Node *)), (*r)[0] = n;
   call_end(p, c);
   return count;
 }
 
 Node *parse_call(Parser *p) {
   Token *fn = p->tok;
-  Node *r[MAX_RESULTS];
-  int n = call_builtin(p, r);
+  Node **r;
+  int n = call_builtin(p, &r);
   if (n != 1) {
     char *name = parse_str(p, fn);
     parse_fail(p, fn->loc, "%s gives %d results here; assign them with a tuple: a, b = %s(...)", name, n, name);
@@ -848,7 +849,7 @@ Node *parse_call(Parser *p) {
   return r[0];
 }
 
-int parse_call_results(Parser *p, Node **r) { return call_builtin(p, r); }
+int parse_call_results(Parser *p, Node ***r) { return call_builtin(p, r); }
 
 /* Keras' Orthogonal refuses tensors of rank < 2: it needs a matrix. */
 static void orthogonal_shape(Parser *p, const Node *param, Loc loc) {

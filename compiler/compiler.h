@@ -1095,6 +1095,10 @@ Node *call_init(Parser *p, Node *param, Val *v);   /* param's initializer from v
  * A Def is the body's tokens, its arguments and its number of results;
  * each call parses the body again on its own arguments. */
 enum { MAX_RESULTS = 16 };
+/* results of one builtin call (unstack of an RNN's 80 steps, split into
+ * many parts): they live in the parse's arena, not in arrays of
+ * MAX_RESULTS on the stack, so the bound only keeps graphs sane */
+enum { MAX_CALL_RESULTS = 4096 };
 void func_def(Parser *p, Token *kw);                /* after `def` */
 const Def *parse_find_def(Parser *p, const char *name);
 /* Fails when name is a def's (parse_define: a tensor cannot take it). */
@@ -1156,8 +1160,8 @@ CallFn tensor_gather, tensor_gather_nd, tensor_scatter_nd, tensor_take, tensor_t
 /* the padding record of y, or NULL when y is not padded */
 const Padded *tensor_padded(const Parser *p, const Node *y);
 /* call.c: a call of a builtin with several results (unstack, top_k) at
- * p->tok; their number, results into r (room for MAX_RESULTS) */
-int parse_call_results(Parser *p, Node **r);
+ * p->tok; their number, *r pointed at them (in the parse's arena) */
+int parse_call_results(Parser *p, Node ***r);
 
 /* ----------------------------------------------------------------- dump.c */
 

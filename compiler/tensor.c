@@ -364,9 +364,9 @@ static int static_axis(Parser *p, Call *c, Node *x, Val *v, int dflt) {
 }
 
 static Node **results(Parser *p, Call *c, int64_t n) {
-  if (n > MAX_RESULTS)
+  if (n > MAX_CALL_RESULTS)
     parse_fail(p, at(c), "%s would give %lld results; at most %d are assigned", call_name(p, c), (long long)n,
-               MAX_RESULTS);
+               MAX_CALL_RESULTS);
   c->nresults = (int)n;
   return c->results = arena_alloc(p->arena, sizeof(Node *) * (size_t)n);
 }
@@ -395,18 +395,18 @@ Node *tensor_split(Parser *p, Call *c, OpKind op) {
   if (!nv) parse_fail(p, at(c), "split: missing num_or_size_splits");
   if (x->shape.rank == 0) parse_fail(p, at(c), "split needs a tensor of rank >= 1, got a scalar");
   int axis = static_axis(p, c, x, call_arg(c, 2, "axis"), 0);
-  int64_t len = x->shape.d[axis].n, sizes[MAX_RESULTS + 1];
+  int64_t len = x->shape.d[axis].n, *sizes = arena_alloc(p->arena, sizeof(int64_t) * (MAX_CALL_RESULTS + 1));
   int n;
   if (nv->kind == V_NUM) {
     int64_t k = (int64_t)call_num(p, c, nv, true);
     if (k < 1 || len % k)
       parse_fail(p, nv->loc, "split: %lld equal parts do not divide axis %d of size %lld", (long long)k, axis,
                  (long long)len);
-    if (k > MAX_RESULTS) results(p, c, k);
+    if (k > MAX_CALL_RESULTS) results(p, c, k);
     n = (int)k;
     for (int i = 0; i < n; i++) sizes[i] = len / k;
   } else {
-    n = int_list(p, c, nv, sizes, MAX_RESULTS);
+    n = int_list(p, c, nv, sizes, MAX_CALL_RESULTS);
     int64_t sum = 0, infer = -1;
     for (int i = 0; i < n; i++) {
       if (sizes[i] == -1 && infer < 0) infer = i;

@@ -269,6 +269,8 @@ static const ErrCase errors[] = {
      "e.nn:2:24: error: valid_shape: this value is not padded"},
     {"const a = [1, 2]\noutput y = where(a > 1, a)\n", "e.nn:2:12: error: where takes 1 or 3 arguments, got 2"},
     {"output y = where(1 > 0)\n", "e.nn:1:12: error: where needs a condition of rank >= 1, got a scalar"},
+    /* builtins give up to MAX_CALL_RESULTS results (unstack over 80 steps) */
+    {"a, b = unstack(range(5000))\n", "e.nn:1:8: error: unstack would give 5000 results; at most 4096 are assigned"},
 };
 
 static void test_diagnostics(void **state) {
