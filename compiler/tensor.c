@@ -735,7 +735,10 @@ Node *tensor_boolean_mask(Parser *p, Call *c, OpKind op) {
   Node *keep = parse_mk2(p, OP_GE, to, iscalar(p, 0, loc), loc);
   dest = parse_mk(p, OP_WHERE, (Node *[]){keep, dest, iscalar(p, -1, loc)}, 3, NULL, loc);
   Attrs a = {.to = ys};
-  Node *y = parse_mk(p, op, (Node *[]){reshape(p, x, &ys, loc), dest}, 2, &a, loc);
+  /* take_add adds numbers: a bool tensor goes through i32 and back */
+  Node *y = parse_mk(p, op, (Node *[]){reshape(p, x->dtype == DT_BOOL ? as_i32(p, x, loc) : x, &ys, loc), dest}, 2,
+                     &a, loc);
+  if (x->dtype == DT_BOOL) y = parse_mk1(p, OP_CAST, y, &(Attrs){.dtype = DT_BOOL}, loc);
   return padded(p, y, parse_mk1(p, OP_SUM, sel, &(Attrs){.axes = 1}, loc), axis, loc);
 }
 
