@@ -936,6 +936,11 @@ check "issue 24: --format npy writes only the valid block, its shape in the head
 run run "$gm/m.nn" --feed "x=$gm/npy/m.npy"
 check "issue 24: a valid block written with --format npy is a complete array (fed back, the size is checked)" \
   all 'status_is 1' 'stderr_has "m.npy holds 4 values, the input x takes 6"'
+run dump --format nn "$gm/m.nn"
+cp "$out" "$gm/dumped.nn"
+run run "$gm/dumped.nn" --feed "x=$gm/x.csv" --shapes
+check "issue 24: the nn dump of padded results reads back (their extents as comments)" \
+  all 'status_is 0' 'grep -q "^# output m#valid = .* (the valid extent of m)$" "$gm/dumped.nn"' 'stdout_has "m: f32[6]"'
 # ---- issue 24 (mask) (end)
 
 tap_done
