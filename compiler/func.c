@@ -452,14 +452,15 @@ int scan_results(Parser *p, Node *e, int axis, Node **results) {
  * values = call of a def (the only expression with several results) */
 void func_assign(Parser *p) {
   /* as many names as a builtin may give results (unstack over 80 steps) */
-  int n = 1, cap;
+  int n = 1;
   for (Token *t = p->tok; tok_is(t->next, ",") && t->next->next->kind == T_IDENT; t = t->next->next) n++;
-  Token **names = arena_alloc(p->arena, sizeof(Token *) * (size_t)(cap = n));
+  if (n > MAX_CALL_RESULTS) parse_fail(p, p->tok->loc, "too many names (at most %d)", MAX_CALL_RESULTS);
+  Token **names = arena_alloc(p->arena, sizeof(Token *) * (size_t)n);
+  int counted = n;
   n = 0;
   do {
     Token *t = parse_ident(p, "a name");
-    if (n == cap || n == MAX_CALL_RESULTS)
-      parse_fail(p, t->loc, "too many names (at most %d)", n == cap ? cap : MAX_CALL_RESULTS);
+    GRADC_ASSERT(n < counted);   /* the same NAME "," NAME ... as counted */
     names[n++] = t;
   } while (parse_accept(p, ","));
   parse_skip(p, "=");
