@@ -3,7 +3,10 @@
  * builtins of the parser: gather with axis and batch_dims, gather_nd,
  * scatter_nd, tile, repeat, stack, unstack, split, range, linspace,
  * meshgrid, sort, argsort, top_k, cumsum, reverse, fill, zeros_like,
- * ones_like and top_k_accuracy, with TensorFlow's semantics and shapes.
+ * ones_like and top_k_accuracy, with TensorFlow's semantics and shapes;
+ * and boolean_mask, unique and one-argument where, whose sizes depend on
+ * the data: padded to a static bound, the valid extent beside them (see
+ * the last section).
  *
  * None of them is an op of its own.  Every one that moves elements is a
  * `take` (x's elements at the flat positions an i32 tensor holds): the
@@ -13,9 +16,10 @@
  * gather_nd, sort, top_k).  So the one gradient rule of take - take_add,
  * gy added back at the same positions - is the gradient of all of them:
  * gather's is a scatter-add, sort's and top_k's values go back through
- * their indices.  scatter_nd is a take_add.  An index outside its axis
- * gives 0 (and its gradient adds nothing), as our embedding gather does
- * and TF on GPU; TF on CPU raises an error instead.
+ * their indices.  scatter_nd, boolean_mask, unique and where(cond) are
+ * take_adds.  An index outside its axis gives 0 (and its gradient adds
+ * nothing), as our embedding gather does and TF on GPU; TF on CPU raises
+ * an error instead.
  *
  * Positions are computed from static shapes, so the tensor moved must
  * have one; indices may have symbolic dimensions (a batch of ids).
