@@ -660,7 +660,7 @@ Node *tensor_top_k_accuracy(Parser *p, Call *c, OpKind op) {
  * name), which gradc run reads to print and write only the valid block;
  * valid_shape(y) gives it to the model.  Past the next op (y * 2) the
  * pairing is gone and the zeros of the padding take part like any value,
- * but for gather_nd by padded indices (gather_nd(a, where(m))), whose
+ * except in gather_nd by padded indices (gather_nd(a, where(m))), whose
  * result is padded along the same leading axes.
  *
  * Each is a take_add: the selected elements scattered to the positions
@@ -704,7 +704,7 @@ const Padded *tensor_padded(const Parser *p, const Node *y) {
 
 /* boolean_mask(x, mask, axis=0): tf.boolean_mask.  mask (bool, static
  * shape) covers x.shape[axis:axis+K]; the result is x.shape[:axis] +
- * [count] + x.shape[axis+K:], padded to count = mask's size. */
+ * [count] + x.shape[axis+K:], padded to the mask's size. */
 Node *tensor_boolean_mask(Parser *p, Call *c, OpKind op) {
   Node *x = call_tensor(p, c, 0, "tensor"), *m = call_tensor(p, c, 1, "mask");
   Val *av = call_arg(c, 2, "axis");
