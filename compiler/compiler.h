@@ -1159,6 +1159,8 @@ CallFn tensor_gather, tensor_gather_nd, tensor_scatter_nd, tensor_take, tensor_t
     tensor_top_k_accuracy, tensor_boolean_mask, tensor_unique, tensor_where_true, tensor_valid_shape;
 /* the padding record of y, or NULL when y is not padded */
 const Padded *tensor_padded(const Parser *p, const Node *y);
+/* n, just made: padded as its operand when it is elementwise (parse_mk) */
+void tensor_follow_padding(Parser *p, Node *n);
 /* call.c: a call of a builtin with several results (unstack, top_k) at
  * p->tok; their number, *r pointed at them (in the parse's arena) */
 int parse_call_results(Parser *p, Node ***r);

@@ -46,6 +46,7 @@ Node *parse_mk(Parser *p, OpKind op, Node **src, int nsrc, const Attrs *a, Loc l
   node_budget(p, loc);
   Node *n = graph_node(p->g, op, src, nsrc, a, loc);
   if (!n) longjmp(p->fail, 1);
+  if (p->padded) tensor_follow_padding(p, n);
   return n;
 }
 

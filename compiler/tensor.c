@@ -658,10 +658,11 @@ Node *tensor_top_k_accuracy(Parser *p, Call *c, OpKind op) {
  * padded value also outputs its extent, as NAME#valid (`#` starts a
  * comment in a model file, so no tensor of the model can have that
  * name), which gradc run reads to print and write only the valid block;
- * valid_shape(y) gives it to the model.  Past the next op (y * 2) the
- * pairing is gone and the zeros of the padding take part like any value,
- * except in gather_nd by padded indices (gather_nd(a, where(m))), whose
- * result is padded along the same leading axes.
+ * valid_shape(y) gives it to the model.  The record follows the value
+ * through elementwise ops (y * 2) and gather_nd by padded indices
+ * (gather_nd(a, where(m))), padded along the same leading axes; past any
+ * other op (a reduction, a reshape) the zeros of the padding take part
+ * like any value.
  *
  * Each is a take_add: the selected elements scattered to the positions
  * an exclusive cumsum of the selection gives them, the others to -1
@@ -700,6 +701,23 @@ const Padded *tensor_padded(const Parser *p, const Node *y) {
   for (const Padded *r = p->padded; r; r = r->next)
     if (r->value == y) return r;
   return NULL;
+}
+
+/* An elementwise op keeps the layout of its operands: with a padded
+ * operand of its own shape, its valid block is that operand's (y * 2,
+ * cast(y, f32), y + 1: the padding changes, the block is still where
+ * it was).  Two padded operands of different counts would be a shape
+ * mismatch in TF, found only at run time: their result stays unpadded. */
+void tensor_follow_padding(Parser *p, Node *n) {
+  if (!(op_info[n->op].flags & F_ELEMENTWISE) || tensor_padded(p, n)) return;
+  const Padded *from = NULL;
+  for (int i = 0; i < n->nsrc; i++) {
+    const Padded *r = tensor_padded(p, n->src[i]);
+    if (!r || !shape_eq(&n->src[i]->shape, &n->shape)) continue;
+    if (from && (from->count != r->count || from->axis != r->axis)) return;
+    from = r;
+  }
+  if (from) padded(p, n, from->count, from->axis, n->loc);
 }
 
 /* boolean_mask(x, mask, axis=0): tf.boolean_mask.  mask (bool, static

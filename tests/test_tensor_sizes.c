@@ -205,7 +205,9 @@ static void test_boolean_mask_where(void **state) {
                     "output c = boolean_mask(x * 2, m[:, 1], axis=0)\n"
                     "output w = where(m)\n"
                     "output g = gather_nd(x, where(m))\n"
-                    "output v = valid_shape(where(m))\n";
+                    "output v = valid_shape(where(m))\n"
+                    "output h = b * 2 + 1\n"
+                    "output k = b + boolean_mask(x, m)\n";
   Runs r;
   run_all(&r, src, "m", m, R * C);
   double b[R * C] = {0}, w[R * C * 2] = {0}, cv[R * C] = {0};
@@ -227,6 +229,13 @@ static void test_boolean_mask_where(void **state) {
   expect(&r, "w#valid", (double[]){nb, 2}, 2);
   expect(&r, "c#valid", (double[]){nc, C}, 2);
   expect(&r, "v", (double[]){nb, 2}, 2);
+  /* elementwise ops keep the valid block; two padded operands of
+   * different counts give an unpadded result */
+  double h[R * C];
+  for (int i = 0; i < R * C; i++) h[i] = b[i] * 2 + 1;
+  expect(&r, "h", h, R * C);
+  expect(&r, "h#valid", (double[]){nb}, 1);
+  assert_null(named(jitmodel_graph(r.m[0]), "k#valid"));
   free_runs(&r);
 }
 
