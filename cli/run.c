@@ -9,7 +9,9 @@
  * and, past RUN_THRESHOLD elements, the first and last RUN_EDGE of each
  * axis with "..." between (numpy's threshold and edgeitems); at most
  * 8 digits after the point (numpy's precision).  With
- * --format npy each output is written to DIR/NAME.npy instead.
+ * --format npy each output is written to DIR/NAME.npy instead.  Of a
+ * padded result (boolean_mask, unique, one-argument where) only its valid
+ * block is printed or written.
  *
  * A symbolic dimension takes its value from the first fed file whose
  * input declares one; every symbolic dimension is bound to it (gradc_bind),
@@ -331,6 +333,49 @@ static gradc_status write_npy(const char *dir, const gradc_tensor *t, const void
 
 /* ------------------------------------------------------------ the command */
 
+/* The results of boolean_mask, unique and one-argument where are padded
+ * to a static bound; the model outputs the valid extent of each as
+ * NAME#valid (compiler/tensor.c), and only that leading block is printed
+ * or written.  *block is t with the valid dims; *copy the block's
+ * elements when they are not all of t's (to be freed), else NULL. */
+static const char *const valid_suffix = "#valid";
+
+static bool is_valid_extent(const char *name) {
+  size_t n = strlen(name), k = strlen(valid_suffix);
+  return n > k && !strcmp(name + n - k, valid_suffix);
+}
+
+static gradc_status valid_block(gradc_model *m, const gradc_tensor *t, const void *data, gradc_tensor *block,
+                                void **copy, RtError *err) {
+  static const size_t esize[] = {4, 8, 4, 1};
+  char name[512];
+  *block = *t, *copy = NULL;
+  snprintf(name, sizeof name, "%s%s", t->name, valid_suffix);
+  const int32_t *valid = gradc_data(m, name, NULL);
+  if (!valid) return GRADC_OK;
+  block->count = 1;
+  for (int i = 0; i < t->rank; i++) {
+    if (valid[i] < 0 || valid[i] > t->dims[i])
+      return fail(err, "%s: a valid extent of %d along axis %d, outside [0, %" PRId64 "]", t->name, (int)valid[i],
+                  i, t->dims[i]);
+    block->dims[i] = valid[i], block->count *= valid[i];
+  }
+  if (block->count == t->count) return GRADC_OK;
+  size_t es = esize[t->dtype];
+  unsigned char *out = malloc(es * (size_t)(block->count ? block->count : 1));
+  if (!out) return fail(err, "%s: out of memory%s", t->name, "");
+  for (int64_t k = 0; k < block->count; k++) {
+    int64_t rest = k, src = 0, stride = 1;
+    for (int i = t->rank - 1; i >= 0; i--) {
+      src += rest % block->dims[i] * stride;
+      rest /= block->dims[i], stride *= t->dims[i];
+    }
+    memcpy(out + (size_t)k * es, (const unsigned char *)data + (size_t)src * es, es);
+  }
+  *copy = out;
+  return GRADC_OK;
+}
+
 static gradc_status feed(gradc_model *m, const RunOptions *o, Array *arrays, RtError *err) {
   int64_t batch = 0;
   for (int i = 0; i < o->nfeeds; i++) {
@@ -393,11 +438,16 @@ gradc_status cli_run(const RunOptions *o, FILE *out, RtError *err) {
   for (int k = 0; !st && k < gradc_tensor_count(m); k++) {
     gradc_tensor t;
     gradc_tensor_info(m, k, &t);
-    if (t.kind != GRADC_OUTPUT) continue;
+    if (t.kind != GRADC_OUTPUT || is_valid_extent(t.name)) continue;
     const void *data = gradc_data(m, t.name, NULL);
-    if (o->npy_dir) st = write_npy(o->npy_dir, &t, data, err);
-    else if (o->shapes_only) print_header(out, &t), fputc('\n', out);
-    else print_tensor(out, &t, data);
+    void *copy;
+    gradc_tensor b;
+    if ((st = valid_block(m, &t, data, &b, &copy, err))) break;
+    if (copy) data = copy;
+    if (o->npy_dir) st = write_npy(o->npy_dir, &b, data, err);
+    else if (o->shapes_only) print_header(out, &b), fputc('\n', out);
+    else print_tensor(out, &b, data);
+    free(copy);
   }
   for (int i = 0; i < o->nfeeds; i++) free(arrays[i].v);
   gradc_free(m);

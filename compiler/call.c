@@ -273,7 +273,11 @@ static Node *fn_matmul(Parser *p, Call *c, OpKind op) {
   return parse_mk(p, op, s, 2, &a, c->fn->loc);
 }
 
+/* where(cond, a, b), or where(cond): the coordinates of cond's true
+ * elements (tensor.c) */
 static Node *fn_where(Parser *p, Call *c, OpKind op) {
+  if (c->npos == 1) return tensor_where_true(p, c, op);
+  if (c->npos != 3) parse_fail(p, c->fn->loc, "where takes 1 or 3 arguments, got %d", c->npos);
   Node *s[3] = {call_tensor(p, c, 0, NULL), call_tensor(p, c, 1, NULL),
                 call_tensor(p, c, 2, NULL)};
   return parse_mk(p, op, s, 3, NULL, c->fn->loc);
@@ -625,7 +629,7 @@ static const Builtin builtins[] = {
     {"matmul", fn_matmul, OP_MATMUL, 2, 2, "transpose_a,transpose_b"},
     {"clip", fn_clip, OP_CLIP, 1, 3, "min,max"},
     {"cast", fn_cast, OP_CAST, 1, 2, "dtype"},
-    {"where", fn_where, OP_WHERE, 3, 3, ""},
+    {"where", fn_where, OP_WHERE, 1, 3, ""},
     {"softmax", fn_axis, OP_SOFTMAX, 1, 2, "axis"},
     {"log_softmax", fn_axis, OP_LOG_SOFTMAX, 1, 2, "axis"},
     {"sum", fn_reduce, OP_SUM, 1, 2, "axis,keepdims"},
@@ -662,6 +666,10 @@ static const Builtin builtins[] = {
     {"top_k", tensor_top_k, OP_TAKE, 1, 2, "input,k"},
     {"cumsum", tensor_cumsum, OP_CUMSUM, 1, 2, "x,axis,exclusive,reverse"},
     {"top_k_accuracy", tensor_top_k_accuracy, OP_MEAN, 0, 3, "y_pred,y_true,k"},
+    /* data-dependent sizes: padded results (tensor.c) */
+    {"boolean_mask", tensor_boolean_mask, OP_TAKE_ADD, 2, 3, "tensor,mask,axis"},
+    {"unique", tensor_unique, OP_TAKE_ADD, 1, 1, "x"},
+    {"valid_shape", tensor_valid_shape, OP_TAKE_ADD, 1, 1, "input"},
     {"scatter_add", fn_scatter_add, OP_SCATTER_ADD, 2, 3, "depth"},
     {"softmax_cross_entropy", fn_binary, OP_SOFTMAX_CE, 2, 2, ""},
     {"sigmoid_cross_entropy", fn_binary, OP_SIGMOID_CE, 2, 2, ""},
@@ -767,8 +775,9 @@ bool call_is_builtin(const char *name) {
 }
 
 /* call = IDENT "(" (arg ("," arg)*)? ")" */
-/* A call of a builtin: its results into r, their number returned. */
-static int call_builtin(Parser *p, Node **r) {
+/* A call of a builtin: *r pointed at its results (in the arena), their
+ * number returned. */
+static int call_builtin(Parser *p, Node ***r) {
   Call *c = call_begin(p, p->tok);
   char *name = parse_str(p, c->fn);
   Builtin bv, *b = &bv;
@@ -823,16 +832,16 @@ static int call_builtin(Parser *p, Node **r) {
       parse_unknown(p, c->args[i].name, c->args[i].loc);
   (void)outer;
   int count = c->nresults ? c->nresults : 1;
-  if (c->nresults) memcpy(r, c->results, sizeof(Node *) * (size_t)count);
-  else r[0] = n;
+  if (c->nresults) *r = c->results;
+  else *r = arena_alloc(p->arena, sizeof(Node *)), (*r)[0] = n;
   call_end(p, c);
   return count;
 }
 
 Node *parse_call(Parser *p) {
   Token *fn = p->tok;
-  Node *r[MAX_RESULTS];
-  int n = call_builtin(p, r);
+  Node **r;
+  int n = call_builtin(p, &r);
   if (n != 1) {
     char *name = parse_str(p, fn);
     parse_fail(p, fn->loc, "%s gives %d results here; assign them with a tuple: a, b = %s(...)", name, n, name);
@@ -840,7 +849,7 @@ Node *parse_call(Parser *p) {
   return r[0];
 }
 
-int parse_call_results(Parser *p, Node **r) { return call_builtin(p, r); }
+int parse_call_results(Parser *p, Node ***r) { return call_builtin(p, r); }
 
 /* Keras' Orthogonal refuses tensors of rank < 2: it needs a matrix. */
 static void orthogonal_shape(Parser *p, const Node *param, Loc loc) {

@@ -807,31 +807,102 @@ void cg_take_add(CG *cg, const Node *n) {
   cg_loop_end(cg, &li);
 }
 
-/* Stable argsort of each row along a.axis by counting: element i goes to
- * the number of elements that come before it (smaller, or equal at a
- * lower index).  Quadratic in the row, which is short in every use
- * (sort, top_k over classes); no branches, no scratch. */
+/* argsort's row: its element k at base + k * inner, the positions in n's
+ * own buffer, the values in x's. */
+typedef struct SortRow {
+  const Node *n, *x;
+  LLVMValueRef base, inner;
+} SortRow;
+
+static LLVMValueRef row_at(CG *cg, const SortRow *r, LLVMValueRef k) {
+  return LLVMBuildAdd(cg->b, r->base, LLVMBuildMul(cg->b, k, r->inner, ""), "");
+}
+
+static LLVMValueRef row_pos(CG *cg, const SortRow *r, LLVMValueRef k) {
+  return LLVMBuildSExt(cg->b, cg_load(cg, r->n, row_at(cg, r, k)), cg->i64, "");
+}
+
+/* Position p sorts before position q: the smaller value first, NaN after
+ * every number (numpy's order, as the evaluator), equal values in index
+ * order.  A total order on (value, index), so that an unstable sort
+ * gives the stable order. */
+static LLVMValueRef sorts_before(CG *cg, const SortRow *r, LLVMValueRef p, LLVMValueRef q) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef xp = cg_load(cg, r->x, row_at(cg, r, p)), xq = cg_load(cg, r->x, row_at(cg, r, q));
+  LLVMValueRef lower = LLVMBuildICmp(b, LLVMIntSLT, p, q, "");
+  if (!dtype_is_float(r->x->dtype)) {
+    LLVMValueRef eq = LLVMBuildICmp(b, LLVMIntEQ, xp, xq, "");
+    return LLVMBuildOr(b, LLVMBuildICmp(b, LLVMIntSLT, xp, xq, ""), LLVMBuildAnd(b, eq, lower, ""), "");
+  }
+  LLVMValueRef np = LLVMBuildFCmp(b, LLVMRealUNO, xp, xp, ""), nq = LLVMBuildFCmp(b, LLVMRealUNO, xq, xq, "");
+  LLVMValueRef pq = LLVMBuildOr(b, LLVMBuildFCmp(b, LLVMRealOLT, xp, xq, ""), LLVMBuildAnd(b, LLVMBuildNot(b, np, ""), nq, ""), "");
+  LLVMValueRef qp = LLVMBuildOr(b, LLVMBuildFCmp(b, LLVMRealOLT, xq, xp, ""), LLVMBuildAnd(b, LLVMBuildNot(b, nq, ""), np, ""), "");
+  return LLVMBuildOr(b, pq, LLVMBuildAnd(b, LLVMBuildNot(b, qp, ""), lower, ""), "");
+}
+
+static void row_swap(CG *cg, const SortRow *r, LLVMValueRef i, LLVMValueRef j) {
+  LLVMValueRef ai = row_at(cg, r, i), aj = row_at(cg, r, j);
+  LLVMValueRef vi = cg_load(cg, r->n, ai), vj = cg_load(cg, r->n, aj);
+  cg_store(cg, r->n, ai, vj);
+  cg_store(cg, r->n, aj, vi);
+}
+
+/* The heap's sift-down of the entry at root among the first `end`: while
+ * a child sorts after it, swap it with the later of its children. */
+static void sift_down(CG *cg, const SortRow *r, LLVMValueRef root, LLVMValueRef end) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef at = slot(cg, cg->i64, root);
+  LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "sift");
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "sift_child");
+  LLVMBasicBlockRef swap = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "sift_swap");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "sifted");
+  LLVMBuildBr(b, head);
+  LLVMPositionBuilderAtEnd(b, head);
+  LLVMValueRef i = LLVMBuildLoad2(b, cg->i64, at, "");
+  LLVMValueRef c = LLVMBuildAdd(b, LLVMBuildMul(b, i, cg_int(cg, 2), ""), cg_int(cg, 1), "");
+  LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, c, end, ""), body, done);
+  LLVMPositionBuilderAtEnd(b, body);
+  LLVMValueRef c2 = LLVMBuildAdd(b, c, cg_int(cg, 1), "");
+  /* without a second child, compare the first with itself: never before */
+  c2 = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, c2, end, ""), c2, c, "");
+  LLVMValueRef pc = row_pos(cg, r, c), pc2 = row_pos(cg, r, c2);
+  LLVMValueRef second = sorts_before(cg, r, pc, pc2);
+  LLVMValueRef child = LLVMBuildSelect(b, second, c2, c, "");
+  LLVMValueRef pchild = LLVMBuildSelect(b, second, pc2, pc, "");
+  LLVMBuildCondBr(b, sorts_before(cg, r, row_pos(cg, r, i), pchild), swap, done);
+  LLVMPositionBuilderAtEnd(b, swap);
+  row_swap(cg, r, i, child);
+  LLVMBuildStore(b, child, at);
+  LLVMBuildBr(b, head);
+  LLVMPositionBuilderAtEnd(b, done);
+}
+
+/* The positions that sort each row along a.axis ascending, stable: a heap
+ * sort of the positions in place in n's buffer by (value, index), so
+ * O(n log n) with no scratch (the count of the elements before each one
+ * that it replaces was quadratic: minutes for an axis of 10^5). */
 void cg_argsort(CG *cg, const Node *n) {
   const Node *x = n->src[0];
   LLVMBuilderRef b = cg->b;
-  bool fl = dtype_is_float(x->dtype);
   LLVMValueRef outer, len, inner;
   around(cg, &x->shape, n->a.axis, &outer, &len, &inner);
-  Loop lo, lin, li, lj;
+  Loop lo, lin, lk, lb, le;
   LLVMValueRef o = cg_loop_begin(cg, &lo, outer), in = cg_loop_begin(cg, &lin, inner);
-  LLVMValueRef i = cg_loop_begin(cg, &li, len);
-  LLVMValueRef xi = cg_load(cg, x, at3(cg, o, i, in, len, inner));
-  LLVMValueRef r = slot(cg, cg->i64, cg_int(cg, 0));
-  LLVMValueRef j = cg_loop_begin(cg, &lj, len);
-  LLVMValueRef xj = cg_load(cg, x, at3(cg, o, j, in, len, inner));
-  LLVMValueRef lt = fl ? LLVMBuildFCmp(b, LLVMRealOLT, xj, xi, "") : LLVMBuildICmp(b, LLVMIntSLT, xj, xi, "");
-  LLVMValueRef eq = fl ? LLVMBuildFCmp(b, LLVMRealOEQ, xj, xi, "") : LLVMBuildICmp(b, LLVMIntEQ, xj, xi, "");
-  LLVMValueRef before = LLVMBuildOr(b, lt, LLVMBuildAnd(b, eq, LLVMBuildICmp(b, LLVMIntSLT, j, i, ""), ""), "");
-  LLVMBuildStore(b, LLVMBuildAdd(b, LLVMBuildLoad2(b, cg->i64, r, ""), LLVMBuildZExt(b, before, cg->i64, ""), ""), r);
-  cg_loop_end(cg, &lj);
-  LLVMValueRef at = at3(cg, o, LLVMBuildLoad2(b, cg->i64, r, ""), in, len, inner);
-  cg_store(cg, n, at, LLVMBuildTrunc(b, i, cg->i32, ""));
-  cg_loop_end(cg, &li);
+  SortRow r = {n, x, at3(cg, o, cg_int(cg, 0), in, len, inner), inner};
+  LLVMValueRef k = cg_loop_begin(cg, &lk, len);
+  cg_store(cg, n, row_at(cg, &r, k), LLVMBuildTrunc(b, k, cg->i32, ""));
+  cg_loop_end(cg, &lk);
+  /* a heap with the last position in order at its root */
+  LLVMValueRef half = LLVMBuildSDiv(b, len, cg_int(cg, 2), "");
+  LLVMValueRef j = cg_loop_begin(cg, &lb, half);
+  sift_down(cg, &r, LLVMBuildSub(b, LLVMBuildSub(b, half, cg_int(cg, 1), ""), j, ""), len);
+  cg_loop_end(cg, &lb);
+  /* the root to the end, the heap one shorter */
+  LLVMValueRef m = cg_loop_begin(cg, &le, LLVMBuildSub(b, len, cg_int(cg, 1), ""));
+  LLVMValueRef end = LLVMBuildSub(b, LLVMBuildSub(b, len, cg_int(cg, 1), ""), m, "");
+  row_swap(cg, &r, cg_int(cg, 0), end);
+  sift_down(cg, &r, cg_int(cg, 0), end);
+  cg_loop_end(cg, &le);
   cg_loop_end(cg, &lin);
   cg_loop_end(cg, &lo);
 }

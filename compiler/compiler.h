@@ -926,6 +926,14 @@ typedef struct Sym {
 
 typedef struct Def Def;     /* a function of the model language (func.c) */
 
+/* A result of a data-dependent size (tensor.c): value, padded along
+ * axis, holds count valid entries there; valid is its extent per axis. */
+typedef struct Padded {
+  Node *value, *valid, *count;
+  int axis;
+  struct Padded *next;
+} Padded;
+
 typedef struct Parser {
   Arena *arena;
   Graph *g;
@@ -963,6 +971,7 @@ typedef struct Parser {
   Sym *instance_params;
   const Def *active[16];
   int nactive;
+  Padded *padded;          /* results of data-dependent sizes (tensor.c) */
 } Parser;
 
 
@@ -1090,6 +1099,10 @@ Node *call_init(Parser *p, Node *param, Val *v);   /* param's initializer from v
  * A Def is the body's tokens, its arguments and its number of results;
  * each call parses the body again on its own arguments. */
 enum { MAX_RESULTS = 16 };
+/* results of one builtin call (unstack of an RNN's 80 steps, split into
+ * many parts): they live in the parse's arena, not in arrays of
+ * MAX_RESULTS on the stack, so the bound only keeps graphs sane */
+enum { MAX_CALL_RESULTS = 4096 };
 void func_def(Parser *p, Token *kw);                /* after `def` */
 const Def *parse_find_def(Parser *p, const char *name);
 /* Fails when name is a def's (parse_define: a tensor cannot take it). */
@@ -1147,10 +1160,14 @@ CallFn layer_simple_rnn, layer_lstm, layer_gru;
 CallFn tensor_gather, tensor_gather_nd, tensor_scatter_nd, tensor_take, tensor_take_add, tensor_tile,
     tensor_repeat, tensor_stack, tensor_unstack, tensor_split, tensor_reverse, tensor_range, tensor_linspace,
     tensor_meshgrid, tensor_fill, tensor_like, tensor_argsort, tensor_sort, tensor_top_k, tensor_cumsum,
-    tensor_top_k_accuracy;
+    tensor_top_k_accuracy, tensor_boolean_mask, tensor_unique, tensor_where_true, tensor_valid_shape;
+/* the padding record of y, or NULL when y is not padded */
+const Padded *tensor_padded(const Parser *p, const Node *y);
+/* n, just made: padded as its operand when it is elementwise (parse_mk) */
+void tensor_follow_padding(Parser *p, Node *n);
 /* call.c: a call of a builtin with several results (unstack, top_k) at
- * p->tok; their number, results into r (room for MAX_RESULTS) */
-int parse_call_results(Parser *p, Node **r);
+ * p->tok; their number, *r pointed at them (in the parse's arena) */
+int parse_call_results(Parser *p, Node ***r);
 
 /* ----------------------------------------------------------------- dump.c */
 

@@ -604,8 +604,14 @@ static void dump_nn(FILE *out, const Graph *g) {
     const Binding *bd = i < g->noutputs ? &g->outputs[i] : &g->metrics[i - g->noutputs];
     char nb[48];
     const char *target = nn_name(pre, bd->node, nb, sizeof nb);
+    /* A padded result's valid extent (tensor.c) cannot be bound by that
+     * name in a model file: written as a comment, the dump reads back,
+     * its outputs without the extents. */
+    const char *hash = strchr(bd->name, '#');
+    if (hash) fputs("# ", out);
     fprintf(out, "%s %s", i < g->noutputs ? "output" : "metric", bd->name);
     if (strcmp(bd->name, target)) fprintf(out, " = %s", target);
+    if (hash) fprintf(out, " (the valid extent of %.*s)", (int)(hash - bd->name), bd->name);
     fputc('\n', out);
   }
   for (int i = 0; i < g->nupdates; i++) {

@@ -451,11 +451,16 @@ int scan_results(Parser *p, Node *e, int axis, Node **results) {
 /* assign = IDENT ("," IDENT)+ "=" values
  * values = call of a def (the only expression with several results) */
 void func_assign(Parser *p) {
-  Token *names[MAX_RESULTS + 1];
-  int n = 0;
+  /* as many names as a builtin may give results (unstack over 80 steps) */
+  int n = 1;
+  for (Token *t = p->tok; tok_is(t->next, ",") && t->next->next->kind == T_IDENT; t = t->next->next) n++;
+  if (n > MAX_CALL_RESULTS) parse_fail(p, p->tok->loc, "too many names (at most %d)", MAX_CALL_RESULTS);
+  Token **names = arena_alloc(p->arena, sizeof(Token *) * (size_t)n);
+  int counted = n;
+  n = 0;
   do {
     Token *t = parse_ident(p, "a name");
-    if (n == MAX_RESULTS + 1) parse_fail(p, t->loc, "too many names (at most %d)", MAX_RESULTS);
+    GRADC_ASSERT(n < counted);   /* the same NAME "," NAME ... as counted */
     names[n++] = t;
   } while (parse_accept(p, ","));
   parse_skip(p, "=");
@@ -472,8 +477,8 @@ void func_assign(Parser *p) {
   const Def *f = fn->kind == T_IDENT && tok_is(fn->next, "(") ? parse_find_def(p, parse_str(p, fn))
                                                              : NULL;
   if (!f && fn->kind == T_IDENT && tok_is(fn->next, "(")) {   /* unstack, split, top_k, meshgrid */
-    Node *r[MAX_RESULTS];
-    int nr = parse_call_results(p, r);
+    Node **r;
+    int nr = parse_call_results(p, &r);
     if (nr != n)
       parse_fail(p, fn->loc, "%s gives %d result%s here, but %d names are assigned", parse_str(p, fn), nr,
                  nr == 1 ? "" : "s", n);

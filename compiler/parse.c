@@ -46,6 +46,7 @@ Node *parse_mk(Parser *p, OpKind op, Node **src, int nsrc, const Attrs *a, Loc l
   node_budget(p, loc);
   Node *n = graph_node(p->g, op, src, nsrc, a, loc);
   if (!n) longjmp(p->fail, 1);
+  if (p->padded) tensor_follow_padding(p, n);
   return n;
 }
 
@@ -813,6 +814,14 @@ static void stmt_bind(Parser *p, Token *name, unsigned flag) {
   }
   n->flags |= flag;
   if (flag == N_OUTPUT) graph_add_output(p->g, &p->g->outputs, &p->g->noutputs, nm, n);
+  /* a padded result's valid extent goes out beside it (tensor.c) */
+  const Padded *pad = flag == N_OUTPUT ? tensor_padded(p, n) : NULL;
+  if (pad) {
+    char *vn = arena_alloc(p->arena, strlen(nm) + sizeof "#valid");
+    strcpy(vn, nm), strcat(vn, "#valid");
+    pad->valid->flags |= N_OUTPUT;
+    graph_add_output(p->g, &p->g->outputs, &p->g->noutputs, vn, pad->valid);
+  }
   if (flag == N_METRIC) graph_add_output(p->g, &p->g->metrics, &p->g->nmetrics, nm, n);
 }
 

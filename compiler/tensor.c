@@ -3,7 +3,10 @@
  * builtins of the parser: gather with axis and batch_dims, gather_nd,
  * scatter_nd, tile, repeat, stack, unstack, split, range, linspace,
  * meshgrid, sort, argsort, top_k, cumsum, reverse, fill, zeros_like,
- * ones_like and top_k_accuracy, with TensorFlow's semantics and shapes.
+ * ones_like and top_k_accuracy, with TensorFlow's semantics and shapes;
+ * and boolean_mask, unique and one-argument where, whose sizes depend on
+ * the data: padded to a static bound, the valid extent beside them (see
+ * the last section).
  *
  * None of them is an op of its own.  Every one that moves elements is a
  * `take` (x's elements at the flat positions an i32 tensor holds): the
@@ -13,9 +16,10 @@
  * gather_nd, sort, top_k).  So the one gradient rule of take - take_add,
  * gy added back at the same positions - is the gradient of all of them:
  * gather's is a scatter-add, sort's and top_k's values go back through
- * their indices.  scatter_nd is a take_add.  An index outside its axis
- * gives 0 (and its gradient adds nothing), as our embedding gather does
- * and TF on GPU; TF on CPU raises an error instead.
+ * their indices.  scatter_nd, boolean_mask, unique and where(cond) are
+ * take_adds.  An index outside its axis gives 0 (and its gradient adds
+ * nothing), as our embedding gather does and TF on GPU; TF on CPU raises
+ * an error instead.
  *
  * Positions are computed from static shapes, so the tensor moved must
  * have one; indices may have symbolic dimensions (a batch of ids).
@@ -99,6 +103,8 @@ static Node *row_starts(Parser *p, const Shape *x, int axis, Loc loc) {
   for (int64_t k = 0; k < n; k++) v[k] = (double)((k / inner) * len * inner + k % inner);
   return int_const(p, &s, v, loc);
 }
+
+static Node *padded(Parser *p, Node *y, Node *count, int axis, Loc loc);
 
 /* ------------------------------------------------------------ gathers */
 
@@ -199,7 +205,11 @@ Node *tensor_gather_nd(Parser *p, Call *c, OpKind op) {
   (void)op;
   Node *x = call_tensor(p, c, 0, "params"), *idx = call_tensor(p, c, 1, "indices");
   need_static(p, c, x);
-  return take(p, x, nd_offsets(p, c, idx, &x->shape), at(c));
+  Node *y = take(p, x, nd_offsets(p, c, idx, &x->shape), at(c));
+  /* rows of padding address element 0: the result is padded where idx is */
+  const Padded *pad = tensor_padded(p, idx);
+  if (pad && pad->axis < idx->shape.rank - 1) return padded(p, y, pad->count, pad->axis, at(c));
+  return y;
 }
 
 /* scatter_nd(indices, updates, shape): zeros of shape with each update
@@ -358,9 +368,9 @@ static int static_axis(Parser *p, Call *c, Node *x, Val *v, int dflt) {
 }
 
 static Node **results(Parser *p, Call *c, int64_t n) {
-  if (n > MAX_RESULTS)
+  if (n > MAX_CALL_RESULTS)
     parse_fail(p, at(c), "%s would give %lld results; at most %d are assigned", call_name(p, c), (long long)n,
-               MAX_RESULTS);
+               MAX_CALL_RESULTS);
   c->nresults = (int)n;
   return c->results = arena_alloc(p->arena, sizeof(Node *) * (size_t)n);
 }
@@ -389,18 +399,18 @@ Node *tensor_split(Parser *p, Call *c, OpKind op) {
   if (!nv) parse_fail(p, at(c), "split: missing num_or_size_splits");
   if (x->shape.rank == 0) parse_fail(p, at(c), "split needs a tensor of rank >= 1, got a scalar");
   int axis = static_axis(p, c, x, call_arg(c, 2, "axis"), 0);
-  int64_t len = x->shape.d[axis].n, sizes[MAX_RESULTS + 1];
+  int64_t len = x->shape.d[axis].n, *sizes = arena_alloc(p->arena, sizeof(int64_t) * (MAX_CALL_RESULTS + 1));
   int n;
   if (nv->kind == V_NUM) {
     int64_t k = (int64_t)call_num(p, c, nv, true);
     if (k < 1 || len % k)
       parse_fail(p, nv->loc, "split: %lld equal parts do not divide axis %d of size %lld", (long long)k, axis,
                  (long long)len);
-    if (k > MAX_RESULTS) results(p, c, k);
+    if (k > MAX_CALL_RESULTS) results(p, c, k);
     n = (int)k;
     for (int i = 0; i < n; i++) sizes[i] = len / k;
   } else {
-    n = int_list(p, c, nv, sizes, MAX_RESULTS);
+    n = int_list(p, c, nv, sizes, MAX_CALL_RESULTS);
     int64_t sum = 0, infer = -1;
     for (int i = 0; i < n; i++) {
       if (sizes[i] == -1 && infer < 0) infer = i;
@@ -633,4 +643,200 @@ Node *tensor_top_k_accuracy(Parser *p, Call *c, OpKind op) {
                                                 iscalar(p, 0, loc)}, 3, NULL, loc);
   Attrs every = {.axes = rank->shape.rank ? (1u << rank->shape.rank) - 1 : 0};
   return parse_mk1(p, OP_MEAN, hit, &every, loc);
+}
+
+/* ------------------------------------------------------------ data-dependent sizes */
+
+/* boolean_mask, unique and one-argument where give as many elements as
+ * their data selects, which a static compiler cannot know.  As XLA does
+ * with padded shapes, each gives a tensor of a static upper bound - the
+ * size of the input along the axes it selects from - whose valid part is
+ * a leading block, the rest zeros, and beside it the valid extent per
+ * axis: an i32 vector of the result's rank, every entry the static size
+ * but the selected axis', which holds the count.  The pair is recorded
+ * here (Parser.padded) and nowhere in the graph: an `output` of the
+ * padded value also outputs its extent, as NAME#valid (`#` starts a
+ * comment in a model file, so no tensor of the model can have that
+ * name), which gradc run reads to print and write only the valid block;
+ * valid_shape(y) gives it to the model.  The record follows the value
+ * through elementwise ops (y * 2) and gather_nd by padded indices
+ * (gather_nd(a, where(m))), padded along the same leading axes; past any
+ * other op (a reduction, a reshape) the zeros of the padding take part
+ * like any value.
+ *
+ * Each is a take_add: the selected elements scattered to the positions
+ * an exclusive cumsum of the selection gives them, the others to -1
+ * (nowhere), so they have that op's gradient - a scatter back to the
+ * selected positions, zero elsewhere - its evaluator and its code. */
+
+static Node *as_i32(Parser *p, Node *x, Loc loc) {
+  return x->dtype == DT_I32 ? x : parse_mk1(p, OP_CAST, x, &(Attrs){.dtype = DT_I32}, loc);
+}
+
+/* Where each selected element goes: its rank among the selected ones
+ * (sel is i32 0/1 along its last axis), -1 for the others. */
+static Node *compact_positions(Parser *p, Node *sel, Loc loc) {
+  Attrs a = {.axis = sel->shape.rank - 1};
+  Node *before = parse_mk2(p, OP_SUB, parse_mk1(p, OP_CUMSUM, sel, &a, loc), sel, loc);
+  Node *chosen = parse_mk2(p, OP_GT, sel, iscalar(p, 0, loc), loc);
+  return parse_mk(p, OP_WHERE, (Node *[]){chosen, before, iscalar(p, -1, loc)}, 3, NULL, loc);
+}
+
+/* Records y as padded along axis, count valid there; returns y. */
+static Node *padded(Parser *p, Node *y, Node *count, int axis, Loc loc) {
+  int R = y->shape.rank;
+  Shape s = {1, {{R, 0}}};
+  double *dims = values(p, R), *is_axis = values(p, R);
+  for (int i = 0; i < R; i++) dims[i] = (double)y->shape.d[i].n, is_axis[i] = i == axis;
+  Node *pick = graph_leaf(p->g, OP_CONST, NULL, DT_BOOL, &s, loc);
+  pick->a.values = is_axis;
+  Node *valid = parse_mk(p, OP_WHERE, (Node *[]){pick, count, int_const(p, &s, dims, loc)}, 3, NULL, loc);
+  Padded *r = arena_alloc(p->arena, sizeof *r);
+  *r = (Padded){y, valid, count, axis, p->padded};
+  p->padded = r;
+  return y;
+}
+
+const Padded *tensor_padded(const Parser *p, const Node *y) {
+  for (const Padded *r = p->padded; r; r = r->next)
+    if (r->value == y) return r;
+  return NULL;
+}
+
+/* An elementwise op keeps the layout of its operands: with a padded
+ * operand of its own shape, its valid block is that operand's (y * 2,
+ * cast(y, f32), y + 1: the padding changes, the block is still where
+ * it was).  Two padded operands of different counts would be a shape
+ * mismatch in TF, found only at run time: their result stays unpadded. */
+void tensor_follow_padding(Parser *p, Node *n) {
+  if (!(op_info[n->op].flags & F_ELEMENTWISE) || tensor_padded(p, n)) return;
+  const Padded *from = NULL;
+  for (int i = 0; i < n->nsrc; i++) {
+    const Padded *r = tensor_padded(p, n->src[i]);
+    if (!r || !shape_eq(&n->src[i]->shape, &n->shape)) continue;
+    if (from && (from->count != r->count || from->axis != r->axis)) return;
+    from = r;
+  }
+  if (from) padded(p, n, from->count, from->axis, n->loc);
+}
+
+/* boolean_mask(x, mask, axis=0): tf.boolean_mask.  mask (bool, static
+ * shape) covers x.shape[axis:axis+K]; the result is x.shape[:axis] +
+ * [count] + x.shape[axis+K:], padded to the mask's size. */
+Node *tensor_boolean_mask(Parser *p, Call *c, OpKind op) {
+  Node *x = call_tensor(p, c, 0, "tensor"), *m = call_tensor(p, c, 1, "mask");
+  Val *av = call_arg(c, 2, "axis");
+  Loc loc = at(c);
+  need_static(p, c, x);
+  need_static(p, c, m);
+  if (m->dtype != DT_BOOL)
+    parse_fail(p, c->args[1].loc, "boolean_mask needs a bool mask, got %s; compare it, e.g. m > 0",
+               dtype_names[m->dtype]);
+  int R = x->shape.rank, K = m->shape.rank;
+  if (K == 0) parse_fail(p, c->args[1].loc, "boolean_mask needs a mask of rank >= 1, got a scalar");
+  if (K > R) parse_fail(p, c->args[1].loc, "boolean_mask: the mask has rank %d, the tensor only %d", K, R);
+  int axis = call_axis(p, c, av, R - K + 1, 0);
+  char b1[SHAPE_STR_MAX], b2[SHAPE_STR_MAX];
+  for (int i = 0; i < K; i++)
+    if (m->shape.d[i].n != x->shape.d[axis + i].n)
+      parse_fail(p, c->args[1].loc, "boolean_mask: the mask %s must match the tensor %s on axes %d..%d",
+                 shape_str(p->g, &m->shape, b1, sizeof b1), shape_str(p->g, &x->shape, b2, sizeof b2), axis,
+                 axis + K - 1);
+  int64_t L = shape_static_count(&m->shape), inner = prod(&x->shape, axis + K, R);
+  Shape ys = {0};
+  for (int i = 0; i < axis; i++) ys.d[ys.rank++] = x->shape.d[i];
+  ys.d[ys.rank++] = (Dim){L, 0};
+  for (int i = axis + K; i < R; i++) ys.d[ys.rank++] = x->shape.d[i];
+  Shape flat = {1, {{L, 0}}}, bs = {0};
+  Node *sel = as_i32(p, reshape(p, m, &flat, loc), loc);
+  /* the destination row of each row of the mask, broadcast over ys */
+  for (int i = 0; i < ys.rank; i++) bs.d[bs.rank++] = i == axis ? (Dim){L, 0} : (Dim){1, 0};
+  Node *to = reshape(p, compact_positions(p, sel, loc), &bs, loc);
+  Node *dest = parse_mk2(p, OP_ADD, row_starts(p, &ys, axis, loc), parse_mk2(p, OP_MUL, to, iscalar(p, inner, loc), loc),
+                         loc);
+  Node *keep = parse_mk2(p, OP_GE, to, iscalar(p, 0, loc), loc);
+  dest = parse_mk(p, OP_WHERE, (Node *[]){keep, dest, iscalar(p, -1, loc)}, 3, NULL, loc);
+  Attrs a = {.to = ys};
+  /* take_add adds numbers: a bool tensor goes through i32 and back */
+  Node *y = parse_mk(p, op, (Node *[]){reshape(p, x->dtype == DT_BOOL ? as_i32(p, x, loc) : x, &ys, loc), dest}, 2,
+                     &a, loc);
+  if (x->dtype == DT_BOOL) y = parse_mk1(p, OP_CAST, y, &(Attrs){.dtype = DT_BOOL}, loc);
+  return padded(p, y, parse_mk1(p, OP_SUM, sel, &(Attrs){.axes = 1}, loc), axis, loc);
+}
+
+/* y, idx = unique(x): tf.unique of a vector, y the distinct values in
+ * the order of their first occurrence (padded to x's length), idx[i] the
+ * position of x[i] in y.  By a stable argsort, so O(n log n): equal
+ * values are neighbours in sorted order, the first of each run is the
+ * lowest index holding it (stability); each element learns its first
+ * occurrence from its run's start, and the first occurrences, ranked in
+ * index order, are y. */
+Node *tensor_unique(Parser *p, Call *c, OpKind op) {
+  Node *x = call_tensor(p, c, 0, "x");
+  Loc loc = at(c);
+  if (x->shape.rank != 1) parse_fail(p, at(c), "unique needs a vector, got rank %d", x->shape.rank);
+  need_static(p, c, x);
+  int64_t n = x->shape.d[0].n;
+  Shape s = x->shape;
+  Attrs to = {.to = s};
+  Node *perm = order(p, c, x, 0, false);
+  Node *sorted = take(p, x, perm, loc);
+  /* run starts: sorted[k] != sorted[k-1], and k = 0 */
+  double *prev = values(p, n), *first_slot = values(p, n), *iota = values(p, n);
+  for (int64_t k = 0; k < n; k++) prev[k] = (double)(k - 1), first_slot[k] = k == 0, iota[k] = (double)k;
+  Node *differs = as_i32(p, parse_mk2(p, OP_NE, sorted, take(p, sorted, int_const(p, &s, prev, loc), loc), loc), loc);
+  Node *starts = parse_mk2(p, OP_MAXIMUM, differs, int_const(p, &s, first_slot, loc), loc);
+  Node *run = parse_mk2(p, OP_SUB, parse_mk1(p, OP_CUMSUM, starts, &(Attrs){.axis = 0}, loc), iscalar(p, 1, loc), loc);
+  Node *run_first = parse_mk(p, op, (Node *[]){perm, compact_positions(p, starts, loc)}, 2, &to, loc);
+  Node *first = parse_mk(p, op, (Node *[]){take(p, run_first, run, loc), perm}, 2, &to, loc);
+  Node *is_first = as_i32(p, parse_mk2(p, OP_EQ, first, int_const(p, &s, iota, loc), loc), loc);
+  Node *slot = compact_positions(p, is_first, loc);
+  Node **r = results(p, c, 2);
+  r[0] = padded(p, parse_mk(p, op, (Node *[]){x, slot}, 2, &to, loc),
+                parse_mk1(p, OP_SUM, is_first, &(Attrs){.axes = 1}, loc), 0, loc);
+  r[1] = take(p, slot, first, loc);
+  return r[0];
+}
+
+/* where(cond): tf.where with one argument, the coordinates of cond's
+ * true (non-zero) elements in row-major order, [count, rank], padded to
+ * cond's size with rows of zeros; i32, since gradc has no 64-bit integer
+ * (TF's are int64). */
+Node *tensor_where_true(Parser *p, Call *c, OpKind op) {
+  Node *cond = call_tensor(p, c, 0, "condition");
+  Loc loc = at(c);
+  need_static(p, c, cond);
+  int r = cond->shape.rank;
+  if (r == 0) parse_fail(p, loc, "where needs a condition of rank >= 1, got a scalar");
+  int64_t N = shape_static_count(&cond->shape);
+  if (N * r > MAX_ELEMENTS) parse_fail(p, loc, "where: the result is too large");
+  Shape flat = {1, {{N, 0}}}, ys = {2, {{N, 0}, {r, 0}}}, col = {2, {{N, 0}, {1, 0}}}, row = {2, {{1, 0}, {r, 0}}};
+  Node *truth = cond->dtype == DT_BOOL ? cond : parse_mk2(p, OP_NE, cond, iscalar(p, 0, loc), loc);
+  Node *sel = as_i32(p, reshape(p, truth, &flat, loc), loc);
+  Node *to = reshape(p, compact_positions(p, sel, loc), &col, loc);
+  double *coords = values(p, N * r), *axes = values(p, r);
+  for (int64_t e = 0; e < N; e++)
+    for (int64_t d = r - 1, rest = e; d >= 0; d--) {
+      coords[e * r + d] = (double)(rest % cond->shape.d[d].n);
+      rest /= cond->shape.d[d].n;
+    }
+  for (int d = 0; d < r; d++) axes[d] = d;
+  Node *dest = parse_mk2(p, OP_ADD, parse_mk2(p, OP_MUL, to, iscalar(p, r, loc), loc), int_const(p, &row, axes, loc),
+                         loc);
+  Node *keep = parse_mk2(p, OP_GE, to, iscalar(p, 0, loc), loc);
+  dest = parse_mk(p, OP_WHERE, (Node *[]){keep, dest, iscalar(p, -1, loc)}, 3, NULL, loc);
+  (void)op;
+  Attrs a = {.to = ys};
+  Node *y = parse_mk(p, OP_TAKE_ADD, (Node *[]){int_const(p, &ys, coords, loc), dest}, 2, &a, loc);
+  return padded(p, y, parse_mk1(p, OP_SUM, sel, &(Attrs){.axes = 1}, loc), 0, loc);
+}
+
+/* valid_shape(y): the valid extent of a padded result, i32 [rank(y)]. */
+Node *tensor_valid_shape(Parser *p, Call *c, OpKind op) {
+  (void)op;
+  const Padded *v = tensor_padded(p, call_tensor(p, c, 0, "input"));
+  if (!v)
+    parse_fail(p, c->args[0].loc, "valid_shape: this value is not padded; only the results of boolean_mask, "
+               "unique, one-argument where (and gather_nd by them) are");
+  return v->valid;
 }

@@ -1197,5 +1197,39 @@ check "issue 22 (data): --no-shuffle trains in the data's order whatever the see
   all 'cmp -s "$d22/no-shuffle1.loss" "$d22/no-shuffle2.loss"' '! cmp -s "$d22/shuffle1.loss" "$d22/shuffle2.loss"' \
       '[ "$(wc -l <"$d22/no-shuffle1.loss")" -eq 3 ]'
 # ---- issue 22 (data) (end)
+# ---- issue 24 (mask): data-dependent sizes in gradc run (begin)
+gm="$tmp/issue24_mask"
+mkdir -p "$gm/npy"
+printf 'input x : f32[6]\noutput m = boolean_mask(x, x > 2)\ny, i = unique(x)\noutput y\noutput i\noutput w = where(reshape(x, [2, 3]) > 2)\n' >"$gm/m.nn"
+printf '1,5,3,5,0,4\n' >"$gm/x.csv"
+run run "$gm/m.nn" --feed "x=$gm/x.csv"
+check "issue 24: gradc run prints only the valid block of a padded result, with its valid shape" \
+  all 'status_is 0' 'cmp -s "$out" - <<EOF
+m: f32[4] = [5. 3. 5. 4.]
+y: f32[5] = [1. 5. 3. 0. 4.]
+i: i32[6] = [0 1 2 1 3 4]
+w: i32[4, 2] =
+[[0 1]
+ [0 2]
+ [1 0]
+ [1 2]]
+EOF'
+run run "$gm/m.nn" --feed "x=$gm/x.csv" --format npy -o "$gm/npy"
+# a header of 128 bytes, then the 4 valid f32 of 6 / the 8 valid i32 of 12
+check "issue 24: --format npy writes only the valid block, its shape in the header" \
+  all 'status_is 0' '[ "$(wc -c <"$gm/npy/m.npy")" -eq $((128 + 4 * 4)) ]' \
+      'grep -qa "'"'"'shape'"'"': (4,), }" "$gm/npy/m.npy"' \
+      '[ "$(wc -c <"$gm/npy/w.npy")" -eq $((128 + 8 * 4)) ]' \
+      'grep -qa "'"'"'shape'"'"': (4, 2), }" "$gm/npy/w.npy"' \
+      '[ ! -e "$gm/npy/m#valid.npy" ]'
+run run "$gm/m.nn" --feed "x=$gm/npy/m.npy"
+check "issue 24: a valid block written with --format npy is a complete array (fed back, the size is checked)" \
+  all 'status_is 1' 'stderr_has "m.npy holds 4 values, the input x takes 6"'
+run dump --format nn "$gm/m.nn"
+cp "$out" "$gm/dumped.nn"
+run run "$gm/dumped.nn" --feed "x=$gm/x.csv" --shapes
+check "issue 24: the nn dump of padded results reads back (their extents as comments)" \
+  all 'status_is 0' 'grep -q "^# output m#valid = .* (the valid extent of m)$" "$gm/dumped.nn"' 'stdout_has "m: f32[6]"'
+# ---- issue 24 (mask) (end)
 
 tap_done

@@ -466,6 +466,16 @@ static const Row rows[] = {
      "tv, ti = top_k(W, 2)\n"
      "loss = sum(sort(W * W, axis=1) * sum(h * k)) + sum(sort(W, axis=0, direction=DESCENDING) * W)"
      " + sum(tv * tv) + sum(cumsum(h, axis=1) * k) + sum(cumsum(W, exclusive=true, reverse=true) * W)\n" TRAIN},
+    /* issue 24's padded results: boolean_mask is a take_add, its gradient
+     * a take of gy back at the selected positions, zero elsewhere;
+     * unique's values a selection of the first occurrences */
+    {"boolean_mask_unique", XK
+     "param W : f32[4, 3] = uniform(-1, 1)\n"
+     "h = x @ W\n"
+     "m = [[1, 0, 1], [0, 1, 1], [1, 1, 0], [0, 0, 1]] > 0\n"
+     "y, i = unique(concat(W[0], W[0:2, 1], axis=0))\n"
+     "loss = sum(boolean_mask(W, [1, 0, 1, 1] > 0) * sum(h * k)) + sum(boolean_mask(W, m) * W[0, 0])"
+     " + sum(boolean_mask(W, [0, 1, 1] > 0, axis=1) * W) + sum(y * y * W[1, 2])\n" TRAIN},
     {"leaky_relu", XK
      "param W : f32[4, 3] = uniform(-1, 1)\n"
      "param b : f32[3] = uniform(-1, 1)\n"
