@@ -1144,6 +1144,9 @@ CallFn tensor_gather, tensor_gather_nd, tensor_scatter_nd, tensor_take, tensor_t
     tensor_repeat, tensor_stack, tensor_unstack, tensor_split, tensor_reverse, tensor_range, tensor_linspace,
     tensor_meshgrid, tensor_fill, tensor_like, tensor_argsort, tensor_sort, tensor_top_k, tensor_cumsum,
     tensor_top_k_accuracy;
+/* augment.c: random_flip, random_translation, random_crop (issue 22), as
+ * slices, concats and wheres under train_select */
+CallFn augment_flip, augment_translation, augment_crop;
 /* call.c: a call of a builtin with several results (unstack, top_k) at
  * p->tok; their number, results into r (room for MAX_RESULTS) */
 int parse_call_results(Parser *p, Node **r);
