@@ -53,7 +53,7 @@ static Node *images(Parser *p, Call *c) {
   if (s->rank != 4 || s->d[1].sym || s->d[2].sym || s->d[3].sym) {
     char b[SHAPE_STR_MAX];
     parse_fail(p, at(c), "%s needs NHWC images [batch, height, width, channels] with a static height, width "
-               "and channel count, got %s %s", call_name(p, c), dtype_names[x->dtype],
+               "and channel count, got %s%s", call_name(p, c), dtype_names[x->dtype],
                shape_str(p->g, s, b, sizeof b));
   }
   /* Why refused: as for random_normal, a draw that reads nothing of a
