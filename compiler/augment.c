@@ -80,15 +80,6 @@ static Node *draws(Parser *p, Node *x, int n, int64_t seed, Loc loc) {
   return parse_mk(p, OP_RANDOM_UNIFORM, NULL, 0, &a, loc);
 }
 
-/* Draw j of u, [batch, 1, 1, 1]. */
-static Node *draw(Parser *p, Node *u, int j, Loc loc) {
-  if (u->shape.d[3].n == 1) return u;
-  Attrs a = {0};
-  for (int i = 0; i < 4; i++) a.begin[i] = 0, a.end[i] = u->shape.d[i].sym ? INT64_MAX : u->shape.d[i].n, a.step[i] = 1;
-  a.begin[3] = j, a.end[3] = j + 1;
-  return parse_mk1(p, OP_SLICE, u, &a, loc);
-}
-
 /* x[..., begin:end:step, ...] along axis ax (end -1 with a negative step:
  * down to index 0, as reverse). */
 static Node *slice_axis(Parser *p, Node *x, int ax, int64_t begin, int64_t end, int64_t step, Loc loc) {
@@ -97,6 +88,11 @@ static Node *slice_axis(Parser *p, Node *x, int ax, int64_t begin, int64_t end, 
     a.begin[i] = 0, a.end[i] = x->shape.d[i].sym ? INT64_MAX : x->shape.d[i].n, a.step[i] = 1;
   a.begin[ax] = begin, a.end[ax] = end, a.step[ax] = step;
   return parse_mk1(p, OP_SLICE, x, &a, loc);
+}
+
+/* Draw j of u, [batch, 1, 1, 1]. */
+static Node *draw(Parser *p, Node *u, int j, Loc loc) {
+  return u->shape.d[3].n == 1 ? u : slice_axis(p, u, 3, j, j + 1, 1, loc);
 }
 
 /* v (a scalar or x's shape with 1 along ax) repeated to m along ax. */
