@@ -704,6 +704,11 @@ static const Builtin builtins[] = {
     {"random_normal", fn_random, OP_RANDOM_NORMAL, 1, 3, "shape,mean,stddev,seed,dtype"},
     {"random_uniform", fn_random, OP_RANDOM_UNIFORM, 1, 3, "shape,minval,maxval,seed,dtype"},
     {"truncated_normal", fn_random, OP_TRUNCATED_NORMAL, 1, 3, "shape,mean,stddev,seed,dtype"},
+    /* issue 22: data augmentation in the train step (augment.c) */
+    {"random_flip", augment_flip, OP_TRAIN_SELECT, 1, 2, "x,mode,seed"},
+    {"random_translation", augment_translation, OP_TRAIN_SELECT, 1, 5,
+     "x,height_factor,width_factor,fill_mode,fill_value,seed"},
+    {"random_crop", augment_crop, OP_TRAIN_SELECT, 1, 2, "x,pad,seed"},
     {"batch_norm", layer_batch_norm, OP_TRAIN_SELECT, 1, 2, "axis,momentum,epsilon,name"},
     {"embedding", layer_embedding, OP_GATHER, 1, 3, "input_dim,output_dim,embeddings_initializer,name"},
     {"simple_rnn", layer_simple_rnn, OP_CARRY, 1, 2,

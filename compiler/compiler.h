@@ -1165,6 +1165,9 @@ CallFn tensor_gather, tensor_gather_nd, tensor_scatter_nd, tensor_take, tensor_t
 const Padded *tensor_padded(const Parser *p, const Node *y);
 /* n, just made: padded as its operand when it is elementwise (parse_mk) */
 void tensor_follow_padding(Parser *p, Node *n);
+/* augment.c: random_flip, random_translation, random_crop (issue 22), as
+ * slices, concats and wheres under train_select */
+CallFn augment_flip, augment_translation, augment_crop;
 /* call.c: a call of a builtin with several results (unstack, top_k) at
  * p->tok; their number, *r pointed at them (in the parse's arena) */
 int parse_call_results(Parser *p, Node ***r);

@@ -55,8 +55,9 @@ compile_driver() {
 # cnn_small (tests/aot/) adds convolution, pooling, batch norm's moving
 # statistics and dropout's step counter to what must match; rnn_small
 # (tests/aot/) loops, their gradients, an embedding and gradient clipping;
-# vae_small (tests/aot/) the random ops inside the step.
-for model in mnist_mlp:MNIST_MLP:32 linear_regression:LINEAR_REGRESSION:100 cnn_small:CNN_SMALL:16 rnn_small:RNN_SMALL:16 vae_small:VAE_SMALL:16; do
+# vae_small (tests/aot/) the random ops inside the step; aug_small
+# (tests/aot/) the augmentations of issue 22.
+for model in mnist_mlp:MNIST_MLP:32 linear_regression:LINEAR_REGRESSION:100 cnn_small:CNN_SMALL:16 rnn_small:RNN_SMALL:16 vae_small:VAE_SMALL:16 aug_small:AUG_SMALL:16; do
   name=${model%%:*} rest=${model#*:}
   upper=${rest%%:*} batch=${rest#*:}
   nn=$src/models/$name.nn

@@ -1231,5 +1231,18 @@ run run "$gm/dumped.nn" --feed "x=$gm/x.csv" --shapes
 check "issue 24: the nn dump of padded results reads back (their extents as comments)" \
   all 'status_is 0' 'grep -q "^# output m#valid = .* (the valid extent of m)$" "$gm/dumped.nn"' 'stdout_has "m: f32[6]"'
 # ---- issue 24 (mask) (end)
+# ---- issue 22 (augmentation) (begin): models/fmnist_resnet_aug.nn compiles
+# and trains a few steps on tiny synthetic 28x28 data (tests/idx_data.sh),
+# its checkpoint evaluates (forward: no augmentation)
+. "$(dirname "${BASH_SOURCE[0]}")/idx_data.sh"
+i22a=$tmp/i22aug
+idx_data "$i22a/data" 256 64
+run train models/fmnist_resnet_aug.nn --data "$i22a/data" --epochs 1 --batch 64 --save "$i22a/r.ckpt" \
+  --history "$i22a/h.csv" --threads 2
+check "issue 22: fmnist_resnet_aug trains 4 steps on tiny data: finite loss, test accuracy, checkpoint" \
+  all 'status_is 0' 'stdout_has "4/4 ["' 'stdout_has "test_accuracy: "' '! stdout_has "nan"' '[ -s "$i22a/r.ckpt" ]'
+run eval models/fmnist_resnet_aug.nn --load "$i22a/r.ckpt" --data "$i22a/data"
+check "issue 22: fmnist_resnet_aug's checkpoint evaluates" all 'status_is 0' 'stdout_has "test: 64 samples"'
+# ---- issue 22 (augmentation) (end)
 
 tap_done
