@@ -149,9 +149,11 @@ static const char *new_id(Importer *im, const char *name, bool keep_dots) {
     from++;
   if (!strncmp(from, "onnx::", 6)) from += 6;
   for (const char *s = from; *s && n < 120; s++) {
-    unsigned char c = (unsigned char)*s;
+    unsigned char c = (unsigned char)*s, next = (unsigned char)s[1];
+    /* A dot joins two identifiers (the lexer's rule): PyTorch's
+     * "blocks.0.c1" (a ModuleList) reads as blocks_0.c1. */
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-              (keep_dots && c == '.' && n > 0);
+              (keep_dots && c == '.' && n > 0 && ((next >= 'a' && next <= 'z') || (next >= 'A' && next <= 'Z') || next == '_'));
     buf[n++] = ok ? (char)c : '_';
   }
   while (n > 1 && buf[n - 1] == '_') n--;

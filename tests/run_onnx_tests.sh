@@ -3,7 +3,8 @@
 #
 #   bash tests/run_onnx_tests.sh path/to/gradc path/to/onnx_run
 #
-# PyTorch twins of models/mnist_mlp.nn, cnn_seed.nn and cnn_bn.nn
+# PyTorch twins of models/mnist_mlp.nn, cnn_seed.nn, cnn_bn.nn and
+# resnet_small.nn
 # (tests/onnx/twins.py) exported with torch.onnx.export: after gradc
 # import, gradc's forward output equals PyTorch's to 1e-5 of the output's
 # scale, and 10 SGD steps give PyTorch's losses to 1e-4 relative; gradc
@@ -44,7 +45,7 @@ check "PyTorch exports the twins" status_is 0
 run "$py" "$src/tests/onnx/twins.py" unknown "$tmp"
 check "PyTorch exports a model with GELU" status_is 0
 
-for m in mnist_mlp cnn_seed cnn_bn; do
+for m in mnist_mlp cnn_seed cnn_bn resnet_small; do
   run "$gradc" import $m.onnx -o $m.nn --ckpt $m.ckpt --loss softmax_cross_entropy --optimizer 'sgd(lr=0.05)'
   check "$m: gradc import writes the model file and checkpoint" \
     all 'status_is 0' "stdout_has 'wrote $m.nn and $m.ckpt (opset 17'"
@@ -74,6 +75,12 @@ check "cnn_bn: the imported text uses the layers and PyTorch's names" \
       "grep -q 'batch_norm(conv1_Conv, momentum=0.99, epsilon=0.001, name=bn1)' cnn_bn.nn" \
       "grep -q 'output logits = dense(Relu_2, 10, use_bias=true, name=fc2)' cnn_bn.nn" \
       "grep -q '^input x : f32\[batch, 1, 12, 12\]' cnn_bn.nn"
+
+# A ModuleList's modules ("blocks.0.c1") are layers named blocks_0.c1: a
+# dot joins identifiers only, as in the model language.
+check "resnet_small: PyTorch's ModuleList names become identifiers" \
+  all "grep -q 'conv2d(Relu, filters=16, kernel=\[3, 3\].*name=blocks_0.c1)' resnet_small.nn" \
+      "grep -q 'batch_norm(sc_Conv, momentum=0.99, epsilon=0.001, name=blocks_1.bnsc)' resnet_small.nn"
 
 # Every command takes the .onnx file itself, with its initializers.
 "$py" -c "
@@ -132,7 +139,7 @@ else
 fi
 
 # Export: onnx.checker, then import again: the same outputs.
-for m in mnist_mlp cnn_seed cnn_bn; do
+for m in mnist_mlp cnn_seed cnn_bn resnet_small; do
   run "$gradc" export $m.nn --load $m.ckpt -o $m.rt.onnx
   check "$m: gradc export" all 'status_is 0' "stdout_has 'wrote $m.rt.onnx (opset 17)'"
   if [ $have_onnx = 1 ]; then

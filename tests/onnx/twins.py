@@ -14,8 +14,8 @@
                           imports), its inputs (ops.x.f32, ops.y.i32: ids)
                           and PyTorch's output, ops.out.f32
 
-The models are the twins of models/mnist_mlp.nn, models/cnn_seed.nn and
-models/cnn_bn.nn (same layers; smaller images where the test needs speed).
+The models are the twins of models/mnist_mlp.nn, models/cnn_seed.nn,
+models/cnn_bn.nn and models/resnet_small.nn (same layers; smaller images where the test needs speed).
 """
 import sys
 
@@ -76,6 +76,34 @@ class CnnBn(nn.Module):
         h = nn.functional.max_pool2d(torch.relu(self.bn2(self.conv2(h))), 2)
         h = self.drop(torch.relu(self.bn3(self.fc1(torch.flatten(h, 1)))))
         return self.fc2(h)
+
+
+class ResnetSmall(nn.Module):
+    """The BasicBlock ResNet of models/resnet_small.nn: stem conv 3x3 (16,
+    no bias), batch norm, relu; three blocks of conv 3x3 (stride s), batch
+    norm, relu, conv 3x3, batch norm, plus the identity or a conv 1x1
+    (stride s) with batch norm, then relu (16, 32, 64 filters, strides 1, 2,
+    2); global average pooling; dense 10; on 1x12x12 images."""
+    def __init__(self):
+        super().__init__()
+        bn = lambda c: nn.BatchNorm2d(c, eps=1e-3, momentum=0.01)   # Keras' defaults
+        conv = lambda i, o, k, s: nn.Conv2d(i, o, k, stride=s, padding=k // 2, bias=False)
+        self.stem, self.stem_bn = conv(1, 16, 3, 1), bn(16)
+        self.blocks = nn.ModuleList()
+        for i, o, s in ((16, 16, 1), (16, 32, 2), (32, 64, 2)):
+            b = nn.Module()
+            b.c1, b.bn1, b.c2, b.bn2 = conv(i, o, 3, s), bn(o), conv(o, o, 3, 1), bn(o)
+            if s != 1:
+                b.sc, b.bnsc = conv(i, o, 1, s), bn(o)
+            self.blocks.append(b)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        h = torch.relu(self.stem_bn(self.stem(x)))
+        for b in self.blocks:
+            r = b.bn2(b.c2(torch.relu(b.bn1(b.c1(h)))))
+            h = torch.relu(r + (b.bnsc(b.sc(h)) if hasattr(b, "sc") else h))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(h, 1), 1))
 
 
 class Ops(nn.Module):
@@ -166,7 +194,7 @@ def main():
         export(m, torch.randn(2, 8), f"{out}/gelu.onnx")
         return
     twins = {"mnist_mlp": (MnistMlp(), [BATCH, 784]), "cnn_seed": (CnnSeed(), [BATCH, 1, 12, 12]),
-             "cnn_bn": (CnnBn(), [BATCH, 1, 12, 12])}
+             "cnn_bn": (CnnBn(), [BATCH, 1, 12, 12]), "resnet_small": (ResnetSmall(), [BATCH, 1, 12, 12])}
     for name, (m, shape) in twins.items():
         with torch.no_grad():
             randomize_bn(m, g)
