@@ -94,7 +94,34 @@ check "predict on the .onnx file itself: PyTorch's classes" \
   all 'status_is 0' "[ \"\$(awk '/^ +[0-9]/ {printf \"%s%s\", s, \$2; s=\" \"}' $out)\" = \"\$(cat torch_classes.txt)\" ]"
 run "$gradc" train mnist_mlp.onnx --data mlp.csv --epochs 1
 check "train on an .onnx file without a loss says how to add one" \
-  all 'status_is 1' "stderr_has 'gradc: error: mnist_mlp.onnx has no loss to train; write a model file with one: gradc import mnist_mlp.onnx --loss softmax_cross_entropy'"
+  all 'status_is 1' "stderr_has 'gradc: error: mnist_mlp.onnx has no loss to train; add one: gradc train mnist_mlp.onnx --loss softmax_cross_entropy'"
+
+# train MODEL.onnx --loss ... adds what import --loss ... writes: the
+# losses of training the .onnx file directly are those of importing and
+# training the written model file from the written checkpoint.
+"$py" -c "
+import numpy as np
+x = np.fromfile('mnist_mlp.x.f32', np.float32).reshape(4, 784)
+np.savetxt('tiny.csv', np.concatenate([np.concatenate([x, 1 - x]), np.array([[3, 1, 4, 1, 5, 9, 2, 6]]).T], 1),
+           delimiter=',', fmt='%.9g')"
+run "$gradc" train mnist_mlp.onnx --data tiny.csv --epochs 4 --batch 4 --no-test \
+  --loss softmax_cross_entropy --label y --optimizer adam --history direct.csv
+check "train on the .onnx file with --loss, --label and --optimizer: the loss falls" \
+  all 'status_is 0' "stdout_has 'Train:  loss with adam(lr=0.001)'" \
+      "awk -F, 'NR == 2 {a = \$2} NR == 5 {b = \$2} END {exit !(NR == 5 && b < a / 2)}' direct.csv"
+run "$gradc" import mnist_mlp.onnx -o tw.nn --ckpt tw.ckpt --loss softmax_cross_entropy --label y --optimizer adam
+"$gradc" train tw.nn --resume tw.ckpt --data tiny.csv --epochs 4 --batch 4 --no-test --history via.csv >"$out" 2>"$err"
+rc=$?
+check "import then train of the written file: the same losses" \
+  all 'status_is 0' '[ "$(cut -d, -f1-3 direct.csv)" = "$(cut -d, -f1-3 via.csv)" ]'
+run "$gradc" train tw.nn --data tiny.csv --epochs 1 --loss mse
+check "--loss on a model file is refused: it states its own" \
+  all 'status_is 2' "stderr_has 'gradc: --loss, --label and --optimizer add a loss to an .onnx model; tw.nn states its own'"
+run "$gradc" train mnist_mlp.onnx --data tiny.csv --epochs 1 --optimizer adam
+check "--optimizer without --loss is refused" \
+  all 'status_is 2' "stderr_has 'gradc: --label and --optimizer go with --loss softmax_cross_entropy|mse'"
+run "$gradc" eval mnist_mlp.onnx --data tiny.csv --loss mse
+check "--loss is train's option" all 'status_is 2' "stderr_has 'gradc: --loss is not an option of gradc eval (only of gradc train)'"
 run "$gradc" summary cnn_seed.onnx
 check "summary of an .onnx file counts PyTorch's parameters" \
   all 'status_is 0' "stdout_has '$("$py" -c "
