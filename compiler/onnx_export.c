@@ -346,6 +346,7 @@ static const char *value(Exporter *e, const Node *n) {
   case OP_LOG: r = op1(e, "Log", x, out); break;
   case OP_SQRT: r = op1(e, "Sqrt", x, out); break;
   case OP_SOFTPLUS: r = op1(e, "Softplus", x, out); break;
+  case OP_ERF: r = op1(e, "Erf", x, out); break;
   case OP_LEAKY_RELU:
     o = node(e, "LeakyRelu", 1, &x, out);
     attr_float(e, o, "alpha", n->a.alpha);

@@ -1190,7 +1190,7 @@ static const OpRow ops[] = {
     {"Gather", w_gather, NULL}, {"Shape", w_shape, NULL}, {"Constant", w_constant, NULL}, {"Clip", w_clip, NULL},
     {"Where", w_where, NULL}, {"Cast", w_cast, NULL}, {"Identity", w_identity, NULL}, {"Resize", w_resize, NULL},
     {"Slice", w_slice, NULL}, {"Pad", w_pad, NULL}, {"Max", w_fn2, "maximum"}, {"Min", w_fn2, "minimum"},
-    {"Softplus", w_unary, "softplus"}, {"Equal", w_compare, "=="}, {"Less", w_compare, "<"},
+    {"Softplus", w_unary, "softplus"}, {"Erf", w_unary, "erf"}, {"Equal", w_compare, "=="}, {"Less", w_compare, "<"},
     {"LessOrEqual", w_compare, "<="}, {"Greater", w_compare, ">"}, {"GreaterOrEqual", w_compare, ">="},
 };
 
@@ -1261,7 +1261,7 @@ static void translate(Importer *im, const Onnx__ModelProto *m, const OnnxImportO
            "Mul, Div, Pow, Neg, Abs, Sqrt, Exp, Log, Relu, LeakyRelu, Sigmoid, Tanh, Softmax, LogSoftmax, "
            "ReduceSum/Mean/Max/Min, ArgMax, Conv, ConvTranspose, MaxPool, AveragePool, GlobalAveragePool, "
            "BatchNormalization, Dropout, Flatten, Reshape, Transpose, Concat, Squeeze, Unsqueeze, Gather, "
-           "Shape, Constant, Clip, Where, Cast, Identity, Resize, Slice, Pad, Max, Min, Softplus, Equal, Less, LessOrEqual, Greater, "
+           "Shape, Constant, Clip, Where, Cast, Identity, Resize, Slice, Pad, Max, Min, Softplus, Erf, Equal, Less, LessOrEqual, Greater, "
            "GreaterOrEqual)",
            n->domain && *n->domain ? n->domain : "", n->domain && *n->domain ? "." : "",
            n->op_type ? n->op_type : "(none)");
