@@ -445,6 +445,26 @@ static const char *value(Exporter *e, const Node *n) {
     r = out;
     break;
   }
+  case OP_UNSLICE: {
+    /* pad (the model language's, an imported Pad or depthwise Conv) is an
+     * unslice of step 1: zeros before begin and after end, ONNX's Pad */
+    int rank = n->shape.rank;
+    const Shape *s = &n->src[0]->shape;
+    int64_t p[2 * MAX_RANK];
+    for (int k = 0; k < rank; k++) {
+      const Dim *d = &s->d[k], *to = &n->shape.d[k];
+      bool same = d->sym == to->sym && d->n == to->n;
+      if (n->a.step[k] != 1 || (d->sym && (!same || n->a.begin[k])) || (!d->sym && to->sym)) {
+        fail(e, n, "%s other than padding with zeros cannot be exported to ONNX", "an unslice");
+        return "";
+      }
+      p[k] = n->a.begin[k];
+      p[k + rank] = d->sym ? 0 : to->n - n->a.begin[k] - d->n;
+    }
+    node(e, "Pad", 2, (const char *[]){x, ints(e, p, 2 * rank)}, out);
+    r = out;
+    break;
+  }
   case OP_GATHER:
     r = op2(e, "Gather", x, y, out);
     break;

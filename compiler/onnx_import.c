@@ -566,34 +566,120 @@ static void onnx_window_out(Importer *im, const Value *x, const OnnxWindow *w, i
   r->is_int = false;
 }
 
+/* The conv2d kernel [kh, kw, in, out] of ONNX's weight [O, in, kh, kw]
+ * for outputs o0 .. o0+out-1. */
+static float *conv_kernel(Importer *im, const Value *wt, int64_t o0, int64_t out) {
+  int64_t I = wt->dim[1], kh = wt->dim[2], kw = wt->dim[3];
+  float *k = arena_alloc(im->a, sizeof(float) * (size_t)(out * I * kh * kw));
+  for (int64_t o = 0; o < out; o++)
+    for (int64_t i = 0; i < I; i++)
+      for (int64_t y = 0; y < kh; y++)
+        for (int64_t z = 0; z < kw; z++)
+          k[((y * kw + z) * I + i) * out + o] = wt->f[(((o0 + o) * I + i) * kh + y) * kw + z];
+  return k;
+}
+
+/* The conv2d call on x for outputs o0 .. o0+out-1 of wt, as layer L. */
+static const char *conv_call(Importer *im, const char *x, const Value *wt, const Value *b, int64_t o0, int64_t out,
+                             const OnnxWindow *w, const char *L) {
+  int64_t kh = wt->dim[2], kw = wt->dim[3];
+  add_param(im, arena_printf(im->a, "%s.kernel", L), 4, (int64_t[]){kh, kw, wt->dim[1], out},
+            conv_kernel(im, wt, o0, out), false);
+  if (b) add_param(im, arena_printf(im->a, "%s.bias", L), 1, &out, b->f + o0, false);
+  return arena_printf(im->a, "conv2d(%s, filters=%lld, kernel=[%lld, %lld], strides=[%lld, %lld], "
+                      "padding=[%lld, %lld, %lld, %lld], dilation=[%lld, %lld], use_bias=%s, name=%s)",
+                      x, (long long)out, (long long)kh, (long long)kw, (long long)w->stride[0],
+                      (long long)w->stride[1], (long long)w->pad[0], (long long)w->pad[1], (long long)w->pad[2],
+                      (long long)w->pad[3], (long long)w->dil[0], (long long)w->dil[1], b ? "true" : "false", L);
+}
+
+/* A depthwise convolution (one input channel a group; m = out / in
+ * outputs each) as the sum over the kernel's taps of a strided slice of
+ * the padded input, each channel repeated m times (ONNX's order of the
+ * outputs: o reads channel o / m), times the tap's weights: kh * kw
+ * products whatever the channel count, with the gradients of slice, pad,
+ * broadcast and mul.  The kernel is one parameter L.kernel [kh, kw, out]. */
+static void depthwise(Importer *im, Value *x, Value *wt, Value *b, Value *r, const OnnxWindow *w, const char *L) {
+  int64_t O = wt->dim[0], kh = wt->dim[2], kw = wt->dim[3], m = O / x->dim[1];
+  const char *src = nhwc(im, x);
+  if (w->pad[0] || w->pad[1] || w->pad[2] || w->pad[3]) {
+    const char *t = tmp_id(im);
+    emit(im, "%s = pad(%s, [[0, 0], [%lld, %lld], [%lld, %lld], [0, 0]])\n", t, src, (long long)w->pad[0],
+         (long long)w->pad[1], (long long)w->pad[2], (long long)w->pad[3]);
+    src = t;
+  }
+  if (m > 1) {   /* repeat's, but with the batch symbolic */
+    const char *t = tmp_id(im), *B = x->dim[0] == BATCH ? "batch" : arena_printf(im->a, "%lld", (long long)x->dim[0]);
+    long long C = x->dim[1], H = x->dim[2] + w->pad[0] + w->pad[1], W = x->dim[3] + w->pad[2] + w->pad[3];
+    emit(im, "%s = reshape(broadcast_to(reshape(%s, [%s, %lld, %lld, %lld, 1]), [%s, %lld, %lld, %lld, %lld]), "
+         "[%s, %lld, %lld, %lld])\n", t, src, B, H, W, C, B, H, W, C, (long long)m, B, H, W, (long long)O);
+    src = t;
+  }
+  const char *K = arena_printf(im->a, "%s.kernel", L);
+  float *k = arena_alloc(im->a, sizeof(float) * (size_t)(O * kh * kw));
+  for (int64_t o = 0; o < O; o++)
+    for (int64_t y = 0; y < kh * kw; y++) k[y * O + o] = wt->f[o * kh * kw + y];
+  add_param(im, K, 3, (int64_t[]){kh, kw, O}, k, false);
+  emit(im, "param %s : f32[%lld, %lld, %lld] = zeros\n", K, (long long)kh, (long long)kw, (long long)O);
+  const char *acc = NULL;
+  for (int64_t y = 0; y < kh; y++)
+    for (int64_t z = 0; z < kw; z++) {
+      int64_t r0 = y * w->dil[0], c0 = z * w->dil[1];
+      const char *t = tmp_id(im);
+      emit(im, "%s = %s%s%s[:, %lld:%lld:%lld, %lld:%lld:%lld, :] * %s[%lld, %lld]\n", t, acc ? acc : "",
+           acc ? " + " : "", src, (long long)r0, (long long)(r0 + (r->dim[2] - 1) * w->stride[0] + 1),
+           (long long)w->stride[0], (long long)c0, (long long)(c0 + (r->dim[3] - 1) * w->stride[1] + 1),
+           (long long)w->stride[1], K, (long long)y, (long long)z);
+      acc = t;
+    }
+  if (b) {
+    const char *B = arena_printf(im->a, "%s.bias", L);
+    add_param(im, B, 1, &O, b->f, false);
+    emit(im, "param %s : f32[%lld] = zeros\n", B, (long long)O);
+    define(im, r, true, "%s + %s", acc, B);
+  } else {
+    define(im, r, true, "%s", acc);
+  }
+}
+
+/* Conv is conv2d.  gradc's conv2d has no groups: group > 1 is written
+ * with what it has, a depthwise convolution (group = input channels:
+ * MobileNet's, PyTorch's groups=in_channels) by depthwise() above, any
+ * other grouping as one conv2d per group on its slice of the channels,
+ * concatenated (ResNeXt's 32 groups: 32 convolutions). */
 static void op_conv(Importer *im, const Onnx__NodeProto *n) {
   Value *x = input(im, n, 0, true), *wt = input(im, n, 1, true), *b = input(im, n, 2, false), *r = output(im, n);
   if (x->rank != 4) fail(im, "only 2-D convolutions (4-D NCHW inputs) are supported");
-  if (attr_int(n, "group", 1) != 1) fail(im, "group=%lld: grouped convolutions are not supported", (long long)attr_int(n, "group", 1));
   if (!wt->is_const || wt->is_int || wt->rank != 4 || wt->param_written)
     fail(im, "the weight must be a 4-D float initializer");
   if (b && (!b->is_const || b->is_int || b->rank != 1 || b->dim[0] != wt->dim[0]))
     fail(im, "the bias must be a 1-D float initializer of %lld values", (long long)wt->dim[0]);
-  int64_t O = wt->dim[0], I = wt->dim[1], kh = wt->dim[2], kw = wt->dim[3];
-  if (x->dim[1] != I) fail(im, "the weight expects %lld input channels, the input has %lld", (long long)I, (long long)x->dim[1]);
+  int64_t O = wt->dim[0], I = wt->dim[1], kh = wt->dim[2], kw = wt->dim[3], G = attr_int(n, "group", 1);
+  if (G < 1 || G > 4096 || x->dim[1] != I * G || O % G)
+    fail(im, "group=%lld with a weight of %lld outputs and %lld inputs a group does not divide the input's %lld "
+         "channels", (long long)G, (long long)O, (long long)I, (long long)x->dim[1]);
   OnnxWindow w;
   onnx_window_attrs(im, n, &w, (int64_t[]){kh, kw});
   onnx_window_out(im, x, &w, O, r);
   const char *L = onnx_layer_name(im, wt, "conv");
-  float *k = arena_alloc(im->a, sizeof(float) * (size_t)(O * I * kh * kw));
-  for (int64_t o = 0; o < O; o++)
-    for (int64_t i = 0; i < I; i++)
-      for (int64_t y = 0; y < kh; y++)
-        for (int64_t z = 0; z < kw; z++)
-          k[((y * kw + z) * I + i) * O + o] = wt->f[((o * I + i) * kh + y) * kw + z];
-  add_param(im, arena_printf(im->a, "%s.kernel", L), 4, (int64_t[]){kh, kw, I, O}, k, false);
-  if (b) add_param(im, arena_printf(im->a, "%s.bias", L), 1, &O, b->f, false);
   wt->param_written = true;
-  define(im, r, true, "conv2d(%s, filters=%lld, kernel=[%lld, %lld], strides=[%lld, %lld], "
-         "padding=[%lld, %lld, %lld, %lld], dilation=[%lld, %lld], use_bias=%s, name=%s)",
-         nhwc(im, x), (long long)O, (long long)kh, (long long)kw, (long long)w.stride[0], (long long)w.stride[1],
-         (long long)w.pad[0], (long long)w.pad[1], (long long)w.pad[2], (long long)w.pad[3], (long long)w.dil[0],
-         (long long)w.dil[1], b ? "true" : "false", L);
+  if (G == 1) {
+    define(im, r, true, "%s", conv_call(im, nhwc(im, x), wt, b, 0, O, &w, L));
+  } else if (I == 1) {
+    depthwise(im, x, wt, b, r, &w, L);
+  } else {
+    if (G > 64) fail(im, "group=%lld: at most 64 groups of more than one channel", (long long)G);
+    const char *in = nhwc(im, x), *parts[64];
+    char list[1200] = "";
+    for (int64_t g = 0; g < G; g++) {
+      const char *slice = tmp_id(im), *Lg = new_id(im, arena_printf(im->a, "%s_g%lld", L, (long long)g), true);
+      emit(im, "%s = %s[:, :, :, %lld:%lld]\n", slice, in, (long long)(g * I), (long long)((g + 1) * I));
+      parts[g] = tmp_id(im);
+      emit(im, "%s = %s\n", parts[g], conv_call(im, slice, wt, b, g * (O / G), O / G, &w, Lg));
+      snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", g ? ", " : "", parts[g]);
+    }
+    define(im, r, true, "concat(%s, axis=3)", list);
+  }
 }
 
 /* ConvTranspose without padding: gradc's conv2d_transpose with valid
@@ -1000,10 +1086,27 @@ static void op_constant(Importer *im, const Onnx__NodeProto *n) {
   }
 }
 
+/* Resize by integer scales: nearest is upsample2d's repeat; linear is
+ * upsample2d's bilinear, TF's half-pixel centres, which is ONNX's
+ * half_pixel and PyTorch's pytorch_half_pixel (interpolate(...,
+ * align_corners=False)) at integer scales, edges clamped alike.  The other
+ * coordinate modes sample elsewhere: refused. */
 static void op_resize(Importer *im, const Onnx__NodeProto *n) {
   Value *x = input(im, n, 0, true), *scales = input(im, n, 2, false), *sizes = input(im, n, 3, false);
   Value *r = output(im, n);
-  if (!attr_is(n, "mode", "nearest") && !attr_is(n, "mode", NULL)) fail(im, "only mode=nearest is supported");
+  bool linear = attr_is(n, "mode", "linear");
+  if (!linear && !attr_is(n, "mode", "nearest") && !attr_is(n, "mode", NULL))
+    fail(im, "only mode=nearest and mode=linear are supported");
+  if (linear && !attr_is(n, "coordinate_transformation_mode", "half_pixel") &&
+      !attr_is(n, "coordinate_transformation_mode", "pytorch_half_pixel"))
+    fail(im, "mode=linear samples at half-pixel centres only (coordinate_transformation_mode half_pixel or "
+         "pytorch_half_pixel: PyTorch's align_corners=False); align_corners and the other modes are not supported");
+  if (!linear && (attr_is(n, "coordinate_transformation_mode", "align_corners") ||
+                  attr_is(n, "coordinate_transformation_mode", "tf_crop_and_resize")))
+    fail(im, "mode=nearest with coordinate_transformation_mode align_corners or tf_crop_and_resize is not supported");
+  /* asymmetric samples at i / scale: a repeat only when rounded down */
+  if (!linear && attr_is(n, "coordinate_transformation_mode", "asymmetric") && !attr_is(n, "nearest_mode", "floor"))
+    fail(im, "mode=nearest with coordinate_transformation_mode asymmetric needs nearest_mode=floor (PyTorch's)");
   if (x->rank != 4) fail(im, "only 4-D NCHW inputs are supported");
   int64_t s[2];
   if (scales && scales->count == 4 && scales->is_const && !scales->is_int) {
@@ -1024,7 +1127,8 @@ static void op_resize(Importer *im, const Onnx__NodeProto *n) {
   }
   copy_shape(r, x);
   r->dim[2] *= s[0], r->dim[3] *= s[1];
-  define(im, r, true, "upsample2d(%s, size=[%lld, %lld])", nhwc(im, x), (long long)s[0], (long long)s[1]);
+  define(im, r, true, "upsample2d(%s, size=[%lld, %lld]%s)", nhwc(im, x), (long long)s[0], (long long)s[1],
+         linear ? ", interpolation=bilinear" : "");
 }
 
 static void op_dropout(Importer *im, const Onnx__NodeProto *n) {
@@ -1087,6 +1191,25 @@ static void op_slice(Importer *im, const Onnx__NodeProto *n) {
   define(im, r, false, "%s[%s]", nchw(im, x), idx);
 }
 
+/* Expand: numpy's broadcast of x and a constant shape (gradc export
+ * writes broadcast_to so, 1 where the batch is), broadcast_to. */
+static void op_expand(Importer *im, const Onnx__NodeProto *n) {
+  Value *x = input(im, n, 0, true), *r = output(im, n), to = {0};
+  to.rank = const_ints(im, input(im, n, 1, true), to.dim, OX_RANK, "the shape");
+  for (int k = 0; k < to.rank; k++)
+    if (to.dim[k] < 0 && to.dim[k] != BATCH) fail(im, "shape entry %lld", (long long)to.dim[k]);
+  broadcast(im, x, &to, r);
+  r->is_int = x->is_int;
+  bool same = r->rank == x->rank && !memcmp(r->dim, x->dim, sizeof(int64_t) * (size_t)r->rank);
+  if (same) {
+    define(im, r, x->nhwc, "%s", x->nhwc ? x->id : nchw(im, x));
+    return;
+  }
+  char l[300];
+  list_text(r->dim, r->rank, l, sizeof l);
+  define(im, r, false, "broadcast_to(%s, %s)", nchw(im, x), l);
+}
+
 /* Pad with zeros (mode constant, value 0): gradc's pad. */
 static void op_pad(Importer *im, const Onnx__NodeProto *n) {
   Value *x = input(im, n, 0, true), *pv = input(im, n, 1, true), *cv = input(im, n, 2, false), *r = output(im, n);
@@ -1146,6 +1269,7 @@ WRAP(w_resize, op_resize(im, n))
 WRAP(w_dropout, op_dropout(im, n))
 WRAP(w_slice, op_slice(im, n))
 WRAP(w_pad, op_pad(im, n))
+WRAP(w_expand, op_expand(im, n))
 static void w_unary(Importer *im, const Onnx__NodeProto *n, const char *s) { op_unary(im, n, s); }
 static void w_sym(Importer *im, const Onnx__NodeProto *n, const char *s) { op_binary(im, n, s, NULL); }
 static void w_fn2(Importer *im, const Onnx__NodeProto *n, const char *s) { op_binary(im, n, NULL, s); }
@@ -1189,7 +1313,7 @@ static const OpRow ops[] = {
     {"Concat", w_concat, NULL}, {"Squeeze", w_squeeze, NULL}, {"Unsqueeze", w_unsqueeze, NULL},
     {"Gather", w_gather, NULL}, {"Shape", w_shape, NULL}, {"Constant", w_constant, NULL}, {"Clip", w_clip, NULL},
     {"Where", w_where, NULL}, {"Cast", w_cast, NULL}, {"Identity", w_identity, NULL}, {"Resize", w_resize, NULL},
-    {"Slice", w_slice, NULL}, {"Pad", w_pad, NULL}, {"Max", w_fn2, "maximum"}, {"Min", w_fn2, "minimum"},
+    {"Slice", w_slice, NULL}, {"Pad", w_pad, NULL}, {"Expand", w_expand, NULL}, {"Max", w_fn2, "maximum"}, {"Min", w_fn2, "minimum"},
     {"Softplus", w_unary, "softplus"}, {"Erf", w_unary, "erf"}, {"Equal", w_compare, "=="}, {"Less", w_compare, "<"},
     {"LessOrEqual", w_compare, "<="}, {"Greater", w_compare, ">"}, {"GreaterOrEqual", w_compare, ">="},
 };
@@ -1261,7 +1385,7 @@ static void translate(Importer *im, const Onnx__ModelProto *m, const OnnxImportO
            "Mul, Div, Pow, Neg, Abs, Sqrt, Exp, Log, Relu, LeakyRelu, Sigmoid, Tanh, Softmax, LogSoftmax, "
            "ReduceSum/Mean/Max/Min, ArgMax, Conv, ConvTranspose, MaxPool, AveragePool, GlobalAveragePool, "
            "BatchNormalization, Dropout, Flatten, Reshape, Transpose, Concat, Squeeze, Unsqueeze, Gather, "
-           "Shape, Constant, Clip, Where, Cast, Identity, Resize, Slice, Pad, Max, Min, Softplus, Erf, Equal, Less, LessOrEqual, Greater, "
+           "Shape, Constant, Clip, Where, Cast, Identity, Resize, Slice, Pad, Expand, Max, Min, Softplus, Erf, Equal, Less, LessOrEqual, Greater, "
            "GreaterOrEqual)",
            n->domain && *n->domain ? n->domain : "", n->domain && *n->domain ? "." : "",
            n->op_type ? n->op_type : "(none)");

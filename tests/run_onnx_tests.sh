@@ -43,9 +43,10 @@ run() {
 run "$py" "$src/tests/onnx/twins.py" export "$tmp"
 check "PyTorch exports the twins" status_is 0
 run "$py" "$src/tests/onnx/twins.py" unknown "$tmp"
-check "PyTorch exports a model with GELU" status_is 0
+check "PyTorch exports a model with SELU and one with align_corners" status_is 0
 
-for m in mnist_mlp cnn_seed cnn_bn resnet_small; do
+twins="mnist_mlp cnn_seed cnn_bn resnet_small gelu_mlp upsample_cnn grouped_cnn"
+for m in $twins; do
   run "$gradc" import $m.onnx -o $m.nn --ckpt $m.ckpt --loss softmax_cross_entropy --optimizer 'sgd(lr=0.05)'
   check "$m: gradc import writes the model file and checkpoint" \
     all 'status_is 0' "stdout_has 'wrote $m.nn and $m.ckpt (opset 17'"
@@ -81,6 +82,16 @@ check "cnn_bn: the imported text uses the layers and PyTorch's names" \
 check "resnet_small: PyTorch's ModuleList names become identifiers" \
   all "grep -q 'conv2d(Relu, filters=16, kernel=\[3, 3\].*name=blocks_0.c1)' resnet_small.nn" \
       "grep -q 'batch_norm(sc_Conv, momentum=0.99, epsilon=0.001, name=blocks_1.bnsc)' resnet_small.nn"
+
+# What PyTorch writes for GELU, bilinear upsampling and groups: Erf is erf,
+# Resize linear upsample2d's bilinear, a depthwise Conv a sum of kh*kw
+# shifted products (a channel multiplier broadcasts the input), any other
+# grouping a conv2d per group.
+check "gelu_mlp, upsample_cnn, grouped_cnn: the imported text" \
+  all "grep -q '^Erf = erf(Div)' gelu_mlp.nn" \
+      "grep -q '^Resize = upsample2d(Relu, size=\[2, 2\], interpolation=bilinear)' upsample_cnn.nn" \
+      "[ \$(grep -c '\* dw.kernel\[' grouped_cnn.nn) = 9 ]" "grep -q 'broadcast_to(reshape(t12, \[batch, 10, 10, 8, 1\]), \[batch, 10, 10, 8, 2\])' grouped_cnn.nn" \
+      "grep -q '^gc_Conv = concat(t24, t26, t28, t30, axis=3)' grouped_cnn.nn"
 
 # Every command takes the .onnx file itself, with its initializers.
 "$py" -c "
@@ -129,13 +140,16 @@ import sys; sys.path.insert(0, '$src/tests/onnx'); import twins
 print(f'{sum(p.numel() for p in twins.CnnSeed().parameters()):,}')")'"
 
 # Operators gradc lacks, broken files, opsets outside 13-17.
-run "$gradc" import gelu.onnx -o gelu.nn
+run "$gradc" import selu.onnx -o selu.nn
 check "an operator gradc lacks: its name, node and opset" \
-  all 'status_is 1' "stderr_has \"gradc: error: gelu.onnx: node '/1/Erf' (Erf, opset 17): operator 'Erf' is not supported by gradc\"" \
-      '[ ! -e gelu.nn ]'
-run "$gradc" dump gelu.onnx
+  all 'status_is 1' "stderr_has \"gradc: error: selu.onnx: node '/1/Selu' (Selu, opset 17): operator 'Selu' is not supported by gradc\"" \
+      '[ ! -e selu.nn ]'
+run "$gradc" dump selu.onnx
 check "dump of the same file: the same error" \
-  all 'status_is 1' "stderr_has \"node '/1/Erf' (Erf, opset 17)\""
+  all 'status_is 1' "stderr_has \"node '/1/Selu' (Selu, opset 17)\""
+run "$gradc" import align_corners.onnx -o ac.nn
+check "bilinear Resize with align_corners is refused, naming the modes gradc takes" \
+  all 'status_is 1' "stderr_has \"align_corners.onnx: node '/1/Resize' (Resize, opset 17): mode=linear samples at half-pixel centres only (coordinate_transformation_mode half_pixel or pytorch_half_pixel\""
 head -c 300 mnist_mlp.onnx | tr 'x' '\377' >broken.onnx
 run "$gradc" train broken.onnx
 check "a truncated file is not an ONNX model" \
@@ -166,7 +180,7 @@ else
 fi
 
 # Export: onnx.checker, then import again: the same outputs.
-for m in mnist_mlp cnn_seed cnn_bn resnet_small; do
+for m in $twins; do
   run "$gradc" export $m.nn --load $m.ckpt -o $m.rt.onnx
   check "$m: gradc export" all 'status_is 0' "stdout_has 'wrote $m.rt.onnx (opset 17)'"
   if [ $have_onnx = 1 ]; then
