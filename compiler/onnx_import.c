@@ -123,7 +123,7 @@ static void translate(Importer *im, const Onnx__ModelProto *m, const OnnxImportO
       char d[200];
       ox_dims_text(first_v, d, sizeof d);
       ox_emit(im, "input %s : f32%s\n", label, d);
-      ox_emit(im, "loss = mse(%s, %s)\n", label, first);
+      ox_emit(im, "loss = mean(mse(%s, %s))\n", label, first);   /* mse is per sample (Keras) */
     } else {
       snprintf(im->out->error, sizeof im->out->error, "%s: unknown loss '%s'; losses: softmax_cross_entropy, mse",
                im->file, o->loss);

@@ -125,6 +125,15 @@ run "$gradc" import mnist_mlp.onnx -o tw.nn --ckpt tw.ckpt --loss softmax_cross_
 rc=$?
 check "import then train of the written file: the same losses" \
   all 'status_is 0' '[ "$(cut -d, -f1-3 direct.csv)" = "$(cut -d, -f1-3 via.csv)" ]'
+"$py" -c "
+import numpy as np
+x = np.fromfile('gelu_mlp.x.f32', np.float32).reshape(4, 16)
+np.savetxt('reg.csv', np.concatenate([x, x[:, :10] * 2 - 1], 1), delimiter=',', fmt='%.9g')"
+run "$gradc" train gelu_mlp.onnx --data reg.csv --epochs 5 --batch 4 --no-test --loss mse \
+  --optimizer 'sgd(lr=0.1)' --history mse.csv
+check "train --loss mse: a label of the output's shape, a mean over the batch, falling" \
+  all 'status_is 0' "stdout_has 'Input:  y            f32[batch,10]'" \
+      "awk -F, 'NR == 2 {a = \$2} NR == 6 {b = \$2} END {exit !(NR == 6 && b < a)}' mse.csv"
 run "$gradc" train tw.nn --data tiny.csv --epochs 1 --loss mse
 check "--loss on a model file is refused: it states its own" \
   all 'status_is 2' "stderr_has 'gradc: --loss, --label and --optimizer add a loss to an .onnx model; tw.nn states its own'"
