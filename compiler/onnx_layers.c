@@ -230,6 +230,8 @@ void ox_conv(Importer *im, const Onnx__NodeProto *n) {
   if (G == 1) {
     ox_define(im, r, true, "%s", conv_call(im, ox_nhwc(im, x), wt, b, 0, O, &w, L));
   } else if (I == 1) {
+    /* a line of text a tap: bounded like the model files' size */
+    if (kh * kw > 1024) ox_fail(im, "a depthwise kernel of %lld taps; at most 1024", (long long)(kh * kw));
     depthwise(im, x, wt, b, r, &w, L);
   } else {
     if (G > 64) ox_fail(im, "group=%lld: at most 64 groups of more than one channel", (long long)G);

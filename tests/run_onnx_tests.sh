@@ -184,6 +184,19 @@ onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 17)]), 'hu
   run "$gradc" import huge.onnx
   check "a reshape of more than 2^40 elements is refused, not overflowed" \
     all 'status_is 1' "stderr_has \"huge.onnx: node '(unnamed)' (Reshape, opset 17): \"" "stderr_has 'a tensor of more than 2^40 elements'"
+  # A depthwise Conv is a line of text per tap: a kernel of 33x33 taps is
+  # refused rather than written as 1089 lines.
+  "$py" -c "
+import onnx, numpy as np
+from onnx import helper, numpy_helper, TensorProto as T
+w = numpy_helper.from_array(np.zeros((2, 1, 33, 33), np.float32), 'w')
+g = helper.make_graph([helper.make_node('Conv', ['x', 'w'], ['y'], name='dw', group=2)], 'taps',
+    [helper.make_tensor_value_info('x', T.FLOAT, ['batch', 2, 40, 40])],
+    [helper.make_tensor_value_info('y', T.FLOAT, None)], [w])
+onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 17)]), 'taps.onnx')"
+  run "$gradc" import taps.onnx
+  check "a depthwise kernel of more than 1024 taps is refused" \
+    all 'status_is 1' "stderr_has \"taps.onnx: node 'dw' (Conv, opset 17): a depthwise kernel of 1089 taps; at most 1024\""
 else
   echo "ok $((n += 1)) # SKIP no python3-onnx to write huge.onnx"; passed=$((passed + 1))
 fi
