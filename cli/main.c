@@ -141,7 +141,7 @@ static const char usage_onnx[] =
     "  export F.nn -o F.onnx [--load CKPT]\n"
     "                    the forward graph as ONNX (opset 17) with the weights\n"
     "  every command that takes FILE.nn takes an .onnx file too;\n"
-    "  train F.onnx [--loss L] [--label Y] [--optimizer O] adds the loss as import does\n";
+    "  train|eval|predict F.onnx [--loss L] [--label Y] [--optimizer O] add the loss as import does\n";
 
 static int usage_error(const char *fmt, const char *arg) {
   fprintf(stderr, "gradc: ");
@@ -454,7 +454,8 @@ typedef struct RunArgs {
   bool mpi_overlap;
   const char *output;          /* gradc sample's PNG, or directory with --format idx */
   bool idx;
-  OnnxImportOptions onnx;      /* train MODEL.onnx --loss L [--label Y] [--optimizer O] */
+  OnnxImportOptions onnx;      /* MODEL.onnx --loss L [--label Y] [--optimizer O]: the model
+                                  train trained, so eval and predict load its checkpoint */
 } RunArgs;
 
 /* Which of train, eval and predict take each option: an option a command
@@ -472,7 +473,7 @@ static const struct RunOption {
     {"--padding", RUNS}, {"--truncating", RUNS}, {"--pad-value", RUNS}, {"--pixels", RUNS},
     {"--samples", TRAIN}, {"--sample-output", TRAIN | SAMPLE}, {"--mpi-timeout", TRAIN},
     {"--mpi-check", TRAIN}, {"--mpi-overlap", TRAIN},
-    {"--loss", TRAIN}, {"--label", TRAIN}, {"--optimizer", TRAIN},
+    {"--loss", RUNS}, {"--label", RUNS}, {"--optimizer", RUNS},
     {"--output", PREDICT}, {"--early-stopping", TRAIN}, {"--save-best", TRAIN}, {"--monitor", TRAIN}, {"--reduce-lr-on-plateau", TRAIN},
 };
 

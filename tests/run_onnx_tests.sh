@@ -140,8 +140,14 @@ check "--loss on a model file is refused: it states its own" \
 run "$gradc" train mnist_mlp.onnx --data tiny.csv --epochs 1 --optimizer adam
 check "--optimizer without --loss is refused" \
   all 'status_is 2' "stderr_has 'gradc: --label and --optimizer go with --loss softmax_cross_entropy|mse'"
-run "$gradc" eval mnist_mlp.onnx --data tiny.csv --loss mse
-check "--loss is train's option" all 'status_is 2' "stderr_has 'gradc: --loss is not an option of gradc eval (only of gradc train)'"
+run "$gradc" train mnist_mlp.onnx --data tiny.csv --epochs 4 --batch 4 --no-test --loss softmax_cross_entropy \
+  --optimizer adam --save direct.ckpt
+run "$gradc" eval mnist_mlp.onnx --data tiny.csv --batch 4 --loss softmax_cross_entropy --optimizer adam --load direct.ckpt
+check "eval of the .onnx file with the same --loss and --optimizer loads what train saved" \
+  all 'status_is 0' "stdout_has 'accuracy: 1.0000'"
+run "$gradc" predict mnist_mlp.onnx --data tiny.csv --count 4 --loss softmax_cross_entropy --optimizer adam --load direct.ckpt
+check "predict the same way: the trained classes of the first samples (tiny.csv's labels)" \
+  all 'status_is 0' "[ \"\$(awk '/^ +[0-9]/ {printf \"%s%s\", s, \$2; s=\" \"}' \$out)\" = '3 1 4 1' ]"
 run "$gradc" summary cnn_seed.onnx
 check "summary of an .onnx file counts PyTorch's parameters" \
   all 'status_is 0' "stdout_has '$("$py" -c "
