@@ -244,8 +244,9 @@ gradc_status cli_compile(const AotOptions *o, RtError *err);
 int cli_import(int argc, char **argv);
 int cli_export(int argc, char **argv);
 /* The initializers of the .onnx file path into m (which compile_path
- * compiled from it); errors are printed. */
-gradc_status cli_onnx_weights(gradc_model *m, const char *path);
+ * compiled from it, adding the loss `added`, NULL for none: the import's
+ * names depend on it); errors are printed. */
+gradc_status cli_onnx_weights(gradc_model *m, const char *path, const struct OnnxImportOptions *added);
 
 /* ------------------------------------------------------------------ run.c */
 

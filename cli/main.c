@@ -160,7 +160,8 @@ static const char usage_onnx[] =
     "                    the ONNX model as a model file and its weights (README: ONNX)\n"
     "  export F.nn -o F.onnx [--load CKPT]\n"
     "                    the forward graph as ONNX (opset 17) with the weights\n"
-    "  every command that takes FILE.nn takes an .onnx file too\n";
+    "  every command that takes FILE.nn takes an .onnx file too;\n"
+    "  train|eval|predict F.onnx [--loss L] [--label Y] [--optimizer O] add the loss as import does\n";
 
 static int usage_error(const char *fmt, const char *arg) {
   fprintf(stderr, "gradc: ");
@@ -493,6 +494,8 @@ typedef struct RunArgs {
   bool mpi_overlap;
   const char *output;          /* gradc sample's PNG, or directory with --format idx */
   bool idx;
+  OnnxImportOptions onnx;      /* MODEL.onnx --loss L [--label Y] [--optimizer O]: the model
+                                  train trained, so eval and predict load its checkpoint */
 } RunArgs;
 
 /* Which of train, eval and predict take each option: an option a command
@@ -510,6 +513,7 @@ static const struct RunOption {
     {"--padding", RUNS}, {"--truncating", RUNS}, {"--pad-value", RUNS}, {"--pixels", RUNS},
     {"--samples", TRAIN}, {"--sample-output", TRAIN | SAMPLE}, {"--mpi-timeout", TRAIN},
     {"--mpi-check", TRAIN}, {"--mpi-overlap", TRAIN},
+    {"--loss", RUNS}, {"--label", RUNS}, {"--optimizer", RUNS},
     {"--output", PREDICT}, {"--confusion", EVAL}, {"--class-names", EVAL},
     {"--arrays", RUNS}, {"--cifar-labels", RUNS}, {"--image-size", RUNS}, {"--no-shuffle", TRAIN}, {"--early-stopping", TRAIN}, {"--save-best", TRAIN}, {"--monitor", TRAIN}, {"--reduce-lr-on-plateau", TRAIN},
 };
@@ -651,6 +655,10 @@ static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
       else if (!strcmp(v, "-1,1")) r->t.signed_pixels = true;
       else return usage_error("--pixels takes 0,1 (the default) or -1,1, got '%s'", v);
     }
+    /* what gradc import adds to an .onnx model, added in memory */
+    else if (!strcmp(a, "--loss")) { NEED_VALUE(); r->onnx.loss = v; }
+    else if (!strcmp(a, "--label")) { NEED_VALUE(); r->onnx.label = v; }
+    else if (!strcmp(a, "--optimizer")) { NEED_VALUE(); r->onnx.optimizer = v; }
     else if (!strcmp(a, "--samples")) { NEED_VALUE(); r->t.samples = v; }
     else if (!strcmp(a, "--sample-output")) { NEED_VALUE(); r->t.sample_output = v; }
     else if ((rc = take_file(a, &r->file))) return rc;
@@ -663,6 +671,13 @@ static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
     return 2;
   }
   if (r->t.save_best.on && !r->t.save_best_path) return usage_error("%s", "--monitor is --save-best's; give --save-best CKPT");
+  /* A model file has its loss and train statement in its text; only an
+   * .onnx model, which has none, takes them from the command line. */
+  if ((r->onnx.loss || r->onnx.label || r->onnx.optimizer) && !onnx_is_onnx_path(r->file))
+    return usage_error("--loss, --label and --optimizer add a loss to an .onnx model; %s states its own "
+                       "(edit its loss and train lines)", r->file);
+  if ((r->onnx.label || r->onnx.optimizer) && !r->onnx.loss)
+    return usage_error("%s", "--label and --optimizer go with --loss softmax_cross_entropy|mse");
   if (r->t.save_best_path && !r->t.save_best.on) {
     /* ModelCheckpoint's default monitor, val_loss, where there is any */
     char msg[256];
@@ -747,7 +762,8 @@ static int cmd_run_model(RunArgs *rp, bool training, const char *cmd) {
   int rc;
   bool onnx = onnx_is_onnx_path(r.file);
   gradc_model *m;
-  gradc_status s = jitmodel_compile_file(r.file, &r.o, r.t.profile, &m);
+  const OnnxImportOptions *added = r.onnx.loss ? &r.onnx : NULL;
+  gradc_status s = jitmodel_compile_file(r.file, &r.o, r.t.profile, added, &m);
   if (s) {
     const char *msg = gradc_last_error(NULL);
     fputs(msg, stderr);
@@ -769,12 +785,13 @@ static int cmd_run_model(RunArgs *rp, bool training, const char *cmd) {
                                                                  : "gradc compile time report");
   const char *ckpt = training ? r.resume : r.load;
   if (training && onnx && !jitmodel_graph(m)->nsteps) {
-    fprintf(stderr, "gradc: error: %s has no loss to train; write a model file with one: gradc import %s "
-            "--loss softmax_cross_entropy (README: ONNX)\n", r.file, r.file);
+    fprintf(stderr, "gradc: error: %s has no loss to train; add one: gradc train %s --loss "
+            "softmax_cross_entropy [--label y] [--optimizer 'adam(lr=0.001)'], or write a model file with it: "
+            "gradc import %s --loss softmax_cross_entropy (README: ONNX)\n", r.file, r.file, r.file);
     gradc_free(m);
     return 1;
   }
-  if (onnx && !ckpt && cli_onnx_weights(m, r.file)) {
+  if (onnx && !ckpt && cli_onnx_weights(m, r.file, added)) {
     gradc_free(m);
     return 1;
   }

@@ -71,7 +71,7 @@ static gradc_status set_weights(gradc_model *m, const OnnxImport *imp, char *err
   return GRADC_OK;
 }
 
-gradc_status cli_onnx_weights(gradc_model *m, const char *path) {
+gradc_status cli_onnx_weights(gradc_model *m, const char *path, const OnnxImportOptions *added) {
   size_t len;
   char *buf = read_all(path, &len);
   if (!buf) return GRADC_ERR_IO;
@@ -79,7 +79,7 @@ gradc_status cli_onnx_weights(gradc_model *m, const char *path) {
   OnnxImport imp;
   char err[1200];
   gradc_status s = GRADC_ERR_NOMEM;
-  if (a && onnx_import(a, path, buf, len, NULL, &imp)) {
+  if (a && onnx_import(a, path, buf, len, added, &imp)) {
     s = set_weights(m, &imp, err, sizeof err);
     if (s) fprintf(stderr, "gradc: error: %s\n", err);
   } else if (a) {
@@ -215,7 +215,7 @@ int cli_export(int argc, char **argv) {
     gradc_free(m);
     return 1;
   }
-  if (onnx_is_onnx_path(file) && !ckpt && cli_onnx_weights(m, file)) {
+  if (onnx_is_onnx_path(file) && !ckpt && cli_onnx_weights(m, file, NULL)) {
     gradc_free(m);
     return 1;
   }

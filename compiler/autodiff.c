@@ -318,6 +318,13 @@ void grad_softplus(AD *ad, Node *n, Node *gy) {
   ad_accum(ad, x, bin(ad, OP_MUL, gy, un(ad, OP_SIGMOID, x)));
 }
 
+/* erf' = 2/sqrt(pi) exp(-x^2) */
+void grad_erf(AD *ad, Node *n, Node *gy) {
+  Node *x = n->src[0];
+  Node *d = bin(ad, OP_MUL, un(ad, OP_EXP, un(ad, OP_NEG, un(ad, OP_SQUARE, x))), konst(ad, 1.1283791670955126, n->dtype));
+  ad_accum(ad, x, bin(ad, OP_MUL, gy, d));
+}
+
 void grad_sqrt(AD *ad, Node *n, Node *gy) {
   ad_accum(ad, n->src[0],
            bin(ad, OP_DIV, gy, bin(ad, OP_MUL, n, konst(ad, 2, n->dtype))));

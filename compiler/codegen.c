@@ -406,6 +406,7 @@ static LLVMValueRef scalar(CG *cg, const Node *n, LLVMValueRef *a) {
   case OP_LOG: return cg_intrinsic(cg, "llvm.log", t, a, 1);
   case OP_SQRT: return cg_intrinsic(cg, "llvm.sqrt", t, a, 1);
   case OP_SIN: return cg_intrinsic(cg, "llvm.sin", t, a, 1);
+  case OP_ERF: return cg_call(cg, dt == DT_F32 ? ABI_FN_ERFF : ABI_FN_ERF, t, &t, a, 1);   /* no LLVM intrinsic */
   case OP_COS: return cg_intrinsic(cg, "llvm.cos", t, a, 1);
   case OP_RECIPROCAL: return LLVMBuildFDiv(b, cg_const(cg, dt, 1), a[0], "");
   case OP_FLOOR: return cg_intrinsic(cg, "llvm.floor", t, a, 1);

@@ -179,14 +179,14 @@ Compilation *compile(const char *name, const char *text, size_t len, const Compi
 }
 
 /* An ONNX file compiles as the model text onnx_import writes for it (one
- * pipeline for both formats); an import error is the compilation's one
- * diagnostic. */
+ * pipeline for both formats), with the loss and optimizer o->onnx adds;
+ * an import error is the compilation's one diagnostic. */
 static Compilation *compile_onnx(const char *path, const char *buf, size_t len, const CompileOptions *o) {
   Arena *scratch = arena_new();
   if (!scratch) return NULL;
   OnnxImport imp;
   Compilation *c;
-  if (onnx_import(scratch, path, buf, len, NULL, &imp)) {
+  if (onnx_import(scratch, path, buf, len, o ? o->onnx : NULL, &imp)) {
     c = compile(path, imp.text, imp.len, o);
   } else {
     Arena *a = arena_new();

@@ -1216,6 +1216,8 @@ typedef struct PassStats {
 } PassStats;
 
 /* What a caller of compile() chooses; everything else is the pipeline's. */
+struct OnnxImportOptions;   /* onnx.h */
+
 typedef struct CompileOptions {
   Stage last;              /* run the stages up to and including this one */
   int opt_level;           /* 0: no pass, every value stored (-O0, --check-numerics) */
@@ -1225,6 +1227,9 @@ typedef struct CompileOptions {
   PassStats *stats;        /* when not NULL: what each pass changed */
   TimeReport *times;       /* when not NULL: time per stage and pass */
   bool data_parallel;      /* train steps all-reduce their gradients (optimizer.c) */
+  /* An .onnx file's loss, label and optimizer to add (gradc train
+   * MODEL.onnx --loss ...; onnx.h), or NULL: the import's model text. */
+  const struct OnnxImportOptions *onnx;
 } CompileOptions;
 
 /* STAGE_OPT at level 3; verify on in GRADC_VERIFY builds or when the
@@ -1263,9 +1268,10 @@ bool graph_verify(const Graph *g, bool storage, char *err, size_t errlen);
  * and gradc compile too, so the JIT and the .so get the same graph. */
 CompileOptions jitmodel_compile_options(const gradc_options *o);
 /* gradc_compile_file, with profile: every kernel and product of the steps
- * timed into the model's RtProfile (gradc train --profile). */
+ * timed into the model's RtProfile (gradc train --profile), and with onnx
+ * (NULL: none) the loss and optimizer an .onnx file's import adds. */
 gradc_status jitmodel_compile_file(const char *path, const gradc_options *opt, bool profile,
-                                   gradc_model **out);
+                                   const struct OnnxImportOptions *onnx, gradc_model **out);
 /* The graph behind a model of gradc_compile_* (the CLI's and the tests'). */
 const Graph *jitmodel_graph(const gradc_model *m);
 /* Where its compilation's time went (--time-report), and whether its code

@@ -322,6 +322,7 @@ void eval_unary(Eval *e, const Node *n) {
     case OP_LOG: r = log(x); break;
     case OP_SQRT: r = sqrt(x); break;
     case OP_SIN: r = sin(x); break;
+    case OP_ERF: r = erf(x); break;
     case OP_COS: r = cos(x); break;
     case OP_RECIPROCAL: r = 1 / x; break;
     case OP_FLOOR: r = floor(x); break;

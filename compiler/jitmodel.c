@@ -179,18 +179,19 @@ CompileOptions jitmodel_compile_options(const gradc_options *o) {
 }
 
 gradc_status jitmodel_compile_file(const char *path, const gradc_options *opt, bool profile,
-                                   gradc_model **out) {
+                                   const struct OnnxImportOptions *onnx, gradc_model **out) {
   if (!out || !path) return rt_api_fail(GRADC_ERR_ARG, "gradc_compile_file: NULL argument");
   double t0 = time_now_ms();
   gradc_options o = resolve_options(opt);
   CompileOptions co = jitmodel_compile_options(&o);
   TimeReport front = {0};
   co.times = &front;
+  co.onnx = onnx;
   return build(compile_path(path, &co), &o, profile, t0, &front, out);
 }
 
 gradc_status gradc_compile_file(const char *path, const gradc_options *opt, gradc_model **out) {
-  return jitmodel_compile_file(path, opt, false, out);
+  return jitmodel_compile_file(path, opt, false, NULL, out);
 }
 
 gradc_status gradc_compile_string(const char *name, const char *source, const gradc_options *opt,

@@ -1,10 +1,11 @@
 /*
- * onnx.h - ONNX in and out, each behind one file and one entry point:
- * onnx_import.c turns a ModelProto into model-file text plus the values of
- * its initializers (so that an .onnx file goes through the same parser as
- * an .nn file), onnx_export.c turns a parsed graph and its parameters'
- * values into a ModelProto.  protobuf-c (and the code it generates from
- * onnx.proto) is used by these two files and nowhere else.
+ * onnx.h - ONNX in and out, each behind one entry point: onnx_import.c
+ * turns a ModelProto into model-file text plus the values of its
+ * initializers (so that an .onnx file goes through the same parser as an
+ * .nn file; its helpers onnx_ops.c, onnx_layers.c and onnx_read.c share
+ * onnx_internal.h), onnx_export.c turns a parsed graph and its
+ * parameters' values into a ModelProto.  protobuf-c (and the code it
+ * generates from onnx.proto) is used by these files and nowhere else.
  */
 #ifndef GRADC_ONNX_H
 #define GRADC_ONNX_H

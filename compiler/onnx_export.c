@@ -346,6 +346,7 @@ static const char *value(Exporter *e, const Node *n) {
   case OP_LOG: r = op1(e, "Log", x, out); break;
   case OP_SQRT: r = op1(e, "Sqrt", x, out); break;
   case OP_SOFTPLUS: r = op1(e, "Softplus", x, out); break;
+  case OP_ERF: r = op1(e, "Erf", x, out); break;
   case OP_LEAKY_RELU:
     o = node(e, "LeakyRelu", 1, &x, out);
     attr_float(e, o, "alpha", n->a.alpha);
@@ -441,6 +442,26 @@ static const char *value(Exporter *e, const Node *n) {
     }
     node(e, "Slice", 5, (const char *[]){x, ints(e, b, rank), ints(e, en, rank), ints(e, ax, rank),
                                          ints(e, st, rank)}, out);
+    r = out;
+    break;
+  }
+  case OP_UNSLICE: {
+    /* pad (the model language's, an imported Pad or depthwise Conv) is an
+     * unslice of step 1: zeros before begin and after end, ONNX's Pad */
+    int rank = n->shape.rank;
+    const Shape *s = &n->src[0]->shape;
+    int64_t p[2 * MAX_RANK];
+    for (int k = 0; k < rank; k++) {
+      const Dim *d = &s->d[k], *to = &n->shape.d[k];
+      bool same = d->sym == to->sym && d->n == to->n;
+      if (n->a.step[k] != 1 || (d->sym && (!same || n->a.begin[k])) || (!d->sym && to->sym)) {
+        fail(e, n, "%s other than padding with zeros cannot be exported to ONNX", "an unslice");
+        return "";
+      }
+      p[k] = n->a.begin[k];
+      p[k + rank] = d->sym ? 0 : to->n - n->a.begin[k] - d->n;
+    }
+    node(e, "Pad", 2, (const char *[]){x, ints(e, p, 2 * rank)}, out);
     r = out;
     break;
   }

@@ -91,6 +91,9 @@
   OP(LOG,         "log",               1, K_UNARY,   shape_same_float,   grad_log,          eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \
   OP(SQRT,        "sqrt",              1, K_UNARY,   shape_same_float,   grad_sqrt,         eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \
   OP(SOFTPLUS,    "softplus",          1, K_UNARY,   shape_same_float,   grad_softplus,     eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \
+  /* the error function (libm's erf): PyTorch's exact GELU, x/2 (1 + \
+   * erf(x / sqrt 2)), as ONNX writes it */ \
+  OP(ERF,         "erf",               1, K_UNARY,   shape_same_float,   grad_erf,          eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \
   /* issue 24: trigonometry, rounding (TF's round: half to even), sign, \
    * reciprocal; rounding and sign have no gradient, as in TF (None) */ \
   OP(SIN,         "sin",               1, K_UNARY,   shape_same_float,   grad_sin,          eval_unary,        gen_elementwise, NAN, F_ELEMENTWISE) \

@@ -85,6 +85,8 @@ typedef enum { ABI_CALL_RT, ABI_CALL_C, ABI_CALL_LLVM } AbiCall;
   X(DGEMM,         cblas_dgemm,         ABI_CALL_C,    UNTIMED)       \
   X(TANHF,         tanhf,               ABI_CALL_C,    UNTIMED)       \
   X(TANH,          tanh,                ABI_CALL_C,    UNTIMED)       \
+  X(ERFF,          erff,                ABI_CALL_C,    UNTIMED)       \
+  X(ERF,           erf,                 ABI_CALL_C,    UNTIMED)       \
   X(EXPF,          expf,                ABI_CALL_LLVM, UNTIMED)       \
   X(EXP,           exp,                 ABI_CALL_LLVM, UNTIMED)       \
   X(LOGF,          logf,                ABI_CALL_LLVM, UNTIMED)       \

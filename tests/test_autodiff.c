@@ -197,6 +197,11 @@ static const Row rows[] = {
      "param b : f32[3] = uniform(-1, 1)\n"
      "h = (x @ W + b) * 8\n"
      "loss = sum(softplus(h) * k) + sum(softplus(-h * b))\n" TRAIN},
+    {"erf_gelu", XK       /* erf and PyTorch's exact GELU, x/2 (1 + erf(x / sqrt 2)) */
+     "param W : f32[4, 3] = uniform(-1, 1)\n"
+     "param b : f32[3] = uniform(-1, 1)\n"
+     "h = (x @ W + b) * 2\n"
+     "loss = sum(erf(h) * k) + sum(h * 0.5 * (1 + erf(h / 1.4142135)) * k)\n" TRAIN},
     {"where", XK
      "param W : f32[4, 3] = uniform(-1, 1)\n"
      "param a : f32[3] = uniform(-1, 1)\n"

@@ -95,7 +95,7 @@ static void *run_job(void *arg) {
   o.threads = j->threads;
   o.seed = j->seed;
   gradc_model *m = NULL;
-  j->status = j->path ? jitmodel_compile_file(j->path, &o, j->profile, &m)
+  j->status = j->path ? jitmodel_compile_file(j->path, &o, j->profile, NULL, &m)
                       : gradc_compile_string("cnn.nn", cnn_src, &o, &m);
   if (!j->status) j->status = gradc_bind(m, j->batch);
   if (j->start) pthread_barrier_wait(j->start);   /* after a failure too */

@@ -827,7 +827,7 @@ static void test_ops(void **state) {
       "param w : f32[3] = uniform(0.5, 1.5)\n"
       "h = x * w * 3\n"
       "output r = floor(h) + ceil(h) * 2 + round(h) * 3 + sign(h) * 4\n"
-      "loss = mean(sin(h) * cos(h * 2)) + mean(reciprocal(h * h + 1))\n"
+      "loss = mean(sin(h) * cos(h * 2)) + mean(reciprocal(h * h + 1)) + mean(h * erf(h / 1.4142135))\n"
       "train loss with sgd(lr=0.1)\n",
 
       /* a loop: carries, slices, stacks and last values, forward and in

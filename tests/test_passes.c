@@ -199,7 +199,7 @@ static void test_op_properties(void **state) {
   } rows[] = {
       {F_COMMUTATIVE, "add mul maximum minimum equal not_equal"},
       {F_ELEMENTWISE, "add sub mul div pow maximum minimum equal not_equal less less_equal greater "
-                      "greater_equal neg abs square relu leaky_relu sigmoid tanh exp log sqrt softplus sin cos reciprocal floor ceil "
+                      "greater_equal neg abs square relu leaky_relu sigmoid tanh exp log sqrt softplus erf sin cos reciprocal floor ceil "
                       "round sign clip cast where "
                       "broadcast_to sigmoid_cross_entropy"},
       {F_REDUCTION, "sum mean max min norm"},

@@ -9,13 +9,16 @@
                           loss of each of 10 SGD steps on that batch, with
                           batch norm in training mode and dropout off, as
                           gradc's train step with the exported model computes)
-  twins.py unknown DIR    DIR/gelu.onnx, a model with an operator gradc lacks
+  twins.py unknown DIR    DIR/selu.onnx, a model with an operator gradc lacks,
+                          and DIR/align_corners.onnx, a Resize gradc refuses
   twins.py ops DIR        DIR/ops.onnx (class Ops: most operators gradc
                           imports), its inputs (ops.x.f32, ops.y.i32: ids)
                           and PyTorch's output, ops.out.f32
 
-The models are the twins of models/mnist_mlp.nn, models/cnn_seed.nn and
-models/cnn_bn.nn (same layers; smaller images where the test needs speed).
+The models are the twins of models/mnist_mlp.nn, models/cnn_seed.nn,
+models/cnn_bn.nn and models/resnet_small.nn (same layers; smaller images
+where the test needs speed), and three models of what PyTorch writes for
+GELU, bilinear upsampling and grouped convolutions.
 """
 import sys
 
@@ -76,6 +79,81 @@ class CnnBn(nn.Module):
         h = nn.functional.max_pool2d(torch.relu(self.bn2(self.conv2(h))), 2)
         h = self.drop(torch.relu(self.bn3(self.fc1(torch.flatten(h, 1)))))
         return self.fc2(h)
+
+
+class ResnetSmall(nn.Module):
+    """The BasicBlock ResNet of models/resnet_small.nn: stem conv 3x3 (16,
+    no bias), batch norm, relu; three blocks of conv 3x3 (stride s), batch
+    norm, relu, conv 3x3, batch norm, plus the identity or a conv 1x1
+    (stride s) with batch norm, then relu (16, 32, 64 filters, strides 1, 2,
+    2); global average pooling; dense 10; on 1x12x12 images."""
+    def __init__(self):
+        super().__init__()
+        bn = lambda c: nn.BatchNorm2d(c, eps=1e-3, momentum=0.01)   # Keras' defaults
+        conv = lambda i, o, k, s: nn.Conv2d(i, o, k, stride=s, padding=k // 2, bias=False)
+        self.stem, self.stem_bn = conv(1, 16, 3, 1), bn(16)
+        self.blocks = nn.ModuleList()
+        for i, o, s in ((16, 16, 1), (16, 32, 2), (32, 64, 2)):
+            b = nn.Module()
+            b.c1, b.bn1, b.c2, b.bn2 = conv(i, o, 3, s), bn(o), conv(o, o, 3, 1), bn(o)
+            if s != 1:
+                b.sc, b.bnsc = conv(i, o, 1, s), bn(o)
+            self.blocks.append(b)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        h = torch.relu(self.stem_bn(self.stem(x)))
+        for b in self.blocks:
+            r = b.bn2(b.c2(torch.relu(b.bn1(b.c1(h)))))
+            h = torch.relu(r + (b.bnsc(b.sc(h)) if hasattr(b, "sc") else h))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(h, 1), 1))
+
+
+class GeluMlp(nn.Module):
+    """dense 32, PyTorch's exact GELU (Erf), dense 10, on 16 features."""
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(16, 32)
+        self.fc2 = nn.Linear(32, 10)
+
+    def forward(self, x):
+        return self.fc2(nn.functional.gelu(self.fc1(x)))
+
+
+class UpsampleCnn(nn.Module):
+    """conv 4 3x3 relu, bilinear upsampling x2 (align_corners=False: ONNX
+    Resize linear, pytorch_half_pixel), conv 4 3x3 stride 2, dense 10, on
+    2x6x6 images."""
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(2, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 4, 3, stride=2)
+        self.fc = nn.Linear(4 * 5 * 5, 10)
+
+    def forward(self, x):
+        h = nn.functional.interpolate(torch.relu(self.conv1(x)), scale_factor=2, mode="bilinear",
+                                      align_corners=False)
+        return self.fc(torch.flatten(torch.tanh(self.conv2(h)), 1))
+
+
+class GroupedCnn(nn.Module):
+    """MobileNet's pieces on 3x8x8 images: conv 8, a depthwise conv
+    (groups 8), a depthwise conv with channel multiplier 2 (8 -> 16, groups
+    8, stride 2), a grouped conv (16 -> 8, groups 4, with dilation), batch
+    norm, dense 10."""
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.dw2 = nn.Conv2d(8, 16, 3, stride=2, padding=1, groups=8, bias=False)
+        self.gc = nn.Conv2d(16, 8, 3, padding=2, dilation=2, groups=4)
+        self.bn = nn.BatchNorm2d(8, eps=1e-3, momentum=0.01)
+        self.fc = nn.Linear(8 * 4 * 4, 10)
+
+    def forward(self, x):
+        h = torch.relu(self.dw(torch.relu(self.conv(x))))
+        h = torch.relu(self.bn(self.gc(torch.relu(self.dw2(h)))))
+        return self.fc(torch.flatten(h, 1))
 
 
 class Ops(nn.Module):
@@ -162,11 +240,15 @@ def main():
         ops_twin(out)
         return
     if cmd == "unknown":
-        m = nn.Sequential(nn.Linear(8, 4), nn.GELU())
-        export(m, torch.randn(2, 8), f"{out}/gelu.onnx")
+        m = nn.Sequential(nn.Linear(8, 4), nn.SELU())
+        export(m, torch.randn(2, 8), f"{out}/selu.onnx")
+        m = nn.Sequential(nn.Conv2d(2, 2, 3), nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True))
+        export(m, torch.randn(2, 2, 5, 5), f"{out}/align_corners.onnx")
         return
     twins = {"mnist_mlp": (MnistMlp(), [BATCH, 784]), "cnn_seed": (CnnSeed(), [BATCH, 1, 12, 12]),
-             "cnn_bn": (CnnBn(), [BATCH, 1, 12, 12])}
+             "cnn_bn": (CnnBn(), [BATCH, 1, 12, 12]), "resnet_small": (ResnetSmall(), [BATCH, 1, 12, 12]),
+             "gelu_mlp": (GeluMlp(), [BATCH, 16]), "upsample_cnn": (UpsampleCnn(), [BATCH, 2, 6, 6]),
+             "grouped_cnn": (GroupedCnn(), [BATCH, 3, 8, 8])}
     for name, (m, shape) in twins.items():
         with torch.no_grad():
             randomize_bn(m, g)
