@@ -696,7 +696,7 @@ static const Builtin builtins[] = {
     {"random_normal", fn_random, OP_RANDOM_NORMAL, 1, 3, "shape,mean,stddev,seed,dtype"},
     {"random_uniform", fn_random, OP_RANDOM_UNIFORM, 1, 3, "shape,minval,maxval,seed,dtype"},
     {"truncated_normal", fn_random, OP_TRUNCATED_NORMAL, 1, 3, "shape,mean,stddev,seed,dtype"},
-    {"batch_norm", layer_batch_norm, OP_TRAIN_SELECT, 1, 2, "axis,momentum,epsilon,name"},
+    {"batch_norm", layer_batch_norm, OP_TRAIN_SELECT, 1, 2, "axis,momentum,epsilon,name,sync"},
     {"embedding", layer_embedding, OP_GATHER, 1, 3, "input_dim,output_dim,embeddings_initializer,name"},
     {"simple_rnn", layer_simple_rnn, OP_CARRY, 1, 2,
      "units,activation,use_bias,kernel_initializer,recurrent_initializer,bias_initializer,"
