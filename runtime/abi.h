@@ -82,6 +82,7 @@ typedef enum { ABI_CALL_RT, ABI_CALL_C, ABI_CALL_LLVM } AbiCall;
   X(SCRATCH,       gradc_scratch,       ABI_CALL_RT,   UNTIMED)       \
   X(PROFILE_MARK,  gradc_profile_mark,  ABI_CALL_RT,   UNTIMED)       \
   X(ALLREDUCE,     gradc_allreduce,     ABI_CALL_RT,   UNTIMED)       \
+  X(ROW_OFFSET,    gradc_row_offset,    ABI_CALL_RT,   UNTIMED)       \
   X(DGEMM,         cblas_dgemm,         ABI_CALL_C,    UNTIMED)       \
   X(TANHF,         tanhf,               ABI_CALL_C,    UNTIMED)       \
   X(TANH,          tanh,                ABI_CALL_C,    UNTIMED)       \

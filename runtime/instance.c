@@ -591,6 +591,15 @@ gradc_status gradc_set_allreduce(gradc_model *m, gradc_allreduce_fn fn, void *us
   return inst_set_allreduce(m, "set_allreduce", fn, user);
 }
 
+gradc_status gradc_set_row_offset(gradc_model *m, int64_t first_row) {
+  if (!m) return inst_fail(NULL, GRADC_ERR_ARG, "gradc_set_row_offset: NULL model");
+  if (first_row < 0)
+    return inst_fail(m, GRADC_ERR_ARG, "gradc_set_row_offset: the first row must be >= 0, got %lld",
+                     (long long)first_row);
+  m->rt->row_offset = first_row;
+  return GRADC_OK;
+}
+
 gradc_status gradc_set_hyper(gradc_model *m, const char *step, const char *name, double value) {
   if (!m) return inst_fail(NULL, GRADC_ERR_ARG, "gradc_set_hyper: NULL argument");
   double *h = inst_hyper(m, "set_hyper", step, name);

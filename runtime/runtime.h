@@ -64,6 +64,8 @@ typedef struct RtContext {
   gradc_allreduce_fn allreduce;
   void *allreduce_user;
   int allreduce_failed;
+  /* gradc_set_row_offset: the global index of this replica's first row */
+  int64_t row_offset;
   _Alignas(64) unsigned char scratch[ABI_SCRATCH_BYTES];   /* gradc_scratch */
 } RtContext;
 
@@ -160,6 +162,11 @@ void *gradc_scratch(RtContext *rt);
  * a sum (the callback waits there for sums it computes asynchronously).
  * Nothing happens without a callback. */
 void gradc_allreduce(RtContext *rt, void *data, int64_t count, int64_t dtype);
+/* The random ops' (dropout masks, random_normal, ...) first row: element i
+ * of a value whose first dimension is the batch is drawn as element
+ * i + offset * (elements per row), so replicas stepping on shards of a
+ * batch draw what one process stepping on all of it would. */
+int64_t gradc_row_offset(RtContext *rt);
 
 /* ------------------------------------------------------------------ mem.c */
 
