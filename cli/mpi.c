@@ -237,6 +237,16 @@ gradc_status dist_init(Dist *d, int *argc, char ***argv, double timeout, bool ov
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
   MPI_Comm_size(MPI_COMM_WORLD, &d->size);
+  /* A launcher of another MPI library (MPICH's mpiexec starting a gradc
+   * built with Open MPI, or the reverse) starts N processes that each
+   * find a job of 1: N separate trainings writing the same files. */
+  int launched = dist_launched_size();
+  if (launched > 1 && d->size != launched) {
+    MPI_Finalize();
+    return rt_fail(err, GRADC_ERR_ARG, "the launcher started %d processes, but MPI reports a job of %d: this gradc was "
+                   "built with another MPI library than the launcher's (use the mpirun of the MPI gradc was built "
+                   "with)", launched, d->size);
+  }
   snprintf(term_msg, sizeof term_msg, "gradc: error: rank %d of %d: ended by the launcher (SIGTERM), most likely "
            "because another rank failed or died\n", d->rank, d->size);
   struct sigaction sa = {0};

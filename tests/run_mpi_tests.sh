@@ -283,6 +283,12 @@ run mpirun --oversubscribe -np 2 "$tmp/pickdata.sh" --batch 32 --threads 1 --epo
 check "different data on rank 1 ends every rank, naming rank 1 and both sizes" \
   all not_hung "stderr_has \"rank 1's training data has 320 samples, rank 0's 330\""
 
+# As if another MPI library's launcher had started it: the launcher's
+# variables say 2 processes, MPI (a singleton) says 1.
+run env PMI_SIZE=2 "$GRADC" train "$mlp" "${common[@]}" --epochs 1 --no-test
+check "a launcher of another MPI library: refused, saying so, not N separate trainings" \
+  all 'status_is 1' 'stderr_has "the launcher started 2 processes, but MPI reports a job of 1"'
+
 # --- a .so's own driver: examples/train_mpi_so.c ------------------------
 if command -v mpicc >/dev/null 2>&1; then
   mkdir -p "$tmp/so"
