@@ -225,6 +225,8 @@ gradc_status inst_step(gradc_model *m, const char *fn, int step, double *loss) R
 /* The gradient reduction of data-parallel steps (gradc_set_allreduce, a
  * .so's m_set_allreduce); refused for a model compiled without it. */
 gradc_status inst_set_allreduce(gradc_model *m, const char *fn, gradc_allreduce_fn cb, void *user);
+/* The random ops' first row (gradc_set_row_offset, a .so's m_set_row_offset). */
+gradc_status inst_set_row_offset(gradc_model *m, const char *fn, int64_t first_row);
 int inst_steps(const gradc_model *m);
 /* The index of the step called name (NULL: the only one), or -1 after a
  * message listing the steps. */

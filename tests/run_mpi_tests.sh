@@ -302,6 +302,16 @@ if command -v mpicc >/dev/null 2>&1; then
   run mpirun --oversubscribe -np 3 "$tmp/so/train_mpi_so" "$tmp/data" 2 32 "$tmp/so/three.ckpt"
   check "the example on 3 ranks ends with its 1-rank parameters (rtol 1e-3, atol 1e-5: it scales in f32)" \
     all 'status_is 0' 'stdout_has "epoch 2: loss"' 'close "$tmp/so/one.ckpt" "$tmp/so/three.ckpt" 1e-3 1e-5'
+  # the MLP with dropout under the example's name: m_set_row_offset gives
+  # the ranks one process's masks
+  run "$GRADC" compile "$tmp/drop.nn" --name mnist_mlp --data-parallel -o "$tmp/so/libmnist_mlp.so" \
+    --header "$tmp/so/mnist_mlp.h"
+  check "the header documents mnist_mlp_set_row_offset" \
+    all 'status_is 0' 'grep -q "int mnist_mlp_set_row_offset(gradc_aot_model \*m, int64_t first_row);" "$tmp/so/mnist_mlp.h"'
+  run "$tmp/so/train_mpi_so" "$tmp/data" 2 32 "$tmp/so/drop1.ckpt"
+  run mpirun --oversubscribe -np 3 "$tmp/so/train_mpi_so" "$tmp/data" 2 32 "$tmp/so/drop3.ckpt"
+  check "the example with dropout on 3 ranks ends with its 1-rank parameters (rtol 1e-3, atol 1e-5)" \
+    all 'status_is 0' 'close "$tmp/so/drop1.ckpt" "$tmp/so/drop3.ckpt" 1e-3 1e-5'
   run "$GRADC" compile "$mlp" -o "$tmp/so/libmnist_mlp.so" --header "$tmp/so/mnist_mlp.h"
   run "$tmp/so/train_mpi_so" "$tmp/data" 1 32
   check "a .so made without --data-parallel refuses the callback, saying so" \
