@@ -647,7 +647,8 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
   Dist dist = {0};
   RtError err = {{0}};
   if (training && dist_launched_size() > 1) {
-    if (dist_init(&dist, NULL, NULL, r.mpi_timeout, r.mpi_overlap, r.mpi_bucket_mb, &err)) return report(GRADC_ERR_ARG, err.msg);
+    if (dist_init(&dist, NULL, NULL, r.mpi_timeout, r.mpi_overlap, r.mpi_bucket_mb, &err))
+      return report(GRADC_ERR_ARG, err.msg);
     r.t.dist = &dist;
     r.o.data_parallel = 1;
     if (dist.rank > 0 && !(r.t.out = fopen("/dev/null", "w"))) dist_abort(&dist, 1);

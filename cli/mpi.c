@@ -393,10 +393,16 @@ static int reduce_bucket(Dist *d, const Bucket *b) {
     x->packed = p, x->packed_cap = bytes;
   }
   char *at = x->packed;
-  for (int k = 0; k < b->n; k++) memcpy(at, b->job[k].data, (size_t)b->job[k].count * es), at += (size_t)b->job[k].count * es;
+  for (int k = 0; k < b->n; k++) {
+    memcpy(at, b->job[k].data, (size_t)b->job[k].count * es);
+    at += (size_t)b->job[k].count * es;
+  }
   int failed = reduce_now(d, x->packed, (int64_t)(bytes / es), b->job[0].dtype);
   at = x->packed;
-  for (int k = 0; k < b->n; k++) memcpy(b->job[k].data, at, (size_t)b->job[k].count * es), at += (size_t)b->job[k].count * es;
+  for (int k = 0; k < b->n; k++) {
+    memcpy(b->job[k].data, at, (size_t)b->job[k].count * es);
+    at += (size_t)b->job[k].count * es;
+  }
   return failed;
 }
 
