@@ -26,7 +26,8 @@ typedef struct Dist {
   int rank, size;
   double comm_seconds;       /* inside the gradient reductions */
   double wait_seconds;       /* --mpi-overlap: steps waiting for them */
-  long reductions;
+  long reductions;           /* collective reductions (buckets) */
+  long gradients;            /* gradients they reduced */
   struct DistImpl *impl;
 } Dist;
 
@@ -34,7 +35,9 @@ typedef struct Dist {
 int dist_launched_size(void);
 /* Was gradc built with MPI?  Without it dist_init says so. */
 bool dist_available(void);
-gradc_status dist_init(Dist *d, int *argc, char ***argv, double timeout, bool overlap, RtError *err);
+/* bucket_mb: the gradients fused into one reduction, in MiB (0: each its own). */
+gradc_status dist_init(Dist *d, int *argc, char ***argv, double timeout, bool overlap, double bucket_mb,
+                       RtError *err);
 void dist_finish(Dist *d);
 /* Ends every rank (MPI_Abort) with exit status code. */
 _Noreturn void dist_abort(Dist *d, int code);

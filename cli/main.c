@@ -106,6 +106,8 @@ static const char usage2[] =
     "      --mpi-check     under mpirun: compare the ranks' parameters every epoch\n"
     "      --mpi-overlap   under mpirun: reduce gradients in a thread of their\n"
     "                      own while the backward pass goes on\n"
+    "      --mpi-bucket-mb M under mpirun: fuse gradients into reductions of about\n"
+    "                      M MiB each (default 25; 0: one per gradient)\n"
     "  run FILE.nn       compile a forward-only program, run it once and print\n"
     "                    every output with its dtype and shape (numpy-style)\n"
     "      --feed NAME=FILE  an input's values from a .npy or .csv file\n"
@@ -492,6 +494,7 @@ typedef struct RunArgs {
   bool time_report;
   double mpi_timeout;
   bool mpi_overlap;
+  double mpi_bucket_mb;
   const char *output;          /* gradc sample's PNG, or directory with --format idx */
   bool idx;
   OnnxImportOptions onnx;      /* MODEL.onnx --loss L [--label Y] [--optimizer O]: the model
@@ -512,7 +515,7 @@ static const struct RunOption {
     {"--no-test", TRAIN}, {"--time-report", RUNS}, {"--no-cache", RUNS}, {"--sequences", RUNS},
     {"--padding", RUNS}, {"--truncating", RUNS}, {"--pad-value", RUNS}, {"--pixels", RUNS},
     {"--samples", TRAIN}, {"--sample-output", TRAIN | SAMPLE}, {"--mpi-timeout", TRAIN},
-    {"--mpi-check", TRAIN}, {"--mpi-overlap", TRAIN},
+    {"--mpi-check", TRAIN}, {"--mpi-overlap", TRAIN}, {"--mpi-bucket-mb", TRAIN},
     {"--loss", RUNS}, {"--label", RUNS}, {"--optimizer", RUNS},
     {"--output", PREDICT}, {"--confusion", EVAL}, {"--class-names", EVAL},
     {"--arrays", RUNS}, {"--cifar-labels", RUNS}, {"--image-size", RUNS}, {"--no-shuffle", TRAIN}, {"--early-stopping", TRAIN}, {"--save-best", TRAIN}, {"--monitor", TRAIN}, {"--reduce-lr-on-plateau", TRAIN},
@@ -542,6 +545,7 @@ static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
                         };
   r->count = 10;
   r->mpi_timeout = 300;
+  r->mpi_bucket_mb = 25;
   int rc, self = !strcmp(cmd, "train") ? TRAIN : !strcmp(cmd, "eval") ? EVAL : !strcmp(cmd, "sample") ? SAMPLE
                : !strcmp(cmd, "score") ? SCORE : PREDICT;
   if (self == SAMPLE) r->count = 64;
@@ -648,6 +652,7 @@ static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
     else if (!strcmp(a, "--mpi-timeout")) { NUMBER(0.1, 1e7); r->mpi_timeout = x; }
     else if (!strcmp(a, "--mpi-check")) r->t.mpi_check = true;
     else if (!strcmp(a, "--mpi-overlap")) r->mpi_overlap = true;
+    else if (!strcmp(a, "--mpi-bucket-mb")) { NUMBER(0, 1e6); r->mpi_bucket_mb = x; }
     else if (!strcmp(a, "--pad-value")) { INTEGER(-2147483648.0, 2147483647.0); r->t.pad.value = (int32_t)x; }
     else if (!strcmp(a, "--pixels")) {
       NEED_VALUE();
@@ -741,7 +746,8 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
   Dist dist = {0};
   RtError err = {{0}};
   if (training && dist_launched_size() > 1) {
-    if (dist_init(&dist, NULL, NULL, r.mpi_timeout, r.mpi_overlap, &err)) return report(GRADC_ERR_ARG, err.msg);
+    if (dist_init(&dist, NULL, NULL, r.mpi_timeout, r.mpi_overlap, r.mpi_bucket_mb, &err))
+      return report(GRADC_ERR_ARG, err.msg);
     r.t.dist = &dist;
     r.o.data_parallel = 1;
     if (dist.rank > 0 && !(r.t.out = fopen("/dev/null", "w"))) dist_abort(&dist, 1);
@@ -816,8 +822,8 @@ static int cmd_run_model(RunArgs *rp, bool training, const char *cmd) {
   if (training) {
     s = cli_train(m, &r.t, &err);
     if (!s && r.t.dist && lead && r.t.dist->reductions) {
-      printf("communication: %.3f s in %ld gradient reductions (%d ranks)", r.t.dist->comm_seconds,
-             r.t.dist->reductions, r.t.dist->size);
+      printf("communication: %.3f s in %ld reductions of %ld tensors (buckets of %g MiB; %d ranks)",
+             r.t.dist->comm_seconds, r.t.dist->reductions, r.t.dist->gradients, r.mpi_bucket_mb, r.t.dist->size);
       if (r.mpi_overlap)
         printf("; the steps waited %.3f s for them: %.0f%% hidden behind the backward pass", r.t.dist->wait_seconds,
                r.t.dist->wait_seconds < r.t.dist->comm_seconds

@@ -18,6 +18,17 @@
  * N agree to rounding (the order of the additions differs).  The traffic
  * per rank is 2 (N-1)/N of the gradient, as a ring all-reduce's.
  *
+ * Buckets (--mpi-bucket-mb, PyTorch DDP's bucket_cap_mb, Horovod's tensor
+ * fusion): the gradients handed over are gathered, in the order they come,
+ * into a bucket until it holds the cap's bytes (or a gradient of another
+ * dtype comes, or the step's call without data); then one reduction packs
+ * them into one buffer, reduces it and unpacks the sums.  It starts when
+ * the bucket's last gradient is complete: at once, or with --mpi-overlap
+ * in the communication thread while the backward pass goes on.  Each
+ * element's sum is the same rank-ordered weighted sum wherever it lies in
+ * the buffer, so the bits do not depend on the cap; small gradients share
+ * one pair of collectives instead of paying each its latency.
+ *
  * Weights: rank r computes the mean loss of its rows_r rows, so sum_r
  * (rows_r / rows) g_r is the gradient of the mean over the global batch;
  * terms that do not depend on the batch (weight decay) keep their value
@@ -103,6 +114,17 @@ typedef struct Agree {
   int64_t samples, batch, epochs, seed;
 } Agree;
 
+enum { QUEUE = 64 };       /* buckets handed to the communication thread */
+
+/* One gradient handed over by the step: reduced in place. */
+struct Job { void *data; int64_t count; gradc_dtype dtype; };
+
+/* The gradients of one reduction: a bucket (one gradient without buckets). */
+typedef struct Bucket {
+  struct Job job[256];
+  int n;
+} Bucket;
+
 struct DistImpl {
   /* the watchdog: the collective under way and since when (0: none) */
   pthread_t watchdog;
@@ -110,9 +132,15 @@ struct DistImpl {
   const char *op;
   double since, timeout;
   bool stop;
-  /* the gradient reduction's buffers, grown to the largest gradient */
+  /* the gradient reduction's buffers, grown to the largest reduction */
   void *send, *recv;
   size_t cap;
+  /* the bucket being filled: gradients handed over, not yet reduced
+   * (bucket_cap 0: none, each gradient its own reduction) */
+  size_t bucket_cap, bucket_bytes;
+  Bucket filling;
+  void *packed;             /* a bucket's gradients end to end */
+  size_t packed_cap;
   double *weights;        /* each rank's share of the current batch */
   /* --mpi-overlap: a communication thread reduces the gradients queued by
    * the step's calls while the backward pass goes on; the call without
@@ -121,7 +149,7 @@ struct DistImpl {
   pthread_t comm;
   pthread_mutex_t qlock;
   pthread_cond_t qwork, qdone;
-  struct Job { void *data; int64_t count; gradc_dtype dtype; } queue[256];
+  Bucket queue[QUEUE];
   long qhead, qtail;
   /* the failure tests' hook: GRADC_MPI_TEST=kill:RANK:N or stall:RANK:N
    * kills rank RANK (SIGKILL) or stops it for good at its Nth reduction */
@@ -195,7 +223,8 @@ static void on_term(int sig) {
   _exit(143);
 }
 
-gradc_status dist_init(Dist *d, int *argc, char ***argv, double timeout, bool overlap, RtError *err) {
+gradc_status dist_init(Dist *d, int *argc, char ***argv, double timeout, bool overlap, double bucket_mb,
+                       RtError *err) {
   memset(d, 0, sizeof *d);
   /* with overlap only the communication thread calls MPI during a step,
    * and the main thread only between steps, when the queue is empty */
@@ -208,6 +237,16 @@ gradc_status dist_init(Dist *d, int *argc, char ***argv, double timeout, bool ov
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
   MPI_Comm_size(MPI_COMM_WORLD, &d->size);
+  /* A launcher of another MPI library (MPICH's mpiexec starting a gradc
+   * built with Open MPI, or the reverse) starts N processes that each
+   * find a job of 1: N separate trainings writing the same files. */
+  int launched = dist_launched_size();
+  if (launched > 1 && d->size != launched) {
+    MPI_Finalize();
+    return rt_fail(err, GRADC_ERR_ARG, "the launcher started %d processes, but MPI reports a job of %d: this gradc was "
+                   "built with another MPI library than the launcher's (use the mpirun of the MPI gradc was built "
+                   "with)", launched, d->size);
+  }
   snprintf(term_msg, sizeof term_msg, "gradc: error: rank %d of %d: ended by the launcher (SIGTERM), most likely "
            "because another rank failed or died\n", d->rank, d->size);
   struct sigaction sa = {0};
@@ -218,6 +257,7 @@ gradc_status dist_init(Dist *d, int *argc, char ***argv, double timeout, bool ov
   d->impl->weights = calloc((size_t)d->size, sizeof(double));
   if (!d->impl->weights) return rt_fail(err, GRADC_ERR_NOMEM, "out of memory");
   d->impl->timeout = timeout;
+  d->impl->bucket_cap = (size_t)(bucket_mb * 1024 * 1024);
   const char *t = getenv("GRADC_MPI_TEST");
   char kind[8];
   if (t && sscanf(t, "%7[a-z]:%d:%ld", kind, &d->impl->fault_rank, &d->impl->fault_at) == 3)
@@ -247,7 +287,7 @@ void dist_finish(Dist *d) {
     pthread_mutex_unlock(&d->impl->qlock);
     pthread_join(d->impl->comm, NULL);
   }
-  free(d->impl->send), free(d->impl->recv), free(d->impl->weights);
+  free(d->impl->send), free(d->impl->recv), free(d->impl->weights), free(d->impl->packed);
   free(d->impl);
   d->impl = NULL;
   MPI_Finalize();
@@ -339,6 +379,33 @@ static int reduce_now(Dist *d, void *data, int64_t count, gradc_dtype dtype) {
   return 0;
 }
 
+/* One bucket's reduction: a lone gradient in place, several packed end to
+ * end, reduced at once and unpacked. */
+static int reduce_bucket(Dist *d, const Bucket *b) {
+  struct DistImpl *x = d->impl;
+  d->gradients += b->n;
+  if (b->n == 1) return reduce_now(d, b->job[0].data, b->job[0].count, b->job[0].dtype);
+  size_t es = b->job[0].dtype == GRADC_F64 ? 8 : 4, bytes = 0;
+  for (int k = 0; k < b->n; k++) bytes += (size_t)b->job[k].count * es;
+  if (bytes > x->packed_cap) {
+    void *p = realloc(x->packed, bytes);
+    if (!p) return 1;
+    x->packed = p, x->packed_cap = bytes;
+  }
+  char *at = x->packed;
+  for (int k = 0; k < b->n; k++) {
+    memcpy(at, b->job[k].data, (size_t)b->job[k].count * es);
+    at += (size_t)b->job[k].count * es;
+  }
+  int failed = reduce_now(d, x->packed, (int64_t)(bytes / es), b->job[0].dtype);
+  at = x->packed;
+  for (int k = 0; k < b->n; k++) {
+    memcpy(b->job[k].data, at, (size_t)b->job[k].count * es);
+    at += (size_t)b->job[k].count * es;
+  }
+  return failed;
+}
+
 static void *comm_thread(void *arg) {
   Dist *d = arg;
   struct DistImpl *x = d->impl;
@@ -346,9 +413,10 @@ static void *comm_thread(void *arg) {
   for (;;) {
     while (x->qhead == x->qtail && !x->stop_comm) pthread_cond_wait(&x->qwork, &x->qlock);
     if (x->qhead == x->qtail) break;
-    struct Job j = x->queue[x->qhead % 256];
+    /* the slot stays ours until qhead moves past it */
+    const Bucket *b = &x->queue[x->qhead % QUEUE];
     pthread_mutex_unlock(&x->qlock);
-    int failed = reduce_now(d, j.data, j.count, j.dtype);
+    int failed = reduce_bucket(d, b);
     pthread_mutex_lock(&x->qlock);
     x->comm_failed |= failed != 0;
     x->qhead++;
@@ -358,25 +426,51 @@ static void *comm_thread(void *arg) {
   return NULL;
 }
 
-/* The step's callback (gradc_set_allreduce): synchronous, or with
- * --mpi-overlap queued for the communication thread; the call without data
- * then waits for the queue, and the time it waits is what overlap did not
- * hide. */
+/* The bucket being filled is complete: reduced at once, or queued for the
+ * communication thread. */
+static int close_bucket(Dist *d) {
+  struct DistImpl *x = d->impl;
+  if (!x->filling.n) return 0;
+  int failed = 0;
+  if (!x->overlap) {
+    failed = reduce_bucket(d, &x->filling);
+  } else {
+    pthread_mutex_lock(&x->qlock);
+    while (x->qtail - x->qhead >= QUEUE) pthread_cond_wait(&x->qdone, &x->qlock);
+    x->queue[x->qtail++ % QUEUE] = x->filling;
+    pthread_cond_signal(&x->qwork);
+    pthread_mutex_unlock(&x->qlock);
+  }
+  x->filling.n = 0, x->bucket_bytes = 0;
+  return failed;
+}
+
+/* The step's callback (gradc_set_allreduce): each gradient joins the
+ * bucket (which is reduced once full), and the call without data reduces
+ * what the bucket holds; without --mpi-overlap at once, with it in the
+ * communication thread, the call without data then waiting for the queue:
+ * the time it waits is what overlap did not hide. */
 static int reduce_gradient(void *user, void *data, int64_t count, gradc_dtype dtype) {
   Dist *d = user;
   struct DistImpl *x = d->impl;
-  if (!x->overlap) return data ? reduce_now(d, data, count, dtype) : 0;
+  int failed = 0;
+  if (data) {
+    if (x->filling.n && x->filling.job[0].dtype != dtype) failed |= close_bucket(d);
+    x->filling.job[x->filling.n++] = (struct Job){data, count, dtype};
+    x->bucket_bytes += (size_t)count * (dtype == GRADC_F64 ? 8 : 4);
+    if (x->bucket_bytes >= x->bucket_cap || x->filling.n == (int)(sizeof x->filling.job / sizeof *x->filling.job))
+      failed |= close_bucket(d);
+  } else {
+    failed |= close_bucket(d);
+  }
+  if (!x->overlap) return failed;
   double t0 = now_s();
   pthread_mutex_lock(&x->qlock);
-  if (data) {
-    while (x->qtail - x->qhead >= 256) pthread_cond_wait(&x->qdone, &x->qlock);
-    x->queue[x->qtail++ % 256] = (struct Job){data, count, dtype};
-    pthread_cond_signal(&x->qwork);
-  } else {
+  if (!data) {
     while (x->qhead != x->qtail) pthread_cond_wait(&x->qdone, &x->qlock);
     d->wait_seconds += now_s() - t0;
   }
-  int failed = x->comm_failed;
+  failed |= x->comm_failed;
   pthread_mutex_unlock(&x->qlock);
   return failed;
 }
@@ -442,8 +536,9 @@ gradc_status dist_check_same(Dist *d, gradc_model *m, int epoch, RtError *err) {
 
 bool dist_available(void) { return false; }
 
-gradc_status dist_init(Dist *d, int *argc, char ***argv, double timeout, bool overlap, RtError *err) {
-  (void)d, (void)argc, (void)argv, (void)timeout, (void)overlap;
+gradc_status dist_init(Dist *d, int *argc, char ***argv, double timeout, bool overlap, double bucket_mb,
+                       RtError *err) {
+  (void)d, (void)argc, (void)argv, (void)timeout, (void)overlap, (void)bucket_mb;
   return rt_fail(err, GRADC_ERR_ARG, "this gradc was built without MPI support, so it cannot train under mpirun "
                  "on several processes (install libopenmpi-dev or MPICH and rebuild; CMake option GRADC_MPI)");
 }

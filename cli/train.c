@@ -741,12 +741,11 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
     }
   }
   if (!s && o->dist) {
-    /* (a GAN's steps would each need their own share of the rows) */
-    if (g->nsteps > 1)
-      s = rt_fail(err, GRADC_ERR_ARG, "gradc train under mpirun trains models with one train statement; this one "
-                  "has %d", g->nsteps);
-    if (!s)
-      s = dist_agree(o->dist, o->model_path, GRADC_VERSION, has_inputs ? train.n : 1, o->batch, o->epochs,
+    /* Several train statements (a GAN's critic and generator) follow the
+     * schedule, which every rank computes alike from the same model; each
+     * step reduces its own gradients, on the rows the last reading step
+     * bound, with that batch's weights. */
+    s = dist_agree(o->dist, o->model_path, GRADC_VERSION, has_inputs ? train.n : 1, o->batch, o->epochs,
                      o->seed, err);
     if (!s) s = dist_attach(o->dist, m, err);
     if (s) goto done;
@@ -831,6 +830,12 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
         }
         int64_t fed = rows ? rows : 1;
         if (!rows) first = 0;
+        /* the random ops draw this rank's rows of the global batch (its
+         * dropout masks are rows [first, first + fed) of one process's) */
+        if (o->dist && (s = gradc_set_row_offset(m, first))) {
+          rt_fail(err, s, "%s", gradc_last_error(m));
+          break;
+        }
         if ((s = gradc_bind(m, fed))) {
           rt_fail(err, s, "%s", gradc_last_error(m));
           break;

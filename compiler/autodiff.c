@@ -201,6 +201,14 @@ void grad_none(AD *ad, Node *n, Node *gy) {
   GRADC_ASSERT(!"grad_none is a marker and never runs");
 }
 
+/* Replica r's loss L_r reads the mean M = sum_s w_s m_s of every replica's
+ * m_s, and the step's gradients are summed as sum_r w_r (dL_r/dtheta): so
+ * the share of dL/dm_r that replica r must carry, divided by its weight
+ * w_r, is sum_s w_s dL_s/dM, the replicas' mean of the gradient. */
+void grad_replica_mean(AD *ad, Node *n, Node *gy) {
+  ad_accum(ad, n->src[0], un(ad, OP_REPLICA_MEAN, gy));
+}
+
 void grad_add(AD *ad, Node *n, Node *gy) {
   ad_accum(ad, n->src[0], gy);
   ad_accum(ad, n->src[1], gy);

@@ -709,7 +709,7 @@ static const Builtin builtins[] = {
     {"random_translation", augment_translation, OP_TRAIN_SELECT, 1, 5,
      "x,height_factor,width_factor,fill_mode,fill_value,seed"},
     {"random_crop", augment_crop, OP_TRAIN_SELECT, 1, 2, "x,pad,seed"},
-    {"batch_norm", layer_batch_norm, OP_TRAIN_SELECT, 1, 2, "axis,momentum,epsilon,name"},
+    {"batch_norm", layer_batch_norm, OP_TRAIN_SELECT, 1, 2, "axis,momentum,epsilon,name,sync"},
     {"embedding", layer_embedding, OP_GATHER, 1, 3, "input_dim,output_dim,embeddings_initializer,name"},
     {"simple_rnn", layer_simple_rnn, OP_CARRY, 1, 2,
      "units,activation,use_bias,kernel_initializer,recurrent_initializer,bias_initializer,"

@@ -898,6 +898,18 @@ static void gen_allreduce(CG *cg, const Node *n) {
   cg_call(cg, ABI_FN_ALLREDUCE, cg->vd, params, args, 3);
 }
 
+/* batch_norm(sync=true)'s statistic: the callback on the node's own copy,
+ * then its call without data, so the sum is complete before the next
+ * kernel reads it (with an asynchronous callback this also waits for the
+ * gradients handed over before it: every replica makes the same calls in
+ * the same order, as the collectives under them need). */
+static void gen_replica_mean(CG *cg, const Node *n) {
+  gen_allreduce(cg, n);
+  LLVMTypeRef types[3] = {cg->ptr, cg->i64, cg->i64};
+  LLVMValueRef none[3] = {LLVMConstNull(cg->ptr), cg_int(cg, 0), cg_int(cg, 0)};
+  cg_call(cg, ABI_FN_ALLREDUCE, cg->vd, types, none, 3);
+}
+
 static void gen_slice(CG *cg, const Node *n) {
   cg_slice_walk(cg, n, &n->shape, &n->src[0]->shape, n->src[0], n, false);
 }

@@ -607,7 +607,21 @@ static LLVMValueRef splitmix(CG *cg, LLVMValueRef x) {
   return LLVMBuildXor(b, x, LLVMBuildLShr(b, x, cg_int(cg, 31), ""), "");
 }
 
-/* rng_keep of init.c element by element: the same bits as the evaluator. */
+/* The counter of a random op's element 0: for a value whose first
+ * dimension is the batch, the replica's first row (gradc_row_offset, 0 on
+ * one process) times the elements of a row, so that a data-parallel
+ * replica draws its rows of the global batch as one process would draw
+ * them (dropout on N ranks == on 1); else 0, the same draws everywhere. */
+static LLVMValueRef first_draw(CG *cg, const Node *n) {
+  const Shape *s = &n->shape;
+  if (!s->rank || !s->d[0].sym || s->d[0].n != 1) return cg_int(cg, 0);
+  LLVMValueRef per_row = LLVMBuildSDiv(cg->b, cg_count(cg, s), cg_dim(cg, s->d[0]), "per_row");
+  LLVMValueRef first = cg_call(cg, ABI_FN_ROW_OFFSET, cg->i64, NULL, NULL, 0);
+  return LLVMBuildMul(cg->b, first, per_row, "first_draw");
+}
+
+/* rng_keep of init.c element by element: the same bits as the evaluator
+ * (on one process; see first_draw). */
 void cg_dropout_mask(CG *cg, const Node *n) {
   LLVMBuilderRef b = cg->b;
   uint64_t stream = rng_stream((uint64_t)n->a.seed, "dropout");
@@ -616,9 +630,11 @@ void cg_dropout_mask(CG *cg, const Node *n) {
   LLVMValueRef st = splitmix(cg, LLVMBuildXor(b, LLVMConstInt(cg->i64, stream, 0), splitmix(cg, step), ""));
   LLVMValueRef thr = LLVMConstInt(cg->i64, rng_keep_threshold(n->a.lo), 0);
   LLVMValueRef scale = cg_const(cg, n->dtype, 1 / (1 - n->a.lo)), zero = cg_const(cg, n->dtype, 0);
+  LLVMValueRef first = first_draw(cg, n);
   Loop l;
   LLVMValueRef i = cg_loop_begin(cg, &l, cg_count(cg, &n->shape));
-  LLVMValueRef bits = LLVMBuildLShr(b, splitmix(cg, LLVMBuildAdd(b, st, splitmix(cg, i), "")), cg_int(cg, 11), "");
+  LLVMValueRef c = LLVMBuildAdd(b, first, i, "");
+  LLVMValueRef bits = LLVMBuildLShr(b, splitmix(cg, LLVMBuildAdd(b, st, splitmix(cg, c), "")), cg_int(cg, 11), "");
   cg_store(cg, n, i, LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntUGE, bits, thr, ""), scale, zero, ""));
   cg_loop_end(cg, &l);
 }
@@ -685,13 +701,14 @@ void cg_random(CG *cg, const Node *n) {
   LLVMValueRef step = sn ? LLVMBuildSExt(b, cg_load(cg, sn, cg_int(cg, 0)), cg->i64, "") : cg_int(cg, 0);
   LLVMValueRef st = splitmix(cg, LLVMBuildXor(b, LLVMConstInt(cg->i64, stream, 0), splitmix(cg, step), ""));
   double lo = n->a.lo, hi = n->a.hi;
+  LLVMValueRef first = first_draw(cg, n);
   Loop l;
   LLVMValueRef i = cg_loop_begin(cg, &l, cg_count(cg, &n->shape));
-  LLVMValueRef v;
+  LLVMValueRef c = LLVMBuildAdd(b, first, i, ""), v;
   if (n->op == OP_RANDOM_UNIFORM) {
-    v = LLVMBuildFMul(b, LLVMConstReal(cg->f64, hi - lo), uniform01(cg, st, i), "");
+    v = LLVMBuildFMul(b, LLVMConstReal(cg->f64, hi - lo), uniform01(cg, st, c), "");
   } else {
-    v = n->op == OP_TRUNCATED_NORMAL ? truncated01(cg, st, i) : normal01(cg, st, i);
+    v = n->op == OP_TRUNCATED_NORMAL ? truncated01(cg, st, c) : normal01(cg, st, c);
     v = LLVMBuildFMul(b, LLVMConstReal(cg->f64, hi), v, "");
   }
   v = LLVMBuildFAdd(b, LLVMConstReal(cg->f64, lo), v, "");

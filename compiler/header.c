@@ -263,8 +263,14 @@ void header_write(FILE *out, const Graph *g, const EmitOptions *o) {
           " * GRADC_AOT_ERR_ARG for a .so made without --data-parallel%s.\n"
           " * examples/train_mpi_so.c plugs MPI in. */\n"
           "int %s_set_allreduce(gradc_aot_model *m, int (*fn)(void *user, void *data, int64_t count, int dtype),\n"
-          "                    void *user);\n\n",
-          dd.desc[ABI_H_ALLREDUCE] ? "" : " (as this one)", p);
+          "                    void *user);\n"
+          "/* Data parallel: the global index of the first row of the batch bound from\n"
+          " * now on (default 0), so that the random ops (dropout masks, random_normal)\n"
+          " * draw row j of a batch-sized value as row first_row + j: replicas stepping\n"
+          " * on consecutive shards draw what one process does for the whole batch.\n"
+          " * GRADC_AOT_ERR_ARG for a negative first_row. */\n"
+          "int %s_set_row_offset(gradc_aot_model *m, int64_t first_row);\n\n",
+          dd.desc[ABI_H_ALLREDUCE] ? "" : " (as this one)", p, p);
   const int64_t *first = dd.nsteps ? abi_step(dd.desc, 0) : NULL;
   fprintf(out,
           "/* Outputs, metrics and every loss (when the label inputs are filled) from\n"

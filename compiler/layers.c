@@ -623,7 +623,12 @@ Node *layer_dropout(Parser *p, Call *c, OpKind op) {
  * state: moving = moving * momentum + batch * (1 - momentum), as Keras'
  * non-fused path (Keras 3 alike); forward and eval normalise with the
  * moving statistics.  Written out: train_select(batch form, moving form)
- * and two update statements. */
+ * and two update statements.
+ * sync=true: the batch statistics are those of the global batch of a
+ * data-parallel step (PyTorch SyncBatchNorm): the mean, then the variance
+ * around that mean, each a replica_mean of the replica's own, so N
+ * replicas normalise as one process would the whole batch; on one
+ * process, or without data parallelism, the same as sync=false. */
 Node *layer_batch_norm(Parser *p, Call *c, OpKind op) {
   (void)op;
   Node *x = call_tensor(p, c, 0, NULL);
@@ -635,7 +640,8 @@ Node *layer_batch_norm(Parser *p, Call *c, OpKind op) {
   int ax = call_axis(p, c, call_arg(c, 1, "axis"), r, -1);
   if (x->shape.d[ax].sym)
     parse_fail(p, c->fn->loc, "batch_norm: the normalised axis %d must be static", ax);
-  Val *mv = call_kwarg(c, "momentum"), *ev = call_kwarg(c, "epsilon");
+  Val *mv = call_kwarg(c, "momentum"), *ev = call_kwarg(c, "epsilon"), *sv = call_kwarg(c, "sync");
+  bool sync = sv && call_bool(p, c, sv);
   double momentum = mv ? call_num(p, c, mv, false) : 0.99, eps = ev ? call_num(p, c, ev, false) : 1e-3;
   if (!(momentum >= 0 && momentum < 1))
     parse_fail(p, mv->loc, "batch_norm: momentum must lie in [0, 1), got %g", momentum);
@@ -660,8 +666,10 @@ Node *layer_batch_norm(Parser *p, Call *c, OpKind op) {
   Attrs red = {.axes = (uint32_t)((1u << r) - 1) & ~(1u << ax), .keepdims = true};
   /* train: batch statistics */
   Node *mean = parse_mk1(p, OP_MEAN, x, &red, loc);
+  if (sync) mean = parse_mk1(p, OP_REPLICA_MEAN, mean, NULL, loc);
   Node *d = parse_mk2(p, OP_SUB, x, mean, loc);
   Node *var = parse_mk1(p, OP_MEAN, parse_mk1(p, OP_SQUARE, d, NULL, loc), &red, loc);
+  if (sync) var = parse_mk1(p, OP_REPLICA_MEAN, var, NULL, loc);
   Node *sd = parse_mk1(p, OP_SQRT, parse_mk2(p, OP_ADD, var, e, loc), NULL, loc);
   Node *yt = parse_mk2(p, OP_ADD, parse_mk2(p, OP_MUL, parse_mk2(p, OP_DIV, d, sd, loc), g, loc), b, loc);
   /* inference: moving statistics */

@@ -64,6 +64,13 @@
    * (gradc_set_allreduce); the value itself on one process.  Made by the \
    * update stage (optimizer.c) only with CompileOptions.data_parallel */ \
   OP(ALLREDUCE,   "allreduce",         1, K_UNARY,   shape_same_float,   grad_none,         eval_copy,         gen_allreduce, NAN, F_NO_GRAD) \
+  /* batch_norm(sync=true)'s batch statistics: a value's weighted mean \
+   * over the replicas (each weighted by its share of the global batch: \
+   * the global batch's statistic), by the same callback, finished before \
+   * anything reads it.  Its gradient is that mean of the gradient: every \
+   * replica's loss reads every replica's statistics (PyTorch \
+   * SyncBatchNorm's backward all-reduce).  The value itself on one process */ \
+  OP(REPLICA_MEAN, "replica_mean",     1, K_UNARY,   shape_same_float,   grad_replica_mean, eval_copy,         gen_replica_mean, NAN, 0) \
   /* elementwise binary, numpy broadcasting */ \
   OP(ADD,         "add",               2, K_BINARY,  shape_arith,        grad_add,          eval_binary,       gen_elementwise, 0, F_COMMUTATIVE | F_ELEMENTWISE) \
   OP(SUB,         "sub",               2, K_BINARY,  shape_arith,        grad_sub,          eval_binary,       gen_elementwise, 0, F_ELEMENTWISE) \

@@ -182,6 +182,13 @@ static int renumber(Graph *g, bool keep_all) {
   o.order = arena_alloc(g->arena, sizeof(Node *) * (size_t)total);
   o.stack = arena_alloc(g->arena, sizeof(Node *) * (size_t)total);
   o.at = arena_alloc(g->arena, sizeof(int) * (size_t)total);
+  /* Data parallel: every gradient's reduction (and so the whole backward
+   * pass) before the first update reads a sum, so that the reductions
+   * run while the backward pass goes on and the callback can fuse them
+   * into buckets; placed from the assigns, an update would come right
+   * after its own gradient and make the step wait for that sum there. */
+  for (int i = 0; i < total; i++)
+    if (g->nodes[i]->op == OP_ALLREDUCE) place(&o, g->nodes[i]);
   /* Everything but the assigns first, then the assigns: all reads of the
    * step before any write (see autodiff.c). */
   for (int i = 0; i < total; i++) {

@@ -105,7 +105,8 @@ int main(int argc, char **argv) {
       int64_t rows = hi > lo ? hi - lo : 1;
       share = (double)(hi - lo) / (double)bs;
       double loss;
-      if (mnist_mlp_bind(m, rows, NULL)) break;
+      /* dropout masks (a model with dropout) draw this rank's rows of the batch */
+      if (mnist_mlp_set_row_offset(m, hi > lo ? lo - at : 0) || mnist_mlp_bind(m, rows, NULL)) break;
       float *x = mnist_mlp_data(m, "x", NULL);
       int32_t *y = mnist_mlp_data(m, "y", NULL);
       memcpy(x, train.x + (hi > lo ? lo : at) * 784, sizeof(float) * 784 * (size_t)rows);

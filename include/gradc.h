@@ -199,6 +199,15 @@ typedef int (*gradc_allreduce_fn)(void *user, void *data, int64_t count, gradc_d
  * then not those of any replica and the run should end. */
 gradc_status gradc_set_allreduce(gradc_model *m, gradc_allreduce_fn fn, void *user);
 
+/* Data-parallel training: the global index of the first row of the batch
+ * bound from now on (default 0), for the random ops of the steps (dropout
+ * masks, random_normal, ...): of a value whose first dimension is the
+ * batch, row j is drawn as row first_row + j, so replicas stepping on
+ * consecutive shards of a global batch draw, together, what one process
+ * stepping on the whole batch draws.  GRADC_ERR_ARG on a NULL model or a
+ * negative first_row. */
+gradc_status gradc_set_row_offset(gradc_model *m, int64_t first_row);
+
 /* Train steps by name.  A model file may have several train statements,
  *   train d_loss of disc.* with adam(lr=1e-4) as critic
  *   train g_loss of gen.* with adam(lr=1e-4) as generator

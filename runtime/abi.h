@@ -82,6 +82,7 @@ typedef enum { ABI_CALL_RT, ABI_CALL_C, ABI_CALL_LLVM } AbiCall;
   X(SCRATCH,       gradc_scratch,       ABI_CALL_RT,   UNTIMED)       \
   X(PROFILE_MARK,  gradc_profile_mark,  ABI_CALL_RT,   UNTIMED)       \
   X(ALLREDUCE,     gradc_allreduce,     ABI_CALL_RT,   UNTIMED)       \
+  X(ROW_OFFSET,    gradc_row_offset,    ABI_CALL_RT,   UNTIMED)       \
   X(DGEMM,         cblas_dgemm,         ABI_CALL_C,    UNTIMED)       \
   X(TANHF,         tanhf,               ABI_CALL_C,    UNTIMED)       \
   X(TANH,          tanh,                ABI_CALL_C,    UNTIMED)       \
@@ -342,7 +343,8 @@ static inline const int64_t *abi_storage(const int64_t *d) { return abi_hyper(d,
   X(workspace_size, "ll") X(state_size, "l") X(checkpoint_size, "l") X(get_state, "ippl")          \
   X(set_state, "ippl") X(save, "ipp") X(load, "ipp") X(tensor_count, "i") X(tensor_info, "ipip")    \
   X(data, "pppp") X(last_error, "pp") X(set_hyper, "ipppd") X(get_hyper, "ipppp") X(bind_dim, "ippl")  \
-  X(step, "ipppp") X(step_count, "i") X(step_name, "ppi") X(set_allreduce, "ippp")
+  X(step, "ipppp") X(step_count, "i") X(step_name, "ppi") X(set_allreduce, "ippp")  \
+  X(set_row_offset, "ipl")
 
 /* ------------------------------------------- code both sides run (runtime/) */
 

@@ -145,6 +145,12 @@ int gradc_aot_set_allreduce(const AbiModel *am, gradc_model *m, gradc_allreduce_
   return s ? s : inst_set_allreduce(m, "set_allreduce", fn, user);
 }
 
+/* The .so's m_set_row_offset (gradc_set_row_offset's contract). */
+int gradc_aot_set_row_offset(const AbiModel *am, gradc_model *m, int64_t first_row) {
+  gradc_status s = check(am, m, "set_row_offset");
+  return s ? s : inst_set_row_offset(m, "set_row_offset", first_row);
+}
+
 int gradc_aot_get_hyper(const AbiModel *am, gradc_model *m, const char *step, const char *name, double *value) {
   gradc_status s = check(am, m, "get_hyper");
   if (s) return s;

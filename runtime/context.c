@@ -57,6 +57,8 @@ int rt_default_threads(void) {
   return default_threads < 1 ? 1 : default_threads;
 }
 
+int64_t gradc_row_offset(RtContext *rt) { return rt->row_offset; }
+
 void gradc_allreduce(RtContext *rt, void *data, int64_t count, int64_t dtype) {
   /* One failure ends the reduction for this step: the caller's callback
    * has reported its peers gone, and the step's result is discarded. */

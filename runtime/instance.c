@@ -591,6 +591,19 @@ gradc_status gradc_set_allreduce(gradc_model *m, gradc_allreduce_fn fn, void *us
   return inst_set_allreduce(m, "set_allreduce", fn, user);
 }
 
+gradc_status inst_set_row_offset(gradc_model *m, const char *fn, int64_t first_row) {
+  if (first_row < 0)
+    return inst_fail(m, GRADC_ERR_ARG, "%s_%s: the first row must be >= 0, got %lld", m->api, fn,
+                     (long long)first_row);
+  m->rt->row_offset = first_row;
+  return GRADC_OK;
+}
+
+gradc_status gradc_set_row_offset(gradc_model *m, int64_t first_row) {
+  if (!m) return inst_fail(NULL, GRADC_ERR_ARG, "gradc_set_row_offset: NULL model");
+  return inst_set_row_offset(m, "set_row_offset", first_row);
+}
+
 gradc_status gradc_set_hyper(gradc_model *m, const char *step, const char *name, double value) {
   if (!m) return inst_fail(NULL, GRADC_ERR_ARG, "gradc_set_hyper: NULL argument");
   double *h = inst_hyper(m, "set_hyper", step, name);

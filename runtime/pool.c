@@ -183,6 +183,7 @@ void gradc_loop(RtContext *rt, gradc_task *task, void **buf, const int64_t *sym,
   for (int p = 1; p < parts; p++) {
     if (!rt->rows[p] && (rt->rows[p] = rt_context_new(1))) rt->rows[p]->serial = true;
     if (!rt->rows[p]) parts = p;   /* out of memory: fewer parts, same results */
+    else rt->rows[p]->row_offset = rt->row_offset;
   }
   LoopRun o = {task, rt, buf, sym};
   bool serial = rt->serial;

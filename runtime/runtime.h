@@ -64,6 +64,8 @@ typedef struct RtContext {
   gradc_allreduce_fn allreduce;
   void *allreduce_user;
   int allreduce_failed;
+  /* gradc_set_row_offset: the global index of this replica's first row */
+  int64_t row_offset;
   _Alignas(64) unsigned char scratch[ABI_SCRATCH_BYTES];   /* gradc_scratch */
 } RtContext;
 
@@ -160,6 +162,11 @@ void *gradc_scratch(RtContext *rt);
  * a sum (the callback waits there for sums it computes asynchronously).
  * Nothing happens without a callback. */
 void gradc_allreduce(RtContext *rt, void *data, int64_t count, int64_t dtype);
+/* The random ops' (dropout masks, random_normal, ...) first row: element i
+ * of a value whose first dimension is the batch is drawn as element
+ * i + offset * (elements per row), so replicas stepping on shards of a
+ * batch draw what one process stepping on all of it would. */
+int64_t gradc_row_offset(RtContext *rt);
 
 /* ------------------------------------------------------------------ mem.c */
 
@@ -218,6 +225,8 @@ gradc_status inst_step(gradc_model *m, const char *fn, int step, double *loss) R
 /* The gradient reduction of data-parallel steps (gradc_set_allreduce, a
  * .so's m_set_allreduce); refused for a model compiled without it. */
 gradc_status inst_set_allreduce(gradc_model *m, const char *fn, gradc_allreduce_fn cb, void *user);
+/* The random ops' first row (gradc_set_row_offset, a .so's m_set_row_offset). */
+gradc_status inst_set_row_offset(gradc_model *m, const char *fn, int64_t first_row);
 int inst_steps(const gradc_model *m);
 /* The index of the step called name (NULL: the only one), or -1 after a
  * message listing the steps. */

@@ -113,6 +113,31 @@ mpi 3 "$mlp" "${common[@]}" --epochs 2 --save "$tmp/three-overlap.ckpt" --histor
 check "--mpi-overlap (reductions in a thread during the backward pass) gives the same bytes" \
   all 'status_is 0' 'stdout_has "hidden behind the backward pass"' 'cmp "$tmp/three.ckpt" "$tmp/three-overlap.ckpt"'
 
+# --- gradient buckets (--mpi-bucket-mb) ---------------------------------
+# The MLP's 4 gradients (W1 1.5 MiB, W2 20 KiB, b1 2 KiB, b2 40 bytes) in
+# 2 epochs of 11 steps: 0 MiB, each its own reduction; a cap no bucket
+# reaches, one reduction per step (closed by the step's call without
+# data); 0.01 MiB, W1 and W2 each close their bucket, so 2 or 3 per step.
+# The bytes are the same each time.
+steps=$(( 2 * ((330 + 31) / 32) ))
+declare -A nred ngrad
+reductions() { sed -n 's/^communication: .* in \([0-9]*\) reductions of \([0-9]*\) tensors.*/\1 \2/p' "$out"; }
+for mb in 0 1000 0.01; do
+  mpi 3 "$mlp" "${common[@]}" --epochs 2 --save "$tmp/bucket$mb.ckpt" --history "$tmp/bucket$mb.csv" --mpi-bucket-mb $mb
+  read -r "nred[$mb]" "ngrad[$mb]" <<<"$(reductions)"
+  check "--mpi-bucket-mb $mb gives the bytes of the default run" all 'status_is 0' 'cmp "$tmp/three.ckpt" "$tmp/bucket$mb.ckpt"'
+done
+check "buckets of 0 MiB: one reduction per gradient, 4 per step" \
+  all '[ "${nred[0]}" = "${ngrad[0]}" ]' '[ "${ngrad[0]}" = $((4 * steps)) ]'
+check "a cap no bucket reaches: one reduction per step for all 4 gradients" \
+  all '[ "${nred[1000]}" = $steps ]' '[ "${ngrad[1000]}" = $((4 * steps)) ]'
+check "buckets of 0.01 MiB: 2 or 3 per step (${nred[0.01]} reductions)" \
+  all '[ "${nred[0.01]}" -ge $((2 * steps)) ]' '[ "${nred[0.01]}" -le $((3 * steps)) ]'
+mpi 3 "$mlp" "${common[@]}" --epochs 2 --save "$tmp/bucket-overlap.ckpt" --history "$tmp/bo.csv" --mpi-bucket-mb 0.01 \
+  --mpi-overlap
+check "buckets reduced in the communication thread (--mpi-overlap): the same bytes, the same reductions" \
+  all 'status_is 0' 'cmp "$tmp/three.ckpt" "$tmp/bucket-overlap.ckpt"' '[ "$(reductions)" = "${nred[0.01]} ${ngrad[0.01]}" ]'
+
 # --- resuming on another number of ranks --------------------------------
 run "$GRADC" train "$mlp" "${common[@]}" --epochs 1 --save "$tmp/r1.ckpt" --no-test
 run "$GRADC" train "$mlp" "${common[@]}" --epochs 1 --resume "$tmp/r1.ckpt" --save "$tmp/r1b.ckpt" --no-test
@@ -127,6 +152,94 @@ mpi 2 models/cnn_bn.nn --data "$tmp/data" --batch 32 --threads 1 --epochs 1 --mp
   --history "$tmp/bn.csv"
 check "cnn_bn trains on 2 ranks and the ranks' parameters stay identical (--mpi-check)" \
   all 'status_is 0' 'stdout_has "11/11 [===="' '! stderr_has "differ"'
+
+# --- batch norm with sync=true: the global batch's statistics ----------
+# cnn_bn with every batch_norm synchronised and without its dropout (whose
+# masks are checked on their own below): the ranks normalise with the
+# statistics of the whole batch, forward and backward, so N ranks train as
+# 1 rank; the 3-rank run has a last batch of 10 rows split 4/3/3.
+sed -e 's/batch_norm(\([a-z0-9]*\))/batch_norm(\1, sync=true)/' -e 's/dropout(relu(bn3), 0.5)/relu(bn3)/' \
+  models/cnn_bn.nn >"$tmp/bn_sync.nn"
+sed 's/, sync=true//' "$tmp/bn_sync.nn" >"$tmp/bn_local.nn"
+# (One epoch: over more, Adam's normalised steps carry a few elements past
+# rtol 1e-4 from the sums' different order alone.)
+bn=(--data "$tmp/data" --batch 32 --threads 1 --seed 3 --epochs 1 --no-test)
+run "$GRADC" train "$tmp/bn_sync.nn" "${bn[@]}" --save "$tmp/bn1.ckpt" --history "$tmp/bn1.csv"
+check "cnn_bn with batch_norm(sync=true) trains on 1 rank (the reference)" \
+  all 'status_is 0' '[ "$(grep -c "sync=true" "$tmp/bn_sync.nn")" = 3 ]'
+run "$GRADC" train "$tmp/bn_local.nn" "${bn[@]}" --save "$tmp/bn1l.ckpt" --history "$tmp/bn1l.csv"
+check "on 1 rank sync=true changes nothing: the same values as without" \
+  all 'status_is 0' 'close "$tmp/bn1.ckpt" "$tmp/bn1l.ckpt" 0 0'
+for np in 2 3; do
+  mpi $np "$tmp/bn_sync.nn" "${bn[@]}" --save "$tmp/bn$np.ckpt" --history "$tmp/bn$np.csv" --mpi-check
+  check "sync batch norm on $np ranks ends with 1 rank's parameters and moving statistics (rtol 1e-4)" \
+    all 'status_is 0' '! stderr_has "differ"' 'close "$tmp/bn1.ckpt" "$tmp/bn$np.ckpt"'
+done
+mpi 3 "$tmp/bn_sync.nn" "${bn[@]}" --save "$tmp/bn3o.ckpt" --history "$tmp/bn3o.csv" --mpi-overlap
+check "sync batch norm with --mpi-overlap: the same bytes as without" \
+  all 'status_is 0' 'cmp "$tmp/bn3.ckpt" "$tmp/bn3o.ckpt"'
+mpi 2 "$tmp/bn_local.nn" "${bn[@]}" --save "$tmp/bn2l.ckpt" --history "$tmp/bn2l.csv" --mpi-check
+check "without sync each rank keeps its own statistics (as before): 2 ranks are not 1 rank" \
+  all 'status_is 0' '! stderr_has "differ"' '! close "$tmp/bn1l.ckpt" "$tmp/bn2l.ckpt"'
+
+# --- random ops and several train steps --------------------------------
+# Dropout draws each rank's rows of the global batch (gradc_set_row_offset),
+# so the masks are 1 rank's; a GAN's steps follow the schedule on every
+# rank, each reducing its own gradients, its generator's noise
+# (random_normal([batch, 8])) drawn per global row as well.
+sed 's/^h      = relu(x @ W1 + b1)/h      = dropout(relu(x @ W1 + b1), 0.3)/' "$mlp" >"$tmp/drop.nn"
+run "$GRADC" train "$tmp/drop.nn" "${common[@]}" --epochs 2 --no-test --save "$tmp/drop1.ckpt" --history "$tmp/d1.csv"
+check "the MLP with dropout trains on 1 rank (the reference)" all 'status_is 0' 'grep -q "dropout(" "$tmp/drop.nn"'
+mpi 3 "$tmp/drop.nn" "${common[@]}" --epochs 2 --no-test --save "$tmp/drop3.ckpt" --history "$tmp/d3.csv"
+check "with dropout, 3 ranks end with 1 rank's parameters (the same masks)" \
+  all 'status_is 0' 'close "$tmp/drop1.ckpt" "$tmp/drop3.ckpt"'
+# All of cnn_bn, dropout 0.5 too: in f32 the batch-norm gradients'
+# cancellations, compiled data-parallel or not (the fusion differs), leave
+# a few Adam slots 1e-3..1e-1 apart after 11 steps, so this compares at
+# rtol 1e-2, atol 5e-5, which per-rank statistics miss by far (checked
+# below); test_allreduce.c checks the same architecture in f64 to 1e-9.
+sed 's/batch_norm(\([a-z0-9]*\))/batch_norm(\1, sync=true)/' models/cnn_bn.nn >"$tmp/cnn_bn_sync.nn"
+run "$GRADC" train "$tmp/cnn_bn_sync.nn" "${bn[@]}" --save "$tmp/cnn1s.ckpt" --history "$tmp/c1s.csv"
+for np in 2 3; do
+  mpi $np "$tmp/cnn_bn_sync.nn" "${bn[@]}" --save "$tmp/cnn${np}s.ckpt" --history "$tmp/c${np}s.csv"
+  check "all of cnn_bn (its dropout too) with sync batch norm: $np ranks end with 1 rank's parameters (rtol 1e-2)" \
+    all 'status_is 0' 'grep -q "dropout(" "$tmp/cnn_bn_sync.nn"' 'close "$tmp/cnn1s.ckpt" "$tmp/cnn${np}s.ckpt" 1e-2 5e-5'
+done
+mpi 2 models/cnn_bn.nn "${bn[@]}" --save "$tmp/cnn2.ckpt" --history "$tmp/c2.csv"
+check "... which without sync=true they miss" all 'status_is 0' '! close "$tmp/cnn1s.ckpt" "$tmp/cnn2.ckpt" 1e-2 5e-5'
+cat >"$tmp/gan.nn" <<'EOF'
+input x : f32[batch, 28, 28, 1]
+def generator(z) {
+  return tanh(dense(relu(dense(z, 32)), 784))
+}
+def critic(v) {
+  return dense(dropout(relu(dense(v, 32)), 0.3), 1)
+}
+z = random_normal([batch, 8])
+fake = generator(z)
+critic_loss = mean(critic(fake)) - mean(critic(flatten(x)))
+g_loss = -mean(critic(fake))
+train critic_loss of critic.* with rmsprop(lr=1e-3) as critic
+train g_loss of generator.* with adam(lr=1e-3) as generator
+schedule critic * 2, generator
+EOF
+run "$GRADC" train "$tmp/gan.nn" "${common[@]}" --epochs 2 --no-test --save "$tmp/gan1.ckpt" --history "$tmp/g1.csv"
+check "a GAN (critic * 2, generator) trains on 1 rank (the reference)" status_is 0
+for np in 2 3; do
+  mpi $np "$tmp/gan.nn" "${common[@]}" --epochs 2 --no-test --save "$tmp/gan$np.ckpt" --history "$tmp/g$np.csv" \
+    --mpi-check --mpi-bucket-mb 0
+  check "the GAN on $np ranks: 22 critic and 11 generator steps (4 gradients each) end with 1 rank's parameters" \
+    all 'status_is 0' 'stdout_has "in 132 reductions of 132 tensors"' '! stderr_has "differ"' \
+        'close "$tmp/gan1.ckpt" "$tmp/gan$np.ckpt"'
+done
+check "... and the per-epoch losses of both steps are 1 rank's" python3 - "$tmp/g1.csv" "$tmp/g3.csv" <<'EOF'
+import csv, sys
+a, b = (list(csv.DictReader(open(p))) for p in sys.argv[1:3])
+assert len(a) == len(b) == 2
+for x, y in zip(a, b):
+    for k in ("critic_loss", "generator_loss"):
+        assert abs(float(x[k]) - float(y[k])) < 1e-4 * max(1, abs(float(x[k]))), (k, x[k], y[k])
+EOF
 
 # --- failures: every rank ends, with the rank named ---------------------
 run env GRADC_MPI_TEST=kill:1:3 mpirun --oversubscribe -np 3 -x GRADC_MPI_TEST "$GRADC" train "$mlp" \
@@ -170,6 +283,12 @@ run mpirun --oversubscribe -np 2 "$tmp/pickdata.sh" --batch 32 --threads 1 --epo
 check "different data on rank 1 ends every rank, naming rank 1 and both sizes" \
   all not_hung "stderr_has \"rank 1's training data has 320 samples, rank 0's 330\""
 
+# As if another MPI library's launcher had started it: the launcher's
+# variables say 2 processes, MPI (a singleton) says 1.
+run env PMI_SIZE=2 "$GRADC" train "$mlp" "${common[@]}" --epochs 1 --no-test
+check "a launcher of another MPI library: refused, saying so, not N separate trainings" \
+  all 'status_is 1' 'stderr_has "the launcher started 2 processes, but MPI reports a job of 1"'
+
 # --- a .so's own driver: examples/train_mpi_so.c ------------------------
 if command -v mpicc >/dev/null 2>&1; then
   mkdir -p "$tmp/so"
@@ -183,6 +302,16 @@ if command -v mpicc >/dev/null 2>&1; then
   run mpirun --oversubscribe -np 3 "$tmp/so/train_mpi_so" "$tmp/data" 2 32 "$tmp/so/three.ckpt"
   check "the example on 3 ranks ends with its 1-rank parameters (rtol 1e-3, atol 1e-5: it scales in f32)" \
     all 'status_is 0' 'stdout_has "epoch 2: loss"' 'close "$tmp/so/one.ckpt" "$tmp/so/three.ckpt" 1e-3 1e-5'
+  # the MLP with dropout under the example's name: m_set_row_offset gives
+  # the ranks one process's masks
+  run "$GRADC" compile "$tmp/drop.nn" --name mnist_mlp --data-parallel -o "$tmp/so/libmnist_mlp.so" \
+    --header "$tmp/so/mnist_mlp.h"
+  check "the header documents mnist_mlp_set_row_offset" \
+    all 'status_is 0' 'grep -q "int mnist_mlp_set_row_offset(gradc_aot_model \*m, int64_t first_row);" "$tmp/so/mnist_mlp.h"'
+  run "$tmp/so/train_mpi_so" "$tmp/data" 2 32 "$tmp/so/drop1.ckpt"
+  run mpirun --oversubscribe -np 3 "$tmp/so/train_mpi_so" "$tmp/data" 2 32 "$tmp/so/drop3.ckpt"
+  check "the example with dropout on 3 ranks ends with its 1-rank parameters (rtol 1e-3, atol 1e-5)" \
+    all 'status_is 0' 'close "$tmp/so/drop1.ckpt" "$tmp/so/drop3.ckpt" 1e-3 1e-5'
   run "$GRADC" compile "$mlp" -o "$tmp/so/libmnist_mlp.so" --header "$tmp/so/mnist_mlp.h"
   run "$tmp/so/train_mpi_so" "$tmp/data" 1 32
   check "a .so made without --data-parallel refuses the callback, saying so" \

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -292,6 +293,201 @@ static void test_two_replicas_equal_one(void **state) {
   gradc_free(r[1]);
 }
 
+/* ------------------------------------------------------------ sync batch norm */
+
+/* cnn_bn's shape in small: two convolution blocks and a dense layer, each
+ * with batch_norm(sync=true), and dropout (its masks drawn per global row,
+ * gradc_set_row_offset).  In f64, so that two replicas must match one
+ * instance to 1e-9: in f32 the batch-norm gradients' cancellations leave
+ * rounding differences of 1e-3 relative on a few elements after a few
+ * steps, which would hide a wrong rule (the MPI tests check f32 models). */
+static const char bn_model[] =
+    "input x : f64[batch, 6, 6, 1]\n"
+    "input y : i32[batch]\n"
+    "c1 = conv2d(x, filters=4, kernel=3, padding=same, use_bias=false)\n"
+    "p1 = maxpool2d(relu(batch_norm(c1, sync=true)), pool=2)\n"
+    "c2 = conv2d(p1, filters=4, kernel=3, padding=same, use_bias=false)\n"
+    "f = dense(flatten(relu(batch_norm(c2, sync=true))), 8, use_bias=false)\n"
+    "d = dropout(relu(batch_norm(f, sync=SYNC)), 0.3)\n"
+    "logits = dense(d, 3)\n"
+    "loss = mean(softmax_cross_entropy(logits, y))\n"
+    "train loss with sgd(lr=0.1)\n";
+
+/* bn_model with the last batch_norm's sync=SYNC replaced by sync. */
+static gradc_model *compile_bn(bool data_parallel, bool sync) {
+  char src[sizeof bn_model + 8], *at;
+  snprintf(src, sizeof src, "%s", bn_model);
+  at = strstr(src, "SYNC");
+  memmove(at + (sync ? 4 : 5), at + 4, strlen(at + 4) + 1);
+  memcpy(at, sync ? "true" : "false", sync ? 4 : 5);
+  gradc_options o;
+  gradc_options_default(&o);
+  o.threads = 1;
+  o.data_parallel = data_parallel;
+  gradc_model *m = NULL;
+  gradc_status s = gradc_compile_string("bn.nn", src, &o, &m);
+  if (s) print_error("%s\n", gradc_last_error(NULL));
+  assert_int_equal(s, GRADC_OK);
+  return m;
+}
+
+/* Rows [lo, lo + n) of a stream of samples into m's inputs. */
+static void feed_bn(gradc_model *m, int lo, int n) {
+  assert_int_equal(gradc_bind(m, n), GRADC_OK);
+  double *x = gradc_data(m, "x", NULL);
+  int32_t *y = gradc_data(m, "y", NULL);
+  for (int i = 0; i < n; i++) {
+    for (int k = 0; k < 36; k++) x[i * 36 + k] = sin(1.0 + (lo + i) * 36 + k);
+    y[i] = (lo + i) % 3;
+  }
+}
+
+/* Every f64 parameter and state tensor of a and b within rtol; false (and
+ * the first that is not, printed) otherwise.  *n counts the tensors. */
+static bool models_close(gradc_model *a, gradc_model *b, double rtol, int *n) {
+  *n = 0;
+  for (int i = 0; i < gradc_tensor_count(a); i++) {
+    gradc_tensor t;
+    assert_int_equal(gradc_tensor_info(a, i, &t), GRADC_OK);
+    if ((t.kind != GRADC_PARAM && t.kind != GRADC_STATE) || t.dtype != GRADC_F64) continue;
+    int64_t count;
+    const double *x = gradc_data(a, t.name, &count), *y = gradc_data(b, t.name, NULL);
+    for (int64_t j = 0; j < count; j++)
+      if (fabs(x[j] - y[j]) > 1e-12 + rtol * fabs(x[j])) {
+        print_message("%s[%lld]: %.17g vs %.17g\n", t.name, (long long)j, x[j], y[j]);
+        return false;
+      }
+    (*n)++;
+  }
+  return true;
+}
+
+static int pass_through(void *user, void *data, int64_t count, gradc_dtype dtype) {
+  (void)user, (void)data, (void)count, (void)dtype;
+  return 0;
+}
+
+/* One replica whose callback leaves every sum as it is: the plain
+ * model's bits, replica_mean nodes and all. */
+static void test_sync_bn_one_replica(void **state) {
+  (void)state;
+  gradc_model *plain = compile_bn(false, true), *dp = compile_bn(true, true);
+  assert_int_equal(gradc_set_allreduce(dp, pass_through, NULL), GRADC_OK);
+  for (int s = 0; s < 3; s++) {
+    double l1, l2;
+    feed_bn(plain, 6 * s, 6);
+    feed_bn(dp, 6 * s, 6);
+    assert_int_equal(gradc_train_step(plain, &l1), GRADC_OK);
+    assert_int_equal(gradc_train_step(dp, &l2), GRADC_OK);
+    assert_true(l1 == l2);
+  }
+  int n;
+  assert_true(models_close(plain, dp, 0, &n));
+  assert_true(n >= 10);
+  gradc_free(plain);
+  gradc_free(dp);
+}
+
+/* Two replicas on two threads, each stepping on its rows of the batch,
+ * whose callbacks meet at a barrier: each deposits its buffer, and after
+ * the barrier each computes w0 v0 + w1 v1 in rank order into its own; a
+ * second barrier keeps a buffer from changing before the other has read
+ * it.  Calls without data return at once (the sums are complete).  The
+ * forward pass's statistics meet this way too, so only threads (or
+ * processes) can run the replicas. */
+typedef struct Meet {
+  pthread_barrier_t bar;
+  double w[2];
+  double *data[2];
+} Meet;
+
+typedef struct Replica {
+  Meet *meet;
+  int rank, first, rows, steps;
+  gradc_model *m;
+  gradc_status status;
+} Replica;
+
+static int meet_reduce(void *user, void *data, int64_t count, gradc_dtype dtype) {
+  Replica *r = user;
+  Meet *x = r->meet;
+  if (!data) return 0;
+  if (dtype != GRADC_F64) return 7;
+  x->data[r->rank] = data;
+  pthread_barrier_wait(&x->bar);
+  double *sum = malloc(sizeof(double) * (size_t)count);
+  for (int64_t i = 0; i < count; i++) sum[i] = x->w[0] * x->data[0][i] + x->w[1] * x->data[1][i];
+  pthread_barrier_wait(&x->bar);
+  memcpy(data, sum, sizeof(double) * (size_t)count);
+  free(sum);
+  return 0;
+}
+
+/* Global batches of 6 rows, 6 s + [0, 6) at step s: replica 0 takes the
+ * first 4 of each, replica 1 the last 2. */
+static void *replica_run(void *arg) {
+  Replica *r = arg;
+  for (int s = 0; s < r->steps && !r->status; s++) {
+    r->status = gradc_set_row_offset(r->m, r->first);
+    feed_bn(r->m, 6 * s + r->first, r->rows);
+    if (!r->status) r->status = gradc_train_step(r->m, NULL);
+  }
+  return NULL;
+}
+
+/* Runs one instance on whole batches and two replicas on 4 + 2 rows of
+ * them for steps steps; are the results close? */
+static bool two_equal_one(bool sync, int steps) {
+  gradc_model *one = compile_bn(false, sync);
+  for (int s = 0; s < steps; s++) {
+    feed_bn(one, 6 * s, 6);
+    assert_int_equal(gradc_train_step(one, NULL), GRADC_OK);
+  }
+  Meet meet = {.w = {4.0 / 6, 2.0 / 6}};
+  pthread_barrier_init(&meet.bar, NULL, 2);
+  Replica r[2] = {{&meet, 0, 0, 4, steps, compile_bn(true, sync), 0},
+                  {&meet, 1, 4, 2, steps, compile_bn(true, sync), 0}};
+  pthread_t t[2];
+  for (int k = 0; k < 2; k++) {
+    assert_int_equal(gradc_set_allreduce(r[k].m, meet_reduce, &r[k]), GRADC_OK);
+    assert_int_equal(pthread_create(&t[k], NULL, replica_run, &r[k]), 0);
+  }
+  for (int k = 0; k < 2; k++) pthread_join(t[k], NULL);
+  pthread_barrier_destroy(&meet.bar);
+  assert_int_equal(r[0].status, GRADC_OK);
+  assert_int_equal(r[1].status, GRADC_OK);
+  /* with sync the replicas stay identical, moving statistics too (without,
+   * each has its own, which gradc train replaces by rank 0's) */
+  int n;
+  if (sync) assert_true(models_close(r[0].m, r[1].m, 0, &n) && n >= 10);
+  bool close = models_close(one, r[0].m, 1e-9, &n);
+  gradc_free(one);
+  gradc_free(r[0].m);
+  gradc_free(r[1].m);
+  return close;
+}
+
+/* Two replicas end with one instance's parameters and moving statistics
+ * (1e-9 in f64) after 8 steps on changing data: sync batch norm's
+ * statistics, and the gradients through them, are the whole batch's, and
+ * dropout's masks one instance's rows.  With the last batch_norm not
+ * synchronised they are not (each replica normalises with its own rows). */
+static void test_sync_bn_two_replicas(void **state) {
+  (void)state;
+  assert_true(two_equal_one(true, 8));
+  assert_false(two_equal_one(false, 8));
+}
+
+/* gradc_set_row_offset refuses what it cannot mean. */
+static void test_row_offset_refused(void **state) {
+  (void)state;
+  gradc_model *m = compile_bn(false, true);
+  assert_int_equal(gradc_set_row_offset(m, -1), GRADC_ERR_ARG);
+  assert_non_null(strstr(gradc_last_error(m), "must be >= 0, got -1"));
+  assert_int_equal(gradc_set_row_offset(NULL, 0), GRADC_ERR_ARG);
+  gradc_free(m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_calls_and_identity),
@@ -299,6 +495,9 @@ int main(void) {
       cmocka_unit_test(test_callback_failure),
       cmocka_unit_test(test_deferred_equals_immediate),
       cmocka_unit_test(test_two_replicas_equal_one),
+      cmocka_unit_test(test_sync_bn_one_replica),
+      cmocka_unit_test(test_sync_bn_two_replicas),
+      cmocka_unit_test(test_row_offset_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

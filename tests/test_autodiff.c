@@ -424,6 +424,12 @@ static const Row rows[] = {
      "n = batch_norm(h, momentum=0.9)\n"
      "z = dense(flatten(tanh(n)), 4, use_bias=false)\n"
      "loss = sum(n * k) + sum(tanh(batch_norm(z, axis=1, epsilon=0.01)) * k2)\n" TRAIN},
+    /* batch_norm(sync=true): its replica_mean nodes, the value itself on
+     * one process, in the forward pass and in the gradient */
+    {"batch_norm_sync",
+     "input x : f32[batch, 3, 3, 2]\ninput k : f32[batch, 3, 3, 2]\n"
+     "h = conv2d(x, 2, 2, padding=same, use_bias=false)\n"
+     "loss = sum(tanh(batch_norm(h, sync=true)) * k)\n" TRAIN},
     /* embedding: repeated ids (5 rows, batch 3 x 4 ids) add up in the
      * table's gradient; scatter_add's own rule is a gather */
     {"embedding_gather_scatter_add",

@@ -752,7 +752,7 @@ static void test_ops(void **state) {
       "h = conv2d(x, 4, 3, padding=same, use_bias=false)\n"
       "n = relu(batch_norm(h))\n"
       "z = dense(global_avgpool2d(n), 6)\n"
-      "logits = dense(batch_norm(z, momentum=0.5), 3)\n"
+      "logits = dense(batch_norm(z, momentum=0.5, sync=true), 3)\n"   /* replica_mean */
       "update s = s * 0.5 + sum(x, axis=[0, 1, 2])\n"
       "output p = softmax(logits)\n"
       "loss = mean(softmax_cross_entropy(logits, y))\n"
