@@ -241,6 +241,24 @@ void grad_pow(AD *ad, Node *n, Node *gy) {
   }
 }
 
+/* a // b is piecewise constant: a zero gradient to both (the jumps at
+ * the integers have none), so a model through it trains nothing rather than
+ * failing to compile. */
+void grad_floordiv(AD *ad, Node *n, Node *gy) {
+  (void)gy;
+  for (int k = 0; k < 2; k++)
+    if (wants(ad, n->src[k])) ad_accum(ad, n->src[k], zeros_like(ad, n->src[k]));
+}
+
+/* a % b = a - floor(a/b)*b: g to a and -g*floor(a/b) to b, as TF's
+ * FloorModGrad (right away from the jumps where a/b is an integer). */
+void grad_floormod(AD *ad, Node *n, Node *gy) {
+  Node *a = n->src[0], *b = n->src[1];
+  if (wants(ad, a)) ad_accum(ad, a, gy);
+  if (wants(ad, b))
+    ad_accum(ad, b, un(ad, OP_NEG, bin(ad, OP_MUL, gy, bin(ad, OP_FLOORDIV, a, b))));
+}
+
 /* maximum: a gets the gradient where a >= b, b elsewhere (TF). */
 void grad_minmax(AD *ad, Node *n, Node *gy) {
   Node *a = n->src[0], *b = n->src[1], *zero = konst(ad, 0, n->dtype);

@@ -72,6 +72,11 @@
   OP(POW,         "pow",               2, K_BINARY,  shape_float_arith,  grad_pow,          eval_binary,       gen_elementwise, NAN, F_ELEMENTWISE) \
   OP(MAXIMUM,     "maximum",           2, K_BINARY,  shape_arith,        grad_minmax,       eval_binary,       gen_elementwise, NAN, F_COMMUTATIVE | F_ELEMENTWISE) \
   OP(MINIMUM,     "minimum",           2, K_BINARY,  shape_arith,        grad_minmax,       eval_binary,       gen_elementwise, NAN, F_COMMUTATIVE | F_ELEMENTWISE) \
+  /* floor semantics (TF's FloorDiv/FloorMod, Python's // and %): the \
+   * quotient rounds toward -inf, the remainder has the divisor's sign; an \
+   * integer divisor of 0 gives 0 for both (numpy's choice), never a trap */ \
+  OP(FLOORDIV,    "floordiv",          2, K_BINARY,  shape_arith,        grad_floordiv,     eval_binary,       gen_elementwise, NAN, F_ELEMENTWISE) \
+  OP(FLOORMOD,    "floormod",          2, K_BINARY,  shape_arith,        grad_floormod,     eval_binary,       gen_elementwise, NAN, F_ELEMENTWISE) \
   OP(EQ,          "equal",             2, K_BINARY,  shape_compare,      grad_none,         eval_binary,       gen_elementwise, NAN, F_COMMUTATIVE | F_NO_GRAD | F_ELEMENTWISE) \
   OP(NE,          "not_equal",         2, K_BINARY,  shape_compare,      grad_none,         eval_binary,       gen_elementwise, NAN, F_COMMUTATIVE | F_NO_GRAD | F_ELEMENTWISE) \
   OP(LT,          "less",              2, K_BINARY,  shape_compare,      grad_none,         eval_binary,       gen_elementwise, NAN, F_NO_GRAD | F_ELEMENTWISE) \

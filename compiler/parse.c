@@ -540,13 +540,15 @@ static Node *unary(Parser *p) {
   return n;
 }
 
-/* term = unary (("*" | "/" | "@") unary)* */
+/* term = unary (("*" | "/" | "//" | "%" | "@") unary)*   (Python's precedence) */
 static Node *term(Parser *p) {
   Node *n = unary(p);
   for (;;) {
     Token *op = p->tok;
     if (parse_accept(p, "*")) n = parse_mk2(p, OP_MUL, n, unary(p), op->loc);
     else if (parse_accept(p, "/")) n = parse_mk2(p, OP_DIV, n, unary(p), op->loc);
+    else if (parse_accept(p, "//")) n = parse_mk2(p, OP_FLOORDIV, n, unary(p), op->loc);
+    else if (parse_accept(p, "%")) n = parse_mk2(p, OP_FLOORMOD, n, unary(p), op->loc);
     else if (parse_accept(p, "@")) n = parse_mk2(p, OP_MATMUL, n, unary(p), op->loc);
     else return n;
   }
