@@ -522,6 +522,20 @@ void grad_cumsum(AD *ad, Node *n, Node *gy) {
   ad_accum(ad, n->src[0], bin(ad, OP_ADD, bin(ad, OP_SUB, total, run), gy));
 }
 
+/* y = cumprod(x): d/dx_j of sum_i g_i y_i is sum_{i>=j} g_i y_i / x_j, the
+ * sum from j on of g*y (as cumsum's rule) over x_j: TF's CumprodGrad.
+ * Right where no x is zero; at a zero x_j it divides by zero (inf or nan,
+ * as TF), since the terms' common factor x_j cannot be cancelled without a
+ * product that skips it. */
+void grad_cumprod(AD *ad, Node *n, Node *gy) {
+  Attrs r = {.axes = 1u << n->a.axis, .keepdims = true}, c = {.axis = n->a.axis};
+  Node *gyy = bin(ad, OP_MUL, gy, n);
+  Node *total = node(ad, OP_SUM, &gyy, 1, &r);
+  Node *run = node(ad, OP_CUMSUM, &gyy, 1, &c);
+  Node *from_j = bin(ad, OP_ADD, bin(ad, OP_SUB, total, run), gyy);
+  ad_accum(ad, n->src[0], bin(ad, OP_DIV, from_j, n->src[0]));
+}
+
 /* The fused form: d/dlogits = (softmax(logits) - target) * g per row. */
 /* Does every row of t along its last axis sum to one, whatever the
  * inputs: class indices, a one_hot, a softmax over that axis, or a

@@ -659,10 +659,12 @@ void eval_cumsum(Eval *e, const Node *n) {
   around(e, &n->shape, n->a.axis, &outer, &len, &inner);
   for (int64_t o = 0; o < outer; o++)
     for (int64_t in = 0; in < inner; in++) {
-      double acc = 0;
+      double acc = n->op == OP_CUMPROD;
       for (int64_t j = 0; j < len; j++) {
         int64_t at = (o * len + j) * inner + in;
-        acc += x[at];
+        if (n->op == OP_CUMPROD && n->dtype == DT_I32) acc = wrap_i32(as_int(acc) * as_int(x[at]));
+        else if (n->op == OP_CUMPROD) acc *= x[at];
+        else acc += x[at];
         if (n->dtype == DT_I32) acc = wrap_i32(as_int(acc));
         y[at] = acc;
       }

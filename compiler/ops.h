@@ -155,6 +155,8 @@
   OP(ARGSORT,     "argsort",           1, K_AXIS,    shape_argsort,      grad_none,         eval_argsort,      cg_argsort, NAN, F_NO_GRAD) \
   /* running sum along a.axis (tf.cumsum) */ \
   OP(CUMSUM,      "cumsum",            1, K_AXIS,    shape_cumsum,       grad_cumsum,       eval_cumsum,       cg_cumsum, NAN, 0) \
+  /* running product along a.axis (tf.cumprod): cumsum's code, times */ \
+  OP(CUMPROD,     "cumprod",           1, K_AXIS,    shape_cumsum,       grad_cumprod,      eval_cumsum,       cg_cumsum, NAN, 0) \
   /* losses with numerically stable fused forms */ \
   OP(SOFTMAX_CE,  "softmax_cross_entropy", 2, K_LOSS, shape_softmax_ce,   grad_softmax_ce,   eval_softmax_ce,   cg_softmax_ce, NAN, 0) \
   OP(SIGMOID_CE,  "sigmoid_cross_entropy", 2, K_LOSS, shape_sigmoid_ce,   grad_sigmoid_ce,   eval_sigmoid_ce,   gen_elementwise, NAN, F_ELEMENTWISE) \

@@ -480,6 +480,15 @@ static const Row rows[] = {
      "h = x @ W\n"
      "a = 2.5 + tanh(h) * 0.3\n"
      "loss = sum((a % q) * k) + sum(((-a) % q) * k * 2) + sum((a // q) * a * k) + sum(floormod(a * k + 3, 7.5))\n" TRAIN},
+    /* cumprod's rule divides by x: right where no element is zero, which
+     * uniform weights and 1.5 + tanh(h) / 2 are not; exclusive is a
+     * shift, reverse two flips */
+    {"cumprod", XK
+     "param W : f32[4, 3] = uniform(-1, 1)\n"
+     "h = x @ W\n"
+     "a = 1.5 + tanh(h) * 0.5\n"
+     "loss = sum(cumprod(a, axis=1) * k) + sum(cumprod(W, exclusive=true) * W)"
+     " + sum(cumprod(W, axis=1, reverse=true) * W) + sum(cumprod(a, axis=1, exclusive=true, reverse=true) * k)\n" TRAIN},
     /* issue 24's padded results: boolean_mask is a take_add, its gradient
      * a take of gy back at the selected positions, zero elsewhere;
      * unique's values a selection of the first occurrences */

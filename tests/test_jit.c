@@ -840,7 +840,9 @@ static void test_ops(void **state) {
       "output iq = (n - 3) // d + n // -2 + floordiv(n, 2)\n"
       "output im = (n - 3) % d + n % -2 + floormod(-n, 3)\n"
       "output fq = (x * 5) // w + (x * 5) % -w\n"
-      "loss = mean((a % w) * x) + mean(((-a) % w) * x) + mean((a // w) * x)\n"
+      "output cp = cumprod(n, axis=1) + cumprod(n, axis=1, exclusive=true, reverse=true)\n"
+      "loss = mean((a % w) * x) + mean(((-a) % w) * x) + mean((a // w) * x)"
+      " + mean(cumprod(a, axis=1) * x) + mean(cumprod(a, axis=1, exclusive=true))\n"
       "train loss with sgd(lr=0.1)\n",
 
       /* a loop: carries, slices, stacks and last values, forward and in
