@@ -504,7 +504,8 @@ Node *tensor_meshgrid(Parser *p, Call *c, OpKind op) {
   bool xy = true;
   if (iv) {
     if (iv->kind != V_NAME || (strcmp(iv->name, "xy") && strcmp(iv->name, "ij")))
-      parse_fail(p, iv->loc, "meshgrid: indexing is xy or ij");
+      parse_fail(p, iv->loc, "meshgrid: indexing is xy or ij, got '%.*s'", iv->loc.len,
+                 iv->loc.src->text + iv->loc.off);
     xy = !strcmp(iv->name, "xy");
   }
   if (n < 1) parse_fail(p, at(c), "meshgrid needs at least one vector");
