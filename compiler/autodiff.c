@@ -249,6 +249,24 @@ void grad_pow(AD *ad, Node *n, Node *gy) {
   }
 }
 
+/* a // b is piecewise constant: a zero gradient to both (the jumps at
+ * the integers have none), so a model through it trains nothing rather than
+ * failing to compile. */
+void grad_floordiv(AD *ad, Node *n, Node *gy) {
+  (void)gy;
+  for (int k = 0; k < 2; k++)
+    if (wants(ad, n->src[k])) ad_accum(ad, n->src[k], zeros_like(ad, n->src[k]));
+}
+
+/* a % b = a - floor(a/b)*b: g to a and -g*floor(a/b) to b, as TF's
+ * FloorModGrad (right away from the jumps where a/b is an integer). */
+void grad_floormod(AD *ad, Node *n, Node *gy) {
+  Node *a = n->src[0], *b = n->src[1];
+  if (wants(ad, a)) ad_accum(ad, a, gy);
+  if (wants(ad, b))
+    ad_accum(ad, b, un(ad, OP_NEG, bin(ad, OP_MUL, gy, bin(ad, OP_FLOORDIV, a, b))));
+}
+
 /* maximum: a gets the gradient where a >= b, b elsewhere (TF). */
 void grad_minmax(AD *ad, Node *n, Node *gy) {
   Node *a = n->src[0], *b = n->src[1], *zero = konst(ad, 0, n->dtype);
@@ -510,6 +528,20 @@ void grad_cumsum(AD *ad, Node *n, Node *gy) {
   Node *total = node(ad, OP_SUM, &gy, 1, &r);
   Node *run = node(ad, OP_CUMSUM, &gy, 1, &c);
   ad_accum(ad, n->src[0], bin(ad, OP_ADD, bin(ad, OP_SUB, total, run), gy));
+}
+
+/* y = cumprod(x): d/dx_j of sum_i g_i y_i is sum_{i>=j} g_i y_i / x_j, the
+ * sum from j on of g*y (as cumsum's rule) over x_j: TF's CumprodGrad.
+ * Right where no x is zero; at a zero x_j it divides by zero (inf or nan,
+ * as TF), since the terms' common factor x_j cannot be cancelled without a
+ * product that skips it. */
+void grad_cumprod(AD *ad, Node *n, Node *gy) {
+  Attrs r = {.axes = 1u << n->a.axis, .keepdims = true}, c = {.axis = n->a.axis};
+  Node *gyy = bin(ad, OP_MUL, gy, n);
+  Node *total = node(ad, OP_SUM, &gyy, 1, &r);
+  Node *run = node(ad, OP_CUMSUM, &gyy, 1, &c);
+  Node *from_j = bin(ad, OP_ADD, bin(ad, OP_SUB, total, run), gyy);
+  ad_accum(ad, n->src[0], bin(ad, OP_DIV, from_j, n->src[0]));
 }
 
 /* The fused form: d/dlogits = (softmax(logits) - target) * g per row. */

@@ -657,7 +657,7 @@ static const Builtin builtins[] = {
     {"reverse", tensor_reverse, OP_SLICE, 1, 2, "tensor,axis"},
     {"range", tensor_range, OP_CONST, 1, 3, "start,limit,delta"},
     {"linspace", tensor_linspace, OP_CONST, 0, 3, "start,stop,num"},
-    {"meshgrid", tensor_meshgrid, OP_BROADCAST, 2, 2, ""},
+    {"meshgrid", tensor_meshgrid, OP_BROADCAST, 1, MAX_RANK, "indexing"},
     {"fill", tensor_fill, OP_BROADCAST, 0, 2, "dims,value"},
     {"zeros_like", tensor_like, OP_BROADCAST, 1, 1, "input"},
     {"ones_like", tensor_like, OP_BROADCAST, 1, 1, "input"},
@@ -665,6 +665,7 @@ static const Builtin builtins[] = {
     {"sort", tensor_sort, OP_TAKE, 1, 2, "values,axis,direction"},
     {"top_k", tensor_top_k, OP_TAKE, 1, 2, "input,k"},
     {"cumsum", tensor_cumsum, OP_CUMSUM, 1, 2, "x,axis,exclusive,reverse"},
+    {"cumprod", tensor_cumsum, OP_CUMPROD, 1, 2, "x,axis,exclusive,reverse"},
     {"top_k_accuracy", tensor_top_k_accuracy, OP_MEAN, 0, 3, "y_pred,y_true,k"},
     /* data-dependent sizes: padded results (tensor.c) */
     {"boolean_mask", tensor_boolean_mask, OP_TAKE_ADD, 2, 3, "tensor,mask,axis"},

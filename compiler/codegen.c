@@ -283,6 +283,30 @@ static LLVMValueRef floor_div(CG *cg, LLVMValueRef a, LLVMValueRef b, LLVMTypeRe
   return LLVMBuildSelect(cg->b, bz, zero, q, "");
 }
 
+/* TF's FloorMod: the truncated remainder (srem, or frem = fmod, exact)
+ * moved into the divisor's sign.  An integer divisor of 0 gives 0 and -1
+ * is divided as 1, so no srem ever traps (x % -1 is 0 either way). */
+static LLVMValueRef floor_mod(CG *cg, LLVMValueRef a, LLVMValueRef b, LLVMTypeRef t, bool fl) {
+  LLVMBuilderRef bd = cg->b;
+  if (fl) {
+    LLVMValueRef zero = LLVMConstReal(t, 0);
+    LLVMValueRef r = LLVMBuildFRem(bd, a, b, "");
+    LLVMValueRef fix = LLVMBuildAnd(bd, LLVMBuildFCmp(bd, LLVMRealUNE, r, zero, ""),
+                                    LLVMBuildXor(bd, LLVMBuildFCmp(bd, LLVMRealOLT, r, zero, ""),
+                                                 LLVMBuildFCmp(bd, LLVMRealOLT, b, zero, ""), ""), "");
+    return LLVMBuildSelect(bd, fix, LLVMBuildFAdd(bd, r, b, ""), r, "");
+  }
+  LLVMValueRef zero = LLVMConstInt(t, 0, 0), one = LLVMConstInt(t, 1, 0);
+  LLVMValueRef bz = LLVMBuildICmp(bd, LLVMIntEQ, b, zero, "");
+  LLVMValueRef bm = LLVMBuildICmp(bd, LLVMIntEQ, b, LLVMConstAllOnes(t), "");
+  LLVMValueRef safe = LLVMBuildSelect(bd, LLVMBuildOr(bd, bz, bm, ""), one, b, "");
+  LLVMValueRef r = LLVMBuildSRem(bd, a, safe, "");
+  LLVMValueRef fix = LLVMBuildAnd(bd, LLVMBuildICmp(bd, LLVMIntNE, r, zero, ""),
+                                  LLVMBuildICmp(bd, LLVMIntNE, LLVMBuildICmp(bd, LLVMIntSLT, r, zero, ""),
+                                                LLVMBuildICmp(bd, LLVMIntSLT, safe, zero, ""), ""), "");
+  return LLVMBuildSelect(bd, fix, LLVMBuildAdd(bd, r, safe, ""), r, "");
+}
+
 static LLVMValueRef convert(CG *cg, LLVMValueRef x, DType from, DType to) {
   if (from == to) return x;
   LLVMTypeRef t = cg_type(cg, to);
@@ -364,6 +388,12 @@ static LLVMValueRef scalar(CG *cg, const Node *n, LLVMValueRef *a) {
   case OP_MUL: return fl ? cg_fast(LLVMBuildFMul(b, a[0], a[1], "")) : LLVMBuildMul(b, a[0], a[1], "");
   case OP_DIV: return fl ? cg_fast(LLVMBuildFDiv(b, a[0], a[1], "")) : floor_div(cg, a[0], a[1], t);
   case OP_POW: return cg_intrinsic(cg, "llvm.pow", t, a, 2);
+  case OP_FLOORDIV: {
+    if (!fl) return floor_div(cg, a[0], a[1], t);
+    LLVMValueRef q = LLVMBuildFDiv(b, a[0], a[1], "");   /* not fast: exactness decides the floor */
+    return cg_intrinsic(cg, "llvm.floor", t, &q, 1);
+  }
+  case OP_FLOORMOD: return floor_mod(cg, a[0], a[1], t, fl);
   case OP_MAXIMUM:
   case OP_MINIMUM: {
     bool mx = n->op == OP_MAXIMUM;

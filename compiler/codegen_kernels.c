@@ -924,7 +924,8 @@ void cg_argsort(CG *cg, const Node *n) {
   cg_loop_end(cg, &lo);
 }
 
-/* A running sum along a.axis, in the element type, in order. */
+/* A running sum (cumprod: product) along a.axis, in the element type, in
+ * order. */
 void cg_cumsum(CG *cg, const Node *n) {
   const Node *x = n->src[0];
   LLVMBuilderRef b = cg->b;
@@ -934,11 +935,13 @@ void cg_cumsum(CG *cg, const Node *n) {
   around(cg, &x->shape, n->a.axis, &outer, &len, &inner);
   Loop lo, lin, lj;
   LLVMValueRef o = cg_loop_begin(cg, &lo, outer), in = cg_loop_begin(cg, &lin, inner);
-  LLVMValueRef acc = slot(cg, t, cg_const(cg, n->dtype, 0));
+  bool prod = n->op == OP_CUMPROD;
+  LLVMValueRef acc = slot(cg, t, cg_const(cg, n->dtype, prod ? 1 : 0));
   LLVMValueRef j = cg_loop_begin(cg, &lj, len);
   LLVMValueRef at = at3(cg, o, j, in, len, inner);
   LLVMValueRef a = LLVMBuildLoad2(b, t, acc, ""), v = cg_load(cg, x, at);
-  LLVMValueRef s = fl ? LLVMBuildFAdd(b, a, v, "") : LLVMBuildAdd(b, a, v, "");
+  LLVMValueRef s = prod ? (fl ? LLVMBuildFMul(b, a, v, "") : LLVMBuildMul(b, a, v, ""))
+                        : (fl ? LLVMBuildFAdd(b, a, v, "") : LLVMBuildAdd(b, a, v, ""));
   LLVMBuildStore(b, s, acc);
   cg_store(cg, n, at, s);
   cg_loop_end(cg, &lj);

@@ -1070,6 +1070,8 @@ bool parse_dim_expr(Parser *p, double *v, Loc *loc);
 void parse_list_value(Parser *p, Val *v);
 Node *parse_list_tensor(Parser *p, Val *v);
 Node *parse_expr(Parser *p);
+/* index.c: the subscript x[...] at p->tok (integers, slices, ..., newaxis) */
+Node *parse_index(Parser *p, Node *x);
 /* call.c */
 Node *parse_call(Parser *p);
 bool call_is_builtin(const char *name);

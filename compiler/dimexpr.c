@@ -27,7 +27,7 @@ enum { DIM_LIMIT_LOG2 = 53 };
 #define DIM_LIMIT ((int64_t)1 << DIM_LIMIT_LOG2)
 
 static bool is_op(const Token *t) {
-  return tok_is(t, "+") || tok_is(t, "-") || tok_is(t, "*") || tok_is(t, "/");
+  return tok_is(t, "+") || tok_is(t, "-") || tok_is(t, "*") || tok_is(t, "/") || tok_is(t, "//");
 }
 
 /* A scalar integer constant (a const statement, an integer literal bound
@@ -113,11 +113,10 @@ static int64_t dim_term(Parser *p) {
       int64_t r = dim_unary(p), out;
       if (__builtin_mul_overflow(v, r, &out)) overflow(p, op);
       v = checked(p, op, out);
-    } else if (tok_is(op, "/")) {
-      /* "//" is two "/" tokens, side by side */
-      if (!tok_is(op->next, "/") || op->next->loc.off != op->loc.off + 1)
+    } else if (tok_is(op, "/") || tok_is(op, "//")) {
+      if (tok_is(op, "/"))
         parse_fail(p, op->loc, "use // for division in brackets: / makes a fraction, and a dimension is whole");
-      p->tok = op->next->next;
+      p->tok = op->next;
       Token *rhs = p->tok;
       int64_t r = dim_unary(p);
       if (r == 0) parse_fail(p, rhs->loc, "division by zero");

@@ -90,6 +90,7 @@ static void put_attrs(FILE *out, const Graph *g, const Node *n, bool nn) {
   case OP_LOG_SOFTMAX:
   case OP_ARGSORT:
   case OP_CUMSUM:
+  case OP_CUMPROD:
   case OP_CONCAT: fprintf(out, "%saxis=%d", nn ? ", " : " ", a->axis); break;
   case OP_ARGMAX:
   case OP_ARGMIN:

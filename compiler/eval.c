@@ -260,6 +260,17 @@ static int64_t ifloor_div(int64_t a, int64_t b) {
   return q;
 }
 
+/* Python's a % b on integers: the sign of b; 0 when b is 0, as a // b. */
+static int64_t ifloor_mod(int64_t a, int64_t b) {
+  return b == 0 ? 0 : a - ifloor_div(a, b) * b;
+}
+
+/* TF's FloorMod on floats: fmod is exact, then moved into b's sign. */
+static double floor_mod(double a, double b) {
+  double r = fmod(a, b);
+  return r != 0 && (r < 0) != (b < 0) ? r + b : r;
+}
+
 /* An i32 value held as a double, as an int64: products and sums of two
  * stay exact.  (A value outside i32's range comes from no i32 tensor; it
  * is clamped rather than converted with undefined behaviour.) */
@@ -279,6 +290,8 @@ void eval_binary(Eval *e, const Node *n) {
     case OP_MUL: r = x * z; break;
     case OP_DIV: r = ints ? (double)ifloor_div(as_int(x), as_int(z)) : x / z; break;
     case OP_POW: r = pow(x, z); break;
+    case OP_FLOORDIV: r = ints ? (double)ifloor_div(as_int(x), as_int(z)) : floor(x / z); break;
+    case OP_FLOORMOD: r = ints ? (double)ifloor_mod(as_int(x), as_int(z)) : floor_mod(x, z); break;
     case OP_MAXIMUM: r = x >= z ? x : z; break;
     case OP_MINIMUM: r = x <= z ? x : z; break;
     case OP_EQ: r = x == z; break;
@@ -294,7 +307,7 @@ void eval_binary(Eval *e, const Node *n) {
       if (n->op == OP_ADD) r = wrap_i32(xi + zi);
       else if (n->op == OP_SUB) r = wrap_i32(xi - zi);
       else if (n->op == OP_MUL) r = wrap_i32(xi * zi);
-      else if (n->op == OP_DIV) r = wrap_i32(ifloor_div(xi, zi));
+      else if (n->op == OP_DIV || n->op == OP_FLOORDIV) r = wrap_i32(ifloor_div(xi, zi));
     }
     y[k] = r;
   }
@@ -646,10 +659,12 @@ void eval_cumsum(Eval *e, const Node *n) {
   around(e, &n->shape, n->a.axis, &outer, &len, &inner);
   for (int64_t o = 0; o < outer; o++)
     for (int64_t in = 0; in < inner; in++) {
-      double acc = 0;
+      double acc = n->op == OP_CUMPROD;
       for (int64_t j = 0; j < len; j++) {
         int64_t at = (o * len + j) * inner + in;
-        acc += x[at];
+        if (n->op == OP_CUMPROD && n->dtype == DT_I32) acc = wrap_i32(as_int(acc) * as_int(x[at]));
+        else if (n->op == OP_CUMPROD) acc *= x[at];
+        else acc += x[at];
         if (n->dtype == DT_I32) acc = wrap_i32(as_int(acc));
         y[at] = acc;
       }

@@ -79,6 +79,11 @@
   OP(POW,         "pow",               2, K_BINARY,  shape_float_arith,  grad_pow,          eval_binary,       gen_elementwise, NAN, F_ELEMENTWISE) \
   OP(MAXIMUM,     "maximum",           2, K_BINARY,  shape_arith,        grad_minmax,       eval_binary,       gen_elementwise, NAN, F_COMMUTATIVE | F_ELEMENTWISE) \
   OP(MINIMUM,     "minimum",           2, K_BINARY,  shape_arith,        grad_minmax,       eval_binary,       gen_elementwise, NAN, F_COMMUTATIVE | F_ELEMENTWISE) \
+  /* floor semantics (TF's FloorDiv/FloorMod, Python's // and %): the \
+   * quotient rounds toward -inf, the remainder has the divisor's sign; an \
+   * integer divisor of 0 gives 0 for both (numpy's choice), never a trap */ \
+  OP(FLOORDIV,    "floordiv",          2, K_BINARY,  shape_arith,        grad_floordiv,     eval_binary,       gen_elementwise, NAN, F_ELEMENTWISE) \
+  OP(FLOORMOD,    "floormod",          2, K_BINARY,  shape_arith,        grad_floormod,     eval_binary,       gen_elementwise, NAN, F_ELEMENTWISE) \
   OP(EQ,          "equal",             2, K_BINARY,  shape_compare,      grad_none,         eval_binary,       gen_elementwise, NAN, F_COMMUTATIVE | F_NO_GRAD | F_ELEMENTWISE) \
   OP(NE,          "not_equal",         2, K_BINARY,  shape_compare,      grad_none,         eval_binary,       gen_elementwise, NAN, F_COMMUTATIVE | F_NO_GRAD | F_ELEMENTWISE) \
   OP(LT,          "less",              2, K_BINARY,  shape_compare,      grad_none,         eval_binary,       gen_elementwise, NAN, F_NO_GRAD | F_ELEMENTWISE) \
@@ -157,6 +162,8 @@
   OP(ARGSORT,     "argsort",           1, K_AXIS,    shape_argsort,      grad_none,         eval_argsort,      cg_argsort, NAN, F_NO_GRAD) \
   /* running sum along a.axis (tf.cumsum) */ \
   OP(CUMSUM,      "cumsum",            1, K_AXIS,    shape_cumsum,       grad_cumsum,       eval_cumsum,       cg_cumsum, NAN, 0) \
+  /* running product along a.axis (tf.cumprod): cumsum's code, times */ \
+  OP(CUMPROD,     "cumprod",           1, K_AXIS,    shape_cumsum,       grad_cumprod,      eval_cumsum,       cg_cumsum, NAN, 0) \
   /* losses with numerically stable fused forms */ \
   OP(SOFTMAX_CE,  "softmax_cross_entropy", 2, K_LOSS, shape_softmax_ce,   grad_softmax_ce,   eval_softmax_ce,   cg_softmax_ce, NAN, 0) \
   OP(SIGMOID_CE,  "sigmoid_cross_entropy", 2, K_LOSS, shape_sigmoid_ce,   grad_sigmoid_ce,   eval_sigmoid_ce,   gen_elementwise, NAN, F_ELEMENTWISE) \

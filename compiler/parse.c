@@ -393,78 +393,6 @@ Node *parse_list_tensor(Parser *p, Val *v) {
 
 
 
-/* index = item ("," item)*;  item = INT | INT? ":" INT? (":" INT?)? */
-static Node *postfix_index(Parser *p, Node *x) {
-  Token *open = p->tok;
-  parse_skip(p, "[");
-  const Shape *s = &x->shape;
-  Attrs a = {0};
-  bool drop[MAX_RANK] = {0};
-  int ax = 0;
-  do {
-    if (ax >= s->rank)
-      parse_fail(p, p->tok->loc, "too many indices for a tensor of rank %d", s->rank);
-    Dim d = s->d[ax];
-    int64_t len = d.n;
-    int64_t v[3] = {0, 0, 1};
-    bool has[3] = {0}, colon = false;
-    Loc loc = p->tok->loc;
-    for (int part = 0; part < 3; part++) {
-      double num;
-      bool is_int;
-      Loc nl;
-      if (parse_number(p, &num, &is_int, &nl)) {
-        if (!is_int) parse_fail(p, nl, "index must be an integer");
-        if (part == 0) loc = nl;
-        v[part] = (int64_t)num;
-        has[part] = true;
-      }
-      if (part == 2 || !parse_accept(p, ":")) break;
-      colon = true;
-    }
-    if (has[2] && v[2] == 0) parse_fail(p, loc, "slice step cannot be zero");
-    if (d.sym) {
-      if (has[0] || has[1] || has[2] || !colon)
-        parse_fail(p, loc, "cannot index the symbolic dimension '%s'; only ':' "
-                "(all of it) is allowed", p->g->sym[d.sym]);
-      a.begin[ax] = 0, a.end[ax] = INT64_MAX, a.step[ax] = 1;
-    } else if (!colon) {
-      int64_t i = v[0] < 0 ? v[0] + len : v[0];
-      if (!has[0] || i < 0 || i >= len)
-        parse_fail(p, loc, "index %lld is out of range for axis %d of size %lld",
-                (long long)v[0], ax, (long long)len);
-      a.begin[ax] = i, a.end[ax] = i + 1, a.step[ax] = 1;
-      drop[ax] = true;
-    } else {
-      /* Python slice semantics, clamped to the axis. */
-      int64_t st = v[2];
-      int64_t lo = st > 0 ? 0 : -1, hi = st > 0 ? len : len - 1;
-      int64_t b = has[0] ? v[0] : (st > 0 ? 0 : len - 1);
-      int64_t e = has[1] ? v[1] : (st > 0 ? len : -len - 1);
-      if (has[0] && b < 0) b += len;
-      if (has[1] && e < 0) e += len;
-      if (!has[1] && st < 0) e = -1;
-      b = b < lo ? lo : b > hi ? hi : b;
-      e = e < lo ? lo : e > hi ? hi : e;
-      a.begin[ax] = b, a.end[ax] = e, a.step[ax] = st;
-    }
-    ax++;
-  } while (parse_accept(p, ","));
-  parse_skip(p, "]");
-  for (int i = ax; i < s->rank; i++) {
-    if (s->d[i].sym) a.begin[i] = 0, a.end[i] = INT64_MAX, a.step[i] = 1;
-    else a.begin[i] = 0, a.end[i] = s->d[i].n, a.step[i] = 1;
-  }
-  Node *y = parse_mk1(p, OP_SLICE, x, &a, open->loc);
-  bool any_drop = false;
-  Attrs r = {0};
-  for (int i = 0; i < s->rank; i++) {
-    if (drop[i]) any_drop = true;
-    else r.to.d[r.to.rank++] = y->shape.d[i];
-  }
-  return any_drop ? parse_mk1(p, OP_RESHAPE, y, &r, open->loc) : y;
-}
-
 /* primary = NUMBER | IDENT | call | "(" expr ")" | list */
 static Node *primary(Parser *p) {
   Token *t = p->tok;
@@ -509,7 +437,7 @@ static Node *primary(Parser *p) {
 
 static Node *postfix(Parser *p) {
   Node *n = primary(p);
-  while (parse_at(p, "[")) n = postfix_index(p, n);
+  while (parse_at(p, "[")) n = parse_index(p, n);
   return n;
 }
 
@@ -540,13 +468,15 @@ static Node *unary(Parser *p) {
   return n;
 }
 
-/* term = unary (("*" | "/" | "@") unary)* */
+/* term = unary (("*" | "/" | "//" | "%" | "@") unary)*   (Python's precedence) */
 static Node *term(Parser *p) {
   Node *n = unary(p);
   for (;;) {
     Token *op = p->tok;
     if (parse_accept(p, "*")) n = parse_mk2(p, OP_MUL, n, unary(p), op->loc);
     else if (parse_accept(p, "/")) n = parse_mk2(p, OP_DIV, n, unary(p), op->loc);
+    else if (parse_accept(p, "//")) n = parse_mk2(p, OP_FLOORDIV, n, unary(p), op->loc);
+    else if (parse_accept(p, "%")) n = parse_mk2(p, OP_FLOORMOD, n, unary(p), op->loc);
     else if (parse_accept(p, "@")) n = parse_mk2(p, OP_MATMUL, n, unary(p), op->loc);
     else return n;
   }

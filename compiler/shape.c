@@ -21,6 +21,8 @@ const char *op_symbol(OpKind op) {
   case OP_MUL: return "*";
   case OP_DIV: return "/";
   case OP_POW: return "**";
+  case OP_FLOORDIV: return "//";
+  case OP_FLOORMOD: return "%";
   case OP_EQ: return "==";
   case OP_NE: return "!=";
   case OP_LT: return "<";

@@ -493,17 +493,41 @@ Node *tensor_linspace(Parser *p, Call *c, OpKind op) {
   return r;
 }
 
-/* meshgrid(x, y): tf.meshgrid's default 'xy' indexing: two [len(y),
- * len(x)] tensors, x along the rows, y down the columns. */
+/* meshgrid(x1, ..., xn, indexing=xy|ij): tf.meshgrid.  Each result has
+ * the shape [len(x1), ..., len(xn)] (ij) or that with the first two
+ * swapped (xy, the default: x along the rows, y down the columns), and
+ * result k repeats xk along its own axis. */
 Node *tensor_meshgrid(Parser *p, Call *c, OpKind op) {
   (void)op;
-  Node *x = call_tensor(p, c, 0, NULL), *y = call_tensor(p, c, 1, NULL);
-  if (x->shape.rank != 1 || y->shape.rank != 1) parse_fail(p, at(c), "meshgrid needs two vectors");
-  Shape xs = {2, {{1, 0}, x->shape.d[0]}}, ys = {2, {y->shape.d[0], {1, 0}}};
-  Attrs a = {.to = {2, {y->shape.d[0], x->shape.d[0]}}};
-  Node **r = results(p, c, 2);
-  r[0] = parse_mk1(p, OP_BROADCAST, call_reshape(p, x, &xs, at(c)), &a, at(c));
-  r[1] = parse_mk1(p, OP_BROADCAST, call_reshape(p, y, &ys, at(c)), &a, at(c));
+  int n = c->npos;
+  Val *iv = call_kwarg(c, "indexing");
+  bool xy = true;
+  if (iv) {
+    if (iv->kind != V_NAME || (strcmp(iv->name, "xy") && strcmp(iv->name, "ij")))
+      parse_fail(p, iv->loc, "meshgrid: indexing is xy or ij, got '%.*s'", iv->loc.len,
+                 iv->loc.src->text + iv->loc.off);
+    xy = !strcmp(iv->name, "xy");
+  }
+  if (n < 1) parse_fail(p, at(c), "meshgrid needs at least one vector");
+  Node *x[MAX_RANK];
+  Attrs a = {.to = {.rank = n}};
+  for (int k = 0; k < n; k++) {
+    x[k] = call_tensor(p, c, k, NULL);
+    if (x[k]->shape.rank != 1)
+      parse_fail(p, c->args[k].loc, "meshgrid needs vectors; argument %d has rank %d", k + 1,
+                 x[k]->shape.rank);
+  }
+  for (int k = 0; k < n; k++) {
+    int ax = xy && n >= 2 && k < 2 ? 1 - k : k;
+    a.to.d[ax] = x[k]->shape.d[0];
+  }
+  Node **r = results(p, c, n);
+  for (int k = 0; k < n; k++) {
+    int ax = xy && n >= 2 && k < 2 ? 1 - k : k;
+    Shape s = {.rank = n};
+    for (int i = 0; i < n; i++) s.d[i] = i == ax ? x[k]->shape.d[0] : (Dim){1, 0};
+    r[k] = parse_mk1(p, OP_BROADCAST, call_reshape(p, x[k], &s, at(c)), &a, at(c));
+  }
   return r[0];
 }
 
@@ -591,10 +615,29 @@ Node *tensor_top_k(Parser *p, Call *c, OpKind op) {
   return r[0];
 }
 
-/* cumsum(x, axis=0, exclusive=false, reverse=false): tf.cumsum. */
+/* x moved one along axis, a 1 first and its last dropped: cumprod of it
+ * is the exclusive cumprod, with no division (so right at zeros). */
+static Node *shift_in_ones(Parser *p, Call *c, Node *x, int axis) {
+  int64_t len = x->shape.d[axis].n;
+  Attrs one = {.to = x->shape}, keep = {0}, cat = {.axis = axis};
+  one.to.d[axis] = (Dim){1, 0};
+  Node *ones = parse_mk1(p, OP_BROADCAST, graph_scalar(p->g, 1, x->dtype, at(c)), &one, at(c));
+  if (len == 1) return ones;
+  for (int i = 0; i < x->shape.rank; i++) {
+    Dim d = x->shape.d[i];
+    keep.begin[i] = 0, keep.step[i] = 1, keep.end[i] = d.sym ? INT64_MAX : d.n;
+  }
+  keep.end[axis] = len - 1;
+  Node *src[2] = {ones, parse_mk1(p, OP_SLICE, x, &keep, at(c))};
+  return parse_mk(p, OP_CONCAT, src, 2, &cat, at(c));
+}
+
+/* cumsum(x, axis=0, exclusive=false, reverse=false): tf.cumsum; cumprod
+ * the same with a product (tf.math.cumprod). */
 Node *tensor_cumsum(Parser *p, Call *c, OpKind op) {
   Node *x = call_tensor(p, c, 0, "x");
-  if (x->shape.rank == 0) parse_fail(p, at(c), "cumsum needs a tensor of rank >= 1, got a scalar");
+  if (x->shape.rank == 0)
+    parse_fail(p, at(c), "%s needs a tensor of rank >= 1, got a scalar", op_info[op].name);
   Val *ev = call_kwarg(c, "exclusive"), *rv = call_kwarg(c, "reverse");
   bool excl = ev && ev->kind == V_NAME && !strcmp(ev->name, "true");
   bool rev = rv && rv->kind == V_NAME && !strcmp(rv->name, "true");
@@ -609,8 +652,14 @@ Node *tensor_cumsum(Parser *p, Call *c, OpKind op) {
     flip.begin[a.axis] = x->shape.d[a.axis].n - 1, flip.end[a.axis] = -1, flip.step[a.axis] = -1;
     x = parse_mk1(p, OP_SLICE, x, &flip, at(c));
   }
-  Node *y = parse_mk1(p, op, x, &a, at(c));
-  if (excl) y = parse_mk2(p, OP_SUB, y, x, at(c));
+  Node *y;
+  if (excl && op == OP_CUMPROD) {
+    if (x->shape.d[a.axis].sym) static_axis(p, c, x, call_arg(c, 1, "axis"), 0);
+    y = parse_mk1(p, op, shift_in_ones(p, c, x, a.axis), &a, at(c));
+  } else {
+    y = parse_mk1(p, op, x, &a, at(c));
+    if (excl) y = parse_mk2(p, OP_SUB, y, x, at(c));
+  }
   if (rev) y = parse_mk1(p, OP_SLICE, y, &flip, at(c));
   return y;
 }

@@ -477,6 +477,24 @@ static const Row rows[] = {
      "tv, ti = top_k(W, 2)\n"
      "loss = sum(sort(W * W, axis=1) * sum(h * k)) + sum(sort(W, axis=0, direction=DESCENDING) * W)"
      " + sum(tv * tv) + sum(cumsum(h, axis=1) * k) + sum(cumsum(W, exclusive=true, reverse=true) * W)\n" TRAIN},
+    /* issue 24, last gaps: % and // away from their jumps (a/b stays in
+     * (1.1, 1.9) and (-1.9, -1.1)), so d(a % b)/db = -floor(a/b) is -1 or
+     * 2; a // b passes a zero gradient */
+    {"floormod_floordiv", XK
+     "param W : f32[4, 3] = uniform(-1, 1)\n"
+     "param q : f32[3] = uniform(1.6, 2)\n"
+     "h = x @ W\n"
+     "a = 2.5 + tanh(h) * 0.3\n"
+     "loss = sum((a % q) * k) + sum(((-a) % q) * k * 2) + sum((a // q) * a * k) + sum(floormod(a * k + 3, 7.5))\n" TRAIN},
+    /* cumprod's rule divides by x: right where no element is zero, which
+     * uniform weights and 1.5 + tanh(h) / 2 are not; exclusive is a
+     * shift, reverse two flips */
+    {"cumprod", XK
+     "param W : f32[4, 3] = uniform(-1, 1)\n"
+     "h = x @ W\n"
+     "a = 1.5 + tanh(h) * 0.5\n"
+     "loss = sum(cumprod(a, axis=1) * k) + sum(cumprod(W, exclusive=true) * W)"
+     " + sum(cumprod(W, axis=1, reverse=true) * W) + sum(cumprod(a, axis=1, exclusive=true, reverse=true) * k)\n" TRAIN},
     /* issue 24's padded results: boolean_mask is a take_add, its gradient
      * a take of gy back at the selected positions, zero elsewhere;
      * unique's values a selection of the first occurrences */

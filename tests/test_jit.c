@@ -830,6 +830,21 @@ static void test_ops(void **state) {
       "loss = mean(sin(h) * cos(h * 2)) + mean(reciprocal(h * h + 1)) + mean(h * erf(h / 1.4142135))\n"
       "train loss with sgd(lr=0.1)\n",
 
+      /* issue 24, last gaps: % and // on ints (negative operands, a zero
+       * divisor: 0, never a trap; -1) and on floats, trained through % */
+      "input n : i32[batch, 3]\n"
+      "input x : f32[batch, 3]\n"
+      "param w : f32[3] = uniform(1.6, 2)\n"
+      "const d : i32[3] = [0, -1, 3]\n"
+      "a = 2.5 + tanh(x) * 0.3\n"
+      "output iq = (n - 3) // d + n // -2 + floordiv(n, 2)\n"
+      "output im = (n - 3) % d + n % -2 + floormod(-n, 3)\n"
+      "output fq = (x * 5) // w + (x * 5) % -w\n"
+      "output cp = cumprod(n, axis=1) + cumprod(n, axis=1, exclusive=true, reverse=true)\n"
+      "loss = mean((a % w) * x) + mean(((-a) % w) * x) + mean((a // w) * x)"
+      " + mean(cumprod(a, axis=1) * x) + mean(cumprod(a, axis=1, exclusive=true))\n"
+      "train loss with sgd(lr=0.1)\n",
+
       /* a loop: carries, slices, stacks and last values, forward and in
        * the gradient's reverse loop */
       "input x : f32[batch, 4, 2]\n"

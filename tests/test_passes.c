@@ -198,7 +198,7 @@ static void test_op_properties(void **state) {
     const char *ops;
   } rows[] = {
       {F_COMMUTATIVE, "add mul maximum minimum equal not_equal"},
-      {F_ELEMENTWISE, "add sub mul div pow maximum minimum equal not_equal less less_equal greater "
+      {F_ELEMENTWISE, "add sub mul div pow maximum minimum floordiv floormod equal not_equal less less_equal greater "
                       "greater_equal neg abs square relu leaky_relu sigmoid tanh exp log sqrt softplus erf sin cos reciprocal floor ceil "
                       "round sign clip cast where "
                       "broadcast_to sigmoid_cross_entropy"},
