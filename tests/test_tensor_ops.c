@@ -24,22 +24,7 @@
 #include "compiler.h"
 #include "gradc.h"
 #include "runtime.h"
-
-static double as_double(const void *p, gradc_dtype t, int64_t k) {
-  switch (t) {
-  case GRADC_F32: return ((const float *)p)[k];
-  case GRADC_F64: return ((const double *)p)[k];
-  case GRADC_I32: return ((const int32_t *)p)[k];
-  case GRADC_BOOL: return ((const uint8_t *)p)[k];
-  }
-  return 0;
-}
-
-static const Node *output_node(const Graph *g, const char *name) {
-  for (int k = 0; k < g->noutputs; k++)
-    if (!strcmp(g->outputs[k].name, name)) return g->outputs[k].node;
-  return NULL;
-}
+#include "util_tensor.h"
 
 /* ------------------------------------------------ 1. JIT vs evaluator */
 
@@ -72,7 +57,7 @@ static void test_seeds_jit_vs_evaluator(void **state) {
       gradc_tensor t;
       assert_int_equal(gradc_tensor_info(m[0], i, &t), GRADC_OK);
       if (t.kind != GRADC_OUTPUT) continue;
-      const Node *n = output_node(g, t.name);
+      const Node *n = named(g, t.name);
       assert_non_null(n);
       int64_t c0, c3;
       const void *o0 = gradc_data(m[0], t.name, &c0), *o3 = gradc_data(m[1], t.name, &c3);
@@ -100,11 +85,6 @@ static void test_seeds_jit_vs_evaluator(void **state) {
 }
 
 /* ------------------------------------------------ 2. diagnostics */
-
-typedef struct ErrCase {
-  const char *src;
-  const char *text;           /* file:line:col: error: ... */
-} ErrCase;
 
 static const ErrCase errors[] = {
     {"input x : f32[batch, 3]\noutput y = tile(x, [2, 1])\n",
@@ -134,18 +114,7 @@ static const ErrCase errors[] = {
 
 static void test_diagnostics(void **state) {
   (void)state;
-  int bad = 0;
-  for (size_t i = 0; i < sizeof errors / sizeof *errors; i++) {
-    gradc_model *m = NULL;
-    gradc_status st = gradc_compile_string("e.nn", errors[i].src, NULL, &m);
-    const char *msg = gradc_last_error(NULL);
-    if (st != GRADC_ERR_MODEL || !strstr(msg, errors[i].text)) {
-      print_error("case %zu: status %d, message:\n%s\nexpected: %s\n", i, st, msg, errors[i].text);
-      bad++;
-    }
-    gradc_free(m);
-  }
-  assert_int_equal(bad, 0);
+  assert_int_equal(failed_diagnostics(errors, sizeof errors / sizeof *errors), 0);
 }
 
 int main(void) {

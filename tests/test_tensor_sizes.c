@@ -27,14 +27,7 @@
 #include "compiler.h"
 #include "gradc.h"
 #include "runtime.h"
-
-static const Node *named(const Graph *g, const char *name) {
-  for (int k = 0; k < g->noutputs; k++)
-    if (!strcmp(g->outputs[k].name, name)) return g->outputs[k].node;
-  for (int i = 0; i < g->nnodes; i++)
-    if (g->nodes[i]->op == OP_INPUT && g->nodes[i]->name && !strcmp(g->nodes[i]->name, name)) return g->nodes[i];
-  return NULL;
-}
+#include "util_tensor.h"
 
 /* A model at -O0 and -O3 and its evaluator, the same input fed to all. */
 typedef struct Runs {
@@ -83,16 +76,6 @@ static void free_runs(Runs *r) {
   gradc_free(r->m[1]);
 }
 
-static double value(const void *p, gradc_dtype t, int64_t k) {
-  switch (t) {
-  case GRADC_F32: return ((const float *)p)[k];
-  case GRADC_F64: return ((const double *)p)[k];
-  case GRADC_I32: return ((const int32_t *)p)[k];
-  case GRADC_BOOL: return ((const uint8_t *)p)[k];
-  }
-  return 0;
-}
-
 static bool same(double a, double b) { return a == b || (isnan(a) && isnan(b)); }
 
 /* Output name of every run equals want (n values). */
@@ -106,9 +89,9 @@ static void expect(Runs *r, const char *name, const double *want, int64_t n) {
     for (int i = 0; i < gradc_tensor_count(r->m[k]); i++)
       if (gradc_tensor_info(r->m[k], i, &t) == GRADC_OK && !strcmp(t.name, name)) break;
     for (int64_t j = 0; j < n; j++)
-      if (!same(value(d, t.dtype, j), want[j])) {
+      if (!same(as_double(d, t.dtype, j), want[j])) {
         print_error("%s[%lld] at -O%d: %.9g, expected %.9g\n", name, (long long)j, k ? 3 : 0,
-                    value(d, t.dtype, j), want[j]);
+                    as_double(d, t.dtype, j), want[j]);
         fail();
       }
   }
@@ -263,11 +246,6 @@ static void test_unique(void **state) {
 
 /* ------------------------------------------------ 3. diagnostics */
 
-typedef struct ErrCase {
-  const char *src;
-  const char *text;
-} ErrCase;
-
 static const ErrCase errors[] = {
     {"const a = [[1, 2], [3, 4]]\noutput y = boolean_mask(a, [1, 0])\n",
      "e.nn:2:28: error: boolean_mask needs a bool mask, got i32; compare it, e.g. m > 0"},
@@ -284,18 +262,7 @@ static const ErrCase errors[] = {
 
 static void test_diagnostics(void **state) {
   (void)state;
-  int bad = 0;
-  for (size_t i = 0; i < sizeof errors / sizeof *errors; i++) {
-    gradc_model *m = NULL;
-    gradc_status st = gradc_compile_string("e.nn", errors[i].src, NULL, &m);
-    const char *msg = gradc_last_error(NULL);
-    if (st != GRADC_ERR_MODEL || !strstr(msg, errors[i].text)) {
-      print_error("case %zu: status %d, message:\n%s\nexpected: %s\n", i, st, msg, errors[i].text);
-      bad++;
-    }
-    gradc_free(m);
-  }
-  assert_int_equal(bad, 0);
+  assert_int_equal(failed_diagnostics(errors, sizeof errors / sizeof *errors), 0);
 }
 
 int main(void) {
