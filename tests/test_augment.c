@@ -30,6 +30,7 @@
 
 #include "compiler.h"
 #include "gradc.h"
+#include "util_tensor.h"
 
 enum { B = 200, H = 5, W = 4, C = 2, IMG = H * W * C, N = B * IMG };
 
@@ -250,27 +251,6 @@ static int64_t differ(const float *a, const float *b, int64_t n) {
   return k;
 }
 
-static float *copy(const float *v) {
-  float *c = malloc(sizeof(float) * N);
-  assert_non_null(c);
-  memcpy(c, v, sizeof(float) * N);
-  return c;
-}
-
-static const Node *named_node(const Graph *g, const char *name) {
-  for (int i = 0; i < g->nnodes; i++)
-    if (g->nodes[i]->name && !strcmp(g->nodes[i]->name, name)) return g->nodes[i];
-  fail_msg("no node %s", name);
-  return NULL;
-}
-
-static const Node *output_node(const Graph *g, const char *name) {
-  for (int i = 0; i < g->noutputs; i++)
-    if (!strcmp(g->outputs[i].name, name)) return g->outputs[i].node;
-  fail_msg("no output %s", name);
-  return NULL;
-}
-
 /* The number of images of y that differ from x. */
 static int changed_images(const float *y) {
   int k = 0;
@@ -308,7 +288,7 @@ static void test_reproducible(void **state) {
   assert_non_null(e);
   assert_true(eval_bind(e, "batch", B));
   eval_init(e, 1);
-  double *xe = eval_data(e, named_node(g, "x"));
+  double *xe = eval_data(e, must_name(g, "x"));
   const float *x = gradc_data(a, "x", NULL);
   for (int i = 0; i < N; i++) xe[i] = x[i];
   float *prev = NULL;
@@ -318,7 +298,7 @@ static void test_reproducible(void **state) {
     const float *ya = out(a, "a");
     assert_int_equal(differ(ya, out(b, "a"), N), 0);
     assert_int_equal(differ(ya, out(o0, "a"), N), 0);
-    const double *ye = eval_data(e, output_node(g, "a"));
+    const double *ye = eval_data(e, must_name(g, "a"));
     for (int i = 0; i < N; i++)
       if ((float)ye[i] != ya[i]) {
         print_error("step %d a[%d]: jit %.9g, evaluator %.17g\n", s, i, (double)ya[i], ye[i]);
@@ -328,7 +308,7 @@ static void test_reproducible(void **state) {
     assert_true(differ(ya, out(other, "a"), N) > N / 2);
     if (prev) assert_true(differ(ya, prev, N) > N / 2);
     free(prev);
-    prev = copy(ya);
+    prev = copy(ya, N);
   }
   free(prev);
   eval_free(e);

@@ -28,6 +28,7 @@
 #include "compiler.h"
 #include "gradc.h"
 #include "runtime.h"
+#include "util_tensor.h"
 
 enum { BATCH = 100, WIDTH = 1000, N = BATCH * WIDTH };
 
@@ -137,34 +138,13 @@ static int64_t differ(const float *a, const float *b, int64_t n) {
   return k;
 }
 
-static float *copy(const float *v, int64_t n) {
-  float *c = malloc(sizeof(float) * (size_t)n);
-  assert_non_null(c);
-  memcpy(c, v, sizeof(float) * (size_t)n);
-  return c;
-}
-
-static const Node *named_node(const Graph *g, const char *name) {
-  for (int i = 0; i < g->nnodes; i++)
-    if (g->nodes[i]->name && !strcmp(g->nodes[i]->name, name)) return g->nodes[i];
-  fail_msg("no node %s", name);
-  return NULL;
-}
-
-static const Node *output_node(const Graph *g, const char *name) {
-  for (int i = 0; i < g->noutputs; i++)
-    if (!strcmp(g->outputs[i].name, name)) return g->outputs[i].node;
-  fail_msg("no output %s", name);
-  return NULL;
-}
-
 /* The compiled draws are the evaluator's doubles rounded once to f32. */
 static void same_as_evaluator(gradc_model *m, Eval *e, const char *when) {
   const Graph *g = jitmodel_graph(m);
   const char *names[] = {"n", "u", "t"};
   for (int k = 0; k < 3; k++) {
     const float *jit = out(m, names[k], N);
-    const double *ref = eval_data(e, output_node(g, names[k]));
+    const double *ref = eval_data(e, must_name(g, names[k]));
     for (int64_t i = 0; i < N; i++)
       if (jit[i] != (float)ref[i]) {
         print_error("%s %s[%lld]: jit %.9g, evaluator %.17g\n", when, names[k], (long long)i,
@@ -185,7 +165,7 @@ static void test_steps_seeds_threads(void **state) {
   assert_int_equal(gradc_bind(a, BATCH), GRADC_OK);
   assert_int_equal(gradc_bind(b, BATCH), GRADC_OK);
   float *x = gradc_data(a, "x", NULL), *xb = gradc_data(b, "x", NULL);
-  double *xe = eval_data(e, named_node(g, "x"));
+  double *xe = eval_data(e, must_name(g, "x"));
   for (int i = 0; i < BATCH; i++) x[i] = xb[i] = (float)(xe[i] = i % 7 - 3);
   /* forward twice: the same draws (the counter as it stands, not moved) */
   assert_int_equal(gradc_forward(a), GRADC_OK);

@@ -1,7 +1,8 @@
 /*
- * util_tensor.h - what the tensor-toolkit tests share: an element of any
- * result as a double, a value by its output or input name, and a table of
- * model sources each of which must fail to compile with a given message.
+ * util_tensor.h - what the tests of values share (tensor toolkit, random
+ * ops, augmentation): an element of any result as a double, a value by its
+ * output or input name, a copy of a result, and a table of model sources
+ * each of which must fail to compile with a given message.
  *
  * Include after <cmocka.h>, "compiler.h" and "gradc.h".  Everything is
  * static, so a file may leave any of it unused.
@@ -10,6 +11,7 @@
 #define GRADC_UTIL_TENSOR_H
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 __attribute__((unused)) static double as_double(const void *p, gradc_dtype t, int64_t k) {
@@ -29,6 +31,21 @@ __attribute__((unused)) static const Node *named(const Graph *g, const char *nam
   for (int i = 0; i < g->nnodes; i++)
     if (g->nodes[i]->op == OP_INPUT && g->nodes[i]->name && !strcmp(g->nodes[i]->name, name)) return g->nodes[i];
   return NULL;
+}
+
+/* named(), failing the test where there is no such value. */
+__attribute__((unused)) static const Node *must_name(const Graph *g, const char *name) {
+  const Node *n = named(g, name);
+  if (!n) fail_msg("no output or input %s", name);
+  return n;
+}
+
+/* A copy of n floats (a result the next step overwrites); the caller frees. */
+__attribute__((unused)) static float *copy(const float *v, int64_t n) {
+  float *c = malloc(sizeof(float) * (size_t)n);
+  assert_non_null(c);
+  memcpy(c, v, sizeof(float) * (size_t)n);
+  return c;
 }
 
 typedef struct ErrCase {
