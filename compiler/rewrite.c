@@ -10,9 +10,10 @@
  * and renumbers the rest, so ids stay dense indices in topological order,
  * which the evaluator, codegen and the runtime index their tables by.
  *
- * Roots: outputs, metrics, the losses, parameter gradients, every ASSIGN, and
- * the graph's leaves that carry state (inputs, parameters, optimizer slots:
- * the runtime addresses them by name even when nothing reads them).
+ * Roots: outputs, metrics, the losses, parameter gradients, every ASSIGN
+ * and state update, and the graph's leaves that carry state (inputs,
+ * parameters, optimizer slots: the runtime addresses them by name even
+ * when nothing reads them).
  */
 #include <string.h>
 
@@ -189,6 +190,16 @@ static int renumber(Graph *g, bool keep_all) {
    * after its own gradient and make the step wait for that sum there. */
   for (int i = 0; i < total; i++)
     if (g->nodes[i]->op == OP_ALLREDUCE) place(&o, g->nodes[i]);
+  /* The state updates (batch norm's moving statistics) become assigns
+   * only in the update stage; before it, nothing else reaches them. */
+  for (int i = 0; i < g->nupdates; i++) {
+    StateUpdate *u = &g->updates[i];
+    u->state = current(u->state), u->value = current(u->value);
+    if (u->add) u->add = current(u->add);
+    place(&o, u->state);
+    place(&o, u->value);
+    if (u->add) place(&o, u->add);
+  }
   /* Everything but the assigns first, then the assigns: all reads of the
    * step before any write (see autodiff.c). */
   for (int i = 0; i < total; i++) {
