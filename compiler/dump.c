@@ -667,10 +667,20 @@ static char *tuple_str(const Graph *g, const Shape *s, char *buf, size_t n) {
 }
 
 void dump_summary(FILE *out, const Graph *g) {
-  static const char *rule = "_________________________________________________________________________";
-  static const char *dbl = "=========================================================================";
+  /* Keras' 30 columns for names, wider when a name is longer (a def's
+   * parameters: generator.batch_normalization.moving_variance), so the
+   * columns stay aligned; the rules span the table. */
+  int w = 30;
+  for (int i = 0; i < g->nnodes; i++) {
+    const Node *n = g->nodes[i];
+    if ((n->op == OP_PARAM || is_model_state(n)) && (int)strlen(n->name) > w) w = (int)strlen(n->name);
+  }
+  char rule[300], dbl[300];
+  int rl = w + 43 < (int)sizeof rule ? w + 43 : (int)sizeof rule - 1;
+  memset(rule, '_', (size_t)rl), rule[rl] = 0;
+  memset(dbl, '=', (size_t)rl), dbl[rl] = 0;
   fprintf(out, "Model: \"%s\"\n%s\n", g->model_name, rule);
-  fprintf(out, " %-30s %-18s %-12s %s\n%s\n", "Parameter", "Shape", "Param #", "Initializer", dbl);
+  fprintf(out, " %-*s %-18s %-12s %s\n%s\n", w, "Parameter", "Shape", "Param #", "Initializer", dbl);
   int64_t total = 0, frozen = 0;
   for (int i = 0; i < g->nnodes; i++) {
     const Node *n = g->nodes[i];
@@ -679,7 +689,7 @@ void dump_summary(FILE *out, const Graph *g) {
     int64_t c = shape_static_count(&n->shape);
     if (n->op == OP_PARAM) total += c;
     else frozen += c;
-    fprintf(out, " %-30s %-18s %-12s ", n->name, tuple_str(g, &n->shape, sb, sizeof sb),
+    fprintf(out, " %-*s %-18s %-12s ", w, n->name, tuple_str(g, &n->shape, sb, sizeof sb),
             grouped(c, cb, sizeof cb));
     if (n->a.init.kind == INIT_VALUES) fputs("values", out);
     else put_init(out, n);
@@ -711,9 +721,9 @@ void dump_summary(FILE *out, const Graph *g) {
       if (d2 && (size_t)(d2 - m->name) == len && !strncmp(m->name, n->name, len))
         c += shape_static_count(&m->shape);
     }
-    if (!header) fprintf(out, " %-30s %s\n%s\n", "Layer", "Param #", dbl), header = true;
+    if (!header) fprintf(out, " %-*s %s\n%s\n", w, "Layer", "Param #", dbl), header = true;
     char cb[32];
-    fprintf(out, " %-30.*s %s\n", (int)len, n->name, grouped(c, cb, sizeof cb));
+    fprintf(out, " %-*.*s %s\n", w, (int)len, n->name, grouped(c, cb, sizeof cb));
   }
   if (header) fprintf(out, "%s\n", rule);
   for (int i = 0; i < g->nnodes; i++) {

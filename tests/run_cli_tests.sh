@@ -136,6 +136,10 @@ run summary "$mnist"
 check "summary prints Total params: 407,050" \
   all 'status_is 0' 'stdout_has "Total params: 407,050"' \
       'stdout_has "Trainable params: 407,050"' 'stderr_empty'
+run summary models/wgan_gp.nn
+check "summary widens the name column for long names: the shapes stay in one column" \
+  all 'status_is 0' \
+      '[ "$(grep -E "^ (generator|critic)\..*\(" "$out" | awk "{ print index(\$0, \"(\") }" | sort -u | wc -l)" -eq 1 ]'
 run summary
 check "summary without a file: exit 2" all 'status_is 2'
 run summary "$tmp/missing.nn"
