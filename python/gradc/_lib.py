@@ -95,6 +95,7 @@ _MODEL_FUNCTIONS = {
     "train_step": (I, [P, PD]),
     "step": (I, [P, S, PD]),
     "step_name": (S, [P, I]),
+    "set_row_offset": (I, [P, I64]),
     "init": (I, [P, ctypes.c_uint64]),
     "save": (I, [P, S]),
     "load": (I, [P, S]),

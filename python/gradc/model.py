@@ -353,6 +353,15 @@ class Model:
                                             ctypes.byref(value)))
         return value.value
 
+    def set_row_offset(self, first_row):
+        """Data-parallel training: the global index of the bound batch's
+        first row, for the random ops (dropout, random_normal, ...): row j
+        draws as row first_row + j, so replicas stepping on consecutive
+        shards of a global batch draw what one model stepping on the
+        whole batch draws (gradc_set_row_offset)."""
+        with self._lock:
+            self._check(self._api.set_row_offset(self._handle(), int(first_row)))
+
     def init(self, seed):
         """Re-initialises parameters and optimizer state from seed (which
         fit also shuffles by, as `gradc train --seed`)."""

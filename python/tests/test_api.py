@@ -155,3 +155,20 @@ def test_predict_refuses_outputs_that_are_not_per_sample():
     m = gradc.compile(os.path.join(MODELS, "himmelblau.nn"))
     with pytest.raises(gradc.ArgumentError, match=r"'f' is f32\[\]: use forward"):
         m.predict(None)
+
+
+def test_row_offset_makes_shards_draw_the_whole_batch(tmp_path):
+    src = tmp_path / "draws.nn"
+    src.write_text("output r = random_normal([batch, 3])\n")
+    whole, shard = gradc.compile(str(src), seed=7), gradc.compile(str(src), seed=7)
+    whole.bind(5)
+    whole.forward()
+    r = whole.outputs()["r"]
+    shard.bind(2)
+    shard.forward()
+    assert np.array_equal(shard.outputs()["r"], r[:2])
+    shard.set_row_offset(3)
+    shard.forward()                                # forward draws the same again: rows 3 and 4
+    assert np.array_equal(shard.outputs()["r"], r[3:5])
+    with pytest.raises(gradc.ArgumentError, match="must be >= 0, got -1"):
+        shard.set_row_offset(-1)
