@@ -192,13 +192,13 @@ static int renumber(Graph *g, bool keep_all) {
     if (g->nodes[i]->op == OP_ALLREDUCE) place(&o, g->nodes[i]);
   /* The state updates (batch norm's moving statistics) become assigns
    * only in the update stage; before it, nothing else reaches them. */
+  bool *updated = arena_alloc(g->arena, (size_t)total);
   for (int i = 0; i < g->nupdates; i++) {
     StateUpdate *u = &g->updates[i];
     u->state = current(u->state), u->value = current(u->value);
     if (u->add) u->add = current(u->add);
-    place(&o, u->state);
-    place(&o, u->value);
-    if (u->add) place(&o, u->add);
+    updated[u->state->id] = updated[u->value->id] = true;
+    if (u->add) updated[u->add->id] = true;
   }
   /* Everything but the assigns first, then the assigns: all reads of the
    * step before any write (see autodiff.c). */
@@ -207,7 +207,7 @@ static int renumber(Graph *g, bool keep_all) {
     if (x->op == OP_ASSIGN) {
       place(&o, x->src[0]);
       place(&o, x->src[1]);
-    } else if (keep_all || is_root(g, x)) {
+    } else if (keep_all || is_root(g, x) || updated[i]) {
       place(&o, x);
     }
   }
