@@ -363,6 +363,14 @@ size_t layout_assign(const LayoutBuffer *buf, int n, bool reuse, size_t *offset)
 size_t layout_bytes(int rank, const int64_t *n, const int64_t *dim_sym, const int64_t *sym, size_t esize)
     RT_SHARED(layout_bytes);
 
+/* blas.c: the evaluator's products (compiler/eval.c), C = op(A) op(B) in
+ * double, row-major, A m x k (k x m when ta), B k x n (n x k when tb),
+ * C m x n: OpenBLAS's dgemm, behind the one file that includes it.  The
+ * reference evaluator spends most of a `gradc check` in products, and
+ * tens of minutes of a sanitizer build's tests with a loop of its own. */
+void rt_dgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const double *a, const double *b, double *c)
+    RT_SHARED(rt_dgemm);
+
 /* init.c: initial values - the evaluator (compiler/eval.c) and every
  * instance call it, so a seed gives the same numbers everywhere; the
  * generator is also what dropout's masks draw from, in compiled code

@@ -147,13 +147,31 @@ bool rt_orthonormal_columns(double *a, int m, int n) {
   return ok;
 }
 
+static pthread_once_t single_once = PTHREAD_ONCE_INIT;
+
 static void blas_single_thread(void) { openblas_set_num_threads(1); }
 
 void rt_blas_threads(int n) {
-  static pthread_once_t once = PTHREAD_ONCE_INIT;
   rt_default_threads();   /* read before it is lowered */
-  if (gemm_own_kernels()) pthread_once(&once, blas_single_thread);
+  if (gemm_own_kernels()) pthread_once(&single_once, blas_single_thread);
   else openblas_set_num_threads(n);
+}
+
+void rt_dgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const double *a, const double *b, double *c) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    for (int64_t i = 0; i < m * n; i++) c[i] = 0;
+    return;
+  }
+  /* The same policy as a model's (rt_blas_threads): where gemm.c's own
+   * kernels take the compiled products, OpenBLAS runs on one thread - a
+   * `gradc check` alone would otherwise start its spinning workers, which
+   * on a busy machine cost more than they gain on these small products. */
+  rt_default_threads();
+  if (gemm_own_kernels()) pthread_once(&single_once, blas_single_thread);
+  /* cblas takes int sizes; the evaluator's products are far below 2^31 */
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k,
+              1.0, a, ta ? (int)m : (int)k, b, tb ? (int)k : (int)n, 0.0, c, (int)n);
 }
 
 /* The kernel set OpenBLAS chose when it loaded (from the CPU, or from
