@@ -1063,6 +1063,16 @@ Node *parse_scalar(Parser *p, double v, bool is_int, Loc loc);
 /* state <- value after each train step (update statements, batch_norm) */
 void parse_update(Parser *p, Node *state, Node *value, Loc loc);
 bool parse_number(Parser *p, double *v, bool *is_int, Loc *loc);
+/* steps.c: train, schedule and constraint statements (after their
+ * keyword), and what settles them once the whole file is read */
+void parse_train_stmt(Parser *p, Token *kw);
+void parse_schedule_stmt(Parser *p, Token *kw);
+void parse_constraint_stmt(Parser *p);
+/* clip(lo, hi) or non_neg at p->tok, for a constraint statement or param's constraint= */
+void parse_constraint(Parser *p, double *lo, double *hi);
+void parse_add_constraint(Parser *p, Node *param, double lo, double hi, Loc loc);
+void parse_finish_steps(Parser *p);
+void parse_finish_schedule(Parser *p);
 /* dimexpr.c: integer arithmetic of literals and integer constants as a
  * list item or a dimension (7*7*64); false, consuming nothing, when the
  * item at p->tok is a lone number or symbolic name. */

@@ -11,13 +11,15 @@
  *   param  NAME : type (= init)?
  *   const  NAME (: type)? = literal
  *   output NAME (= expr)?          metric NAME (= expr)?
- *   train  NAME with optimizer(kwargs)
+ *   state  NAME : type (= init)?   update NAME = expr
+ *   train  NAME with optimizer(kwargs), schedule ..., constraint ...
+ *   def NAME(args) { ... }
  *   NAME = expr
  * Function calls, layer sugar, initializers and optimizers are parsed by
- * call.c, which shares this file's Parser state through compiler.h.
+ * call.c, the train, schedule and constraint statements by steps.c, and
+ * functions by func.c, which share this file's Parser state through
+ * compiler.h.
  */
-#include <ctype.h>
-#include <fnmatch.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -608,9 +610,6 @@ static void stmt_update(Parser *p) {
   parse_update(p, s->node, v, name->loc);
 }
 
-static void parse_constraint(Parser *p, double *lo, double *hi);
-static void add_constraint(Parser *p, Node *param, double lo, double hi, Loc loc);
-
 /* input NAME ":" type | param NAME ":" type ("=" init)?
  * | state NAME ":" type ("=" init)?   (non-trainable, see update) */
 static void stmt_input(Parser *p, bool is_param, bool is_state) {
@@ -659,7 +658,7 @@ static void stmt_input(Parser *p, bool is_param, bool is_state) {
         parse_skip(p, "=");
         double lo, hi;
         parse_constraint(p, &lo, &hi);
-        add_constraint(p, n, lo, hi, at);
+        parse_add_constraint(p, n, lo, hi, at);
       }
       if (tok_is(p->tok, "regularizer")) {
         Loc at = p->tok->loc;
@@ -755,263 +754,6 @@ static void stmt_bind(Parser *p, Token *name, unsigned flag) {
   if (flag == N_METRIC) graph_add_output(p->g, &p->g->metrics, &p->g->nmetrics, nm, n);
 }
 
-/* One `of` pattern: adjacent tokens (no space between them) of names and
- * glob characters, e.g. gen*, D.*, dense_?.kernel. */
-static const char *train_pattern(Parser *p, Loc *loc) {
-  Token *t = p->tok;
-  if ((t->kind != T_IDENT && !tok_is(t, "*")) || tok_is(t, "with"))
-    parse_expected(p, "a parameter name or pattern (e.g. gen.* or dense_1.kernel)");
-  *loc = t->loc;
-  const char *start = t->text;
-  Token *last = t;
-  for (t = t->next; (t->kind == T_IDENT || tok_is(t, "*") || tok_is(t, "?")) &&
-                    t->text == last->text + last->len;
-       t = t->next)
-    last = t;
-  p->tok = last->next;
-  loc->len = (int)(last->text + last->len - start);
-  return arena_strndup(p->arena, start, (size_t)loc->len);
-}
-
-static bool c_identifier(const char *s) {
-  if (!(isalpha((unsigned char)*s) || *s == '_')) return false;
-  for (; *s; s++)
-    if (!(isalnum((unsigned char)*s) || *s == '_')) return false;
-  return true;
-}
-
-/* train LOSS [of PATTERN, ...] with OPT(kwargs) [as NAME]; Keras defaults
- * for every hyperparameter.  Names and prefixes are settled in parse(),
- * once the number of steps is known. */
-static void stmt_train(Parser *p, Token *kw) {
-  Graph *g = p->g;
-  if (g->nsteps == MAX_STEPS)
-    parse_fail(p, kw->loc, "too many train statements (at most %d)", MAX_STEPS);
-  if (parse_at(p, "with") || p->tok->kind != T_IDENT)
-    parse_fail(p, p->tok->loc, "train needs the name of a loss: train <loss> [of <params>] "
-            "with <optimizer>(...) [as <name>]");
-  Token *name = p->tok;
-  p->tok = p->tok->next;
-  char *nm = parse_str(p, name);
-  Sym *s = parse_lookup(p, nm);
-  if (!s) parse_unknown(p, nm, name->loc);
-  Node *loss = s->node;
-  char b[SHAPE_STR_MAX];
-  if (loss->shape.rank != 0)
-    parse_fail(p, name->loc, "the loss '%s' must be a scalar, but it has shape %s; "
-            "reduce it, e.g. mean(...)", nm, shape_str(g, &loss->shape, b, sizeof b));
-  if (!dtype_is_float(loss->dtype))
-    parse_fail(p, name->loc, "the loss '%s' must be floating-point, got %s", nm,
-            dtype_names[loss->dtype]);
-  TrainStep st = {.loss = loss, .loc = kw->loc};
-  if (parse_accept(p, "of")) {
-    enum { MAX_PATTERNS = 64 };
-    st.patterns = arena_alloc(p->arena, sizeof(char *) * MAX_PATTERNS);
-    st.pattern_locs = arena_alloc(p->arena, sizeof(Loc) * MAX_PATTERNS);
-    do {
-      if (st.npatterns == MAX_PATTERNS)
-        parse_fail(p, p->tok->loc, "too many parameter patterns (at most %d)", MAX_PATTERNS);
-      st.patterns[st.npatterns] = train_pattern(p, &st.pattern_locs[st.npatterns]);
-      st.npatterns++;
-    } while (parse_accept(p, ","));
-  }
-  if (!parse_accept(p, "with")) parse_expected(p, st.npatterns ? "',' or 'with' and an optimizer"
-                                                  : "'of' and parameters, or 'with' and an optimizer");
-  Token *ot = parse_ident(p, "an optimizer (sgd, rmsprop, adam, adagrad)");
-  st.opt = parse_optimizer(p, ot);
-  if (parse_accept(p, "as")) {
-    Token *sn = parse_ident(p, "a name for the train step");
-    st.name = parse_str(p, sn);
-    if (!c_identifier(st.name))
-      parse_fail(p, sn->loc, "a train step's name must be a C identifier (letters, digits, _), "
-                 "got '%s'", st.name);
-    for (int i = 0; i < g->nsteps; i++)
-      if (g->steps[i].name && !strcmp(g->steps[i].name, st.name))
-        parse_fail(p, sn->loc, "a train step named '%s' already exists", st.name);
-  }
-  TrainStep *grown = arena_alloc(p->arena, sizeof(TrainStep) * (size_t)(g->nsteps + 1));
-  if (g->nsteps) memcpy(grown, g->steps, sizeof(TrainStep) * (size_t)g->nsteps);
-  grown[g->nsteps++] = st;
-  g->steps = grown;
-  loss->flags |= N_LOSS;
-}
-
-/* schedule NAME [* TIMES], ...: the order `gradc train` runs several
- * train steps in (WGAN-GP's critic * 5, generator).  The names are
- * resolved in finish_steps, once unnamed steps have their names. */
-static void stmt_schedule(Parser *p, Token *kw) {
-  if (p->schedule_names)
-    parse_fail(p, kw->loc, "the model already has a schedule");
-  enum { MAX_ENTRIES = 64 };
-  Graph *g = p->g;
-  p->schedule_loc = kw->loc;
-  p->schedule_names = arena_alloc(p->arena, sizeof(Token *) * MAX_ENTRIES);
-  g->schedule = arena_alloc(p->arena, sizeof(ScheduleEntry) * MAX_ENTRIES);
-  do {
-    if (g->nschedule == MAX_ENTRIES)
-      parse_fail(p, p->tok->loc, "a schedule has at most %d entries", MAX_ENTRIES);
-    Token *name = parse_ident(p, "the name of a train step");
-    int64_t times = 1;
-    if (parse_accept(p, "*")) {
-      Token *t = p->tok;
-      double v;
-      bool is_int;
-      Loc loc;
-      if (!parse_number(p, &v, &is_int, &loc) || !is_int || v < 1 || v > 1000000)
-        parse_fail(p, t->loc, "a schedule repeats a step a whole number of times from 1 to "
-                   "1000000, got '%.*s'", t->len, t->text);
-      times = (int64_t)v;
-    }
-    p->schedule_names[g->nschedule] = name;
-    g->schedule[g->nschedule++] = (ScheduleEntry){.step = -1, .times = (int)times};
-  } while (parse_accept(p, ","));
-}
-
-static void finish_schedule(Parser *p) {
-  Graph *g = p->g;
-  if (!g->nschedule) return;
-  if (!g->nsteps) parse_fail(p, p->schedule_loc, "a schedule needs train statements");
-  bool *used = arena_alloc(p->arena, sizeof(bool) * (size_t)g->nsteps);
-  for (int i = 0; i < g->nschedule; i++) {
-    Token *t = p->schedule_names[i];
-    char *nm = parse_str(p, t);
-    for (int k = 0; k < g->nsteps; k++)
-      if (!strcmp(g->steps[k].name, nm)) g->schedule[i].step = k, used[k] = true;
-    if (g->schedule[i].step >= 0) continue;
-    char list[512] = "";
-    size_t at = 0;
-    for (int k = 0; k < g->nsteps && at < sizeof list - 64; k++)
-      at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", k ? ", " : "", g->steps[k].name);
-    parse_fail(p, t->loc, "the schedule names '%s', which is not a train step (the steps are: %s)",
-               nm, list);
-  }
-  for (int k = 0; k < g->nsteps; k++)
-    if (!used[k])
-      diag_add(p->arena, p->diags, DIAG_WARNING, g->steps[k].loc,
-               "train step '%s' is not in the schedule: gradc train never runs it", g->steps[k].name);
-}
-
-/* A constraint: clip(lo, hi) or non_neg (Keras' NonNeg). */
-static void parse_constraint(Parser *p, double *lo, double *hi) {
-  Token *t = parse_ident(p, "a constraint: clip(min, max) or non_neg");
-  if (tok_is(t, "non_neg")) {
-    *lo = 0, *hi = INFINITY;
-    return;
-  }
-  if (!tok_is(t, "clip"))
-    parse_fail(p, t->loc, "unknown constraint '%.*s' (the constraints are clip(min, max) and non_neg)",
-               t->len, t->text);
-  parse_skip(p, "(");
-  double v[2];
-  for (int i = 0; i < 2; i++) {
-    if (i) parse_skip(p, ",");
-    bool is_int;
-    Loc loc;
-    Token *at = p->tok;
-    if (!parse_number(p, &v[i], &is_int, &loc))
-      parse_fail(p, at->loc, "clip needs two numbers: clip(min, max)");
-  }
-  parse_skip(p, ")");
-  if (!(v[0] <= v[1]))
-    parse_fail(p, t->loc, "clip needs min <= max, got (%g, %g)", v[0], v[1]);
-  *lo = v[0], *hi = v[1];
-}
-
-static void add_constraint(Parser *p, Node *param, double lo, double hi, Loc loc) {
-  Graph *g = p->g;
-  for (int i = 0; i < g->nconstraints; i++)
-    if (g->constraints[i].param == param)
-      parse_fail(p, loc, "parameter '%s' already has a constraint (line %d)", param->name,
-                 g->constraints[i].loc.line);
-  Constraint *grown = arena_alloc(p->arena, sizeof(Constraint) * (size_t)(g->nconstraints + 1));
-  if (g->nconstraints) memcpy(grown, g->constraints, sizeof(Constraint) * (size_t)g->nconstraints);
-  grown[g->nconstraints++] = (Constraint){param, lo, hi, loc};
-  g->constraints = grown;
-}
-
-/* constraint PATTERN, ... = clip(lo, hi) | non_neg: for the parameters
- * layers make (`constraint critic.* = clip(-0.01, 0.01)`). */
-static void stmt_constraint(Parser *p) {
-  enum { MAX_PATTERNS = 64 };
-  const char *pat[MAX_PATTERNS];
-  Loc locs[MAX_PATTERNS];
-  int n = 0;
-  do {
-    if (n == MAX_PATTERNS)
-      parse_fail(p, p->tok->loc, "too many parameter patterns (at most %d)", MAX_PATTERNS);
-    pat[n] = train_pattern(p, &locs[n]);
-    n++;
-  } while (parse_accept(p, ","));
-  parse_skip(p, "=");
-  double lo, hi;
-  Loc at = p->tok->loc;
-  parse_constraint(p, &lo, &hi);
-  Graph *g = p->g;
-  for (int k = 0; k < n; k++) {
-    bool any = false;
-    for (int i = 0; i < g->nnodes; i++) {
-      Node *x = g->nodes[i];
-      if (x->op != OP_PARAM || fnmatch(pat[k], x->name, 0)) continue;
-      any = true;
-      add_constraint(p, x, lo, hi, at);
-    }
-    if (!any)
-      parse_fail(p, locs[k], "'%s' matches no parameter declared so far; a constraint comes after "
-                 "the layers it constrains", pat[k]);
-  }
-}
-
-/* The parameters step st's patterns match, each pattern at least one. */
-static void match_params(Parser *p, TrainStep *st) {
-  Graph *g = p->g;
-  int nparams = 0;
-  for (int i = 0; i < g->nnodes; i++) nparams += g->nodes[i]->op == OP_PARAM;
-  st->params = arena_alloc(p->arena, sizeof(Node *) * (size_t)(nparams ? nparams : 1));
-  for (int k = 0; k < st->npatterns; k++) {
-    bool any = false;
-    for (int i = 0; i < g->nnodes; i++) {
-      Node *x = g->nodes[i];
-      if (x->op != OP_PARAM || fnmatch(st->patterns[k], x->name, 0)) continue;
-      any = true;
-      bool seen = false;
-      for (int j = 0; j < st->nparams && !seen; j++) seen = st->params[j] == x;
-      if (!seen) st->params[st->nparams++] = x;
-    }
-    if (any) continue;
-    char list[512] = "";
-    size_t used = 0;
-    for (int i = 0; i < g->nnodes && used < sizeof list - 64; i++)
-      if (g->nodes[i]->op == OP_PARAM)
-        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", used ? ", " : "",
-                                 g->nodes[i]->name);
-    parse_fail(p, st->pattern_locs[k], "'%s' matches no parameter (the parameters are: %s)",
-               st->patterns[k], used ? list : "none");
-  }
-}
-
-/* Unnamed steps: "train" when it is the only one, else its loss's name;
- * the state of each step is prefixed by its name when there are several;
- * patterns become parameter lists. */
-static void finish_steps(Parser *p) {
-  Graph *g = p->g;
-  for (int i = 0; i < g->nsteps; i++) {
-    TrainStep *st = &g->steps[i];
-    if (st->npatterns) match_params(p, st);
-    if (!st->name && g->nsteps == 1) st->name = "train";
-    if (!st->name) {
-      char *n = arena_strdup(p->arena, st->loss->name ? st->loss->name : "loss");
-      for (char *q = n; *q; q++)
-        if (!isalnum((unsigned char)*q) && *q != '_') *q = '_';
-      for (int k = 0; k < g->nsteps; k++)
-        if (k != i && g->steps[k].name && !strcmp(g->steps[k].name, n))
-          parse_fail(p, st->loc, "two train steps would be named '%s'; name this one with "
-                     "'as <name>'", n);
-      st->name = n;
-    }
-    st->prefix = g->nsteps == 1 ? "" : arena_printf(p->arena, "%s/", st->name);
-  }
-}
-
 void parse_statement(Parser *p) {
   Token *t = p->tok;
   p->stmt = t;
@@ -1038,9 +780,9 @@ void parse_statement(Parser *p) {
   else if (tok_is(t, "const")) stmt_const(p);
   else if (tok_is(t, "output") || tok_is(t, "metric"))
     stmt_bind(p, parse_ident(p, "a name"), tok_is(t, "output") ? N_OUTPUT : N_METRIC);
-  else if (tok_is(t, "train")) stmt_train(p, t);
-  else if (tok_is(t, "schedule") && p->tok->kind == T_IDENT) stmt_schedule(p, t);
-  else if (tok_is(t, "constraint") && p->tok->kind == T_IDENT) stmt_constraint(p);
+  else if (tok_is(t, "train")) parse_train_stmt(p, t);
+  else if (tok_is(t, "schedule") && p->tok->kind == T_IDENT) parse_schedule_stmt(p, t);
+  else if (tok_is(t, "constraint") && p->tok->kind == T_IDENT) parse_constraint_stmt(p);
   else if (tok_is(t, "def")) func_def(p, t);
   else if (parse_at(p, "=")) {
     stmt_bind(p, t, 0);
@@ -1114,10 +856,10 @@ Graph *parse(Arena *a, const Source *src, Diags *d) {
   p->tok = toks;
   if (setjmp(p->fail)) return NULL;
   while (p->tok->kind != T_EOF) parse_statement(p);
-  finish_steps(p);
+  parse_finish_steps(p);
   regularize_steps(p);
   warn_swapped_losses(p);
-  finish_schedule(p);
+  parse_finish_schedule(p);
   check_literals(p);
   func_finish(p);
   for (int i = 0; i < p->g->nnodes; i++) {
