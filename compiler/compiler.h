@@ -1085,9 +1085,11 @@ Node *parse_index(Parser *p, Node *x);
 /* call.c */
 Node *parse_call(Parser *p);
 bool call_is_builtin(const char *name);
-void parse_init(Parser *p, Node *param);
-Optimizer parse_optimizer(Parser *p, Token *ot);
 DType parse_dtype(const char *s, bool *ok);
+/* initializers.c: `= INIT` after a param's type */
+void parse_init(Parser *p, Node *param);
+/* steps.c: a train statement's optimizer and its hyperparameters */
+Optimizer parse_optimizer(Parser *p, Token *ot);
 /* Argument accessors for call handlers: each marks what it reads as used
  * and unwinds the parse with a precise error when the argument is not what
  * the callee needs. */
@@ -1104,7 +1106,7 @@ Node *call_reshape(Parser *p, Node *x, const Shape *to, Loc loc);
 Shape call_shape(Parser *p, Call *c, Val *v);
 /* the closest of names to s, if close enough to be a likely typo */
 const char *call_nearest(const char *s, const char *const *names, int n);
-Node *call_init(Parser *p, Node *param, Val *v);   /* param's initializer from v */
+Node *call_init(Parser *p, Node *param, Val *v);   /* initializers.c: param's initializer from v */
 
 /* func.c: functions of the model language (see the essay there).
  *   def NAME(ARG, ...) { STATEMENT... return EXPR (, EXPR)* }

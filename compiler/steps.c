@@ -2,7 +2,9 @@
  * steps.c - the statements that say how a model trains, as opposed to
  * what it computes: `train LOSS [of PATTERN, ...] with OPT(...) [as NAME]`,
  * `schedule NAME [* TIMES], ...` and `constraint PATTERN, ... = clip(lo,
- * hi) | non_neg` (also `param ... constraint=` through parse.c).  Parsing
+ * hi) | non_neg` (also `param ... constraint=` through parse.c), and the
+ * optimizer a train statement names, with its hyperparameters
+ * (parse_optimizer; the formulas are optimizer.c's).  Parsing
  * a statement only records it; the whole file must be read before the
  * steps get their names, parameter lists and state prefixes and the
  * schedule its step numbers (parse_finish_steps, parse_finish_schedule,
@@ -272,4 +274,128 @@ void parse_finish_steps(Parser *p) {
     }
     st->prefix = g->nsteps == 1 ? "" : arena_printf(p->arena, "%s/", st->name);
   }
+}
+
+/* The accepted keys of an optimizer, comma-separated: every hyperparameter
+ * by its name and Keras' spelling, then the switches. */
+static const char *opt_keys(Parser *p, const OptInfo *info) {
+  const char *keys = "";
+  for (int i = 0; i < info->nhyper; i++) {
+    const OptHyper *h = &info->hyper[i];
+    keys = arena_printf(p->arena, "%s%s%s%s%s", keys, *keys ? "," : "", h->name,
+                        h->alias ? "," : "", h->alias ? h->alias : "");
+  }
+  for (int i = 0; i < OPT_MAX_SWITCHES && info->switches[i]; i++)
+    keys = arena_printf(p->arena, "%s%s%s", keys, *keys ? "," : "", info->switches[i]);
+  return keys;
+}
+
+static const OptHyper *opt_hyper_named(const OptInfo *info, const char *key) {
+  for (int i = 0; i < info->nhyper; i++) {
+    const OptHyper *h = &info->hyper[i];
+    if (!strcmp(key, h->name) || (h->alias && !strcmp(key, h->alias))) return h;
+  }
+  return NULL;
+}
+
+/* optimizer = NAME ("(" args ")")?  with Keras defaults for every
+ * hyperparameter (tf.keras.optimizers, TF 2.x); names, keys, defaults and
+ * ranges come from opt_info (optimizer.c). */
+Optimizer parse_optimizer(Parser *p, Token *ot) {
+  char *on = parse_str(p, ot);
+  Optimizer o = {.loc = ot->loc, .eps = 1e-7};
+  Loc lr_loc = ot->loc;
+  bool found = false;
+  for (int k = 0; k < OPT_COUNT; k++)
+    if (strcmp(on, opt_info[k].name) == 0) o.kind = (OptKind)k, found = true;
+  if (!found) {
+    const char *best = NULL;
+    int bd = 1 << 30;
+    for (int k = 0; k < OPT_COUNT; k++) {
+      int d = edit_distance(on, opt_info[k].name);
+      if (d < bd) bd = d, best = opt_info[k].name;
+    }
+    if (bd <= 2)
+      parse_fail(p, ot->loc, "unknown optimizer '%s'; did you mean '%s'?", on, best);
+    const char *names = "";
+    for (int k = 0; k < OPT_COUNT; k++)
+      names = arena_printf(p->arena, "%s%s%s", names,
+                           k == 0 ? "" : k == OPT_COUNT - 1 ? " or " : ", ", opt_info[k].name);
+    parse_fail(p, ot->loc, "unknown optimizer '%s'; use %s", on, names);
+  }
+  const OptInfo *info = &opt_info[o.kind];
+  for (int i = 0; i < info->nhyper; i++)
+    opt_set_hyper(&o, &info->hyper[i], info->hyper[i].keras_default);
+  const char *keys = opt_keys(p, info);
+  Call *c = arena_alloc(p->arena, sizeof *c);
+  c->fn = ot;
+  /* lr may be a schedule, lr=exponential_decay(...) or positional first;
+   * then optimizer/lr starts at the schedule's nominal rate. */
+  bool sched_first = false;
+  if (parse_accept(p, "(")) {
+    if (!parse_at(p, ")")) {
+      do {
+        Token *t = p->tok;
+        bool keyed = t->kind == T_IDENT && tok_is(t->next, "=");
+        Token *at = keyed ? t->next->next : t;
+        const OptHyper *h = keyed ? opt_hyper_named(info, parse_str(p, t)) : NULL;
+        bool lr_place = keyed ? h && h->field == offsetof(Optimizer, lr) : c->nargs == 0;
+        ScheduleKind sk = parse_schedule_named(p, at);
+        if (sk == SCHED_NONE || !lr_place) {
+          call_parse_arg(p, c);
+          continue;
+        }
+        if (o.sched.kind != SCHED_NONE) parse_fail(p, t->loc, "%s: the learning rate is given twice", on);
+        sched_first = !keyed;
+        p->tok = at;
+        o.sched = parse_schedule(p, sk);
+        o.lr = opt_schedule_nominal(&o.sched);
+        lr_loc = at->loc;
+      } while (parse_accept(p, ","));
+    }
+    parse_skip(p, ")");
+  }
+  for (int i = 0; i < c->nargs; i++) {
+    Val *v = &c->args[i];
+    if (o.sched.kind != SCHED_NONE && (!v->key || opt_hyper_named(info, v->key) ==
+                                                      opt_hyper_named(info, "lr")))
+      parse_fail(p, v->key ? v->keyloc : v->loc, "%s: the learning rate is given twice (a "
+                 "schedule and a number)", on);
+    if (!v->key) {
+      if (i > 0 || sched_first) parse_fail(p, v->loc, "%s: only the learning rate may be positional", on);
+      o.lr = call_num(p, c, v, false);
+      lr_loc = v->loc;
+      continue;
+    }
+    if (!call_in_list(keys, v->key))
+      parse_fail(p, v->keyloc, "%s has no argument '%s'; it takes: %s", on, v->key, keys);
+    const char *k = v->key;
+    const OptHyper *h = opt_hyper_named(info, k);
+    if (!h) {
+      bool on_off = call_bool(p, c, v);
+      if (!strcmp(k, "nesterov")) o.nesterov = on_off;
+      else o.centered = on_off;
+      continue;
+    }
+    opt_set_hyper(&o, h, call_num(p, c, v, false));
+    if (h->field == offsetof(Optimizer, lr)) lr_loc = v->loc;
+    if (h->range == RANGE_CLIP && !(opt_hyper_value(&o, h) > 0))
+      parse_fail(p, v->loc, "%s: %s must be positive, got %g", on, h->name, opt_hyper_value(&o, h));
+  }
+  if (o.clipnorm > 0 && o.global_clipnorm > 0)
+    parse_fail(p, ot->loc, "%s: clipnorm and global_clipnorm exclude each other (as in Keras); "
+               "choose one", on);
+  for (int i = 0; i < info->nhyper; i++) {
+    const OptHyper *h = &info->hyper[i];
+    double x = opt_hyper_value(&o, h);
+    if (h->range == RANGE_POSITIVE && !(x > 0))
+      parse_fail(p, lr_loc, "%s: the learning rate must be positive, got %g", on, x);
+    if (h->range == RANGE_UNIT && !(x >= 0 && x < 1))
+      parse_fail(p, ot->loc, "%s: momentum, rho and betas must lie in [0, 1)", on);
+    if (h->range == RANGE_NONNEGATIVE && !(x >= 0))
+      parse_fail(p, ot->loc, "%s: eps must not be negative", on);
+    if (h->range == RANGE_OPTIONAL && !(x >= 0))
+      parse_fail(p, ot->loc, "%s: %s must not be negative, got %g", on, h->name, x);
+  }
+  return o;
 }
