@@ -1379,6 +1379,22 @@ static void test_models_pass_check(void **state) {
                   (unsigned long long)seed);
           failures++;
         }
+      /* A loss that holds grad() (wgan_gp's penalty) is checked at order 2
+       * as well, as gradc check does by default: at full size, not only the
+       * tiny models of test_gan and the CLI tests. */
+      if (c->graph->ngrad_exprs) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *out = open_memstream(&text, &len);
+        assert_non_null(out);
+        int rc = check_gradients_order(c->graph, 1, 3, 1e-4, 2, out);
+        fclose(out);
+        if (rc != 0 || !strstr(text, ", order 2: ")) {
+          fprintf(stderr, "%s%s: gradc check --order 2 failed\n", text, de->d_name);
+          failures++;
+        }
+        free(text);
+      }
     }
     compilation_free(c);
     models++;
