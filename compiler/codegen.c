@@ -49,6 +49,7 @@
  */
 #include <llvm-c/Core.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "compiler.h"
@@ -150,9 +151,31 @@ LLVMValueRef cg_elem_ptr(CG *cg, const Node *n, LLVMValueRef base, LLVMValueRef 
   return LLVMBuildGEP2(cg->b, cg_type(cg, n->dtype), base, &off, 1, "");
 }
 
+/* In a kernel function: s's pointer from the caller's table, loaded at
+ * the entry (the table is filled before the call), s given the next slot
+ * if this function's code has not used it before. */
+static LLVMValueRef slot_load(CG *cg, const Node *s) {
+  if (!cg->slot[s->id]) {
+    cg->slots[cg->nslots++] = s;
+    cg->slot[s->id] = cg->nslots;
+  }
+  LLVMBasicBlockRef cur = LLVMGetInsertBlock(cg->b);
+  LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(cg->fn);
+  LLVMValueRef first = LLVMGetFirstInstruction(entry);
+  if (first) LLVMPositionBuilderBefore(cg->b, first);
+  else LLVMPositionBuilderAtEnd(cg->b, entry);
+  LLVMValueRef at = cg_int(cg, cg->slot[s->id] - 1);
+  LLVMValueRef p = LLVMBuildLoad2(cg->b, cg->ptr, LLVMBuildGEP2(cg->b, cg->ptr, cg->args, &at, 1, ""), "buf");
+  LLVMPositionBuilderAtEnd(cg->b, cur);
+  return p;
+}
+
 LLVMValueRef cg_ptr(CG *cg, const Node *n) {
   const Node *s = cg_buffer_node(n);
-  if (s) return cg->base[s->id];
+  if (s) {
+    if (!cg->base[s->id] && cg->args) cg->base[s->id] = slot_load(cg, s);
+    return cg->base[s->id];
+  }
   while (op_info[n->op].flags & F_VIEW) n = n->src[0];
   GRADC_ASSERT(n->op == OP_CONST && n->shape.rank > 0);
   return cg->global[n->id];
@@ -982,6 +1005,7 @@ static void load_arguments(CG *cg, LLVMValueRef bufs, LLVMValueRef syms) {
     cg->sym[k] = LLVMBuildLoad2(cg->b, cg->i64, p, g->sym[k]);
   }
   memset(cg->base, 0, sizeof(LLVMValueRef) * (size_t)g->nnodes);
+  if (cg->args) return;      /* a kernel's: loaded where first used (cg_ptr) */
   for (int i = 0; i < g->nnodes; i++) {
     const Node *s = cg_buffer_node(g->nodes[i]);
     if (!cg->mark[i] || !s || cg->base[s->id]) continue;
@@ -995,7 +1019,7 @@ typedef void GenFn(CG *cg, const Node *n);
 /* The function being generated, while an outlined task is: saved by
  * task_begin, put back by task_end. */
 typedef struct Outer {
-  LLVMValueRef fn, rt, *base, sym[MAX_SYMS + 1];
+  LLVMValueRef fn, rt, args, *base, sym[MAX_SYMS + 1];
   LLVMBasicBlockRef at;
   int depth;
 } Outer;
@@ -1005,7 +1029,7 @@ typedef struct Outer {
  * loaded as at a function's start. */
 static LLVMValueRef task_begin(CG *cg, Outer *o, const char *name) {
   const Graph *g = cg->g;
-  *o = (Outer){cg->fn, cg->rt, arena_alloc(g->arena, sizeof(LLVMValueRef) * (size_t)g->nnodes), {0},
+  *o = (Outer){cg->fn, cg->rt, cg->args, arena_alloc(g->arena, sizeof(LLVMValueRef) * (size_t)g->nnodes), {0},
                LLVMGetInsertBlock(cg->b), cg->depth};
   memcpy(o->base, cg->base, sizeof(LLVMValueRef) * (size_t)g->nnodes);
   memcpy(o->sym, cg->sym, sizeof o->sym);
@@ -1017,6 +1041,8 @@ static LLVMValueRef task_begin(CG *cg, Outer *o, const char *name) {
   LLVMAddAttributeAtIndex(cg->fn, 2, LLVMCreateEnumAttribute(cg->ctx, noalias, 0));
   LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry"));
   cg->rt = LLVMGetParam(cg->fn, 0);
+  /* in a kernel, its table (handed on by the runtime) and its slots */
+  if (cg->args) cg->args = LLVMGetParam(cg->fn, 1);
   load_arguments(cg, LLVMGetParam(cg->fn, 1), LLVMGetParam(cg->fn, 2));
   return task;
 }
@@ -1025,7 +1051,7 @@ static LLVMValueRef task_begin(CG *cg, Outer *o, const char *name) {
 static void task_end(CG *cg, const Outer *o, AbiFunction fn, LLVMValueRef task, LLVMValueRef bufs,
                      LLVMValueRef syms, LLVMValueRef n) {
   LLVMBuildRetVoid(cg->b);
-  cg->fn = o->fn, cg->rt = o->rt, cg->depth = o->depth;
+  cg->fn = o->fn, cg->rt = o->rt, cg->args = o->args, cg->depth = o->depth;
   memcpy(cg->base, o->base, sizeof(LLVMValueRef) * (size_t)cg->g->nnodes);
   memcpy(cg->sym, o->sym, sizeof o->sym);
   LLVMPositionBuilderAtEnd(cg->b, o->at);
@@ -1328,6 +1354,136 @@ static int *sums_read(CG *cg) {
   return need;
 }
 
+/* ------------------------------------------------- kernel functions */
+
+/* The kernels made so far: each one's code as text (its functions, named
+ * alike), so that a kernel whose code is the same as one made before -
+ * the forward kernels of every train step and of forward, a layer
+ * repeated with the same shapes - is compiled once and called from each
+ * place.  The text is the key because it is everything that changes the
+ * code, by construction: a key spelt out from the node (op, dtypes,
+ * shapes, attributes, the fused tree, the layout, the threads) would have
+ * to follow every generator's choices. */
+typedef struct KernelCode {
+  char *text;
+  uint64_t hash;
+  LLVMValueRef fn;
+} KernelCode;
+
+typedef struct KernelTable {
+  KernelCode *k;
+  int n, cap;
+} KernelTable;
+
+static uint64_t fnv1a(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h;
+}
+
+/* The functions of a kernel: fn, then the tasks it outlined, which
+ * task_begin added to the module after it (declarations of outside
+ * functions added meanwhile are no code of its own). */
+static int kernel_functions(LLVMValueRef fn, LLVMValueRef *out, int max) {
+  int n = 0;
+  for (LLVMValueRef f = fn; f; f = LLVMGetNextFunction(f))
+    if (!LLVMIsDeclaration(f)) {
+      GRADC_ASSERT(n < max);
+      out[n++] = f;
+    }
+  return n;
+}
+
+/* Names the kernel's functions base, base.1, base.2...; its text with
+ * them so named (malloc'd). */
+static char *name_kernel(LLVMValueRef *fns, int n, const char *base) {
+  size_t len = 0;
+  char *text = NULL;
+  for (int i = 0; i < n; i++) {
+    char name[64];
+    if (i) snprintf(name, sizeof name, "%s.%d", base, i);
+    else snprintf(name, sizeof name, "%s", base);
+    LLVMSetValueName2(fns[i], name, strlen(name));
+  }
+  for (int i = 0; i < n; i++) {
+    char *t = LLVMPrintValueToString(fns[i]);
+    size_t tl = strlen(t);
+    char *grown = realloc(text, len + tl + 1);
+    GRADC_ASSERT(grown);
+    text = grown;
+    memcpy(text + len, t, tl + 1);
+    len += tl;
+    LLVMDisposeMessage(t);
+  }
+  return text;
+}
+
+/* Kernel n as a function kernel(rt, args, sym) of its own, args the
+ * pointers of the buffers it uses in the order its code first uses them
+ * (cg->slots), and here a call of it - or of the same code made before.
+ * One function per kernel keeps LLVM's work per function small (GVN, SLP,
+ * instruction combining and register allocation grow faster than the
+ * function), noinline so that the step does not become one function
+ * again. */
+static void gen_kernel(CG *cg, const Node *n, LLVMValueRef syms) {
+  const Graph *g = cg->g;
+  KernelTable *kt = cg->kernels;
+  Outer o = {cg->fn, cg->rt, cg->args, arena_alloc(g->arena, sizeof(LLVMValueRef) * (size_t)g->nnodes), {0},
+             LLVMGetInsertBlock(cg->b), cg->depth};
+  memcpy(o.base, cg->base, sizeof(LLVMValueRef) * (size_t)g->nnodes);
+  memcpy(o.sym, cg->sym, sizeof o.sym);
+  LLVMTypeRef params[3] = {cg->ptr, cg->ptr, cg->ptr};
+  LLVMValueRef fn = cg->fn = LLVMAddFunction(cg->mod, "kernel", LLVMFunctionType(cg->vd, params, 3, 0));
+  LLVMSetLinkage(fn, LLVMInternalLinkage);
+  unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
+  LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cg->ctx, noinline, 0));
+  LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry"));
+  cg->rt = LLVMGetParam(fn, 0);
+  cg->args = LLVMGetParam(fn, 1);
+  cg->nslots = 0;
+  memset(cg->slot, 0, sizeof(int) * (size_t)g->nnodes);
+  load_arguments(cg, cg->args, LLVMGetParam(fn, 2));
+  gen_maybe_parallel(cg, n, cg->args, LLVMGetParam(fn, 2));
+  LLVMBuildRetVoid(cg->b);
+
+  LLVMValueRef fns[64];
+  int nf = kernel_functions(fn, fns, 64);
+  char *text = name_kernel(fns, nf, "kernel");
+  uint64_t h = fnv1a(text);
+  LLVMValueRef callee = NULL;
+  for (int i = 0; i < kt->n && !callee; i++)
+    if (kt->k[i].hash == h && !strcmp(kt->k[i].text, text)) callee = kt->k[i].fn;
+  if (callee) {
+    for (int i = 0; i < nf; i++) LLVMDeleteFunction(fns[i]);
+    free(text);
+  } else {
+    if (kt->n == kt->cap) {
+      kt->cap = kt->cap ? 2 * kt->cap : 64;
+      kt->k = realloc(kt->k, sizeof *kt->k * (size_t)kt->cap);
+      GRADC_ASSERT(kt->k);
+    }
+    char base[32];
+    snprintf(base, sizeof base, "kernel%d", kt->n);
+    free(name_kernel(fns, nf, base));
+    kt->k[kt->n++] = (KernelCode){text, h, fn};
+    callee = fn;
+  }
+
+  /* back in the step: the table of this call's buffers, and the call */
+  cg->fn = o.fn, cg->rt = o.rt, cg->args = o.args, cg->depth = o.depth;
+  memcpy(cg->base, o.base, sizeof(LLVMValueRef) * (size_t)g->nnodes);
+  memcpy(cg->sym, o.sym, sizeof o.sym);
+  LLVMPositionBuilderAtEnd(cg->b, o.at);
+  LLVMValueRef table = cg_entry_alloca(cg, LLVMArrayType2(cg->ptr, (uint64_t)(cg->nslots ? cg->nslots : 1)), "args");
+  for (int j = 0; j < cg->nslots; j++) {
+    LLVMValueRef at = cg_int(cg, j), p = cg->base[cg->slots[j]->id];
+    GRADC_ASSERT(p);
+    LLVMBuildStore(cg->b, p, LLVMBuildGEP2(cg->b, cg->ptr, table, &at, 1, ""));
+  }
+  LLVMValueRef args[3] = {cg->rt, table, syms};
+  LLVMBuildCall2(cg->b, LLVMFunctionType(cg->vd, params, 3, 0), callee, args, 3, "");
+}
+
 static void gen_function(CG *cg, const char *name, Node *const *roots, int nroots, bool train) {
   const Graph *g = cg->g;
   cg->train = train;
@@ -1368,7 +1524,8 @@ static void gen_function(CG *cg, const char *name, Node *const *roots, int nroot
       continue;
     }
     if (cg->profile && !gen_is_free(n)) profile_mark(cg, i);
-    gen_maybe_parallel(cg, n, bufs, syms);
+    if (gen_is_free(n)) gen_maybe_parallel(cg, n, bufs, syms);
+    else gen_kernel(cg, n, syms);
   }
   if (cg->profile) profile_mark(cg, -1);
   LLVMBuildRetVoid(cg->b);
@@ -1410,6 +1567,10 @@ LLVMModuleRef cg_module(LLVMContextRef ctx, const Graph *g, const char *prefix, 
   cg->base = arena_alloc(g->arena, sizeof(LLVMValueRef) * (size_t)g->nnodes);
   cg->global = arena_alloc(g->arena, sizeof(LLVMValueRef) * (size_t)g->nnodes);
   cg->mark = arena_alloc(g->arena, (size_t)g->nnodes);
+  cg->slot = arena_alloc(g->arena, sizeof(int) * (size_t)g->nnodes);
+  cg->slots = arena_alloc(g->arena, sizeof(Node *) * (size_t)g->nnodes);
+  KernelTable kernels = {0};
+  cg->kernels = &kernels;
   gen_constants(cg);
 
   Node **roots = arena_alloc(g->arena, sizeof(Node *) * (size_t)graph_max_roots(g));
@@ -1420,5 +1581,7 @@ LLVMModuleRef cg_module(LLVMContextRef ctx, const Graph *g, const char *prefix, 
     gen_function(cg, name, roots, n, f > 0);
   }
   LLVMDisposeBuilder(cg->b);
+  for (int i = 0; i < kernels.n; i++) free(kernels.k[i].text);
+  free(kernels.k);
   return cg->mod;
 }

@@ -40,6 +40,16 @@ typedef struct CG {
    * the whole batch, which the sequences' and stacks' strides are in
    * (sym then holds the slice's rows); NULL elsewhere. */
   LLVMValueRef *full_sym;
+  /* While a kernel function is generated (codegen.c: gen_kernel): its
+   * table of buffer pointers, from which cg_ptr loads a buffer's pointer
+   * at the function's entry the first time it is used, numbering the
+   * slots in that order (slot[s->id] - 1, 0 for none; slots[] the other
+   * way), so that the same code over other buffers is the same function. */
+  LLVMValueRef args;
+  int *slot;
+  const Node **slots;
+  int nslots;
+  struct KernelTable *kernels;      /* the kernels made so far, to share */
 } CG;
 
 /* for (iv = 0; iv < n; iv++): code emitted between cg_loop_begin and
