@@ -1067,7 +1067,8 @@ static void gen_parallel(CG *cg, const Node *n, GenFn *gen, LLVMValueRef bufs, L
                          const Shape *work_shape) {
   LLVMValueRef work = cg_count(cg, work_shape);
   char name[64];
-  snprintf(name, sizeof name, "%s.%d", cg->train ? "train" : "forward", n->id);
+  if (cg->kernel_name) snprintf(name, sizeof name, "%s.%d", cg->kernel_name, ++cg->ntasks);
+  else snprintf(name, sizeof name, "%s.%d", cg->train ? "train" : "forward", n->id);
   Outer o;
   LLVMValueRef task = task_begin(cg, &o, name);
   cg->part = LLVMGetParam(cg->fn, 3), cg->nparts = LLVMGetParam(cg->fn, 4);
@@ -1356,14 +1357,13 @@ static int *sums_read(CG *cg) {
 
 /* ------------------------------------------------- kernel functions */
 
-/* The kernels made so far: each one's code as text (its functions, named
- * alike), so that a kernel whose code is the same as one made before -
- * the forward kernels of every train step and of forward, a layer
- * repeated with the same shapes - is compiled once and called from each
- * place.  The text is the key because it is everything that changes the
- * code, by construction: a key spelt out from the node (op, dtypes,
- * shapes, attributes, the fused tree, the layout, the threads) would have
- * to follow every generator's choices. */
+/* The kernels made so far: each one's code as text, so that a kernel
+ * whose code is the same as one made before - the forward kernels of every
+ * train step and of forward, a layer repeated with the same shapes - is
+ * compiled once and called from each place.  The text is the key because
+ * it is everything that changes the code, by construction: a key spelt
+ * out from the node (op, dtypes, shapes, attributes, the fused tree, the
+ * layout, the threads) would have to follow every generator's choices. */
 typedef struct KernelCode {
   char *text;
   uint64_t hash;
@@ -1381,50 +1381,40 @@ static uint64_t fnv1a(const char *s) {
   return h;
 }
 
-/* The functions of a kernel: fn, then the tasks it outlined, which
- * task_begin added to the module after it (declarations of outside
- * functions added meanwhile are no code of its own). */
-static int kernel_functions(LLVMValueRef fn, LLVMValueRef *out, int max) {
-  int n = 0;
-  for (LLVMValueRef f = fn; f; f = LLVMGetNextFunction(f))
-    if (!LLVMIsDeclaration(f)) {
-      GRADC_ASSERT(n < max);
-      out[n++] = f;
-    }
-  return n;
-}
-
-/* Names the kernel's functions base, base.1, base.2...; its text with
- * them so named (malloc'd). */
-static char *name_kernel(LLVMValueRef *fns, int n, const char *base) {
-  size_t len = 0;
-  char *text = NULL;
-  for (int i = 0; i < n; i++) {
-    char name[64];
-    if (i) snprintf(name, sizeof name, "%s.%d", base, i);
-    else snprintf(name, sizeof name, "%s", base);
-    LLVMSetValueName2(fns[i], name, strlen(name));
-  }
-  for (int i = 0; i < n; i++) {
-    char *t = LLVMPrintValueToString(fns[i]);
-    size_t tl = strlen(t);
-    char *grown = realloc(text, len + tl + 1);
-    GRADC_ASSERT(grown);
-    text = grown;
-    memcpy(text + len, t, tl + 1);
-    len += tl;
-    LLVMDisposeMessage(t);
-  }
-  return text;
-}
-
-/* Kernel n as a function kernel(rt, args, sym) of its own, args the
+/* Kernel n as the function name(rt, args, sym) in cg->mod, args the
  * pointers of the buffers it uses in the order its code first uses them
- * (cg->slots), and here a call of it - or of the same code made before.
- * One function per kernel keeps LLVM's work per function small (GVN, SLP,
- * instruction combining and register allocation grow faster than the
- * function), noinline so that the step does not become one function
- * again. */
+ * (cg->slots), so that the same code over other buffers is the same
+ * function; its tasks are name.1, name.2... */
+static LLVMValueRef build_kernel(CG *cg, const Node *n, const char *name) {
+  const Graph *g = cg->g;
+  LLVMTypeRef params[3] = {cg->ptr, cg->ptr, cg->ptr};
+  LLVMValueRef fn = cg->fn = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->vd, params, 3, 0));
+  LLVMSetLinkage(fn, LLVMInternalLinkage);
+  unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
+  LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cg->ctx, noinline, 0));
+  LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry"));
+  cg->rt = LLVMGetParam(fn, 0);
+  cg->args = LLVMGetParam(fn, 1);
+  cg->kernel_name = name;
+  cg->ntasks = 0;
+  cg->nslots = 0;
+  memset(cg->slot, 0, sizeof(int) * (size_t)g->nnodes);
+  load_arguments(cg, cg->args, LLVMGetParam(fn, 2));
+  gen_maybe_parallel(cg, n, cg->args, LLVMGetParam(fn, 2));
+  LLVMBuildRetVoid(cg->b);
+  return fn;
+}
+
+/* Kernel n as a function of its own (build_kernel), and here a call of
+ * it - or of the same code made before.  One function per kernel keeps
+ * LLVM's work per function small (GVN, SLP, instruction combining and
+ * register allocation grow faster than the function), noinline so that
+ * the step does not become one function again.  The kernel is first
+ * built alone in a scratch module, whose text is the key: printing one
+ * function of the whole module costs time in proportion to the module
+ * (LLVM's slot tracker walks all of it), which made resnet_small's IR
+ * generation ten times slower; only a new kernel is built again, in the
+ * module. */
 static void gen_kernel(CG *cg, const Node *n, LLVMValueRef syms) {
   const Graph *g = cg->g;
   KernelTable *kt = cg->kernels;
@@ -1432,42 +1422,30 @@ static void gen_kernel(CG *cg, const Node *n, LLVMValueRef syms) {
              LLVMGetInsertBlock(cg->b), cg->depth};
   memcpy(o.base, cg->base, sizeof(LLVMValueRef) * (size_t)g->nnodes);
   memcpy(o.sym, cg->sym, sizeof o.sym);
-  LLVMTypeRef params[3] = {cg->ptr, cg->ptr, cg->ptr};
-  LLVMValueRef fn = cg->fn = LLVMAddFunction(cg->mod, "kernel", LLVMFunctionType(cg->vd, params, 3, 0));
-  LLVMSetLinkage(fn, LLVMInternalLinkage);
-  unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
-  LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cg->ctx, noinline, 0));
-  LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry"));
-  cg->rt = LLVMGetParam(fn, 0);
-  cg->args = LLVMGetParam(fn, 1);
-  cg->nslots = 0;
-  memset(cg->slot, 0, sizeof(int) * (size_t)g->nnodes);
-  load_arguments(cg, cg->args, LLVMGetParam(fn, 2));
-  gen_maybe_parallel(cg, n, cg->args, LLVMGetParam(fn, 2));
-  LLVMBuildRetVoid(cg->b);
 
-  LLVMValueRef fns[64];
-  int nf = kernel_functions(fn, fns, 64);
-  char *text = name_kernel(fns, nf, "kernel");
+  LLVMModuleRef mod = cg->mod;
+  cg->mod = LLVMModuleCreateWithNameInContext("kernel", cg->ctx);
+  build_kernel(cg, n, "kernel");
+  char *text = LLVMPrintModuleToString(cg->mod);
+  LLVMDisposeModule(cg->mod);
+  cg->mod = mod;
   uint64_t h = fnv1a(text);
   LLVMValueRef callee = NULL;
   for (int i = 0; i < kt->n && !callee; i++)
     if (kt->k[i].hash == h && !strcmp(kt->k[i].text, text)) callee = kt->k[i].fn;
   if (callee) {
-    for (int i = 0; i < nf; i++) LLVMDeleteFunction(fns[i]);
-    free(text);
+    LLVMDisposeMessage(text);
   } else {
     if (kt->n == kt->cap) {
       kt->cap = kt->cap ? 2 * kt->cap : 64;
       kt->k = realloc(kt->k, sizeof *kt->k * (size_t)kt->cap);
       GRADC_ASSERT(kt->k);
     }
-    char base[32];
-    snprintf(base, sizeof base, "kernel%d", kt->n);
-    free(name_kernel(fns, nf, base));
-    kt->k[kt->n++] = (KernelCode){text, h, fn};
-    callee = fn;
+    char *name = arena_printf(g->arena, "kernel%d", kt->n);
+    callee = build_kernel(cg, n, name);
+    kt->k[kt->n++] = (KernelCode){text, h, callee};
   }
+  cg->kernel_name = NULL;
 
   /* back in the step: the table of this call's buffers, and the call */
   cg->fn = o.fn, cg->rt = o.rt, cg->args = o.args, cg->depth = o.depth;
@@ -1480,6 +1458,7 @@ static void gen_kernel(CG *cg, const Node *n, LLVMValueRef syms) {
     GRADC_ASSERT(p);
     LLVMBuildStore(cg->b, p, LLVMBuildGEP2(cg->b, cg->ptr, table, &at, 1, ""));
   }
+  LLVMTypeRef params[3] = {cg->ptr, cg->ptr, cg->ptr};
   LLVMValueRef args[3] = {cg->rt, table, syms};
   LLVMBuildCall2(cg->b, LLVMFunctionType(cg->vd, params, 3, 0), callee, args, 3, "");
 }
@@ -1501,6 +1480,7 @@ static void gen_function(CG *cg, const char *name, Node *const *roots, int nroot
   graph_mark_needed(g, roots, nroots, train, cg->mark);
   load_arguments(cg, bufs, syms);
   int *need = sums_read(cg), started = -1, waited = -1;
+  bool calls_only = true;   /* every kernel a call: no loop of a scan here */
   for (int i = 0; i < g->nnodes; i++) {
     const Node *n = g->nodes[i];
     if (!cg->mark[i] || n->inlined_into) continue;
@@ -1521,6 +1501,7 @@ static void gen_function(CG *cg, const char *name, Node *const *roots, int nroot
     if (n->op == OP_ALLREDUCE) started = i;
     if (n->a.loop) {
       i = gen_loop(cg, n->a.loop, i, bufs, syms);
+      calls_only = false;
       continue;
     }
     if (cg->profile && !gen_is_free(n)) profile_mark(cg, i);
@@ -1529,6 +1510,18 @@ static void gen_function(CG *cg, const char *name, Node *const *roots, int nroot
   }
   if (cg->profile) profile_mark(cg, -1);
   LLVMBuildRetVoid(cg->b);
+  /* A step that is a list of calls has nothing to optimise, but LLVM's
+   * pipeline still works on it: the SLP vectorizer alone took 100 ms of
+   * resnet_small's step, pairing the stores that fill the kernels'
+   * tables.  optnone skips it (and needs noinline); a scan's loop stays
+   * inline and optimised. */
+  if (calls_only) {
+    const char *attrs[] = {"optnone", "noinline"};
+    for (int k = 0; k < 2; k++) {
+      unsigned kind = LLVMGetEnumAttributeKindForName(attrs[k], strlen(attrs[k]));
+      LLVMAddAttributeAtIndex(cg->fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cg->ctx, kind, 0));
+    }
+  }
 }
 
 static void gen_constants(CG *cg) {
@@ -1581,7 +1574,7 @@ LLVMModuleRef cg_module(LLVMContextRef ctx, const Graph *g, const char *prefix, 
     gen_function(cg, name, roots, n, f > 0);
   }
   LLVMDisposeBuilder(cg->b);
-  for (int i = 0; i < kernels.n; i++) free(kernels.k[i].text);
+  for (int i = 0; i < kernels.n; i++) LLVMDisposeMessage(kernels.k[i].text);
   free(kernels.k);
   return cg->mod;
 }

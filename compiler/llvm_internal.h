@@ -49,6 +49,8 @@ typedef struct CG {
   int *slot;
   const Node **slots;
   int nslots;
+  const char *kernel_name;          /* its name, which its tasks' start with */
+  int ntasks;
   struct KernelTable *kernels;      /* the kernels made so far, to share */
 } CG;
 
