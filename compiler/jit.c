@@ -25,9 +25,11 @@
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "compiler.h"
@@ -141,48 +143,159 @@ bool llvm_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt, char **i
   return !take_error(e, err, errlen, "LLVM optimisation failed");
 }
 
-/* The object cache's key (cache.c): the generated IR, before LLVM's
- * pipeline, and everything else that changes the machine code made from
- * it - gradc's and LLVM's versions, the pipeline, the target triple, CPU
- * name and features, the flags.  The IR already names every outside
- * function, every constant and the profile and parallel code; the flags are
- * in the key anyway, so that a key says what it was made from.  The IR is
- * read as bitcode: it says the same as the text and is written several
- * times faster, which is most of a hit's time. */
-static void object_key(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt, const JitOptions *o, char *key) {
+/* ------------------------------------------------ the cache's key */
+
+/* A growing byte string: the graph as the key reads it. */
+typedef struct Bytes {
+  char *p;
+  size_t n, cap;
+  bool failed;               /* out of memory: no key, no cache */
+} Bytes;
+
+static void put(Bytes *b, const void *p, size_t n) {
+  if (b->n + n > b->cap) {
+    size_t cap = b->cap ? 2 * b->cap : 1 << 16;
+    while (cap < b->n + n) cap *= 2;
+    char *q = b->failed ? NULL : realloc(b->p, cap);
+    if (!q) {
+      b->failed = true;
+      return;
+    }
+    b->p = q, b->cap = cap;
+  }
+  memcpy(b->p + b->n, p, n);
+  b->n += n;
+}
+
+static void put_i64(Bytes *b, int64_t v) { put(b, &v, sizeof v); }
+
+static void put_str(Bytes *b, const char *s) {
+  put_i64(b, s ? (int64_t)strlen(s) : -1);
+  if (s) put(b, s, strlen(s));
+}
+
+static void put_shape(Bytes *b, const Shape *s) {
+  put_i64(b, s->rank);
+  for (int i = 0; i < s->rank; i++) put_i64(b, s->d[i].n), put_i64(b, s->d[i].sym);
+}
+
+/* Every attribute as GRADC_ATTRS says it is compared (rewrite.c's
+ * graph_same_node), field by field: the struct has padding. */
+#define KEY_ATTR_EQ(f) put(b, &x->f, sizeof x->f)
+#define KEY_ATTR_BYTES(f) put(b, &x->f, sizeof x->f)
+#define KEY_ATTR_SHAPE(f) put_shape(b, &x->f)
+#define KEY_ATTR_INIT(f) (put_i64(b, x->f.kind), put(b, &x->f.a, sizeof x->f.a), put(b, &x->f.b, sizeof x->f.b))
+#define KEY_ATTR_VALUES(f)                                                              \
+  do {                                                                                  \
+    int64_t c = x->f ? shape_static_count(&n->shape) : -1;                              \
+    put_i64(b, c);                                                                      \
+    if (c >= 0) put(b, x->f, sizeof(double) * (size_t)(c > 0 ? c : 1));                 \
+  } while (0)
+
+static void put_node(Bytes *b, const Node *n) {
+  const Attrs *x = &n->a;
+  put_i64(b, n->id), put_i64(b, n->op), put_i64(b, n->dtype), put_i64(b, n->flags);
+  put_shape(b, &n->shape);
+  put_i64(b, n->nsrc);
+  for (int k = 0; k < n->nsrc; k++) put_i64(b, n->src[k]->id);
+  put_i64(b, n->inlined_into ? n->inlined_into->id : -1);
+  put_i64(b, n->storage ? n->storage->id : -1);
+  put_str(b, n->name);
+#define ATTR(type, name, array, compare) KEY_##compare(name);
+  GRADC_ATTRS(ATTR)
+#undef ATTR
+}
+
+/* What codegen reads of the graph, as bytes: every node (fuse()'s
+ * inlining and storage included), the symbolic sizes, the loops, and each
+ * function's name and roots (the outputs, metrics, losses, updates). */
+static void put_graph(Bytes *b, const Graph *g) {
+  put_str(b, g->model_name);
+  put_i64(b, g->nsym);
+  for (int k = 1; k <= g->nsym; k++) put_str(b, g->sym[k]);
+  put_i64(b, g->nscans);
+  for (int l = 0; l < g->nscans; l++) {
+    const Scan *sc = &g->scans[l];
+    put_i64(b, sc->len.n), put_i64(b, sc->len.sym), put_i64(b, sc->reverse), put_i64(b, sc->fwd);
+  }
+  put_i64(b, g->nnodes);
+  for (int i = 0; i < g->nnodes; i++) put_node(b, g->nodes[i]);
+  Node **roots = malloc(sizeof(Node *) * (size_t)(graph_max_roots(g) + 1));
+  for (int f = 0; roots && f < graph_nfunctions(g); f++) {
+    int n = graph_function_roots(g, f, roots);
+    put_str(b, cg_function_name(g, f));
+    put_i64(b, n);
+    for (int k = 0; k < n; k++) put_i64(b, roots[k]->id);
+  }
+  if (!roots) b->failed = true;
+  free(roots);
+}
+
+/* This gradc's code: the file holding it (the executable or the shared
+ * library), by size, modification time and inode.  The key no longer
+ * hashes the generated IR, so a gradc whose code generator changed
+ * without a new version number must not take the old entries; a rebuild
+ * changes these. */
+static const char build_marker;   /* an address in that file */
+
+static void put_build(Bytes *b) {
+  Dl_info info;
+  struct stat st;
+  if (dladdr(&build_marker, &info) && info.dli_fname && stat(info.dli_fname, &st) == 0) {
+    put_str(b, info.dli_fname);
+    put_i64(b, (int64_t)st.st_size), put_i64(b, (int64_t)st.st_ino);
+    put_i64(b, (int64_t)st.st_mtim.tv_sec), put_i64(b, (int64_t)st.st_mtim.tv_nsec);
+  } else {
+    put_str(b, __FILE__ " " __DATE__ " " __TIME__);
+  }
+}
+
+/* The object cache's key (cache.c), computed before any IR exists so that
+ * a hit costs no IR generation: the optimized graph (put_graph) and
+ * everything else that changes the machine code made from it - gradc's
+ * version and build, LLVM's version, the pipeline, the target triple, CPU
+ * name and features, the opt level and the profile and parallel flags. */
+static bool object_key(const Graph *g, LLVMTargetMachineRef tm, int opt, const JitOptions *o, char *key) {
   unsigned maj, min, pat;
   LLVMGetVersion(&maj, &min, &pat);
   char *triple = LLVMGetTargetMachineTriple(tm), *cpu = LLVMGetTargetMachineCPU(tm);
   char *feat = LLVMGetTargetMachineFeatureString(tm);
-  LLVMMemoryBufferRef ir = LLVMWriteBitcodeToMemoryBuffer(mod);
+  Bytes graph = {0};
+  put_build(&graph);
+  put_graph(&graph, g);
   char pipeline[128], what[512];
   pipeline_name(opt, pipeline, sizeof pipeline);
   snprintf(what, sizeof what, "gradc %s cache %d llvm %u.%u.%u %s O%d profile %d parallel %d", GRADC_VERSION,
            CACHE_FORMAT, maj, min, pat, pipeline, opt, o->profile, o->parallel);
-  const void *parts[] = {what, triple, cpu, feat, ir ? LLVMGetBufferStart(ir) : ""};
-  size_t lens[] = {strlen(what), strlen(triple), strlen(cpu), strlen(feat), ir ? LLVMGetBufferSize(ir) : 0};
+  const void *parts[] = {what, triple, cpu, feat, graph.p ? graph.p : ""};
+  size_t lens[] = {strlen(what), strlen(triple), strlen(cpu), strlen(feat), graph.n};
   cache_key(parts, lens, 5, key);
   LLVMDisposeMessage(triple);
   LLVMDisposeMessage(cpu);
   LLVMDisposeMessage(feat);
-  if (ir) LLVMDisposeMemoryBuffer(ir);
+  free(graph.p);
+  return !graph.failed;
 }
 
-/* The module as an object file in memory, from the cache when it holds
- * one for this key, else optimised and compiled here (and then stored).
- * NULL after writing the reason into err. */
-static LLVMMemoryBufferRef object_code(Jit *j, LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt,
+static LLVMMemoryBufferRef module_object(Jit *j, LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt,
+                                         const JitOptions *o, char *err, size_t errlen);
+
+/* The graph's code as an object file in memory, from the cache when it
+ * holds one for this key (no IR is generated then), else generated,
+ * optimised and compiled here (and then stored).  NULL after writing the
+ * reason into err. */
+static LLVMMemoryBufferRef object_code(Jit *j, const Graph *g, LLVMTargetMachineRef tm, int opt,
                                        const JitOptions *o, char *err, size_t errlen) {
   TimeReport *times = o->times;
   char key[CACHE_KEY_LEN + 1] = "";
   Cache cache;
   bool cached = o->use_cache && !o->keep_ir && !o->keep_asm && cache_open(&cache);
   double t = time_now_ms();
+  if (cached && !object_key(g, tm, opt, o, key)) cached = false;
   if (cached) {
-    object_key(mod, tm, opt, o, key);
     size_t len;
     char *obj = cache_load(&cache, key, &len);
-    t = time_add(times, "object cache: key (hash of the IR) and lookup", t);
+    t = time_add(times, "object cache: key (hash of the graph) and lookup", t);
     if (obj) {
       LLVMMemoryBufferRef buf = LLVMCreateMemoryBufferWithMemoryRangeCopy(obj, len, "gradc-cached.o");
       free(obj);
@@ -190,6 +303,27 @@ static LLVMMemoryBufferRef object_code(Jit *j, LLVMModuleRef mod, LLVMTargetMach
       return buf;
     }
   }
+  LLVMContextRef ctx = LLVMContextCreate();
+  LLVMModuleRef mod = cg_module(ctx, g, "", o->profile, o->parallel);
+  t = time_add(times, "IR generation (codegen)", t);
+  LLVMMemoryBufferRef buf = module_object(j, mod, tm, opt, o, err, errlen);
+  LLVMDisposeModule(mod);
+  LLVMContextDispose(ctx);
+  if (buf && cached) {
+    t = time_now_ms();
+    cache_store(&cache, key, LLVMGetBufferStart(buf), LLVMGetBufferSize(buf));
+    time_add(times, "object cache: store", t);
+  }
+  return buf;
+}
+
+/* mod optimised and compiled to an object file in memory (and kept as
+ * text for dump --stage llvm|asm when asked); NULL after writing the
+ * reason into err. */
+static LLVMMemoryBufferRef module_object(Jit *j, LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt,
+                                         const JitOptions *o, char *err, size_t errlen) {
+  TimeReport *times = o->times;
+  double t;
   if (!llvm_optimize(mod, tm, opt, o->keep_ir ? &j->ir_before : NULL, times, err, errlen)) return NULL;
   t = time_now_ms();
   if (o->keep_ir) j->ir_after = dup_llvm(LLVMPrintModuleToString(mod));
@@ -210,11 +344,7 @@ static LLVMMemoryBufferRef object_code(Jit *j, LLVMModuleRef mod, LLVMTargetMach
     LLVMDisposeMessage(msg);
     return NULL;
   }
-  t = time_add(times, "LLVM machine code generation", t);
-  if (cached) {
-    cache_store(&cache, key, LLVMGetBufferStart(buf), LLVMGetBufferSize(buf));
-    time_add(times, "object cache: store", t);
-  }
+  time_add(times, "LLVM machine code generation", t);
   return buf;
 }
 
@@ -231,15 +361,7 @@ Jit *jit_compile(const Graph *g, const JitOptions *o, char *err, size_t errlen) 
     free(j);
     return NULL;
   }
-  LLVMContextRef ctx = LLVMContextCreate();
-  LLVMModuleRef mod = cg_module(ctx, g, "", o->profile, o->parallel);
-  char *triple = LLVMGetTargetMachineTriple(tm);
-  LLVMSetTarget(mod, triple);
-  LLVMDisposeMessage(triple);
-  t = time_add(o->times, "IR generation (codegen)", t);
-  LLVMMemoryBufferRef obj = object_code(j, mod, tm, opt, o, err, errlen);
-  LLVMDisposeModule(mod);
-  LLVMContextDispose(ctx);
+  LLVMMemoryBufferRef obj = object_code(j, g, tm, opt, o, err, errlen);
   LLVMDisposeTargetMachine(tm);
   if (!obj) {
     jit_free(j);
