@@ -17,6 +17,7 @@
  * is here (LLVM 19).
  */
 #include <llvm-c/Analysis.h>
+#include <llvm-c/BitReader.h>
 #include <llvm-c/BitWriter.h>
 #include <llvm-c/Core.h>
 #include <llvm-c/Error.h>
@@ -31,6 +32,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "compiler.h"
 #include "llvm_internal.h"
@@ -280,41 +282,261 @@ static bool object_key(const Graph *g, LLVMTargetMachineRef tm, int opt, const J
 static LLVMMemoryBufferRef module_object(Jit *j, LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt,
                                          const JitOptions *o, char *err, size_t errlen);
 
-/* The graph's code as an object file in memory, from the cache when it
- * holds one for this key (no IR is generated then), else generated,
- * optimised and compiled here (and then stored).  NULL after writing the
- * reason into err. */
-static LLVMMemoryBufferRef object_code(Jit *j, const Graph *g, LLVMTargetMachineRef tm, int opt,
-                                       const JitOptions *o, char *err, size_t errlen) {
+/* ------------------------------------------- compiling in parallel */
+
+/* The objects of one compilation: one per part the module was split into
+ * (parallel_objects), or one. */
+enum { MAX_PARTS = 8 };
+typedef struct Objects {
+  LLVMMemoryBufferRef b[MAX_PARTS];
+  int n;
+} Objects;
+
+/* How many threads optimise and compile a module of nfns defined
+ * functions: GRADC_COMPILE_THREADS, else one per core, at most MAX_PARTS
+ * and one per 8 functions (a part has a fixed cost: a context, the
+ * bitcode read, a pass pipeline and a code generator set up). */
+static int compile_threads(int nfns) {
+  const char *env = getenv("GRADC_COMPILE_THREADS");
+  long n = env && *env ? strtol(env, NULL, 10) : sysconf(_SC_NPROCESSORS_ONLN);
+  if (!env || !*env) n = n < nfns / 8 ? n : nfns / 8;
+  return n < 1 ? 1 : n > MAX_PARTS ? MAX_PARTS : (int)n;
+}
+
+/* What one thread compiles: the whole module's bitcode, read into a
+ * context of its own (LLVM's contexts are not thread-safe), where only
+ * the functions owner[] gives this part keep their bodies. */
+typedef struct Part {
+  const char *bitcode;
+  size_t len;
+  const int *owner;           /* per function of the module, in order */
+  int nfns, index, opt;
+  LLVMMemoryBufferRef obj;
+  double optimise_ms, codegen_ms;
+  char err[512];
+} Part;
+
+/* f, defined in this module, as a declaration of the same name: its code
+ * is another part's. */
+static void declare_only(LLVMModuleRef mod, LLVMValueRef f) {
+  size_t len;
+  const char *s = LLVMGetValueName2(f, &len);
+  char name[256];
+  snprintf(name, sizeof name, "%.*s", (int)len, s);
+  LLVMValueRef d = LLVMAddFunction(mod, "", LLVMGlobalGetValueType(f));
+  LLVMReplaceAllUsesWith(f, d);
+  LLVMDeleteFunction(f);
+  LLVMSetValueName2(d, name, strlen(name));
+}
+
+static void *compile_part(void *arg) {
+  Part *p = arg;
+  LLVMContextRef ctx = LLVMContextCreate();
+  LLVMMemoryBufferRef mb = LLVMCreateMemoryBufferWithMemoryRange(p->bitcode, p->len, "gradc-part", 0);
+  LLVMModuleRef mod = NULL;
+  LLVMTargetMachineRef tm = NULL;
+  if (LLVMParseBitcodeInContext2(ctx, mb, &mod)) {
+    snprintf(p->err, sizeof p->err, "internal error: LLVM could not read back its own bitcode");
+    goto done;
+  }
+  LLVMValueRef *fns = malloc(sizeof *fns * (size_t)(p->nfns ? p->nfns : 1));
+  int n = 0;
+  for (LLVMValueRef f = LLVMGetFirstFunction(mod); fns && f && n < p->nfns; f = LLVMGetNextFunction(f)) fns[n++] = f;
+  if (!fns || n != p->nfns) {
+    snprintf(p->err, sizeof p->err, "internal error: a part's module has other functions");
+    free(fns);
+    goto done;
+  }
+  for (int k = 0; k < n; k++)
+    if (!LLVMIsDeclaration(fns[k]) && p->owner[k] != p->index) declare_only(mod, fns[k]);
+  free(fns);
+  tm = host_machine(p->err, sizeof p->err);
+  double t = time_now_ms();
+  if (!tm || !llvm_optimize(mod, tm, p->opt, NULL, NULL, p->err, sizeof p->err)) goto done;
+  double t2 = time_now_ms();
+  char *msg = NULL;
+  if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMObjectFile, &msg, &p->obj)) {
+    snprintf(p->err, sizeof p->err, "LLVM machine code generation failed: %s", msg ? msg : "");
+    p->obj = NULL;
+  }
+  LLVMDisposeMessage(msg);
+  p->optimise_ms = t2 - t, p->codegen_ms = time_now_ms() - t2;
+done:
+  if (tm) LLVMDisposeTargetMachine(tm);
+  if (mod) LLVMDisposeModule(mod);
+  LLVMDisposeMemoryBuffer(mb);
+  LLVMContextDispose(ctx);
+  return NULL;
+}
+
+/* A function's share of the work: its instructions. */
+static int function_weight(LLVMValueRef f) {
+  int w = 1;
+  for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(f); bb; bb = LLVMGetNextBasicBlock(bb))
+    for (LLVMValueRef i = LLVMGetFirstInstruction(bb); i; i = LLVMGetNextInstruction(i)) w++;
+  return w;
+}
+
+static int heavier(const void *x, const void *y) {
+  const int *a = x, *b = y;   /* (weight, index) pairs */
+  return a[0] != b[0] ? (a[0] < b[0]) - (a[0] > b[0]) : a[1] - b[1];
+}
+
+/* mod's functions in nparts parts, each optimised and compiled on a
+ * thread of its own into an object of its own; the objects call each
+ * other's functions, which LLJIT links.  Every defined function becomes
+ * external (a kernel is called from another part's step), so that the
+ * linker finds it; each part's copy of a private constant is its own.
+ * The functions are dealt out heaviest first to the lightest part.
+ * False after writing the reason into err. */
+static bool parallel_objects(LLVMModuleRef mod, int nparts, int opt, Objects *out, TimeReport *times, char *err,
+                             size_t errlen) {
+  double t = time_now_ms();
+  int nfns = 0;
+  for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = LLVMGetNextFunction(f)) nfns++;
+  int *owner = calloc((size_t)nfns + 1, sizeof *owner), *order = calloc(2 * (size_t)nfns + 2, sizeof *order);
+  Part *parts = calloc((size_t)nparts, sizeof *parts);
+  pthread_t threads[MAX_PARTS];
+  bool ok = owner && order && parts;
+  int k = 0;
+  for (LLVMValueRef f = LLVMGetFirstFunction(mod); ok && f; f = LLVMGetNextFunction(f), k++) {
+    if (!LLVMIsDeclaration(f)) LLVMSetLinkage(f, LLVMExternalLinkage);
+    order[2 * k] = LLVMIsDeclaration(f) ? 0 : function_weight(f), order[2 * k + 1] = k;
+  }
+  LLVMMemoryBufferRef bc = ok ? LLVMWriteBitcodeToMemoryBuffer(mod) : NULL;
+  if (ok) {
+    long load[MAX_PARTS] = {0};
+    qsort(order, (size_t)nfns, 2 * sizeof *order, heavier);
+    for (int i = 0; i < nfns; i++) {
+      int least = 0;
+      for (int q = 1; q < nparts; q++) least = load[q] < load[least] ? q : least;
+      owner[order[2 * i + 1]] = least;
+      load[least] += order[2 * i];
+    }
+  }
+  t = time_add(times, "LLVM bitcode for the threads", t);
+  int started = 0;
+  for (int q = 0; bc && q < nparts; q++) {
+    parts[q] = (Part){LLVMGetBufferStart(bc), LLVMGetBufferSize(bc), owner, nfns, q, opt, NULL, 0, 0, ""};
+    if (pthread_create(&threads[q], NULL, compile_part, &parts[q]) != 0) {
+      snprintf(parts[q].err, sizeof parts[q].err, "cannot start a compiler thread");
+      break;
+    }
+    started++;
+  }
+  double optimise = 0, codegen = 0;
+  for (int q = 0; q < started; q++) {
+    pthread_join(threads[q], NULL);
+    optimise += parts[q].optimise_ms, codegen += parts[q].codegen_ms;
+  }
+  ok = bc && started == nparts;
+  out->n = 0;
+  for (int q = 0; parts && q < nparts; q++) {
+    if (parts[q].err[0] && ok) snprintf(err, errlen, "%s", parts[q].err), ok = false;
+    if (parts[q].obj) out->b[out->n++] = parts[q].obj;
+  }
+  if (!ok && !err[0]) snprintf(err, errlen, "out of memory for the compiler's threads");
+  /* The threads' wall time, split as their own times split. */
+  double wall = time_now_ms() - t, share = optimise + codegen > 0 ? optimise / (optimise + codegen) : 0.5;
+  time_add(times, "LLVM optimisation pipeline (threads in parallel)", time_now_ms() - wall * share);
+  time_add(times, "LLVM machine code generation (threads in parallel)", time_now_ms() - wall * (1 - share));
+  if (bc) LLVMDisposeMemoryBuffer(bc);
+  free(owner);
+  free(order);
+  free(parts);
+  return ok;
+}
+
+/* The objects as one cache entry: their count, their sizes, their bytes. */
+static char *pack_objects(const Objects *objs, size_t *len) {
+  size_t n = sizeof(uint64_t) * (size_t)(1 + objs->n);
+  for (int i = 0; i < objs->n; i++) n += LLVMGetBufferSize(objs->b[i]);
+  char *p = malloc(n), *at = p + sizeof(uint64_t) * (size_t)(1 + objs->n);
+  if (!p) return NULL;
+  uint64_t head[1 + MAX_PARTS] = {(uint64_t)objs->n};
+  for (int i = 0; i < objs->n; i++) {
+    head[1 + i] = LLVMGetBufferSize(objs->b[i]);
+    memcpy(at, LLVMGetBufferStart(objs->b[i]), head[1 + i]);
+    at += head[1 + i];
+  }
+  memcpy(p, head, sizeof(uint64_t) * (size_t)(1 + objs->n));
+  *len = n;
+  return p;
+}
+
+/* pack_objects' entry back into objects; false when it is not one. */
+static bool unpack_objects(const char *p, size_t len, Objects *objs) {
+  uint64_t head[1 + MAX_PARTS];
+  if (len < sizeof(uint64_t)) return false;
+  memcpy(head, p, sizeof(uint64_t));
+  if (head[0] < 1 || head[0] > MAX_PARTS || len < sizeof(uint64_t) * (1 + head[0])) return false;
+  memcpy(head, p, sizeof(uint64_t) * (1 + head[0]));
+  size_t at = sizeof(uint64_t) * (1 + head[0]);
+  for (uint64_t i = 0; i < head[0]; i++) {
+    if (head[1 + i] > len - at) return false;
+    at += head[1 + i];
+  }
+  if (at != len) return false;
+  at = sizeof(uint64_t) * (1 + head[0]);
+  objs->n = 0;
+  for (uint64_t i = 0; i < head[0]; i++) {
+    objs->b[objs->n++] = LLVMCreateMemoryBufferWithMemoryRangeCopy(p + at, head[1 + i], "gradc-cached.o");
+    at += head[1 + i];
+  }
+  return true;
+}
+
+/* The graph's code as object files in memory, from the cache when it
+ * holds them for this key (no IR is generated then), else generated,
+ * optimised and compiled here, on several threads where the module is
+ * large enough (parallel_objects), and then stored.  False after writing
+ * the reason into err. */
+static bool object_code(Jit *j, const Graph *g, LLVMTargetMachineRef tm, int opt, const JitOptions *o,
+                        Objects *objs, char *err, size_t errlen) {
   TimeReport *times = o->times;
   char key[CACHE_KEY_LEN + 1] = "";
   Cache cache;
-  bool cached = o->use_cache && !o->keep_ir && !o->keep_asm && cache_open(&cache);
+  bool dump = o->keep_ir || o->keep_asm;
+  bool cached = o->use_cache && !dump && cache_open(&cache);
   double t = time_now_ms();
+  objs->n = 0;
   if (cached && !object_key(g, tm, opt, o, key)) cached = false;
   if (cached) {
     size_t len;
-    char *obj = cache_load(&cache, key, &len);
+    char *entry = cache_load(&cache, key, &len);
     t = time_add(times, "object cache: key (hash of the graph) and lookup", t);
-    if (obj) {
-      LLVMMemoryBufferRef buf = LLVMCreateMemoryBufferWithMemoryRangeCopy(obj, len, "gradc-cached.o");
-      free(obj);
+    bool hit = entry && unpack_objects(entry, len, objs);
+    free(entry);
+    if (hit) {
       j->from_cache = true;
-      return buf;
+      return true;
     }
   }
   LLVMContextRef ctx = LLVMContextCreate();
   LLVMModuleRef mod = cg_module(ctx, g, "", o->profile, o->parallel);
   t = time_add(times, "IR generation (codegen)", t);
-  LLVMMemoryBufferRef buf = module_object(j, mod, tm, opt, o, err, errlen);
+  int nfns = 0;
+  for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = LLVMGetNextFunction(f)) nfns += !LLVMIsDeclaration(f);
+  int nparts = dump ? 1 : compile_threads(nfns);
+  bool ok;
+  if (nparts > 1) {
+    ok = parallel_objects(mod, nparts, opt, objs, times, err, errlen);
+  } else {
+    objs->b[0] = module_object(j, mod, tm, opt, o, err, errlen);
+    objs->n = objs->b[0] != NULL;
+    ok = objs->n == 1;
+  }
   LLVMDisposeModule(mod);
   LLVMContextDispose(ctx);
-  if (buf && cached) {
+  if (ok && cached) {
     t = time_now_ms();
-    cache_store(&cache, key, LLVMGetBufferStart(buf), LLVMGetBufferSize(buf));
+    size_t len;
+    char *entry = pack_objects(objs, &len);
+    if (entry) cache_store(&cache, key, entry, len);
+    free(entry);
     time_add(times, "object cache: store", t);
   }
-  return buf;
+  return ok;
 }
 
 /* mod optimised and compiled to an object file in memory (and kept as
@@ -361,9 +583,11 @@ Jit *jit_compile(const Graph *g, const JitOptions *o, char *err, size_t errlen) 
     free(j);
     return NULL;
   }
-  LLVMMemoryBufferRef obj = object_code(j, g, tm, opt, o, err, errlen);
+  Objects objs;
+  bool made = object_code(j, g, tm, opt, o, &objs, err, errlen);
   LLVMDisposeTargetMachine(tm);
-  if (!obj) {
+  if (!made) {
+    for (int i = 0; i < objs.n; i++) LLVMDisposeMemoryBuffer(objs.b[i]);
     jit_free(j);
     return NULL;
   }
@@ -383,7 +607,7 @@ Jit *jit_compile(const Graph *g, const JitOptions *o, char *err, size_t errlen) 
     failed = true;
   }
   if (failed) {
-    LLVMDisposeMemoryBuffer(obj);
+    for (int i = 0; i < objs.n; i++) LLVMDisposeMemoryBuffer(objs.b[i]);
     jit_free(j);
     return NULL;
   }
@@ -410,10 +634,13 @@ Jit *jit_compile(const Graph *g, const JitOptions *o, char *err, size_t errlen) 
   }
   if (!failed) {
     /* The JIT takes the buffer, whether it succeeds or not. */
-    e = LLVMOrcLLJITAddObjectFile(j->jit, jd, obj);
-    failed = take_error(e, err, errlen, "LLVM JIT could not add the object file");
+    for (int i = 0; i < objs.n; i++) {
+      e = failed ? NULL : LLVMOrcLLJITAddObjectFile(j->jit, jd, objs.b[i]);
+      if (failed) LLVMDisposeMemoryBuffer(objs.b[i]);
+      else failed = take_error(e, err, errlen, "LLVM JIT could not add the object file");
+    }
   } else {
-    LLVMDisposeMemoryBuffer(obj);
+    for (int i = 0; i < objs.n; i++) LLVMDisposeMemoryBuffer(objs.b[i]);
   }
   j->nfns = graph_nfunctions(g);
   j->fns = calloc((size_t)j->nfns, sizeof *j->fns);
