@@ -22,7 +22,12 @@
  * differ, each function following only its own operand of it (dropout's
  * mask, batch norm's batch statistics exist in the train steps alone).
  *
- * Each node becomes a loop nest in execution order.  Elementwise ops read
+ * Each kernel (a node not fused into another) is an internal noinline
+ * function kernel(rt, args, sym) of its own, args a table of the pointers
+ * of the buffers its code uses, and the entry points are lists of calls;
+ * a kernel whose code is the same as one made before (forward's kernels in
+ * every train step, a repeated layer) is made once (gen_kernel).  Within
+ * it, the node becomes a loop nest.  Elementwise ops read
  * broadcast operands through strides of 0 (no broadcast is materialised);
  * same-shape operands get one flat loop that LLVM vectorises; a fused
  * kernel (fuse.c) is one such loop computing its whole tree, reductions at

@@ -11,6 +11,11 @@
  * makes to the outside (gradc_sgemm, libm) resolve to the addresses the
  * runtime passes in, then to symbols of the process.
  *
+ * A large module is split among threads, one LLVM context each, into
+ * several objects that LLJIT links (parallel_objects).  The cache's key
+ * is computed from the optimized graph before any IR exists (object_key),
+ * so that a hit generates none.
+ *
  * Each step adds a row to the caller's TimeReport (--time-report).
  *
  * LLVM's C API drifts between versions; every call of it that the JIT needs

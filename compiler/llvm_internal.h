@@ -117,7 +117,8 @@ LLVMValueRef cg_call(CG *cg, AbiFunction fn, LLVMTypeRef ret, LLVMTypeRef *param
 const Node *cg_col2im_product(const Node *n);
 
 /* One module with <prefix>forward and <prefix>step_NAME per train step
- * (cg_function_name; see codegen.c). */
+ * (cg_function_name; see codegen.c), which call the internal kernel
+ * functions kernelN (and their tasks kernelN.K). */
 LLVMModuleRef cg_module(LLVMContextRef ctx, const Graph *g, const char *prefix, bool profile,
                         bool parallel);
 
