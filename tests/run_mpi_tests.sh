@@ -78,7 +78,9 @@ write("train", 330)
 write("t10k", 60)
 EOF
 mlp=models/mnist_mlp.nn
-common=(--data "$tmp/data" --batch 32 --threads 1 --seed 3)
+# The history goes to the temporary folder: a run's default is the
+# working directory, the source tree here.
+common=(--history "$tmp/history.csv" --data "$tmp/data" --batch 32 --threads 1 --seed 3)
 
 # --- N ranks against 1 rank ---------------------------------------------
 # 330 samples at batch 32: a last batch of 10 rows, split 5/5 and 4/3/3.
@@ -163,7 +165,7 @@ sed -e 's/batch_norm(\([a-z0-9]*\))/batch_norm(\1, sync=true)/' -e 's/dropout(re
 sed 's/, sync=true//' "$tmp/bn_sync.nn" >"$tmp/bn_local.nn"
 # (One epoch: over more, Adam's normalised steps carry a few elements past
 # rtol 1e-4 from the sums' different order alone.)
-bn=(--data "$tmp/data" --batch 32 --threads 1 --seed 3 --epochs 1 --no-test)
+bn=(--history "$tmp/history.csv" --data "$tmp/data" --batch 32 --threads 1 --seed 3 --epochs 1 --no-test)
 run "$GRADC" train "$tmp/bn_sync.nn" "${bn[@]}" --save "$tmp/bn1.ckpt" --history "$tmp/bn1.csv"
 check "cnn_bn with batch_norm(sync=true) trains on 1 rank (the reference)" \
   all 'status_is 0' '[ "$(grep -c "sync=true" "$tmp/bn_sync.nn")" = 3 ]'
@@ -279,7 +281,7 @@ d=$tmp/data; [ "\$OMPI_COMM_WORLD_RANK" = 1 ] && d=$tmp/fewer
 exec "$GRADC" train $mlp --data "\$d" "\$@"
 EOF
 chmod +x "$tmp/pickdata.sh"
-run mpirun --oversubscribe -np 2 "$tmp/pickdata.sh" --batch 32 --threads 1 --epochs 1 --no-test
+run mpirun --oversubscribe -np 2 "$tmp/pickdata.sh" --history "$tmp/history.csv" --batch 32 --threads 1 --epochs 1 --no-test
 check "different data on rank 1 ends every rank, naming rank 1 and both sizes" \
   all not_hung "stderr_has \"rank 1's training data has 320 samples, rank 0's 330\""
 
