@@ -28,6 +28,7 @@ typedef struct Dist {
   double wait_seconds;       /* --mpi-overlap: steps waiting for them */
   long reductions;           /* collective reductions (buckets) */
   long gradients;            /* gradients they reduced */
+  bool shared;               /* reduced through shared memory */
   struct DistImpl *impl;
 } Dist;
 
@@ -35,9 +36,16 @@ typedef struct Dist {
 int dist_launched_size(void);
 /* Was gradc built with MPI?  Without it dist_init says so. */
 bool dist_available(void);
-/* bucket_mb: the gradients fused into one reduction, in MiB (0: each its own). */
-gradc_status dist_init(Dist *d, int *argc, char ***argv, double timeout, bool overlap, double bucket_mb,
-                       RtError *err);
+/* How the gradients are summed: through a shared-memory window when every
+ * rank is on one node (auto), or always with MPI's collectives. */
+typedef enum { DIST_REDUCE_AUTO, DIST_REDUCE_SHARED, DIST_REDUCE_COLLECTIVE } DistReduce;
+typedef struct DistOptions {
+  double timeout;            /* --mpi-timeout, seconds */
+  bool overlap;              /* --mpi-overlap */
+  double bucket_mb;          /* gradients fused into one reduction, MiB (0: each its own) */
+  DistReduce reduce;         /* --mpi-reduce */
+} DistOptions;
+gradc_status dist_init(Dist *d, const DistOptions *o, RtError *err);
 void dist_finish(Dist *d);
 /* Ends every rank (MPI_Abort) with exit status code. */
 _Noreturn void dist_abort(Dist *d, int code);

@@ -108,6 +108,10 @@ static const char usage2[] =
     "                      own while the backward pass goes on\n"
     "      --mpi-bucket-mb M under mpirun: fuse gradients into reductions of about\n"
     "                      M MiB each (default 25; 0: one per gradient)\n"
+    "      --mpi-reduce R  under mpirun: sum gradients through a shared-memory\n"
+    "                      window (shared; needs every rank on one node), with\n"
+    "                      MPI's collectives (collective), or auto (default):\n"
+    "                      shared when every rank is on one node; same bits\n"
     "  run FILE.nn       compile a forward-only program, run it once and print\n"
     "                    every output with its dtype and shape (numpy-style)\n"
     "      --feed NAME=FILE  an input's values from a .npy or .csv file\n"
@@ -492,9 +496,7 @@ typedef struct RunArgs {
   int64_t count;
   bool history_set;
   bool time_report;
-  double mpi_timeout;
-  bool mpi_overlap;
-  double mpi_bucket_mb;
+  DistOptions mpi;
   const char *output;          /* gradc sample's PNG, or directory with --format idx */
   bool idx;
   OnnxImportOptions onnx;      /* MODEL.onnx --loss L [--label Y] [--optimizer O]: the model
@@ -515,7 +517,7 @@ static const struct RunOption {
     {"--no-test", TRAIN}, {"--time-report", RUNS}, {"--no-cache", RUNS}, {"--sequences", RUNS},
     {"--padding", RUNS}, {"--truncating", RUNS}, {"--pad-value", RUNS}, {"--pixels", RUNS},
     {"--samples", TRAIN}, {"--sample-output", TRAIN | SAMPLE}, {"--mpi-timeout", TRAIN},
-    {"--mpi-check", TRAIN}, {"--mpi-overlap", TRAIN}, {"--mpi-bucket-mb", TRAIN},
+    {"--mpi-check", TRAIN}, {"--mpi-overlap", TRAIN}, {"--mpi-bucket-mb", TRAIN}, {"--mpi-reduce", TRAIN},
     {"--loss", RUNS}, {"--label", RUNS}, {"--optimizer", RUNS},
     {"--output", PREDICT}, {"--confusion", EVAL}, {"--class-names", EVAL},
     {"--arrays", RUNS}, {"--cifar-labels", RUNS}, {"--image-size", RUNS}, {"--no-shuffle", TRAIN}, {"--early-stopping", TRAIN}, {"--save-best", TRAIN}, {"--monitor", TRAIN}, {"--reduce-lr-on-plateau", TRAIN},
@@ -544,8 +546,8 @@ static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
   r->t = (TrainOptions){.data_dir = DEFAULT_DATA, .epochs = 5, .batch = 128, .seed = 1, .test = true,
                         };
   r->count = 10;
-  r->mpi_timeout = 300;
-  r->mpi_bucket_mb = 25;
+  r->mpi.timeout = 300;
+  r->mpi.bucket_mb = 25;
   int rc, self = !strcmp(cmd, "train") ? TRAIN : !strcmp(cmd, "eval") ? EVAL : !strcmp(cmd, "sample") ? SAMPLE
                : !strcmp(cmd, "score") ? SCORE : PREDICT;
   if (self == SAMPLE) r->count = 64;
@@ -649,10 +651,17 @@ static int parse_run_args(int argc, char **argv, RunArgs *r, const char *cmd) {
       if (strcmp(v, "pre") && strcmp(v, "post")) return usage_error("--padding and --truncating take pre or post, got '%s'", v);
       *(a[2] == 'p' ? &r->t.pad.pad_post : &r->t.pad.truncate_post) = !strcmp(v, "post");
     }
-    else if (!strcmp(a, "--mpi-timeout")) { NUMBER(0.1, 1e7); r->mpi_timeout = x; }
+    else if (!strcmp(a, "--mpi-timeout")) { NUMBER(0.1, 1e7); r->mpi.timeout = x; }
     else if (!strcmp(a, "--mpi-check")) r->t.mpi_check = true;
-    else if (!strcmp(a, "--mpi-overlap")) r->mpi_overlap = true;
-    else if (!strcmp(a, "--mpi-bucket-mb")) { NUMBER(0, 1e6); r->mpi_bucket_mb = x; }
+    else if (!strcmp(a, "--mpi-overlap")) r->mpi.overlap = true;
+    else if (!strcmp(a, "--mpi-bucket-mb")) { NUMBER(0, 1e6); r->mpi.bucket_mb = x; }
+    else if (!strcmp(a, "--mpi-reduce")) {
+      NEED_VALUE();
+      if (!strcmp(v, "auto")) r->mpi.reduce = DIST_REDUCE_AUTO;
+      else if (!strcmp(v, "shared")) r->mpi.reduce = DIST_REDUCE_SHARED;
+      else if (!strcmp(v, "collective")) r->mpi.reduce = DIST_REDUCE_COLLECTIVE;
+      else return usage_error("--mpi-reduce takes auto, shared or collective, not '%s'", v);
+    }
     else if (!strcmp(a, "--pad-value")) { INTEGER(-2147483648.0, 2147483647.0); r->t.pad.value = (int32_t)x; }
     else if (!strcmp(a, "--pixels")) {
       NEED_VALUE();
@@ -746,7 +755,7 @@ static int cmd_run(int argc, char **argv, const char *cmd) {
   Dist dist = {0};
   RtError err = {{0}};
   if (training && dist_launched_size() > 1) {
-    if (dist_init(&dist, NULL, NULL, r.mpi_timeout, r.mpi_overlap, r.mpi_bucket_mb, &err))
+    if (dist_init(&dist, &r.mpi, &err))
       return report(GRADC_ERR_ARG, err.msg);
     r.t.dist = &dist;
     r.o.data_parallel = 1;
@@ -822,9 +831,10 @@ static int cmd_run_model(RunArgs *rp, bool training, const char *cmd) {
   if (training) {
     s = cli_train(m, &r.t, &err);
     if (!s && r.t.dist && lead && r.t.dist->reductions) {
-      printf("communication: %.3f s in %ld reductions of %ld tensors (buckets of %g MiB; %d ranks)",
-             r.t.dist->comm_seconds, r.t.dist->reductions, r.t.dist->gradients, r.mpi_bucket_mb, r.t.dist->size);
-      if (r.mpi_overlap)
+      printf("communication: %.3f s in %ld reductions of %ld tensors (buckets of %g MiB; %d ranks; %s)",
+             r.t.dist->comm_seconds, r.t.dist->reductions, r.t.dist->gradients, r.mpi.bucket_mb, r.t.dist->size,
+             r.t.dist->shared ? "shared memory" : "MPI collectives");
+      if (r.mpi.overlap)
         printf("; the steps waited %.3f s for them: %.0f%% hidden behind the backward pass", r.t.dist->wait_seconds,
                r.t.dist->wait_seconds < r.t.dist->comm_seconds
                    ? 100 * (1 - r.t.dist->wait_seconds / r.t.dist->comm_seconds) : 0.0);

@@ -18,6 +18,20 @@
  * N agree to rounding (the order of the additions differs).  The traffic
  * per rank is 2 (N-1)/N of the gradient, as a ring all-reduce's.
  *
+ * Shared memory (--mpi-reduce, auto: when every rank is on one node, as
+ * the ranks of one machine are): the same sum without messages.  Each
+ * rank copies its gradients into its part of an MPI-3 shared-memory window
+ * (MPI_Win_allocate_shared); after a barrier rank r reads chunk r of
+ * every rank's part, adds them in the same rank order and weights, and
+ * writes the sums over its own chunk in its own part (no other rank reads
+ * that chunk there); after a second barrier every rank copies each chunk
+ * from its owner's part.  The bits are the collectives' bits.  Each rank's
+ * part has two halves used in turn, so a rank that has passed the next
+ * reduction's first barrier knows every rank has finished reading this
+ * one's sums: two barriers per reduction, and the gradients are copied
+ * once in and once out instead of through an Alltoall and an Allgather
+ * (4 copies between processes, each of a chunk, plus the packing).
+ *
  * Buckets (--mpi-bucket-mb, PyTorch DDP's bucket_cap_mb, Horovod's tensor
  * fusion): the gradients handed over are gathered, in the order they come,
  * into a bucket until it holds the cap's bytes (or a gradient of another
@@ -135,6 +149,13 @@ struct DistImpl {
   /* the gradient reduction's buffers, grown to the largest reduction */
   void *send, *recv;
   size_t cap;
+  /* the shared-memory reduction: the ranks of one node, the window, every
+   * rank's part of it (two halves of half bytes each), the half in use */
+  MPI_Comm node;
+  MPI_Win win;
+  char **part;
+  size_t half;
+  int parity;
   /* the bucket being filled: gradients handed over, not yet reduced
    * (bucket_cap 0: none, each gradient its own reduction) */
   size_t bucket_cap, bucket_bytes;
@@ -223,13 +244,14 @@ static void on_term(int sig) {
   _exit(143);
 }
 
-gradc_status dist_init(Dist *d, int *argc, char ***argv, double timeout, bool overlap, double bucket_mb,
-                       RtError *err) {
+gradc_status dist_init(Dist *d, const DistOptions *o, RtError *err) {
   memset(d, 0, sizeof *d);
+  double timeout = o->timeout, bucket_mb = o->bucket_mb;
+  bool overlap = o->overlap;
   /* with overlap only the communication thread calls MPI during a step,
    * and the main thread only between steps, when the queue is empty */
   int provided = MPI_THREAD_SINGLE;
-  if (MPI_Init_thread(argc, argv, overlap ? MPI_THREAD_SERIALIZED : MPI_THREAD_SINGLE, &provided) != MPI_SUCCESS)
+  if (MPI_Init_thread(NULL, NULL, overlap ? MPI_THREAD_SERIALIZED : MPI_THREAD_SINGLE, &provided) != MPI_SUCCESS)
     return rt_fail(err, GRADC_ERR_ARG, "MPI_Init failed");
   if (overlap && provided < MPI_THREAD_SERIALIZED)
     return rt_fail(err, GRADC_ERR_ARG, "--mpi-overlap needs MPI_THREAD_SERIALIZED, which this MPI library does not "
@@ -262,6 +284,23 @@ gradc_status dist_init(Dist *d, int *argc, char ***argv, double timeout, bool ov
   char kind[8];
   if (t && sscanf(t, "%7[a-z]:%d:%ld", kind, &d->impl->fault_rank, &d->impl->fault_at) == 3)
     d->impl->fault = kind[0];
+  d->impl->node = MPI_COMM_NULL;
+  if (o->reduce != DIST_REDUCE_COLLECTIVE && d->size > 1) {
+    int on_node = 0;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &d->impl->node) == MPI_SUCCESS)
+      MPI_Comm_size(d->impl->node, &on_node);
+    /* every rank decides alike: the node sizes are the same on all ranks
+     * exactly when all are on one node */
+    d->shared = on_node == d->size;
+    if (!d->shared && d->impl->node != MPI_COMM_NULL) MPI_Comm_free(&d->impl->node);
+    if (!d->shared && o->reduce == DIST_REDUCE_SHARED)
+      return rt_fail(err, GRADC_ERR_ARG, "--mpi-reduce shared: rank %d shares a node with %d of the %d ranks; the "
+                     "shared-memory reduction needs every rank on one node (use auto or collective)", d->rank,
+                     on_node, d->size);
+    if (d->shared && !(d->impl->part = calloc((size_t)d->size, sizeof(char *))))
+      return rt_fail(err, GRADC_ERR_NOMEM, "out of memory");
+    d->impl->win = MPI_WIN_NULL;
+  }
   pthread_mutex_init(&d->impl->lock, NULL);
   if (pthread_create(&d->impl->watchdog, NULL, watchdog, d))
     return rt_fail(err, GRADC_ERR_ARG, "cannot start the MPI watchdog thread");
@@ -287,7 +326,12 @@ void dist_finish(Dist *d) {
     pthread_mutex_unlock(&d->impl->qlock);
     pthread_join(d->impl->comm, NULL);
   }
-  free(d->impl->send), free(d->impl->recv), free(d->impl->weights), free(d->impl->packed);
+  if (d->impl->win != MPI_WIN_NULL && d->shared) {
+    MPI_Win_unlock_all(d->impl->win);
+    MPI_Win_free(&d->impl->win);
+  }
+  if (d->impl->node != MPI_COMM_NULL) MPI_Comm_free(&d->impl->node);
+  free(d->impl->send), free(d->impl->recv), free(d->impl->weights), free(d->impl->packed), free(d->impl->part);
   free(d->impl);
   d->impl = NULL;
   MPI_Finalize();
@@ -329,16 +373,46 @@ gradc_status dist_agree(Dist *d, const char *model_path, const char *version, in
   return s;
 }
 
+/* GRADC_MPI_TEST's fault, at the reduction it names. */
+static void fault_hook(Dist *d) {
+  struct DistImpl *x = d->impl;
+  if (x->fault && d->rank == x->fault_rank && d->reductions + 1 == x->fault_at) {
+    if (x->fault == 'k') raise(SIGKILL);
+    for (;;) pause();
+  }
+}
+
+/* dst[j] = sum over r in rank order of w[r] src[r][j], in double, rounded
+ * once: the one sum both reductions compute.  In blocks, the ranks the
+ * outer loop, so the inner one is a vector loop. */
+static void weighted_sum(void *dst, void *const *src, const double *w, int n, int64_t count, gradc_dtype dtype) {
+  enum { B = 512 };
+  double acc[B];
+  for (int64_t j0 = 0; j0 < count; j0 += B) {
+    int64_t m = count - j0 < B ? count - j0 : B;
+    for (int64_t j = 0; j < m; j++) acc[j] = 0;
+    for (int r = 0; r < n; r++) {
+      double wr = w[r];
+      if (dtype == GRADC_F64) {
+        const double *v = (const double *)src[r] + j0;
+        for (int64_t j = 0; j < m; j++) acc[j] += wr * v[j];
+      } else {
+        const float *v = (const float *)src[r] + j0;
+        for (int64_t j = 0; j < m; j++) acc[j] += wr * (double)v[j];
+      }
+    }
+    if (dtype == GRADC_F64) memcpy((double *)dst + j0, acc, (size_t)m * sizeof(double));
+    else for (int64_t j = 0; j < m; j++) ((float *)dst + j0)[j] = (float)acc[j];
+  }
+}
+
 /* The deterministic weighted sum described at the top. */
 static int reduce_now(Dist *d, void *data, int64_t count, gradc_dtype dtype) {
   struct DistImpl *x = d->impl;
   double t0 = now_s();
   int n = d->size, me = d->rank;
   size_t es = dtype == GRADC_F64 ? 8 : 4;
-  if (x->fault && me == x->fault_rank && d->reductions + 1 == x->fault_at) {
-    if (x->fault == 'k') raise(SIGKILL);
-    for (;;) pause();
-  }
+  fault_hook(d);
   MPI_Datatype type = dtype == GRADC_F64 ? MPI_DOUBLE : MPI_FLOAT;
   int64_t chunk = (count + n - 1) / n;
   size_t bytes = (size_t)(chunk * n) * es;
@@ -361,19 +435,92 @@ static int reduce_now(Dist *d, void *data, int64_t count, gradc_dtype dtype) {
         "MPI_Alltoall (the gradient reduction)");
   /* rank r's copy of my chunk is recv[r * chunk ...]: summed in rank order */
   char *mine = (char *)x->send + (size_t)(me * chunk) * es;
-  for (int64_t j = 0; j < chunk; j++) {
-    double s = 0;
-    for (int r = 0; r < n; r++) {
-      double v = dtype == GRADC_F64 ? ((double *)x->recv)[r * chunk + j] : ((float *)x->recv)[r * chunk + j];
-      s += x->weights[r] * v;
-    }
-    if (dtype == GRADC_F64) ((double *)mine)[j] = s;
-    else ((float *)mine)[j] = (float)s;
-  }
+  void *src[n];
+  for (int r = 0; r < n; r++) src[r] = (char *)x->recv + (size_t)(r * chunk) * es;
+  weighted_sum(mine, src, x->weights, n, chunk, dtype);
   watch(d, "MPI_Allgather (the gradient reduction)");
   check(d, MPI_Allgather(MPI_IN_PLACE, 0, type, x->send, (int)chunk, type, MPI_COMM_WORLD),
         "MPI_Allgather (the gradient reduction)");
   memcpy(data, x->send, (size_t)count * es);
+  d->comm_seconds += now_s() - t0;
+  d->reductions++;
+  return 0;
+}
+
+/* The ranks of the node meet: what each wrote to the window before is
+ * seen by all after (the unified memory model's sync, barrier, sync). */
+static void node_sync(Dist *d) {
+  struct DistImpl *x = d->impl;
+  MPI_Win_sync(x->win);
+  watch(d, "MPI_Barrier (the gradient reduction)");
+  check(d, MPI_Barrier(x->node), "MPI_Barrier (the gradient reduction)");
+  MPI_Win_sync(x->win);
+}
+
+/* The window holds at least bytes per half: a collective call, made by
+ * every rank at the same reduction since all reduce the same sizes. */
+static void shared_reserve(Dist *d, size_t bytes) {
+  struct DistImpl *x = d->impl;
+  if (bytes <= x->half) return;
+  if (x->win != MPI_WIN_NULL) {
+    node_sync(d);   /* nobody still reads the old window */
+    MPI_Win_unlock_all(x->win);
+    MPI_Win_free(&x->win);
+  }
+  size_t half = (bytes + 65535) & ~(size_t)65535;
+  MPI_Info info;
+  MPI_Info_create(&info);
+  MPI_Info_set(info, "alloc_shared_noncontig", "true");   /* each part on its rank's own pages */
+  char *base;
+  watch(d, "MPI_Win_allocate_shared (the gradient reduction)");
+  int rc = MPI_Win_allocate_shared((MPI_Aint)(2 * half), 1, info, x->node, &base, &x->win);
+  MPI_Info_free(&info);
+  check(d, rc, "MPI_Win_allocate_shared (the gradient reduction)");
+  for (int r = 0; r < d->size; r++) {
+    MPI_Aint size;
+    int unit;
+    MPI_Win_shared_query(x->win, r, &size, &unit, &x->part[r]);
+  }
+  MPI_Win_lock_all(MPI_MODE_NOCHECK, x->win);
+  x->half = half;
+}
+
+/* One bucket through the window: packed into this rank's half, each
+ * chunk summed by its owner, unpacked from the owners' halves. */
+static int reduce_shared(Dist *d, const Bucket *b) {
+  struct DistImpl *x = d->impl;
+  double t0 = now_s();
+  int n = d->size, me = d->rank;
+  gradc_dtype dtype = b->job[0].dtype;
+  size_t es = dtype == GRADC_F64 ? 8 : 4, bytes = 0;
+  for (int k = 0; k < b->n; k++) bytes += (size_t)b->job[k].count * es;
+  fault_hook(d);
+  shared_reserve(d, bytes);
+  size_t off = x->parity ? x->half : 0;
+  x->parity ^= 1;
+  char *at = x->part[me] + off;
+  for (int k = 0; k < b->n; k++) {
+    memcpy(at, b->job[k].data, (size_t)b->job[k].count * es);
+    at += (size_t)b->job[k].count * es;
+  }
+  node_sync(d);
+  int64_t count = (int64_t)(bytes / es), chunk = (count + n - 1) / n;
+  int64_t lo = me * chunk < count ? me * chunk : count, hi = lo + chunk < count ? lo + chunk : count;
+  void *src[n];
+  for (int r = 0; r < n; r++) src[r] = x->part[r] + off + (size_t)lo * es;
+  weighted_sum(x->part[me] + off + (size_t)lo * es, src, x->weights, n, hi - lo, dtype);
+  node_sync(d);
+  /* element e's sum lies in the part of rank e / chunk */
+  int64_t e = 0;
+  for (int k = 0; k < b->n; k++) {
+    char *dst = b->job[k].data;
+    for (int64_t left = b->job[k].count; left > 0;) {
+      int64_t owner = e / chunk, run = (owner + 1) * chunk - e;
+      if (run > left) run = left;
+      memcpy(dst, x->part[owner] + off + (size_t)e * es, (size_t)run * es);
+      dst += (size_t)run * es, e += run, left -= run;
+    }
+  }
   d->comm_seconds += now_s() - t0;
   d->reductions++;
   return 0;
@@ -384,6 +531,7 @@ static int reduce_now(Dist *d, void *data, int64_t count, gradc_dtype dtype) {
 static int reduce_bucket(Dist *d, const Bucket *b) {
   struct DistImpl *x = d->impl;
   d->gradients += b->n;
+  if (d->shared) return reduce_shared(d, b);
   if (b->n == 1) return reduce_now(d, b->job[0].data, b->job[0].count, b->job[0].dtype);
   size_t es = b->job[0].dtype == GRADC_F64 ? 8 : 4, bytes = 0;
   for (int k = 0; k < b->n; k++) bytes += (size_t)b->job[k].count * es;
@@ -536,9 +684,8 @@ gradc_status dist_check_same(Dist *d, gradc_model *m, int epoch, RtError *err) {
 
 bool dist_available(void) { return false; }
 
-gradc_status dist_init(Dist *d, int *argc, char ***argv, double timeout, bool overlap, double bucket_mb,
-                       RtError *err) {
-  (void)d, (void)argc, (void)argv, (void)timeout, (void)overlap, (void)bucket_mb;
+gradc_status dist_init(Dist *d, const DistOptions *o, RtError *err) {
+  (void)d, (void)o;
   return rt_fail(err, GRADC_ERR_ARG, "this gradc was built without MPI support, so it cannot train under mpirun "
                  "on several processes (install libopenmpi-dev or MPICH and rebuild; CMake option GRADC_MPI)");
 }

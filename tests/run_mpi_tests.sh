@@ -107,6 +107,7 @@ for x, y in zip(a, b):
 assert float(a[1]["loss"]) < float(a[0]["loss"]), "the loss did not go down"
 EOF
 mpi 3 "$mlp" "${common[@]}" --epochs 2 --save "$tmp/three-again.ckpt" --history "$tmp/three-again.csv"
+cp "$out" "$tmp/three-again.out"
 check "a repeated 3-rank run gives the same bytes (fixed reduction order)" \
   all 'status_is 0' 'cmp "$tmp/three.ckpt" "$tmp/three-again.ckpt"'
 
@@ -114,6 +115,25 @@ mpi 3 "$mlp" "${common[@]}" --epochs 2 --save "$tmp/three-overlap.ckpt" --histor
   --mpi-overlap
 check "--mpi-overlap (reductions in a thread during the backward pass) gives the same bytes" \
   all 'status_is 0' 'stdout_has "hidden behind the backward pass"' 'cmp "$tmp/three.ckpt" "$tmp/three-overlap.ckpt"'
+
+# --- the two reductions (--mpi-reduce): one node's ranks sum through a
+# shared-memory window by default, others with Alltoall and Allgather;
+# each element's sum is the same rank-ordered weighted sum either way.
+check "on one node the default reduction goes through shared memory" \
+  grep -q "^communication: .*; 3 ranks; shared memory)" "$tmp/three-again.out"
+mpi 3 "$mlp" "${common[@]}" --epochs 2 --save "$tmp/three-coll.ckpt" --mpi-reduce collective
+check "--mpi-reduce collective (MPI_Alltoall, MPI_Allgather) gives the bytes of shared memory" \
+  all 'status_is 0' 'stdout_has "; 3 ranks; MPI collectives)"' 'cmp "$tmp/three.ckpt" "$tmp/three-coll.ckpt"'
+mpi 3 "$mlp" "${common[@]}" --epochs 2 --save "$tmp/three-coll-ov.ckpt" --mpi-reduce collective --mpi-overlap \
+  --mpi-bucket-mb 0.01
+check "... and so do the collectives in buckets in the communication thread" \
+  all 'status_is 0' 'cmp "$tmp/three.ckpt" "$tmp/three-coll-ov.ckpt"'
+mpi 2 "$mlp" "${common[@]}" --epochs 2 --save "$tmp/two-shared.ckpt" --mpi-reduce shared
+check "--mpi-reduce shared on 2 ranks: the bytes of the default" \
+  all 'status_is 0' 'stdout_has "; 2 ranks; shared memory)"' 'cmp "$tmp/two.ckpt" "$tmp/two-shared.ckpt"'
+run "$GRADC" train "$mlp" "${common[@]}" --epochs 1 --mpi-reduce ring
+check "--mpi-reduce with an unknown value is refused, naming the choices" \
+  all 'status_is 2' 'stderr_has "--mpi-reduce takes auto, shared or collective, not '"'"'ring'"'"'"'
 
 # --- gradient buckets (--mpi-bucket-mb) ---------------------------------
 # The MLP's 4 gradients (W1 1.5 MiB, W2 20 KiB, b1 2 KiB, b2 40 bytes) in
@@ -252,6 +272,10 @@ check "a killed rank ends every rank: the launcher names it, the others say why 
 run env GRADC_MPI_TEST=stall:1:3 mpirun --oversubscribe -np 2 -x GRADC_MPI_TEST "$GRADC" train "$mlp" \
   "${common[@]}" --epochs 1 --no-test --mpi-timeout 2
 check "a rank that hangs: the other ends the job after --mpi-timeout" \
+  all not_hung 'stderr_has "rank 0 of 2: MPI_Barrier (the gradient reduction) has not completed after 2 s (--mpi-timeout)"'
+run env GRADC_MPI_TEST=stall:1:3 mpirun --oversubscribe -np 2 -x GRADC_MPI_TEST "$GRADC" train "$mlp" \
+  "${common[@]}" --epochs 1 --no-test --mpi-timeout 2 --mpi-reduce collective
+check "... with the collectives too" \
   all not_hung 'stderr_has "rank 0 of 2: MPI_Alltoall (the gradient reduction) has not completed after 2 s (--mpi-timeout)"'
 { cat "$mlp"; echo "# another revision"; } >"$tmp/other.nn"
 cat >"$tmp/pick.sh" <<EOF
