@@ -16,6 +16,10 @@ bash scripts/deps.sh
 export GRADC_CACHE=off
 
 JOBS=2
+# Files the tests leave in the source tree (outside the ignored build trees)
+# are a bug of the test: they end up committed.  Listed before and after.
+untracked() { git ls-files --others --exclude-standard 2>/dev/null | sort; }
+untracked_before=$(untracked)
 TEST_TIMEOUT=900   # seconds per test; a hung test must not eat CI's time
 passed=0
 failed=0
@@ -114,6 +118,14 @@ if [ "${CI:-}" = true ] || [ -n "${GRADC_FUZZ_SECONDS:-}" ]; then
     fi
     passed=$((passed + nok))
     failed=$((failed + nfail))
+fi
+
+left=$(comm -13 <(echo "$untracked_before") <(untracked) | sed '/^$/d')
+if [ -n "$left" ]; then
+    echo "==> the tests left files in the source tree:"
+    echo "$left"
+    failed=$((failed + 1))
+    status=1
 fi
 
 summary="$passed passed, $failed failed"
