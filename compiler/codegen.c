@@ -1386,6 +1386,34 @@ static uint64_t fnv1a(const char *s) {
   return h;
 }
 
+/* At most this many elements in every buffer a kernel touches, and no
+ * symbolic size: the kernel is optnone (below). */
+enum { SMALL_KERNEL = 4096 };
+
+/* Does kernel n (n and the nodes fused into it) touch only small buffers
+ * of fixed size - a bias or batch-norm parameter's update, a schedule's
+ * scalars?  Such a kernel runs in a microsecond however it is compiled,
+ * and LLVM's cost is per function: optnone skips the optimisation
+ * pipeline and generates its machine code at -O0 (fast instruction
+ * selection and register allocation), a fraction of the time. */
+static bool kernel_is_small(const Graph *g, const Node *n) {
+  for (int i = 0; i <= n->id; i++) {
+    const Node *m = g->nodes[i], *p = m;
+    while (p && p != n) p = p->inlined_into;
+    if (!p) continue;
+    for (int k = -1; k < m->nsrc; k++) {
+      const Shape *sh = k < 0 ? &m->shape : &m->src[k]->shape;
+      int64_t count = 1;
+      for (int d = 0; d < sh->rank; d++) {
+        if (sh->d[d].sym) return false;
+        count *= sh->d[d].n;
+        if (count > SMALL_KERNEL) return false;
+      }
+    }
+  }
+  return true;
+}
+
 /* Kernel n as the function name(rt, args, sym) in cg->mod, args the
  * pointers of the buffers it uses in the order its code first uses them
  * (cg->slots), so that the same code over other buffers is the same
@@ -1397,6 +1425,11 @@ static LLVMValueRef build_kernel(CG *cg, const Node *n, const char *name) {
   LLVMSetLinkage(fn, LLVMInternalLinkage);
   unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
   LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cg->ctx, noinline, 0));
+  const char *llvm = getenv("GRADC_LLVM_CODEGEN");   /* "llvm": LLVM's defaults, to compare (jit.c) */
+  if (kernel_is_small(g, n) && !(llvm && !strcmp(llvm, "llvm"))) {
+    unsigned optnone = LLVMGetEnumAttributeKindForName("optnone", 7);
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cg->ctx, optnone, 0));
+  }
   LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry"));
   cg->rt = LLVMGetParam(fn, 0);
   cg->args = LLVMGetParam(fn, 1);

@@ -28,6 +28,7 @@
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Orc.h>
+#include <llvm-c/Support.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
@@ -64,12 +65,50 @@ static char *dup_llvm(char *s) {
   return r;
 }
 
+/* LLVM's options for machine code generation, set once for the process
+ * (they are LLVM's global command-line options).  Each cut the time of
+ * generating machine code for the kernels and none changed a step time
+ * beyond noise (README: Compile time, measured on mnist_mlp, cnn_seed,
+ * cnn_bn and resnet_small): loop strength reduction (a sixth of the time)
+ * rewrites addresses that are already base + index * size, which x86
+ * addressing takes as they are; a vectorized loop's remainder runs as a
+ * scalar loop instead of a second, narrower vector loop; the schedulers
+ * order instructions for a core that reorders them itself.  (Fast
+ * instruction selection, -fast-isel, saved a tenth more, but it forms no
+ * fused multiply-adds where the full selector does, so a kernel's scalar
+ * and vector paths - one thread or several - no longer gave the same
+ * bits.)  GRADC_LLVM_CODEGEN=llvm
+ * keeps LLVM's defaults (and LLVM's default<O3> pipeline), to compare. */
+static const char *const codegen_options[] = {
+    "-disable-lsr", "-enable-epilogue-vectorization=false", "-post-RA-scheduler=false", "-enable-misched=false",
+};
+
+static bool llvm_defaults(void) {
+  const char *v = getenv("GRADC_LLVM_CODEGEN");
+  return v && !strcmp(v, "llvm");
+}
+
 /* Every target this LLVM was built with: the AOT emitter cross-compiles. */
 static void initialise_targets(void) {
   LLVMInitializeAllTargetInfos();
   LLVMInitializeAllTargets();
   LLVMInitializeAllTargetMCs();
   LLVMInitializeAllAsmPrinters();
+  const char *args[24] = {"gradc"};
+  int n = 1;
+  if (!llvm_defaults())
+    for (size_t k = 0; k < sizeof codegen_options / sizeof *codegen_options; k++) args[n++] = codegen_options[k];
+  /* GRADC_LLVM_OPTIONS: more of LLVM's options, space-separated, for
+   * experiments (an option this LLVM does not know ends the process:
+   * that is LLVM's command-line parser) */
+  static char extra[512];
+  const char *env = getenv("GRADC_LLVM_OPTIONS");
+  if (env) {
+    snprintf(extra, sizeof extra, "%s", env);
+    for (char *save = NULL, *tok = strtok_r(extra, " ", &save); tok && n < 24; tok = strtok_r(NULL, " ", &save))
+      args[n++] = tok;
+  }
+  if (n > 1) LLVMParseCommandLineOptions(n, args, NULL);
 }
 
 LLVMTargetMachineRef llvm_target_machine(const char *triple, const char *cpu, const char *features,
@@ -106,10 +145,44 @@ static LLVMTargetMachineRef host_machine(char *err, size_t errlen) {
   return tm;
 }
 
+/* The pass pipeline at -O2 and -O3: what the generated loops need, not
+ * LLVM's whole default<O3>.  The kernels are loop nests over buffers the
+ * plan laid out, called through tables (no inlining to do, no C++ to
+ * devirtualise); what makes them fast is that invariants leave the loops
+ * and the innermost loops are vectorized: SROA and early CSE clean the
+ * IR as generated, loops rotate into the form the vectorizer takes, LICM
+ * hoists, GVN removes the loads that are left twice.  (Instruction
+ * combining as the pass text names it checks that one round reached a
+ * fixpoint and aborts the process if not; default<O3> does not check, nor
+ * do we.)  default<O3> also
+ * ran the interprocedural passes, loop unswitching (which copies the
+ * loops with a test hoisted out of them: more code to generate), the SLP
+ * vectorizer and many cleanups again, and took twice the time for no
+ * step time we measured (README: Compile time).  -O1 keeps LLVM's own
+ * default<O1>.  GRADC_LLVM_PASSES (an LLVM pipeline text) replaces it,
+ * for experiments; GRADC_LLVM_CODEGEN=llvm makes it default<O3>. */
+static const char *const gradc_pipeline =
+    "function(sroa,early-cse<memssa>,instcombine<no-verify-fixpoint>,simplifycfg,loop-mssa(loop-rotate,licm),"
+    "loop(indvars),gvn,loop-vectorize,instcombine<no-verify-fixpoint>,simplifycfg)";
+
+static void pipeline_text(int opt, char *out, size_t n) {
+  const char *env = getenv("GRADC_LLVM_PASSES");
+  if (env && *env) snprintf(out, n, "%s", env);
+  else if (opt >= 2 && !llvm_defaults()) snprintf(out, n, "%s", gradc_pipeline);
+  else snprintf(out, n, "default<O%d>", opt);
+}
+
 /* llvm_optimize's pipeline in words, for the cache's key: change the two
  * together, or old entries would be taken for new code. */
 static void pipeline_name(int opt, char *out, size_t n) {
-  snprintf(out, n, "default<O%d>, no loop unrolling or interleaving", opt);
+  char text[512];
+  pipeline_text(opt, text, sizeof text);
+  size_t k = (size_t)snprintf(out, n, "%s, no loop unrolling or interleaving", text);
+  if (!llvm_defaults())
+    for (size_t i = 0; i < sizeof codegen_options / sizeof *codegen_options && k < n; i++)
+      k += (size_t)snprintf(out + k, n - k, " %s", codegen_options[i]);
+  const char *env = getenv("GRADC_LLVM_OPTIONS");
+  if (env && k < n) snprintf(out + k, n - k, " %s", env);
 }
 
 bool llvm_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt, char **ir_before, TimeReport *times,
@@ -142,8 +215,8 @@ bool llvm_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt, char **i
    * gradc's own kernels.  The bits are the same (README: Compile time). */
   LLVMPassBuilderOptionsSetLoopUnrolling(pbo, 0);
   LLVMPassBuilderOptionsSetLoopInterleaving(pbo, 0);
-  char pipeline[32];
-  snprintf(pipeline, sizeof pipeline, "default<O%d>", opt);
+  char pipeline[512];
+  pipeline_text(opt, pipeline, sizeof pipeline);
   LLVMErrorRef e = LLVMRunPasses(mod, pipeline, tm, pbo);
   LLVMDisposePassBuilderOptions(pbo);
   time_add(times, "LLVM optimisation pipeline", t);
@@ -270,7 +343,7 @@ static bool object_key(const Graph *g, LLVMTargetMachineRef tm, int opt, const J
   Bytes graph = {0};
   put_build(&graph);
   put_graph(&graph, g);
-  char pipeline[128], what[512];
+  char pipeline[640], what[1024];
   pipeline_name(opt, pipeline, sizeof pipeline);
   snprintf(what, sizeof what, "gradc %s cache %d llvm %u.%u.%u %s O%d profile %d parallel %d", GRADC_VERSION,
            CACHE_FORMAT, maj, min, pat, pipeline, opt, o->profile, o->parallel);

@@ -71,6 +71,30 @@ check "the steps, lists of calls, skip LLVM's pipeline (optnone)" \
   all '[ "$(attrs "$ll" "^define void @\(forward\|step_train\)(")" = "$(attrs "$ll" "^define void @forward(")" ]' \
       'attrs "$ll" "^define void @forward(" | grep -q "noinline optnone"'
 
+# Small kernels (every buffer at most 4096 elements, no batch): optnone,
+# compiled at -O0.  mnist_mlp's are the updates of b1 (512) and b2 (10)
+# and such; W1's update (401,408) and everything over the batch are not.
+nsmall() { grep '^define internal void @kernel[0-9]*(' "$1" | grep -o '#[0-9]* {$' | tr -d '# {' |
+           while read -r g; do grep -q "^attributes #$g = .*optnone" "$1" && echo; done | wc -l; }
+# updates FILE yes|no: how many of the kernels with a square root (the
+# RMSprop updates, one per parameter) are optnone (yes) or not (no)
+updates() {
+  local k n=0
+  for k in $(grep -o '^define internal void @kernel[0-9]*(' "$1" | grep -o 'kernel[0-9]*'); do
+    body "$1" "$k" | grep -q 'llvm.sqrt' || continue
+    g=$(body "$1" "$k" | head -1 | grep -o '#[0-9]* {$' | tr -d '# {')
+    if grep -q "^attributes #$g = .*optnone" "$1"; then [ "$2" = yes ] && n=$((n + 1)); else [ "$2" = no ] && n=$((n + 1)); fi
+  done
+  echo $n
+}
+check "mnist_mlp: the small kernels are optnone ($(nsmall "$ll") of $(kernels "$ll")): b1's and b2's updates, not W1's and W2's" \
+  all '[ "$(nsmall "$ll")" -ge 2 ]' '[ $(( 3 * $(nsmall "$ll") )) -lt "$(kernels "$ll")" ]' \
+      '[ "$(updates "$ll" yes)" = 2 ]' '[ "$(updates "$ll" no)" = 2 ]'
+GRADC_LLVM_CODEGEN=llvm GRADC_CACHE=off "$gradc" dump --stage llvm models/mnist_mlp.nn 2>/dev/null |
+  awk '/^; ---- after/ { exit } { print }' >"$tmp/mlp_llvm.ll"
+check "GRADC_LLVM_CODEGEN=llvm (LLVM's defaults, to compare) marks no kernel optnone" \
+  all '[ "$(kernels "$tmp/mlp_llvm.ll")" -gt 5 ]' '[ "$(nsmall "$tmp/mlp_llvm.ll")" -eq 0 ]'
+
 ir resnet_small
 ll=$tmp/resnet_small.ll
 ncalls=$(body "$ll" step_train | grep -c 'call void @kernel')
