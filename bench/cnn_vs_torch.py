@@ -10,20 +10,30 @@ file; Adam(lr=1e-3, eps=1e-7) as Keras'; a shuffled epoch; timing the
 training loop only (data already in memory for both).  PyTorch runs its
 native NCHW layout (its fastest CPU convolution path), gradc NHWC.
 
+PyTorch runs in a process of its own with OPENBLAS_CORETYPE and
+OPENBLAS_L2_SIZE unset (common.run_peer); both sides' kernels are printed,
+and each time as a share of the machine's FMA peak (bench/fma_peak.c, per
+core x threads): an image's products are 71.6 MFLOP (conv 32: 2 x 26 x 26
+x 32 x 9, forward and weight gradient; conv 64: 2 x 24 x 24 x 64 x 288,
+forward, input and weight gradients; dense 9216-128 and 128-10, three
+products each), 4.29 TFLOP an epoch.
+
 --samples N times both on the first N training images (a multiple of 128)
 and prints the time scaled to a 60,000-image epoch, for quick runs on a
 shared machine; the default is the whole epoch.
 
 usage: /usr/bin/python3 bench/cnn_vs_torch.py [--threads 1,2] [--repeats 3] [--samples 60000]
 """
-import argparse, os, sys, tempfile
+import argparse, json, os, sys, tempfile
 
-from common import DATA, FILES, gradc_epoch, load_idx, print_blas_kernels, scaled_data, torch_epoch_seconds
+from common import DATA, FILES, fma_peak, gradc_epoch, load_idx, print_blas_kernels, run_peer, scaled_data, \
+    torch_epoch_seconds, torch_kernels
+
+FLOP_PER_IMAGE = (2 * 26 * 26 * 32 * 9 * 2 + 2 * 24 * 24 * 64 * 288 * 3 + 2 * 9216 * 128 * 3 + 2 * 128 * 10 * 3)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 def torch_epoch(threads, repeats, n):
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     import numpy as np
     import torch
     torch.set_num_threads(threads)
@@ -54,19 +64,35 @@ def main():
     ap.add_argument("--samples", type=int, default=60000)
     ap.add_argument("--model", default=os.path.join(ROOT, "models", "cnn_seed.nn"))
     ap.add_argument("--gradc", default=os.path.join(ROOT, "build", "gradc"))
+    ap.add_argument("--peer", help=argparse.SUPPRESS)   # the PyTorch child: JSON arguments
     args = ap.parse_args()
+    if args.peer:
+        a = json.loads(args.peer)
+        seconds = torch_epoch(a["threads"], a["repeats"], a["n"])
+        print(json.dumps({"seconds": seconds, "kernels": torch_kernels()}))
+        return
     n = args.samples
     scale = 60000 / n
+    tflop = 60000 * FLOP_PER_IMAGE / 1e12
     with tempfile.TemporaryDirectory() as tmp:
         data = scaled_data(tmp, n)
         print_blas_kernels()
-        print(f"{n} images per run, times scaled to a 60,000-image epoch")
-        print(f"{'threads':>7} {'gradc s':>9} {'torch s':>9} {'torch/gradc':>12}")
+        print(f"{n} images per run, times scaled to a 60,000-image epoch ({tflop:.2f} TFLOP of products)")
+        print(f"{'threads':>7} {'gradc s':>9} {'torch s':>9} {'torch/gradc':>12} {'peak GF/s':>10} {'gradc %pk':>10} "
+              f"{'torch %pk':>10}")
+        lines = set()
         for t in [int(s) for s in args.threads.split(",")]:
-            g = gradc_epoch(args.gradc, args.model, t, args.repeats, data, profile=False)[0] * scale
-            p = torch_epoch(t, args.repeats, n) * scale
-            print(f"{t:>7} {g:>9.2f} {p:>9.2f} {p / g:>12.2f}")
+            peak, isa = fma_peak(t)
+            g, _, kg = gradc_epoch(args.gradc, args.model, t, args.repeats, data, profile=False)
+            g *= scale
+            peer = run_peer(os.path.abspath(__file__), threads=t, repeats=args.repeats, n=n)
+            p = peer["seconds"] * scale
+            lines |= {kg, peer["kernels"], f"FMA peak: {isa}"}
+            print(f"{t:>7} {g:>9.2f} {p:>9.2f} {p / g:>12.2f} {peak * t:>10.1f} "
+                  f"{100 * tflop * 1e3 / g / (peak * t):>9.1f}% {100 * tflop * 1e3 / p / (peak * t):>9.1f}%")
             sys.stdout.flush()
+        for line in sorted(lines):
+            print(line)
 
 
 if __name__ == "__main__":

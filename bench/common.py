@@ -1,6 +1,16 @@
 """What the benchmark scripts share: Fashion-MNIST's IDX files, the PyTorch
-timing loop, and the line naming OpenBLAS's kernel set."""
-import gzip, os, statistics, struct, time
+timing loop run in a process of its own with a fair environment, the lines
+naming the CPU and each side's kernels, and the machine's measured FMA
+peak (bench/fma_peak.c)."""
+import gzip, json, os, re, statistics, struct, subprocess, sys, tempfile, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# This project's machines set these for everything they run; they slow
+# PyTorch's OpenBLAS (OPENBLAS_CORETYPE=Haswell: AVX2 kernels on an AVX-512
+# CPU), so the peer runs without them, in its own process (OpenBLAS reads
+# them when it loads).  gradc runs under whatever the environment says.
+PEER_UNSET = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 DATA = "/usr/share/datasets/fashion-mnist"
 FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
@@ -22,8 +32,9 @@ def subset(dst, n):
 
 def gradc_epoch(gradc, model, threads, repeats, data=DATA, profile=True):
     """Median seconds of `repeats` one-epoch `gradc train` runs (seeds 1..),
-    and with profile the median share of step time in products."""
-    import csv, re, subprocess, tempfile
+    with profile the median share of step time in products, and gradc's
+    kernels line."""
+    import csv
     times, shares = [], []
     for r in range(repeats):
         with tempfile.TemporaryDirectory() as tmp:
@@ -36,7 +47,7 @@ def gradc_epoch(gradc, model, threads, repeats, data=DATA, profile=True):
                 times.append(float(list(csv.DictReader(f))[-1]["seconds"]))
             m = re.search(r"step time in sgemm \(([\d.]+)%", out)
             shares.append(float(m.group(1)) if m else float("nan"))
-    return statistics.median(times), statistics.median(shares)
+    return statistics.median(times), statistics.median(shares), gradc_kernels(out)
 
 
 def scaled_data(tmp, n):
@@ -85,6 +96,73 @@ def torch_epoch_seconds(make, x, y, repeats, batch=128):
     return statistics.median(times)
 
 
-def print_blas_kernels():
-    print("OpenBLAS kernels (both): " + os.environ.get("OPENBLAS_CORETYPE", "chosen by OpenBLAS from the CPU")
-          + (" (OPENBLAS_CORETYPE)" if "OPENBLAS_CORETYPE" in os.environ else ""))
+def print_blas_kernels(peer_apart=True):
+    """The CPU, and the environment each side runs under (peer_apart: the
+    peer in a process of its own, run_peer)."""
+    print("CPU: " + cpu_name())
+    print("environment: " + ", ".join(f"{k}={os.environ[k]}" if k in os.environ else f"{k} unset"
+                                       for k in PEER_UNSET)
+          + ("; gradc runs under it, PyTorch with both unset (in a process of its own)" if peer_apart
+             else "; both run under it (PyTorch in this process)"))
+
+
+def cpu_name():
+    """The model name with family and model, which tell Zen 4 from Zen 5."""
+    info = {}
+    for line in open("/proc/cpuinfo"):
+        if ":" in line:
+            k, v = (x.strip() for x in line.split(":", 1))
+            info.setdefault(k, v)
+        if not line.strip() and info:
+            break
+    zen = {(25, 17): "Zen 4", (25, 97): "Zen 4", (25, 160): "Zen 4c", (26, 2): "Zen 5", (26, 17): "Zen 5",
+           (26, 68): "Zen 5"}.get((int(info.get("cpu family", 0)), int(info.get("model", 0))), "")
+    return (f"{info.get('model name', '?')} (family {info.get('cpu family', '?')} model {info.get('model', '?')}"
+            f"{', ' + zen if zen else ''}), {os.cpu_count()} cores")
+
+
+def fma_peak(threads):
+    """GFLOP/s per core of the widest FMA the CPU has (AVX-512, else AVX2),
+    measured with `threads` threads at once by bench/fma_peak.c, and its
+    name."""
+    with tempfile.TemporaryDirectory() as d:
+        exe = os.path.join(d, "fma_peak")
+        subprocess.run(["cc", "-O2", "-o", exe, os.path.join(HERE, "fma_peak.c"), "-lpthread"], check=True)
+        out = subprocess.run([exe, str(threads)], capture_output=True, text=True, check=True).stdout
+    best = re.findall(r"^(\w+) threads=\d+ gflops_per_core=([\d.]+)", out, re.M)
+    isa, gf = best[0]
+    return float(gf), isa
+
+
+def gradc_kernels(out):
+    """gradc's own line naming its kernels, from `gradc train`'s output."""
+    m = re.search(r"products: (.*?) kernels, OpenBLAS (\S+) kernels for the rest", out)
+    return f"gradc: products in {m.group(1)} kernels, OpenBLAS {m.group(2)} for the rest" if m else "gradc: ?"
+
+
+def torch_kernels():
+    """Which kernels this process's PyTorch runs (call after importing torch)."""
+    import ctypes
+    import torch
+    core = "?"
+    for line in open("/proc/self/maps"):
+        if "libopenblas" in line:
+            lib = ctypes.CDLL(line.split()[-1])
+            lib.openblas_get_corename.restype = ctypes.c_char_p
+            core = lib.openblas_get_corename().decode()
+            break
+    cap = re.search(r"CPU capability usage: (\S+)", torch.__config__.show())
+    dnn = re.search(r"MKL-DNN (v[\d.]+)", torch.__config__.show())
+    return (f"PyTorch {torch.__version__}: OpenBLAS {core} kernels (nn.Linear), oneDNN {dnn.group(1) if dnn else '?'} "
+            f"convolutions (its own choice of ISA), ATen elementwise {cap.group(1) if cap else '?'}")
+
+
+def run_peer(script, **args):
+    """Runs `script --peer JSON` in a child process with PEER_UNSET removed
+    from its environment and OMP_WAIT_POLICY=PASSIVE; returns the JSON the
+    child prints last (seconds, kernels)."""
+    env = {k: v for k, v in os.environ.items() if k not in PEER_UNSET}
+    env["OMP_WAIT_POLICY"] = "PASSIVE"
+    out = subprocess.run([sys.executable, script, "--peer", json.dumps(args)], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])

@@ -10,20 +10,29 @@ fused) for comparison.
 Fair setup (shared/BENCHMARKS.md): torch.set_num_threads(n) with
 OMP_WAIT_POLICY=PASSIVE, Glorot-uniform weights and zero biases as the model
 file, RMSprop(alpha=0.9, eps=1e-7) which matches Keras', a shuffled epoch,
-timing the training loop only (data already in memory for both).
+timing the training loop only (data already in memory for both).  PyTorch
+runs in a process of its own with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
+unset (common.run_peer); both sides' kernels are printed.
+
+Each time is also a share of the machine's FMA peak (bench/fma_peak.c,
+per core x threads): an epoch's products are 60,000 x (2 x 784 x 512 x 2
++ 2 x 512 x 10 x 3) = 98.2 GFLOP (the first layer's input needs no
+gradient).
 
 usage: /usr/bin/python3 bench/mlp_vs_torch.py (Debian's python3 with python3-torch) [--threads 1,2] [--repeats 3] [--model models/mnist_mlp.nn]
 """
-import argparse, csv, os, re, statistics, subprocess, sys, tempfile
+import argparse, csv, json, os, re, statistics, subprocess, sys, tempfile
 
-from common import DATA, load_idx, print_blas_kernels, torch_epoch_seconds
+from common import DATA, fma_peak, gradc_kernels, load_idx, print_blas_kernels, run_peer, torch_epoch_seconds, \
+    torch_kernels
+
+GFLOP = 60000 * (2 * 784 * 512 * 2 + 2 * 512 * 10 * 3) / 1e9
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
 def torch_epoch(threads, repeats, hidden=(512,), opt_name="rmsprop"):
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     import numpy as np
     import torch
     torch.set_num_threads(threads)
@@ -51,7 +60,7 @@ def torch_epoch(threads, repeats, hidden=(512,), opt_name="rmsprop"):
 
 
 def gradc_epoch(gradc, model, threads, repeats, opt="3"):
-    times, shares = [], []
+    times, shares, out = [], [], ""
     for r in range(repeats):
         with tempfile.TemporaryDirectory() as tmp:
             hist = os.path.join(tmp, "h.csv")
@@ -64,7 +73,8 @@ def gradc_epoch(gradc, model, threads, repeats, opt="3"):
             times.append(float(row["seconds"]))
             m = re.search(r"step time in sgemm \(([\d.]+)%.*; ([\d.]+)% of", out)
             shares.append((float(m.group(1)), float(m.group(2))) if m else (float("nan"), float("nan")))
-    return statistics.median(times), tuple(statistics.median(s[i] for s in shares) for i in range(2))
+    return statistics.median(times), tuple(statistics.median(s[i] for s in shares) for i in range(2)), \
+        gradc_kernels(out)
 
 
 def main():
@@ -73,19 +83,34 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--model", default=os.path.join(ROOT, "models", "mnist_mlp.nn"))
     ap.add_argument("--gradc", default=os.path.join(ROOT, "build", "gradc"))
+    ap.add_argument("--peer", help=argparse.SUPPRESS)   # the PyTorch child: JSON arguments
     args = ap.parse_args()
+    if args.peer:
+        a = json.loads(args.peer)
+        seconds = torch_epoch(a["threads"], a["repeats"])
+        print(json.dumps({"seconds": seconds, "kernels": torch_kernels()}))
+        return
     n = 60000
     print_blas_kernels()
     print(f"{'threads':>7} {'gradc s':>9} {'-O0 s':>9} {'torch s':>9} {'torch/gradc':>12} {'-O0/gradc':>10} "
-          f"{'gradc smp/s':>12} {'torch smp/s':>12} {'sgemm/step':>11} {'sgemm/epoch':>12}")
+          f"{'gradc smp/s':>12} {'torch smp/s':>12} {'sgemm/step':>11} {'sgemm/epoch':>12} "
+          f"{'peak GF/s':>10} {'gradc %pk':>10} {'torch %pk':>10}")
+    lines = set()
     for t in [int(s) for s in args.threads.split(",")]:
         # Interleaved, so that a noisy neighbour slows all three alike.
-        g, share = gradc_epoch(args.gradc, args.model, t, args.repeats)
-        g0, _ = gradc_epoch(args.gradc, args.model, t, args.repeats, opt="0")
-        p = torch_epoch(t, args.repeats)
+        peak, isa = fma_peak(t)
+        g, share, kg = gradc_epoch(args.gradc, args.model, t, args.repeats)
+        g0, _, _ = gradc_epoch(args.gradc, args.model, t, args.repeats, opt="0")
+        peer = run_peer(os.path.abspath(__file__), threads=t, repeats=args.repeats)
+        p = peer["seconds"]
+        lines |= {kg, peer["kernels"], f"FMA peak: {isa}"}
         print(f"{t:>7} {g:>9.3f} {g0:>9.3f} {p:>9.3f} {p / g:>12.2f} {g0 / g:>10.2f} {n / g:>12.0f} "
-              f"{n / p:>12.0f} {share[0]:>10.1f}% {share[1]:>11.1f}%")
+              f"{n / p:>12.0f} {share[0]:>10.1f}% {share[1]:>11.1f}% {peak * t:>10.1f} "
+              f"{100 * GFLOP / g / (peak * t):>9.1f}% {100 * GFLOP / p / (peak * t):>9.1f}%")
         sys.stdout.flush()
+    for line in sorted(lines):
+        print(line)
+    print(f"%pk: {GFLOP:.1f} GFLOP of products per epoch over the time, against the measured peak per core x threads")
 
 
 if __name__ == "__main__":

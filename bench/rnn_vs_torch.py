@@ -75,7 +75,7 @@ def main():
     scale = 60000 / n
     with tempfile.TemporaryDirectory() as tmp:
         data = scaled_data(tmp, n)
-        print_blas_kernels()
+        print_blas_kernels(peer_apart=False)
         print(f"{n} images per run, times scaled to a 60,000-image epoch; load "
               f"{open('/proc/loadavg').read().split()[0]}")
         print(f"{'cell':>5} {'threads':>7} {'gradc s':>9} {'torch s':>9} {'torch/gradc':>12} "
@@ -83,7 +83,7 @@ def main():
         for cell in args.cells.split(","):
             model = os.path.join(ROOT, "models", f"fmnist_{cell}.nn")
             for t in [int(s) for s in args.threads.split(",")]:
-                g, share = gradc_epoch(args.gradc, model, t, args.repeats, data)
+                g, share, _ = gradc_epoch(args.gradc, model, t, args.repeats, data)
                 p = torch_epoch(cell, t, args.repeats, n)
                 g, p = g * scale, p * scale
                 print(f"{cell:>5} {t:>7} {g:>9.2f} {p:>9.2f} {p / g:>12.2f} {60000 / g:>12.0f} "
