@@ -370,23 +370,45 @@ typedef struct Objects {
   int n;
 } Objects;
 
+/* The threads that want a core now, this one included: the fourth field
+ * of /proc/loadavg ("running/total"), the largest of three readings a
+ * millisecond apart; -1 where it cannot be read. */
+static long runnable_now(void) {
+  long most = -1;
+  for (int k = 0; k < 3; k++) {
+    FILE *f = fopen("/proc/loadavg", "r");
+    long running = -1, total;
+    double a, b, c;
+    if (f) {
+      if (fscanf(f, "%lf %lf %lf %ld/%ld", &a, &b, &c, &running, &total) != 5) running = -1;
+      fclose(f);
+    }
+    most = running > most ? running : most;
+    if (k < 2) usleep(1000);
+  }
+  return most;
+}
+
 /* How many threads optimise and compile a module of nfns defined
- * functions: GRADC_COMPILE_THREADS, else one per idle core (the cores
- * less the load average, this process counted as idle), at most
+ * functions: GRADC_COMPILE_THREADS, else one per idle core, at most
  * MAX_PARTS and one per 8 functions (a part has a fixed cost: a context,
- * the bitcode read, a pass pipeline and a code generator set up).  On the
- * project's 2-core machine at load 6, 2 threads took 2-20% longer than
- * one: the second thread only waits for a core (README: Compile time). */
+ * the bitcode read, a pass pipeline and a code generator set up).  Idle
+ * is the cores less the threads running now (this one counted as idle),
+ * not less the load average: that is a minute's mean, and after a run of
+ * gradc itself said "busy" to the next compile on an idle machine (README:
+ * Compile time).  On the project's 2-core machine at load 6, 2 threads
+ * took 2-20% longer than one: the second thread only waits for a core. */
 static int compile_threads(int nfns) {
   const char *env = getenv("GRADC_COMPILE_THREADS");
   if (env && *env) {
     long n = strtol(env, NULL, 10);
     return n < 1 ? 1 : n > MAX_PARTS ? MAX_PARTS : (int)n;
   }
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  long n = sysconf(_SC_NPROCESSORS_ONLN), busy = runnable_now();
   double load;
-  if (getloadavg(&load, 1) == 1) {
-    long idle = n - (long)(load + 0.5) + 1;
+  if (busy < 0 && getloadavg(&load, 1) == 1) busy = (long)(load + 0.5);
+  if (busy >= 1) {
+    long idle = n - busy + 1;
     n = idle < n ? idle : n;
   }
   n = n < nfns / 8 ? n : nfns / 8;
