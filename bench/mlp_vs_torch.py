@@ -60,21 +60,25 @@ def torch_epoch(threads, repeats, hidden=(512,), opt_name="rmsprop"):
 
 
 def gradc_epoch(gradc, model, threads, repeats, opt="3"):
+    """Median epoch seconds of `repeats` runs, timed without --profile (its
+    marks cost time on 2 threads), then one --profile run for the shares of
+    time in products; and gradc's kernels line."""
     times, shares, out = [], [], ""
-    for r in range(repeats):
+    for r in range(repeats + 1):
+        profile = r == repeats
         with tempfile.TemporaryDirectory() as tmp:
             hist = os.path.join(tmp, "h.csv")
             out = subprocess.run([gradc, "train", model, "--epochs", "1", "--batch", "128",
-                                  "--threads", str(threads), "--seed", str(r + 1), "--no-test",
-                                  "-O", opt, "--profile", "--history", hist],
+                                  "--threads", str(threads), "--seed", str(r % repeats + 1), "--no-test",
+                                  "-O", opt, "--history", hist] + (["--profile"] if profile else []),
                                  capture_output=True, text=True, check=True).stdout
-            with open(hist) as f:
-                row = list(csv.DictReader(f))[-1]
-            times.append(float(row["seconds"]))
+            if not profile:
+                with open(hist) as f:
+                    times.append(float(list(csv.DictReader(f))[-1]["seconds"]))
+                continue
             m = re.search(r"step time in sgemm \(([\d.]+)%.*; ([\d.]+)% of", out)
             shares.append((float(m.group(1)), float(m.group(2))) if m else (float("nan"), float("nan")))
-    return statistics.median(times), tuple(statistics.median(s[i] for s in shares) for i in range(2)), \
-        gradc_kernels(out)
+    return statistics.median(times), shares[0], gradc_kernels(out)
 
 
 def main():
