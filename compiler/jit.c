@@ -38,6 +38,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include "compiler.h"
@@ -370,10 +371,34 @@ typedef struct Objects {
   int n;
 } Objects;
 
-/* The threads that want a core now, this one included: the fourth field
- * of /proc/loadavg ("running/total"), the largest of three readings a
- * millisecond apart; -1 where it cannot be read. */
-static long runnable_now(void) {
+/* This process's threads that are running or want a core now
+ * (/proc/self/task/N/stat, state R): a thread pool already started spins
+ * or works there, and is not another program's load. */
+static long own_runnable(void) {
+  DIR *d = opendir("/proc/self/task");
+  if (!d) return 0;
+  long n = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    char path[300], buf[256];
+    snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f) continue;
+    size_t k = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[k] = 0;
+    const char *close = strrchr(buf, ')');   /* the name may hold spaces */
+    if (close && close[1] == ' ' && close[2] == 'R') n++;
+  }
+  closedir(d);
+  return n;
+}
+
+/* Other programs' threads that want a core now: the fourth field of
+ * /proc/loadavg ("running/total") less this process's own, the largest
+ * of three readings a millisecond apart; -1 where it cannot be read. */
+static long others_runnable_now(void) {
   long most = -1;
   for (int k = 0; k < 3; k++) {
     FILE *f = fopen("/proc/loadavg", "r");
@@ -382,6 +407,10 @@ static long runnable_now(void) {
     if (f) {
       if (fscanf(f, "%lf %lf %lf %ld/%ld", &a, &b, &c, &running, &total) != 5) running = -1;
       fclose(f);
+    }
+    if (running >= 0) {
+      running -= own_runnable();
+      running = running < 0 ? 0 : running;
     }
     most = running > most ? running : most;
     if (k < 2) usleep(1000);
@@ -393,10 +422,11 @@ static long runnable_now(void) {
  * functions: GRADC_COMPILE_THREADS, else one per idle core, at most
  * MAX_PARTS and one per 8 functions (a part has a fixed cost: a context,
  * the bitcode read, a pass pipeline and a code generator set up).  Idle
- * is the cores less the threads running now (this one counted as idle),
- * not less the load average: that is a minute's mean, and after a run of
- * gradc itself said "busy" to the next compile on an idle machine (README:
- * Compile time).  On the project's 2-core machine at load 6, 2 threads
+ * is the cores less other programs' threads running now, not less the
+ * load average: that is a minute's mean, and after a run of gradc itself
+ * said "busy" to the next compile on an idle machine; nor less this
+ * process's own threads (a started thread pool), which wait while it
+ * compiles (README: Compile time).  On the project's 2-core machine at load 6, 2 threads
  * took 2-20% longer than one: the second thread only waits for a core. */
 static int compile_threads(int nfns) {
   const char *env = getenv("GRADC_COMPILE_THREADS");
@@ -404,13 +434,10 @@ static int compile_threads(int nfns) {
     long n = strtol(env, NULL, 10);
     return n < 1 ? 1 : n > MAX_PARTS ? MAX_PARTS : (int)n;
   }
-  long n = sysconf(_SC_NPROCESSORS_ONLN), busy = runnable_now();
+  long n = sysconf(_SC_NPROCESSORS_ONLN), busy = others_runnable_now();
   double load;
-  if (busy < 0 && getloadavg(&load, 1) == 1) busy = (long)(load + 0.5);
-  if (busy >= 1) {
-    long idle = n - busy + 1;
-    n = idle < n ? idle : n;
-  }
+  if (busy < 0 && getloadavg(&load, 1) == 1) busy = (long)(load + 0.5) - 1;
+  if (busy > 0) n = n - busy > 1 ? n - busy : 1;
   n = n < nfns / 8 ? n : nfns / 8;
   return n < 1 ? 1 : n > MAX_PARTS ? MAX_PARTS : (int)n;
 }

@@ -23,6 +23,11 @@ idx_data "$tmp/data" 256 64
 
 export XDG_CACHE_HOME=$tmp/xdg
 unset GRADC_CACHE GRADC_CACHE_MAX
+# An entry holds one object per compiler thread, and the number of threads
+# follows what else runs at that moment: one thread, so that a rebuilt
+# entry can be compared with the first by size (run_kernel_tests.sh
+# checks entries of several threads).
+export GRADC_COMPILE_THREADS=1
 cache=$XDG_CACHE_HOME/gradc
 model=models/mnist_mlp.nn
 
