@@ -110,6 +110,16 @@ static void initialise_targets(void) {
       args[n++] = tok;
   }
   if (n > 1) LLVMParseCommandLineOptions(n, args, NULL);
+  /* LLVM makes some of its globals on first use (the pass timers' group
+   * and lock, made by every pass pipeline): once here, before the parts'
+   * threads run pipelines at once.  Its lazy set-up is thread-safe, but
+   * by atomics inside libLLVM that ThreadSanitizer does not see. */
+  LLVMModuleRef warm = LLVMModuleCreateWithName("gradc_warm_up");
+  LLVMPassBuilderOptionsRef pbo = LLVMCreatePassBuilderOptions();
+  LLVMErrorRef e = LLVMRunPasses(warm, "function(instcombine<no-verify-fixpoint>)", NULL, pbo);
+  if (e) LLVMConsumeError(e);
+  LLVMDisposePassBuilderOptions(pbo);
+  LLVMDisposeModule(warm);
 }
 
 LLVMTargetMachineRef llvm_target_machine(const char *triple, const char *cpu, const char *features,
