@@ -1425,8 +1425,7 @@ static LLVMValueRef build_kernel(CG *cg, const Node *n, const char *name) {
   LLVMSetLinkage(fn, LLVMInternalLinkage);
   unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
   LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cg->ctx, noinline, 0));
-  const char *llvm = getenv("GRADC_LLVM_CODEGEN");   /* "llvm": LLVM's defaults, to compare (jit.c) */
-  if (kernel_is_small(g, n) && !(llvm && !strcmp(llvm, "llvm"))) {
+  if (!llvm_defaults() && kernel_is_small(g, n)) {
     unsigned optnone = LLVMGetEnumAttributeKindForName("optnone", 7);
     LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cg->ctx, optnone, 0));
   }

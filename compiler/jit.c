@@ -84,7 +84,7 @@ static const char *const codegen_options[] = {
     "-disable-lsr", "-enable-epilogue-vectorization=false", "-post-RA-scheduler=false", "-enable-misched=false",
 };
 
-static bool llvm_defaults(void) {
+bool llvm_defaults(void) {
   const char *v = getenv("GRADC_LLVM_CODEGEN");
   return v && !strcmp(v, "llvm");
 }
@@ -436,8 +436,9 @@ static long others_runnable_now(void) {
  * load average: that is a minute's mean, and after a run of gradc itself
  * said "busy" to the next compile on an idle machine; nor less this
  * process's own threads (a started thread pool), which wait while it
- * compiles (README: Compile time).  On the project's 2-core machine at load 6, 2 threads
- * took 2-20% longer than one: the second thread only waits for a core. */
+ * compiles (README: Compile time).  On the project's 2-core machine at
+ * load 6, 2 threads took 2-20% longer than one: the second thread only
+ * waits for a core. */
 static int compile_threads(int nfns) {
   const char *env = getenv("GRADC_COMPILE_THREADS");
   if (env && *env) {

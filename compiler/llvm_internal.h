@@ -129,10 +129,14 @@ LLVMModuleRef cg_module(LLVMContextRef ctx, const Graph *g, const char *prefix, 
 LLVMTargetMachineRef llvm_target_machine(const char *triple, const char *cpu, const char *features,
                                          LLVMCodeGenOptLevel level, LLVMCodeModel model, char *err,
                                          size_t errlen);
-/* Gives mod tm's triple and data layout, verifies it and runs LLVM's
- * default<O{opt}> pipeline without loop unrolling and interleaving; *ir_before (if not NULL) gets the IR before
- * the pipeline (malloc'd); times (if not NULL) a row per step.  False
- * after writing the reason into err. */
+/* GRADC_LLVM_CODEGEN=llvm: LLVM's own defaults (its default<O3>, its code
+ * generation options, no optnone kernels), to compare with gradc's. */
+bool llvm_defaults(void);
+/* Gives mod tm's triple and data layout, verifies it and runs the pass
+ * pipeline of -O{opt} (gradc's at -O2/-O3, jit.c: pipeline_text) without
+ * loop unrolling and interleaving; *ir_before (if not NULL) gets the IR
+ * before the pipeline (malloc'd); times (if not NULL) a row per step.
+ * False after writing the reason into err. */
 bool llvm_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt, char **ir_before, TimeReport *times,
                    char *err, size_t errlen);
 
