@@ -78,16 +78,47 @@ static double mean_loss(const Means *a, int step) {
   return a->lweight[step] > 0 ? a->loss[step] / a->lweight[step] : NAN;
 }
 
+/* Numbers of the per-epoch lines and the history, without fprintf: in a
+ * process that has loaded libquadmath (OpenBLAS's libgfortran brings it,
+ * and registers a printf type) glibc sends every printf call through its
+ * slow positional path, which was a third of a tiny model's epoch.
+ * strfromd formats the double as "%.Nf" does, without that path. */
+static void put_int(FILE *f, long long v, int width) {
+  char b[24];
+  int i = (int)sizeof b;
+  unsigned long long u = v < 0 ? 0 - (unsigned long long)v : (unsigned long long)v;
+  do b[--i] = (char)('0' + u % 10); while (u /= 10);
+  if (v < 0) b[--i] = '-';
+  for (int pad = width - ((int)sizeof b - i); pad > 0; pad--) fputc(' ', f);
+  fwrite(b + i, 1, sizeof b - (size_t)i, f);
+}
+
+static void put_fixed(FILE *f, double v, int decimals) {
+  static const char *const fmt[] = {"%.0f", "%.1f", "%.2f", "%.3f", "%.4f", "%.5f", "%.6f"};
+  char b[400];   /* %.6f of DBL_MAX is 316 characters */
+  strfromd(b, sizeof b, fmt[decimals], v);
+  fputs(b, f);
+}
+
 /* "loss" with one step, else "NAME_loss" per step (Keras' GAN examples
  * print d_loss and g_loss). */
 static void put_means(FILE *out, const Graph *g, const Means *a, const char *prefix) {
   double w = a->weight > 0 ? a->weight : 1;
   for (int s = 0; s < g->nsteps; s++)
-    if (a->lweight[s] > 0 || g->nsteps == 1)
-      fprintf(out, " - %s%s%sloss: %.4f", prefix, g->nsteps > 1 ? g->steps[s].name : "",
-              g->nsteps > 1 ? "_" : "", a->lweight[s] > 0 ? mean_loss(a, s) : 0);
-  for (int i = 0; i < g->nmetrics && i < 16; i++)
-    fprintf(out, " - %s%s: %.4f", prefix, g->metrics[i].name, a->metric[i] / w);
+    if (a->lweight[s] > 0 || g->nsteps == 1) {
+      fputs(" - ", out);
+      fputs(prefix, out);
+      if (g->nsteps > 1) fputs(g->steps[s].name, out), fputc('_', out);
+      fputs("loss: ", out);
+      put_fixed(out, a->lweight[s] > 0 ? mean_loss(a, s) : 0, 4);
+    }
+  for (int i = 0; i < g->nmetrics && i < 16; i++) {
+    fputs(" - ", out);
+    fputs(prefix, out);
+    fputs(g->metrics[i].name, out);
+    fputs(": ", out);
+    put_fixed(out, a->metric[i] / w, 4);
+  }
 }
 
 static void progress(FILE *out, int64_t step, int64_t steps, double elapsed, const Graph *g,
@@ -97,14 +128,26 @@ static void progress(FILE *out, int64_t step, int64_t steps, double elapsed, con
   for (int i = 0; i < width; i++) bar[i] = i < done ? '=' : '.';
   if (!final && done < width) bar[done] = '>';
   bar[width] = 0;
-  int digits = snprintf(NULL, 0, "%lld", (long long)steps);
-  fprintf(out, "\r%*lld/%lld [%s] - ", digits, (long long)step, (long long)steps, bar);
+  int digits = 1;
+  for (int64_t k = steps; k >= 10; k /= 10) digits++;
+  fputc('\r', out);
+  put_int(out, step, digits);
+  fputc('/', out);
+  put_int(out, steps, 0);
+  fputs(" [", out);
+  fputs(bar, out);
+  fputs("] - ", out);
   if (final) {
     double per = step ? elapsed / (double)step : 0;
-    fprintf(out, "%.0fs %.0fms/step", elapsed, per * 1e3);
+    put_fixed(out, elapsed, 0);
+    fputs("s ", out);
+    put_fixed(out, per * 1e3, 0);
+    fputs("ms/step", out);
   } else {
     double eta = step ? elapsed / (double)step * (double)(steps - step) : 0;
-    fprintf(out, "ETA: %.0fs", eta);
+    fputs("ETA: ", out);
+    put_fixed(out, eta, 0);
+    fputc('s', out);
   }
   put_means(out, g, a, "");
 }
@@ -378,20 +421,38 @@ static gradc_status check_values(gradc_model *m, const Feed *f, const Dataset *d
 
 /* The first parameter or state tensor holding a NaN or an infinity: its
  * name, the element and the value; false when all are finite. */
-static bool find_nonfinite(gradc_model *m, const char **name, int64_t *at, double *value) {
+/* The float parameters and state, looked up once: they live in the
+ * model's state block, which binding never moves (runtime/instance.c
+ * allocates it with the model), so the check after every epoch reads them
+ * without a search by name - a tiny model's epoch is a few microseconds. */
+typedef struct Watched {
+  const char *name;
+  const void *data;
+  int64_t count;
+  bool f64;
+} Watched;
+
+static int watch_params(gradc_model *m, Watched *w) {
+  int n = 0;
   for (int i = 0; i < gradc_tensor_count(m); i++) {
     gradc_tensor t;
     if (gradc_tensor_info(m, i, &t) || (t.kind != GRADC_PARAM && t.kind != GRADC_STATE)) continue;
     if (t.dtype != GRADC_F32 && t.dtype != GRADC_F64) continue;
-    int64_t count;
+    int64_t count = 0;
     const void *p = gradc_data(m, t.name, &count);
-    for (int64_t k = 0; p && k < count; k++) {
-      double v = t.dtype == GRADC_F32 ? (double)((const float *)p)[k] : ((const double *)p)[k];
+    if (p) w[n++] = (Watched){t.name, p, count, t.dtype == GRADC_F64};
+  }
+  return n;
+}
+
+static bool find_nonfinite(const Watched *w, int n, const char **name, int64_t *at, double *value) {
+  for (int i = 0; i < n; i++)
+    for (int64_t k = 0; k < w[i].count; k++) {
+      double v = w[i].f64 ? ((const double *)w[i].data)[k] : (double)((const float *)w[i].data)[k];
       if (isfinite(v)) continue;
-      *name = t.name, *at = k, *value = v;
+      *name = w[i].name, *at = k, *value = v;
       return true;
     }
-  }
   return false;
 }
 
@@ -442,8 +503,8 @@ static gradc_status save_checkpoint(gradc_model *m, const TrainOptions *o, FILE 
 
 /* An empty field for a step that did not run. */
 static void put_csv(FILE *f, const Means *a, int step) {
-  if (a->lweight[step] > 0) fprintf(f, ",%.6f", mean_loss(a, step));
-  else fputc(',', f);
+  fputc(',', f);
+  if (a->lweight[step] > 0) put_fixed(f, mean_loss(a, step), 6);
 }
 
 static void put_loss_names(FILE *f, const Graph *g, const char *prefix) {
@@ -780,9 +841,11 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
   int64_t n = has_inputs ? train.n : 1;
   int64_t steps = has_inputs ? (n + o->batch - 1) / o->batch : 1;
   int64_t *perm = malloc(sizeof(int64_t) * (size_t)n);
+  Watched *watched = malloc(sizeof(Watched) * (size_t)(gradc_tensor_count(m) + 1));
+  int nwatched = watched ? watch_params(m, watched) : 0;
   double step_seconds = 0, in_step = 0;   /* epochs; inside the compiled steps */
   rt_profile_reset(rt_context(m));
-  if (!perm) s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory");
+  if (!perm || !watched) s = rt_fail(err, GRADC_ERR_NOMEM, "out of memory");
   /* The workspaces of both batch sizes (full, last partial) are made and
    * touched before the clock starts: allocation is set-up, not training,
    * and would otherwise weigh on the first epoch alone. */
@@ -800,8 +863,19 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
   double bad_loss = 0, last_loss = 0;
   Sched sc;
   schedule_plan(g, &sc);
+  /* Output and history are flushed after an epoch when the last flush is
+   * 0.2 s old: a long epoch's lines appear at once, while a tiny model's
+   * (linear regression: a microsecond an epoch) do not cost two write
+   * calls each, which were most of its epoch. */
+  double flushed = now_s();
   for (int epoch = 0; !s && epoch < o->epochs && !interrupted; epoch++) {
-    if (o->epochs > 1 || !tty) fprintf(out, "Epoch %d/%d\n", epoch + 1, o->epochs);
+    if (o->epochs > 1 || !tty) {
+      fputs("Epoch ", out);
+      put_int(out, epoch + 1, 0);
+      fputc('/', out);
+      put_int(out, o->epochs, 0);
+      fputc('\n', out);
+    }
     /* --no-shuffle: the file's order every epoch (time series, curricula) */
     if (o->no_shuffle)
       for (int64_t i = 0; i < n; i++) perm[i] = i;
@@ -888,27 +962,33 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
       if ((s = draw_samples(m, o, has_inputs ? (val.n ? &val : &train) : NULL, &feed, path, 32, err))) break;
       fprintf(out, "samples: %s\n", path);
     }
-    fflush(out);
+    bool flush = epoch + 1 == o->epochs || now_s() - flushed >= 0.2;
+    if (flush) {
+      fflush(out);
+      flushed = now_s();
+    }
     last_loss = 0;
     for (int k = 0; k < g->nsteps; k++) last_loss += acc.lweight[k] > 0 ? mean_loss(&acc, k) : 0;
     if (hist && !hist_errno) {
       double w = acc.weight > 0 ? acc.weight : 1, vw = vm.weight > 0 ? vm.weight : 1;
-      fprintf(hist, "%d", epoch + 1);
+      put_int(hist, epoch + 1, 0);
       for (int k = 0; k < g->nsteps; k++) put_csv(hist, &acc, k);
-      for (int i = 0; i < g->nmetrics; i++) fprintf(hist, ",%.6f", acc.metric[i] / w);
+      for (int i = 0; i < g->nmetrics; i++) fputc(',', hist), put_fixed(hist, acc.metric[i] / w, 6);
       if (val.n) {
         for (int k = 0; k < g->nsteps; k++) put_csv(hist, &vm, k);
-        for (int i = 0; i < g->nmetrics; i++) fprintf(hist, ",%.6f", vm.metric[i] / vw);
+        for (int i = 0; i < g->nmetrics; i++) fputc(',', hist), put_fixed(hist, vm.metric[i] / vw, 6);
       }
-      fprintf(hist, ",%.3f\n", secs);
-      if (fflush(hist) != 0 || ferror(hist)) hist_errno = errno ? errno : EIO;
+      fputc(',', hist);
+      put_fixed(hist, secs, 3);
+      fputc('\n', hist);
+      if ((flush && fflush(hist) != 0) || ferror(hist)) hist_errno = errno ? errno : EIO;
     }
     /* Parameters that went NaN or infinite stay so: no point in more
      * epochs, and nothing of them may be saved over a checkpoint. */
     const char *bad_name;
     int64_t bad_at;
     double bad_value;
-    if (find_nonfinite(m, &bad_name, &bad_at, &bad_value)) {
+    if (find_nonfinite(watched, nwatched, &bad_name, &bad_at, &bad_value)) {
       char first[160] = "";
       if (bad_epoch)
         snprintf(first, sizeof first, "; the loss was first %g in epoch %d, step %lld", bad_loss, bad_epoch,
@@ -927,6 +1007,7 @@ gradc_status cli_train(gradc_model *m, const TrainOptions *o, RtError *err) {
                 "nothing was saved. --check-numerics names the node where it starts", last_loss, bad_loss,
                 bad_epoch, (long long)bad_step);
   free(perm);
+  free(watched);
   sigaction(SIGINT, &old, NULL);
   if (o->profile && step_seconds > 0) {
     long calls;

@@ -769,10 +769,11 @@ static uint64_t splitmix64(uint64_t *state) {
 /* Uniform in [0, bound) without modulo bias: values below 2^64 mod bound
  * would make the small results likelier, so they are drawn again. */
 static uint64_t uniform_below(uint64_t *state, uint64_t bound) {
-  uint64_t threshold = (0 - bound) % bound;
   for (;;) {
     uint64_t r = splitmix64(state);
-    if (r >= threshold) return r % bound;
+    /* threshold < bound: any r >= bound is kept without the division
+     * that finds the threshold (the same picks, half the divisions) */
+    if (r >= bound || r >= (0 - bound) % bound) return r % bound;
   }
 }
 
