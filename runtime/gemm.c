@@ -216,6 +216,48 @@ AVX512 static inline void transpose16(__m512 r[16]) {
   }
 }
 
+/* Masked moves where the mask is partial, plain ones where it is full
+ * (nearly always): on Zen 4 a masked store of a zmm register is several
+ * times slower than a plain one even with every lane set. */
+AVX512 static inline __m512 load16(const float *p, __mmask16 m) {
+  return m == 0xffff ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(m, p);
+}
+
+AVX512 static inline void store16(float *p, __mmask16 m, __m512 v) {
+  if (m == 0xffff) _mm512_storeu_ps(p, v);
+  else if (m) _mm512_mask_storeu_ps(p, m, v);
+}
+
+/* pack_patches for our kernels: the taps are walked, not divided out of
+ * each column (four integer divisions per tap), and a run of channels is
+ * moved through registers instead of by memcpy, whose call cost as much as
+ * copying the 16 floats of a 16-channel layer: the packing was a third of
+ * that layer's forward product. */
+AVX512 static void pack_patches16(const int32_t *q, const float *x, int r0, int nr, int k0, int nk, float *out) {
+  int c = q[ABI_GEO_C], per = q[ABI_GEO_OH] * q[ABI_GEO_OW], kw = q[ABI_GEO_KW];
+  for (int r = r0; r < r0 + nr; r++, out += nk) {
+    const float *image = x + (size_t)(r / per) * q[ABI_GEO_H] * q[ABI_GEO_W] * c;
+    int pixel = r % per;
+    int ih0 = pixel / q[ABI_GEO_OW] * q[ABI_GEO_SH] - q[ABI_GEO_PT];
+    int iw0 = pixel % q[ABI_GEO_OW] * q[ABI_GEO_SW] - q[ABI_GEO_PL];
+    int tap = k0 / c, ch = k0 % c, ki = tap / kw, kj = tap % kw;
+    for (int k = k0; k < k0 + nk;) {
+      int run = c - ch < k0 + nk - k ? c - ch : k0 + nk - k;
+      int ih = ih0 + ki * q[ABI_GEO_DH], iw = iw0 + kj * q[ABI_GEO_DW];
+      float *o = out + (k - k0);
+      bool inside = ih >= 0 && ih < q[ABI_GEO_H] && iw >= 0 && iw < q[ABI_GEO_W];
+      const float *src = image + ((ptrdiff_t)ih * q[ABI_GEO_W] + iw) * c + ch;
+      for (int i = 0; i < run; i += 16) {
+        __mmask16 m = run - i >= 16 ? 0xffff : (__mmask16)((1u << (run - i)) - 1);
+        store16(o + i, m, inside ? load16(src + i, m) : _mm512_setzero_ps());
+      }
+      k += run;
+      ch = 0;
+      if (++kj == kw) kj = 0, ki++;
+    }
+  }
+}
+
 /* Packs op(B)[0:kc, 0:nc] (b points at its first element) as panels of NR
  * columns, kc rows of NR floats each, zero beyond nc. */
 AVX512 static void pack_b(int kc, int nc, const float *b, int ldb, bool tb, float *out) {
@@ -242,39 +284,49 @@ static void pack_a_edge(int mr, int kc, const float *a, size_t rs, size_t cs, fl
 }
 
 /* C[0:mr, 0:nr] (=|+=) sum over kc of A(i,k) B(k,j), A(i,k) at a[i*rs + k*cs],
- * B row k at b + k*bs.  With rows, row i of the sum is added to rows[i]
- * instead (skipped where NULL), and c, ldc, first and mr are unused. */
+ * B row k at b + k*bs.  With rows (2 MR pointers), columns 0-15 of row i
+ * of the sum are added to rows[i] and columns 16-31 to rows[MR + i]
+ * instead (each skipped where NULL), and c, ldc, first and mr are unused. */
 AVX512 static void kernel(int kc, const float *a, size_t rs, size_t cs, const float *b, size_t bs,
                           float *c, int ldc, bool first, int mr, int nr, float *const *rows) {
   __m512 acc[MR][2];
   for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-  for (int k = 0; k < kc; k++, a += cs, b += bs) {
-    __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+  if (nr <= 16) {
+    /* A panel of at most 16 columns (a layer of 16 channels): the upper
+     * half of the tile would be FMAs on zero padding, half the time. */
+    for (int k = 0; k < kc; k++, a += cs, b += bs) {
+      __m512 b0 = _mm512_loadu_ps(b);
 #pragma GCC unroll 12
-    for (int i = 0; i < MR; i++) {
-      __m512 ai = _mm512_set1_ps(a[i * rs]);
-      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
-      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+      for (int i = 0; i < MR; i++) acc[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(a[i * rs]), b0, acc[i][0]);
+    }
+  } else {
+    for (int k = 0; k < kc; k++, a += cs, b += bs) {
+      __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+#pragma GCC unroll 12
+      for (int i = 0; i < MR; i++) {
+        __m512 ai = _mm512_set1_ps(a[i * rs]);
+        acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+        acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+      }
     }
   }
   __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
   __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
   if (rows) {
-    for (int i = 0; i < MR; i++)
-      if (rows[i]) {
-        _mm512_mask_storeu_ps(rows[i], m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, rows[i]), acc[i][0]));
-        _mm512_mask_storeu_ps(rows[i] + 16, m1,
-                              _mm512_add_ps(_mm512_maskz_loadu_ps(m1, rows[i] + 16), acc[i][1]));
-      }
+    /* rows[i]: where row i's columns 0-15 go, rows[MR + i] its 16-31 */
+    for (int i = 0; i < MR; i++) {
+      if (rows[i]) store16(rows[i], m0, _mm512_add_ps(load16(rows[i], m0), acc[i][0]));
+      if (rows[MR + i]) store16(rows[MR + i], m1, _mm512_add_ps(load16(rows[MR + i], m1), acc[i][1]));
+    }
     return;
   }
   for (int i = 0; i < mr; i++, c += ldc) {
     if (!first) {
-      acc[i][0] = _mm512_add_ps(acc[i][0], _mm512_maskz_loadu_ps(m0, c));
-      acc[i][1] = _mm512_add_ps(acc[i][1], _mm512_maskz_loadu_ps(m1, c + 16));
+      acc[i][0] = _mm512_add_ps(acc[i][0], load16(c, m0));
+      acc[i][1] = _mm512_add_ps(acc[i][1], load16(c + 16, m1));
     }
-    _mm512_mask_storeu_ps(c, m0, acc[i][0]);
-    _mm512_mask_storeu_ps(c + 16, m1, acc[i][1]);
+    store16(c, m0, acc[i][0]);
+    store16(c + 16, m1, acc[i][1]);
   }
 }
 
@@ -290,22 +342,25 @@ AVX512 static void block(const Gemm *g, int i0, int i1, int j0, int j1, int k0, 
       int kc = k1 - pc < KC ? k1 - pc : KC;
       const float *bs = g->tb ? g->b + (size_t)jc * g->ldb + pc : g->b + (size_t)pc * g->ldb + jc;
       int nfull = nc / NR * NR;
+      /* a last panel of exactly 16 columns is read where it lies: the
+       * kernel's 16-column path loads no more (see pb below) */
       if (g->tb) pack_b(kc, nc, bs, g->ldb, true, s->bpack);
-      else if (nfull < nc) pack_b(kc, nc - nfull, bs + nfull, g->ldb, false, s->bedge);
+      else if (nfull < nc && nc - nfull != 16) pack_b(kc, nc - nfull, bs + nfull, g->ldb, false, s->bedge);
       for (int ic = i0; ic < i1; ic += MC) {
         int mc = i1 - ic < MC ? i1 - ic : MC, mfull = mc / MR * MR;
         const float *as = s->apack;
         size_t rs = ars, cs = acs;
         if (!g->geo) as = g->a + ic * rs + pc * cs;
         else if (g->ta)   /* this block of A, packed from the patches of x */
-          pack_patches(g->geo, g->x, pc, kc, ic, mc, s->apack), rs = 1, cs = (size_t)mc;
+          pack_patches16(g->geo, g->x, pc, kc, ic, mc, s->apack), rs = 1, cs = (size_t)mc;
         else
-          pack_patches(g->geo, g->x, ic, mc, pc, kc, s->apack), rs = (size_t)kc, cs = 1;
+          pack_patches16(g->geo, g->x, ic, mc, pc, kc, s->apack), rs = (size_t)kc, cs = 1;
         if (mfull < mc) pack_a_edge(mc - mfull, kc, as + mfull * rs, rs, cs, s->aedge);
         for (int jr = 0; jr < nc; jr += NR) {
           int nr = nc - jr < NR ? nc - jr : NR;
-          const float *pb = g->tb ? s->bpack + (size_t)jr * kc : nr < NR ? s->bedge : bs + jr;
-          size_t pbs = g->tb || nr < NR ? NR : (size_t)g->ldb;
+          bool edge = !g->tb && nr < NR && nr != 16;
+          const float *pb = g->tb ? s->bpack + (size_t)jr * kc : edge ? s->bedge : bs + jr;
+          size_t pbs = g->tb || edge ? NR : (size_t)g->ldb;
           float *c = out + (size_t)ic * ldc + jc + jr;
           for (int ir = 0; ir < mfull; ir += MR)
             kernel(kc, as + ir * rs, rs, cs, pb, pbs, c + (size_t)ir * ldc, ldc, pc == k0, MR, nr, NULL);
@@ -434,8 +489,8 @@ void gradc_sgemm(RtContext *rt, int order, int ta, int tb, int m, int n, int k, 
  * Order: dx is zeroed and built image by image, so a part is whole images
  * and every dx element receives its terms in the same order whatever the
  * thread count: tile by tile, and within a tile row by row and tap by tap
- * (as col2im, eval.c) or, where channels fill whole panels, tap by tap and
- * row by row.  Each element of a tile is one pass of FMAs over all of k.
+ * (as col2im, eval.c) or, where channels come in whole 16s, by panels of
+ * 32 columns (one or two taps), row by row within each.  Each element of a tile is one pass of FMAs over all of k.
  */
 typedef struct Col2im {
   bool ta, tb, own;
@@ -485,22 +540,35 @@ AVX512 static void c2i_own(const Col2im *g, int img, float *mem) {
     const float *a = g->a + ((size_t)img * g->rows + q0) * rs, *pa = a;
     size_t prs = rs, pcs = cs;
     if (mr < MR) pack_a_edge(mr, k, a, rs, cs, aedge), pa = aedge, prs = 1, pcs = MR;
-    if (c % NR) {
+    if (c % 16) {
       for (int jr = 0; jr < n; jr += NR)
         kernel(k, pa, prs, pcs, bfull + (size_t)(jr / NR) * k * NR, NR, tile + jr, npad, true, mr,
                n - jr < NR ? n - jr : NR, NULL);
       c2i_scatter(g, dx, q0, mr, tile, (size_t)npad);
       continue;
     }
-    /* Channels in whole panels: a panel is NR channels of one tap, and
-     * each row of it is added straight into dx from the registers. */
+    /* Channels in whole 16s: each half of a panel is 16 channels of one
+     * tap, and each row of it is added straight into dx from the
+     * registers (the scatter through the tile cost as much as the
+     * product in a 16-channel layer). */
+    int ih0[MR], iw0[MR];   /* tap_at's arithmetic, its divisions once per tile */
+    for (int i = 0; i < mr; i++) {
+      ih0[i] = (q0 + i) / q[ABI_GEO_OW] * q[ABI_GEO_SH] - q[ABI_GEO_PT];
+      iw0[i] = (q0 + i) % q[ABI_GEO_OW] * q[ABI_GEO_SW] - q[ABI_GEO_PL];
+    }
     for (int jr = 0; jr < n; jr += NR) {
-      float *rows[MR];
-      for (int i = 0; i < MR; i++) {
-        ptrdiff_t at = i < mr ? tap_at(q, q0 + i, jr / c) : -1;
-        rows[i] = at < 0 ? NULL : dx + at + jr % c;
+      float *rows[2 * MR];
+      for (int h = 0; h < 2; h++) {
+        int col = jr + 16 * h, tap = col / c;
+        int dh = tap / q[ABI_GEO_KW] * q[ABI_GEO_DH], dw = tap % q[ABI_GEO_KW] * q[ABI_GEO_DW];
+        for (int i = 0; i < MR; i++) {
+          int ih = i < mr ? ih0[i] + dh : -1, iw = i < mr ? iw0[i] + dw : -1;
+          bool inside = col < n && ih >= 0 && ih < q[ABI_GEO_H] && iw >= 0 && iw < q[ABI_GEO_W];
+          rows[h * MR + i] = inside ? dx + ((ptrdiff_t)ih * q[ABI_GEO_W] + iw) * c + col % c : NULL;
+        }
       }
-      kernel(k, pa, prs, pcs, bfull + (size_t)(jr / NR) * k * NR, NR, NULL, 0, true, MR, NR, rows);
+      kernel(k, pa, prs, pcs, bfull + (size_t)(jr / NR) * k * NR, NR, NULL, 0, true, MR, n - jr < NR ? n - jr : NR,
+             rows);
     }
   }
 }

@@ -197,7 +197,9 @@ static void test_col2im_product(void **state) {
       {2, 9, 11, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 40, false, true},    /* same padding */
       {2, 10, 9, 32, 3, 3, 2, 2, 1, 1, 0, 1, 0, 1, 33, false, true},    /* stride 2, as TF pads */
       {2, 12, 12, 32, 3, 2, 1, 1, 2, 3, 2, 2, 1, 2, 17, true, false},   /* dilation, A and B flipped */
-      {2, 8, 7, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 400, false, true},    /* channels not whole panels */
+      {2, 8, 7, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 400, false, true},    /* 16 channels: two taps a panel */
+      {2, 8, 7, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 40, false, true},     /* channels not whole 16s */
+      {2, 14, 14, 16, 3, 3, 2, 2, 1, 1, 0, 1, 0, 1, 16, false, false},  /* k = 16, stride 2, B as is */
       {2, 6, 6, 4, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 8, true, true},        /* 1x1, narrow: OpenBLAS */
       {1, 5, 5, 32, 5, 5, 1, 1, 1, 1, 0, 0, 0, 0, 3, false, true},      /* one output pixel */
   };
@@ -263,6 +265,8 @@ static void test_im2col_product(void **state) {
       {2, 12, 12, 24, 3, 2, 1, 1, 2, 3, 2, 2, 1, 2, 17, false, false},  /* dilation, runs cut by blocks */
       {2, 6, 6, 4, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 8, false, true},       /* narrow: OpenBLAS in chunks */
       {1, 30, 30, 16, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 32, false, false},  /* k = 400 > one k block */
+      {2, 28, 28, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 16, false, false},  /* 16 filters: 16-column panels, ta: kernel gradient */
+      {2, 28, 28, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 16, false, true},   /* the same, B^T */
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
     for (int ta = 0; ta < 2; ta++) {
