@@ -235,12 +235,13 @@ AVX512 static inline void store16(float *p, __mmask16 m, __m512 v) {
  * that layer's forward product. */
 AVX512 static void pack_patches16(const int32_t *q, const float *x, int r0, int nr, int k0, int nk, float *out) {
   int c = q[ABI_GEO_C], per = q[ABI_GEO_OH] * q[ABI_GEO_OW], kw = q[ABI_GEO_KW];
+  int ch0 = k0 % c, ki0 = k0 / c / kw, kj0 = k0 / c % kw;
+  size_t image_size = (size_t)q[ABI_GEO_H] * q[ABI_GEO_W] * c;
+  const float *image = x + (size_t)(r0 / per) * image_size;
+  int oh = r0 % per / q[ABI_GEO_OW], ow = r0 % per % q[ABI_GEO_OW];   /* row r's pixel, stepped */
   for (int r = r0; r < r0 + nr; r++, out += nk) {
-    const float *image = x + (size_t)(r / per) * q[ABI_GEO_H] * q[ABI_GEO_W] * c;
-    int pixel = r % per;
-    int ih0 = pixel / q[ABI_GEO_OW] * q[ABI_GEO_SH] - q[ABI_GEO_PT];
-    int iw0 = pixel % q[ABI_GEO_OW] * q[ABI_GEO_SW] - q[ABI_GEO_PL];
-    int tap = k0 / c, ch = k0 % c, ki = tap / kw, kj = tap % kw;
+    int ih0 = oh * q[ABI_GEO_SH] - q[ABI_GEO_PT], iw0 = ow * q[ABI_GEO_SW] - q[ABI_GEO_PL];
+    int ch = ch0, ki = ki0, kj = kj0;
     for (int k = k0; k < k0 + nk;) {
       int run = c - ch < k0 + nk - k ? c - ch : k0 + nk - k;
       int ih = ih0 + ki * q[ABI_GEO_DH], iw = iw0 + kj * q[ABI_GEO_DW];
@@ -255,6 +256,7 @@ AVX512 static void pack_patches16(const int32_t *q, const float *x, int r0, int 
       ch = 0;
       if (++kj == kw) kj = 0, ki++;
     }
+    if (++ow == q[ABI_GEO_OW] && (ow = 0, ++oh == q[ABI_GEO_OH])) oh = 0, image += image_size;
   }
 }
 
