@@ -86,6 +86,7 @@ typedef struct Gemm {
   GemmBuffers *buffers;    /* the calling instance's (run_parts) */
   const float *x;          /* with geo: A is x's patch matrix (or its transpose) */
   const int32_t *geo;
+  const float *zeros;      /* with geo, not ta: a row of zeros, for taps in the padding */
 } Gemm;
 
 /* Per-part scratch: a packed transposed B block, the last partial column
@@ -106,6 +107,7 @@ struct GemmBuffers {
   Growing kpart;                 /* the partial sums of split_k products */
   Growing c2i[MAX_PARTS];        /* gradc_sgemm_col2im's per-part scratch */
   Growing im2col_chunk;          /* im2col_blas's rows of patches */
+  Growing zeros;                 /* a row of x's channels, all zero (Gemm.zeros) */
 };
 
 static GemmBuffers *buffers(RtContext *rt) {
@@ -122,6 +124,7 @@ void gemm_buffers_free(GemmBuffers *g) {
   }
   free(g->kpart.mem);
   free(g->im2col_chunk.mem);
+  free(g->zeros.mem);
   free(g);
 }
 
@@ -285,6 +288,25 @@ static void pack_a_edge(int mr, int kc, const float *a, size_t rs, size_t cs, fl
     for (int i = 0; i < MR; i++) out[(size_t)k * MR + i] = i < mr ? a[i * rs + k * cs] : 0.f;
 }
 
+/* Lanes of the tile's two halves a panel of nr columns fills. */
+static inline __mmask16 mask_lo(int nr) { return nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1); }
+static inline __mmask16 mask_hi(int nr) {
+  return nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+}
+
+/* C[0:mr, 0:nr] = (first) or += the tile's sums. */
+AVX512 static inline void put_tile(__m512 acc[MR][2], float *c, int ldc, bool first, int mr, int nr) {
+  __mmask16 m0 = mask_lo(nr), m1 = mask_hi(nr);
+  for (int i = 0; i < mr; i++, c += ldc) {
+    if (!first) {
+      acc[i][0] = _mm512_add_ps(acc[i][0], load16(c, m0));
+      acc[i][1] = _mm512_add_ps(acc[i][1], load16(c + 16, m1));
+    }
+    store16(c, m0, acc[i][0]);
+    store16(c + 16, m1, acc[i][1]);
+  }
+}
+
 /* C[0:mr, 0:nr] (=|+=) sum over kc of A(i,k) B(k,j), A(i,k) at a[i*rs + k*cs],
  * B row k at b + k*bs.  With rows (2 MR pointers), columns 0-15 of row i
  * of the sum are added to rows[i] and columns 16-31 to rows[MR + i]
@@ -312,8 +334,7 @@ AVX512 static void kernel(int kc, const float *a, size_t rs, size_t cs, const fl
       }
     }
   }
-  __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
-  __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+  __mmask16 m0 = mask_lo(nr), m1 = mask_hi(nr);
   if (rows) {
     /* rows[i]: where row i's columns 0-15 go, rows[MR + i] its 16-31 */
     for (int i = 0; i < MR; i++) {
@@ -322,14 +343,83 @@ AVX512 static void kernel(int kc, const float *a, size_t rs, size_t cs, const fl
     }
     return;
   }
-  for (int i = 0; i < mr; i++, c += ldc) {
-    if (!first) {
-      acc[i][0] = _mm512_add_ps(acc[i][0], load16(c, m0));
-      acc[i][1] = _mm512_add_ps(acc[i][1], load16(c + 16, m1));
-    }
-    store16(c, m0, acc[i][0]);
-    store16(c + 16, m1, acc[i][1]);
+  put_tile(acc, c, ldc, first, mr, nr);
+}
+
+/* A convolution's forward product reads x through a table instead of
+ * packing its patches (pack_patches16 wrote, and the kernel read back,
+ * nine floats for every float of x: as long as the product itself in a
+ * 16-channel layer).  The k block is cut where taps change (Segs); for a
+ * tile of MR output pixels the table holds, per segment, where each
+ * pixel's channels of that tap start in x, or a row of zeros where the tap
+ * falls in the padding and for rows past the last. */
+enum { MAX_SEGS = KC / 16 + 2 };   /* taps a k block spans, channels >= 16 */
+
+typedef struct Segs {
+  int n, tap[MAX_SEGS], ch0[MAX_SEGS], len[MAX_SEGS];
+} Segs;
+
+static void make_segs(const int32_t *q, int k0, int kc, Segs *sg) {
+  int c = q[ABI_GEO_C];
+  sg->n = 0;
+  for (int k = k0; k < k0 + kc;) {
+    int ch = k % c, len = c - ch < k0 + kc - k ? c - ch : k0 + kc - k;
+    sg->tap[sg->n] = k / c, sg->ch0[sg->n] = ch, sg->len[sg->n] = len;
+    sg->n++;
+    k += len;
   }
+}
+
+/* The tables of the tiles of rows [r0, r0 + nr), one after another:
+ * tile t's segment s, row i at table[(t * sg->n + s) * MR + i]. */
+static void make_table(const int32_t *q, const float *x, const float *zeros, int r0, int nr, const Segs *sg,
+                       const float **table) {
+  int c = q[ABI_GEO_C], per = q[ABI_GEO_OH] * q[ABI_GEO_OW];
+  size_t image_size = (size_t)q[ABI_GEO_H] * q[ABI_GEO_W] * c;
+  const float *image = x + (size_t)(r0 / per) * image_size;
+  int oh = r0 % per / q[ABI_GEO_OW], ow = r0 % per % q[ABI_GEO_OW];
+  for (int t = 0; t * MR < nr; t++, table += (size_t)sg->n * MR)
+    for (int i = 0; i < MR; i++) {
+      bool row = t * MR + i < nr;
+      int ih0 = oh * q[ABI_GEO_SH] - q[ABI_GEO_PT], iw0 = ow * q[ABI_GEO_SW] - q[ABI_GEO_PL];
+      for (int s = 0; s < sg->n; s++) {
+        int ih = ih0 + sg->tap[s] / q[ABI_GEO_KW] * q[ABI_GEO_DH], iw = iw0 + sg->tap[s] % q[ABI_GEO_KW] * q[ABI_GEO_DW];
+        bool inside = row && ih >= 0 && ih < q[ABI_GEO_H] && iw >= 0 && iw < q[ABI_GEO_W];
+        table[s * MR + i] = inside ? image + ((ptrdiff_t)ih * q[ABI_GEO_W] + iw) * c : zeros;
+      }
+      if (row && ++ow == q[ABI_GEO_OW] && (ow = 0, ++oh == q[ABI_GEO_OH])) oh = 0, image += image_size;
+    }
+}
+
+/* kernel's product for one tile, A read through its table; B row k at
+ * b + k*bs as there. */
+AVX512 static void kernel_table(const Segs *sg, const float *const *table, const float *b, size_t bs, float *c,
+                                int ldc, bool first, int mr, int nr) {
+  __m512 acc[MR][2];
+  for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (int s = 0; s < sg->n; s++, table += MR) {
+    const float *a[MR];
+    for (int i = 0; i < MR; i++) a[i] = table[i] + sg->ch0[s];
+    int len = sg->len[s];
+    if (nr <= 16) {
+      for (int k = 0; k < len; k++, b += bs) {
+        __m512 b0 = _mm512_loadu_ps(b);
+#pragma GCC unroll 12
+        for (int i = 0; i < MR; i++) acc[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(a[i][k]), b0, acc[i][0]);
+      }
+      continue;
+    }
+    for (int k = 0; k < len; k++, b += bs) {
+      __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+#pragma GCC unroll 12
+      for (int i = 0; i < MR; i++) {
+        __m512 ai = _mm512_set1_ps(a[i][k]);
+        acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+        acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+      }
+    }
+  }
+  put_tile(acc, c, ldc, first, mr, nr);
 }
 
 /* C[i0:i1, j0:j1] of the product, serially, summed over k in [k0, k1) (k0
@@ -348,22 +438,32 @@ AVX512 static void block(const Gemm *g, int i0, int i1, int j0, int j1, int k0, 
        * kernel's 16-column path loads no more (see pb below) */
       if (g->tb) pack_b(kc, nc, bs, g->ldb, true, s->bpack);
       else if (nfull < nc && nc - nfull != 16) pack_b(kc, nc - nfull, bs + nfull, g->ldb, false, s->bedge);
+      Segs sg = {0};
+      if (g->zeros) make_segs(g->geo, pc, kc, &sg);
       for (int ic = i0; ic < i1; ic += MC) {
         int mc = i1 - ic < MC ? i1 - ic : MC, mfull = mc / MR * MR;
-        const float *as = s->apack;
+        const float *as = s->apack, **table = (const float **)s->apack;
         size_t rs = ars, cs = acs;
         if (!g->geo) as = g->a + ic * rs + pc * cs;
+        else if (g->zeros)   /* where this block's patches lie in x */
+          make_table(g->geo, g->x, g->zeros, ic, mc, &sg, table);
         else if (g->ta)   /* this block of A, packed from the patches of x */
           pack_patches16(g->geo, g->x, pc, kc, ic, mc, s->apack), rs = 1, cs = (size_t)mc;
         else
           pack_patches16(g->geo, g->x, ic, mc, pc, kc, s->apack), rs = (size_t)kc, cs = 1;
-        if (mfull < mc) pack_a_edge(mc - mfull, kc, as + mfull * rs, rs, cs, s->aedge);
+        if (mfull < mc && !g->zeros) pack_a_edge(mc - mfull, kc, as + mfull * rs, rs, cs, s->aedge);
         for (int jr = 0; jr < nc; jr += NR) {
           int nr = nc - jr < NR ? nc - jr : NR;
           bool edge = !g->tb && nr < NR && nr != 16;
           const float *pb = g->tb ? s->bpack + (size_t)jr * kc : edge ? s->bedge : bs + jr;
           size_t pbs = g->tb || edge ? NR : (size_t)g->ldb;
           float *c = out + (size_t)ic * ldc + jc + jr;
+          if (g->zeros) {
+            for (int ir = 0; ir < mc; ir += MR)
+              kernel_table(&sg, table + (size_t)(ir / MR) * sg.n * MR, pb, pbs, c + (size_t)ir * ldc, ldc, pc == k0,
+                           mc - ir < MR ? mc - ir : MR, nr);
+            continue;
+          }
           for (int ir = 0; ir < mfull; ir += MR)
             kernel(kc, as + ir * rs, rs, cs, pb, pbs, c + (size_t)ir * ldc, ldc, pc == k0, MR, nr, NULL);
           if (mfull < mc)
@@ -680,6 +780,12 @@ void gradc_sgemm_im2col(RtContext *rt, int ta, int tb, int m, int n, int k, cons
   if (gemm_own_kernels() && n >= MIN_N && m > 0 && k > 0) {
     Gemm g = {.ta = ta == CblasTrans, .tb = tb == CblasTrans, .m = m, .n = n, .k = k, .b = b, .ldb = ldb,
               .c = c, .ldc = ldc, .x = x, .geo = geo};
+    /* the forward product of 16 channels or more reads x through tables
+     * (kernel_table); fewer channels make too many taps a k block */
+    GemmBuffers *gb = buffers(rt);
+    int ch = geo[ABI_GEO_C];
+    float *zeros = !g.ta && ch >= 16 && gb ? grow(&gb->zeros, (size_t)ch) : NULL;
+    if (zeros) memset(zeros, 0, sizeof(float) * (size_t)ch), g.zeros = zeros;
     if (run_parts(rt, &g)) return;
   }
 #endif
