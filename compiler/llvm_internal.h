@@ -105,6 +105,26 @@ void cg_loop_slots(CG *cg, const Node *e);
 CgKernel cg_softmax, cg_argreduce, cg_softmax_ce, cg_matmul, cg_transpose, cg_concat, cg_one_hot, cg_im2col, cg_col2im, cg_pool, cg_maxpool_grad, cg_avgpool_grad, cg_train_select, cg_dropout_mask, cg_random, cg_assign;
 CgKernel cg_gather, cg_scatter_add;   /* embedding lookups and their adjoint */
 CgKernel cg_take, cg_take_add, cg_argsort, cg_cumsum;   /* issue 24's index ops */
+/* The loop an element is computed in: a flat index over `shape` when every
+ * value read has that shape or is a scalar, else a nest of its axes. */
+typedef struct Ctx {
+  const Shape *shape;
+  bool flat;
+  LLVMValueRef i;
+  const Nest *ns;
+} Ctx;
+/* One element of n in the loop cx of its reader: computed there when fuse()
+ * inlined n into it, else loaded (broadcast through n's strides); and
+ * whether every value such a loop reads has shape s or none (codegen.c). */
+LLVMValueRef cg_elem(CG *cg, const Node *n, const Node *reader, const Ctx *cx);
+bool cg_flat_tree(const Node *n, const Node *reader, const Shape *s);
+/* codegen_reduce.c: reductions; those of many rows to few in row chunks
+ * (cg_chunked_reduction: cg_reduce_chunks in parts, then
+ * cg_reduce_combine) */
+CgKernel cg_reduce, cg_reduce_chunks, cg_reduce_combine;
+bool cg_chunked_reduction(const Node *n);
+/* x of dtype from as dtype to (codegen.c's scalar ops) */
+LLVMValueRef cg_convert(CG *cg, LLVMValueRef x, DType from, DType to);
 void cg_slice_walk(CG *cg, const Node *n, const Shape *sliced, const Shape *full,
                    const Node *from, const Node *to, bool into_full);
 void cg_zero(CG *cg, const Node *n);

@@ -124,13 +124,13 @@
   OP(SOFTMAX,     "softmax",           1, K_AXIS,    shape_same_float,   grad_softmax,      eval_softmax,      cg_softmax, NAN, 0) \
   OP(LOG_SOFTMAX, "log_softmax",       1, K_AXIS,    shape_same_float,   grad_log_softmax,  eval_softmax,      cg_softmax, NAN, 0) \
   /* reductions */ \
-  OP(SUM,         "sum",               1, K_REDUCE,  shape_reduce,       grad_sum,          eval_reduce,       gen_reduce, NAN, F_REDUCTION) \
-  OP(MEAN,        "mean",              1, K_REDUCE,  shape_reduce,       grad_mean,         eval_reduce,       gen_reduce, NAN, F_REDUCTION) \
-  OP(MAX,         "max",               1, K_REDUCE,  shape_reduce,       grad_reduce_max,   eval_reduce,       gen_reduce, NAN, F_REDUCTION) \
-  OP(MIN,         "min",               1, K_REDUCE,  shape_reduce,       grad_reduce_max,   eval_reduce,       gen_reduce, NAN, F_REDUCTION) \
+  OP(SUM,         "sum",               1, K_REDUCE,  shape_reduce,       grad_sum,          eval_reduce,       cg_reduce,  NAN, F_REDUCTION) \
+  OP(MEAN,        "mean",              1, K_REDUCE,  shape_reduce,       grad_mean,         eval_reduce,       cg_reduce,  NAN, F_REDUCTION) \
+  OP(MAX,         "max",               1, K_REDUCE,  shape_reduce,       grad_reduce_max,   eval_reduce,       cg_reduce,  NAN, F_REDUCTION) \
+  OP(MIN,         "min",               1, K_REDUCE,  shape_reduce,       grad_reduce_max,   eval_reduce,       cg_reduce,  NAN, F_REDUCTION) \
   /* the Euclidean norm over a.axes, sqrt(sum(x*x)): one op, so that its \
    * gradient x/norm can be 0 where the norm is (autodiff.c) */ \
-  OP(NORM,        "norm",              1, K_REDUCE,  shape_norm,         grad_norm,         eval_reduce,       gen_reduce, NAN, F_REDUCTION) \
+  OP(NORM,        "norm",              1, K_REDUCE,  shape_norm,         grad_norm,         eval_reduce,       cg_reduce,  NAN, F_REDUCTION) \
   OP(ARGMAX,      "argmax",            1, K_REDUCE,  shape_argreduce,    grad_none,         eval_argreduce,    cg_argreduce, NAN, F_NO_GRAD) \
   OP(ARGMIN,      "argmin",            1, K_REDUCE,  shape_argreduce,    grad_none,         eval_argreduce,    cg_argreduce, NAN, F_NO_GRAD) \
   /* layout */ \
