@@ -231,11 +231,11 @@ AVX512 static inline void store16(float *p, __mmask16 m, __m512 v) {
   else if (m) _mm512_mask_storeu_ps(p, m, v);
 }
 
-/* pack_patches for our kernels: the taps are walked, not divided out of
- * each column (four integer divisions per tap), and a run of channels is
- * moved through registers instead of by memcpy, whose call cost as much as
- * copying the 16 floats of a 16-channel layer: the packing was a third of
- * that layer's forward product. */
+/* pack_patches for our kernels (the kernel gradient's patches, and the
+ * forward ones of fewer than 16 channels): the taps are walked, not
+ * divided out of each column (four integer divisions per tap), and a run
+ * of channels is moved through registers instead of by memcpy, whose call
+ * cost as much as copying the 16 floats of a 16-channel layer. */
 AVX512 static void pack_patches16(const int32_t *q, const float *x, int r0, int nr, int k0, int nk, float *out) {
   int c = q[ABI_GEO_C], per = q[ABI_GEO_OH] * q[ABI_GEO_OW], kw = q[ABI_GEO_KW];
   int ch0 = k0 % c, ki0 = k0 / c / kw, kj0 = k0 / c % kw;
@@ -355,16 +355,23 @@ AVX512 static void kernel(int kc, const float *a, size_t rs, size_t cs, const fl
  * falls in the padding and for rows past the last. */
 enum { MAX_SEGS = KC / 16 + 2 };   /* taps a k block spans, channels >= 16 */
 
+/* Segment s: channels [ch0, ch0 + len) of the tap at (dh, dw) rows and
+ * columns from a pixel's window origin. */
 typedef struct Segs {
-  int n, tap[MAX_SEGS], ch0[MAX_SEGS], len[MAX_SEGS];
+  int n, dh[MAX_SEGS], dw[MAX_SEGS], ch0[MAX_SEGS], len[MAX_SEGS];
 } Segs;
+
+/* The tables live in the part's patch buffer, which they never outgrow. */
+_Static_assert((size_t)MC / MR * MAX_SEGS * MR * sizeof(float *) <= (size_t)KC * MC * sizeof(float),
+               "a k block's tables fit in Scratch.apack");
 
 static void make_segs(const int32_t *q, int k0, int kc, Segs *sg) {
   int c = q[ABI_GEO_C];
   sg->n = 0;
   for (int k = k0; k < k0 + kc;) {
-    int ch = k % c, len = c - ch < k0 + kc - k ? c - ch : k0 + kc - k;
-    sg->tap[sg->n] = k / c, sg->ch0[sg->n] = ch, sg->len[sg->n] = len;
+    int ch = k % c, len = c - ch < k0 + kc - k ? c - ch : k0 + kc - k, tap = k / c;
+    sg->dh[sg->n] = tap / q[ABI_GEO_KW] * q[ABI_GEO_DH], sg->dw[sg->n] = tap % q[ABI_GEO_KW] * q[ABI_GEO_DW];
+    sg->ch0[sg->n] = ch, sg->len[sg->n] = len;
     sg->n++;
     k += len;
   }
@@ -383,7 +390,7 @@ static void make_table(const int32_t *q, const float *x, const float *zeros, int
       bool row = t * MR + i < nr;
       int ih0 = oh * q[ABI_GEO_SH] - q[ABI_GEO_PT], iw0 = ow * q[ABI_GEO_SW] - q[ABI_GEO_PL];
       for (int s = 0; s < sg->n; s++) {
-        int ih = ih0 + sg->tap[s] / q[ABI_GEO_KW] * q[ABI_GEO_DH], iw = iw0 + sg->tap[s] % q[ABI_GEO_KW] * q[ABI_GEO_DW];
+        int ih = ih0 + sg->dh[s], iw = iw0 + sg->dw[s];
         bool inside = row && ih >= 0 && ih < q[ABI_GEO_H] && iw >= 0 && iw < q[ABI_GEO_W];
         table[s * MR + i] = inside ? image + ((ptrdiff_t)ih * q[ABI_GEO_W] + iw) * c : zeros;
       }
@@ -592,7 +599,8 @@ void gradc_sgemm(RtContext *rt, int order, int ta, int tb, int m, int n, int k, 
  * and every dx element receives its terms in the same order whatever the
  * thread count: tile by tile, and within a tile row by row and tap by tap
  * (as col2im, eval.c) or, where channels come in whole 16s, by panels of
- * 32 columns (one or two taps), row by row within each.  Each element of a tile is one pass of FMAs over all of k.
+ * 32 columns (one or two taps), row by row within each.  Each element of a
+ * tile is one pass of FMAs over all of k.
  */
 typedef struct Col2im {
   bool ta, tb, own;
