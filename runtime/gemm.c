@@ -56,6 +56,7 @@
 enum {
   MR = 12, NR = 32,        /* the register tile */
   KC = 384,                /* k block: a tile's B rows, 48 KB, in L1 */
+  KC_MAX = KC + KC / 8,    /* a last block this short joins the one before */
   MC = 10 * MR,            /* row block: A's rows in L2 */
   NC = 256,                /* column block of a packed (transposed) B */
   MAX_PARTS = 64,
@@ -80,7 +81,7 @@ typedef struct Gemm {
   float *c;
   int ldc;
   bool split_n;            /* parts split N (else M), in whole tiles */
-  bool split_k;            /* parts split k, in whole KC blocks */
+  bool split_k;            /* parts split k, in whole k blocks (kc_at) */
   int tiles;
   float *kpart;            /* split_k: C's partial sum of k block b > 0 at (b - 1) m n */
   GemmBuffers *buffers;    /* the calling instance's (run_parts) */
@@ -136,15 +137,27 @@ static float *grow(Growing *g, size_t floats) {
   }
   return g->mem;
 }
+/* The k block starting at pc of a sum ending at k1: KC, or all that is
+ * left when that is at most KC_MAX.  A short last block would cost a
+ * whole pass over C for a few FMAs per element (the MLP's 784 inputs made
+ * blocks of 384, 384 and 16). */
+static int kc_at(int pc, int k1) { return k1 - pc <= KC_MAX ? k1 - pc : KC; }
+
+static int kblocks(int k) {
+  int n = 0;
+  for (int pc = 0; pc < k; pc += kc_at(pc, k)) n++;
+  return n;
+}
+
 static int mode;   /* 0 OpenBLAS only, 1 our kernels: decided once */
 static pthread_once_t mode_once = PTHREAD_ONCE_INIT;
 
 static bool alloc_scratch(Scratch *s) {
   if (s->bpack) return true;
-  s->bpack = aligned_alloc(64, sizeof(float) * KC * NC);
-  s->bedge = aligned_alloc(64, sizeof(float) * KC * NR);
-  s->aedge = aligned_alloc(64, sizeof(float) * KC * MR);
-  s->apack = aligned_alloc(64, sizeof(float) * KC * MC);
+  s->bpack = aligned_alloc(64, sizeof(float) * KC_MAX * NC);
+  s->bedge = aligned_alloc(64, sizeof(float) * KC_MAX * NR);
+  s->aedge = aligned_alloc(64, sizeof(float) * KC_MAX * MR);
+  s->apack = aligned_alloc(64, sizeof(float) * KC_MAX * MC);
   if (s->bpack && s->bedge && s->aedge && s->apack) return true;
   free(s->bpack), free(s->bedge), free(s->aedge), free(s->apack);
   *s = (Scratch){0};
@@ -353,7 +366,7 @@ AVX512 static void kernel(int kc, const float *a, size_t rs, size_t cs, const fl
  * tile of MR output pixels the table holds, per segment, where each
  * pixel's channels of that tap start in x, or a row of zeros where the tap
  * falls in the padding and for rows past the last. */
-enum { MAX_SEGS = KC / 16 + 2 };   /* taps a k block spans, channels >= 16 */
+enum { MAX_SEGS = KC_MAX / 16 + 2 };   /* taps a k block spans, channels >= 16 */
 
 /* Segment s: channels [ch0, ch0 + len) of the tap at (dh, dw) rows and
  * columns from a pixel's window origin. */
@@ -362,7 +375,7 @@ typedef struct Segs {
 } Segs;
 
 /* The tables live in the part's patch buffer, which they never outgrow. */
-_Static_assert((size_t)MC / MR * MAX_SEGS * MR * sizeof(float *) <= (size_t)KC * MC * sizeof(float),
+_Static_assert((size_t)MC / MR * MAX_SEGS * MR * sizeof(float *) <= (size_t)KC_MAX * MC * sizeof(float),
                "a k block's tables fit in Scratch.apack");
 
 static void make_segs(const int32_t *q, int k0, int kc, Segs *sg) {
@@ -430,15 +443,15 @@ AVX512 static void kernel_table(const Segs *sg, const float *const *table, const
 }
 
 /* C[i0:i1, j0:j1] of the product, serially, summed over k in [k0, k1) (k0
- * a multiple of KC) into out (C's layout, row stride ldc): written by the
+ * a k block's start, kc_at) into out (C's layout, row stride ldc): written by the
  * first k block, added to by the others. */
 AVX512 static void block(const Gemm *g, int i0, int i1, int j0, int j1, int k0, int k1, float *out, int ldc,
                          const Scratch *s) {
   size_t ars = g->ta ? 1 : (size_t)g->lda, acs = g->ta ? (size_t)g->lda : 1;
   for (int jc = j0; jc < j1; jc += NC) {
     int nc = j1 - jc < NC ? j1 - jc : NC;
-    for (int pc = k0; pc < k1; pc += KC) {
-      int kc = k1 - pc < KC ? k1 - pc : KC;
+    for (int pc = k0, kc; pc < k1; pc += kc) {
+      kc = kc_at(pc, k1);
       const float *bs = g->tb ? g->b + (size_t)jc * g->ldb + pc : g->b + (size_t)pc * g->ldb + jc;
       int nfull = nc / NR * NR;
       /* a last panel of exactly 16 columns is read where it lies: the
@@ -487,8 +500,8 @@ static void part(void *arg, int p, int nparts) {
   if (g->split_k) {
     /* k block b goes to the part its middle falls in, so the parts get
      * equal shares of k as nearly as whole blocks allow */
-    for (int k0 = 0, b = 0; k0 < g->k; k0 += KC, b++) {
-      int k1 = g->k - k0 < KC ? g->k : k0 + KC;
+    for (int k0 = 0, k1, b = 0; k0 < g->k; k0 = k1, b++) {
+      k1 = k0 + kc_at(k0, g->k);
       if ((int)((int64_t)(k0 + k1) / 2 * nparts / g->k) != p) continue;
       float *out = b ? g->kpart + (size_t)(b - 1) * g->m * g->n : g->c;
       block(g, 0, g->m, 0, g->n, k0, k1, out, b ? g->n : g->ldc, &scratch[p]);
@@ -511,7 +524,7 @@ static void part(void *arg, int p, int nparts) {
 AVX512 static void combine(void *arg, int p, int nparts) {
   const Gemm *g = arg;
   int r0 = (int)((int64_t)g->m * p / nparts), r1 = (int)((int64_t)g->m * (p + 1) / nparts);
-  int blocks = (g->k + KC - 1) / KC;
+  int blocks = kblocks(g->k);
   for (int i = r0; i < r1; i++) {
     float *c = g->c + (size_t)i * g->ldc;
     for (int b = 1; b < blocks; b++) {
@@ -535,15 +548,15 @@ AVX512 static void combine(void *arg, int p, int nparts) {
 static bool run_parts(RtContext *rt, Gemm *g) {
   if (!(g->buffers = buffers(rt))) return false;
   Scratch *scratch = g->buffers->scratch;
-  int tm = (g->m + MR - 1) / MR, tn = (g->n + NR - 1) / NR, kblocks = (g->k + KC - 1) / KC;
+  int tm = (g->m + MR - 1) / MR, tn = (g->n + NR - 1) / NR, nblocks = kblocks(g->k);
   g->split_n = tn >= tm;
   g->tiles = g->split_n ? tn : tm;
   int parts = parts_for(rt, g->tiles, 2.0 * g->m * g->n * g->k);
   g->split_k = false;
-  if (parts > 1 && kblocks > 1 && g->k > g->m && !g->geo &&
-      (g->kpart = grow(&g->buffers->kpart, (size_t)(kblocks - 1) * g->m * g->n))) {
+  if (parts > 1 && nblocks > 1 && g->k > g->m && !g->geo &&
+      (g->kpart = grow(&g->buffers->kpart, (size_t)(nblocks - 1) * g->m * g->n))) {
     g->split_k = true;
-    parts = parts_for(rt, kblocks, 2.0 * g->m * g->n * g->k);
+    parts = parts_for(rt, nblocks, 2.0 * g->m * g->n * g->k);
   }
   for (int p = 1; p < parts; p++)
     if (!alloc_scratch(&scratch[p])) parts = p;   /* fewer parts, same results */

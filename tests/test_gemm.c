@@ -79,7 +79,7 @@ static float *check_case(const Case *t, int threads) {
 static void test_shapes(void **state) {
   (void)state;
   static const int ms[] = {1, 11, 12, 13, 121, 250}, ns[] = {16, 31, 32, 33, 100, 300},
-                   ks[] = {1, 17, 384, 385, 800};
+                   ks[] = {1, 17, 384, 385, 432, 433, 800};
   int cases = 0;
   for (size_t im = 0; im < sizeof ms / sizeof *ms; im++)
     for (size_t in = 0; in < sizeof ns / sizeof *ns; in++)
@@ -264,7 +264,7 @@ static void test_im2col_product(void **state) {
       {2, 10, 9, 32, 3, 3, 2, 2, 1, 1, 0, 1, 0, 1, 33, false, false},   /* stride 2 */
       {2, 12, 12, 24, 3, 2, 1, 1, 2, 3, 2, 2, 1, 2, 17, false, false},  /* dilation, runs cut by blocks */
       {2, 6, 6, 4, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 8, false, true},       /* narrow: OpenBLAS in chunks */
-      {1, 30, 30, 16, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 32, false, false},  /* k = 400 > one k block */
+      {1, 30, 30, 24, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 32, false, false},  /* k = 600: two k blocks */
       {2, 28, 28, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 16, false, false},  /* 16 filters: 16-column panels, ta: kernel gradient */
       {2, 28, 28, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 16, false, true},   /* the same, B^T */
   };
