@@ -94,8 +94,14 @@ check "2 ranks train: rank 0 reports the split, the summary and the results once
 check "2 ranks end with 1 rank's parameters and optimizer state (rtol 1e-4)" close "$tmp/one.ckpt" "$tmp/two.ckpt"
 check "... to rounding: the bytes differ (the sums' order does)" all '! cmp -s "$tmp/one.ckpt" "$tmp/two.ckpt"'
 mpi 3 "$mlp" "${common[@]}" --epochs 2 --save "$tmp/three.ckpt" --history "$tmp/three.csv" --mpi-check
-check "3 ranks, a last batch of 10 split 4/3/3, end with 1 rank's parameters" \
-  all 'status_is 0' 'close "$tmp/one.ckpt" "$tmp/three.ckpt"'
+# atol 1e-5, 1e-4 of W1's largest weight (0.09): RMSprop moves a weight
+# whose gradient is mostly cancellation by lr times the rounding of its sign
+# and size, whatever its scale.  Measured 2026-12-06: 1 of W1's 401,408
+# weights off by 5.0e-6 (atol 1e-6 + rtol 1e-4 allowed it 2.1e-6), 3 more
+# above half that, the 99.99th percentile at 7% of it; the k blocks of the
+# forward product (gemm.c) had only to change for that weight to cross.
+check "3 ranks, a last batch of 10 split 4/3/3, end with 1 rank's parameters (rtol 1e-4, atol 1e-5)" \
+  all 'status_is 0' 'close "$tmp/one.ckpt" "$tmp/three.ckpt" 1e-4 1e-5'
 check "the loss and accuracy of every epoch are 1 rank's, averaged over the ranks' rows" \
   python3 - "$tmp/one.csv" "$tmp/three.csv" <<'EOF'
 import csv, sys
