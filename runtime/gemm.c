@@ -137,6 +137,7 @@ static float *grow(Growing *g, size_t floats) {
   }
   return g->mem;
 }
+
 /* The k block starting at pc of a sum ending at k1: KC, or all that is
  * left when that is at most KC_MAX.  A short last block would cost a
  * whole pass over C for a few FMAs per element (the MLP's 784 inputs made
@@ -443,8 +444,8 @@ AVX512 static void kernel_table(const Segs *sg, const float *const *table, const
 }
 
 /* C[i0:i1, j0:j1] of the product, serially, summed over k in [k0, k1) (k0
- * a k block's start, kc_at) into out (C's layout, row stride ldc): written by the
- * first k block, added to by the others. */
+ * a k block's start, kc_at) into out (C's layout, row stride ldc):
+ * written by the first k block, added to by the others. */
 AVX512 static void block(const Gemm *g, int i0, int i1, int j0, int j1, int k0, int k1, float *out, int ldc,
                          const Scratch *s) {
   size_t ars = g->ta ? 1 : (size_t)g->lda, acs = g->ta ? (size_t)g->lda : 1;
